@@ -1,0 +1,143 @@
+// Ledger::Impl, shared by ledger.cc (open, reads, verify) and group_commit.cc (the writer).
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "ledger/ledger.h"
+
+namespace gridledger::ledger {
+
+// Converts a RocksDB status at the module edge.
+Status FromRocks(const rocksdb::Status& status, std::string_view what);
+
+// Decodes a stored value (canonical Envelope) in place when it is word-aligned, else from a copy.
+// Throws kj::Exception on malformed bytes when fields are read; callers catch at their edge.
+class StoredValue {
+ public:
+  explicit StoredValue(std::string_view bytes);
+  bool well_formed() const { return well_formed_; }
+  schema::Envelope::Reader envelope();
+  // True when the bytes are exactly the canonical encoding (no stray padding or unused bytes).
+  bool canonical() { return reader_->isCanonical(); }
+
+ private:
+  bool well_formed_ = false;
+  kj::Array<capnp::word> copy_;
+  kj::ArrayPtr<const capnp::word> words_;
+  kj::ArrayPtr<const capnp::word> segments_[1];
+  std::unique_ptr<capnp::SegmentArrayMessageReader> reader_;
+};
+
+class Ledger::Impl {
+ public:
+  Impl(std::string dir, Options options) : dir_(std::move(dir)), options_(std::move(options)) {}
+  ~Impl();
+
+  Status OpenDatabase();
+  Status Recover();
+  void StartWriter();
+
+  Result<AppendResult> Append(AppendRequest request);
+
+  Result<StoredEvent> Get(uint64_t position) const;
+  Result<int64_t> StoredStreamVersion(std::string_view stream) const;
+  Result<std::vector<StoredEvent>> ReadStream(const std::string& stream, uint64_t from_version,
+                                              uint64_t limit) const;
+  Result<std::vector<StoredEvent>> ReadFrom(uint64_t from_position, uint64_t limit) const;
+  Status Scan(uint64_t from_position, const std::function<bool(const EventView&)>& visit) const;
+  // Visits stored values with position in [from_position, head]; stops when visit returns false.
+  Status ScanValues(uint64_t from_position,
+                    const std::function<bool(uint64_t position, StoredValue& value)>& visit) const;
+  Result<uint64_t> PositionAt(int64_t recorded_at_us) const;
+  Result<Digest> Verify() const;
+
+  size_t queued() const {
+    std::lock_guard lock(queue_mutex_);
+    return queue_.size();
+  }
+  uint64_t head() const { return head_.load(std::memory_order_acquire); }
+  Digest HeadDigest() const;
+  uint64_t WaitForHeadAbove(uint64_t position, std::chrono::milliseconds timeout) const;
+  uint64_t AddHeadListener(std::function<void(uint64_t)> listener);
+  void RemoveHeadListener(uint64_t id);
+
+ private:
+  struct PendingAppend {
+    AppendRequest request;
+    std::promise<Result<AppendResult>> done;
+  };
+  // What a group commit has staged but not yet written.
+  struct StagedEvent {
+    const NewEvent* event;
+    const std::string* stream;
+    uint64_t position;
+    uint64_t version;
+  };
+  struct Staging {
+    uint64_t head = 0;
+    std::string head_hash;
+    int64_t recorded_at_us = 0;
+    std::unordered_map<std::string, int64_t> stream_versions;
+    std::unordered_map<std::string, StagedEvent> ids;
+  };
+
+  // Writer thread (group_commit.cc).
+  void WriterLoop();
+  bool TakeBatch(std::vector<std::unique_ptr<PendingAppend>>* batch);
+  void CommitBatch(std::vector<std::unique_ptr<PendingAppend>>* batch);
+  Result<AppendResult> Stage(const AppendRequest& request, Staging* staging,
+                             rocksdb::WriteBatch* batch);
+  Result<std::optional<AppendResult>> FindRetry(const AppendRequest& request,
+                                                const Staging& staging) const;
+  Result<int64_t> CurrentVersion(const std::string& stream, const Staging& staging);
+  void StageEvent(const std::string& stream, const NewEvent& event, uint64_t version,
+                  Staging* staging, rocksdb::WriteBatch* batch);
+  void Publish(const Staging& staging);
+
+  const std::string dir_;
+  const Options options_;
+
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // owned by db_; destroyed before it
+  rocksdb::ColumnFamilyHandle* events_ = nullptr;
+  rocksdb::ColumnFamilyHandle* streams_ = nullptr;
+  rocksdb::ColumnFamilyHandle* ids_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+
+  // Queue between appenders and the writer; bounded by kAppendQueueRequestsMax.
+  mutable std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<std::unique_ptr<PendingAppend>> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+
+  // Writer-thread state: committed head and hash, last recorded_at, cache of stream heads.
+  uint64_t committed_head_ = 0;
+  std::string committed_hash_;
+  int64_t committed_recorded_at_us_ = 0;
+  std::unordered_map<std::string, int64_t> stream_head_cache_;
+
+  // What readers see. head_ is published after each successful sync.
+  std::atomic<uint64_t> head_{0};
+  mutable std::mutex head_mutex_;
+  mutable std::condition_variable head_cv_;
+  std::string head_hash_;  // guarded by head_mutex_
+
+  std::mutex listeners_mutex_;
+  uint64_t next_listener_id_ = 1;
+  std::map<uint64_t, std::function<void(uint64_t)>> listeners_;
+};
+
+}  // namespace gridledger::ledger

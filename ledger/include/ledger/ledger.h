@@ -1,0 +1,100 @@
+// Ledger: an append-only, hash-chained, idempotent event log in RocksDB.
+//
+// Thread-safety: every method may be called from any thread. Appends are serialized by one writer
+// thread that gathers concurrent requests into one synced WriteBatch (group commit); a caller is
+// answered only after that sync returned. Reads go straight to RocksDB and see every acknowledged
+// event.
+//
+// Errors: see status.h. Nothing throws.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ledger/event.h"
+#include "ledger/limits.h"
+#include "ledger/status.h"
+
+namespace gridledger::ledger {
+
+struct Options {
+  // Create the data directory when it does not exist. Default: true.
+  bool create_if_missing = true;
+  // fsync the write-ahead log before acknowledging. Default: true. Only benchmarks of the non-durable
+  // path turn it off: with false, an acknowledged event can be lost on power failure.
+  bool sync = true;
+  // Requests that may wait for the writer before Append answers kBusy.
+  // Default: kAppendQueueRequestsMax (limits.h).
+  size_t append_queue_requests_max = kAppendQueueRequestsMax;
+  // Clock for recorded_at (Unix microseconds). Default: the system clock. Tests inject a fixed clock.
+  std::function<int64_t()> now_us;
+};
+
+class Ledger {
+ public:
+  // Opens (or creates) the ledger in `dir`. Checks the format version, recovers head position and
+  // hash from meta and checks them against the last stored event.
+  // Errors: kLocked when another process holds `dir`; kCorruption on a failed check; kIoError.
+  static Result<std::unique_ptr<Ledger>> Open(const std::string& dir, Options options = {});
+
+  // Stops taking appends, answers every queued request, and closes the database.
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Appends `request` atomically. A retry (first event_id already stored) returns the original
+  // positions with duplicate = true and writes nothing.
+  // Errors: kInvalid, kVersionConflict (current_version() set), kDuplicateMismatch, kBusy,
+  // kIoError, kShutdown. On any error nothing of the request is stored.
+  Result<AppendResult> Append(AppendRequest request);
+
+  // Events of `stream` with version >= from_version, at most `limit` of them.
+  Result<std::vector<StoredEvent>> ReadStream(const std::string& stream, uint64_t from_version = 0,
+                                              uint64_t limit = kReadAll) const;
+  // Events with position >= from_position, at most `limit` (clamped to kReadLimitMax).
+  Result<std::vector<StoredEvent>> ReadFrom(uint64_t from_position, uint64_t limit) const;
+  // One event. kNotFound when position is 0 or past head.
+  Result<StoredEvent> ReadOne(uint64_t position) const;
+  // Calls `visit` for every event with position in [from_position, head at call time], in order,
+  // reading in place; stops early when `visit` returns false. The fast path for replay.
+  Status Scan(uint64_t from_position, const std::function<bool(const EventView&)>& visit) const;
+
+  // The last version of `stream`, or kNoStream.
+  Result<int64_t> StreamVersion(const std::string& stream) const;
+
+  uint64_t Head() const;
+  // Append requests queued for the writer right now (for metrics and tests).
+  size_t QueuedAppends() const;
+  Digest HeadDigest() const;
+  // The stored hash at `position` (kNotFound past head). Does not re-verify; see Verify.
+  Result<Digest> DigestAt(uint64_t position) const;
+
+  // The highest position whose recorded_at <= recorded_at_us (0 when none): the log as the system
+  // knew it at that time. recorded_at never decreases with position, so this is a binary search.
+  Result<uint64_t> PositionAt(int64_t recorded_at_us) const;
+
+  // Blocks until Head() > position or `timeout` passes; returns the head seen.
+  uint64_t WaitForHeadAbove(uint64_t position, std::chrono::milliseconds timeout) const;
+  // Calls `listener(head)` on the writer thread after each group commit. The listener must be cheap
+  // and must not call Append. Returns an id for RemoveHeadListener.
+  uint64_t AddHeadListener(std::function<void(uint64_t head)> listener);
+  void RemoveHeadListener(uint64_t id);
+
+  // Recomputes the whole hash chain from position 1. ok and the head digest, or kCorruption with
+  // position() = the first bad position.
+  Result<Digest> Verify() const;
+
+  static constexpr uint64_t kReadAll = UINT64_MAX;
+
+ private:
+  class Impl;
+  explicit Ledger(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gridledger::ledger

@@ -1,0 +1,34 @@
+// Every bound of the ledger, named in one place. Overload is refused, never buffered without bound.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gridledger::ledger {
+
+// One append request (one stream, atomically).
+inline constexpr size_t kAppendEventsMax = 1000;
+inline constexpr size_t kStreamIdBytesMax = 200;
+inline constexpr size_t kEventIdBytesMax = 128;
+inline constexpr size_t kTypeBytesMax = 64;
+inline constexpr size_t kActorFieldBytesMax = 64;
+inline constexpr size_t kPayloadBytesMax = 64 * 1024;
+
+// Group commit: requests waiting for the writer, and how much one synced WriteBatch may gather.
+inline constexpr size_t kAppendQueueRequestsMax = 4096;
+inline constexpr size_t kGroupCommitRequestsMax = 512;
+inline constexpr size_t kGroupCommitEventsMax = 4096;
+static_assert(kGroupCommitEventsMax >= kAppendEventsMax,
+              "a single maximal request must fit in one group commit");
+
+// The writer's cache of stream heads (stream id -> last version). Cleared when full: it is only an
+// accelerator, RocksDB holds the truth.
+inline constexpr size_t kStreamHeadCacheEntriesMax = 1 << 20;
+
+// Reads.
+inline constexpr uint64_t kReadLimitMax = 100000;
+
+// Hash chain.
+inline constexpr size_t kHashBytes = 32;  // SHA-256
+
+}  // namespace gridledger::ledger

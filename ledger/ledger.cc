@@ -1,0 +1,443 @@
+// Ledger: open and recovery, reads, verification. The write path is in group_commit.cc.
+#include "ledger/ledger.h"
+
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+
+#include <kj/exception.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "ledger/assert.h"
+#include "chain.h"
+#include "format.h"
+#include "impl.h"
+#include "ledger/limits.h"
+
+namespace gridledger::ledger {
+
+namespace {
+
+std::string_view ToView(const rocksdb::Slice& slice) { return {slice.data(), slice.size()}; }
+
+std::string BytesOf(capnp::Data::Reader data) {
+  return std::string(reinterpret_cast<const char*>(data.begin()), data.size());
+}
+
+bool IsLockError(const rocksdb::Status& status) {
+  return status.IsIOError() && (status.ToString().find("lock") != std::string::npos ||
+                                status.ToString().find("Resource temporarily") != std::string::npos);
+}
+
+rocksdb::ColumnFamilyOptions FamilyOptions(bool point_lookups) {
+  rocksdb::ColumnFamilyOptions options;
+  if (point_lookups) {
+    // ids is read by exact key on every append (idempotency); a bloom filter answers "absent"
+    // without touching data blocks.
+    rocksdb::BlockBasedTableOptions table;
+    table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+    options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  }
+  return options;
+}
+
+}  // namespace
+
+Status FromRocks(const rocksdb::Status& status, std::string_view what) {
+  if (status.ok()) return Status::Ok();
+  if (status.IsCorruption()) return {Code::kCorruption, std::string(what) + ": " + status.ToString()};
+  if (status.IsNotFound()) return {Code::kNotFound, std::string(what) + ": " + status.ToString()};
+  return {Code::kIoError, std::string(what) + ": " + status.ToString()};
+}
+
+StoredValue::StoredValue(std::string_view bytes) {
+  if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return;
+  size_t word_count = bytes.size() / sizeof(capnp::word);
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(capnp::word) == 0) {
+    words_ = kj::arrayPtr(reinterpret_cast<const capnp::word*>(bytes.data()), word_count);
+  } else {
+    copy_ = kj::heapArray<capnp::word>(word_count);
+    memcpy(copy_.begin(), bytes.data(), bytes.size());
+    words_ = copy_.asPtr();
+  }
+  segments_[0] = words_;
+  reader_ = std::make_unique<capnp::SegmentArrayMessageReader>(kj::arrayPtr(segments_, 1));
+  well_formed_ = true;
+}
+
+schema::Envelope::Reader StoredValue::envelope() {
+  return reader_->getRoot<schema::Envelope>();
+}
+
+StoredEvent StoredEvent::FromEnvelope(schema::Envelope::Reader envelope) {
+  StoredEvent event;
+  event.position = envelope.getPosition();
+  event.stream = envelope.getStream();
+  event.version = envelope.getVersion();
+  event.type = envelope.getType();
+  event.event_id = envelope.getEventId();
+  event.occurred_at_us = envelope.getOccurredAtUs();
+  event.occurred_at_offset_minutes = envelope.getOccurredAtOffsetMinutes();
+  event.recorded_at_us = envelope.getRecordedAtUs();
+  auto actor = envelope.getActor();
+  event.actor = {actor.getId(), actor.getRole(), actor.getOrg()};
+  event.payload = BytesOf(envelope.getPayload());
+  event.prev_hash = BytesOf(envelope.getPrevHash());
+  event.hash = BytesOf(envelope.getHash());
+  return event;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Open and recovery
+
+Ledger::Impl::~Impl() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  if (db_) {
+    for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    db_->Close().PermitUncheckedError();
+  }
+}
+
+Status Ledger::Impl::OpenDatabase() {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = options_.create_if_missing;
+  db_options.create_missing_column_families = options_.create_if_missing;
+  db_options.max_background_jobs = 2;
+  db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db_options.keep_log_file_num = 3;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, FamilyOptions(false)},
+      {format::kEventsFamily, FamilyOptions(false)},
+      {format::kStreamsFamily, FamilyOptions(false)},
+      {format::kIdsFamily, FamilyOptions(true)},
+      {format::kMetaFamily, FamilyOptions(false)},
+  };
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status status = rocksdb::DB::Open(db_options, dir_, families, &handles_, &db);
+  if (IsLockError(status)) {
+    return {Code::kLocked, "data directory " + dir_ +
+                               " is held by another process (is ledgerd running on it? then use "
+                               "--server ADDR)"};
+  }
+  if (!status.ok()) return FromRocks(status, "opening " + dir_);
+  db_.reset(db);
+  events_ = handles_[1];
+  streams_ = handles_[2];
+  ids_ = handles_[3];
+  meta_ = handles_[4];
+  return Status::Ok();
+}
+
+Status Ledger::Impl::Recover() {
+  std::string version;
+  rocksdb::Status status = db_->Get({}, meta_, format::kMetaFormatVersionKey, &version);
+  std::string expected = std::to_string(format::kFormatVersion);
+  if (status.IsNotFound()) {
+    std::unique_ptr<rocksdb::Iterator> any(db_->NewIterator({}, events_));
+    any->SeekToFirst();
+    if (any->Valid()) return {Code::kCorruption, "events stored but no format version in meta"};
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    Status put = FromRocks(db_->Put(sync, meta_, format::kMetaFormatVersionKey, expected),
+                           "writing format version");
+    if (!put.ok()) return put;
+  } else if (!status.ok()) {
+    return FromRocks(status, "reading format version");
+  } else if (version != expected) {
+    return {Code::kCorruption,
+            "data format version " + version + ", this build reads version " + expected};
+  }
+
+  std::string head_value;
+  status = db_->Get({}, meta_, format::kMetaHeadKey, &head_value);
+  uint64_t head = 0;
+  std::string head_hash = chain::GenesisHash();
+  if (status.ok()) {
+    if (head_value.size() != 8 + kHashBytes) return {Code::kCorruption, "meta head has bad size"};
+    head = format::GetBigEndian64(head_value);
+    head_hash = head_value.substr(8);
+  } else if (!status.IsNotFound()) {
+    return FromRocks(status, "reading head");
+  }
+
+  // The last stored event must be the one meta names: both are written in the same batch.
+  std::unique_ptr<rocksdb::Iterator> last(db_->NewIterator({}, events_));
+  last->SeekToLast();
+  if (!last->status().ok()) return FromRocks(last->status(), "seeking last event");
+  uint64_t last_position = last->Valid() ? format::GetBigEndian64(ToView(last->key())) : 0;
+  if (last_position != head) {
+    return Status(Code::kCorruption, "meta head is " + std::to_string(head) +
+                                         " but the last stored event is at " +
+                                         std::to_string(last_position))
+        .WithPosition(std::min(head, last_position) + 1);
+  }
+  int64_t recorded_at_us = 0;
+  if (head > 0) {
+    try {
+      StoredValue value(ToView(last->value()));
+      if (!value.well_formed()) throw std::runtime_error("bad size");
+      auto envelope = value.envelope();
+      if (envelope.getPosition() != head || BytesOf(envelope.getHash()) != head_hash) {
+        return Status(Code::kCorruption, "the last stored event does not match meta head")
+            .WithPosition(head);
+      }
+      recorded_at_us = envelope.getRecordedAtUs();
+    } catch (const std::exception& e) {
+      return Status(Code::kCorruption, std::string("last event undecodable: ") + e.what())
+          .WithPosition(head);
+    } catch (const kj::Exception& e) {
+      return Status(Code::kCorruption,
+                    std::string("last event undecodable: ") + e.getDescription().cStr())
+          .WithPosition(head);
+    }
+  }
+  committed_head_ = head;
+  committed_hash_ = head_hash;
+  committed_recorded_at_us_ = recorded_at_us;
+  head_.store(head, std::memory_order_release);
+  std::lock_guard lock(head_mutex_);
+  head_hash_ = head_hash;
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Ledger>> Ledger::Open(const std::string& dir, Options options) {
+  if (!options.now_us) {
+    options.now_us = [] {
+      return std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+  }
+  auto impl = std::make_unique<Impl>(dir, std::move(options));
+  Status status = impl->OpenDatabase();
+  if (!status.ok()) return status;
+  status = impl->Recover();
+  if (!status.ok()) return status;
+  impl->StartWriter();
+  return std::unique_ptr<Ledger>(new Ledger(std::move(impl)));
+}
+
+Ledger::Ledger(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Ledger::~Ledger() = default;
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+Result<StoredEvent> Ledger::Impl::Get(uint64_t position) const {
+  if (position == 0 || position > head()) {
+    return Status(Code::kNotFound, "no event at position " + std::to_string(position));
+  }
+  rocksdb::PinnableSlice value;
+  rocksdb::Status status = db_->Get({}, events_, format::EventKey(position), &value);
+  if (!status.ok()) return FromRocks(status, "reading position " + std::to_string(position));
+  try {
+    StoredValue stored(ToView(value));
+    if (!stored.well_formed()) throw std::runtime_error("value size is not whole words");
+    return StoredEvent::FromEnvelope(stored.envelope());
+  } catch (const std::exception& e) {
+    return Status(Code::kCorruption, "position " + std::to_string(position) + ": " + e.what())
+        .WithPosition(position);
+  } catch (const kj::Exception& e) {
+    return Status(Code::kCorruption,
+                  "position " + std::to_string(position) + ": " + e.getDescription().cStr())
+        .WithPosition(position);
+  }
+}
+
+Result<int64_t> Ledger::Impl::StoredStreamVersion(std::string_view stream) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, streams_));
+  std::string prefix = format::StreamPrefix(stream);
+  it->SeekForPrev(format::StreamKey(stream, UINT64_MAX));
+  if (!it->status().ok()) return FromRocks(it->status(), "reading stream head");
+  if (!it->Valid() || !it->key().starts_with(prefix)) return kNoStream;
+  return static_cast<int64_t>(format::GetBigEndian64(ToView(it->key()).substr(prefix.size())));
+}
+
+Result<std::vector<StoredEvent>> Ledger::Impl::ReadStream(const std::string& stream,
+                                                          uint64_t from_version,
+                                                          uint64_t limit) const {
+  std::vector<StoredEvent> events;
+  std::string prefix = format::StreamPrefix(stream);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, streams_));
+  for (it->Seek(format::StreamKey(stream, from_version));
+       it->Valid() && it->key().starts_with(prefix) && events.size() < limit; it->Next()) {
+    Result<StoredEvent> event = Get(format::GetBigEndian64(ToView(it->value())));
+    if (!event.ok()) return event.status();
+    events.push_back(std::move(event).value());
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading stream " + stream);
+  return events;
+}
+
+Result<std::vector<StoredEvent>> Ledger::Impl::ReadFrom(uint64_t from_position,
+                                                        uint64_t limit) const {
+  std::vector<StoredEvent> events;
+  limit = std::min(limit, kReadLimitMax);
+  Status status = Scan(from_position, [&](const EventView& view) {
+    events.push_back(StoredEvent::FromEnvelope(view.envelope()));
+    return events.size() < limit;
+  });
+  if (!status.ok()) return status;
+  return events;
+}
+
+Status Ledger::Impl::ScanValues(
+    uint64_t from_position,
+    const std::function<bool(uint64_t position, StoredValue& value)>& visit) const {
+  const uint64_t last = head();
+  if (from_position == 0) from_position = 1;
+  if (from_position > last) return Status::Ok();
+  rocksdb::ReadOptions read_options;
+  read_options.readahead_size = 2 << 20;
+  std::string upper = format::EventKey(last + 1);
+  rocksdb::Slice upper_slice(upper);
+  read_options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, events_));
+  uint64_t expected = from_position;
+  for (it->Seek(format::EventKey(from_position)); it->Valid(); it->Next(), ++expected) {
+    try {
+      StoredValue stored(ToView(it->value()));
+      if (format::GetBigEndian64(ToView(it->key())) != expected || !stored.well_formed() ||
+          stored.envelope().getPosition() != expected) {
+        return Status(Code::kCorruption, "bad event at position " + std::to_string(expected))
+            .WithPosition(expected);
+      }
+      if (!visit(expected, stored)) return Status::Ok();
+    } catch (const kj::Exception& e) {
+      return Status(Code::kCorruption, "position " + std::to_string(expected) + ": " +
+                                           e.getDescription().cStr())
+          .WithPosition(expected);
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scanning events");
+  if (expected <= last) {
+    return Status(Code::kCorruption, "events end at " + std::to_string(expected - 1) +
+                                         " but head is " + std::to_string(last))
+        .WithPosition(expected);
+  }
+  return Status::Ok();
+}
+
+Status Ledger::Impl::Scan(uint64_t from_position,
+                          const std::function<bool(const EventView&)>& visit) const {
+  return ScanValues(from_position, [&](uint64_t, StoredValue& value) {
+    return visit(EventView(value.envelope()));
+  });
+}
+
+Result<uint64_t> Ledger::Impl::PositionAt(int64_t recorded_at_us) const {
+  // Invariant: recorded_at(low) <= T < recorded_at(high + 1) once the loop ends.
+  uint64_t low = 0;
+  uint64_t high = head();
+  while (low < high) {
+    uint64_t middle = low + (high - low + 1) / 2;
+    Result<StoredEvent> event = Get(middle);
+    if (!event.ok()) return event.status();
+    if (event->recorded_at_us <= recorded_at_us) {
+      low = middle;
+    } else {
+      high = middle - 1;
+    }
+  }
+  return low;
+}
+
+Result<Digest> Ledger::Impl::Verify() const {
+  std::string running = chain::GenesisHash();
+  uint64_t checked = 0;
+  Status failure = Status::Ok();
+  auto fail = [&](uint64_t position, const std::string& why) {
+    failure = Status(Code::kCorruption, "position " + std::to_string(position) + ": " + why)
+                  .WithPosition(position);
+    return false;
+  };
+  Status scanned = ScanValues(1, [&](uint64_t position, StoredValue& value) {
+    // Canonical bytes have no slack: a changed padding byte, invisible to the decoded value, is
+    // still caught here.
+    if (!value.canonical()) return fail(position, "stored bytes are not canonical");
+    auto envelope = value.envelope();
+    if (BytesOf(envelope.getPrevHash()) != running) return fail(position, "prev_hash mismatch");
+    std::string computed = chain::ComputeHash(envelope);
+    if (computed != BytesOf(envelope.getHash())) return fail(position, "hash mismatch");
+    running = std::move(computed);
+    checked = position;
+    return true;
+  });
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  return Digest{checked, chain::ToHex(running)};
+}
+
+Digest Ledger::Impl::HeadDigest() const {
+  std::lock_guard lock(head_mutex_);
+  return {head(), chain::ToHex(head_hash_)};
+}
+
+uint64_t Ledger::Impl::WaitForHeadAbove(uint64_t position,
+                                        std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(head_mutex_);
+  head_cv_.wait_for(lock, timeout, [&] { return head() > position; });
+  return head();
+}
+
+uint64_t Ledger::Impl::AddHeadListener(std::function<void(uint64_t)> listener) {
+  std::lock_guard lock(listeners_mutex_);
+  uint64_t id = next_listener_id_++;
+  listeners_.emplace(id, std::move(listener));
+  return id;
+}
+
+void Ledger::Impl::RemoveHeadListener(uint64_t id) {
+  std::lock_guard lock(listeners_mutex_);
+  listeners_.erase(id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public facade
+
+Result<AppendResult> Ledger::Append(AppendRequest request) {
+  return impl_->Append(std::move(request));
+}
+Result<std::vector<StoredEvent>> Ledger::ReadStream(const std::string& stream,
+                                                    uint64_t from_version, uint64_t limit) const {
+  return impl_->ReadStream(stream, from_version, limit);
+}
+Result<std::vector<StoredEvent>> Ledger::ReadFrom(uint64_t from_position, uint64_t limit) const {
+  return impl_->ReadFrom(from_position, limit);
+}
+Result<StoredEvent> Ledger::ReadOne(uint64_t position) const { return impl_->Get(position); }
+Status Ledger::Scan(uint64_t from_position,
+                    const std::function<bool(const EventView&)>& visit) const {
+  return impl_->Scan(from_position, visit);
+}
+Result<int64_t> Ledger::StreamVersion(const std::string& stream) const {
+  return impl_->StoredStreamVersion(stream);
+}
+uint64_t Ledger::Head() const { return impl_->head(); }
+size_t Ledger::QueuedAppends() const { return impl_->queued(); }
+Digest Ledger::HeadDigest() const { return impl_->HeadDigest(); }
+Result<Digest> Ledger::DigestAt(uint64_t position) const {
+  Result<StoredEvent> event = impl_->Get(position);
+  if (!event.ok()) return event.status();
+  return Digest{position, chain::ToHex(event->hash)};
+}
+Result<uint64_t> Ledger::PositionAt(int64_t recorded_at_us) const {
+  return impl_->PositionAt(recorded_at_us);
+}
+uint64_t Ledger::WaitForHeadAbove(uint64_t position, std::chrono::milliseconds timeout) const {
+  return impl_->WaitForHeadAbove(position, timeout);
+}
+uint64_t Ledger::AddHeadListener(std::function<void(uint64_t)> listener) {
+  return impl_->AddHeadListener(std::move(listener));
+}
+void Ledger::RemoveHeadListener(uint64_t id) { impl_->RemoveHeadListener(id); }
+Result<Digest> Ledger::Verify() const { return impl_->Verify(); }
+
+}  // namespace gridledger::ledger

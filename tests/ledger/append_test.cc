@@ -1,0 +1,222 @@
+// Goal: the single-threaded contract of Ledger::Append and the reads — positions and versions,
+// expected versions, idempotent retries and mismatches, reads by stream/position/time, waiting.
+// Method: a fresh ledger in a temp dir per test; every expectation is about stored state read back.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "ledger/ledger.h"
+#include "support/temp_dir.h"
+
+namespace gridledger::ledger {
+namespace {
+
+NewEvent MakeEvent(std::string id, std::string type = "Tested", std::string payload = "p") {
+  NewEvent event;
+  event.event_id = std::move(id);
+  event.type = std::move(type);
+  event.occurred_at_us = 1'700'000'000'000'000;
+  event.occurred_at_offset_minutes = 480;
+  event.actor = {"S1", "clerk", "KM.XS"};
+  event.payload = std::move(payload);
+  return event;
+}
+
+AppendRequest Request(std::string stream, std::vector<NewEvent> events,
+                      std::optional<int64_t> expected = std::nullopt) {
+  return {std::move(stream), expected, std::move(events)};
+}
+
+class AppendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Options options;
+    options.now_us = [this] { return now_us_; };
+    auto opened = Ledger::Open(dir_.str(), options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    ledger_ = std::move(opened).value();
+  }
+  testing::TempDir dir_;
+  int64_t now_us_ = 1'000'000;
+  std::unique_ptr<Ledger> ledger_;
+};
+
+TEST_F(AppendTest, AssignsGaplessPositionsAndPerStreamVersions) {
+  auto a = ledger_->Append(Request("app/A", {MakeEvent("a0"), MakeEvent("a1")}));
+  auto b = ledger_->Append(Request("app/B", {MakeEvent("b0")}));
+  auto c = ledger_->Append(Request("app/A", {MakeEvent("a2")}));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->events[0].position, 1u);
+  EXPECT_EQ(a->events[1].position, 2u);
+  EXPECT_EQ(a->events[1].version, 1u);
+  EXPECT_EQ(b->events[0].position, 3u);
+  EXPECT_EQ(b->events[0].version, 0u);
+  EXPECT_EQ(c->events[0].position, 4u);
+  EXPECT_EQ(c->events[0].version, 2u);
+  EXPECT_EQ(ledger_->Head(), 4u);
+
+  auto stream = ledger_->ReadStream("app/A");
+  ASSERT_TRUE(stream.ok());
+  ASSERT_EQ(stream->size(), 3u);
+  EXPECT_EQ((*stream)[2].event_id, "a2");
+  EXPECT_EQ((*stream)[2].position, 4u);
+  EXPECT_EQ((*stream)[2].actor.org, "KM.XS");
+  EXPECT_EQ(ledger_->StreamVersion("app/A").value(), 2);
+  EXPECT_EQ(ledger_->StreamVersion("app/none").value(), kNoStream);
+}
+
+TEST_F(AppendTest, ChainLinksEachEventToThePreviousOne) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(ledger_->Append(Request("s/" + std::to_string(i % 2),
+                                        {MakeEvent("e" + std::to_string(i))}))
+                    .ok());
+  }
+  auto all = ledger_->ReadFrom(1, 100);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 5u);
+  EXPECT_EQ((*all)[0].prev_hash, std::string(32, '\0'));
+  for (size_t i = 1; i < all->size(); ++i) EXPECT_EQ((*all)[i].prev_hash, (*all)[i - 1].hash);
+  auto verified = ledger_->Verify();
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  EXPECT_EQ(verified->position, 5u);
+  EXPECT_EQ(verified->hash_hex, ledger_->HeadDigest().hash_hex);
+}
+
+TEST_F(AppendTest, ExpectedVersionIsEnforced) {
+  ASSERT_TRUE(ledger_->Append(Request("app/A", {MakeEvent("a0")}, kNoStream)).ok());
+  auto again = ledger_->Append(Request("app/A", {MakeEvent("a1")}, kNoStream));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), Code::kVersionConflict);
+  EXPECT_EQ(again.status().current_version(), 0);
+  auto stale = ledger_->Append(Request("app/A", {MakeEvent("a1")}, 5));
+  EXPECT_EQ(stale.status().code(), Code::kVersionConflict);
+  auto right = ledger_->Append(Request("app/A", {MakeEvent("a1")}, 0));
+  ASSERT_TRUE(right.ok());
+  EXPECT_EQ(right->events[0].version, 1u);
+  EXPECT_EQ(ledger_->Head(), 2u);
+}
+
+TEST_F(AppendTest, RetryReturnsOriginalPositionsAndWritesNothing) {
+  auto first = ledger_->Append(Request("app/A", {MakeEvent("x1"), MakeEvent("x2")}, kNoStream));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(ledger_->Append(Request("app/B", {MakeEvent("y1")})).ok());
+  // Same request again, even with a now-stale expected version: a retry, not a conflict.
+  auto retry = ledger_->Append(Request("app/A", {MakeEvent("x1"), MakeEvent("x2")}, kNoStream));
+  ASSERT_TRUE(retry.ok()) << retry.status().ToString();
+  EXPECT_EQ(retry->events[0].position, 1u);
+  EXPECT_EQ(retry->events[1].position, 2u);
+  EXPECT_TRUE(retry->events[0].duplicate);
+  EXPECT_TRUE(retry->events[1].duplicate);
+  EXPECT_EQ(ledger_->Head(), 3u);
+}
+
+TEST_F(AppendTest, SameIdWithDifferentContentIsRejected) {
+  ASSERT_TRUE(ledger_->Append(Request("app/A", {MakeEvent("x1", "T", "one")})).ok());
+  auto other_payload = ledger_->Append(Request("app/A", {MakeEvent("x1", "T", "two")}));
+  EXPECT_EQ(other_payload.status().code(), Code::kDuplicateMismatch);
+  auto other_stream = ledger_->Append(Request("app/B", {MakeEvent("x1", "T", "one")}));
+  EXPECT_EQ(other_stream.status().code(), Code::kDuplicateMismatch);
+  auto mixed = ledger_->Append(Request("app/A", {MakeEvent("x1", "T", "one"), MakeEvent("x9")}));
+  EXPECT_EQ(mixed.status().code(), Code::kDuplicateMismatch);
+  auto new_then_old =
+      ledger_->Append(Request("app/A", {MakeEvent("x8"), MakeEvent("x1", "T", "one")}));
+  EXPECT_EQ(new_then_old.status().code(), Code::kDuplicateMismatch);
+  EXPECT_EQ(ledger_->Head(), 1u);
+  EXPECT_EQ(ledger_->StreamVersion("app/B").value(), kNoStream);
+}
+
+TEST_F(AppendTest, InvalidRequestsChangeNothing) {
+  EXPECT_EQ(ledger_->Append(Request("", {MakeEvent("a")})).status().code(), Code::kInvalid);
+  EXPECT_EQ(ledger_->Append(Request(std::string("a\0b", 3), {MakeEvent("a")})).status().code(),
+            Code::kInvalid);
+  EXPECT_EQ(ledger_->Append(Request("app/A", {})).status().code(), Code::kInvalid);
+  EXPECT_EQ(ledger_->Append(Request("app/A", {MakeEvent("d"), MakeEvent("d")})).status().code(),
+            Code::kInvalid);
+  EXPECT_EQ(ledger_->Append(Request("app/A", {MakeEvent("")})).status().code(), Code::kInvalid);
+  EXPECT_EQ(ledger_->Append(Request("app/A", {MakeEvent("big", "T", std::string(70000, 'x'))}))
+                .status()
+                .code(),
+            Code::kInvalid);
+  EXPECT_EQ(ledger_->Append(Request("app/A", {MakeEvent("v")}, -2)).status().code(),
+            Code::kInvalid);
+  EXPECT_EQ(ledger_->Head(), 0u);
+}
+
+TEST_F(AppendTest, ReadsByStreamVersionPositionAndLimit) {
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(ledger_->Append(Request("app/A", {MakeEvent("e" + std::to_string(i))})).ok());
+  }
+  auto tail = ledger_->ReadStream("app/A", 7);
+  ASSERT_TRUE(tail.ok());
+  ASSERT_EQ(tail->size(), 3u);
+  EXPECT_EQ(tail->front().version, 7u);
+  auto page = ledger_->ReadFrom(4, 3);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 3u);
+  EXPECT_EQ(page->front().position, 4u);
+  EXPECT_EQ(page->back().position, 6u);
+  EXPECT_EQ(ledger_->ReadOne(10)->event_id, "e9");
+  EXPECT_EQ(ledger_->ReadOne(11).status().code(), Code::kNotFound);
+  EXPECT_EQ(ledger_->ReadOne(0).status().code(), Code::kNotFound);
+  EXPECT_EQ(ledger_->DigestAt(10)->hash_hex, ledger_->HeadDigest().hash_hex);
+}
+
+TEST_F(AppendTest, PositionAtFindsTheLogAsKnownAtARecordedTime) {
+  EXPECT_EQ(ledger_->PositionAt(5).value(), 0u);
+  for (int i = 0; i < 6; ++i) {
+    now_us_ = 1000 * (i / 2 + 1);  // recorded_at: 1000, 1000, 2000, 2000, 3000, 3000
+    ASSERT_TRUE(ledger_->Append(Request("app/A", {MakeEvent("e" + std::to_string(i))})).ok());
+  }
+  EXPECT_EQ(ledger_->PositionAt(999).value(), 0u);
+  EXPECT_EQ(ledger_->PositionAt(1000).value(), 2u);
+  EXPECT_EQ(ledger_->PositionAt(2500).value(), 4u);
+  EXPECT_EQ(ledger_->PositionAt(9999).value(), 6u);
+  // A clock that steps back never makes recorded_at decrease.
+  now_us_ = 10;
+  ASSERT_TRUE(ledger_->Append(Request("app/A", {MakeEvent("late")})).ok());
+  EXPECT_EQ(ledger_->ReadOne(7)->recorded_at_us, 3000);
+}
+
+TEST_F(AppendTest, WaitForHeadWakesOnAppend) {
+  std::thread appender([&] { ASSERT_TRUE(ledger_->Append(Request("s", {MakeEvent("w")})).ok()); });
+  uint64_t seen = ledger_->WaitForHeadAbove(0, std::chrono::seconds(30));
+  appender.join();
+  EXPECT_EQ(seen, 1u);
+  EXPECT_EQ(ledger_->WaitForHeadAbove(1, std::chrono::milliseconds(1)), 1u);
+}
+
+TEST(AppendBusyTest, FullQueueAnswersBusyAndWritesNothing) {
+  testing::TempDir dir;
+  Options options;
+  options.append_queue_requests_max = 2;
+  auto ledger = std::move(Ledger::Open(dir.str(), options)).value();
+  // Hold the writer inside its first publish so later requests stay queued.
+  std::mutex gate_mutex;
+  std::condition_variable gate_cv;
+  bool open = false;
+  ledger->AddHeadListener([&](uint64_t) {
+    std::unique_lock lock(gate_mutex);
+    gate_cv.wait(lock, [&] { return open; });
+  });
+  std::vector<std::thread> appenders;
+  appenders.emplace_back([&] { EXPECT_TRUE(ledger->Append(Request("s", {MakeEvent("1")})).ok()); });
+  while (ledger->Head() < 1) std::this_thread::yield();
+  for (const char* id : {"2", "3"}) {
+    appenders.emplace_back(
+        [&ledger, id] { EXPECT_TRUE(ledger->Append(Request("s", {MakeEvent(id)})).ok()); });
+  }
+  while (ledger->QueuedAppends() < 2) std::this_thread::yield();
+  auto refused = ledger->Append(Request("s", {MakeEvent("4")}));
+  EXPECT_EQ(refused.status().code(), Code::kBusy);
+  {
+    std::lock_guard lock(gate_mutex);
+    open = true;
+  }
+  gate_cv.notify_all();
+  for (auto& thread : appenders) thread.join();
+  EXPECT_EQ(ledger->Head(), 3u);
+  EXPECT_EQ(ledger->StreamVersion("s").value(), 2);
+}
+
+}  // namespace
+}  // namespace gridledger::ledger
