@@ -1,0 +1,220 @@
+// Workflow rules of one application (work order, stream app/<id>): which event may follow which
+// (../shared/domain.md, "Stages of a new connection / capacity increase").
+//
+// The ledger records facts, so an event in the wrong order is one of two things:
+//
+// - INVALID: it cannot be a fact. Judge() names the rule; the front door rejects the event and
+//   nothing is stored.
+// - VIOLATION: it happened out of order. The event is stored; the violation is flagged on it and
+//   counts against the KPIs.
+//
+// Invalid rules (Verdict::invalid->rule):
+//
+// | rule id                | meaning                                                                 |
+// |------------------------|-------------------------------------------------------------------------|
+// | not_accepted           | any event before the application's ApplicationAccepted                  |
+// | already_accepted       | a second ApplicationAccepted                                            |
+// | after_close            | a workflow event after Archived or Withdrawn (DocumentReviewed,         |
+// |                        | SiteInspected, CallbackMade and Corrected stay allowed; Urged is        |
+// |                        | invalid: there is nothing left to chase)                                |
+// | result_without_request | DesignReviewed / MidInspected / CompletionInspected without an open    |
+// |                        | DesignSubmitted / MidInspectionRequested / CompletionReported           |
+// | resume_without_pause   | ClockResumed while not paused                                           |
+// | pause_while_paused     | ClockPaused while already paused                                        |
+// | step_not_in_business   | a step of another business kind: ChangeExecuted on a new install or     |
+// |                        | capacity increase; SchemeReplied, DesignSubmitted, DesignReviewed,      |
+// |                        | MidInspectionRequested, MidInspected, CompletionReported,               |
+// |                        | CompletionInspected or MeterConnected on a change                       |
+// | not_app_event          | a type that is not appended to app/<id> streams, or an unknown type     |
+// | bad_payload            | the payload does not decode as the type's struct                        |
+//
+// Violation rules (Verdict::violations[i].rule), checked only on valid events:
+//
+// | rule id                            | on              | meaning                                   |
+// |------------------------------------|-----------------|-------------------------------------------|
+// | contract_before_scheme_reply       | ContractSigned  | signed before the supply scheme was       |
+// |                                    |                 | replied (where scheme reply applies)      |
+// | connected_without_contract         | MeterConnected  | no ContractSigned before                  |
+// | connected_before_completion_passed | MeterConnected  | completion inspection required, not passed|
+// | connected_before_fees              | MeterConnected  | fees apply and were not settled           |
+// | connected_before_scheme_reply      | MeterConnected  | scheme reply applies and did not happen   |
+// | connected_without_design_review    | MeterConnected  | HV important customer, no passed review   |
+// | connected_without_mid_inspection   | MeterConnected  | HV important customer, no passed mid insp.|
+// | archived_before_connection         | Archived        | new install / capacity increase archived  |
+// |                                    |                 | without MeterConnected                    |
+// | archived_before_change_executed    | Archived        | change archived without ChangeExecuted    |
+// | callback_before_connection         | CallbackMade    | before MeterConnected (new install /      |
+// |                                    |                 | capacity increase)                        |
+// | callback_before_change_executed    | CallbackMade    | before ChangeExecuted (change)            |
+//
+// Which steps apply (decisions, beyond domain.md's table):
+// - Survey (SurveyDispatched / SiteSurveyed) is skipped for residential and three_zero; doing one
+//   anyway is allowed (it is a fact), it just is not required.
+// - Scheme reply applies unless three_zero (and never to a change, where it is invalid).
+// - Fees apply unless three_zero or business change (a FeesSettled on either is still accepted and
+//   recorded; it is just not required).
+// - Completion inspection is required for hv_single, hv_dual and lv_nonresidential unless
+//   three_zero (domain.md: "HV and LV non-residential with customer works"; three_zero is the LV
+//   service without customer works).
+// - Design review and mid inspection are required for important HV (hv_single / hv_dual)
+//   customers; optional otherwise.
+// - A contract is always required before connection, three_zero included (KPI 4 counts every
+//   connection).
+// - A failed review or inspection (result fail) closes the request; the customer resubmits with a
+//   new request event (a new stage clock starts there). "passed" means "has passed at least once";
+//   a later resubmission does not take it back.
+// - A second request while one is open (e.g. DesignSubmitted twice before a review) is accepted
+//   and does not restart anything; repeated MeterConnected / ChangeExecuted / FeesSettled likewise.
+//
+// Thread-safety: everything here is a pure function of its arguments. Nothing throws: a payload
+// that does not decode is an error value (rule bad_payload).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "domain/sla_profile.h"
+
+namespace gridledger::domain {
+
+// The event types of app/<id> streams, in schema order.
+enum class AppEventType : uint8_t {
+  kApplicationAccepted,
+  kSurveyDispatched,
+  kSiteSurveyed,
+  kSchemeReplied,
+  kFeesSettled,
+  kDesignSubmitted,
+  kDesignReviewed,
+  kMidInspectionRequested,
+  kMidInspected,
+  kCompletionReported,
+  kCompletionInspected,
+  kContractSigned,
+  kMeterConnected,
+  kChangeExecuted,
+  kArchived,
+  kClockPaused,
+  kClockResumed,
+  kUrged,
+  kReassigned,
+  kWithdrawn,
+  kCorrected,
+  kDocumentReviewed,
+  kSiteInspected,
+  kCallbackMade,
+};
+inline constexpr int kAppEventTypeCount = 24;
+
+// nullopt for a type that is not an app/<id> event (report, survey, staff or unknown types).
+std::optional<AppEventType> ParseAppEventType(std::string_view type);
+std::string_view AppEventTypeName(AppEventType type);  // "ApplicationAccepted", …
+
+enum class Business : uint8_t { kNewInstall, kCapacityIncrease, kChange };
+std::string_view BusinessName(Business business);  // "new_install", "capacity_increase", "change"
+
+// The fields of one app event that the workflow rules and the application projection need,
+// decoded once from the stored payload. Fields not belonging to `type` keep their defaults.
+struct WorkflowEvent {
+  AppEventType type = AppEventType::kApplicationAccepted;
+  // ApplicationAccepted
+  SlaCustomerClass customer_class = SlaCustomerClass::kResidential;
+  Business business = Business::kNewInstall;
+  bool important = false;
+  bool three_zero = false;
+  // DesignReviewed / MidInspected / CompletionInspected: result == pass
+  bool passed = false;
+  // Urged
+  int urge_level = 0;
+  std::string to_org;
+  std::string to_person;
+  std::string channel;
+  std::optional<std::string> committed_date;  // "YYYY-MM-DD"
+  // Corrected
+  uint64_t corrects_position = 0;
+  std::string reason;  // Corrected.reason, ClockPaused.reason, Withdrawn.reason
+};
+
+// A rule that an event broke: a stable snake_case id from the tables above and one readable
+// sentence naming it.
+struct RuleBreach {
+  std::string rule;
+  std::string message;
+
+  bool operator==(const RuleBreach&) const = default;
+};
+
+// Decodes the payload of an app event. Errors: rule not_app_event (type) or bad_payload.
+std::variant<WorkflowEvent, RuleBreach> DecodeWorkflowEvent(std::string_view type,
+                                                            std::string_view payload);
+
+// The compact facts about one application needed to judge its next event. Built only by Apply().
+struct WorkflowFacts {
+  bool accepted = false;
+  Business business = Business::kNewInstall;
+  SlaCustomerClass customer_class = SlaCustomerClass::kResidential;
+  bool important = false;
+  bool three_zero = false;
+
+  bool archived = false;
+  bool withdrawn = false;
+  bool paused = false;
+
+  bool survey_dispatched = false;
+  bool surveyed = false;
+  bool scheme_replied = false;
+  bool fees_settled = false;
+  bool design_pending = false;  // submitted, not yet reviewed
+  bool design_passed = false;
+  bool mid_pending = false;  // requested, not yet inspected
+  bool mid_passed = false;
+  bool completion_pending = false;  // reported, not yet inspected
+  bool completion_passed = false;
+  bool contract_signed = false;
+  bool meter_connected = false;
+  bool change_executed = false;
+  bool callback_made = false;
+
+  bool closed() const { return archived || withdrawn; }
+  bool operator==(const WorkflowFacts&) const = default;
+};
+
+// Which steps apply to this application (see "Which steps apply" above).
+bool IsChange(const WorkflowFacts& facts);
+bool IsHighVoltage(const WorkflowFacts& facts);
+bool SurveyApplies(const WorkflowFacts& facts);
+bool SchemeReplyApplies(const WorkflowFacts& facts);
+bool FeesApply(const WorkflowFacts& facts);
+bool CompletionInspectionRequired(const WorkflowFacts& facts);
+bool DesignReviewRequired(const WorkflowFacts& facts);
+bool MidInspectionRequired(const WorkflowFacts& facts);
+
+// The judgement on one event: invalid (reject, store nothing) or valid with zero or more
+// violations (store and flag).
+struct Verdict {
+  std::optional<RuleBreach> invalid;
+  std::vector<RuleBreach> violations;
+
+  bool valid() const { return !invalid.has_value(); }
+};
+
+// Judges `event` against the facts of its application so far. Pure.
+Verdict Judge(const WorkflowFacts& facts, const WorkflowEvent& event);
+// Decodes then judges; a payload that does not decode is invalid (bad_payload / not_app_event).
+Verdict Judge(const WorkflowFacts& facts, std::string_view type, std::string_view payload);
+
+// Advances the facts by a VALID event (REQUIRES: Judge(facts, event).valid()). Applying an invalid
+// event is a caller bug; the facts are then left as they would be after the event's effect.
+void Apply(WorkflowFacts& facts, const WorkflowEvent& event);
+
+// A readable name of the current stage: "not_accepted", "accepted", "survey_dispatched",
+// "surveyed", "scheme_replied", "design_review", "mid_inspection", "completion_inspection",
+// "completion_passed", "connected", "change_executed", "archived", "withdrawn". It names the
+// furthest milestone reached (an open review/inspection wins over earlier milestones).
+std::string_view StageName(const WorkflowFacts& facts);
+
+}  // namespace gridledger::domain
