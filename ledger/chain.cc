@@ -49,6 +49,10 @@ std::string EncodeCanonical(schema::Envelope::Reader envelope) {
   return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
 }
 
+}  // namespace gridledger::ledger::chain
+
+namespace gridledger::ledger {
+
 std::string ToHex(std::string_view bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string hex;
@@ -60,4 +64,4 @@ std::string ToHex(std::string_view bytes) {
   return hex;
 }
 
-}  // namespace gridledger::ledger::chain
+}  // namespace gridledger::ledger

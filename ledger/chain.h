@@ -20,6 +20,4 @@ std::string ComputeHash(schema::Envelope::Reader envelope);
 // The stored bytes of an envelope: its canonical Cap'n Proto encoding (one segment, no table).
 std::string EncodeCanonical(schema::Envelope::Reader envelope);
 
-std::string ToHex(std::string_view bytes);
-
 }  // namespace gridledger::ledger::chain

@@ -372,12 +372,12 @@ Result<Digest> Ledger::Impl::Verify() const {
   });
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
-  return Digest{checked, chain::ToHex(running)};
+  return Digest{checked, ToHex(running)};
 }
 
 Digest Ledger::Impl::HeadDigest() const {
   std::lock_guard lock(head_mutex_);
-  return {head(), chain::ToHex(head_hash_)};
+  return {head(), ToHex(head_hash_)};
 }
 
 uint64_t Ledger::Impl::WaitForHeadAbove(uint64_t position,
@@ -426,7 +426,7 @@ Digest Ledger::HeadDigest() const { return impl_->HeadDigest(); }
 Result<Digest> Ledger::DigestAt(uint64_t position) const {
   Result<StoredEvent> event = impl_->Get(position);
   if (!event.ok()) return event.status();
-  return Digest{position, chain::ToHex(event->hash)};
+  return Digest{position, ToHex(event->hash)};
 }
 Result<uint64_t> Ledger::PositionAt(int64_t recorded_at_us) const {
   return impl_->PositionAt(recorded_at_us);

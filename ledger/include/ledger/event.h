@@ -86,6 +86,9 @@ class EventView {
   schema::Envelope::Reader envelope_;
 };
 
+// Lower-case hex of raw bytes (hashes in JSON and digests).
+std::string ToHex(std::string_view bytes);
+
 // (position, hash): a commitment that history up to `position` is what it is. Hex-encoded hash.
 struct Digest {
   uint64_t position = 0;

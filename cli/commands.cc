@@ -1,0 +1,168 @@
+#include "commands.h"
+
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "domain/event_json.h"
+#include "ingest/event_codec.h"
+#include "ledger/ledger.h"
+
+namespace gridledger::cli {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// Opens the ledger or prints why not (to stderr, as JSON on stdout for scripts).
+std::unique_ptr<ledger::Ledger> OpenOrReport(const std::string& data_dir, std::ostream& out) {
+  auto opened = ledger::Ledger::Open(data_dir);
+  if (!opened.ok()) {
+    out << json{{"ok", false}, {"error", ingest::ErrorJson(opened.status())}}.dump() << "\n";
+    std::cerr << "ledgerctl: " << opened.status().message() << "\n";
+    return nullptr;
+  }
+  return std::move(opened).value();
+}
+
+json AppendLine(ledger::Ledger& ledger, const std::string& line, uint64_t line_number) {
+  domain::Decoded<domain::ClientEvent> decoded = domain::DecodeClientEvent(line);
+  if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+    return {{"ok", false}, {"line", line_number}, {"error", ingest::ErrorJson(*error)}};
+  }
+  ledger::AppendRequest request =
+      ingest::ToAppendRequest(std::move(std::get<domain::ClientEvent>(decoded)));
+  std::string stream = request.stream;
+  auto appended = ledger.Append(std::move(request));
+  if (!appended.ok()) {
+    return {{"ok", false}, {"line", line_number}, {"error", ingest::ErrorJson(appended.status())}};
+  }
+  const ledger::AppendedEvent& event = appended->events.front();
+  return {{"ok", true},
+          {"position", event.position},
+          {"stream", stream},
+          {"version", event.version},
+          {"duplicate", event.duplicate}};
+}
+
+bool Blank(const std::string& line) {
+  return line.find_first_not_of(" \t\r") == std::string::npos;
+}
+
+std::string Shorten(std::string text, size_t width) {
+  if (text.size() <= width) return text;
+  text.resize(width - 3);
+  return text + "...";
+}
+
+}  // namespace
+
+int Append(const std::string& data_dir, const std::string& file, std::ostream& out) {
+  std::ifstream file_stream;
+  if (file != "-") {
+    file_stream.open(file);
+    if (!file_stream) {
+      std::cerr << "ledgerctl: cannot read " << file << "\n";
+      return kExitFailure;
+    }
+  }
+  std::istream& in = file == "-" ? std::cin : file_stream;
+  auto ledger = OpenOrReport(data_dir, out);
+  if (!ledger) return kExitFailure;
+  bool any_rejected = false;
+  std::string line;
+  for (uint64_t line_number = 1; std::getline(in, line); ++line_number) {
+    if (Blank(line)) continue;
+    json result = AppendLine(*ledger, line, line_number);
+    any_rejected |= !result["ok"].get<bool>();
+    out << result.dump() << "\n";
+  }
+  return any_rejected ? kExitRejected : kExitOk;
+}
+
+int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& out) {
+  auto ledger = OpenOrReport(data_dir, out);
+  if (!ledger) return kExitFailure;
+  auto events = options.stream
+                    ? ledger->ReadStream(*options.stream, options.from_version, options.limit)
+                    : ledger->ReadFrom(options.from_position.value_or(1), options.limit);
+  if (!events.ok()) {
+    out << json{{"ok", false}, {"error", ingest::ErrorJson(events.status())}}.dump() << "\n";
+    return kExitFailure;
+  }
+  for (const ledger::StoredEvent& event : *events) {
+    out << ingest::StoredEventToJson(event).dump() << "\n";
+  }
+  return kExitOk;
+}
+
+int History(const std::string& data_dir, const std::string& stream, std::ostream& out) {
+  auto ledger = OpenOrReport(data_dir, out);
+  if (!ledger) return kExitFailure;
+  auto events = ledger->ReadStream(stream);
+  if (!events.ok()) {
+    std::cerr << "ledgerctl: " << events.status().ToString() << "\n";
+    return kExitFailure;
+  }
+  if (events->empty()) {
+    out << "stream " << stream << " has no events\n";
+    return kExitRejected;
+  }
+  out << "history of " << stream << " (" << events->size() << " events)\n";
+  out << std::left << std::setw(8) << "pos" << std::setw(4) << "ver" << std::setw(27)
+      << "occurred_at" << std::setw(27) << "recorded_at" << std::setw(24) << "type"
+      << std::setw(22) << "actor"
+      << "data\n";
+  for (const ledger::StoredEvent& event : *events) {
+    json shown = ingest::StoredEventToJson(event);
+    std::string recorded = shown["recorded_at"].get<std::string>();
+    if (size_t dot = recorded.find('.'); dot != std::string::npos) {
+      recorded.erase(dot, recorded.find_first_of("+-Z", dot) - dot);  // seconds are enough here
+    }
+    std::string actor = event.actor.id + "/" + event.actor.role;
+    out << std::left << std::setw(8) << event.position << std::setw(4) << event.version
+        << std::setw(27) << shown["occurred_at"].get<std::string>() << std::setw(27)
+        << recorded << std::setw(24) << event.type
+        << std::setw(22) << Shorten(actor, 21) << Shorten(shown["data"].dump(), 60) << "\n";
+  }
+  out << "last hash " << ledger::ToHex(events->back().hash) << "\n";
+  return kExitOk;
+}
+
+int Verify(const std::string& data_dir, std::ostream& out) {
+  auto ledger = OpenOrReport(data_dir, out);
+  if (!ledger) return kExitFailure;
+  auto verified = ledger->Verify();
+  if (!verified.ok()) {
+    json failure = {{"ok", false}, {"error", ingest::ErrorJson(verified.status())}};
+    if (verified.status().position()) failure["position"] = *verified.status().position();
+    std::cerr << "ledgerctl: verification failed: " << verified.status().message() << "\n";
+    out << failure.dump() << "\n";
+    return kExitFailure;
+  }
+  out << json{{"ok", true}, {"head", verified->position}, {"hash", verified->hash_hex}}.dump()
+      << "\n";
+  return kExitOk;
+}
+
+int DigestCommand(const std::string& data_dir, std::optional<uint64_t> at, std::ostream& out) {
+  auto ledger = OpenOrReport(data_dir, out);
+  if (!ledger) return kExitFailure;
+  ledger::Digest digest = ledger->HeadDigest();
+  if (at) {
+    auto found = ledger->DigestAt(*at);
+    if (!found.ok()) {
+      out << json{{"ok", false}, {"error", ingest::ErrorJson(found.status())}}.dump() << "\n";
+      return kExitRejected;
+    }
+    digest = *found;
+  }
+  out << json{{"position", digest.position}, {"hash", digest.hash_hex}}.dump() << "\n";
+  return kExitOk;
+}
+
+}  // namespace gridledger::cli

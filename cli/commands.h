@@ -1,0 +1,29 @@
+// ledgerctl's commands. Each returns the process exit code: 0 success, 1 failure of the command
+// itself (storage, corruption), 2 when input was rejected.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+namespace gridledger::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitRejected = 2;
+
+struct ReadOptions {
+  std::optional<std::string> stream;
+  uint64_t from_version = 0;
+  std::optional<uint64_t> from_position;
+  uint64_t limit = 1000;
+};
+
+int Append(const std::string& data_dir, const std::string& file, std::ostream& out);
+int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& out);
+int History(const std::string& data_dir, const std::string& stream, std::ostream& out);
+int Verify(const std::string& data_dir, std::ostream& out);
+int DigestCommand(const std::string& data_dir, std::optional<uint64_t> at, std::ostream& out);
+
+}  // namespace gridledger::cli

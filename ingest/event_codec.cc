@@ -1,0 +1,64 @@
+#include "ingest/event_codec.h"
+
+#include <variant>
+
+#include "ledger/status.h"
+
+namespace gridledger::ingest {
+
+
+ledger::AppendRequest ToAppendRequest(domain::ClientEvent event) {
+  ledger::AppendRequest request;
+  request.stream = std::move(event.stream);
+  request.expected_version = event.expected_version;
+  ledger::NewEvent& stored = request.events.emplace_back();
+  stored.event_id = std::move(event.event_id);
+  stored.type = std::move(event.type);
+  stored.occurred_at_us = event.occurred_at_us;
+  stored.occurred_at_offset_minutes = event.occurred_at_offset_minutes;
+  stored.actor = {std::move(event.actor.id), std::move(event.actor.role),
+                  std::move(event.actor.org)};
+  stored.payload = std::move(event.payload);
+  return request;
+}
+
+nlohmann::ordered_json StoredEventToJson(const ledger::StoredEvent& event) {
+  nlohmann::ordered_json json = {
+      {"position", event.position},
+      {"stream", event.stream},
+      {"version", event.version},
+      {"type", event.type},
+      {"event_id", event.event_id},
+      {"occurred_at",
+       domain::FormatTimestamp(event.occurred_at_us, event.occurred_at_offset_minutes)},
+      {"recorded_at", domain::FormatTimestamp(event.recorded_at_us, kLocalOffsetMinutes)},
+      {"actor", {{"id", event.actor.id}, {"role", event.actor.role}, {"org", event.actor.org}}},
+  };
+  domain::Decoded<nlohmann::json> data = domain::PayloadToJson(event.type, event.payload);
+  if (auto* object = std::get_if<nlohmann::json>(&data)) {
+    json["data"] = std::move(*object);
+  } else {
+    json["data"] = nullptr;
+    json["data_error"] = std::get<domain::DecodeError>(data).message;
+  }
+  json["prev_hash"] = ledger::ToHex(event.prev_hash);
+  json["hash"] = ledger::ToHex(event.hash);
+  return json;
+}
+
+nlohmann::ordered_json ErrorJson(const domain::DecodeError& error) {
+  return {{"code", "invalid"},
+          {"field", error.field},
+          {"rule", error.rule},
+          {"message", error.message}};
+}
+
+nlohmann::ordered_json ErrorJson(const ledger::Status& status) {
+  nlohmann::ordered_json json = {{"code", std::string(ledger::CodeName(status.code()))},
+                         {"message", status.message()}};
+  if (status.current_version()) json["current_version"] = *status.current_version();
+  if (status.position()) json["position"] = *status.position();
+  return json;
+}
+
+}  // namespace gridledger::ingest

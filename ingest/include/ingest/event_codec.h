@@ -1,0 +1,29 @@
+// The bridge between the domain's JSON contract and the ledger's envelopes, used by every front door
+// (ledgerctl, ledgerd): a decoded client event becomes an AppendRequest; a stored event becomes the
+// JSON clients read back (envelope fields plus `data`).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "domain/event_json.h"
+#include "ledger/event.h"
+#include "ledger/status.h"
+
+namespace gridledger::ingest {
+
+// Business time is shown in the center's zone, Asia/Shanghai (UTC+8, no daylight saving).
+inline constexpr int32_t kLocalOffsetMinutes = 8 * 60;
+
+// One client event as a one-event append to its stream.
+ledger::AppendRequest ToAppendRequest(domain::ClientEvent event);
+
+// {"position", "stream", "version", "type", "event_id", "occurred_at", "recorded_at", "actor",
+//  "data", "prev_hash", "hash"}. A payload that no longer decodes is shown as
+//  "data": null with "data_error" naming why — reads never fail on one bad payload.
+nlohmann::ordered_json StoredEventToJson(const ledger::StoredEvent& event);
+
+// {"ok": false, "error": {"code", "message", ...}} bodies, shared by CLI and server.
+nlohmann::ordered_json ErrorJson(const domain::DecodeError& error);
+nlohmann::ordered_json ErrorJson(const ledger::Status& status);
+
+}  // namespace gridledger::ingest

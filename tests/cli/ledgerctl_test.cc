@@ -1,0 +1,164 @@
+// Goal: ledgerctl keeps its command-line contract — one JSON result per input line, exit codes
+// 0/2, a rejected line changes nothing, retries are duplicates, read/history/verify/digest print
+// what is stored, and a tampered byte makes verify fail naming the position.
+// Method: run the real binary on a temp data directory and parse what it prints.
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "format.h"
+#include "support/temp_dir.h"
+
+namespace gridledger::cli {
+namespace {
+
+using nlohmann::json;
+
+struct CommandRun {
+  int exit_code;
+  std::string out;
+  std::vector<json> lines() const {
+    std::vector<json> parsed;
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) parsed.push_back(json::parse(line));
+    return parsed;
+  }
+};
+
+CommandRun Ledgerctl(const std::string& args, const std::string& stdin_text = "") {
+  testing::TempDir scratch;
+  std::string input = (scratch.path() / "stdin").string();
+  std::ofstream(input) << stdin_text;
+  std::string command = std::string(LEDGERCTL_PATH) + " " + args + " < " + input + " 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  CommandRun run{-1, ""};
+  std::array<char, 4096> buffer;
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) run.out.append(buffer.data(), n);
+  int status = pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return run;
+}
+
+std::string Event(const std::string& id, const std::string& type, const std::string& data,
+                  const std::string& extra = "") {
+  return R"({"stream":"app/T-1","type":")" + type + R"(","event_id":")" + id + "\"" + extra +
+         R"(,"occurred_at":"2026-03-02T09:15:00+08:00",)" +
+         R"("actor":{"id":"S1","role":"clerk","org":"KM.XS"},"data":)" + data + "}";
+}
+
+const char kAccepted[] =
+    R"({"customer_id":"C1","customer_name":"甲","customer_class":"residential",)"
+    R"("business":"new_install","voltage_kv":0.22,"capacity_kva":8,"channel":"app",)"
+    R"("important":false,"three_zero":false})";
+
+class LedgerctlTest : public ::testing::Test {
+ protected:
+  std::string Data() const { return "--data " + dir_.str() + "/data"; }
+  testing::TempDir dir_;
+};
+
+TEST_F(LedgerctlTest, AppendsTheSampleApplicationAndVerifies) {
+  CommandRun appended = Ledgerctl(Data() + " append " SAMPLE_APPLICATION);
+  ASSERT_EQ(appended.exit_code, 0) << appended.out;
+  auto results = appended.lines();
+  ASSERT_EQ(results.size(), 11u);
+  for (size_t i = 0; i < results.size(); ++i) {
+    EXPECT_TRUE(results[i]["ok"].get<bool>());
+    EXPECT_EQ(results[i]["position"], i + 1);
+    EXPECT_EQ(results[i]["version"], i);
+    EXPECT_FALSE(results[i]["duplicate"].get<bool>());
+  }
+  CommandRun again = Ledgerctl(Data() + " append " SAMPLE_APPLICATION);
+  ASSERT_EQ(again.exit_code, 0);
+  for (const json& line : again.lines()) EXPECT_TRUE(line["duplicate"].get<bool>());
+
+  CommandRun verified = Ledgerctl(Data() + " verify");
+  ASSERT_EQ(verified.exit_code, 0);
+  json verdict = verified.lines().at(0);
+  EXPECT_TRUE(verdict["ok"].get<bool>());
+  EXPECT_EQ(verdict["head"], 11);
+  CommandRun digest = Ledgerctl(Data() + " digest");
+  EXPECT_EQ(digest.lines().at(0)["hash"], verdict["hash"]);
+
+  CommandRun read = Ledgerctl(Data() + " read --stream app/KM-2026-000123 --from-version 3");
+  auto events = read.lines();
+  ASSERT_EQ(events.size(), 8u);
+  EXPECT_EQ(events[0]["type"], "SchemeReplied");
+  EXPECT_EQ(events[0]["occurred_at"], "2026-03-16T09:15:00+08:00");
+  EXPECT_EQ(events[0]["data"]["scheme"],
+            "10kV single source from 10kV Line 12, metering at HV side");
+  CommandRun history = Ledgerctl(Data() + " history app/KM-2026-000123");
+  EXPECT_EQ(history.exit_code, 0);
+  EXPECT_NE(history.out.find("MeterConnected"), std::string::npos);
+}
+
+TEST_F(LedgerctlTest, RejectedLinesAreReportedAndChangeNothing) {
+  std::string input = Event("ok-1", "ApplicationAccepted", kAccepted, R"(,"expected_version":-1)") +
+                      "\n" + Event("bad-1", "NoSuchType", "{}") + "\n" +
+                      Event("bad-2", "ApplicationAccepted", R"({"customer_id":"C1"})") + "\n" +
+                      Event("bad-3", "SurveyDispatched", R"({"surveyor":"S2"})",
+                            R"(,"expected_version":7)") +
+                      "\n" + "{not json\n" +
+                      Event("ok-1", "ApplicationAccepted",
+                            std::string(kAccepted).replace(17, 1, "乙")) +
+                      "\n";
+  CommandRun run = Ledgerctl(Data() + " append", input);
+  EXPECT_EQ(run.exit_code, 2);
+  auto results = run.lines();
+  ASSERT_EQ(results.size(), 6u);
+  EXPECT_TRUE(results[0]["ok"].get<bool>());
+  EXPECT_EQ(results[1]["error"]["rule"], "unknown_type");
+  EXPECT_EQ(results[1]["line"], 2);
+  EXPECT_EQ(results[2]["error"]["rule"], "missing_field");
+  EXPECT_EQ(results[3]["error"]["code"], "version_conflict");
+  EXPECT_EQ(results[3]["error"]["current_version"], 0);
+  EXPECT_EQ(results[4]["error"]["rule"], "malformed_json");
+  EXPECT_EQ(results[5]["error"]["code"], "duplicate_mismatch");
+  CommandRun verified = Ledgerctl(Data() + " verify");
+  EXPECT_EQ(verified.lines().at(0)["head"], 1);
+}
+
+TEST_F(LedgerctlTest, VerifyNamesTheFirstTamperedPosition) {
+  ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
+  {
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name : {"default", ledger::format::kEventsFamily,
+                             ledger::format::kStreamsFamily, ledger::format::kIdsFamily,
+                             ledger::format::kMetaFamily}) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::Open(rocksdb::DBOptions(), dir_.str() + "/data", families, &handles, &raw)
+            .ok());
+    std::string value;
+    ASSERT_TRUE(raw->Get({}, handles[1], ledger::format::EventKey(5), &value).ok());
+    value[value.size() / 2] ^= 0x04;
+    ASSERT_TRUE(raw->Put({}, handles[1], ledger::format::EventKey(5), value).ok());
+    for (auto* handle : handles) raw->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    delete raw;
+  }
+  CommandRun verified = Ledgerctl(Data() + " verify");
+  EXPECT_NE(verified.exit_code, 0);
+  json verdict = verified.lines().at(0);
+  EXPECT_FALSE(verdict["ok"].get<bool>());
+  EXPECT_EQ(verdict["position"], 5);
+}
+
+TEST_F(LedgerctlTest, UnknownStreamAndBadPositionAreClearErrors) {
+  ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
+  EXPECT_EQ(Ledgerctl(Data() + " history app/none").exit_code, 2);
+  CommandRun digest = Ledgerctl(Data() + " digest --at 99");
+  EXPECT_EQ(digest.exit_code, 2);
+  EXPECT_EQ(digest.lines().at(0)["error"]["code"], "not_found");
+}
+
+}  // namespace
+}  // namespace gridledger::cli
