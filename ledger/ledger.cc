@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 
 #include "ledger/assert.h"
 #include "chain.h"
@@ -105,6 +106,12 @@ Ledger::Impl::~Impl() {
 }
 
 Status Ledger::Impl::OpenDatabase() {
+  if (options_.create_if_missing) {
+    // RocksDB creates the last path component only; a data directory may be nested (data/demo).
+    std::error_code error;
+    std::filesystem::create_directories(dir_, error);
+    if (error) return {Code::kIoError, "creating " + dir_ + ": " + error.message()};
+  }
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = options_.create_if_missing;
   db_options.create_missing_column_families = options_.create_if_missing;
