@@ -19,6 +19,9 @@ ledger::AppendRequest ToAppendRequest(domain::ClientEvent event) {
   stored.actor = {std::move(event.actor.id), std::move(event.actor.role),
                   std::move(event.actor.org)};
   stored.payload = std::move(event.payload);
+  if (auto import = event.extra.find("import"); import != event.extra.end()) {
+    stored.imported = import->is_boolean() && import->get<bool>();
+  }
   return request;
 }
 
@@ -41,6 +44,7 @@ nlohmann::ordered_json StoredEventToJson(const ledger::StoredEvent& event) {
     json["data"] = nullptr;
     json["data_error"] = std::get<domain::DecodeError>(data).message;
   }
+  if (event.imported) json["import"] = true;
   json["prev_hash"] = ledger::ToHex(event.prev_hash);
   json["hash"] = ledger::ToHex(event.hash);
   return json;

@@ -73,7 +73,8 @@ bool SameContent(const std::string& stream, const NewEvent& event, const StoredE
   return stored.stream == stream && stored.type == event.type &&
          stored.occurred_at_us == event.occurred_at_us &&
          stored.occurred_at_offset_minutes == event.occurred_at_offset_minutes &&
-         stored.actor == event.actor && stored.payload == event.payload;
+         stored.actor == event.actor && stored.payload == event.payload &&
+         stored.imported == event.imported;
 }
 
 capnp::Data::Reader AsData(std::string_view bytes) {
@@ -137,6 +138,9 @@ void Ledger::Impl::CommitBatch(std::vector<std::unique_ptr<PendingAppend>>* batc
   staging.recorded_at_us = std::max(options_.now_us(), committed_recorded_at_us_);
 
   rocksdb::WriteBatch write_batch;
+  SideBatch side_batch(&write_batch, side_handles_.data(), side_handles_.size());
+  staging_observer_ = observer_.load();
+  staging_side_batch_ = &side_batch;
   std::vector<Result<AppendResult>> results;
   results.reserve(batch->size());
   for (auto& pending : *batch) {
@@ -154,6 +158,7 @@ void Ledger::Impl::CommitBatch(std::vector<std::unique_ptr<PendingAppend>>* batc
     rocksdb::WriteOptions write_options;
     write_options.sync = options_.sync;
     Status written = FromRocks(db_->Write(write_options, &write_batch), "group commit");
+    if (staging_observer_ != nullptr) staging_observer_->OnGroupCommitted(written.ok());
     if (!written.ok()) {
       // Nothing of this batch is durable: every request that staged events fails; the in-memory
       // head stays where it was.
@@ -230,7 +235,8 @@ Result<std::optional<AppendResult>> Ledger::Impl::FindRetry(const AppendRequest&
       if (*s.stream != request.stream || s.event->type != event.type ||
           s.event->occurred_at_us != event.occurred_at_us ||
           s.event->occurred_at_offset_minutes != event.occurred_at_offset_minutes ||
-          !(s.event->actor == event.actor) || s.event->payload != event.payload) {
+          !(s.event->actor == event.actor) || s.event->payload != event.payload ||
+          s.event->imported != event.imported) {
         return Status(Code::kDuplicateMismatch,
                       "event_id " + event.event_id + " is already stored with different content");
       }
@@ -290,6 +296,7 @@ void Ledger::Impl::StageEvent(const std::string& stream, const NewEvent& event, 
   actor.setRole(event.actor.role);
   actor.setOrg(event.actor.org);
   envelope.setPayload(AsData(event.payload));
+  envelope.setImported(event.imported);
   envelope.setPrevHash(AsData(staging->head_hash));
   std::string hash = chain::ComputeHash(envelope.asReader());
   envelope.setHash(AsData(hash));
@@ -303,6 +310,9 @@ void Ledger::Impl::StageEvent(const std::string& stream, const NewEvent& event, 
   staging->head = position;
   staging->head_hash = std::move(hash);
   staging->ids.emplace(event.event_id, StagedEvent{&event, &stream, position, version});
+  if (staging_observer_ != nullptr) {
+    staging_observer_->OnStaged(EventView(envelope.asReader()), *staging_side_batch_);
+  }
 }
 
 }  // namespace gridledger::ledger

@@ -61,6 +61,14 @@ class Ledger::Impl {
   Status ScanValues(uint64_t from_position,
                     const std::function<bool(uint64_t position, StoredValue& value)>& visit) const;
   Result<uint64_t> PositionAt(int64_t recorded_at_us) const;
+
+  std::unique_ptr<SideBatch> NewSideBatch();
+  Status WriteSide(SideBatch& batch, bool sync);
+  Result<std::optional<std::string>> GetSide(SideFamily family, std::string_view key) const;
+  Status ScanSide(SideFamily family, std::string_view prefix,
+                  const std::function<bool(std::string_view, std::string_view)>& visit) const;
+  Status ClearSide(SideFamily family);
+  void SetAppendObserver(AppendObserver* observer) { observer_.store(observer); }
   Result<Digest> Verify() const;
 
   size_t queued() const {
@@ -104,6 +112,7 @@ class Ledger::Impl {
   Result<int64_t> CurrentVersion(const std::string& stream, const Staging& staging);
   void StageEvent(const std::string& stream, const NewEvent& event, uint64_t version,
                   Staging* staging, rocksdb::WriteBatch* batch);
+  rocksdb::ColumnFamilyHandle* SideHandle(SideFamily family) const;
   void Publish(const Staging& staging);
 
   const std::string dir_;
@@ -115,6 +124,13 @@ class Ledger::Impl {
   rocksdb::ColumnFamilyHandle* streams_ = nullptr;
   rocksdb::ColumnFamilyHandle* ids_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> side_handles_;  // Options::side_families, in order
+
+  // Set by SetAppendObserver; read once per group commit by the writer.
+  std::atomic<AppendObserver*> observer_{nullptr};
+  // The observer's view of the batch being staged (valid only inside CommitBatch).
+  SideBatch* staging_side_batch_ = nullptr;
+  AppendObserver* staging_observer_ = nullptr;
 
   // Queue between appenders and the writer; bounded by kAppendQueueRequestsMax.
   mutable std::mutex queue_mutex_;

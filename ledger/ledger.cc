@@ -84,6 +84,7 @@ StoredEvent StoredEvent::FromEnvelope(schema::Envelope::Reader envelope) {
   auto actor = envelope.getActor();
   event.actor = {actor.getId(), actor.getRole(), actor.getOrg()};
   event.payload = BytesOf(envelope.getPayload());
+  event.imported = envelope.getImported();
   event.prev_hash = BytesOf(envelope.getPrevHash());
   event.hash = BytesOf(envelope.getHash());
   return event;
@@ -126,6 +127,9 @@ Status Ledger::Impl::OpenDatabase() {
       {format::kIdsFamily, FamilyOptions(true)},
       {format::kMetaFamily, FamilyOptions(false)},
   };
+  for (const std::string& name : options_.side_families) {
+    families.emplace_back(name, FamilyOptions(false));
+  }
   rocksdb::DB* db = nullptr;
   rocksdb::Status status = rocksdb::DB::Open(db_options, dir_, families, &handles_, &db);
   if (IsLockError(status)) {
@@ -139,6 +143,7 @@ Status Ledger::Impl::OpenDatabase() {
   streams_ = handles_[2];
   ids_ = handles_[3];
   meta_ = handles_[4];
+  side_handles_.assign(handles_.begin() + 5, handles_.end());
   return Status::Ok();
 }
 
@@ -407,6 +412,83 @@ void Ledger::Impl::RemoveHeadListener(uint64_t id) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Side families
+
+SideBatch::SideBatch(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHandle* const* families,
+                     size_t family_count)
+    : batch_(batch), families_(families), family_count_(family_count) {
+  if (batch_ == nullptr) {
+    owned_ = std::make_unique<rocksdb::WriteBatch>();
+    batch_ = owned_.get();
+  }
+}
+SideBatch::~SideBatch() = default;
+
+void SideBatch::Put(SideFamily family, std::string_view key, std::string_view value) {
+  LEDGER_ASSERT(family < family_count_);
+  batch_->Put(families_[family], rocksdb::Slice(key.data(), key.size()),
+              rocksdb::Slice(value.data(), value.size()))
+      .PermitUncheckedError();
+}
+
+void SideBatch::Delete(SideFamily family, std::string_view key) {
+  LEDGER_ASSERT(family < family_count_);
+  batch_->Delete(families_[family], rocksdb::Slice(key.data(), key.size()))
+      .PermitUncheckedError();
+}
+
+size_t SideBatch::ApproximateBytes() const { return batch_->GetDataSize(); }
+
+rocksdb::ColumnFamilyHandle* Ledger::Impl::SideHandle(SideFamily family) const {
+  LEDGER_ASSERT(family < side_handles_.size());
+  return side_handles_[family];
+}
+
+std::unique_ptr<SideBatch> Ledger::Impl::NewSideBatch() {
+  return std::make_unique<SideBatch>(nullptr, side_handles_.data(), side_handles_.size());
+}
+
+Status Ledger::Impl::WriteSide(SideBatch& batch, bool sync) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = sync;
+  return FromRocks(db_->Write(write_options, batch.batch()), "writing side families");
+}
+
+Result<std::optional<std::string>> Ledger::Impl::GetSide(SideFamily family,
+                                                         std::string_view key) const {
+  std::string value;
+  rocksdb::Status status =
+      db_->Get({}, SideHandle(family), rocksdb::Slice(key.data(), key.size()), &value);
+  if (status.IsNotFound()) return std::optional<std::string>();
+  if (!status.ok()) return FromRocks(status, "reading side family");
+  return std::optional<std::string>(std::move(value));
+}
+
+Status Ledger::Impl::ScanSide(
+    SideFamily family, std::string_view prefix,
+    const std::function<bool(std::string_view, std::string_view)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, SideHandle(family)));
+  rocksdb::Slice prefix_slice(prefix.data(), prefix.size());
+  for (it->Seek(prefix_slice); it->Valid() && it->key().starts_with(prefix_slice); it->Next()) {
+    if (!visit(ToView(it->key()), ToView(it->value()))) break;
+  }
+  return FromRocks(it->status(), "scanning side family");
+}
+
+Status Ledger::Impl::ClearSide(SideFamily family) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, SideHandle(family)));
+  it->SeekToFirst();
+  if (!it->Valid()) return FromRocks(it->status(), "clearing side family");
+  std::string first = it->key().ToString();
+  it->SeekToLast();
+  std::string last = it->key().ToString() + '\0';  // DeleteRange's end is exclusive
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  return FromRocks(db_->DeleteRange(sync, SideHandle(family), first, last),
+                   "clearing side family");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Public facade
 
 Result<AppendResult> Ledger::Append(AppendRequest request) {
@@ -446,5 +528,17 @@ uint64_t Ledger::AddHeadListener(std::function<void(uint64_t)> listener) {
 }
 void Ledger::RemoveHeadListener(uint64_t id) { impl_->RemoveHeadListener(id); }
 Result<Digest> Ledger::Verify() const { return impl_->Verify(); }
+std::unique_ptr<SideBatch> Ledger::NewSideBatch() { return impl_->NewSideBatch(); }
+Status Ledger::WriteSide(SideBatch& batch, bool sync) { return impl_->WriteSide(batch, sync); }
+Result<std::optional<std::string>> Ledger::GetSide(SideFamily family, std::string_view key) const {
+  return impl_->GetSide(family, key);
+}
+Status Ledger::ScanSide(
+    SideFamily family, std::string_view prefix,
+    const std::function<bool(std::string_view key, std::string_view value)>& visit) const {
+  return impl_->ScanSide(family, prefix, visit);
+}
+Status Ledger::ClearSide(SideFamily family) { return impl_->ClearSide(family); }
+void Ledger::SetAppendObserver(AppendObserver* observer) { impl_->SetAppendObserver(observer); }
 
 }  // namespace gridledger::ledger

@@ -26,4 +26,5 @@ struct Envelope {
   payload @9 :Data;             # opaque to the ledger
   prevHash @10 :Data;           # hash of position - 1 (32 zero bytes before position 1)
   hash @11 :Data;               # SHA-256(prevHash || position as big-endian u64 || canonical envelope with hash unset)
+  imported @12 :Bool;           # the appender declared it a bulk import of a historical record
 }

@@ -27,6 +27,7 @@ struct NewEvent {
   int32_t occurred_at_offset_minutes = 0;
   Actor actor;
   std::string payload;  // opaque bytes
+  bool imported = false;  // a bulk import of a historical record, declared by the appender
 };
 
 // Expected version of a stream: the version of its last event, or kNoStream when it must not exist.
@@ -61,6 +62,7 @@ struct StoredEvent {
   int64_t recorded_at_us = 0;
   Actor actor;
   std::string payload;
+  bool imported = false;
   std::string prev_hash;  // 32 raw bytes
   std::string hash;       // 32 raw bytes
 

@@ -18,6 +18,7 @@
 
 #include "ledger/event.h"
 #include "ledger/limits.h"
+#include "ledger/side_store.h"
 #include "ledger/status.h"
 
 namespace gridledger::ledger {
@@ -31,6 +32,8 @@ struct Options {
   // Requests that may wait for the writer before Append answers kBusy.
   // Default: kAppendQueueRequestsMax (limits.h).
   size_t append_queue_requests_max = kAppendQueueRequestsMax;
+  // Column families owned by higher layers (projections), created when missing. Default: none.
+  std::vector<std::string> side_families;
   // Clock for recorded_at (Unix microseconds). Default: the system clock. Tests inject a fixed clock.
   std::function<int64_t()> now_us;
 };
@@ -88,6 +91,23 @@ class Ledger {
   // Recomputes the whole hash chain from position 1. ok and the head digest, or kCorruption with
   // position() = the first bad position.
   Result<Digest> Verify() const;
+
+  // Side families (see side_store.h). `family` indexes Options::side_families.
+  std::unique_ptr<SideBatch> NewSideBatch();
+  // Writes `batch` atomically; `sync` as in Options::sync. Does not go through the append queue.
+  Status WriteSide(SideBatch& batch, bool sync);
+  // The value at `key`, or nullopt.
+  Result<std::optional<std::string>> GetSide(SideFamily family, std::string_view key) const;
+  // Calls visit(key, value) for keys starting with `prefix`, in key order, until it returns false.
+  Status ScanSide(SideFamily family, std::string_view prefix,
+                  const std::function<bool(std::string_view key, std::string_view value)>& visit)
+      const;
+  // Deletes every key of the family (a rebuild starts from nothing).
+  Status ClearSide(SideFamily family);
+
+  // Installs the observer of group commits (nullptr removes it). The observer must outlive its
+  // installation. Takes effect from the next group commit.
+  void SetAppendObserver(AppendObserver* observer);
 
   static constexpr uint64_t kReadAll = UINT64_MAX;
 
