@@ -10,6 +10,7 @@
 
 #include "domain/event_json.h"
 #include "ingest/event_codec.h"
+#include "ingest/ingestor.h"
 #include "ledger/ledger.h"
 
 namespace gridledger::cli {
@@ -29,24 +30,30 @@ std::unique_ptr<ledger::Ledger> OpenOrReport(const std::string& data_dir, std::o
   return std::move(opened).value();
 }
 
-json AppendLine(ledger::Ledger& ledger, const std::string& line, uint64_t line_number) {
+json AppendLine(ingest::Ingestor& ingestor, const std::string& line, uint64_t line_number) {
   domain::Decoded<domain::ClientEvent> decoded = domain::DecodeClientEvent(line);
   if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
     return {{"ok", false}, {"line", line_number}, {"error", ingest::ErrorJson(*error)}};
   }
-  ledger::AppendRequest request =
-      ingest::ToAppendRequest(std::move(std::get<domain::ClientEvent>(decoded)));
-  std::string stream = request.stream;
-  auto appended = ledger.Append(std::move(request));
-  if (!appended.ok()) {
-    return {{"ok", false}, {"line", line_number}, {"error", ingest::ErrorJson(appended.status())}};
+  std::string stream = std::get<domain::ClientEvent>(decoded).stream;
+  auto outcome = ingestor.Append(std::move(std::get<domain::ClientEvent>(decoded)));
+  if (auto* error = std::get_if<ingest::IngestError>(&outcome)) {
+    json body = error->rule ? ingest::ErrorJson(error->status, *error->rule)
+                            : ingest::ErrorJson(error->status);
+    return {{"ok", false}, {"line", line_number}, {"error", std::move(body)}};
   }
-  const ledger::AppendedEvent& event = appended->events.front();
-  return {{"ok", true},
-          {"position", event.position},
-          {"stream", stream},
-          {"version", event.version},
-          {"duplicate", event.duplicate}};
+  const auto& ingested = std::get<ingest::IngestOutcome>(outcome);
+  json result = {{"ok", true},
+                 {"position", ingested.appended.position},
+                 {"stream", stream},
+                 {"version", ingested.appended.version},
+                 {"duplicate", ingested.appended.duplicate}};
+  if (!ingested.violations.empty()) {
+    json violations = json::array();
+    for (const auto& violation : ingested.violations) violations.push_back(violation.rule);
+    result["violations"] = std::move(violations);
+  }
+  return result;
 }
 
 bool Blank(const std::string& line) {
@@ -73,11 +80,12 @@ int Append(const std::string& data_dir, const std::string& file, std::ostream& o
   std::istream& in = file == "-" ? std::cin : file_stream;
   auto ledger = OpenOrReport(data_dir, out);
   if (!ledger) return kExitFailure;
+  ingest::Ingestor ingestor(*ledger);
   bool any_rejected = false;
   std::string line;
   for (uint64_t line_number = 1; std::getline(in, line); ++line_number) {
     if (Blank(line)) continue;
-    json result = AppendLine(*ledger, line, line_number);
+    json result = AppendLine(ingestor, line, line_number);
     any_rejected |= !result["ok"].get<bool>();
     out << result.dump() << "\n";
   }

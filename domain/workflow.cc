@@ -146,12 +146,31 @@ bool IsNewInstallOnlyStep(AppEventType type) {
   }
 }
 
+std::optional<RuleBreach> CheckResultHasRequest(const WorkflowFacts& facts, AppEventType type) {
+  bool open = true;
+  std::string_view request;
+  if (type == AppEventType::kDesignReviewed) {
+    open = facts.design_pending;
+    request = "DesignSubmitted";
+  } else if (type == AppEventType::kMidInspected) {
+    open = facts.mid_pending;
+    request = "MidInspectionRequested";
+  } else if (type == AppEventType::kCompletionInspected) {
+    open = facts.completion_pending;
+    request = "CompletionReported";
+  }
+  if (open) return std::nullopt;
+  return Breach("result_without_request", std::string(AppEventTypeName(type)) +
+                                              " without an open " + std::string(request) +
+                                              " (rule result_without_request)");
+}
+
 // The invalid rules, in the order of the table in workflow.h.
-std::optional<RuleBreach> FindInvalid(const WorkflowFacts& facts, const WorkflowEvent& event) {
-  const std::string_view name = AppEventTypeName(event.type);
-  const bool accept = event.type == AppEventType::kApplicationAccepted;
+std::optional<RuleBreach> FindInvalid(const WorkflowFacts& facts, AppEventType type) {
+  const std::string name(AppEventTypeName(type));
+  const bool accept = type == AppEventType::kApplicationAccepted;
   if (!facts.accepted && !accept) {
-    return Breach("not_accepted", std::string(name) +
+    return Breach("not_accepted", name +
                                       " on an application that was never accepted (rule "
                                       "not_accepted: ApplicationAccepted comes first)");
   }
@@ -159,19 +178,292 @@ std::optional<RuleBreach> FindInvalid(const WorkflowFacts& facts, const Workflow
     return Breach("already_accepted",
                   "ApplicationAccepted on an application already accepted (rule already_accepted)");
   }
-  if (facts.closed() && !IsEvidenceOrCorrection(event.type)) {
-    return Breach("after_close", std::string(name) + " after the application was " +
+  if (facts.closed() && !IsEvidenceOrCorrection(type)) {
+    return Breach("after_close", name + " after the application was " +
                                      (facts.archived ? "archived" : "withdrawn") +
                                      " (rule after_close: only evidence and Corrected may follow)");
   }
   const bool change = IsChange(facts);
-  if ((change && IsNewInstallOnlyStep(event.type)) ||
-      (!change && event.accepted_by_type_change_only())) {
-    return Breach("step_not_in_business",
-                  std::string(name) + " is not a step of business " +
-                      std::string(BusinessName(facts.business)) + " (rule step_not_in_business)");
+  if ((change && IsNewInstallOnlyStep(type)) ||
+      (!change && type == AppEventType::kChangeExecuted)) {
+    return Breach("step_not_in_business", name + " is not a step of business " +
+                                              std::string(BusinessName(facts.business)) +
+                                              " (rule step_not_in_business)");
+  }
+  if (auto breach = CheckResultHasRequest(facts, type)) return breach;
+  if (type == AppEventType::kClockResumed && !facts.paused) {
+    return Breach("resume_without_pause",
+                  "ClockResumed while the clocks are not paused (rule resume_without_pause)");
+  }
+  if (type == AppEventType::kClockPaused && facts.paused) {
+    return Breach("pause_while_paused",
+                  "ClockPaused while the clocks are already paused (rule pause_while_paused)");
   }
   return std::nullopt;
 }
 
+void AddViolation(std::vector<RuleBreach>& out, std::string rule, std::string what) {
+  what += " (rule " + rule + ")";
+  out.push_back(Breach(std::move(rule), std::move(what)));
+}
+
+void ConnectionViolations(const WorkflowFacts& facts, std::vector<RuleBreach>& out) {
+  if (!facts.contract_signed) {
+    AddViolation(out, "connected_without_contract", "MeterConnected before a signed contract");
+  }
+  if (CompletionInspectionRequired(facts) && !facts.completion_passed) {
+    AddViolation(out, "connected_before_completion_passed",
+                 "MeterConnected before a passed completion inspection");
+  }
+  if (FeesApply(facts) && !facts.fees_settled) {
+    AddViolation(out, "connected_before_fees", "MeterConnected before the fees were settled");
+  }
+  if (SchemeReplyApplies(facts) && !facts.scheme_replied) {
+    AddViolation(out, "connected_before_scheme_reply",
+                 "MeterConnected before the supply scheme was replied");
+  }
+  if (DesignReviewRequired(facts) && !facts.design_passed) {
+    AddViolation(out, "connected_without_design_review",
+                 "MeterConnected of an important HV customer without a passed design review");
+  }
+  if (MidInspectionRequired(facts) && !facts.mid_passed) {
+    AddViolation(out, "connected_without_mid_inspection",
+                 "MeterConnected of an important HV customer without a passed mid inspection");
+  }
+}
+
+std::vector<RuleBreach> FindViolations(const WorkflowFacts& facts, AppEventType type) {
+  std::vector<RuleBreach> out;
+  const bool change = IsChange(facts);
+  switch (type) {
+    case AppEventType::kContractSigned:
+      if (SchemeReplyApplies(facts) && !facts.scheme_replied) {
+        AddViolation(out, "contract_before_scheme_reply",
+                     "ContractSigned before the supply scheme was replied");
+      }
+      break;
+    case AppEventType::kMeterConnected:
+      ConnectionViolations(facts, out);
+      break;
+    case AppEventType::kArchived:
+      if (change && !facts.change_executed) {
+        AddViolation(out, "archived_before_change_executed", "Archived before ChangeExecuted");
+      } else if (!change && !facts.meter_connected) {
+        AddViolation(out, "archived_before_connection", "Archived before MeterConnected");
+      }
+      break;
+    case AppEventType::kCallbackMade:
+      if (change && !facts.change_executed) {
+        AddViolation(out, "callback_before_change_executed", "CallbackMade before ChangeExecuted");
+      } else if (!change && !facts.meter_connected) {
+        AddViolation(out, "callback_before_connection", "CallbackMade before MeterConnected");
+      }
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+
+void ApplyAccepted(WorkflowFacts& facts, const WorkflowEvent& event) {
+  facts.accepted = true;
+  facts.business = event.business;
+  facts.customer_class = event.customer_class;
+  facts.important = event.important;
+  facts.three_zero = event.three_zero;
+}
+
+// A result closes its request; pass is remembered for good (see workflow.h).
+void ApplyResult(bool& pending, bool& passed, bool result_passed) {
+  pending = false;
+  if (result_passed) passed = true;
+}
+
 }  // namespace
+
+std::optional<AppEventType> ParseAppEventType(std::string_view type) {
+  for (int i = 0; i < kAppEventTypeCount; ++i) {
+    if (kAppEventTypeNames[i] == type) return static_cast<AppEventType>(i);
+  }
+  return std::nullopt;
+}
+
+std::string_view AppEventTypeName(AppEventType type) {
+  return kAppEventTypeNames[static_cast<size_t>(type)];
+}
+
+std::string_view BusinessName(Business business) {
+  switch (business) {
+    case Business::kNewInstall:
+      return "new_install";
+    case Business::kCapacityIncrease:
+      return "capacity_increase";
+    case Business::kChange:
+      return "change";
+  }
+  return "unknown";
+}
+
+std::variant<WorkflowEvent, RuleBreach> DecodeWorkflowEvent(std::string_view type,
+                                                            std::string_view payload) {
+  const std::optional<AppEventType> app_type = ParseAppEventType(type);
+  if (!app_type) {
+    return Breach("not_app_event", "type \"" + std::string(type) +
+                                       "\" is not an event of app/<id> streams (rule "
+                                       "not_app_event)");
+  }
+  if (payload.empty() || payload.size() % sizeof(capnp::word) != 0 ||
+      payload.size() > kPayloadBytesMax) {
+    return Breach("bad_payload", std::string(type) +
+                                     " payload is not a whole number of 8-byte words within 1 MiB "
+                                     "(rule bad_payload)");
+  }
+  WorkflowEvent out;
+  out.type = *app_type;
+  // The stored bytes need not be word-aligned; Cap'n Proto reads words, so copy once.
+  auto words = kj::heapArray<capnp::word>(payload.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), payload.data(), payload.size());
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = kReaderTraversalWordsMax;
+  options.nestingLimit = kReaderNestingMax;
+  try {
+    capnp::FlatArrayMessageReader message(words, options);
+    ReadFields(message, out);
+  } catch (const kj::Exception& e) {  // the decoding edge: malformed bytes become a value
+    const auto description = e.getDescription();
+    return Breach("bad_payload", std::string(type) + " payload does not decode: " +
+                                     std::string(description.begin(), description.size()) +
+                                     " (rule bad_payload)");
+  }
+  return out;
+}
+
+bool IsChange(const WorkflowFacts& facts) { return facts.business == Business::kChange; }
+
+bool IsHighVoltage(const WorkflowFacts& facts) {
+  return facts.customer_class == SlaCustomerClass::kHvSingle ||
+         facts.customer_class == SlaCustomerClass::kHvDual;
+}
+
+bool SurveyApplies(const WorkflowFacts& facts) {
+  return facts.customer_class != SlaCustomerClass::kResidential && !facts.three_zero;
+}
+
+bool SchemeReplyApplies(const WorkflowFacts& facts) {
+  return !IsChange(facts) && !facts.three_zero;
+}
+
+bool FeesApply(const WorkflowFacts& facts) { return !IsChange(facts) && !facts.three_zero; }
+
+bool CompletionInspectionRequired(const WorkflowFacts& facts) {
+  return !IsChange(facts) && !facts.three_zero &&
+         facts.customer_class != SlaCustomerClass::kResidential;
+}
+
+bool DesignReviewRequired(const WorkflowFacts& facts) {
+  return !IsChange(facts) && facts.important && IsHighVoltage(facts);
+}
+
+bool MidInspectionRequired(const WorkflowFacts& facts) { return DesignReviewRequired(facts); }
+
+Verdict Judge(const WorkflowFacts& facts, const WorkflowEvent& event) {
+  Verdict verdict;
+  verdict.invalid = FindInvalid(facts, event.type);
+  if (verdict.valid()) verdict.violations = FindViolations(facts, event.type);
+  return verdict;
+}
+
+Verdict Judge(const WorkflowFacts& facts, std::string_view type, std::string_view payload) {
+  auto decoded = DecodeWorkflowEvent(type, payload);
+  if (auto* breach = std::get_if<RuleBreach>(&decoded)) return Verdict{std::move(*breach), {}};
+  return Judge(facts, std::get<WorkflowEvent>(decoded));
+}
+
+void Apply(WorkflowFacts& facts, const WorkflowEvent& event) {
+  switch (event.type) {
+    case AppEventType::kApplicationAccepted:
+      ApplyAccepted(facts, event);
+      break;
+    case AppEventType::kSurveyDispatched:
+      facts.survey_dispatched = true;
+      break;
+    case AppEventType::kSiteSurveyed:
+      facts.surveyed = true;
+      break;
+    case AppEventType::kSchemeReplied:
+      facts.scheme_replied = true;
+      break;
+    case AppEventType::kFeesSettled:
+      facts.fees_settled = true;
+      break;
+    case AppEventType::kDesignSubmitted:
+      facts.design_pending = true;
+      break;
+    case AppEventType::kDesignReviewed:
+      ApplyResult(facts.design_pending, facts.design_passed, event.passed);
+      break;
+    case AppEventType::kMidInspectionRequested:
+      facts.mid_pending = true;
+      break;
+    case AppEventType::kMidInspected:
+      ApplyResult(facts.mid_pending, facts.mid_passed, event.passed);
+      break;
+    case AppEventType::kCompletionReported:
+      facts.completion_pending = true;
+      break;
+    case AppEventType::kCompletionInspected:
+      ApplyResult(facts.completion_pending, facts.completion_passed, event.passed);
+      break;
+    case AppEventType::kContractSigned:
+      facts.contract_signed = true;
+      break;
+    case AppEventType::kMeterConnected:
+      facts.meter_connected = true;
+      break;
+    case AppEventType::kChangeExecuted:
+      facts.change_executed = true;
+      break;
+    case AppEventType::kArchived:
+      facts.archived = true;
+      break;
+    case AppEventType::kClockPaused:
+      facts.paused = true;
+      break;
+    case AppEventType::kClockResumed:
+      facts.paused = false;
+      break;
+    case AppEventType::kWithdrawn:
+      facts.withdrawn = true;
+      break;
+    case AppEventType::kCallbackMade:
+      facts.callback_made = true;
+      break;
+    case AppEventType::kUrged:
+    case AppEventType::kReassigned:
+    case AppEventType::kCorrected:
+    case AppEventType::kDocumentReviewed:
+    case AppEventType::kSiteInspected:
+      break;  // no effect on the workflow (Corrected: see TODO in projections/application.h)
+  }
+}
+
+std::string_view StageName(const WorkflowFacts& facts) {
+  if (!facts.accepted) return "not_accepted";
+  if (facts.withdrawn) return "withdrawn";
+  if (facts.archived) return "archived";
+  if (IsChange(facts)) {
+    if (facts.change_executed) return "change_executed";
+    return facts.surveyed ? "surveyed" : "accepted";
+  }
+  if (facts.meter_connected) return "connected";
+  if (facts.completion_pending) return "completion_inspection";
+  if (facts.completion_passed) return "completion_passed";
+  if (facts.mid_pending) return "mid_inspection";
+  if (facts.design_pending) return "design_review";
+  if (facts.scheme_replied) return "scheme_replied";
+  if (facts.surveyed) return "surveyed";
+  if (facts.survey_dispatched) return "survey_dispatched";
+  return "accepted";
+}
+
+}  // namespace gridledger::domain

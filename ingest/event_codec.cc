@@ -66,3 +66,13 @@ nlohmann::ordered_json ErrorJson(const ledger::Status& status) {
 }
 
 }  // namespace gridledger::ingest
+
+namespace gridledger::ingest {
+
+nlohmann::ordered_json ErrorJson(const ledger::Status& status, const domain::RuleBreach& rule) {
+  return {{"code", std::string(ledger::CodeName(status.code()))},
+          {"rule", rule.rule},
+          {"message", rule.message}};
+}
+
+}  // namespace gridledger::ingest

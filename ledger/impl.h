@@ -53,6 +53,7 @@ class Ledger::Impl {
 
   Result<StoredEvent> Get(uint64_t position) const;
   Result<int64_t> StoredStreamVersion(std::string_view stream) const;
+  Result<std::optional<uint64_t>> FindEventId(const std::string& event_id) const;
   Result<std::vector<StoredEvent>> ReadStream(const std::string& stream, uint64_t from_version,
                                               uint64_t limit) const;
   Result<std::vector<StoredEvent>> ReadFrom(uint64_t from_position, uint64_t limit) const;

@@ -263,6 +263,15 @@ Result<StoredEvent> Ledger::Impl::Get(uint64_t position) const {
   }
 }
 
+Result<std::optional<uint64_t>> Ledger::Impl::FindEventId(const std::string& event_id) const {
+  std::string position;
+  rocksdb::Status status = db_->Get({}, ids_, event_id, &position);
+  if (status.IsNotFound()) return std::optional<uint64_t>();
+  if (!status.ok()) return FromRocks(status, "looking up event_id");
+  if (position.size() != 8) return Status(Code::kCorruption, "ids entry has bad size");
+  return std::optional<uint64_t>(format::GetBigEndian64(position));
+}
+
 Result<int64_t> Ledger::Impl::StoredStreamVersion(std::string_view stream) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, streams_));
   std::string prefix = format::StreamPrefix(stream);
@@ -508,6 +517,9 @@ Status Ledger::Scan(uint64_t from_position,
 }
 Result<int64_t> Ledger::StreamVersion(const std::string& stream) const {
   return impl_->StoredStreamVersion(stream);
+}
+Result<std::optional<uint64_t>> Ledger::FindEventId(const std::string& event_id) const {
+  return impl_->FindEventId(event_id);
 }
 uint64_t Ledger::Head() const { return impl_->head(); }
 size_t Ledger::QueuedAppends() const { return impl_->queued(); }

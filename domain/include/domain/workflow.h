@@ -10,42 +10,43 @@
 //
 // Invalid rules (Verdict::invalid->rule):
 //
-// | rule id                | meaning                                                                 |
-// |------------------------|-------------------------------------------------------------------------|
-// | not_accepted           | any event before the application's ApplicationAccepted                  |
-// | already_accepted       | a second ApplicationAccepted                                            |
-// | after_close            | a workflow event after Archived or Withdrawn (DocumentReviewed,         |
-// |                        | SiteInspected, CallbackMade and Corrected stay allowed; Urged is        |
-// |                        | invalid: there is nothing left to chase)                                |
-// | result_without_request | DesignReviewed / MidInspected / CompletionInspected without an open    |
-// |                        | DesignSubmitted / MidInspectionRequested / CompletionReported           |
-// | resume_without_pause   | ClockResumed while not paused                                           |
-// | pause_while_paused     | ClockPaused while already paused                                        |
-// | step_not_in_business   | a step of another business kind: ChangeExecuted on a new install or     |
-// |                        | capacity increase; SchemeReplied, DesignSubmitted, DesignReviewed,      |
-// |                        | MidInspectionRequested, MidInspected, CompletionReported,               |
-// |                        | CompletionInspected or MeterConnected on a change                       |
-// | not_app_event          | a type that is not appended to app/<id> streams, or an unknown type     |
-// | bad_payload            | the payload does not decode as the type's struct                        |
+// | rule id                | meaning                                                             |
+// |------------------------|---------------------------------------------------------------------|
+// | not_accepted           | any event before the application's ApplicationAccepted              |
+// | already_accepted       | a second ApplicationAccepted                                        |
+// | after_close            | a workflow event after Archived or Withdrawn (DocumentReviewed,     |
+// |                        | SiteInspected, CallbackMade and Corrected stay allowed; Urged is    |
+// |                        | invalid: there is nothing left to chase)                            |
+// | result_without_request | DesignReviewed / MidInspected / CompletionInspected without an open |
+// |                        | DesignSubmitted / MidInspectionRequested / CompletionReported       |
+// | resume_without_pause   | ClockResumed while not paused                                       |
+// | pause_while_paused     | ClockPaused while already paused                                    |
+// | step_not_in_business   | a step of another business kind: ChangeExecuted on a new install or |
+// |                        | capacity increase; SchemeReplied, DesignSubmitted, DesignReviewed,  |
+// |                        | MidInspectionRequested, MidInspected, CompletionReported,           |
+// |                        | CompletionInspected or MeterConnected on a change                   |
+// | not_app_event          | a type not appended to app/<id> streams, or an unknown type         |
+// | bad_payload            | the payload does not decode as the type's struct                    |
 //
 // Violation rules (Verdict::violations[i].rule), checked only on valid events:
 //
-// | rule id                            | on              | meaning                                   |
-// |------------------------------------|-----------------|-------------------------------------------|
-// | contract_before_scheme_reply       | ContractSigned  | signed before the supply scheme was       |
-// |                                    |                 | replied (where scheme reply applies)      |
-// | connected_without_contract         | MeterConnected  | no ContractSigned before                  |
-// | connected_before_completion_passed | MeterConnected  | completion inspection required, not passed|
-// | connected_before_fees              | MeterConnected  | fees apply and were not settled           |
-// | connected_before_scheme_reply      | MeterConnected  | scheme reply applies and did not happen   |
-// | connected_without_design_review    | MeterConnected  | HV important customer, no passed review   |
-// | connected_without_mid_inspection   | MeterConnected  | HV important customer, no passed mid insp.|
-// | archived_before_connection         | Archived        | new install / capacity increase archived  |
-// |                                    |                 | without MeterConnected                    |
-// | archived_before_change_executed    | Archived        | change archived without ChangeExecuted    |
-// | callback_before_connection         | CallbackMade    | before MeterConnected (new install /      |
-// |                                    |                 | capacity increase)                        |
-// | callback_before_change_executed    | CallbackMade    | before ChangeExecuted (change)            |
+// | rule id                            | on             | meaning                                |
+// |------------------------------------|----------------|----------------------------------------|
+// | contract_before_scheme_reply       | ContractSigned | signed before the supply scheme was    |
+// |                                    |                | replied (where scheme reply applies)   |
+// | connected_without_contract         | MeterConnected | no ContractSigned before               |
+// | connected_before_completion_passed | MeterConnected | completion inspection required and not |
+// |                                    |                | passed                                 |
+// | connected_before_fees              | MeterConnected | fees apply and were not settled        |
+// | connected_before_scheme_reply      | MeterConnected | scheme reply applies, did not happen   |
+// | connected_without_design_review    | MeterConnected | important HV, no passed design review  |
+// | connected_without_mid_inspection   | MeterConnected | important HV, no passed mid inspection |
+// | archived_before_connection         | Archived       | new install / capacity increase        |
+// |                                    |                | archived without MeterConnected        |
+// | archived_before_change_executed    | Archived       | change archived without ChangeExecuted |
+// | callback_before_connection         | CallbackMade   | before MeterConnected (new install /   |
+// |                                    |                | capacity increase)                     |
+// | callback_before_change_executed    | CallbackMade   | before ChangeExecuted (change)         |
 //
 // Which steps apply (decisions, beyond domain.md's table):
 // - Survey (SurveyDispatched / SiteSurveyed) is skipped for residential and three_zero; doing one

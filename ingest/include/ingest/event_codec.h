@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "domain/event_json.h"
+#include "domain/workflow.h"
 #include "ledger/event.h"
 #include "ledger/status.h"
 
@@ -25,5 +26,7 @@ nlohmann::ordered_json StoredEventToJson(const ledger::StoredEvent& event);
 // {"ok": false, "error": {"code", "message", ...}} bodies, shared by CLI and server.
 nlohmann::ordered_json ErrorJson(const domain::DecodeError& error);
 nlohmann::ordered_json ErrorJson(const ledger::Status& status);
+// A workflow rule's refusal: {"code":"invalid","rule":…,"message":…}.
+nlohmann::ordered_json ErrorJson(const ledger::Status& status, const domain::RuleBreach& rule);
 
 }  // namespace gridledger::ingest

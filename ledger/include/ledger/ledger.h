@@ -67,6 +67,9 @@ class Ledger {
   // reading in place; stops early when `visit` returns false. The fast path for replay.
   Status Scan(uint64_t from_position, const std::function<bool(const EventView&)>& visit) const;
 
+  // The position of the event stored under `event_id`, or nullopt.
+  Result<std::optional<uint64_t>> FindEventId(const std::string& event_id) const;
+
   // The last version of `stream`, or kNoStream.
   Result<int64_t> StreamVersion(const std::string& stream) const;
 

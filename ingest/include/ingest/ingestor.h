@@ -1,0 +1,50 @@
+// Ingestor: the one way client events enter the ledger. It judges each event of an application
+// stream against the workflow rules (domain/workflow.h) on the application's facts as stored, then
+// appends it with the version it judged against, so the judgement and the append agree even under
+// concurrent writers.
+//
+//   retry of a stored event_id  → passed to the ledger unjudged (returns the original position)
+//   stale expected_version      → version_conflict, before any judgement
+//   invalid by a workflow rule  → rejected with the rule id, nothing stored
+//   violations                  → stored; the violations are returned and the projections flag them
+//
+// Thread-safe: any number of threads may call Append.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "domain/event_json.h"
+#include "domain/workflow.h"
+#include "ledger/ledger.h"
+
+namespace gridledger::ingest {
+
+// How often an append without expected_version re-judges after losing a race on its stream.
+inline constexpr int kJudgeRetriesMax = 16;
+
+struct IngestOutcome {
+  ledger::AppendedEvent appended;
+  std::vector<domain::RuleBreach> violations;
+};
+
+// Why an event was refused: a ledger status (version_conflict, busy, …) or a workflow rule.
+struct IngestError {
+  ledger::Status status;                    // kInvalid for workflow rules
+  std::optional<domain::RuleBreach> rule;  // set when a workflow rule refused the event
+};
+
+class Ingestor {
+ public:
+  explicit Ingestor(ledger::Ledger& ledger) : ledger_(ledger) {}
+
+  std::variant<IngestOutcome, IngestError> Append(domain::ClientEvent event);
+
+ private:
+  // The workflow facts of `stream` as stored, and the stream's version they reflect.
+  ledger::Result<std::pair<domain::WorkflowFacts, int64_t>> StoredFacts(const std::string& stream);
+
+  ledger::Ledger& ledger_;
+};
+
+}  // namespace gridledger::ingest

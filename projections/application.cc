@@ -1,0 +1,545 @@
+// The application projection (see projections/application.h).
+#include "projections/application.h"
+
+#include <algorithm>
+#include <variant>
+
+#include "domain/event_json.h"
+
+namespace gridledger::projections {
+namespace {
+
+using domain::AppEventType;
+using domain::Date;
+using domain::SlaClock;
+
+constexpr int32_t kShanghaiOffsetMinutes = 8 * 60;
+
+std::string_view AsView(capnp::Text::Reader text) { return {text.begin(), text.size()}; }
+
+// ---- Clock bookkeeping ----
+
+Clock* LatestOpenClock(ApplicationState& state, SlaClock name) {
+  for (auto it = state.clocks.rbegin(); it != state.clocks.rend(); ++it) {
+    if (it->name == name) return it->open() ? &*it : nullptr;
+  }
+  return nullptr;
+}
+
+void OpenClock(ApplicationState& state, SlaClock name, Date date, uint64_t position) {
+  Clock clock;
+  clock.name = name;
+  clock.attempt = 1 + static_cast<int>(std::count_if(
+                          state.clocks.begin(), state.clocks.end(),
+                          [name](const Clock& existing) { return existing.name == name; }));
+  clock.start = date;
+  clock.start_position = position;
+  // A clock started during a customer-caused pause waits with the others.
+  if (state.facts.paused) clock.pauses.push_back(PauseInterval{date, std::nullopt, position, 0});
+  state.clocks.push_back(std::move(clock));
+}
+
+void EndClock(Clock& clock, Date date, uint64_t position) {
+  clock.end = date;
+  clock.end_position = position;
+  if (!clock.pauses.empty() && !clock.pauses.back().to) {
+    clock.pauses.back().to = date;
+    clock.pauses.back().to_position = position;
+  }
+}
+
+void CloseClock(ApplicationState& state, SlaClock name, Date date, uint64_t position) {
+  if (Clock* clock = LatestOpenClock(state, name)) EndClock(*clock, date, position);
+}
+
+void PauseOpenClocks(ApplicationState& state, Date date, uint64_t position) {
+  for (Clock& clock : state.clocks) {
+    if (clock.open()) clock.pauses.push_back(PauseInterval{date, std::nullopt, position, 0});
+  }
+}
+
+void ResumeOpenClocks(ApplicationState& state, Date date, uint64_t position) {
+  for (Clock& clock : state.clocks) {
+    if (clock.paused()) {
+      clock.pauses.back().to = date;
+      clock.pauses.back().to_position = position;
+    }
+  }
+}
+
+void StopOpenClocks(ApplicationState& state, AppEventType by, Date date, uint64_t position) {
+  for (Clock& clock : state.clocks) {
+    if (!clock.open()) continue;
+    EndClock(clock, date, position);
+    clock.stopped_by = by;
+  }
+}
+
+void SetOnce(std::optional<Milestone>& milestone, Date date, uint64_t position) {
+  if (!milestone) milestone = Milestone{date, position};
+}
+
+// The applicable connection prerequisites that happened, and whether all of them did.
+struct Prerequisites {
+  std::optional<Date> latest;
+  bool all = true;
+};
+
+Prerequisites ConnectionPrerequisites(const ApplicationState& state) {
+  const domain::WorkflowFacts& facts = state.facts;
+  Prerequisites out;
+  auto take = [&out](bool applies, const std::optional<Milestone>& milestone) {
+    if (!applies) return;
+    if (!milestone) {
+      out.all = false;
+      return;
+    }
+    if (!out.latest || *out.latest < milestone->date) out.latest = milestone->date;
+  };
+  take(domain::CompletionInspectionRequired(facts), state.completion_passed);
+  take(true, state.contract_signed);
+  take(domain::FeesApply(facts), state.fees_settled);
+  take(domain::SchemeReplyApplies(facts), state.scheme_replied);
+  return out;
+}
+
+bool HasClock(const ApplicationState& state, SlaClock name) {
+  return state.LatestClock(name) != nullptr;
+}
+
+// Called after each applied event of a new install / capacity increase.
+void MaybeOpenConnection(ApplicationState& state, uint64_t position) {
+  if (domain::IsChange(state.facts) || state.facts.closed() || state.facts.meter_connected ||
+      HasClock(state, SlaClock::kConnection)) {
+    return;
+  }
+  const Prerequisites prerequisites = ConnectionPrerequisites(state);
+  if (prerequisites.all && prerequisites.latest) {
+    OpenClock(state, SlaClock::kConnection, *prerequisites.latest, position);
+  }
+}
+
+void OnMeterConnected(ApplicationState& state, Date date, uint64_t position) {
+  if (!HasClock(state, SlaClock::kConnection)) {
+    // Connected before its prerequisites (a violation): measure from what did happen.
+    const Prerequisites prerequisites = ConnectionPrerequisites(state);
+    Date start = prerequisites.latest.value_or(state.accepted_date.value_or(date));
+    OpenClock(state, SlaClock::kConnection, std::min(start, date), position);
+  }
+  CloseClock(state, SlaClock::kConnection, date, position);
+}
+
+void OnAccepted(ApplicationState& state, const EventRecord& event, Date date) {
+  state.org = std::string(event.actor_org);
+  state.accepted_date = date;
+  if (domain::IsChange(state.facts)) {
+    OpenClock(state, SlaClock::kChangeCompletion, date, event.position);
+  } else if (domain::SchemeReplyApplies(state.facts)) {
+    OpenClock(state, SlaClock::kSchemeReply, date, event.position);
+  }
+}
+
+// Opens a request's clock unless one is already running (a second request changes nothing).
+void OnRequest(ApplicationState& state, SlaClock name, Date date, uint64_t position) {
+  if (!LatestOpenClock(state, name)) OpenClock(state, name, date, position);
+}
+
+// Clock and milestone effects of an applied event; `state.facts` already includes it.
+void UpdateClocks(ApplicationState& state, const EventRecord& event,
+                  const domain::WorkflowEvent& decoded) {
+  const Date date = domain::LocalDateOf(event.occurred_at_us);
+  const uint64_t position = event.position;
+  switch (decoded.type) {
+    case AppEventType::kApplicationAccepted:
+      OnAccepted(state, event, date);
+      break;
+    case AppEventType::kSchemeReplied:
+      CloseClock(state, SlaClock::kSchemeReply, date, position);
+      SetOnce(state.scheme_replied, date, position);
+      break;
+    case AppEventType::kFeesSettled:
+      SetOnce(state.fees_settled, date, position);
+      break;
+    case AppEventType::kContractSigned:
+      SetOnce(state.contract_signed, date, position);
+      break;
+    case AppEventType::kDesignSubmitted:
+      OnRequest(state, SlaClock::kDesignReview, date, position);
+      break;
+    case AppEventType::kDesignReviewed:
+      CloseClock(state, SlaClock::kDesignReview, date, position);
+      break;
+    case AppEventType::kMidInspectionRequested:
+      OnRequest(state, SlaClock::kMidInspection, date, position);
+      break;
+    case AppEventType::kMidInspected:
+      CloseClock(state, SlaClock::kMidInspection, date, position);
+      break;
+    case AppEventType::kCompletionReported:
+      OnRequest(state, SlaClock::kCompletionInspection, date, position);
+      break;
+    case AppEventType::kCompletionInspected:
+      CloseClock(state, SlaClock::kCompletionInspection, date, position);
+      if (decoded.passed) SetOnce(state.completion_passed, date, position);
+      break;
+    case AppEventType::kMeterConnected:
+      OnMeterConnected(state, date, position);
+      break;
+    case AppEventType::kChangeExecuted:
+      CloseClock(state, SlaClock::kChangeCompletion, date, position);
+      break;
+    case AppEventType::kClockPaused:
+      PauseOpenClocks(state, date, position);
+      break;
+    case AppEventType::kClockResumed:
+      ResumeOpenClocks(state, date, position);
+      break;
+    case AppEventType::kArchived:
+    case AppEventType::kWithdrawn:
+      StopOpenClocks(state, decoded.type, date, position);
+      break;
+    default:
+      break;
+  }
+  MaybeOpenConnection(state, position);
+}
+
+void RecordSideFacts(ApplicationState& state, const EventRecord& event,
+                     const domain::WorkflowEvent& decoded) {
+  // A declared bulk import of a historical record is late by nature, not backdated.
+  if (!event.imported &&
+      domain::LocalDateOf(event.occurred_at_us) < domain::LocalDateOf(event.recorded_at_us)) {
+    state.late_records.push_back(LateRecord{event.position, std::string(event.type),
+                                            event.occurred_at_us, event.recorded_at_us});
+  }
+  if (decoded.type == AppEventType::kUrged) {
+    state.urges.push_back(UrgeRecord{event.position, decoded.urge_level, decoded.to_org,
+                                     decoded.to_person, decoded.channel, decoded.committed_date,
+                                     event.occurred_at_us});
+  } else if (decoded.type == AppEventType::kCorrected) {
+    state.corrections.push_back(
+        CorrectionRecord{event.position, decoded.corrects_position, decoded.reason});
+  }
+}
+
+// ---- Evaluation helpers ----
+
+// Paused working days of `clock` counted up to `until` (its end, or T).
+domain::CalendarAnswer<int32_t> PausedDays(const Clock& clock,
+                                           const domain::WorkingCalendar& calendar, Date until) {
+  int32_t total = 0;
+  for (const PauseInterval& pause : clock.pauses) {
+    const Date to = std::min(pause.to.value_or(until), until);
+    auto days = calendar.WorkingDaysIn(pause.from, to);
+    if (!days.ok()) return days;
+    total += *days.value;
+  }
+  return {total, 0};
+}
+
+ClockState FromSla(domain::SlaState state) {
+  switch (state) {
+    case domain::SlaState::kOnTrack:
+      return ClockState::kOnTrack;
+    case domain::SlaState::kWarning:
+      return ClockState::kWarning;
+    case domain::SlaState::kOverdue:
+      return ClockState::kOverdue;
+    case domain::SlaState::kPaused:
+      return ClockState::kPaused;
+    case domain::SlaState::kMet:
+      return ClockState::kMet;
+    case domain::SlaState::kMissed:
+      return ClockState::kMissed;
+    case domain::SlaState::kCalendarMissing:
+      return ClockState::kCalendarMissing;
+  }
+  return ClockState::kCalendarMissing;
+}
+
+// ---- JSON helpers ----
+
+nlohmann::json DateJson(const std::optional<Date>& date) {
+  return date ? nlohmann::json(date->ToString()) : nlohmann::json(nullptr);
+}
+
+std::string TimeText(int64_t unix_us) {
+  return domain::FormatTimestamp(unix_us, kShanghaiOffsetMinutes);
+}
+
+nlohmann::json ClockJson(const Clock& clock, const ClockView& view) {
+  nlohmann::json out = {
+      {"attempt", view.attempt},
+      {"start", view.start.ToString()},
+      {"end", DateJson(view.end)},
+      {"limit", view.limit_days ? nlohmann::json(*view.limit_days) : nlohmann::json(nullptr)},
+      {"elapsed_working_days", view.elapsed_working_days},
+      {"paused_working_days", view.paused_working_days},
+      {"deadline", DateJson(view.deadline)},
+      {"state", ClockStateName(view.state)},
+      {"start_position", clock.start_position},
+      {"end_position", clock.end ? nlohmann::json(clock.end_position) : nlohmann::json(nullptr)},
+  };
+  if (view.state == ClockState::kOverdue || view.state == ClockState::kMissed) {
+    out["overdue_days"] = view.overdue_days;
+  }
+  if (view.state == ClockState::kOverdue) out["escalation_level"] = view.escalation_level;
+  if (view.missing_year != 0) out["missing_year"] = view.missing_year;
+  if (view.deadline_missing_year != 0) out["deadline_missing_year"] = view.deadline_missing_year;
+  if (clock.stopped_by) out["stopped_by"] = domain::AppEventTypeName(*clock.stopped_by);
+  nlohmann::json pauses = nlohmann::json::array();
+  for (const PauseInterval& pause : clock.pauses) {
+    pauses.push_back({{"from", pause.from.ToString()}, {"to", DateJson(pause.to)}});
+  }
+  out["pauses"] = std::move(pauses);
+  return out;
+}
+
+nlohmann::json ClocksJson(const ApplicationState& state, const domain::WorkingCalendar& calendar,
+                          const domain::SlaProfile& profile, int64_t at_unix_us) {
+  nlohmann::json clocks = nlohmann::json::object();
+  for (int i = 0; i < domain::kSlaClockCount; ++i) {
+    const auto name = static_cast<SlaClock>(i);
+    nlohmann::json attempts = nlohmann::json::array();
+    for (const Clock& clock : state.clocks) {
+      if (clock.name != name) continue;
+      attempts.push_back(ClockJson(
+          clock, Evaluate(clock, calendar, profile, state.facts.customer_class, at_unix_us)));
+    }
+    if (attempts.empty()) continue;
+    nlohmann::json latest = attempts.back();
+    attempts.erase(attempts.size() - 1);
+    if (!attempts.empty()) latest["attempts"] = std::move(attempts);
+    clocks[std::string(domain::SlaClockName(name))] = std::move(latest);
+  }
+  return clocks;
+}
+
+nlohmann::json RecordsJson(const ApplicationState& state, const domain::WorkingCalendar& calendar,
+                           const domain::SlaProfile& profile) {
+  nlohmann::json out = {{"violations", nlohmann::json::array()},
+                        {"backdated", nlohmann::json::array()},
+                        {"urges", nlohmann::json::array()},
+                        {"corrections", nlohmann::json::array()},
+                        {"rejected", nlohmann::json::array()}};
+  for (const ViolationRecord& v : state.violations) {
+    out["violations"].push_back(
+        {{"rule", v.rule}, {"position", v.position}, {"type", v.type}, {"message", v.message}});
+  }
+  for (const BackdatedFlag& flag : Backdated(state, calendar, profile)) {
+    nlohmann::json item = {
+        {"position", flag.record.position},
+        {"type", flag.record.type},
+        {"occurred_at", TimeText(flag.record.occurred_at_us)},
+        {"recorded_at", TimeText(flag.record.recorded_at_us)},
+        {"working_days_late", flag.working_days_late ? nlohmann::json(*flag.working_days_late)
+                                                     : nlohmann::json(nullptr)}};
+    if (flag.missing_year != 0) item["missing_year"] = flag.missing_year;
+    out["backdated"].push_back(std::move(item));
+  }
+  for (const UrgeRecord& u : state.urges) {
+    out["urges"].push_back({{"position", u.position},
+                            {"level", u.level},
+                            {"to_org", u.to_org},
+                            {"to_person", u.to_person},
+                            {"channel", u.channel},
+                            {"committed_date", u.committed_date ? nlohmann::json(*u.committed_date)
+                                                                : nlohmann::json(nullptr)},
+                            {"occurred_at", TimeText(u.occurred_at_us)}});
+  }
+  for (const CorrectionRecord& c : state.corrections) {
+    out["corrections"].push_back({{"position", c.position},
+                                  {"corrects_position", c.corrects_position},
+                                  {"reason", c.reason}});
+  }
+  for (const RejectedRecord& r : state.rejected) {
+    out["rejected"].push_back(
+        {{"position", r.position}, {"type", r.type}, {"rule", r.rule}, {"message", r.message}});
+  }
+  return out;
+}
+
+}  // namespace
+
+EventRecord RecordOf(const ledger::EventView& event) {
+  auto envelope = event.envelope();
+  return EventRecord{event.position(),
+                     event.stream(),
+                     event.type(),
+                     AsView(envelope.getActor().getOrg()),
+                     envelope.getOccurredAtUs(),
+                     envelope.getRecordedAtUs(),
+                     event.payload(),
+                     envelope.getImported()};
+}
+
+EventRecord RecordOf(const ledger::StoredEvent& event) {
+  return EventRecord{event.position,       event.stream,         event.type,
+                     event.actor.org,      event.occurred_at_us, event.recorded_at_us,
+                     event.payload,        event.imported};
+}
+
+const Clock* ApplicationState::LatestClock(domain::SlaClock name) const {
+  for (auto it = clocks.rbegin(); it != clocks.rend(); ++it) {
+    if (it->name == name) return &*it;
+  }
+  return nullptr;
+}
+
+void Fold(ApplicationState& state, const EventRecord& event) {
+  if (state.stream.empty()) state.stream = std::string(event.stream);
+  if (event.stream != state.stream) return;
+  state.last_position = event.position;
+  auto decoded = domain::DecodeWorkflowEvent(event.type, event.payload);
+  if (auto* breach = std::get_if<domain::RuleBreach>(&decoded)) {
+    state.rejected.push_back(
+        RejectedRecord{event.position, std::string(event.type), breach->rule, breach->message});
+    return;
+  }
+  const domain::WorkflowEvent& workflow_event = std::get<domain::WorkflowEvent>(decoded);
+  domain::Verdict verdict = domain::Judge(state.facts, workflow_event);
+  if (!verdict.valid()) {
+    state.rejected.push_back(RejectedRecord{event.position, std::string(event.type),
+                                            verdict.invalid->rule, verdict.invalid->message});
+    return;
+  }
+  for (domain::RuleBreach& violation : verdict.violations) {
+    state.violations.push_back(ViolationRecord{std::move(violation.rule), event.position,
+                                               std::string(event.type),
+                                               std::move(violation.message)});
+  }
+  domain::Apply(state.facts, workflow_event);
+  ++state.events_applied;
+  UpdateClocks(state, event, workflow_event);
+  RecordSideFacts(state, event, workflow_event);
+}
+
+void Fold(ApplicationState& state, const ledger::EventView& event) { Fold(state, RecordOf(event)); }
+
+void Fold(ApplicationState& state, const ledger::StoredEvent& event) {
+  Fold(state, RecordOf(event));
+}
+
+EventFilter OccurredBy(int64_t occurred_at_max_us) {
+  return [occurred_at_max_us](const EventRecord& event) {
+    return event.occurred_at_us <= occurred_at_max_us;
+  };
+}
+
+ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,
+                            const EventFilter& keep) {
+  ApplicationState state;
+  for (const ledger::StoredEvent& event : events) {
+    const EventRecord record = RecordOf(event);
+    if (!keep || keep(record)) Fold(state, record);
+  }
+  return state;
+}
+
+std::string_view ClockStateName(ClockState state) {
+  switch (state) {
+    case ClockState::kOnTrack:
+      return "on_track";
+    case ClockState::kWarning:
+      return "warning";
+    case ClockState::kOverdue:
+      return "overdue";
+    case ClockState::kPaused:
+      return "paused";
+    case ClockState::kMet:
+      return "met";
+    case ClockState::kMissed:
+      return "missed";
+    case ClockState::kCalendarMissing:
+      return "calendar_missing";
+    case ClockState::kNotApplicable:
+      return "not_applicable";
+    case ClockState::kStopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+ClockView Evaluate(const Clock& clock, const domain::WorkingCalendar& calendar,
+                   const domain::SlaProfile& profile, domain::SlaCustomerClass customer_class,
+                   int64_t at_unix_us) {
+  ClockView view;
+  view.name = clock.name;
+  view.attempt = clock.attempt;
+  view.start = clock.start;
+  view.end = clock.end;
+  view.limit_days = profile.LimitDays(clock.name, customer_class);
+  const Date until = clock.end.value_or(domain::LocalDateOf(at_unix_us));
+  const auto paused = PausedDays(clock, calendar, until);
+  const auto raw = calendar.WorkingDaysIn(clock.start, until);
+  if (!paused.ok() || !raw.ok()) {
+    view.state = ClockState::kCalendarMissing;
+    view.missing_year = !raw.ok() ? raw.missing_year : paused.missing_year;
+    return view;
+  }
+  view.paused_working_days = *paused.value;
+  view.elapsed_working_days = *raw.value - view.paused_working_days;
+  if (clock.stopped_by) {
+    view.state = ClockState::kStopped;
+  } else if (!view.limit_days) {
+    view.state = ClockState::kNotApplicable;
+  }
+  if (!view.limit_days) return view;
+  const auto deadline =
+      domain::Deadline(calendar, clock.start, *view.limit_days, view.paused_working_days);
+  if (deadline.ok()) {
+    view.deadline = deadline.value;
+  } else {
+    view.deadline_missing_year = deadline.missing_year;
+  }
+  const domain::SlaStatus status = profile.Classify(domain::ClockReading{
+      *view.limit_days, view.elapsed_working_days, clock.paused(), !clock.open()});
+  view.overdue_days = status.overdue_days;
+  if (clock.stopped_by) return view;
+  view.state = FromSla(status.state);
+  view.escalation_level = status.escalation_level;
+  return view;
+}
+
+std::vector<BackdatedFlag> Backdated(const ApplicationState& state,
+                                     const domain::WorkingCalendar& calendar,
+                                     const domain::SlaProfile& profile) {
+  std::vector<BackdatedFlag> flags;
+  const int32_t tolerance = profile.backdating_tolerance_working_days();
+  for (const LateRecord& record : state.late_records) {
+    const auto late = calendar.WorkingDaysIn(domain::LocalDateOf(record.occurred_at_us),
+                                             domain::LocalDateOf(record.recorded_at_us));
+    if (!late.ok()) {
+      flags.push_back(BackdatedFlag{record, std::nullopt, late.missing_year});
+    } else if (*late.value > tolerance) {
+      flags.push_back(BackdatedFlag{record, late.value, 0});
+    }
+  }
+  return flags;
+}
+
+nlohmann::json ToJson(const ApplicationState& state, const domain::WorkingCalendar& calendar,
+                      const domain::SlaProfile& profile, int64_t at_unix_us) {
+  const domain::WorkflowFacts& facts = state.facts;
+  nlohmann::json out = {
+      {"stream", state.stream},
+      {"org", state.org},
+      {"customer_class", facts.accepted
+                             ? nlohmann::json(domain::SlaCustomerClassName(facts.customer_class))
+                             : nlohmann::json(nullptr)},
+      {"business", facts.accepted ? nlohmann::json(domain::BusinessName(facts.business))
+                                  : nlohmann::json(nullptr)},
+      {"important", facts.important},
+      {"three_zero", facts.three_zero},
+      {"stage", state.stage()},
+      {"paused", facts.paused},
+      {"accepted_date", DateJson(state.accepted_date)},
+      {"last_position", state.last_position},
+      {"evaluated_at", TimeText(at_unix_us)},
+      {"clocks", ClocksJson(state, calendar, profile, at_unix_us)},
+  };
+  out.update(RecordsJson(state, calendar, profile));
+  return out;
+}
+
+}  // namespace gridledger::projections

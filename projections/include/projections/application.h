@@ -1,0 +1,245 @@
+// The application projection: the state of one work order (stream app/<id>) folded from its events,
+// with every stage clock and its SLA state (../shared/domain.md, "Time limits", "Counting",
+// "SLA states").
+//
+// Fold() is pure and deterministic: the same events in the same order give an equal state, and
+// nothing here does I/O or reads a clock. Evaluation against a working calendar and an SLA profile
+// at a time T is separate (Evaluate, ToJson), so a newly loaded calendar year or a replaced profile
+// needs no refold.
+//
+// "State as of a business time T": fold only the events with occurred_at <= T (FoldStream with
+// OccurredBy(T)) and evaluate at T. "As the system knew it at recorded time R": fold the events up
+// to ledger::Ledger::PositionAt(R).
+//
+// Clocks (domain.md table; each restart is a new instance with the next attempt number):
+//   scheme_reply           ApplicationAccepted (not three_zero, not change) → SchemeReplied
+//   design_review          DesignSubmitted → DesignReviewed (a fail ends it; resubmission restarts)
+//   mid_inspection         MidInspectionRequested → MidInspected (likewise)
+//   completion_inspection  CompletionReported → CompletionInspected (likewise)
+//   connection             the event completing the applicable prerequisites (completion passed,
+//                          contract signed, fees settled, scheme replied — see domain/workflow.h),
+//                          dated at the latest of their dates → MeterConnected. A MeterConnected
+//                          without a running connection clock (a violation) gets an instance
+//                          started at the latest prerequisite that did happen (or the acceptance)
+//                          and ended at once.
+//   change_completion      ApplicationAccepted (change) → ChangeExecuted
+// A customer-caused pause (ClockPaused → ClockResumed) pauses every open clock; a clock opened
+// while paused starts paused. Archived or Withdrawn stop every clock still open: such a clock is
+// `stopped` (its ending event never happened; it never counts as met). Urged never moves anything.
+//
+// Events that the workflow rules call invalid (domain/workflow.h) should never be stored; if one is
+// (an old import, a bypassed front door), the fold skips it and lists it in `rejected`, so replay
+// stays deterministic and the anomaly stays visible.
+//
+// Thread-safety: values only; concurrent use of distinct states is safe. Nothing throws.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "domain/calendar.h"
+#include "domain/sla_profile.h"
+#include "domain/workflow.h"
+#include "ledger/event.h"
+
+namespace gridledger::projections {
+
+// One event as the fold needs it; views into the caller's storage, valid for the call only.
+struct EventRecord {
+  uint64_t position = 0;
+  std::string_view stream;
+  std::string_view type;
+  std::string_view actor_org;
+  int64_t occurred_at_us = 0;
+  int64_t recorded_at_us = 0;
+  std::string_view payload;
+  bool imported = false;  // declared a bulk import of a historical record: never backdated
+};
+EventRecord RecordOf(const ledger::EventView& event);
+EventRecord RecordOf(const ledger::StoredEvent& event);
+
+// A customer-caused pause of one clock: working days in (from, to] do not count.
+struct PauseInterval {
+  domain::Date from;
+  std::optional<domain::Date> to;  // nullopt while still paused
+  uint64_t from_position = 0;
+  uint64_t to_position = 0;  // 0 while still paused
+};
+
+// One instance of a stage clock.
+struct Clock {
+  domain::SlaClock name = domain::SlaClock::kSchemeReply;
+  int attempt = 1;  // 1 for the first instance of this name, 2 after the first restart, …
+  domain::Date start;
+  std::optional<domain::Date> end;  // nullopt while open
+  uint64_t start_position = 0;
+  uint64_t end_position = 0;  // 0 while open
+  // Set when Archived or Withdrawn ended the clock instead of its own ending event.
+  std::optional<domain::AppEventType> stopped_by;
+  std::vector<PauseInterval> pauses;
+
+  bool open() const { return !end.has_value(); }
+  bool paused() const { return open() && !pauses.empty() && !pauses.back().to.has_value(); }
+  bool operator==(const Clock&) const = default;
+};
+
+struct ViolationRecord {
+  std::string rule;  // domain/workflow.h violation table
+  uint64_t position = 0;
+  std::string type;
+  std::string message;
+};
+
+// An event recorded on a later local date than it occurred: a backdating candidate. Whether it is
+// flagged depends on the calendar and the profile's tolerance, so Backdated() decides.
+struct LateRecord {
+  uint64_t position = 0;
+  std::string type;
+  int64_t occurred_at_us = 0;
+  int64_t recorded_at_us = 0;
+};
+
+struct UrgeRecord {
+  uint64_t position = 0;
+  int level = 0;
+  std::string to_org;
+  std::string to_person;
+  std::string channel;
+  std::optional<std::string> committed_date;  // "YYYY-MM-DD"; never moves a deadline
+  int64_t occurred_at_us = 0;
+};
+
+struct CorrectionRecord {
+  uint64_t position = 0;
+  uint64_t corrects_position = 0;
+  std::string reason;
+};
+
+// A stored event the fold did not apply (invalid by the workflow rules, or undecodable).
+struct RejectedRecord {
+  uint64_t position = 0;
+  std::string type;
+  std::string rule;
+  std::string message;
+};
+
+// When a connection prerequisite first happened.
+struct Milestone {
+  domain::Date date;
+  uint64_t position = 0;
+};
+
+struct ApplicationState {
+  std::string stream;  // set by the first folded event; events of other streams are ignored
+  std::string org;     // actor.org of ApplicationAccepted
+  domain::WorkflowFacts facts;  // customer class, business, flags (domain/workflow.h)
+  uint64_t last_position = 0;   // of the last folded event (applied or rejected)
+  uint64_t events_applied = 0;
+  std::optional<domain::Date> accepted_date;
+
+  std::optional<Milestone> scheme_replied;
+  std::optional<Milestone> fees_settled;
+  std::optional<Milestone> contract_signed;
+  std::optional<Milestone> completion_passed;
+
+  std::vector<Clock> clocks;  // in the order they started; the latest instance of a name is last
+  std::vector<ViolationRecord> violations;
+  std::vector<LateRecord> late_records;
+  std::vector<UrgeRecord> urges;
+  // TODO(domain): corrections are listed, not applied; applying Corrected.fields to facts and
+  // clocks needs the field-level rules of a correction (which fields may change, and how).
+  std::vector<CorrectionRecord> corrections;
+  std::vector<RejectedRecord> rejected;
+
+  std::string_view stage() const { return domain::StageName(facts); }
+  // The latest instance of a clock, or nullptr when it never started.
+  const Clock* LatestClock(domain::SlaClock name) const;
+};
+
+// Folds one event into `state`. Pure and deterministic; events must come in position order.
+void Fold(ApplicationState& state, const EventRecord& event);
+void Fold(ApplicationState& state, const ledger::EventView& event);
+void Fold(ApplicationState& state, const ledger::StoredEvent& event);
+
+// Which events a fold takes; an empty filter takes all.
+using EventFilter = std::function<bool(const EventRecord&)>;
+// Events that occurred (business time) at or before `occurred_at_max_us`.
+EventFilter OccurredBy(int64_t occurred_at_max_us);
+// Folds the events of one stream (in the order given) that pass `keep`.
+ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,
+                            const EventFilter& keep = {});
+
+// The SLA state of a clock, domain.md "SLA states", plus:
+//   not_applicable   the profile has no limit for this clock and class (a "–" cell)
+//   calendar_missing elapsed or paused days need a year that is not loaded (never guessed)
+//   stopped          Archived / Withdrawn ended the clock before its own ending event
+enum class ClockState : uint8_t {
+  kOnTrack,
+  kWarning,
+  kOverdue,
+  kPaused,
+  kMet,
+  kMissed,
+  kCalendarMissing,
+  kNotApplicable,
+  kStopped,
+};
+std::string_view ClockStateName(ClockState state);  // "on_track", … "stopped"
+
+struct ClockView {
+  domain::SlaClock name = domain::SlaClock::kSchemeReply;
+  int attempt = 1;
+  domain::Date start;
+  std::optional<domain::Date> end;
+  std::optional<int32_t> limit_days;  // nullopt: not applicable
+  int32_t elapsed_working_days = 0;   // working days in (start, end or T] minus paused days
+  int32_t paused_working_days = 0;
+  // The date elapsed reaches the limit, moved later by paused days. nullopt when not applicable,
+  // or when it lies in an unloaded year (then deadline_missing_year names it; the state is still
+  // exact, since elapsed is known).
+  std::optional<domain::Date> deadline;
+  int deadline_missing_year = 0;
+  ClockState state = ClockState::kOnTrack;
+  int32_t overdue_days = 0;  // elapsed − limit when overdue or missed
+  int escalation_level = 0;  // 1..3 when overdue
+  int missing_year = 0;      // when calendar_missing: the first unloaded year needed
+};
+
+// Evaluates `clock` at `at_unix_us` (its Asia/Shanghai date is T). An open clock counts to T and an
+// open pause to T; a closed clock ignores T.
+ClockView Evaluate(const Clock& clock, const domain::WorkingCalendar& calendar,
+                   const domain::SlaProfile& profile, domain::SlaCustomerClass customer_class,
+                   int64_t at_unix_us);
+
+// A backdated event: occurred_at more than the profile's tolerance working days before
+// recorded_at. working_days_late is nullopt (and missing_year set) when counting needs an unloaded
+// year; such records are listed so an auditor sees them.
+// Bulk imports declare themselves ("import": true, kept in the envelope) and are never recorded as
+// late, so they are not flagged.
+struct BackdatedFlag {
+  LateRecord record;
+  std::optional<int32_t> working_days_late;
+  int missing_year = 0;
+};
+std::vector<BackdatedFlag> Backdated(const ApplicationState& state,
+                                     const domain::WorkingCalendar& calendar,
+                                     const domain::SlaProfile& profile);
+
+// The state as JSON, evaluated at `at_unix_us`:
+// {stream, org, customer_class, business, important, three_zero, stage, paused, last_position,
+//  clocks: {<name>: {attempt, start, end, limit, elapsed_working_days, paused_working_days,
+//                    deadline, state, [overdue_days, escalation_level], [missing_year],
+//                    [deadline_missing_year], start_position, end_position, pauses[],
+//                    [stopped_by], [attempts: [earlier instances, oldest first]]}},
+//  violations[], backdated[], urges[], corrections[], rejected[]}.
+// Dates are "YYYY-MM-DD", times RFC 3339 in +08:00, absent values null.
+nlohmann::json ToJson(const ApplicationState& state, const domain::WorkingCalendar& calendar,
+                      const domain::SlaProfile& profile, int64_t at_unix_us);
+
+}  // namespace gridledger::projections

@@ -1,0 +1,454 @@
+// Goal: the application projection folds a work order's events into its workflow state and stage
+// clocks, and evaluates the clocks exactly as domain.md "Counting" and "SLA states" define, on the
+// real 2026 working-day calendar (Spring Festival 02-15..02-23, make-up days 02-14 and 02-28) and
+// the default national-2009 profile.
+// Method: append JSON-contract events (encoded by DecodeClientEvent) to a real Ledger in a temp
+// directory with an injected recorded_at clock, scan them back, fold them, and check ClockViews and
+// the JSON document at chosen evaluation times. Expected dates and day counts are worked out by
+// hand in the comments.
+#include "projections/application.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "domain/event_json.h"
+#include "ledger/ledger.h"
+#include "support/temp_dir.h"
+
+namespace gridledger::projections {
+namespace {
+
+using domain::Date;
+using domain::SlaClock;
+using nlohmann::json;
+
+// 10:00 local time on `date` ("YYYY-MM-DD").
+int64_t At(const std::string& date) {
+  return domain::ParseTimestamp(date + "T10:00:00+08:00")->unix_us;
+}
+
+Date D(const std::string& text) { return *Date::Parse(text); }
+
+// The minimum valid `data` of each type used here.
+json DefaultData(const std::string& type) {
+  static const json kDefaults = {
+      {"ApplicationAccepted",
+       {{"customer_id", "C1"},
+        {"customer_name", "Dianchi Plant"},
+        {"customer_class", "hv_single"},
+        {"business", "new_install"},
+        {"voltage_kv", 10},
+        {"capacity_kva", 800},
+        {"channel", "counter"},
+        {"important", false},
+        {"three_zero", false}}},
+      {"SurveyDispatched", {{"surveyor", "S2"}}},
+      {"SiteSurveyed", {{"findings", "line 12 has capacity"}}},
+      {"SchemeReplied", {{"scheme", "10kV single source from Line 12"}}},
+      {"FeesSettled", {{"amount_cny", 1280.5}}},
+      {"DesignReviewed", {{"result", "pass"}}},
+      {"MidInspected", {{"result", "pass"}}},
+      {"CompletionInspected", {{"result", "pass"}}},
+      {"ContractSigned", {{"contract_id", "HT-1"}}},
+      {"MeterConnected", {{"meter_id", "M-1"}}},
+      {"ChangeExecuted", {{"summary", "renamed"}}},
+      {"ClockPaused", {{"reason", "customer asked to wait for land permit"}}},
+      {"Urged", {{"level", 1}, {"to_org", "KM.DS"}, {"to_person", "Li"}, {"channel", "phone"}}},
+      {"Withdrawn", {{"reason", "project cancelled"}}},
+      {"CallbackMade", {{"agent", "A1"}, {"result", "reached"}, {"satisfaction", "satisfied"}}},
+  };
+  return kDefaults.contains(type) ? kDefaults.at(type) : json::object();
+}
+
+class ApplicationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ledger::Options options;
+    options.now_us = [this] { return now_us_.load(); };
+    auto opened = ledger::Ledger::Open(dir_.str(), options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    ledger_ = std::move(opened.value());
+    auto calendar = domain::WorkingCalendar::Load(GRIDLEDGER_SOURCE_DATA_DIR "/calendar");
+    ASSERT_TRUE(std::holds_alternative<domain::WorkingCalendar>(calendar));
+    calendar_ = std::get<domain::WorkingCalendar>(std::move(calendar));
+    auto profile = domain::SlaProfile::Load(GRIDLEDGER_SOURCE_DATA_DIR "/sla/national-2009.json");
+    ASSERT_TRUE(std::holds_alternative<domain::SlaProfile>(profile));
+    profile_ = std::get<domain::SlaProfile>(std::move(profile));
+  }
+
+  // Appends one event that occurred at 10:00 on `date`; recorded at the same time unless
+  // `recorded_date` is given. `data` entries override the type's defaults. Returns the position.
+  uint64_t Append(const std::string& type, const std::string& date, json data = json::object(),
+                  const std::string& recorded_date = "", const std::string& stream = "app/KM-1") {
+    json merged = DefaultData(type);
+    merged.update(data);
+    const json event = {{"stream", stream},
+                        {"type", type},
+                        {"event_id", "e" + std::to_string(++event_count_)},
+                        {"occurred_at", date + "T10:00:00+08:00"},
+                        {"actor", {{"id", "S1001"}, {"role", "clerk"}, {"org", "KM.XS"}}},
+                        {"data", merged}};
+    auto decoded = domain::DecodeClientEvent(event);
+    if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+      ADD_FAILURE() << type << ": " << error->message;
+      return 0;
+    }
+    const domain::ClientEvent& client = std::get<domain::ClientEvent>(decoded);
+    now_us_ = At(recorded_date.empty() ? date : recorded_date);
+    ledger::AppendRequest request;
+    request.stream = client.stream;
+    request.events.push_back(ledger::NewEvent{
+        client.event_id, client.type, client.occurred_at_us, client.occurred_at_offset_minutes,
+        ledger::Actor{client.actor.id, client.actor.role, client.actor.org}, client.payload});
+    auto appended = ledger_->Append(std::move(request));
+    if (!appended.ok()) {
+      ADD_FAILURE() << appended.status().ToString();
+      return 0;
+    }
+    return appended.value().events[0].position;
+  }
+
+  uint64_t Accept(const std::string& date, json data = json::object()) {
+    return Append("ApplicationAccepted", date, std::move(data));
+  }
+
+  ApplicationState FoldAll() const {
+    ApplicationState state;
+    ledger_
+        ->Scan(1,
+               [&state](const ledger::EventView& event) {
+                 Fold(state, event);
+                 return true;
+               })
+        .IgnoreError();
+    return state;
+  }
+
+  ClockView View(const ApplicationState& state, SlaClock name, const std::string& date) const {
+    const Clock* clock = state.LatestClock(name);
+    EXPECT_NE(clock, nullptr) << domain::SlaClockName(name);
+    if (clock == nullptr) return {};
+    return Evaluate(*clock, calendar_, profile_, state.facts.customer_class, At(date));
+  }
+
+  json Json(const ApplicationState& state, const std::string& date) const {
+    return ToJson(state, calendar_, profile_, At(date));
+  }
+
+  testing::TempDir dir_;
+  std::atomic<int64_t> now_us_{0};
+  std::unique_ptr<ledger::Ledger> ledger_;
+  domain::WorkingCalendar calendar_;
+  domain::SlaProfile profile_;
+  int event_count_ = 0;
+};
+
+TEST_F(ApplicationTest, HvSingleNewInstallThroughArchiveMeetsEveryClock) {
+  Accept("2026-03-02");  // Monday
+  Append("SurveyDispatched", "2026-03-03");
+  Append("SiteSurveyed", "2026-03-04");
+  Append("SchemeReplied", "2026-03-16");  // (03-02, 03-16]: 4 + 5 + 1 = 10 working days
+  Append("FeesSettled", "2026-03-17");
+  Append("CompletionReported", "2026-04-01");
+  Append("CompletionInspected", "2026-04-08");  // 04-02, 04-03, 04-07, 04-08 (04-06 is off)
+  const uint64_t contract = Append("ContractSigned", "2026-04-09");
+  Append("MeterConnected", "2026-04-14");  // 04-10, 04-13, 04-14
+  Append("Archived", "2026-04-15");
+  Append("CallbackMade", "2026-04-20");
+
+  const ApplicationState state = FoldAll();
+  EXPECT_EQ(state.stream, "app/KM-1");
+  EXPECT_EQ(state.org, "KM.XS");
+  EXPECT_EQ(state.stage(), "archived");
+  EXPECT_TRUE(state.violations.empty());
+  EXPECT_TRUE(state.rejected.empty());
+
+  const json doc = Json(state, "2026-05-01");
+  EXPECT_EQ(doc["stage"], "archived");
+  EXPECT_EQ(doc["customer_class"], "hv_single");
+  EXPECT_EQ(doc["business"], "new_install");
+  const json& scheme = doc["clocks"]["scheme_reply"];
+  EXPECT_EQ(scheme["state"], "met");
+  EXPECT_EQ(scheme["start"], "2026-03-02");
+  EXPECT_EQ(scheme["end"], "2026-03-16");
+  EXPECT_EQ(scheme["limit"], 20);
+  EXPECT_EQ(scheme["elapsed_working_days"], 10);
+  EXPECT_EQ(scheme["paused_working_days"], 0);
+  EXPECT_EQ(scheme["deadline"], "2026-03-30");  // the 20th working day after 03-02
+  const json& completion = doc["clocks"]["completion_inspection"];
+  EXPECT_EQ(completion["state"], "met");
+  EXPECT_EQ(completion["elapsed_working_days"], 4);
+  EXPECT_EQ(completion["limit"], 7);
+  const json& connection = doc["clocks"]["connection"];
+  EXPECT_EQ(connection["state"], "met");
+  EXPECT_EQ(connection["start"], "2026-04-09");  // the contract completed the prerequisites
+  EXPECT_EQ(connection["start_position"], contract);
+  EXPECT_EQ(connection["elapsed_working_days"], 3);
+  EXPECT_FALSE(doc["clocks"].contains("design_review"));
+  EXPECT_FALSE(doc["clocks"].contains("change_completion"));
+  EXPECT_TRUE(doc["violations"].empty());
+  EXPECT_TRUE(doc["backdated"].empty());
+}
+
+// hv_single scheme reply, 20 working days from Monday 2026-02-02 across the Spring Festival:
+// 02-03..06 (4), 02-09..13 (9), Sat 02-14 make-up (10), 02-15..23 off, 02-24..27 (14),
+// Sat 02-28 make-up (15), 03-02..06 (20) → deadline 2026-03-06.
+TEST_F(ApplicationTest, LateSchemeReplyEscalatesAcrossTheSpringFestival) {
+  Accept("2026-02-02");
+  ApplicationState state = FoldAll();
+
+  ClockView view = View(state, SlaClock::kSchemeReply, "2026-02-27");
+  EXPECT_EQ(view.elapsed_working_days, 14);
+  EXPECT_EQ(view.state, ClockState::kOnTrack);
+  EXPECT_EQ(view.deadline, D("2026-03-06"));
+
+  view = View(state, SlaClock::kSchemeReply, "2026-03-03");  // 17 >= 80% of 20
+  EXPECT_EQ(view.elapsed_working_days, 17);
+  EXPECT_EQ(view.state, ClockState::kWarning);
+
+  view = View(state, SlaClock::kSchemeReply, "2026-03-09");  // 21: one day over
+  EXPECT_EQ(view.state, ClockState::kOverdue);
+  EXPECT_EQ(view.overdue_days, 1);
+  EXPECT_EQ(view.escalation_level, 1);
+
+  view = View(state, SlaClock::kSchemeReply, "2026-03-11");  // 23
+  EXPECT_EQ(view.overdue_days, 3);
+  EXPECT_EQ(view.escalation_level, 2);
+
+  view = View(state, SlaClock::kSchemeReply, "2026-03-16");  // 26
+  EXPECT_EQ(view.overdue_days, 6);
+  EXPECT_EQ(view.escalation_level, 3);
+  const json open = Json(state, "2026-03-16")["clocks"]["scheme_reply"];
+  EXPECT_EQ(open["state"], "overdue");
+  EXPECT_EQ(open["overdue_days"], 6);
+  EXPECT_EQ(open["escalation_level"], 3);
+  EXPECT_TRUE(open["end"].is_null());
+
+  Append("SchemeReplied", "2026-03-16");
+  state = FoldAll();
+  const json closed = Json(state, "2026-06-01")["clocks"]["scheme_reply"];
+  EXPECT_EQ(closed["state"], "missed");
+  EXPECT_EQ(closed["elapsed_working_days"], 26);
+  EXPECT_EQ(closed["overdue_days"], 6);
+  EXPECT_EQ(closed["deadline"], "2026-03-06");
+}
+
+// lv_nonresidential scheme reply, limit 8 from Monday 2026-03-02 (deadline 03-12 without pause).
+// Paused Wed 03-04, resumed Mon 03-09: paused days 03-05, 03-06, 03-09 = 3 → deadline moves to the
+// 11th working day, Tue 03-17.
+TEST_F(ApplicationTest, CustomerPauseStopsTheClockAndMovesTheDeadline) {
+  Accept("2026-03-02", {{"customer_class", "lv_nonresidential"}});
+  EXPECT_EQ(View(FoldAll(), SlaClock::kSchemeReply, "2026-03-03").deadline, D("2026-03-12"));
+
+  Append("ClockPaused", "2026-03-04");
+  ApplicationState state = FoldAll();
+  EXPECT_TRUE(state.facts.paused);
+  ClockView view = View(state, SlaClock::kSchemeReply, "2026-03-06");
+  EXPECT_EQ(view.state, ClockState::kPaused);
+  EXPECT_EQ(view.paused_working_days, 2);
+  EXPECT_EQ(view.elapsed_working_days, 2);  // 4 working days in (03-02, 03-06], 2 of them paused
+  EXPECT_EQ(view.deadline, D("2026-03-16"));
+
+  Append("DesignSubmitted", "2026-03-05");  // a clock started during the pause starts paused
+  Append("ClockResumed", "2026-03-09");
+  state = FoldAll();
+  const ClockView design = View(state, SlaClock::kDesignReview, "2026-03-10");
+  EXPECT_EQ(design.paused_working_days, 2);   // 03-06, 03-09
+  EXPECT_EQ(design.elapsed_working_days, 1);  // 03-10
+  view = View(state, SlaClock::kSchemeReply, "2026-03-10");
+  EXPECT_EQ(view.state, ClockState::kOnTrack);
+  EXPECT_EQ(view.paused_working_days, 3);
+  EXPECT_EQ(view.elapsed_working_days, 3);
+  EXPECT_EQ(view.deadline, D("2026-03-17"));
+  const json doc = Json(state, "2026-03-10");
+  EXPECT_EQ(doc["clocks"]["scheme_reply"]["pauses"],
+            json::parse(R"([{"from":"2026-03-04","to":"2026-03-09"}])"));
+}
+
+TEST_F(ApplicationTest, UrgesAreRecordedButNeverMoveTheDeadline) {
+  Accept("2026-02-02");
+  const json before = Json(FoldAll(), "2026-03-10")["clocks"];
+  const uint64_t urge =
+      Append("Urged", "2026-03-09",
+             {{"level", 2}, {"to_person", "Wang"}, {"committed_date", "2026-03-20"}});
+  Append("Urged", "2026-03-10", {{"level", 3}, {"to_org", "KM"}, {"channel", "meeting"}});
+  const ApplicationState state = FoldAll();
+  const json doc = Json(state, "2026-03-10");
+  EXPECT_EQ(doc["clocks"], before);
+  EXPECT_EQ(doc["clocks"]["scheme_reply"]["deadline"], "2026-03-06");
+  ASSERT_EQ(doc["urges"].size(), 2u);
+  EXPECT_EQ(doc["urges"][0]["position"], urge);
+  EXPECT_EQ(doc["urges"][0]["level"], 2);
+  EXPECT_EQ(doc["urges"][0]["to_org"], "KM.DS");
+  EXPECT_EQ(doc["urges"][0]["to_person"], "Wang");
+  EXPECT_EQ(doc["urges"][0]["channel"], "phone");
+  EXPECT_EQ(doc["urges"][0]["committed_date"], "2026-03-20");
+  EXPECT_EQ(doc["urges"][0]["occurred_at"], "2026-03-09T10:00:00+08:00");
+  EXPECT_TRUE(doc["urges"][1]["committed_date"].is_null());
+}
+
+TEST_F(ApplicationTest, ClockRunningIntoAnUnloadedYearIsCalendarMissing) {
+  Accept("2026-12-10", {{"customer_class", "hv_dual"}});  // limit 45: the deadline lies in 2027
+  const ApplicationState state = FoldAll();
+
+  ClockView view = View(state, SlaClock::kSchemeReply, "2026-12-15");
+  EXPECT_EQ(view.state, ClockState::kOnTrack);  // 3 of 45 days: exact without 2027
+  EXPECT_EQ(view.elapsed_working_days, 3);
+  EXPECT_FALSE(view.deadline.has_value());
+  EXPECT_EQ(view.deadline_missing_year, 2027);
+
+  view = View(state, SlaClock::kSchemeReply, "2027-01-05");
+  EXPECT_EQ(view.state, ClockState::kCalendarMissing);
+  EXPECT_EQ(view.missing_year, 2027);
+  const json clock = Json(state, "2027-01-05")["clocks"]["scheme_reply"];
+  EXPECT_EQ(clock["state"], "calendar_missing");
+  EXPECT_EQ(clock["missing_year"], 2027);
+}
+
+TEST_F(ApplicationTest, EventRecordedMoreThanToleranceLateIsBackdated) {
+  Accept("2026-03-02");
+  // Recorded Thursday 03-05 for Monday 03-02: 3 working days late > tolerance 1.
+  const uint64_t late = Append("SurveyDispatched", "2026-03-02", json::object(), "2026-03-05");
+  // Recorded Friday 03-06 for Thursday 03-05: 1 working day late, within tolerance.
+  Append("SiteSurveyed", "2026-03-05", json::object(), "2026-03-06");
+  const ApplicationState state = FoldAll();
+  EXPECT_EQ(state.late_records.size(), 2u);
+  const json backdated = Json(state, "2026-03-06")["backdated"];
+  ASSERT_EQ(backdated.size(), 1u);
+  EXPECT_EQ(backdated[0]["position"], late);
+  EXPECT_EQ(backdated[0]["type"], "SurveyDispatched");
+  EXPECT_EQ(backdated[0]["working_days_late"], 3);
+  EXPECT_EQ(backdated[0]["occurred_at"], "2026-03-02T10:00:00+08:00");
+  EXPECT_EQ(backdated[0]["recorded_at"], "2026-03-05T10:00:00+08:00");
+}
+
+TEST_F(ApplicationTest, FailedCompletionInspectionRestartsTheClock) {
+  Accept("2026-03-02");
+  Append("SchemeReplied", "2026-03-03");
+  Append("FeesSettled", "2026-03-03");
+  Append("ContractSigned", "2026-03-04");
+  Append("CompletionReported", "2026-03-09");
+  Append("CompletionInspected", "2026-03-11", {{"result", "fail"}, {"defects", {"earthing"}}});
+  const uint64_t again = Append("CompletionReported", "2026-03-20");
+  const ApplicationState state = FoldAll();
+  EXPECT_EQ(state.LatestClock(SlaClock::kConnection), nullptr);  // not passed yet
+  const json clock = Json(state, "2026-03-24")["clocks"]["completion_inspection"];
+  EXPECT_EQ(clock["attempt"], 2);
+  EXPECT_EQ(clock["start"], "2026-03-20");
+  EXPECT_EQ(clock["start_position"], again);
+  EXPECT_EQ(clock["elapsed_working_days"], 2);
+  EXPECT_EQ(clock["state"], "on_track");
+  ASSERT_EQ(clock["attempts"].size(), 1u);
+  EXPECT_EQ(clock["attempts"][0]["attempt"], 1);
+  EXPECT_EQ(clock["attempts"][0]["end"], "2026-03-11");
+  EXPECT_EQ(clock["attempts"][0]["state"], "met");
+
+  Append("CompletionInspected", "2026-03-25");
+  const ApplicationState passed = FoldAll();
+  const Clock* connection = passed.LatestClock(SlaClock::kConnection);
+  ASSERT_NE(connection, nullptr);
+  EXPECT_EQ(connection->start, D("2026-03-25"));
+}
+
+TEST_F(ApplicationTest, ConnectionBeforePrerequisitesIsAViolationWithAMeasuredClock) {
+  Accept("2026-03-02", {{"customer_class", "residential"}});
+  Append("SchemeReplied", "2026-03-03");
+  const uint64_t connected = Append("MeterConnected", "2026-03-05");
+  const ApplicationState state = FoldAll();
+  ASSERT_EQ(state.violations.size(), 2u);
+  EXPECT_EQ(state.violations[0].rule, "connected_without_contract");
+  EXPECT_EQ(state.violations[0].position, connected);
+  EXPECT_EQ(state.violations[1].rule, "connected_before_fees");
+  const json doc = Json(state, "2026-03-05");
+  EXPECT_EQ(doc["violations"][0]["rule"], "connected_without_contract");
+  EXPECT_EQ(doc["clocks"]["connection"]["start"], "2026-03-03");
+  EXPECT_EQ(doc["clocks"]["connection"]["elapsed_working_days"], 2);
+  EXPECT_EQ(doc["stage"], "connected");
+}
+
+TEST_F(ApplicationTest, WithdrawalStopsOpenClocks) {
+  Accept("2026-03-02");
+  Append("Withdrawn", "2026-03-04");
+  const ApplicationState state = FoldAll();
+  EXPECT_EQ(state.stage(), "withdrawn");
+  const json clock = Json(state, "2026-06-01")["clocks"]["scheme_reply"];
+  EXPECT_EQ(clock["state"], "stopped");
+  EXPECT_EQ(clock["stopped_by"], "Withdrawn");
+  EXPECT_EQ(clock["end"], "2026-03-04");
+}
+
+TEST_F(ApplicationTest, ChangeOfUseRunsTheChangeCompletionClock) {
+  Accept("2026-03-02", {{"business", "change"}, {"change_kind", "rename"}});
+  Append("ChangeExecuted", "2026-03-06");
+  Append("Archived", "2026-03-09");
+  const ApplicationState state = FoldAll();
+  const json doc = Json(state, "2026-03-09");
+  EXPECT_FALSE(doc["clocks"].contains("scheme_reply"));
+  EXPECT_EQ(doc["clocks"]["change_completion"]["state"], "met");
+  EXPECT_EQ(doc["clocks"]["change_completion"]["elapsed_working_days"], 4);
+  EXPECT_EQ(doc["clocks"]["change_completion"]["limit"], 5);
+  EXPECT_TRUE(doc["violations"].empty());
+}
+
+TEST_F(ApplicationTest, InvalidEventsInTheLogAreSkippedAndListed) {
+  Accept("2026-03-02");
+  // The ledger does not judge; a bypassed front door could store these.
+  const uint64_t resume = Append("ClockResumed", "2026-03-03");
+  Append("ApplicationAccepted", "2026-03-04");
+  const ApplicationState state = FoldAll();
+  ASSERT_EQ(state.rejected.size(), 2u);
+  EXPECT_EQ(state.rejected[0].rule, "resume_without_pause");
+  EXPECT_EQ(state.rejected[0].position, resume);
+  EXPECT_EQ(state.rejected[1].rule, "already_accepted");
+  EXPECT_EQ(state.events_applied, 1u);
+}
+
+TEST_F(ApplicationTest, StateAsOfABusinessTime) {
+  Accept("2026-03-02");
+  Append("SchemeReplied", "2026-03-16");
+  Append("FeesSettled", "2026-03-17");
+  auto events = ledger_->ReadStream("app/KM-1");
+  ASSERT_TRUE(events.ok());
+  const ApplicationState as_of = FoldStream(
+      events.value(), OccurredBy(domain::ParseTimestamp("2026-03-10T23:59:59+08:00")->unix_us));
+  EXPECT_EQ(as_of.stage(), "accepted");
+  EXPECT_EQ(View(as_of, SlaClock::kSchemeReply, "2026-03-10").elapsed_working_days, 6);
+  EXPECT_EQ(FoldStream(events.value()).stage(), "scheme_replied");
+}
+
+TEST_F(ApplicationTest, FoldIsDeterministic) {
+  Accept("2026-02-02", {{"important", true}});
+  Append("SchemeReplied", "2026-02-27");
+  Append("DesignSubmitted", "2026-03-02");
+  Append("ClockPaused", "2026-03-03");
+  Append("DesignReviewed", "2026-03-05", {{"result", "fail"}});
+  Append("ClockResumed", "2026-03-09");
+  Append("DesignSubmitted", "2026-03-10", json::object(), "2026-03-13");
+  Append("Urged", "2026-03-12");
+  const json first = Json(FoldAll(), "2026-03-20");
+  const json second = Json(FoldAll(), "2026-03-20");
+  EXPECT_EQ(first, second);
+  auto events = ledger_->ReadStream("app/KM-1");
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(Json(FoldStream(events.value()), "2026-03-20"), first);
+  // The resubmission during no pause starts attempt 2 unpaused; attempt 1 kept its pause.
+  EXPECT_EQ(first["clocks"]["design_review"]["attempt"], 2);
+  EXPECT_EQ(first["clocks"]["design_review"]["attempts"][0]["pauses"][0]["to"], "2026-03-05");
+}
+
+TEST_F(ApplicationTest, EventsOfAnotherStreamAreIgnored) {
+  Accept("2026-03-02");
+  Append("ApplicationAccepted", "2026-03-02", json::object(), "", "app/KM-2");
+  const ApplicationState state = FoldAll();
+  EXPECT_EQ(state.stream, "app/KM-1");
+  EXPECT_TRUE(state.rejected.empty());
+  EXPECT_EQ(state.events_applied, 1u);
+}
+
+}  // namespace
+}  // namespace gridledger::projections
