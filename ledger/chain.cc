@@ -4,8 +4,8 @@
 
 #include <array>
 
-#include "ledger/assert.h"
 #include "format.h"
+#include "ledger/assert.h"
 #include "ledger/limits.h"
 
 namespace gridledger::ledger::chain {
@@ -32,12 +32,12 @@ std::string ComputeHash(schema::Envelope::Reader envelope) {
   unsigned int digest_length = 0;
   EVP_MD_CTX* context = EVP_MD_CTX_new();
   LEDGER_ASSERT(context != nullptr);
-  bool ok = EVP_DigestInit_ex(context, EVP_sha256(), nullptr) == 1 &&
-            EVP_DigestUpdate(context, prev.begin(), prev.size()) == 1 &&
-            EVP_DigestUpdate(context, position_bytes.data(), position_bytes.size()) == 1 &&
-            EVP_DigestUpdate(context, canonical.asBytes().begin(), canonical.asBytes().size()) ==
-                1 &&
-            EVP_DigestFinal_ex(context, digest.data(), &digest_length) == 1;
+  bool ok =
+      EVP_DigestInit_ex(context, EVP_sha256(), nullptr) == 1 &&
+      EVP_DigestUpdate(context, prev.begin(), prev.size()) == 1 &&
+      EVP_DigestUpdate(context, position_bytes.data(), position_bytes.size()) == 1 &&
+      EVP_DigestUpdate(context, canonical.asBytes().begin(), canonical.asBytes().size()) == 1 &&
+      EVP_DigestFinal_ex(context, digest.data(), &digest_length) == 1;
   EVP_MD_CTX_free(context);
   LEDGER_ASSERT(ok && digest_length == kHashBytes);
   return std::string(reinterpret_cast<const char*>(digest.data()), digest_length);

@@ -14,7 +14,8 @@ namespace gridledger::ledger::chain {
 // 32 zero bytes: the prev_hash of position 1.
 const std::string& GenesisHash();
 
-// The hash of `envelope` given its prev_hash and position fields. `envelope`'s hash field is ignored.
+// The hash of `envelope` given its prev_hash and position fields. `envelope`'s hash field is
+// ignored.
 std::string ComputeHash(schema::Envelope::Reader envelope);
 
 // The stored bytes of an envelope: its canonical Cap'n Proto encoding (one segment, no table).

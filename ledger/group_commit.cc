@@ -13,10 +13,10 @@
 #include <algorithm>
 #include <unordered_set>
 
-#include "ledger/assert.h"
 #include "chain.h"
 #include "format.h"
 #include "impl.h"
+#include "ledger/assert.h"
 #include "ledger/limits.h"
 
 namespace gridledger::ledger {
@@ -26,9 +26,8 @@ namespace {
 Status Invalid(std::string message) { return {Code::kInvalid, std::move(message)}; }
 
 bool Printable(std::string_view text) {
-  return std::all_of(text.begin(), text.end(), [](char c) {
-    return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
-  });
+  return std::all_of(text.begin(), text.end(),
+                     [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
 }
 
 Status ValidateRequest(const AppendRequest& request) {
@@ -204,9 +203,9 @@ Result<AppendResult> Ledger::Impl::Stage(const AppendRequest& request, Staging* 
   Result<int64_t> current = CurrentVersion(request.stream, *staging);
   if (!current.ok()) return current.status();
   if (request.expected_version && *request.expected_version != *current) {
-    return Status(Code::kVersionConflict,
-                  "stream " + request.stream + " is at version " + std::to_string(*current) +
-                      ", expected " + std::to_string(*request.expected_version))
+    return Status(Code::kVersionConflict, "stream " + request.stream + " is at version " +
+                                              std::to_string(*current) + ", expected " +
+                                              std::to_string(*request.expected_version))
         .WithCurrentVersion(*current);
   }
 

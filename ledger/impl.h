@@ -69,6 +69,7 @@ class Ledger::Impl {
   Status ScanSide(SideFamily family, std::string_view prefix,
                   const std::function<bool(std::string_view, std::string_view)>& visit) const;
   Status ClearSide(SideFamily family);
+  Status SyncWal();
   void SetAppendObserver(AppendObserver* observer) { observer_.store(observer); }
   Result<Digest> Verify() const;
 

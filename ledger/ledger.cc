@@ -10,10 +10,10 @@
 #include <chrono>
 #include <filesystem>
 
-#include "ledger/assert.h"
 #include "chain.h"
 #include "format.h"
 #include "impl.h"
+#include "ledger/assert.h"
 #include "ledger/limits.h"
 
 namespace gridledger::ledger {
@@ -27,8 +27,9 @@ std::string BytesOf(capnp::Data::Reader data) {
 }
 
 bool IsLockError(const rocksdb::Status& status) {
-  return status.IsIOError() && (status.ToString().find("lock") != std::string::npos ||
-                                status.ToString().find("Resource temporarily") != std::string::npos);
+  return status.IsIOError() &&
+         (status.ToString().find("lock") != std::string::npos ||
+          status.ToString().find("Resource temporarily") != std::string::npos);
 }
 
 rocksdb::ColumnFamilyOptions FamilyOptions(bool point_lookups) {
@@ -47,7 +48,8 @@ rocksdb::ColumnFamilyOptions FamilyOptions(bool point_lookups) {
 
 Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   if (status.ok()) return Status::Ok();
-  if (status.IsCorruption()) return {Code::kCorruption, std::string(what) + ": " + status.ToString()};
+  if (status.IsCorruption())
+    return {Code::kCorruption, std::string(what) + ": " + status.ToString()};
   if (status.IsNotFound()) return {Code::kNotFound, std::string(what) + ": " + status.ToString()};
   return {Code::kIoError, std::string(what) + ": " + status.ToString()};
 }
@@ -67,9 +69,7 @@ StoredValue::StoredValue(std::string_view bytes) {
   well_formed_ = true;
 }
 
-schema::Envelope::Reader StoredValue::envelope() {
-  return reader_->getRoot<schema::Envelope>();
-}
+schema::Envelope::Reader StoredValue::envelope() { return reader_->getRoot<schema::Envelope>(); }
 
 StoredEvent StoredEvent::FromEnvelope(schema::Envelope::Reader envelope) {
   StoredEvent event;
@@ -130,6 +130,16 @@ Status Ledger::Impl::OpenDatabase() {
   for (const std::string& name : options_.side_families) {
     families.emplace_back(name, FamilyOptions(false));
   }
+  // RocksDB refuses to open a database without naming every family it holds, so families that a
+  // higher layer created earlier are opened too, even when this caller does not use them.
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_options, dir_, &existing).ok()) {
+    for (const std::string& name : existing) {
+      bool known = std::any_of(families.begin(), families.end(),
+                               [&](const auto& family) { return family.name == name; });
+      if (!known) families.emplace_back(name, FamilyOptions(false));
+    }
+  }
   rocksdb::DB* db = nullptr;
   rocksdb::Status status = rocksdb::DB::Open(db_options, dir_, families, &handles_, &db);
   if (IsLockError(status)) {
@@ -143,7 +153,8 @@ Status Ledger::Impl::OpenDatabase() {
   streams_ = handles_[2];
   ids_ = handles_[3];
   meta_ = handles_[4];
-  side_handles_.assign(handles_.begin() + 5, handles_.end());
+  side_handles_.assign(handles_.begin() + 5,
+                       handles_.begin() + 5 + static_cast<long>(options_.side_families.size()));
   return Status::Ok();
 }
 
@@ -332,8 +343,8 @@ Status Ledger::Impl::ScanValues(
       }
       if (!visit(expected, stored)) return Status::Ok();
     } catch (const kj::Exception& e) {
-      return Status(Code::kCorruption, "position " + std::to_string(expected) + ": " +
-                                           e.getDescription().cStr())
+      return Status(Code::kCorruption,
+                    "position " + std::to_string(expected) + ": " + e.getDescription().cStr())
           .WithPosition(expected);
     }
   }
@@ -435,15 +446,15 @@ SideBatch::~SideBatch() = default;
 
 void SideBatch::Put(SideFamily family, std::string_view key, std::string_view value) {
   LEDGER_ASSERT(family < family_count_);
-  batch_->Put(families_[family], rocksdb::Slice(key.data(), key.size()),
-              rocksdb::Slice(value.data(), value.size()))
+  batch_
+      ->Put(families_[family], rocksdb::Slice(key.data(), key.size()),
+            rocksdb::Slice(value.data(), value.size()))
       .PermitUncheckedError();
 }
 
 void SideBatch::Delete(SideFamily family, std::string_view key) {
   LEDGER_ASSERT(family < family_count_);
-  batch_->Delete(families_[family], rocksdb::Slice(key.data(), key.size()))
-      .PermitUncheckedError();
+  batch_->Delete(families_[family], rocksdb::Slice(key.data(), key.size())).PermitUncheckedError();
 }
 
 size_t SideBatch::ApproximateBytes() const { return batch_->GetDataSize(); }
@@ -484,6 +495,8 @@ Status Ledger::Impl::ScanSide(
   return FromRocks(it->status(), "scanning side family");
 }
 
+Status Ledger::Impl::SyncWal() { return FromRocks(db_->FlushWAL(/*sync=*/true), "syncing WAL"); }
+
 Status Ledger::Impl::ClearSide(SideFamily family) {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, SideHandle(family)));
   it->SeekToFirst();
@@ -493,8 +506,7 @@ Status Ledger::Impl::ClearSide(SideFamily family) {
   std::string last = it->key().ToString() + '\0';  // DeleteRange's end is exclusive
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  return FromRocks(db_->DeleteRange(sync, SideHandle(family), first, last),
-                   "clearing side family");
+  return FromRocks(db_->DeleteRange(sync, SideHandle(family), first, last), "clearing side family");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -552,5 +564,6 @@ Status Ledger::ScanSide(
 }
 Status Ledger::ClearSide(SideFamily family) { return impl_->ClearSide(family); }
 void Ledger::SetAppendObserver(AppendObserver* observer) { impl_->SetAppendObserver(observer); }
+Status Ledger::SyncWal() { return impl_->SyncWal(); }
 
 }  // namespace gridledger::ledger

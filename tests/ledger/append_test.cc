@@ -67,9 +67,9 @@ TEST_F(AppendTest, AssignsGaplessPositionsAndPerStreamVersions) {
 
 TEST_F(AppendTest, ChainLinksEachEventToThePreviousOne) {
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(ledger_->Append(Request("s/" + std::to_string(i % 2),
-                                        {MakeEvent("e" + std::to_string(i))}))
-                    .ok());
+    ASSERT_TRUE(
+        ledger_->Append(Request("s/" + std::to_string(i % 2), {MakeEvent("e" + std::to_string(i))}))
+            .ok());
   }
   auto all = ledger_->ReadFrom(1, 100);
   ASSERT_TRUE(all.ok());

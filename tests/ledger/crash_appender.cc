@@ -1,6 +1,7 @@
 // Child process of crash_test.cc: opens the ledger in argv[1] and appends forever from several
 // threads, writing "position event_id\n" to stdout after each acknowledged append. The parent kills
-// it with SIGKILL at a moment of its choosing. Event ids start with argv[2] so cycles never collide.
+// it with SIGKILL at a moment of its choosing. Event ids start with argv[2] so cycles never
+// collide.
 #include <unistd.h>
 
 #include <cstdio>
@@ -39,8 +40,7 @@ int main(int argc, char** argv) {
           _exit(1);
         }
         std::lock_guard lock(out_mutex);
-        std::string line =
-            std::to_string(result->events[0].position) + " " + event.event_id + "\n";
+        std::string line = std::to_string(result->events[0].position) + " " + event.event_id + "\n";
         // write(2), unbuffered: an acknowledgement reaches the parent before the next append.
         if (write(STDOUT_FILENO, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
           _exit(1);

@@ -24,8 +24,8 @@ NewEvent Event(const std::string& id) {
 
 void AppendN(Ledger& ledger, int from, int count) {
   for (int i = from; i < from + count; ++i) {
-    auto result = ledger.Append({"app/" + std::to_string(i % 3), std::nullopt,
-                                 {Event("e" + std::to_string(i))}});
+    auto result = ledger.Append(
+        {"app/" + std::to_string(i % 3), std::nullopt, {Event("e" + std::to_string(i))}});
     ASSERT_TRUE(result.ok()) << result.status().ToString();
   }
 }

@@ -84,3 +84,27 @@ TEST(SideStoreTest, OwnedSideBatchWritesAtomically) {
 
 }  // namespace
 }  // namespace gridledger::ledger
+
+namespace gridledger::ledger {
+namespace {
+
+TEST(SideStoreTest, OpensWithoutNamingFamiliesCreatedEarlier) {
+  testing::TempDir dir;
+  Options with_side;
+  with_side.side_families = {"proj.x"};
+  {
+    auto ledger = std::move(Ledger::Open(dir.str(), with_side)).value();
+    auto batch = ledger->NewSideBatch();
+    batch->Put(0, "k", "v");
+    ASSERT_TRUE(ledger->WriteSide(*batch, true).ok());
+  }
+  // A caller that knows nothing of projections (e.g. `ledgerctl verify`) still opens the ledger.
+  auto plain = Ledger::Open(dir.str());
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  plain = Result<std::unique_ptr<Ledger>>(Status(Code::kNotFound, "closed"));
+  auto again = std::move(Ledger::Open(dir.str(), with_side)).value();
+  EXPECT_EQ(again->GetSide(0, "k").value(), std::optional<std::string>("v"));
+}
+
+}  // namespace
+}  // namespace gridledger::ledger

@@ -19,14 +19,15 @@ struct Actor {
   bool operator==(const Actor&) const = default;
 };
 
-// One event as an appender hands it over. The ledger adds position, version, recorded_at and hashes.
+// One event as an appender hands it over. The ledger adds position, version, recorded_at and
+// hashes.
 struct NewEvent {
   std::string event_id;  // idempotency key, unique forever
   std::string type;
   int64_t occurred_at_us = 0;
   int32_t occurred_at_offset_minutes = 0;
   Actor actor;
-  std::string payload;  // opaque bytes
+  std::string payload;    // opaque bytes
   bool imported = false;  // a bulk import of a historical record, declared by the appender
 };
 

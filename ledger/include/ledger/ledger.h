@@ -26,15 +26,16 @@ namespace gridledger::ledger {
 struct Options {
   // Create the data directory when it does not exist. Default: true.
   bool create_if_missing = true;
-  // fsync the write-ahead log before acknowledging. Default: true. Only benchmarks of the non-durable
-  // path turn it off: with false, an acknowledged event can be lost on power failure.
+  // fsync the write-ahead log before acknowledging. Default: true. Only benchmarks of the
+  // non-durable path turn it off: with false, an acknowledged event can be lost on power failure.
   bool sync = true;
   // Requests that may wait for the writer before Append answers kBusy.
   // Default: kAppendQueueRequestsMax (limits.h).
   size_t append_queue_requests_max = kAppendQueueRequestsMax;
   // Column families owned by higher layers (projections), created when missing. Default: none.
   std::vector<std::string> side_families;
-  // Clock for recorded_at (Unix microseconds). Default: the system clock. Tests inject a fixed clock.
+  // Clock for recorded_at (Unix microseconds). Default: the system clock. Tests inject a fixed
+  // clock.
   std::function<int64_t()> now_us;
 };
 
@@ -55,6 +56,10 @@ class Ledger {
   // Errors: kInvalid, kVersionConflict (current_version() set), kDuplicateMismatch, kBusy,
   // kIoError, kShutdown. On any error nothing of the request is stored.
   Result<AppendResult> Append(AppendRequest request);
+
+  // Makes every acknowledged append durable (fsync of the write-ahead log). Only needed when the
+  // ledger was opened with Options::sync = false, e.g. for a bulk load.
+  Status SyncWal();
 
   // Events of `stream` with version >= from_version, at most `limit` of them.
   Result<std::vector<StoredEvent>> ReadStream(const std::string& stream, uint64_t from_version = 0,
@@ -102,9 +107,9 @@ class Ledger {
   // The value at `key`, or nullopt.
   Result<std::optional<std::string>> GetSide(SideFamily family, std::string_view key) const;
   // Calls visit(key, value) for keys starting with `prefix`, in key order, until it returns false.
-  Status ScanSide(SideFamily family, std::string_view prefix,
-                  const std::function<bool(std::string_view key, std::string_view value)>& visit)
-      const;
+  Status ScanSide(
+      SideFamily family, std::string_view prefix,
+      const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
   // Deletes every key of the family (a rebuild starts from nothing).
   Status ClearSide(SideFamily family);
 

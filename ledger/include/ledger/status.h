@@ -14,15 +14,15 @@ namespace gridledger::ledger {
 // The closed set of failure kinds a caller may act on.
 enum class Code {
   kOk = 0,
-  kInvalid,            // the request is malformed (bad stream id, empty batch, oversized payload, ...)
+  kInvalid,  // the request is malformed (bad stream id, empty batch, oversized payload, ...)
   kVersionConflict,    // expected_version does not match the stream's current version
   kDuplicateMismatch,  // an event_id already stored with different content
   kBusy,               // the append queue is full; retry later (backpressure, nothing was written)
   kNotFound,
-  kCorruption,         // stored bytes fail a check (hash chain, decoding, meta/head agreement)
-  kIoError,            // the storage engine failed; nothing of the request is durable
-  kLocked,             // the data directory is held by another process
-  kShutdown,           // the ledger is closing and takes no more appends
+  kCorruption,  // stored bytes fail a check (hash chain, decoding, meta/head agreement)
+  kIoError,     // the storage engine failed; nothing of the request is durable
+  kLocked,      // the data directory is held by another process
+  kShutdown,    // the ledger is closing and takes no more appends
 };
 
 // Stable lower_snake name of a code, used in JSON errors ("version_conflict", ...).
@@ -68,7 +68,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : value_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool ok() const { return std::holds_alternative<T>(value_); }
