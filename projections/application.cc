@@ -366,6 +366,7 @@ EventRecord RecordOf(const ledger::EventView& event) {
   return EventRecord{event.position(),
                      event.stream(),
                      event.type(),
+                     AsView(envelope.getActor().getId()),
                      AsView(envelope.getActor().getOrg()),
                      envelope.getOccurredAtUs(),
                      envelope.getRecordedAtUs(),
@@ -375,8 +376,8 @@ EventRecord RecordOf(const ledger::EventView& event) {
 
 EventRecord RecordOf(const ledger::StoredEvent& event) {
   return EventRecord{event.position,       event.stream,         event.type,
-                     event.actor.org,      event.occurred_at_us, event.recorded_at_us,
-                     event.payload,        event.imported};
+                     event.actor.id,       event.actor.org,      event.occurred_at_us,
+                     event.recorded_at_us, event.payload,        event.imported};
 }
 
 const Clock* ApplicationState::LatestClock(domain::SlaClock name) const {

@@ -6,8 +6,8 @@ namespace gridledger::projections {
 
 namespace {
 
-using nlohmann::json;
 using domain::Date;
+using nlohmann::json;
 
 json DateJson(const std::optional<Date>& date) {
   return date ? json(date->days_since_epoch()) : json(nullptr);
@@ -18,12 +18,28 @@ std::optional<Date> DateOf(const json& value) {
 }
 
 json FactsJson(const domain::WorkflowFacts& f) {
-  return json::array({f.accepted, static_cast<int>(f.business), static_cast<int>(f.customer_class),
-                      f.important, f.three_zero, f.archived, f.withdrawn, f.paused,
-                      f.survey_dispatched, f.surveyed, f.scheme_replied, f.fees_settled,
-                      f.design_pending, f.design_passed, f.mid_pending, f.mid_passed,
-                      f.completion_pending, f.completion_passed, f.contract_signed,
-                      f.meter_connected, f.change_executed, f.callback_made});
+  return json::array({f.accepted,
+                      static_cast<int>(f.business),
+                      static_cast<int>(f.customer_class),
+                      f.important,
+                      f.three_zero,
+                      f.archived,
+                      f.withdrawn,
+                      f.paused,
+                      f.survey_dispatched,
+                      f.surveyed,
+                      f.scheme_replied,
+                      f.fees_settled,
+                      f.design_pending,
+                      f.design_passed,
+                      f.mid_pending,
+                      f.mid_passed,
+                      f.completion_pending,
+                      f.completion_passed,
+                      f.contract_signed,
+                      f.meter_connected,
+                      f.change_executed,
+                      f.callback_made});
 }
 domain::WorkflowFacts FactsOf(const json& a) {
   domain::WorkflowFacts f;
@@ -31,11 +47,11 @@ domain::WorkflowFacts FactsOf(const json& a) {
   f.accepted = a.at(i++);
   f.business = static_cast<domain::Business>(a.at(i++).get<int>());
   f.customer_class = static_cast<domain::SlaCustomerClass>(a.at(i++).get<int>());
-  for (bool* flag : {&f.important, &f.three_zero, &f.archived, &f.withdrawn, &f.paused,
-                     &f.survey_dispatched, &f.surveyed, &f.scheme_replied, &f.fees_settled,
-                     &f.design_pending, &f.design_passed, &f.mid_pending, &f.mid_passed,
-                     &f.completion_pending, &f.completion_passed, &f.contract_signed,
-                     &f.meter_connected, &f.change_executed, &f.callback_made}) {
+  for (bool* flag :
+       {&f.important, &f.three_zero, &f.archived, &f.withdrawn, &f.paused, &f.survey_dispatched,
+        &f.surveyed, &f.scheme_replied, &f.fees_settled, &f.design_pending, &f.design_passed,
+        &f.mid_pending, &f.mid_passed, &f.completion_pending, &f.completion_passed,
+        &f.contract_signed, &f.meter_connected, &f.change_executed, &f.callback_made}) {
     *flag = a.at(i++).get<bool>();
   }
   return f;

@@ -55,6 +55,7 @@ struct EventRecord {
   uint64_t position = 0;
   std::string_view stream;
   std::string_view type;
+  std::string_view actor_id;
   std::string_view actor_org;
   int64_t occurred_at_us = 0;
   int64_t recorded_at_us = 0;
@@ -70,6 +71,7 @@ struct PauseInterval {
   std::optional<domain::Date> to;  // nullopt while still paused
   uint64_t from_position = 0;
   uint64_t to_position = 0;  // 0 while still paused
+  bool operator==(const PauseInterval&) const = default;
 };
 
 // One instance of a stage clock.

@@ -1,0 +1,281 @@
+#include "projections/engine.h"
+
+#include "ledger/assert.h"
+#include "projections/application_codec.h"
+
+namespace gridledger::projections {
+
+namespace {
+
+constexpr char kCheckpointKey[] = "checkpoint";
+
+std::string EncodeU64(uint64_t value) {
+  std::string bytes(8, '\0');
+  for (int i = 7; i >= 0; --i, value >>= 8) bytes[i] = static_cast<char>(value & 0xff);
+  return bytes;
+}
+
+std::optional<uint64_t> DecodeU64(std::string_view bytes) {
+  if (bytes.size() != 8) return std::nullopt;
+  uint64_t value = 0;
+  for (char byte : bytes) value = (value << 8) | static_cast<uint8_t>(byte);
+  return value;
+}
+
+bool IsAppStream(std::string_view stream) { return stream.starts_with("app/"); }
+
+}  // namespace
+
+std::vector<std::string> SideFamilies() {
+  return {"proj.meta", "proj.application", "proj.kpi", "proj.evidence", "proj.staff"};
+}
+
+Engine::Engine(ledger::Ledger& ledger, EngineOptions options)
+    : ledger_(ledger),
+      options_(options),
+      applications_(ledger, kApplicationFamily, &EncodeApplication, &DecodeApplication),
+      kpis_(ledger, kKpiFamily, static_cast<std::string (*)(const KpiState&)>(&Encode),
+            &DecodeKpiState,
+            [](const std::string& key) { return NewKpiState(key).value_or(KpiState{}); }),
+      evidence_(ledger, kEvidenceFamily,
+                static_cast<std::string (*)(const EvidenceState&)>(&Encode), &DecodeEvidenceState),
+      staff_audits_(ledger, kStaffAuditFamily,
+                    static_cast<std::string (*)(const StaffAuditState&)>(&Encode),
+                    &DecodeStaffAuditState) {
+  LoadCheckpoint().IgnoreError();  // an unreadable checkpoint surfaces again in CatchUp
+}
+
+Engine::~Engine() { Detach(); }
+
+ledger::Status Engine::LoadCheckpoint() {
+  auto stored = ledger_.GetSide(kMetaFamily, kCheckpointKey);
+  if (!stored.ok()) return stored.status();
+  uint64_t checkpoint = 0;
+  if (stored->has_value()) {
+    std::optional<uint64_t> decoded = DecodeU64(**stored);
+    if (!decoded) return {ledger::Code::kCorruption, "projection checkpoint has bad size"};
+    checkpoint = *decoded;
+  }
+  if (checkpoint > ledger_.Head()) {
+    return {ledger::Code::kCorruption, "projection checkpoint " + std::to_string(checkpoint) +
+                                           " is past the ledger head " +
+                                           std::to_string(ledger_.Head())};
+  }
+  checkpoint_ = written_checkpoint_ = checkpoint;
+  return ledger::Status::Ok();
+}
+
+uint64_t Engine::checkpoint() const {
+  std::lock_guard lock(mutex_);
+  return written_checkpoint_;
+}
+
+ledger::Status Engine::Fold(const EventRecord& record) {
+  LEDGER_ASSERT(record.position == checkpoint_ + 1);
+  const ApplicationState* app = nullptr;
+  if (IsAppStream(record.stream)) {
+    auto state = applications_.Mutable(std::string(record.stream));
+    if (!state.ok()) return state.status();
+    projections::Fold(**state, record);
+    app = *state;
+  }
+  ledger::Status derived = FoldDerived(record, app);
+  if (!derived.ok()) return derived;
+  checkpoint_ = record.position;
+  return ledger::Status::Ok();
+}
+
+ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationState* app) {
+  for (const std::string& key : KpiKeysOf(record, app)) {
+    auto state = kpis_.Mutable(key);
+    if (!state.ok()) return state.status();
+    projections::Fold(**state, record, app);
+  }
+  if (std::optional<std::string> key = EvidenceKey(record.stream)) {
+    auto state = evidence_.Mutable(*key);
+    if (!state.ok()) return state.status();
+    projections::Fold(**state, record, record.actor_id, app);
+  }
+  for (const std::string& key : StaffAuditKeysOf(record, record.actor_id)) {
+    auto state = staff_audits_.Mutable(key);
+    if (!state.ok()) return state.status();
+    projections::Fold(**state, record, record.actor_id, app);
+  }
+  return ledger::Status::Ok();
+}
+
+void Engine::WriteTouched(ledger::SideBatch& batch) {
+  applications_.WriteDirty(batch);
+  kpis_.WriteDirty(batch);
+  evidence_.WriteDirty(batch);
+  staff_audits_.WriteDirty(batch);
+  batch.Put(kMetaFamily, kCheckpointKey, EncodeU64(checkpoint_));
+}
+
+size_t Engine::CachedStatesLocked() const {
+  return applications_.size() + kpis_.size() + evidence_.size() + staff_audits_.size();
+}
+
+void Engine::ForgetAllLocked() {
+  applications_.ForgetAll();
+  kpis_.ForgetAll();
+  evidence_.ForgetAll();
+  staff_audits_.ForgetAll();
+}
+
+void Engine::StartEmptyLocked() {
+  applications_.StartEmpty();
+  kpis_.StartEmpty();
+  evidence_.StartEmpty();
+  staff_audits_.StartEmpty();
+}
+
+ledger::Status Engine::FlushLocked() {
+  if (checkpoint_ == written_checkpoint_) return ledger::Status::Ok();
+  auto batch = ledger_.NewSideBatch();
+  WriteTouched(*batch);
+  // Not synced: state and checkpoint travel in one batch, so a crash loses both together and the
+  // next catch-up redoes the same events.
+  ledger::Status written = ledger_.WriteSide(*batch, /*sync=*/false);
+  if (!written.ok()) return written;
+  written_checkpoint_ = checkpoint_;
+  if (CachedStatesLocked() > options_.cache_states_max) ForgetAllLocked();
+  return ledger::Status::Ok();
+}
+
+ledger::Status Engine::CatchUpLocked(uint64_t last, const Progress& progress) {
+  ledger::Status failure;
+  uint64_t since_flush = 0;
+  ledger::Status scanned = ledger_.Scan(checkpoint_ + 1, [&](const ledger::EventView& event) {
+    if (event.position() > last) return false;
+    failure = Fold(RecordOf(event));
+    if (!failure.ok()) return false;
+    if (++since_flush >= options_.flush_every_events ||
+        CachedStatesLocked() > options_.cache_states_max) {
+      failure = FlushLocked();
+      since_flush = 0;
+      if (progress) progress(checkpoint_, last);
+    }
+    return failure.ok();
+  });
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  ledger::Status flushed = FlushLocked();
+  if (progress) progress(checkpoint_, last);
+  return flushed;
+}
+
+ledger::Status Engine::CatchUp(const Progress& progress) {
+  std::lock_guard lock(mutex_);
+  if (attached_ && inline_failure_.ok()) return ledger::Status::Ok();  // inline is current
+  if (!inline_failure_.ok()) {
+    // An inline fold failed earlier: start again from what is stored.
+    inline_failure_ = ledger::Status::Ok();
+    ForgetAllLocked();
+    checkpoint_ = written_checkpoint_;
+  }
+  return CatchUpLocked(ledger_.Head(), progress);
+}
+
+ledger::Status Engine::Rebuild(const Progress& progress) {
+  std::lock_guard lock(mutex_);
+  LEDGER_ASSERT(!attached_);
+  for (ledger::SideFamily family = 0; family < SideFamilies().size(); ++family) {
+    ledger::Status cleared = ledger_.ClearSide(family);
+    if (!cleared.ok()) return cleared;
+  }
+  checkpoint_ = written_checkpoint_ = 0;
+  inline_failure_ = ledger::Status::Ok();
+  StartEmptyLocked();
+  return CatchUpLocked(ledger_.Head(), progress);
+}
+
+ledger::Status Engine::Attach() {
+  std::lock_guard lock(mutex_);
+  ledger::Status caught_up = CatchUpLocked(ledger_.Head(), {});
+  if (!caught_up.ok()) return caught_up;
+  ledger_.SetAppendObserver(this);
+  attached_ = true;
+  return ledger::Status::Ok();
+}
+
+void Engine::Detach() {
+  std::lock_guard lock(mutex_);
+  if (!attached_) return;
+  ledger_.SetAppendObserver(nullptr);
+  attached_ = false;
+}
+
+void Engine::OnStaged(const ledger::EventView& event, ledger::SideBatch& batch) {
+  std::lock_guard lock(mutex_);
+  if (!inline_failure_.ok()) return;  // stop folding; the next catch-up reports it
+  // Events committed between our last catch-up and the observer taking effect are folded first;
+  // they are durable, so the ledger can read them.
+  if (event.position() > checkpoint_ + 1) {
+    inline_failure_ = CatchUpLocked(event.position() - 1, {});
+    if (!inline_failure_.ok()) return;
+  }
+  inline_failure_ = Fold(RecordOf(event));
+  if (inline_failure_.ok()) WriteTouched(batch);
+}
+
+void Engine::OnGroupCommitted(bool written) {
+  std::lock_guard lock(mutex_);
+  if (written && inline_failure_.ok()) {
+    written_checkpoint_ = checkpoint_;
+    if (CachedStatesLocked() > options_.cache_states_max) ForgetAllLocked();
+    return;
+  }
+  // Nothing of the batch is stored: whatever was folded from it is forgotten and reloaded.
+  ForgetAllLocked();
+  checkpoint_ = written_checkpoint_;
+}
+
+ledger::Result<std::optional<ApplicationState>> Engine::Application(
+    const std::string& stream) const {
+  std::lock_guard lock(mutex_);
+  return applications_.Stored(stream);
+}
+
+ledger::Status Engine::ForEachApplication(
+    const std::function<bool(const ApplicationState&)>& visit) const {
+  std::lock_guard lock(mutex_);
+  return applications_.ForEachStored("app/", visit);
+}
+
+ledger::Result<std::vector<KpiState>> Engine::KpiStates(std::string_view prefix) const {
+  std::lock_guard lock(mutex_);
+  std::vector<KpiState> states;
+  ledger::Status scanned = kpis_.ForEachStored(prefix, [&](const KpiState& state) {
+    states.push_back(state);
+    return true;
+  });
+  if (!scanned.ok()) return scanned;
+  return states;
+}
+
+ledger::Result<std::optional<EvidenceState>> Engine::Evidence(const std::string& stream) const {
+  std::optional<std::string> key = EvidenceKey(stream);
+  if (!key) return std::optional<EvidenceState>();
+  std::lock_guard lock(mutex_);
+  return evidence_.Stored(*key);
+}
+
+ledger::Result<std::vector<EvidenceState>> Engine::EvidenceStates() const {
+  std::lock_guard lock(mutex_);
+  std::vector<EvidenceState> states;
+  ledger::Status scanned = evidence_.ForEachStored("", [&](const EvidenceState& state) {
+    states.push_back(state);
+    return true;
+  });
+  if (!scanned.ok()) return scanned;
+  return states;
+}
+
+ledger::Result<std::optional<StaffAuditState>> Engine::StaffAudit(
+    const std::string& staff_id) const {
+  std::lock_guard lock(mutex_);
+  return staff_audits_.Stored(StaffAuditKey(staff_id));
+}
+
+}  // namespace gridledger::projections

@@ -1,0 +1,355 @@
+// The evidence projection (see projections/include/projections/evidence.h).
+#include "projections/evidence.h"
+
+#include <algorithm>
+#include <set>
+#include <variant>
+
+#include "domain/event_json.h"
+#include "projections/kpi.h"
+
+namespace gridledger::projections {
+namespace {
+
+using domain::Date;
+using nlohmann::json;
+
+constexpr std::string_view kKeyPrefix = "evidence/";
+constexpr int32_t kShanghaiOffsetMinutes = 8 * 60;
+
+bool StartsWith(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+std::string TextOr(const json& data, const char* key) {
+  auto it = data.find(key);
+  return it != data.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+std::vector<std::string> TextsOf(const json& data, const char* key) {
+  std::vector<std::string> out;
+  auto it = data.find(key);
+  if (it == data.end() || !it->is_array()) return out;
+  for (const json& item : *it) {
+    if (item.is_string()) out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+void ReadReviewItems(const json& data, EvidenceRecord& record) {
+  auto it = data.find("items");
+  if (it == data.end() || !it->is_array()) return;
+  for (const json& item : *it) {
+    if (!item.is_object()) continue;
+    const std::string name = TextOr(item, "item");
+    record.items.push_back(name);
+    if (!item.value("present", false)) {
+      record.items_missing.push_back(name);
+    } else if (!item.value("correct", false)) {
+      record.items_incorrect.push_back(name);
+    }
+  }
+}
+
+// The record of an evidence event; nullopt for other types or an undecodable payload.
+std::optional<EvidenceRecord> RecordOfEvidence(const EventRecord& event,
+                                               std::string_view actor_id) {
+  if (event.type != "DocumentReviewed" && event.type != "SiteInspected" &&
+      event.type != "CallbackMade") {
+    return std::nullopt;
+  }
+  auto decoded = domain::PayloadToJson(event.type, event.payload);
+  const json* data = std::get_if<json>(&decoded);
+  if (data == nullptr) return std::nullopt;
+  EvidenceRecord record;
+  record.type = std::string(event.type);
+  record.position = event.position;
+  record.occurred_at_us = event.occurred_at_us;
+  record.actor_id = std::string(actor_id);
+  record.actor_org = std::string(event.actor_org);
+  if (event.type == "DocumentReviewed") {
+    record.by = TextOr(*data, "reviewer");
+    record.conclusion = TextOr(*data, "conclusion");
+    record.defects = TextsOf(*data, "defects");
+    ReadReviewItems(*data, record);
+  } else if (event.type == "SiteInspected") {
+    record.by = TextOr(*data, "inspector");
+    record.conclusion = TextOr(*data, "conclusion");
+    record.defects = TextsOf(*data, "defects");
+    record.items = TextsOf(*data, "items");
+  } else {
+    record.by = TextOr(*data, "agent");
+    record.conclusion = TextOr(*data, "result");
+    record.satisfaction = TextOr(*data, "satisfaction");
+    record.defects = TextsOf(*data, "complaints");
+    record.comment = TextOr(*data, "comment");
+  }
+  return record;
+}
+
+void FoldAppEvent(EvidenceState& state, const EventRecord& event, std::string_view actor_id,
+                  const ApplicationState* app_after) {
+  if (app_after != nullptr) {
+    const bool rejected =
+        !app_after->rejected.empty() && app_after->rejected.back().position == event.position;
+    if (rejected) return;
+    state.org = app_after->org;
+  }
+  const Date date = domain::LocalDateOf(event.occurred_at_us);
+  if (event.type == "MeterConnected" && !state.connected) state.connected = date;
+  if (event.type == "Archived" && !state.archived) state.archived = date;
+  std::optional<EvidenceRecord> record = RecordOfEvidence(event, actor_id);
+  if (!record) return;
+  if (record->type == "DocumentReviewed") {
+    state.document_reviews.push_back(std::move(*record));
+  } else if (record->type == "SiteInspected") {
+    state.site_inspections.push_back(std::move(*record));
+  } else {
+    state.callbacks.push_back(std::move(*record));
+  }
+}
+
+void FoldSurveyEvent(EvidenceState& state, const EventRecord& event) {
+  if (event.type != "ThirdPartySurveyRecorded") return;
+  auto decoded = domain::PayloadToJson(event.type, event.payload);
+  const json* data = std::get_if<json>(&decoded);
+  if (data == nullptr) return;
+  state.surveys.push_back(
+      SurveyRecord{event.position, event.occurred_at_us, std::string(event.actor_org),
+                   TextOr(*data, "agency"), data->value("sample_size", uint32_t{0}),
+                   data->value("satisfaction_index", 0.0), TextsOf(*data, "issues")});
+}
+
+// ---- JSON form ----
+
+json DateJson(const std::optional<Date>& date) {
+  return date ? json(date->ToString()) : json(nullptr);
+}
+
+json RecordJson(const EvidenceRecord& r) {
+  return {{"type", r.type},
+          {"position", r.position},
+          {"occurred_at", domain::FormatTimestamp(r.occurred_at_us, kShanghaiOffsetMinutes)},
+          {"occurred_at_us", r.occurred_at_us},
+          {"actor_id", r.actor_id},
+          {"actor_org", r.actor_org},
+          {"by", r.by},
+          {"conclusion", r.conclusion},
+          {"satisfaction", r.satisfaction},
+          {"defects", r.defects},
+          {"items", r.items},
+          {"items_missing", r.items_missing},
+          {"items_incorrect", r.items_incorrect},
+          {"comment", r.comment}};
+}
+
+json SurveyJson(const SurveyRecord& s) {
+  return {{"position", s.position},
+          {"occurred_at", domain::FormatTimestamp(s.occurred_at_us, kShanghaiOffsetMinutes)},
+          {"occurred_at_us", s.occurred_at_us},
+          {"actor_org", s.actor_org},
+          {"agency", s.agency},
+          {"sample_size", s.sample_size},
+          {"satisfaction_index", s.satisfaction_index},
+          {"issues", s.issues}};
+}
+
+template <typename T, typename F>
+json ArrayOf(const std::vector<T>& items, F to_json) {
+  json out = json::array();
+  for (const T& item : items) out.push_back(to_json(item));
+  return out;
+}
+
+// The decoding edge throws nlohmann exceptions on bad shapes; DecodeEvidenceState catches them.
+EvidenceRecord RecordFromJson(const json& j) {
+  EvidenceRecord r;
+  r.type = j.at("type").get<std::string>();
+  r.position = j.at("position").get<uint64_t>();
+  r.occurred_at_us = j.at("occurred_at_us").get<int64_t>();
+  r.actor_id = j.at("actor_id").get<std::string>();
+  r.actor_org = j.at("actor_org").get<std::string>();
+  r.by = j.at("by").get<std::string>();
+  r.conclusion = j.at("conclusion").get<std::string>();
+  r.satisfaction = j.at("satisfaction").get<std::string>();
+  r.defects = j.at("defects").get<std::vector<std::string>>();
+  r.items = j.at("items").get<std::vector<std::string>>();
+  r.items_missing = j.at("items_missing").get<std::vector<std::string>>();
+  r.items_incorrect = j.at("items_incorrect").get<std::vector<std::string>>();
+  r.comment = j.at("comment").get<std::string>();
+  return r;
+}
+
+SurveyRecord SurveyFromJson(const json& j) {
+  return SurveyRecord{j.at("position").get<uint64_t>(),
+                      j.at("occurred_at_us").get<int64_t>(),
+                      j.at("actor_org").get<std::string>(),
+                      j.at("agency").get<std::string>(),
+                      j.at("sample_size").get<uint32_t>(),
+                      j.at("satisfaction_index").get<double>(),
+                      j.at("issues").get<std::vector<std::string>>()};
+}
+
+template <typename T>
+std::vector<T> VectorOf(const json& array, T (*from_json)(const json&)) {
+  std::vector<T> out;
+  for (const json& item : array.get_ref<const json::array_t&>()) out.push_back(from_json(item));
+  return out;
+}
+
+// ---- Coverage ----
+
+struct Coverage {
+  json covered_ids = json::array();
+  json missing_ids = json::array();
+
+  void Add(const std::string& id, bool covered) {
+    (covered ? covered_ids : missing_ids).push_back(id);
+  }
+  json ToJson() const {
+    const size_t covered = covered_ids.size();
+    const size_t of = covered + missing_ids.size();
+    return {{"covered", covered},
+            {"of", of},
+            {"value", of == 0 ? json(nullptr) : json(static_cast<double>(covered) / of)},
+            {"covered_ids", covered_ids},
+            {"missing_ids", missing_ids}};
+  }
+};
+
+bool InMonths(const std::optional<Date>& date, const std::set<std::string>& months) {
+  return date && months.count(MonthOf(*date)) > 0;
+}
+
+bool SurveyInPeriod(std::string_view stream, const std::set<std::string>& months) {
+  const auto survey_months = PeriodMonths(stream.substr(std::string_view("survey/").size()));
+  if (!survey_months) return false;
+  return std::any_of(survey_months->begin(), survey_months->end(),
+                     [&months](const std::string& month) { return months.count(month) > 0; });
+}
+
+json SurveysOf(const std::vector<const EvidenceState*>& sorted,
+               const std::set<std::string>& months) {
+  json surveys = json::array();
+  for (const EvidenceState* state : sorted) {
+    if (!StartsWith(state->stream, "survey/") || !SurveyInPeriod(state->stream, months)) continue;
+    for (const SurveyRecord& survey : state->surveys) {
+      json item = SurveyJson(survey);
+      item["stream"] = state->stream;
+      item.erase("occurred_at_us");
+      surveys.push_back(std::move(item));
+    }
+  }
+  return surveys;
+}
+
+}  // namespace
+
+std::optional<std::string> EvidenceKey(std::string_view stream) {
+  if (!StartsWith(stream, "app/") && !StartsWith(stream, "survey/")) return std::nullopt;
+  return std::string(kKeyPrefix) + std::string(stream);
+}
+
+std::string KeyOf(const EvidenceState& state) { return std::string(kKeyPrefix) + state.stream; }
+
+void Fold(EvidenceState& state, const EventRecord& event, std::string_view actor_id,
+          const ApplicationState* app_after) {
+  if (state.stream.empty()) state.stream = std::string(event.stream);
+  if (event.stream != state.stream) return;
+  if (StartsWith(event.stream, "app/")) {
+    FoldAppEvent(state, event, actor_id, app_after);
+  } else if (StartsWith(event.stream, "survey/")) {
+    FoldSurveyEvent(state, event);
+  } else {
+    return;
+  }
+  state.last_position = event.position;
+}
+
+void Fold(EvidenceState& state, const EventRecord& event, const ApplicationState* app_after) {
+  Fold(state, event, std::string_view(), app_after);
+}
+
+void Fold(EvidenceState& state, const ledger::StoredEvent& event,
+          const ApplicationState* app_after) {
+  Fold(state, RecordOf(event), event.actor.id, app_after);
+}
+
+void Fold(EvidenceState& state, const ledger::EventView& event, const ApplicationState* app_after) {
+  const auto id = event.envelope().getActor().getId();
+  Fold(state, RecordOf(event), std::string_view(id.begin(), id.size()), app_after);
+}
+
+json ToJson(const EvidenceState& state) {
+  return {{"stream", state.stream},
+          {"org", state.org},
+          {"connected", DateJson(state.connected)},
+          {"archived", DateJson(state.archived)},
+          {"last_position", state.last_position},
+          {"document_reviews", ArrayOf(state.document_reviews, RecordJson)},
+          {"site_inspections", ArrayOf(state.site_inspections, RecordJson)},
+          {"callbacks", ArrayOf(state.callbacks, RecordJson)},
+          {"surveys", ArrayOf(state.surveys, SurveyJson)}};
+}
+
+std::string Encode(const EvidenceState& state) {
+  const std::vector<uint8_t> bytes = json::to_msgpack(ToJson(state));
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::optional<EvidenceState> DecodeEvidenceState(std::string_view bytes) {
+  try {  // the decoding edge: malformed bytes or shapes become nullopt
+    const json j = json::from_msgpack(bytes.begin(), bytes.end());
+    EvidenceState state;
+    state.stream = j.at("stream").get<std::string>();
+    state.org = j.at("org").get<std::string>();
+    state.last_position = j.at("last_position").get<uint64_t>();
+    for (auto [key, field] :
+         {std::pair{"connected", &state.connected}, std::pair{"archived", &state.archived}}) {
+      if (j.at(key).is_null()) continue;
+      *field = Date::Parse(j.at(key).get<std::string>());
+      if (!*field) return std::nullopt;
+    }
+    state.document_reviews = VectorOf(j.at("document_reviews"), RecordFromJson);
+    state.site_inspections = VectorOf(j.at("site_inspections"), RecordFromJson);
+    state.callbacks = VectorOf(j.at("callbacks"), RecordFromJson);
+    state.surveys = VectorOf(j.at("surveys"), SurveyFromJson);
+    return state;
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
+json EvidenceCoverage(const std::vector<EvidenceState>& states, std::string_view period,
+                      const std::optional<std::string>& org) {
+  const auto period_months = PeriodMonths(period);
+  if (!period_months) return {{"error", "bad_period"}, {"period", period}};
+  const std::set<std::string> months(period_months->begin(), period_months->end());
+  std::vector<const EvidenceState*> sorted;
+  for (const EvidenceState& state : states) sorted.push_back(&state);
+  std::sort(sorted.begin(), sorted.end(),
+            [](const EvidenceState* a, const EvidenceState* b) { return a->stream < b->stream; });
+  Coverage reviews, inspections, callbacks;
+  for (const EvidenceState* state : sorted) {
+    if (!StartsWith(state->stream, "app/") || (org && state->org != *org)) continue;
+    if (InMonths(state->archived, months)) {
+      reviews.Add(state->stream, !state->document_reviews.empty());
+      inspections.Add(state->stream, !state->site_inspections.empty());
+    }
+    if (InMonths(state->connected, months)) {
+      const bool reached = std::any_of(
+          state->callbacks.begin(), state->callbacks.end(),
+          [](const EvidenceRecord& callback) { return callback.conclusion == "reached"; });
+      callbacks.Add(state->stream, reached);
+    }
+  }
+  return {{"period", period},
+          {"org", org ? json(*org) : json(nullptr)},
+          {"months", *period_months},
+          {"document_review", reviews.ToJson()},
+          {"site_inspection", inspections.ToJson()},
+          {"callback", callbacks.ToJson()},
+          {"surveys", SurveysOf(sorted, months)}};
+}
+
+}  // namespace gridledger::projections

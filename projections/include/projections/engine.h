@@ -1,0 +1,118 @@
+// Engine: keeps every projection current with the ledger, stores its states and checkpoint in the
+// ledger's side column families, and rebuilds them from position 1.
+//
+// Two ways to run, same folds, same bytes:
+// - inline: installed as the ledger's AppendObserver, it folds each event as it is staged and puts
+//   the touched states and the new checkpoint into the SAME WriteBatch as the events, so state and
+//   log are durable together;
+// - catch-up: CatchUp() scans from checkpoint + 1 to the head and writes states and checkpoint in
+//   batches of flush_every_events.
+// Rebuild() clears every projection family and catches up from position 1.
+//
+// Projections, folded in this order for each event (later ones see the application state after
+// the event): application (app/<id> streams), KPI (per org and month, per report stream),
+// evidence (per application and survey stream), staff audit (per staff id).
+//
+// Thread-safety: all methods may be called from any thread; one mutex serializes folding and
+// reading. Queries read the store, so they see exactly the states of the checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ledger/ledger.h"
+#include "projections/application.h"
+#include "projections/evidence.h"
+#include "projections/kpi.h"
+#include "projections/staff_audit.h"
+#include "projections/state_table.h"
+
+namespace gridledger::projections {
+
+// Side families of the projections, in this order; pass them as ledger::Options::side_families.
+std::vector<std::string> SideFamilies();
+
+struct EngineOptions {
+  // Catch-up writes states and checkpoint every this many events. Default: 50,000.
+  uint64_t flush_every_events = 50'000;
+  // Cached states per projection before the cache is written back and emptied: the bound on
+  // memory during a rebuild. Default: 100,000.
+  size_t cache_states_max = 100'000;
+};
+
+// Progress of CatchUp / Rebuild: (position reached, head).
+using Progress = std::function<void(uint64_t done, uint64_t head)>;
+
+class Engine : public ledger::AppendObserver {
+ public:
+  // REQUIRES: `ledger` was opened with SideFamilies() as its first side families.
+  Engine(ledger::Ledger& ledger, EngineOptions options = {});
+  ~Engine() override;
+
+  // The last position folded into the stored states.
+  uint64_t checkpoint() const;
+
+  // Folds events from checkpoint + 1 to the head as of the call, writing as it goes.
+  ledger::Status CatchUp(const Progress& progress = {});
+  // Clears every projection and catches up from position 1.
+  ledger::Status Rebuild(const Progress& progress = {});
+
+  // Catches up, then installs this engine as the ledger's observer (inline mode) until
+  // destruction or Detach().
+  ledger::Status Attach();
+  void Detach();
+
+  // The stored state of one application, or nullopt when the stream has no folded events.
+  ledger::Result<std::optional<ApplicationState>> Application(const std::string& stream) const;
+  // Visits every stored application state in stream order until `visit` returns false.
+  ledger::Status ForEachApplication(
+      const std::function<bool(const ApplicationState&)>& visit) const;
+
+  // Every stored KPI bucket whose key starts with `prefix` ("kpi/" for all; see kpi.h for keys).
+  ledger::Result<std::vector<KpiState>> KpiStates(std::string_view prefix = "kpi/") const;
+  // The evidence of one application or survey stream, or nullopt.
+  ledger::Result<std::optional<EvidenceState>> Evidence(const std::string& stream) const;
+  ledger::Result<std::vector<EvidenceState>> EvidenceStates() const;
+  ledger::Result<std::optional<StaffAuditState>> StaffAudit(const std::string& staff_id) const;
+
+  // ledger::AppendObserver (inline mode; called on the ledger's writer thread).
+  void OnStaged(const ledger::EventView& event, ledger::SideBatch& batch) override;
+  void OnGroupCommitted(bool written) override;
+
+ private:
+  // Family indexes within SideFamilies().
+  static constexpr ledger::SideFamily kMetaFamily = 0;
+  static constexpr ledger::SideFamily kApplicationFamily = 1;
+  static constexpr ledger::SideFamily kKpiFamily = 2;
+  static constexpr ledger::SideFamily kEvidenceFamily = 3;
+  static constexpr ledger::SideFamily kStaffAuditFamily = 4;
+
+  ledger::Status LoadCheckpoint();
+  ledger::Status Fold(const EventRecord& record);
+  ledger::Status CatchUpLocked(uint64_t last, const Progress& progress);
+  ledger::Status FlushLocked();
+  void WriteTouched(ledger::SideBatch& batch);
+  void ForgetAllLocked();
+  void StartEmptyLocked();
+  size_t CachedStatesLocked() const;
+  ledger::Status FoldDerived(const EventRecord& record, const ApplicationState* app);
+
+  ledger::Ledger& ledger_;
+  const EngineOptions options_;
+
+  mutable std::mutex mutex_;
+  uint64_t checkpoint_ = 0;          // last folded position (may be staged, not yet written)
+  uint64_t written_checkpoint_ = 0;  // last position whose states are in the store
+  ledger::Status inline_failure_;    // a fold error in inline mode, reported by the next call
+  bool attached_ = false;
+  StateTable<ApplicationState> applications_;
+  StateTable<KpiState> kpis_;
+  StateTable<EvidenceState> evidence_;
+  StateTable<StaffAuditState> staff_audits_;
+};
+
+}  // namespace gridledger::projections

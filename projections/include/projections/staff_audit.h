@@ -1,0 +1,99 @@
+// The staff-audit projection: what each staff member did, for auditors (../shared/domain.md
+// "Roles"; job standard 4.3: never disclose important company information without approval).
+//
+// Per staff id (actor.id): the number of events they appended, by type; their sensitive-data
+// accesses (SensitiveDataAccessed; one without approved_by is flagged as a 4.3.4 risk: disclosure
+// without approval); training hours (TrainingHeld: its hours go to the organizer, the actor, and to
+// every attendee, once per person); urges issued (Urged they appended).
+//
+// KEY: staff-audit/<staff id> (StaffAuditKey). One event touches the actor's state and, for
+// TrainingHeld, each attendee's (StaffAuditKeysOf). EventRecord carries no actor id, so every fold
+// takes it beside the record; the ledger::StoredEvent / EventView overloads read it themselves.
+//
+// Thread-safety: values only; nothing here does I/O or reads a clock. Nothing throws.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "ledger/event.h"
+#include "projections/application.h"
+
+namespace gridledger::projections {
+
+// The clause an access without approval puts at risk.
+inline constexpr std::string_view kUnapprovedAccessRisk = "4.3.4";
+
+struct SensitiveAccess {
+  uint64_t position = 0;
+  int64_t occurred_at_us = 0;
+  std::string stream;  // staff/<id> it was recorded on
+  std::string what;
+  std::optional<std::string> approved_by;  // nullopt: no approval (a 4.3.4 risk)
+  bool operator==(const SensitiveAccess&) const = default;
+};
+
+struct TrainingRecord {
+  uint64_t position = 0;
+  int64_t occurred_at_us = 0;
+  std::string topic;
+  double hours = 0;
+  bool organizer = false;  // the actor of TrainingHeld (else an attendee)
+  bool operator==(const TrainingRecord&) const = default;
+};
+
+struct UrgeIssued {
+  uint64_t position = 0;
+  int64_t occurred_at_us = 0;
+  std::string app;  // app/<id>
+  int level = 0;
+  std::string to_org;
+  std::string to_person;
+  bool operator==(const UrgeIssued&) const = default;
+};
+
+struct StaffAuditState {
+  std::string staff_id;
+  uint64_t last_position = 0;
+  uint64_t actions_total = 0;
+  std::map<std::string, uint64_t> actions_by_type;  // event type → events appended
+  std::vector<SensitiveAccess> accesses;
+  std::vector<TrainingRecord> trainings;
+  double training_hours = 0;  // sum of trainings[].hours
+  std::vector<UrgeIssued> urges;
+
+  bool operator==(const StaffAuditState&) const = default;
+};
+
+std::string StaffAuditKey(std::string_view staff_id);  // "staff-audit/<id>"
+std::string KeyOf(const StaffAuditState& state);
+
+// The keys of the states `event` appended by `actor_id` changes: the actor's, and for TrainingHeld
+// every attendee's (without duplicates).
+std::vector<std::string> StaffAuditKeysOf(const EventRecord& event, std::string_view actor_id);
+
+// Folds the part of `event` (appended by `actor_id`) that concerns state.staff_id, which must be
+// set (REQUIRES: !state.staff_id.empty()). `app_after` is unused today (every fact comes from the
+// event); it is taken for a uniform runner interface. Pure and deterministic; position order.
+void Fold(StaffAuditState& state, const EventRecord& event, std::string_view actor_id,
+          const ApplicationState* app_after);
+void Fold(StaffAuditState& state, const ledger::StoredEvent& event,
+          const ApplicationState* app_after);
+void Fold(StaffAuditState& state, const ledger::EventView& event,
+          const ApplicationState* app_after);
+
+// Deterministic bytes (MessagePack of ToJson): equal states give equal bytes.
+std::string Encode(const StaffAuditState& state);
+std::optional<StaffAuditState> DecodeStaffAuditState(std::string_view bytes);
+// {staff_id, last_position, actions_total, actions_by_type{}, accesses[{position, occurred_at,
+//  occurred_at_us, stream, what, approved_by (null when none), approved, risk (null or "4.3.4")}],
+//  unapproved_accesses, trainings[], training_hours, urges[], urges_issued}.
+nlohmann::json ToJson(const StaffAuditState& state);
+
+}  // namespace gridledger::projections

@@ -1,0 +1,973 @@
+// The KPI projection (see projections/include/projections/kpi.h).
+#include "projections/kpi.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <set>
+#include <variant>
+
+#include "domain/event_json.h"
+
+namespace gridledger::projections {
+namespace {
+
+using domain::AppEventType;
+using domain::Date;
+using domain::SlaClock;
+using nlohmann::json;
+
+constexpr std::string_view kMonthPrefix = "kpi/m/";
+constexpr std::string_view kReportPrefix = "kpi/r/";
+// Slack of `numerator >= target * denominator`, so that 19/20 meets 0.95 despite binary rounding.
+constexpr double kTargetEpsilon = 1e-9;
+
+bool StartsWith(std::string_view text, std::string_view prefix) {
+  return text.substr(0, prefix.size()) == prefix;
+}
+
+bool AllDigits(std::string_view text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string MonthText(int year, int month) {
+  char buffer[16];
+  std::snprintf(buffer, sizeof(buffer), "%04d-%02d", year, month);
+  return buffer;
+}
+
+std::string MonthOfUs(int64_t unix_us) { return MonthOf(domain::LocalDateOf(unix_us)); }
+
+// The `data` of an event as JSON, or nullopt when the payload does not decode.
+std::optional<json> DataOf(const EventRecord& event) {
+  auto decoded = domain::PayloadToJson(event.type, event.payload);
+  if (auto* data = std::get_if<json>(&decoded)) return std::move(*data);
+  return std::nullopt;
+}
+
+std::string TextOr(const json& data, const char* key, std::string fallback = "") {
+  auto it = data.find(key);
+  return it != data.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+// ---- Routing: which bucket receives which part of an event ----
+
+// Each member names the bucket of one kind of fact, or is empty when the event has none.
+struct Routes {
+  std::string month;     // app facts dated by occurred_at (KpiArchived, callbacks, …)
+  std::string change;    // the change application's bucket (acceptance month)
+  std::string late;      // month of recorded_at
+  std::string report;    // report bucket
+  std::string training;  // month bucket of the organizer's org
+};
+
+// True when the application projection applied `event` (it was not rejected as invalid).
+bool AppliedByApp(const ApplicationState& app, const EventRecord& event) {
+  return app.last_position == event.position &&
+         (app.rejected.empty() || app.rejected.back().position != event.position);
+}
+
+bool HasViolationAt(const ApplicationState& app, uint64_t position) {
+  return std::any_of(app.violations.begin(), app.violations.end(),
+                     [position](const ViolationRecord& v) { return v.position == position; });
+}
+
+bool IsFirstConnection(const ApplicationState& app, uint64_t position) {
+  const Clock* clock = app.LatestClock(SlaClock::kConnection);
+  return clock != nullptr && clock->end_position == position && !clock->stopped_by;
+}
+
+bool ContributesMonthFact(const ApplicationState& app, AppEventType type, uint64_t position) {
+  switch (type) {
+    case AppEventType::kArchived:
+    case AppEventType::kCallbackMade:
+    case AppEventType::kDocumentReviewed:
+    case AppEventType::kSiteInspected:
+    case AppEventType::kUrged:
+      return true;
+    case AppEventType::kMeterConnected:
+      return IsFirstConnection(app, position) || HasViolationAt(app, position);
+    default:
+      return HasViolationAt(app, position);
+  }
+}
+
+bool TouchesChangeClock(AppEventType type) {
+  switch (type) {
+    case AppEventType::kApplicationAccepted:
+    case AppEventType::kClockPaused:
+    case AppEventType::kClockResumed:
+    case AppEventType::kChangeExecuted:
+    case AppEventType::kArchived:
+    case AppEventType::kWithdrawn:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Recorded on a later day than it occurred, and not a declared bulk import of history.
+bool IsLate(const EventRecord& event) {
+  return !event.imported &&
+         domain::LocalDateOf(event.occurred_at_us) < domain::LocalDateOf(event.recorded_at_us);
+}
+
+void RouteAppEvent(const EventRecord& event, const ApplicationState& app, Routes& routes) {
+  if (app.org.empty() || !AppliedByApp(app, event)) return;
+  const auto type = domain::ParseAppEventType(event.type);
+  if (!type) return;
+  if (ContributesMonthFact(app, *type, event.position)) {
+    routes.month = KpiMonthKey(app.org, MonthOfUs(event.occurred_at_us));
+  }
+  if (domain::IsChange(app.facts) && app.accepted_date && TouchesChangeClock(*type)) {
+    routes.change = KpiMonthKey(app.org, MonthOf(*app.accepted_date));
+  }
+  if (IsLate(event)) routes.late = KpiMonthKey(app.org, MonthOfUs(event.recorded_at_us));
+}
+
+Routes RouteOf(const EventRecord& event, const ApplicationState* app_after) {
+  Routes routes;
+  if (StartsWith(event.stream, "app/")) {
+    if (app_after != nullptr) RouteAppEvent(event, *app_after, routes);
+    return routes;
+  }
+  if (event.actor_org.empty()) return routes;
+  if (StartsWith(event.stream, "report/") && domain::StreamKindOfType(event.type) == "report") {
+    routes.report = KpiReportKey(event.stream);
+  }
+  if (StartsWith(event.stream, "staff/") && event.type == "TrainingHeld") {
+    routes.training = KpiMonthKey(event.actor_org, MonthOfUs(event.occurred_at_us));
+  }
+  if (IsLate(event)) routes.late = KpiMonthKey(event.actor_org, MonthOfUs(event.recorded_at_us));
+  return routes;
+}
+
+// ---- Folding the parts ----
+
+void FoldArchived(KpiState& state, const EventRecord& event, const ApplicationState& app) {
+  if (domain::IsChange(app.facts)) return;
+  KpiArchived archived;
+  archived.app = app.stream;
+  archived.position = event.position;
+  archived.business = app.facts.business;
+  archived.customer_class = app.facts.customer_class;
+  archived.connected = app.facts.meter_connected;
+  archived.clocks = app.clocks;
+  state.archived.push_back(std::move(archived));
+}
+
+void FoldCallback(KpiState& state, const EventRecord& event, const ApplicationState& app) {
+  const std::optional<json> data = DataOf(event);
+  if (!data) return;
+  state.callbacks.push_back(KpiCallback{app.stream, event.position, TextOr(*data, "result"),
+                                        TextOr(*data, "satisfaction")});
+}
+
+void FoldCheck(std::vector<KpiCheck>& checks, const EventRecord& event,
+               const ApplicationState& app) {
+  const std::optional<json> data = DataOf(event);
+  if (!data) return;
+  checks.push_back(KpiCheck{app.stream, event.position, TextOr(*data, "conclusion") == "pass"});
+}
+
+void FoldMonthFacts(KpiState& state, const EventRecord& event, const ApplicationState& app) {
+  const auto type = domain::ParseAppEventType(event.type);
+  switch (*type) {
+    case AppEventType::kArchived:
+      FoldArchived(state, event, app);
+      break;
+    case AppEventType::kCallbackMade:
+      FoldCallback(state, event, app);
+      break;
+    case AppEventType::kDocumentReviewed:
+      FoldCheck(state.document_reviews, event, app);
+      break;
+    case AppEventType::kSiteInspected:
+      FoldCheck(state.site_inspections, event, app);
+      break;
+    case AppEventType::kUrged:
+      if (!app.urges.empty() && app.urges.back().position == event.position) {
+        state.urges.push_back(KpiUrge{app.stream, event.position, app.urges.back().level});
+      }
+      break;
+    case AppEventType::kMeterConnected:
+      if (IsFirstConnection(app, event.position)) {
+        state.connections.push_back(
+            KpiConnection{app.stream, event.position, app.contract_signed.has_value()});
+      }
+      break;
+    default:
+      break;
+  }
+  for (const ViolationRecord& violation : app.violations) {
+    if (violation.position != event.position) continue;
+    state.violations.push_back(KpiViolation{app.stream, event.position, violation.rule});
+  }
+}
+
+void FoldChange(KpiState& state, const ApplicationState& app) {
+  const Clock* clock = app.LatestClock(SlaClock::kChangeCompletion);
+  if (clock == nullptr) return;
+  KpiChange change;
+  change.app = app.stream;
+  change.customer_class = app.facts.customer_class;
+  change.clock = *clock;
+  change.executed = app.facts.change_executed && !clock->stopped_by;
+  change.withdrawn = app.facts.withdrawn && !change.executed;
+  auto it = std::find_if(state.changes.begin(), state.changes.end(),
+                         [&app](const KpiChange& existing) { return existing.app == app.stream; });
+  if (it == state.changes.end()) {
+    state.changes.push_back(std::move(change));
+  } else {
+    *it = std::move(change);
+  }
+}
+
+void FoldReportDue(KpiReport& report, KpiState& state, const EventRecord& event) {
+  if (report.due_position != 0) return;  // the first ReportDue fixes org and due date
+  const std::optional<json> data = DataOf(event);
+  if (!data) return;
+  const auto due = Date::Parse(TextOr(*data, "due_date"));
+  if (!due) return;
+  report.report_type = TextOr(*data, "report_type");
+  report.period = TextOr(*data, "period");
+  report.due_date = *due;
+  report.due_position = event.position;
+  state.org = std::string(event.actor_org);
+  state.month = MonthOf(*due);
+}
+
+void FoldReport(KpiState& state, const EventRecord& event) {
+  if (!state.report) state.report = KpiReport{};
+  KpiReport& report = *state.report;
+  if (event.type == "ReportDue") {
+    FoldReportDue(report, state, event);
+  } else if (event.type == "ReportSubmitted") {
+    if (report.submitted_position == 0) {
+      report.submitted_date = domain::LocalDateOf(event.occurred_at_us);
+      report.submitted_position = event.position;
+    }
+  } else if (event.type == "ReportCorrected") {
+    const std::optional<json> data = DataOf(event);
+    ++report.corrections;
+    if (data) report.errors_found += data->value("errors_found", uint64_t{0});
+  }
+}
+
+void FoldTraining(KpiState& state, const EventRecord& event) {
+  const std::optional<json> data = DataOf(event);
+  if (!data) return;
+  const auto attendees = data->value("attendees", json::array());
+  state.trainings.push_back(KpiTraining{std::string(event.stream), event.position,
+                                        data->value("hours", 0.0),
+                                        static_cast<uint32_t>(attendees.size())});
+}
+
+// ---- Canonical JSON form ----
+
+json DateJson(const std::optional<Date>& date) {
+  return date ? json(date->ToString()) : json(nullptr);
+}
+
+template <typename T, typename F>
+json ArrayOf(const std::vector<T>& items, F to_json) {
+  json out = json::array();
+  for (const T& item : items) out.push_back(to_json(item));
+  return out;
+}
+
+json ClockToJson(const Clock& clock) {
+  json pauses = json::array();
+  for (const PauseInterval& pause : clock.pauses) {
+    pauses.push_back({{"from", pause.from.ToString()},
+                      {"to", DateJson(pause.to)},
+                      {"from_position", pause.from_position},
+                      {"to_position", pause.to_position}});
+  }
+  return {{"name", domain::SlaClockName(clock.name)},
+          {"attempt", clock.attempt},
+          {"start", clock.start.ToString()},
+          {"end", DateJson(clock.end)},
+          {"start_position", clock.start_position},
+          {"end_position", clock.end_position},
+          {"stopped_by",
+           clock.stopped_by ? json(domain::AppEventTypeName(*clock.stopped_by)) : json(nullptr)},
+          {"pauses", std::move(pauses)}};
+}
+
+json ArchivedToJson(const KpiArchived& a) {
+  return {{"app", a.app},
+          {"position", a.position},
+          {"business", domain::BusinessName(a.business)},
+          {"customer_class", domain::SlaCustomerClassName(a.customer_class)},
+          {"connected", a.connected},
+          {"clocks", ArrayOf(a.clocks, ClockToJson)}};
+}
+
+json ChangeToJson(const KpiChange& c) {
+  return {{"app", c.app},
+          {"customer_class", domain::SlaCustomerClassName(c.customer_class)},
+          {"clock", ClockToJson(c.clock)},
+          {"executed", c.executed},
+          {"withdrawn", c.withdrawn}};
+}
+
+json ReportToJson(const KpiReport& r) {
+  return {{"report_type", r.report_type},
+          {"period", r.period},
+          {"due_date", r.due_date.ToString()},
+          {"due_position", r.due_position},
+          {"submitted_date", DateJson(r.submitted_date)},
+          {"submitted_position", r.submitted_position},
+          {"corrections", r.corrections},
+          {"errors_found", r.errors_found}};
+}
+
+json CheckToJson(const KpiCheck& c) {
+  return {{"app", c.app}, {"position", c.position}, {"passed", c.passed}};
+}
+
+// Reads the canonical form back. Malformed JSON shapes throw nlohmann exceptions, caught at the
+// decoding edge (DecodeKpiState); bad names and dates clear `ok`.
+struct Reader {
+  bool ok = true;
+
+  Date DateOf(const json& value) {
+    const auto date = Date::Parse(value.get<std::string>());
+    if (!date) ok = false;
+    return date.value_or(Date());
+  }
+  std::optional<Date> OptionalDateOf(const json& value) {
+    if (value.is_null()) return std::nullopt;
+    return DateOf(value);
+  }
+  domain::SlaCustomerClass ClassOf(const json& value) {
+    const auto parsed = domain::ParseSlaCustomerClass(value.get<std::string>());
+    if (!parsed) ok = false;
+    return parsed.value_or(domain::SlaCustomerClass::kResidential);
+  }
+  domain::Business BusinessOf(const json& value) {
+    const std::string name = value.get<std::string>();
+    for (auto business : {domain::Business::kNewInstall, domain::Business::kCapacityIncrease,
+                          domain::Business::kChange}) {
+      if (domain::BusinessName(business) == name) return business;
+    }
+    ok = false;
+    return domain::Business::kNewInstall;
+  }
+  template <typename T, typename F>
+  std::vector<T> VectorOf(const json& array, F from_json) {
+    std::vector<T> out;
+    for (const json& item : array.get_ref<const json::array_t&>()) out.push_back(from_json(item));
+    return out;
+  }
+
+  Clock ClockOf(const json& j) {
+    Clock clock;
+    const auto name = domain::ParseSlaClock(j.at("name").get<std::string>());
+    if (!name) ok = false;
+    clock.name = name.value_or(SlaClock::kSchemeReply);
+    clock.attempt = j.at("attempt").get<int>();
+    clock.start = DateOf(j.at("start"));
+    clock.end = OptionalDateOf(j.at("end"));
+    clock.start_position = j.at("start_position").get<uint64_t>();
+    clock.end_position = j.at("end_position").get<uint64_t>();
+    if (!j.at("stopped_by").is_null()) {
+      clock.stopped_by = domain::ParseAppEventType(j.at("stopped_by").get<std::string>());
+      if (!clock.stopped_by) ok = false;
+    }
+    clock.pauses = VectorOf<PauseInterval>(j.at("pauses"), [this](const json& p) {
+      return PauseInterval{DateOf(p.at("from")), OptionalDateOf(p.at("to")),
+                           p.at("from_position").get<uint64_t>(),
+                           p.at("to_position").get<uint64_t>()};
+    });
+    return clock;
+  }
+  KpiArchived ArchivedOf(const json& j) {
+    KpiArchived a;
+    a.app = j.at("app").get<std::string>();
+    a.position = j.at("position").get<uint64_t>();
+    a.business = BusinessOf(j.at("business"));
+    a.customer_class = ClassOf(j.at("customer_class"));
+    a.connected = j.at("connected").get<bool>();
+    a.clocks = VectorOf<Clock>(j.at("clocks"), [this](const json& c) { return ClockOf(c); });
+    return a;
+  }
+  KpiChange ChangeOf(const json& j) {
+    return KpiChange{j.at("app").get<std::string>(), ClassOf(j.at("customer_class")),
+                     ClockOf(j.at("clock")), j.at("executed").get<bool>(),
+                     j.at("withdrawn").get<bool>()};
+  }
+  KpiReport ReportOf(const json& j) {
+    KpiReport r;
+    r.report_type = j.at("report_type").get<std::string>();
+    r.period = j.at("period").get<std::string>();
+    r.due_date = DateOf(j.at("due_date"));
+    r.due_position = j.at("due_position").get<uint64_t>();
+    r.submitted_date = OptionalDateOf(j.at("submitted_date"));
+    r.submitted_position = j.at("submitted_position").get<uint64_t>();
+    r.corrections = j.at("corrections").get<uint32_t>();
+    r.errors_found = j.at("errors_found").get<uint64_t>();
+    return r;
+  }
+  static KpiCheck CheckOf(const json& j) {
+    return KpiCheck{j.at("app").get<std::string>(), j.at("position").get<uint64_t>(),
+                    j.at("passed").get<bool>()};
+  }
+};
+
+void ReadFactLists(Reader& reader, const json& j, KpiState& state) {
+  state.archived = reader.VectorOf<KpiArchived>(
+      j.at("archived"), [&reader](const json& a) { return reader.ArchivedOf(a); });
+  state.changes = reader.VectorOf<KpiChange>(
+      j.at("changes"), [&reader](const json& c) { return reader.ChangeOf(c); });
+  state.callbacks = reader.VectorOf<KpiCallback>(j.at("callbacks"), [](const json& c) {
+    return KpiCallback{c.at("app").get<std::string>(), c.at("position").get<uint64_t>(),
+                       c.at("result").get<std::string>(), c.at("satisfaction").get<std::string>()};
+  });
+  state.connections = reader.VectorOf<KpiConnection>(j.at("connections"), [](const json& c) {
+    return KpiConnection{c.at("app").get<std::string>(), c.at("position").get<uint64_t>(),
+                         c.at("contract_before").get<bool>()};
+  });
+  state.document_reviews = reader.VectorOf<KpiCheck>(j.at("document_reviews"), Reader::CheckOf);
+  state.site_inspections = reader.VectorOf<KpiCheck>(j.at("site_inspections"), Reader::CheckOf);
+}
+
+void ReadSideLists(Reader& reader, const json& j, KpiState& state) {
+  state.violations = reader.VectorOf<KpiViolation>(j.at("violations"), [](const json& v) {
+    return KpiViolation{v.at("app").get<std::string>(), v.at("position").get<uint64_t>(),
+                        v.at("rule").get<std::string>()};
+  });
+  state.late = reader.VectorOf<KpiLate>(j.at("late"), [](const json& l) {
+    return KpiLate{l.at("stream").get<std::string>(), l.at("position").get<uint64_t>(),
+                   l.at("occurred_at_us").get<int64_t>(), l.at("recorded_at_us").get<int64_t>()};
+  });
+  state.urges = reader.VectorOf<KpiUrge>(j.at("urges"), [](const json& u) {
+    return KpiUrge{u.at("app").get<std::string>(), u.at("position").get<uint64_t>(),
+                   u.at("level").get<int>()};
+  });
+  state.trainings = reader.VectorOf<KpiTraining>(j.at("trainings"), [](const json& t) {
+    return KpiTraining{t.at("stream").get<std::string>(), t.at("position").get<uint64_t>(),
+                       t.at("hours").get<double>(), t.at("attendees").get<uint32_t>()};
+  });
+}
+
+}  // namespace
+
+// ---- Periods and keys ----
+
+std::string MonthOf(Date date) { return MonthText(date.year(), date.month()); }
+
+std::optional<std::vector<std::string>> PeriodMonths(std::string_view period) {
+  if (period.size() != 7 || period[4] != '-' || !AllDigits(period.substr(0, 4))) {
+    return std::nullopt;
+  }
+  const int year = std::stoi(std::string(period.substr(0, 4)));
+  if (year < 1) return std::nullopt;
+  if (period[5] == 'Q') {
+    const char quarter = period[6];
+    if (quarter < '1' || quarter > '4') return std::nullopt;
+    const int first = (quarter - '1') * 3 + 1;
+    return std::vector<std::string>{MonthText(year, first), MonthText(year, first + 1),
+                                    MonthText(year, first + 2)};
+  }
+  if (!AllDigits(period.substr(5, 2))) return std::nullopt;
+  const int month = std::stoi(std::string(period.substr(5, 2)));
+  if (month < 1 || month > 12) return std::nullopt;
+  return std::vector<std::string>{MonthText(year, month)};
+}
+
+std::string KpiMonthKey(std::string_view org, std::string_view month) {
+  std::string key(kMonthPrefix);
+  key.append(org).append("/").append(month);
+  return key;
+}
+
+std::string KpiReportKey(std::string_view report_stream) {
+  return std::string(kReportPrefix) + std::string(report_stream);
+}
+
+std::string KeyOf(const KpiState& state) {
+  if (!state.report_stream.empty()) return KpiReportKey(state.report_stream);
+  return KpiMonthKey(state.org, state.month);
+}
+
+std::optional<KpiState> NewKpiState(std::string_view key) {
+  KpiState state;
+  if (StartsWith(key, kReportPrefix)) {
+    state.report_stream = std::string(key.substr(kReportPrefix.size()));
+    if (!StartsWith(state.report_stream, "report/")) return std::nullopt;
+    return state;
+  }
+  if (!StartsWith(key, kMonthPrefix)) return std::nullopt;
+  const std::string_view rest = key.substr(kMonthPrefix.size());
+  const size_t slash = rest.rfind('/');
+  if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+  const auto months = PeriodMonths(rest.substr(slash + 1));
+  if (!months || months->size() != 1 || (*months)[0] != rest.substr(slash + 1)) {
+    return std::nullopt;
+  }
+  state.org = std::string(rest.substr(0, slash));
+  state.month = (*months)[0];
+  return state;
+}
+
+std::vector<std::string> KpiKeysOf(const EventRecord& event, const ApplicationState* app_after) {
+  const Routes routes = RouteOf(event, app_after);
+  std::vector<std::string> keys;
+  for (const std::string* key :
+       {&routes.month, &routes.change, &routes.late, &routes.report, &routes.training}) {
+    if (!key->empty() && std::find(keys.begin(), keys.end(), *key) == keys.end()) {
+      keys.push_back(*key);
+    }
+  }
+  return keys;
+}
+
+void Fold(KpiState& state, const EventRecord& event, const ApplicationState* app_after) {
+  const Routes routes = RouteOf(event, app_after);
+  const std::string key = KeyOf(state);
+  bool touched = false;
+  if (!routes.month.empty() && routes.month == key) {
+    FoldMonthFacts(state, event, *app_after);
+    touched = true;
+  }
+  if (!routes.change.empty() && routes.change == key) {
+    FoldChange(state, *app_after);
+    touched = true;
+  }
+  if (!routes.late.empty() && routes.late == key) {
+    state.late.push_back(KpiLate{std::string(event.stream), event.position, event.occurred_at_us,
+                                 event.recorded_at_us});
+    touched = true;
+  }
+  if (!routes.report.empty() && routes.report == key) {
+    FoldReport(state, event);
+    touched = true;
+  }
+  if (!routes.training.empty() && routes.training == key) {
+    FoldTraining(state, event);
+    touched = true;
+  }
+  if (touched) state.last_position = event.position;
+}
+
+void Fold(KpiBook& book, const EventRecord& event, const ApplicationState* app_after) {
+  for (const std::string& key : KpiKeysOf(event, app_after)) {
+    auto it = book.states.find(key);
+    if (it == book.states.end()) {
+      std::optional<KpiState> fresh = NewKpiState(key);
+      if (!fresh) continue;  // an org id with characters a key cannot carry; see KpiMonthKey
+      it = book.states.emplace(key, std::move(*fresh)).first;
+    }
+    Fold(it->second, event, app_after);
+  }
+}
+
+std::vector<KpiState> States(const KpiBook& book) {
+  std::vector<KpiState> states;
+  states.reserve(book.states.size());
+  for (const auto& [key, state] : book.states) states.push_back(state);
+  return states;
+}
+
+}  // namespace gridledger::projections
+
+namespace gridledger::projections {
+
+json ToJson(const KpiState& state) {
+  json out = {
+      {"org", state.org},
+      {"month", state.month},
+      {"report_stream", state.report_stream},
+      {"last_position", state.last_position},
+      {"archived", ArrayOf(state.archived, ArchivedToJson)},
+      {"changes", ArrayOf(state.changes, ChangeToJson)},
+      {"callbacks", ArrayOf(state.callbacks,
+                            [](const KpiCallback& c) -> json {
+                              return {{"app", c.app},
+                                      {"position", c.position},
+                                      {"result", c.result},
+                                      {"satisfaction", c.satisfaction}};
+                            })},
+      {"connections", ArrayOf(state.connections,
+                              [](const KpiConnection& c) -> json {
+                                return {{"app", c.app},
+                                        {"position", c.position},
+                                        {"contract_before", c.contract_before}};
+                              })},
+      {"report", state.report ? ReportToJson(*state.report) : json(nullptr)},
+      {"document_reviews", ArrayOf(state.document_reviews, CheckToJson)},
+      {"site_inspections", ArrayOf(state.site_inspections, CheckToJson)},
+  };
+  out["violations"] = ArrayOf(state.violations, [](const KpiViolation& v) -> json {
+    return {{"app", v.app}, {"position", v.position}, {"rule", v.rule}};
+  });
+  out["late"] = ArrayOf(state.late, [](const KpiLate& l) -> json {
+    return {{"stream", l.stream},
+            {"position", l.position},
+            {"occurred_at_us", l.occurred_at_us},
+            {"recorded_at_us", l.recorded_at_us}};
+  });
+  out["urges"] = ArrayOf(state.urges, [](const KpiUrge& u) -> json {
+    return {{"app", u.app}, {"position", u.position}, {"level", u.level}};
+  });
+  out["trainings"] = ArrayOf(state.trainings, [](const KpiTraining& t) -> json {
+    return {{"stream", t.stream},
+            {"position", t.position},
+            {"hours", t.hours},
+            {"attendees", t.attendees}};
+  });
+  return out;
+}
+
+std::string Encode(const KpiState& state) {
+  const std::vector<uint8_t> bytes = json::to_msgpack(ToJson(state));
+  return std::string(bytes.begin(), bytes.end());
+}
+
+std::optional<KpiState> DecodeKpiState(std::string_view bytes) {
+  try {  // the decoding edge: malformed bytes or shapes become nullopt
+    const json j = json::from_msgpack(bytes.begin(), bytes.end());
+    Reader reader;
+    KpiState state;
+    state.org = j.at("org").get<std::string>();
+    state.month = j.at("month").get<std::string>();
+    state.report_stream = j.at("report_stream").get<std::string>();
+    state.last_position = j.at("last_position").get<uint64_t>();
+    if (!j.at("report").is_null()) state.report = reader.ReportOf(j.at("report"));
+    ReadFactLists(reader, j, state);
+    ReadSideLists(reader, j, state);
+    if (!reader.ok) return std::nullopt;
+    return state;
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace gridledger::projections
+
+// ---- Query ----
+
+namespace gridledger::projections {
+namespace {
+
+using nlohmann::json;
+
+struct Scope {
+  std::set<std::string> months;
+  std::optional<std::string> org;
+  int last_year = 0;  // of the period's months
+
+  bool OrgMatches(const KpiState& state) const { return !org || state.org == *org; }
+  bool InPeriod(const KpiState& state) const {
+    return OrgMatches(state) && months.count(state.month) > 0;
+  }
+  bool InPeriod(domain::Date date) const { return months.count(MonthOf(date)) > 0; }
+};
+
+struct Ratio {
+  std::vector<std::string> numerator_ids;
+  std::vector<std::string> denominator_ids;
+  std::vector<std::string> undetermined_ids;
+
+  void Add(const std::string& id, bool in_numerator) {
+    denominator_ids.push_back(id);
+    if (in_numerator) numerator_ids.push_back(id);
+  }
+};
+
+json RatioJson(const Ratio& ratio) {
+  const size_t denominator = ratio.denominator_ids.size();
+  const size_t numerator = ratio.numerator_ids.size();
+  return {{"numerator", numerator},
+          {"denominator", denominator},
+          {"value",
+           denominator == 0 ? json(nullptr) : json(static_cast<double>(numerator) / denominator)},
+          {"numerator_ids", ratio.numerator_ids},
+          {"denominator_ids", ratio.denominator_ids}};
+}
+
+json KpiJson(std::string_view id, std::string_view name_zh, const Ratio& ratio, double target,
+             std::string_view assessed_per) {
+  json out = {{"id", id}, {"name_zh", name_zh}};
+  out.update(RatioJson(ratio));
+  out["target"] = target;
+  const double denominator = static_cast<double>(ratio.denominator_ids.size());
+  out["met"] = ratio.denominator_ids.empty()
+                   ? json(nullptr)
+                   : json(static_cast<double>(ratio.numerator_ids.size()) + kTargetEpsilon >=
+                          target * denominator);
+  if (!ratio.undetermined_ids.empty()) out["undetermined_ids"] = ratio.undetermined_ids;
+  out["assessed_per"] = assessed_per;
+  return out;
+}
+
+enum class Judgement { kMet, kNotMet, kUndetermined };
+
+Judgement JudgeArchived(const KpiArchived& archived, const domain::WorkingCalendar& calendar,
+                        const domain::SlaProfile& profile) {
+  if (!archived.connected) return Judgement::kNotMet;
+  bool undetermined = false;
+  for (const Clock& clock : archived.clocks) {
+    if (!profile.LimitDays(clock.name, archived.customer_class)) continue;  // a "–" cell
+    // Every clock of an archived application is closed, so the evaluation time is irrelevant.
+    const ClockView view = Evaluate(clock, calendar, profile, archived.customer_class, 0);
+    if (view.state == ClockState::kMet) continue;
+    if (view.state != ClockState::kCalendarMissing) return Judgement::kNotMet;
+    undetermined = true;
+  }
+  return undetermined ? Judgement::kUndetermined : Judgement::kMet;
+}
+
+Ratio Timeliness(const std::vector<const KpiState*>& states, const Scope& scope,
+                 const domain::WorkingCalendar& calendar, const domain::SlaProfile& profile) {
+  Ratio ratio;
+  for (const KpiState* state : states) {
+    if (!scope.InPeriod(*state)) continue;
+    for (const KpiArchived& archived : state->archived) {
+      const Judgement judgement = JudgeArchived(archived, calendar, profile);
+      ratio.Add(archived.app, judgement == Judgement::kMet);
+      if (judgement == Judgement::kUndetermined) ratio.undetermined_ids.push_back(archived.app);
+    }
+  }
+  return ratio;
+}
+
+// The deadline of a change not executed; `missing_year` set when the calendar cannot say.
+domain::CalendarAnswer<domain::Date> ChangeDeadline(const KpiChange& change,
+                                                    const domain::WorkingCalendar& calendar,
+                                                    int32_t limit_days) {
+  int32_t paused = 0;
+  for (const PauseInterval& pause : change.clock.pauses) {
+    const auto days = calendar.WorkingDaysIn(pause.from, pause.to.value_or(pause.from));
+    if (!days.ok()) return domain::CalendarAnswer<domain::Date>::Missing(days.missing_year);
+    paused += *days.value;
+  }
+  return domain::Deadline(calendar, change.clock.start, limit_days, paused);
+}
+
+void JudgeChange(const KpiChange& change, const Scope& scope,
+                 const domain::WorkingCalendar& calendar, const domain::SlaProfile& profile,
+                 std::optional<int64_t> as_of_us, Ratio& ratio) {
+  if (change.executed) {
+    if (!change.clock.end || !scope.InPeriod(*change.clock.end)) return;
+    const ClockView view = Evaluate(change.clock, calendar, profile, change.customer_class, 0);
+    ratio.Add(change.app, view.state == ClockState::kMet);
+    if (view.state == ClockState::kCalendarMissing) ratio.undetermined_ids.push_back(change.app);
+    return;
+  }
+  if (change.withdrawn || change.clock.paused()) return;
+  const auto limit = profile.LimitDays(SlaClock::kChangeCompletion, change.customer_class);
+  if (!limit) return;
+  const auto deadline = ChangeDeadline(change, calendar, *limit);
+  if (!deadline.ok()) {
+    // The deadline may lie in the period only when the period reaches the unloaded year.
+    if (deadline.missing_year <= scope.last_year) ratio.undetermined_ids.push_back(change.app);
+    return;
+  }
+  if (!scope.InPeriod(*deadline.value)) return;
+  if (as_of_us && !(*deadline.value < domain::LocalDateOf(*as_of_us))) return;  // not yet late
+  ratio.Add(change.app, false);
+}
+
+Ratio ChangeCompletion(const std::vector<const KpiState*>& states, const Scope& scope,
+                       const domain::WorkingCalendar& calendar, const domain::SlaProfile& profile,
+                       std::optional<int64_t> as_of_us) {
+  Ratio ratio;
+  for (const KpiState* state : states) {
+    if (!scope.OrgMatches(*state) || !state->report_stream.empty()) continue;
+    for (const KpiChange& change : state->changes) {
+      JudgeChange(change, scope, calendar, profile, as_of_us, ratio);
+    }
+  }
+  return ratio;
+}
+
+Ratio CallbackSatisfaction(const std::vector<const KpiState*>& states, const Scope& scope) {
+  Ratio ratio;
+  for (const KpiState* state : states) {
+    if (!scope.InPeriod(*state)) continue;
+    for (const KpiCallback& callback : state->callbacks) {
+      if (callback.result != "reached") continue;
+      ratio.Add(callback.app, callback.satisfaction == "satisfied" ||
+                                  callback.satisfaction == "basically_satisfied");
+    }
+  }
+  return ratio;
+}
+
+Ratio ContractSigning(const std::vector<const KpiState*>& states, const Scope& scope) {
+  Ratio ratio;
+  for (const KpiState* state : states) {
+    if (!scope.InPeriod(*state)) continue;
+    for (const KpiConnection& connection : state->connections) {
+      ratio.Add(connection.app, connection.contract_before);
+    }
+  }
+  return ratio;
+}
+
+// report_on_time and report_accuracy.
+std::pair<Ratio, Ratio> Reports(const std::vector<const KpiState*>& states, const Scope& scope) {
+  std::pair<Ratio, Ratio> ratios;
+  for (const KpiState* state : states) {
+    if (state->report_stream.empty() || !state->report || state->report->due_position == 0 ||
+        !scope.InPeriod(*state)) {
+      continue;
+    }
+    const KpiReport& report = *state->report;
+    const bool submitted = report.submitted_date.has_value();
+    ratios.first.Add(state->report_stream, submitted && *report.submitted_date <= report.due_date);
+    if (submitted) ratios.second.Add(state->report_stream, report.corrections == 0);
+  }
+  return ratios;
+}
+
+// ---- Supporting figures ----
+
+// Apps connected in the period, and those of them found in `covered`.
+Ratio ConnectedCoverage(const std::vector<const KpiState*>& states, const Scope& scope,
+                        const std::set<std::string>& covered) {
+  Ratio ratio;
+  for (const KpiState* state : states) {
+    if (!scope.InPeriod(*state)) continue;
+    for (const KpiConnection& connection : state->connections) {
+      ratio.Add(connection.app, covered.count(connection.app) > 0);
+    }
+  }
+  return ratio;
+}
+
+std::set<std::string> AppsWith(const std::vector<const KpiState*>& states, const Scope& scope,
+                               bool callbacks) {
+  std::set<std::string> apps;
+  for (const KpiState* state : states) {
+    if (!scope.OrgMatches(*state)) continue;
+    if (callbacks) {
+      for (const KpiCallback& c : state->callbacks) {
+        if (c.result == "reached") apps.insert(c.app);
+      }
+    } else {
+      for (const KpiCheck& check : state->site_inspections) apps.insert(check.app);
+    }
+  }
+  return apps;
+}
+
+json BackdatedJson(const std::vector<const KpiState*>& states, const Scope& scope,
+                   const domain::WorkingCalendar& calendar, const domain::SlaProfile& profile) {
+  json positions = json::array();
+  json undetermined = json::array();
+  for (const KpiState* state : states) {
+    if (!scope.InPeriod(*state)) continue;
+    for (const KpiLate& late : state->late) {
+      const auto days = calendar.WorkingDaysIn(domain::LocalDateOf(late.occurred_at_us),
+                                               domain::LocalDateOf(late.recorded_at_us));
+      if (!days.ok()) {
+        undetermined.push_back(late.position);
+      } else if (*days.value > profile.backdating_tolerance_working_days()) {
+        positions.push_back(late.position);
+      }
+    }
+  }
+  return {{"count", positions.size()}, {"positions", positions}, {"undetermined", undetermined}};
+}
+
+json ActivityJson(const std::vector<const KpiState*>& states, const Scope& scope) {
+  json urge_ids = json::array();
+  double hours = 0;
+  double person_hours = 0;
+  size_t sessions = 0;
+  json by_rule = json::object();
+  json items = json::array();
+  for (const KpiState* state : states) {
+    if (!scope.InPeriod(*state)) continue;
+    for (const KpiUrge& urge : state->urges) urge_ids.push_back(urge.app);
+    for (const KpiTraining& training : state->trainings) {
+      hours += training.hours;
+      person_hours += training.hours * training.attendees;
+      ++sessions;
+    }
+    for (const KpiViolation& v : state->violations) {
+      by_rule[v.rule] = by_rule.value(v.rule, 0) + 1;
+      items.push_back({{"app", v.app}, {"position", v.position}, {"rule", v.rule}});
+    }
+  }
+  return {{"urges_issued", {{"count", urge_ids.size()}, {"ids", urge_ids}}},
+          {"training_hours",
+           {{"hours", hours}, {"sessions", sessions}, {"person_hours", person_hours}}},
+          {"violations", {{"count", items.size()}, {"by_rule", by_rule}, {"items", items}}}};
+}
+
+json DocumentReviewPassRate(const std::vector<const KpiState*>& states, const Scope& scope) {
+  Ratio ratio;
+  for (const KpiState* state : states) {
+    if (!scope.InPeriod(*state)) continue;
+    for (const KpiCheck& check : state->document_reviews) ratio.Add(check.app, check.passed);
+  }
+  return RatioJson(ratio);
+}
+
+json Supporting(const std::vector<const KpiState*>& states, const Scope& scope,
+                const domain::WorkingCalendar& calendar, const domain::SlaProfile& profile) {
+  json out = {
+      {"callback_rate", RatioJson(ConnectedCoverage(states, scope, AppsWith(states, scope, true)))},
+      {"document_review_pass_rate", DocumentReviewPassRate(states, scope)},
+      {"site_inspection_coverage",
+       RatioJson(ConnectedCoverage(states, scope, AppsWith(states, scope, false)))},
+      {"backdated_events", BackdatedJson(states, scope, calendar, profile)},
+  };
+  out.update(ActivityJson(states, scope));
+  return out;
+}
+
+std::vector<const KpiState*> SortedByKey(const std::vector<KpiState>& states) {
+  std::vector<std::pair<std::string, const KpiState*>> keyed;
+  keyed.reserve(states.size());
+  for (const KpiState& state : states) keyed.emplace_back(KeyOf(state), &state);
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<const KpiState*> sorted;
+  for (const auto& [key, state] : keyed) sorted.push_back(state);
+  return sorted;
+}
+
+}  // namespace
+
+json KpiTable(const std::vector<KpiState>& states, std::string_view period,
+              const std::optional<std::string>& org, const domain::WorkingCalendar& calendar,
+              const domain::SlaProfile& profile, const KpiTargets& targets,
+              std::optional<int64_t> as_of_us) {
+  const auto months = PeriodMonths(period);
+  if (!months) return {{"error", "bad_period"}, {"period", period}};
+  Scope scope;
+  scope.months.insert(months->begin(), months->end());
+  scope.org = org;
+  scope.last_year = std::stoi(months->back().substr(0, 4));
+  const std::vector<const KpiState*> sorted = SortedByKey(states);
+  const auto [on_time, accuracy] = Reports(sorted, scope);
+  json kpis = json::array();
+  kpis.push_back(KpiJson("timeliness", "业扩报装时限达标率",
+                         Timeliness(sorted, scope, calendar, profile), targets.timeliness,
+                         "month"));
+  kpis.push_back(KpiJson("change_completion", "客户变更用电业务完成率",
+                         ChangeCompletion(sorted, scope, calendar, profile, as_of_us),
+                         targets.change_completion, "month"));
+  kpis.push_back(KpiJson("callback_satisfaction", "客户回访满意率",
+                         CallbackSatisfaction(sorted, scope), targets.callback_satisfaction,
+                         "month"));
+  kpis.push_back(KpiJson("contract_signing", "供用电合同签定率", ContractSigning(sorted, scope),
+                         targets.contract_signing, "quarter"));
+  kpis.push_back(
+      KpiJson("report_on_time", "报表按时上报率", on_time, targets.report_on_time, "month"));
+  kpis.push_back(
+      KpiJson("report_accuracy", "数据准确率", accuracy, targets.report_accuracy, "month"));
+  return {{"period", period},
+          {"org", org ? json(*org) : json(nullptr)},
+          {"months", *months},
+          {"kpis", std::move(kpis)},
+          {"supporting", Supporting(sorted, scope, calendar, profile)}};
+}
+
+}  // namespace gridledger::projections

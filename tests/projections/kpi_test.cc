@@ -1,0 +1,389 @@
+// Goal: the KPI projection gives each KPI of domain.md's table the numerator, denominator and ids
+// that the formulas give by hand, keeps orgs apart, merges quarters, reports an empty denominator
+// as null, and stores its buckets losslessly.
+// Method: a hand-built March 2026 of org KM.XS (plus a February app, an April archive and a second
+// org), each event encoded from contract JSON with domain::DecodeClientEvent and folded first into
+// its application state, then into a KpiBook. Expected values are worked out in the comments from
+// the 2026 calendar (March has no holidays; 04-04..04-06 are off) and the national-2009 profile
+// (residential: scheme_reply 3, connection 3; change_completion 5), not by calling the code.
+#include "projections/kpi.h"
+
+#include <deque>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "domain/event_json.h"
+
+namespace gridledger::projections {
+namespace {
+
+using nlohmann::json;
+
+domain::WorkingCalendar LoadCalendar() {
+  auto loaded =
+      domain::WorkingCalendar::Load(std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/calendar");
+  EXPECT_TRUE(std::holds_alternative<domain::WorkingCalendar>(loaded));
+  return std::get<domain::WorkingCalendar>(loaded);
+}
+
+domain::SlaProfile LoadProfile() {
+  auto loaded =
+      domain::SlaProfile::Load(std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/sla/national-2009.json");
+  EXPECT_TRUE(std::holds_alternative<domain::SlaProfile>(loaded));
+  return std::get<domain::SlaProfile>(loaded);
+}
+
+// An event with owned storage, so that EventRecord views stay valid.
+struct OwnedEvent {
+  uint64_t position = 0;
+  std::string stream, type, org, payload;
+  int64_t occurred_at_us = 0, recorded_at_us = 0;
+
+  EventRecord Record() const {
+    return EventRecord{.position = position,
+                       .stream = stream,
+                       .type = type,
+                       .actor_id = "S1",
+                       .actor_org = org,
+                       .occurred_at_us = occurred_at_us,
+                       .recorded_at_us = recorded_at_us,
+                       .payload = payload,
+                       .imported = false};
+  }
+};
+
+// Appends events in call order (positions from 1), folding each into its application state and
+// into a KpiBook the way a runner does.
+class Month {
+ public:
+  // `day` is "MM-DD" in 2026 at 10:00 Shanghai time; `recorded_day` likewise (default: same).
+  void Add(const std::string& stream, const std::string& type, const std::string& day,
+           json data = json::object(), const std::string& org = "KM.XS",
+           const std::string& recorded_day = "") {
+    const json event = {{"stream", stream},
+                        {"type", type},
+                        {"event_id", "e" + std::to_string(events_.size() + 1)},
+                        {"occurred_at", "2026-" + day + "T10:00:00+08:00"},
+                        {"actor", {{"id", "S1"}, {"role", "clerk"}, {"org", org}}},
+                        {"data", std::move(data)}};
+    auto decoded = domain::DecodeClientEvent(event);
+    ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(decoded))
+        << std::get<domain::DecodeError>(decoded).message;
+    const auto& client = std::get<domain::ClientEvent>(decoded);
+    OwnedEvent& owned = events_.emplace_back();
+    owned.position = events_.size();
+    owned.stream = stream;
+    owned.type = type;
+    owned.org = org;
+    owned.payload = client.payload;
+    owned.occurred_at_us = client.occurred_at_us;
+    owned.recorded_at_us =
+        recorded_day.empty()
+            ? client.occurred_at_us
+            : domain::ParseTimestamp("2026-" + recorded_day + "T10:00:00+08:00")->unix_us;
+    const EventRecord record = owned.Record();
+    const ApplicationState* app = nullptr;
+    if (stream.rfind("app/", 0) == 0) {
+      Fold(apps_[stream], record);
+      app = &apps_[stream];
+    }
+    apps_after_.push_back(app == nullptr ? std::nullopt : std::optional(*app));
+    Fold(book_, record, app);
+  }
+
+  uint64_t last_position() const { return events_.size(); }
+  const KpiBook& book() const { return book_; }
+  const std::deque<OwnedEvent>& events() const { return events_; }
+  const std::vector<std::optional<ApplicationState>>& apps_after() const { return apps_after_; }
+  const ApplicationState& app(const std::string& stream) { return apps_[stream]; }
+
+ private:
+  std::deque<OwnedEvent> events_;
+  std::vector<std::optional<ApplicationState>> apps_after_;
+  std::map<std::string, ApplicationState> apps_;
+  KpiBook book_;
+};
+
+json Accepted(const std::string& business = "new_install") {
+  json data = {
+      {"customer_id", "C1"},  {"customer_name", "某公司"}, {"customer_class", "residential"},
+      {"business", business}, {"voltage_kv", 0.4},         {"capacity_kva", 8},
+      {"channel", "counter"}, {"important", false},        {"three_zero", false}};
+  if (business == "change") data["change_kind"] = "rename";
+  return data;
+}
+
+// A residential new install through to archive, with scheme/fees/contract on one day.
+void Residential(Month& m, const std::string& app, const std::string& accepted,
+                 const std::string& replied, const std::string& connected,
+                 const std::string& archived, const std::string& org = "KM.XS") {
+  m.Add(app, "ApplicationAccepted", accepted, Accepted(), org);
+  m.Add(app, "SchemeReplied", replied, {{"scheme", "0.4kV from transformer 3"}}, org);
+  m.Add(app, "FeesSettled", replied, {{"amount_cny", 100}}, org);
+  m.Add(app, "ContractSigned", replied, {{"contract_id", "HT-" + app}}, org);
+  m.Add(app, "MeterConnected", connected, {{"meter_id", "M-" + app}}, org);
+  if (!archived.empty()) m.Add(app, "Archived", archived, json::object(), org);
+}
+
+json Callback(const std::string& result, const std::string& satisfaction = "") {
+  json data = {{"agent", "A7"}, {"result", result}};
+  if (!satisfaction.empty()) data["satisfaction"] = satisfaction;
+  return data;
+}
+
+json Report(const std::string& type, const std::string& due) {
+  return {{"report_type", type}, {"period", "2026-02"}, {"due_date", due}};
+}
+
+class KpiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // A5 (February): everything on consecutive working days → met, connected with a contract.
+    Residential(m_, "app/A5", "02-02", "02-03", "02-04", "02-05");
+    // A1: scheme 03-02 → 03-04 (2 ≤ 3), connection 03-05 → 03-09 (2 ≤ 3): met.
+    m_.Add("app/A1", "ApplicationAccepted", "03-02", Accepted());
+    m_.Add("app/A1", "DocumentReviewed", "03-03",
+           {{"reviewer", "I1"},
+            {"items", {{{"item", "id_card"}, {"present", true}, {"correct", true}}}},
+            {"conclusion", "pass"}});
+    m_.Add("app/A1", "SchemeReplied", "03-04", {{"scheme", "s"}});
+    m_.Add("app/A1", "FeesSettled", "03-04", {{"amount_cny", 100}});
+    m_.Add("app/A1", "ContractSigned", "03-05", {{"contract_id", "HT-A1"}});
+    m_.Add("app/A1", "MeterConnected", "03-09", {{"meter_id", "M-A1"}});
+    m_.Add("app/A1", "SiteInspected", "03-09",
+           {{"inspector", "I1"}, {"items", {"meter"}}, {"conclusion", "pass"}});
+    // Recorded one working day late: within the tolerance of 1, not backdated.
+    m_.Add("app/A1", "Archived", "03-10", json::object(), "KM.XS", "03-11");
+    m_.Add("app/A1", "CallbackMade", "03-12", Callback("reached", "satisfied"));
+    // A2: scheme 03-02 → 03-10 is 6 working days > 3: missed. Its Archived (03-12) is recorded
+    // 03-18: 4 working days late > 1, backdated.
+    m_.Add("app/A2", "ApplicationAccepted", "03-02", Accepted());
+    m_.Add("app/A2", "DocumentReviewed", "03-03",
+           {{"reviewer", "I1"}, {"items", json::array()}, {"conclusion", "fail"}});
+    m_.Add("app/A2", "SchemeReplied", "03-10", {{"scheme", "s"}});
+    m_.Add("app/A2", "FeesSettled", "03-10", {{"amount_cny", 100}});
+    m_.Add("app/A2", "ContractSigned", "03-10", {{"contract_id", "HT-A2"}});
+    m_.Add("app/A2", "MeterConnected", "03-11", {{"meter_id", "M-A2"}});
+    m_.Add("app/A2", "Archived", "03-12", json::object(), "KM.XS", "03-18");
+    backdated_position_ = m_.last_position();
+    m_.Add("app/A2", "CallbackMade", "03-13", Callback("no_answer"));
+    m_.Add("app/A2", "CallbackMade", "03-13", Callback("reached", "dissatisfied"));
+    // A3: connected in March (03-27), archived in April: met, in Q2's timeliness.
+    Residential(m_, "app/A3", "03-25", "03-26", "03-27", "04-01");
+    // A4: connected 03-05 without a contract (violation connected_without_contract), not archived.
+    m_.Add("app/A4", "ApplicationAccepted", "03-02", Accepted());
+    m_.Add("app/A4", "SchemeReplied", "03-03", {{"scheme", "s"}});
+    m_.Add("app/A4", "FeesSettled", "03-03", {{"amount_cny", 100}});
+    m_.Add("app/A4", "MeterConnected", "03-05", {{"meter_id", "M-A4"}});
+    AddChanges();
+    AddReports();
+    // Another org: one met archive in March.
+    Residential(m_, "app/G1", "03-02", "03-03", "03-04", "03-05", "KM.GD");
+    // Training by S9 of KM.XS: 2.5 hours, 3 attendees.
+    m_.Add("staff/S9", "TrainingHeld", "03-10",
+           {{"topic", "业扩时限"}, {"attendees", {"S1", "S2", "S9"}}, {"hours", 2.5}});
+  }
+
+  void AddChanges() {
+    // C1: accepted 03-02, executed 03-06 (4 ≤ 5): met; reached, basically satisfied.
+    m_.Add("app/C1", "ApplicationAccepted", "03-02", Accepted("change"));
+    m_.Add("app/C1", "ChangeExecuted", "03-06", {{"summary", "renamed"}});
+    m_.Add("app/C1", "CallbackMade", "03-09", Callback("reached", "basically_satisfied"));
+    // C2: accepted 03-02, executed 03-16 (10 > 5): missed, due in March.
+    m_.Add("app/C2", "ApplicationAccepted", "03-02", Accepted("change"));
+    m_.Add("app/C2", "ChangeExecuted", "03-16", {{"summary", "renamed"}});
+    // C3: accepted 03-23, open: deadline 03-30, due in March and not met; urged 03-27.
+    m_.Add("app/C3", "ApplicationAccepted", "03-23", Accepted("change"));
+    m_.Add("app/C3", "Urged", "03-27",
+           {{"level", 1}, {"to_org", "KM.XS.OPS"}, {"to_person", "W5"}, {"channel", "phone"}});
+    // C4: accepted 03-30, open: deadline 04-07 (04-04..06 off), due in April.
+    m_.Add("app/C4", "ApplicationAccepted", "03-30", Accepted("change"));
+    // C5: withdrawn: never due.
+    m_.Add("app/C5", "ApplicationAccepted", "03-02", Accepted("change"));
+    m_.Add("app/C5", "Withdrawn", "03-03", {{"reason", "customer cancelled"}});
+  }
+
+  void AddReports() {
+    // R1 due 03-05, submitted 03-05: on time, never corrected.
+    m_.Add("report/monthly_stats/2026-02", "ReportDue", "03-01",
+           Report("monthly_stats", "2026-03-05"));
+    m_.Add("report/monthly_stats/2026-02", "ReportSubmitted", "03-05");
+    // R2 due 03-10, submitted 03-11 (late), then corrected.
+    m_.Add("report/fees/2026-02", "ReportDue", "03-01", Report("fees", "2026-03-10"));
+    m_.Add("report/fees/2026-02", "ReportSubmitted", "03-11", json::object(), "KM.XS.DIR");
+    m_.Add("report/fees/2026-02", "ReportCorrected", "03-12", {{"errors_found", 2}});
+    // R3 due 03-20, never submitted. R4 due in April.
+    m_.Add("report/sla/2026-02", "ReportDue", "03-01", Report("sla", "2026-03-20"));
+    m_.Add("report/x/2026-03", "ReportDue", "03-01", Report("x", "2026-04-05"));
+  }
+
+  json Table(const std::string& period, std::optional<std::string> org = "KM.XS",
+             std::optional<int64_t> as_of_us = std::nullopt) {
+    return KpiTable(States(m_.book()), period, org, calendar_, profile_, KpiTargets{}, as_of_us);
+  }
+
+  static const json& Kpi(const json& table, const std::string& id) {
+    for (const json& kpi : table.at("kpis")) {
+      if (kpi.at("id") == id) return kpi;
+    }
+    static const json kNone;
+    ADD_FAILURE() << "no kpi " << id;
+    return kNone;
+  }
+
+  static void ExpectRatio(const json& kpi, std::vector<std::string> numerator_ids,
+                          std::vector<std::string> denominator_ids) {
+    EXPECT_EQ(kpi.at("numerator_ids"), json(numerator_ids)) << kpi.dump();
+    EXPECT_EQ(kpi.at("denominator_ids"), json(denominator_ids)) << kpi.dump();
+    EXPECT_EQ(kpi.at("numerator"), numerator_ids.size());
+    EXPECT_EQ(kpi.at("denominator"), denominator_ids.size());
+    EXPECT_DOUBLE_EQ(kpi.at("value").get<double>(),
+                     static_cast<double>(numerator_ids.size()) / denominator_ids.size());
+  }
+
+  Month m_;
+  uint64_t backdated_position_ = 0;
+  domain::WorkingCalendar calendar_ = LoadCalendar();
+  domain::SlaProfile profile_ = LoadProfile();
+};
+
+TEST_F(KpiTest, TimelinessCountsArchivedAppsWithEveryClockMet) {
+  const json kpi = Kpi(Table("2026-03"), "timeliness");
+  ExpectRatio(kpi, {"app/A1"}, {"app/A1", "app/A2"});
+  EXPECT_EQ(kpi.at("name_zh"), "业扩报装时限达标率");
+  EXPECT_EQ(kpi.at("met"), false);
+  EXPECT_DOUBLE_EQ(kpi.at("target").get<double>(), 1.0);
+}
+
+TEST_F(KpiTest, ChangeCompletionCountsExecutedAndOpenChangesDueInThePeriod) {
+  ExpectRatio(Kpi(Table("2026-03"), "change_completion"), {"app/C1"},
+              {"app/C1", "app/C2", "app/C3"});
+  // C4's deadline is 04-07: due in April (not executed, so not met).
+  ExpectRatio(Kpi(Table("2026-04"), "change_completion"), {}, {"app/C4"});
+}
+
+TEST_F(KpiTest, ChangeCompletionAsOfADateSkipsDeadlinesStillAhead) {
+  // On 03-25 C3's deadline (03-30) is still ahead: not yet due.
+  const int64_t as_of = domain::ParseTimestamp("2026-03-25T12:00:00+08:00")->unix_us;
+  ExpectRatio(Kpi(Table("2026-03", "KM.XS", as_of), "change_completion"), {"app/C1"},
+              {"app/C1", "app/C2"});
+}
+
+TEST_F(KpiTest, CallbackSatisfactionCountsReachedCallbacks) {
+  const json kpi = Kpi(Table("2026-03"), "callback_satisfaction");
+  // Bucket order is position order: A1 (satisfied), A2 (dissatisfied; no_answer not counted),
+  // C1 (basically satisfied). 2/3 < 95%.
+  ExpectRatio(kpi, {"app/A1", "app/C1"}, {"app/A1", "app/A2", "app/C1"});
+  EXPECT_EQ(kpi.at("met"), false);
+  EXPECT_DOUBLE_EQ(kpi.at("target").get<double>(), 0.95);
+}
+
+TEST_F(KpiTest, ContractSigningCountsConnectionsWithAContractBefore) {
+  ExpectRatio(Kpi(Table("2026-03"), "contract_signing"), {"app/A1", "app/A2", "app/A3"},
+              {"app/A1", "app/A2", "app/A3", "app/A4"});
+}
+
+TEST_F(KpiTest, ReportsCountTowardTheOrgOfReportDueByDueMonth) {
+  const json table = Table("2026-03");
+  // Buckets sort by key: fees (R2) < monthly_stats (R1) < sla (R3). R2 was submitted by another
+  // org's actor and still counts for KM.XS.
+  ExpectRatio(Kpi(table, "report_on_time"), {"report/monthly_stats/2026-02"},
+              {"report/fees/2026-02", "report/monthly_stats/2026-02", "report/sla/2026-02"});
+  ExpectRatio(Kpi(table, "report_accuracy"), {"report/monthly_stats/2026-02"},
+              {"report/fees/2026-02", "report/monthly_stats/2026-02"});
+}
+
+TEST_F(KpiTest, SupportingFigures) {
+  const json supporting = Table("2026-03").at("supporting");
+  // Connected in March: A1, A2, A3, A4; reached callbacks: A1, A2; site inspected: A1.
+  EXPECT_EQ(supporting["callback_rate"]["numerator_ids"], json({"app/A1", "app/A2"}));
+  EXPECT_EQ(supporting["callback_rate"]["denominator"], 4);
+  EXPECT_EQ(supporting["site_inspection_coverage"]["numerator_ids"], json({"app/A1"}));
+  EXPECT_EQ(supporting["document_review_pass_rate"]["numerator_ids"], json({"app/A1"}));
+  EXPECT_EQ(supporting["document_review_pass_rate"]["denominator"], 2);
+  EXPECT_EQ(supporting["backdated_events"]["positions"], json({backdated_position_}));
+  EXPECT_EQ(supporting["urges_issued"]["ids"], json({"app/C3"}));
+  EXPECT_DOUBLE_EQ(supporting["training_hours"]["hours"].get<double>(), 2.5);
+  EXPECT_DOUBLE_EQ(supporting["training_hours"]["person_hours"].get<double>(), 7.5);
+  EXPECT_EQ(supporting["violations"]["count"], 1);
+  EXPECT_EQ(supporting["violations"]["by_rule"]["connected_without_contract"], 1);
+  EXPECT_EQ(supporting["violations"]["items"][0]["app"], "app/A4");
+}
+
+TEST_F(KpiTest, EmptyDenominatorGivesNullNotFullMarks) {
+  const json table = Table("2026-04", "KM.GD");
+  for (const json& kpi : table.at("kpis")) {
+    EXPECT_EQ(kpi.at("denominator"), 0) << kpi.dump();
+    EXPECT_TRUE(kpi.at("value").is_null()) << kpi.dump();
+    EXPECT_TRUE(kpi.at("met").is_null()) << kpi.dump();
+  }
+  EXPECT_TRUE(table["supporting"]["callback_rate"]["value"].is_null());
+}
+
+TEST_F(KpiTest, QuarterMergesItsMonths) {
+  const json q1 = Table("2026-Q1");
+  EXPECT_EQ(q1.at("months"), json({"2026-01", "2026-02", "2026-03"}));
+  // February bucket first: A5 (met), then March's A1 (met) and A2 (missed).
+  ExpectRatio(Kpi(q1, "timeliness"), {"app/A5", "app/A1"}, {"app/A5", "app/A1", "app/A2"});
+  ExpectRatio(Kpi(q1, "contract_signing"), {"app/A5", "app/A1", "app/A2", "app/A3"},
+              {"app/A5", "app/A1", "app/A2", "app/A3", "app/A4"});
+  ExpectRatio(Kpi(Table("2026-Q2"), "timeliness"), {"app/A3"}, {"app/A3"});
+  EXPECT_EQ(Table("2026-Q5").at("error"), "bad_period");
+}
+
+TEST_F(KpiTest, OrgsAreSeparate) {
+  ExpectRatio(Kpi(Table("2026-03", "KM.GD"), "timeliness"), {"app/G1"}, {"app/G1"});
+  // All orgs merged; ids follow bucket key order (kpi/m/KM.GD/… before kpi/m/KM.XS/…).
+  ExpectRatio(Kpi(Table("2026-03", std::nullopt), "timeliness"), {"app/G1", "app/A1"},
+              {"app/G1", "app/A1", "app/A2"});
+}
+
+TEST_F(KpiTest, EncodeDecodeRoundTripsEveryBucket) {
+  ASSERT_FALSE(m_.book().states.empty());
+  for (const auto& [key, state] : m_.book().states) {
+    EXPECT_EQ(KeyOf(state), key);
+    const std::string bytes = Encode(state);
+    const std::optional<KpiState> decoded = DecodeKpiState(bytes);
+    ASSERT_TRUE(decoded.has_value()) << key;
+    EXPECT_EQ(*decoded, state) << key;
+    EXPECT_EQ(Encode(*decoded), bytes) << key;
+  }
+  EXPECT_FALSE(DecodeKpiState("not msgpack").has_value());
+}
+
+TEST_F(KpiTest, KeyedFoldThroughStorageEqualsInMemoryBook) {
+  // A runner's way: per event, load each key's bucket from bytes, fold, store bytes.
+  std::map<std::string, std::string> store;
+  for (size_t i = 0; i < m_.events().size(); ++i) {
+    const EventRecord record = m_.events()[i].Record();
+    const ApplicationState* app = m_.apps_after()[i] ? &*m_.apps_after()[i] : nullptr;
+    for (const std::string& key : KpiKeysOf(record, app)) {
+      auto it = store.find(key);
+      std::optional<KpiState> state =
+          it == store.end() ? NewKpiState(key) : DecodeKpiState(it->second);
+      ASSERT_TRUE(state.has_value()) << key;
+      Fold(*state, record, app);
+      store[key] = Encode(*state);
+    }
+  }
+  ASSERT_EQ(store.size(), m_.book().states.size());
+  for (const auto& [key, state] : m_.book().states) EXPECT_EQ(store[key], Encode(state)) << key;
+}
+
+TEST(KpiKeys, KeysAndPeriods) {
+  EXPECT_EQ(KpiMonthKey("KM.XS", "2026-03"), "kpi/m/KM.XS/2026-03");
+  EXPECT_EQ(KpiReportKey("report/fees/2026-02"), "kpi/r/report/fees/2026-02");
+  EXPECT_EQ(NewKpiState("kpi/m/KM.XS/2026-03")->org, "KM.XS");
+  EXPECT_FALSE(NewKpiState("kpi/m/KM.XS/2026-13").has_value());
+  EXPECT_FALSE(NewKpiState("other").has_value());
+  EXPECT_EQ(PeriodMonths("2026-Q4").value(),
+            (std::vector<std::string>{"2026-10", "2026-11", "2026-12"}));
+  EXPECT_FALSE(PeriodMonths("2026-3").has_value());
+}
+
+}  // namespace
+}  // namespace gridledger::projections
