@@ -12,6 +12,7 @@
 #include "ingest/event_codec.h"
 #include "ingest/ingestor.h"
 #include "ledger/ledger.h"
+#include "projections/engine.h"
 
 namespace gridledger::cli {
 
@@ -21,7 +22,9 @@ using json = nlohmann::ordered_json;
 
 // Opens the ledger or prints why not (to stderr, as JSON on stdout for scripts).
 std::unique_ptr<ledger::Ledger> OpenOrReport(const std::string& data_dir, std::ostream& out) {
-  auto opened = ledger::Ledger::Open(data_dir);
+  ledger::Options options;
+  options.side_families = projections::SideFamilies();
+  auto opened = ledger::Ledger::Open(data_dir, options);
   if (!opened.ok()) {
     out << json{{"ok", false}, {"error", ingest::ErrorJson(opened.status())}}.dump() << "\n";
     std::cerr << "ledgerctl: " << opened.status().message() << "\n";
@@ -56,9 +59,7 @@ json AppendLine(ingest::Ingestor& ingestor, const std::string& line, uint64_t li
   return result;
 }
 
-bool Blank(const std::string& line) {
-  return line.find_first_not_of(" \t\r") == std::string::npos;
-}
+bool Blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
 
 std::string Shorten(std::string text, size_t width) {
   if (text.size() <= width) return text;
@@ -80,6 +81,13 @@ int Append(const std::string& data_dir, const std::string& file, std::ostream& o
   std::istream& in = file == "-" ? std::cin : file_stream;
   auto ledger = OpenOrReport(data_dir, out);
   if (!ledger) return kExitFailure;
+  // Projections follow inline: their states land in the same synced batch as the events.
+  projections::Engine engine(*ledger);
+  ledger::Status attached = engine.Attach();
+  if (!attached.ok()) {
+    std::cerr << "ledgerctl: projections: " << attached.message() << "\n";
+    return kExitFailure;
+  }
   ingest::Ingestor ingestor(*ledger);
   bool any_rejected = false;
   std::string line;
@@ -122,8 +130,8 @@ int History(const std::string& data_dir, const std::string& stream, std::ostream
   }
   out << "history of " << stream << " (" << events->size() << " events)\n";
   out << std::left << std::setw(8) << "pos" << std::setw(4) << "ver" << std::setw(27)
-      << "occurred_at" << std::setw(27) << "recorded_at" << std::setw(24) << "type"
-      << std::setw(22) << "actor"
+      << "occurred_at" << std::setw(27) << "recorded_at" << std::setw(24) << "type" << std::setw(22)
+      << "actor"
       << "data\n";
   for (const ledger::StoredEvent& event : *events) {
     json shown = ingest::StoredEventToJson(event);
@@ -133,9 +141,9 @@ int History(const std::string& data_dir, const std::string& stream, std::ostream
     }
     std::string actor = event.actor.id + "/" + event.actor.role;
     out << std::left << std::setw(8) << event.position << std::setw(4) << event.version
-        << std::setw(27) << shown["occurred_at"].get<std::string>() << std::setw(27)
-        << recorded << std::setw(24) << event.type
-        << std::setw(22) << Shorten(actor, 21) << Shorten(shown["data"].dump(), 60) << "\n";
+        << std::setw(27) << shown["occurred_at"].get<std::string>() << std::setw(27) << recorded
+        << std::setw(24) << event.type << std::setw(22) << Shorten(actor, 21)
+        << Shorten(shown["data"].dump(), 60) << "\n";
   }
   out << "last hash " << ledger::ToHex(events->back().hash) << "\n";
   return kExitOk;

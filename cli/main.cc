@@ -4,15 +4,22 @@
 #include <iostream>
 
 #include "commands.h"
+#include "demo_command.h"
+#include "projection_commands.h"
 
 int main(int argc, char** argv) {
   using namespace gridledger::cli;
   CLI::App app{"ledgerctl — GridLedger's command line: append, read, verify and replay history"};
   app.require_subcommand(1);
-  std::string data_dir;
+  DataOptions data{"", DefaultCalendarDir(), DefaultProfilePath()};
+  std::string& data_dir = data.data_dir;
   app.add_option("--data", data_dir, "data directory of an embedded ledger")
       ->required()
       ->envname("GRIDLEDGER_DATA");
+  app.add_option("--calendar", data.calendar_dir, "directory of working-day calendar year files")
+      ->capture_default_str();
+  app.add_option("--profile", data.profile_path, "SLA time-limit profile (JSON)")
+      ->capture_default_str();
 
   std::string append_file = "-";
   auto* append = app.add_subcommand("append", "append JSON events, one per line (- = stdin)");
@@ -31,13 +38,53 @@ int main(int argc, char** argv) {
 
   std::string history_stream;
   auto* history = app.add_subcommand("history", "a readable table of one stream's events");
-  history->add_option("stream", history_stream, "stream id, e.g. app/KM-2026-000123")->required();
+  history->add_option("stream", history_stream, "stream id, e.g. app/XS-2026-000123")->required();
 
   auto* verify = app.add_subcommand("verify", "recompute the hash chain from position 1");
 
   std::optional<uint64_t> digest_at;
   auto* digest = app.add_subcommand("digest", "print (position, hash) of the head or of --at P");
   digest->add_option("--at", digest_at, "position");
+
+  std::string app_id;
+  std::optional<std::string> app_at;
+  std::optional<std::string> app_as_of;
+  auto* application = app.add_subcommand("app", "state and SLA clocks of one application");
+  application->add_option("id", app_id, "application id (XS-2026-000123 or app/XS-2026-000123)")
+      ->required();
+  application->add_option("--at", app_at, "business time T: events that occurred by T");
+  application->add_option("--as-of", app_as_of, "recorded time R: what the ledger knew at R");
+
+  std::optional<std::string> overdue_at;
+  std::optional<std::string> overdue_org;
+  bool overdue_table = false;
+  auto* overdue = app.add_subcommand("overdue", "clocks overdue at a time, most escalated first");
+  overdue->add_option("--at", overdue_at, "time (YYYY-MM-DD = end of that day); default now");
+  overdue->add_option("--org", overdue_org, "only this org unit");
+  overdue->add_flag("--table", overdue_table, "a readable table instead of JSON lines");
+
+  std::string kpi_period;
+  std::optional<std::string> kpi_org;
+  bool kpi_json = false;
+  auto* kpi = app.add_subcommand("kpi", "the KPI table of a month or quarter (section 7.1)");
+  kpi->add_option("--period", kpi_period, "YYYY-MM or YYYY-Qn")->required();
+  kpi->add_option("--org", kpi_org, "only this org unit (default: all merged)");
+  kpi->add_flag("--json", kpi_json, "JSON with kpis[].{id,numerator,denominator,value,target,met}");
+
+  std::string evidence_id;
+  auto* evidence = app.add_subcommand("evidence", "evaluation evidence of one application (7.2)");
+  evidence->add_option("id", evidence_id, "application id")->required();
+
+  auto* rebuild = app.add_subcommand("rebuild", "rebuild every projection from position 1");
+
+  uint64_t demo_apps = 1000;
+  uint64_t demo_seed = 1;
+  auto* demo =
+      app.add_subcommand("demo", "load a generated 2025–2026 workload (all kinds/classes)");
+  demo->add_option("--apps", demo_apps, "applications to generate")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{10'000'000}))
+      ->capture_default_str();
+  demo->add_option("--seed", demo_seed, "random seed (same seed, same log)")->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
 
@@ -49,5 +96,11 @@ int main(int argc, char** argv) {
   if (*history) return History(data_dir, history_stream, std::cout);
   if (*verify) return Verify(data_dir, std::cout);
   if (*digest) return DigestCommand(data_dir, digest_at, std::cout);
+  if (*application) return AppCommand(data, app_id, app_at, app_as_of, std::cout);
+  if (*overdue) return OverdueCommand(data, overdue_at, overdue_org, overdue_table, std::cout);
+  if (*rebuild) return RebuildCommand(data, std::cout);
+  if (*kpi) return KpiCommand(data, kpi_period, kpi_org, kpi_json, std::cout);
+  if (*evidence) return EvidenceCommand(data, evidence_id, std::cout);
+  if (*demo) return DemoCommand(data, demo_apps, demo_seed, std::cout);
   return kExitFailure;
 }

@@ -6,7 +6,6 @@
 
 namespace gridledger::ingest {
 
-
 ledger::AppendRequest ToAppendRequest(domain::ClientEvent event) {
   ledger::AppendRequest request;
   request.stream = std::move(event.stream);
@@ -59,7 +58,7 @@ nlohmann::ordered_json ErrorJson(const domain::DecodeError& error) {
 
 nlohmann::ordered_json ErrorJson(const ledger::Status& status) {
   nlohmann::ordered_json json = {{"code", std::string(ledger::CodeName(status.code()))},
-                         {"message", status.message()}};
+                                 {"message", status.message()}};
   if (status.current_version()) json["current_version"] = *status.current_version();
   if (status.position()) json["position"] = *status.position();
   return json;

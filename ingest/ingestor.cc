@@ -2,6 +2,8 @@
 
 #include "ingest/event_codec.h"
 
+#include <chrono>
+
 namespace gridledger::ingest {
 
 namespace {
@@ -13,6 +15,17 @@ bool IsAppStream(const domain::ClientEvent& event) {
 IngestError FromStatus(ledger::Status status) { return {std::move(status), std::nullopt}; }
 
 }  // namespace
+
+Ingestor::Ingestor(ledger::Ledger& ledger, std::function<int64_t()> now_us)
+    : ledger_(ledger), now_us_(std::move(now_us)) {
+  if (!now_us_) {
+    now_us_ = [] {
+      return std::chrono::duration_cast<std::chrono::microseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    };
+  }
+}
 
 ledger::Result<std::pair<domain::WorkflowFacts, int64_t>> Ingestor::StoredFacts(
     const std::string& stream) {
@@ -33,6 +46,15 @@ ledger::Result<std::pair<domain::WorkflowFacts, int64_t>> Ingestor::StoredFacts(
 }
 
 std::variant<IngestOutcome, IngestError> Ingestor::Append(domain::ClientEvent event) {
+  if (event.occurred_at_us > now_us_() + kFutureToleranceUs) {
+    domain::RuleBreach breach{
+        "occurred_in_future",
+        "occurred_at " +
+            domain::FormatTimestamp(event.occurred_at_us, event.occurred_at_offset_minutes) +
+            " lies in the future: only what has happened can be recorded "
+            "(rule occurred_in_future)"};
+    return IngestError{ledger::Status(ledger::Code::kInvalid, breach.message), breach};
+  }
   auto stored = ledger_.FindEventId(event.event_id);
   if (!stored.ok()) return FromStatus(stored.status());
   if (!IsAppStream(event) || stored->has_value()) {

@@ -6,9 +6,11 @@
 #include <rocksdb/db.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -86,28 +88,26 @@ TEST_F(LedgerctlTest, AppendsTheSampleApplicationAndVerifies) {
   CommandRun digest = Ledgerctl(Data() + " digest");
   EXPECT_EQ(digest.lines().at(0)["hash"], verdict["hash"]);
 
-  CommandRun read = Ledgerctl(Data() + " read --stream app/KM-2026-000123 --from-version 3");
+  CommandRun read = Ledgerctl(Data() + " read --stream app/XS-2026-000123 --from-version 3");
   auto events = read.lines();
   ASSERT_EQ(events.size(), 8u);
   EXPECT_EQ(events[0]["type"], "SchemeReplied");
   EXPECT_EQ(events[0]["occurred_at"], "2026-03-16T09:15:00+08:00");
   EXPECT_EQ(events[0]["data"]["scheme"],
             "10kV single source from 10kV Line 12, metering at HV side");
-  CommandRun history = Ledgerctl(Data() + " history app/KM-2026-000123");
+  CommandRun history = Ledgerctl(Data() + " history app/XS-2026-000123");
   EXPECT_EQ(history.exit_code, 0);
   EXPECT_NE(history.out.find("MeterConnected"), std::string::npos);
 }
 
 TEST_F(LedgerctlTest, RejectedLinesAreReportedAndChangeNothing) {
-  std::string input = Event("ok-1", "ApplicationAccepted", kAccepted, R"(,"expected_version":-1)") +
-                      "\n" + Event("bad-1", "NoSuchType", "{}") + "\n" +
-                      Event("bad-2", "ApplicationAccepted", R"({"customer_id":"C1"})") + "\n" +
-                      Event("bad-3", "SurveyDispatched", R"({"surveyor":"S2"})",
-                            R"(,"expected_version":7)") +
-                      "\n" + "{not json\n" +
-                      Event("ok-1", "ApplicationAccepted",
-                            std::string(kAccepted).replace(17, 1, "乙")) +
-                      "\n";
+  std::string input =
+      Event("ok-1", "ApplicationAccepted", kAccepted, R"(,"expected_version":-1)") + "\n" +
+      Event("bad-1", "NoSuchType", "{}") + "\n" +
+      Event("bad-2", "ApplicationAccepted", R"({"customer_id":"C1"})") + "\n" +
+      Event("bad-3", "SurveyDispatched", R"({"surveyor":"S2"})", R"(,"expected_version":7)") +
+      "\n" + "{not json\n" +
+      Event("ok-1", "ApplicationAccepted", std::string(kAccepted).replace(17, 1, "乙")) + "\n";
   CommandRun run = Ledgerctl(Data() + " append", input);
   EXPECT_EQ(run.exit_code, 2);
   auto results = run.lines();
@@ -127,10 +127,12 @@ TEST_F(LedgerctlTest, RejectedLinesAreReportedAndChangeNothing) {
 TEST_F(LedgerctlTest, VerifyNamesTheFirstTamperedPosition) {
   ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
   {
+    // Every family the data directory holds (the ledger's and the projections').
+    std::vector<std::string> names;
+    ASSERT_TRUE(
+        rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir_.str() + "/data", &names).ok());
     std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const char* name : {"default", ledger::format::kEventsFamily,
-                             ledger::format::kStreamsFamily, ledger::format::kIdsFamily,
-                             ledger::format::kMetaFamily}) {
+    for (const std::string& name : names) {
       families.emplace_back(name, rocksdb::ColumnFamilyOptions());
     }
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -139,9 +141,12 @@ TEST_F(LedgerctlTest, VerifyNamesTheFirstTamperedPosition) {
         rocksdb::DB::Open(rocksdb::DBOptions(), dir_.str() + "/data", families, &handles, &raw)
             .ok());
     std::string value;
-    ASSERT_TRUE(raw->Get({}, handles[1], ledger::format::EventKey(5), &value).ok());
+    auto events = std::find(names.begin(), names.end(), ledger::format::kEventsFamily);
+    ASSERT_NE(events, names.end());
+    rocksdb::ColumnFamilyHandle* events_handle = handles[events - names.begin()];
+    ASSERT_TRUE(raw->Get({}, events_handle, ledger::format::EventKey(5), &value).ok());
     value[value.size() / 2] ^= 0x04;
-    ASSERT_TRUE(raw->Put({}, handles[1], ledger::format::EventKey(5), value).ok());
+    ASSERT_TRUE(raw->Put({}, events_handle, ledger::format::EventKey(5), value).ok());
     for (auto* handle : handles) raw->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
     delete raw;
   }
@@ -158,6 +163,68 @@ TEST_F(LedgerctlTest, UnknownStreamAndBadPositionAreClearErrors) {
   CommandRun digest = Ledgerctl(Data() + " digest --at 99");
   EXPECT_EQ(digest.exit_code, 2);
   EXPECT_EQ(digest.lines().at(0)["error"]["code"], "not_found");
+}
+
+TEST_F(LedgerctlTest, AppShowsClocksAtABusinessTimeAndAsKnownAtARecordedTime) {
+  ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
+  json now = Ledgerctl(Data() + " app XS-2026-000123").lines().at(0);
+  EXPECT_EQ(now["stage"], "archived");
+  // Accepted Mon 2026-03-02, replied Mon 03-16: working days 03-03..06, 09..13, 16 = 10 of 20.
+  EXPECT_EQ(now["clocks"]["scheme_reply"]["elapsed_working_days"], 10);
+  EXPECT_EQ(now["clocks"]["scheme_reply"]["limit"], 20);
+  EXPECT_EQ(now["clocks"]["scheme_reply"]["state"], "met");
+
+  json then = Ledgerctl(Data() + " app app/XS-2026-000123 --at 2026-03-10").lines().at(0);
+  EXPECT_EQ(then["stage"], "surveyed");
+  EXPECT_EQ(then["clocks"]["scheme_reply"]["end"], nullptr);
+  EXPECT_EQ(then["clocks"]["scheme_reply"]["elapsed_working_days"], 6);  // 03-03..06, 09, 10
+  EXPECT_EQ(then["clocks"]["scheme_reply"]["state"], "on_track");
+
+  CommandRun before_recording = Ledgerctl(Data() + " app XS-2026-000123 --as-of 2020-01-01");
+  EXPECT_EQ(before_recording.exit_code, 2);
+  EXPECT_EQ(Ledgerctl(Data() + " app KM-2026-999999").exit_code, 2);
+  EXPECT_EQ(Ledgerctl(Data() + " app XS-2026-000123 --at yesterday").exit_code, 2);
+}
+
+TEST_F(LedgerctlTest, KpiEvidenceAndRebuildReadTheProjections) {
+  ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
+  json table = Ledgerctl(Data() + " kpi --period 2026-Q2 --json").lines().at(0);
+  std::map<std::string, json> kpis;
+  for (const json& kpi : table["kpis"]) kpis[kpi["id"]] = kpi;
+  // Archived 04-30 with every clock within its limit; connected 04-29 after the contract (04-27).
+  EXPECT_EQ(kpis["timeliness"]["numerator"], 1);
+  EXPECT_EQ(kpis["timeliness"]["denominator"], 1);
+  EXPECT_EQ(kpis["timeliness"]["met"], true);
+  EXPECT_EQ(kpis["timeliness"]["numerator_ids"].at(0), "app/XS-2026-000123");
+  EXPECT_EQ(kpis["contract_signing"]["value"], 1.0);
+  EXPECT_EQ(kpis["change_completion"]["value"], nullptr) << "no change was due: no value";
+  EXPECT_EQ(kpis["callback_satisfaction"]["denominator"], 1);  // the callback of 05-08
+  json march = Ledgerctl(Data() + " kpi --period 2026-03 --json").lines().at(0);
+  for (const json& kpi : march["kpis"]) EXPECT_EQ(kpi["denominator"], 0) << kpi["id"];
+  EXPECT_EQ(Ledgerctl(Data() + " kpi --period 2026-13").exit_code, 2);
+
+  json evidence = Ledgerctl(Data() + " evidence XS-2026-000123").lines().at(0);
+  ASSERT_EQ(evidence["callbacks"].size(), 1u);
+  EXPECT_EQ(evidence["callbacks"][0]["position"], 11);
+
+  json rebuilt = Ledgerctl(Data() + " rebuild").lines().at(0);
+  EXPECT_TRUE(rebuilt["ok"].get<bool>());
+  EXPECT_EQ(rebuilt["checkpoint"], 11);
+  json again = Ledgerctl(Data() + " kpi --period 2026-Q2 --json").lines().at(0);
+  EXPECT_EQ(again, table);
+}
+
+TEST_F(LedgerctlTest, DemoLoadsAValidWorkloadThatVerifies) {
+  CommandRun demo = Ledgerctl(Data() + " demo --apps 150 --seed 3");
+  ASSERT_EQ(demo.exit_code, 0) << demo.out;
+  json summary = demo.lines().at(0);
+  EXPECT_EQ(summary["rejected"], 0);
+  EXPECT_GT(summary["appended"].get<int>(), 150 * 5);
+  EXPECT_EQ(summary["head"], summary["appended"]);
+  EXPECT_EQ(Ledgerctl(Data() + " verify").exit_code, 0);
+  CommandRun overdue = Ledgerctl(Data() + " overdue --at 2026-06-30 --table");
+  EXPECT_EQ(overdue.exit_code, 0);
+  EXPECT_NE(overdue.out.find("overdue clocks at 2026-06-30"), std::string::npos);
 }
 
 }  // namespace

@@ -49,8 +49,8 @@ TEST_F(IngestorTest, InvalidEventIsRefusedWithItsRuleAndNothingIsStored) {
   EXPECT_EQ(std::get<IngestError>(before_accept).rule->rule, "not_accepted");
   EXPECT_EQ(ledger_->Head(), 0u);
 
-  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted",
-                                                                kAccepted))));
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
   auto result_without_request =
       Ingest(Json("e2", "CompletionInspected", R"({"result":"pass","defects":[]})"));
   ASSERT_TRUE(std::holds_alternative<IngestError>(result_without_request));
@@ -61,8 +61,8 @@ TEST_F(IngestorTest, InvalidEventIsRefusedWithItsRuleAndNothingIsStored) {
 }
 
 TEST_F(IngestorTest, ViolationIsStoredAndReported) {
-  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted",
-                                                                kAccepted))));
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
   auto connected = Ingest(Json("m", "MeterConnected", R"({"meter_id":"M1"})"));
   ASSERT_TRUE(std::holds_alternative<IngestOutcome>(connected));
   const auto& outcome = std::get<IngestOutcome>(connected);
@@ -83,8 +83,8 @@ TEST_F(IngestorTest, RetryIsADuplicateEvenWhenTheRulesWouldNowRefuseIt) {
 }
 
 TEST_F(IngestorTest, StaleExpectedVersionIsAConflictBeforeAnyJudgement) {
-  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted",
-                                                                kAccepted))));
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
   domain::ClientEvent event = Decode(Json("s", "SchemeReplied", R"({"scheme":"s"})"));
   event.expected_version = ledger::kNoStream;
   Ingestor ingestor(*ledger_);
@@ -94,11 +94,20 @@ TEST_F(IngestorTest, StaleExpectedVersionIsAConflictBeforeAnyJudgement) {
   EXPECT_EQ(std::get<IngestError>(result).status.current_version(), 0);
 }
 
+TEST_F(IngestorTest, EventsFromTheFutureAreRefused) {
+  // The ledger's clock says 2026-03-01; the event claims 2026-03-02 09:15.
+  Ingestor ingestor(*ledger_, [] { return int64_t{1'772'323'200'000'000}; });
+  auto result = ingestor.Append(Decode(Json("a", "ApplicationAccepted", kAccepted)));
+  ASSERT_TRUE(std::holds_alternative<IngestError>(result));
+  EXPECT_EQ(std::get<IngestError>(result).rule->rule, "occurred_in_future");
+  EXPECT_EQ(ledger_->Head(), 0u);
+}
+
 TEST_F(IngestorTest, ConcurrentPausesNeverStackOnOneApplication) {
   // Two ClockPaused in a row are invalid (pause_while_paused). Racing writers each judge on the
   // facts they read; the append carries that version, so exactly one pause wins per resume.
-  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted",
-                                                                kAccepted))));
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
   constexpr int kThreads = 8;
   std::atomic<int> paused{0};
   std::atomic<int> refused{0};
@@ -106,8 +115,8 @@ TEST_F(IngestorTest, ConcurrentPausesNeverStackOnOneApplication) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       Ingestor ingestor(*ledger_);
-      auto result = ingestor.Append(Decode(
-          Json("p" + std::to_string(t), "ClockPaused", R"({"reason":"customer asked"})")));
+      auto result = ingestor.Append(
+          Decode(Json("p" + std::to_string(t), "ClockPaused", R"({"reason":"customer asked"})")));
       if (std::holds_alternative<IngestOutcome>(result)) {
         ++paused;
       } else {

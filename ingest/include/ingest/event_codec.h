@@ -1,6 +1,6 @@
-// The bridge between the domain's JSON contract and the ledger's envelopes, used by every front door
-// (ledgerctl, ledgerd): a decoded client event becomes an AppendRequest; a stored event becomes the
-// JSON clients read back (envelope fields plus `data`).
+// The bridge between the domain's JSON contract and the ledger's envelopes, used by every front
+// door (ledgerctl, ledgerd): a decoded client event becomes an AppendRequest; a stored event
+// becomes the JSON clients read back (envelope fields plus `data`).
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -3,6 +3,7 @@
 // appends it with the version it judged against, so the judgement and the append agree even under
 // concurrent writers.
 //
+//   occurred_at in the future   → rejected (rule occurred_in_future): not yet a fact
 //   retry of a stored event_id  → passed to the ledger unjudged (returns the original position)
 //   stale expected_version      → version_conflict, before any judgement
 //   invalid by a workflow rule  → rejected with the rule id, nothing stored
@@ -11,6 +12,7 @@
 // Thread-safe: any number of threads may call Append.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,8 @@ namespace gridledger::ingest {
 
 // How often an append without expected_version re-judges after losing a race on its stream.
 inline constexpr int kJudgeRetriesMax = 16;
+// How far occurred_at may lie after the ledger's clock (clients' clocks drift).
+inline constexpr int64_t kFutureToleranceUs = int64_t{5} * 60 * 1000 * 1000;
 
 struct IngestOutcome {
   ledger::AppendedEvent appended;
@@ -30,13 +34,14 @@ struct IngestOutcome {
 
 // Why an event was refused: a ledger status (version_conflict, busy, …) or a workflow rule.
 struct IngestError {
-  ledger::Status status;                    // kInvalid for workflow rules
+  ledger::Status status;                   // kInvalid for workflow rules
   std::optional<domain::RuleBreach> rule;  // set when a workflow rule refused the event
 };
 
 class Ingestor {
  public:
-  explicit Ingestor(ledger::Ledger& ledger) : ledger_(ledger) {}
+  // `now_us`: the clock that bounds occurred_at; default the system clock.
+  explicit Ingestor(ledger::Ledger& ledger, std::function<int64_t()> now_us = {});
 
   std::variant<IngestOutcome, IngestError> Append(domain::ClientEvent event);
 
@@ -45,6 +50,7 @@ class Ingestor {
   ledger::Result<std::pair<domain::WorkflowFacts, int64_t>> StoredFacts(const std::string& stream);
 
   ledger::Ledger& ledger_;
+  std::function<int64_t()> now_us_;
 };
 
 }  // namespace gridledger::ingest

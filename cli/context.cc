@@ -1,0 +1,87 @@
+#include "context.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+
+#include "domain/event_json.h"
+#include "projections/engine.h"
+
+namespace gridledger::cli {
+
+std::string DefaultCalendarDir() {
+  const char* env = std::getenv("GRIDLEDGER_CALENDAR_DIR");
+  return env != nullptr ? env : std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/calendar";
+}
+
+std::string DefaultProfilePath() {
+  const char* env = std::getenv("GRIDLEDGER_SLA_PROFILE");
+  return env != nullptr ? env : std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/sla/national-2009.json";
+}
+
+namespace {
+void Report(std::ostream& err, const domain::DataFileError& error) {
+  err << "ledgerctl: " << error.file << ":" << error.line << ": " << error.message << "\n";
+}
+}  // namespace
+
+std::optional<Context> OpenContext(const DataOptions& options, std::ostream& err) {
+  auto calendar = domain::WorkingCalendar::Load(options.calendar_dir);
+  if (auto* error = std::get_if<domain::DataFileError>(&calendar)) {
+    Report(err, *error);
+    return std::nullopt;
+  }
+  auto profile = domain::SlaProfile::Load(options.profile_path);
+  if (auto* error = std::get_if<domain::DataFileError>(&profile)) {
+    Report(err, *error);
+    return std::nullopt;
+  }
+  ledger::Options ledger_options;
+  ledger_options.side_families = projections::SideFamilies();
+  auto ledger = ledger::Ledger::Open(options.data_dir, ledger_options);
+  if (!ledger.ok()) {
+    err << "ledgerctl: " << ledger.status().message() << "\n";
+    return std::nullopt;
+  }
+  return Context{std::move(ledger).value(), std::get<domain::WorkingCalendar>(std::move(calendar)),
+                 std::get<domain::SlaProfile>(std::move(profile))};
+}
+
+std::optional<int64_t> ParseTimeArgument(const std::string& text) {
+  if (auto date = domain::Date::Parse(text)) {
+    // The last microsecond of that day in Asia/Shanghai.
+    return (int64_t{date->days_since_epoch()} + 1) * domain::kDayUs - domain::kShanghaiUtcOffsetUs -
+           1;
+  }
+  if (auto timestamp = domain::ParseTimestamp(text)) return timestamp->unix_us;
+  return std::nullopt;
+}
+
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+ProgressBar::ProgressBar(std::string label)
+    : label_(std::move(label)), terminal_(isatty(STDERR_FILENO) == 1) {}
+
+void ProgressBar::Update(uint64_t done, uint64_t total) {
+  if (!terminal_ || total == 0) return;
+  int percent = static_cast<int>(done * 100 / total);
+  if (percent == last_percent_) return;
+  last_percent_ = percent;
+  constexpr int kWidth = 40;
+  int filled = percent * kWidth / 100;
+  std::cerr << "\r" << label_ << " [" << std::string(filled, '#')
+            << std::string(kWidth - filled, ' ') << "] " << percent << "% " << done << "/" << total
+            << std::flush;
+}
+
+void ProgressBar::Finish() {
+  if (terminal_ && last_percent_ >= 0) std::cerr << "\n";
+}
+
+}  // namespace gridledger::cli

@@ -1,0 +1,52 @@
+// What every projection-reading command needs: the ledger opened with the projection families, the
+// working calendar, the SLA profile, and a parsed evaluation time.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "domain/calendar.h"
+#include "domain/sla_profile.h"
+#include "ledger/ledger.h"
+
+namespace gridledger::cli {
+
+struct DataOptions {
+  std::string data_dir;
+  std::string calendar_dir;  // directory of YYYY.json year files
+  std::string profile_path;  // SLA profile JSON
+};
+
+// Defaults: $GRIDLEDGER_CALENDAR_DIR / $GRIDLEDGER_SLA_PROFILE, else the files in the source tree.
+std::string DefaultCalendarDir();
+std::string DefaultProfilePath();
+
+struct Context {
+  std::unique_ptr<ledger::Ledger> ledger;
+  domain::WorkingCalendar calendar;
+  domain::SlaProfile profile;
+};
+
+// Opens everything or prints why not (stderr) and returns nullopt.
+std::optional<Context> OpenContext(const DataOptions& options, std::ostream& err);
+
+// "2026-03-10" (the end of that day in Asia/Shanghai) or RFC 3339; nullopt when neither.
+std::optional<int64_t> ParseTimeArgument(const std::string& text);
+int64_t NowUs();
+
+// A terminal progress bar on stderr for long scans; silent when stderr is not a terminal.
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::string label);
+  void Update(uint64_t done, uint64_t total);
+  void Finish();
+
+ private:
+  std::string label_;
+  bool terminal_;
+  int last_percent_ = -1;
+};
+
+}  // namespace gridledger::cli

@@ -1,0 +1,31 @@
+// ledgerctl commands that read projections: app, overdue, rebuild (and kpi / evidence).
+#pragma once
+
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "context.h"
+
+namespace gridledger::cli {
+
+// State of one application at business time `at` and/or as known at recorded time `as_of`.
+int AppCommand(const DataOptions& options, const std::string& id,
+               const std::optional<std::string>& at, const std::optional<std::string>& as_of,
+               std::ostream& out);
+
+// Every clock overdue at `at` (default now), optionally of one org, most escalated first.
+int OverdueCommand(const DataOptions& options, const std::optional<std::string>& at,
+                   const std::optional<std::string>& org, bool table, std::ostream& out);
+
+// The KPI table of a period ("2026-03" or "2026-Q1"), as a table or JSON.
+int KpiCommand(const DataOptions& options, const std::string& period,
+               const std::optional<std::string>& org, bool json, std::ostream& out);
+
+// The evaluation evidence (section 7.2) of one application.
+int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostream& out);
+
+// Rebuilds every projection from position 1.
+int RebuildCommand(const DataOptions& options, std::ostream& out);
+
+}  // namespace gridledger::cli
