@@ -16,13 +16,19 @@ const std::string& GenesisHash() {
 }
 
 std::string ComputeHash(schema::Envelope::Reader envelope) {
-  // Copy without the hash, then canonicalize: the canonical form is unique for a given value, so
-  // the hash does not depend on how the message happened to be laid out when it was built.
+  if (!envelope.hasHash()) return ComputeHashOfUnhashed(envelope);
+  // Copy without the hash first.
   capnp::MallocMessageBuilder unhashed(256);
   unhashed.setRoot(envelope);
   unhashed.getRoot<schema::Envelope>().disownHash();
-  kj::Array<capnp::word> canonical =
-      capnp::canonicalize(unhashed.getRoot<schema::Envelope>().asReader());
+  return ComputeHashOfUnhashed(unhashed.getRoot<schema::Envelope>().asReader());
+}
+
+std::string ComputeHashOfUnhashed(schema::Envelope::Reader envelope) {
+  LEDGER_ASSERT(!envelope.hasHash());
+  // The canonical form is unique for a given value, so the hash does not depend on how the
+  // message happened to be laid out when it was built.
+  kj::Array<capnp::word> canonical = capnp::canonicalize(envelope);
 
   std::string position_bytes;
   format::PutBigEndian64(&position_bytes, envelope.getPosition());

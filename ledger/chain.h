@@ -17,6 +17,9 @@ const std::string& GenesisHash();
 // The hash of `envelope` given its prev_hash and position fields. `envelope`'s hash field is
 // ignored.
 std::string ComputeHash(schema::Envelope::Reader envelope);
+// The same for an envelope whose hash field is not set yet (the write path): no copy is needed.
+// REQUIRES: !envelope.hasHash().
+std::string ComputeHashOfUnhashed(schema::Envelope::Reader envelope);
 
 // The stored bytes of an envelope: its canonical Cap'n Proto encoding (one segment, no table).
 std::string EncodeCanonical(schema::Envelope::Reader envelope);

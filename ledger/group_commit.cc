@@ -83,6 +83,7 @@ capnp::Data::Reader AsData(std::string_view bytes) {
 }  // namespace
 
 void Ledger::Impl::StartWriter() {
+  completer_ = std::thread([this] { CompleterLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -159,19 +160,44 @@ void Ledger::Impl::CommitBatch(std::vector<std::unique_ptr<PendingAppend>>* batc
     Status written = FromRocks(db_->Write(write_options, &write_batch), "group commit");
     if (staging_observer_ != nullptr) staging_observer_->OnGroupCommitted(written.ok());
     if (!written.ok()) {
-      // Nothing of this batch is durable: every request that staged events fails; the in-memory
-      // head stays where it was.
-      for (size_t i = 0; i < results.size(); ++i) {
-        if (results[i].ok() && !results[i]->events.empty() && !results[i]->events[0].duplicate) {
-          results[i] = written;
-        }
+      // Nothing of this batch is durable: every request answered with a position past the
+      // committed head (new events, or retries of events staged in this same batch) fails; the
+      // in-memory head stays where it was.
+      for (Result<AppendResult>& result : results) {
+        if (result.ok() && result->events.front().position > committed_head_) result = written;
       }
-      for (size_t i = 0; i < batch->size(); ++i) (*batch)[i]->done.set_value(std::move(results[i]));
-      return;
+    } else {
+      Publish(staging);
     }
-    Publish(staging);
   }
-  for (size_t i = 0; i < batch->size(); ++i) (*batch)[i]->done.set_value(std::move(results[i]));
+  HandOff(std::move(*batch), std::move(results));
+}
+
+// Answering is moved off the writer: waking dozens of appenders costs a futex call each, and the
+// writer's next batch should not wait for that.
+void Ledger::Impl::HandOff(std::vector<std::unique_ptr<PendingAppend>> batch,
+                           std::vector<Result<AppendResult>> results) {
+  std::unique_lock lock(completion_mutex_);
+  completion_cv_.wait(lock, [&] { return completions_.size() < kCompletionBatchesMax; });
+  completions_.push_back({std::move(batch), std::move(results)});
+  completion_cv_.notify_all();
+}
+
+void Ledger::Impl::CompleterLoop() {
+  for (;;) {
+    Completion completion;
+    {
+      std::unique_lock lock(completion_mutex_);
+      completion_cv_.wait(lock, [&] { return completer_stopping_ || !completions_.empty(); });
+      if (completions_.empty()) return;  // stopping, and everything handed off is answered
+      completion = std::move(completions_.front());
+      completions_.pop_front();
+    }
+    completion_cv_.notify_all();
+    for (size_t i = 0; i < completion.batch.size(); ++i) {
+      completion.batch[i]->done.set_value(std::move(completion.results[i]));
+    }
+  }
 }
 
 void Ledger::Impl::Publish(const Staging& staging) {
@@ -297,7 +323,7 @@ void Ledger::Impl::StageEvent(const std::string& stream, const NewEvent& event, 
   envelope.setPayload(AsData(event.payload));
   envelope.setImported(event.imported);
   envelope.setPrevHash(AsData(staging->head_hash));
-  std::string hash = chain::ComputeHash(envelope.asReader());
+  std::string hash = chain::ComputeHashOfUnhashed(envelope.asReader());
   envelope.setHash(AsData(hash));
   std::string value = chain::EncodeCanonical(envelope.asReader());
 

@@ -103,8 +103,18 @@ class Ledger::Impl {
     std::unordered_map<std::string, StagedEvent> ids;
   };
 
+  // A group commit's requests and their answers, waiting for the completer thread.
+  struct Completion {
+    std::vector<std::unique_ptr<PendingAppend>> batch;
+    std::vector<Result<AppendResult>> results;
+  };
+
   // Writer thread (group_commit.cc).
   void WriterLoop();
+  void HandOff(std::vector<std::unique_ptr<PendingAppend>> batch,
+               std::vector<Result<AppendResult>> results);
+  // Completer thread: answers appenders.
+  void CompleterLoop();
   bool TakeBatch(std::vector<std::unique_ptr<PendingAppend>>* batch);
   void CommitBatch(std::vector<std::unique_ptr<PendingAppend>>* batch);
   Result<AppendResult> Stage(const AppendRequest& request, Staging* staging,
@@ -140,6 +150,13 @@ class Ledger::Impl {
   std::deque<std::unique_ptr<PendingAppend>> queue_;
   bool stopping_ = false;
   std::thread writer_;
+
+  // Between the writer and the completer; bounded by kCompletionBatchesMax.
+  std::mutex completion_mutex_;
+  std::condition_variable completion_cv_;
+  std::deque<Completion> completions_;
+  bool completer_stopping_ = false;
+  std::thread completer_;
 
   // Writer-thread state: committed head and hash, last recorded_at, cache of stream heads.
   uint64_t committed_head_ = 0;

@@ -40,6 +40,9 @@ rocksdb::ColumnFamilyOptions FamilyOptions(bool point_lookups) {
     rocksdb::BlockBasedTableOptions table;
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+    // Recent ids live in the memtable; a whole-key bloom there answers misses without a search.
+    options.memtable_prefix_bloom_size_ratio = 0.1;
+    options.memtable_whole_key_filtering = true;
   }
   return options;
 }
@@ -100,6 +103,12 @@ Ledger::Impl::~Impl() {
   }
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(completion_mutex_);
+    completer_stopping_ = true;
+  }
+  completion_cv_.notify_all();
+  if (completer_.joinable()) completer_.join();
   if (db_) {
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
     db_->Close().PermitUncheckedError();

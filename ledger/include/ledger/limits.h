@@ -18,6 +18,8 @@ inline constexpr size_t kPayloadBytesMax = 64 * 1024;
 inline constexpr size_t kAppendQueueRequestsMax = 4096;
 inline constexpr size_t kGroupCommitRequestsMax = 512;
 inline constexpr size_t kGroupCommitEventsMax = 4096;
+// Written group commits whose appenders are still being answered.
+inline constexpr size_t kCompletionBatchesMax = 8;
 static_assert(kGroupCommitEventsMax >= kAppendEventsMax,
               "a single maximal request must fit in one group commit");
 

@@ -38,7 +38,7 @@ std::vector<std::string> SideFamilies();
 
 struct EngineOptions {
   // Catch-up writes states and checkpoint every this many events. Default: 50,000.
-  uint64_t flush_every_events = 50'000;
+  uint64_t flush_every_events = 1'000'000;
   // Cached states per projection before the cache is written back and emptied: the bound on
   // memory during a rebuild. Default: 100,000.
   size_t cache_states_max = 100'000;

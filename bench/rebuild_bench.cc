@@ -1,0 +1,317 @@
+// Rebuild of every projection from the log, side by side with a raw RocksDB scan of the same
+// events, over 1M and 10M generated events.
+//
+// Goal (issue "projections", design.md "Targets"): rebuild >= 1M events/s and >= 0.4x the raw
+// scan; memory bounded (peak RSS reported). Figures, command and reading: ../BENCHMARKS.md.
+//
+// Method. For each size N (GRIDLEDGER_REBUILD_EVENTS, default "1000000,10000000"):
+//   setup    a ledger in $GRIDLEDGER_BENCH_DIR/gridledger-rebuild-N holding the demo workload
+//            (ingest/demo_workload.h: 2025–2026, all kinds and classes) cut at N events, appended
+//            unsynced by 8 threads (streams partitioned by hash, so per-stream order holds) and
+//            synced once; reused by later runs when it already holds N events.
+//   RawScan  (the anchor) rocksdb::DB opened read-only; one iterator over the "events" family
+//            with the same read options as the ledger's Scan (2 MiB readahead); every value's
+//            bytes are touched (a checksum over its first and last word), nothing decoded.
+//   Rebuild  ledger::Ledger::Open + projections::Engine::Rebuild(): clears the five projection
+//            families, folds every event into application, KPI, evidence and staff-audit states,
+//            writes states and checkpoint every 50,000 events.
+// Peak RSS of each measurement is VmHWM after resetting it (/proc/self/clear_refs, "5").
+#include <benchmark/benchmark.h>
+#include <rocksdb/db.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "domain/event_json.h"
+#include "ingest/demo_workload.h"
+#include "ingest/event_codec.h"
+#include "ledger/ledger.h"
+#include "projections/engine.h"
+
+namespace gridledger::bench {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kLoadThreads = 8;
+constexpr size_t kLoadQueueLinesMax = 4096;  // per loader thread
+constexpr double kEventsPerApp = 7.2;        // demo workload average, to size the run
+
+std::vector<uint64_t> Sizes() {
+  const char* env = std::getenv("GRIDLEDGER_REBUILD_EVENTS");
+  std::stringstream list(env != nullptr ? env : "1000000,10000000");
+  std::vector<uint64_t> sizes;
+  for (std::string item; std::getline(list, item, ',');) sizes.push_back(std::stoull(item));
+  return sizes;
+}
+
+std::string DataDir(uint64_t events) {
+  const char* env = std::getenv("GRIDLEDGER_BENCH_DIR");
+  return (fs::path(env != nullptr ? env : "/tmp") /
+          ("gridledger-rebuild-" + std::to_string(events)))
+      .string();
+}
+
+ledger::Options LedgerOptions(bool sync) {
+  ledger::Options options;
+  options.side_families = projections::SideFamilies();
+  options.sync = sync;
+  return options;
+}
+
+// Peak resident set size since the last ResetPeakRss(), in MiB.
+void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+double PeakRssMiB() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmHWM:")) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return 0;
+}
+
+// One loader thread: appends the lines of its streams in order.
+class Loader {
+ public:
+  explicit Loader(ledger::Ledger& ledger) : ledger_(ledger), thread_([this] { Run(); }) {}
+  ~Loader() {
+    {
+      std::lock_guard lock(mutex_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void Push(std::string line) {
+    std::unique_lock lock(mutex_);
+    cv_.wait(lock, [&] { return queue_.size() < kLoadQueueLinesMax; });
+    queue_.push_back(std::move(line));
+    cv_.notify_all();
+  }
+  uint64_t failures() const { return failures_; }
+
+ private:
+  void Run() {
+    for (;;) {
+      std::string line;
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, [&] { return done_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        line = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      cv_.notify_all();
+      auto decoded = domain::DecodeClientEvent(line);
+      if (!std::holds_alternative<domain::ClientEvent>(decoded) ||
+          !ledger_.Append(ingest::ToAppendRequest(std::get<domain::ClientEvent>(decoded))).ok()) {
+        ++failures_;
+      }
+    }
+  }
+  ledger::Ledger& ledger_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  bool done_ = false;
+  uint64_t failures_ = 0;
+  std::thread thread_;
+};
+
+std::string StreamOf(const std::string& line) {
+  size_t start = line.find("\"stream\":\"") + 10;
+  return line.substr(start, line.find('"', start) - start);
+}
+
+// Flushes memtables and compacts every family, so both sides read settled SST files rather than
+// a freshly written memtable and write-ahead log.
+bool Compact(const std::string& dir) {
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok()) return false;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const auto& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::Open(rocksdb::DBOptions(), dir, families, &handles, &raw).ok()) return false;
+  bool ok = true;
+  for (auto* handle : handles) {
+    ok = ok && raw->CompactRange(rocksdb::CompactRangeOptions(), handle, nullptr, nullptr).ok();
+    raw->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  }
+  delete raw;
+  return ok;
+}
+
+// Makes sure DataDir(events) holds a ledger of exactly `events` demo events.
+bool EnsureData(uint64_t events) {
+  std::string dir = DataDir(events);
+  {
+    auto existing = ledger::Ledger::Open(dir, LedgerOptions(false));
+    if (existing.ok() && (*existing)->Head() == events) return true;
+  }
+  fs::remove_all(dir);
+  auto calendar =
+      domain::WorkingCalendar::Load(std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/calendar");
+  if (!std::holds_alternative<domain::WorkingCalendar>(calendar)) return false;
+  std::unique_ptr<ledger::Ledger> ledger =
+      std::move(ledger::Ledger::Open(dir, LedgerOptions(false))).value();
+  ingest::DemoOptions demo;
+  demo.seed = 2026;
+  demo.apps = static_cast<uint64_t>(events / kEventsPerApp) + 1000;
+  ingest::DemoWorkload workload(demo, std::get<domain::WorkingCalendar>(calendar));
+  auto started = std::chrono::steady_clock::now();
+  uint64_t failures = 0;
+  {
+    std::vector<std::unique_ptr<Loader>> loaders;
+    for (int i = 0; i < kLoadThreads; ++i) loaders.push_back(std::make_unique<Loader>(*ledger));
+    std::string line;
+    for (uint64_t n = 0; n < events && workload.Next(&line); ++n) {
+      loaders[std::hash<std::string>{}(StreamOf(line)) % kLoadThreads]->Push(line);
+    }
+    for (const auto& loader : loaders) failures += loader->failures();
+  }
+  if (!ledger->SyncWal().ok() || failures > 0 || ledger->Head() != events) {
+    std::fprintf(stderr, "setup of %s failed: head %llu, %llu failures\n", dir.c_str(),
+                 static_cast<unsigned long long>(ledger->Head()),
+                 static_cast<unsigned long long>(failures));
+    return false;
+  }
+  ledger.reset();
+  if (!Compact(dir)) return false;
+  std::fprintf(stderr, "setup: %llu events in %s (%.0f s)\n",
+               static_cast<unsigned long long>(events), dir.c_str(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  return true;
+}
+
+struct Figures {
+  double events_per_second = 0;
+  double peak_rss_mib = 0;
+};
+std::map<std::pair<std::string, uint64_t>, Figures> results;
+
+void Record(benchmark::State& state, const std::string& name, uint64_t events, double seconds,
+            double rss) {
+  state.SetItemsProcessed(static_cast<int64_t>(events) * state.iterations());
+  state.counters["peak_rss_MiB"] = rss;
+  results[{name, events}] = {static_cast<double>(events) / seconds, rss};
+}
+
+void BM_RawScan(benchmark::State& state) {
+  const uint64_t events = static_cast<uint64_t>(state.range(0));
+  std::string dir = DataDir(events);
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok()) {
+    state.SkipWithError("no data directory");
+    return;
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const auto& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  double seconds = 0;
+  ResetPeakRss();
+  for (auto _ : state) {
+    auto started = std::chrono::steady_clock::now();
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    if (!rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), dir, families, &handles, &raw).ok()) {
+      state.SkipWithError("open failed");
+      return;
+    }
+    size_t events_family = std::find(names.begin(), names.end(), "events") - names.begin();
+    rocksdb::ReadOptions read_options;
+    read_options.readahead_size = 2 << 20;
+    std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(read_options, handles[events_family]));
+    uint64_t count = 0;
+    uint64_t checksum = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++count) {
+      rocksdb::Slice value = it->value();
+      uint64_t first = 0;
+      uint64_t last = 0;
+      std::memcpy(&first, value.data(), 8);
+      std::memcpy(&last, value.data() + value.size() - 8, 8);
+      checksum ^= first + last + value.size();
+    }
+    benchmark::DoNotOptimize(checksum);
+    it.reset();
+    for (auto* handle : handles) raw->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    delete raw;
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (count != events) state.SkipWithError("scan saw a different event count");
+  }
+  Record(state, "raw_scan", events, seconds / state.iterations(), PeakRssMiB());
+}
+
+void BM_Rebuild(benchmark::State& state) {
+  const uint64_t events = static_cast<uint64_t>(state.range(0));
+  double seconds = 0;
+  ResetPeakRss();
+  for (auto _ : state) {
+    auto started = std::chrono::steady_clock::now();
+    auto ledger = ledger::Ledger::Open(DataDir(events), LedgerOptions(true));
+    if (!ledger.ok()) {
+      state.SkipWithError("open failed");
+      return;
+    }
+    projections::Engine engine(**ledger);
+    if (!engine.Rebuild().ok() || engine.checkpoint() != events) {
+      state.SkipWithError("rebuild failed");
+      return;
+    }
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  }
+  Record(state, "rebuild", events, seconds / state.iterations(), PeakRssMiB());
+}
+
+void PrintTable() {
+  std::printf("\n%12s %16s %16s %8s %14s %14s\n", "events", "raw scan ev/s", "rebuild ev/s",
+              "ratio", "raw RSS MiB", "rebuild RSS MiB");
+  for (uint64_t events : Sizes()) {
+    const Figures& raw = results[{"raw_scan", events}];
+    const Figures& rebuild = results[{"rebuild", events}];
+    std::printf("%12llu %16.0f %16.0f %8.3f %14.1f %14.1f\n",
+                static_cast<unsigned long long>(events), raw.events_per_second,
+                rebuild.events_per_second,
+                raw.events_per_second > 0 ? rebuild.events_per_second / raw.events_per_second : 0,
+                raw.peak_rss_mib, rebuild.peak_rss_mib);
+  }
+}
+
+}  // namespace
+}  // namespace gridledger::bench
+
+int main(int argc, char** argv) {
+  using namespace gridledger::bench;
+  benchmark::Initialize(&argc, argv);
+  for (uint64_t events : Sizes()) {
+    if (!EnsureData(events)) return 1;
+    const int iterations = events >= 5'000'000 ? 1 : 3;
+    benchmark::RegisterBenchmark("RawScan", BM_RawScan)
+        ->Arg(static_cast<int64_t>(events))
+        ->Iterations(iterations)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark("Rebuild", BM_Rebuild)
+        ->Arg(static_cast<int64_t>(events))
+        ->Iterations(iterations)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  PrintTable();
+  return 0;
+}
