@@ -158,7 +158,7 @@ void Ledger::Impl::CommitBatch(std::vector<std::unique_ptr<PendingAppend>>* batc
     rocksdb::WriteOptions write_options;
     write_options.sync = options_.sync;
     Status written = FromRocks(db_->Write(write_options, &write_batch), "group commit");
-    if (staging_observer_ != nullptr) staging_observer_->OnGroupCommitted(written.ok());
+    if (staging_observer_ != nullptr) staging_observer_->OnGroupCommitted(written.ok(), staging.head);
     if (!written.ok()) {
       // Nothing of this batch is durable: every request answered with a position past the
       // committed head (new events, or retries of events staged in this same batch) fails; the

@@ -215,20 +215,32 @@ void Engine::OnStaged(const ledger::EventView& event, ledger::SideBatch& batch) 
     inline_failure_ = CatchUpLocked(event.position() - 1, {});
     if (!inline_failure_.ok()) return;
   }
+  if (event.position() != checkpoint_ + 1) {
+    // The events before it were staged in a group commit that failed and are not stored: this
+    // commit fails too (see AppendObserver), and OnGroupCommitted(false) resets us.
+    inline_failure_ = ledger::Status(ledger::Code::kIoError, "an earlier group commit failed");
+    return;
+  }
   inline_failure_ = Fold(RecordOf(event));
   if (inline_failure_.ok()) WriteTouched(batch);
 }
 
-void Engine::OnGroupCommitted(bool written) {
+void Engine::OnGroupCommitted(bool written, uint64_t last_position) {
   std::lock_guard lock(mutex_);
   if (written && inline_failure_.ok()) {
-    written_checkpoint_ = checkpoint_;
-    if (CachedStatesLocked() > options_.cache_states_max) ForgetAllLocked();
+    written_checkpoint_ = last_position;
+    // Evict only when nothing staged is pending above the written checkpoint.
+    if (checkpoint_ == written_checkpoint_ &&
+        CachedStatesLocked() > options_.cache_states_max) {
+      ForgetAllLocked();
+    }
     return;
   }
-  // Nothing of the batch is stored: whatever was folded from it is forgotten and reloaded.
+  // Not stored (or we could not follow): forget whatever was folded past the last written
+  // commit; the store holds exactly the states of written_checkpoint_.
   ForgetAllLocked();
   checkpoint_ = written_checkpoint_;
+  inline_failure_ = ledger::Status::Ok();
 }
 
 ledger::Result<std::optional<ApplicationState>> Engine::Application(

@@ -18,7 +18,11 @@ class CountingObserver : public AppendObserver {
     batch.Put(0, "checkpoint", std::to_string(event.position()));
     ++staged;
   }
-  void OnGroupCommitted(bool written) override { written ? ++commits : ++failures; }
+  void OnGroupCommitted(bool written, uint64_t last_position) override {
+    written ? ++commits : ++failures;
+    last = last_position;
+  }
+  uint64_t last = 0;
   int staged = 0;
   int commits = 0;
   int failures = 0;
@@ -49,6 +53,7 @@ TEST(SideStoreTest, ObserverWritesLandWithTheEventsAndSurviveReopen) {
     EXPECT_EQ(observer.staged, 5);
     EXPECT_EQ(observer.commits, 5);
     EXPECT_EQ(observer.failures, 0);
+    EXPECT_EQ(observer.last, 5u);
   }
   auto ledger = std::move(Ledger::Open(dir.str(), options)).value();
   EXPECT_EQ(ledger->GetSide(0, "checkpoint").value(), std::optional<std::string>("5"));

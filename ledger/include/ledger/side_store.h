@@ -53,9 +53,12 @@ class AppendObserver {
   virtual ~AppendObserver() = default;
   // `event` is staged at its final position; add derived writes to `batch`.
   virtual void OnStaged(const EventView& event, SideBatch& batch) = 0;
-  // The group commit holding every event staged since the last call was written (true) or failed
-  // and nothing of it is stored (false): forget what was derived from those events.
-  virtual void OnGroupCommitted(bool written) = 0;
+  // A group commit was written (true: durable, its last event is at `last_position`) or failed
+  // (false: nothing of it is stored). Commits are reported in staging order, but the writer may
+  // already have staged events of the next commit (pipelining): on failure, forget everything
+  // derived from events past the last written commit; a commit staged on top of a failed one
+  // fails too.
+  virtual void OnGroupCommitted(bool written, uint64_t last_position) = 0;
 };
 
 }  // namespace gridledger::ledger

@@ -81,7 +81,7 @@ class Engine : public ledger::AppendObserver {
 
   // ledger::AppendObserver (inline mode; called on the ledger's writer thread).
   void OnStaged(const ledger::EventView& event, ledger::SideBatch& batch) override;
-  void OnGroupCommitted(bool written) override;
+  void OnGroupCommitted(bool written, uint64_t last_position) override;
 
  private:
   // Family indexes within SideFamilies().
