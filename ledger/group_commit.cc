@@ -76,6 +76,15 @@ bool SameContent(const std::string& stream, const NewEvent& event, const StoredE
          stored.imported == event.imported;
 }
 
+bool SameContent(const std::string& stream, const NewEvent& event, const std::string& staged_stream,
+                 const NewEvent& staged) {
+  return staged_stream == stream && staged.type == event.type &&
+         staged.occurred_at_us == event.occurred_at_us &&
+         staged.occurred_at_offset_minutes == event.occurred_at_offset_minutes &&
+         staged.actor == event.actor && staged.payload == event.payload &&
+         staged.imported == event.imported;
+}
+
 capnp::Data::Reader AsData(std::string_view bytes) {
   return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
 }
@@ -83,8 +92,12 @@ capnp::Data::Reader AsData(std::string_view bytes) {
 }  // namespace
 
 void Ledger::Impl::StartWriter() {
+  staged_head_ = committed_head_;
+  staged_hash_ = committed_hash_;
+  staged_recorded_at_us_ = committed_recorded_at_us_;
   completer_ = std::thread([this] { CompleterLoop(); });
   writer_ = std::thread([this] { WriterLoop(); });
+  stager_ = std::thread([this] { StagerLoop(); });
 }
 
 Result<AppendResult> Ledger::Impl::Append(AppendRequest request) {
@@ -94,7 +107,7 @@ Result<AppendResult> Ledger::Impl::Append(AppendRequest request) {
   pending->request = std::move(request);
   std::future<Result<AppendResult>> answer = pending->done.get_future();
   {
-    std::lock_guard lock(queue_mutex_);
+    std::lock_guard lock(mutex_);
     if (stopping_) return Status(Code::kShutdown, "the ledger is closing");
     if (queue_.size() >= options_.append_queue_requests_max) {
       return Status(Code::kBusy, "append queue full (" +
@@ -103,78 +116,172 @@ Result<AppendResult> Ledger::Impl::Append(AppendRequest request) {
     }
     queue_.push_back(std::move(pending));
   }
-  queue_cv_.notify_one();
+  stager_cv_.notify_one();
   return answer.get();
 }
 
-void Ledger::Impl::WriterLoop() {
-  std::vector<std::unique_ptr<PendingAppend>> batch;
-  batch.reserve(kGroupCommitRequestsMax);
-  while (TakeBatch(&batch)) {
-    CommitBatch(&batch);
-    batch.clear();
+// ---------------------------------------------------------------------------------------------
+// Stager thread
+
+void Ledger::Impl::StagerLoop() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    stager_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) break;  // stopping, and everything queued has been taken
+    StageAndSubmit(lock);
   }
+  stager_done_ = true;
+  writer_cv_.notify_all();
 }
 
-bool Ledger::Impl::TakeBatch(std::vector<std::unique_ptr<PendingAppend>>* batch) {
-  std::unique_lock lock(queue_mutex_);
-  queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-  if (queue_.empty()) return false;  // stopping, and everything queued has been answered
-  size_t events = 0;
-  while (!queue_.empty() && batch->size() < kGroupCommitRequestsMax) {
-    size_t next = queue_.front()->request.events.size();
-    if (!batch->empty() && events + next > kGroupCommitEventsMax) break;
-    events += next;
-    batch->push_back(std::move(queue_.front()));
-    queue_.pop_front();
-  }
-  return true;
-}
-
-void Ledger::Impl::CommitBatch(std::vector<std::unique_ptr<PendingAppend>>* batch) {
-  Staging staging;
-  staging.head = committed_head_;
-  staging.head_hash = committed_hash_;
-  staging.recorded_at_us = std::max(options_.now_us(), committed_recorded_at_us_);
-
-  rocksdb::WriteBatch write_batch;
-  SideBatch side_batch(&write_batch, side_handles_.data(), side_handles_.size());
-  staging_observer_ = observer_.load();
+// REQUIRES: `lock` holds mutex_ and the queue is not empty.
+void Ledger::Impl::StageAndSubmit(std::unique_lock<std::mutex>& lock) {
+  auto commit = std::make_unique<Commit>();
+  commit->observer = observer_.load();
+  commit->staging = std::make_shared<Staging>();
+  Staging& staging = *commit->staging;
+  staging.head = staged_head_;
+  staging.head_hash = staged_hash_;
+  staging.recorded_at_us = std::max(options_.now_us(), staged_recorded_at_us_);
+  const uint64_t base_head = staged_head_;
+  SideBatch side_batch(&commit->write_batch, side_handles_.data(), side_handles_.size());
+  staging_observer_ = commit->observer;
   staging_side_batch_ = &side_batch;
-  std::vector<Result<AppendResult>> results;
-  results.reserve(batch->size());
-  for (auto& pending : *batch) {
-    try {
-      results.push_back(Stage(pending->request, &staging, &write_batch));
-    } catch (const kj::Exception& e) {
-      // Only stored bytes we could not decode get here (an id lookup hit a damaged event).
-      results.push_back(Status(Code::kCorruption, e.getDescription().cStr()));
+
+  // Stage what is queued; while the writer is still busy with the previous commit, top this one
+  // up with whatever arrives meanwhile, so each sync carries as much as it can.
+  size_t events = 0;
+  // True when the request at the head of the queue fits into this commit.
+  auto next_fits = [&] {
+    return !queue_.empty() && commit->batch.size() < kGroupCommitRequestsMax &&
+           events + queue_.front()->request.events.size() <= kGroupCommitEventsMax;
+  };
+  for (;;) {
+    std::vector<std::unique_ptr<PendingAppend>> taken;
+    while (!queue_.empty() && commit->batch.size() + taken.size() < kGroupCommitRequestsMax) {
+      size_t next = queue_.front()->request.events.size();
+      if (events > 0 && events + next > kGroupCommitEventsMax) break;  // the first always fits
+      events += next;
+      taken.push_back(std::move(queue_.front()));
+      queue_.pop_front();
     }
+    if (!taken.empty()) {
+      requests_taken_.fetch_add(taken.size(), std::memory_order_relaxed);
+      lock.unlock();
+      for (auto& pending : taken) {
+        commit->results.push_back(StageCatching(pending->request, &staging, &commit->write_batch));
+        commit->batch.push_back(std::move(pending));
+      }
+      lock.lock();
+    }
+    stager_cv_.wait(lock, [&] { return slot_ == nullptr || next_fits(); });
+    if (slot_ == nullptr) break;
+  }
+  staging_side_batch_ = nullptr;
+  RememberStreamVersions(staging);
+  commit->has_new_events = staging.head > base_head;
+  if (commit->has_new_events) {
+    commit->write_batch.Put(meta_, format::kMetaHeadKey,
+                            format::HeadValue(staging.head, staging.head_hash));
   }
 
-  if (staging.head > committed_head_) {
-    write_batch.Put(meta_, format::kMetaHeadKey,
-                    format::HeadValue(staging.head, staging.head_hash));
-    rocksdb::WriteOptions write_options;
-    write_options.sync = options_.sync;
-    Status written = FromRocks(db_->Write(write_options, &write_batch), "group commit");
-    if (staging_observer_ != nullptr) staging_observer_->OnGroupCommitted(written.ok(), staging.head);
-    if (!written.ok()) {
-      // Nothing of this batch is durable: every request answered with a position past the
-      // committed head (new events, or retries of events staged in this same batch) fails; the
-      // in-memory head stays where it was.
-      for (Result<AppendResult>& result : results) {
-        if (result.ok() && result->events.front().position > committed_head_) result = written;
-      }
-    } else {
-      Publish(staging);
-    }
+  // The previous commit is written. If it failed, this one was staged on top of events that are
+  // not stored: it fails as well, and staging starts again from what is durable.
+  if (!write_failed_) {
+    staged_head_ = staging.head;
+    staged_hash_ = staging.head_hash;
+    staged_recorded_at_us_ = staging.recorded_at_us;
+    inflight_ = commit->staging;
+    slot_ = std::move(commit);
+    writer_cv_.notify_one();
+    return;
   }
-  HandOff(std::move(*batch), std::move(results));
+  write_failed_ = false;
+  staged_head_ = committed_head_;
+  staged_hash_ = committed_hash_;
+  staged_recorded_at_us_ = committed_recorded_at_us_;
+  inflight_.reset();
+  lock.unlock();
+  FailStacked(std::move(commit));
+  lock.lock();
 }
+
+// A commit staged on top of one that failed: nothing of it may be written.
+void Ledger::Impl::FailStacked(std::unique_ptr<Commit> commit) {
+  stream_head_cache_.clear();  // it holds versions of commits that were never stored
+  const Status failed(Code::kIoError,
+                      "an earlier group commit failed; nothing of this append was stored, retry "
+                      "it");
+  for (Result<AppendResult>& result : commit->results) {
+    if (result.ok() && result->events.front().position > staged_head_) result = failed;
+  }
+  if (commit->observer != nullptr && commit->has_new_events) {
+    commit->observer->OnGroupCommitted(false, commit->staging->head);
+  }
+  HandOff(std::move(commit->batch), std::move(commit->results));
+}
+
+void Ledger::Impl::RememberStreamVersions(const Staging& staging) {
+  if (stream_head_cache_.size() + staging.stream_versions.size() > kStreamHeadCacheEntriesMax) {
+    stream_head_cache_.clear();
+  }
+  for (const auto& [stream, version] : staging.stream_versions) {
+    stream_head_cache_[stream] = version;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writer thread
+
+void Ledger::Impl::WriterLoop() {
+  for (;;) {
+    Commit* commit = nullptr;
+    {
+      std::unique_lock lock(mutex_);
+      writer_cv_.wait(lock, [&] { return slot_ != nullptr || stager_done_; });
+      if (slot_ == nullptr) return;  // the stager stopped and everything was written
+      commit = slot_.get();
+    }
+    bool failed = false;
+    if (commit->has_new_events) failed = !WriteCommit(*commit);
+    std::vector<std::unique_ptr<PendingAppend>> batch = std::move(commit->batch);
+    std::vector<Result<AppendResult>> results = std::move(commit->results);
+    {
+      std::lock_guard lock(mutex_);
+      write_failed_ = write_failed_ || failed;
+      slot_.reset();
+    }
+    stager_cv_.notify_one();
+    HandOff(std::move(batch), std::move(results));
+  }
+}
+
+// Writes one commit with one (synced) WriteBatch. Returns false when nothing of it was stored.
+bool Ledger::Impl::WriteCommit(Commit& commit) {
+  rocksdb::WriteOptions write_options;
+  write_options.sync = options_.sync;
+  Status written = FromRocks(db_->Write(write_options, &commit.write_batch), "group commit");
+  if (commit.observer != nullptr) {
+    commit.observer->OnGroupCommitted(written.ok(), commit.staging->head);
+  }
+  if (written.ok()) {
+    Publish(*commit.staging);
+    group_commits_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  // Every request answered with a position past the durable head (new events, or retries of
+  // events staged in this same commit) fails; the published head stays where it was.
+  for (Result<AppendResult>& result : commit.results) {
+    if (result.ok() && result->events.front().position > committed_head_) result = written;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completer thread
 
 // Answering is moved off the writer: waking dozens of appenders costs a futex call each, and the
-// writer's next batch should not wait for that.
+// next commit should not wait for that.
 void Ledger::Impl::HandOff(std::vector<std::unique_ptr<PendingAppend>> batch,
                            std::vector<Result<AppendResult>> results) {
   std::unique_lock lock(completion_mutex_);
@@ -200,15 +307,13 @@ void Ledger::Impl::CompleterLoop() {
   }
 }
 
+// Writer thread, after a successful write: what readers see moves forward.
 void Ledger::Impl::Publish(const Staging& staging) {
-  committed_head_ = staging.head;
-  committed_hash_ = staging.head_hash;
-  committed_recorded_at_us_ = staging.recorded_at_us;
-  if (stream_head_cache_.size() + staging.stream_versions.size() > kStreamHeadCacheEntriesMax) {
-    stream_head_cache_.clear();
-  }
-  for (const auto& [stream, version] : staging.stream_versions) {
-    stream_head_cache_[stream] = version;
+  {
+    std::lock_guard lock(mutex_);
+    committed_head_ = staging.head;
+    committed_hash_ = staging.head_hash;
+    committed_recorded_at_us_ = staging.recorded_at_us;
   }
   {
     std::lock_guard lock(head_mutex_);
@@ -218,6 +323,16 @@ void Ledger::Impl::Publish(const Staging& staging) {
   head_cv_.notify_all();
   std::lock_guard lock(listeners_mutex_);
   for (const auto& [id, listener] : listeners_) listener(staging.head);
+}
+
+Result<AppendResult> Ledger::Impl::StageCatching(const AppendRequest& request, Staging* staging,
+                                                 rocksdb::WriteBatch* batch) {
+  try {
+    return Stage(request, staging, batch);
+  } catch (const kj::Exception& e) {
+    // Only stored bytes we could not decode get here (an id lookup hit a damaged event).
+    return Status(Code::kCorruption, e.getDescription().cStr());
+  }
 }
 
 Result<AppendResult> Ledger::Impl::Stage(const AppendRequest& request, Staging* staging,
@@ -255,17 +370,15 @@ Result<std::optional<AppendResult>> Ledger::Impl::FindRetry(const AppendRequest&
   size_t found = 0;
   std::string first_new;
   for (const NewEvent& event : request.events) {
-    if (auto staged = staging.ids.find(event.event_id); staged != staging.ids.end()) {
-      const StagedEvent& s = staged->second;
-      if (*s.stream != request.stream || s.event->type != event.type ||
-          s.event->occurred_at_us != event.occurred_at_us ||
-          s.event->occurred_at_offset_minutes != event.occurred_at_offset_minutes ||
-          !(s.event->actor == event.actor) || s.event->payload != event.payload ||
-          s.event->imported != event.imported) {
+    // Staged in this commit, or in the previous one that may still be being written.
+    const StagedEvent* staged = FindStaged(staging, event.event_id);
+    if (staged == nullptr && inflight_ != nullptr) staged = FindStaged(*inflight_, event.event_id);
+    if (staged != nullptr) {
+      if (!SameContent(request.stream, event, staged->stream, staged->event)) {
         return Status(Code::kDuplicateMismatch,
                       "event_id " + event.event_id + " is already stored with different content");
       }
-      original.events.push_back({s.position, s.version, true});
+      original.events.push_back({staged->position, staged->version, true});
       ++found;
       continue;
     }
@@ -291,6 +404,12 @@ Result<std::optional<AppendResult>> Ledger::Impl::FindRetry(const AppendRequest&
   return Status(Code::kDuplicateMismatch,
                 "some event_ids of this append are already stored and " + first_new +
                     " is not: a retry must repeat the original append exactly");
+}
+
+const Ledger::Impl::StagedEvent* Ledger::Impl::FindStaged(const Staging& staging,
+                                                          const std::string& event_id) {
+  auto it = staging.ids.find(event_id);
+  return it == staging.ids.end() ? nullptr : &it->second;
 }
 
 Result<int64_t> Ledger::Impl::CurrentVersion(const std::string& stream, const Staging& staging) {
@@ -334,7 +453,9 @@ void Ledger::Impl::StageEvent(const std::string& stream, const NewEvent& event, 
 
   staging->head = position;
   staging->head_hash = std::move(hash);
-  staging->ids.emplace(event.event_id, StagedEvent{&event, &stream, position, version});
+  // A copy: the request is answered (and freed) while this commit may still serve as the
+  // in-flight overlay of the next one.
+  staging->ids.emplace(event.event_id, StagedEvent{event, stream, position, version});
   if (staging_observer_ != nullptr) {
     staging_observer_->OnStaged(EventView(envelope.asReader()), *staging_side_batch_);
   }

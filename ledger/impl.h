@@ -73,8 +73,12 @@ class Ledger::Impl {
   void SetAppendObserver(AppendObserver* observer) { observer_.store(observer); }
   Result<Digest> Verify() const;
 
+  LedgerStats stats() const {
+    return {requests_taken_.load(std::memory_order_relaxed),
+            group_commits_.load(std::memory_order_relaxed), queued()};
+  }
   size_t queued() const {
-    std::lock_guard lock(queue_mutex_);
+    std::lock_guard lock(mutex_);
     return queue_.size();
   }
   uint64_t head() const { return head_.load(std::memory_order_acquire); }
@@ -90,8 +94,8 @@ class Ledger::Impl {
   };
   // What a group commit has staged but not yet written.
   struct StagedEvent {
-    const NewEvent* event;
-    const std::string* stream;
+    NewEvent event;
+    std::string stream;
     uint64_t position;
     uint64_t version;
   };
@@ -103,22 +107,38 @@ class Ledger::Impl {
     std::unordered_map<std::string, StagedEvent> ids;
   };
 
+  // One group commit on its way from the stager to the writer.
+  struct Commit {
+    std::vector<std::unique_ptr<PendingAppend>> batch;
+    std::vector<Result<AppendResult>> results;
+    std::shared_ptr<Staging> staging;
+    rocksdb::WriteBatch write_batch;
+    AppendObserver* observer = nullptr;
+    bool has_new_events = false;
+  };
   // A group commit's requests and their answers, waiting for the completer thread.
   struct Completion {
     std::vector<std::unique_ptr<PendingAppend>> batch;
     std::vector<Result<AppendResult>> results;
   };
 
-  // Writer thread (group_commit.cc).
+  // Stager thread (group_commit.cc): takes requests, stages them into commits.
+  void StagerLoop();
+  void StageAndSubmit(std::unique_lock<std::mutex>& lock);
+  void FailStacked(std::unique_ptr<Commit> commit);
+  void RememberStreamVersions(const Staging& staging);
+  static const StagedEvent* FindStaged(const Staging& staging, const std::string& event_id);
+  // Writer thread: writes commits in order.
   void WriterLoop();
+  bool WriteCommit(Commit& commit);
   void HandOff(std::vector<std::unique_ptr<PendingAppend>> batch,
                std::vector<Result<AppendResult>> results);
   // Completer thread: answers appenders.
   void CompleterLoop();
-  bool TakeBatch(std::vector<std::unique_ptr<PendingAppend>>* batch);
-  void CommitBatch(std::vector<std::unique_ptr<PendingAppend>>* batch);
   Result<AppendResult> Stage(const AppendRequest& request, Staging* staging,
                              rocksdb::WriteBatch* batch);
+  Result<AppendResult> StageCatching(const AppendRequest& request, Staging* staging,
+                                     rocksdb::WriteBatch* batch);
   Result<std::optional<AppendResult>> FindRetry(const AppendRequest& request,
                                                 const Staging& staging) const;
   Result<int64_t> CurrentVersion(const std::string& stream, const Staging& staging);
@@ -144,12 +164,29 @@ class Ledger::Impl {
   SideBatch* staging_side_batch_ = nullptr;
   AppendObserver* staging_observer_ = nullptr;
 
-  // Queue between appenders and the writer; bounded by kAppendQueueRequestsMax.
-  mutable std::mutex queue_mutex_;
-  std::condition_variable queue_cv_;
+  // mutex_ guards the queue between appenders and the stager (bounded by
+  // Options::append_queue_requests_max), the slot between the stager and the writer (the commit
+  // being written), whether the last written commit failed, and the committed head.
+  mutable std::mutex mutex_;
+  std::condition_variable stager_cv_;  // queue not empty, slot free, or stopping
+  std::condition_variable writer_cv_;  // slot filled, or the stager is done
   std::deque<std::unique_ptr<PendingAppend>> queue_;
   bool stopping_ = false;
+  std::unique_ptr<Commit> slot_;
+  bool write_failed_ = false;
+  bool stager_done_ = false;
+  std::thread stager_;
   std::thread writer_;
+
+  // Stager-thread state: what is staged (durable or being written), the previous commit as an
+  // overlay for idempotency checks, and the cache of stream heads as staged.
+  uint64_t staged_head_ = 0;
+  std::string staged_hash_;
+  int64_t staged_recorded_at_us_ = 0;
+  std::shared_ptr<const Staging> inflight_;
+
+  std::atomic<uint64_t> requests_taken_{0};
+  std::atomic<uint64_t> group_commits_{0};
 
   // Between the writer and the completer; bounded by kCompletionBatchesMax.
   std::mutex completion_mutex_;
@@ -158,7 +195,7 @@ class Ledger::Impl {
   bool completer_stopping_ = false;
   std::thread completer_;
 
-  // Writer-thread state: committed head and hash, last recorded_at, cache of stream heads.
+  // The durable head, hash and recorded_at: written by the writer under mutex_.
   uint64_t committed_head_ = 0;
   std::string committed_hash_;
   int64_t committed_recorded_at_us_ = 0;

@@ -98,10 +98,11 @@ StoredEvent StoredEvent::FromEnvelope(schema::Envelope::Reader envelope) {
 
 Ledger::Impl::~Impl() {
   {
-    std::lock_guard lock(queue_mutex_);
+    std::lock_guard lock(mutex_);
     stopping_ = true;
   }
-  queue_cv_.notify_all();
+  stager_cv_.notify_all();
+  if (stager_.joinable()) stager_.join();  // then the writer drains the last commit and stops
   if (writer_.joinable()) writer_.join();
   {
     std::lock_guard lock(completion_mutex_);
@@ -544,6 +545,7 @@ Result<std::optional<uint64_t>> Ledger::FindEventId(const std::string& event_id)
 }
 uint64_t Ledger::Head() const { return impl_->head(); }
 size_t Ledger::QueuedAppends() const { return impl_->queued(); }
+LedgerStats Ledger::Stats() const { return impl_->stats(); }
 Digest Ledger::HeadDigest() const { return impl_->HeadDigest(); }
 Result<Digest> Ledger::DigestAt(uint64_t position) const {
   Result<StoredEvent> event = impl_->Get(position);

@@ -190,7 +190,8 @@ TEST(AppendBusyTest, FullQueueAnswersBusyAndWritesNothing) {
   Options options;
   options.append_queue_requests_max = 2;
   auto ledger = std::move(Ledger::Open(dir.str(), options)).value();
-  // Hold the writer inside its first publish so later requests stay queued.
+  // Hold the writer inside its first publish. The stager then fills its next commit up to
+  // kGroupCommitEventsMax and waits for the writer; requests that no longer fit stay queued.
   std::mutex gate_mutex;
   std::condition_variable gate_cv;
   bool open = false;
@@ -199,14 +200,25 @@ TEST(AppendBusyTest, FullQueueAnswersBusyAndWritesNothing) {
     gate_cv.wait(lock, [&] { return open; });
   });
   std::vector<std::thread> appenders;
-  appenders.emplace_back([&] { EXPECT_TRUE(ledger->Append(Request("s", {MakeEvent("1")})).ok()); });
+  auto append = [&](const std::string& prefix, size_t events) {
+    appenders.emplace_back([&ledger, prefix, events] {
+      std::vector<NewEvent> batch;
+      for (size_t i = 0; i < events; ++i) batch.push_back(MakeEvent(prefix + std::to_string(i)));
+      auto result = ledger->Append(Request("s/" + prefix, std::move(batch)));
+      EXPECT_TRUE(result.ok()) << result.status().ToString();
+    });
+  };
+  append("first", 1);
   while (ledger->Head() < 1) std::this_thread::yield();
-  for (const char* id : {"2", "3"}) {
-    appenders.emplace_back(
-        [&ledger, id] { EXPECT_TRUE(ledger->Append(Request("s", {MakeEvent(id)})).ok()); });
+  constexpr size_t kFitting = kGroupCommitEventsMax / kAppendEventsMax;  // requests of the max size
+  for (size_t i = 0; i < kFitting; ++i) {  // one at a time: the queue holds only two
+    append("fit" + std::to_string(i) + "-", kAppendEventsMax);
+    while (ledger->Stats().requests_taken < 2 + i) std::this_thread::yield();
   }
+  append("queued0-", kAppendEventsMax);
+  append("queued1-", kAppendEventsMax);
   while (ledger->QueuedAppends() < 2) std::this_thread::yield();
-  auto refused = ledger->Append(Request("s", {MakeEvent("4")}));
+  auto refused = ledger->Append(Request("s/refused", {MakeEvent("refused")}));
   EXPECT_EQ(refused.status().code(), Code::kBusy);
   {
     std::lock_guard lock(gate_mutex);
@@ -214,8 +226,9 @@ TEST(AppendBusyTest, FullQueueAnswersBusyAndWritesNothing) {
   }
   gate_cv.notify_all();
   for (auto& thread : appenders) thread.join();
-  EXPECT_EQ(ledger->Head(), 3u);
-  EXPECT_EQ(ledger->StreamVersion("s").value(), 2);
+  EXPECT_EQ(ledger->Head(), 1 + (kFitting + 2) * kAppendEventsMax);
+  EXPECT_FALSE(ledger->FindEventId("refused").value().has_value());
+  EXPECT_EQ(ledger->StreamVersion("s/refused").value(), kNoStream);
 }
 
 }  // namespace

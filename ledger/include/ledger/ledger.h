@@ -1,9 +1,10 @@
 // Ledger: an append-only, hash-chained, idempotent event log in RocksDB.
 //
-// Thread-safety: every method may be called from any thread. Appends are serialized by one writer
-// thread that gathers concurrent requests into one synced WriteBatch (group commit); a caller is
-// answered only after that sync returned. Reads go straight to RocksDB and see every acknowledged
-// event.
+// Thread-safety: every method may be called from any thread. Appends go through a pipeline of
+// three threads: the stager gathers concurrent requests into one WriteBatch (group commit) and
+// assigns positions and hashes; the writer writes each batch with one sync, in order, while the
+// stager prepares the next; the completer answers appenders. A caller is answered only after the
+// sync of its batch returned. Reads go straight to RocksDB and see every acknowledged event.
 //
 // Errors: see status.h. Nothing throws.
 #pragma once
@@ -37,6 +38,13 @@ struct Options {
   // Clock for recorded_at (Unix microseconds). Default: the system clock. Tests inject a fixed
   // clock.
   std::function<int64_t()> now_us;
+};
+
+// Counters of the write path (for metrics and tests).
+struct LedgerStats {
+  uint64_t requests_taken = 0;  // append requests taken off the queue by the stager, ever
+  uint64_t group_commits = 0;   // synced WriteBatches written, ever
+  size_t queued = 0;            // requests waiting in the queue now
 };
 
 class Ledger {
@@ -81,6 +89,7 @@ class Ledger {
   uint64_t Head() const;
   // Append requests queued for the writer right now (for metrics and tests).
   size_t QueuedAppends() const;
+  LedgerStats Stats() const;
   Digest HeadDigest() const;
   // The stored hash at `position` (kNotFound past head). Does not re-verify; see Verify.
   Result<Digest> DigestAt(uint64_t position) const;
