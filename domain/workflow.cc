@@ -320,9 +320,18 @@ std::variant<WorkflowEvent, RuleBreach> DecodeWorkflowEvent(std::string_view typ
   }
   WorkflowEvent out;
   out.type = *app_type;
-  // The stored bytes need not be word-aligned; Cap'n Proto reads words, so copy once.
-  auto words = kj::heapArray<capnp::word>(payload.size() / sizeof(capnp::word));
-  std::memcpy(words.begin(), payload.data(), payload.size());
+  // Cap'n Proto reads words: read word-aligned bytes in place (payloads inside a stored envelope
+  // usually are), copy the others once.
+  const size_t word_count = payload.size() / sizeof(capnp::word);
+  kj::Array<capnp::word> copy;
+  kj::ArrayPtr<const capnp::word> words;
+  if (reinterpret_cast<uintptr_t>(payload.data()) % alignof(capnp::word) == 0) {
+    words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(payload.data()), word_count);
+  } else {
+    copy = kj::heapArray<capnp::word>(word_count);
+    std::memcpy(copy.begin(), payload.data(), payload.size());
+    words = kj::arrayPtr(copy.begin(), copy.size());
+  }
   capnp::ReaderOptions options;
   options.traversalLimitInWords = kReaderTraversalWordsMax;
   options.nestingLimit = kReaderNestingMax;

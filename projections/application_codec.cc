@@ -1,184 +1,244 @@
 #include "projections/application_codec.h"
 
-#include <nlohmann/json.hpp>
+#include "byte_codec.h"
+#include "clock_codec.h"
 
 namespace gridledger::projections {
 
 namespace {
 
+using codec::Reader;
+using codec::Writer;
 using domain::Date;
-using nlohmann::json;
 
-json DateJson(const std::optional<Date>& date) {
-  return date ? json(date->days_since_epoch()) : json(nullptr);
-}
-std::optional<Date> DateOf(const json& value) {
-  if (value.is_null()) return std::nullopt;
-  return Date::FromDaysSinceEpoch(value.get<int32_t>());
+// The flags of WorkflowFacts, one bit each, in this order (the format: append only).
+constexpr int kFactFlagCount = 20;
+
+uint64_t FactBits(const domain::WorkflowFacts& f) {
+  const bool flags[kFactFlagCount] = {
+      f.accepted,        f.important,       f.three_zero,         f.archived,
+      f.withdrawn,       f.paused,          f.survey_dispatched,  f.surveyed,
+      f.scheme_replied,  f.fees_settled,    f.design_pending,     f.design_passed,
+      f.mid_pending,     f.mid_passed,      f.completion_pending, f.completion_passed,
+      f.contract_signed, f.meter_connected, f.change_executed,    f.callback_made};
+  uint64_t bits = 0;
+  for (int i = 0; i < kFactFlagCount; ++i) bits |= static_cast<uint64_t>(flags[i]) << i;
+  return bits;
 }
 
-json FactsJson(const domain::WorkflowFacts& f) {
-  return json::array({f.accepted,
-                      static_cast<int>(f.business),
-                      static_cast<int>(f.customer_class),
-                      f.important,
-                      f.three_zero,
-                      f.archived,
-                      f.withdrawn,
-                      f.paused,
-                      f.survey_dispatched,
-                      f.surveyed,
-                      f.scheme_replied,
-                      f.fees_settled,
-                      f.design_pending,
-                      f.design_passed,
-                      f.mid_pending,
-                      f.mid_passed,
-                      f.completion_pending,
-                      f.completion_passed,
-                      f.contract_signed,
-                      f.meter_connected,
-                      f.change_executed,
-                      f.callback_made});
+void PutFacts(Writer& w, const domain::WorkflowFacts& f) {
+  w.U8(static_cast<uint8_t>(f.business));
+  w.U8(static_cast<uint8_t>(f.customer_class));
+  w.Varint(FactBits(f));
 }
-domain::WorkflowFacts FactsOf(const json& a) {
+
+domain::WorkflowFacts GetFacts(Reader& r) {
   domain::WorkflowFacts f;
-  size_t i = 0;
-  f.accepted = a.at(i++);
-  f.business = static_cast<domain::Business>(a.at(i++).get<int>());
-  f.customer_class = static_cast<domain::SlaCustomerClass>(a.at(i++).get<int>());
-  for (bool* flag :
-       {&f.important, &f.three_zero, &f.archived, &f.withdrawn, &f.paused, &f.survey_dispatched,
-        &f.surveyed, &f.scheme_replied, &f.fees_settled, &f.design_pending, &f.design_passed,
-        &f.mid_pending, &f.mid_passed, &f.completion_pending, &f.completion_passed,
-        &f.contract_signed, &f.meter_connected, &f.change_executed, &f.callback_made}) {
-    *flag = a.at(i++).get<bool>();
-  }
+  f.business = r.EnumBelow<domain::Business>(3);
+  f.customer_class = r.EnumBelow<domain::SlaCustomerClass>(domain::kSlaCustomerClassCount);
+  const uint64_t bits = r.Varint();
+  if (bits >> kFactFlagCount != 0) r.Fail();
+  bool* flags[kFactFlagCount] = {
+      &f.accepted,        &f.important,       &f.three_zero,         &f.archived,
+      &f.withdrawn,       &f.paused,          &f.survey_dispatched,  &f.surveyed,
+      &f.scheme_replied,  &f.fees_settled,    &f.design_pending,     &f.design_passed,
+      &f.mid_pending,     &f.mid_passed,      &f.completion_pending, &f.completion_passed,
+      &f.contract_signed, &f.meter_connected, &f.change_executed,    &f.callback_made};
+  for (int i = 0; i < kFactFlagCount; ++i) *flags[i] = ((bits >> i) & 1) != 0;
   return f;
 }
 
-json MilestoneJson(const std::optional<Milestone>& m) {
-  return m ? json::array({m->date.days_since_epoch(), m->position}) : json(nullptr);
-}
-std::optional<Milestone> MilestoneOf(const json& a) {
-  if (a.is_null()) return std::nullopt;
-  return Milestone{Date::FromDaysSinceEpoch(a.at(0).get<int32_t>()), a.at(1).get<uint64_t>()};
+void PutMilestone(Writer& w, const std::optional<Milestone>& m) {
+  w.Bool(m.has_value());
+  if (!m) return;
+  w.Date(m->date);
+  w.Varint(m->position);
 }
 
-json ClockJson(const Clock& c) {
-  json pauses = json::array();
-  for (const PauseInterval& p : c.pauses) {
-    pauses.push_back({p.from.days_since_epoch(), DateJson(p.to), p.from_position, p.to_position});
-  }
-  return json::array({static_cast<int>(c.name), c.attempt, c.start.days_since_epoch(),
-                      DateJson(c.end), c.start_position, c.end_position,
-                      c.stopped_by ? json(static_cast<int>(*c.stopped_by)) : json(nullptr),
-                      std::move(pauses)});
-}
-Clock ClockOf(const json& a) {
-  Clock c;
-  c.name = static_cast<domain::SlaClock>(a.at(0).get<int>());
-  c.attempt = a.at(1).get<int>();
-  c.start = Date::FromDaysSinceEpoch(a.at(2).get<int32_t>());
-  c.end = DateOf(a.at(3));
-  c.start_position = a.at(4).get<uint64_t>();
-  c.end_position = a.at(5).get<uint64_t>();
-  if (!a.at(6).is_null()) c.stopped_by = static_cast<domain::AppEventType>(a.at(6).get<int>());
-  for (const json& p : a.at(7)) {
-    c.pauses.push_back({Date::FromDaysSinceEpoch(p.at(0).get<int32_t>()), DateOf(p.at(1)),
-                        p.at(2).get<uint64_t>(), p.at(3).get<uint64_t>()});
-  }
-  return c;
+std::optional<Milestone> GetMilestone(Reader& r) {
+  if (!r.Bool()) return std::nullopt;
+  Milestone m;
+  m.date = r.Date();
+  m.position = r.Varint();
+  return m;
 }
 
 template <typename T, typename F>
-json ListJson(const std::vector<T>& items, F&& one) {
-  json list = json::array();
-  for (const T& item : items) list.push_back(one(item));
-  return list;
+void PutList(Writer& w, const std::vector<T>& items, F&& one) {
+  w.Varint(items.size());
+  for (const T& item : items) one(w, item);
 }
 
-json RecordsJson(const ApplicationState& s) {
-  return json::array({
-      ListJson(s.violations,
-               [](const ViolationRecord& v) {
-                 return json::array({v.rule, v.position, v.type, v.message});
-               }),
-      ListJson(s.late_records,
-               [](const LateRecord& l) {
-                 return json::array({l.position, l.type, l.occurred_at_us, l.recorded_at_us});
-               }),
-      ListJson(s.urges,
-               [](const UrgeRecord& u) {
-                 return json::array({u.position, u.level, u.to_org, u.to_person, u.channel,
-                                     u.committed_date ? json(*u.committed_date) : json(nullptr),
-                                     u.occurred_at_us});
-               }),
-      ListJson(s.corrections,
-               [](const CorrectionRecord& c) {
-                 return json::array({c.position, c.corrects_position, c.reason});
-               }),
-      ListJson(s.rejected,
-               [](const RejectedRecord& r) {
-                 return json::array({r.position, r.type, r.rule, r.message});
-               }),
+template <typename T, typename F>
+void GetList(Reader& r, std::vector<T>& items, F&& one) {
+  const size_t count = r.Count();
+  items.reserve(items.size() + count);
+  for (size_t i = 0; i < count && r.ok(); ++i) items.push_back(one(r));
+}
+
+void PutRecords(Writer& w, const ApplicationState& s) {
+  PutList(w, s.violations, [](Writer& w, const ViolationRecord& v) {
+    w.String(v.rule);
+    w.Varint(v.position);
+    w.String(v.type);
+    w.String(v.message);
+  });
+  PutList(w, s.late_records, [](Writer& w, const LateRecord& l) {
+    w.Varint(l.position);
+    w.String(l.type);
+    w.Signed(l.occurred_at_us);
+    w.Signed(l.recorded_at_us);
+  });
+  PutList(w, s.urges, [](Writer& w, const UrgeRecord& u) {
+    w.Varint(u.position);
+    w.Signed(u.level);
+    w.String(u.to_org);
+    w.String(u.to_person);
+    w.String(u.channel);
+    w.OptionalString(u.committed_date);
+    w.Signed(u.occurred_at_us);
+  });
+  PutList(w, s.corrections, [](Writer& w, const CorrectionRecord& c) {
+    w.Varint(c.position);
+    w.Varint(c.corrects_position);
+    w.String(c.reason);
+  });
+  PutList(w, s.rejected, [](Writer& w, const RejectedRecord& r) {
+    w.Varint(r.position);
+    w.String(r.type);
+    w.String(r.rule);
+    w.String(r.message);
   });
 }
 
-void RecordsOf(const json& a, ApplicationState& s) {
-  for (const json& v : a.at(0)) s.violations.push_back({v.at(0), v.at(1), v.at(2), v.at(3)});
-  for (const json& l : a.at(1)) s.late_records.push_back({l.at(0), l.at(1), l.at(2), l.at(3)});
-  for (const json& u : a.at(2)) {
-    UrgeRecord urge{u.at(0), u.at(1), u.at(2), u.at(3), u.at(4), std::nullopt, u.at(6)};
-    if (!u.at(5).is_null()) urge.committed_date = u.at(5).get<std::string>();
-    s.urges.push_back(std::move(urge));
-  }
-  for (const json& c : a.at(3)) s.corrections.push_back({c.at(0), c.at(1), c.at(2)});
-  for (const json& r : a.at(4)) s.rejected.push_back({r.at(0), r.at(1), r.at(2), r.at(3)});
+void GetRecords(Reader& r, ApplicationState& s) {
+  GetList(r, s.violations, [](Reader& r) {
+    ViolationRecord v;
+    v.rule = r.String();
+    v.position = r.Varint();
+    v.type = r.String();
+    v.message = r.String();
+    return v;
+  });
+  GetList(r, s.late_records, [](Reader& r) {
+    LateRecord l;
+    l.position = r.Varint();
+    l.type = r.String();
+    l.occurred_at_us = r.Signed();
+    l.recorded_at_us = r.Signed();
+    return l;
+  });
+  GetList(r, s.urges, [](Reader& r) {
+    UrgeRecord u;
+    u.position = r.Varint();
+    u.level = r.Int32();
+    u.to_org = r.String();
+    u.to_person = r.String();
+    u.channel = r.String();
+    u.committed_date = r.OptionalString();
+    u.occurred_at_us = r.Signed();
+    return u;
+  });
+  GetList(r, s.corrections, [](Reader& r) {
+    CorrectionRecord c;
+    c.position = r.Varint();
+    c.corrects_position = r.Varint();
+    c.reason = r.String();
+    return c;
+  });
+  GetList(r, s.rejected, [](Reader& r) {
+    RejectedRecord x;
+    x.position = r.Varint();
+    x.type = r.String();
+    x.rule = r.String();
+    x.message = r.String();
+    return x;
+  });
 }
 
 }  // namespace
 
-std::string EncodeApplication(const ApplicationState& s) {
-  json state = json::array({
-      kApplicationCodecVersion,
-      s.stream,
-      s.org,
-      FactsJson(s.facts),
-      s.last_position,
-      s.events_applied,
-      DateJson(s.accepted_date),
-      json::array({MilestoneJson(s.scheme_replied), MilestoneJson(s.fees_settled),
-                   MilestoneJson(s.contract_signed), MilestoneJson(s.completion_passed)}),
-      ListJson(s.clocks, ClockJson),
-      RecordsJson(s),
-  });
-  std::vector<uint8_t> bytes = json::to_msgpack(state);
-  return std::string(bytes.begin(), bytes.end());
+void PutClock(codec::Writer& w, const Clock& c) {
+  w.U8(static_cast<uint8_t>(c.name));
+  w.Signed(c.attempt);
+  w.Date(c.start);
+  w.OptionalDate(c.end);
+  w.Varint(c.start_position);
+  w.Varint(c.end_position);
+  w.Bool(c.stopped_by.has_value());
+  if (c.stopped_by) w.U8(static_cast<uint8_t>(*c.stopped_by));
+  w.Varint(c.pauses.size());
+  for (const PauseInterval& p : c.pauses) {
+    w.Date(p.from);
+    w.OptionalDate(p.to);
+    w.Varint(p.from_position);
+    w.Varint(p.to_position);
+  }
+}
+
+Clock GetClock(codec::Reader& r) {
+  Clock c;
+  c.name = r.EnumBelow<domain::SlaClock>(domain::kSlaClockCount);
+  c.attempt = r.Int32();
+  c.start = r.Date();
+  c.end = r.OptionalDate();
+  c.start_position = r.Varint();
+  c.end_position = r.Varint();
+  if (r.Bool()) c.stopped_by = r.EnumBelow<domain::AppEventType>(domain::kAppEventTypeCount);
+  const size_t pauses = r.Count();
+  c.pauses.reserve(pauses);
+  for (size_t i = 0; i < pauses && r.ok(); ++i) {
+    PauseInterval p;
+    p.from = r.Date();
+    p.to = r.OptionalDate();
+    p.from_position = r.Varint();
+    p.to_position = r.Varint();
+    c.pauses.push_back(p);
+  }
+  return c;
+}
+
+void EncodeApplicationTo(const ApplicationState& s, std::string& out) {
+  Writer w(out);
+  w.U8(kApplicationCodecVersion);
+  w.String(s.stream);
+  w.String(s.org);
+  PutFacts(w, s.facts);
+  w.Varint(s.last_position);
+  w.Varint(s.events_applied);
+  w.OptionalDate(s.accepted_date);
+  PutMilestone(w, s.scheme_replied);
+  PutMilestone(w, s.fees_settled);
+  PutMilestone(w, s.contract_signed);
+  PutMilestone(w, s.completion_passed);
+  PutList(w, s.clocks, [](Writer& w, const Clock& c) { PutClock(w, c); });
+  PutRecords(w, s);
+}
+
+std::string EncodeApplication(const ApplicationState& state) {
+  std::string out;
+  EncodeApplicationTo(state, out);
+  return out;
 }
 
 std::optional<ApplicationState> DecodeApplication(std::string_view bytes) {
-  try {
-    json a = json::from_msgpack(bytes.begin(), bytes.end());
-    if (!a.is_array() || a.at(0).get<int>() != kApplicationCodecVersion) return std::nullopt;
-    ApplicationState s;
-    s.stream = a.at(1).get<std::string>();
-    s.org = a.at(2).get<std::string>();
-    s.facts = FactsOf(a.at(3));
-    s.last_position = a.at(4).get<uint64_t>();
-    s.events_applied = a.at(5).get<uint64_t>();
-    s.accepted_date = DateOf(a.at(6));
-    const json& milestones = a.at(7);
-    s.scheme_replied = MilestoneOf(milestones.at(0));
-    s.fees_settled = MilestoneOf(milestones.at(1));
-    s.contract_signed = MilestoneOf(milestones.at(2));
-    s.completion_passed = MilestoneOf(milestones.at(3));
-    for (const json& clock : a.at(8)) s.clocks.push_back(ClockOf(clock));
-    RecordsOf(a.at(9), s);
-    return s;
-  } catch (const json::exception&) {
-    return std::nullopt;  // not this codec's bytes: the caller reports corruption
-  }
+  Reader r(bytes);
+  if (r.U8() != kApplicationCodecVersion) return std::nullopt;
+  ApplicationState s;
+  s.stream = r.String();
+  s.org = r.String();
+  s.facts = GetFacts(r);
+  s.last_position = r.Varint();
+  s.events_applied = r.Varint();
+  s.accepted_date = r.OptionalDate();
+  s.scheme_replied = GetMilestone(r);
+  s.fees_settled = GetMilestone(r);
+  s.contract_signed = GetMilestone(r);
+  s.completion_passed = GetMilestone(r);
+  GetList(r, s.clocks, [](Reader& r) { return GetClock(r); });
+  GetRecords(r, s);
+  if (!r.Done()) return std::nullopt;
+  return s;
 }
 
 }  // namespace gridledger::projections

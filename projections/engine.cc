@@ -1,5 +1,7 @@
 #include "projections/engine.h"
 
+#include <algorithm>
+
 #include "ledger/assert.h"
 #include "projections/application_codec.h"
 
@@ -33,15 +35,19 @@ std::vector<std::string> SideFamilies() {
 Engine::Engine(ledger::Ledger& ledger, EngineOptions options)
     : ledger_(ledger),
       options_(options),
-      applications_(ledger, kApplicationFamily, &EncodeApplication, &DecodeApplication),
-      kpis_(ledger, kKpiFamily, static_cast<std::string (*)(const KpiState&)>(&Encode),
-            &DecodeKpiState,
-            [](const std::string& key) { return NewKpiState(key).value_or(KpiState{}); }),
-      evidence_(ledger, kEvidenceFamily,
-                static_cast<std::string (*)(const EvidenceState&)>(&Encode), &DecodeEvidenceState),
-      staff_audits_(ledger, kStaffAuditFamily,
-                    static_cast<std::string (*)(const StaffAuditState&)>(&Encode),
-                    &DecodeStaffAuditState) {
+      applications_(ledger, kApplicationFamily, &EncodeApplicationTo, &DecodeApplication),
+      kpis_(
+          ledger, kKpiFamily, [](const KpiState& state, std::string& out) { out = Encode(state); },
+          &DecodeKpiState,
+          [](std::string_view key) { return NewKpiState(key).value_or(KpiState{}); }),
+      evidence_(
+          ledger, kEvidenceFamily,
+          [](const EvidenceState& state, std::string& out) { out = Encode(state); },
+          &DecodeEvidenceState),
+      staff_audits_(
+          ledger, kStaffAuditFamily,
+          [](const StaffAuditState& state, std::string& out) { out = Encode(state); },
+          &DecodeStaffAuditState) {
   LoadCheckpoint().IgnoreError();  // an unreadable checkpoint surfaces again in CatchUp
 }
 
@@ -74,7 +80,7 @@ ledger::Status Engine::Fold(const EventRecord& record) {
   LEDGER_ASSERT(record.position == checkpoint_ + 1);
   const ApplicationState* app = nullptr;
   if (IsAppStream(record.stream)) {
-    auto state = applications_.Mutable(std::string(record.stream));
+    auto state = applications_.Mutable(record.stream, record.position);
     if (!state.ok()) return state.status();
     projections::Fold(**state, record);
     app = *state;
@@ -87,17 +93,17 @@ ledger::Status Engine::Fold(const EventRecord& record) {
 
 ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationState* app) {
   for (const std::string& key : KpiKeysOf(record, app)) {
-    auto state = kpis_.Mutable(key);
+    auto state = kpis_.Mutable(key, record.position);
     if (!state.ok()) return state.status();
     projections::Fold(**state, record, app);
   }
   if (std::optional<std::string> key = EvidenceKey(record.stream)) {
-    auto state = evidence_.Mutable(*key);
+    auto state = evidence_.Mutable(*key, record.position);
     if (!state.ok()) return state.status();
     projections::Fold(**state, record, record.actor_id, app);
   }
   for (const std::string& key : StaffAuditKeysOf(record, record.actor_id)) {
-    auto state = staff_audits_.Mutable(key);
+    auto state = staff_audits_.Mutable(key, record.position);
     if (!state.ok()) return state.status();
     projections::Fold(**state, record, record.actor_id, app);
   }
@@ -114,6 +120,37 @@ void Engine::WriteTouched(ledger::SideBatch& batch) {
 
 size_t Engine::CachedStatesLocked() const {
   return applications_.size() + kpis_.size() + evidence_.size() + staff_audits_.size();
+}
+
+size_t Engine::CachedBytesLocked() const {
+  return applications_.bytes() + kpis_.bytes() + evidence_.bytes() + staff_audits_.bytes();
+}
+
+bool Engine::CacheFullLocked() const {
+  return CachedStatesLocked() > options_.cache_states_max ||
+         CachedBytesLocked() > options_.cache_bytes_max;
+}
+
+void Engine::EvictLocked() {
+  if (CachedStatesLocked() <= options_.cache_states_max / 2 &&
+      CachedBytesLocked() <= options_.cache_bytes_max / 2) {
+    return;
+  }
+  // Down to half of each bound, every table in proportion to what it holds, so that the next
+  // flush is half a cache of new states away.
+  const double states_share = static_cast<double>(options_.cache_states_max / 2) /
+                              std::max<size_t>(1, CachedStatesLocked());
+  const double bytes_share =
+      static_cast<double>(options_.cache_bytes_max / 2) / std::max<size_t>(1, CachedBytesLocked());
+  auto evict = [&](auto& table) {
+    table.Evict(
+        static_cast<size_t>(static_cast<double>(table.bytes()) * std::min(1.0, bytes_share)),
+        static_cast<size_t>(static_cast<double>(table.size()) * std::min(1.0, states_share)));
+  };
+  evict(applications_);
+  evict(kpis_);
+  evict(evidence_);
+  evict(staff_audits_);
 }
 
 void Engine::ForgetAllLocked() {
@@ -139,7 +176,7 @@ ledger::Status Engine::FlushLocked() {
   ledger::Status written = ledger_.WriteSide(*batch, /*sync=*/false);
   if (!written.ok()) return written;
   written_checkpoint_ = checkpoint_;
-  if (CachedStatesLocked() > options_.cache_states_max) ForgetAllLocked();
+  EvictLocked();
   return ledger::Status::Ok();
 }
 
@@ -150,8 +187,7 @@ ledger::Status Engine::CatchUpLocked(uint64_t last, const Progress& progress) {
     if (event.position() > last) return false;
     failure = Fold(RecordOf(event));
     if (!failure.ok()) return false;
-    if (++since_flush >= options_.flush_every_events ||
-        CachedStatesLocked() > options_.cache_states_max) {
+    if (++since_flush >= options_.flush_every_events || CacheFullLocked()) {
       failure = FlushLocked();
       since_flush = 0;
       if (progress) progress(checkpoint_, last);
@@ -230,10 +266,7 @@ void Engine::OnGroupCommitted(bool written, uint64_t last_position) {
   if (written && inline_failure_.ok()) {
     written_checkpoint_ = last_position;
     // Evict only when nothing staged is pending above the written checkpoint.
-    if (checkpoint_ == written_checkpoint_ &&
-        CachedStatesLocked() > options_.cache_states_max) {
-      ForgetAllLocked();
-    }
+    if (checkpoint_ == written_checkpoint_ && CacheFullLocked()) EvictLocked();
     return;
   }
   // Not stored (or we could not follow): forget whatever was folded past the last written

@@ -5,6 +5,7 @@
 #include <set>
 #include <variant>
 
+#include "byte_codec.h"
 #include "domain/event_json.h"
 #include "projections/kpi.h"
 
@@ -161,40 +162,96 @@ json ArrayOf(const std::vector<T>& items, F to_json) {
   return out;
 }
 
-// The decoding edge throws nlohmann exceptions on bad shapes; DecodeEvidenceState catches them.
-EvidenceRecord RecordFromJson(const json& j) {
-  EvidenceRecord r;
-  r.type = j.at("type").get<std::string>();
-  r.position = j.at("position").get<uint64_t>();
-  r.occurred_at_us = j.at("occurred_at_us").get<int64_t>();
-  r.actor_id = j.at("actor_id").get<std::string>();
-  r.actor_org = j.at("actor_org").get<std::string>();
-  r.by = j.at("by").get<std::string>();
-  r.conclusion = j.at("conclusion").get<std::string>();
-  r.satisfaction = j.at("satisfaction").get<std::string>();
-  r.defects = j.at("defects").get<std::vector<std::string>>();
-  r.items = j.at("items").get<std::vector<std::string>>();
-  r.items_missing = j.at("items_missing").get<std::vector<std::string>>();
-  r.items_incorrect = j.at("items_incorrect").get<std::vector<std::string>>();
-  r.comment = j.at("comment").get<std::string>();
-  return r;
+// ---- Binary form (grammar in byte_codec.h): version:u8 stream:string org:string
+// last_position:varint connected:optional<svarint> archived:optional<svarint>
+// document_reviews site_inspections callbacks: count × record; surveys: count × survey.
+// record: type position:varint occurred_at_us:svarint actor_id actor_org by conclusion
+//   satisfaction defects[] items[] items_missing[] items_incorrect[] comment (strings; [] = count
+//   then strings). survey: position occurred_at_us actor_org agency sample_size:varint
+//   satisfaction_index:double issues[].
+
+constexpr uint8_t kEvidenceCodecVersion = 0x45;  // 'E'
+
+void PutTexts(codec::Writer& w, const std::vector<std::string>& texts) {
+  w.Varint(texts.size());
+  for (const std::string& text : texts) w.String(text);
 }
 
-SurveyRecord SurveyFromJson(const json& j) {
-  return SurveyRecord{j.at("position").get<uint64_t>(),
-                      j.at("occurred_at_us").get<int64_t>(),
-                      j.at("actor_org").get<std::string>(),
-                      j.at("agency").get<std::string>(),
-                      j.at("sample_size").get<uint32_t>(),
-                      j.at("satisfaction_index").get<double>(),
-                      j.at("issues").get<std::vector<std::string>>()};
+std::vector<std::string> GetTexts(codec::Reader& r) {
+  std::vector<std::string> texts;
+  const size_t count = r.Count();
+  texts.reserve(count);
+  for (size_t i = 0; i < count && r.ok(); ++i) texts.push_back(r.String());
+  return texts;
+}
+
+void PutRecord(codec::Writer& w, const EvidenceRecord& x) {
+  w.String(x.type);
+  w.Varint(x.position);
+  w.Signed(x.occurred_at_us);
+  w.String(x.actor_id);
+  w.String(x.actor_org);
+  w.String(x.by);
+  w.String(x.conclusion);
+  w.String(x.satisfaction);
+  PutTexts(w, x.defects);
+  PutTexts(w, x.items);
+  PutTexts(w, x.items_missing);
+  PutTexts(w, x.items_incorrect);
+  w.String(x.comment);
+}
+
+EvidenceRecord GetRecord(codec::Reader& r) {
+  EvidenceRecord x;
+  x.type = r.String();
+  x.position = r.Varint();
+  x.occurred_at_us = r.Signed();
+  x.actor_id = r.String();
+  x.actor_org = r.String();
+  x.by = r.String();
+  x.conclusion = r.String();
+  x.satisfaction = r.String();
+  x.defects = GetTexts(r);
+  x.items = GetTexts(r);
+  x.items_missing = GetTexts(r);
+  x.items_incorrect = GetTexts(r);
+  x.comment = r.String();
+  return x;
+}
+
+void PutSurvey(codec::Writer& w, const SurveyRecord& s) {
+  w.Varint(s.position);
+  w.Signed(s.occurred_at_us);
+  w.String(s.actor_org);
+  w.String(s.agency);
+  w.Varint(s.sample_size);
+  w.Double(s.satisfaction_index);
+  PutTexts(w, s.issues);
+}
+
+SurveyRecord GetSurvey(codec::Reader& r) {
+  SurveyRecord s;
+  s.position = r.Varint();
+  s.occurred_at_us = r.Signed();
+  s.actor_org = r.String();
+  s.agency = r.String();
+  s.sample_size = r.Uint32();
+  s.satisfaction_index = r.Double();
+  s.issues = GetTexts(r);
+  return s;
 }
 
 template <typename T>
-std::vector<T> VectorOf(const json& array, T (*from_json)(const json&)) {
-  std::vector<T> out;
-  for (const json& item : array.get_ref<const json::array_t&>()) out.push_back(from_json(item));
-  return out;
+void PutAll(codec::Writer& w, const std::vector<T>& items, void (*put)(codec::Writer&, const T&)) {
+  w.Varint(items.size());
+  for (const T& item : items) put(w, item);
+}
+
+template <typename T>
+void GetAll(codec::Reader& r, std::vector<T>& items, T (*get)(codec::Reader&)) {
+  const size_t count = r.Count();
+  items.reserve(count);
+  for (size_t i = 0; i < count && r.ok(); ++i) items.push_back(get(r));
 }
 
 // ---- Coverage ----
@@ -293,31 +350,36 @@ json ToJson(const EvidenceState& state) {
 }
 
 std::string Encode(const EvidenceState& state) {
-  const std::vector<uint8_t> bytes = json::to_msgpack(ToJson(state));
-  return std::string(bytes.begin(), bytes.end());
+  std::string out;
+  codec::Writer w(out);
+  w.U8(kEvidenceCodecVersion);
+  w.String(state.stream);
+  w.String(state.org);
+  w.Varint(state.last_position);
+  w.OptionalDate(state.connected);
+  w.OptionalDate(state.archived);
+  PutAll(w, state.document_reviews, &PutRecord);
+  PutAll(w, state.site_inspections, &PutRecord);
+  PutAll(w, state.callbacks, &PutRecord);
+  PutAll(w, state.surveys, &PutSurvey);
+  return out;
 }
 
 std::optional<EvidenceState> DecodeEvidenceState(std::string_view bytes) {
-  try {  // the decoding edge: malformed bytes or shapes become nullopt
-    const json j = json::from_msgpack(bytes.begin(), bytes.end());
-    EvidenceState state;
-    state.stream = j.at("stream").get<std::string>();
-    state.org = j.at("org").get<std::string>();
-    state.last_position = j.at("last_position").get<uint64_t>();
-    for (auto [key, field] :
-         {std::pair{"connected", &state.connected}, std::pair{"archived", &state.archived}}) {
-      if (j.at(key).is_null()) continue;
-      *field = Date::Parse(j.at(key).get<std::string>());
-      if (!*field) return std::nullopt;
-    }
-    state.document_reviews = VectorOf(j.at("document_reviews"), RecordFromJson);
-    state.site_inspections = VectorOf(j.at("site_inspections"), RecordFromJson);
-    state.callbacks = VectorOf(j.at("callbacks"), RecordFromJson);
-    state.surveys = VectorOf(j.at("surveys"), SurveyFromJson);
-    return state;
-  } catch (const json::exception&) {
-    return std::nullopt;
-  }
+  codec::Reader r(bytes);
+  if (r.U8() != kEvidenceCodecVersion) return std::nullopt;
+  EvidenceState state;
+  state.stream = r.String();
+  state.org = r.String();
+  state.last_position = r.Varint();
+  state.connected = r.OptionalDate();
+  state.archived = r.OptionalDate();
+  GetAll(r, state.document_reviews, &GetRecord);
+  GetAll(r, state.site_inspections, &GetRecord);
+  GetAll(r, state.callbacks, &GetRecord);
+  GetAll(r, state.surveys, &GetSurvey);
+  if (!r.Done()) return std::nullopt;
+  return state;
 }
 
 json EvidenceCoverage(const std::vector<EvidenceState>& states, std::string_view period,

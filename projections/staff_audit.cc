@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <variant>
 
+#include "byte_codec.h"
 #include "domain/event_json.h"
 
 namespace gridledger::projections {
@@ -96,35 +97,19 @@ json ArrayOf(const std::vector<T>& items, F to_json) {
   return out;
 }
 
-// The decoding edge throws nlohmann exceptions on bad shapes; DecodeStaffAuditState catches them.
-StaffAuditState StateFromJson(const json& j) {
-  StaffAuditState state;
-  state.staff_id = j.at("staff_id").get<std::string>();
-  state.last_position = j.at("last_position").get<uint64_t>();
-  state.actions_total = j.at("actions_total").get<uint64_t>();
-  state.actions_by_type = j.at("actions_by_type").get<std::map<std::string, uint64_t>>();
-  for (const json& a : j.at("accesses")) {
-    SensitiveAccess access{a.at("position").get<uint64_t>(), a.at("occurred_at_us").get<int64_t>(),
-                           a.at("stream").get<std::string>(), a.at("what").get<std::string>(),
-                           std::nullopt};
-    if (!a.at("approved_by").is_null()) access.approved_by = a.at("approved_by").get<std::string>();
-    state.accesses.push_back(std::move(access));
-  }
-  for (const json& t : j.at("trainings")) {
-    state.trainings.push_back(
-        TrainingRecord{t.at("position").get<uint64_t>(), t.at("occurred_at_us").get<int64_t>(),
-                       t.at("topic").get<std::string>(), t.at("hours").get<double>(),
-                       t.at("organizer").get<bool>()});
-  }
-  state.training_hours = j.at("training_hours").get<double>();
-  for (const json& u : j.at("urges")) {
-    state.urges.push_back(
-        UrgeIssued{u.at("position").get<uint64_t>(), u.at("occurred_at_us").get<int64_t>(),
-                   u.at("app").get<std::string>(), u.at("level").get<int>(),
-                   u.at("to_org").get<std::string>(), u.at("to_person").get<std::string>()});
-  }
-  return state;
+// True for the types whose payload the fold reads.
+bool NeedsPayload(std::string_view type) {
+  return type == "SensitiveDataAccessed" || type == "Urged" || type == "TrainingHeld";
 }
+
+// ---- Binary form (grammar in byte_codec.h): version:u8 staff_id:string last_position:varint
+// actions_total:varint actions_by_type: count × (type:string count:varint), in key order;
+// accesses: count × (position:varint occurred_at_us:svarint stream what approved_by:optional);
+// trainings: count × (position occurred_at_us topic hours:double organizer:u8);
+// training_hours:double; urges: count × (position occurred_at_us app level:svarint to_org
+// to_person).
+
+constexpr uint8_t kStaffCodecVersion = 0x53;  // 'S'
 
 }  // namespace
 
@@ -155,7 +140,8 @@ void Fold(StaffAuditState& state, const EventRecord& event, std::string_view act
   const bool own = actor_id == state.staff_id;
   const bool training = event.type == "TrainingHeld";
   if (!own && !training) return;
-  const std::optional<json> data = DataOf(event);
+  std::optional<json> data;
+  if (NeedsPayload(event.type)) data = DataOf(event);
   const json* payload = data ? &*data : nullptr;
   bool touched = false;
   if (own) {
@@ -202,16 +188,93 @@ json ToJson(const StaffAuditState& state) {
 }
 
 std::string Encode(const StaffAuditState& state) {
-  const std::vector<uint8_t> bytes = json::to_msgpack(ToJson(state));
-  return std::string(bytes.begin(), bytes.end());
+  std::string out;
+  codec::Writer w(out);
+  w.U8(kStaffCodecVersion);
+  w.String(state.staff_id);
+  w.Varint(state.last_position);
+  w.Varint(state.actions_total);
+  w.Varint(state.actions_by_type.size());
+  for (const auto& [type, count] : state.actions_by_type) {
+    w.String(type);
+    w.Varint(count);
+  }
+  w.Varint(state.accesses.size());
+  for (const SensitiveAccess& a : state.accesses) {
+    w.Varint(a.position);
+    w.Signed(a.occurred_at_us);
+    w.String(a.stream);
+    w.String(a.what);
+    w.OptionalString(a.approved_by);
+  }
+  w.Varint(state.trainings.size());
+  for (const TrainingRecord& t : state.trainings) {
+    w.Varint(t.position);
+    w.Signed(t.occurred_at_us);
+    w.String(t.topic);
+    w.Double(t.hours);
+    w.Bool(t.organizer);
+  }
+  w.Double(state.training_hours);
+  w.Varint(state.urges.size());
+  for (const UrgeIssued& u : state.urges) {
+    w.Varint(u.position);
+    w.Signed(u.occurred_at_us);
+    w.String(u.app);
+    w.Signed(u.level);
+    w.String(u.to_org);
+    w.String(u.to_person);
+  }
+  return out;
 }
 
 std::optional<StaffAuditState> DecodeStaffAuditState(std::string_view bytes) {
-  try {  // the decoding edge: malformed bytes or shapes become nullopt
-    return StateFromJson(json::from_msgpack(bytes.begin(), bytes.end()));
-  } catch (const json::exception&) {
-    return std::nullopt;
+  codec::Reader r(bytes);
+  if (r.U8() != kStaffCodecVersion) return std::nullopt;
+  StaffAuditState state;
+  state.staff_id = r.String();
+  state.last_position = r.Varint();
+  state.actions_total = r.Varint();
+  const size_t types = r.Count();
+  for (size_t i = 0; i < types && r.ok(); ++i) {
+    std::string type = r.String();
+    const uint64_t count = r.Varint();
+    if (!state.actions_by_type.emplace(std::move(type), count).second) r.Fail();
   }
+  const size_t accesses = r.Count();
+  for (size_t i = 0; i < accesses && r.ok(); ++i) {
+    SensitiveAccess a;
+    a.position = r.Varint();
+    a.occurred_at_us = r.Signed();
+    a.stream = r.String();
+    a.what = r.String();
+    a.approved_by = r.OptionalString();
+    state.accesses.push_back(std::move(a));
+  }
+  const size_t trainings = r.Count();
+  for (size_t i = 0; i < trainings && r.ok(); ++i) {
+    TrainingRecord t;
+    t.position = r.Varint();
+    t.occurred_at_us = r.Signed();
+    t.topic = r.String();
+    t.hours = r.Double();
+    t.organizer = r.Bool();
+    state.trainings.push_back(std::move(t));
+  }
+  state.training_hours = r.Double();
+  const size_t urges = r.Count();
+  for (size_t i = 0; i < urges && r.ok(); ++i) {
+    UrgeIssued u;
+    u.position = r.Varint();
+    u.occurred_at_us = r.Signed();
+    u.app = r.String();
+    u.level = r.Int32();
+    u.to_org = r.String();
+    u.to_person = r.String();
+    state.urges.push_back(std::move(u));
+  }
+  if (!r.Done()) return std::nullopt;
+  return state;
 }
 
 }  // namespace gridledger::projections

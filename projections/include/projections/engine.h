@@ -37,11 +37,17 @@ namespace gridledger::projections {
 std::vector<std::string> SideFamilies();
 
 struct EngineOptions {
-  // Catch-up writes states and checkpoint every this many events. Default: 50,000.
+  // Catch-up writes states and checkpoint at least every this many events (and whenever the
+  // cache is full). A crash redoes at most this many events. Default: 1,000,000.
   uint64_t flush_every_events = 1'000'000;
-  // Cached states per projection before the cache is written back and emptied: the bound on
-  // memory during a rebuild. Default: 100,000.
-  size_t cache_states_max = 100'000;
+  // Bounds of the state cache, over all projections: when either is exceeded, dirty states and
+  // the checkpoint are written in one batch and the least recently touched states are dropped
+  // until half of each bound remains. The bound on memory during a rebuild.
+  // Default: 1,000,000 states.
+  size_t cache_states_max = 1'000'000;
+  // Approximate bytes of cached states (encoded size × 2 plus a per-state overhead). A bigger
+  // cache writes and reloads less often. Default: 64 MiB.
+  size_t cache_bytes_max = size_t{64} << 20;
 };
 
 // Progress of CatchUp / Rebuild: (position reached, head).
@@ -99,6 +105,11 @@ class Engine : public ledger::AppendObserver {
   void ForgetAllLocked();
   void StartEmptyLocked();
   size_t CachedStatesLocked() const;
+  size_t CachedBytesLocked() const;
+  bool CacheFullLocked() const;
+  // Drops clean states down to half of the cache bounds when they hold more (REQUIRES: dirty
+  // states were written).
+  void EvictLocked();
   ledger::Status FoldDerived(const EventRecord& record, const ApplicationState* app);
 
   ledger::Ledger& ledger_;

@@ -1,13 +1,20 @@
 // StateTable: a bounded write-back cache of one projection's states over its side column family.
 // Not thread-safe: the Engine serializes all use.
+//
+// States stay in memory while they are touched; dirty states reach the store only through
+// WriteDirty (the Engine calls it together with the checkpoint, so the store always holds the
+// states of one checkpoint). Evict() then drops the least recently touched clean states until the
+// table's approximate size is under a byte or state limit.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
+#include <vector>
 
 #include "ledger/ledger.h"
 
@@ -16,66 +23,96 @@ namespace gridledger::projections {
 template <typename State>
 class StateTable {
  public:
-  using Encoder = std::string (*)(const State&);
+  // Appends the stored bytes of a state to `out`.
+  using Encoder = void (*)(const State&, std::string& out);
   using Decoder = std::optional<State> (*)(std::string_view);
-  // The state a key starts from before any event; default: State{}.
-  using Maker = std::function<State(const std::string& key)>;
+  // The state a key starts from before any event; nullptr: State{}.
+  using Maker = State (*)(std::string_view key);
 
-  StateTable(
-      ledger::Ledger& ledger, ledger::SideFamily family, Encoder encode, Decoder decode,
-      Maker make = [](const std::string&) { return State{}; })
+  // Approximate memory of one cached state beyond its encoded bytes (node, key, vectors).
+  static constexpr size_t kStateOverheadBytes = sizeof(State) + 128;
+  // Approximate growth of a state per event folded into it, until its next WriteDirty.
+  static constexpr size_t kTouchBytes = 96;
+
+  StateTable(ledger::Ledger& ledger, ledger::SideFamily family, Encoder encode, Decoder decode,
+             Maker make = nullptr)
       : ledger_(ledger), family_(family), encode_(encode), decode_(decode), make_(make) {}
 
   ledger::SideFamily family() const { return family_; }
   size_t size() const { return entries_.size(); }
+  // The approximate memory held by cached states.
+  size_t bytes() const { return bytes_; }
 
   // The state at `key` for changing: from the cache, else the store, else a new default state.
-  // Marks it dirty. kCorruption when stored bytes do not decode.
-  ledger::Result<State*> Mutable(const std::string& key) {
-    auto it = entries_.find(key);
+  // Marks it dirty and touched at `tick` (a monotonic clock for eviction order, e.g. the event
+  // position). kCorruption when stored bytes do not decode.
+  ledger::Result<State*> Mutable(std::string_view key, uint64_t tick) {
+    lookup_.assign(key);  // a reused buffer: no allocation per lookup
+    auto it = entries_.find(lookup_);
     if (it == entries_.end()) {
-      State loaded = make_(key);
-      if (store_may_hold_states_) {
-        auto stored = ledger_.GetSide(family_, key);
-        if (!stored.ok()) return stored.status();
-        if (stored->has_value()) {
-          std::optional<State> decoded = decode_(**stored);
-          if (!decoded) {
-            return ledger::Status(ledger::Code::kCorruption,
-                                  "projection state at key " + key + " does not decode");
-          }
-          loaded = std::move(*decoded);
-        }
-      }
-      it = entries_.emplace(key, std::move(loaded)).first;
+      auto loaded = Load(key);
+      if (!loaded.ok()) return loaded.status();
+      it = entries_.emplace(lookup_, std::move(*loaded)).first;
+      bytes_ += it->second.bytes;
     }
-    dirty_.insert(key);
-    return &it->second;
+    Entry& entry = it->second;
+    entry.tick = tick;
+    entry.bytes += kTouchBytes;
+    bytes_ += kTouchBytes;
+    if (!entry.dirty) {
+      entry.dirty = true;
+      dirty_.push_back(&*it);
+    }
+    return &entry.state;
   }
 
   // Writes every dirty state into `batch` and marks them clean.
   void WriteDirty(ledger::SideBatch& batch) {
-    for (const std::string& key : dirty_) batch.Put(family_, key, encode_(entries_.at(key)));
+    for (Node* node : dirty_) {
+      Entry& entry = node->second;
+      buffer_.clear();
+      encode_(entry.state, buffer_);
+      batch.Put(family_, node->first, buffer_);
+      bytes_ -= entry.bytes;
+      entry.bytes = EstimateBytes(node->first, buffer_.size());
+      bytes_ += entry.bytes;
+      entry.dirty = false;
+    }
     dirty_.clear();
   }
 
-  // Forgets cached states (they are in the store, or must be reloaded from it).
-  void Forget(const std::string& key) {
-    entries_.erase(key);
-    dirty_.erase(key);
+  // Drops clean states, least recently touched first, until at most `bytes_max` bytes and
+  // `states_max` states remain (dirty states are never dropped).
+  void Evict(size_t bytes_max, size_t states_max) {
+    if (bytes_ <= bytes_max && entries_.size() <= states_max) return;
+    std::vector<std::pair<uint64_t, Node*>> clean;
+    clean.reserve(entries_.size());
+    for (Node& node : entries_) {
+      if (!node.second.dirty) clean.emplace_back(node.second.tick, &node);
+    }
+    std::sort(clean.begin(), clean.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [tick, node] : clean) {
+      if (bytes_ <= bytes_max && entries_.size() <= states_max) break;
+      if (!store_may_hold_states_) RememberEvicted(node->first);
+      bytes_ -= node->second.bytes;
+      lookup_ = node->first;
+      entries_.erase(lookup_);
+    }
   }
+
   void ForgetAll() {
-    entries_.clear();
-    dirty_.clear();
+    Clear();
     store_may_hold_states_ = true;
+    evicted_filter_.clear();
   }
-  // After the family was cleared: misses need not read the store until something is written.
+  // After the family was cleared: misses need not read the store, except for keys evicted since
+  // (a filter of them is kept until ForgetAll).
   void StartEmpty() {
-    entries_.clear();
-    dirty_.clear();
+    Clear();
     store_may_hold_states_ = false;
+    evicted_filter_.clear();
   }
-  const std::unordered_set<std::string>& dirty() const { return dirty_; }
 
   // A state as stored (the cache is not consulted: callers flush first).
   ledger::Result<std::optional<State>> Stored(std::string_view key) const {
@@ -104,14 +141,78 @@ class StateTable {
   }
 
  private:
+  struct Entry {
+    State state;
+    uint64_t tick = 0;
+    size_t bytes = 0;
+    bool dirty = false;
+  };
+  using Map = std::unordered_map<std::string, Entry>;
+  using Node = typename Map::value_type;
+
+  static size_t EstimateBytes(std::string_view key, size_t encoded_bytes) {
+    // Decoded states take about twice their encoded size (string and vector headers).
+    return kStateOverheadBytes + key.size() + 2 * encoded_bytes;
+  }
+
+  ledger::Result<Entry> Load(std::string_view key) {
+    Entry entry{make_ != nullptr ? make_(key) : State{}};
+    entry.bytes = EstimateBytes(key, 0);
+    if (!store_may_hold_states_ && !MayHaveEvicted(key)) return entry;
+    auto stored = ledger_.GetSide(family_, key);
+    if (!stored.ok()) return stored.status();
+    if (!stored->has_value()) return entry;
+    std::optional<State> decoded = decode_(**stored);
+    if (!decoded) {
+      return ledger::Status(ledger::Code::kCorruption,
+                            "projection state at key " + std::string(key) + " does not decode");
+    }
+    entry.state = std::move(*decoded);
+    entry.bytes = EstimateBytes(key, (*stored)->size());
+    return entry;
+  }
+
+  // A Bloom filter of evicted keys (a false positive costs one store read).
+  static constexpr size_t kFilterBits = size_t{1} << 24;  // 2 MiB; ~1% false positives at 1.4M
+  static constexpr int kFilterProbes = 3;
+  template <typename F>
+  static void ForEachProbe(std::string_view key, F&& probe) {
+    const uint64_t hash = std::hash<std::string_view>{}(key);
+    const uint64_t step = (hash >> 32) | 1;
+    for (int i = 0; i < kFilterProbes; ++i) probe((hash + i * step) % kFilterBits);
+  }
+  void RememberEvicted(std::string_view key) {
+    if (evicted_filter_.empty()) evicted_filter_.assign(kFilterBits / 64, 0);
+    ForEachProbe(key,
+                 [&](uint64_t bit) { evicted_filter_[bit / 64] |= uint64_t{1} << (bit % 64); });
+  }
+  bool MayHaveEvicted(std::string_view key) const {
+    if (evicted_filter_.empty()) return false;
+    bool all = true;
+    ForEachProbe(key, [&](uint64_t bit) {
+      all = all && (evicted_filter_[bit / 64] >> (bit % 64) & 1) != 0;
+    });
+    return all;
+  }
+
+  void Clear() {
+    entries_.clear();
+    dirty_.clear();
+    bytes_ = 0;
+  }
+
   ledger::Ledger& ledger_;
   const ledger::SideFamily family_;
   const Encoder encode_;
   const Decoder decode_;
   const Maker make_;
-  std::unordered_map<std::string, State> entries_;
-  std::unordered_set<std::string> dirty_;
+  Map entries_;
+  std::vector<Node*> dirty_;  // nodes of an unordered_map keep their address until erased
+  size_t bytes_ = 0;
+  std::string buffer_;  // reused encoding buffer
+  std::string lookup_;  // reused key buffer
   bool store_may_hold_states_ = true;
+  std::vector<uint64_t> evicted_filter_;  // empty until the first eviction after StartEmpty
 };
 
 }  // namespace gridledger::projections
