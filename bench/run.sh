@@ -13,7 +13,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${GRIDLEDGER_BENCH_BUILD:-$root/build-bench}"
 data="${GRIDLEDGER_BENCH_DIR:-/tmp}"
-all_benchmarks=(append_bench)
+all_benchmarks=(append_bench rebuild_bench)
 
 if [[ $# -gt 0 ]]; then
   benchmarks=("$1")
