@@ -9,6 +9,8 @@
 // nlohmann exceptions are caught only at the public entry points.
 #include "domain/event_json.h"
 
+#include "domain/calendar.h"
+
 #include <capnp/dynamic.h>
 #include <capnp/message.h>
 #include <capnp/schema.h>
@@ -87,44 +89,6 @@ std::string UpperFirst(kj::StringPtr name) {
   return out;
 }
 
-// ---- Calendar arithmetic (proleptic Gregorian, H. Hinnant's days_from_civil) ----
-
-bool IsLeapYear(int64_t year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
-
-int DaysInMonth(int64_t year, int month) {
-  static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return month == 2 && IsLeapYear(year) ? 29 : kDays[month - 1];
-}
-
-int64_t DaysFromCivil(int64_t year, int month, int day) {
-  year -= month <= 2 ? 1 : 0;
-  const int64_t era = (year >= 0 ? year : year - 399) / 400;
-  const int64_t year_of_era = year - era * 400;
-  const int64_t day_of_year = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1;
-  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-  return era * 146097 + day_of_era - 719468;
-}
-
-struct CivilDate {
-  int64_t year;
-  int month;
-  int day;
-};
-
-CivilDate CivilFromDays(int64_t days) {
-  days += 719468;
-  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
-  const int64_t day_of_era = days - era * 146097;
-  const int64_t year_of_era =
-      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-  const int64_t day_of_year =
-      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-  const int64_t mp = (5 * day_of_year + 2) / 153;
-  const int day = static_cast<int>(day_of_year - (153 * mp + 2) / 5 + 1);
-  const int month = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
-  return CivilDate{year_of_era + era * 400 + (month <= 2 ? 1 : 0), month, day};
-}
-
 // `count` decimal digits at text[pos...], or nullopt.
 std::optional<int> Digits(std::string_view text, size_t pos, size_t count) {
   if (pos + count > text.size()) return std::nullopt;
@@ -136,13 +100,12 @@ std::optional<int> Digits(std::string_view text, size_t pos, size_t count) {
   return value;
 }
 
-// "YYYY-MM-DD" at the start of `text` -> days since 1970-01-01.
+// "YYYY-MM-DD" at the start of `text` -> days since 1970-01-01 (calendar arithmetic is Date's).
 std::optional<int64_t> ParseDate(std::string_view text) {
-  if (text.size() < 10 || text[4] != '-' || text[7] != '-') return std::nullopt;
-  auto year = Digits(text, 0, 4), month = Digits(text, 5, 2), day = Digits(text, 8, 2);
-  if (!year || !month || !day || *year < 1 || *month < 1 || *month > 12) return std::nullopt;
-  if (*day < 1 || *day > DaysInMonth(*year, *month)) return std::nullopt;
-  return DaysFromCivil(*year, *month, *day);
+  if (text.size() < 10) return std::nullopt;
+  std::optional<Date> date = Date::Parse(text.substr(0, 10));
+  if (!date) return std::nullopt;
+  return date->days_since_epoch();
 }
 
 // "HH:MM:SS" at text[pos...] -> seconds of the day.
@@ -903,13 +866,14 @@ std::string FormatTimestamp(int64_t unix_us, int32_t offset_minutes) {
     us_of_day += us_per_day;
     --days;
   }
-  const CivilDate date = CivilFromDays(days);
+  // |days| < 2^27 for any int64 microseconds, well inside Date's int32 range.
+  const Date date = Date::FromDaysSinceEpoch(static_cast<int32_t>(days));
   const int64_t second_of_day = us_of_day / kMicrosPerSecond;
   const int64_t micros = us_of_day % kMicrosPerSecond;
   const int32_t offset_abs = offset_minutes < 0 ? -offset_minutes : offset_minutes;
   char buffer[64];
   int length = std::snprintf(buffer, sizeof(buffer), "%04lld-%02d-%02dT%02lld:%02lld:%02lld",
-                             static_cast<long long>(date.year), date.month, date.day,
+                             static_cast<long long>(date.year()), date.month(), date.day(),
                              static_cast<long long>(second_of_day / 3600),
                              static_cast<long long>(second_of_day / 60 % 60),
                              static_cast<long long>(second_of_day % 60));
