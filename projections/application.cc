@@ -375,9 +375,9 @@ EventRecord RecordOf(const ledger::EventView& event) {
 }
 
 EventRecord RecordOf(const ledger::StoredEvent& event) {
-  return EventRecord{event.position,       event.stream,         event.type,
-                     event.actor.id,       event.actor.org,      event.occurred_at_us,
-                     event.recorded_at_us, event.payload,        event.imported};
+  return EventRecord{event.position,       event.stream,    event.type,
+                     event.actor.id,       event.actor.org, event.occurred_at_us,
+                     event.recorded_at_us, event.payload,   event.imported};
 }
 
 const Clock* ApplicationState::LatestClock(domain::SlaClock name) const {

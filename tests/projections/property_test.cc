@@ -51,8 +51,8 @@ class ProjectionPropertyTest : public ::testing::TestWithParam<uint64_t> {};
 TEST_P(ProjectionPropertyTest, IncrementalEqualsRebuiltAndRebuildsAreIdentical) {
   const uint64_t seed = GetParam();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  auto calendar = domain::WorkingCalendar::Load(std::string(GRIDLEDGER_SOURCE_DATA_DIR) +
-                                                "/calendar");
+  auto calendar =
+      domain::WorkingCalendar::Load(std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/calendar");
   ASSERT_TRUE(std::holds_alternative<domain::WorkingCalendar>(calendar));
 
   testing::TempDir dir;
