@@ -37,17 +37,25 @@ Engine::Engine(ledger::Ledger& ledger, EngineOptions options)
       options_(options),
       applications_(ledger, kApplicationFamily, &EncodeApplicationTo, &DecodeApplication),
       kpis_(
-          ledger, kKpiFamily, [](const KpiState& state, std::string& out) { out = Encode(state); },
-          &DecodeKpiState,
-          [](std::string_view key) { return NewKpiState(key).value_or(KpiState{}); }),
+          ledger, kKpiFamily,
+          [this](std::string_view key, KpiHead& head, ledger::SideBatch& batch, std::string& kept) {
+            // Inline, one batch takes the writes of many events before it commits.
+            return WriteKpiHead(ledger_, kKpiFamily, key, head,
+                                attached_ ? &change_indexes_ : nullptr, batch, kept);
+          },
+          &DecodeKpiHead, [](std::string_view key) { return NewKpiHead(key).value_or(KpiHead{}); }),
       evidence_(
           ledger, kEvidenceFamily,
           [](const EvidenceState& state, std::string& out) { out = Encode(state); },
           &DecodeEvidenceState),
       staff_audits_(
           ledger, kStaffAuditFamily,
-          [](const StaffAuditState& state, std::string& out) { out = Encode(state); },
-          &DecodeStaffAuditState) {
+          [](std::string_view key, StaffAuditHead& head, ledger::SideBatch& batch,
+             std::string& kept) {
+            WriteStaffAuditHead(kStaffAuditFamily, key, head, batch, kept);
+            return ledger::Status::Ok();
+          },
+          &DecodeStaffAuditHead, &NewStaffAuditHead) {
   LoadCheckpoint().IgnoreError();  // an unreadable checkpoint surfaces again in CatchUp
 }
 
@@ -93,9 +101,9 @@ ledger::Status Engine::Fold(const EventRecord& record) {
 
 ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationState* app) {
   for (const std::string& key : KpiKeysOf(record, app)) {
-    auto state = kpis_.Mutable(key, record.position);
-    if (!state.ok()) return state.status();
-    projections::Fold(**state, record, app);
+    auto head = kpis_.Mutable(key, record.position);
+    if (!head.ok()) return head.status();
+    projections::Fold((*head)->pending, record, app);
   }
   if (std::optional<std::string> key = EvidenceKey(record.stream)) {
     auto state = evidence_.Mutable(*key, record.position);
@@ -103,19 +111,26 @@ ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationS
     projections::Fold(**state, record, record.actor_id, app);
   }
   for (const std::string& key : StaffAuditKeysOf(record, record.actor_id)) {
-    auto state = staff_audits_.Mutable(key, record.position);
-    if (!state.ok()) return state.status();
-    projections::Fold(**state, record, record.actor_id, app);
+    auto head = staff_audits_.Mutable(key, record.position);
+    if (!head.ok()) return head.status();
+    projections::Fold((*head)->pending, record, record.actor_id, app);
   }
   return ledger::Status::Ok();
 }
 
-void Engine::WriteTouched(ledger::SideBatch& batch) {
-  applications_.WriteDirty(batch);
-  kpis_.WriteDirty(batch);
-  evidence_.WriteDirty(batch);
-  staff_audits_.WriteDirty(batch);
+ledger::Status Engine::WriteTouched(ledger::SideBatch& batch) {
+  ledger::Status written = applications_.WriteDirty(batch);
+  if (written.ok()) written = kpis_.WriteDirty(batch);
+  if (written.ok()) written = evidence_.WriteDirty(batch);
+  if (written.ok()) written = staff_audits_.WriteDirty(batch);
+  if (!written.ok()) return written;
   batch.Put(kMetaFamily, kCheckpointKey, EncodeU64(checkpoint_));
+  return ledger::Status::Ok();
+}
+
+void Engine::WrittenLocked(uint64_t position) {
+  written_checkpoint_ = position;
+  change_indexes_.clear();  // the store has them now
 }
 
 size_t Engine::CachedStatesLocked() const {
@@ -154,6 +169,7 @@ void Engine::EvictLocked() {
 }
 
 void Engine::ForgetAllLocked() {
+  change_indexes_.clear();
   applications_.ForgetAll();
   kpis_.ForgetAll();
   evidence_.ForgetAll();
@@ -161,6 +177,7 @@ void Engine::ForgetAllLocked() {
 }
 
 void Engine::StartEmptyLocked() {
+  change_indexes_.clear();
   applications_.StartEmpty();
   kpis_.StartEmpty();
   evidence_.StartEmpty();
@@ -170,12 +187,17 @@ void Engine::StartEmptyLocked() {
 ledger::Status Engine::FlushLocked() {
   if (checkpoint_ == written_checkpoint_) return ledger::Status::Ok();
   auto batch = ledger_.NewSideBatch();
-  WriteTouched(*batch);
+  ledger::Status written = WriteTouched(*batch);
   // Not synced: state and checkpoint travel in one batch, so a crash loses both together and the
   // next catch-up redoes the same events.
-  ledger::Status written = ledger_.WriteSide(*batch, /*sync=*/false);
-  if (!written.ok()) return written;
-  written_checkpoint_ = checkpoint_;
+  if (written.ok()) written = ledger_.WriteSide(*batch, /*sync=*/false);
+  if (!written.ok()) {
+    // Some cached states were marked clean by the lost batch: start again from the store.
+    ForgetAllLocked();
+    checkpoint_ = written_checkpoint_;
+    return written;
+  }
+  WrittenLocked(checkpoint_);
   EvictLocked();
   return ledger::Status::Ok();
 }
@@ -258,13 +280,13 @@ void Engine::OnStaged(const ledger::EventView& event, ledger::SideBatch& batch) 
     return;
   }
   inline_failure_ = Fold(RecordOf(event));
-  if (inline_failure_.ok()) WriteTouched(batch);
+  if (inline_failure_.ok()) inline_failure_ = WriteTouched(batch);
 }
 
 void Engine::OnGroupCommitted(bool written, uint64_t last_position) {
   std::lock_guard lock(mutex_);
   if (written && inline_failure_.ok()) {
-    written_checkpoint_ = last_position;
+    WrittenLocked(last_position);
     // Evict only when nothing staged is pending above the written checkpoint.
     if (checkpoint_ == written_checkpoint_ && CacheFullLocked()) EvictLocked();
     return;
@@ -290,13 +312,18 @@ ledger::Status Engine::ForEachApplication(
 
 ledger::Result<std::vector<KpiState>> Engine::KpiStates(std::string_view prefix) const {
   std::lock_guard lock(mutex_);
-  std::vector<KpiState> states;
-  ledger::Status scanned = kpis_.ForEachStored(prefix, [&](const KpiState& state) {
-    states.push_back(state);
-    return true;
-  });
+  KpiAssembler assembler;
+  ledger::Status added;
+  ledger::Status scanned =
+      ledger_.ScanSide(kKpiFamily, prefix, [&](std::string_view key, std::string_view value) {
+        added = assembler.Add(key, value);
+        return added.ok();
+      });
   if (!scanned.ok()) return scanned;
-  return states;
+  if (!added.ok()) return added;
+  ledger::Status finished = assembler.Finish();
+  if (!finished.ok()) return finished;
+  return std::move(assembler.states());
 }
 
 ledger::Result<std::optional<EvidenceState>> Engine::Evidence(const std::string& stream) const {
@@ -319,8 +346,31 @@ ledger::Result<std::vector<EvidenceState>> Engine::EvidenceStates() const {
 
 ledger::Result<std::optional<StaffAuditState>> Engine::StaffAudit(
     const std::string& staff_id) const {
+  const std::string key = StaffAuditKey(staff_id);
   std::lock_guard lock(mutex_);
-  return staff_audits_.Stored(StaffAuditKey(staff_id));
+  auto head = ledger_.GetSide(kStaffAuditFamily, key);
+  if (!head.ok()) return head.status();
+  if (!head->has_value()) return std::optional<StaffAuditState>();
+  StaffAuditAssembler assembler;
+  ledger::Status added = assembler.Add(key, **head);
+  ledger::Status scanned = ledger::Status::Ok();
+  if (added.ok()) {
+    scanned = ledger_.ScanSide(kStaffAuditFamily, key + '\0',
+                               [&](std::string_view item_key, std::string_view value) {
+                                 added = assembler.Add(item_key, value);
+                                 return added.ok();
+                               });
+  }
+  if (!scanned.ok()) return scanned;
+  if (!added.ok()) return added;
+  ledger::Status finished = assembler.Finish();
+  if (!finished.ok()) return finished;
+  return std::optional<StaffAuditState>(std::move(assembler.states().front()));
+}
+
+size_t Engine::CachedStateBytes() const {
+  std::lock_guard lock(mutex_);
+  return CachedBytesLocked();
 }
 
 }  // namespace gridledger::projections

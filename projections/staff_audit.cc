@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <variant>
 
-#include "byte_codec.h"
 #include "domain/event_json.h"
+#include "staff_audit_codec.h"
 
 namespace gridledger::projections {
 namespace {
@@ -187,10 +187,63 @@ json ToJson(const StaffAuditState& state) {
           {"urges_issued", state.urges.size()}};
 }
 
-std::string Encode(const StaffAuditState& state) {
-  std::string out;
-  codec::Writer w(out);
-  w.U8(kStaffCodecVersion);
+void PutSensitiveAccess(codec::Writer& w, const SensitiveAccess& a) {
+  w.Varint(a.position);
+  w.Signed(a.occurred_at_us);
+  w.String(a.stream);
+  w.String(a.what);
+  w.OptionalString(a.approved_by);
+}
+
+SensitiveAccess GetSensitiveAccess(codec::Reader& r) {
+  SensitiveAccess a;
+  a.position = r.Varint();
+  a.occurred_at_us = r.Signed();
+  a.stream = r.String();
+  a.what = r.String();
+  a.approved_by = r.OptionalString();
+  return a;
+}
+
+void PutTrainingRecord(codec::Writer& w, const TrainingRecord& t) {
+  w.Varint(t.position);
+  w.Signed(t.occurred_at_us);
+  w.String(t.topic);
+  w.Double(t.hours);
+  w.Bool(t.organizer);
+}
+
+TrainingRecord GetTrainingRecord(codec::Reader& r) {
+  TrainingRecord t;
+  t.position = r.Varint();
+  t.occurred_at_us = r.Signed();
+  t.topic = r.String();
+  t.hours = r.Double();
+  t.organizer = r.Bool();
+  return t;
+}
+
+void PutUrgeIssued(codec::Writer& w, const UrgeIssued& u) {
+  w.Varint(u.position);
+  w.Signed(u.occurred_at_us);
+  w.String(u.app);
+  w.Signed(u.level);
+  w.String(u.to_org);
+  w.String(u.to_person);
+}
+
+UrgeIssued GetUrgeIssued(codec::Reader& r) {
+  UrgeIssued u;
+  u.position = r.Varint();
+  u.occurred_at_us = r.Signed();
+  u.app = r.String();
+  u.level = r.Int32();
+  u.to_org = r.String();
+  u.to_person = r.String();
+  return u;
+}
+
+void PutStaffAuditCounters(codec::Writer& w, const StaffAuditState& state) {
   w.String(state.staff_id);
   w.Varint(state.last_position);
   w.Varint(state.actions_total);
@@ -199,39 +252,9 @@ std::string Encode(const StaffAuditState& state) {
     w.String(type);
     w.Varint(count);
   }
-  w.Varint(state.accesses.size());
-  for (const SensitiveAccess& a : state.accesses) {
-    w.Varint(a.position);
-    w.Signed(a.occurred_at_us);
-    w.String(a.stream);
-    w.String(a.what);
-    w.OptionalString(a.approved_by);
-  }
-  w.Varint(state.trainings.size());
-  for (const TrainingRecord& t : state.trainings) {
-    w.Varint(t.position);
-    w.Signed(t.occurred_at_us);
-    w.String(t.topic);
-    w.Double(t.hours);
-    w.Bool(t.organizer);
-  }
-  w.Double(state.training_hours);
-  w.Varint(state.urges.size());
-  for (const UrgeIssued& u : state.urges) {
-    w.Varint(u.position);
-    w.Signed(u.occurred_at_us);
-    w.String(u.app);
-    w.Signed(u.level);
-    w.String(u.to_org);
-    w.String(u.to_person);
-  }
-  return out;
 }
 
-std::optional<StaffAuditState> DecodeStaffAuditState(std::string_view bytes) {
-  codec::Reader r(bytes);
-  if (r.U8() != kStaffCodecVersion) return std::nullopt;
-  StaffAuditState state;
+void GetStaffAuditCounters(codec::Reader& r, StaffAuditState& state) {
   state.staff_id = r.String();
   state.last_position = r.Varint();
   state.actions_total = r.Varint();
@@ -241,38 +264,37 @@ std::optional<StaffAuditState> DecodeStaffAuditState(std::string_view bytes) {
     const uint64_t count = r.Varint();
     if (!state.actions_by_type.emplace(std::move(type), count).second) r.Fail();
   }
+}
+
+std::string Encode(const StaffAuditState& state) {
+  std::string out;
+  codec::Writer w(out);
+  w.U8(kStaffCodecVersion);
+  PutStaffAuditCounters(w, state);
+  w.Varint(state.accesses.size());
+  for (const SensitiveAccess& a : state.accesses) PutSensitiveAccess(w, a);
+  w.Varint(state.trainings.size());
+  for (const TrainingRecord& t : state.trainings) PutTrainingRecord(w, t);
+  w.Double(state.training_hours);
+  w.Varint(state.urges.size());
+  for (const UrgeIssued& u : state.urges) PutUrgeIssued(w, u);
+  return out;
+}
+
+std::optional<StaffAuditState> DecodeStaffAuditState(std::string_view bytes) {
+  codec::Reader r(bytes);
+  if (r.U8() != kStaffCodecVersion) return std::nullopt;
+  StaffAuditState state;
+  GetStaffAuditCounters(r, state);
   const size_t accesses = r.Count();
-  for (size_t i = 0; i < accesses && r.ok(); ++i) {
-    SensitiveAccess a;
-    a.position = r.Varint();
-    a.occurred_at_us = r.Signed();
-    a.stream = r.String();
-    a.what = r.String();
-    a.approved_by = r.OptionalString();
-    state.accesses.push_back(std::move(a));
-  }
+  for (size_t i = 0; i < accesses && r.ok(); ++i) state.accesses.push_back(GetSensitiveAccess(r));
   const size_t trainings = r.Count();
   for (size_t i = 0; i < trainings && r.ok(); ++i) {
-    TrainingRecord t;
-    t.position = r.Varint();
-    t.occurred_at_us = r.Signed();
-    t.topic = r.String();
-    t.hours = r.Double();
-    t.organizer = r.Bool();
-    state.trainings.push_back(std::move(t));
+    state.trainings.push_back(GetTrainingRecord(r));
   }
   state.training_hours = r.Double();
   const size_t urges = r.Count();
-  for (size_t i = 0; i < urges && r.ok(); ++i) {
-    UrgeIssued u;
-    u.position = r.Varint();
-    u.occurred_at_us = r.Signed();
-    u.app = r.String();
-    u.level = r.Int32();
-    u.to_org = r.String();
-    u.to_person = r.String();
-    state.urges.push_back(std::move(u));
-  }
+  for (size_t i = 0; i < urges && r.ok(); ++i) state.urges.push_back(GetUrgeIssued(r));
   if (!r.Done()) return std::nullopt;
   return state;
 }

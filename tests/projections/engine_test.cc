@@ -1,12 +1,14 @@
 // Goal: the engine's stored projections are a deterministic function of the log — inline folding
 // (in the append batch), catch-up and rebuild from position 1 give byte-identical states and the
-// same checkpoint; checkpoints survive reopen; an engine behind the head catches up.
+// same checkpoint; checkpoints survive reopen; an engine behind the head catches up; the memory of
+// a cached KPI bucket or staff audit does not grow with the number of items it holds.
 // Method: append the sample application (and variants) to real ledgers, run the engine in each
 // mode, and compare the raw bytes of every projection family.
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <map>
+#include <utility>
 
 #include "domain/event_json.h"
 #include "ingest/event_codec.h"
@@ -155,6 +157,73 @@ TEST(EngineTest, AttachFoldsEventsAppendedWhileDetached) {
   EXPECT_EQ(engine.checkpoint(), 22u);
   ASSERT_TRUE(engine.CatchUp().ok());
   EXPECT_EQ(engine.checkpoint(), 33u);
+}
+
+// Appends `count` TrainingHeld (S1 organizes, S2 attends) and SensitiveDataAccessed by S1, all in
+// March 2026: they grow the trainings of one KPI bucket and the lists of two staff audits.
+void AppendStaffEvents(ledger::Ledger& ledger, int first, int count) {
+  for (int i = first; i < first + count; ++i) {
+    for (const auto& [type, data] :
+         {std::pair<std::string, nlohmann::json>{
+              "TrainingHeld", {{"topic", "保密"}, {"attendees", {"S2"}}, {"hours", 1.5}}},
+          {"SensitiveDataAccessed", {{"what", "customer C" + std::to_string(i) + " phone"}}}}) {
+      const nlohmann::json event = {{"stream", "staff/S1"},
+                                    {"type", type},
+                                    {"event_id", type + std::to_string(i)},
+                                    {"occurred_at", "2026-03-10T10:00:00+08:00"},
+                                    {"actor", {{"id", "S1"}, {"role", "clerk"}, {"org", "KM.XS"}}},
+                                    {"data", data}};
+      auto decoded = domain::DecodeClientEvent(event);
+      ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(decoded))
+          << std::get<domain::DecodeError>(decoded).message;
+      auto appended =
+          ledger.Append(ingest::ToAppendRequest(std::get<domain::ClientEvent>(std::move(decoded))));
+      ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+    }
+  }
+}
+
+// The cached states are the heads of KPI buckets and staff audits (scalars and counts) plus the
+// items of at most one flush: their estimated memory after a flush must not depend on how many
+// items the lists hold, in catch-up and in inline mode alike; queries still see every item.
+TEST(EngineTest, CachedBucketSizeStaysBoundedAsItsListsGrow) {
+  testing::TempDir dir;
+  auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();
+  Engine engine(*ledger);
+  AppendStaffEvents(*ledger, 0, 50);
+  ASSERT_TRUE(engine.CatchUp().ok());
+  const size_t small = engine.CachedStateBytes();
+  ASSERT_GT(small, 0u);
+  AppendStaffEvents(*ledger, 50, 1000);
+  ASSERT_TRUE(engine.CatchUp().ok());
+  const size_t caught_up = engine.CachedStateBytes();
+  EXPECT_LE(caught_up, small + 64);  // only the varint counts of the heads grow
+
+  ASSERT_TRUE(engine.Attach().ok());
+  AppendStaffEvents(*ledger, 1050, 1000);
+  EXPECT_EQ(engine.checkpoint(), ledger->Head());
+  EXPECT_LE(engine.CachedStateBytes(), small + 64);
+  engine.Detach();
+
+  auto kpis = engine.KpiStates("kpi/m/KM.XS/2026-03");
+  ASSERT_TRUE(kpis.ok());
+  ASSERT_EQ(kpis->size(), 1u);
+  EXPECT_EQ((*kpis)[0].trainings.size(), 2050u);
+  EXPECT_EQ((*kpis)[0].trainings.back().position, ledger->Head() - 1);
+  auto organizer = engine.StaffAudit("S1");
+  ASSERT_TRUE(organizer.ok());
+  ASSERT_TRUE(organizer->has_value());
+  EXPECT_EQ((*organizer)->actions_total, 4100u);
+  EXPECT_EQ((*organizer)->accesses.size(), 2050u);
+  EXPECT_EQ((*organizer)->trainings.size(), 2050u);
+  EXPECT_DOUBLE_EQ((*organizer)->training_hours, 2050 * 1.5);
+  EXPECT_EQ((*organizer)->accesses[7].what, "customer C7 phone");
+  auto attendee = engine.StaffAudit("S2");
+  ASSERT_TRUE(attendee.ok());
+  ASSERT_TRUE(attendee->has_value());
+  EXPECT_EQ((*attendee)->trainings.size(), 2050u);
+  EXPECT_FALSE((*attendee)->trainings[0].organizer);
+  EXPECT_FALSE(engine.StaffAudit("S3").value().has_value());
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include "projections/application.h"
 #include "projections/evidence.h"
 #include "projections/kpi.h"
+#include "projections/split_state.h"
 #include "projections/staff_audit.h"
 #include "projections/state_table.h"
 
@@ -85,6 +86,10 @@ class Engine : public ledger::AppendObserver {
   ledger::Result<std::vector<EvidenceState>> EvidenceStates() const;
   ledger::Result<std::optional<StaffAuditState>> StaffAudit(const std::string& staff_id) const;
 
+  // The approximate memory of the cached states (what cache_bytes_max bounds); for tests and
+  // diagnostics.
+  size_t CachedStateBytes() const;
+
   // ledger::AppendObserver (inline mode; called on the ledger's writer thread).
   void OnStaged(const ledger::EventView& event, ledger::SideBatch& batch) override;
   void OnGroupCommitted(bool written, uint64_t last_position) override;
@@ -101,7 +106,9 @@ class Engine : public ledger::AppendObserver {
   ledger::Status Fold(const EventRecord& record);
   ledger::Status CatchUpLocked(uint64_t last, const Progress& progress);
   ledger::Status FlushLocked();
-  void WriteTouched(ledger::SideBatch& batch);
+  ledger::Status WriteTouched(ledger::SideBatch& batch);
+  // After a write of every touched state reached the store.
+  void WrittenLocked(uint64_t position);
   void ForgetAllLocked();
   void StartEmptyLocked();
   size_t CachedStatesLocked() const;
@@ -121,9 +128,12 @@ class Engine : public ledger::AppendObserver {
   ledger::Status inline_failure_;    // a fold error in inline mode, reported by the next call
   bool attached_ = false;
   StateTable<ApplicationState> applications_;
-  StateTable<KpiState> kpis_;
+  // KPI buckets and staff audits are split states (split_state.h): cached heads, items stored
+  // under them.
+  StateTable<KpiHead> kpis_;
   StateTable<EvidenceState> evidence_;
-  StateTable<StaffAuditState> staff_audits_;
+  StateTable<StaffAuditHead> staff_audits_;
+  ChangeIndexes change_indexes_;  // inline: assigned since the last write reached the store
 };
 
 }  // namespace gridledger::projections

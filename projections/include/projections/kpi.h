@@ -13,6 +13,8 @@
 //                           ReportDue) and month (of due_date) are only known once ReportDue is
 //                           folded, and later report events do not name them, hence a key per
 //                           stream.
+// (The Engine stores each bucket split: a head at the key and its list items under it, see
+// split_state.h; KpiState is the whole bucket, as folded in memory and returned by queries.)
 // A runner folds an event into each key of KpiKeysOf() (creating missing buckets with
 // NewKpiState(key)); Fold() applies only the part of the event that belongs to the bucket.
 //

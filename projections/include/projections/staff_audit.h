@@ -9,6 +9,7 @@
 // KEY: staff-audit/<staff id> (StaffAuditKey). One event touches the actor's state and, for
 // TrainingHeld, each attendee's (StaffAuditKeysOf). EventRecord carries no actor id, so every fold
 // takes it beside the record; the ledger::StoredEvent / EventView overloads read it themselves.
+// The Engine stores a state split into a head and list items under the key (split_state.h).
 //
 // Thread-safety: values only; nothing here does I/O or reads a clock. Nothing throws.
 #pragma once

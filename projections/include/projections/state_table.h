@@ -28,6 +28,11 @@ class StateTable {
   using Decoder = std::optional<State> (*)(std::string_view);
   // The state a key starts from before any event; nullptr: State{}.
   using Maker = State (*)(std::string_view key);
+  // Puts a dirty state into `batch` under `key` (and, for split states, keys under it), leaving
+  // in `kept` the bytes of what stays cached (the size estimate of the state from then on). May
+  // change the state (a split state drops the items it wrote). Errors come from store reads.
+  using Writer = std::function<ledger::Status(std::string_view key, State& state,
+                                              ledger::SideBatch& batch, std::string& kept)>;
 
   // Approximate memory of one cached state beyond its encoded bytes (node, key, vectors).
   static constexpr size_t kStateOverheadBytes = sizeof(State) + 128;
@@ -36,7 +41,29 @@ class StateTable {
 
   StateTable(ledger::Ledger& ledger, ledger::SideFamily family, Encoder encode, Decoder decode,
              Maker make = nullptr)
-      : ledger_(ledger), family_(family), encode_(encode), decode_(decode), make_(make) {}
+      : ledger_(ledger),
+        family_(family),
+        write_([this](std::string_view key, State& state, ledger::SideBatch& batch,
+                      std::string& kept) {
+          encode_(state, kept);
+          batch.Put(family_, key, kept);
+          return ledger::Status::Ok();
+        }),
+        encode_(encode),
+        decode_(decode),
+        make_(make) {}
+  // A table whose states are written by `write` and whose stored bytes at a key decode with
+  // `decode` (a split state: only its head).
+  StateTable(ledger::Ledger& ledger, ledger::SideFamily family, Writer write, Decoder decode,
+             Maker make)
+      : ledger_(ledger),
+        family_(family),
+        write_(std::move(write)),
+        encode_(nullptr),
+        decode_(decode),
+        make_(make) {}
+  StateTable(const StateTable&) = delete;
+  StateTable& operator=(const StateTable&) = delete;
 
   ledger::SideFamily family() const { return family_; }
   size_t size() const { return entries_.size(); }
@@ -66,19 +93,21 @@ class StateTable {
     return &entry.state;
   }
 
-  // Writes every dirty state into `batch` and marks them clean.
-  void WriteDirty(ledger::SideBatch& batch) {
+  // Writes every dirty state into `batch` and marks them clean. On error the batch must not be
+  // written (some states may be in it, others not).
+  ledger::Status WriteDirty(ledger::SideBatch& batch) {
     for (Node* node : dirty_) {
       Entry& entry = node->second;
       buffer_.clear();
-      encode_(entry.state, buffer_);
-      batch.Put(family_, node->first, buffer_);
+      ledger::Status written = write_(node->first, entry.state, batch, buffer_);
+      if (!written.ok()) return written;
       bytes_ -= entry.bytes;
       entry.bytes = EstimateBytes(node->first, buffer_.size());
       bytes_ += entry.bytes;
       entry.dirty = false;
     }
     dirty_.clear();
+    return ledger::Status::Ok();
   }
 
   // Drops clean states, least recently touched first, until at most `bytes_max` bytes and
@@ -203,6 +232,7 @@ class StateTable {
 
   ledger::Ledger& ledger_;
   const ledger::SideFamily family_;
+  const Writer write_;
   const Encoder encode_;
   const Decoder decode_;
   const Maker make_;
