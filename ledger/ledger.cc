@@ -127,6 +127,10 @@ Status Ledger::Impl::OpenDatabase() {
   db_options.create_if_missing = options_.create_if_missing;
   db_options.create_missing_column_families = options_.create_if_missing;
   db_options.max_background_jobs = 2;
+  // One cap on memtable memory across all column families (the ledger's and the projections'),
+  // so memory stays bounded however many families a caller adds. Default per family would be
+  // 64 MiB × up to 2 memtables each.
+  db_options.db_write_buffer_size = kWriteBufferBytesTotalMax;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   db_options.keep_log_file_num = 3;
 

@@ -27,6 +27,10 @@ static_assert(kGroupCommitEventsMax >= kAppendEventsMax,
 // accelerator, RocksDB holds the truth.
 inline constexpr size_t kStreamHeadCacheEntriesMax = 1 << 20;
 
+// RocksDB memtables across every column family of the database (DBOptions::db_write_buffer_size):
+// past it, the largest memtable is flushed.
+inline constexpr size_t kWriteBufferBytesTotalMax = 64 << 20;
+
 // Reads.
 inline constexpr uint64_t kReadLimitMax = 100000;
 
