@@ -221,8 +221,13 @@ void Ledger::Impl::FailStacked(std::unique_ptr<Commit> commit) {
   HandOff(std::move(commit->batch), std::move(commit->results));
 }
 
+// The cache is the stager's view of stream heads, including the commit not yet written. Emptying
+// it when full is safe: it happens after this commit is staged and before its versions are added
+// back, and the commit before it is durable by the time the next one is staged (one commit in
+// flight at most), so every version RocksDB does not hold yet is still here.
 void Ledger::Impl::RememberStreamVersions(const Staging& staging) {
-  if (stream_head_cache_.size() + staging.stream_versions.size() > kStreamHeadCacheEntriesMax) {
+  if (stream_head_cache_.size() + staging.stream_versions.size() >
+      options_.stream_head_cache_entries_max) {
     stream_head_cache_.clear();
   }
   for (const auto& [stream, version] : staging.stream_versions) {

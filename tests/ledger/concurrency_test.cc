@@ -70,9 +70,15 @@ TEST(ConcurrencyTest, ExactlyOneWinnerPerVersionAndGaplessPositions) {
   EXPECT_TRUE(ledger->Verify().ok());
 }
 
-TEST(ConcurrencyTest, PositionsAreGaplessAcrossManyStreams) {
+class ManyStreamsTest : public ::testing::TestWithParam<size_t> {};
+
+// Parameter: the stream-head cache size. 2 forces the stager to start its cache afresh on almost
+// every commit while the previous commit is still being written.
+TEST_P(ManyStreamsTest, PositionsAreGaplessAndVersionsNeverRepeat) {
   testing::TempDir dir;
-  auto ledger = std::move(Ledger::Open(dir.str())).value();
+  Options options;
+  options.stream_head_cache_entries_max = GetParam();
+  auto ledger = std::move(Ledger::Open(dir.str(), options)).value();
   constexpr int kPerThread = 200;
   std::mutex positions_mutex;
   std::set<uint64_t> positions;
@@ -104,7 +110,45 @@ TEST(ConcurrencyTest, PositionsAreGaplessAcrossManyStreams) {
   });
   EXPECT_TRUE(scanned.ok());
   EXPECT_EQ(expected, static_cast<uint64_t>(kThreads * kPerThread) + 1);
+  for (int t = 0; t < kThreads; ++t) {
+    auto stream = ledger->ReadStream("s/" + std::to_string(t));
+    ASSERT_TRUE(stream.ok());
+    ASSERT_EQ(stream->size(), static_cast<size_t>(kPerThread));
+    for (size_t v = 0; v < stream->size(); ++v) EXPECT_EQ((*stream)[v].version, v);
+  }
 }
+
+// Many appenders share two streams without expected versions, so consecutive commits, one still
+// being written while the next is staged, touch the same streams.
+TEST_P(ManyStreamsTest, SharedStreamsGetEveryVersionExactlyOnce) {
+  testing::TempDir dir;
+  Options options;
+  options.stream_head_cache_entries_max = GetParam();
+  auto ledger = std::move(Ledger::Open(dir.str(), options)).value();
+  constexpr int kPerThread = 150;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::string id = "shared-" + std::to_string(t) + "-" + std::to_string(i);
+        auto result = ledger->Append({"s/" + std::to_string(i % 2), std::nullopt, {Event(id)}});
+        ASSERT_TRUE(result.ok()) << result.status().ToString();
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (int s = 0; s < 2; ++s) {
+    auto stream = ledger->ReadStream("s/" + std::to_string(s));
+    ASSERT_TRUE(stream.ok());
+    ASSERT_EQ(stream->size(), static_cast<size_t>(kThreads * kPerThread / 2));
+    for (size_t v = 0; v < stream->size(); ++v) ASSERT_EQ((*stream)[v].version, v);
+  }
+  EXPECT_EQ(ledger->Head(), static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_TRUE(ledger->Verify().ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(CacheSizes, ManyStreamsTest,
+                         ::testing::Values(kStreamHeadCacheEntriesMax, size_t{2}));
 
 }  // namespace
 }  // namespace gridledger::ledger

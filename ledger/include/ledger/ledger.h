@@ -33,6 +33,9 @@ struct Options {
   // Requests that may wait for the writer before Append answers kBusy.
   // Default: kAppendQueueRequestsMax (limits.h).
   size_t append_queue_requests_max = kAppendQueueRequestsMax;
+  // Streams whose last version the stager keeps in memory before it starts the cache afresh.
+  // Default: kStreamHeadCacheEntriesMax. Smaller values cost RocksDB lookups, never correctness.
+  size_t stream_head_cache_entries_max = kStreamHeadCacheEntriesMax;
   // Column families owned by higher layers (projections), created when missing. Default: none.
   std::vector<std::string> side_families;
   // Clock for recorded_at (Unix microseconds). Default: the system clock. Tests inject a fixed

@@ -23,9 +23,11 @@ inline constexpr size_t kCompletionBatchesMax = 8;
 static_assert(kGroupCommitEventsMax >= kAppendEventsMax,
               "a single maximal request must fit in one group commit");
 
-// The writer's cache of stream heads (stream id -> last version). Cleared when full: it is only an
-// accelerator, RocksDB holds the truth.
+// The stager's cache of stream heads (stream id -> last version). Cleared when full: RocksDB
+// holds the truth for every commit but the one being staged (see RememberStreamVersions).
 inline constexpr size_t kStreamHeadCacheEntriesMax = 1 << 20;
+static_assert(kStreamHeadCacheEntriesMax >= kGroupCommitEventsMax,
+              "the cache must hold one commit's streams");
 
 // RocksDB memtables across every column family of the database (DBOptions::db_write_buffer_size):
 // past it, the largest memtable is flushed.
