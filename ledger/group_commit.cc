@@ -85,6 +85,13 @@ bool SameContent(const std::string& stream, const NewEvent& event, const std::st
          staged.imported == event.imported;
 }
 
+// The highest position an answer refers to (a retry may mix events of different commits).
+uint64_t LastPosition(const AppendResult& result) {
+  uint64_t last = 0;
+  for (const AppendedEvent& event : result.events) last = std::max(last, event.position);
+  return last;
+}
+
 capnp::Data::Reader AsData(std::string_view bytes) {
   return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
 }
@@ -123,6 +130,17 @@ Result<AppendResult> Ledger::Impl::Append(AppendRequest request) {
 // ---------------------------------------------------------------------------------------------
 // Stager thread
 
+// Returns once no commit being staged or written still refers to the previous observer, so the
+// caller may destroy it.
+void Ledger::Impl::SetAppendObserver(AppendObserver* observer) {
+  AppendObserver* previous = observer_.exchange(observer);
+  if (previous == nullptr || previous == observer) return;
+  std::unique_lock lock(mutex_);
+  observer_cv_.wait(lock, [&] {
+    return commit_observer_ != previous && (slot_ == nullptr || slot_->observer != previous);
+  });
+}
+
 void Ledger::Impl::StagerLoop() {
   std::unique_lock lock(mutex_);
   for (;;) {
@@ -138,6 +156,7 @@ void Ledger::Impl::StagerLoop() {
 void Ledger::Impl::StageAndSubmit(std::unique_lock<std::mutex>& lock) {
   auto commit = std::make_unique<Commit>();
   commit->observer = observer_.load();
+  commit_observer_ = commit->observer;  // under mutex_ (see SetAppendObserver)
   commit->staging = std::make_shared<Staging>();
   Staging& staging = *commit->staging;
   staging.head = staged_head_;
@@ -193,6 +212,7 @@ void Ledger::Impl::StageAndSubmit(std::unique_lock<std::mutex>& lock) {
     staged_recorded_at_us_ = staging.recorded_at_us;
     inflight_ = commit->staging;
     slot_ = std::move(commit);
+    commit_observer_ = nullptr;  // the slot refers to it now
     writer_cv_.notify_one();
     return;
   }
@@ -204,6 +224,8 @@ void Ledger::Impl::StageAndSubmit(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   FailStacked(std::move(commit));
   lock.lock();
+  commit_observer_ = nullptr;
+  observer_cv_.notify_all();
 }
 
 // A commit staged on top of one that failed: nothing of it may be written.
@@ -213,7 +235,13 @@ void Ledger::Impl::FailStacked(std::unique_ptr<Commit> commit) {
                       "an earlier group commit failed; nothing of this append was stored, retry "
                       "it");
   for (Result<AppendResult>& result : commit->results) {
-    if (result.ok() && result->events.front().position > staged_head_) result = failed;
+    // Answers computed on top of the failed commit (positions past the durable head, or version
+    // conflicts and mismatches judged against its events) are not facts: retry.
+    bool judged_on_failed = !result.ok() && (result.status().code() == Code::kVersionConflict ||
+                                             result.status().code() == Code::kDuplicateMismatch);
+    if ((result.ok() && LastPosition(*result) > staged_head_) || judged_on_failed) {
+      result = failed;
+    }
   }
   if (commit->observer != nullptr && commit->has_new_events) {
     commit->observer->OnGroupCommitted(false, commit->staging->head);
@@ -257,6 +285,7 @@ void Ledger::Impl::WriterLoop() {
       slot_.reset();
     }
     stager_cv_.notify_one();
+    observer_cv_.notify_all();
     HandOff(std::move(batch), std::move(results));
   }
 }
@@ -277,7 +306,7 @@ bool Ledger::Impl::WriteCommit(Commit& commit) {
   // Every request answered with a position past the durable head (new events, or retries of
   // events staged in this same commit) fails; the published head stays where it was.
   for (Result<AppendResult>& result : commit.results) {
-    if (result.ok() && result->events.front().position > committed_head_) result = written;
+    if (result.ok() && LastPosition(*result) > committed_head_) result = written;
   }
   return false;
 }

@@ -70,7 +70,7 @@ class Ledger::Impl {
                   const std::function<bool(std::string_view, std::string_view)>& visit) const;
   Status ClearSide(SideFamily family);
   Status SyncWal();
-  void SetAppendObserver(AppendObserver* observer) { observer_.store(observer); }
+  void SetAppendObserver(AppendObserver* observer);
   Result<Digest> Verify() const;
 
   LedgerStats stats() const {
@@ -168,8 +168,10 @@ class Ledger::Impl {
   // Options::append_queue_requests_max), the slot between the stager and the writer (the commit
   // being written), whether the last written commit failed, and the committed head.
   mutable std::mutex mutex_;
-  std::condition_variable stager_cv_;  // queue not empty, slot free, or stopping
-  std::condition_variable writer_cv_;  // slot filled, or the stager is done
+  std::condition_variable stager_cv_;          // queue not empty, slot free, or stopping
+  std::condition_variable writer_cv_;          // slot filled, or the stager is done
+  std::condition_variable observer_cv_;        // a commit's observer stopped being in use
+  AppendObserver* commit_observer_ = nullptr;  // observer of the commit being staged
   std::deque<std::unique_ptr<PendingAppend>> queue_;
   bool stopping_ = false;
   std::unique_ptr<Commit> slot_;

@@ -119,6 +119,7 @@ ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationS
 }
 
 ledger::Status Engine::WriteTouched(ledger::SideBatch& batch) {
+  change_indexes_.now = checkpoint_;
   ledger::Status written = applications_.WriteDirty(batch);
   if (written.ok()) written = kpis_.WriteDirty(batch);
   if (written.ok()) written = evidence_.WriteDirty(batch);
@@ -129,8 +130,10 @@ ledger::Status Engine::WriteTouched(ledger::SideBatch& batch) {
 }
 
 void Engine::WrittenLocked(uint64_t position) {
-  written_checkpoint_ = position;
-  change_indexes_.clear();  // the store has them now
+  written_checkpoint_ = std::max(written_checkpoint_, position);
+  // The store has the indexes assigned up to `position`; a commit staged after it (pipelined) may
+  // still need its own.
+  change_indexes_.ForgetWrittenUpTo(position);
 }
 
 size_t Engine::CachedStatesLocked() const {
@@ -224,10 +227,13 @@ ledger::Status Engine::CatchUpLocked(uint64_t last, const Progress& progress) {
 }
 
 ledger::Status Engine::CatchUp(const Progress& progress) {
-  std::lock_guard lock(mutex_);
+  std::unique_lock lock(mutex_);
   if (attached_ && inline_failure_.ok()) return ledger::Status::Ok();  // inline is current
   if (!inline_failure_.ok()) {
-    // An inline fold failed earlier: start again from what is stored.
+    // Inline folding stopped (it fell behind the log, or a fold failed). Start again from what is
+    // stored — but only once no commit carrying our writes is still being written, or its states
+    // would land on top of what this catch-up writes and be folded twice.
+    written_cv_.wait(lock, [&] { return checkpoint_ == written_checkpoint_; });
     inline_failure_ = ledger::Status::Ok();
     ForgetAllLocked();
     checkpoint_ = written_checkpoint_;
@@ -258,25 +264,26 @@ ledger::Status Engine::Attach() {
 }
 
 void Engine::Detach() {
-  std::lock_guard lock(mutex_);
-  if (!attached_) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (!attached_) return;
+  }
+  // Not under mutex_: SetAppendObserver waits for commits that still call us, and they need it.
   ledger_.SetAppendObserver(nullptr);
+  std::lock_guard lock(mutex_);
   attached_ = false;
 }
 
 void Engine::OnStaged(const ledger::EventView& event, ledger::SideBatch& batch) {
   std::lock_guard lock(mutex_);
-  if (!inline_failure_.ok()) return;  // stop folding; the next catch-up reports it
-  // Events committed between our last catch-up and the observer taking effect are folded first;
-  // they are durable, so the ledger can read them.
-  if (event.position() > checkpoint_ + 1) {
-    inline_failure_ = CatchUpLocked(event.position() - 1, {});
-    if (!inline_failure_.ok()) return;
-  }
+  if (!inline_failure_.ok()) return;  // folding stopped; CatchUp() repairs
   if (event.position() != checkpoint_ + 1) {
-    // The events before it were staged in a group commit that failed and are not stored: this
-    // commit fails too (see AppendObserver), and OnGroupCommitted(false) resets us.
-    inline_failure_ = ledger::Status(ledger::Code::kIoError, "an earlier group commit failed");
+    // Events before it are not folded: appended before we attached and still being written, or
+    // staged in a commit that failed. Reading them here could wait on the writer, which may need
+    // our mutex, so inline folding stops instead; CatchUp() (or the failed commit's reset) brings
+    // the projections back in step. Nothing is written for events we do not fold.
+    inline_failure_ = ledger::Status(ledger::Code::kIoError,
+                                     "projections fell behind the log; CatchUp() repairs");
     return;
   }
   inline_failure_ = Fold(RecordOf(event));
@@ -285,17 +292,20 @@ void Engine::OnStaged(const ledger::EventView& event, ledger::SideBatch& batch) 
 
 void Engine::OnGroupCommitted(bool written, uint64_t last_position) {
   std::lock_guard lock(mutex_);
-  if (written && inline_failure_.ok()) {
-    WrittenLocked(last_position);
+  if (written) {
+    // The commit's batch holds our writes up to the last event we folded in it, which may be
+    // short of its last position when folding stopped, and never past what we folded.
+    WrittenLocked(std::min(last_position, checkpoint_));
     // Evict only when nothing staged is pending above the written checkpoint.
     if (checkpoint_ == written_checkpoint_ && CacheFullLocked()) EvictLocked();
-    return;
+  } else {
+    // Not stored: forget whatever was folded past the last written commit; the store holds
+    // exactly the states of written_checkpoint_, and staging restarts right after it.
+    ForgetAllLocked();
+    checkpoint_ = written_checkpoint_;
+    inline_failure_ = ledger::Status::Ok();
   }
-  // Not stored (or we could not follow): forget whatever was folded past the last written
-  // commit; the store holds exactly the states of written_checkpoint_.
-  ForgetAllLocked();
-  checkpoint_ = written_checkpoint_;
-  inline_failure_ = ledger::Status::Ok();
+  written_cv_.notify_all();
 }
 
 ledger::Result<std::optional<ApplicationState>> Engine::Application(

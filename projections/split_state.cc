@@ -72,7 +72,9 @@ ledger::Result<uint32_t> ChangeIndexOf(const ledger::Ledger& ledger, ledger::Sid
   ItemKeyPrefix(index_key, head_key, kChangeIndexList);
   index_key.append(app);
   if (indexes != nullptr) {
-    if (auto it = indexes->find(index_key); it != indexes->end()) return it->second;
+    if (auto it = indexes->entries.find(index_key); it != indexes->entries.end()) {
+      return it->second.index;
+    }
   }
   uint32_t& assigned = head.stored[static_cast<size_t>(KpiList::kChanges) - 1];
   if (assigned > 0) {
@@ -87,7 +89,9 @@ ledger::Result<uint32_t> ChangeIndexOf(const ledger::Ledger& ledger, ledger::Sid
   std::string bytes;
   AppendBe32(bytes, index);
   batch.Put(family, index_key, bytes);
-  if (indexes != nullptr) indexes->emplace(std::move(index_key), index);
+  if (indexes != nullptr) {
+    indexes->entries.emplace(std::move(index_key), ChangeIndexes::Entry{index, indexes->now});
+  }
   return index;
 }
 

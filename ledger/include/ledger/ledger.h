@@ -125,8 +125,9 @@ class Ledger {
   // Deletes every key of the family (a rebuild starts from nothing).
   Status ClearSide(SideFamily family);
 
-  // Installs the observer of group commits (nullptr removes it). The observer must outlive its
-  // installation. Takes effect from the next group commit.
+  // Installs the observer of group commits (nullptr removes it). Takes effect from the next group
+  // commit; returns once no commit still refers to the previous observer, which may then be
+  // destroyed. REQUIRES: not called from a head listener or an observer callback.
   void SetAppendObserver(AppendObserver* observer);
 
   static constexpr uint64_t kReadAll = UINT64_MAX;

@@ -17,6 +17,7 @@
 // reading. Queries read the store, so they see exactly the states of the checkpoint.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -69,8 +70,12 @@ class Engine : public ledger::AppendObserver {
   ledger::Status Rebuild(const Progress& progress = {});
 
   // Catches up, then installs this engine as the ledger's observer (inline mode) until
-  // destruction or Detach().
+  // destruction or Detach(). If events arrive that it has not folded (appended before it was
+  // attached and still being written), inline folding stops and writes nothing until CatchUp()
+  // is called, which waits for in-flight commits and then catches up.
   ledger::Status Attach();
+  // Uninstalls the observer; returns once no group commit can call this engine any more.
+  // REQUIRES: not called from a ledger callback (head listener, observer).
   void Detach();
 
   // The stored state of one application, or nullopt when the stream has no folded events.
@@ -123,9 +128,10 @@ class Engine : public ledger::AppendObserver {
   const EngineOptions options_;
 
   mutable std::mutex mutex_;
-  uint64_t checkpoint_ = 0;          // last folded position (may be staged, not yet written)
-  uint64_t written_checkpoint_ = 0;  // last position whose states are in the store
-  ledger::Status inline_failure_;    // a fold error in inline mode, reported by the next call
+  std::condition_variable written_cv_;  // written_checkpoint_ moved (or a commit failed)
+  uint64_t checkpoint_ = 0;             // last folded position (may be staged, not yet written)
+  uint64_t written_checkpoint_ = 0;     // last position whose states are in the store
+  ledger::Status inline_failure_;       // a fold error in inline mode, reported by the next call
   bool attached_ = false;
   StateTable<ApplicationState> applications_;
   // KPI buckets and staff audits are split states (split_state.h): cached heads, items stored

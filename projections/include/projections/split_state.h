@@ -67,7 +67,22 @@ struct StaffAuditHead {
 
 // Indexes of change items assigned since the last durable write, by index key: writes of one
 // group commit are not readable from the store until it commits.
-using ChangeIndexes = std::unordered_map<std::string, uint32_t>;
+// Each entry remembers the checkpoint it was assigned at, so a written commit forgets only its own
+// entries while the next commit (pipelined) may still need the later ones.
+struct ChangeIndexes {
+  struct Entry {
+    uint32_t index = 0;
+    uint64_t assigned_at = 0;  // the fold's checkpoint when the index was assigned
+  };
+  std::unordered_map<std::string, Entry> entries;
+  uint64_t now = 0;  // set by the caller before writes: the checkpoint being written
+
+  // The store holds everything assigned at or before `position`.
+  void ForgetWrittenUpTo(uint64_t position) {
+    std::erase_if(entries, [&](const auto& entry) { return entry.second.assigned_at <= position; });
+  }
+  void clear() { entries.clear(); }
+};
 
 // A head's initial state for a key; nullopt for a key of another shape.
 std::optional<KpiHead> NewKpiHead(std::string_view key);
