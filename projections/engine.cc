@@ -1,6 +1,7 @@
 #include "projections/engine.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "ledger/assert.h"
 #include "projections/application_codec.h"
@@ -59,7 +60,42 @@ Engine::Engine(ledger::Ledger& ledger, EngineOptions options)
   LoadCheckpoint().IgnoreError();  // an unreadable checkpoint surfaces again in CatchUp
 }
 
-Engine::~Engine() { Detach(); }
+Engine::~Engine() {
+  StopBackground();
+  Detach();
+}
+
+void Engine::StartBackground() {
+  if (background_.joinable()) return;
+  background_stop_ = false;
+  background_ = std::thread([this] {
+    // Bounded wait, so a stop request is seen within this time even when nothing is appended.
+    constexpr auto kWaitMax = std::chrono::milliseconds(200);
+    while (!background_stop_) {
+      uint64_t head = ledger_.WaitForHeadAbove(checkpoint(), kWaitMax);
+      if (background_stop_ || head <= checkpoint()) continue;
+      ledger::Status caught_up = CatchUp();
+      std::lock_guard lock(mutex_);
+      background_status_ = caught_up;
+    }
+  });
+}
+
+void Engine::StopBackground() {
+  if (!background_.joinable()) return;
+  background_stop_ = true;
+  background_.join();
+}
+
+bool Engine::WaitForCheckpoint(uint64_t position, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mutex_);
+  return written_cv_.wait_for(lock, timeout, [&] { return written_checkpoint_ >= position; });
+}
+
+ledger::Status Engine::BackgroundStatus() const {
+  std::lock_guard lock(mutex_);
+  return background_status_;
+}
 
 ledger::Status Engine::LoadCheckpoint() {
   auto stored = ledger_.GetSide(kMetaFamily, kCheckpointKey);
@@ -131,6 +167,7 @@ ledger::Status Engine::WriteTouched(ledger::SideBatch& batch) {
 
 void Engine::WrittenLocked(uint64_t position) {
   written_checkpoint_ = std::max(written_checkpoint_, position);
+  written_cv_.notify_all();
   // The store has the indexes assigned up to `position`; a commit staged after it (pipelined) may
   // still need its own.
   change_indexes_.ForgetWrittenUpTo(position);

@@ -279,3 +279,28 @@ TEST(EngineTest, DetachUnderLoadThenCatchUpEqualsRebuild) {
 
 }  // namespace
 }  // namespace gridledger::projections
+
+namespace gridledger::projections {
+namespace {
+
+// Goal: in background catch-up mode the engine follows appends by itself, and what it stores
+// equals a rebuild. Method: append the samples with no engine attached while a background engine
+// runs; wait on the engine's checkpoint condition (with a deadline) until it reaches the head.
+TEST(EngineTest, BackgroundCatchUpFollowsTheHead) {
+  testing::TempDir dir;
+  auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();
+  Engine engine(*ledger);
+  engine.StartBackground();
+  AppendSamples(*ledger, 3);
+  const uint64_t head = ledger->Head();
+  ASSERT_TRUE(engine.WaitForCheckpoint(head, std::chrono::seconds(30)));
+  engine.StopBackground();
+  ASSERT_EQ(engine.checkpoint(), head);
+  EXPECT_TRUE(engine.BackgroundStatus().ok());
+  std::map<std::string, std::string> followed = Dump(*ledger);
+  ASSERT_TRUE(engine.Rebuild().ok());
+  ExpectSameBytes(Dump(*ledger), followed);
+}
+
+}  // namespace
+}  // namespace gridledger::projections

@@ -17,12 +17,15 @@
 // reading. Queries read the store, so they see exactly the states of the checkpoint.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ledger/ledger.h"
@@ -74,6 +77,15 @@ class Engine : public ledger::AppendObserver {
   // attached and still being written), inline folding stops and writes nothing until CatchUp()
   // is called, which waits for in-flight commits and then catches up.
   ledger::Status Attach();
+
+  // Catch-up mode in the background: a thread catches up whenever the head moves past the
+  // checkpoint (and repairs inline mode after it stopped folding), until StopBackground() or
+  // destruction. The last error it met, if any, is in BackgroundStatus().
+  void StartBackground();
+  void StopBackground();
+  ledger::Status BackgroundStatus() const;
+  // Blocks until the stored states reach `position` or `timeout` passes; true when reached.
+  bool WaitForCheckpoint(uint64_t position, std::chrono::milliseconds timeout) const;
   // Uninstalls the observer; returns once no group commit can call this engine any more.
   // REQUIRES: not called from a ledger callback (head listener, observer).
   void Detach();
@@ -128,11 +140,14 @@ class Engine : public ledger::AppendObserver {
   const EngineOptions options_;
 
   mutable std::mutex mutex_;
-  std::condition_variable written_cv_;  // written_checkpoint_ moved (or a commit failed)
-  uint64_t checkpoint_ = 0;             // last folded position (may be staged, not yet written)
-  uint64_t written_checkpoint_ = 0;     // last position whose states are in the store
-  ledger::Status inline_failure_;       // a fold error in inline mode, reported by the next call
+  mutable std::condition_variable written_cv_;  // written_checkpoint_ moved (or a commit failed)
+  uint64_t checkpoint_ = 0;          // last folded position (may be staged, not yet written)
+  uint64_t written_checkpoint_ = 0;  // last position whose states are in the store
+  ledger::Status inline_failure_;    // a fold error in inline mode, reported by the next call
   bool attached_ = false;
+  std::thread background_;
+  std::atomic<bool> background_stop_{false};
+  ledger::Status background_status_;  // guarded by mutex_
   StateTable<ApplicationState> applications_;
   // KPI buckets and staff audits are split states (split_state.h): cached heads, items stored
   // under them.
