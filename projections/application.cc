@@ -13,8 +13,6 @@ using domain::AppEventType;
 using domain::Date;
 using domain::SlaClock;
 
-constexpr int32_t kShanghaiOffsetMinutes = 8 * 60;
-
 std::string_view AsView(capnp::Text::Reader text) { return {text.begin(), text.size()}; }
 
 // ---- Clock bookkeeping ----
@@ -264,7 +262,7 @@ nlohmann::json DateJson(const std::optional<Date>& date) {
 }
 
 std::string TimeText(int64_t unix_us) {
-  return domain::FormatTimestamp(unix_us, kShanghaiOffsetMinutes);
+  return domain::FormatTimestamp(unix_us, domain::kShanghaiUtcOffsetMinutes);
 }
 
 nlohmann::json ClockJson(const Clock& clock, const ClockView& view) {

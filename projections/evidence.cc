@@ -1,5 +1,6 @@
 // The evidence projection (see projections/include/projections/evidence.h).
 #include "projections/evidence.h"
+#include "json_util.h"
 
 #include <algorithm>
 #include <set>
@@ -16,7 +17,6 @@ using domain::Date;
 using nlohmann::json;
 
 constexpr std::string_view kKeyPrefix = "evidence/";
-constexpr int32_t kShanghaiOffsetMinutes = 8 * 60;
 
 bool StartsWith(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
@@ -128,38 +128,33 @@ json DateJson(const std::optional<Date>& date) {
 }
 
 json RecordJson(const EvidenceRecord& r) {
-  return {{"type", r.type},
-          {"position", r.position},
-          {"occurred_at", domain::FormatTimestamp(r.occurred_at_us, kShanghaiOffsetMinutes)},
-          {"occurred_at_us", r.occurred_at_us},
-          {"actor_id", r.actor_id},
-          {"actor_org", r.actor_org},
-          {"by", r.by},
-          {"conclusion", r.conclusion},
-          {"satisfaction", r.satisfaction},
-          {"defects", r.defects},
-          {"items", r.items},
-          {"items_missing", r.items_missing},
-          {"items_incorrect", r.items_incorrect},
-          {"comment", r.comment}};
+  return {
+      {"type", r.type},
+      {"position", r.position},
+      {"occurred_at", domain::FormatTimestamp(r.occurred_at_us, domain::kShanghaiUtcOffsetMinutes)},
+      {"occurred_at_us", r.occurred_at_us},
+      {"actor_id", r.actor_id},
+      {"actor_org", r.actor_org},
+      {"by", r.by},
+      {"conclusion", r.conclusion},
+      {"satisfaction", r.satisfaction},
+      {"defects", r.defects},
+      {"items", r.items},
+      {"items_missing", r.items_missing},
+      {"items_incorrect", r.items_incorrect},
+      {"comment", r.comment}};
 }
 
 json SurveyJson(const SurveyRecord& s) {
-  return {{"position", s.position},
-          {"occurred_at", domain::FormatTimestamp(s.occurred_at_us, kShanghaiOffsetMinutes)},
-          {"occurred_at_us", s.occurred_at_us},
-          {"actor_org", s.actor_org},
-          {"agency", s.agency},
-          {"sample_size", s.sample_size},
-          {"satisfaction_index", s.satisfaction_index},
-          {"issues", s.issues}};
-}
-
-template <typename T, typename F>
-json ArrayOf(const std::vector<T>& items, F to_json) {
-  json out = json::array();
-  for (const T& item : items) out.push_back(to_json(item));
-  return out;
+  return {
+      {"position", s.position},
+      {"occurred_at", domain::FormatTimestamp(s.occurred_at_us, domain::kShanghaiUtcOffsetMinutes)},
+      {"occurred_at_us", s.occurred_at_us},
+      {"actor_org", s.actor_org},
+      {"agency", s.agency},
+      {"sample_size", s.sample_size},
+      {"satisfaction_index", s.satisfaction_index},
+      {"issues", s.issues}};
 }
 
 // ---- Binary form (grammar in byte_codec.h): version:u8 stream:string org:string

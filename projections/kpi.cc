@@ -1,5 +1,6 @@
 // The KPI projection (see projections/include/projections/kpi.h).
 #include "projections/kpi.h"
+#include "json_util.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -267,13 +268,6 @@ void FoldTraining(KpiState& state, const EventRecord& event) {
 
 json DateJson(const std::optional<Date>& date) {
   return date ? json(date->ToString()) : json(nullptr);
-}
-
-template <typename T, typename F>
-json ArrayOf(const std::vector<T>& items, F to_json) {
-  json out = json::array();
-  for (const T& item : items) out.push_back(to_json(item));
-  return out;
 }
 
 json ClockToJson(const Clock& clock) {

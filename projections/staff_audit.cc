@@ -1,5 +1,6 @@
 // The staff-audit projection (see projections/include/projections/staff_audit.h).
 #include "projections/staff_audit.h"
+#include "json_util.h"
 
 #include <algorithm>
 #include <variant>
@@ -13,7 +14,6 @@ namespace {
 using nlohmann::json;
 
 constexpr std::string_view kKeyPrefix = "staff-audit/";
-constexpr int32_t kShanghaiOffsetMinutes = 8 * 60;
 
 std::optional<json> DataOf(const EventRecord& event) {
   auto decoded = domain::PayloadToJson(event.type, event.payload);
@@ -61,40 +61,36 @@ void FoldTraining(StaffAuditState& state, const EventRecord& event, const json& 
 }
 
 json AccessJson(const SensitiveAccess& a) {
-  return {{"position", a.position},
-          {"occurred_at", domain::FormatTimestamp(a.occurred_at_us, kShanghaiOffsetMinutes)},
-          {"occurred_at_us", a.occurred_at_us},
-          {"stream", a.stream},
-          {"what", a.what},
-          {"approved_by", a.approved_by ? json(*a.approved_by) : json(nullptr)},
-          {"approved", a.approved_by.has_value()},
-          {"risk", a.approved_by ? json(nullptr) : json(kUnapprovedAccessRisk)}};
+  return {
+      {"position", a.position},
+      {"occurred_at", domain::FormatTimestamp(a.occurred_at_us, domain::kShanghaiUtcOffsetMinutes)},
+      {"occurred_at_us", a.occurred_at_us},
+      {"stream", a.stream},
+      {"what", a.what},
+      {"approved_by", a.approved_by ? json(*a.approved_by) : json(nullptr)},
+      {"approved", a.approved_by.has_value()},
+      {"risk", a.approved_by ? json(nullptr) : json(kUnapprovedAccessRisk)}};
 }
 
 json TrainingJson(const TrainingRecord& t) {
-  return {{"position", t.position},
-          {"occurred_at", domain::FormatTimestamp(t.occurred_at_us, kShanghaiOffsetMinutes)},
-          {"occurred_at_us", t.occurred_at_us},
-          {"topic", t.topic},
-          {"hours", t.hours},
-          {"organizer", t.organizer}};
+  return {
+      {"position", t.position},
+      {"occurred_at", domain::FormatTimestamp(t.occurred_at_us, domain::kShanghaiUtcOffsetMinutes)},
+      {"occurred_at_us", t.occurred_at_us},
+      {"topic", t.topic},
+      {"hours", t.hours},
+      {"organizer", t.organizer}};
 }
 
 json UrgeJson(const UrgeIssued& u) {
-  return {{"position", u.position},
-          {"occurred_at", domain::FormatTimestamp(u.occurred_at_us, kShanghaiOffsetMinutes)},
-          {"occurred_at_us", u.occurred_at_us},
-          {"app", u.app},
-          {"level", u.level},
-          {"to_org", u.to_org},
-          {"to_person", u.to_person}};
-}
-
-template <typename T, typename F>
-json ArrayOf(const std::vector<T>& items, F to_json) {
-  json out = json::array();
-  for (const T& item : items) out.push_back(to_json(item));
-  return out;
+  return {
+      {"position", u.position},
+      {"occurred_at", domain::FormatTimestamp(u.occurred_at_us, domain::kShanghaiUtcOffsetMinutes)},
+      {"occurred_at_us", u.occurred_at_us},
+      {"app", u.app},
+      {"level", u.level},
+      {"to_org", u.to_org},
+      {"to_person", u.to_person}};
 }
 
 // True for the types whose payload the fold reads.

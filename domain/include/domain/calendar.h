@@ -67,7 +67,9 @@ class Date {
 };
 
 // China Standard Time is UTC+8 all year (no daylight saving since 1991).
-inline constexpr int64_t kShanghaiUtcOffsetUs = int64_t{8} * 3600 * 1000 * 1000;
+inline constexpr int32_t kShanghaiUtcOffsetMinutes = 8 * 60;
+inline constexpr int64_t kShanghaiUtcOffsetUs =
+    int64_t{kShanghaiUtcOffsetMinutes} * 60 * 1000 * 1000;
 inline constexpr int64_t kDayUs = int64_t{86400} * 1000 * 1000;
 
 // The calendar date in Asia/Shanghai of a Unix time in microseconds. Defined for every int64 value.

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/calendar.h"
 #include "domain/event_json.h"
 #include "domain/workflow.h"
 #include "ledger/event.h"
@@ -13,7 +14,7 @@
 namespace gridledger::ingest {
 
 // Business time is shown in the center's zone, Asia/Shanghai (UTC+8, no daylight saving).
-inline constexpr int32_t kLocalOffsetMinutes = 8 * 60;
+inline constexpr int32_t kLocalOffsetMinutes = domain::kShanghaiUtcOffsetMinutes;
 
 // One client event as a one-event append to its stream.
 ledger::AppendRequest ToAppendRequest(domain::ClientEvent event);
