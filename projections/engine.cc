@@ -57,7 +57,9 @@ Engine::Engine(ledger::Ledger& ledger, EngineOptions options)
             return ledger::Status::Ok();
           },
           &DecodeStaffAuditHead, &NewStaffAuditHead) {
-  LoadCheckpoint().IgnoreError();  // an unreadable checkpoint surfaces again in CatchUp
+  // An unreadable checkpoint is reported by CatchUp and Attach (Rebuild starts afresh anyway):
+  // catching up from 0 onto stored states would fold events twice.
+  open_status_ = LoadCheckpoint();
 }
 
 Engine::~Engine() {
@@ -265,6 +267,7 @@ ledger::Status Engine::CatchUpLocked(uint64_t last, const Progress& progress) {
 
 ledger::Status Engine::CatchUp(const Progress& progress) {
   std::unique_lock lock(mutex_);
+  if (!open_status_.ok()) return open_status_;
   if (attached_ && inline_failure_.ok()) return ledger::Status::Ok();  // inline is current
   if (!inline_failure_.ok()) {
     // Inline folding stopped (it fell behind the log, or a fold failed). Start again from what is
@@ -287,12 +290,14 @@ ledger::Status Engine::Rebuild(const Progress& progress) {
   }
   checkpoint_ = written_checkpoint_ = 0;
   inline_failure_ = ledger::Status::Ok();
+  open_status_ = ledger::Status::Ok();
   StartEmptyLocked();
   return CatchUpLocked(ledger_.Head(), progress);
 }
 
 ledger::Status Engine::Attach() {
   std::lock_guard lock(mutex_);
+  if (!open_status_.ok()) return open_status_;
   ledger::Status caught_up = CatchUpLocked(ledger_.Head(), {});
   if (!caught_up.ok()) return caught_up;
   ledger_.SetAppendObserver(this);

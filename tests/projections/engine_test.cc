@@ -304,3 +304,30 @@ TEST(EngineTest, BackgroundCatchUpFollowsTheHead) {
 
 }  // namespace
 }  // namespace gridledger::projections
+
+namespace gridledger::projections {
+namespace {
+
+// Goal: an unreadable checkpoint is reported, not treated as 0 (which would fold every event a
+// second time onto the stored states); Rebuild still recovers. Method: overwrite the checkpoint.
+TEST(EngineTest, UnreadableCheckpointIsReportedAndRebuildRecovers) {
+  testing::TempDir dir;
+  auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();
+  AppendSamples(*ledger, 1);
+  {
+    Engine engine(*ledger);
+    ASSERT_TRUE(engine.CatchUp().ok());
+  }
+  auto batch = ledger->NewSideBatch();
+  batch->Put(0, "checkpoint", "bad");
+  ASSERT_TRUE(ledger->WriteSide(*batch, true).ok());
+  Engine engine(*ledger);
+  EXPECT_EQ(engine.CatchUp().code(), ledger::Code::kCorruption);
+  EXPECT_EQ(engine.Attach().code(), ledger::Code::kCorruption);
+  ASSERT_TRUE(engine.Rebuild().ok());
+  EXPECT_EQ(engine.checkpoint(), ledger->Head());
+  EXPECT_TRUE(engine.CatchUp().ok());
+}
+
+}  // namespace
+}  // namespace gridledger::projections

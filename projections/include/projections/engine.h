@@ -145,6 +145,7 @@ class Engine : public ledger::AppendObserver {
   uint64_t written_checkpoint_ = 0;  // last position whose states are in the store
   ledger::Status inline_failure_;    // a fold error in inline mode, reported by the next call
   bool attached_ = false;
+  ledger::Status open_status_;  // the checkpoint could not be read: only Rebuild may proceed
   std::thread background_;
   std::atomic<bool> background_stop_{false};
   ledger::Status background_status_;  // guarded by mutex_
