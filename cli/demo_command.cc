@@ -24,6 +24,15 @@ struct Tally {
   uint64_t rejected = 0;
 };
 
+// The first few rejections are printed with their reason; the rest are only counted.
+constexpr uint64_t kRejectionsShownMax = 5;
+
+void ReportRejected(Tally& tally, const std::string& why, const std::string& line) {
+  if (++tally.rejected <= kRejectionsShownMax) {
+    std::cerr << "ledgerctl: demo event rejected: " << why << "\n  " << line << "\n";
+  }
+}
+
 }  // namespace
 
 int DemoCommand(const DataOptions& options, uint64_t apps, uint64_t seed, std::ostream& out) {
@@ -57,8 +66,8 @@ int DemoCommand(const DataOptions& options, uint64_t apps, uint64_t seed, std::o
   auto started = std::chrono::steady_clock::now();
   for (std::string line; workload.Next(&line);) {
     auto decoded = domain::DecodeClientEvent(line);
-    if (std::holds_alternative<domain::DecodeError>(decoded)) {
-      ++tally.rejected;
+    if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+      ReportRejected(tally, error->field + ": " + error->message, line);
       continue;
     }
     auto outcome = ingestor.Append(std::get<domain::ClientEvent>(std::move(decoded)));
@@ -66,7 +75,7 @@ int DemoCommand(const DataOptions& options, uint64_t apps, uint64_t seed, std::o
       ok->appended.duplicate ? ++tally.duplicates : ++tally.appended;
       tally.violations += ok->violations.empty() ? 0 : 1;
     } else {
-      ++tally.rejected;
+      ReportRejected(tally, std::get<ingest::IngestError>(outcome).status.ToString(), line);
     }
     if (workload.apps_started() % 64 == 0) bar.Update(workload.apps_started(), apps);
   }
