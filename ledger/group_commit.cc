@@ -108,23 +108,44 @@ void Ledger::Impl::StartWriter() {
 }
 
 Result<AppendResult> Ledger::Impl::Append(AppendRequest request) {
+  std::promise<Result<AppendResult>> answer;
+  std::future<Result<AppendResult>> result = answer.get_future();
+  AppendAsync(std::move(request),
+              [&answer](Result<AppendResult> done) { answer.set_value(std::move(done)); });
+  return result.get();
+}
+
+void Ledger::Impl::AppendAsync(AppendRequest request,
+                               std::function<void(Result<AppendResult>)> done) {
+  const auto enqueued = options_.probe != nullptr ? std::chrono::steady_clock::now()
+                                                  : std::chrono::steady_clock::time_point();
   Status valid = ValidateRequest(request);
-  if (!valid.ok()) return valid;
+  if (!valid.ok()) {
+    ReportRefusal(valid, enqueued);
+    return done(std::move(valid));
+  }
   auto pending = std::make_unique<PendingAppend>();
   pending->request = std::move(request);
-  std::future<Result<AppendResult>> answer = pending->done.get_future();
+  pending->done = std::move(done);
+  pending->enqueued = enqueued;
   {
-    std::lock_guard lock(mutex_);
-    if (stopping_) return Status(Code::kShutdown, "the ledger is closing");
-    if (queue_.size() >= options_.append_queue_requests_max) {
-      return Status(Code::kBusy, "append queue full (" +
-                                     std::to_string(options_.append_queue_requests_max) +
-                                     " requests waiting); retry later");
+    std::unique_lock lock(mutex_);
+    Status refused;
+    if (stopping_) {
+      refused = Status(Code::kShutdown, "the ledger is closing");
+    } else if (queue_.size() >= options_.append_queue_requests_max) {
+      refused = Status(Code::kBusy, "append queue full (" +
+                                        std::to_string(options_.append_queue_requests_max) +
+                                        " requests waiting); retry later");
+    }
+    if (!refused.ok()) {
+      lock.unlock();
+      ReportRefusal(refused, enqueued);
+      return pending->done(std::move(refused));
     }
     queue_.push_back(std::move(pending));
   }
   stager_cv_.notify_one();
-  return answer.get();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -199,6 +220,7 @@ void Ledger::Impl::StageAndSubmit(std::unique_lock<std::mutex>& lock) {
   staging_side_batch_ = nullptr;
   RememberStreamVersions(staging);
   commit->has_new_events = staging.head > base_head;
+  commit->new_events = staging.head - base_head;
   if (commit->has_new_events) {
     commit->write_batch.Put(meta_, format::kMetaHeadKey,
                             format::HeadValue(staging.head, staging.head_hash));
@@ -246,6 +268,7 @@ void Ledger::Impl::FailStacked(std::unique_ptr<Commit> commit) {
   if (commit->observer != nullptr && commit->has_new_events) {
     commit->observer->OnGroupCommitted(false, commit->staging->head);
   }
+  if (commit->has_new_events) ReportGroupCommit(*commit, false, std::chrono::nanoseconds(0));
   HandOff(std::move(commit->batch), std::move(commit->results));
 }
 
@@ -294,7 +317,12 @@ void Ledger::Impl::WriterLoop() {
 bool Ledger::Impl::WriteCommit(Commit& commit) {
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync;
+  const auto started = options_.probe != nullptr ? std::chrono::steady_clock::now()
+                                                 : std::chrono::steady_clock::time_point();
   Status written = FromRocks(db_->Write(write_options, &commit.write_batch), "group commit");
+  if (options_.probe != nullptr) {
+    ReportGroupCommit(commit, written.ok(), std::chrono::steady_clock::now() - started);
+  }
   if (commit.observer != nullptr) {
     commit.observer->OnGroupCommitted(written.ok(), commit.staging->head);
   }
@@ -336,9 +364,34 @@ void Ledger::Impl::CompleterLoop() {
     }
     completion_cv_.notify_all();
     for (size_t i = 0; i < completion.batch.size(); ++i) {
-      completion.batch[i]->done.set_value(std::move(completion.results[i]));
+      ReportAnswer(completion.results[i], completion.batch[i]->enqueued);
+      completion.batch[i]->done(std::move(completion.results[i]));
     }
   }
+}
+
+void Ledger::Impl::ReportAnswer(const Result<AppendResult>& result,
+                                std::chrono::steady_clock::time_point enqueued) const {
+  LedgerProbe* probe = options_.probe;
+  if (probe == nullptr) return;
+  const bool duplicate = result.ok() && !result->events.empty() && result->events[0].duplicate;
+  probe->OnAppendAnswered(result.status().code(), duplicate,
+                          std::chrono::steady_clock::now() - enqueued);
+}
+
+void Ledger::Impl::ReportRefusal(const Status& refusal,
+                                 std::chrono::steady_clock::time_point enqueued) const {
+  LedgerProbe* probe = options_.probe;
+  if (probe == nullptr) return;
+  probe->OnAppendAnswered(refusal.code(), false, std::chrono::steady_clock::now() - enqueued);
+}
+
+void Ledger::Impl::ReportGroupCommit(const Commit& commit, bool written,
+                                     std::chrono::nanoseconds write_latency) const {
+  LedgerProbe* probe = options_.probe;
+  if (probe == nullptr) return;
+  probe->OnGroupCommit({written, commit.batch.size(), commit.new_events,
+                        commit.write_batch.GetDataSize(), write_latency});
 }
 
 // Writer thread, after a successful write: what readers see moves forward.

@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -50,6 +51,7 @@ class Ledger::Impl {
   void StartWriter();
 
   Result<AppendResult> Append(AppendRequest request);
+  void AppendAsync(AppendRequest request, std::function<void(Result<AppendResult>)> done);
 
   Result<StoredEvent> Get(uint64_t position) const;
   Result<int64_t> StoredStreamVersion(std::string_view stream) const;
@@ -73,6 +75,9 @@ class Ledger::Impl {
   void SetAppendObserver(AppendObserver* observer);
   Result<Digest> Verify() const;
 
+  StorageStats Storage() const;
+  LedgerProbe* probe() const { return options_.probe; }
+
   LedgerStats stats() const {
     return {requests_taken_.load(std::memory_order_relaxed),
             group_commits_.load(std::memory_order_relaxed), queued()};
@@ -90,7 +95,8 @@ class Ledger::Impl {
  private:
   struct PendingAppend {
     AppendRequest request;
-    std::promise<Result<AppendResult>> done;
+    std::function<void(Result<AppendResult>)> done;  // called once, on the completer thread
+    std::chrono::steady_clock::time_point enqueued;  // for the probe's latency; set with a probe
   };
   // What a group commit has staged but not yet written.
   struct StagedEvent {
@@ -115,6 +121,7 @@ class Ledger::Impl {
     rocksdb::WriteBatch write_batch;
     AppendObserver* observer = nullptr;
     bool has_new_events = false;
+    uint64_t new_events = 0;  // for the probe
   };
   // A group commit's requests and their answers, waiting for the completer thread.
   struct Completion {
@@ -145,6 +152,12 @@ class Ledger::Impl {
   void StageEvent(const std::string& stream, const NewEvent& event, uint64_t version,
                   Staging* staging, rocksdb::WriteBatch* batch);
   rocksdb::ColumnFamilyHandle* SideHandle(SideFamily family) const;
+  // Tells the probe (if any) how a request was answered.
+  void ReportAnswer(const Result<AppendResult>& result,
+                    std::chrono::steady_clock::time_point enqueued) const;
+  void ReportRefusal(const Status& refusal, std::chrono::steady_clock::time_point enqueued) const;
+  void ReportGroupCommit(const Commit& commit, bool written,
+                         std::chrono::nanoseconds write_latency) const;
   void Publish(const Staging& staging);
 
   const std::string dir_;

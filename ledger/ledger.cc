@@ -421,6 +421,22 @@ Result<Digest> Ledger::Impl::Verify() const {
   return Digest{checked, ToHex(running)};
 }
 
+StorageStats Ledger::Impl::Storage() const {
+  auto property = [&](const std::string& name) {
+    uint64_t value = 0;
+    // A property RocksDB cannot compute right now reads as 0; these are estimates for metrics.
+    if (!db_->GetAggregatedIntProperty(name, &value)) value = 0;
+    return value;
+  };
+  StorageStats stats;
+  stats.live_data_bytes = property(rocksdb::DB::Properties::kEstimateLiveDataSize);
+  stats.sst_files_bytes = property(rocksdb::DB::Properties::kTotalSstFilesSize);
+  stats.pending_compaction_bytes =
+      property(rocksdb::DB::Properties::kEstimatePendingCompactionBytes);
+  stats.memtable_bytes = property(rocksdb::DB::Properties::kCurSizeAllMemTables);
+  return stats;
+}
+
 Digest Ledger::Impl::HeadDigest() const {
   std::lock_guard lock(head_mutex_);
   return {head(), ToHex(head_hash_)};
@@ -529,6 +545,9 @@ Status Ledger::Impl::ClearSide(SideFamily family) {
 Result<AppendResult> Ledger::Append(AppendRequest request) {
   return impl_->Append(std::move(request));
 }
+void Ledger::AppendAsync(AppendRequest request, std::function<void(Result<AppendResult>)> done) {
+  impl_->AppendAsync(std::move(request), std::move(done));
+}
 Result<std::vector<StoredEvent>> Ledger::ReadStream(const std::string& stream,
                                                     uint64_t from_version, uint64_t limit) const {
   return impl_->ReadStream(stream, from_version, limit);
@@ -566,7 +585,15 @@ uint64_t Ledger::AddHeadListener(std::function<void(uint64_t)> listener) {
   return impl_->AddHeadListener(std::move(listener));
 }
 void Ledger::RemoveHeadListener(uint64_t id) { impl_->RemoveHeadListener(id); }
-Result<Digest> Ledger::Verify() const { return impl_->Verify(); }
+Result<Digest> Ledger::Verify() const {
+  const auto started = std::chrono::steady_clock::now();
+  Result<Digest> verified = impl_->Verify();
+  if (LedgerProbe* probe = impl_->probe()) {
+    probe->OnVerified(verified.status(), std::chrono::steady_clock::now() - started);
+  }
+  return verified;
+}
+StorageStats Ledger::Storage() const { return impl_->Storage(); }
 std::unique_ptr<SideBatch> Ledger::NewSideBatch() { return impl_->NewSideBatch(); }
 Status Ledger::WriteSide(SideBatch& batch, bool sync) { return impl_->WriteSide(batch, sync); }
 Result<std::optional<std::string>> Ledger::GetSide(SideFamily family, std::string_view key) const {

@@ -19,6 +19,7 @@
 
 #include "ledger/event.h"
 #include "ledger/limits.h"
+#include "ledger/probe.h"
 #include "ledger/side_store.h"
 #include "ledger/status.h"
 
@@ -41,6 +42,10 @@ struct Options {
   // Clock for recorded_at (Unix microseconds). Default: the system clock. Tests inject a fixed
   // clock.
   std::function<int64_t()> now_us;
+  // Observer of the write path and of Verify, for metrics (probe.h); not owned, must outlive the
+  // ledger. Costs one steady-clock read per request and a few virtual calls per group commit.
+  // Default: none.
+  LedgerProbe* probe = nullptr;
 };
 
 // Counters of the write path (for metrics and tests).
@@ -48,6 +53,14 @@ struct LedgerStats {
   uint64_t requests_taken = 0;  // append requests taken off the queue by the stager, ever
   uint64_t group_commits = 0;   // synced WriteBatches written, ever
   size_t queued = 0;            // requests waiting in the queue now
+};
+
+// RocksDB's own estimates, summed over every column family (for metrics).
+struct StorageStats {
+  uint64_t live_data_bytes = 0;           // rocksdb.estimate-live-data-size
+  uint64_t sst_files_bytes = 0;           // rocksdb.total-sst-files-size
+  uint64_t pending_compaction_bytes = 0;  // rocksdb.estimate-pending-compaction-bytes
+  uint64_t memtable_bytes = 0;            // rocksdb.cur-size-all-mem-tables
 };
 
 class Ledger {
@@ -67,6 +80,11 @@ class Ledger {
   // Errors: kInvalid, kVersionConflict (current_version() set), kDuplicateMismatch, kBusy,
   // kIoError, kShutdown. On any error nothing of the request is stored.
   Result<AppendResult> Append(AppendRequest request);
+  // The same append without waiting: `done` is called exactly once with what Append would have
+  // returned — on the calling thread when the request is refused at once (kInvalid, kBusy,
+  // kShutdown), otherwise on the ledger's completer thread after the commit is durable or failed.
+  // `done` must not block: it delays the answers of every later commit.
+  void AppendAsync(AppendRequest request, std::function<void(Result<AppendResult>)> done);
 
   // Makes every acknowledged append durable (fsync of the write-ahead log). Only needed when the
   // ledger was opened with Options::sync = false, e.g. for a bulk load.
@@ -93,6 +111,8 @@ class Ledger {
   // Append requests queued for the writer right now (for metrics and tests).
   size_t QueuedAppends() const;
   LedgerStats Stats() const;
+  // Reads a few RocksDB properties; cheap (no I/O).
+  StorageStats Storage() const;
   Digest HeadDigest() const;
   // The stored hash at `position` (kNotFound past head). Does not re-verify; see Verify.
   Result<Digest> DigestAt(uint64_t position) const;
