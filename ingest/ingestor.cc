@@ -3,6 +3,7 @@
 #include "ingest/event_codec.h"
 
 #include <chrono>
+#include <future>
 
 namespace gridledger::ingest {
 
@@ -13,6 +14,10 @@ bool IsAppStream(const domain::ClientEvent& event) {
 }
 
 IngestError FromStatus(ledger::Status status) { return {std::move(status), std::nullopt}; }
+
+IngestError Forbidden(std::string reason) {
+  return {ledger::Status(ledger::Code::kInvalid, std::move(reason)), std::nullopt, true};
+}
 
 }  // namespace
 
@@ -27,25 +32,43 @@ Ingestor::Ingestor(ledger::Ledger& ledger, std::function<int64_t()> now_us)
   }
 }
 
-ledger::Result<std::pair<domain::WorkflowFacts, int64_t>> Ingestor::StoredFacts(
-    const std::string& stream) {
+ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& stream) {
   auto events = ledger_.ReadStream(stream);
   if (!events.ok()) return events.status();
-  domain::WorkflowFacts facts;
-  int64_t version = ledger::kNoStream;
+  StoredStream stored_stream;
   for (const ledger::StoredEvent& stored : *events) {
-    version = static_cast<int64_t>(stored.version);
+    if (stored.version == 0) stored_stream.org = stored.actor.org;
+    stored_stream.version = static_cast<int64_t>(stored.version);
     auto decoded = domain::DecodeWorkflowEvent(stored.type, stored.payload);
     if (auto* event = std::get_if<domain::WorkflowEvent>(&decoded)) {
       // A stored event that the rules call invalid (an old import) is skipped, as the
       // application projection does, so both see the same facts.
-      if (domain::Judge(facts, *event).valid()) domain::Apply(facts, *event);
+      if (domain::Judge(stored_stream.facts, *event).valid()) {
+        domain::Apply(stored_stream.facts, *event);
+      }
     }
   }
-  return std::make_pair(facts, version);
+  return stored_stream;
 }
 
-std::variant<IngestOutcome, IngestError> Ingestor::Append(domain::ClientEvent event) {
+// One event on its way in; shared by the callbacks of its (re-)judgements.
+struct Ingestor::Attempt {
+  domain::ClientEvent event;
+  std::optional<Principal> principal;
+  std::function<void(IngestAnswer)> done;
+  int judgements = 0;
+};
+
+IngestAnswer Ingestor::Append(domain::ClientEvent event, const Principal* principal) {
+  std::promise<IngestAnswer> answer;
+  std::future<IngestAnswer> result = answer.get_future();
+  AppendAsync(std::move(event), principal ? std::optional<Principal>(*principal) : std::nullopt,
+              [&answer](IngestAnswer done) { answer.set_value(std::move(done)); });
+  return result.get();
+}
+
+void Ingestor::AppendAsync(domain::ClientEvent event, std::optional<Principal> principal,
+                           std::function<void(IngestAnswer)> done) {
   if (event.occurred_at_us > now_us_() + kFutureToleranceUs) {
     domain::RuleBreach breach{
         "occurred_in_future",
@@ -53,45 +76,84 @@ std::variant<IngestOutcome, IngestError> Ingestor::Append(domain::ClientEvent ev
             domain::FormatTimestamp(event.occurred_at_us, event.occurred_at_offset_minutes) +
             " lies in the future: only what has happened can be recorded "
             "(rule occurred_in_future)"};
-    return IngestError{ledger::Status(ledger::Code::kInvalid, breach.message), breach};
+    return done(IngestError{ledger::Status(ledger::Code::kInvalid, breach.message), breach});
   }
-  auto stored = ledger_.FindEventId(event.event_id);
-  if (!stored.ok()) return FromStatus(stored.status());
-  if (!IsAppStream(event) || stored->has_value()) {
-    // Not an application stream (no workflow rules), or a retry the ledger answers by itself.
-    auto appended = ledger_.Append(ToAppendRequest(std::move(event)));
-    if (!appended.ok()) return FromStatus(appended.status());
-    return IngestOutcome{appended->events.front(), {}};
+  auto attempt = std::make_shared<Attempt>(
+      Attempt{std::move(event), std::move(principal), std::move(done), 0});
+  if (!IsAppStream(attempt->event)) {
+    // No workflow rules and no application org: only the role decides.
+    if (attempt->principal) {
+      if (auto refusal = CheckAppend(*attempt->principal, attempt->event, "")) {
+        return attempt->done(Forbidden(std::move(*refusal)));
+      }
+    }
+    return ledger_.AppendAsync(ToAppendRequest(attempt->event),
+                               [attempt](ledger::Result<ledger::AppendResult> appended) {
+                                 if (!appended.ok()) {
+                                   return attempt->done(FromStatus(appended.status()));
+                                 }
+                                 attempt->done(IngestOutcome{appended->events.front(), {}});
+                               });
   }
+  Judge(std::move(attempt));
+}
 
-  const std::optional<int64_t> client_expected = event.expected_version;
-  for (int attempt = 0; attempt < kJudgeRetriesMax; ++attempt) {
-    auto facts = StoredFacts(event.stream);
-    if (!facts.ok()) return FromStatus(facts.status());
-    auto& [workflow, version] = *facts;
-    if (client_expected && *client_expected != version) {
-      return FromStatus(ledger::Status(ledger::Code::kVersionConflict,
-                                       "stream " + event.stream + " is at version " +
-                                           std::to_string(version) + ", expected " +
-                                           std::to_string(*client_expected))
-                            .WithCurrentVersion(version));
-    }
-    domain::Verdict verdict = domain::Judge(workflow, event.type, event.payload);
-    if (!verdict.valid()) {
-      return IngestError{ledger::Status(ledger::Code::kInvalid, verdict.invalid->message),
-                         verdict.invalid};
-    }
-    ledger::AppendRequest request = ToAppendRequest(event);
-    request.expected_version = version;  // the version the judgement was made on
-    auto appended = ledger_.Append(std::move(request));
-    if (appended.ok()) return IngestOutcome{appended->events.front(), verdict.violations};
-    if (appended.status().code() != ledger::Code::kVersionConflict || client_expected) {
-      return FromStatus(appended.status());
-    }
-    // Another writer appended to this stream after we read it: judge again on the new facts.
+// Judges an application event on its stream as stored and appends it with the version judged on.
+// Runs on the caller's thread first and on the completer thread after a lost race.
+void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
+  const domain::ClientEvent& event = attempt->event;
+  if (++attempt->judgements > kJudgeRetriesMax) {
+    return attempt->done(FromStatus(ledger::Status(
+        ledger::Code::kBusy, "stream " + event.stream + " kept changing while being judged")));
   }
-  return FromStatus(ledger::Status(ledger::Code::kBusy,
-                                   "stream " + event.stream + " kept changing while being judged"));
+  auto stored = ReadFacts(event.stream);
+  if (!stored.ok()) return attempt->done(FromStatus(stored.status()));
+  if (attempt->principal) {
+    if (auto refusal = CheckAppend(*attempt->principal, event, stored->org)) {
+      return attempt->done(Forbidden(std::move(*refusal)));
+    }
+  }
+  auto retry_of = ledger_.FindEventId(event.event_id);
+  if (!retry_of.ok()) return attempt->done(FromStatus(retry_of.status()));
+  if (retry_of->has_value()) {
+    // A retry: the ledger answers it with the original position (or duplicate_mismatch).
+    return ledger_.AppendAsync(ToAppendRequest(event),
+                               [attempt](ledger::Result<ledger::AppendResult> appended) {
+                                 if (!appended.ok()) {
+                                   return attempt->done(FromStatus(appended.status()));
+                                 }
+                                 attempt->done(IngestOutcome{appended->events.front(), {}});
+                               });
+  }
+  const int64_t version = stored->version;
+  if (event.expected_version && *event.expected_version != version) {
+    return attempt->done(FromStatus(ledger::Status(ledger::Code::kVersionConflict,
+                                                   "stream " + event.stream + " is at version " +
+                                                       std::to_string(version) + ", expected " +
+                                                       std::to_string(*event.expected_version))
+                                        .WithCurrentVersion(version)));
+  }
+  domain::Verdict verdict = domain::Judge(stored->facts, event.type, event.payload);
+  if (!verdict.valid()) {
+    return attempt->done(IngestError{
+        ledger::Status(ledger::Code::kInvalid, verdict.invalid->message), verdict.invalid});
+  }
+  ledger::AppendRequest request = ToAppendRequest(event);
+  request.expected_version = version;  // the version the judgement was made on
+  ledger_.AppendAsync(
+      std::move(request), [this, attempt, violations = std::move(verdict.violations)](
+                              ledger::Result<ledger::AppendResult> appended) mutable {
+        if (appended.ok()) {
+          return attempt->done(IngestOutcome{appended->events.front(), std::move(violations)});
+        }
+        if (appended.status().code() == ledger::Code::kVersionConflict &&
+            !attempt->event.expected_version) {
+          // Another writer appended to this stream after we read it: judge again on the new
+          // facts.
+          return Judge(std::move(attempt));
+        }
+        attempt->done(FromStatus(appended.status()));
+      });
 }
 
 }  // namespace gridledger::ingest

@@ -13,11 +13,14 @@
 #pragma once
 
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "domain/event_json.h"
 #include "domain/workflow.h"
+#include "ingest/auth.h"
 #include "ledger/ledger.h"
 
 namespace gridledger::ingest {
@@ -34,20 +37,39 @@ struct IngestOutcome {
 
 // Why an event was refused: a ledger status (version_conflict, busy, …) or a workflow rule.
 struct IngestError {
-  ledger::Status status;                   // kInvalid for workflow rules
+  ledger::Status status;                   // kInvalid for workflow rules and refusals by role
   std::optional<domain::RuleBreach> rule;  // set when a workflow rule refused the event
+  bool forbidden = false;                  // the principal may not append this event
 };
+
+using IngestAnswer = std::variant<IngestOutcome, IngestError>;
 
 class Ingestor {
  public:
   // `now_us`: the clock that bounds occurred_at; default the system clock.
   explicit Ingestor(ledger::Ledger& ledger, std::function<int64_t()> now_us = {});
 
-  std::variant<IngestOutcome, IngestError> Append(domain::ClientEvent event);
+  // Appends one event. With a `principal`, the event must also be one that principal may append
+  // (ingest/auth.h CheckAppend, judged on the application's org as stored); refusals by role
+  // come back with `forbidden` set and change nothing.
+  IngestAnswer Append(domain::ClientEvent event, const Principal* principal = nullptr);
+
+  // The same without waiting for the commit: `done` is called exactly once, on the calling
+  // thread when the event is refused before reaching the ledger, otherwise on the ledger's
+  // completer thread (where a lost race is re-judged). `done` must not block.
+  void AppendAsync(domain::ClientEvent event, std::optional<Principal> principal,
+                   std::function<void(IngestAnswer)> done);
 
  private:
+  struct Attempt;
+  struct StoredStream {
+    domain::WorkflowFacts facts;
+    int64_t version = ledger::kNoStream;
+    std::string org;  // the actor org of the stream's first event ("" when none)
+  };
   // The workflow facts of `stream` as stored, and the stream's version they reflect.
-  ledger::Result<std::pair<domain::WorkflowFacts, int64_t>> StoredFacts(const std::string& stream);
+  ledger::Result<StoredStream> ReadFacts(const std::string& stream);
+  void Judge(std::shared_ptr<Attempt> attempt);
 
   ledger::Ledger& ledger_;
   std::function<int64_t()> now_us_;

@@ -1,0 +1,97 @@
+// Authentication and roles. A principal is who a bearer token stands for (id, role, org); the
+// tokens file stores only SHA-256 of each token. Authorization is a pure decision on the
+// principal, the action and — for appends — the event and the org of the application it touches.
+// The matrix (domain.md "Roles") is documented in ingest/README.md and tabled in auth.cc.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "domain/event_json.h"
+#include "ledger/status.h"
+
+namespace gridledger::ingest {
+
+// Bounds of the tokens file and of what a client may present, so neither a hostile header nor a
+// runaway file can make authentication do unbounded work.
+inline constexpr size_t kTokenBytesMax = 256;       // a presented token; longer is unknown
+inline constexpr size_t kTokenLineBytesMax = 1024;  // one line of the tokens file
+inline constexpr size_t kTokensMax = 100000;        // lines with a token in one file
+inline constexpr size_t kTokenRandomBytes = 32;     // NewToken's entropy (64 hex characters)
+static_assert(kTokenRandomBytes * 2 <= kTokenBytesMax, "a new token must be presentable");
+
+enum class Role { kClerk, kInspector, kCallbackAgent, kDirector, kAuditor, kReader, kAdmin };
+
+// "clerk", "inspector", "callback_agent", "director", "auditor", "reader", "admin".
+std::optional<Role> ParseRole(std::string_view name);
+std::string_view RoleName(Role role);
+
+struct Principal {
+  std::string id;
+  Role role = Role::kReader;
+  std::string org;
+  bool operator==(const Principal&) const = default;
+};
+
+// What a request does other than appending events.
+enum class Access {
+  kReadLog,    // stored events by position or by stream (GET /v1/events, /v1/streams, TCP read)
+  kSubscribe,  // catch-up subscriptions (TCP subscribe)
+  kReadApplication,  // one application's state or evidence (personal data: the read is recorded)
+  kReadReports,      // overdue lists and KPI tables
+  kVerify,           // verify, digest
+  kImport,           // bulk import (each row is still checked as an append)
+  kAdmin,            // tokens, profiles, calendar
+};
+
+// nullopt when allowed; otherwise one sentence saying why not (answered as 403 / a forbidden
+// frame). `org`: the org unit the request is about ("" = all orgs or not org-specific).
+std::optional<std::string> CheckAccess(const Principal& principal, Access access,
+                                       std::string_view org = "");
+
+// nullopt when `principal` may append `event`. The event's actor must equal the principal (id,
+// role and org); the role must be allowed the event's type; org-bound roles write only their own
+// org's applications. `app_org`: the org of the application the event belongs to (the actor org of
+// its ApplicationAccepted), "" for a new application or a stream that is not an application.
+std::optional<std::string> CheckAppend(const Principal& principal, const domain::ClientEvent& event,
+                                       std::string_view app_org);
+
+// Bearer tokens → principals. The file is JSON Lines, one token per line:
+//   {"sha256":"<64 hex>","id":"S1001","role":"clerk","org":"KM.XS"}
+// Blank lines and lines starting with '#' are ignored; anything else malformed fails Load with the
+// line number. id and org are 1..64 of [A-Za-z0-9._:-] (what an event's actor may hold), so every
+// principal can write the SensitiveDataAccessed of its own reads to staff/<id>.
+// Not thread-safe for writes; a loaded store is immutable and may be read from any thread.
+class TokenStore {
+ public:
+  TokenStore() = default;
+  // Errors: kNotFound (no such file), kIoError (unreadable), kCorruption (a malformed line, a
+  // duplicate id or hash, more than kTokensMax tokens; the message names the line).
+  static ledger::Result<TokenStore> Load(const std::string& path);
+
+  // The principal of `token`, or nullopt for an unknown token.
+  std::optional<Principal> Authenticate(std::string_view token) const;
+  size_t size() const { return by_hash_.size(); }
+
+  // Adds a principal in memory (tests, and Load).
+  void Insert(const std::string& token_sha256_hex, Principal principal);
+
+  // A new random token: 32 bytes from OpenSSL's RAND_bytes, hex encoded (64 chars).
+  static std::string NewToken();
+  // Lower-case hex SHA-256 of a token.
+  static std::string Sha256Hex(std::string_view token);
+  // Appends one line to `path` (created with mode 0600 when missing); refuses a duplicate id.
+  // Errors: kInvalid (bad id, org or hash; the id or hash is already in the file), kCorruption
+  // (the existing file does not Load), kIoError. Concurrent Adds to one file are serialized by an
+  // exclusive flock, so two of them cannot both pass the duplicate check.
+  static ledger::Status Add(const std::string& path, const Principal& principal,
+                            const std::string& token_sha256_hex);
+
+ private:
+  std::unordered_map<std::string, Principal> by_hash_;
+};
+
+}  // namespace gridledger::ingest
