@@ -116,6 +116,28 @@ int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& 
   return kExitOk;
 }
 
+void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEvent>& events,
+                  std::ostream& out) {
+  out << "history of " << stream << " (" << events.size() << " events)\n";
+  out << std::left << std::setw(8) << "pos" << std::setw(4) << "ver" << std::setw(27)
+      << "occurred_at" << std::setw(27) << "recorded_at" << std::setw(24) << "type" << std::setw(22)
+      << "actor"
+      << "data\n";
+  for (const ledger::StoredEvent& event : events) {
+    json shown = ingest::StoredEventToJson(event);
+    std::string recorded = shown["recorded_at"].get<std::string>();
+    if (size_t dot = recorded.find('.'); dot != std::string::npos) {
+      recorded.erase(dot, recorded.find_first_of("+-Z", dot) - dot);  // seconds are enough here
+    }
+    std::string actor = event.actor.id + "/" + event.actor.role;
+    out << std::left << std::setw(8) << event.position << std::setw(4) << event.version
+        << std::setw(27) << shown["occurred_at"].get<std::string>() << std::setw(27) << recorded
+        << std::setw(24) << event.type << std::setw(22) << Shorten(actor, 21)
+        << Shorten(shown["data"].dump(), 60) << "\n";
+  }
+  out << "last hash " << ledger::ToHex(events.back().hash) << "\n";
+}
+
 int History(const std::string& data_dir, const std::string& stream, std::ostream& out) {
   auto ledger = OpenOrReport(data_dir, out);
   if (!ledger) return kExitFailure;
@@ -128,24 +150,7 @@ int History(const std::string& data_dir, const std::string& stream, std::ostream
     out << "stream " << stream << " has no events\n";
     return kExitRejected;
   }
-  out << "history of " << stream << " (" << events->size() << " events)\n";
-  out << std::left << std::setw(8) << "pos" << std::setw(4) << "ver" << std::setw(27)
-      << "occurred_at" << std::setw(27) << "recorded_at" << std::setw(24) << "type" << std::setw(22)
-      << "actor"
-      << "data\n";
-  for (const ledger::StoredEvent& event : *events) {
-    json shown = ingest::StoredEventToJson(event);
-    std::string recorded = shown["recorded_at"].get<std::string>();
-    if (size_t dot = recorded.find('.'); dot != std::string::npos) {
-      recorded.erase(dot, recorded.find_first_of("+-Z", dot) - dot);  // seconds are enough here
-    }
-    std::string actor = event.actor.id + "/" + event.actor.role;
-    out << std::left << std::setw(8) << event.position << std::setw(4) << event.version
-        << std::setw(27) << shown["occurred_at"].get<std::string>() << std::setw(27) << recorded
-        << std::setw(24) << event.type << std::setw(22) << Shorten(actor, 21)
-        << Shorten(shown["data"].dump(), 60) << "\n";
-  }
-  out << "last hash " << ledger::ToHex(events->back().hash) << "\n";
+  PrintHistory(stream, *events, out);
   return kExitOk;
 }
 

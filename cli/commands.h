@@ -6,6 +6,9 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "ledger/event.h"
 
 namespace gridledger::cli {
 
@@ -22,6 +25,9 @@ struct ReadOptions {
 
 int Append(const std::string& data_dir, const std::string& file, std::ostream& out);
 int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& out);
+// The readable table of `history` (non-empty `events` of one stream).
+void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEvent>& events,
+                  std::ostream& out);
 int History(const std::string& data_dir, const std::string& stream, std::ostream& out);
 int Verify(const std::string& data_dir, std::ostream& out);
 int DigestCommand(const std::string& data_dir, std::optional<uint64_t> at, std::ostream& out);

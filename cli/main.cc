@@ -5,7 +5,10 @@
 
 #include "commands.h"
 #include "demo_command.h"
+#include "import_command.h"
 #include "projection_commands.h"
+#include "server_commands.h"
+#include "token_command.h"
 
 int main(int argc, char** argv) {
   using namespace gridledger::cli;
@@ -14,8 +17,13 @@ int main(int argc, char** argv) {
   DataOptions data{"", DefaultCalendarDir(), DefaultProfilePath()};
   std::string& data_dir = data.data_dir;
   app.add_option("--data", data_dir, "data directory of an embedded ledger")
-      ->required()
       ->envname("GRIDLEDGER_DATA");
+  RemoteOptions remote;
+  app.add_option("--server", remote.server,
+                 "a running ledgerd's TCP address (HOST:PORT) instead of --data")
+      ->envname("GRIDLEDGER_SERVER");
+  app.add_option("--token", remote.token, "bearer token for --server (ledgerctl token add)")
+      ->envname("GRIDLEDGER_TOKEN");
   app.add_option("--calendar", data.calendar_dir, "directory of working-day calendar year files")
       ->capture_default_str();
   app.add_option("--profile", data.profile_path, "SLA time-limit profile (JSON)")
@@ -86,7 +94,67 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   demo->add_option("--seed", demo_seed, "random seed (same seed, same log)")->capture_default_str();
 
+  std::string import_file;
+  std::string import_format;
+  auto* import = app.add_subcommand("import", "bulk import of a JSONL or CSV file (idempotent)");
+  import->add_option("file", import_file, "JSONL or CSV file (see ingest/IMPORT.md)")->required();
+  import->add_option("--format", import_format, "jsonl or csv (default: by file extension)")
+      ->check(CLI::IsMember({"jsonl", "csv"}));
+
+  std::string tokens_file;
+  std::string token_id;
+  std::string token_role;
+  std::string token_org;
+  auto* token = app.add_subcommand("token", "bearer tokens of ledgerd");
+  token->require_subcommand(1);
+  auto* token_add =
+      token->add_subcommand("add", "make a new token; prints it once, stores its hash");
+  token_add->add_option("--tokens", tokens_file, "tokens file of ledgerd (created when missing)")
+      ->required();
+  token_add->add_option("--id", token_id, "principal id, e.g. S1001")->required();
+  token_add
+      ->add_option("--role", token_role,
+                   "clerk, inspector, callback_agent, director, auditor, reader or admin")
+      ->required();
+  token_add->add_option("--org", token_org, "org unit, e.g. KM.XS")->required();
+
+  SubscribeCommandOptions subscribe_options;
+  auto* subscribe =
+      app.add_subcommand("subscribe", "events from a position as JSON lines (needs --server)");
+  subscribe->add_option("--from", subscribe_options.from_position, "first position")
+      ->capture_default_str();
+  subscribe->add_option("--prefix", subscribe_options.stream_prefix,
+                        "only streams with this prefix");
+  subscribe->add_option("--type", subscribe_options.types, "only these event types (repeatable)");
+  subscribe->add_flag("--follow", subscribe_options.follow,
+                      "keep following new events (default: stop at the head)");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (*token_add) {
+    return TokenAddCommand(tokens_file, token_id, token_role, token_org, std::cout, std::cerr);
+  }
+  if (!remote.server.empty()) {
+    if (*append) return RemoteAppend(remote, append_file, std::cout);
+    if (*read) {
+      if (*from_option) read_options.from_position = from_position;
+      return RemoteRead(remote, read_options, std::cout);
+    }
+    if (*history) return RemoteHistory(remote, history_stream, std::cout);
+    if (*subscribe) return RemoteSubscribe(remote, subscribe_options, std::cout);
+    std::cerr << "ledgerctl: with --server, use append, read, history or subscribe; the other "
+                 "queries are ledgerd's HTTP API (server/openapi.json), e.g. GET /v1/apps/ID\n";
+    return kExitFailure;
+  }
+  if (*subscribe) {
+    std::cerr << "ledgerctl: subscribe needs --server HOST:PORT of a running ledgerd\n";
+    return kExitFailure;
+  }
+  if (data_dir.empty()) {
+    std::cerr << "ledgerctl: --data DIR (or GRIDLEDGER_DATA) is required for this command\n";
+    return kExitFailure;
+  }
+  if (*import) return ImportCommand(data, import_file, import_format, std::cout, std::cerr);
 
   if (*append) return Append(data_dir, append_file, std::cout);
   if (*read) {

@@ -14,6 +14,7 @@
 #include "projections/application.h"
 #include "projections/engine.h"
 #include "projections/kpi.h"
+#include "projections/queries.h"
 
 namespace gridledger::cli {
 
@@ -27,44 +28,18 @@ int Fail(std::ostream& out, const std::string& code, const std::string& message,
   return exit_code;
 }
 
-std::string AppStream(const std::string& id) { return id.starts_with("app/") ? id : "app/" + id; }
-
 std::string TimeText(int64_t unix_us) {
   return domain::FormatTimestamp(unix_us, ingest::kLocalOffsetMinutes);
 }
 
-// The clock as it stood at date `day`: later ends, stops and pauses had not happened yet.
-std::optional<projections::Clock> ClockAsOf(const projections::Clock& clock, domain::Date day) {
-  if (clock.start > day) return std::nullopt;
-  projections::Clock at = clock;
-  if (at.end && *at.end > day) {
-    at.end.reset();
-    at.end_position = 0;
-    at.stopped_by.reset();
-  }
-  std::erase_if(at.pauses, [&](const projections::PauseInterval& p) { return p.from > day; });
-  for (auto& pause : at.pauses) {
-    if (pause.to && *pause.to > day) {
-      pause.to.reset();
-      pause.to_position = 0;
-    }
-  }
-  return at;
-}
-
-struct OverdueRow {
-  std::string stream;
-  std::string org;
-  projections::ClockView view;
-};
-
-void PrintOverdueTable(const std::vector<OverdueRow>& rows, int64_t at_us, std::ostream& out) {
+void PrintOverdueTable(const std::vector<projections::OverdueRow>& rows, int64_t at_us,
+                       std::ostream& out) {
   out << rows.size() << " overdue clocks at " << TimeText(at_us) << "\n";
   out << std::left << std::setw(24) << "application" << std::setw(10) << "org" << std::setw(23)
       << "clock" << std::setw(12) << "start" << std::setw(12) << "deadline" << std::setw(9)
       << "elapsed" << std::setw(7) << "limit" << std::setw(9) << "overdue"
       << "level\n";
-  for (const OverdueRow& row : rows) {
+  for (const auto& row : rows) {
     out << std::left << std::setw(24) << row.stream << std::setw(10) << row.org << std::setw(23)
         << domain::SlaClockName(row.view.name) << std::setw(12) << row.view.start.ToString()
         << std::setw(12) << (row.view.deadline ? row.view.deadline->ToString() : "?")
@@ -72,20 +47,6 @@ void PrintOverdueTable(const std::vector<OverdueRow>& rows, int64_t at_us, std::
         << row.view.limit_days.value_or(0) << std::setw(9) << row.view.overdue_days
         << row.view.escalation_level << "\n";
   }
-}
-
-json OverdueJson(const OverdueRow& row) {
-  return {{"stream", row.stream},
-          {"org", row.org},
-          {"clock", domain::SlaClockName(row.view.name)},
-          {"attempt", row.view.attempt},
-          {"start", row.view.start.ToString()},
-          {"deadline", row.view.deadline ? json(row.view.deadline->ToString()) : json(nullptr)},
-          {"elapsed_working_days", row.view.elapsed_working_days},
-          {"paused_working_days", row.view.paused_working_days},
-          {"limit", row.view.limit_days.value_or(0)},
-          {"overdue_days", row.view.overdue_days},
-          {"escalation_level", row.view.escalation_level}};
 }
 
 }  // namespace
@@ -106,27 +67,15 @@ int AppCommand(const DataOptions& options, const std::string& id,
   if (!at_us) {
     return Fail(out, "invalid", "--at / --as-of take YYYY-MM-DD or RFC 3339", kExitRejected);
   }
-  const std::string stream = AppStream(id);
-  auto events = context->ledger->ReadStream(stream);
-  if (!events.ok()) return Fail(out, "io_error", events.status().message(), kExitFailure);
-  uint64_t position_max = context->ledger->Head();
-  if (as_of) {
-    auto position = context->ledger->PositionAt(as_of_us);
-    if (!position.ok()) return Fail(out, "io_error", position.status().message(), kExitFailure);
-    position_max = *position;
-  }
-  std::erase_if(*events, [&](const auto& event) { return event.position > position_max; });
-  if (events->empty()) {
+  const std::string stream = projections::AppStream(id);
+  auto shown = projections::AppView(*context->ledger, stream, at ? at_us : std::nullopt,
+                                    as_of ? std::optional<int64_t>(as_of_us) : std::nullopt, *at_us,
+                                    context->calendar, context->profile);
+  if (!shown.ok()) return Fail(out, "io_error", shown.status().message(), kExitFailure);
+  if (!shown->has_value()) {
     return Fail(out, "not_found", "no events of " + stream + " at that time", kExitRejected);
   }
-  // Without --at, an as-of view is evaluated at the as-of time: what the system showed then.
-  int64_t evaluate_at = at ? *at_us : (as_of ? as_of_us : *at_us);
-  projections::ApplicationState state =
-      projections::FoldStream(*events, projections::OccurredBy(evaluate_at));
-  json shown = projections::ToJson(state, context->calendar, context->profile, evaluate_at);
-  shown["evaluated_at"] = TimeText(evaluate_at);
-  if (as_of) shown["as_of_position"] = position_max;
-  out << shown.dump() << "\n";
+  out << (*shown)->dump() << "\n";
   return kExitOk;
 }
 
@@ -143,28 +92,12 @@ int OverdueCommand(const DataOptions& options, const std::optional<std::string>&
   bar.Finish();
   if (!caught_up.ok()) return Fail(out, "io_error", caught_up.message(), kExitFailure);
 
-  const domain::Date day = domain::LocalDateOf(*at_us);
-  std::vector<OverdueRow> rows;
-  ledger::Status scanned = engine.ForEachApplication([&](const projections::ApplicationState& s) {
-    if (org && s.org != *org) return true;
-    for (const projections::Clock& clock : s.clocks) {
-      std::optional<projections::Clock> then = ClockAsOf(clock, day);
-      if (!then || !then->open()) continue;
-      projections::ClockView view = projections::Evaluate(
-          *then, context->calendar, context->profile, s.facts.customer_class, *at_us);
-      if (view.state == projections::ClockState::kOverdue) rows.push_back({s.stream, s.org, view});
-    }
-    return true;
-  });
-  if (!scanned.ok()) return Fail(out, "io_error", scanned.message(), kExitFailure);
-  std::stable_sort(rows.begin(), rows.end(), [](const OverdueRow& a, const OverdueRow& b) {
-    return std::tie(b.view.escalation_level, b.view.overdue_days) <
-           std::tie(a.view.escalation_level, a.view.overdue_days);
-  });
+  auto rows = projections::OverdueAt(engine, *at_us, org, context->calendar, context->profile);
+  if (!rows.ok()) return Fail(out, "io_error", rows.status().message(), kExitFailure);
   if (table) {
-    PrintOverdueTable(rows, *at_us, out);
+    PrintOverdueTable(*rows, *at_us, out);
   } else {
-    for (const OverdueRow& row : rows) out << OverdueJson(row).dump() << "\n";
+    for (const auto& row : *rows) out << projections::OverdueJson(row).dump() << "\n";
   }
   return kExitOk;
 }
@@ -236,10 +169,11 @@ int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostr
   std::unique_ptr<projections::Engine> engine;
   std::optional<Context> context = OpenCaughtUp(options, &engine);
   if (!context) return kExitFailure;
-  auto evidence = engine->Evidence(AppStream(id));
+  auto evidence = engine->Evidence(projections::AppStream(id));
   if (!evidence.ok()) return Fail(out, "io_error", evidence.status().message(), kExitFailure);
   if (!evidence->has_value()) {
-    return Fail(out, "not_found", "no evidence recorded for " + AppStream(id), kExitRejected);
+    return Fail(out, "not_found", "no evidence recorded for " + projections::AppStream(id),
+                kExitRejected);
   }
   out << projections::ToJson(**evidence).dump() << "\n";
   return kExitOk;

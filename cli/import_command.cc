@@ -1,0 +1,123 @@
+#include "import_command.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "ingest/event_codec.h"
+#include "ingest/import.h"
+#include "ingest/ingestor.h"
+#include "ledger/ledger.h"
+#include "projections/engine.h"
+
+namespace gridledger::cli {
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+std::optional<ingest::ImportFormat> ChooseFormat(const std::string& file, const std::string& format,
+                                                 std::ostream& err) {
+  if (!format.empty()) {
+    auto parsed = ingest::ParseImportFormat(format);
+    if (!parsed) err << "ledgerctl: unknown import format \"" << format << "\": jsonl or csv\n";
+    return parsed;
+  }
+  auto by_extension = ingest::ImportFormatOfPath(file);
+  if (!by_extension) {
+    err << "ledgerctl: cannot tell the format of " << file
+        << " by its extension (.jsonl, .ndjson, .csv): give --format jsonl|csv\n";
+  }
+  return by_extension;
+}
+
+// The input's size for the progress bar; 0 when unknown (stdin, a pipe).
+uint64_t SizeOf(const std::string& file) {
+  std::error_code error;
+  if (file == "-" || !std::filesystem::is_regular_file(file, error)) return 0;
+  const uintmax_t size = std::filesystem::file_size(file, error);
+  return error ? 0 : static_cast<uint64_t>(size);
+}
+
+json RejectedLine(const ingest::ImportRowOutcome& row) {
+  json line = {{"ok", false}, {"line", row.line}};
+  if (!row.stream.empty()) line["stream"] = row.stream;
+  if (!row.event_id.empty()) line["event_id"] = row.event_id;
+  line["error"] = ingest::RejectionJson(*row.rejection);
+  return line;
+}
+
+json SummaryLine(const ingest::ImportSummary& summary) {
+  return {{"ok", summary.ok()},           {"rows", summary.rows},
+          {"accepted", summary.accepted}, {"duplicates", summary.duplicates},
+          {"rejected", summary.rejected}, {"with_violations", summary.with_violations}};
+}
+
+}  // namespace
+
+int ImportCommand(const DataOptions& data, const std::string& file, const std::string& format,
+                  std::ostream& out, std::ostream& err) {
+  const std::optional<ingest::ImportFormat> chosen = ChooseFormat(file, format, err);
+  if (!chosen) return kExitFailure;
+  std::ifstream file_stream;
+  if (file != "-") {
+    file_stream.open(file, std::ios::binary);
+    if (!file_stream) {
+      err << "ledgerctl: cannot read " << file << "\n";
+      return kExitFailure;
+    }
+  }
+  std::istream& in = file == "-" ? std::cin : file_stream;
+
+  ledger::Options options;
+  options.side_families = projections::SideFamilies();
+  auto opened = ledger::Ledger::Open(data.data_dir, options);
+  if (!opened.ok()) {
+    out << json{{"ok", false}, {"error", ingest::ErrorJson(opened.status())}}.dump() << "\n";
+    err << "ledgerctl: " << opened.status().message() << "\n";
+    return kExitFailure;
+  }
+  std::unique_ptr<ledger::Ledger> ledger = std::move(opened).value();
+  // Projections follow inline: their states land in the same synced batch as the events.
+  projections::Engine engine(*ledger);
+  ledger::Status attached = engine.Attach();
+  if (!attached.ok()) {
+    err << "ledgerctl: projections: " << attached.message() << "\n";
+    return kExitFailure;
+  }
+
+  ingest::Ingestor ingestor(*ledger);
+  ingest::Importer importer(
+      [&ingestor](domain::ClientEvent event) { return ingestor.Append(std::move(event)); });
+  ProgressBar bar("importing");
+  const ingest::ImportSummary summary = importer.Run(
+      in, *chosen,
+      [&out](const ingest::ImportRowOutcome& row) {
+        if (row.rejection) out << RejectedLine(row).dump() << "\n";
+      },
+      [&bar](const ingest::ImportProgress& progress) {
+        bar.Update(progress.bytes_done, progress.bytes_total);
+      },
+      SizeOf(file));
+  bar.Finish();
+
+  if (summary.failure) {
+    const ingest::ImportFailure& failure = *summary.failure;
+    err << "ledgerctl: " << file << ":" << failure.line << ": " << failure.message << "\n";
+    json error = {{"code", failure.rule == "bad_header" ? "invalid" : "io_error"},
+                  {"rule", failure.rule},
+                  {"message", failure.message}};
+    out << json{{"ok", false}, {"line", failure.line}, {"error", std::move(error)}}.dump() << "\n";
+  }
+  out << SummaryLine(summary).dump() << "\n";
+  if (summary.failure && summary.failure->rule != "bad_header") return kExitFailure;
+  return summary.ok() ? kExitOk : kExitRejected;
+}
+
+}  // namespace gridledger::cli

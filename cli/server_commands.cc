@@ -1,0 +1,204 @@
+#include "server_commands.h"
+
+#include <fstream>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "client/client.h"
+#include "ingest/event_codec.h"
+
+namespace gridledger::cli {
+
+namespace {
+
+using nlohmann::json;
+
+// Lines sent per append request: fewer round trips than one per line, well under the server's
+// batch limit, and a refused request costs little to report.
+constexpr size_t kLinesPerRequest = 100;
+
+json ErrorJson(const client::Error& error) {
+  json body = {{"code", error.code}, {"message", error.message}};
+  if (!error.field.empty()) body["field"] = error.field;
+  if (!error.rule.empty()) body["rule"] = error.rule;
+  if (error.current_version) body["current_version"] = *error.current_version;
+  return body;
+}
+
+std::unique_ptr<client::Client> Connect(const RemoteOptions& remote) {
+  size_t colon = remote.server.rfind(':');
+  if (colon == std::string::npos || colon + 1 == remote.server.size()) {
+    std::cerr << "ledgerctl: --server takes HOST:PORT, not " << remote.server << "\n";
+    return nullptr;
+  }
+  int port = 0;
+  try {
+    port = std::stoi(remote.server.substr(colon + 1));
+  } catch (const std::exception&) {
+    port = -1;
+  }
+  if (port <= 0 || port > 65535) {
+    std::cerr << "ledgerctl: bad port in --server " << remote.server << "\n";
+    return nullptr;
+  }
+  client::Options options;
+  options.client_name = "ledgerctl";
+  auto connected = client::Client::Connect(remote.server.substr(0, colon),
+                                           static_cast<uint16_t>(port), remote.token, options);
+  if (!connected.ok()) {
+    std::cerr << "ledgerctl: " << remote.server << ": " << connected.error().ToString() << "\n";
+    return nullptr;
+  }
+  return std::move(connected).value();
+}
+
+bool Blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
+
+}  // namespace
+
+int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostream& out) {
+  std::ifstream file_stream;
+  if (file != "-") {
+    file_stream.open(file);
+    if (!file_stream) {
+      std::cerr << "ledgerctl: cannot read " << file << "\n";
+      return kExitFailure;
+    }
+  }
+  std::istream& in = file == "-" ? std::cin : file_stream;
+  auto connection = Connect(remote);
+  if (!connection) return kExitFailure;
+  bool any_rejected = false;
+  std::vector<std::string> lines;
+  std::vector<uint64_t> line_numbers;
+  auto flush = [&]() -> bool {
+    if (lines.empty()) return true;
+    auto results = connection->Append(lines);
+    if (!results.ok()) {
+      // The whole request was refused (or the connection failed): report every line with it.
+      for (uint64_t number : line_numbers) {
+        out << json{{"ok", false}, {"line", number}, {"error", ErrorJson(results.error())}}.dump()
+            << "\n";
+      }
+      any_rejected = true;
+      lines.clear();
+      line_numbers.clear();
+      return results.error().code != "io" && results.error().code != "protocol";
+    }
+    for (size_t i = 0; i < results->size(); ++i) {
+      const client::AppendResult& result = (*results)[i];
+      if (!result.ok()) {
+        any_rejected = true;
+        out << json{{"ok", false}, {"line", line_numbers[i]}, {"error", ErrorJson(*result.error)}}
+                   .dump()
+            << "\n";
+        continue;
+      }
+      json shown = {{"ok", true},
+                    {"position", result.position},
+                    {"stream", result.stream},
+                    {"version", result.version},
+                    {"duplicate", result.duplicate}};
+      if (!result.violations.empty()) shown["violations"] = result.violations;
+      out << shown.dump() << "\n";
+    }
+    lines.clear();
+    line_numbers.clear();
+    return true;
+  };
+  std::string line;
+  uint64_t number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    if (Blank(line)) continue;
+    lines.push_back(line);
+    line_numbers.push_back(number);
+    if (lines.size() == kLinesPerRequest && !flush()) return kExitFailure;
+  }
+  if (!flush()) return kExitFailure;
+  return any_rejected ? kExitRejected : kExitOk;
+}
+
+int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ostream& out) {
+  auto connection = Connect(remote);
+  if (!connection) return kExitFailure;
+  uint64_t remaining = options.limit;
+  uint64_t next = options.stream ? options.from_version : options.from_position.value_or(1);
+  while (remaining > 0) {
+    const uint32_t page = static_cast<uint32_t>(std::min<uint64_t>(remaining, 1000));
+    auto read = options.stream ? connection->ReadStream(*options.stream, next, page)
+                               : connection->Read(next, page);
+    if (!read.ok()) {
+      std::cerr << "ledgerctl: " << read.error().ToString() << "\n";
+      return read.error().code == "forbidden" || read.error().code == "invalid" ? kExitRejected
+                                                                                : kExitFailure;
+    }
+    for (const auto& event : read->events) out << ingest::StoredEventToJson(event).dump() << "\n";
+    if (read->events.empty()) break;
+    remaining -= std::min<uint64_t>(remaining, read->events.size());
+    next = read->next;
+  }
+  return kExitOk;
+}
+
+int RemoteHistory(const RemoteOptions& remote, const std::string& stream, std::ostream& out) {
+  auto connection = Connect(remote);
+  if (!connection) return kExitFailure;
+  std::vector<ledger::StoredEvent> events;
+  uint64_t next = 0;
+  for (;;) {
+    auto read = connection->ReadStream(stream, next);
+    if (!read.ok()) {
+      std::cerr << "ledgerctl: " << read.error().ToString() << "\n";
+      return kExitFailure;
+    }
+    if (read->events.empty()) break;
+    for (auto& event : read->events) events.push_back(std::move(event));
+    next = read->next;
+  }
+  if (events.empty()) {
+    out << "stream " << stream << " has no events\n";
+    return kExitRejected;
+  }
+  PrintHistory(stream, events, out);
+  return kExitOk;
+}
+
+int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& options,
+                    std::ostream& out) {
+  auto connection = Connect(remote);
+  if (!connection) return kExitFailure;
+  client::SubscribeOptions subscribe;
+  subscribe.from_position = options.from_position;
+  subscribe.stream_prefix = options.stream_prefix;
+  subscribe.types = options.types;
+  auto subscription = connection->Subscribe(subscribe);
+  if (!subscription.ok()) {
+    std::cerr << "ledgerctl: " << subscription.error().ToString() << "\n";
+    return kExitFailure;
+  }
+  const uint64_t stop_after = (*subscription)->head_at_start();
+  for (;;) {
+    if (!options.follow && (*subscription)->next_position() > stop_after) break;
+    auto frame = (*subscription)->Next();
+    if (!frame.ok()) {
+      if (frame.error().code == "timeout") continue;
+      std::cerr << "ledgerctl: " << frame.error().ToString() << "\n";
+      return kExitFailure;
+    }
+    for (size_t i = 0; i < frame->events.size(); ++i) {
+      auto event = frame->events.Decode(i);
+      if (!event.ok()) {
+        std::cerr << "ledgerctl: " << event.error().ToString() << "\n";
+        return kExitFailure;
+      }
+      if (!options.follow && event->position > stop_after) return kExitOk;
+      out << ingest::StoredEventToJson(*event).dump() << "\n";
+    }
+    out.flush();
+  }
+  return kExitOk;
+}
+
+}  // namespace gridledger::cli

@@ -1,0 +1,35 @@
+// ledgerctl against a running ledgerd (--server HOST:PORT --token T), over the Cap'n Proto TCP
+// protocol (client/): append, read, history and subscribe. Output is the same as the embedded
+// commands' (commands.h), so scripts work either way.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+
+namespace gridledger::cli {
+
+struct RemoteOptions {
+  std::string server;  // host:port of ledgerd's TCP front door
+  std::string token;   // bearer token
+};
+
+int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostream& out);
+int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ostream& out);
+int RemoteHistory(const RemoteOptions& remote, const std::string& stream, std::ostream& out);
+
+struct SubscribeCommandOptions {
+  uint64_t from_position = 1;
+  std::string stream_prefix;
+  std::vector<std::string> types;
+  bool follow = false;  // keep following live events after catching up (until interrupted)
+};
+// Prints matching events as JSON lines from a position: up to the head at the start, or live.
+int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& options,
+                    std::ostream& out);
+
+}  // namespace gridledger::cli

@@ -1,0 +1,38 @@
+#include "token_command.h"
+
+#include <optional>
+
+#include "commands.h"
+#include "ingest/auth.h"
+
+namespace gridledger::cli {
+
+int TokenAddCommand(const std::string& tokens_file, const std::string& id, const std::string& role,
+                    const std::string& org, std::ostream& out, std::ostream& err) {
+  const std::optional<ingest::Role> parsed_role = ingest::ParseRole(role);
+  if (!parsed_role) {
+    err << "ledgerctl: unknown role \"" << role
+        << "\": expected clerk, inspector, callback_agent, director, auditor, reader or admin\n";
+    return kExitRejected;
+  }
+  if (id.empty()) {
+    err << "ledgerctl: --id must not be empty: it names the person the token stands for\n";
+    return kExitRejected;
+  }
+  const ingest::Principal principal{id, *parsed_role, org};
+  const std::string token = ingest::TokenStore::NewToken();
+  const ledger::Status added =
+      ingest::TokenStore::Add(tokens_file, principal, ingest::TokenStore::Sha256Hex(token));
+  if (!added.ok()) {
+    err << "ledgerctl: " << added.message() << "\n";
+    return added.code() == ledger::Code::kInvalid ? kExitRejected : kExitFailure;
+  }
+  // stdout carries the token alone so `TOKEN=$(ledgerctl token add ...)` works; the note goes to
+  // stderr because the token cannot be shown again.
+  out << token << "\n";
+  err << "ledgerctl: added a token for " << id << " (" << role << ", " << org << ") to "
+      << tokens_file << "; only its hash is stored, so this is the only time it is shown\n";
+  return kExitOk;
+}
+
+}  // namespace gridledger::cli

@@ -1,0 +1,17 @@
+// ledgerctl token add: issues a bearer token for a principal (ingest/auth.h). The token is shown
+// once and never stored; the tokens file keeps only its SHA-256, so a leaked file grants nothing.
+#pragma once
+
+#include <ostream>
+#include <string>
+
+namespace gridledger::cli {
+
+// Adds a principal (id, role, org) to `tokens_file` (created with mode 0600) with a new random
+// token, and prints the token alone on one line of `out`, for scripts to capture. Returns kExitOk;
+// kExitRejected with a message on `err` for a bad role, id or org, or an id that already has a
+// token; kExitFailure when the file cannot be read, written or parsed.
+int TokenAddCommand(const std::string& tokens_file, const std::string& id, const std::string& role,
+                    const std::string& org, std::ostream& out, std::ostream& err);
+
+}  // namespace gridledger::cli
