@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev
   libnats-dev nats-server
+  libpq-dev postgresql
   nlohmann-json3-dev libcli11-dev
 )
 

@@ -1,0 +1,820 @@
+#include "server/http_server.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <map>
+#include <sstream>
+
+#include "domain/event_json.h"
+#include "ingest/event_codec.h"
+#include "ingest/import.h"
+#include "projections/kpi.h"
+#include "projections/queries.h"
+#include "server/log.h"
+
+namespace gridledger::server {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+namespace {
+
+// A connection that sends nothing for this long is closed (slow-loris protection).
+constexpr std::chrono::seconds kIdleTimeout{60};
+// How long a report query waits for the projections to reach the ledger's head, so a client
+// reads its own writes; after that it answers from the projections as they are.
+constexpr std::chrono::milliseconds kProjectionWait{2000};
+// Rejected rows listed in an import's answer (all are counted).
+constexpr size_t kImportErrorsListedMax = 1000;
+
+http::status StatusOf(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::kUnauthenticated:
+      return http::status::unauthorized;
+    case ErrorKind::kForbidden:
+      return http::status::forbidden;
+    case ErrorKind::kInvalid:
+      return http::status::bad_request;
+    case ErrorKind::kConflict:
+    case ErrorKind::kDuplicateMismatch:
+      return http::status::conflict;
+    case ErrorKind::kBusy:
+    case ErrorKind::kUnavailable:
+      return http::status::service_unavailable;
+    case ErrorKind::kNotFound:
+      return http::status::not_found;
+    case ErrorKind::kInternal:
+      break;
+  }
+  return http::status::internal_server_error;
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Percent-decoding of a path segment or query value ('+' is a space only in queries).
+std::optional<std::string> PercentDecode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%') {
+      if (i + 2 >= text.size()) return std::nullopt;
+      int high = HexValue(text[i + 1]);
+      int low = HexValue(text[i + 2]);
+      if (high < 0 || low < 0) return std::nullopt;
+      out.push_back(static_cast<char>(high * 16 + low));
+      i += 2;
+    } else if (plus_is_space && text[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(text[i]);
+    }
+  }
+  return out;
+}
+
+struct Target {
+  std::string path;
+  std::map<std::string, std::string> query;
+};
+
+std::optional<Target> ParseTarget(std::string_view target) {
+  Target parsed;
+  size_t question = target.find('?');
+  auto path = PercentDecode(target.substr(0, question), false);
+  if (!path) return std::nullopt;
+  parsed.path = std::move(*path);
+  if (question == std::string_view::npos) return parsed;
+  std::string_view query = target.substr(question + 1);
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    auto key = PercentDecode(pair.substr(0, eq), true);
+    auto value = PercentDecode(eq == std::string_view::npos ? "" : pair.substr(eq + 1), true);
+    if (!key || !value) return std::nullopt;
+    parsed.query[*key] = *value;
+  }
+  return parsed;
+}
+
+// YYYY-MM-DD (the end of that day in Asia/Shanghai) or RFC 3339.
+std::optional<int64_t> ParseTime(const std::string& text) {
+  if (auto date = domain::Date::Parse(text)) {
+    return (int64_t{date->days_since_epoch()} + 1) * domain::kDayUs - domain::kShanghaiUtcOffsetUs -
+           1;
+  }
+  if (auto timestamp = domain::ParseTimestamp(text)) return timestamp->unix_us;
+  return std::nullopt;
+}
+
+std::optional<uint64_t> ParseCount(const std::string& text) {
+  if (text.empty() || text.size() > 19) return std::nullopt;
+  uint64_t value = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return value;
+}
+
+ServiceError BadParameter(const std::string& name, const std::string& expected) {
+  ServiceError error =
+      MakeError(ErrorKind::kInvalid, "invalid", "query parameter " + name + " must be " + expected);
+  error.error["field"] = name;
+  error.error["rule"] = "bad_value";
+  return error;
+}
+
+ordered_json AppendedJson(const std::string& stream, const ingest::IngestOutcome& outcome) {
+  ordered_json result = {{"ok", true},
+                         {"position", outcome.appended.position},
+                         {"stream", stream},
+                         {"version", outcome.appended.version},
+                         {"duplicate", outcome.appended.duplicate}};
+  if (!outcome.violations.empty()) {
+    ordered_json violations = ordered_json::array();
+    for (const auto& violation : outcome.violations) {
+      violations.push_back({{"rule", violation.rule}, {"message", violation.message}});
+    }
+    result["violations"] = std::move(violations);
+  }
+  return result;
+}
+
+ordered_json ErrorBody(const ServiceError& error) {
+  return {{"ok", false}, {"error", error.error}};
+}
+
+}  // namespace
+
+// One HTTP/1.1 connection: read a request, answer it, repeat while keep-alive.
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  // `counted`: the connection was admitted by Service::TryAddConnection (and is released here).
+  HttpSession(tcp::socket socket, HttpServer& server, bool counted)
+      : stream_(std::move(socket)), server_(server), service_(server.service_), counted_(counted) {}
+
+  ~HttpSession() {
+    server_.Unregister(this);
+    if (counted_) service_.RemoveConnection();
+  }
+
+  void Start() {
+    server_.Register(this, weak_from_this());
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+  // From HttpServer::Stop: close when idle; a busy session closes after its response.
+  void Shutdown() {
+    net::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->closing_ = true;
+      if (!self->busy_) {
+        beast::error_code ignored;
+        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        self->stream_.close();
+      }
+    });
+  }
+
+  // Refuses the connection with 503 (over the connection limit) and closes it.
+  void RefuseAndClose() {
+    closing_ = true;
+    busy_ = true;
+    auto response =
+        std::make_shared<http::response<http::string_body>>(http::status::service_unavailable, 11);
+    response->set(http::field::content_type, "application/json");
+    response->set(http::field::retry_after, "1");
+    response->keep_alive(false);
+    response->body() =
+        ErrorBody(MakeError(ErrorKind::kBusy, "busy", "too many connections; retry later")).dump();
+    response->prepare_payload();
+    http::async_write(stream_, *response,
+                      [self = shared_from_this(), response](beast::error_code, size_t) {
+                        beast::error_code ignored;
+                        self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+                      });
+  }
+
+ private:
+  using Request = http::request<http::string_body>;
+  using Response = http::response<http::string_body>;
+
+  void Read() {
+    if (closing_) return;
+    parser_.emplace();
+    parser_->body_limit(service_.limits().http_body_bytes_max);
+    parser_->header_limit(16 * 1024);
+    stream_.expires_after(kIdleTimeout);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code error, size_t) { self->OnRead(error); });
+  }
+
+  void OnRead(beast::error_code error) {
+    if (error == http::error::end_of_stream || error == net::error::operation_aborted ||
+        error == beast::error::timeout || error == net::error::eof) {
+      return Close();
+    }
+    if (error) {
+      // A request we cannot parse (oversized body or header, bad syntax): answer and close.
+      keep_alive_ = false;
+      const ErrorKind kind = ErrorKind::kInvalid;
+      std::string message = error == http::error::body_limit
+                                ? "request body larger than " +
+                                      std::to_string(service_.limits().http_body_bytes_max) +
+                                      " bytes"
+                                : "malformed HTTP request: " + error.message();
+      version_ = 11;
+      busy_ = true;
+      return Respond(error == http::error::body_limit ? http::status::payload_too_large
+                                                      : http::status::bad_request,
+                     ErrorBody(MakeError(kind, "invalid", std::move(message))));
+    }
+    request_ = parser_->release();
+    keep_alive_ = request_.keep_alive();
+    version_ = request_.version();
+    busy_ = true;
+    Route();
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  }
+
+  void Respond(http::status status, const ordered_json& body) { Respond(status, body.dump()); }
+
+  void Respond(http::status status, std::string body) {
+    auto response = std::make_shared<Response>(status, version_);
+    response->set(http::field::server, "ledgerd");
+    response->set(http::field::content_type, "application/json");
+    if (status == http::status::unauthorized) {
+      response->set(http::field::www_authenticate, "Bearer");
+    }
+    if (status == http::status::service_unavailable) response->set(http::field::retry_after, "1");
+    response->keep_alive(keep_alive_ && !closing_);
+    response->body() = std::move(body);
+    response->body().push_back('\n');
+    response->prepare_payload();
+    http::async_write(stream_, *response,
+                      [self = shared_from_this(), response](beast::error_code error, size_t) {
+                        self->busy_ = false;
+                        if (error || !response->keep_alive()) return self->Close();
+                        self->Read();
+                      });
+  }
+
+  void Fail(const ServiceError& error) { Respond(StatusOf(error.kind), ErrorBody(error)); }
+
+  // Runs `work` on the query pool and answers from this session's executor.
+  void OffLoad(std::function<std::pair<http::status, std::string>()> work) {
+    net::post(server_.queries_, [self = shared_from_this(), work = std::move(work)] {
+      auto [status, body] = work();
+      net::post(self->stream_.get_executor(), [self, status, body = std::move(body)]() mutable {
+        self->Respond(status, std::move(body));
+      });
+    });
+  }
+
+  static std::pair<http::status, std::string> Answer(const ordered_json& body) {
+    return {http::status::ok, body.dump()};
+  }
+  static std::pair<http::status, std::string> Answer(const json& body) {
+    return {http::status::ok, body.dump()};
+  }
+  static std::pair<http::status, std::string> Answer(const ServiceError& error) {
+    return {StatusOf(error.kind), ErrorBody(error).dump()};
+  }
+
+  std::optional<ingest::Principal> Authenticated() {
+    auto header = request_.find(http::field::authorization);
+    if (header == request_.end()) {
+      Fail(MakeError(ErrorKind::kUnauthenticated, "unauthenticated",
+                     "missing Authorization: Bearer <token>"));
+      return std::nullopt;
+    }
+    std::string_view value(header->value().data(), header->value().size());
+    constexpr std::string_view kBearer = "Bearer ";
+    std::optional<ingest::Principal> principal;
+    if (value.starts_with(kBearer)) principal = service_.Authenticate(value.substr(kBearer.size()));
+    if (!principal) {
+      Fail(MakeError(ErrorKind::kUnauthenticated, "unauthenticated", "unknown bearer token"));
+    }
+    return principal;
+  }
+
+  bool Allowed(const ingest::Principal& principal, ingest::Access access,
+               std::string_view org = "") {
+    if (auto refused = service_.CheckAccess(principal, access, org)) {
+      Fail(*refused);
+      return false;
+    }
+    return true;
+  }
+
+  std::string Header(std::string_view name) const {
+    auto found = request_.find(beast::string_view(name.data(), name.size()));
+    return found == request_.end() ? std::string() : std::string(found->value());
+  }
+
+  void Route() {
+    auto target = ParseTarget(std::string_view(request_.target().data(), request_.target().size()));
+    if (!target) {
+      return Fail(MakeError(ErrorKind::kInvalid, "invalid", "malformed request target"));
+    }
+    target_ = std::move(*target);
+    const std::string& path = target_.path;
+    const http::verb verb = request_.method();
+    Log(LogLevel::kDebug, "http request",
+        {{"method", std::string(request_.method_string())}, {"path", path}});
+    if (path == "/healthz") {
+      if (verb != http::verb::get) return MethodNotAllowed();
+      return Respond(http::status::ok, ordered_json{{"ok", true},
+                                                    {"head", service_.ledger().Head()},
+                                                    {"projections", service_.engine().checkpoint()},
+                                                    {"draining", service_.draining()}});
+    }
+    if (!path.starts_with("/v1/")) return NotFound();
+    auto principal = Authenticated();
+    if (!principal) return;
+    if (path == "/v1/events") {
+      if (verb == http::verb::post) return PostEvents(*principal);
+      if (verb == http::verb::get) return GetEvents(*principal);
+      return MethodNotAllowed();
+    }
+    if (verb == http::verb::post && path == "/v1/import") return PostImport(*principal);
+    if (verb != http::verb::get) return MethodNotAllowed();
+    if (path.starts_with("/v1/streams/")) {
+      return GetStream(*principal, path.substr(std::string_view("/v1/streams/").size()));
+    }
+    if (path.starts_with("/v1/apps/")) {
+      return GetApp(*principal, path.substr(std::string_view("/v1/apps/").size()));
+    }
+    if (path.starts_with("/v1/evidence/")) {
+      return GetEvidence(*principal, path.substr(std::string_view("/v1/evidence/").size()));
+    }
+    if (path == "/v1/overdue") return GetOverdue(*principal);
+    if (path == "/v1/kpi") return GetKpi(*principal);
+    if (path == "/v1/verify") return GetVerify(*principal);
+    if (path == "/v1/digest") return GetDigest(*principal);
+    NotFound();
+  }
+
+  void NotFound() {
+    Fail(MakeError(ErrorKind::kNotFound, "not_found", "no such endpoint: " + target_.path));
+  }
+  void MethodNotAllowed() {
+    Respond(http::status::method_not_allowed,
+            ErrorBody(MakeError(
+                ErrorKind::kInvalid, "method_not_allowed",
+                std::string(request_.method_string()) + " is not allowed on " + target_.path)));
+  }
+
+  // ---- POST /v1/events: one event (an object) or a batch (an array), appended in order.
+
+  struct Batch {
+    bool single = false;
+    std::vector<std::variant<domain::ClientEvent, domain::DecodeError>> events;
+    std::vector<ordered_json> results;
+    std::optional<ServiceError> first_error;
+  };
+
+  void PostEvents(const ingest::Principal& principal) {
+    json body = json::parse(request_.body(), nullptr, false);
+    if (body.is_discarded()) {
+      // The decoder's message names what is wrong with the text.
+      auto decoded = domain::DecodeClientEvent(std::string_view(request_.body()));
+      if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+        return Fail(FromDecodeError(*error));
+      }
+      return Fail(MakeError(ErrorKind::kInvalid, "invalid", "the body is not JSON"));
+    }
+    auto batch = std::make_shared<Batch>();
+    if (body.is_object()) {
+      batch->single = true;
+      batch->events.push_back(domain::DecodeClientEvent(body));
+    } else if (body.is_array()) {
+      if (body.empty() || body.size() > service_.limits().batch_events_max) {
+        return Fail(MakeError(ErrorKind::kInvalid, "invalid",
+                              "a batch holds 1 to " +
+                                  std::to_string(service_.limits().batch_events_max) +
+                                  " events, not " + std::to_string(body.size())));
+      }
+      for (const json& element : body) batch->events.push_back(domain::DecodeClientEvent(element));
+    } else {
+      return Fail(MakeError(ErrorKind::kInvalid, "invalid",
+                            "the body must be one event (an object) or a batch (an array)"));
+    }
+    AppendNext(principal, std::move(batch));
+  }
+
+  void AppendNext(const ingest::Principal& principal, std::shared_ptr<Batch> batch) {
+    while (batch->results.size() < batch->events.size()) {
+      auto& next = batch->events[batch->results.size()];
+      if (auto* error = std::get_if<domain::DecodeError>(&next)) {
+        ServiceError refused = FromDecodeError(*error);
+        Record(*batch, refused);
+        continue;
+      }
+      domain::ClientEvent event = std::move(std::get<domain::ClientEvent>(next));
+      std::string stream = event.stream;
+      service_.AppendAsync(
+          principal, std::move(event),
+          [self = shared_from_this(), principal, batch,
+           stream = std::move(stream)](AppendAnswer answer) mutable {
+            net::post(self->stream_.get_executor(),
+                      [self, principal = std::move(principal), batch, stream = std::move(stream),
+                       answer = std::move(answer)]() mutable {
+                        if (auto* outcome = std::get_if<ingest::IngestOutcome>(&answer)) {
+                          batch->results.push_back(AppendedJson(stream, *outcome));
+                        } else {
+                          self->Record(*batch, std::get<ServiceError>(answer));
+                        }
+                        self->AppendNext(principal, std::move(batch));
+                      });
+          });
+      return;
+    }
+    FinishBatch(*batch);
+  }
+
+  void Record(Batch& batch, const ServiceError& error) {
+    ordered_json result = ErrorBody(error);
+    if (!batch.single) result["index"] = batch.results.size();
+    batch.results.push_back(std::move(result));
+    if (!batch.first_error) batch.first_error = error;
+  }
+
+  void FinishBatch(Batch& batch) {
+    http::status status = batch.first_error ? StatusOf(batch.first_error->kind) : http::status::ok;
+    if (batch.single) return Respond(status, batch.results.front());
+    ordered_json body = {{"ok", !batch.first_error.has_value()}, {"results", batch.results}};
+    Respond(status, body);
+  }
+
+  // ---- reads of the log
+
+  void GetEvents(const ingest::Principal& principal) {
+    if (!Allowed(principal, ingest::Access::kReadLog)) return;
+    uint64_t from = 1;
+    uint64_t limit = 1000;
+    if (auto it = target_.query.find("from"); it != target_.query.end()) {
+      auto parsed = ParseCount(it->second);
+      if (!parsed || *parsed == 0) return Fail(BadParameter("from", "a position >= 1"));
+      from = *parsed;
+    }
+    if (auto it = target_.query.find("limit"); it != target_.query.end()) {
+      auto parsed = ParseCount(it->second);
+      const size_t max = service_.limits().read_events_max;
+      if (!parsed || *parsed == 0 || *parsed > max) {
+        return Fail(BadParameter("limit", "1.." + std::to_string(max)));
+      }
+      limit = *parsed;
+    }
+    auto events = service_.ledger().ReadFrom(from, limit);
+    if (!events.ok()) return Fail(FromStatus(events.status()));
+    ordered_json list = ordered_json::array();
+    for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
+    uint64_t next = events->empty() ? from : events->back().position + 1;
+    Respond(http::status::ok,
+            ordered_json{
+                {"events", std::move(list)}, {"next", next}, {"head", service_.ledger().Head()}});
+  }
+
+  void GetStream(const ingest::Principal& principal, std::string stream) {
+    if (!Allowed(principal, ingest::Access::kReadLog)) return;
+    uint64_t from_version = 0;
+    uint64_t limit = service_.limits().read_events_max;
+    if (auto it = target_.query.find("from_version"); it != target_.query.end()) {
+      auto parsed = ParseCount(it->second);
+      if (!parsed) return Fail(BadParameter("from_version", "a version >= 0"));
+      from_version = *parsed;
+    }
+    if (auto it = target_.query.find("limit"); it != target_.query.end()) {
+      auto parsed = ParseCount(it->second);
+      if (!parsed || *parsed == 0 || *parsed > limit) {
+        return Fail(BadParameter("limit", "1.." + std::to_string(limit)));
+      }
+      limit = *parsed;
+    }
+    auto events = service_.ledger().ReadStream(stream, from_version, limit);
+    if (!events.ok()) return Fail(FromStatus(events.status()));
+    if (events->empty() && from_version == 0) {
+      return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no stream " + stream));
+    }
+    if (stream.starts_with("app/")) {
+      // An application's events carry the customer's personal data.
+      if (auto refused =
+              service_.RecordPersonalDataRead(principal, stream, Header("X-Approved-By"))) {
+        return Fail(*refused);
+      }
+    }
+    ordered_json list = ordered_json::array();
+    for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
+    Respond(http::status::ok, ordered_json{{"stream", stream}, {"events", std::move(list)}});
+  }
+
+  // ---- projections
+
+  std::optional<std::optional<int64_t>> TimeParameter(const std::string& name) {
+    auto it = target_.query.find(name);
+    if (it == target_.query.end()) return std::optional<int64_t>();
+    auto parsed = ParseTime(it->second);
+    if (!parsed) {
+      Fail(BadParameter(name, "YYYY-MM-DD or an RFC 3339 time"));
+      return std::nullopt;
+    }
+    return parsed;
+  }
+
+  void GetApp(const ingest::Principal& principal, const std::string& id) {
+    auto at = TimeParameter("at");
+    if (!at) return;
+    auto as_of = TimeParameter("as_of");
+    if (!as_of) return;
+    const std::string stream = projections::AppStream(id);
+    auto view = projections::AppView(service_.ledger(), stream, *at, *as_of, service_.NowUs(),
+                                     service_.calendar(), service_.profile());
+    if (!view.ok()) return Fail(FromStatus(view.status()));
+    if (!view->has_value()) {
+      return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no events of " + stream));
+    }
+    const json& shown = **view;
+    if (!Allowed(principal, ingest::Access::kReadApplication, shown.value("org", ""))) return;
+    if (auto refused =
+            service_.RecordPersonalDataRead(principal, stream, Header("X-Approved-By"))) {
+      return Fail(*refused);
+    }
+    Respond(http::status::ok, shown.dump());
+  }
+
+  void GetEvidence(const ingest::Principal& principal, const std::string& id) {
+    const std::string stream = projections::AppStream(id);
+    std::string approved_by = Header("X-Approved-By");
+    Service& service = service_;
+    OffLoad([&service, principal, stream, approved_by]() -> std::pair<http::status, std::string> {
+      service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
+      auto app = service.engine().Application(stream);
+      if (!app.ok()) return Answer(FromStatus(app.status()));
+      auto evidence = service.engine().Evidence(stream);
+      if (!evidence.ok()) return Answer(FromStatus(evidence.status()));
+      if (!app->has_value() && !evidence->has_value()) {
+        return Answer(MakeError(ErrorKind::kNotFound, "not_found", "no application " + stream));
+      }
+      std::string org = app->has_value() ? (*app)->org : "";
+      if (auto refused = service.CheckAccess(principal, ingest::Access::kReadApplication, org)) {
+        return Answer(*refused);
+      }
+      if (!evidence->has_value()) {
+        return Answer(
+            MakeError(ErrorKind::kNotFound, "not_found", "no evidence recorded for " + stream));
+      }
+      if (auto refused = service.RecordPersonalDataRead(principal, stream, approved_by)) {
+        return Answer(*refused);
+      }
+      return Answer(projections::ToJson(**evidence));
+    });
+  }
+
+  std::optional<std::string> OrgParameter() {
+    auto it = target_.query.find("org");
+    if (it == target_.query.end()) return std::nullopt;
+    return it->second;
+  }
+
+  void GetOverdue(const ingest::Principal& principal) {
+    auto at = TimeParameter("at");
+    if (!at) return;
+    std::optional<std::string> org = OrgParameter();
+    if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
+    Service& service = service_;
+    int64_t at_us = at->value_or(service_.NowUs());
+    OffLoad([&service, at_us, org]() -> std::pair<http::status, std::string> {
+      service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
+      auto rows = projections::OverdueAt(service.engine(), at_us, org, service.calendar(),
+                                         service.profile());
+      if (!rows.ok()) return Answer(FromStatus(rows.status()));
+      json list = json::array();
+      for (const auto& row : *rows) list.push_back(projections::OverdueJson(row));
+      return Answer(json{{"at", domain::FormatTimestamp(at_us, domain::kShanghaiUtcOffsetMinutes)},
+                         {"org", org ? json(*org) : json(nullptr)},
+                         {"count", rows->size()},
+                         {"overdue", std::move(list)}});
+    });
+  }
+
+  void GetKpi(const ingest::Principal& principal) {
+    auto period = target_.query.find("period");
+    if (period == target_.query.end() || !projections::PeriodMonths(period->second)) {
+      return Fail(BadParameter("period", "YYYY-MM or YYYY-Qn"));
+    }
+    std::optional<std::string> org = OrgParameter();
+    if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
+    Service& service = service_;
+    OffLoad([&service, period = period->second, org]() -> std::pair<http::status, std::string> {
+      service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
+      auto states = service.engine().KpiStates();
+      if (!states.ok()) return Answer(FromStatus(states.status()));
+      return Answer(projections::KpiTable(*states, period, org, service.calendar(),
+                                          service.profile(), {}, service.NowUs()));
+    });
+  }
+
+  void GetVerify(const ingest::Principal& principal) {
+    if (!Allowed(principal, ingest::Access::kVerify)) return;
+    Service& service = service_;
+    OffLoad([&service]() -> std::pair<http::status, std::string> {
+      auto digest = service.ledger().Verify();
+      if (!digest.ok()) return Answer(FromStatus(digest.status()));
+      return Answer(ordered_json{{"ok", true}, {"head", digest->position}, {"hash", digest->hash_hex}});
+    });
+  }
+
+  void GetDigest(const ingest::Principal& principal) {
+    if (!Allowed(principal, ingest::Access::kVerify)) return;
+    ledger::Digest digest = service_.ledger().HeadDigest();
+    if (auto it = target_.query.find("at"); it != target_.query.end()) {
+      auto position = ParseCount(it->second);
+      if (!position || *position == 0) return Fail(BadParameter("at", "a position >= 1"));
+      auto at = service_.ledger().DigestAt(*position);
+      if (!at.ok()) return Fail(FromStatus(at.status()));
+      digest = *at;
+    }
+    Respond(http::status::ok, ordered_json{{"position", digest.position}, {"hash", digest.hash_hex}});
+  }
+
+  // ---- POST /v1/import?format=jsonl|csv: the body is the file.
+
+  void PostImport(const ingest::Principal& principal) {
+    // Admission only: each row is checked against the org of its own actor (AppendImported).
+    if (!Allowed(principal, ingest::Access::kImport, principal.org)) return;
+    std::string format = "jsonl";
+    if (auto it = target_.query.find("format"); it != target_.query.end()) format = it->second;
+    if (format != "jsonl" && format != "csv") return Fail(BadParameter("format", "jsonl or csv"));
+    Service& service = service_;
+    OffLoad([&service, principal, format,
+             body = std::move(request_.body())]() mutable -> std::pair<http::status, std::string> {
+      return RunImport(service, principal, format, std::move(body));
+    });
+  }
+
+  static std::pair<http::status, std::string> RunImport(Service& service,
+                                                        const ingest::Principal& principal,
+                                                        const std::string& format,
+                                                        std::string body);
+
+  beast::tcp_stream stream_;
+  HttpServer& server_;
+  Service& service_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  Request request_;
+  Target target_;
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool busy_ = false;     // a request is being answered
+  bool closing_ = false;  // the server is stopping
+  const bool counted_;
+};
+
+std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
+                                                            const ingest::Principal& principal,
+                                                            const std::string& format,
+                                                            std::string body) {
+  std::istringstream input(std::move(body));
+  ordered_json errors = ordered_json::array();
+  ingest::Importer importer(
+      [&service, &principal](domain::ClientEvent event) -> ingest::IngestAnswer {
+        AppendAnswer answer = service.AppendImported(principal, std::move(event));
+        if (auto* outcome = std::get_if<ingest::IngestOutcome>(&answer)) return *outcome;
+        const ServiceError& error = std::get<ServiceError>(answer);
+        ledger::Code code = ledger::Code::kInvalid;
+        if (error.kind == ErrorKind::kBusy) code = ledger::Code::kBusy;
+        if (error.kind == ErrorKind::kConflict) code = ledger::Code::kVersionConflict;
+        if (error.kind == ErrorKind::kDuplicateMismatch) code = ledger::Code::kDuplicateMismatch;
+        if (error.kind == ErrorKind::kUnavailable) code = ledger::Code::kShutdown;
+        if (error.kind == ErrorKind::kInternal) code = ledger::Code::kIoError;
+        ingest::IngestError refused{ledger::Status(code, error.error.value("message", "")),
+                                    std::nullopt, error.kind == ErrorKind::kForbidden};
+        if (error.error.contains("rule")) {
+          refused.rule = domain::RuleBreach{error.error["rule"].get<std::string>(),
+                                            error.error.value("message", "")};
+        }
+        return refused;
+      });
+  ingest::ImportSummary summary = importer.Run(
+      input, format == "csv" ? ingest::ImportFormat::kCsv : ingest::ImportFormat::kJsonl,
+      [&](const ingest::ImportRowOutcome& row) {
+        if (!row.rejection || errors.size() >= kImportErrorsListedMax) return;
+        ordered_json error = ingest::RejectionJson(*row.rejection);
+        if (auto* refused = std::get_if<ingest::IngestError>(&*row.rejection);
+            refused && refused->forbidden) {
+          error = {{"code", "forbidden"}, {"message", refused->status.message()}};
+        }
+        errors.push_back({{"line", row.line}, {"error", std::move(error)}});
+      });
+  ordered_json answer = {{"ok", summary.ok()},           {"rows", summary.rows},
+                         {"accepted", summary.accepted}, {"duplicates", summary.duplicates},
+                         {"rejected", summary.rejected}, {"errors", std::move(errors)}};
+  if (summary.failure) {
+    answer["failure"] = {{"line", summary.failure->line},
+                         {"rule", summary.failure->rule},
+                         {"message", summary.failure->message}};
+  }
+  return {summary.ok() ? http::status::ok : http::status::bad_request, answer.dump()};
+}
+
+HttpServer::HttpServer(net::io_context& io, Service& service, tcp::endpoint endpoint,
+                       int query_threads)
+    : io_(io),
+      service_(service),
+      endpoint_(std::move(endpoint)),
+      acceptor_(net::make_strand(io)),
+      queries_(static_cast<size_t>(query_threads)) {}
+
+HttpServer::~HttpServer() {
+  Stop();
+  queries_.join();
+}
+
+std::variant<uint16_t, std::string> HttpServer::Start() {
+  beast::error_code error;
+  acceptor_.open(endpoint_.protocol(), error);
+  if (!error) acceptor_.set_option(net::socket_base::reuse_address(true), error);
+  if (!error) acceptor_.bind(endpoint_, error);
+  if (!error) acceptor_.listen(net::socket_base::max_listen_connections, error);
+  if (error) {
+    return "cannot listen for HTTP on " + endpoint_.address().to_string() + ":" +
+           std::to_string(endpoint_.port()) + ": " + error.message();
+  }
+  uint16_t port = acceptor_.local_endpoint().port();
+  Accept();
+  return port;
+}
+
+void HttpServer::Accept() {
+  acceptor_.async_accept(
+      net::make_strand(io_), [this](beast::error_code error, tcp::socket socket) {
+        if (error) {
+          if (error == net::error::operation_aborted) return;
+          Log(LogLevel::kWarning, "http accept failed", {{"error", error.message()}});
+        } else if (service_.TryAddConnection()) {
+          std::make_shared<HttpSession>(std::move(socket), *this, true)->Start();
+        } else {
+          // Over the connection limit: answered 503 and closed.
+          std::make_shared<HttpSession>(std::move(socket), *this, false)->RefuseAndClose();
+        }
+        {
+          std::lock_guard lock(sessions_mutex_);
+          if (stopping_) return;
+        }
+        Accept();
+      });
+}
+
+void HttpServer::Register(HttpSession* session, std::weak_ptr<HttpSession> weak) {
+  std::lock_guard lock(sessions_mutex_);
+  sessions_[session] = std::move(weak);
+  if (stopping_) {
+    if (auto live = sessions_[session].lock()) live->Shutdown();
+  }
+}
+
+void HttpServer::Unregister(HttpSession* session) {
+  std::lock_guard lock(sessions_mutex_);
+  sessions_.erase(session);
+}
+
+void HttpServer::Stop() {
+  std::vector<std::shared_ptr<HttpSession>> live;
+  {
+    std::lock_guard lock(sessions_mutex_);
+    if (stopping_) return;
+    stopping_ = true;
+    for (auto& [pointer, weak] : sessions_) {
+      if (auto session = weak.lock()) live.push_back(std::move(session));
+    }
+  }
+  net::post(acceptor_.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  });
+  for (auto& session : live) session->Shutdown();
+}
+
+}  // namespace gridledger::server

@@ -1,0 +1,34 @@
+// Every limit of ledgerd, in one place. Each queue and buffer of the server is bounded by one of
+// these; when a limit is reached the request is refused (HTTP 503 / a busy frame), never queued.
+// ledgerd's config file and flags can override each (see server/README.md).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gridledger::server {
+
+struct Limits {
+  // Open client connections over HTTP and TCP together; further connections are closed at once.
+  size_t connections_max = 1024;
+  // Largest Cap'n Proto frame (TCP) and HTTP request body, in bytes.
+  size_t frame_bytes_max = size_t{4} << 20;
+  size_t http_body_bytes_max = size_t{8} << 20;
+  // Events in one append batch (HTTP array or TCP append frame) and rows per import batch.
+  size_t batch_events_max = 1000;
+  // Requests of one TCP connection being processed at once (pipelining depth); more → busy frame.
+  size_t connection_inflight_max = 64;
+  // Appends being processed by the server at once; more → 503 / busy.
+  size_t appends_inflight_max = 4096;
+  // Live subscriptions at once.
+  size_t subscribers_max = 256;
+  // Events a subscriber may grant in credit at once, and events per subscription frame.
+  uint32_t subscription_credit_max = 1u << 20;
+  size_t subscription_frame_events_max = 4096;
+  // A checkpoint frame is sent after this many events were skipped by a subscription's filter.
+  uint64_t subscription_checkpoint_every = 10'000;
+  // Events per page of GET /v1/events and TCP read.
+  size_t read_events_max = 10'000;
+};
+
+}  // namespace gridledger::server

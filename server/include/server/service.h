@@ -1,0 +1,148 @@
+// Service: what ledgerd does, independent of the front door. The HTTP and TCP front doors parse
+// their requests, call the Service, and render its answers; authentication, authorization,
+// admission limits and the workflow rules live here (and below, in ingest/), so both doors refuse
+// exactly the same things.
+//
+// Thread-safe: every method may be called from any thread (the front doors' I/O threads).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "domain/calendar.h"
+#include "domain/sla_profile.h"
+#include "ingest/auth.h"
+#include "ingest/ingestor.h"
+#include "ledger/ledger.h"
+#include "projections/engine.h"
+#include "server/limits.h"
+
+namespace gridledger::server {
+
+// Why a request was refused, in front-door-neutral terms. HTTP maps each to a status code (401,
+// 403, 400, 409, 409, 503, 404, 503, 500); the TCP protocol sends it as an error frame.
+enum class ErrorKind {
+  kUnauthenticated,    // no token or an unknown token
+  kForbidden,          // the principal's role or org does not allow it
+  kInvalid,            // malformed input or a workflow rule (the body names field/rule)
+  kConflict,           // expected_version does not match (the body carries current_version)
+  kDuplicateMismatch,  // event_id already stored with different content
+  kBusy,               // a limit was reached; retry later, nothing was done
+  kNotFound,
+  kUnavailable,  // shutting down
+  kInternal,     // storage failure or corruption
+};
+
+struct ServiceError {
+  ErrorKind kind = ErrorKind::kInternal;
+  // {"code": "...", "message": "...", and "field"/"rule"/"current_version" when they apply}:
+  // the same body ledgerctl prints for a rejected line.
+  nlohmann::ordered_json error;
+};
+
+ServiceError MakeError(ErrorKind kind, std::string code, std::string message);
+ServiceError FromStatus(const ledger::Status& status);
+ServiceError FromIngestError(const ingest::IngestError& error);
+ServiceError FromDecodeError(const domain::DecodeError& error);
+
+using AppendAnswer = std::variant<ingest::IngestOutcome, ServiceError>;
+
+class ServerProbe;  // probe.h
+
+struct ServiceParts {
+  ledger::Ledger& ledger;
+  projections::Engine& engine;
+  const domain::WorkingCalendar& calendar;
+  const domain::SlaProfile& profile;
+  ingest::TokenStore tokens;
+  Limits limits;
+  std::function<int64_t()> now_us;  // default: the system clock
+};
+
+class Service {
+ public:
+  explicit Service(ServiceParts parts);
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  // The principal of a bearer token; nullopt when unknown.
+  std::optional<ingest::Principal> Authenticate(std::string_view token) const;
+
+  // nullopt when `principal` may do `access` (about `org`, "" = all); else a kForbidden error.
+  std::optional<ServiceError> CheckAccess(const ingest::Principal& principal, ingest::Access access,
+                                          std::string_view org = "") const;
+
+  // Appends one client event as `principal`: authorization (the actor must be the principal; the
+  // role and org must allow the type and the application), the workflow rules, the ledger.
+  // `done` is called exactly once, on some thread (possibly before AppendAsync returns), when the
+  // event is durable or refused. Over limits.appends_inflight_max → kBusy at once.
+  void AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,
+                   std::function<void(AppendAnswer)> done);
+  // The blocking form of AppendAsync.
+  AppendAnswer Append(const ingest::Principal& principal, domain::ClientEvent event);
+
+  // Appends one row of a bulk import by `importer`. Imported history keeps its original actors:
+  // the importer needs kImport for the org of the row's actor, and the row is judged as appended
+  // by that actor (role, org and workflow rules). Blocking.
+  AppendAnswer AppendImported(const ingest::Principal& importer, domain::ClientEvent event);
+
+  // Records that `principal` read personal data (`what`, e.g. "app/XS-2026-000123") by appending
+  // SensitiveDataAccessed to staff/<principal id>; `approved_by` may be empty. Reads of personal
+  // data are refused when this cannot be recorded.
+  std::optional<ServiceError> RecordPersonalDataRead(const ingest::Principal& principal,
+                                                     std::string_view what,
+                                                     std::string_view approved_by);
+
+  // Admission of connections (HTTP and TCP together) and subscriptions: false when at the limit.
+  // Every successful TryAdd must be paired with one Remove.
+  bool TryAddConnection();
+  void RemoveConnection();
+  bool TryAddSubscriber();
+  void RemoveSubscriber();
+
+  // Draining (SIGTERM): new appends are refused with kUnavailable; WaitIdle returns when no
+  // append is in flight.
+  void BeginDrain();
+  bool draining() const { return draining_.load(); }
+  void WaitIdle();
+  size_t appends_inflight() const { return appends_inflight_.load(); }
+
+  ledger::Ledger& ledger() { return ledger_; }
+  projections::Engine& engine() { return engine_; }
+  const domain::WorkingCalendar& calendar() const { return calendar_; }
+  const domain::SlaProfile& profile() const { return profile_; }
+  const Limits& limits() const { return limits_; }
+  int64_t NowUs() const { return now_us_(); }
+
+  // Installs the metrics probe (probe.h; nullptr removes it). Not owned: it must outlive every
+  // call into the Service. Default: none.
+  void SetProbe(ServerProbe* probe) { probe_.store(probe, std::memory_order_release); }
+
+ private:
+  ledger::Ledger& ledger_;
+  projections::Engine& engine_;
+  const domain::WorkingCalendar& calendar_;
+  const domain::SlaProfile& profile_;
+  const ingest::TokenStore tokens_;
+  const Limits limits_;
+  std::function<int64_t()> now_us_;
+  ingest::Ingestor ingestor_;
+
+  std::atomic<bool> draining_{false};
+  std::atomic<size_t> appends_inflight_{0};
+  std::atomic<size_t> connections_{0};
+  std::atomic<size_t> subscribers_{0};
+  std::mutex idle_mutex_;
+  std::condition_variable idle_cv_;
+  std::atomic<ServerProbe*> probe_{nullptr};
+};
+
+}  // namespace gridledger::server

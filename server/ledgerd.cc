@@ -1,0 +1,298 @@
+// ledgerd: GridLedger's server. Wires the ledger, the projections, the front doors (HTTP/JSON and
+// Cap'n Proto TCP) and the JetStream relay; see server/README.md.
+//
+// Config: flags, or the same names in a TOML/INI file given with --config (flags win).
+// SIGTERM/SIGINT: stop accepting, answer every append in flight, stop the relay and the
+// projections, sync the WAL, exit 0. A restart resumes where it stopped: the ledger, the
+// projections' checkpoint and the relay's checkpoint are all in the data directory.
+#include <CLI/CLI.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <thread>
+
+#include "domain/calendar.h"
+#include "domain/sla_profile.h"
+#include "ingest/auth.h"
+#include "ledger/ledger.h"
+#include "monitoring/metrics.h"
+#include "projections/engine.h"
+#include "server/http_server.h"
+#include "server/limits.h"
+#include "server/log.h"
+#include "server/relay.h"
+#include "server/service.h"
+#include "server/tcp_server.h"
+
+namespace {
+
+using namespace gridledger;
+using server::Log;
+using server::LogLevel;
+namespace net = boost::asio;
+
+// How long the drain waits for connections to finish their last answers before closing them.
+constexpr std::chrono::seconds kDrainTimeout{10};
+
+struct Config {
+  std::string data_dir;
+  std::string http = "127.0.0.1:8080";
+  std::string tcp = "127.0.0.1:7070";
+  std::string metrics;  // served by the monitoring exposer (issue 5); empty = off
+  std::string tokens_file;
+  std::string calendar_dir = std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/calendar";
+  std::string profile_path = std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/sla/national-2009.json";
+  std::string nats_url;  // empty = no relay
+  std::string nats_stream = "GRIDLEDGER";
+  std::string ready_file;
+  std::string log_level = "info";
+  int io_threads = 2;
+  server::Limits limits;
+};
+
+std::optional<net::ip::tcp::endpoint> ParseEndpoint(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return std::nullopt;
+  std::string host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  boost::system::error_code error;
+  net::ip::address address = net::ip::make_address(host.empty() ? "0.0.0.0" : host, error);
+  if (error) return std::nullopt;
+  const std::string port_text = text.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5 ||
+      port_text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  unsigned long port = std::stoul(port_text);
+  if (port > 65535) return std::nullopt;
+  return net::ip::tcp::endpoint(address, static_cast<uint16_t>(port));
+}
+
+std::string EndpointText(const net::ip::tcp::endpoint& endpoint, uint16_t port) {
+  return endpoint.address().to_string() + ":" + std::to_string(port);
+}
+
+void AddOptions(CLI::App& app, Config& config) {
+  app.set_config("--config", "", "a TOML/INI file with any of these options (flags win)");
+  app.add_option("--data", config.data_dir, "data directory (created when missing)")->required();
+  app.add_option("--http", config.http, "HTTP/JSON address (host:port; port 0 = any)")
+      ->capture_default_str();
+  app.add_option("--tcp", config.tcp, "Cap'n Proto TCP address (host:port; empty = off)")
+      ->capture_default_str();
+  app.add_option("--metrics", config.metrics, "Prometheus metrics address (host:port)");
+  app.add_option("--tokens", config.tokens_file, "bearer tokens file (ledgerctl token add)")
+      ->required();
+  app.add_option("--calendar", config.calendar_dir, "directory of working-day calendar years")
+      ->capture_default_str();
+  app.add_option("--profile", config.profile_path, "SLA time-limit profile (JSON)")
+      ->capture_default_str();
+  app.add_option("--nats", config.nats_url, "NATS URL of the JetStream relay (empty = off)");
+  app.add_option("--nats-stream", config.nats_stream, "JetStream stream of the relay")
+      ->capture_default_str();
+  app.add_option("--ready-file", config.ready_file,
+                 "write {\"http\":…,\"tcp\":…} here once listening (for scripts and tests)");
+  app.add_option("--log-level", config.log_level, "debug, info, warning or error")
+      ->capture_default_str();
+  app.add_option("--io-threads", config.io_threads, "threads serving connections")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  server::Limits& limits = config.limits;
+  app.add_option("--connections-max", limits.connections_max, "open connections, HTTP and TCP")
+      ->capture_default_str();
+  app.add_option("--frame-bytes-max", limits.frame_bytes_max, "largest TCP frame")
+      ->capture_default_str();
+  app.add_option("--http-body-bytes-max", limits.http_body_bytes_max, "largest HTTP body")
+      ->capture_default_str();
+  app.add_option("--batch-events-max", limits.batch_events_max, "events per append batch")
+      ->capture_default_str();
+  app.add_option("--connection-inflight-max", limits.connection_inflight_max,
+                 "requests in progress per TCP connection")
+      ->capture_default_str();
+  app.add_option("--appends-inflight-max", limits.appends_inflight_max,
+                 "appends in progress in the server")
+      ->capture_default_str();
+  app.add_option("--subscribers-max", limits.subscribers_max, "live subscriptions")
+      ->capture_default_str();
+  app.add_option("--read-events-max", limits.read_events_max, "events per read page")
+      ->capture_default_str();
+}
+
+int Fail(const std::string& message, nlohmann::ordered_json fields = {}) {
+  Log(LogLevel::kError, message, std::move(fields));
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ledgerd — GridLedger's server: HTTP/JSON and Cap'n Proto TCP front doors"};
+  Config config;
+  AddOptions(app, config);
+  CLI11_PARSE(app, argc, argv);
+  auto level = server::ParseLogLevel(config.log_level);
+  if (!level) return Fail("unknown --log-level", {{"value", config.log_level}});
+  server::SetLogLevel(*level);
+
+  auto http_endpoint = ParseEndpoint(config.http);
+  if (!http_endpoint) return Fail("--http takes host:port", {{"value", config.http}});
+  std::optional<net::ip::tcp::endpoint> tcp_endpoint;
+  if (!config.tcp.empty()) {
+    tcp_endpoint = ParseEndpoint(config.tcp);
+    if (!tcp_endpoint) return Fail("--tcp takes host:port", {{"value", config.tcp}});
+  }
+
+  auto tokens = ingest::TokenStore::Load(config.tokens_file);
+  if (!tokens.ok()) return Fail("cannot load tokens", {{"error", tokens.status().message()}});
+  auto calendar = domain::WorkingCalendar::Load(config.calendar_dir);
+  if (auto* error = std::get_if<domain::DataFileError>(&calendar)) {
+    return Fail("cannot load the calendar", {{"file", error->file}, {"error", error->message}});
+  }
+  auto profile = domain::SlaProfile::Load(config.profile_path);
+  if (auto* error = std::get_if<domain::DataFileError>(&profile)) {
+    return Fail("cannot load the SLA profile", {{"file", error->file}, {"error", error->message}});
+  }
+
+  ledger::Options ledger_options;
+  ledger_options.side_families = projections::SideFamilies();
+  const ledger::SideFamily relay_family = server::AddRelaySideFamily(ledger_options.side_families);
+
+  // ---- Metrics, part 1 (issue 5; monitoring/README.md): the probes, before the ledger that
+  // reports to them, so they outlive it.
+  std::unique_ptr<monitoring::Metrics> metrics;
+  if (!config.metrics.empty()) {
+    metrics = std::make_unique<monitoring::Metrics>();
+    ledger_options.probe = &metrics->ledger_probe();
+  }
+  // ---- end of metrics, part 1
+
+  auto opened = ledger::Ledger::Open(config.data_dir, ledger_options);
+  if (!opened.ok()) return Fail("cannot open the ledger", {{"error", opened.status().message()}});
+  std::unique_ptr<ledger::Ledger> ledger = std::move(opened).value();
+  Log(LogLevel::kInfo, "ledger open", {{"data", config.data_dir}, {"head", ledger->Head()}});
+
+  projections::Engine engine(*ledger);
+  auto catch_up_started = std::chrono::steady_clock::now();
+  ledger::Status caught_up = engine.CatchUp();
+  if (!caught_up.ok()) return Fail("projections cannot catch up", {{"error", caught_up.message()}});
+  Log(LogLevel::kInfo, "projections caught up",
+      {{"checkpoint", engine.checkpoint()},
+       {"seconds",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - catch_up_started)
+            .count()}});
+  engine.StartBackground();
+
+  server::Service service({*ledger,
+                           engine,
+                           std::get<domain::WorkingCalendar>(calendar),
+                           std::get<domain::SlaProfile>(profile),
+                           std::move(tokens).value(),
+                           config.limits,
+                           {}});
+
+  net::io_context io(config.io_threads);
+  server::HttpServer http(io, service, *http_endpoint);
+  auto http_port = http.Start();
+  if (auto* error = std::get_if<std::string>(&http_port)) return Fail(*error);
+  std::unique_ptr<server::TcpServer> tcp;
+  std::optional<uint16_t> tcp_port;
+  if (tcp_endpoint) {
+    tcp = std::make_unique<server::TcpServer>(io, service, *tcp_endpoint);
+    auto started = tcp->Start();
+    if (auto* error = std::get_if<std::string>(&started)) return Fail(*error);
+    tcp_port = std::get<uint16_t>(started);
+  }
+  std::unique_ptr<server::Relay> relay;
+  if (!config.nats_url.empty()) {
+    server::RelayOptions relay_options;
+    relay_options.url = config.nats_url;
+    relay_options.stream_name = config.nats_stream;
+    relay_options.checkpoint_family = relay_family;
+    relay = std::make_unique<server::Relay>(*ledger, relay_options);
+    ledger::Status started = relay->Start();
+    if (!started.ok()) return Fail("cannot start the relay", {{"error", started.message()}});
+  }
+
+  nlohmann::ordered_json listening = {
+      {"http", EndpointText(*http_endpoint, std::get<uint16_t>(http_port))}};
+  if (tcp_port) listening["tcp"] = EndpointText(*tcp_endpoint, *tcp_port);
+  if (relay) listening["nats"] = config.nats_url;
+
+  // ---- Metrics, part 2: the scrape endpoint, after everything it reads (so it stops first).
+  std::unique_ptr<monitoring::MetricsEndpoint> metrics_endpoint;
+  if (metrics) {
+    service.SetProbe(&metrics->server_probe());
+    monitoring::ScrapeSources sources;
+    sources.status = {.ledger = ledger.get(),
+                      .engine = &engine,
+                      .service = &service,
+                      .tcp = tcp.get(),
+                      .relay = relay.get(),
+                      .calendar = &std::get<domain::WorkingCalendar>(calendar)};
+    sources.profile = &std::get<domain::SlaProfile>(profile);
+    auto endpoint = monitoring::MetricsEndpoint::Start(*metrics, sources, config.metrics);
+    if (auto* error = std::get_if<std::string>(&endpoint)) return Fail(*error);
+    metrics_endpoint = std::move(std::get<std::unique_ptr<monitoring::MetricsEndpoint>>(endpoint));
+    const std::string host = config.metrics.substr(0, config.metrics.rfind(':'));
+    listening["metrics"] = host + ":" + std::to_string(metrics_endpoint->port());
+  }
+  // ---- end of metrics, part 2
+
+  listening["pid"] = ::getpid();
+  Log(LogLevel::kInfo, "listening", listening);
+  if (!config.ready_file.empty()) {
+    std::string temporary = config.ready_file + ".tmp";
+    std::ofstream(temporary) << listening.dump() << "\n";
+    std::rename(temporary.c_str(), config.ready_file.c_str());
+  }
+
+  // Shutdown: the signal handler starts the drain on a thread of its own, so the I/O threads keep
+  // answering the appends in flight while it waits for them.
+  std::promise<void> drained;
+  std::thread drainer;
+  net::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& error, int signal) {
+    if (error) return;
+    Log(LogLevel::kInfo, "draining", {{"signal", signal}});
+    drainer = std::thread([&] {
+      http.Stop();
+      if (tcp) tcp->Stop();
+      service.BeginDrain();
+      service.WaitIdle();
+      drained.set_value();
+    });
+  });
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < config.io_threads; ++i) threads.emplace_back([&io] { io.run(); });
+  std::thread watchdog;
+  std::future<void> drained_future = drained.get_future();
+  watchdog = std::thread([&] {
+    drained_future.wait();
+    // Connections finish writing their last answers; any still open after the timeout are cut.
+    auto deadline = std::chrono::steady_clock::now() + kDrainTimeout;
+    while (!io.stopped() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polls io.stopped()
+    }
+    io.stop();
+  });
+  io.run();
+  for (auto& thread : threads) thread.join();
+  watchdog.join();
+  if (drainer.joinable()) drainer.join();
+
+  if (relay) relay->Stop();
+  engine.StopBackground();
+  ledger::Status synced = ledger->SyncWal();
+  if (!synced.ok()) return Fail("final WAL sync failed", {{"error", synced.message()}});
+  Log(LogLevel::kInfo, "stopped", {{"head", ledger->Head()}, {"projections", engine.checkpoint()}});
+  return 0;
+}

@@ -1,0 +1,204 @@
+#include "server/service.h"
+
+#include <chrono>
+#include <future>
+
+#include "ingest/event_codec.h"
+#include "server/probe.h"
+
+namespace gridledger::server {
+
+ServiceError MakeError(ErrorKind kind, std::string code, std::string message) {
+  return {kind, {{"code", std::move(code)}, {"message", std::move(message)}}};
+}
+
+ServiceError FromStatus(const ledger::Status& status) {
+  ErrorKind kind = ErrorKind::kInternal;
+  switch (status.code()) {
+    case ledger::Code::kInvalid:
+      kind = ErrorKind::kInvalid;
+      break;
+    case ledger::Code::kVersionConflict:
+      kind = ErrorKind::kConflict;
+      break;
+    case ledger::Code::kDuplicateMismatch:
+      kind = ErrorKind::kDuplicateMismatch;
+      break;
+    case ledger::Code::kBusy:
+      kind = ErrorKind::kBusy;
+      break;
+    case ledger::Code::kNotFound:
+      kind = ErrorKind::kNotFound;
+      break;
+    case ledger::Code::kShutdown:
+      kind = ErrorKind::kUnavailable;
+      break;
+    case ledger::Code::kOk:
+    case ledger::Code::kCorruption:
+    case ledger::Code::kIoError:
+    case ledger::Code::kLocked:
+      kind = ErrorKind::kInternal;
+      break;
+  }
+  return {kind, ingest::ErrorJson(status)};
+}
+
+ServiceError FromIngestError(const ingest::IngestError& error) {
+  if (error.forbidden) return MakeError(ErrorKind::kForbidden, "forbidden", error.status.message());
+  if (error.rule) return {ErrorKind::kInvalid, ingest::ErrorJson(error.status, *error.rule)};
+  return FromStatus(error.status);
+}
+
+ServiceError FromDecodeError(const domain::DecodeError& error) {
+  return {ErrorKind::kInvalid, ingest::ErrorJson(error)};
+}
+
+namespace {
+
+int64_t SystemNowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Service::Service(ServiceParts parts)
+    : ledger_(parts.ledger),
+      engine_(parts.engine),
+      calendar_(parts.calendar),
+      profile_(parts.profile),
+      tokens_(std::move(parts.tokens)),
+      limits_(parts.limits),
+      now_us_(parts.now_us ? std::move(parts.now_us) : std::function<int64_t()>(SystemNowUs)),
+      ingestor_(parts.ledger, now_us_) {}
+
+std::optional<ingest::Principal> Service::Authenticate(std::string_view token) const {
+  std::optional<ingest::Principal> principal;
+  if (!token.empty()) principal = tokens_.Authenticate(token);
+  if (!principal) {
+    if (ServerProbe* probe = probe_.load(std::memory_order_acquire)) {
+      probe->OnRefused(ErrorKind::kUnauthenticated, "");
+    }
+  }
+  return principal;
+}
+
+std::optional<ServiceError> Service::CheckAccess(const ingest::Principal& principal,
+                                                 ingest::Access access,
+                                                 std::string_view org) const {
+  if (auto refusal = ingest::CheckAccess(principal, access, org)) {
+    if (ServerProbe* probe = probe_.load(std::memory_order_acquire)) {
+      probe->OnRefused(ErrorKind::kForbidden, "");
+    }
+    return MakeError(ErrorKind::kForbidden, "forbidden", std::move(*refusal));
+  }
+  return std::nullopt;
+}
+
+void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,
+                          std::function<void(AppendAnswer)> done) {
+  ServerProbe* const probe = probe_.load(std::memory_order_acquire);
+  const uint32_t type_token = probe != nullptr ? probe->TypeToken(event.type) : 0;
+  auto refuse = [&](ServiceError error) {
+    if (probe != nullptr) probe->OnAppendAnswered(type_token, error);
+    done(std::move(error));
+  };
+  if (draining_.load()) {
+    return refuse(MakeError(ErrorKind::kUnavailable, "shutdown",
+                            "ledgerd is shutting down; retry against the restarted server"));
+  }
+  if (appends_inflight_.fetch_add(1) >= limits_.appends_inflight_max) {
+    appends_inflight_.fetch_sub(1);
+    return refuse(MakeError(ErrorKind::kBusy, "busy",
+                            "too many appends in flight (" +
+                                std::to_string(limits_.appends_inflight_max) + "); retry later"));
+  }
+  ingestor_.AppendAsync(
+      std::move(event), principal,
+      [this, probe, type_token, done = std::move(done)](ingest::IngestAnswer answer) {
+        AppendAnswer result =
+            std::holds_alternative<ingest::IngestOutcome>(answer)
+                ? AppendAnswer(std::get<ingest::IngestOutcome>(std::move(answer)))
+                : AppendAnswer(FromIngestError(std::get<ingest::IngestError>(answer)));
+        if (probe != nullptr) probe->OnAppendAnswered(type_token, result);
+        done(std::move(result));
+        if (appends_inflight_.fetch_sub(1) == 1) {
+          std::lock_guard lock(idle_mutex_);
+          idle_cv_.notify_all();
+        }
+      });
+}
+
+AppendAnswer Service::Append(const ingest::Principal& principal, domain::ClientEvent event) {
+  std::promise<AppendAnswer> answer;
+  std::future<AppendAnswer> result = answer.get_future();
+  AppendAsync(principal, std::move(event),
+              [&answer](AppendAnswer done) { answer.set_value(std::move(done)); });
+  return result.get();
+}
+
+AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::ClientEvent event) {
+  if (auto refused = CheckAccess(importer, ingest::Access::kImport, event.actor.org)) {
+    return *refused;
+  }
+  std::optional<ingest::Role> role = ingest::ParseRole(event.actor.role);
+  if (!role) {
+    return MakeError(ErrorKind::kForbidden, "forbidden",
+                     "actor role " + event.actor.role + " is not a role of domain.md");
+  }
+  ingest::Principal actor{event.actor.id, *role, event.actor.org};
+  return Append(actor, std::move(event));
+}
+
+std::optional<ServiceError> Service::RecordPersonalDataRead(const ingest::Principal& principal,
+                                                            std::string_view what,
+                                                            std::string_view approved_by) {
+  nlohmann::json data = {{"what", what}};
+  if (!approved_by.empty()) data["approved_by"] = approved_by;
+  nlohmann::json event = {
+      {"stream", "staff/" + principal.id},
+      {"type", "SensitiveDataAccessed"},
+      {"event_id", "read-" + ingest::TokenStore::NewToken().substr(0, 32)},
+      {"occurred_at", domain::FormatTimestamp(now_us_(), domain::kShanghaiUtcOffsetMinutes)},
+      {"actor",
+       {{"id", principal.id},
+        {"role", std::string(ingest::RoleName(principal.role))},
+        {"org", principal.org}}},
+      {"data", std::move(data)}};
+  auto decoded = domain::DecodeClientEvent(event);
+  if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+    // Only a principal id that cannot name a staff stream gets here.
+    return FromDecodeError(*error);
+  }
+  AppendAnswer answer = Append(principal, std::get<domain::ClientEvent>(std::move(decoded)));
+  if (auto* error = std::get_if<ServiceError>(&answer)) return *error;
+  return std::nullopt;
+}
+
+bool Service::TryAddConnection() {
+  if (connections_.fetch_add(1) >= limits_.connections_max) {
+    connections_.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+void Service::RemoveConnection() { connections_.fetch_sub(1); }
+
+bool Service::TryAddSubscriber() {
+  if (subscribers_.fetch_add(1) >= limits_.subscribers_max) {
+    subscribers_.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+void Service::RemoveSubscriber() { subscribers_.fetch_sub(1); }
+
+void Service::BeginDrain() { draining_.store(true); }
+
+void Service::WaitIdle() {
+  std::unique_lock lock(idle_mutex_);
+  idle_cv_.wait(lock, [&] { return appends_inflight_.load() == 0; });
+}
+
+}  // namespace gridledger::server

@@ -1,0 +1,1236 @@
+// TcpServer: accept loop, per-connection sessions (framing, hello, append, read, subscriptions),
+// and the ledger head notification that wakes live subscriptions. See tcp_server.h for the bounds.
+#include "server/tcp_server.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+
+#include <capnp/any.h>
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "ledger/limits.h"
+#include "server/protocol.capnp.h"
+
+namespace gridledger::server {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Words = kj::ArrayPtr<const capnp::word>;
+
+namespace {
+
+constexpr size_t kWordBytes = sizeof(capnp::word);
+// A connection's receive buffer starts (and shrinks back to) this size; it grows to hold one frame.
+constexpr size_t kReceiveBufferBytes = size_t{64} << 10;
+// Frames gathered into one socket write.
+constexpr size_t kWriteFramesMax = 64;
+// Bytes of an events frame besides its envelopes (Response struct, list pointers, segment table),
+// and per envelope (its list pointer): how the frame builder keeps a frame under frame_bytes_max.
+constexpr size_t kEventsFrameOverheadBytes = 1024;
+constexpr size_t kEnvelopeOverheadBytes = 8;
+// How long the accept loop waits after a failed accept (out of descriptors) before trying again.
+constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+// Types a subscription may filter on (domain.md has about forty).
+constexpr size_t kSubscriptionTypesMax = 256;
+static_assert(kReceiveBufferBytes % kWordBytes == 0);
+
+// An error as the protocol carries it (the ServiceError body's fields).
+struct WireError {
+  std::string code;
+  std::string message;
+  std::string field;
+  std::string rule;
+  std::optional<int64_t> current_version;
+};
+
+WireError FromServiceError(const ServiceError& error) {
+  const nlohmann::ordered_json& body = error.error;
+  auto text = [&](const char* key) {
+    auto it = body.find(key);
+    return it != body.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  WireError wire{text("code"), text("message"), text("field"), text("rule"), std::nullopt};
+  auto version = body.find("current_version");
+  if (version != body.end() && version->is_number_integer()) {
+    wire.current_version = version->get<int64_t>();
+  }
+  if (wire.code.empty()) wire.code = "internal";
+  return wire;
+}
+
+void FillError(protocol::Error::Builder builder, const WireError& error) {
+  builder.setCode(error.code);
+  builder.setMessage(error.message);
+  builder.setField(error.field);
+  builder.setRule(error.rule);
+  if (error.current_version) {
+    builder.setHasCurrentVersion(true);
+    builder.setCurrentVersion(*error.current_version);
+  }
+}
+
+std::string_view View(capnp::Text::Reader text) { return {text.begin(), text.size()}; }
+
+// The stored bytes of an envelope read in place. The ledger stores envelopes canonically
+// (ledger/FORMAT.md): one segment, the root pointer at word 0, the struct right after it and every
+// object it points to after that, without gaps. So the stored bytes are the root pointer word just
+// before the struct's data section plus the message's total size, and an events frame can carry
+// them as they are. The root pointer is checked; anything else is re-encoded canonically into
+// `fallback`. TODO(perf): ask ledger/ for EventView::bytes() and drop this.
+Words StoredEnvelopeWords(ledger::schema::Envelope::Reader envelope,
+                          kj::Array<capnp::word>& fallback) {
+  capnp::AnyStruct::Reader any(envelope);
+  kj::ArrayPtr<const kj::byte> data = any.getDataSection();
+  if (data.size() > 0 && data.size() % kWordBytes == 0) {
+    const capnp::word* root = reinterpret_cast<const capnp::word*>(data.begin()) - 1;
+    uint64_t pointer = 0;
+    std::memcpy(&pointer, root, sizeof(pointer));
+    // A struct pointer (kind 0) with offset 0 and this struct's section sizes.
+    const uint64_t expected = (uint64_t{data.size() / kWordBytes} << 32) |
+                              (uint64_t{any.getPointerSection().size()} << 48);
+    if (pointer == expected) return {root, 1 + envelope.totalSize().wordCount};
+  }
+  fallback = any.canonicalize();
+  return fallback.asPtr();
+}
+
+// The canonical envelope of a decoded event: byte for byte what the ledger stores.
+kj::Array<capnp::word> EncodeEnvelope(const ledger::StoredEvent& event) {
+  auto bytes = [](const std::string& text) {
+    return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(text.data()), text.size());
+  };
+  capnp::MallocMessageBuilder message;
+  auto envelope = message.initRoot<ledger::schema::Envelope>();
+  envelope.setPosition(event.position);
+  envelope.setStream(event.stream);
+  envelope.setVersion(event.version);
+  envelope.setType(event.type);
+  envelope.setEventId(event.event_id);
+  envelope.setOccurredAtUs(event.occurred_at_us);
+  envelope.setOccurredAtOffsetMinutes(event.occurred_at_offset_minutes);
+  envelope.setRecordedAtUs(event.recorded_at_us);
+  auto actor = envelope.initActor();
+  actor.setId(event.actor.id);
+  actor.setRole(event.actor.role);
+  actor.setOrg(event.actor.org);
+  envelope.setPayload(bytes(event.payload));
+  envelope.setPrevHash(bytes(event.prev_hash));
+  envelope.setHash(bytes(event.hash));
+  envelope.setImported(event.imported);
+  return capnp::AnyStruct::Reader(envelope.asReader()).canonicalize();
+}
+
+// Gathers envelopes into one events frame, within a byte budget and an event count.
+class EventsFrame {
+ public:
+  EventsFrame(size_t frame_bytes_max, size_t events_max)
+      : message_(std::make_unique<capnp::MallocMessageBuilder>()),
+        bytes_budget_(frame_bytes_max > kEventsFrameOverheadBytes
+                          ? frame_bytes_max - kEventsFrameOverheadBytes
+                          : 0),
+        events_max_(events_max) {}
+
+  // False (and nothing added) when the envelope would break a bound; the first one always fits,
+  // so a frame makes progress even when one event is larger than the budget.
+  bool Add(Words envelope) {
+    size_t bytes = envelope.size() * kWordBytes + kEnvelopeOverheadBytes;
+    if (!envelopes_.empty() && (bytes_ + bytes > bytes_budget_ || full())) return false;
+    capnp::Data::Reader data(reinterpret_cast<const kj::byte*>(envelope.begin()),
+                             envelope.size() * kWordBytes);
+    envelopes_.push_back(message_->getOrphanage().newOrphanCopy(data));
+    bytes_ += bytes;
+    return true;
+  }
+  bool full() const { return envelopes_.size() >= events_max_; }
+  size_t count() const { return envelopes_.size(); }
+
+  std::unique_ptr<capnp::MallocMessageBuilder> Finish(uint64_t id, uint64_t next) {
+    auto response = message_->initRoot<protocol::Response>();
+    response.setId(id);
+    auto events = response.initEvents();
+    auto list = events.initEnvelopes(static_cast<unsigned>(envelopes_.size()));
+    for (size_t i = 0; i < envelopes_.size(); ++i) {
+      list.adopt(static_cast<unsigned>(i), kj::mv(envelopes_[i]));
+    }
+    events.setNext(next);
+    envelopes_.clear();
+    return std::move(message_);
+  }
+
+ private:
+  std::unique_ptr<capnp::MallocMessageBuilder> message_;
+  std::vector<capnp::Orphan<capnp::Data>> envelopes_;
+  size_t bytes_ = 0;
+  const size_t bytes_budget_;
+  const size_t events_max_;
+};
+
+// A Response under construction.
+struct Reply {
+  explicit Reply(uint64_t id)
+      : message(std::make_unique<capnp::MallocMessageBuilder>()),
+        root(message->initRoot<protocol::Response>()) {
+    root.setId(id);
+  }
+  std::unique_ptr<capnp::MallocMessageBuilder> message;
+  protocol::Response::Builder root;
+};
+
+// One frame on its way to a socket: the message, and the segment table written before it.
+struct OutFrame {
+  std::unique_ptr<capnp::MallocMessageBuilder> message;
+  std::vector<uint32_t> table;  // segment count - 1, then each size in words; padded to a word
+  kj::ArrayPtr<const kj::ArrayPtr<const capnp::word>> segments;
+  size_t bytes = 0;
+  uint64_t subscription = 0;  // non-zero: a frame of this subscription
+};
+
+OutFrame Seal(std::unique_ptr<capnp::MallocMessageBuilder> message, uint64_t subscription) {
+  OutFrame frame;
+  frame.segments = message->getSegmentsForOutput();
+  const size_t count = frame.segments.size();
+  frame.table.assign((count + 2) & ~size_t{1}, 0);
+  frame.table[0] = static_cast<uint32_t>(count - 1);
+  frame.bytes = frame.table.size() * sizeof(uint32_t);
+  for (size_t i = 0; i < count; ++i) {
+    frame.table[i + 1] = static_cast<uint32_t>(frame.segments[i].size());
+    frame.bytes += frame.segments[i].size() * kWordBytes;
+  }
+  frame.message = std::move(message);
+  frame.subscription = subscription;
+  return frame;
+}
+
+// What the first bytes of a receive buffer say about the frame starting there.
+struct FramePrefix {
+  enum class State { kIncomplete, kComplete, kTooLarge, kMalformed } state = State::kIncomplete;
+  size_t bytes = 0;  // the whole frame, once the segment table is in (0 before)
+};
+
+FramePrefix ParseFramePrefix(const kj::byte* data, size_t available, size_t frame_bytes_max) {
+  using State = FramePrefix::State;
+  auto load = [&](size_t index) {
+    uint32_t value = 0;
+    std::memcpy(&value, data + index * sizeof(uint32_t), sizeof(value));
+    return value;  // little-endian hosts only (checked below)
+  };
+  static_assert(std::endian::native == std::endian::little, "the framing is little-endian");
+  if (available < kWordBytes) return {};
+  const size_t segments = size_t{load(0)} + 1;
+  if (segments > kTcpFrameSegmentsMax) return {State::kMalformed, 0};
+  const size_t table_bytes = (segments + 2) / 2 * kWordBytes;
+  if (available < table_bytes) return {};
+  uint64_t bytes = table_bytes;
+  for (size_t i = 0; i < segments; ++i) bytes += uint64_t{load(i + 1)} * kWordBytes;
+  if (bytes > frame_bytes_max) return {State::kTooLarge, static_cast<size_t>(bytes)};
+  if (available < bytes) return {State::kIncomplete, static_cast<size_t>(bytes)};
+  return {State::kComplete, static_cast<size_t>(bytes)};
+}
+
+void RaiseTo(std::atomic<size_t>& peak, size_t value) {
+  size_t seen = peak.load(std::memory_order_relaxed);
+  while (value > seen && !peak.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
+class TcpSession;
+
+struct TcpServer::Shared : std::enable_shared_from_this<TcpServer::Shared> {
+  Shared(asio::io_context& io_context, Service& service_ref)
+      : io(io_context),
+        service(service_ref),
+        limits(service_ref.limits()),
+        acceptor(asio::make_strand(io_context)),
+        accept_retry(acceptor.get_executor()) {}
+
+  void Accept();
+  void Refuse(tcp::socket socket);
+  void Register(const std::shared_ptr<TcpSession>& session);
+  void Forget(const TcpSession* session);
+  // Live subscriptions waiting for the head to move; woken by the next group commit.
+  void Wait(const std::shared_ptr<TcpSession>& session);
+  void OnHead();  // on the ledger's writer thread: only posts
+  void WakeWaiters();
+
+  void AddOutput(size_t bytes, bool subscription) {
+    RaiseTo(output_bytes_peak, output_bytes.fetch_add(bytes) + bytes);
+    if (subscription) {
+      RaiseTo(subscription_output_bytes_peak, subscription_output_bytes.fetch_add(bytes) + bytes);
+    }
+  }
+  void RemoveOutput(size_t bytes, bool subscription) {
+    output_bytes.fetch_sub(bytes);
+    if (subscription) subscription_output_bytes.fetch_sub(bytes);
+  }
+
+  asio::io_context& io;
+  Service& service;
+  const Limits limits;
+  tcp::acceptor acceptor;  // used on its own strand only
+  asio::steady_timer accept_retry;  // on the acceptor's strand
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> wake_posted{false};
+
+  std::mutex mutex;  // guards sessions and waiting
+  std::unordered_map<const TcpSession*, std::weak_ptr<TcpSession>> sessions;
+  std::vector<std::weak_ptr<TcpSession>> waiting;
+
+  std::atomic<size_t> connections{0};
+  std::atomic<size_t> subscriptions{0};
+  std::atomic<size_t> subscriptions_without_credit{0};
+  std::atomic<size_t> output_bytes{0};
+  std::atomic<size_t> output_bytes_peak{0};
+  std::atomic<size_t> subscription_output_bytes{0};
+  std::atomic<size_t> subscription_output_bytes_peak{0};
+  std::atomic<uint64_t> frames_received{0};
+  std::atomic<uint64_t> frames_sent{0};
+  std::atomic<uint64_t> subscription_events_sent{0};
+  std::atomic<uint64_t> checkpoints_sent{0};
+  std::atomic<uint64_t> busy_sent{0};
+  std::atomic<uint64_t> connections_refused{0};
+};
+
+// One connection. Every method runs on the session's strand except Shutdown() and
+// PostHeadMoved(), which post to it.
+class TcpSession : public std::enable_shared_from_this<TcpSession> {
+ public:
+  TcpSession(std::shared_ptr<TcpServer::Shared> shared, tcp::socket socket)
+      : shared_(std::move(shared)),
+        service_(shared_->service),
+        limits_(shared_->limits),
+        executor_(socket.get_executor()),
+        socket_(std::move(socket)),
+        timer_(executor_),
+        in_(kj::heapArray<capnp::word>(kReceiveBufferBytes / kWordBytes)) {}
+  ~TcpSession() {
+    // Only when the io_context was destroyed with this session's handlers still queued.
+    if (!closed_) service_.RemoveConnection();
+  }
+
+  void Start() {
+    asio::post(executor_, [self = shared_from_this()] {
+      self->ArmTimer(kTcpHelloTimeout, [](TcpSession& session) {
+        if (session.principal_) return;
+        session.SendError(0, {"unauthenticated", "no hello within the hello timeout", "", "", {}});
+        session.Drain();
+      });
+      self->ReadMore();
+    });
+  }
+  void Shutdown() {
+    asio::post(executor_, [self = shared_from_this()] { self->Drain(); });
+  }
+  void PostHeadMoved() {
+    asio::post(executor_, [self = shared_from_this()] { self->OnHeadMoved(); });
+  }
+
+ private:
+  struct Subscription {
+    uint64_t id = 0;
+    uint64_t next = 1;  // the next position to examine
+    uint64_t credit = 0;
+    std::string stream_prefix;
+    std::vector<std::string> types;
+    uint64_t skipped = 0;       // examined and filtered out since the last frame
+    bool frame_queued = false;  // a frame of it is not yet on the socket
+    bool waiting_head = false;
+    bool without_credit = false;  // counted in subscriptions_without_credit
+  };
+
+  // One append request: its events are appended one stream-chain at a time.
+  struct PendingAppend {
+    uint64_t id = 0;
+    std::vector<domain::ClientEvent> events;
+    std::vector<std::string> streams;
+    std::vector<size_t> next_in_stream;  // the next event of the same stream, or npos
+    std::vector<std::variant<std::monostate, ingest::IngestOutcome, WireError>> results;
+    size_t remaining = 0;
+  };
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+
+  // ---- reading -----------------------------------------------------------------------------
+
+  kj::byte* InBytes() { return reinterpret_cast<kj::byte*>(in_.begin()); }
+  size_t InCapacity() const { return in_.size() * kWordBytes; }
+
+  // Makes room after in_end_ for at least `frame_bytes` from in_begin_ (frames start on words).
+  void ReserveReceive(size_t frame_bytes) {
+    if (in_begin_ > 0 && (in_end_ == InCapacity() || in_begin_ + frame_bytes > InCapacity())) {
+      std::memmove(InBytes(), InBytes() + in_begin_, in_end_ - in_begin_);
+      in_end_ -= in_begin_;
+      in_begin_ = 0;
+    }
+    size_t wanted = std::max(frame_bytes, in_end_ + kWordBytes);
+    if (wanted > InCapacity()) {
+      size_t words = (wanted + kWordBytes - 1) / kWordBytes;
+      auto bigger = kj::heapArray<capnp::word>(words);
+      std::memcpy(bigger.begin(), InBytes(), in_end_);
+      in_ = kj::mv(bigger);
+    }
+  }
+
+  void ReadMore() {
+    if (reading_ || closed_ || peer_closed_) return;
+    if (draining_) {
+      in_begin_ = in_end_ = 0;  // input after the end is read only to be discarded
+    } else if (read_paused_) {
+      return;
+    }
+    if (in_end_ == InCapacity()) ReserveReceive(in_end_ - in_begin_ + kWordBytes);
+    reading_ = true;
+    socket_.async_read_some(asio::buffer(InBytes() + in_end_, InCapacity() - in_end_),
+                            [self = shared_from_this()](boost::system::error_code error,
+                                                        size_t bytes) {
+                              self->OnRead(error, bytes);
+                            });
+  }
+
+  void OnRead(boost::system::error_code error, size_t bytes) {
+    reading_ = false;
+    if (closed_) return;
+    if (error) {
+      peer_closed_ = true;
+      // End of input: answer what is in flight, then close. Anything else: the peer is gone.
+      if (error == asio::error::eof && !draining_) {
+        Drain();
+      } else {
+        Close();
+      }
+      return;
+    }
+    if (draining_) {
+      ReadMore();
+      return;
+    }
+    in_end_ += bytes;
+    ProcessFrames();
+  }
+
+  void ProcessFrames() {
+    while (!draining_ && !closed_) {
+      if (out_bytes_ > limits_.frame_bytes_max) {
+        read_paused_ = true;  // resumed by OnWritten
+        return;
+      }
+      FramePrefix prefix =
+          ParseFramePrefix(InBytes() + in_begin_, in_end_ - in_begin_, limits_.frame_bytes_max);
+      if (prefix.state == FramePrefix::State::kIncomplete) {
+        if (prefix.bytes > InCapacity() - in_begin_) ReserveReceive(prefix.bytes);
+        break;
+      }
+      if (prefix.state != FramePrefix::State::kComplete) {
+        bool too_large = prefix.state == FramePrefix::State::kTooLarge;
+        SendError(0, {"invalid",
+                      too_large ? "frame of " + std::to_string(prefix.bytes) +
+                                      " bytes is larger than frame_bytes_max (" +
+                                      std::to_string(limits_.frame_bytes_max) + ")"
+                                : "frame has too many segments",
+                      "", too_large ? "frame_too_large" : "malformed_frame", {}});
+        Drain();
+        return;
+      }
+      HandleFrame(Words(reinterpret_cast<const capnp::word*>(InBytes() + in_begin_),
+                        prefix.bytes / kWordBytes));
+      in_begin_ += prefix.bytes;
+    }
+    if (in_begin_ == in_end_) {
+      in_begin_ = in_end_ = 0;
+      if (InCapacity() > kReceiveBufferBytes) {
+        in_ = kj::heapArray<capnp::word>(kReceiveBufferBytes / kWordBytes);
+      }
+    }
+    ReadMore();
+  }
+
+  void HandleFrame(Words words) {
+    shared_->frames_received.fetch_add(1, std::memory_order_relaxed);
+    try {
+      capnp::FlatArrayMessageReader reader(words);
+      HandleRequest(reader.getRoot<protocol::Request>());
+    } catch (const kj::Exception& e) {
+      // Every field is read before anything is done, so a malformed frame changes nothing.
+      SendError(0, {"invalid", std::string("malformed frame: ") + e.getDescription().cStr(), "",
+                    "malformed_frame", {}});
+      Drain();
+    }
+  }
+
+  void HandleRequest(protocol::Request::Reader request) {
+    const uint64_t id = request.getId();
+    if (!principal_) {
+      if (request.which() != protocol::Request::HELLO) {
+        SendError(id, {"unauthenticated", "the first request must be hello with a bearer token",
+                       "", "", {}});
+        Drain();
+        return;
+      }
+      HandleHello(id, request.getHello());
+      return;
+    }
+    switch (request.which()) {
+      case protocol::Request::HELLO:
+        SendError(id, {"invalid", "already authenticated", "hello", "", {}});
+        return;
+      case protocol::Request::APPEND:
+        HandleAppend(id, request.getAppend());
+        return;
+      case protocol::Request::READ:
+        HandleRead(id, request.getRead());
+        return;
+      case protocol::Request::SUBSCRIBE:
+        HandleSubscribe(id, request.getSubscribe());
+        return;
+      case protocol::Request::CREDIT:
+        HandleCredit(id, request.getCredit());
+        return;
+      case protocol::Request::CANCEL:
+        HandleCancel(id, request.getCancel());
+        return;
+    }
+    SendError(id, {"invalid", "unknown request (newer protocol?)", "", "", {}});
+  }
+
+  void HandleHello(uint64_t id, protocol::Hello::Reader hello) {
+    std::string_view token = View(hello.getToken());
+    std::optional<ingest::Principal> principal;
+    if (!token.empty() && token.size() <= ingest::kTokenBytesMax) {
+      principal = service_.Authenticate(token);
+    }
+    if (!principal) {
+      SendError(id, {"unauthenticated", token.empty() ? "no bearer token" : "unknown token", "",
+                     "", {}});
+      Drain();
+      return;
+    }
+    principal_ = std::move(principal);
+    timer_.cancel();
+    Reply reply(id);
+    auto welcome = reply.root.initWelcome();
+    auto who = welcome.initPrincipal();
+    who.setId(principal_->id);
+    who.setRole(std::string(ingest::RoleName(principal_->role)));
+    who.setOrg(principal_->org);
+    welcome.setProtocolVersion(protocol::PROTOCOL_VERSION);
+    welcome.setFrameBytesMax(limits_.frame_bytes_max);
+    welcome.setBatchEventsMax(static_cast<uint32_t>(limits_.batch_events_max));
+    welcome.setConnectionInflightMax(static_cast<uint32_t>(limits_.connection_inflight_max));
+    welcome.setReadEventsMax(static_cast<uint32_t>(limits_.read_events_max));
+    welcome.setCreditMax(limits_.subscription_credit_max);
+    Send(std::move(reply.message));
+  }
+
+  // ---- appends -----------------------------------------------------------------------------
+
+  void HandleAppend(uint64_t id, protocol::Append::Reader append) {
+    auto texts = append.getJson();
+    if (texts.size() == 0 || texts.size() > limits_.batch_events_max) {
+      SendError(id, {"invalid",
+                     "an append carries 1 to " + std::to_string(limits_.batch_events_max) +
+                         " events, not " + std::to_string(texts.size()),
+                     "json", "batch_events_max", {}});
+      return;
+    }
+    if (inflight_ >= limits_.connection_inflight_max) {
+      SendBusy(id, "connection_inflight_max", "too many requests in flight on this connection");
+      return;
+    }
+    auto pending = std::make_shared<PendingAppend>();
+    pending->id = id;
+    const size_t count = texts.size();
+    pending->events.resize(count);
+    pending->streams.resize(count);
+    pending->next_in_stream.assign(count, kNone);
+    pending->results.resize(count);
+    std::unordered_map<std::string, size_t> last_of_stream;
+    std::vector<size_t> heads;
+    for (size_t i = 0; i < count; ++i) {
+      auto decoded = domain::DecodeClientEvent(View(texts[static_cast<unsigned>(i)]));
+      if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+        pending->results[i] = FromServiceError(FromDecodeError(*error));
+        continue;
+      }
+      pending->events[i] = std::move(std::get<domain::ClientEvent>(decoded));
+      pending->streams[i] = pending->events[i].stream;
+      auto [it, first] = last_of_stream.try_emplace(pending->streams[i], i);
+      if (first) {
+        heads.push_back(i);
+      } else {
+        pending->next_in_stream[it->second] = i;
+        it->second = i;
+      }
+      ++pending->remaining;
+    }
+    if (pending->remaining == 0) {
+      SendAppended(*pending);
+      return;
+    }
+    ++inflight_;
+    ++appends_pending_;
+    for (size_t index : heads) StartAppend(pending, index);
+  }
+
+  void StartAppend(const std::shared_ptr<PendingAppend>& pending, size_t index) {
+    // The answer may come on the ledger's completer thread (or at once, on this one): either way
+    // it is handled on the strand.
+    service_.AppendAsync(
+        *principal_, std::move(pending->events[index]),
+        [self = shared_from_this(), pending, index](AppendAnswer answer) {
+          asio::post(self->executor_, [self, pending, index, answer = std::move(answer)]() mutable {
+            self->OnAppended(pending, index, std::move(answer));
+          });
+        });
+  }
+
+  void OnAppended(const std::shared_ptr<PendingAppend>& pending, size_t index,
+                  AppendAnswer answer) {
+    if (auto* outcome = std::get_if<ingest::IngestOutcome>(&answer)) {
+      pending->results[index] = std::move(*outcome);
+    } else {
+      pending->results[index] = FromServiceError(std::get<ServiceError>(answer));
+    }
+    if (pending->next_in_stream[index] != kNone) {
+      StartAppend(pending, pending->next_in_stream[index]);
+    }
+    if (--pending->remaining > 0) return;
+    --inflight_;
+    --appends_pending_;
+    SendAppended(*pending);
+    CloseIfDrained();
+  }
+
+  void SendAppended(const PendingAppend& pending) {
+    Reply reply(pending.id);
+    auto list = reply.root.initAppended(static_cast<unsigned>(pending.results.size()));
+    for (size_t i = 0; i < pending.results.size(); ++i) {
+      auto item = list[static_cast<unsigned>(i)];
+      if (const auto* error = std::get_if<WireError>(&pending.results[i])) {
+        FillError(item.initError(), *error);
+        continue;
+      }
+      const auto& outcome = std::get<ingest::IngestOutcome>(pending.results[i]);
+      auto ok = item.initOk();
+      ok.setPosition(outcome.appended.position);
+      ok.setStream(pending.streams[i]);
+      ok.setVersion(outcome.appended.version);
+      ok.setDuplicate(outcome.appended.duplicate);
+      auto violations = ok.initViolations(static_cast<unsigned>(outcome.violations.size()));
+      for (size_t v = 0; v < outcome.violations.size(); ++v) {
+        violations.set(static_cast<unsigned>(v), outcome.violations[v].rule);
+      }
+    }
+    Send(std::move(reply.message));
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  void HandleRead(uint64_t id, protocol::Read::Reader read) {
+    if (auto refused = service_.CheckAccess(*principal_, ingest::Access::kReadLog)) {
+      SendError(id, FromServiceError(*refused));
+      return;
+    }
+    auto page_size = [&](uint32_t limit) {
+      return limit == 0 ? limits_.read_events_max : std::min<size_t>(limit, limits_.read_events_max);
+    };
+    if (read.which() == protocol::Read::LOG) {
+      ReadLog(id, read.getLog().getFromPosition(), page_size(read.getLog().getLimit()));
+      return;
+    }
+    auto stream = read.getStream();
+    if (stream.getStream().size() == 0 || stream.getStream().size() > ledger::kStreamIdBytesMax) {
+      SendError(id, {"invalid", "stream must be 1 to 200 bytes", "stream", "bad_stream", {}});
+      return;
+    }
+    ReadStream(id, stream.getStream(), stream.getFromVersion(), page_size(stream.getLimit()));
+  }
+
+  void ReadLog(uint64_t id, uint64_t from_position, size_t limit) {
+    uint64_t next = std::max<uint64_t>(from_position, 1);
+    EventsFrame frame(limits_.frame_bytes_max, limit);
+    kj::Array<capnp::word> fallback;
+    ledger::Status status = service_.ledger().Scan(next, [&](const ledger::EventView& view) {
+      if (!frame.Add(StoredEnvelopeWords(view.envelope(), fallback))) return false;
+      next = view.position() + 1;
+      return !frame.full();
+    });
+    if (!status.ok()) {
+      SendError(id, FromServiceError(FromStatus(status)));
+      return;
+    }
+    Send(frame.Finish(id, next));
+  }
+
+  void ReadStream(uint64_t id, const std::string& stream, uint64_t from_version, size_t limit) {
+    auto events = service_.ledger().ReadStream(stream, from_version, limit);
+    if (!events.ok()) {
+      SendError(id, FromServiceError(FromStatus(events.status())));
+      return;
+    }
+    uint64_t next = from_version;
+    EventsFrame frame(limits_.frame_bytes_max, limit);
+    for (const ledger::StoredEvent& event : *events) {
+      kj::Array<capnp::word> envelope = EncodeEnvelope(event);
+      if (!frame.Add(envelope.asPtr())) break;
+      next = event.version + 1;
+    }
+    Send(frame.Finish(id, next));
+  }
+
+  // ---- subscriptions -----------------------------------------------------------------------
+
+  void HandleSubscribe(uint64_t id, protocol::Subscribe::Reader request) {
+    if (auto refused = service_.CheckAccess(*principal_, ingest::Access::kSubscribe)) {
+      SendError(id, FromServiceError(*refused));
+      return;
+    }
+    Subscription subscription;
+    subscription.id = id;
+    subscription.next = std::max<uint64_t>(request.getFromPosition(), 1);
+    subscription.credit = std::min(request.getCredit(), limits_.subscription_credit_max);
+    subscription.stream_prefix = request.getStreamPrefix();
+    if (subscription.stream_prefix.size() > ledger::kStreamIdBytesMax) {
+      SendError(id, {"invalid", "streamPrefix is longer than a stream id", "streamPrefix",
+                     "bad_value", {}});
+      return;
+    }
+    auto types = request.getTypes();
+    if (types.size() > kSubscriptionTypesMax) {
+      SendError(id, {"invalid", "too many types", "types", "bad_value", {}});
+      return;
+    }
+    for (auto type : types) subscription.types.emplace_back(View(type));
+    if (id == 0 || subscriptions_.count(id) > 0) {
+      SendError(id, {"invalid", "subscription id is 0 or already in use", "id", "bad_value", {}});
+      return;
+    }
+    if (inflight_ >= limits_.connection_inflight_max) {
+      SendBusy(id, "connection_inflight_max", "too many requests in flight on this connection");
+      return;
+    }
+    if (!service_.TryAddSubscriber()) {
+      SendBusy(id, "subscribers_max", "too many subscriptions");
+      return;
+    }
+    ++inflight_;
+    shared_->subscriptions.fetch_add(1);
+    subscriptions_.emplace(id, std::move(subscription));
+    Reply reply(id);
+    reply.root.initSubscribed().setHead(service_.ledger().Head());
+    Send(std::move(reply.message));
+    Pump(id);
+  }
+
+  void HandleCredit(uint64_t id, protocol::Credit::Reader credit) {
+    auto it = subscriptions_.find(credit.getSubscription());
+    if (it == subscriptions_.end()) {
+      SendError(id, {"not_found", "no such subscription", "subscription", "", {}});
+      return;
+    }
+    Subscription& subscription = it->second;
+    subscription.credit = std::min<uint64_t>(subscription.credit + credit.getEvents(),
+                                             limits_.subscription_credit_max);
+    if (subscription.credit > 0) SetWithoutCredit(subscription, false);
+    Pump(subscription.id);
+  }
+
+  void HandleCancel(uint64_t id, protocol::Cancel::Reader cancel) {
+    const uint64_t subscription = cancel.getSubscription();
+    if (subscriptions_.count(subscription) == 0) {
+      SendError(id, {"not_found", "no such subscription", "subscription", "", {}});
+      return;
+    }
+    EndSubscription(subscription);
+    Reply reply(subscription);
+    reply.root.setEnded();
+    Send(std::move(reply.message));
+  }
+
+  void SetWithoutCredit(Subscription& subscription, bool without) {
+    if (subscription.without_credit == without) return;
+    subscription.without_credit = without;
+    if (without) {
+      shared_->subscriptions_without_credit.fetch_add(1);
+    } else {
+      shared_->subscriptions_without_credit.fetch_sub(1);
+    }
+  }
+
+  void EndSubscription(uint64_t id) {
+    auto it = subscriptions_.find(id);
+    if (it == subscriptions_.end()) return;
+    SetWithoutCredit(it->second, false);
+    subscriptions_.erase(it);
+    --inflight_;
+    shared_->subscriptions.fetch_sub(1);
+    service_.RemoveSubscriber();
+  }
+
+  bool Matches(const Subscription& subscription, const ledger::EventView& view) const {
+    if (!view.stream().starts_with(subscription.stream_prefix)) return false;
+    if (subscription.types.empty()) return true;
+    std::string_view type = view.type();
+    return std::find(subscription.types.begin(), subscription.types.end(), type) !=
+           subscription.types.end();
+  }
+
+  // Sends the subscription's next frame when it may: credit left, no frame of it still queued,
+  // and something to say. Reads at most one frame's events, or subscription_checkpoint_every
+  // filtered-out events, per call.
+  void Pump(uint64_t id) {
+    auto it = subscriptions_.find(id);
+    if (it == subscriptions_.end() || draining_ || closed_) return;
+    Subscription& subscription = it->second;
+    subscription.waiting_head = false;
+    if (subscription.frame_queued) return;
+    if (subscription.credit == 0) {
+      SetWithoutCredit(subscription, true);
+      return;
+    }
+    if (subscription.next > service_.ledger().Head()) {
+      WaitForHead(subscription);
+      return;
+    }
+    size_t events_max =
+        static_cast<size_t>(std::min<uint64_t>(subscription.credit,
+                                               limits_.subscription_frame_events_max));
+    EventsFrame frame(limits_.frame_bytes_max, events_max);
+    uint64_t examined = subscription.next - 1;
+    kj::Array<capnp::word> fallback;
+    ledger::Status status =
+        service_.ledger().Scan(subscription.next, [&](const ledger::EventView& view) {
+          if (Matches(subscription, view)) {
+            if (!frame.Add(StoredEnvelopeWords(view.envelope(), fallback))) return false;
+            examined = view.position();
+            return !frame.full();
+          }
+          examined = view.position();
+          return ++subscription.skipped < limits_.subscription_checkpoint_every;
+        });
+    if (!status.ok()) {
+      SendError(id, FromServiceError(FromStatus(status)));
+      EndSubscription(id);
+      return;
+    }
+    subscription.next = examined + 1;
+    SendSubscriptionFrame(subscription, frame);
+  }
+
+  void SendSubscriptionFrame(Subscription& subscription, EventsFrame& frame) {
+    if (frame.count() > 0) {
+      subscription.credit -= frame.count();
+      subscription.skipped = 0;
+      subscription.frame_queued = true;
+      shared_->subscription_events_sent.fetch_add(frame.count(), std::memory_order_relaxed);
+      Send(frame.Finish(subscription.id, subscription.next), subscription.id);
+      return;
+    }
+    if (subscription.skipped >= limits_.subscription_checkpoint_every) {
+      subscription.skipped = 0;
+      subscription.frame_queued = true;
+      shared_->checkpoints_sent.fetch_add(1, std::memory_order_relaxed);
+      Reply reply(subscription.id);
+      reply.root.initCheckpoint().setPosition(subscription.next - 1);
+      Send(std::move(reply.message), subscription.id);
+      return;
+    }
+    // Everything up to the head was examined: wait for the next commit.
+    WaitForHead(subscription);
+  }
+
+  void WaitForHead(Subscription& subscription) {
+    subscription.waiting_head = true;
+    if (!waiting_registered_) {
+      waiting_registered_ = true;
+      shared_->Wait(shared_from_this());
+    }
+    // A commit between the caller's look at the head and the registration would not wake us.
+    if (service_.ledger().Head() >= subscription.next) {
+      asio::post(executor_, [self = shared_from_this(), id = subscription.id] { self->Pump(id); });
+    }
+  }
+
+  void OnHeadMoved() {
+    waiting_registered_ = false;
+    std::vector<uint64_t> waiting;
+    for (const auto& [id, subscription] : subscriptions_) {
+      if (subscription.waiting_head) waiting.push_back(id);
+    }
+    for (uint64_t id : waiting) Pump(id);
+  }
+
+  // ---- writing -----------------------------------------------------------------------------
+
+  void Send(std::unique_ptr<capnp::MallocMessageBuilder> message, uint64_t subscription = 0) {
+    if (closed_) return;
+    OutFrame frame = Seal(std::move(message), subscription);
+    out_bytes_ += frame.bytes;
+    if (subscription != 0) out_subscription_bytes_ += frame.bytes;
+    shared_->AddOutput(frame.bytes, subscription != 0);
+    shared_->frames_sent.fetch_add(1, std::memory_order_relaxed);
+    out_.push_back(std::move(frame));
+    WriteMore();
+  }
+
+  void SendError(uint64_t id, const WireError& error) {
+    Reply reply(id);
+    FillError(reply.root.initError(), error);
+    Send(std::move(reply.message));
+  }
+
+  void SendBusy(uint64_t id, const char* limit, const char* why) {
+    shared_->busy_sent.fetch_add(1, std::memory_order_relaxed);
+    Reply reply(id);
+    auto busy = reply.root.initBusy();
+    busy.setLimit(limit);
+    busy.setMessage(why);
+    Send(std::move(reply.message));
+  }
+
+  void WriteMore() {
+    if (writing_frames_ > 0 || out_.empty() || closed_) return;
+    write_buffers_.clear();
+    writing_frames_ = std::min(out_.size(), kWriteFramesMax);
+    for (size_t i = 0; i < writing_frames_; ++i) {
+      const OutFrame& frame = out_[i];
+      write_buffers_.emplace_back(frame.table.data(), frame.table.size() * sizeof(uint32_t));
+      for (Words segment : frame.segments) {
+        write_buffers_.emplace_back(segment.begin(), segment.size() * kWordBytes);
+      }
+    }
+    asio::async_write(socket_, write_buffers_,
+                      [self = shared_from_this()](boost::system::error_code error, size_t) {
+                        self->OnWritten(error);
+                      });
+  }
+
+  void OnWritten(boost::system::error_code error) {
+    const size_t written = writing_frames_;
+    writing_frames_ = 0;
+    if (closed_) {
+      out_.clear();
+      return;
+    }
+    if (error) {
+      Close();
+      return;
+    }
+    std::vector<uint64_t> pumps;
+    for (size_t i = 0; i < written; ++i) {
+      OutFrame& frame = out_.front();
+      out_bytes_ -= frame.bytes;
+      if (frame.subscription != 0) out_subscription_bytes_ -= frame.bytes;
+      shared_->RemoveOutput(frame.bytes, frame.subscription != 0);
+      if (frame.subscription != 0) {
+        auto it = subscriptions_.find(frame.subscription);
+        if (it != subscriptions_.end()) it->second.frame_queued = false;
+        pumps.push_back(frame.subscription);
+      }
+      out_.pop_front();
+    }
+    for (uint64_t id : pumps) Pump(id);
+    if (read_paused_ && out_bytes_ <= limits_.frame_bytes_max) {
+      read_paused_ = false;
+      ProcessFrames();
+    }
+    WriteMore();
+    CloseIfDrained();
+  }
+
+  // ---- closing -----------------------------------------------------------------------------
+
+  template <typename OnExpiry>
+  void ArmTimer(std::chrono::steady_clock::duration after, OnExpiry on_expiry) {
+    timer_.expires_after(after);
+    timer_.async_wait([self = shared_from_this(), on_expiry](boost::system::error_code error) {
+      if (!error && !self->closed_) on_expiry(*self);
+    });
+  }
+
+  // No more requests: end the subscriptions, answer the appends in flight, write what is queued,
+  // then close (or after kTcpDrainTimeout, whatever the peer does).
+  void Drain() {
+    if (draining_ || closed_) return;
+    draining_ = true;
+    while (!subscriptions_.empty()) EndSubscription(subscriptions_.begin()->first);
+    ArmTimer(kTcpDrainTimeout, [](TcpSession& session) { session.Close(); });
+    CloseIfDrained();
+  }
+
+  void CloseIfDrained() {
+    if (!draining_ || closed_ || appends_pending_ > 0 || !out_.empty() || writing_frames_ > 0) {
+      return;
+    }
+    if (peer_closed_) {
+      Close();
+      return;
+    }
+    // Closing with unread input would reset the connection and could destroy the answers not yet
+    // read by the peer; so say "no more" and read until the peer closes too.
+    if (!sent_fin_) {
+      sent_fin_ = true;
+      boost::system::error_code ignored;
+      socket_.shutdown(tcp::socket::shutdown_send, ignored);
+      ArmTimer(kTcpLingerTimeout, [](TcpSession& session) { session.Close(); });
+    }
+    ReadMore();
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    timer_.cancel();
+    while (!subscriptions_.empty()) EndSubscription(subscriptions_.begin()->first);
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    shared_->RemoveOutput(out_bytes_ - out_subscription_bytes_, false);
+    shared_->RemoveOutput(out_subscription_bytes_, true);
+    out_bytes_ = out_subscription_bytes_ = 0;
+    if (writing_frames_ == 0) out_.clear();  // else OnWritten clears, once the buffers are free
+    shared_->connections.fetch_sub(1);
+    service_.RemoveConnection();
+    shared_->Forget(this);
+  }
+
+  const std::shared_ptr<TcpServer::Shared> shared_;
+  Service& service_;
+  const Limits& limits_;
+  const asio::any_io_executor executor_;  // the connection's strand
+  tcp::socket socket_;
+  asio::steady_timer timer_;  // hello timeout, then drain timeout
+
+  std::optional<ingest::Principal> principal_;
+  size_t inflight_ = 0;         // appends in flight + live subscriptions
+  size_t appends_pending_ = 0;  // append requests not yet answered
+  std::map<uint64_t, Subscription> subscriptions_;
+  bool waiting_registered_ = false;
+
+  kj::Array<capnp::word> in_;  // received bytes; frames start on word boundaries
+  size_t in_begin_ = 0;        // first byte not yet handled
+  size_t in_end_ = 0;          // end of the received bytes
+  bool reading_ = false;
+  bool read_paused_ = false;  // too many answers wait for the socket
+  bool peer_closed_ = false;
+  bool draining_ = false;
+  bool sent_fin_ = false;
+  bool closed_ = false;
+
+  std::deque<OutFrame> out_;
+  size_t out_bytes_ = 0;
+  size_t out_subscription_bytes_ = 0;
+  size_t writing_frames_ = 0;  // frames at the front of out_ being written
+  std::vector<asio::const_buffer> write_buffers_;
+};
+
+// ---- TcpServer::Shared ------------------------------------------------------------------------
+
+void TcpServer::Shared::Accept() {
+  acceptor.async_accept(
+      asio::make_strand(io),
+      [self = shared_from_this()](boost::system::error_code error, tcp::socket socket) {
+        if (error == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+        if (!error && !self->stopping.load()) {
+          if (self->service.TryAddConnection()) {
+            self->connections.fetch_add(1);
+            auto session = std::make_shared<TcpSession>(self, std::move(socket));
+            self->Register(session);
+            session->Start();
+          } else {
+            self->Refuse(std::move(socket));
+          }
+        }
+        if (error) {
+          // Out of descriptors or memory: retrying at once would spin; retry a little later.
+          self->accept_retry.expires_after(kAcceptRetryDelay);
+          self->accept_retry.async_wait([self](boost::system::error_code waited) {
+            if (!waited) self->Accept();
+          });
+          return;
+        }
+        self->Accept();
+      });
+}
+
+namespace {
+
+// A connection over connections_max: it gets a busy frame, then the same lingering close as a
+// session (see TcpSession::CloseIfDrained), so the frame is not lost to a reset.
+struct Refusal : std::enable_shared_from_this<Refusal> {
+  explicit Refusal(tcp::socket accepted)
+      : socket(std::move(accepted)), timer(socket.get_executor()) {}
+
+  void Start() {
+    Reply reply(0);
+    auto busy = reply.root.initBusy();
+    busy.setLimit("connections_max");
+    busy.setMessage("too many connections");
+    frame = Seal(std::move(reply.message), 0);
+    buffers.emplace_back(frame.table.data(), frame.table.size() * sizeof(uint32_t));
+    for (Words segment : frame.segments) {
+      buffers.emplace_back(segment.begin(), segment.size() * kWordBytes);
+    }
+    timer.expires_after(kTcpDrainTimeout);
+    timer.async_wait([self = shared_from_this()](boost::system::error_code error) {
+      if (!error) self->Close();
+    });
+    asio::async_write(socket, buffers,
+                      [self = shared_from_this()](boost::system::error_code error, size_t) {
+                        if (error) return self->Close();
+                        boost::system::error_code ignored;
+                        self->socket.shutdown(tcp::socket::shutdown_send, ignored);
+                        self->Discard();
+                      });
+  }
+  void Discard() {
+    socket.async_read_some(asio::buffer(discarded),
+                           [self = shared_from_this()](boost::system::error_code error, size_t) {
+                             if (error) return self->Close();
+                             self->Discard();
+                           });
+  }
+  void Close() {
+    timer.cancel();
+    boost::system::error_code ignored;
+    socket.close(ignored);
+  }
+
+  tcp::socket socket;
+  asio::steady_timer timer;
+  OutFrame frame;
+  std::vector<asio::const_buffer> buffers;
+  std::array<char, 4096> discarded;
+};
+
+}  // namespace
+
+void TcpServer::Shared::Refuse(tcp::socket socket) {
+  connections_refused.fetch_add(1);
+  std::make_shared<Refusal>(std::move(socket))->Start();
+}
+
+void TcpServer::Shared::Register(const std::shared_ptr<TcpSession>& session) {
+  {
+    std::lock_guard lock(mutex);
+    sessions.emplace(session.get(), session);
+  }
+  if (stopping.load()) session->Shutdown();
+}
+
+void TcpServer::Shared::Forget(const TcpSession* session) {
+  std::lock_guard lock(mutex);
+  sessions.erase(session);
+}
+
+void TcpServer::Shared::Wait(const std::shared_ptr<TcpSession>& session) {
+  std::lock_guard lock(mutex);
+  // A session registers once per wake-up, but one that closes stays listed until the next commit:
+  // drop those before the list outgrows the live sessions.
+  if (waiting.size() >= 2 * sessions.size() + 16) {
+    std::erase_if(waiting, [](const std::weak_ptr<TcpSession>& weak) { return weak.expired(); });
+  }
+  waiting.push_back(session);
+}
+
+void TcpServer::Shared::OnHead() {
+  if (wake_posted.exchange(true)) return;
+  asio::post(io, [self = shared_from_this()] { self->WakeWaiters(); });
+}
+
+void TcpServer::Shared::WakeWaiters() {
+  wake_posted.store(false);
+  std::vector<std::weak_ptr<TcpSession>> woken;
+  {
+    std::lock_guard lock(mutex);
+    woken.swap(waiting);
+  }
+  for (const auto& weak : woken) {
+    if (auto session = weak.lock()) session->PostHeadMoved();
+  }
+}
+
+// ---- TcpServer --------------------------------------------------------------------------------
+
+TcpServer::TcpServer(asio::io_context& io, Service& service, tcp::endpoint endpoint)
+    : shared_(std::make_shared<Shared>(io, service)), endpoint_(std::move(endpoint)) {}
+
+TcpServer::~TcpServer() {
+  Stop();
+  if (head_listener_) shared_->service.ledger().RemoveHeadListener(*head_listener_);
+}
+
+std::variant<uint16_t, std::string> TcpServer::Start() {
+  boost::system::error_code error;
+  tcp::acceptor& acceptor = shared_->acceptor;
+  acceptor.open(endpoint_.protocol(), error);
+  if (!error) acceptor.set_option(tcp::acceptor::reuse_address(true), error);
+  if (!error) acceptor.bind(endpoint_, error);
+  if (!error) acceptor.listen(asio::socket_base::max_listen_connections, error);
+  if (error) {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    return "cannot listen on " + endpoint_.address().to_string() + ":" +
+           std::to_string(endpoint_.port()) + ": " + error.message();
+  }
+  uint16_t port = acceptor.local_endpoint(error).port();
+  // The listener runs on the ledger's writer thread: it only posts. ~TcpServer removes it before
+  // releasing shared_, so the raw pointer never outlives the state.
+  Shared* shared = shared_.get();
+  head_listener_ = shared_->service.ledger().AddHeadListener([shared](uint64_t) {
+    shared->OnHead();
+  });
+  asio::post(acceptor.get_executor(), [shared = shared_] { shared->Accept(); });
+  return port;
+}
+
+void TcpServer::Stop() {
+  if (shared_->stopping.exchange(true)) return;
+  asio::post(shared_->acceptor.get_executor(), [shared = shared_] {
+    boost::system::error_code ignored;
+    shared->acceptor.close(ignored);
+    shared->accept_retry.cancel();
+  });
+  std::vector<std::shared_ptr<TcpSession>> sessions;
+  {
+    std::lock_guard lock(shared_->mutex);
+    for (const auto& [raw, weak] : shared_->sessions) {
+      if (auto session = weak.lock()) sessions.push_back(std::move(session));
+    }
+  }
+  for (const auto& session : sessions) session->Shutdown();
+}
+
+TcpStats TcpServer::Stats() const {
+  const Shared& s = *shared_;
+  TcpStats stats;
+  stats.connections = s.connections.load();
+  stats.subscriptions = s.subscriptions.load();
+  stats.subscriptions_without_credit = s.subscriptions_without_credit.load();
+  stats.output_bytes = s.output_bytes.load();
+  stats.output_bytes_peak = s.output_bytes_peak.load();
+  stats.subscription_output_bytes_peak = s.subscription_output_bytes_peak.load();
+  stats.frames_received = s.frames_received.load();
+  stats.frames_sent = s.frames_sent.load();
+  stats.subscription_events_sent = s.subscription_events_sent.load();
+  stats.checkpoints_sent = s.checkpoints_sent.load();
+  stats.busy_sent = s.busy_sent.load();
+  stats.connections_refused = s.connections_refused.load();
+  return stats;
+}
+
+}  // namespace gridledger::server

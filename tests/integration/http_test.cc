@@ -1,0 +1,501 @@
+// ledgerd's HTTP/JSON front door, against a real ledgerd process on loopback.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "support/http_client.h"
+#include "support/ledgerd.h"
+
+namespace gridledger::testing {
+namespace {
+
+using nlohmann::json;
+namespace http = boost::beast::http;
+
+std::vector<json> SampleEvents() {
+  std::ifstream in(SOURCE_DIR "/examples/sample-application.jsonl");
+  std::vector<json> events;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) events.push_back(json::parse(line));
+  }
+  return events;
+}
+
+// The name of the test principal that is each sample event's actor.
+std::string PrincipalOf(const json& event) {
+  const std::string id = event["actor"]["id"];
+  for (const TestPrincipal& p : DefaultPrincipals()) {
+    if (p.principal.id == id) return p.name;
+  }
+  ADD_FAILURE() << "no test principal for actor " << id;
+  return "";
+}
+
+json Body(const HttpResponse& response) {
+  json body = json::parse(response.body, nullptr, false);
+  EXPECT_FALSE(body.is_discarded()) << response.body;
+  return body;
+}
+
+class HttpTest : public ::testing::Test {
+ protected:
+  HttpTest() : client_("127.0.0.1", server_.http_port()) {}
+
+  uint64_t Head() { return Body(client_.Get("/healthz"))["head"].get<uint64_t>(); }
+
+  HttpResponse Post(const json& event, const std::string& principal) {
+    return client_.Post("/v1/events", server_.token(principal), event.dump());
+  }
+
+  // Appends the sample application, each event by its own actor.
+  void AppendSample() {
+    for (const json& event : SampleEvents()) {
+      HttpResponse response = Post(event, PrincipalOf(event));
+      ASSERT_EQ(response.status, 200) << event.dump() << " → " << response.body;
+    }
+  }
+
+  Ledgerd server_;
+  HttpClient client_;
+};
+
+TEST_F(HttpTest, HealthzNeedsNoToken) {
+  HttpResponse response = client_.Get("/healthz");
+  ASSERT_EQ(response.status, 200);
+  EXPECT_EQ(Body(response)["head"], 0);
+  EXPECT_EQ(Body(response)["ok"], true);
+}
+
+TEST_F(HttpTest, AppendsReturnPositionsAndARetryChangesNothing) {
+  std::vector<json> events = SampleEvents();
+  HttpResponse first = Post(events[0], "clerk");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(Body(first)["position"], 1);
+  EXPECT_EQ(Body(first)["version"], 0);
+  EXPECT_EQ(Body(first)["duplicate"], false);
+
+  HttpResponse retry = Post(events[0], "clerk");
+  ASSERT_EQ(retry.status, 200) << retry.body;
+  EXPECT_EQ(Body(retry)["position"], 1);
+  EXPECT_EQ(Body(retry)["duplicate"], true);
+  EXPECT_EQ(Head(), 1u);
+
+  json changed = events[0];
+  changed["data"]["capacity_kva"] = 999;
+  HttpResponse mismatch = Post(changed, "clerk");
+  EXPECT_EQ(mismatch.status, 409) << mismatch.body;
+  EXPECT_EQ(Body(mismatch)["error"]["code"], "duplicate_mismatch");
+  EXPECT_EQ(Head(), 1u);
+}
+
+TEST_F(HttpTest, ConflictCarriesTheCurrentVersion) {
+  std::vector<json> events = SampleEvents();
+  ASSERT_EQ(Post(events[0], "clerk").status, 200);
+  json stale = events[1];
+  stale["expected_version"] = 5;
+  HttpResponse response = Post(stale, "clerk");
+  ASSERT_EQ(response.status, 409) << response.body;
+  EXPECT_EQ(Body(response)["error"]["code"], "version_conflict");
+  EXPECT_EQ(Body(response)["error"]["current_version"], 0);
+  EXPECT_EQ(Head(), 1u);
+}
+
+TEST_F(HttpTest, InvalidInputNamesTheFieldOrTheRuleAndStoresNothing) {
+  std::vector<json> events = SampleEvents();
+  json missing = events[0];
+  missing["data"].erase("customer_class");
+  HttpResponse response = Post(missing, "clerk");
+  ASSERT_EQ(response.status, 400) << response.body;
+  EXPECT_EQ(Body(response)["error"]["field"], "data.customer_class");
+  EXPECT_EQ(Body(response)["error"]["rule"], "missing_field");
+
+  HttpResponse malformed = client_.Post("/v1/events", server_.token("clerk"), "{\"stream\":");
+  ASSERT_EQ(malformed.status, 400) << malformed.body;
+  EXPECT_EQ(Body(malformed)["error"]["rule"], "malformed_json");
+
+  // A workflow rule: the scheme cannot be replied before the application was accepted.
+  json early = events[3];
+  early.erase("expected_version");
+  HttpResponse refused = Post(early, "clerk");
+  ASSERT_EQ(refused.status, 400) << refused.body;
+  EXPECT_EQ(Body(refused)["error"]["code"], "invalid");
+  EXPECT_TRUE(Body(refused)["error"].contains("rule")) << refused.body;
+  EXPECT_EQ(Head(), 0u);
+}
+
+TEST_F(HttpTest, ABatchIsAppendedInOrderWithOneResultPerEvent) {
+  std::vector<json> events = SampleEvents();
+  json batch = json::array({events[0], events[1]});
+  HttpResponse response = client_.Post("/v1/events", server_.token("clerk"), batch.dump());
+  ASSERT_EQ(response.status, 200) << response.body;
+  json body = Body(response);
+  ASSERT_EQ(body["results"].size(), 2u);
+  EXPECT_EQ(body["results"][0]["position"], 1);
+  EXPECT_EQ(body["results"][1]["position"], 2);
+
+  // One bad element is reported at its index; the others are still appended.
+  json mixed = json::array({events[2], json{{"stream", "app/X"}}});
+  HttpResponse partly = client_.Post("/v1/events", server_.token("inspector"), mixed.dump());
+  EXPECT_EQ(partly.status, 400) << partly.body;
+  EXPECT_EQ(Body(partly)["results"][0]["ok"], true);
+  EXPECT_EQ(Body(partly)["results"][1]["index"], 1);
+  EXPECT_EQ(Head(), 3u);
+}
+
+// Every endpoint refuses a missing token, an unknown token, a role without the right and another
+// org, and nothing is written by any refused request.
+TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
+  AppendSample();
+  const uint64_t head = Head();
+  const std::string own_app = "/v1/apps/XS-2026-000123";
+  struct Case {
+    http::verb verb;
+    std::string target;
+    std::string token_name;  // "" = no token, "bad" = unknown token
+    int status;
+    std::string body;
+  };
+  json new_app = SampleEvents()[0];
+  new_app["stream"] = "app/XS-2026-999999";
+  new_app["event_id"] = "refusal-test-1";
+  json other_org_app = new_app;
+  other_org_app["actor"] = {{"id", "S1900"}, {"role", "clerk"}, {"org", "KM.GD"}};
+  json next_step = SampleEvents()[1];
+  next_step["event_id"] = "refusal-test-2";
+  next_step.erase("expected_version");
+  next_step["actor"] = {{"id", "S1900"}, {"role", "clerk"}, {"org", "KM.GD"}};
+  std::string jsonl = new_app.dump() + "\n";
+  std::vector<Case> cases = {
+      {http::verb::post, "/v1/events", "", 401, new_app.dump()},
+      {http::verb::post, "/v1/events", "bad", 401, new_app.dump()},
+      {http::verb::post, "/v1/events", "auditor", 403, new_app.dump()},  // actor is the clerk
+      {http::verb::post, "/v1/events", "inspector", 403, new_app.dump()},
+      // An auditor claiming to be the auditor still may not write.
+      {http::verb::post, "/v1/events", "reader", 403, new_app.dump()},
+      // Another org's clerk writing in its own name to this org's application.
+      {http::verb::post, "/v1/events", "other_clerk", 403, next_step.dump()},
+      {http::verb::post, "/v1/import", "", 401, jsonl},
+      {http::verb::post, "/v1/import", "bad", 401, jsonl},
+      {http::verb::post, "/v1/import", "clerk", 403, jsonl},
+      {http::verb::post, "/v1/import", "other_director", 400, jsonl},  // the row is refused
+      {http::verb::get, "/v1/events?from=1", "", 401, ""},
+      {http::verb::get, "/v1/events?from=1", "bad", 401, ""},
+      {http::verb::get, "/v1/events?from=1", "clerk", 403, ""},
+      {http::verb::get, "/v1/streams/app/XS-2026-000123", "", 401, ""},
+      {http::verb::get, "/v1/streams/app/XS-2026-000123", "bad", 401, ""},
+      {http::verb::get, "/v1/streams/app/XS-2026-000123", "director", 403, ""},
+      {http::verb::get, own_app, "", 401, ""},
+      {http::verb::get, own_app, "bad", 401, ""},
+      {http::verb::get, own_app, "reader", 403, ""},
+      {http::verb::get, own_app, "other_clerk", 403, ""},
+      {http::verb::get, "/v1/evidence/XS-2026-000123", "", 401, ""},
+      {http::verb::get, "/v1/evidence/XS-2026-000123", "bad", 401, ""},
+      {http::verb::get, "/v1/evidence/XS-2026-000123", "reader", 403, ""},
+      {http::verb::get, "/v1/evidence/XS-2026-000123", "other_director", 403, ""},
+      {http::verb::get, "/v1/overdue", "", 401, ""},
+      {http::verb::get, "/v1/overdue", "bad", 401, ""},
+      {http::verb::get, "/v1/overdue", "reader", 403, ""},
+      {http::verb::get, "/v1/overdue?org=KM.XS", "other_director", 403, ""},
+      {http::verb::get, "/v1/overdue", "director", 403, ""},  // all orgs: not a director's
+      {http::verb::get, "/v1/kpi?period=2026-Q1", "", 401, ""},
+      {http::verb::get, "/v1/kpi?period=2026-Q1", "bad", 401, ""},
+      {http::verb::get, "/v1/kpi?period=2026-Q1", "reader", 403, ""},
+      {http::verb::get, "/v1/kpi?period=2026-Q1&org=KM.XS", "other_clerk", 403, ""},
+      {http::verb::get, "/v1/verify", "", 401, ""},
+      {http::verb::get, "/v1/verify", "bad", 401, ""},
+      {http::verb::get, "/v1/verify", "clerk", 403, ""},
+      {http::verb::get, "/v1/digest", "", 401, ""},
+      {http::verb::get, "/v1/digest", "bad", 401, ""},
+      {http::verb::get, "/v1/digest", "reader", 403, ""},
+  };
+  for (const Case& c : cases) {
+    std::string token = c.token_name.empty()     ? ""
+                        : c.token_name == "bad" ? std::string(64, 'f')
+                                                : server_.token(c.token_name);
+    HttpResponse response = client_.Request(c.verb, c.target, token, c.body);
+    EXPECT_EQ(response.status, c.status) << c.target << " as '" << c.token_name << "' → "
+                                         << response.body;
+    json body = Body(response);
+    EXPECT_EQ(body["ok"], false) << c.target;
+    EXPECT_EQ(Head(), head) << c.target << " as '" << c.token_name << "' wrote something";
+  }
+  // The other org's director may read its own org's (empty) reports.
+  EXPECT_EQ(client_.Get("/v1/kpi?period=2026-Q1&org=KM.GD", server_.token("other_director")).status,
+            200);
+}
+
+TEST_F(HttpTest, ReadsOfPersonalDataAreRecorded) {
+  AppendSample();
+  const uint64_t head = Head();
+  HttpResponse app = client_.Get("/v1/apps/XS-2026-000123?at=2026-05-31", server_.token("clerk"));
+  ASSERT_EQ(app.status, 200) << app.body;
+  EXPECT_EQ(Body(app)["stage"], "archived");
+  EXPECT_EQ(Head(), head + 1);
+  HttpResponse staff = client_.Get("/v1/streams/staff/S1001", server_.token("auditor"));
+  ASSERT_EQ(staff.status, 200) << staff.body;
+  json last = Body(staff)["events"].back();
+  EXPECT_EQ(last["type"], "SensitiveDataAccessed");
+  EXPECT_EQ(last["data"]["what"], "app/XS-2026-000123");
+  EXPECT_FALSE(last["data"].contains("approved_by"));
+
+  HttpResponse approved = client_.Request(http::verb::get, "/v1/evidence/XS-2026-000123",
+                                          server_.token("director"), "",
+                                          {{"X-Approved-By", "D0001"}});
+  ASSERT_EQ(approved.status, 200) << approved.body;
+  staff = client_.Get("/v1/streams/staff/D0001", server_.token("auditor"));
+  EXPECT_EQ(Body(staff)["events"].back()["data"]["approved_by"], "D0001");
+}
+
+TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
+  AppendSample();
+  const std::string auditor = server_.token("auditor");
+  HttpResponse events = client_.Get("/v1/events?from=2&limit=3", auditor);
+  ASSERT_EQ(events.status, 200) << events.body;
+  ASSERT_EQ(Body(events)["events"].size(), 3u);
+  EXPECT_EQ(Body(events)["events"][0]["position"], 2);
+  EXPECT_EQ(Body(events)["next"], 5);
+
+  HttpResponse as_of = client_.Get(
+      "/v1/apps/XS-2026-000123?at=2026-03-20&as_of=2099-01-01T00:00:00%2B08:00", auditor);
+  ASSERT_EQ(as_of.status, 200) << as_of.body;
+  EXPECT_EQ(Body(as_of)["clocks"]["scheme_reply"]["state"], "met");
+
+  HttpResponse kpi = client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS", auditor);
+  ASSERT_EQ(kpi.status, 200) << kpi.body;
+  bool found_timeliness = false;
+  const json table = Body(kpi);
+  for (const json& row : table["kpis"]) {
+    if (row["id"] == "timeliness") {
+      found_timeliness = true;
+      EXPECT_EQ(row["denominator"], 1) << row.dump();
+    }
+  }
+  EXPECT_TRUE(found_timeliness) << kpi.body;
+
+  HttpResponse overdue = client_.Get("/v1/overdue?at=2026-03-10", auditor);
+  ASSERT_EQ(overdue.status, 200) << overdue.body;
+  EXPECT_EQ(Body(overdue)["count"], Body(overdue)["overdue"].size());
+
+  HttpResponse verify = client_.Get("/v1/verify", auditor);
+  ASSERT_EQ(verify.status, 200) << verify.body;
+  HttpResponse digest = client_.Get("/v1/digest", auditor);
+  ASSERT_EQ(digest.status, 200) << digest.body;
+  EXPECT_EQ(Body(verify)["hash"], Body(digest)["hash"]);
+  EXPECT_EQ(client_.Get("/v1/digest?at=999999", auditor).status, 404);
+  EXPECT_EQ(client_.Get("/v1/kpi?period=2026-13", auditor).status, 400);
+  EXPECT_EQ(client_.Get("/v1/apps/XS-0000?at=yesterday", auditor).status, 400);
+  EXPECT_EQ(client_.Get("/v1/apps/NOPE-1", auditor).status, 404);
+  EXPECT_EQ(client_.Get("/v1/nothing", auditor).status, 404);
+}
+
+TEST_F(HttpTest, ImportIsIdempotentAndReportsRejectedLines) {
+  std::string file;
+  for (const json& event : SampleEvents()) file += event.dump() + "\n";
+  file += "{\"stream\": \"app/broken\"}\n";
+  const std::string director = server_.token("director");
+  HttpResponse first = client_.Post("/v1/import?format=jsonl", director, file);
+  ASSERT_EQ(first.status, 400) << first.body;
+  json body = Body(first);
+  EXPECT_EQ(body["accepted"], 11);
+  EXPECT_EQ(body["rejected"], 1);
+  ASSERT_EQ(body["errors"].size(), 1u);
+  EXPECT_EQ(body["errors"][0]["line"], 12);
+  const uint64_t head = Head();
+  EXPECT_EQ(head, 11u);
+
+  HttpResponse second = client_.Post("/v1/import?format=jsonl", director, file);
+  EXPECT_EQ(Body(second)["accepted"], 0) << second.body;
+  EXPECT_EQ(Body(second)["duplicates"], 11);
+  EXPECT_EQ(Head(), head);
+}
+
+TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
+  // Only the header is sent: the server refuses on the declared length, before reading the body.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), server_.http_port()});
+  const std::string request = "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " +
+                              server_.token("clerk") + "\r\nContent-Length: " +
+                              std::to_string(9 << 20) + "\r\n\r\n";
+  boost::asio::write(socket, boost::asio::buffer(request));
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  boost::beast::error_code error;
+  http::read(socket, buffer, response, error);
+  ASSERT_FALSE(error) << error.message();
+  EXPECT_EQ(response.result_int(), 413u);
+  EXPECT_EQ(json::parse(response.body())["error"]["code"], "invalid");
+  HttpClient other("127.0.0.1", server_.http_port());
+  EXPECT_EQ(other.Get("/healthz").status, 200);
+  EXPECT_EQ(Head(), 0u);
+}
+
+// SIGTERM drains and exits 0; a restart resumes with everything acknowledged; ledgerctl on the
+// held directory says so instead of failing on RocksDB's lock.
+TEST_F(HttpTest, TermExitsCleanlyAndARestartResumes) {
+  AppendSample();
+  const std::string digest = Body(client_.Get("/v1/digest", server_.token("auditor")))["hash"];
+
+  auto [code, output] = RunCommand(std::string(LEDGERCTL_PATH) + " --data " +
+                                   server_.data_dir() + " verify 2>&1");
+  EXPECT_NE(code, 0);
+  EXPECT_NE(output.find("held by another process"), std::string::npos) << output;
+  EXPECT_NE(output.find("--server"), std::string::npos) << output;
+
+  EXPECT_EQ(server_.Stop(), std::optional<int>(0)) << server_.Log();
+  auto [verify_code, verify_output] =
+      RunCommand(std::string(LEDGERCTL_PATH) + " --data " + server_.data_dir() + " verify");
+  EXPECT_EQ(verify_code, 0) << verify_output;
+  EXPECT_EQ(json::parse(verify_output)["hash"], digest);
+
+  // The same answer from ledgerctl and from the server for a fixed business time.
+  auto [app_code, app_output] = RunCommand(std::string(LEDGERCTL_PATH) + " --data " +
+                                           server_.data_dir() + " app XS-2026-000123 --at 2026-04-01");
+  ASSERT_EQ(app_code, 0) << app_output;
+
+  server_.Start();
+  HttpClient client("127.0.0.1", server_.http_port());
+  EXPECT_EQ(Body(client.Get("/v1/digest", server_.token("auditor")))["hash"], digest);
+  HttpResponse app =
+      client.Get("/v1/apps/XS-2026-000123?at=2026-04-01", server_.token("auditor"));
+  ASSERT_EQ(app.status, 200);
+  EXPECT_EQ(Body(app)["clocks"], json::parse(app_output)["clocks"]);
+  EXPECT_EQ(Body(app)["stage"], json::parse(app_output)["stage"]);
+}
+
+}  // namespace
+}  // namespace gridledger::testing
+
+namespace gridledger::testing {
+namespace {
+
+// A small JSON Schema (OpenAPI 3.0 subset) check: type, nullable, required, properties, items,
+// additionalProperties, oneOf and $ref. Returns "" when `value` conforms, else the first mismatch.
+std::string Conforms(const json& value, const json& schema, const json& document,
+                     const std::string& where) {
+  if (schema.contains("$ref")) {
+    std::string ref = schema["$ref"];
+    const std::string name = ref.substr(std::string("#/components/schemas/").size());
+    const json& schemas = document.at("components").at("schemas");
+    if (!schemas.contains(name)) return where + ": no schema " + name;
+    return Conforms(value, schemas.at(name), document, where);
+  }
+  if (schema.contains("oneOf")) {
+    for (const json& option : schema["oneOf"]) {
+      if (Conforms(value, option, document, where).empty()) return "";
+    }
+    return where + ": matches none of oneOf";
+  }
+  if (value.is_null()) {
+    return schema.value("nullable", false) ? "" : where + ": null but not nullable";
+  }
+  const std::string type = schema.value("type", "");
+  if (type == "object") {
+    if (!value.is_object()) return where + ": not an object";
+    const json required = schema.value("required", json::array());
+    for (const json& name : required) {
+      if (!value.contains(name.get<std::string>())) {
+        return where + ": missing required " + name.get<std::string>();
+      }
+    }
+    const json properties = schema.value("properties", json::object());
+    for (const auto& [name, property] : properties.items()) {
+      if (!value.contains(name)) continue;
+      std::string problem = Conforms(value[name], property, document, where + "." + name);
+      if (!problem.empty()) return problem;
+    }
+    if (schema.contains("additionalProperties")) {
+      for (const auto& [name, item] : value.items()) {
+        std::string problem =
+            Conforms(item, schema["additionalProperties"], document, where + "." + name);
+        if (!problem.empty()) return problem;
+      }
+    }
+    return "";
+  }
+  if (type == "array") {
+    if (!value.is_array()) return where + ": not an array";
+    for (size_t i = 0; i < value.size(); ++i) {
+      std::string problem = Conforms(value[i], schema.value("items", json::object()), document,
+                                     where + "[" + std::to_string(i) + "]");
+      if (!problem.empty()) return problem;
+    }
+    return "";
+  }
+  if (type == "string" && !value.is_string()) return where + ": not a string";
+  if (type == "integer" && !value.is_number_integer()) return where + ": not an integer";
+  if (type == "number" && !value.is_number()) return where + ": not a number";
+  if (type == "boolean" && !value.is_boolean()) return where + ": not a boolean";
+  return "";
+}
+
+// Every operation of server/openapi.json is called on a live server with a token allowed to use
+// it; the status must be one the document lists and the body must match its schema. Paths the
+// document does not have are 404.
+TEST_F(HttpTest, TheServerAnswersAsItsOpenApiDocumentSays) {
+  AppendSample();
+  std::ifstream in(SOURCE_DIR "/server/openapi.json");
+  const json document = json::parse(in);
+  ASSERT_TRUE(document.contains("paths"));
+  // A concrete request for each templated path and the principal allowed to make it.
+  const std::map<std::string, std::pair<std::string, std::string>> concrete = {
+      {"/healthz", {"/healthz", ""}},
+      {"/v1/events", {"/v1/events?from=1&limit=5", "auditor"}},
+      {"/v1/import", {"/v1/import?format=jsonl", "director"}},
+      {"/v1/streams/{stream}", {"/v1/streams/app/XS-2026-000123", "auditor"}},
+      {"/v1/apps/{id}", {"/v1/apps/XS-2026-000123?at=2026-04-01", "auditor"}},
+      {"/v1/overdue", {"/v1/overdue?at=2026-03-31", "auditor"}},
+      {"/v1/kpi", {"/v1/kpi?period=2026-Q2", "auditor"}},
+      {"/v1/evidence/{id}", {"/v1/evidence/XS-2026-000123", "auditor"}},
+      {"/v1/verify", {"/v1/verify", "auditor"}},
+      {"/v1/digest", {"/v1/digest?at=3", "auditor"}},
+  };
+  json post_event = SampleEvents()[0];
+  post_event["stream"] = "app/XS-2026-000777";
+  post_event["event_id"] = "openapi-1";
+  size_t operations = 0;
+  for (const auto& [path, methods] : document["paths"].items()) {
+    ASSERT_TRUE(concrete.contains(path)) << "no concrete request for documented path " << path;
+    for (const auto& [method, operation] : methods.items()) {
+      auto [target, principal] = concrete.at(path);
+      std::string body;
+      std::string token = principal.empty() ? "" : server_.token(principal);
+      if (method == "post" && path == "/v1/events") {
+        target = "/v1/events";
+        body = post_event.dump();
+        token = server_.token("clerk");
+      } else if (method == "post") {
+        body = SampleEvents()[0].dump() + "\n";
+      }
+      HttpResponse response = client_.Request(
+          method == "post" ? http::verb::post : http::verb::get, target, token, body);
+      const std::string status = std::to_string(response.status);
+      ASSERT_TRUE(operation["responses"].contains(status))
+          << method << " " << target << " answered " << status << ", not documented: "
+          << response.body;
+      const json& schema =
+          operation["responses"][status]["content"]["application/json"]["schema"];
+      ASSERT_TRUE(schema.is_object()) << method << " " << path << " " << status;
+      EXPECT_EQ(Conforms(Body(response), schema, document, method + " " + path), "");
+      // Each /v1 operation also answers 401 without a token, as documented.
+      if (path.starts_with("/v1/")) {
+        EXPECT_TRUE(operation["responses"].contains("401")) << path;
+        HttpResponse anonymous = client_.Request(
+            method == "post" ? http::verb::post : http::verb::get, target, "", body);
+        EXPECT_EQ(anonymous.status, 401) << method << " " << target;
+        EXPECT_EQ(Conforms(Body(anonymous), document["components"]["schemas"]["Error"],
+                           document, "401 " + path),
+                  "");
+      }
+      ++operations;
+    }
+  }
+  EXPECT_EQ(operations, 11u);
+  EXPECT_EQ(client_.Get("/v1/undocumented", server_.token("auditor")).status, 404);
+}
+
+}  // namespace
+}  // namespace gridledger::testing

@@ -1,0 +1,957 @@
+// Goal: ledgerd's Cap'n Proto TCP front door does what server/README.md "TCP protocol" promises —
+// append/read/subscribe round trips; every request refused without a valid hello, for the wrong
+// role or the wrong org, with nothing written; version conflicts carry the current version; an
+// oversized frame is refused without disturbing other connections; sparse subscriptions get
+// checkpoints; credit bounds what the server sends and buffers; a subscriber that reconnects from
+// its last position sees every event exactly once, in order, while appends continue; a captured
+// frame decodes with `capnp decode`.
+// Method: a real ledger (temp dir), Service and TcpServer in this process with an io_context on
+// two threads, exercised through the client library over 127.0.0.1. Waits are on conditions with
+// deadlines, never sleeps.
+#include <gtest/gtest.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "client/client.h"
+#include "domain/calendar.h"
+#include "domain/sla_profile.h"
+#include "projections/engine.h"
+#include "server/service.h"
+#include "server/tcp_server.h"
+#include "support/temp_dir.h"
+
+namespace gridledger::server {
+namespace {
+
+using client::Client;
+using std::chrono::milliseconds;
+
+constexpr char kHost[] = "127.0.0.1";
+constexpr milliseconds kDeadline{20'000};
+
+// Tokens of the test principals.
+constexpr char kClerkToken[] = "token-clerk-xs";        // S1 clerk KM.XS
+constexpr char kOtherClerkToken[] = "token-clerk-gd";   // S2 clerk KM.GD
+constexpr char kReaderToken[] = "token-reader";         // R1 reader KM
+constexpr char kAuditorToken[] = "token-auditor";       // A1 auditor KM
+constexpr char kDirectorToken[] = "token-director-xs";  // D1 director KM.XS
+
+struct ActorJson {
+  std::string id;
+  std::string role;
+  std::string org;
+};
+const ActorJson kClerk{"S1", "clerk", "KM.XS"};
+const ActorJson kOtherClerk{"S2", "clerk", "KM.GD"};
+const ActorJson kReader{"R1", "reader", "KM"};
+
+const std::string kAcceptedData =
+    R"({"customer_id":"C1","customer_name":"甲","customer_class":"lv_nonresidential",)"
+    R"("business":"new_install","voltage_kv":0.4,"capacity_kva":80,"channel":"counter",)"
+    R"("important":false,"three_zero":false})";
+
+std::string EventJson(const std::string& stream, const std::string& type, const std::string& id,
+                      const std::string& data, std::optional<int64_t> expected_version = {},
+                      const ActorJson& actor = kClerk) {
+  std::string json = R"({"stream":")" + stream + R"(","type":")" + type + R"(","event_id":")" +
+                     id + R"(",)";
+  if (expected_version) json += R"("expected_version":)" + std::to_string(*expected_version) + ",";
+  return json + R"("occurred_at":"2026-03-02T09:15:00+08:00","actor":{"id":")" + actor.id +
+         R"(","role":")" + actor.role + R"(","org":")" + actor.org + R"("},"data":)" + data + "}";
+}
+
+std::string Accepted(const std::string& app, const ActorJson& actor = kClerk) {
+  return EventJson("app/" + app, "ApplicationAccepted", app + "-accepted", kAcceptedData, -1,
+                   actor);
+}
+
+std::string Dispatched(const std::string& app, std::optional<int64_t> expected = {},
+                       const ActorJson& actor = kClerk) {
+  return EventJson("app/" + app, "SurveyDispatched", app + "-dispatched", R"({"surveyor":"S9"})",
+                   expected, actor);
+}
+
+Limits TestLimits() {
+  Limits limits;
+  limits.frame_bytes_max = 256 << 10;
+  limits.subscription_checkpoint_every = 50;
+  limits.subscription_frame_events_max = 64;
+  return limits;
+}
+
+template <typename Condition>
+bool WaitFor(Condition condition, milliseconds deadline = kDeadline) {
+  const auto until = std::chrono::steady_clock::now() + deadline;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+// A ledger, a Service and a TcpServer on 127.0.0.1:<any port>, served by two I/O threads.
+class Harness {
+ public:
+  explicit Harness(Limits limits = TestLimits()) {
+    ledger::Options options;
+    options.side_families = projections::SideFamilies();
+    ledger_ = std::move(ledger::Ledger::Open(dir_.str(), options)).value();
+    engine_ = std::make_unique<projections::Engine>(*ledger_);
+    auto calendar = domain::WorkingCalendar::Load(GRIDLEDGER_SOURCE_DATA_DIR "/calendar");
+    auto profile = domain::SlaProfile::Load(GRIDLEDGER_SOURCE_DATA_DIR "/sla/national-2009.json");
+    calendar_ = std::make_unique<domain::WorkingCalendar>(
+        std::get<domain::WorkingCalendar>(std::move(calendar)));
+    profile_ =
+        std::make_unique<domain::SlaProfile>(std::get<domain::SlaProfile>(std::move(profile)));
+    ingest::TokenStore tokens;
+    auto add = [&](const char* token, std::string id, ingest::Role role, std::string org) {
+      tokens.Insert(ingest::TokenStore::Sha256Hex(token), {std::move(id), role, std::move(org)});
+    };
+    add(kClerkToken, "S1", ingest::Role::kClerk, "KM.XS");
+    add(kOtherClerkToken, "S2", ingest::Role::kClerk, "KM.GD");
+    add(kReaderToken, "R1", ingest::Role::kReader, "KM");
+    add(kAuditorToken, "A1", ingest::Role::kAuditor, "KM");
+    add(kDirectorToken, "D1", ingest::Role::kDirector, "KM.XS");
+    service_ = std::make_unique<Service>(
+        ServiceParts{*ledger_, *engine_, *calendar_, *profile_, std::move(tokens), limits, {}});
+    server_ = std::make_unique<TcpServer>(
+        io_, *service_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(kHost), 0));
+    auto started = server_->Start();
+    if (auto* error = std::get_if<std::string>(&started)) ADD_FAILURE() << *error;
+    port_ = std::get<uint16_t>(started);
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
+  }
+
+  ~Harness() {
+    server_->Stop();
+    EXPECT_TRUE(WaitFor([&] { return server_->Stats().connections == 0; }))
+        << "a connection did not close after Stop()";
+    work_.reset();
+    io_.stop();
+    for (auto& thread : threads_) thread.join();
+    server_.reset();
+    service_.reset();
+    engine_.reset();
+    ledger_.reset();
+  }
+
+  std::unique_ptr<Client> Connect(const char* token) {
+    auto connected = Client::Connect(kHost, port_, token);
+    if (!connected.ok()) {
+      ADD_FAILURE() << connected.error().ToString();
+      return nullptr;
+    }
+    return std::move(connected).value();
+  }
+  std::unique_ptr<Client> ConnectWithoutHello() {
+    auto connected = Client::ConnectWithoutHello(kHost, port_);
+    if (!connected.ok()) {
+      ADD_FAILURE() << connected.error().ToString();
+      return nullptr;
+    }
+    return std::move(connected).value();
+  }
+
+  ledger::Ledger& ledger() { return *ledger_; }
+  TcpServer& server() { return *server_; }
+  uint16_t port() const { return port_; }
+
+ private:
+  testing::TempDir dir_;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<projections::Engine> engine_;
+  std::unique_ptr<domain::WorkingCalendar> calendar_;
+  std::unique_ptr<domain::SlaProfile> profile_;
+  std::unique_ptr<Service> service_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_ =
+      boost::asio::make_work_guard(io_);
+  std::unique_ptr<TcpServer> server_;
+  std::vector<std::thread> threads_;
+  uint16_t port_ = 0;
+};
+
+// Appends `events` and expects every one to be stored.
+void AppendAll(Client& client, const std::vector<std::string>& events) {
+  auto results = client.Append(events);
+  ASSERT_TRUE(results.ok()) << results.error().ToString();
+  ASSERT_EQ(results->size(), events.size());
+  for (const auto& result : *results) {
+    ASSERT_TRUE(result.ok()) << result.error->ToString();
+  }
+}
+
+// ---- what a received frame says --------------------------------------------------------------
+
+struct Answer {
+  uint64_t id = 0;
+  std::string kind;  // "welcome", "appended", "events", "checkpoint", "error", "busy", ...
+  std::string code;  // error code, or busy limit
+};
+
+Answer Read(const kj::Array<capnp::word>& frame) {
+  capnp::FlatArrayMessageReader reader(frame.asPtr());
+  auto response = reader.getRoot<protocol::Response>();
+  Answer answer{response.getId(), "", ""};
+  switch (response.which()) {
+    case protocol::Response::WELCOME:
+      answer.kind = "welcome";
+      break;
+    case protocol::Response::APPENDED:
+      answer.kind = "appended";
+      break;
+    case protocol::Response::EVENTS:
+      answer.kind = "events";
+      break;
+    case protocol::Response::CHECKPOINT:
+      answer.kind = "checkpoint";
+      break;
+    case protocol::Response::ERROR:
+      answer.kind = "error";
+      answer.code = response.getError().getCode();
+      break;
+    case protocol::Response::BUSY:
+      answer.kind = "busy";
+      answer.code = response.getBusy().getLimit();
+      break;
+    case protocol::Response::SUBSCRIBED:
+      answer.kind = "subscribed";
+      break;
+    case protocol::Response::ENDED:
+      answer.kind = "ended";
+      break;
+  }
+  return answer;
+}
+
+// One request of each kind a client can send after hello, built with the given id.
+enum class Kind { kAppend, kReadLog, kReadStream, kSubscribe, kCredit, kCancel };
+const std::vector<Kind> kAllKinds = {Kind::kAppend,    Kind::kReadLog, Kind::kReadStream,
+                                     Kind::kSubscribe, Kind::kCredit,  Kind::kCancel};
+
+std::string KindName(Kind kind) {
+  switch (kind) {
+    case Kind::kAppend:
+      return "append";
+    case Kind::kReadLog:
+      return "read log";
+    case Kind::kReadStream:
+      return "read stream";
+    case Kind::kSubscribe:
+      return "subscribe";
+    case Kind::kCredit:
+      return "credit";
+    case Kind::kCancel:
+      return "cancel";
+  }
+  return "?";
+}
+
+void BuildRequest(capnp::MallocMessageBuilder& message, Kind kind, uint64_t id,
+                  const std::string& append_json) {
+  auto request = message.initRoot<protocol::Request>();
+  request.setId(id);
+  switch (kind) {
+    case Kind::kAppend:
+      request.initAppend().initJson(1).set(0, append_json);
+      break;
+    case Kind::kReadLog:
+      request.initRead().initLog().setFromPosition(1);
+      break;
+    case Kind::kReadStream:
+      request.initRead().initStream().setStream("app/KM-1");
+      break;
+    case Kind::kSubscribe:
+      request.initSubscribe().setCredit(100);
+      break;
+    case Kind::kCredit: {
+      auto credit = request.initCredit();
+      credit.setSubscription(1);
+      credit.setEvents(10);
+      break;
+    }
+    case Kind::kCancel:
+      request.initCancel().setSubscription(1);
+      break;
+  }
+}
+
+void SendHello(Client& client, uint64_t id, const std::string& token) {
+  capnp::MallocMessageBuilder message;
+  auto request = message.initRoot<protocol::Request>();
+  request.setId(id);
+  request.initHello().setToken(token);
+  ASSERT_FALSE(client.SendRequest(message).has_value());
+}
+
+// ---- round trips -----------------------------------------------------------------------------
+
+TEST(TcpServerTest, AppendThenReadByPositionAndByStreamRoundTrip) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  EXPECT_EQ(clerk->welcome().principal.id, "S1");
+  EXPECT_EQ(clerk->welcome().principal.role, "clerk");
+  EXPECT_EQ(clerk->welcome().principal.org, "KM.XS");
+  EXPECT_EQ(clerk->welcome().frame_bytes_max, TestLimits().frame_bytes_max);
+
+  auto appended = clerk->Append({Accepted("KM-1"), Dispatched("KM-1", 0)});
+  ASSERT_TRUE(appended.ok()) << appended.error().ToString();
+  ASSERT_EQ(appended->size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    ASSERT_TRUE((*appended)[i].ok()) << (*appended)[i].error->ToString();
+    EXPECT_EQ((*appended)[i].position, i + 1);
+    EXPECT_EQ((*appended)[i].version, i);
+    EXPECT_EQ((*appended)[i].stream, "app/KM-1");
+    EXPECT_FALSE((*appended)[i].duplicate);
+  }
+  // A retry is answered with the original position.
+  auto retry = clerk->Append({Accepted("KM-1")});
+  ASSERT_TRUE(retry.ok());
+  ASSERT_TRUE((*retry)[0].ok());
+  EXPECT_TRUE((*retry)[0].duplicate);
+  EXPECT_EQ((*retry)[0].position, 1u);
+
+  auto auditor = harness.Connect(kAuditorToken);
+  ASSERT_NE(auditor, nullptr);
+  auto page = auditor->Read(1);
+  ASSERT_TRUE(page.ok()) << page.error().ToString();
+  ASSERT_EQ(page->events.size(), 2u);
+  EXPECT_EQ(page->next, 3u);
+  for (size_t i = 0; i < 2; ++i) {
+    auto stored = harness.ledger().ReadOne(i + 1);
+    ASSERT_TRUE(stored.ok());
+    const client::Event& event = page->events[i];
+    EXPECT_EQ(event.position, stored->position);
+    EXPECT_EQ(event.stream, stored->stream);
+    EXPECT_EQ(event.type, stored->type);
+    EXPECT_EQ(event.event_id, stored->event_id);
+    EXPECT_EQ(event.actor, stored->actor);
+    EXPECT_EQ(event.payload, stored->payload);
+    EXPECT_EQ(event.recorded_at_us, stored->recorded_at_us);
+    EXPECT_EQ(event.hash, stored->hash);
+  }
+  auto second_page = auditor->Read(2, 1);
+  ASSERT_TRUE(second_page.ok());
+  ASSERT_EQ(second_page->events.size(), 1u);
+  EXPECT_EQ(second_page->events[0].type, "SurveyDispatched");
+  EXPECT_EQ(second_page->next, 3u);
+
+  auto stream = auditor->ReadStream("app/KM-1", 1);
+  ASSERT_TRUE(stream.ok()) << stream.error().ToString();
+  ASSERT_EQ(stream->events.size(), 1u);
+  EXPECT_EQ(stream->events[0].version, 1u);
+  EXPECT_EQ(stream->events[0].hash, harness.ledger().ReadOne(2)->hash);
+  EXPECT_EQ(stream->next, 2u);
+  auto missing = auditor->ReadStream("app/KM-none");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_TRUE(missing->events.empty());
+}
+
+TEST(TcpServerTest, EventsOfOneStreamInOneBatchAreAppendedInOrderAndBadOnesAreRefusedAlone) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  auto results = clerk->Append({Accepted("KM-1"), Accepted("KM-2"), Dispatched("KM-1", 0),
+                                R"({"stream":"app/KM-3","type":"NoSuchType"})",
+                                Dispatched("KM-2", 0)});
+  ASSERT_TRUE(results.ok()) << results.error().ToString();
+  ASSERT_EQ(results->size(), 5u);
+  EXPECT_TRUE((*results)[0].ok());
+  EXPECT_TRUE((*results)[1].ok());
+  EXPECT_TRUE((*results)[2].ok());
+  ASSERT_FALSE((*results)[3].ok());
+  EXPECT_EQ((*results)[3].error->code, "invalid");
+  EXPECT_FALSE((*results)[3].error->rule.empty());
+  EXPECT_TRUE((*results)[4].ok());
+  EXPECT_EQ(harness.ledger().Head(), 4u);
+}
+
+TEST(TcpServerTest, VersionConflictCarriesTheCurrentVersion) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAll(*clerk, {Accepted("KM-1")});
+  auto conflict = clerk->Append({Dispatched("KM-1", 5)});
+  ASSERT_TRUE(conflict.ok());
+  ASSERT_FALSE((*conflict)[0].ok());
+  EXPECT_EQ((*conflict)[0].error->code, "version_conflict");
+  EXPECT_EQ((*conflict)[0].error->current_version, 0);
+  EXPECT_EQ(harness.ledger().Head(), 1u);
+}
+
+TEST(TcpServerTest, PipelinedAppendsAreAnsweredById) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 20; ++i) {
+    auto id = clerk->SendAppend({Accepted("KM-" + std::to_string(i))});
+    ASSERT_TRUE(id.ok());
+    ids.push_back(*id);
+  }
+  std::set<uint64_t> positions;
+  for (auto it = ids.rbegin(); it != ids.rend(); ++it) {
+    auto results = clerk->ReceiveAppend(*it);
+    ASSERT_TRUE(results.ok()) << results.error().ToString();
+    ASSERT_TRUE((*results)[0].ok());
+    positions.insert((*results)[0].position);
+  }
+  EXPECT_EQ(positions.size(), 20u);
+  EXPECT_EQ(harness.ledger().Head(), 20u);
+}
+
+// ---- refusals --------------------------------------------------------------------------------
+
+TEST(TcpServerTest, EveryRequestBeforeHelloIsRefusedUnauthenticatedAndNothingIsWritten) {
+  Harness harness;
+  for (Kind kind : kAllKinds) {
+    SCOPED_TRACE(KindName(kind));
+    auto raw = harness.ConnectWithoutHello();
+    ASSERT_NE(raw, nullptr);
+    capnp::MallocMessageBuilder message;
+    BuildRequest(message, kind, 7, Accepted("KM-1"));
+    ASSERT_FALSE(raw->SendRequest(message).has_value());
+    auto frame = raw->ReceiveFrame(std::nullopt, kDeadline);
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+    Answer answer = Read(*frame);
+    EXPECT_EQ(answer.kind, "error");
+    EXPECT_EQ(answer.code, "unauthenticated");
+    EXPECT_EQ(answer.id, 7u);
+    auto after = raw->ReceiveFrame(std::nullopt, kDeadline);
+    ASSERT_FALSE(after.ok());
+    EXPECT_EQ(after.error().code, "io") << "the server closes the connection";
+  }
+  EXPECT_EQ(harness.ledger().Head(), 0u);
+}
+
+TEST(TcpServerTest, NoOrBadTokenRefusesHelloAndEveryRequestPipelinedAfterIt) {
+  Harness harness;
+  for (const std::string token : {"", "not-a-token"}) {
+    for (Kind kind : kAllKinds) {
+      SCOPED_TRACE(KindName(kind) + " after token '" + token + "'");
+      auto raw = harness.ConnectWithoutHello();
+      ASSERT_NE(raw, nullptr);
+      SendHello(*raw, 1, token);
+      capnp::MallocMessageBuilder message;
+      BuildRequest(message, kind, 2, Accepted("KM-1"));
+      ASSERT_FALSE(raw->SendRequest(message).has_value());
+      auto frame = raw->ReceiveFrame(std::nullopt, kDeadline);
+      ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+      Answer answer = Read(*frame);
+      EXPECT_EQ(answer.kind, "error");
+      EXPECT_EQ(answer.code, "unauthenticated");
+      EXPECT_EQ(answer.id, 1u);
+      auto after = raw->ReceiveFrame(std::nullopt, kDeadline);
+      ASSERT_FALSE(after.ok()) << "request " << Read(*after).kind << " was answered";
+      EXPECT_EQ(after.error().code, "io");
+    }
+  }
+  auto refused = Client::Connect(kHost, harness.port(), "not-a-token");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "unauthenticated");
+  EXPECT_EQ(harness.ledger().Head(), 0u);
+}
+
+TEST(TcpServerTest, WrongRoleIsRefusedForEveryRequestAndNothingIsWritten) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAll(*clerk, {Accepted("KM-1")});
+
+  // A reader may not append (as itself: writing in another's name is refused too).
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  for (const std::string& event :
+       {Accepted("KM-2", kReader), Dispatched("KM-1", 0, kReader), Dispatched("KM-1", 0)}) {
+    auto results = reader->Append({event});
+    ASSERT_TRUE(results.ok()) << results.error().ToString();
+    ASSERT_FALSE((*results)[0].ok()) << event;
+    EXPECT_EQ((*results)[0].error->code, "forbidden") << event;
+  }
+  // A clerk may not read the log, a stream, or subscribe; credit and cancel address nothing.
+  auto read = clerk->Read(1);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.error().code, "forbidden");
+  auto stream = clerk->ReadStream("app/KM-1");
+  ASSERT_FALSE(stream.ok());
+  EXPECT_EQ(stream.error().code, "forbidden");
+  auto subscription = clerk->Subscribe({});
+  ASSERT_FALSE(subscription.ok());
+  EXPECT_EQ(subscription.error().code, "forbidden");
+  for (Kind kind : {Kind::kCredit, Kind::kCancel}) {
+    capnp::MallocMessageBuilder message;
+    const uint64_t id = clerk->NewRequestId();
+    BuildRequest(message, kind, id, "");
+    ASSERT_FALSE(clerk->SendRequest(message).has_value());
+    auto frame = clerk->ReceiveFrame(id, kDeadline);
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+    EXPECT_EQ(Read(*frame).code, "not_found") << KindName(kind);
+  }
+  EXPECT_EQ(harness.ledger().Head(), 1u);
+  EXPECT_EQ(harness.server().Stats().subscriptions, 0u);
+}
+
+TEST(TcpServerTest, WrongOrgIsRefusedForEveryRequestAndNothingIsWritten) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAll(*clerk, {Accepted("KM-1")});
+
+  // A clerk of KM.GD may not work on KM.XS's application, nor write as a KM.XS actor.
+  auto other = harness.Connect(kOtherClerkToken);
+  ASSERT_NE(other, nullptr);
+  for (const std::string& event : {Dispatched("KM-1", 0, kOtherClerk), Dispatched("KM-1", 0)}) {
+    auto results = other->Append({event});
+    ASSERT_TRUE(results.ok()) << results.error().ToString();
+    ASSERT_FALSE((*results)[0].ok()) << event;
+    EXPECT_EQ((*results)[0].error->code, "forbidden") << event;
+  }
+  // The log and subscriptions hold every org's events: a principal bound to one org (a director,
+  // who may do everything else in KM.XS) may neither read nor subscribe.
+  auto director = harness.Connect(kDirectorToken);
+  ASSERT_NE(director, nullptr);
+  auto read = director->Read(1);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.error().code, "forbidden");
+  auto stream = director->ReadStream("app/KM-1");
+  ASSERT_FALSE(stream.ok());
+  EXPECT_EQ(stream.error().code, "forbidden");
+  auto subscription = director->Subscribe({});
+  ASSERT_FALSE(subscription.ok());
+  EXPECT_EQ(subscription.error().code, "forbidden");
+  for (Kind kind : {Kind::kCredit, Kind::kCancel}) {
+    capnp::MallocMessageBuilder message;
+    const uint64_t id = director->NewRequestId();
+    BuildRequest(message, kind, id, "");
+    ASSERT_FALSE(director->SendRequest(message).has_value());
+    auto frame = director->ReceiveFrame(id, kDeadline);
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+    EXPECT_EQ(Read(*frame).code, "not_found") << KindName(kind);
+  }
+  EXPECT_EQ(harness.ledger().Head(), 1u);
+}
+
+TEST(TcpServerTest, OversizedFrameIsRefusedAndTheServerKeepsServingOthers) {
+  Harness harness;
+  auto bystander = harness.Connect(kClerkToken);
+  ASSERT_NE(bystander, nullptr);
+  auto sender = harness.Connect(kClerkToken);
+  ASSERT_NE(sender, nullptr);
+
+  std::string huge = EventJson("app/KM-9", "SiteSurveyed", "big",
+                               R"({"findings":")" + std::string(300 << 10, 'x') + R"("})");
+  auto refused = sender->Append({huge});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "invalid");
+  EXPECT_EQ(refused.error().rule, "frame_too_large");
+  EXPECT_TRUE(sender->broken());
+
+  // A frame header announcing more than frame_bytes_max is refused before its body arrives.
+  auto raw = harness.Connect(kClerkToken);
+  ASSERT_NE(raw, nullptr);
+  const uint32_t header[2] = {0, 1u << 28};  // one segment of 2 GiB
+  ASSERT_FALSE(raw->SendBytes({reinterpret_cast<const char*>(header), sizeof(header)}));
+  auto frame = raw->ReceiveFrame(std::nullopt, kDeadline);
+  ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+  EXPECT_EQ(Read(*frame).kind, "error");
+  EXPECT_EQ(Read(*frame).id, 0u);
+
+  AppendAll(*bystander, {Accepted("KM-1")});
+  EXPECT_EQ(harness.ledger().Head(), 1u);
+}
+
+TEST(TcpServerTest, MalformedFrameIsRefusedAndTheConnectionClosed) {
+  Harness harness;
+  auto raw = harness.Connect(kClerkToken);
+  ASSERT_NE(raw, nullptr);
+  // One segment of two words whose root pointer points far outside the segment.
+  const uint32_t frame_words[6] = {0, 2, 0x7ffffff0, 0x00010001, 0, 0};
+  ASSERT_FALSE(raw->SendBytes({reinterpret_cast<const char*>(frame_words), sizeof(frame_words)}));
+  auto frame = raw->ReceiveFrame(std::nullopt, kDeadline);
+  ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+  EXPECT_EQ(Read(*frame).kind, "error");
+  EXPECT_EQ(Read(*frame).code, "invalid");
+  auto after = raw->ReceiveFrame(std::nullopt, kDeadline);
+  ASSERT_FALSE(after.ok());
+  EXPECT_EQ(after.error().code, "io");
+}
+
+TEST(TcpServerTest, RequestsBeyondTheConnectionsInflightLimitAreAnsweredBusy) {
+  Limits limits = TestLimits();
+  limits.connection_inflight_max = 2;
+  limits.subscribers_max = 3;
+  Harness harness(limits);
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  auto first = reader->Subscribe({});
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  auto second = reader->Subscribe({});
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  auto third = reader->Subscribe({});
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().code, "busy");
+  EXPECT_EQ(third.error().limit, "connection_inflight_max");
+  auto append = reader->Append({Accepted("KM-1", kReader)});
+  ASSERT_FALSE(append.ok());
+  EXPECT_EQ(append.error().limit, "connection_inflight_max");
+
+  auto another = harness.Connect(kReaderToken);
+  ASSERT_NE(another, nullptr);
+  auto fourth = another->Subscribe({});  // the third subscriber
+  ASSERT_TRUE(fourth.ok()) << fourth.error().ToString();
+  auto fifth = another->Subscribe({});
+  ASSERT_FALSE(fifth.ok());
+  EXPECT_EQ(fifth.error().limit, "subscribers_max");
+  EXPECT_EQ(harness.ledger().Head(), 0u);
+}
+
+TEST(TcpServerTest, ConnectionsBeyondTheLimitAreRefusedBusy) {
+  Limits limits = TestLimits();
+  limits.connections_max = 1;
+  Harness harness(limits);
+  auto first = harness.Connect(kClerkToken);
+  ASSERT_NE(first, nullptr);
+  auto second = Client::Connect(kHost, harness.port(), kClerkToken);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, "busy");
+  EXPECT_EQ(second.error().limit, "connections_max");
+  first.reset();
+  ASSERT_TRUE(WaitFor([&] { return harness.server().Stats().connections == 0; }));
+  EXPECT_NE(harness.Connect(kClerkToken), nullptr);
+}
+
+// ---- subscriptions ---------------------------------------------------------------------------
+
+client::SubscribeOptions From(uint64_t position, uint32_t credit, bool auto_credit = true) {
+  client::SubscribeOptions options;
+  options.from_position = position;
+  options.credit = credit;
+  options.auto_credit = auto_credit;
+  return options;
+}
+
+// Appends `count` ApplicationAccepted events on streams app/<prefix>-<i>, in batches.
+void AppendAccepted(Client& client, const std::string& prefix, int from, int count) {
+  std::vector<std::string> batch;
+  for (int i = from; i < from + count; ++i) {
+    batch.push_back(Accepted(prefix + "-" + std::to_string(i)));
+    if (batch.size() == 100 || i + 1 == from + count) {
+      AppendAll(client, batch);
+      batch.clear();
+    }
+  }
+}
+
+TEST(TcpServerTest, SubscriptionCatchesUpThenFollowsLive) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAccepted(*clerk, "KM", 0, 150);
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  auto subscription = reader->Subscribe(From(1, 100));
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  EXPECT_EQ((*subscription)->head_at_start(), 150u);
+  uint64_t expected = 1;
+  bool appended_live = false;
+  while (expected <= 300) {
+    auto frame = (*subscription)->Next();
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+    ASSERT_EQ(frame->kind, client::SubscriptionFrame::Kind::kEvents);
+    ASSERT_LE(frame->events.size(), TestLimits().subscription_frame_events_max);
+    auto events = frame->events.DecodeAll();
+    ASSERT_TRUE(events.ok());
+    for (const auto& event : *events) ASSERT_EQ(event.position, expected++);
+    EXPECT_EQ(frame->next_position, expected);
+    if (!appended_live && expected > 150) {
+      appended_live = true;
+      AppendAccepted(*clerk, "KM", 150, 150);  // after catching up: these arrive live
+    }
+  }
+  EXPECT_EQ((*subscription)->next_position(), 301u);
+}
+
+TEST(TcpServerTest, SparseFilterSendsCheckpointFrames) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAccepted(*clerk, "KM-A", 0, 120);                          // positions 1..120
+  AppendAll(*clerk, {Dispatched("KM-A-7", 0)});                    // 121
+  AppendAccepted(*clerk, "KM-B", 0, 130);                          // 122..251
+  AppendAll(*clerk, {Dispatched("KM-B-3", 0), Dispatched("KM-A-8", 0)});  // 252, 253
+
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  client::SubscribeOptions options;
+  options.stream_prefix = "app/KM-B";
+  options.types = {"SurveyDispatched"};
+  auto subscription = reader->Subscribe(options);
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  std::vector<uint64_t> checkpoints;
+  std::vector<uint64_t> positions;
+  while (positions.empty()) {
+    auto frame = (*subscription)->Next();
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+    if (frame->kind == client::SubscriptionFrame::Kind::kCheckpoint) {
+      checkpoints.push_back(frame->next_position - 1);
+      continue;
+    }
+    auto events = frame->events.DecodeAll();
+    ASSERT_TRUE(events.ok());
+    for (const auto& event : *events) {
+      EXPECT_EQ(event.stream, "app/KM-B-3");
+      EXPECT_EQ(event.type, "SurveyDispatched");
+      positions.push_back(event.position);
+    }
+  }
+  EXPECT_EQ(positions, std::vector<uint64_t>{252});
+  // 251 events were skipped before 252: a checkpoint after every 50.
+  EXPECT_EQ(checkpoints, (std::vector<uint64_t>{50, 100, 150, 200, 250}));
+  EXPECT_EQ(harness.server().Stats().checkpoints_sent, 5u);
+}
+
+TEST(TcpServerTest, CreditBoundsWhatTheServerSendsAndBuffers) {
+  Harness harness;
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  constexpr uint32_t kCredit = 10;
+  auto subscription = reader->Subscribe(From(1, kCredit, false));
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAccepted(*clerk, "KM", 0, 600);
+
+  std::vector<uint64_t> positions;
+  while (positions.size() < kCredit) {
+    auto frame = (*subscription)->Next();
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+    auto events = frame->events.DecodeAll();
+    ASSERT_TRUE(events.ok());
+    for (const auto& event : *events) positions.push_back(event.position);
+  }
+  // The server stops once the credit is used, whatever was appended: what it sent and buffered
+  // is bounded by the credit, not by the 600 events waiting.
+  ASSERT_TRUE(WaitFor([&] { return harness.server().Stats().subscriptions_without_credit == 1; }));
+  TcpStats stats = harness.server().Stats();
+  EXPECT_EQ(stats.subscription_events_sent, kCredit);
+  EXPECT_EQ(positions.size(), kCredit);
+  EXPECT_GT(stats.subscription_output_bytes_peak, 0u);
+  EXPECT_LT(stats.subscription_output_bytes_peak, kCredit * 2048) << "one frame of 10 events";
+
+  // More credit, more events: the rest arrive in order.
+  ASSERT_FALSE((*subscription)->Grant(1000).has_value());
+  while (positions.size() < 600) {
+    auto frame = (*subscription)->Next();
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+    auto events = frame->events.DecodeAll();
+    ASSERT_TRUE(events.ok());
+    for (const auto& event : *events) positions.push_back(event.position);
+  }
+  for (size_t i = 0; i < positions.size(); ++i) ASSERT_EQ(positions[i], i + 1);
+  EXPECT_EQ(harness.server().Stats().subscription_events_sent, 600u);
+  EXPECT_LE(harness.server().Stats().subscription_output_bytes_peak,
+            TestLimits().frame_bytes_max);
+}
+
+TEST(TcpServerTest, CancelEndsTheSubscription) {
+  Harness harness;
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  auto subscription = reader->Subscribe({});
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  EXPECT_EQ(harness.server().Stats().subscriptions, 1u);
+  EXPECT_FALSE((*subscription)->Cancel().has_value());
+  EXPECT_EQ(harness.server().Stats().subscriptions, 0u);
+  // The connection goes on serving.
+  auto page = reader->Read(1);
+  ASSERT_TRUE(page.ok()) << page.error().ToString();
+}
+
+// A subscriber drops its connection mid-stream again and again and resumes from the position its
+// last frame said; meanwhile another client keeps appending. It must see every event exactly once,
+// in order.
+TEST(TcpServerTest, ReconnectingSubscriberSeesEveryEventOnceInOrderWhileAppendsContinue) {
+  Harness harness;
+  constexpr int kBatches = 60;
+  constexpr int kBatchEvents = 25;
+  std::atomic<bool> appending_done{false};
+  std::thread appender([&] {
+    auto clerk = harness.Connect(kClerkToken);
+    ASSERT_NE(clerk, nullptr);
+    for (int batch = 0; batch < kBatches; ++batch) {
+      AppendAccepted(*clerk, "KM-" + std::to_string(batch), 0, kBatchEvents);
+    }
+    appending_done = true;
+  });
+
+  uint64_t next = 1;
+  std::vector<uint64_t> seen;
+  int connections = 0;
+  const uint64_t total = kBatches * kBatchEvents;
+  const auto until = std::chrono::steady_clock::now() + 3 * kDeadline;
+  while (next <= total) {
+    auto reader = harness.Connect(kReaderToken);
+    ASSERT_NE(reader, nullptr);
+    ++connections;
+    auto subscription = reader->Subscribe(From(next, 40));
+    ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+    // Take a few frames, then drop the connection with frames and credit still in flight.
+    const size_t frames_before_drop = 1 + connections % 4;
+    for (size_t frames = 0; frames < frames_before_drop && next <= total;) {
+      ASSERT_LT(std::chrono::steady_clock::now(), until) << "stuck at position " << next;
+      auto frame = (*subscription)->Next(milliseconds(200));
+      if (!frame.ok()) {
+        ASSERT_EQ(frame.error().code, "timeout") << frame.error().ToString();
+        continue;
+      }
+      ++frames;
+      auto events = frame->events.DecodeAll();
+      ASSERT_TRUE(events.ok());
+      for (const auto& event : *events) {
+        ASSERT_EQ(event.position, next) << "after " << connections << " connections";
+        seen.push_back(event.position);
+        ++next;
+      }
+      ASSERT_EQ(frame->next_position, next);
+    }
+    subscription->reset();
+    reader.reset();
+  }
+  appender.join();
+  EXPECT_EQ(seen.size(), total);
+  EXPECT_EQ(harness.ledger().Head(), total);
+  EXPECT_GT(connections, 5);
+}
+
+// ---- shutdown --------------------------------------------------------------------------------
+
+TEST(TcpServerTest, StopAnswersAppendsInFlightThenCloses) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  const uint64_t received_before = harness.server().Stats().frames_received;
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 10; ++i) {
+    auto id = clerk->SendAppend({Accepted("KM-" + std::to_string(i))});
+    ASSERT_TRUE(id.ok());
+    ids.push_back(*id);
+  }
+  ASSERT_TRUE(
+      WaitFor([&] { return harness.server().Stats().frames_received == received_before + 10; }));
+  harness.server().Stop();
+  for (uint64_t id : ids) {
+    auto results = clerk->ReceiveAppend(id);
+    ASSERT_TRUE(results.ok()) << results.error().ToString();
+    EXPECT_TRUE((*results)[0].ok());
+  }
+  auto after = clerk->Append({Accepted("KM-late")});
+  ASSERT_FALSE(after.ok());
+  EXPECT_EQ(after.error().code, "io");
+  EXPECT_EQ(harness.ledger().Head(), 10u);
+  EXPECT_FALSE(Client::Connect(kHost, harness.port(), kClerkToken).ok());
+}
+
+// ---- the wire format -------------------------------------------------------------------------
+
+// `capnp decode --short <schema> <type> < path`: one line per message.
+std::string RunCapnpDecode(const std::string& type, const std::string& path,
+                           const std::string& schema = PROTOCOL_SCHEMA,
+                           const std::string& flags = "") {
+  std::string command = std::string(CAPNP_TOOL) + " decode --short " + flags + " " + schema + " " +
+                        type + " < " + path + " 2>&1";
+  std::string output;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return "popen failed";
+  char buffer[4096];
+  size_t read = 0;
+  while ((read = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, read);
+  int status = pclose(pipe);
+  if (status != 0) output += "\n(exit status " + std::to_string(status) + ")";
+  return output;
+}
+
+void WriteFile(const std::string& path, kj::ArrayPtr<const capnp::word> words) {
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(words.begin()),
+             static_cast<std::streamsize>(words.size() * sizeof(capnp::word)));
+}
+
+TEST(TcpServerTest, CapturedFramesDecodeWithTheCapnpTool) {
+  Harness harness;
+  testing::TempDir files;
+  auto raw = harness.ConnectWithoutHello();
+  ASSERT_NE(raw, nullptr);
+
+  // The request exactly as the client writes it on the wire (standard stream framing).
+  capnp::MallocMessageBuilder hello;
+  auto request = hello.initRoot<protocol::Request>();
+  request.setId(41);
+  request.initHello().setToken(kClerkToken);
+  request.getHello().setClientName("tcp_server_test");
+  ASSERT_FALSE(raw->SendRequest(hello).has_value());
+  WriteFile(files.str() + "/request.bin", capnp::messageToFlatArray(hello));
+
+  // The server's answer, captured from the socket.
+  auto welcome = raw->ReceiveFrame(std::nullopt, kDeadline);
+  ASSERT_TRUE(welcome.ok()) << welcome.error().ToString();
+  WriteFile(files.str() + "/welcome.bin", *welcome);
+  capnp::MallocMessageBuilder append;
+  BuildRequest(append, Kind::kAppend, 42, Accepted("KM-1"));
+  ASSERT_FALSE(raw->SendRequest(append).has_value());
+  auto appended = raw->ReceiveFrame(std::nullopt, kDeadline);
+  ASSERT_TRUE(appended.ok()) << appended.error().ToString();
+  WriteFile(files.str() + "/appended.bin", *appended);
+  // An events frame carries the stored envelope bytes as they are: one decodes on its own.
+  capnp::MallocMessageBuilder read_request;
+  auto read = read_request.initRoot<protocol::Request>();
+  read.setId(43);
+  read.initRead().initLog().setFromPosition(1);
+  auto auditor = harness.Connect(kAuditorToken);
+  ASSERT_NE(auditor, nullptr);
+  ASSERT_FALSE(auditor->SendRequest(read_request).has_value());
+  auto events = auditor->ReceiveFrame(43, kDeadline);
+  ASSERT_TRUE(events.ok()) << events.error().ToString();
+  ASSERT_EQ(Read(*events).kind, "events");
+  {
+    capnp::FlatArrayMessageReader reader(events->asPtr());
+    auto envelopes = reader.getRoot<protocol::Response>().getEvents().getEnvelopes();
+    ASSERT_EQ(envelopes.size(), 1u);
+    std::ofstream(files.str() + "/envelope.bin", std::ios::binary)
+        .write(reinterpret_cast<const char*>(envelopes[0].begin()),
+               static_cast<std::streamsize>(envelopes[0].size()));
+  }
+
+  std::string decoded_request = RunCapnpDecode("Request", files.str() + "/request.bin");
+  EXPECT_NE(decoded_request.find("id = 41"), std::string::npos) << decoded_request;
+  EXPECT_NE(decoded_request.find(
+                "hello = (token = \"token-clerk-xs\", clientName = \"tcp_server_test\""),
+            std::string::npos)
+      << decoded_request;
+  std::string decoded_welcome = RunCapnpDecode("Response", files.str() + "/welcome.bin");
+  EXPECT_NE(decoded_welcome.find("id = 41"), std::string::npos) << decoded_welcome;
+  EXPECT_NE(decoded_welcome.find("principal = (id = \"S1\", role = \"clerk\", org = \"KM.XS\")"),
+            std::string::npos)
+      << decoded_welcome;
+  std::string decoded_appended = RunCapnpDecode("Response", files.str() + "/appended.bin");
+  EXPECT_NE(decoded_appended.find("appended = [(ok = (position = 1, stream = \"app/KM-1\", "
+                                  "version = 0, duplicate = false"),
+            std::string::npos)
+      << decoded_appended;
+  std::string decoded_envelope =
+      RunCapnpDecode("Envelope", files.str() + "/envelope.bin", ENVELOPE_SCHEMA, "--flat");
+  EXPECT_NE(decoded_envelope.find("(position = 1, stream = \"app/KM-1\", version = 0, "
+                                  "type = \"ApplicationAccepted\", eventId = \"KM-1-accepted\""),
+            std::string::npos)
+      << decoded_envelope;
+}
+
+}  // namespace
+}  // namespace gridledger::server
