@@ -156,6 +156,13 @@ ordered_json AppendedJson(const std::string& stream, const ingest::IngestOutcome
   return result;
 }
 
+// Bodies can echo client bytes (a path, a field name) that are not UTF-8: those are replaced, so
+// an answer can always be written.
+template <typename Json>
+std::string Dump(const Json& body) {
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 ordered_json ErrorBody(const ServiceError& error) {
   return {{"ok", false}, {"error", error.error}};
 }
@@ -201,7 +208,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     response->set(http::field::retry_after, "1");
     response->keep_alive(false);
     response->body() =
-        ErrorBody(MakeError(ErrorKind::kBusy, "busy", "too many connections; retry later")).dump();
+        Dump(ErrorBody(MakeError(ErrorKind::kBusy, "busy", "too many connections; retry later")));
     response->prepare_payload();
     http::async_write(stream_, *response,
                       [self = shared_from_this(), response](beast::error_code, size_t) {
@@ -257,7 +264,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   }
 
-  void Respond(http::status status, const ordered_json& body) { Respond(status, body.dump()); }
+  void Respond(http::status status, const ordered_json& body) { Respond(status, Dump(body)); }
 
   void Respond(http::status status, std::string body) {
     auto response = std::make_shared<Response>(status, version_);
@@ -292,13 +299,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   static std::pair<http::status, std::string> Answer(const ordered_json& body) {
-    return {http::status::ok, body.dump()};
+    return {http::status::ok, Dump(body)};
   }
   static std::pair<http::status, std::string> Answer(const json& body) {
-    return {http::status::ok, body.dump()};
+    return {http::status::ok, Dump(body)};
   }
   static std::pair<http::status, std::string> Answer(const ServiceError& error) {
-    return {StatusOf(error.kind), ErrorBody(error).dump()};
+    return {StatusOf(error.kind), Dump(ErrorBody(error))};
   }
 
   std::optional<ingest::Principal> Authenticated() {
@@ -560,7 +567,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
             service_.RecordPersonalDataRead(principal, stream, Header("X-Approved-By"))) {
       return Fail(*refused);
     }
-    Respond(http::status::ok, shown.dump());
+    Respond(http::status::ok, Dump(shown));
   }
 
   void GetEvidence(const ingest::Principal& principal, const std::string& id) {
@@ -641,7 +648,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     OffLoad([&service]() -> std::pair<http::status, std::string> {
       auto digest = service.ledger().Verify();
       if (!digest.ok()) return Answer(FromStatus(digest.status()));
-      return Answer(ordered_json{{"ok", true}, {"head", digest->position}, {"hash", digest->hash_hex}});
+      return Answer(
+          ordered_json{{"ok", true}, {"head", digest->position}, {"hash", digest->hash_hex}});
     });
   }
 
@@ -655,7 +663,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (!at.ok()) return Fail(FromStatus(at.status()));
       digest = *at;
     }
-    Respond(http::status::ok, ordered_json{{"position", digest.position}, {"hash", digest.hash_hex}});
+    Respond(http::status::ok,
+            ordered_json{{"position", digest.position}, {"hash", digest.hash_hex}});
   }
 
   // ---- POST /v1/import?format=jsonl|csv: the body is the file.
@@ -736,7 +745,7 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
                          {"rule", summary.failure->rule},
                          {"message", summary.failure->message}};
   }
-  return {summary.ok() ? http::status::ok : http::status::bad_request, answer.dump()};
+  return {summary.ok() ? http::status::ok : http::status::bad_request, Dump(answer)};
 }
 
 HttpServer::HttpServer(net::io_context& io, Service& service, tcp::endpoint endpoint,
