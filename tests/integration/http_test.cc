@@ -384,6 +384,47 @@ TEST_F(HttpTest, GarbageRequestsChangeNothingAndTheServerKeepsServing) {
   EXPECT_EQ(verify.status, 200) << verify.body;
 }
 
+// Everything can come from a config file; a flag wins over the file.
+TEST(LedgerdConfigTest, AConfigFileSetsTheOptionsAndFlagsWin) {
+  TempDir dir;
+  const std::string tokens = dir.str() + "/tokens.jsonl";
+  const std::string token = ingest::TokenStore::NewToken();
+  ASSERT_TRUE(ingest::TokenStore::Add(tokens, {"A0001", ingest::Role::kAuditor, "KM"},
+                                      ingest::TokenStore::Sha256Hex(token))
+                  .ok());
+  const std::string ready = dir.str() + "/ready.json";
+  std::ofstream(dir.str() + "/ledgerd.toml")
+      << "data = \"" << dir.str() << "/data\"\n"
+      << "tokens = \"" << tokens << "\"\n"
+      << "http = \"127.0.0.1:1\"\n"  // overridden by the flag below
+      << "tcp = \"\"\n"
+      << "ready-file = \"" << ready << "\"\n"
+      << "batch-events-max = 2\n";
+  Process ledgerd({LEDGERD_PATH, "--config", dir.str() + "/ledgerd.toml", "--http", "127.0.0.1:0"},
+                  dir.str() + "/log");
+  uint16_t port = 0;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        std::ifstream in(ready);
+        json info = json::parse(in, nullptr, false);
+        if (info.is_discarded()) return !ledgerd.running();
+        const std::string http = info["http"];
+        port = static_cast<uint16_t>(std::stoi(http.substr(http.rfind(':') + 1)));
+        EXPECT_FALSE(info.contains("tcp"));  // tcp = "" in the file: off
+        return true;
+      },
+      std::chrono::seconds(30)))
+      << ledgerd.Log();
+  ASSERT_NE(port, 0) << ledgerd.Log();
+  HttpClient client("127.0.0.1", port);
+  json three = json::array({json::object(), json::object(), json::object()});
+  HttpResponse refused = client.Post("/v1/events", token, three.dump());
+  EXPECT_EQ(refused.status, 400) << refused.body;  // batch-events-max = 2 from the file
+  EXPECT_NE(refused.body.find("1 to 2 events"), std::string::npos) << refused.body;
+  ledgerd.Signal(SIGTERM);
+  EXPECT_EQ(ledgerd.Wait(std::chrono::seconds(30)), std::optional<int>(0)) << ledgerd.Log();
+}
+
 // SIGTERM drains and exits 0; a restart resumes with everything acknowledged; ledgerctl on the
 // held directory says so instead of failing on RocksDB's lock.
 TEST_F(HttpTest, TermExitsCleanlyAndARestartResumes) {
