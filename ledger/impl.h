@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -25,9 +26,14 @@ Status FromRocks(const rocksdb::Status& status, std::string_view what);
 
 // Decodes a stored value (canonical Envelope) in place when it is word-aligned, else from a copy.
 // Throws kj::Exception on malformed bytes when fields are read; callers catch at their edge.
+// One stored envelope, read in place when RocksDB's bytes are word-aligned, else from a copy in
+// `scratch` (reused across the events of a scan, so a scan allocates nothing per event).
+// Not movable: the reader points into the object.
 class StoredValue {
  public:
-  explicit StoredValue(std::string_view bytes);
+  explicit StoredValue(std::string_view bytes, kj::Array<capnp::word>* scratch = nullptr);
+  StoredValue(const StoredValue&) = delete;
+  StoredValue& operator=(const StoredValue&) = delete;
   bool well_formed() const { return well_formed_; }
   schema::Envelope::Reader envelope();
   // True when the bytes are exactly the canonical encoding (no stray padding or unused bytes).
@@ -38,7 +44,7 @@ class StoredValue {
   kj::Array<capnp::word> copy_;
   kj::ArrayPtr<const capnp::word> words_;
   kj::ArrayPtr<const capnp::word> segments_[1];
-  std::unique_ptr<capnp::SegmentArrayMessageReader> reader_;
+  std::optional<capnp::SegmentArrayMessageReader> reader_;
 };
 
 class Ledger::Impl {

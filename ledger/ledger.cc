@@ -32,8 +32,14 @@ bool IsLockError(const rocksdb::Status& status) {
           status.ToString().find("Resource temporarily") != std::string::npos);
 }
 
-rocksdb::ColumnFamilyOptions FamilyOptions(bool point_lookups) {
+rocksdb::ColumnFamilyOptions FamilyOptions(bool point_lookups, bool uncompressed = false) {
   rocksdb::ColumnFamilyOptions options;
+  if (uncompressed) {
+    // Replays and subscriptions read the events family end to end, and block decompression was
+    // at the top of their profiles; disk is the cheaper resource here. Existing compressed files
+    // stay readable; compactions rewrite them uncompressed.
+    options.compression = rocksdb::kNoCompression;
+  }
   if (point_lookups) {
     // ids is read by exact key on every append (idempotency); a bloom filter answers "absent"
     // without touching data blocks.
@@ -57,18 +63,19 @@ Status FromRocks(const rocksdb::Status& status, std::string_view what) {
   return {Code::kIoError, std::string(what) + ": " + status.ToString()};
 }
 
-StoredValue::StoredValue(std::string_view bytes) {
+StoredValue::StoredValue(std::string_view bytes, kj::Array<capnp::word>* scratch) {
   if (bytes.empty() || bytes.size() % sizeof(capnp::word) != 0) return;
   size_t word_count = bytes.size() / sizeof(capnp::word);
   if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(capnp::word) == 0) {
     words_ = kj::arrayPtr(reinterpret_cast<const capnp::word*>(bytes.data()), word_count);
   } else {
-    copy_ = kj::heapArray<capnp::word>(word_count);
-    memcpy(copy_.begin(), bytes.data(), bytes.size());
-    words_ = copy_.asPtr();
+    kj::Array<capnp::word>& buffer = scratch != nullptr ? *scratch : copy_;
+    if (buffer.size() < word_count) buffer = kj::heapArray<capnp::word>(word_count * 2);
+    memcpy(buffer.begin(), bytes.data(), bytes.size());
+    words_ = buffer.slice(0, word_count).asConst();
   }
   segments_[0] = words_;
-  reader_ = std::make_unique<capnp::SegmentArrayMessageReader>(kj::arrayPtr(segments_, 1));
+  reader_.emplace(kj::arrayPtr(segments_, 1));
   well_formed_ = true;
 }
 
@@ -136,7 +143,7 @@ Status Ledger::Impl::OpenDatabase() {
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, FamilyOptions(false)},
-      {format::kEventsFamily, FamilyOptions(false)},
+      {format::kEventsFamily, FamilyOptions(false, true)},
       {format::kStreamsFamily, FamilyOptions(false)},
       {format::kIdsFamily, FamilyOptions(true)},
       {format::kMetaFamily, FamilyOptions(false)},
@@ -347,9 +354,10 @@ Status Ledger::Impl::ScanValues(
   read_options.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, events_));
   uint64_t expected = from_position;
+  kj::Array<capnp::word> scratch;  // reused for values RocksDB hands out unaligned
   for (it->Seek(format::EventKey(from_position)); it->Valid(); it->Next(), ++expected) {
     try {
-      StoredValue stored(ToView(it->value()));
+      StoredValue stored(ToView(it->value()), &scratch);
       if (format::GetBigEndian64(ToView(it->key())) != expected || !stored.well_formed() ||
           stored.envelope().getPosition() != expected) {
         return Status(Code::kCorruption, "bad event at position " + std::to_string(expected))
