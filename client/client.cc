@@ -53,8 +53,9 @@ FramePrefix ParseFramePrefix(const kj::byte* data, size_t available, size_t fram
 std::string Text(capnp::Text::Reader text) { return {text.begin(), text.size()}; }
 
 Error FromWire(protocol::Error::Reader error) {
-  Error result{Text(error.getCode()), Text(error.getMessage()), Text(error.getField()),
-               Text(error.getRule()), std::nullopt, ""};
+  Error result{Text(error.getCode()),  Text(error.getMessage()),
+               Text(error.getField()), Text(error.getRule()),
+               std::nullopt,           ""};
   if (error.getHasCurrentVersion()) result.current_version = error.getCurrentVersion();
   return result;
 }
@@ -116,8 +117,7 @@ Result<T> WithEnvelope(std::string_view bytes,
     std::memcpy(copy.begin(), bytes.data(), bytes.size());
     words = copy.begin();
   }
-  kj::ArrayPtr<const capnp::word> segments[1] = {
-      kj::arrayPtr(words, bytes.size() / kWordBytes)};
+  kj::ArrayPtr<const capnp::word> segments[1] = {kj::arrayPtr(words, bytes.size() / kWordBytes)};
   try {
     capnp::SegmentArrayMessageReader reader(kj::arrayPtr(segments, 1));
     return read(reader.getRoot<ledger::schema::Envelope>());
@@ -203,7 +203,8 @@ struct Client::Socket {
   }
 };
 
-Client::Client(Options options) : options_(std::move(options)), socket_(std::make_unique<Socket>()) {}
+Client::Client(Options options)
+    : options_(std::move(options)), socket_(std::make_unique<Socket>()) {}
 
 Client::~Client() {
   boost::system::error_code ignored;
@@ -242,8 +243,8 @@ MaybeError Client::Open(const std::string& host, uint16_t port) {
     return Broken("timeout", "connecting to " + host + ":" + std::to_string(port));
   }
   if (error) {
-    return Broken("io", "connecting to " + host + ":" + std::to_string(port) + ": " +
-                            error.message());
+    return Broken("io",
+                  "connecting to " + host + ":" + std::to_string(port) + ": " + error.message());
   }
   socket_->socket.set_option(tcp::no_delay(true), error);
   return std::nullopt;
@@ -278,8 +279,8 @@ MaybeError Client::Hello(const std::string& token) {
   Result<kj::Array<capnp::word>> frame = Await(id, options_.timeout);
   held_.erase(id);
   if (!frame.ok()) return frame.error();
-  Result<Welcome> welcome = WithResponse<Welcome>(
-      *frame, [](protocol::Response::Reader response) -> Result<Welcome> {
+  Result<Welcome> welcome =
+      WithResponse<Welcome>(*frame, [](protocol::Response::Reader response) -> Result<Welcome> {
         if (auto refused = Refusal(response)) return *refused;
         if (!response.isWelcome()) return ProtocolError("hello was not answered by welcome");
         auto wire = response.getWelcome();
@@ -426,16 +427,15 @@ Result<kj::Array<capnp::word>> Client::Await(uint64_t id, std::chrono::milliseco
     Result<kj::Array<capnp::word>> frame = ReadFrame(std::max(left, std::chrono::milliseconds(0)));
     if (!frame.ok()) return frame;
     Result<uint64_t> answered = WithResponse<uint64_t>(
-        *frame, [](protocol::Response::Reader response) -> Result<uint64_t> {
-          return response.getId();
-        });
+        *frame,
+        [](protocol::Response::Reader response) -> Result<uint64_t> { return response.getId(); });
     if (!answered.ok()) return Broken("protocol", answered.error().message);
     if (*answered == id) return frame;
     if (*answered == 0) {
       // About the connection, which the server now closes: the reason is the answer to anything.
       Error error = ProtocolError("unexpected frame about the connection");
-      Result<bool> read = WithResponse<bool>(
-          *frame, [&](protocol::Response::Reader response) -> Result<bool> {
+      Result<bool> read =
+          WithResponse<bool>(*frame, [&](protocol::Response::Reader response) -> Result<bool> {
             if (auto refused = Refusal(response)) error = *refused;
             return true;
           });
@@ -508,8 +508,8 @@ Result<std::vector<AppendResult>> Client::Append(const std::vector<std::string>&
 
 Result<uint64_t> Client::TakeEvents(kj::Array<capnp::word> frame, EventBatch& batch) {
   batch.envelopes_.clear();
-  Result<uint64_t> next = WithResponse<uint64_t>(
-      frame, [&](protocol::Response::Reader response) -> Result<uint64_t> {
+  Result<uint64_t> next =
+      WithResponse<uint64_t>(frame, [&](protocol::Response::Reader response) -> Result<uint64_t> {
         if (auto refused = Refusal(response)) return *refused;
         if (!response.isEvents()) return ProtocolError("expected an events frame");
         auto events = response.getEvents();
@@ -583,8 +583,8 @@ Result<std::unique_ptr<Subscription>> Client::Subscribe(SubscribeOptions options
     held_.erase(id);
     return frame.error();
   }
-  Result<uint64_t> head = WithResponse<uint64_t>(
-      *frame, [](protocol::Response::Reader response) -> Result<uint64_t> {
+  Result<uint64_t> head =
+      WithResponse<uint64_t>(*frame, [](protocol::Response::Reader response) -> Result<uint64_t> {
         if (auto refused = Refusal(response)) return *refused;
         if (!response.isSubscribed()) return ProtocolError("subscribe was not answered");
         return response.getSubscribed().getHead();
@@ -683,8 +683,8 @@ MaybeError Subscription::Cancel() {
       client_.held_.erase(id_);
       return frame.error();
     }
-    Result<bool> ended = WithResponse<bool>(
-        *frame, [](protocol::Response::Reader response) -> Result<bool> {
+    Result<bool> ended =
+        WithResponse<bool>(*frame, [](protocol::Response::Reader response) -> Result<bool> {
           return response.isEnded() || response.isError();
         });
     if (!ended.ok() || *ended) break;

@@ -284,7 +284,7 @@ struct TcpServer::Shared : std::enable_shared_from_this<TcpServer::Shared> {
   asio::io_context& io;
   Service& service;
   const Limits limits;
-  tcp::acceptor acceptor;  // used on its own strand only
+  tcp::acceptor acceptor;           // used on its own strand only
   asio::steady_timer accept_retry;  // on the acceptor's strand
   std::atomic<bool> stopping{false};
   std::atomic<bool> wake_posted{false};
@@ -329,7 +329,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     asio::post(executor_, [self = shared_from_this()] {
       self->ArmTimer(kTcpHelloTimeout, [](TcpSession& session) {
         if (session.principal_) return;
-        session.SendError(0, {"unauthenticated", "no hello within the hello timeout", "", "", {}});
+        session.SendError(0, "unauthenticated", "no hello within the hello timeout");
         session.Drain();
       });
       self->ReadMore();
@@ -396,11 +396,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     }
     if (in_end_ == InCapacity()) ReserveReceive(in_end_ - in_begin_ + kWordBytes);
     reading_ = true;
-    socket_.async_read_some(asio::buffer(InBytes() + in_end_, InCapacity() - in_end_),
-                            [self = shared_from_this()](boost::system::error_code error,
-                                                        size_t bytes) {
-                              self->OnRead(error, bytes);
-                            });
+    socket_.async_read_some(
+        asio::buffer(InBytes() + in_end_, InCapacity() - in_end_),
+        [self = shared_from_this()](boost::system::error_code error, size_t bytes) {
+          self->OnRead(error, bytes);
+        });
   }
 
   void OnRead(boost::system::error_code error, size_t bytes) {
@@ -438,12 +438,12 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       }
       if (prefix.state != FramePrefix::State::kComplete) {
         bool too_large = prefix.state == FramePrefix::State::kTooLarge;
-        SendError(0, {"invalid",
-                      too_large ? "frame of " + std::to_string(prefix.bytes) +
-                                      " bytes is larger than frame_bytes_max (" +
-                                      std::to_string(limits_.frame_bytes_max) + ")"
-                                : "frame has too many segments",
-                      "", too_large ? "frame_too_large" : "malformed_frame", {}});
+        SendError(0, "invalid",
+                  too_large ? "frame of " + std::to_string(prefix.bytes) +
+                                  " bytes is larger than frame_bytes_max (" +
+                                  std::to_string(limits_.frame_bytes_max) + ")"
+                            : "frame has too many segments",
+                  "", too_large ? "frame_too_large" : "malformed_frame");
         Drain();
         return;
       }
@@ -467,8 +467,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       HandleRequest(reader.getRoot<protocol::Request>());
     } catch (const kj::Exception& e) {
       // Every field is read before anything is done, so a malformed frame changes nothing.
-      SendError(0, {"invalid", std::string("malformed frame: ") + e.getDescription().cStr(), "",
-                    "malformed_frame", {}});
+      SendError(0, "invalid", std::string("malformed frame: ") + e.getDescription().cStr(), "",
+                "malformed_frame");
       Drain();
     }
   }
@@ -477,8 +477,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     const uint64_t id = request.getId();
     if (!principal_) {
       if (request.which() != protocol::Request::HELLO) {
-        SendError(id, {"unauthenticated", "the first request must be hello with a bearer token",
-                       "", "", {}});
+        SendError(id, "unauthenticated", "the first request must be hello with a bearer token");
         Drain();
         return;
       }
@@ -487,7 +486,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     }
     switch (request.which()) {
       case protocol::Request::HELLO:
-        SendError(id, {"invalid", "already authenticated", "hello", "", {}});
+        SendError(id, "invalid", "already authenticated", "hello");
         return;
       case protocol::Request::APPEND:
         HandleAppend(id, request.getAppend());
@@ -505,7 +504,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         HandleCancel(id, request.getCancel());
         return;
     }
-    SendError(id, {"invalid", "unknown request (newer protocol?)", "", "", {}});
+    SendError(id, "invalid", "unknown request (newer protocol?)");
   }
 
   void HandleHello(uint64_t id, protocol::Hello::Reader hello) {
@@ -515,8 +514,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       principal = service_.Authenticate(token);
     }
     if (!principal) {
-      SendError(id, {"unauthenticated", token.empty() ? "no bearer token" : "unknown token", "",
-                     "", {}});
+      SendError(id, "unauthenticated", token.empty() ? "no bearer token" : "unknown token");
       Drain();
       return;
     }
@@ -542,10 +540,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void HandleAppend(uint64_t id, protocol::Append::Reader append) {
     auto texts = append.getJson();
     if (texts.size() == 0 || texts.size() > limits_.batch_events_max) {
-      SendError(id, {"invalid",
-                     "an append carries 1 to " + std::to_string(limits_.batch_events_max) +
-                         " events, not " + std::to_string(texts.size()),
-                     "json", "batch_events_max", {}});
+      SendError(id, "invalid",
+                "an append carries 1 to " + std::to_string(limits_.batch_events_max) +
+                    " events, not " + std::to_string(texts.size()),
+                "json", "batch_events_max");
       return;
     }
     if (inflight_ >= limits_.connection_inflight_max) {
@@ -590,13 +588,13 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void StartAppend(const std::shared_ptr<PendingAppend>& pending, size_t index) {
     // The answer may come on the ledger's completer thread (or at once, on this one): either way
     // it is handled on the strand.
-    service_.AppendAsync(
-        *principal_, std::move(pending->events[index]),
-        [self = shared_from_this(), pending, index](AppendAnswer answer) {
-          asio::post(self->executor_, [self, pending, index, answer = std::move(answer)]() mutable {
-            self->OnAppended(pending, index, std::move(answer));
-          });
-        });
+    service_.AppendAsync(*principal_, std::move(pending->events[index]),
+                         [self = shared_from_this(), pending, index](AppendAnswer answer) {
+                           asio::post(self->executor_,
+                                      [self, pending, index, answer = std::move(answer)]() mutable {
+                                        self->OnAppended(pending, index, std::move(answer));
+                                      });
+                         });
   }
 
   void OnAppended(const std::shared_ptr<PendingAppend>& pending, size_t index,
@@ -647,7 +645,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       return;
     }
     auto page_size = [&](uint32_t limit) {
-      return limit == 0 ? limits_.read_events_max : std::min<size_t>(limit, limits_.read_events_max);
+      return limit == 0 ? limits_.read_events_max
+                        : std::min<size_t>(limit, limits_.read_events_max);
     };
     if (read.which() == protocol::Read::LOG) {
       ReadLog(id, read.getLog().getFromPosition(), page_size(read.getLog().getLimit()));
@@ -655,7 +654,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     }
     auto stream = read.getStream();
     if (stream.getStream().size() == 0 || stream.getStream().size() > ledger::kStreamIdBytesMax) {
-      SendError(id, {"invalid", "stream must be 1 to 200 bytes", "stream", "bad_stream", {}});
+      SendError(id, "invalid", "stream must be 1 to 200 bytes", "stream", "bad_stream");
       return;
     }
     ReadStream(id, stream.getStream(), stream.getFromVersion(), page_size(stream.getLimit()));
@@ -706,18 +705,18 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     subscription.credit = std::min(request.getCredit(), limits_.subscription_credit_max);
     subscription.stream_prefix = request.getStreamPrefix();
     if (subscription.stream_prefix.size() > ledger::kStreamIdBytesMax) {
-      SendError(id, {"invalid", "streamPrefix is longer than a stream id", "streamPrefix",
-                     "bad_value", {}});
+      SendError(id, "invalid", "streamPrefix is longer than a stream id", "streamPrefix",
+                "bad_value");
       return;
     }
     auto types = request.getTypes();
     if (types.size() > kSubscriptionTypesMax) {
-      SendError(id, {"invalid", "too many types", "types", "bad_value", {}});
+      SendError(id, "invalid", "too many types", "types", "bad_value");
       return;
     }
     for (auto type : types) subscription.types.emplace_back(View(type));
     if (id == 0 || subscriptions_.count(id) > 0) {
-      SendError(id, {"invalid", "subscription id is 0 or already in use", "id", "bad_value", {}});
+      SendError(id, "invalid", "subscription id is 0 or already in use", "id", "bad_value");
       return;
     }
     if (inflight_ >= limits_.connection_inflight_max) {
@@ -740,7 +739,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void HandleCredit(uint64_t id, protocol::Credit::Reader credit) {
     auto it = subscriptions_.find(credit.getSubscription());
     if (it == subscriptions_.end()) {
-      SendError(id, {"not_found", "no such subscription", "subscription", "", {}});
+      SendError(id, "not_found", "no such subscription", "subscription");
       return;
     }
     Subscription& subscription = it->second;
@@ -753,7 +752,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void HandleCancel(uint64_t id, protocol::Cancel::Reader cancel) {
     const uint64_t subscription = cancel.getSubscription();
     if (subscriptions_.count(subscription) == 0) {
-      SendError(id, {"not_found", "no such subscription", "subscription", "", {}});
+      SendError(id, "not_found", "no such subscription", "subscription");
       return;
     }
     EndSubscription(subscription);
@@ -807,9 +806,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       WaitForHead(subscription);
       return;
     }
-    size_t events_max =
-        static_cast<size_t>(std::min<uint64_t>(subscription.credit,
-                                               limits_.subscription_frame_events_max));
+    size_t events_max = static_cast<size_t>(
+        std::min<uint64_t>(subscription.credit, limits_.subscription_frame_events_max));
     EventsFrame frame(limits_.frame_bytes_max, events_max);
     uint64_t examined = subscription.next - 1;
     kj::Array<capnp::word> fallback;
@@ -888,6 +886,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     WriteMore();
   }
 
+  void SendError(uint64_t id, std::string code, std::string message, std::string field = "",
+                 std::string rule = "") {
+    SendError(id, WireError{std::move(code), std::move(message), std::move(field), std::move(rule),
+                            std::nullopt});
+  }
   void SendError(uint64_t id, const WireError& error) {
     Reply reply(id);
     FillError(reply.root.initError(), error);
@@ -1191,9 +1194,8 @@ std::variant<uint16_t, std::string> TcpServer::Start() {
   // The listener runs on the ledger's writer thread: it only posts. ~TcpServer removes it before
   // releasing shared_, so the raw pointer never outlives the state.
   Shared* shared = shared_.get();
-  head_listener_ = shared_->service.ledger().AddHeadListener([shared](uint64_t) {
-    shared->OnHead();
-  });
+  head_listener_ =
+      shared_->service.ledger().AddHeadListener([shared](uint64_t) { shared->OnHead(); });
   asio::post(acceptor.get_executor(), [shared = shared_] { shared->Accept(); });
   return port;
 }

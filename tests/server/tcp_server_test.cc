@@ -60,8 +60,8 @@ const std::string kAcceptedData =
 std::string EventJson(const std::string& stream, const std::string& type, const std::string& id,
                       const std::string& data, std::optional<int64_t> expected_version = {},
                       const ActorJson& actor = kClerk) {
-  std::string json = R"({"stream":")" + stream + R"(","type":")" + type + R"(","event_id":")" +
-                     id + R"(",)";
+  std::string json =
+      R"({"stream":")" + stream + R"(","type":")" + type + R"(","event_id":")" + id + R"(",)";
   if (expected_version) json += R"("expected_version":)" + std::to_string(*expected_version) + ",";
   return json + R"("occurred_at":"2026-03-02T09:15:00+08:00","actor":{"id":")" + actor.id +
          R"(","role":")" + actor.role + R"(","org":")" + actor.org + R"("},"data":)" + data + "}";
@@ -359,9 +359,9 @@ TEST(TcpServerTest, EventsOfOneStreamInOneBatchAreAppendedInOrderAndBadOnesAreRe
   Harness harness;
   auto clerk = harness.Connect(kClerkToken);
   ASSERT_NE(clerk, nullptr);
-  auto results = clerk->Append({Accepted("KM-1"), Accepted("KM-2"), Dispatched("KM-1", 0),
-                                R"({"stream":"app/KM-3","type":"NoSuchType"})",
-                                Dispatched("KM-2", 0)});
+  auto results =
+      clerk->Append({Accepted("KM-1"), Accepted("KM-2"), Dispatched("KM-1", 0),
+                     R"({"stream":"app/KM-3","type":"NoSuchType"})", Dispatched("KM-2", 0)});
   ASSERT_TRUE(results.ok()) << results.error().ToString();
   ASSERT_EQ(results->size(), 5u);
   EXPECT_TRUE((*results)[0].ok());
@@ -683,9 +683,9 @@ TEST(TcpServerTest, SparseFilterSendsCheckpointFrames) {
   Harness harness;
   auto clerk = harness.Connect(kClerkToken);
   ASSERT_NE(clerk, nullptr);
-  AppendAccepted(*clerk, "KM-A", 0, 120);                          // positions 1..120
-  AppendAll(*clerk, {Dispatched("KM-A-7", 0)});                    // 121
-  AppendAccepted(*clerk, "KM-B", 0, 130);                          // 122..251
+  AppendAccepted(*clerk, "KM-A", 0, 120);                                 // positions 1..120
+  AppendAll(*clerk, {Dispatched("KM-A-7", 0)});                           // 121
+  AppendAccepted(*clerk, "KM-B", 0, 130);                                 // 122..251
   AppendAll(*clerk, {Dispatched("KM-B-3", 0), Dispatched("KM-A-8", 0)});  // 252, 253
 
   auto reader = harness.Connect(kReaderToken);
@@ -757,8 +757,7 @@ TEST(TcpServerTest, CreditBoundsWhatTheServerSendsAndBuffers) {
   }
   for (size_t i = 0; i < positions.size(); ++i) ASSERT_EQ(positions[i], i + 1);
   EXPECT_EQ(harness.server().Stats().subscription_events_sent, 600u);
-  EXPECT_LE(harness.server().Stats().subscription_output_bytes_peak,
-            TestLimits().frame_bytes_max);
+  EXPECT_LE(harness.server().Stats().subscription_output_bytes_peak, TestLimits().frame_bytes_max);
 }
 
 TEST(TcpServerTest, CancelEndsTheSubscription) {
@@ -931,9 +930,9 @@ TEST(TcpServerTest, CapturedFramesDecodeWithTheCapnpTool) {
 
   std::string decoded_request = RunCapnpDecode("Request", files.str() + "/request.bin");
   EXPECT_NE(decoded_request.find("id = 41"), std::string::npos) << decoded_request;
-  EXPECT_NE(decoded_request.find(
-                "hello = (token = \"token-clerk-xs\", clientName = \"tcp_server_test\""),
-            std::string::npos)
+  EXPECT_NE(
+      decoded_request.find("hello = (token = \"token-clerk-xs\", clientName = \"tcp_server_test\""),
+      std::string::npos)
       << decoded_request;
   std::string decoded_welcome = RunCapnpDecode("Response", files.str() + "/welcome.bin");
   EXPECT_NE(decoded_welcome.find("id = 41"), std::string::npos) << decoded_welcome;

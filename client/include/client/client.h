@@ -1,11 +1,11 @@
 // The C++ client of ledgerd's Cap'n Proto TCP protocol (server/schema/protocol.capnp, described in
 // server/README.md "TCP protocol"). Used by ledgerctl, the tests and the load benchmarks.
 //
-//   auto client = Client::Connect("127.0.0.1", 7070, token);        // hello → welcome
-//   auto results = (*client)->Append({R"({"stream":"app/…", …})"});  // one result per event
-//   auto page = (*client)->Read(1);                                   // stored events by position
-//   auto sub = (*client)->Subscribe({.from_position = 1});             // catch up, then follow live
-//   while (auto frame = (*sub)->Next()) …                             // credit is topped up
+//   auto client = Client::Connect("127.0.0.1", 7070, token);    // hello → welcome
+//   auto results = (*client)->Append({event_json});              // one result per event
+//   auto page = (*client)->Read(1);                              // stored events by position
+//   auto sub = (*client)->Subscribe(SubscribeOptions());         // catch up, then follow live
+//   auto frame = (*sub)->Next();                                 // credit is topped up
 //
 // Blocking calls with a deadline (Options::timeout); nothing throws. A Client is one connection and
 // is not thread-safe: use one per thread (they are cheap; 64 concurrent Clients are 64 sockets).
@@ -41,8 +41,8 @@ namespace gridledger::client {
 struct Error {
   std::string code;
   std::string message;
-  std::string field;  // the JSON field at fault, "" when none
-  std::string rule;   // the rule broken, "" when none
+  std::string field;                       // the JSON field at fault, "" when none
+  std::string rule;                        // the rule broken, "" when none
   std::optional<int64_t> current_version;  // version_conflict: the stream's version
   // For busy: the server limit that was reached (server/limits.h names).
   std::string limit;
@@ -53,7 +53,7 @@ struct Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}    // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : value_(std::move(error)) {}  // NOLINT: implicit by design
 
   bool ok() const { return value_.index() == 0; }
@@ -238,8 +238,8 @@ class Client {
   bool broken() const { return broken_; }
 
   // Opens a connection without saying hello (tests of unauthenticated requests).
-  static Result<std::unique_ptr<Client>> ConnectWithoutHello(const std::string& host,
-                                                             uint16_t port, Options options = {});
+  static Result<std::unique_ptr<Client>> ConnectWithoutHello(const std::string& host, uint16_t port,
+                                                             Options options = {});
 
  private:
   friend class Subscription;
