@@ -8,7 +8,7 @@ PACKAGES=(
   librocksdb-dev rocksdb-tools
   libcapnp-dev capnproto
   libboost-dev libboost-system-dev
-  prometheus-cpp-dev
+  prometheus-cpp-dev prometheus
   libgtest-dev libgmock-dev libbenchmark-dev
   libssl-dev
   libnats-dev nats-server

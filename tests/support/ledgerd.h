@@ -4,6 +4,7 @@
 // same data directory.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,7 +40,13 @@ inline std::vector<TestPrincipal> DefaultPrincipals() {
 
 class Ledgerd {
  public:
-  explicit Ledgerd(std::vector<std::string> extra_args = {}) : extra_args_(std::move(extra_args)) {
+  explicit Ledgerd(std::vector<std::string> extra_args = {})
+      : Ledgerd(std::move(extra_args), [](const std::string&) {}) {}
+  // Calls `prepare(data_dir())` before the first start, e.g. to load data with ledgerctl.
+  Ledgerd(std::vector<std::string> extra_args,
+          const std::function<void(const std::string& data_dir)>& prepare)
+      : extra_args_(std::move(extra_args)) {
+    prepare(data_dir());
     tokens_file_ = dir_.str() + "/tokens.jsonl";
     for (const TestPrincipal& p : DefaultPrincipals()) {
       std::string token = ingest::TokenStore::NewToken();
@@ -70,6 +77,7 @@ class Ledgerd {
           if (info.is_discarded() || !process_->running()) return !process_->running();
           http_port_ = PortOf(info["http"].get<std::string>());
           tcp_port_ = PortOf(info["tcp"].get<std::string>());
+          if (info.contains("metrics")) metrics_port_ = PortOf(info["metrics"].get<std::string>());
           return true;
         },
         std::chrono::seconds(30)))
@@ -90,6 +98,7 @@ class Ledgerd {
   const std::string& token(const std::string& name) const { return tokens_.at(name); }
   uint16_t http_port() const { return http_port_; }
   uint16_t tcp_port() const { return tcp_port_; }
+  uint16_t metrics_port() const { return metrics_port_; }  // 0 unless started with --metrics
   std::string data_dir() const { return dir_.str() + "/data"; }
   std::string log_path() const { return dir_.str() + "/ledgerd.log"; }
   std::string Log() const { return process_->Log(); }
@@ -107,6 +116,7 @@ class Ledgerd {
   std::unique_ptr<Process> process_;
   uint16_t http_port_ = 0;
   uint16_t tcp_port_ = 0;
+  uint16_t metrics_port_ = 0;
 };
 
 }  // namespace gridledger::testing
