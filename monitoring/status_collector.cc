@@ -78,6 +78,21 @@ void StatusCollector::AddTcp(std::vector<prometheus::MetricFamily>& out) const {
                        D(stats.connections)));
   out.push_back(Single("gridledger_tcp_subscriptions", "Live subscriptions", MetricType::Gauge,
                        D(stats.subscriptions)));
+  // Lag per subscriber: events committed that its slowest subscription has not examined yet. The
+  // label is the subscriber's principal id — subscriptions are for downstream systems (readers,
+  // auditors), a short fixed list, never customers or clerks.
+  prometheus::MetricFamily lag = internal::NewFamily(
+      "gridledger_subscription_lag_events",
+      "Events committed that the subscriber's slowest live subscription has not reached",
+      MetricType::Gauge);
+  if (sources_.ledger != nullptr) {
+    const uint64_t head = sources_.ledger->Head();
+    for (const auto& [subscriber, next] : stats.subscriber_next_positions) {
+      internal::AddSample(lag, {{"subscriber", subscriber}},
+                          D(head + 1 - std::min(head + 1, next)));
+    }
+  }
+  out.push_back(std::move(lag));
   out.push_back(Single("gridledger_tcp_subscriptions_without_credit",
                        "Subscriptions stalled because their client granted no more credit (the "
                        "subscriber falls behind)",

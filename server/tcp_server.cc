@@ -306,6 +306,14 @@ struct TcpServer::Shared : std::enable_shared_from_this<TcpServer::Shared> {
   std::atomic<uint64_t> checkpoints_sent{0};
   std::atomic<uint64_t> busy_sent{0};
   std::atomic<uint64_t> connections_refused{0};
+
+  // Live subscriptions' progress, read by Stats() from any thread.
+  struct Cursor {
+    std::string subscriber;
+    std::atomic<uint64_t> next{1};
+  };
+  std::mutex cursors_mutex;
+  std::unordered_map<const Cursor*, std::shared_ptr<Cursor>> cursors;
 };
 
 // One connection. Every method runs on the session's strand except Shutdown() and
@@ -352,7 +360,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     uint64_t skipped = 0;       // examined and filtered out since the last frame
     bool frame_queued = false;  // a frame of it is not yet on the socket
     bool waiting_head = false;
-    bool without_credit = false;  // counted in subscriptions_without_credit
+    bool without_credit = false;                        // counted in subscriptions_without_credit
+    std::shared_ptr<TcpServer::Shared::Cursor> cursor;  // registered in shared_->cursors
   };
 
   // One append request: its events are appended one stream-chain at a time.
@@ -729,6 +738,13 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     }
     ++inflight_;
     shared_->subscriptions.fetch_add(1);
+    subscription.cursor = std::make_shared<TcpServer::Shared::Cursor>();
+    subscription.cursor->subscriber = principal_->id;
+    subscription.cursor->next.store(subscription.next);
+    {
+      std::lock_guard lock(shared_->cursors_mutex);
+      shared_->cursors.emplace(subscription.cursor.get(), subscription.cursor);
+    }
     subscriptions_.emplace(id, std::move(subscription));
     Reply reply(id);
     reply.root.initSubscribed().setHead(service_.ledger().Head());
@@ -775,6 +791,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     auto it = subscriptions_.find(id);
     if (it == subscriptions_.end()) return;
     SetWithoutCredit(it->second, false);
+    if (it->second.cursor) {
+      std::lock_guard lock(shared_->cursors_mutex);
+      shared_->cursors.erase(it->second.cursor.get());
+    }
     subscriptions_.erase(it);
     --inflight_;
     shared_->subscriptions.fetch_sub(1);
@@ -827,6 +847,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       return;
     }
     subscription.next = examined + 1;
+    subscription.cursor->next.store(subscription.next, std::memory_order_relaxed);
     SendSubscriptionFrame(subscription, frame);
   }
 
@@ -1232,6 +1253,14 @@ TcpStats TcpServer::Stats() const {
   stats.checkpoints_sent = s.checkpoints_sent.load();
   stats.busy_sent = s.busy_sent.load();
   stats.connections_refused = s.connections_refused.load();
+  {
+    std::lock_guard lock(shared_->cursors_mutex);
+    for (const auto& [key, cursor] : shared_->cursors) {
+      const uint64_t next = cursor->next.load(std::memory_order_relaxed);
+      auto [it, added] = stats.subscriber_next_positions.emplace(cursor->subscriber, next);
+      if (!added) it->second = std::min(it->second, next);
+    }
+  }
   return stats;
 }
 

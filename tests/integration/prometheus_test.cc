@@ -30,6 +30,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "client/client.h"
 #include "domain/calendar.h"
 #include "domain/event_json.h"
 #include "support/http_client.h"
@@ -308,6 +309,27 @@ TEST(PrometheusTest, DashboardAndAlertsWorkOnARealPrometheusAndAgreeWithLedgerct
   ASSERT_NE(ledgerd.metrics_port(), 0) << ledgerd.Log();
   HttpClient api("127.0.0.1", ledgerd.http_port());
   HttpClient metrics("127.0.0.1", ledgerd.metrics_port());
+
+  // A downstream system that took its first frame and grants no more credit: it stays behind,
+  // so the per-subscriber lag has a series.
+  auto subscriber =
+      client::Client::Connect("127.0.0.1", ledgerd.tcp_port(), ledgerd.token("reader"));
+  ASSERT_TRUE(subscriber.ok()) << subscriber.error().ToString();
+  client::SubscribeOptions slow;
+  slow.credit = 10;
+  slow.auto_credit = false;
+  auto subscription = (*subscriber)->Subscribe(slow);
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  auto first_frame = (*subscription)->Next();
+  ASSERT_TRUE(first_frame.ok()) << first_frame.error().ToString();
+  {
+    // Its lag: everything after the 10 events it was given.
+    const std::string scrape = metrics.Get("/metrics").body;
+    const std::string series = "gridledger_subscription_lag_events{subscriber=\"R0001\"} ";
+    const size_t at = scrape.find(series);
+    ASSERT_NE(at, std::string::npos) << "no subscriber lag series";
+    EXPECT_EQ(std::stoull(scrape.substr(at + series.size())), demo_head - 10);
+  }
 
   // Applications on dates that put them in known SLA states now (residential scheme reply: 3
   // working days): warning (2 days elapsed), overdue level 1 (4), level 3 (10), and one accepted

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,6 +61,9 @@ struct TcpStats {
   uint64_t checkpoints_sent = 0;
   uint64_t busy_sent = 0;
   uint64_t connections_refused = 0;  // over connections_max
+  // Per subscriber (the principal id of a live subscription; readers are downstream systems, so
+  // the set is small): the lowest next position among its subscriptions. Lag = head + 1 - this.
+  std::map<std::string, uint64_t> subscriber_next_positions;
 };
 
 class TcpServer {
