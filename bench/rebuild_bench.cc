@@ -14,7 +14,8 @@
 //            bytes are touched (a checksum over its first and last word), nothing decoded.
 //   LedgerScan (information only) ledger::Ledger::Open + Ledger::Scan building each EventRecord,
 //            no folding: what reading the log costs the rebuild.
-//   Rebuild  ledger::Ledger::Open + projections::Engine::Rebuild() with default EngineOptions:
+//   Rebuild  ledger::Ledger::Open + projections::Engine::Rebuild() with default EngineOptions
+//            (GRIDLEDGER_REBUILD_CACHE_MIB=N sets cache_bytes_max to N MiB instead):
 //            clears the five projection families, folds every event into application, KPI,
 //            evidence and staff-audit states, and writes dirty states with the checkpoint whenever
 //            the state cache is full (64 MiB estimated) and at the end.
@@ -74,6 +75,16 @@ ledger::Options LedgerOptions(bool sync) {
   ledger::Options options;
   options.side_families = projections::SideFamilies();
   options.sync = sync;
+  return options;
+}
+
+// Default EngineOptions, except the state cache when GRIDLEDGER_REBUILD_CACHE_MIB is set (to see
+// what the cache bound trades between speed and memory).
+projections::EngineOptions EngineOptions() {
+  projections::EngineOptions options;
+  if (const char* env = std::getenv("GRIDLEDGER_REBUILD_CACHE_MIB")) {
+    options.cache_bytes_max = static_cast<size_t>(std::stoull(env)) << 20;
+  }
   return options;
 }
 
@@ -269,7 +280,7 @@ void BM_Rebuild(benchmark::State& state) {
       state.SkipWithError("open failed");
       return;
     }
-    projections::Engine engine(**ledger);
+    projections::Engine engine(**ledger, EngineOptions());
     if (!engine.Rebuild().ok() || engine.checkpoint() != events) {
       state.SkipWithError("rebuild failed");
       return;

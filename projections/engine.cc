@@ -5,6 +5,7 @@
 
 #include "ledger/assert.h"
 #include "projections/application_codec.h"
+#include "scan_pipeline.h"
 
 namespace gridledger::projections {
 
@@ -27,6 +28,13 @@ std::optional<uint64_t> DecodeU64(std::string_view bytes) {
 
 bool IsAppStream(std::string_view stream) { return stream.starts_with("app/"); }
 
+constexpr std::string_view kEvidenceKeyPrefix = "evidence/";
+
+ledger::Status Undecodable(std::string_view key) {
+  return ledger::Status(ledger::Code::kCorruption,
+                        "projection state at key " + std::string(key) + " does not decode");
+}
+
 }  // namespace
 
 std::vector<std::string> SideFamilies() {
@@ -36,7 +44,14 @@ std::vector<std::string> SideFamilies() {
 Engine::Engine(ledger::Ledger& ledger, EngineOptions options)
     : ledger_(ledger),
       options_(options),
-      applications_(ledger, kApplicationFamily, &EncodeApplicationTo, &DecodeApplication),
+      applications_(
+          ledger, kApplicationFamily,
+          [this](std::string_view key, ApplicationEntry& entry, ledger::SideBatch& batch,
+                 std::string& kept) { return WriteApplicationEntry(key, entry, batch, kept); },
+          [this](std::string_view key, ApplicationEntry& entry) {
+            return LoadApplicationEntry(key, entry);
+          },
+          [](const ApplicationEntry& entry) { return ApproximateBytes(entry.evidence); }),
       kpis_(
           ledger, kKpiFamily,
           [this](std::string_view key, KpiHead& head, ledger::SideBatch& batch, std::string& kept) {
@@ -45,10 +60,7 @@ Engine::Engine(ledger::Ledger& ledger, EngineOptions options)
                                 attached_ ? &change_indexes_ : nullptr, batch, kept);
           },
           &DecodeKpiHead, [](std::string_view key) { return NewKpiHead(key).value_or(KpiHead{}); }),
-      evidence_(
-          ledger, kEvidenceFamily,
-          [](const EvidenceState& state, std::string& out) { out = Encode(state); },
-          &DecodeEvidenceState),
+      evidence_(ledger, kEvidenceFamily, &AppendEncoded, &DecodeEvidenceState),
       staff_audits_(
           ledger, kStaffAuditFamily,
           [](std::string_view key, StaffAuditHead& head, ledger::SideBatch& batch,
@@ -122,29 +134,70 @@ uint64_t Engine::checkpoint() const {
   return written_checkpoint_;
 }
 
+ledger::Status Engine::WriteApplicationEntry(std::string_view key, ApplicationEntry& entry,
+                                             ledger::SideBatch& batch, std::string& kept) {
+  // `kept` sizes the cached application; the evidence is sized by its ApproximateBytes.
+  EncodeApplicationTo(entry.application, kept);
+  batch.Put(kApplicationFamily, key, kept);
+  // Every event of the stream touched both, so both are written (as separate states would be).
+  evidence_bytes_.clear();
+  AppendEncoded(entry.evidence, evidence_bytes_);
+  evidence_key_.assign(kEvidenceKeyPrefix).append(key);
+  batch.Put(kEvidenceFamily, evidence_key_, evidence_bytes_);
+  return ledger::Status::Ok();
+}
+
+ledger::Result<size_t> Engine::LoadApplicationEntry(std::string_view key, ApplicationEntry& entry) {
+  size_t bytes = 0;
+  auto application = ledger_.GetSide(kApplicationFamily, key);
+  if (!application.ok()) return application.status();
+  if (application->has_value()) {
+    std::optional<ApplicationState> decoded = DecodeApplication(**application);
+    if (!decoded) return Undecodable(key);
+    entry.application = std::move(*decoded);
+    bytes += (*application)->size();
+  }
+  evidence_key_.assign(kEvidenceKeyPrefix).append(key);
+  auto evidence = ledger_.GetSide(kEvidenceFamily, evidence_key_);
+  if (!evidence.ok()) return evidence.status();
+  if (evidence->has_value()) {
+    std::optional<EvidenceState> decoded = DecodeEvidenceState(**evidence);
+    if (!decoded) return Undecodable(evidence_key_);
+    entry.evidence = Compact(std::move(*decoded));
+  }
+  return bytes;  // of the application; the table adds the evidence's ApproximateBytes
+}
+
 ledger::Status Engine::Fold(const EventRecord& record) {
   LEDGER_ASSERT(record.position == checkpoint_ + 1);
   const ApplicationState* app = nullptr;
+  CompactEvidence* app_evidence = nullptr;
   if (IsAppStream(record.stream)) {
-    auto state = applications_.Mutable(record.stream, record.position);
-    if (!state.ok()) return state.status();
-    projections::Fold(**state, record);
-    app = *state;
+    auto entry = applications_.Mutable(record.stream, record.position);
+    if (!entry.ok()) return entry.status();
+    projections::Fold((*entry)->application, record);
+    app = &(*entry)->application;
+    app_evidence = &(*entry)->evidence;
   }
-  ledger::Status derived = FoldDerived(record, app);
+  ledger::Status derived = FoldDerived(record, app, app_evidence);
   if (!derived.ok()) return derived;
   checkpoint_ = record.position;
   return ledger::Status::Ok();
 }
 
-ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationState* app) {
-  for (const std::string& key : KpiKeysOf(record, app)) {
-    auto head = kpis_.Mutable(key, record.position);
+ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationState* app,
+                                   CompactEvidence* app_evidence) {
+  KpiTargetsOf(record, app, kpi_targets_);
+  for (const KpiTarget& target : kpi_targets_) {
+    auto head = kpis_.Mutable(target.key, record.position);
     if (!head.ok()) return head.status();
-    projections::Fold((*head)->pending, record, app);
+    FoldParts((*head)->pending, record, app, target.parts);
   }
-  if (std::optional<std::string> key = EvidenceKey(record.stream)) {
-    auto state = evidence_.Mutable(*key, record.position);
+  if (app_evidence != nullptr) {
+    projections::Fold(*app_evidence, record, record.actor_id, app);
+  } else if (record.stream.starts_with("survey/")) {
+    evidence_key_.assign(kEvidenceKeyPrefix).append(record.stream);
+    auto state = evidence_.Mutable(evidence_key_, record.position);
     if (!state.ok()) return state.status();
     projections::Fold(**state, record, record.actor_id, app);
   }
@@ -245,21 +298,31 @@ ledger::Status Engine::FlushLocked() {
 }
 
 ledger::Status Engine::CatchUpLocked(uint64_t last, const Progress& progress) {
-  ledger::Status failure;
   uint64_t since_flush = 0;
-  ledger::Status scanned = ledger_.Scan(checkpoint_ + 1, [&](const ledger::EventView& event) {
-    if (event.position() > last) return false;
-    failure = Fold(RecordOf(event));
-    if (!failure.ok()) return false;
+  auto fold = [&](const EventRecord& record) {
+    ledger::Status folded = Fold(record);
+    if (!folded.ok()) return folded;
     if (++since_flush >= options_.flush_every_events || CacheFullLocked()) {
-      failure = FlushLocked();
+      folded = FlushLocked();
       since_flush = 0;
       if (progress) progress(checkpoint_, last);
     }
-    return failure.ok();
-  });
-  if (!scanned.ok()) return scanned;
-  if (!failure.ok()) return failure;
+    return folded;
+  };
+  if (last >= checkpoint_ + std::max<uint64_t>(1, options_.scan_thread_events_min)) {
+    // Long: the scan runs on a thread of its own (a short one would not repay starting it).
+    ledger::Status folded = ScanPipelined(ledger_, checkpoint_ + 1, last, fold);
+    if (!folded.ok()) return folded;
+  } else {
+    ledger::Status failure;
+    ledger::Status scanned = ledger_.Scan(checkpoint_ + 1, [&](const ledger::EventView& event) {
+      if (event.position() > last) return false;
+      failure = fold(RecordOf(event));
+      return failure.ok();
+    });
+    if (!scanned.ok()) return scanned;
+    if (!failure.ok()) return failure;
+  }
   ledger::Status flushed = FlushLocked();
   if (progress) progress(checkpoint_, last);
   return flushed;
@@ -353,13 +416,28 @@ void Engine::OnGroupCommitted(bool written, uint64_t last_position) {
 ledger::Result<std::optional<ApplicationState>> Engine::Application(
     const std::string& stream) const {
   std::lock_guard lock(mutex_);
-  return applications_.Stored(stream);
+  auto stored = ledger_.GetSide(kApplicationFamily, stream);
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) return std::optional<ApplicationState>();
+  std::optional<ApplicationState> decoded = DecodeApplication(**stored);
+  if (!decoded) return ledger::Status(ledger::Code::kCorruption, "projection state undecodable");
+  return decoded;
 }
 
 ledger::Status Engine::ForEachApplication(
     const std::function<bool(const ApplicationState&)>& visit) const {
   std::lock_guard lock(mutex_);
-  return applications_.ForEachStored("app/", visit);
+  ledger::Status failure;
+  ledger::Status scanned =
+      ledger_.ScanSide(kApplicationFamily, "app/", [&](std::string_view, std::string_view bytes) {
+        std::optional<ApplicationState> state = DecodeApplication(bytes);
+        if (!state) {
+          failure = ledger::Status(ledger::Code::kCorruption, "projection state undecodable");
+          return false;
+        }
+        return visit(*state);
+      });
+  return scanned.ok() ? failure : scanned;
 }
 
 ledger::Result<std::vector<KpiState>> Engine::KpiStates(std::string_view prefix) const {

@@ -346,18 +346,78 @@ json ToJson(const EvidenceState& state) {
 
 std::string Encode(const EvidenceState& state) {
   std::string out;
-  codec::Writer w(out);
+  AppendEncoded(state, out);
+  return out;
+}
+
+namespace {
+
+void PutScalars(codec::Writer& w, const EvidenceState& state) {
   w.U8(kEvidenceCodecVersion);
   w.String(state.stream);
   w.String(state.org);
   w.Varint(state.last_position);
   w.OptionalDate(state.connected);
   w.OptionalDate(state.archived);
+}
+
+// Moves the items of `items` to the end of the encoded list (`count` items in `bytes`).
+template <typename T>
+void MoveEncoded(std::vector<T>& items, void (*put)(codec::Writer&, const T&), uint64_t& count,
+                 std::string& bytes) {
+  if (items.empty()) return;
+  codec::Writer w(bytes);
+  for (const T& item : items) put(w, item);
+  count += items.size();
+  items.clear();
+}
+
+void MoveAllEncoded(CompactEvidence& compact) {
+  EvidenceState& s = compact.state;
+  MoveEncoded(s.document_reviews, &PutRecord, compact.counts[0], compact.items[0]);
+  MoveEncoded(s.site_inspections, &PutRecord, compact.counts[1], compact.items[1]);
+  MoveEncoded(s.callbacks, &PutRecord, compact.counts[2], compact.items[2]);
+  MoveEncoded(s.surveys, &PutSurvey, compact.counts[3], compact.items[3]);
+}
+
+}  // namespace
+
+void Fold(CompactEvidence& compact, const EventRecord& event, std::string_view actor_id,
+          const ApplicationState* app_after) {
+  Fold(compact.state, event, actor_id, app_after);
+  MoveAllEncoded(compact);
+}
+
+CompactEvidence Compact(EvidenceState state) {
+  CompactEvidence compact;
+  compact.state = std::move(state);
+  MoveAllEncoded(compact);
+  return compact;
+}
+
+void AppendEncoded(const CompactEvidence& compact, std::string& out) {
+  codec::Writer w(out);
+  PutScalars(w, compact.state);
+  for (size_t i = 0; i < CompactEvidence::kListCount; ++i) {
+    w.Varint(compact.counts[i]);
+    out.append(compact.items[i]);
+  }
+}
+
+size_t ApproximateBytes(const CompactEvidence& compact) {
+  size_t bytes =
+      sizeof(CompactEvidence) + compact.state.stream.capacity() + compact.state.org.capacity();
+  for (const std::string& items : compact.items) bytes += items.capacity();
+  return bytes;
+}
+
+void AppendEncoded(const EvidenceState& state, std::string& out) {
+  codec::Writer w(out);
+  PutScalars(w, state);
   PutAll(w, state.document_reviews, &PutRecord);
   PutAll(w, state.site_inspections, &PutRecord);
   PutAll(w, state.callbacks, &PutRecord);
   PutAll(w, state.surveys, &PutSurvey);
-  return out;
 }
 
 std::optional<EvidenceState> DecodeEvidenceState(std::string_view bytes) {

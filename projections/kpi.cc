@@ -32,6 +32,16 @@ bool AllDigits(std::string_view text) {
 }
 
 std::string MonthText(int year, int month) {
+  if (year >= 0 && year <= 9999 && month >= 1 && month <= 12) {  // the common case, no printf
+    const char text[7] = {static_cast<char>('0' + year / 1000),
+                          static_cast<char>('0' + year / 100 % 10),
+                          static_cast<char>('0' + year / 10 % 10),
+                          static_cast<char>('0' + year % 10),
+                          '-',
+                          static_cast<char>('0' + month / 10),
+                          static_cast<char>('0' + month % 10)};
+    return std::string(text, sizeof(text));
+  }
   char buffer[16];
   std::snprintf(buffer, sizeof(buffer), "%04d-%02d", year, month);
   return buffer;
@@ -393,32 +403,50 @@ std::vector<std::string> KpiKeysOf(const EventRecord& event, const ApplicationSt
   return keys;
 }
 
+void KpiTargetsOf(const EventRecord& event, const ApplicationState* app_after,
+                  std::vector<KpiTarget>& targets) {
+  targets.clear();
+  Routes routes = RouteOf(event, app_after);
+  const std::pair<std::string*, uint8_t> parts[] = {{&routes.month, kKpiPartMonth},
+                                                    {&routes.change, kKpiPartChange},
+                                                    {&routes.late, kKpiPartLate},
+                                                    {&routes.report, kKpiPartReport},
+                                                    {&routes.training, kKpiPartTraining}};
+  for (const auto& [key, part] : parts) {
+    if (key->empty()) continue;
+    auto same = std::find_if(targets.begin(), targets.end(),
+                             [key = key](const KpiTarget& target) { return target.key == *key; });
+    if (same != targets.end()) {
+      same->parts |= part;
+    } else {
+      targets.push_back(KpiTarget{std::move(*key), part});
+    }
+  }
+}
+
+void FoldParts(KpiState& state, const EventRecord& event, const ApplicationState* app_after,
+               uint8_t parts) {
+  if ((parts & kKpiPartMonth) != 0) FoldMonthFacts(state, event, *app_after);
+  if ((parts & kKpiPartChange) != 0) FoldChange(state, *app_after);
+  if ((parts & kKpiPartLate) != 0) {
+    state.late.push_back(KpiLate{std::string(event.stream), event.position, event.occurred_at_us,
+                                 event.recorded_at_us});
+  }
+  if ((parts & kKpiPartReport) != 0) FoldReport(state, event);
+  if ((parts & kKpiPartTraining) != 0) FoldTraining(state, event);
+  if (parts != 0) state.last_position = event.position;
+}
+
 void Fold(KpiState& state, const EventRecord& event, const ApplicationState* app_after) {
   const Routes routes = RouteOf(event, app_after);
   const std::string key = KeyOf(state);
-  bool touched = false;
-  if (!routes.month.empty() && routes.month == key) {
-    FoldMonthFacts(state, event, *app_after);
-    touched = true;
-  }
-  if (!routes.change.empty() && routes.change == key) {
-    FoldChange(state, *app_after);
-    touched = true;
-  }
-  if (!routes.late.empty() && routes.late == key) {
-    state.late.push_back(KpiLate{std::string(event.stream), event.position, event.occurred_at_us,
-                                 event.recorded_at_us});
-    touched = true;
-  }
-  if (!routes.report.empty() && routes.report == key) {
-    FoldReport(state, event);
-    touched = true;
-  }
-  if (!routes.training.empty() && routes.training == key) {
-    FoldTraining(state, event);
-    touched = true;
-  }
-  if (touched) state.last_position = event.position;
+  uint8_t parts = 0;
+  if (!routes.month.empty() && routes.month == key) parts |= kKpiPartMonth;
+  if (!routes.change.empty() && routes.change == key) parts |= kKpiPartChange;
+  if (!routes.late.empty() && routes.late == key) parts |= kKpiPartLate;
+  if (!routes.report.empty() && routes.report == key) parts |= kKpiPartReport;
+  if (!routes.training.empty() && routes.training == key) parts |= kKpiPartTraining;
+  FoldParts(state, event, app_after, parts);
 }
 
 void Fold(KpiBook& book, const EventRecord& event, const ApplicationState* app_after) {

@@ -1,6 +1,7 @@
 // Goal: the evidence projection lists, per application, the document reviews, site inspections and
 // callbacks that touched it (work standard 7.2), keeps third-party surveys per survey stream, and
-// computes coverage per period; states survive Encode/Decode unchanged.
+// computes coverage per period; states survive Encode/Decode unchanged, and the compact form the
+// Engine caches encodes to the same bytes.
 // Method: events built from contract JSON with domain::DecodeClientEvent, folded first into the
 // application state and then into one EvidenceState per stream; coverage expectations are counted
 // by hand from the events below.
@@ -50,6 +51,7 @@ class EvidenceTest : public ::testing::Test {
       app = &apps_[stream];
     }
     Fold(states_[stream], record, actor_id, app);
+    Fold(compact_[stream], record, actor_id, app);
   }
 
   void Residential(const std::string& app, const std::string& connected,
@@ -80,6 +82,7 @@ class EvidenceTest : public ::testing::Test {
   uint64_t position_ = 0;
   std::map<std::string, ApplicationState> apps_;
   std::map<std::string, EvidenceState> states_;
+  std::map<std::string, CompactEvidence> compact_;  // the same folds, as the Engine caches them
 };
 
 TEST_F(EvidenceTest, ListsTheEvidenceThatTouchedAnApplication) {
@@ -172,6 +175,39 @@ TEST_F(EvidenceTest, CoverageAndSurveysPerPeriod) {
     EXPECT_EQ(*decoded, state) << state.stream;
   }
   EXPECT_FALSE(DecodeEvidenceState("").has_value());
+}
+
+// The Engine keeps an application's evidence compact (items encoded as they are folded) and
+// stores it from that form: the bytes must be those of the whole state, folded or reloaded.
+TEST_F(EvidenceTest, CompactFormEncodesLikeTheWholeState) {
+  Residential("app/A1", "03-05", "03-06");
+  Add("app/A1", "DocumentReviewed", "03-03",
+      {{"reviewer", "I1"},
+       {"items", {{{"item", "deed"}, {"present", false}, {"correct", false}}}},
+       {"conclusion", "fail"},
+       {"defects", {"deed missing"}}},
+      "I1");
+  Add("app/A1", "SiteInspected", "03-05",
+      {{"inspector", "I2"}, {"items", {"meter"}}, {"conclusion", "pass"}}, "I2");
+  Add("app/A1", "CallbackMade", "03-09", {{"agent", "A7"}, {"result", "no_answer"}}, "A7");
+  Add("app/A1", "CallbackMade", "03-10",
+      {{"agent", "A7"}, {"result", "reached"}, {"satisfaction", "satisfied"}}, "A7");
+  Residential("app/A2", "03-05", "");
+  Add("survey/2026-Q1", "ThirdPartySurveyRecorded", "03-30",
+      {{"agency", "X"}, {"sample_size", 50}, {"satisfaction_index", 80}, {"issues", {"slow"}}});
+  ASSERT_EQ(compact_.size(), 3u);
+  for (const auto& [stream, state] : states_) {
+    SCOPED_TRACE(stream);
+    std::string compact_bytes;
+    AppendEncoded(compact_.at(stream), compact_bytes);
+    EXPECT_EQ(compact_bytes, Encode(state));
+    EXPECT_TRUE(compact_.at(stream).state.callbacks.empty());  // moved into the encoded lists
+    std::optional<EvidenceState> decoded = DecodeEvidenceState(Encode(state));
+    ASSERT_TRUE(decoded.has_value());
+    std::string reloaded_bytes;
+    AppendEncoded(Compact(std::move(*decoded)), reloaded_bytes);
+    EXPECT_EQ(reloaded_bytes, Encode(state));
+  }
 }
 
 TEST(EvidenceKeys, OnlyAppAndSurveyStreamsHaveEvidence) {

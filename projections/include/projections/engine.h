@@ -53,6 +53,19 @@ struct EngineOptions {
   // Approximate bytes of cached states (encoded size × 2 plus a per-state overhead). A bigger
   // cache writes and reloads less often. Default: 64 MiB.
   size_t cache_bytes_max = size_t{64} << 20;
+  // A catch-up of at least this many events reads the log on a second thread while this one
+  // folds (bounded batches in between, see scan_pipeline.h); shorter ones read and fold on the
+  // calling thread. Default: 50,000 events.
+  uint64_t scan_thread_events_min = 50'000;
+};
+
+// An application and its evidence as the Engine caches them: every event of an app/ stream
+// changes both, so one cache entry (one lookup, one eviction) serves both. They are stored as
+// before, each under its own key and family; the evidence items stay encoded (the fold only
+// appends them).
+struct ApplicationEntry {
+  ApplicationState application;
+  CompactEvidence evidence;
 };
 
 // Progress of CatchUp / Rebuild: (position reached, head).
@@ -134,7 +147,11 @@ class Engine : public ledger::AppendObserver {
   // Drops clean states down to half of the cache bounds when they hold more (REQUIRES: dirty
   // states were written).
   void EvictLocked();
-  ledger::Status FoldDerived(const EventRecord& record, const ApplicationState* app);
+  ledger::Status FoldDerived(const EventRecord& record, const ApplicationState* app,
+                             CompactEvidence* app_evidence);
+  ledger::Status WriteApplicationEntry(std::string_view key, ApplicationEntry& entry,
+                                       ledger::SideBatch& batch, std::string& kept);
+  ledger::Result<size_t> LoadApplicationEntry(std::string_view key, ApplicationEntry& entry);
 
   ledger::Ledger& ledger_;
   const EngineOptions options_;
@@ -148,14 +165,17 @@ class Engine : public ledger::AppendObserver {
   ledger::Status open_status_;  // the checkpoint could not be read: only Rebuild may proceed
   std::thread background_;
   std::atomic<bool> background_stop_{false};
-  ledger::Status background_status_;  // guarded by mutex_
-  StateTable<ApplicationState> applications_;
+  ledger::Status background_status_;           // guarded by mutex_
+  StateTable<ApplicationEntry> applications_;  // app/ streams: application state and evidence
   // KPI buckets and staff audits are split states (split_state.h): cached heads, items stored
   // under them.
   StateTable<KpiHead> kpis_;
-  StateTable<EvidenceState> evidence_;
+  StateTable<EvidenceState> evidence_;  // survey/ streams (app/ streams: applications_)
   StateTable<StaffAuditHead> staff_audits_;
-  ChangeIndexes change_indexes_;  // inline: assigned since the last write reached the store
+  ChangeIndexes change_indexes_;        // inline: assigned since the last write reached the store
+  std::string evidence_key_;            // reused buffer for evidence/<stream>
+  std::string evidence_bytes_;          // reused buffer for encoded evidence
+  std::vector<KpiTarget> kpi_targets_;  // reused by FoldDerived
 };
 
 }  // namespace gridledger::projections

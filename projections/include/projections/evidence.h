@@ -11,6 +11,7 @@
 // Thread-safety: values only; nothing here does I/O or reads a clock. Nothing throws.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -71,6 +72,26 @@ struct EvidenceState {
   bool operator==(const EvidenceState&) const = default;
 };
 
+// An EvidenceState as a runner caches it between folds: the scalars in `state`, whose lists are
+// empty after each Fold(), and the items of each list already in their stored form. The fold
+// only ever appends items, so they need not stay decoded, and a cached state costs about its
+// stored size. AppendEncoded(compact) gives the bytes of Encode() of the whole state.
+struct CompactEvidence {
+  static constexpr size_t kListCount = 4;  // document_reviews, site_inspections, callbacks, surveys
+  EvidenceState state;
+  std::array<uint64_t, kListCount> counts{};
+  std::array<std::string, kListCount> items;  // encoded items, in list order
+};
+// Folds like Fold(EvidenceState&, …), then moves the new items into their encoded lists.
+void Fold(CompactEvidence& compact, const EventRecord& event, std::string_view actor_id,
+          const ApplicationState* app_after);
+// The compact form of a whole state (its lists are moved out and encoded).
+CompactEvidence Compact(EvidenceState state);
+// Appends the bytes of Encode() of the whole state to `out`.
+void AppendEncoded(const CompactEvidence& compact, std::string& out);
+// Approximate memory of a compact state.
+size_t ApproximateBytes(const CompactEvidence& compact);
+
 // "evidence/<stream>" for app/ and survey/ streams; nullopt for other streams.
 std::optional<std::string> EvidenceKey(std::string_view stream);
 std::string KeyOf(const EvidenceState& state);
@@ -88,6 +109,8 @@ void Fold(EvidenceState& state, const ledger::EventView& event, const Applicatio
 
 // Deterministic bytes (MessagePack of ToJson): equal states give equal bytes.
 std::string Encode(const EvidenceState& state);
+// Appends the bytes of Encode(state) to `out`.
+void AppendEncoded(const EvidenceState& state, std::string& out);
 std::optional<EvidenceState> DecodeEvidenceState(std::string_view bytes);
 // {stream, org, connected, archived, last_position, document_reviews[], site_inspections[],
 //  callbacks[], surveys[]}; each record {type, position, occurred_at (RFC 3339, +08:00),

@@ -189,6 +189,27 @@ std::vector<std::string> KpiKeysOf(const EventRecord& event, const ApplicationSt
 // deterministic; events must come in position order.
 void Fold(KpiState& state, const EventRecord& event, const ApplicationState* app_after);
 
+// The same in two steps, routing each event once (what a runner over many buckets wants):
+// KpiTargetsOf gives the keys of KpiKeysOf, in the same order, each with the parts of the event
+// that belong to it; FoldParts(state, event, app_after, target.parts) on the bucket at target.key
+// equals Fold(state, event, app_after).
+enum KpiPart : uint8_t {
+  kKpiPartMonth = 1,      // app facts dated by occurred_at
+  kKpiPartChange = 2,     // the change application's clock
+  kKpiPartLate = 4,       // recorded on a later day
+  kKpiPartReport = 8,     // report stream events
+  kKpiPartTraining = 16,  // TrainingHeld
+};
+struct KpiTarget {
+  std::string key;
+  uint8_t parts = 0;  // KpiPart bits
+};
+// Replaces the contents of `targets`.
+void KpiTargetsOf(const EventRecord& event, const ApplicationState* app_after,
+                  std::vector<KpiTarget>& targets);
+void FoldParts(KpiState& state, const EventRecord& event, const ApplicationState* app_after,
+               uint8_t parts);
+
 // Every bucket in memory, by key: for tests, rebuilds and small deployments.
 struct KpiBook {
   std::map<std::string, KpiState> states;

@@ -28,6 +28,9 @@ class StateTable {
   using Decoder = std::optional<State> (*)(std::string_view);
   // The state a key starts from before any event; nullptr: State{}.
   using Maker = State (*)(std::string_view key);
+  // Reads the stored state at `key` into `state` (left as made when nothing is stored) and
+  // returns how many stored bytes it read (0: nothing stored). Errors: store reads, kCorruption.
+  using Loader = std::function<ledger::Result<size_t>(std::string_view key, State& state)>;
   // Puts a dirty state into `batch` under `key` (and, for split states, keys under it), leaving
   // in `kept` the bytes of what stays cached (the size estimate of the state from then on). May
   // change the state (a split state drops the items it wrote). Errors come from store reads.
@@ -62,6 +65,21 @@ class StateTable {
         encode_(nullptr),
         decode_(decode),
         make_(make) {}
+  // Memory a state holds beyond twice the bytes its writer leaves in `kept` (or its loader
+  // reports), e.g. items kept encoded.
+  using Sizer = size_t (*)(const State&);
+  // A table whose states are written by `write` and read back by `load` (a state kept under
+  // more than one key or family). Stored() and ForEachStored() are not available.
+  StateTable(ledger::Ledger& ledger, ledger::SideFamily family, Writer write, Loader load,
+             Sizer extra_bytes)
+      : ledger_(ledger),
+        family_(family),
+        write_(std::move(write)),
+        load_(std::move(load)),
+        encode_(nullptr),
+        decode_(nullptr),
+        make_(nullptr),
+        extra_bytes_(extra_bytes) {}
   StateTable(const StateTable&) = delete;
   StateTable& operator=(const StateTable&) = delete;
 
@@ -95,14 +113,18 @@ class StateTable {
 
   // Writes every dirty state into `batch` and marks them clean. On error the batch must not be
   // written (some states may be in it, others not).
+  // States are put in key order: RocksDB inserts ascending keys into a memtable much faster than
+  // scattered ones.
   ledger::Status WriteDirty(ledger::SideBatch& batch) {
+    std::sort(dirty_.begin(), dirty_.end(),
+              [](const Node* a, const Node* b) { return a->first < b->first; });
     for (Node* node : dirty_) {
       Entry& entry = node->second;
       buffer_.clear();
       ledger::Status written = write_(node->first, entry.state, batch, buffer_);
       if (!written.ok()) return written;
       bytes_ -= entry.bytes;
-      entry.bytes = EstimateBytes(node->first, buffer_.size());
+      entry.bytes = EstimateBytes(node->first, buffer_.size()) + ExtraBytes(entry.state);
       bytes_ += entry.bytes;
       entry.dirty = false;
     }
@@ -114,19 +136,33 @@ class StateTable {
   // `states_max` states remain (dirty states are never dropped).
   void Evict(size_t bytes_max, size_t states_max) {
     if (bytes_ <= bytes_max && entries_.size() <= states_max) return;
-    std::vector<std::pair<uint64_t, Node*>> clean;
+    std::vector<std::pair<uint64_t, typename Map::iterator>> clean;
     clean.reserve(entries_.size());
-    for (Node& node : entries_) {
-      if (!node.second.dirty) clean.emplace_back(node.second.tick, &node);
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (!it->second.dirty) clean.emplace_back(it->second.tick, it);
     }
-    std::sort(clean.begin(), clean.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
-    for (const auto& [tick, node] : clean) {
+    if (clean.empty()) return;
+    auto older = [](const auto& a, const auto& b) { return a.first < b.first; };
+    // Only the oldest part needs an order: the share of states to drop (by bytes or by count,
+    // whichever drops more), with some slack; sorted in full only when that was not enough.
+    const double drop_share = std::max(
+        bytes_ > 0 ? 1.0 - static_cast<double>(bytes_max) / static_cast<double>(bytes_) : 0.0,
+        entries_.empty()
+            ? 0.0
+            : 1.0 - static_cast<double>(states_max) / static_cast<double>(entries_.size()));
+    const size_t ordered =
+        std::min(clean.size(), static_cast<size_t>(static_cast<double>(clean.size()) *
+                                                   std::min(1.0, drop_share * 1.25 + 0.01)) +
+                                   1);  // >= 1
+    std::nth_element(clean.begin(), clean.begin() + (ordered - 1), clean.end(), older);
+    std::sort(clean.begin(), clean.begin() + ordered, older);
+    for (size_t i = 0; i < clean.size(); ++i) {
       if (bytes_ <= bytes_max && entries_.size() <= states_max) break;
+      if (i == ordered) std::sort(clean.begin() + i, clean.end(), older);
+      const auto node = clean[i].second;
       if (!store_may_hold_states_) RememberEvicted(node->first);
       bytes_ -= node->second.bytes;
-      lookup_ = node->first;
-      entries_.erase(lookup_);
+      entries_.erase(node);
     }
   }
 
@@ -184,10 +220,20 @@ class StateTable {
     return kStateOverheadBytes + key.size() + 2 * encoded_bytes;
   }
 
+  size_t ExtraBytes(const State& state) const {
+    return extra_bytes_ != nullptr ? extra_bytes_(state) : 0;
+  }
+
   ledger::Result<Entry> Load(std::string_view key) {
     Entry entry{make_ != nullptr ? make_(key) : State{}};
     entry.bytes = EstimateBytes(key, 0);
     if (!store_may_hold_states_ && !MayHaveEvicted(key)) return entry;
+    if (load_) {
+      auto loaded = load_(key, entry.state);
+      if (!loaded.ok()) return loaded.status();
+      entry.bytes = EstimateBytes(key, *loaded) + ExtraBytes(entry.state);
+      return entry;
+    }
     auto stored = ledger_.GetSide(family_, key);
     if (!stored.ok()) return stored.status();
     if (!stored->has_value()) return entry;
@@ -233,9 +279,11 @@ class StateTable {
   ledger::Ledger& ledger_;
   const ledger::SideFamily family_;
   const Writer write_;
+  const Loader load_;  // empty: one stored value per key, read with decode_
   const Encoder encode_;
   const Decoder decode_;
   const Maker make_;
+  const Sizer extra_bytes_ = nullptr;
   Map entries_;
   std::vector<Node*> dirty_;  // nodes of an unordered_map keep their address until erased
   size_t bytes_ = 0;
