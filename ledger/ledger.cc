@@ -1,6 +1,7 @@
 // Ledger: open and recovery, reads, verification. The write path is in group_commit.cc.
 #include "ledger/ledger.h"
 
+#include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
 
@@ -32,8 +33,13 @@ bool IsLockError(const rocksdb::Status& status) {
           status.ToString().find("Resource temporarily") != std::string::npos);
 }
 
-rocksdb::ColumnFamilyOptions FamilyOptions(bool point_lookups, bool uncompressed = false) {
+// `point_lookups`: the family is read by exact key (ids; the projections' states), so bloom
+// filters, on disk and in the memtable, answer "absent" without searching.
+rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& block_cache,
+                                           bool point_lookups, bool uncompressed = false) {
   rocksdb::ColumnFamilyOptions options;
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = block_cache;
   if (uncompressed) {
     // Replays and subscriptions read the events family end to end, and block decompression was
     // at the top of their profiles; disk is the cheaper resource here. Existing compressed files
@@ -41,15 +47,14 @@ rocksdb::ColumnFamilyOptions FamilyOptions(bool point_lookups, bool uncompressed
     options.compression = rocksdb::kNoCompression;
   }
   if (point_lookups) {
-    // ids is read by exact key on every append (idempotency); a bloom filter answers "absent"
-    // without touching data blocks.
-    rocksdb::BlockBasedTableOptions table;
+    // ids is read by exact key on every append (idempotency), projection states on every fold
+    // of an evicted application; a bloom filter answers "absent" without touching data blocks.
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-    options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-    // Recent ids live in the memtable; a whole-key bloom there answers misses without a search.
+    // Recent keys live in the memtable; a whole-key bloom there answers misses without a search.
     options.memtable_prefix_bloom_size_ratio = 0.1;
     options.memtable_whole_key_filtering = true;
   }
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   return options;
 }
 
@@ -141,15 +146,16 @@ Status Ledger::Impl::OpenDatabase() {
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
   db_options.keep_log_file_num = 3;
 
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(kBlockCacheBytesTotal);
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, FamilyOptions(false)},
-      {format::kEventsFamily, FamilyOptions(false, true)},
-      {format::kStreamsFamily, FamilyOptions(false)},
-      {format::kIdsFamily, FamilyOptions(true)},
-      {format::kMetaFamily, FamilyOptions(false)},
+      {rocksdb::kDefaultColumnFamilyName, FamilyOptions(cache, false)},
+      {format::kEventsFamily, FamilyOptions(cache, false, true)},
+      {format::kStreamsFamily, FamilyOptions(cache, false)},
+      {format::kIdsFamily, FamilyOptions(cache, true)},
+      {format::kMetaFamily, FamilyOptions(cache, false)},
   };
   for (const std::string& name : options_.side_families) {
-    families.emplace_back(name, FamilyOptions(false));
+    families.emplace_back(name, FamilyOptions(cache, true));
   }
   // RocksDB refuses to open a database without naming every family it holds, so families that a
   // higher layer created earlier are opened too, even when this caller does not use them.
@@ -158,7 +164,7 @@ Status Ledger::Impl::OpenDatabase() {
     for (const std::string& name : existing) {
       bool known = std::any_of(families.begin(), families.end(),
                                [&](const auto& family) { return family.name == name; });
-      if (!known) families.emplace_back(name, FamilyOptions(false));
+      if (!known) families.emplace_back(name, FamilyOptions(cache, true));
     }
   }
   rocksdb::DB* db = nullptr;

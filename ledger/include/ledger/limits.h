@@ -33,6 +33,11 @@ static_assert(kStreamHeadCacheEntriesMax >= kGroupCommitEventsMax,
 // past it, the largest memtable is flushed.
 inline constexpr size_t kWriteBufferBytesTotalMax = 64 << 20;
 
+// RocksDB's block cache, one LRU shared by every column family. Without it each family's table
+// factory makes its own 32 MiB cache, so memory grew with the number of families (the ledger's
+// five, the projections', the relay's).
+inline constexpr size_t kBlockCacheBytesTotal = 32 << 20;
+
 // Reads.
 inline constexpr uint64_t kReadLimitMax = 100000;
 
