@@ -33,10 +33,15 @@ bool IsLockError(const rocksdb::Status& status) {
           status.ToString().find("Resource temporarily") != std::string::npos);
 }
 
+constexpr double kSideMemtableBloomRatio = 0.01;
+
 // `point_lookups`: the family is read by exact key (ids; the projections' states), so bloom
 // filters, on disk and in the memtable, answer "absent" without searching.
+// `memtable_bloom_ratio`: the memtable bloom's share of the family's write buffer. It is allocated
+// whole with every memtable, so it is kept small on the many side families.
 rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& block_cache,
-                                           bool point_lookups, bool uncompressed = false) {
+                                           bool point_lookups, bool uncompressed = false,
+                                           double memtable_bloom_ratio = 0.1) {
   rocksdb::ColumnFamilyOptions options;
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = block_cache;
@@ -51,7 +56,7 @@ rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>
     // of an evicted application; a bloom filter answers "absent" without touching data blocks.
     table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     // Recent keys live in the memtable; a whole-key bloom there answers misses without a search.
-    options.memtable_prefix_bloom_size_ratio = 0.1;
+    options.memtable_prefix_bloom_size_ratio = memtable_bloom_ratio;
     options.memtable_whole_key_filtering = true;
   }
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
@@ -155,7 +160,7 @@ Status Ledger::Impl::OpenDatabase() {
       {format::kMetaFamily, FamilyOptions(cache, false)},
   };
   for (const std::string& name : options_.side_families) {
-    families.emplace_back(name, FamilyOptions(cache, true));
+    families.emplace_back(name, FamilyOptions(cache, true, false, kSideMemtableBloomRatio));
   }
   // RocksDB refuses to open a database without naming every family it holds, so families that a
   // higher layer created earlier are opened too, even when this caller does not use them.
@@ -164,7 +169,9 @@ Status Ledger::Impl::OpenDatabase() {
     for (const std::string& name : existing) {
       bool known = std::any_of(families.begin(), families.end(),
                                [&](const auto& family) { return family.name == name; });
-      if (!known) families.emplace_back(name, FamilyOptions(cache, true));
+      if (!known) {
+        families.emplace_back(name, FamilyOptions(cache, true, false, kSideMemtableBloomRatio));
+      }
     }
   }
   rocksdb::DB* db = nullptr;
