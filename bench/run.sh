@@ -4,6 +4,8 @@
 #
 #   bench/run.sh                      # every benchmark
 #   bench/run.sh append_bench [ARGS]  # one, with Google Benchmark arguments
+#   bench/run.sh load_bench [ARGS]    # front doors vs PostgreSQL (load_bench --help for ARGS);
+#                                     # builds ledgerd too and starts it and a PostgreSQL 15 itself
 #
 # Environment: GRIDLEDGER_BENCH_DIR  where the data directories go (default /tmp); fsync cost
 #              depends on its filesystem, so say which one it was when quoting figures.
@@ -13,7 +15,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${GRIDLEDGER_BENCH_BUILD:-$root/build-bench}"
 data="${GRIDLEDGER_BENCH_DIR:-/tmp}"
-all_benchmarks=(append_bench rebuild_bench)
+all_benchmarks=(append_bench rebuild_bench load_bench metrics_bench)
 
 if [[ $# -gt 0 ]]; then
   benchmarks=("$1")
@@ -24,7 +26,10 @@ fi
 
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGRIDLEDGER_BUILD_TESTS=OFF \
   -DGRIDLEDGER_BUILD_BENCH=ON >/dev/null
-cmake --build "$build" -j2 --target "${benchmarks[@]}"
+targets=("${benchmarks[@]}")
+# load_bench runs the real server: build it in the same tree (LEDGERD_PATH points there).
+if [[ " ${benchmarks[*]} " == *" load_bench "* ]]; then targets+=(ledgerd); fi
+cmake --build "$build" -j2 --target "${targets[@]}"
 
 echo "date:       $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "commit:     $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(

@@ -1,0 +1,79 @@
+// The PostgreSQL 15 anchor of the load benchmark: a throwaway cluster started for the run, an
+// events table as an event store would keep it in PostgreSQL, one appender per client connection,
+// and a reader of the whole table in position order.
+//
+// The cluster: initdb into <run dir>/postgres, started with pg_ctl on 127.0.0.1 and a free port,
+// fsync=on and synchronous_commit=on (acknowledged = flushed to the WAL on disk), every other
+// setting PostgreSQL's default. PostgreSQL refuses to run as root, so when the benchmark runs as
+// root its tools run as the `postgres` user (runuser), which then owns the cluster's directory.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "appender.h"
+
+struct pg_conn;
+
+namespace gridledger::bench {
+
+// Where initdb, pg_ctl and postgres are. Default: /usr/lib/postgresql/15/bin; the environment
+// variable GRIDLEDGER_PG_BIN overrides it.
+std::string PostgresBinDir();
+
+class PostgresCluster {
+ public:
+  // initdb + start; nullptr with `*error` set (and the logs' path in it) when that fails.
+  // REQUIRES: `run_dir` exists and is traversable by the postgres user.
+  static std::unique_ptr<PostgresCluster> Start(const std::filesystem::path& run_dir,
+                                                std::string* error);
+  // Stops the cluster (pg_ctl stop -m fast), copies its log to <run_dir>/postgres-server.log and
+  // removes its directory.
+  ~PostgresCluster();
+  PostgresCluster(const PostgresCluster&) = delete;
+  PostgresCluster& operator=(const PostgresCluster&) = delete;
+
+  // libpq connection string: TCP on 127.0.0.1, like the clients of ledgerd.
+  std::string conninfo() const;
+  std::string version() const { return version_; }
+
+  // Creates the events table: position bigserial primary key, unique (stream, version), unique
+  // event_id, recorded_at default now(), actor and payload jsonb.
+  bool CreateEventsTable(std::string* error);
+
+  // CHECKPOINT: writes every dirty page back and syncs it.
+  bool Checkpoint(std::string* error) { return Execute("CHECKPOINT", error); }
+
+  // Adds copies of a stored row until the table holds `rows` rows, then VACUUM ANALYZE (so the
+  // reader does not pay for setting hint bits). Returns the table's row count, 0 on error.
+  uint64_t FillTo(uint64_t rows, std::string* error);
+
+  // One connection reads every row in position order (COPY (SELECT … ORDER BY position) TO
+  // STDOUT: PostgreSQL's fastest way to stream a table to a client). Returns the rows read.
+  uint64_t ReadAll(std::string* error);
+
+ private:
+  PostgresCluster(std::filesystem::path dir, uint16_t port) : dir_(std::move(dir)), port_(port) {}
+  bool Execute(const std::string& sql, std::string* error);
+
+  std::filesystem::path dir_;
+  uint16_t port_;
+  std::string version_;
+};
+
+// One client connection appending with a prepared INSERT, autocommit: each event is its own
+// transaction, acknowledged once its commit is flushed (synchronous_commit=on).
+class PostgresAppender final : public Appender {
+ public:
+  static std::unique_ptr<PostgresAppender> Connect(const std::string& conninfo, std::string* error);
+  ~PostgresAppender() override;
+  bool Append(const LoadEvent& event, std::string* error) override;
+
+ private:
+  explicit PostgresAppender(pg_conn* connection) : connection_(connection) {}
+  pg_conn* connection_;  // owned; PQfinish in the destructor
+};
+
+}  // namespace gridledger::bench
