@@ -407,6 +407,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       // The decoder's message names what is wrong with the text.
       auto decoded = domain::DecodeClientEvent(std::string_view(request_.body()));
       if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+        service_.ReportRejectedInput(*error);
         return Fail(FromDecodeError(*error));
       }
       return Fail(MakeError(ErrorKind::kInvalid, "invalid", "the body is not JSON"));
@@ -434,6 +435,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     while (batch->results.size() < batch->events.size()) {
       auto& next = batch->events[batch->results.size()];
       if (auto* error = std::get_if<domain::DecodeError>(&next)) {
+        service_.ReportRejectedInput(*error);
         ServiceError refused = FromDecodeError(*error);
         Record(*batch, refused);
         continue;

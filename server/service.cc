@@ -176,6 +176,12 @@ std::optional<ServiceError> Service::RecordPersonalDataRead(const ingest::Princi
   return std::nullopt;
 }
 
+void Service::ReportRejectedInput(const domain::DecodeError& error) {
+  if (ServerProbe* probe = probe_.load(std::memory_order_acquire)) {
+    probe->OnRefused(ErrorKind::kInvalid, error.rule);
+  }
+}
+
 bool Service::TryAddConnection() {
   if (connections_.fetch_add(1) >= limits_.connections_max) {
     connections_.fetch_sub(1);

@@ -571,6 +571,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     for (size_t i = 0; i < count; ++i) {
       auto decoded = domain::DecodeClientEvent(View(texts[static_cast<unsigned>(i)]));
       if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+        service_.ReportRejectedInput(*error);
         pending->results[i] = FromServiceError(FromDecodeError(*error));
         continue;
       }

@@ -143,6 +143,8 @@ TEST(ServerMetricsTest, CountsAppendsByTypeAndResultAndRefusalsByReason) {
       service.Append(clerk, Decode(Accepted("MON-2026-000002", "KM.GD")))));
   EXPECT_FALSE(service.Authenticate("no such token").has_value());
   EXPECT_TRUE(service.CheckAccess(clerk, ingest::Access::kVerify).has_value());
+  // A front door's decode failure, reported with its rule.
+  service.ReportRejectedInput({"data.customer_class", "missing_field", "missing"});
 
   const testing::Families families = registry.Collect();
   const std::string type = "ApplicationAccepted";
@@ -166,7 +168,10 @@ TEST(ServerMetricsTest, CountsAppendsByTypeAndResultAndRefusalsByReason) {
   EXPECT_TRUE(invalid_with_rule);
   EXPECT_EQ(Sum(families, "gridledger_rejected_inputs_total", {{"reason", "forbidden"}}), 2);
   EXPECT_EQ(Sum(families, "gridledger_rejected_inputs_total", {{"reason", "unauthenticated"}}), 1);
-  EXPECT_EQ(Sum(families, "gridledger_rejected_inputs_total"), 4);
+  EXPECT_EQ(Sum(families, "gridledger_rejected_inputs_total",
+                {{"reason", "invalid"}, {"rule", "missing_field"}}),
+            1);
+  EXPECT_EQ(Sum(families, "gridledger_rejected_inputs_total"), 5);
 }
 
 TEST(ServerMetricsTest, LabelValuesStayBounded) {

@@ -122,6 +122,10 @@ class Service {
   const Limits& limits() const { return limits_; }
   int64_t NowUs() const { return now_us_(); }
 
+  // A front door refused input before it reached the Service (an event that did not decode):
+  // counted by the probe like the Service's own refusals.
+  void ReportRejectedInput(const domain::DecodeError& error);
+
   // Installs the metrics probe (probe.h; nullptr removes it). Not owned: it must outlive every
   // call into the Service. Default: none.
   void SetProbe(ServerProbe* probe) { probe_.store(probe, std::memory_order_release); }
