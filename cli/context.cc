@@ -49,16 +49,6 @@ std::optional<Context> OpenContext(const DataOptions& options, std::ostream& err
                  std::get<domain::SlaProfile>(std::move(profile))};
 }
 
-std::optional<int64_t> ParseTimeArgument(const std::string& text) {
-  if (auto date = domain::Date::Parse(text)) {
-    // The last microsecond of that day in Asia/Shanghai.
-    return (int64_t{date->days_since_epoch()} + 1) * domain::kDayUs - domain::kShanghaiUtcOffsetUs -
-           1;
-  }
-  if (auto timestamp = domain::ParseTimestamp(text)) return timestamp->unix_us;
-  return std::nullopt;
-}
-
 int64_t NowUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -33,7 +33,6 @@ struct Context {
 std::optional<Context> OpenContext(const DataOptions& options, std::ostream& err);
 
 // "2026-03-10" (the end of that day in Asia/Shanghai) or RFC 3339; nullopt when neither.
-std::optional<int64_t> ParseTimeArgument(const std::string& text);
 int64_t NowUs();
 
 // A terminal progress bar on stderr for long scans; silent when stderr is not a terminal.

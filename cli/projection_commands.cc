@@ -56,11 +56,12 @@ int AppCommand(const DataOptions& options, const std::string& id,
                std::ostream& out) {
   std::optional<Context> context = OpenContext(options, std::cerr);
   if (!context) return kExitFailure;
-  std::optional<int64_t> at_us = at ? ParseTimeArgument(*at) : std::optional<int64_t>(NowUs());
+  std::optional<int64_t> at_us =
+      at ? projections::ParseTimeArgument(*at) : std::optional<int64_t>(NowUs());
   // Plain values, not std::optional: GCC 12 warns falsely (-Wmaybe-uninitialized) otherwise.
   int64_t as_of_us = 0;
   if (as_of) {
-    std::optional<int64_t> parsed = ParseTimeArgument(*as_of);
+    std::optional<int64_t> parsed = projections::ParseTimeArgument(*as_of);
     if (!parsed) at_us.reset();
     as_of_us = parsed.value_or(0);
   }
@@ -83,7 +84,8 @@ int OverdueCommand(const DataOptions& options, const std::optional<std::string>&
                    const std::optional<std::string>& org, bool table, std::ostream& out) {
   std::optional<Context> context = OpenContext(options, std::cerr);
   if (!context) return kExitFailure;
-  std::optional<int64_t> at_us = at ? ParseTimeArgument(*at) : std::optional<int64_t>(NowUs());
+  std::optional<int64_t> at_us =
+      at ? projections::ParseTimeArgument(*at) : std::optional<int64_t>(NowUs());
   if (!at_us) return Fail(out, "invalid", "--at takes YYYY-MM-DD or RFC 3339", kExitRejected);
   projections::Engine engine(*context->ledger);
   ProgressBar bar("catching up");

@@ -9,6 +9,15 @@ namespace gridledger::projections {
 
 using nlohmann::json;
 
+std::optional<int64_t> ParseTimeArgument(std::string_view text) {
+  if (auto date = domain::Date::Parse(text)) {
+    return (int64_t{date->days_since_epoch()} + 1) * domain::kDayUs - domain::kShanghaiUtcOffsetUs -
+           1;
+  }
+  if (auto timestamp = domain::ParseTimestamp(text)) return timestamp->unix_us;
+  return std::nullopt;
+}
+
 std::string AppStream(const std::string& id) { return id.starts_with("app/") ? id : "app/" + id; }
 
 namespace {

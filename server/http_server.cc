@@ -112,16 +112,6 @@ std::optional<Target> ParseTarget(std::string_view target) {
   return parsed;
 }
 
-// YYYY-MM-DD (the end of that day in Asia/Shanghai) or RFC 3339.
-std::optional<int64_t> ParseTime(const std::string& text) {
-  if (auto date = domain::Date::Parse(text)) {
-    return (int64_t{date->days_since_epoch()} + 1) * domain::kDayUs - domain::kShanghaiUtcOffsetUs -
-           1;
-  }
-  if (auto timestamp = domain::ParseTimestamp(text)) return timestamp->unix_us;
-  return std::nullopt;
-}
-
 std::optional<uint64_t> ParseCount(const std::string& text) {
   if (text.empty() || text.size() > 19) return std::nullopt;
   uint64_t value = 0;
@@ -543,7 +533,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::optional<std::optional<int64_t>> TimeParameter(const std::string& name) {
     auto it = target_.query.find(name);
     if (it == target_.query.end()) return std::optional<int64_t>();
-    auto parsed = ParseTime(it->second);
+    auto parsed = projections::ParseTimeArgument(it->second);
     if (!parsed) {
       Fail(BadParameter(name, "YYYY-MM-DD or an RFC 3339 time"));
       return std::nullopt;

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -16,6 +17,10 @@
 #include "projections/engine.h"
 
 namespace gridledger::projections {
+
+// A time argument of a query: "2026-03-10" (the last microsecond of that day in Asia/Shanghai) or
+// RFC 3339; nullopt when neither.
+std::optional<int64_t> ParseTimeArgument(std::string_view text);
 
 // "XS-2026-000123" or "app/XS-2026-000123" → "app/XS-2026-000123".
 std::string AppStream(const std::string& id);
