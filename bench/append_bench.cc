@@ -21,6 +21,13 @@
 //   3. RawNWriters (N threads, for information): the same synced WriteBatches of B events from N
 //      threads at once. RocksDB's group commit merges concurrent writers, so its fsyncs carry more
 //      than B events (its measured events per sync, ticker WAL_FILE_SYNCED, is printed).
+//   4. LedgerAppendAsync (N appenders on no threads of their own): N closed loops over
+//      Ledger::AppendAsync, each issuing its next append from the answer to its previous one, so N
+//      requests are always in flight — how ledgerd's front doors drive the ledger. Same events
+//      as 1.
+//   5. RawOneWriterAsync: the anchor of 4, as 2 with 4's events per sync.
+// Blocking threads (1) pay for 64 threads sleeping and waking on two cores once per append; the
+// async appenders (4) show what the ledger itself costs next to the same anchor.
 // Both anchors write only the event value: the ledger's index entries (streams, ids) and its meta
 // head are ledger overhead, counted against it (see the WAL bytes/event columns).
 // Rates are events acknowledged as durable per second of wall-clock time (items_per_second).
@@ -37,11 +44,13 @@
 #include <atomic>
 #include <cinttypes>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <system_error>
@@ -61,8 +70,8 @@ constexpr size_t kPayloadBytes = 300;
 // so most appends go to a stream the writer has not cached yet and it reads the stream head from
 // RocksDB, as after a restart.
 constexpr uint64_t kStreamCount = 100000;
-// Per run. kRounds x 9 runs, with Google Benchmark's iteration probing, take about a minute; five
-// rounds let the median ignore one or two rounds hit by other work on a shared machine.
+// Per run. kRounds x 15 runs, with Google Benchmark's iteration probing, take about two minutes;
+// five rounds let the median ignore one or two rounds hit by other work on a shared machine.
 constexpr double kMinTimeSeconds = 0.5;
 constexpr int kRounds = 5;
 constexpr double kGoalRatio = 0.6;
@@ -70,6 +79,11 @@ constexpr char kDirVariable[] = "GRIDLEDGER_BENCH_DIR";
 constexpr char kLedgerName[] = "LedgerAppend";
 constexpr char kRawOneWriterName[] = "RawOneWriter";
 constexpr char kRawNWritersName[] = "RawNWriters";
+constexpr char kLedgerAsyncName[] = "LedgerAppendAsync";
+constexpr char kRawOneWriterAsyncName[] = "RawOneWriterAsync";
+// The async run's benchmark thread checks the acknowledged count once per this many events, so it
+// does not wake once per append itself.
+constexpr uint64_t kAsyncWaitEvents = 256;
 constexpr char kEventsFamily[] = "events";  // ledger/format.h kEventsFamily
 
 std::string BigEndian64(uint64_t value) {
@@ -153,6 +167,75 @@ class EventMaker {
   const int thread_index_;
   uint64_t random_state_;
   uint64_t sequence_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// N appenders without threads: each is a chain of AppendAsync calls, the next issued from the
+// ledger's answer to the previous one (on the ledger's completer thread).
+
+class AsyncAppenders {
+ public:
+  AsyncAppenders(ledger::Ledger* ledger, int count) : ledger_(ledger) {
+    for (int i = 0; i < count; ++i) makers_.emplace_back(i);
+  }
+
+  ~AsyncAppenders() {
+    // Let every chain end at its next answer; the answers refer to this object.
+    std::unique_lock lock(mutex_);
+    stopping_ = true;
+    changed_.wait(lock, [&] { return in_flight_ == 0; });
+  }
+
+  void Start() {
+    for (size_t i = 0; i < makers_.size(); ++i) Issue(i);
+  }
+
+  // Blocks until `events` appends were acknowledged or one failed; returns the failure, if any.
+  std::string WaitAcknowledged(uint64_t events) {
+    std::unique_lock lock(mutex_);
+    wanted_ = events;
+    changed_.wait(lock, [&] { return acknowledged_ >= events || !error_.empty(); });
+    return error_;
+  }
+
+ private:
+  void Issue(size_t appender) {
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_ || !error_.empty()) return;
+      ++in_flight_;
+    }
+    ledger_->AppendAsync(
+        makers_[appender].Next(), [this, appender](ledger::Result<ledger::AppendResult> appended) {
+          Answered(appender, appended.ok() ? std::string() : appended.status().ToString());
+        });
+  }
+
+  void Answered(size_t appender, std::string error) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      --in_flight_;
+      if (error.empty()) {
+        ++acknowledged_;
+      } else if (error_.empty()) {
+        error_ = "append: " + error;
+      }
+      wake = acknowledged_ == wanted_ || !error.empty() || (stopping_ && in_flight_ == 0);
+    }
+    if (wake) changed_.notify_all();
+    if (error.empty()) Issue(appender);
+  }
+
+  ledger::Ledger* const ledger_;
+  std::vector<EventMaker> makers_;  // makers_[i] is used by appender i's chain only
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  uint64_t acknowledged_ = 0;
+  uint64_t wanted_ = 0;
+  size_t in_flight_ = 0;
+  bool stopping_ = false;
+  std::string error_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -284,12 +367,38 @@ class AppendBench {
     }
     state.SetItemsProcessed(events);
     if (!error.empty()) state.SkipWithError(error.c_str());
-    if (state.thread_index() == 0) TearDownLedger(state);
+    if (state.thread_index() == 0) TearDownLedger(state, RunKey(kLedgerName, state.threads()));
   }
 
-  // `ledger_threads`: the LedgerAppend thread count whose grouping and bytes this run copies.
-  void RunRaw(benchmark::State& state, int ledger_threads) {
-    if (state.thread_index() == 0) SetUpRaw(ledger_threads);
+  // One benchmark thread; `appenders` chains of AppendAsync do the appending. One iteration is one
+  // acknowledged append.
+  void RunLedgerAsync(benchmark::State& state, int appenders) {
+    SetUpLedger(appenders);
+    std::string error = setup_error_;
+    uint64_t events = 0;
+    {
+      std::optional<AsyncAppenders> chains;
+      if (error.empty()) {
+        chains.emplace(ledger_.get(), appenders);
+        chains->Start();
+      }
+      const auto last = static_cast<uint64_t>(state.max_iterations);
+      for (auto _ : state) {
+        if (!error.empty()) continue;
+        ++events;
+        if (events % kAsyncWaitEvents == 0 || events == last) {
+          error = chains->WaitAcknowledged(events);
+        }
+      }
+    }  // the chains end here, before the ledger is closed
+    state.SetItemsProcessed(static_cast<int64_t>(events));
+    if (!error.empty()) state.SkipWithError(error.c_str());
+    TearDownLedger(state, RunKey(kLedgerAsyncName, appenders));
+  }
+
+  // `ledger_run`: the ledger run (RunKey) whose grouping and bytes this run copies.
+  void RunRaw(benchmark::State& state, const std::string& ledger_run) {
+    if (state.thread_index() == 0) SetUpRaw(ledger_run);
     std::optional<BatchSizer> sizer;
     int64_t events = 0;
     std::string error;
@@ -338,7 +447,11 @@ class AppendBench {
     ledger_->AddHeadListener([this](uint64_t) { syncs_.fetch_add(1, std::memory_order_relaxed); });
   }
 
-  void TearDownLedger(benchmark::State& state) {
+  static std::string RunKey(const char* name, int threads) {
+    return std::string(name) + "/" + std::to_string(threads);
+  }
+
+  void TearDownLedger(benchmark::State& state, const std::string& key) {
     if (ledger_ == nullptr) return;
     LedgerRun run;
     run.events = ledger_->Head();  // a fresh ledger: every stored event was appended by this run
@@ -361,22 +474,21 @@ class AppendBench {
     state.counters["events_per_sync"] = run.EventsPerSync();
     state.counters["value_bytes"] = static_cast<double>(run.stored_value.size());
     state.counters["wal_bytes_per_event"] = Ratio(wal_bytes, run.events);
-    ledger_runs_[state.threads()] = std::move(run);
+    ledger_runs_[key] = std::move(run);
   }
 
-  void SetUpRaw(int ledger_threads) {
+  void SetUpRaw(const std::string& ledger_run) {
     setup_error_.clear();
-    auto run = ledger_runs_.find(ledger_threads);
+    auto run = ledger_runs_.find(ledger_run);
     if (run == ledger_runs_.end() || run->second.syncs == 0 || run->second.stored_value.empty()) {
-      setup_error_ = std::string("no ") + kLedgerName + " result with " +
-                     std::to_string(ledger_threads) +
-                     " threads: the raw anchors copy its grouping, so do not filter it out";
+      setup_error_ = "no " + ledger_run +
+                     " result: the raw anchors copy its grouping, so do not filter it out";
       return;
     }
     raw_value_ = run->second.stored_value;
     raw_events_per_write_ = run->second.EventsPerSync();
     next_raw_key_.store(1);
-    run_dir_ = FreshDir("raw", ledger_threads);
+    run_dir_ = FreshDir("raw", 0);
     rocksdb::Status opened = RawStore::Open(run_dir_, &raw_);
     if (!opened.ok()) setup_error_ = "opening raw RocksDB: " + opened.ToString();
   }
@@ -399,14 +511,17 @@ class AppendBench {
                             : static_cast<double>(numerator) / static_cast<double>(denominator);
   }
 
+  // Also writes back whatever the run left dirty (the memtables flushed at close): otherwise the
+  // next run's fsyncs, on the same disk, would wait behind that write-back.
   void RemoveRunDir() {
     std::error_code error;
     fs::remove_all(run_dir_, error);
+    ::sync();
   }
 
   const fs::path root_;
   uint64_t run_count_ = 0;
-  std::map<int, LedgerRun> ledger_runs_;  // by thread count; the latest run wins
+  std::map<std::string, LedgerRun> ledger_runs_;  // by RunKey; the latest run wins
 
   // The current run, set up and torn down by thread 0.
   fs::path run_dir_;
@@ -467,6 +582,29 @@ class TableReporter : public benchmark::ConsoleReporter {
           Median(*ledger, "events_per_sync"), Median(*one, "events_per_sync"),
           Median(*many, "events_per_sync"), Median(*ledger, "wal_bytes_per_event"),
           Median(*one, "wal_bytes_per_event"), Median(*ledger, "value_bytes"));
+    }
+    std::printf("\nAsync appenders: N chains of AppendAsync (N requests in flight), medians:\n");
+    std::printf("%9s | %9s %9s %6s %11s %4s | %15s | %15s\n", "", "ledger", "raw 1 wr", "ratio",
+                "per round", "goal", "events per sync", "WAL bytes/event");
+    std::printf("%9s | %9s %9s %6s %11s %4s | %5s %9s | %7s %7s\n", "appenders", "events/s",
+                "events/s", "", "min-max", "0.6x", "ledgr", "1 wr", "ledger", "raw");
+    for (int appenders : kThreadCounts) {
+      const std::string suffix = "/" + std::to_string(appenders);
+      const auto* ledger = Find(kLedgerAsyncName + suffix);
+      const auto* one = Find(kRawOneWriterAsyncName + suffix);
+      if (ledger == nullptr || one == nullptr) {
+        std::printf("%9d | (missing: filtered out or failed)\n", appenders);
+        continue;
+      }
+      const double rate = Median(*ledger, kRate);
+      const double one_rate = Median(*one, kRate);
+      const double ratio = one_rate > 0 ? rate / one_rate : 0.0;
+      const auto [ratio_min, ratio_max] = RoundRatioRange(*ledger, *one);
+      std::printf("%9d | %9.0f %9.0f %5.2fx %4.2f-%4.2fx %4s | %5.1f %9.1f | %7.0f %7.0f\n",
+                  appenders, rate, one_rate, ratio, ratio_min, ratio_max,
+                  ratio >= kGoalRatio ? "met" : "miss", Median(*ledger, "events_per_sync"),
+                  Median(*one, "events_per_sync"), Median(*ledger, "wal_bytes_per_event"),
+                  Median(*one, "wal_bytes_per_event"));
     }
     std::printf(
         "goal: ledger >= %.1fx raw 1 writer (same bytes, same events per fsync). A wide per-round\n"
@@ -529,7 +667,8 @@ fs::path MakeRoot() {
   return pattern;
 }
 
-// Per round, per thread count: the ledger first (the raw runs copy its grouping), then the anchors.
+// Per round, per thread count: each ledger run first (its raw anchors copy its grouping), then its
+// anchors; blocking threads, then async appenders.
 void Register(AppendBench* append_bench) {
   for (int round = 0; round < kRounds; ++round) {
     for (int threads : kThreadCounts) {
@@ -540,18 +679,34 @@ void Register(AppendBench* append_bench) {
           ->Threads(threads)
           ->UseRealTime()
           ->MinTime(kMinTimeSeconds);
+      const std::string blocking_run = kLedgerName + suffix;
       benchmark::RegisterBenchmark((kRawOneWriterName + suffix).c_str(),
-                                   [append_bench, threads](benchmark::State& state) {
-                                     append_bench->RunRaw(state, threads);
+                                   [append_bench, blocking_run](benchmark::State& state) {
+                                     append_bench->RunRaw(state, blocking_run);
                                    })
           ->Threads(1)
           ->UseRealTime()
           ->MinTime(kMinTimeSeconds);
       benchmark::RegisterBenchmark((kRawNWritersName + suffix).c_str(),
-                                   [append_bench, threads](benchmark::State& state) {
-                                     append_bench->RunRaw(state, threads);
+                                   [append_bench, blocking_run](benchmark::State& state) {
+                                     append_bench->RunRaw(state, blocking_run);
                                    })
           ->Threads(threads)
+          ->UseRealTime()
+          ->MinTime(kMinTimeSeconds);
+      const std::string async_run = kLedgerAsyncName + suffix;
+      benchmark::RegisterBenchmark(async_run.c_str(),
+                                   [append_bench, threads](benchmark::State& state) {
+                                     append_bench->RunLedgerAsync(state, threads);
+                                   })
+          ->Threads(1)
+          ->UseRealTime()
+          ->MinTime(kMinTimeSeconds);
+      benchmark::RegisterBenchmark((kRawOneWriterAsyncName + suffix).c_str(),
+                                   [append_bench, async_run](benchmark::State& state) {
+                                     append_bench->RunRaw(state, async_run);
+                                   })
+          ->Threads(1)
           ->UseRealTime()
           ->MinTime(kMinTimeSeconds);
     }

@@ -143,7 +143,15 @@ void Ledger::Impl::AppendAsync(AppendRequest request,
       ReportRefusal(refused, enqueued);
       return pending->done(std::move(refused));
     }
+    const size_t events_before = queued_events_;
+    queued_events_ += pending->request.events.size();
     queue_.push_back(std::move(pending));
+    // An idle stager needs the first request; one topping up a commit while the writer syncs
+    // only a whole chunk (see StageAndSubmit). Waking it for every request would cost a context
+    // switch per append.
+    const bool first = queue_.size() == 1;
+    const bool chunk = events_before < kStageTopUpEvents && queued_events_ >= kStageTopUpEvents;
+    if (!first && !chunk) return;
   }
   stager_cv_.notify_one();
 }
@@ -196,12 +204,17 @@ void Ledger::Impl::StageAndSubmit(std::unique_lock<std::mutex>& lock) {
     return !queue_.empty() && commit->batch.size() < kGroupCommitRequestsMax &&
            events + queue_.front()->request.events.size() <= kGroupCommitEventsMax;
   };
+  // Top up in chunks: what arrives after the last whole chunk is staged once the writer is done,
+  // before the commit is handed over.
+  auto chunk_waiting = [&] { return queued_events_ >= kStageTopUpEvents && next_fits(); };
+  bool writer_free = false;
   for (;;) {
     std::vector<std::unique_ptr<PendingAppend>> taken;
     while (!queue_.empty() && commit->batch.size() + taken.size() < kGroupCommitRequestsMax) {
       size_t next = queue_.front()->request.events.size();
       if (events > 0 && events + next > kGroupCommitEventsMax) break;  // the first always fits
       events += next;
+      queued_events_ -= next;
       taken.push_back(std::move(queue_.front()));
       queue_.pop_front();
     }
@@ -214,8 +227,9 @@ void Ledger::Impl::StageAndSubmit(std::unique_lock<std::mutex>& lock) {
       }
       lock.lock();
     }
-    stager_cv_.wait(lock, [&] { return slot_ == nullptr || next_fits(); });
-    if (slot_ == nullptr) break;
+    if (writer_free) break;
+    stager_cv_.wait(lock, [&] { return slot_ == nullptr || chunk_waiting(); });
+    writer_free = slot_ == nullptr;  // then one last round takes what is left, and no more
   }
   staging_side_batch_ = nullptr;
   RememberStreamVersions(staging);

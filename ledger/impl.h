@@ -192,6 +192,7 @@ class Ledger::Impl {
   std::condition_variable observer_cv_;        // a commit's observer stopped being in use
   AppendObserver* commit_observer_ = nullptr;  // observer of the commit being staged
   std::deque<std::unique_ptr<PendingAppend>> queue_;
+  size_t queued_events_ = 0;  // events of the requests in queue_
   bool stopping_ = false;
   std::unique_ptr<Commit> slot_;
   bool write_failed_ = false;

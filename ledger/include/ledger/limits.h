@@ -18,6 +18,9 @@ inline constexpr size_t kPayloadBytesMax = 64 * 1024;
 inline constexpr size_t kAppendQueueRequestsMax = 4096;
 inline constexpr size_t kGroupCommitRequestsMax = 512;
 inline constexpr size_t kGroupCommitEventsMax = 4096;
+// While the writer syncs one commit, the stager tops up the next one whenever this many events
+// have queued (one wake-up per chunk instead of one per request; a large request is a chunk).
+inline constexpr size_t kStageTopUpEvents = 8;
 // Written group commits whose appenders are still being answered.
 inline constexpr size_t kCompletionBatchesMax = 8;
 static_assert(kGroupCommitEventsMax >= kAppendEventsMax,
