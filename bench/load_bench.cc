@@ -15,21 +15,30 @@
 //            synchronous_commit=on, everything else default) with the events table of
 //            load/postgres.h. Events: load/load_events.h — each opens a new application
 //            (ApplicationAccepted, expected_version -1) with a 300-byte data object.
-//   peak     closed loop: 64 client threads, each with its own connection and one request
-//            outstanding, for 1 s of warm-up and 5 s measured; PostgreSQL, TCP, HTTP, interleaved,
-//            3 rounds (so noise from other work on the machine hits every side alike); medians.
-//            PostgreSQL: one prepared INSERT per event, autocommit (one synchronous commit each).
-//            ledgerd: one event per request; acknowledged = fsynced. After every run, PostgreSQL's
-//            CHECKPOINT and sync(2) write back what it left dirty (RunOne says why).
-//   half     open loop at half of each door's median peak: every client sends on a fixed schedule,
-//            latency from the scheduled send time (a late answer delays later sends and that
-//            delay is counted: no coordinated omission).
+//   modes    how each client sends (same 64 clients, same events; K = --inflight, default 32):
+//              S  one event per request, one request outstanding (the earlier table, information)
+//              P  pipelined (the main comparison): K events in flight per client, each its own
+//                 request and individually acknowledged once durable. ledgerd: K append requests
+//                 of one event each on the connection; PostgreSQL: libpq pipeline mode, one
+//                 INSERT + sync per event = one synchronous commit per event, K in flight.
+//              B  batched (information): K events per request, one outstanding. ledgerd: one
+//                 append frame of K events; PostgreSQL: one transaction of K INSERTs.
+//   peak     closed loop: 64 client threads, each with its own connection, for 1 s of warm-up
+//            and 5 s measured; per round every mode and within it PostgreSQL, TCP, HTTP (mode S
+//            only) interleaved, 3 rounds (so noise from other work on the machine hits every
+//            side alike); medians. Acknowledged = fsynced on every side. After every run,
+//            PostgreSQL's CHECKPOINT and sync(2) write back what it left dirty (RunOne says why).
+//   half     open loop at half of each door's median peak, modes S and P: every client sends on a
+//            fixed schedule (at most K units outstanding in mode P), latency per event from the
+//            scheduled send time (a late answer delays later sends and that delay is counted: no
+//            coordinated omission).
 //   catch-up a ledger of 1M load events ($GRIDLEDGER_BENCH_DIR/gridledger-load-catchup-1000000,
 //            filled over TCP by the first run — batches of 400, 8 connections, not timed — and
 //            reused by later runs) is served by a fresh ledgerd; one subscriber reads from
-//            position 1 to the head. PostgreSQL's table is topped up to the same row count with
-//            copies of its rows (INSERT … SELECT, then VACUUM ANALYZE) and one client reads it in
-//            position order with COPY … TO STDOUT. 3 reads each, alternating, medians. Neither
+//            position 1 to the head. PostgreSQL's table is brought to the same row count — topped
+//            up with copies of its rows (INSERT … SELECT) or cut to its first rows by position
+//            (DELETE), then VACUUM ANALYZE — and one client reads it in position order with
+//            COPY … TO STDOUT. 3 reads each, alternating, medians. Neither
 //            reader decodes what it receives.
 //
 // A plain main() rather than Google Benchmark: every run here needs external servers started,
@@ -73,18 +82,21 @@ constexpr char kLedgerdVariable[] = "GRIDLEDGER_LEDGERD";
 constexpr double kGoalTcpOverPostgres = 10.0;
 constexpr double kGoalHalfPeakP99Ms = 2.0;
 constexpr double kGoalCatchUpEventsPerSecond = 1e6;
-constexpr int kRoundsMax = 8;  // a run's digit in the stream names (load_events.h) stays unique
+constexpr int kRoundsMax = 8;     // runs stay unique in the stream names (RunNumber)
+constexpr int kInflightMax = 64;  // ledgerd's default connection_inflight_max
 
 struct Flags {
   int clients = 64;
   int rounds = 3;
+  int inflight = 32;  // K: events in flight per client in mode P, events per unit in mode B
   double warmup_seconds = 1;
   double measured_seconds = 5;
   uint64_t catch_up_events = 1'000'000;
   int catch_up_reads = 3;
-  // For exploring and profiling: which doors run (letters P, T, H), the fraction of each peak the
-  // open-loop runs offer, and --catch-up-events=0 to skip the catch-up part.
+  // For exploring and profiling: which doors (letters P, T, H) and modes (S, P, B) run, the
+  // fraction of each peak the open-loop runs offer, and --catch-up-events=0 to skip the catch-up.
   std::string doors = "PTH";
+  std::string modes = "SPB";
   double load_fraction = 0.5;
   bool keep = false;  // keep the run directory (logs, data) instead of removing it
 };
@@ -99,6 +111,10 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->clients = std::atoi(value.c_str());
     } else if (name == "--rounds") {
       flags->rounds = std::atoi(value.c_str());
+    } else if (name == "--inflight") {
+      flags->inflight = std::atoi(value.c_str());
+    } else if (name == "--modes") {
+      flags->modes = value;
     } else if (name == "--warmup") {
       flags->warmup_seconds = std::atof(value.c_str());
     } else if (name == "--seconds") {
@@ -114,18 +130,20 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
     } else if (name == "--keep") {
       flags->keep = true;
     } else {
-      std::fprintf(
-          stderr,
-          "usage: load_bench [--clients=64] [--rounds=3] [--warmup=1] [--seconds=5]\n"
-          "                  [--catch-up-events=1000000] [--catch-up-reads=3] [--doors=PTH]\n"
-          "                  [--load-fraction=0.5] [--keep]\n");
+      std::fprintf(stderr,
+                   "usage: load_bench [--clients=64] [--rounds=3] [--warmup=1] [--seconds=5]\n"
+                   "                  [--inflight=32] [--modes=SPB] [--doors=PTH]\n"
+                   "                  [--catch-up-events=1000000] [--catch-up-reads=3]\n"
+                   "                  [--load-fraction=0.5] [--keep]\n");
       return false;
     }
   }
   return flags->clients >= 1 && flags->clients <= 100 && flags->rounds >= 1 &&
          flags->rounds <= kRoundsMax && flags->measured_seconds > 0 && flags->catch_up_reads >= 1 &&
          flags->load_fraction > 0 && !flags->doors.empty() &&
-         flags->doors.find_first_not_of("PTH") == std::string::npos;
+         flags->doors.find_first_not_of("PTH") == std::string::npos && !flags->modes.empty() &&
+         flags->modes.find_first_not_of("SPB") == std::string::npos && flags->inflight >= 1 &&
+         flags->inflight <= kInflightMax;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -194,8 +212,37 @@ enum Door { kPostgres, kTcp, kHttp, kDoorCount };
 constexpr const char* kDoorNames[kDoorCount] = {"PostgreSQL", "ledgerd TCP", "ledgerd HTTP"};
 constexpr char kDoorLetters[kDoorCount] = {'P', 'T', 'H'};
 
+// How the clients send (see the top of this file).
+enum Mode { kSingle, kPipelined, kBatched, kModeCount };
+constexpr char kModeLetters[kModeCount] = {'S', 'P', 'B'};
+
 bool Runs(const Flags& flags, Door door) {
   return flags.doors.find(kDoorLetters[door]) != std::string::npos;
+}
+bool Runs(const Flags& flags, Mode mode) {
+  return flags.modes.find(kModeLetters[mode]) != std::string::npos;
+}
+// The HTTP client sends one event per request, one at a time: mode S only.
+bool Runs(const Flags& flags, Mode mode, Door door) {
+  return Runs(flags, mode) && Runs(flags, door) && (door != kHttp || mode == kSingle);
+}
+
+int EventsPerUnit(const Flags& flags, Mode mode) { return mode == kBatched ? flags.inflight : 1; }
+int UnitsInFlight(const Flags& flags, Mode mode) { return mode == kPipelined ? flags.inflight : 1; }
+
+// What one client keeps outstanding, as the tables say it.
+std::string Describe(const Flags& flags, Mode mode, Door door) {
+  const std::string k = std::to_string(flags.inflight);
+  switch (mode) {
+    case kSingle:
+      return "1 event per request, 1 outstanding";
+    case kPipelined:
+      return door == kPostgres ? "pipeline, " + k + " autocommit INSERTs in flight"
+                               : k + " one-event requests in flight";
+    default:
+      return door == kPostgres ? "1 transaction of " + k + " INSERTs outstanding"
+                               : "1 append frame of " + k + " events outstanding";
+  }
 }
 
 struct Servers {
@@ -223,10 +270,10 @@ AppenderFactory Connector(Door door, const Servers& servers) {
   }
 }
 
-void PrintRun(const char* what, Door door, const LoadResult& result) {
-  std::printf("%-9s %-12s %9.0f events/s  p50 %6.2f  p99 %7.2f  p999 %7.2f  max %7.2f ms", what,
-              kDoorNames[door], result.events_per_second, result.p50_ms, result.p99_ms,
-              result.p999_ms, result.max_ms);
+void PrintRun(const std::string& what, Mode mode, Door door, const LoadResult& result) {
+  std::printf("%-9s %c %-12s %9.0f events/s  p50 %6.2f  p99 %7.2f  p999 %7.2f  max %7.2f ms",
+              what.c_str(), kModeLetters[mode], kDoorNames[door], result.events_per_second,
+              result.p50_ms, result.p99_ms, result.p999_ms, result.max_ms);
   if (result.failures > 0) {
     std::printf("  %llu FAILED, first: %s", static_cast<unsigned long long>(result.failures),
                 result.first_failure.c_str());
@@ -235,33 +282,51 @@ void PrintRun(const char* what, Door door, const LoadResult& result) {
   std::fflush(stdout);
 }
 
-LoadSpec Spec(const Flags& flags, Door door, int run, double rate) {
+// Distinct for every run of a door, so no run appends to another's streams (load_events.h).
+int RunNumber(Mode mode, int round) { return mode * 10 + round; }
+
+LoadSpec Spec(const Flags& flags, Mode mode, Door door, int round, double rate) {
   LoadSpec spec;
   spec.door = kDoorLetters[door];
-  spec.run = run;
+  spec.run = RunNumber(mode, round);
   spec.clients = flags.clients;
   spec.warmup = milliseconds(static_cast<int64_t>(flags.warmup_seconds * 1000));
   spec.measured = milliseconds(static_cast<int64_t>(flags.measured_seconds * 1000));
   spec.rate = rate;
+  spec.events_per_unit = EventsPerUnit(flags, mode);
+  spec.units_in_flight = UnitsInFlight(flags, mode);
   return spec;
 }
 
-// rounds[r][door]
-using Rounds = std::vector<std::array<LoadResult, kDoorCount>>;
+// rounds[r][mode][door]
+using RoundResults = std::array<std::array<LoadResult, kDoorCount>, kModeCount>;
+using Rounds = std::vector<RoundResults>;
 
 // One run of one door, then a settle: PostgreSQL's CHECKPOINT and sync(2) write back what the run
 // left dirty, so that its write-back does not land in the next door's window. (PostgreSQL writes
 // table pages to the page cache and leaves them there; the kernel writes them back ~30 s later,
 // which stalled ledgerd's fsyncs by 100+ ms in whichever run came then.) Both systems' deferred
 // writes are thus kept out of every measured window; see BENCHMARKS.md for what that leaves out.
-bool RunOne(const Flags& flags, const Servers& servers, Door door, int run, double rate,
-            const std::string& label, LoadResult* result, std::string* error) {
-  *result = RunLoad(Spec(flags, door, run, rate), Connector(door, servers));
+bool RunOne(const Flags& flags, const Servers& servers, Mode mode, Door door, int round,
+            double rate, const std::string& label, LoadResult* result, std::string* error) {
+  // PostgreSQL's commits per acknowledged event show how its clients commit: 1 in modes S and P,
+  // 1/K in mode B.
+  const uint64_t commits_before = door == kPostgres ? servers.postgres->Commits(error) : 0;
+  if (!error->empty()) return false;
+  *result = RunLoad(Spec(flags, mode, door, round, rate), Connector(door, servers));
   if (!result->error.empty()) {
     *error = std::string(kDoorNames[door]) + ": " + result->error;
     return false;
   }
-  PrintRun(label.c_str(), door, *result);
+  PrintRun(label, mode, door, *result);
+  if (door == kPostgres) {
+    const uint64_t commits = servers.postgres->Commits(error) - commits_before;
+    if (!error->empty()) return false;
+    std::printf("          %llu commits for %llu acknowledged events: %.3f per event\n",
+                static_cast<unsigned long long>(commits),
+                static_cast<unsigned long long>(result->acknowledged),
+                static_cast<double>(commits) / std::max<uint64_t>(1, result->acknowledged));
+  }
   if (!servers.postgres->Checkpoint(error)) return false;
   ::sync();
   return true;
@@ -270,11 +335,13 @@ bool RunOne(const Flags& flags, const Servers& servers, Door door, int run, doub
 bool RunPeaks(const Flags& flags, const Servers& servers, Rounds* rounds, std::string* error) {
   for (int round = 0; round < flags.rounds; ++round) {
     rounds->emplace_back();
-    for (Door door : {kPostgres, kTcp, kHttp}) {
-      if (Runs(flags, door) &&
-          !RunOne(flags, servers, door, round, 0, "peak " + std::to_string(round + 1),
-                  &rounds->back()[door], error)) {
-        return false;
+    for (Mode mode : {kSingle, kPipelined, kBatched}) {
+      for (Door door : {kPostgres, kTcp, kHttp}) {
+        if (Runs(flags, mode, door) &&
+            !RunOne(flags, servers, mode, door, round, 0, "peak " + std::to_string(round + 1),
+                    &rounds->back()[mode][door], error)) {
+          return false;
+        }
       }
     }
   }
@@ -287,24 +354,30 @@ double Median(std::vector<double> values) {
   return n == 0 ? 0 : n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-// The median over rounds of one figure of one door.
+// The median over rounds of one figure of one door in one mode.
 template <typename Figure>
-double MedianOf(const Rounds& rounds, Door door, Figure figure) {
+double MedianOf(const Rounds& rounds, Mode mode, Door door, Figure figure) {
   std::vector<double> values;
-  for (const auto& round : rounds) values.push_back(figure(round[door]));
+  for (const auto& round : rounds) values.push_back(figure(round[mode][door]));
   return Median(values);
 }
 
-// Half of each door's median peak, open loop; results[door].
+double MedianPeak(const Rounds& rounds, Mode mode, Door door) {
+  return MedianOf(rounds, mode, door, [](const LoadResult& r) { return r.events_per_second; });
+}
+
+// The open-loop runs of modes S and P at `load_fraction` of each door's median peak;
+// results[mode][door].
 bool RunHalfPeaks(const Flags& flags, const Servers& servers, const Rounds& rounds,
-                  std::array<LoadResult, kDoorCount>* results, std::string* error) {
-  for (Door door : {kPostgres, kTcp, kHttp}) {
-    if (!Runs(flags, door)) continue;
-    const double peak =
-        MedianOf(rounds, door, [](const LoadResult& r) { return r.events_per_second; });
-    if (!RunOne(flags, servers, door, flags.rounds, peak * flags.load_fraction, "half",
-                &(*results)[door], error)) {
-      return false;
+                  RoundResults* results, std::string* error) {
+  for (Mode mode : {kSingle, kPipelined}) {
+    for (Door door : {kPostgres, kTcp, kHttp}) {
+      if (!Runs(flags, mode, door)) continue;
+      const double rate = MedianPeak(rounds, mode, door) * flags.load_fraction;
+      if (!RunOne(flags, servers, mode, door, flags.rounds, rate, "half", &(*results)[mode][door],
+                  error)) {
+        return false;
+      }
     }
   }
   return true;
@@ -396,7 +469,7 @@ bool RunCatchUp(const Flags& flags, const fs::path& run_dir, const Tokens& token
     return false;
   }
   std::printf(
-      "catch-up   ledger %llu events (ledgerd pid %d), PostgreSQL table topped up to %llu "
+      "catch-up   ledger %llu events (ledgerd pid %d), PostgreSQL table brought to %llu "
       "rows\n",
       static_cast<unsigned long long>(figures->events), static_cast<int>(ledgerd->pid()),
       static_cast<unsigned long long>(rows));
@@ -410,33 +483,40 @@ bool RunCatchUp(const Flags& flags, const fs::path& run_dir, const Tokens& token
 
 const char* Met(bool met) { return met ? "met" : "MISSED"; }
 
-void PrintPeakTable(const Flags& flags, const Rounds& rounds) {
+constexpr const char* kModeTitles[kModeCount] = {
+    "S: one event per request, one request outstanding per client (information)",
+    "P: pipelined, every event its own request and its own durable acknowledgement (the goal)",
+    "B: batched, one request or transaction of K events outstanding per client (information)"};
+
+void PrintPeakTable(const Flags& flags, const Rounds& rounds, Mode mode) {
+  std::printf("\nPeak %s\n%d clients, K = %d, closed loop, median of %d rounds of %.0f s\n",
+              kModeTitles[mode], flags.clients, flags.inflight, flags.rounds,
+              flags.measured_seconds);
   std::printf(
-      "\nPeak: %d clients, closed loop (one request outstanding each), median of %d rounds "
-      "of %.0f s\n",
-      flags.clients, flags.rounds, flags.measured_seconds);
-  std::printf(
-      "door         |  events/s  p50 ms  p99 ms p999 ms | vs PostgreSQL  per-round | goal\n");
+      "door         | per client                                |  events/s  p50 ms  p99 ms "
+      "p999 ms | vs PostgreSQL  per-round | goal\n");
   for (Door door : {kPostgres, kTcp, kHttp}) {
-    if (!Runs(flags, door)) continue;
+    if (!Runs(flags, mode, door)) continue;
     auto median = [&](double LoadResult::*field) {
-      return MedianOf(rounds, door, [field](const LoadResult& r) { return r.*field; });
+      return MedianOf(rounds, mode, door, [field](const LoadResult& r) { return r.*field; });
     };
-    std::printf("%-12s | %9.0f %7.2f %7.2f %7.2f | ", kDoorNames[door],
-                median(&LoadResult::events_per_second), median(&LoadResult::p50_ms),
-                median(&LoadResult::p99_ms), median(&LoadResult::p999_ms));
-    if (!Runs(flags, kPostgres)) {
+    std::printf("%-12s | %-41s | %9.0f %7.2f %7.2f %7.2f | ", kDoorNames[door],
+                Describe(flags, mode, door).c_str(), median(&LoadResult::events_per_second),
+                median(&LoadResult::p50_ms), median(&LoadResult::p99_ms),
+                median(&LoadResult::p999_ms));
+    if (!Runs(flags, mode, kPostgres)) {
       std::printf("%24s | -\n", "-");
       continue;
     }
     std::vector<double> ratios;
     for (const auto& round : rounds) {
-      ratios.push_back(round[door].events_per_second / round[kPostgres].events_per_second);
+      ratios.push_back(round[mode][door].events_per_second /
+                       round[mode][kPostgres].events_per_second);
     }
     const double ratio = Median(ratios);
     std::printf("%8.2fx  %5.2f-%5.2fx | ", ratio, *std::min_element(ratios.begin(), ratios.end()),
                 *std::max_element(ratios.begin(), ratios.end()));
-    if (door == kTcp) {
+    if (door == kTcp && mode == kPipelined) {
       std::printf(">= %.0fx PostgreSQL: %s\n", kGoalTcpOverPostgres,
                   Met(ratio >= kGoalTcpOverPostgres));
     } else {
@@ -445,22 +525,19 @@ void PrintPeakTable(const Flags& flags, const Rounds& rounds) {
   }
 }
 
-void PrintHalfTable(const Flags& flags, const Rounds& rounds,
-                    const std::array<LoadResult, kDoorCount>& half) {
+void PrintHalfTable(const Flags& flags, const Rounds& rounds, const RoundResults& half, Mode mode) {
   std::printf(
-      "\n%.0f%% of peak: open loop at %.0f%% of each door's median peak, latency from the "
-      "scheduled send\n",
-      flags.load_fraction * 100, flags.load_fraction * 100);
+      "\n%.0f%% of peak, mode %c: open loop at %.0f%% of each door's median peak, latency per "
+      "event from the scheduled send\n",
+      flags.load_fraction * 100, kModeLetters[mode], flags.load_fraction * 100);
   std::printf("door         | offered/s achieved/s  p50 ms  p99 ms p999 ms  max ms | goal\n");
   for (Door door : {kPostgres, kTcp, kHttp}) {
-    if (!Runs(flags, door)) continue;
-    const double peak =
-        MedianOf(rounds, door, [](const LoadResult& r) { return r.events_per_second; });
-    const LoadResult& r = half[door];
+    if (!Runs(flags, mode, door)) continue;
+    const LoadResult& r = half[mode][door];
     std::printf("%-12s | %9.0f %10.0f %7.2f %7.2f %7.2f %7.2f | ", kDoorNames[door],
-                peak * flags.load_fraction, r.events_per_second, r.p50_ms, r.p99_ms, r.p999_ms,
-                r.max_ms);
-    if (door == kTcp && flags.load_fraction == 0.5) {
+                MedianPeak(rounds, mode, door) * flags.load_fraction, r.events_per_second, r.p50_ms,
+                r.p99_ms, r.p999_ms, r.max_ms);
+    if (door == kTcp && mode == kPipelined && flags.load_fraction == 0.5) {
       std::printf("p99 <= %.0f ms: %s\n", kGoalHalfPeakP99Ms, Met(r.p99_ms <= kGoalHalfPeakP99Ms));
     } else {
       std::printf("-\n");
@@ -508,7 +585,7 @@ int Run(const Flags& flags, const fs::path& run_dir) {
   std::fflush(stdout);
   const Servers servers{ledgerd.get(), postgres.get(), &tokens};
   Rounds rounds;
-  std::array<LoadResult, kDoorCount> half;
+  RoundResults half;
   CatchUpFigures catch_up;
   if (!RunPeaks(flags, servers, &rounds, &error) ||
       !RunHalfPeaks(flags, servers, rounds, &half, &error)) {
@@ -523,8 +600,12 @@ int Run(const Flags& flags, const fs::path& run_dir) {
        !RunCatchUp(flags, run_dir, tokens, *postgres, &catch_up, &error))) {
     return fail(error);
   }
-  PrintPeakTable(flags, rounds);
-  PrintHalfTable(flags, rounds, half);
+  for (Mode mode : {kSingle, kPipelined, kBatched}) {
+    if (Runs(flags, mode)) PrintPeakTable(flags, rounds, mode);
+  }
+  for (Mode mode : {kSingle, kPipelined}) {
+    if (Runs(flags, mode)) PrintHalfTable(flags, rounds, half, mode);
+  }
   if (flags.catch_up_events > 0) PrintCatchUpTable(flags, catch_up);
   return 0;
 }

@@ -358,8 +358,9 @@ Result<size_t> Client::ReadSome(kj::byte* into, size_t bytes, Clock::time_point 
     received = n;
     done = true;
   });
-  // A read that timed out took nothing: the connection stays usable.
-  if (!s.RunUntil(done, deadline)) {
+  // A read that timed out took nothing: the connection stays usable. One that completed while
+  // being cancelled delivered its bytes, and they are kept.
+  if (!s.RunUntil(done, deadline) && error == asio::error::operation_aborted) {
     return Error{"timeout", "no answer from the server in time", "", "", std::nullopt, ""};
   }
   if (error) {
@@ -369,10 +370,9 @@ Result<size_t> Client::ReadSome(kj::byte* into, size_t bytes, Clock::time_point 
   return received;
 }
 
-Result<kj::Array<capnp::word>> Client::ReadFrame(std::chrono::milliseconds timeout) {
+Result<kj::Array<capnp::word>> Client::ReadFrame(Clock::time_point deadline) {
   if (broken_) return Error{"io", "the connection is closed", "", "", std::nullopt, ""};
   Socket& s = *socket_;
-  const Clock::time_point deadline = Clock::now() + timeout;
   while (true) {
     if (s.large.size() > 0) {  // a large frame is received in place, without a copy
       const size_t frame_bytes = s.large.size() * kWordBytes;
@@ -421,16 +421,19 @@ Result<kj::Array<capnp::word>> Client::Await(uint64_t id, std::chrono::milliseco
     held->second.pop_front();
     return frame;
   }
-  const Clock::time_point deadline = Clock::now() + timeout;
+  return ReadAnswer([id](uint64_t answered) { return answered == id; }, Clock::now() + timeout);
+}
+
+Result<kj::Array<capnp::word>> Client::ReadAnswer(const std::function<bool(uint64_t)>& wanted,
+                                                  Clock::time_point deadline) {
   while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    Result<kj::Array<capnp::word>> frame = ReadFrame(std::max(left, std::chrono::milliseconds(0)));
+    Result<kj::Array<capnp::word>> frame = ReadFrame(deadline);
     if (!frame.ok()) return frame;
     Result<uint64_t> answered = WithResponse<uint64_t>(
         *frame,
         [](protocol::Response::Reader response) -> Result<uint64_t> { return response.getId(); });
     if (!answered.ok()) return Broken("protocol", answered.error().message);
-    if (*answered == id) return frame;
+    if (wanted(*answered)) return frame;
     if (*answered == 0) {
       // About the connection, which the server now closes: the reason is the answer to anything.
       Error error = ProtocolError("unexpected frame about the connection");
@@ -450,7 +453,7 @@ Result<kj::Array<capnp::word>> Client::Await(uint64_t id, std::chrono::milliseco
 
 Result<kj::Array<capnp::word>> Client::ReceiveFrame(std::optional<uint64_t> id,
                                                     std::chrono::milliseconds timeout) {
-  if (!id) return ReadFrame(timeout);
+  if (!id) return ReadFrame(Clock::now() + timeout);
   held_[*id];
   Result<kj::Array<capnp::word>> frame = Await(*id, timeout);
   if (held_[*id].empty()) held_.erase(*id);
@@ -461,7 +464,11 @@ Result<kj::Array<capnp::word>> Client::ReceiveFrame(std::optional<uint64_t> id,
 
 Result<uint64_t> Client::SendAppend(const std::vector<std::string>& events_json) {
   const uint64_t id = NewRequestId();
-  capnp::MallocMessageBuilder message;
+  // One segment that fits the request (a pointer and the text of each event, a few words of
+  // Request), rather than capnp's default first segment of 8 KiB zeroed for every append.
+  size_t words = 16;
+  for (const std::string& json : events_json) words += 2 + json.size() / kWordBytes;
+  capnp::MallocMessageBuilder message(static_cast<unsigned>(words));
   auto request = message.initRoot<protocol::Request>();
   request.setId(id);
   auto json = request.initAppend().initJson(static_cast<unsigned>(events_json.size()));
@@ -470,15 +477,16 @@ Result<uint64_t> Client::SendAppend(const std::vector<std::string>& events_json)
   }
   if (MaybeError error = SendRequest(message)) return *error;
   held_[id];
+  pending_appends_.insert(id);
   return id;
 }
 
-Result<std::vector<AppendResult>> Client::ReceiveAppend(uint64_t request_id) {
-  Result<kj::Array<capnp::word>> frame = Await(request_id, options_.timeout);
-  held_.erase(request_id);
-  if (!frame.ok()) return frame.error();
+namespace {
+
+// The results carried by the answer to an append request (or the refusal of the whole request).
+Result<std::vector<AppendResult>> AppendResults(const kj::Array<capnp::word>& frame) {
   using Results = std::vector<AppendResult>;
-  return WithResponse<Results>(*frame, [](protocol::Response::Reader response) -> Result<Results> {
+  return WithResponse<Results>(frame, [](protocol::Response::Reader response) -> Result<Results> {
     if (auto refused = Refusal(response)) return *refused;
     if (!response.isAppended()) return ProtocolError("append was not answered by appended");
     Results results;
@@ -498,6 +506,46 @@ Result<std::vector<AppendResult>> Client::ReceiveAppend(uint64_t request_id) {
     }
     return results;
   });
+}
+
+uint64_t AnsweredId(const kj::Array<capnp::word>& frame) {
+  Result<uint64_t> id = WithResponse<uint64_t>(
+      frame,
+      [](protocol::Response::Reader response) -> Result<uint64_t> { return response.getId(); });
+  return id.ok() ? *id : 0;  // the frame was parsed once already: it does not fail here
+}
+
+}  // namespace
+
+Result<std::vector<AppendResult>> Client::ReceiveAppend(uint64_t request_id) {
+  Result<kj::Array<capnp::word>> frame = Await(request_id, options_.timeout);
+  held_.erase(request_id);
+  pending_appends_.erase(request_id);
+  if (!frame.ok()) return frame.error();
+  return AppendResults(*frame);
+}
+
+Result<std::optional<AppendAnswer>> Client::ReceiveAnyAppend(Clock::time_point deadline) {
+  for (uint64_t id : pending_appends_) {
+    auto held = held_.find(id);
+    if (held == held_.end() || held->second.empty()) continue;
+    kj::Array<capnp::word> frame = kj::mv(held->second.front());
+    held_.erase(held);
+    pending_appends_.erase(id);
+    return std::optional<AppendAnswer>(AppendAnswer{id, AppendResults(frame)});
+  }
+  if (pending_appends_.empty()) return ProtocolError("no append is awaiting its answer");
+  Result<kj::Array<capnp::word>> frame = ReadAnswer(
+      [this](uint64_t answered) { return pending_appends_.count(answered) > 0; }, deadline);
+  if (!frame.ok()) {
+    // A read that timed out took nothing: the connection stays usable and the appends pending.
+    if (frame.error().code == "timeout" && !broken_) return std::optional<AppendAnswer>();
+    return frame.error();
+  }
+  const uint64_t id = AnsweredId(*frame);
+  held_.erase(id);
+  pending_appends_.erase(id);
+  return std::optional<AppendAnswer>(AppendAnswer{id, AppendResults(*frame)});
 }
 
 Result<std::vector<AppendResult>> Client::Append(const std::vector<std::string>& events_json) {

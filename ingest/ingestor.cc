@@ -95,11 +95,43 @@ void Ingestor::AppendAsync(domain::ClientEvent event, std::optional<Principal> p
                                  attempt->done(IngestOutcome{appended->events.front(), {}});
                                });
   }
+  if (attempt->event.expected_version == ledger::kNoStream) {
+    return AppendOpening(std::move(attempt));
+  }
   Judge(std::move(attempt));
 }
 
+// An event that must open its application (expected_version -1) is judged as Judge would judge it
+// on a stream that does not exist — no facts, no org — and appended with -1, without reading the
+// stream and the event ids first: the ledger checks both as it stages the event. Every answer that
+// a stored stream or event_id could have made different — a version conflict (the stream exists),
+// a retry or a mismatch of a stored event_id, a refusal here — goes the ordinary way through
+// Judge, so the answers are exactly Judge's.
+void Ingestor::AppendOpening(std::shared_ptr<Attempt> attempt) {
+  const domain::ClientEvent& event = attempt->event;
+  if (attempt->principal && CheckAppend(*attempt->principal, event, "")) {
+    return Judge(std::move(attempt));
+  }
+  domain::Verdict verdict = domain::Judge(domain::WorkflowFacts{}, event.type, event.payload);
+  if (!verdict.valid()) return Judge(std::move(attempt));
+  ledger_.AppendAsync(
+      ToAppendRequest(event), [this, attempt, violations = std::move(verdict.violations)](
+                                  ledger::Result<ledger::AppendResult> appended) mutable {
+        if (appended.ok() && !appended->events.front().duplicate) {
+          return attempt->done(IngestOutcome{appended->events.front(), std::move(violations)});
+        }
+        const ledger::Code code = appended.status().code();
+        if (appended.ok() || code == ledger::Code::kVersionConflict ||
+            code == ledger::Code::kDuplicateMismatch) {
+          return Judge(std::move(attempt));
+        }
+        attempt->done(FromStatus(appended.status()));
+      });
+}
+
 // Judges an application event on its stream as stored and appends it with the version judged on.
-// Runs on the caller's thread first and on the completer thread after a lost race.
+// Runs on the caller's thread first and on the completer thread after a lost race (or after an
+// opening append that the stored stream answered; see AppendOpening).
 void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
   const domain::ClientEvent& event = attempt->event;
   if (++attempt->judgements > kJudgeRetriesMax) {

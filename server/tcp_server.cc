@@ -181,10 +181,17 @@ class EventsFrame {
   const size_t events_max_;
 };
 
+// The first segment of a reply: enough for every reply but events frames and large appended
+// lists, which grow more segments as needed. (capnp's default, 8 KiB zeroed per message, was paid
+// for every one-event append answer.)
+constexpr unsigned kReplyFirstSegmentWords = 128;
+// Words of an appended list per event: an AppendResult and its Appended or Error, and the stream.
+constexpr unsigned kAppendedWordsPerEvent = 48;
+
 // A Response under construction.
 struct Reply {
-  explicit Reply(uint64_t id)
-      : message(std::make_unique<capnp::MallocMessageBuilder>()),
+  explicit Reply(uint64_t id, unsigned first_segment_words = kReplyFirstSegmentWords)
+      : message(std::make_unique<capnp::MallocMessageBuilder>(first_segment_words)),
         root(message->initRoot<protocol::Response>()) {
     root.setId(id);
   }
@@ -374,6 +381,13 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     size_t remaining = 0;
   };
   static constexpr size_t kNone = static_cast<size_t>(-1);
+
+  // The answer to one event of an append, on its way from the completer thread to the strand.
+  struct Answered {
+    std::shared_ptr<PendingAppend> pending;
+    size_t index = 0;
+    AppendAnswer answer;
+  };
 
   // ---- reading -----------------------------------------------------------------------------
 
@@ -566,8 +580,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     pending->streams.resize(count);
     pending->next_in_stream.assign(count, kNone);
     pending->results.resize(count);
+    // Events of one stream are chained; a request of one event (the common case) needs no map.
     std::unordered_map<std::string, size_t> last_of_stream;
     std::vector<size_t> heads;
+    heads.reserve(count);
     for (size_t i = 0; i < count; ++i) {
       auto decoded = domain::DecodeClientEvent(View(texts[static_cast<unsigned>(i)]));
       if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
@@ -577,6 +593,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       }
       pending->events[i] = std::move(std::get<domain::ClientEvent>(decoded));
       pending->streams[i] = pending->events[i].stream;
+      ++pending->remaining;
+      if (count == 1) {
+        heads.push_back(i);
+        continue;
+      }
       auto [it, first] = last_of_stream.try_emplace(pending->streams[i], i);
       if (first) {
         heads.push_back(i);
@@ -584,7 +605,6 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         pending->next_in_stream[it->second] = i;
         it->second = i;
       }
-      ++pending->remaining;
     }
     if (pending->remaining == 0) {
       SendAppended(*pending);
@@ -600,11 +620,34 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     // it is handled on the strand.
     service_.AppendAsync(*principal_, std::move(pending->events[index]),
                          [self = shared_from_this(), pending, index](AppendAnswer answer) {
-                           asio::post(self->executor_,
-                                      [self, pending, index, answer = std::move(answer)]() mutable {
-                                        self->OnAppended(pending, index, std::move(answer));
-                                      });
+                           self->HandOver(Answered{pending, index, std::move(answer)});
                          });
+  }
+
+  // Any thread. The completer answers a whole group commit at once, often several appends of one
+  // connection (pipelining): they are queued here and handled by one post to the strand, not one
+  // post each.
+  void HandOver(Answered answered) {
+    bool first = false;
+    {
+      std::lock_guard lock(answered_mutex_);
+      first = answered_.empty();
+      answered_.push_back(std::move(answered));
+    }
+    if (first) asio::post(executor_, [self = shared_from_this()] { self->OnAnswered(); });
+  }
+
+  void OnAnswered() {
+    std::vector<Answered> answered;
+    {
+      std::lock_guard lock(answered_mutex_);
+      answered.swap(answered_);
+    }
+    // The answers go out together, in as few socket writes as the frames allow.
+    corked_ = true;
+    for (Answered& item : answered) OnAppended(item.pending, item.index, std::move(item.answer));
+    corked_ = false;
+    WriteMore();
   }
 
   void OnAppended(const std::shared_ptr<PendingAppend>& pending, size_t index,
@@ -625,7 +668,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   }
 
   void SendAppended(const PendingAppend& pending) {
-    Reply reply(pending.id);
+    Reply reply(pending.id,
+                kReplyFirstSegmentWords +
+                    kAppendedWordsPerEvent * static_cast<unsigned>(pending.results.size()));
     auto list = reply.root.initAppended(static_cast<unsigned>(pending.results.size()));
     for (size_t i = 0; i < pending.results.size(); ++i) {
       auto item = list[static_cast<unsigned>(i)];
@@ -905,7 +950,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     shared_->AddOutput(frame.bytes, subscription != 0);
     shared_->frames_sent.fetch_add(1, std::memory_order_relaxed);
     out_.push_back(std::move(frame));
-    WriteMore();
+    if (!corked_) WriteMore();
   }
 
   void SendError(uint64_t id, std::string code, std::string message, std::string field = "",
@@ -1056,7 +1101,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   bool sent_fin_ = false;
   bool closed_ = false;
 
+  std::mutex answered_mutex_;
+  std::vector<Answered> answered_;  // guarded by answered_mutex_; drained by OnAnswered
+
   std::deque<OutFrame> out_;
+  bool corked_ = false;  // OnAnswered is queueing frames: it writes them when done
   size_t out_bytes_ = 0;
   size_t out_subscription_bytes_ = 0;
   size_t writing_frames_ = 0;  // frames at the front of out_ being written

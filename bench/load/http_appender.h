@@ -1,7 +1,8 @@
 // ledgerd's HTTP door as a load client: one keep-alive HTTP/1.1 connection, POST /v1/events with
-// one event per request. Leaner than tests/support/http_client.h (no resolver, no header map, the
-// request head built once): the clients share the machine's cores with the server, so the less
-// they spend, the more the figures say about the server.
+// one event per request and one request in flight (the driver's one-outstanding runs only). Leaner
+// than tests/support/http_client.h (no resolver, no header map, the request head built once): the
+// clients share the machine's cores with the server, so the less they spend, the more the figures
+// say about the server.
 #pragma once
 
 #include <netinet/in.h>
@@ -14,9 +15,11 @@
 #include <boost/beast/http.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "appender.h"
 
@@ -38,25 +41,46 @@ class HttpAppender final : public Appender {
     return appender;
   }
 
-  bool Append(const LoadEvent& event, std::string* error) override {
-    namespace http = boost::beast::http;
+  bool Send(const std::vector<LoadEvent>& events, uint64_t tag, std::string* error) override {
+    if (events.size() != 1 || in_flight_) {
+      *error = "HTTP: this client sends one event per request, one request at a time";
+      return false;
+    }
+    const LoadEvent& event = events.front();
     const std::string length = std::to_string(event.json.size()) + "\r\n\r\n";
     const std::array<boost::asio::const_buffer, 3> request = {
         boost::asio::buffer(head_), boost::asio::buffer(length), boost::asio::buffer(event.json)};
     boost::system::error_code code;
     boost::asio::write(socket_, request, code);
+    if (code) {
+      *error = "HTTP: " + code.message();
+      return false;
+    }
+    in_flight_ = true;
+    tag_ = tag;
+    return true;
+  }
+
+  // Waits for the answer whatever the deadline: with one request in flight the driver has
+  // nothing else to do.
+  bool Receive(std::chrono::steady_clock::time_point, std::vector<Answer>* answers,
+               std::string* error) override {
+    namespace http = boost::beast::http;
     http::response_parser<http::string_body> parser;
     parser.body_limit(kResponseBytesMax);
-    if (!code) http::read(socket_, buffer_, parser, code);
+    boost::system::error_code code;
+    http::read(socket_, buffer_, parser, code);
+    in_flight_ = false;
     if (code) {
       *error = "HTTP: " + code.message();
       return false;
     }
     const auto& response = parser.get();
     // An answer to one event: {"ok":true,"position":…} (server/openapi.json, Appended).
+    Answer& answer = answers->emplace_back(Answer{tag_, true, ""});
     if (response.result_int() != 200 || response.body().find("\"ok\":true") == std::string::npos) {
-      *error = "HTTP " + std::to_string(response.result_int()) + ": " + response.body();
-      return false;
+      answer.ok = false;
+      answer.error = "HTTP " + std::to_string(response.result_int()) + ": " + response.body();
     }
     return true;
   }
@@ -74,6 +98,8 @@ class HttpAppender final : public Appender {
   boost::asio::ip::tcp::socket socket_;
   boost::beast::flat_buffer buffer_;
   std::string head_;  // everything up to the Content-Length value
+  bool in_flight_ = false;
+  uint64_t tag_ = 0;  // of the request in flight
 };
 
 }  // namespace gridledger::bench

@@ -40,13 +40,13 @@ struct LoadEvent {
   std::string json;  // the whole client event, as sent to ledgerd
 };
 
-// One per client thread. `door` is one letter ('T' TCP, 'H' HTTP, 'P' PostgreSQL); `run` a digit
-// that keeps the streams of successive runs apart. Not thread-safe.
+// One per client thread. `door` is one letter ('T' TCP, 'H' HTTP, 'P' PostgreSQL); `run` (two
+// digits) keeps the streams of successive runs apart. Not thread-safe.
 class LoadEventMaker {
  public:
   LoadEventMaker(char door, int run, int client) : client_(client) {
     char prefix[32];
-    std::snprintf(prefix, sizeof prefix, "LB-%c%d-%02d-", door, run % 10, client % 100);
+    std::snprintf(prefix, sizeof prefix, "LB-%c%02d-%02d-", door, run % 100, client % 100);
     prefix_ = prefix;
     occurred_at_ = ShanghaiTimeMinuteAgo();
     event_.type = "ApplicationAccepted";

@@ -2,13 +2,19 @@
 
 #include <libpq-fe.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <optional>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "child_process.h"
@@ -21,6 +27,9 @@ namespace fs = std::filesystem;
 constexpr char kPostgresUser[] = "postgres";
 constexpr char kRunuser[] = "/usr/sbin/runuser";
 constexpr auto kToolTimeout = std::chrono::seconds(120);
+// How long Commits waits for the run's connections to end, and how often it looks.
+constexpr auto kClientsGoneTimeout = std::chrono::seconds(10);
+constexpr auto kClientsGonePoll = std::chrono::milliseconds(10);
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
 uint16_t FreePort() {
@@ -167,13 +176,54 @@ bool PostgresCluster::CreateEventsTable(std::string* error) {
       error);
 }
 
+uint64_t PostgresCluster::Commits(std::string* error) {
+  auto connection = Open(conninfo(), error);
+  if (connection == nullptr) return 0;
+  // A single-row, single-column query; its value, or nullopt with `*error` set.
+  auto number = [&](const char* sql) -> std::optional<uint64_t> {
+    PGresult* result = PQexec(connection.get(), sql);
+    std::optional<uint64_t> value;
+    if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1) {
+      value = std::strtoull(PQgetvalue(result, 0, 0), nullptr, 10);
+    } else {
+      *error = "PostgreSQL: " + ResultError(connection.get(), result);
+    }
+    PQclear(result);
+    return value;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + kClientsGoneTimeout;
+  while (true) {
+    std::optional<uint64_t> others = number(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+        "AND pid <> pg_backend_pid()");
+    if (!others) return 0;
+    if (*others == 0) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      *error = "PostgreSQL: client backends still running after the run";
+      return 0;
+    }
+    std::this_thread::sleep_for(kClientsGonePoll);
+  }
+  // Each statement here runs in a transaction of its own, so it reads fresh statistics.
+  std::optional<uint64_t> commits =
+      number("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()");
+  return commits.value_or(0);
+}
+
 uint64_t PostgresCluster::FillTo(uint64_t rows, std::string* error) {
+  // The pipelined and batched runs may have stored more rows than the ledger holds: the newest go.
+  // They lie at the end of the heap, which the VACUUM below then truncates.
+  const std::string drop_rows =
+      "DELETE FROM events WHERE position > "
+      "(SELECT position FROM events ORDER BY position OFFSET " +
+      std::to_string(rows - 1) + " LIMIT 1)";
   const std::string copy_rows =
       "INSERT INTO events (stream, version, type, event_id, occurred_at, actor, payload) "
       "SELECT 'app/CU-' || g, 0, e.type, 'CU-' || g || '-01', e.occurred_at, e.actor, e.payload "
       "FROM (SELECT * FROM events ORDER BY position LIMIT 1) e, generate_series(1, " +
       std::to_string(rows) + " - (SELECT count(*) FROM events)) g";
-  if (!Execute(copy_rows, error) || !Execute("VACUUM ANALYZE events", error)) {
+  if (!Execute(drop_rows, error) || !Execute(copy_rows, error) ||
+      !Execute("VACUUM ANALYZE events", error)) {
     return 0;
   }
   auto connection = Open(conninfo(), error);
@@ -226,23 +276,82 @@ std::unique_ptr<PostgresAppender> PostgresAppender::Connect(const std::string& c
   const bool prepared = PQresultStatus(result) == PGRES_COMMAND_OK;
   if (!prepared) *error = "PostgreSQL prepare: " + ResultError(connection, result);
   PQclear(result);
-  return prepared ? std::move(appender) : nullptr;
+  if (!prepared) return nullptr;
+  // The connection stays in blocking mode: a client keeps at most a few dozen small units in
+  // flight, far less than the socket buffers hold, so sending cannot wait on unread answers.
+  if (PQenterPipelineMode(connection) != 1) {
+    *error = "PostgreSQL pipeline mode: " + ResultError(connection, nullptr);
+    return nullptr;
+  }
+  return appender;
 }
 
 PostgresAppender::~PostgresAppender() { PQfinish(connection_); }
 
-bool PostgresAppender::Append(const LoadEvent& event, std::string* error) {
-  // expected_version -1 (a new stream) stores version 0; unique (stream, version) refuses a second
-  // writer of the same version, as the ledger's expected-version check does.
-  const char* values[7] = {event.stream.c_str(),      "0",
-                           event.type.c_str(),        event.event_id.c_str(),
-                           event.occurred_at.c_str(), event.actor_json.c_str(),
-                           event.data_json.c_str()};
-  PGresult* result = PQexecPrepared(connection_, "append", 7, values, nullptr, nullptr, 0);
-  const bool ok = PQresultStatus(result) == PGRES_COMMAND_OK;
-  if (!ok) *error = "PostgreSQL: " + ResultError(connection_, result);
-  PQclear(result);
-  return ok;
+bool PostgresAppender::Send(const std::vector<LoadEvent>& events, uint64_t tag,
+                            std::string* error) {
+  for (const LoadEvent& event : events) {
+    // expected_version -1 (a new stream) stores version 0; unique (stream, version) refuses a
+    // second writer of the same version, as the ledger's expected-version check does.
+    const char* values[7] = {event.stream.c_str(),      "0",
+                             event.type.c_str(),        event.event_id.c_str(),
+                             event.occurred_at.c_str(), event.actor_json.c_str(),
+                             event.data_json.c_str()};
+    if (PQsendQueryPrepared(connection_, "append", 7, values, nullptr, nullptr, 0) != 1) {
+      *error = "PostgreSQL send: " + ResultError(connection_, nullptr);
+      return false;
+    }
+  }
+  if (PQpipelineSync(connection_) != 1) {
+    *error = "PostgreSQL sync: " + ResultError(connection_, nullptr);
+    return false;
+  }
+  in_flight_.push_back({tag, ""});
+  return true;
+}
+
+void PostgresAppender::TakeResults(std::vector<Answer>* answers) {
+  // Each statement's result is followed by a null; the unit ends with its PGRES_PIPELINE_SYNC.
+  // With a unit in flight a result is always expected, so the loop ends when none has arrived.
+  while (!in_flight_.empty() && PQisBusy(connection_) == 0) {
+    PGresult* result = PQgetResult(connection_);
+    if (result == nullptr) continue;
+    Unit& unit = in_flight_.front();
+    const ExecStatusType status = PQresultStatus(result);
+    if (status == PGRES_PIPELINE_SYNC) {
+      answers->push_back({unit.tag, unit.error.empty(), unit.error});
+      in_flight_.pop_front();
+    } else if (status != PGRES_COMMAND_OK && unit.error.empty()) {
+      unit.error = "PostgreSQL: " + ResultError(connection_, result);
+    }
+    PQclear(result);
+  }
+}
+
+bool PostgresAppender::Receive(std::chrono::steady_clock::time_point deadline,
+                               std::vector<Answer>* answers, std::string* error) {
+  const size_t answered = answers->size();
+  while (true) {
+    TakeResults(answers);
+    if (answers->size() > answered) return true;
+    const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return true;
+    // ppoll, not poll: an open-loop client's next send is due at the deadline, and poll's
+    // millisecond timeout would send it late (the lateness counts in its latency).
+    const timespec timeout{static_cast<time_t>(left.count() / 1'000'000'000),
+                           static_cast<long>(left.count() % 1'000'000'000)};
+    pollfd socket{PQsocket(connection_), POLLIN, 0};
+    const int ready = ::ppoll(&socket, 1, &timeout, nullptr);
+    if (ready < 0 && errno != EINTR) {
+      *error = std::string("PostgreSQL poll: ") + std::strerror(errno);
+      return false;
+    }
+    if (ready > 0 && PQconsumeInput(connection_) != 1) {
+      *error = "PostgreSQL: " + ResultError(connection_, nullptr);
+      return false;
+    }
+  }
 }
 
 }  // namespace gridledger::bench

@@ -8,10 +8,13 @@
 // root its tools run as the `postgres` user (runuser), which then owns the cluster's directory.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "appender.h"
 
@@ -43,11 +46,17 @@ class PostgresCluster {
   // event_id, recorded_at default now(), actor and payload jsonb.
   bool CreateEventsTable(std::string* error);
 
+  // Transactions committed in the database so far (pg_stat_database.xact_commit), read once the
+  // benchmark's client connections have gone (a backend reports its counts as it exits); 0 with
+  // `*error` set when that fails.
+  uint64_t Commits(std::string* error);
+
   // CHECKPOINT: writes every dirty page back and syncs it.
   bool Checkpoint(std::string* error) { return Execute("CHECKPOINT", error); }
 
-  // Adds copies of a stored row until the table holds `rows` rows, then VACUUM ANALYZE (so the
-  // reader does not pay for setting hint bits). Returns the table's row count, 0 on error.
+  // Deletes the rows past the first `rows` (by position) or adds copies of a stored row until the
+  // table holds `rows` rows, then VACUUM ANALYZE (so the reader does not pay for setting hint
+  // bits). Returns the table's row count, 0 on error. REQUIRES: rows >= 1.
   uint64_t FillTo(uint64_t rows, std::string* error);
 
   // One connection reads every row in position order (COPY (SELECT … ORDER BY position) TO
@@ -63,17 +72,32 @@ class PostgresCluster {
   std::string version_;
 };
 
-// One client connection appending with a prepared INSERT, autocommit: each event is its own
-// transaction, acknowledged once its commit is flushed (synchronous_commit=on).
+// One client connection appending with a prepared INSERT per event, in libpq's pipeline mode
+// (PQenterPipelineMode, libpq 14+). A unit is one transaction: the INSERT of each of its events,
+// then a sync point (PQpipelineSync). The statements before a sync form one implicit transaction,
+// committed there; with synchronous_commit=on its answer comes once the commit is flushed. So a
+// unit of one event is autocommit — one synchronous commit per event — and several units may be
+// in flight, sent without waiting and executed by the server one after the other in order.
 class PostgresAppender final : public Appender {
  public:
   static std::unique_ptr<PostgresAppender> Connect(const std::string& conninfo, std::string* error);
   ~PostgresAppender() override;
-  bool Append(const LoadEvent& event, std::string* error) override;
+  bool Send(const std::vector<LoadEvent>& events, uint64_t tag, std::string* error) override;
+  bool Receive(std::chrono::steady_clock::time_point deadline, std::vector<Answer>* answers,
+               std::string* error) override;
 
  private:
+  struct Unit {
+    uint64_t tag = 0;
+    std::string error;  // the first statement of the unit that failed
+  };
+
   explicit PostgresAppender(pg_conn* connection) : connection_(connection) {}
-  pg_conn* connection_;  // owned; PQfinish in the destructor
+  // Takes the results that have arrived; a unit is answered at its sync point.
+  void TakeResults(std::vector<Answer>* answers);
+
+  pg_conn* connection_;         // owned; PQfinish in the destructor
+  std::deque<Unit> in_flight_;  // in the order sent, which is the order of the answers
 };
 
 }  // namespace gridledger::bench

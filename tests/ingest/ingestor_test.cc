@@ -94,6 +94,61 @@ TEST_F(IngestorTest, StaleExpectedVersionIsAConflictBeforeAnyJudgement) {
   EXPECT_EQ(std::get<IngestError>(result).status.current_version(), 0);
 }
 
+// An event with expected_version -1 is appended without reading its stream first; whatever the
+// stored stream or event ids make of it must still be the ordinary answer.
+class OpeningEventTest : public IngestorTest {
+ protected:
+  IngestAnswer Open(const std::string& json, const Principal& principal) {
+    domain::ClientEvent event = Decode(json);
+    event.expected_version = ledger::kNoStream;
+    Ingestor ingestor(*ledger_);
+    return ingestor.Append(std::move(event), &principal);
+  }
+  const Principal clerk_{"S1", Role::kClerk, "KM.XS"};
+};
+
+TEST_F(OpeningEventTest, OpensANewApplication) {
+  auto opened = Open(Json("a", "ApplicationAccepted", kAccepted), clerk_);
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(opened));
+  EXPECT_EQ(std::get<IngestOutcome>(opened).appended.position, 1u);
+  EXPECT_EQ(std::get<IngestOutcome>(opened).appended.version, 0u);
+  EXPECT_FALSE(std::get<IngestOutcome>(opened).appended.duplicate);
+}
+
+TEST_F(OpeningEventTest, RetryIsADuplicateOfTheOriginal) {
+  const std::string accepted = Json("a", "ApplicationAccepted", kAccepted);
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(Open(accepted, clerk_)));
+  auto retry = Open(accepted, clerk_);
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(retry));
+  EXPECT_TRUE(std::get<IngestOutcome>(retry).appended.duplicate);
+  EXPECT_EQ(std::get<IngestOutcome>(retry).appended.position, 1u);
+  EXPECT_EQ(ledger_->Head(), 1u);
+}
+
+TEST_F(OpeningEventTest, ExistingApplicationIsAConflict) {
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Open(Json("a", "ApplicationAccepted", kAccepted), clerk_)));
+  auto second = Open(Json("b", "ApplicationAccepted", kAccepted), clerk_);
+  ASSERT_TRUE(std::holds_alternative<IngestError>(second));
+  EXPECT_EQ(std::get<IngestError>(second).status.code(), ledger::Code::kVersionConflict);
+  EXPECT_EQ(std::get<IngestError>(second).status.current_version(), 0);
+  EXPECT_EQ(ledger_->Head(), 1u);
+}
+
+TEST_F(OpeningEventTest, ExistingApplicationOfAnotherOrgIsForbiddenNotAConflict) {
+  // Judged on no facts, this clerk of KM.YY may open app/KM-1; the stored application belongs to
+  // KM.XS, and the ordinary answer (judged on the stored org) is forbidden.
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Open(Json("a", "ApplicationAccepted", kAccepted), clerk_)));
+  std::string other_org = Json("b", "ApplicationAccepted", kAccepted);
+  other_org.replace(other_org.find(R"("id":"S1")"), 9, R"("id":"S2")");
+  other_org.replace(other_org.find("KM.XS"), 5, "KM.YY");
+  auto refused = Open(other_org, Principal{"S2", Role::kClerk, "KM.YY"});
+  ASSERT_TRUE(std::holds_alternative<IngestError>(refused));
+  EXPECT_TRUE(std::get<IngestError>(refused).forbidden);
+  EXPECT_EQ(ledger_->Head(), 1u);
+}
+
 TEST_F(IngestorTest, EventsFromTheFutureAreRefused) {
   // The ledger's clock says 2026-03-01; the event claims 2026-03-02 09:15.
   Ingestor ingestor(*ledger_, [] { return int64_t{1'772'323'200'000'000}; });

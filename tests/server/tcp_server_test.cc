@@ -408,6 +408,71 @@ TEST(TcpServerTest, PipelinedAppendsAreAnsweredById) {
   EXPECT_EQ(harness.ledger().Head(), 20u);
 }
 
+TEST(TcpServerTest, PipelinedAppendsAreEachReceivedOnceInCompletionOrder) {
+  // More requests than connection_inflight_max (64): some may be answered busy, and every answer,
+  // busy or not, must come back exactly once. Short deadlines make many receives time out, which
+  // must lose nothing (a read completing as it times out keeps its bytes).
+  constexpr int kRequests = 150;
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  std::set<uint64_t> sent;
+  for (int i = 0; i < kRequests; ++i) {
+    auto id = clerk->SendAppend({Accepted("KM-" + std::to_string(i))});
+    ASSERT_TRUE(id.ok()) << id.error().ToString();
+    sent.insert(*id);
+  }
+  std::set<uint64_t> answered;
+  std::set<uint64_t> positions;
+  const auto give_up = std::chrono::steady_clock::now() + kDeadline;
+  while (answered.size() < sent.size() && std::chrono::steady_clock::now() < give_up) {
+    auto received =
+        clerk->ReceiveAnyAppend(std::chrono::steady_clock::now() + std::chrono::microseconds(50));
+    ASSERT_TRUE(received.ok()) << received.error().ToString();
+    if (!received->has_value()) continue;
+    const client::AppendAnswer& answer = **received;
+    EXPECT_EQ(sent.count(answer.request_id), 1u);
+    EXPECT_TRUE(answered.insert(answer.request_id).second) << "answered twice";
+    if (!answer.results.ok()) {
+      EXPECT_EQ(answer.results.error().limit, "connection_inflight_max");
+      continue;
+    }
+    ASSERT_EQ(answer.results->size(), 1u);
+    ASSERT_TRUE(answer.results->front().ok()) << answer.results->front().error->ToString();
+    positions.insert(answer.results->front().position);
+  }
+  EXPECT_EQ(answered, sent);
+  EXPECT_EQ(positions.size(), harness.ledger().Head());
+  // Nothing left to wait for is the caller's mistake, said at once.
+  auto nothing = clerk->ReceiveAnyAppend(std::chrono::steady_clock::now() + kDeadline);
+  ASSERT_FALSE(nothing.ok());
+  EXPECT_EQ(nothing.error().code, "protocol");
+  EXPECT_FALSE(clerk->broken());
+}
+
+TEST(TcpServerTest, AnswerThatArrivesAsAReceiveTimesOutIsKept) {
+  // With its deadline already past, every receive times out at once, yet a read that found the
+  // answer already there completes as it is cancelled: its bytes must be kept, so one of these
+  // receives returns the answer.
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  auto id = clerk->SendAppend({Accepted("KM-1")});
+  ASSERT_TRUE(id.ok()) << id.error().ToString();
+  std::optional<client::AppendAnswer> answer;
+  EXPECT_TRUE(WaitFor([&] {
+    auto received =
+        clerk->ReceiveAnyAppend(std::chrono::steady_clock::now() - std::chrono::milliseconds(1));
+    EXPECT_TRUE(received.ok()) << received.error().ToString();
+    if (received.ok()) answer = std::move(received).value();
+    return !received.ok() || answer.has_value();
+  }));
+  ASSERT_TRUE(answer.has_value());
+  EXPECT_EQ(answer->request_id, *id);
+  ASSERT_TRUE(answer->results.ok()) << answer->results.error().ToString();
+  EXPECT_TRUE(answer->results->front().ok());
+}
+
 // ---- refusals --------------------------------------------------------------------------------
 
 TEST(TcpServerTest, EveryRequestBeforeHelloIsRefusedUnauthenticatedAndNothingIsWritten) {

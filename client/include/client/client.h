@@ -9,7 +9,8 @@
 //
 // Blocking calls with a deadline (Options::timeout); nothing throws. A Client is one connection and
 // is not thread-safe: use one per thread (they are cheap; 64 concurrent Clients are 64 sockets).
-// Pipelining: SendAppend() several requests, then ReceiveAppend() each.
+// Pipelining: SendAppend() several requests, then ReceiveAppend() each, or ReceiveAnyAppend() in
+// the order the server answers them.
 #pragma once
 
 #include <capnp/message.h>
@@ -22,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -109,6 +111,13 @@ struct AppendResult {
   std::vector<std::string> violations;  // workflow rule ids (stored and flagged)
 
   bool ok() const { return !error.has_value(); }
+};
+
+// The answer to one append request, as ReceiveAnyAppend returns it: one result per event, or the
+// refusal of the whole request (invalid batch, busy).
+struct AppendAnswer {
+  uint64_t request_id = 0;
+  Result<std::vector<AppendResult>> results;
 };
 
 // A stored event, decoded from its envelope.
@@ -217,6 +226,12 @@ class Client {
   // Pipelining: send now (returns the request id), receive later, in any order.
   Result<uint64_t> SendAppend(const std::vector<std::string>& events_json);
   Result<std::vector<AppendResult>> ReceiveAppend(uint64_t request_id);
+  // Pipelining in completion order: the answer to whichever append sent with SendAppend (and not
+  // yet received) comes first, waiting until `deadline`. nullopt when none came by then; that is
+  // not an error, the connection stays usable. Errors: "protocol" when no append is pending, and
+  // transport errors.
+  Result<std::optional<AppendAnswer>> ReceiveAnyAppend(
+      std::chrono::steady_clock::time_point deadline);
 
   // Stored events with position >= from_position; limit 0 = the server's page size.
   Result<ReadPage> Read(uint64_t from_position, uint32_t limit = 0);
@@ -250,11 +265,15 @@ class Client {
   MaybeError Hello(const std::string& token);
   // Waits for the next frame answering `id`, holding frames for other awaited ids aside.
   Result<kj::Array<capnp::word>> Await(uint64_t id, std::chrono::milliseconds timeout);
+  // Reads frames until one answers an id `wanted` accepts, holding frames for other awaited ids
+  // aside, until `deadline`.
+  Result<kj::Array<capnp::word>> ReadAnswer(const std::function<bool(uint64_t)>& wanted,
+                                            std::chrono::steady_clock::time_point deadline);
   // Reads what is there (at least one byte) into `into`, waiting until `deadline`.
   Result<size_t> ReadSome(kj::byte* into, size_t bytes,
                           std::chrono::steady_clock::time_point deadline);
-  // Reads one frame from the socket into an owned, word-aligned array.
-  Result<kj::Array<capnp::word>> ReadFrame(std::chrono::milliseconds timeout);
+  // Reads one frame from the socket into an owned, word-aligned array, waiting until `deadline`.
+  Result<kj::Array<capnp::word>> ReadFrame(std::chrono::steady_clock::time_point deadline);
   Error Broken(std::string code, std::string message);
   // Moves a received events frame into `batch`; returns the frame's `next`.
   static Result<uint64_t> TakeEvents(kj::Array<capnp::word> frame, EventBatch& batch);
@@ -269,6 +288,8 @@ class Client {
   // answer was awaited. Bounded by what the caller pipelines and by subscription credit.
   // Present keys are the awaited ids; frames for any other id are dropped.
   std::map<uint64_t, std::deque<kj::Array<capnp::word>>> held_;
+  // Appends sent with SendAppend whose answers were not yet received (each also a key of held_).
+  std::set<uint64_t> pending_appends_;
 };
 
 }  // namespace gridledger::client

@@ -6,6 +6,8 @@
 //   occurred_at in the future   → rejected (rule occurred_in_future): not yet a fact
 //   retry of a stored event_id  → passed to the ledger unjudged (returns the original position)
 //   stale expected_version      → version_conflict, before any judgement
+//   expected_version -1         → judged on no facts and appended without reading the stream first
+//                                 (the ledger checks that it is new); the same answers as above
 //   invalid by a workflow rule  → rejected with the rule id, nothing stored
 //   violations                  → stored; the violations are returned and the projections flag them
 //
@@ -70,6 +72,8 @@ class Ingestor {
   // The workflow facts of `stream` as stored, and the stream's version they reflect.
   ledger::Result<StoredStream> ReadFacts(const std::string& stream);
   void Judge(std::shared_ptr<Attempt> attempt);
+  // The fast way of an event with expected_version -1: judged on no facts, without reading.
+  void AppendOpening(std::shared_ptr<Attempt> attempt);
 
   ledger::Ledger& ledger_;
   std::function<int64_t()> now_us_;
