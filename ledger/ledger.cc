@@ -35,8 +35,8 @@ bool IsLockError(const rocksdb::Status& status) {
 
 constexpr double kSideMemtableBloomRatio = 0.01;
 
-// `point_lookups`: the family is read by exact key (ids; the projections' states), so bloom
-// filters, on disk and in the memtable, answer "absent" without searching.
+// `point_lookups`: the family is read by exact key (ids; streams' version 0; the projections'
+// states), so bloom filters, on disk and in the memtable, answer "absent" without searching.
 // `memtable_bloom_ratio`: the memtable bloom's share of the family's write buffer. It is allocated
 // whole with every memtable, so it is kept small on the many side families.
 rocksdb::ColumnFamilyOptions FamilyOptions(const std::shared_ptr<rocksdb::Cache>& block_cache,
@@ -155,7 +155,9 @@ Status Ledger::Impl::OpenDatabase() {
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, FamilyOptions(cache, false)},
       {format::kEventsFamily, FamilyOptions(cache, false, true)},
-      {format::kStreamsFamily, FamilyOptions(cache, false)},
+      // Whole-key blooms: "is there a version 0 of this stream" (StoredStreamVersion) is asked
+      // for every new application and is almost always answered "no".
+      {format::kStreamsFamily, FamilyOptions(cache, true, false, kSideMemtableBloomRatio)},
       {format::kIdsFamily, FamilyOptions(cache, true)},
       {format::kMetaFamily, FamilyOptions(cache, false)},
   };
@@ -318,6 +320,12 @@ Result<std::optional<uint64_t>> Ledger::Impl::FindEventId(const std::string& eve
 }
 
 Result<int64_t> Ledger::Impl::StoredStreamVersion(std::string_view stream) const {
+  // Versions are gapless from 0, so a stream exists iff its version 0 does. Most streams asked
+  // about are new (an application's first event): the blooms answer that without the iterator.
+  rocksdb::PinnableSlice first;
+  rocksdb::Status found = db_->Get({}, streams_, format::StreamKey(stream, 0), &first);
+  if (found.IsNotFound()) return kNoStream;
+  if (!found.ok()) return FromRocks(found, "reading stream head");
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, streams_));
   std::string prefix = format::StreamPrefix(stream);
   it->SeekForPrev(format::StreamKey(stream, UINT64_MAX));
