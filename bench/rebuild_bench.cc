@@ -19,9 +19,13 @@
 //            clears the five projection families, folds every event into application, KPI,
 //            evidence and staff-audit states, and writes dirty states with the checkpoint whenever
 //            the state cache is full (64 MiB estimated) and at the end.
-// Peak RSS of each measurement is VmHWM after resetting it (/proc/self/clear_refs, "5").
+// Peak RSS of each measurement is VmHWM after resetting it (/proc/self/clear_refs, "5", after
+// malloc_trim). CPU s: CPU time of the whole process per run (every thread), for a machine that
+// other work shares.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <rocksdb/db.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -88,14 +92,30 @@ projections::EngineOptions EngineOptions() {
   return options;
 }
 
-// Peak resident set size since the last ResetPeakRss(), in MiB.
-void ResetPeakRss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+// Peak resident set size since the last ResetPeakRss(), in MiB. The reset first hands memory
+// that earlier measurements freed back to the system (malloc_trim), so that a peak is that of its
+// own measurement, not of the leftovers of the ones before it in this process.
+void ResetPeakRss() {
+  malloc_trim(0);
+  std::ofstream("/proc/self/clear_refs") << "5";
+}
 double PeakRssMiB() {
   std::ifstream status("/proc/self/status");
   for (std::string line; std::getline(status, line);) {
     if (line.starts_with("VmHWM:")) return std::stod(line.substr(6)) / 1024.0;
   }
   return 0;
+}
+
+// CPU time of the whole process (every thread, RocksDB's background ones too), in seconds. Less
+// sensitive than wall time to other work on a shared machine, though not immune to it.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& time) {
+    return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6;
+  };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 // One loader thread: appends the lines of its streams in order.
@@ -215,14 +235,19 @@ bool EnsureData(uint64_t events) {
 struct Figures {
   double events_per_second = 0;
   double peak_rss_mib = 0;
+  double cpu_seconds = 0;  // per run, all threads
 };
 std::map<std::pair<std::string, uint64_t>, Figures> results;
 
+// `cpu_started`: ProcessCpuSeconds() before the first run.
 void Record(benchmark::State& state, const std::string& name, uint64_t events, double seconds,
-            double rss) {
+            double rss, double cpu_started) {
   state.SetItemsProcessed(static_cast<int64_t>(events) * state.iterations());
   state.counters["peak_rss_MiB"] = rss;
-  results[{name, events}] = {static_cast<double>(events) / seconds, rss};
+  const double cpu_seconds =
+      (ProcessCpuSeconds() - cpu_started) / static_cast<double>(state.iterations());
+  state.counters["process_cpu_s"] = cpu_seconds;
+  results[{name, events}] = {static_cast<double>(events) / seconds, rss, cpu_seconds};
 }
 
 void BM_RawScan(benchmark::State& state) {
@@ -237,6 +262,7 @@ void BM_RawScan(benchmark::State& state) {
   for (const auto& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
   double seconds = 0;
   ResetPeakRss();
+  const double cpu_started = ProcessCpuSeconds();
   for (auto _ : state) {
     auto started = std::chrono::steady_clock::now();
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -266,13 +292,14 @@ void BM_RawScan(benchmark::State& state) {
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (count != events) state.SkipWithError("scan saw a different event count");
   }
-  Record(state, "raw_scan", events, seconds / state.iterations(), PeakRssMiB());
+  Record(state, "raw_scan", events, seconds / state.iterations(), PeakRssMiB(), cpu_started);
 }
 
 void BM_Rebuild(benchmark::State& state) {
   const uint64_t events = static_cast<uint64_t>(state.range(0));
   double seconds = 0;
   ResetPeakRss();
+  const double cpu_started = ProcessCpuSeconds();
   for (auto _ : state) {
     auto started = std::chrono::steady_clock::now();
     auto ledger = ledger::Ledger::Open(DataDir(events), LedgerOptions(true));
@@ -287,7 +314,7 @@ void BM_Rebuild(benchmark::State& state) {
     }
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   }
-  Record(state, "rebuild", events, seconds / state.iterations(), PeakRssMiB());
+  Record(state, "rebuild", events, seconds / state.iterations(), PeakRssMiB(), cpu_started);
 }
 
 // Information only: the ledger's own scan (envelope decoded, record built), no folding, so the
@@ -296,6 +323,7 @@ void BM_LedgerScan(benchmark::State& state) {
   const uint64_t events = static_cast<uint64_t>(state.range(0));
   double seconds = 0;
   ResetPeakRss();
+  const double cpu_started = ProcessCpuSeconds();
   for (auto _ : state) {
     auto started = std::chrono::steady_clock::now();
     auto ledger = ledger::Ledger::Open(DataDir(events), LedgerOptions(true));
@@ -321,21 +349,22 @@ void BM_LedgerScan(benchmark::State& state) {
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     state.counters["open_s"] = opened;
   }
-  Record(state, "ledger_scan", events, seconds / state.iterations(), PeakRssMiB());
+  Record(state, "ledger_scan", events, seconds / state.iterations(), PeakRssMiB(), cpu_started);
 }
 
 void PrintTable() {
-  std::printf("\n%12s %16s %16s %16s %8s %14s %14s\n", "events", "raw scan ev/s",
-              "ledger scan ev/s", "rebuild ev/s", "ratio", "raw RSS MiB", "rebuild RSS MiB");
+  std::printf("\n%12s %16s %16s %16s %8s %14s %14s %10s %14s\n", "events", "raw scan ev/s",
+              "ledger scan ev/s", "rebuild ev/s", "ratio", "raw RSS MiB", "rebuild RSS MiB",
+              "raw CPU s", "rebuild CPU s");
   for (uint64_t events : Sizes()) {
     const Figures& raw = results[{"raw_scan", events}];
     const Figures& rebuild = results[{"rebuild", events}];
     const Figures& scan = results[{"ledger_scan", events}];
-    std::printf("%12llu %16.0f %16.0f %16.0f %8.3f %14.1f %14.1f\n",
+    std::printf("%12llu %16.0f %16.0f %16.0f %8.3f %14.1f %14.1f %10.2f %14.2f\n",
                 static_cast<unsigned long long>(events), raw.events_per_second,
                 scan.events_per_second, rebuild.events_per_second,
                 raw.events_per_second > 0 ? rebuild.events_per_second / raw.events_per_second : 0,
-                raw.peak_rss_mib, rebuild.peak_rss_mib);
+                raw.peak_rss_mib, rebuild.peak_rss_mib, raw.cpu_seconds, rebuild.cpu_seconds);
   }
 }
 

@@ -73,6 +73,8 @@ class Ledger::Impl {
 
   std::unique_ptr<SideBatch> NewSideBatch();
   Status WriteSide(SideBatch& batch, bool sync);
+  Status WriteSideUnlogged(SideBatch& batch);
+  Status FlushSide();
   Result<std::optional<std::string>> GetSide(SideFamily family, std::string_view key) const;
   Status ScanSide(SideFamily family, std::string_view prefix,
                   const std::function<bool(std::string_view, std::string_view)>& visit) const;

@@ -518,6 +518,8 @@ void SideBatch::Delete(SideFamily family, std::string_view key) {
 
 size_t SideBatch::ApproximateBytes() const { return batch_->GetDataSize(); }
 
+void SideBatch::Clear() { batch_->Clear(); }
+
 rocksdb::ColumnFamilyHandle* Ledger::Impl::SideHandle(SideFamily family) const {
   LEDGER_ASSERT(family < side_handles_.size());
   return side_handles_[family];
@@ -531,6 +533,18 @@ Status Ledger::Impl::WriteSide(SideBatch& batch, bool sync) {
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   return FromRocks(db_->Write(write_options, batch.batch()), "writing side families");
+}
+
+Status Ledger::Impl::WriteSideUnlogged(SideBatch& batch) {
+  rocksdb::WriteOptions write_options;
+  write_options.disableWAL = true;
+  return FromRocks(db_->Write(write_options, batch.batch()), "writing side families");
+}
+
+Status Ledger::Impl::FlushSide() {
+  rocksdb::FlushOptions flush_options;
+  flush_options.wait = true;
+  return FromRocks(db_->Flush(flush_options, side_handles_), "flushing side families");
 }
 
 Result<std::optional<std::string>> Ledger::Impl::GetSide(SideFamily family,
@@ -625,6 +639,8 @@ Result<Digest> Ledger::Verify() const {
 StorageStats Ledger::Storage() const { return impl_->Storage(); }
 std::unique_ptr<SideBatch> Ledger::NewSideBatch() { return impl_->NewSideBatch(); }
 Status Ledger::WriteSide(SideBatch& batch, bool sync) { return impl_->WriteSide(batch, sync); }
+Status Ledger::WriteSideUnlogged(SideBatch& batch) { return impl_->WriteSideUnlogged(batch); }
+Status Ledger::FlushSide() { return impl_->FlushSide(); }
 Result<std::optional<std::string>> Ledger::GetSide(SideFamily family, std::string_view key) const {
   return impl_->GetSide(family, key);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "ledger/assert.h"
 #include "projections/application_codec.h"
@@ -12,6 +13,10 @@ namespace gridledger::projections {
 namespace {
 
 constexpr char kCheckpointKey[] = "checkpoint";
+// Stored as the checkpoint while a rebuild runs. A rebuild writes its states without the
+// write-ahead log, so a crash may leave any mix of them; this value (past any head) makes the
+// next Engine refuse to catch up on them, and only a new Rebuild() proceeds.
+constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 
 std::string EncodeU64(uint64_t value) {
   std::string bytes(8, '\0');
@@ -29,6 +34,38 @@ std::optional<uint64_t> DecodeU64(std::string_view bytes) {
 bool IsAppStream(std::string_view stream) { return stream.starts_with("app/"); }
 
 constexpr std::string_view kEvidenceKeyPrefix = "evidence/";
+
+// An application entry frozen in the state cache (StateTable::KeepFrozen): the application's
+// stored bytes, the evidence's frozen form, and the size of the first as 4 bytes.
+void FreezeApplicationEntry(const ApplicationEntry& entry, std::string& out) {
+  const size_t start = out.size();
+  EncodeApplicationTo(entry.application, out);
+  const auto application_bytes = static_cast<uint32_t>(out.size() - start);
+  AppendFrozen(entry.evidence, out);
+  char size[4];
+  std::memcpy(size, &application_bytes, sizeof(size));
+  out.append(size, sizeof(size));
+}
+
+std::optional<size_t> ThawApplicationEntry(std::string_view frozen, ApplicationEntry& entry) {
+  uint32_t application_bytes = 0;
+  if (frozen.size() < sizeof(application_bytes)) return std::nullopt;
+  frozen.remove_suffix(sizeof(application_bytes));
+  std::memcpy(&application_bytes, frozen.data() + frozen.size(), sizeof(application_bytes));
+  if (application_bytes > frozen.size()) return std::nullopt;
+  std::optional<ApplicationState> application =
+      DecodeApplication(frozen.substr(0, application_bytes));
+  if (!application || !ThawFrozen(frozen.substr(application_bytes), entry.evidence)) {
+    return std::nullopt;
+  }
+  entry.application = std::move(*application);
+  return application_bytes;  // the table adds the evidence's ApproximateBytes
+}
+
+ledger::Status RebuildInterrupted() {
+  return {ledger::Code::kCorruption,
+          "a rebuild of the projections did not finish; Rebuild() starts it again"};
+}
 
 ledger::Status Undecodable(std::string_view key) {
   return ledger::Status(ledger::Code::kCorruption,
@@ -69,6 +106,8 @@ Engine::Engine(ledger::Ledger& ledger, EngineOptions options)
             return ledger::Status::Ok();
           },
           &DecodeStaffAuditHead, &NewStaffAuditHead) {
+  // Applications outnumber the other states by far, and most of those cached are idle.
+  applications_.KeepFrozen(&FreezeApplicationEntry, &ThawApplicationEntry);
   // An unreadable checkpoint is reported by CatchUp and Attach (Rebuild starts afresh anyway):
   // catching up from 0 onto stored states would fold events twice.
   open_status_ = LoadCheckpoint();
@@ -120,6 +159,7 @@ ledger::Status Engine::LoadCheckpoint() {
     if (!decoded) return {ledger::Code::kCorruption, "projection checkpoint has bad size"};
     checkpoint = *decoded;
   }
+  if (checkpoint == kRebuildingCheckpoint) return RebuildInterrupted();
   if (checkpoint > ledger_.Head()) {
     return {ledger::Code::kCorruption, "projection checkpoint " + std::to_string(checkpoint) +
                                            " is past the ledger head " +
@@ -211,12 +251,24 @@ ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationS
 
 ledger::Status Engine::WriteTouched(ledger::SideBatch& batch) {
   change_indexes_.now = checkpoint_;
-  ledger::Status written = applications_.WriteDirty(batch);
+  // A rebuild's writes need not land together (Rebuild), so its last flush, which writes every
+  // frozen application too, goes out in slices instead of one batch that RocksDB would hold in
+  // memory whole.
+  ApplicationTable::Spill spill;
+  if (rebuilding_) {
+    spill = [this](ledger::SideBatch& full) {
+      ledger::Status written = ledger_.WriteSideUnlogged(full);
+      full.Clear();
+      return written;
+    };
+  }
+  ledger::Status written = applications_.WriteDirty(batch, spill);
   if (written.ok()) written = kpis_.WriteDirty(batch);
   if (written.ok()) written = evidence_.WriteDirty(batch);
   if (written.ok()) written = staff_audits_.WriteDirty(batch);
   if (!written.ok()) return written;
-  batch.Put(kMetaFamily, kCheckpointKey, EncodeU64(checkpoint_));
+  // A rebuild stores its checkpoint only once every state is flushed (Rebuild).
+  if (!rebuilding_) batch.Put(kMetaFamily, kCheckpointKey, EncodeU64(checkpoint_));
   return ledger::Status::Ok();
 }
 
@@ -242,25 +294,49 @@ bool Engine::CacheFullLocked() const {
 }
 
 void Engine::EvictLocked() {
-  if (CachedStatesLocked() <= options_.cache_states_max / 2 &&
-      CachedBytesLocked() <= options_.cache_bytes_max / 2) {
-    return;
+  // Down to half of each bound, so that the next flush is half a cache of new states away.
+  // Cannot fail: without write-back no state is written.
+  static_cast<void>(EvictLocked(nullptr, 0.5));
+}
+
+ledger::Status Engine::EvictLocked(ledger::SideBatch* write_back, double keep) {
+  const auto states_max =
+      static_cast<size_t>(static_cast<double>(options_.cache_states_max) * keep);
+  const auto bytes_max = static_cast<size_t>(static_cast<double>(options_.cache_bytes_max) * keep);
+  if (CachedStatesLocked() <= states_max && CachedBytesLocked() <= bytes_max) {
+    return ledger::Status::Ok();
   }
-  // Down to half of each bound, every table in proportion to what it holds, so that the next
-  // flush is half a cache of new states away.
-  const double states_share = static_cast<double>(options_.cache_states_max / 2) /
-                              std::max<size_t>(1, CachedStatesLocked());
+  // Every table in proportion to what it holds.
+  const double states_share =
+      static_cast<double>(states_max) / std::max<size_t>(1, CachedStatesLocked());
   const double bytes_share =
-      static_cast<double>(options_.cache_bytes_max / 2) / std::max<size_t>(1, CachedBytesLocked());
+      static_cast<double>(bytes_max) / std::max<size_t>(1, CachedBytesLocked());
   auto evict = [&](auto& table) {
-    table.Evict(
+    return table.Evict(
         static_cast<size_t>(static_cast<double>(table.bytes()) * std::min(1.0, bytes_share)),
-        static_cast<size_t>(static_cast<double>(table.size()) * std::min(1.0, states_share)));
+        static_cast<size_t>(static_cast<double>(table.size()) * std::min(1.0, states_share)),
+        write_back);
   };
-  evict(applications_);
-  evict(kpis_);
-  evict(evidence_);
-  evict(staff_audits_);
+  ledger::Status evicted = evict(applications_);
+  if (evicted.ok()) evicted = evict(kpis_);
+  if (evicted.ok()) evicted = evict(evidence_);
+  if (evicted.ok()) evicted = evict(staff_audits_);
+  return evicted;
+}
+
+ledger::Status Engine::MakeRoomLocked() {
+  auto batch = ledger_.NewSideBatch();
+  // KPI buckets and staff audits (split states) shrink to their heads once written, and survey
+  // evidence is a few states: written all, they stay cached. Applications are frozen, and written
+  // when dropped.
+  ledger::Status evicted = kpis_.WriteDirty(*batch);
+  if (evicted.ok()) evicted = evidence_.WriteDirty(*batch);
+  if (evicted.ok()) evicted = staff_audits_.WriteDirty(*batch);
+  // No flush follows, so only a quarter of the cache is freed: more idle applications stay
+  // frozen, fewer are reloaded from the store (at 10M events, ~100k are open at a time).
+  if (evicted.ok()) evicted = EvictLocked(batch.get(), 0.75);
+  if (evicted.ok()) evicted = ledger_.WriteSideUnlogged(*batch);
+  return evicted;
 }
 
 void Engine::ForgetAllLocked() {
@@ -284,8 +360,12 @@ ledger::Status Engine::FlushLocked() {
   auto batch = ledger_.NewSideBatch();
   ledger::Status written = WriteTouched(*batch);
   // Not synced: state and checkpoint travel in one batch, so a crash loses both together and the
-  // next catch-up redoes the same events.
-  if (written.ok()) written = ledger_.WriteSide(*batch, /*sync=*/false);
+  // next catch-up redoes the same events. A rebuild's batches skip the write-ahead log as well:
+  // after a crash it starts again from scratch anyway, and the log would only be replayed (and
+  // its bytes written twice) for nothing.
+  if (written.ok()) {
+    written = rebuilding_ ? ledger_.WriteSideUnlogged(*batch) : ledger_.WriteSide(*batch, false);
+  }
   if (!written.ok()) {
     // Some cached states were marked clean by the lost batch: start again from the store.
     ForgetAllLocked();
@@ -305,11 +385,12 @@ ledger::Status Engine::CatchUpLocked(uint64_t last, const Progress& progress) {
   auto fold = [&](const EventRecord& record) {
     ledger::Status folded = Fold(record);
     if (!folded.ok()) return folded;
-    if (++since_flush >= options_.flush_every_events || CacheFullLocked()) {
-      folded = FlushLocked();
-      since_flush = 0;
-      if (progress) progress(checkpoint_, last);
-    }
+    ++since_flush;
+    if (since_flush < options_.flush_every_events && !CacheFullLocked()) return folded;
+    if (rebuilding_ && since_flush < options_.flush_every_events) return MakeRoomLocked();
+    folded = FlushLocked();
+    since_flush = 0;
+    if (progress) progress(checkpoint_, last);
     return folded;
   };
   if (last >= checkpoint_ + std::max<uint64_t>(1, options_.scan_thread_events_min)) {
@@ -350,15 +431,37 @@ ledger::Status Engine::CatchUp(const Progress& progress) {
 ledger::Status Engine::Rebuild(const Progress& progress) {
   std::lock_guard lock(mutex_);
   LEDGER_ASSERT(!attached_);
-  for (ledger::SideFamily family = 0; family < SideFamilies().size(); ++family) {
-    ledger::Status cleared = ledger_.ClearSide(family);
-    if (!cleared.ok()) return cleared;
+  // From here to the end the store says "rebuilding" (the checkpoint is the only key of the meta
+  // family), so a crash midway leaves states that no catch-up builds on: first while the old
+  // states are deleted, then while new ones are written without the write-ahead log.
+  open_status_ = RebuildInterrupted();
+  auto marker = ledger_.NewSideBatch();
+  marker->Put(kMetaFamily, kCheckpointKey, EncodeU64(kRebuildingCheckpoint));
+  ledger::Status rebuilt = ledger_.WriteSide(*marker, /*sync=*/true);
+  if (!rebuilt.ok()) return rebuilt;
+  for (ledger::SideFamily family = kMetaFamily + 1; family < SideFamilies().size(); ++family) {
+    rebuilt = ledger_.ClearSide(family);
+    if (!rebuilt.ok()) return rebuilt;
   }
   checkpoint_ = written_checkpoint_ = 0;
   inline_failure_ = ledger::Status::Ok();
-  open_status_ = ledger::Status::Ok();
   StartEmptyLocked();
-  return CatchUpLocked(ledger_.Head(), progress);
+  rebuilding_ = true;
+  rebuilt = CatchUpLocked(ledger_.Head(), progress);
+  rebuilding_ = false;
+  // The states went to memtables only: make them durable before the checkpoint says they exist.
+  if (rebuilt.ok()) rebuilt = ledger_.FlushSide();
+  if (!rebuilt.ok()) {
+    ForgetAllLocked();
+    checkpoint_ = written_checkpoint_ = 0;  // nothing usable is stored
+    return rebuilt;
+  }
+  auto done = ledger_.NewSideBatch();
+  done->Put(kMetaFamily, kCheckpointKey, EncodeU64(checkpoint_));
+  rebuilt = ledger_.WriteSide(*done, /*sync=*/true);
+  if (!rebuilt.ok()) return rebuilt;
+  open_status_ = ledger::Status::Ok();
+  return rebuilt;
 }
 
 ledger::Status Engine::Attach() {

@@ -411,6 +411,33 @@ size_t ApproximateBytes(const CompactEvidence& compact) {
   return bytes;
 }
 
+// The scalars as stored, then each list as its count and its encoded items as one string.
+void AppendFrozen(const CompactEvidence& compact, std::string& out) {
+  codec::Writer w(out);
+  PutScalars(w, compact.state);
+  for (size_t i = 0; i < CompactEvidence::kListCount; ++i) {
+    w.Varint(compact.counts[i]);
+    w.String(compact.items[i]);
+  }
+}
+
+bool ThawFrozen(std::string_view bytes, CompactEvidence& compact) {
+  codec::Reader r(bytes);
+  if (r.U8() != kEvidenceCodecVersion) return false;
+  EvidenceState& state = compact.state;
+  state = EvidenceState{};
+  state.stream = r.String();
+  state.org = r.String();
+  state.last_position = r.Varint();
+  state.connected = r.OptionalDate();
+  state.archived = r.OptionalDate();
+  for (size_t i = 0; i < CompactEvidence::kListCount; ++i) {
+    compact.counts[i] = r.Varint();
+    compact.items[i] = r.String();
+  }
+  return r.Done();
+}
+
 void AppendEncoded(const EvidenceState& state, std::string& out) {
   codec::Writer w(out);
   PutScalars(w, state);

@@ -329,5 +329,33 @@ TEST(EngineTest, UnreadableCheckpointIsReportedAndRebuildRecovers) {
   EXPECT_TRUE(engine.CatchUp().ok());
 }
 
+// Goal: a rebuild writes its states without the write-ahead log, so one that has not finished is
+// never caught up on: until it ends, the stored checkpoint says so and another engine on the same
+// store refuses CatchUp and Attach; once it ends, an engine resumes from its checkpoint.
+// Method: open a second engine from the rebuild's progress callback, between two of its writes.
+TEST(EngineTest, UnfinishedRebuildIsReportedUntilItEnds) {
+  testing::TempDir dir;
+  auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();
+  AppendSamples(*ledger, 3);
+  EngineOptions small;
+  small.flush_every_events = 4;  // progress is reported after every 4 events
+  Engine engine(*ledger, small);
+  int checked = 0;
+  ASSERT_TRUE(engine
+                  .Rebuild([&](uint64_t done, uint64_t head) {
+                    if (done >= head) return;
+                    ++checked;
+                    Engine other(*ledger);
+                    EXPECT_EQ(other.CatchUp().code(), ledger::Code::kCorruption);
+                    EXPECT_EQ(other.Attach().code(), ledger::Code::kCorruption);
+                  })
+                  .ok());
+  EXPECT_GT(checked, 0);
+  Engine after(*ledger);
+  EXPECT_EQ(after.checkpoint(), ledger->Head());
+  EXPECT_TRUE(after.CatchUp().ok());
+  EXPECT_TRUE(after.Application("app/XS-2026-000121").value().has_value());
+}
+
 }  // namespace
 }  // namespace gridledger::projections

@@ -1,9 +1,9 @@
 // Goal: projections are a deterministic function of the log. For seeded random valid workloads,
 // the state kept incrementally (inline, in the append batches) equals the state rebuilt from
 // position 1 byte for byte, two rebuilds are identical (the log read on the folding thread or on
-// a second one), and a catch-up with a tiny cache (constant eviction and reload) agrees too; the
-// states the engine reassembles from its split layout (KPI buckets, staff audits) equal the whole
-// states of an in-memory fold of the same log.
+// a second one), and rebuilds with a tiny cache (constant eviction and reload; applications
+// frozen and thawed in memory) agree too; the states the engine reassembles from its split layout
+// (KPI buckets, staff audits) equal the whole states of an in-memory fold of the same log.
 // Method: the demo generator with several seeds (printed on failure) appends through the Ingestor
 // to a real ledger with the engine attached; then every projection family is dumped and compared.
 #include <gtest/gtest.h>
@@ -156,6 +156,13 @@ TEST_P(ProjectionPropertyTest, IncrementalEqualsRebuiltAndRebuildsAreIdentical) 
   ASSERT_TRUE(evicting.Rebuild().ok());
   EXPECT_EQ(FirstDifference(rebuilt, DumpAll(*ledger)), "");
   ExpectQueriesEqual(evicting, FoldInMemory(*ledger));
+
+  EngineOptions small_bytes;
+  small_bytes.cache_bytes_max = 32 << 10;  // a few dozen states: applications frozen, thawed,
+  small_bytes.scan_thread_events_min = 1;  // and dropped all the time
+  Engine freezing(*ledger, small_bytes);
+  ASSERT_TRUE(freezing.Rebuild().ok());
+  EXPECT_EQ(FirstDifference(rebuilt, DumpAll(*ledger)), "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ProjectionPropertyTest, ::testing::Values(1, 7, 42, 20261128));

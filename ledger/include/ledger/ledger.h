@@ -136,6 +136,13 @@ class Ledger {
   std::unique_ptr<SideBatch> NewSideBatch();
   // Writes `batch` atomically; `sync` as in Options::sync. Does not go through the append queue.
   Status WriteSide(SideBatch& batch, bool sync);
+  // Writes `batch` atomically without the write-ahead log: cheaper for bulk writes, but a crash
+  // loses it unless FlushSide() returned after it. Only for work that starts again from scratch
+  // after a crash (a rebuild of the projections).
+  Status WriteSideUnlogged(SideBatch& batch);
+  // Flushes the memtables of every side family to table files and waits for it: what was written
+  // to them before, with or without the write-ahead log, then survives a crash.
+  Status FlushSide();
   // The value at `key`, or nullopt.
   Result<std::optional<std::string>> GetSide(SideFamily family, std::string_view key) const;
   // Calls visit(key, value) for keys starting with `prefix`, in key order, until it returns false.

@@ -35,6 +35,8 @@ class SideBatch {
   void Put(SideFamily family, std::string_view key, std::string_view value);
   void Delete(SideFamily family, std::string_view key);
   size_t ApproximateBytes() const;
+  // Drops every write put so far (after the batch was written, to reuse it).
+  void Clear();
   rocksdb::WriteBatch* batch() { return batch_; }
 
  private:

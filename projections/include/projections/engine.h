@@ -46,8 +46,9 @@ struct EngineOptions {
   // cache is full). A crash redoes at most this many events. Default: 1,000,000.
   uint64_t flush_every_events = 1'000'000;
   // Bounds of the state cache, over all projections: when either is exceeded, dirty states and
-  // the checkpoint are written in one batch and the least recently touched states are dropped
-  // until half of each bound remains. The bound on memory during a rebuild.
+  // the checkpoint are written in one batch and the least recently touched states are frozen or
+  // dropped until half of each bound remains (a rebuild frees a quarter without that write, see
+  // MakeRoomLocked). The bound on memory during a rebuild.
   // Default: 1,000,000 states.
   size_t cache_states_max = 1'000'000;
   // Approximate bytes of cached states (encoded size × 2 plus a per-state overhead). A bigger
@@ -82,7 +83,10 @@ class Engine : public ledger::AppendObserver {
 
   // Folds events from checkpoint + 1 to the head as of the call, writing as it goes.
   ledger::Status CatchUp(const Progress& progress = {});
-  // Clears every projection and catches up from position 1.
+  // Clears every projection and catches up from position 1. Its states are written without the
+  // write-ahead log and flushed at the end; until then the stored checkpoint marks the rebuild as
+  // unfinished, so after a crash midway CatchUp and Attach report kCorruption until Rebuild() is
+  // called again.
   ledger::Status Rebuild(const Progress& progress = {});
 
   // Catches up, then installs this engine as the ledger's observer (inline mode) until
@@ -147,6 +151,13 @@ class Engine : public ledger::AppendObserver {
   // Drops clean states down to half of the cache bounds when they hold more (REQUIRES: dirty
   // states were written).
   void EvictLocked();
+  // The same down to `keep` of the bounds, and with `write_back` dirty states too, written into it
+  // when dropped (see StateTable::Evict).
+  ledger::Status EvictLocked(ledger::SideBatch* write_back, double keep);
+  // In a rebuild, a full cache is trimmed without a flush: nothing needs the store to match a
+  // checkpoint before the end, so dirty states are frozen like clean ones and written only when
+  // dropped (an application about once in its life instead of once per flush it was touched in).
+  ledger::Status MakeRoomLocked();
   ledger::Status FoldDerived(const EventRecord& record, const ApplicationState* app,
                              CompactEvidence* app_evidence);
   ledger::Status WriteApplicationEntry(std::string_view key, ApplicationEntry& entry,
@@ -163,10 +174,12 @@ class Engine : public ledger::AppendObserver {
   ledger::Status inline_failure_;    // a fold error in inline mode, reported by the next call
   bool attached_ = false;
   ledger::Status open_status_;  // the checkpoint could not be read: only Rebuild may proceed
+  bool rebuilding_ = false;     // in Rebuild: states are written without the write-ahead log
   std::thread background_;
   std::atomic<bool> background_stop_{false};
-  ledger::Status background_status_;           // guarded by mutex_
-  StateTable<ApplicationEntry> applications_;  // app/ streams: application state and evidence
+  ledger::Status background_status_;  // guarded by mutex_
+  using ApplicationTable = StateTable<ApplicationEntry>;
+  ApplicationTable applications_;  // app/ streams: application state and evidence
   // KPI buckets and staff audits are split states (split_state.h): cached heads, items stored
   // under them.
   StateTable<KpiHead> kpis_;

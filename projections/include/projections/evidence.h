@@ -91,6 +91,11 @@ CompactEvidence Compact(EvidenceState state);
 void AppendEncoded(const CompactEvidence& compact, std::string& out);
 // Approximate memory of a compact state.
 size_t ApproximateBytes(const CompactEvidence& compact);
+// A compact state as one string and back, for a cache that keeps idle states in memory in this
+// smaller form (never stored: the stored form is AppendEncoded's). ThawFrozen gives a state equal
+// to the frozen one, or false when `bytes` are not from AppendFrozen.
+void AppendFrozen(const CompactEvidence& compact, std::string& out);
+bool ThawFrozen(std::string_view bytes, CompactEvidence& compact);
 
 // "evidence/<stream>" for app/ and survey/ streams; nullopt for other streams.
 std::optional<std::string> EvidenceKey(std::string_view stream);
