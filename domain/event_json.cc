@@ -5,6 +5,9 @@
 // (optional, date, free JSON object, numeric range) comes from the annotations declared in
 // domain/schema/events.capnp; their ids are repeated below.
 //
+// The schema-only facts the walkers need (JSON keys, rules, presence companions, enum names) are
+// computed once into shared tables, see "Schema plans" below.
+//
 // Errors are values: each step returns std::optional<DecodeError> (nullopt = fine). kj and
 // nlohmann exceptions are caught only at the public entry points.
 #include "domain/event_json.h"
@@ -15,11 +18,14 @@
 #include <capnp/message.h>
 #include <capnp/schema.h>
 #include <capnp/serialize.h>
+#include <kj/io.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <set>
 
 #include "schema/events.capnp.h"
@@ -59,7 +65,11 @@ DecodeError Fail(std::string field, std::string rule, std::string_view what) {
 }
 
 std::string Join(const std::string& parent, std::string_view key) {
-  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+  if (parent.empty()) return std::string(key);
+  std::string path;
+  path.reserve(parent.size() + 1 + key.size());  // one allocation, not one per piece
+  path.append(parent).append(1, '.').append(key);
+  return path;
 }
 
 std::string Index(const std::string& parent, size_t index) {
@@ -147,19 +157,6 @@ capnp::StructSchema RegistrySchema() {
   return capnp::Schema::from<events::EventRegistry>().asStruct();
 }
 
-std::optional<capnp::StructSchema> FindEventSchema(std::string_view type) {
-  if (type.empty() || type.size() > kTypeBytesMax || type[0] < 'A' || type[0] > 'Z') {
-    return std::nullopt;
-  }
-  std::string member(type);
-  member[0] = static_cast<char>(member[0] - 'A' + 'a');
-  KJ_IF_MAYBE (field, RegistrySchema().findFieldByName(member)) {
-    const capnp::StructSchema schema = field->getType().asStruct();
-    if (View(schema.getShortDisplayName()) == type) return schema;
-  }
-  return std::nullopt;
-}
-
 using Annotations = capnp::List<capnp::schema::Annotation>::Reader;
 
 std::optional<capnp::schema::Value::Reader> FindAnnotation(Annotations annotations, uint64_t id) {
@@ -241,6 +238,130 @@ size_t StreamIdSegments(events::StreamKind kind) {
   return kind == events::StreamKind::REPORT ? 2 : 1;
 }
 
+// ---- Schema plans ----
+//
+// A field's rules, JSON key and presence companion, an enum's JSON names and a type's schema and
+// stream kind depend on the schema alone, yet the walkers need them for every field of every event.
+// So they are worked out once, for every event type and every struct and enum reachable from it,
+// into read-only tables that all threads share. A function-local static is initialized exactly once
+// even when several threads call at the same time, so no further locking is needed.
+
+// One JSON key of a struct: a field other than a presence companion.
+struct FieldPlan {
+  capnp::StructSchema::Field field;
+  capnp::Type type;  // field.getType(), which has to look the type up each time
+  std::string key;   // snake_case of the field name
+  FieldRules rules;
+  bool is_pointer = false;  // Text, List or struct: presence is pointer has-ness
+  // The `has<Name>` companion of an optional scalar; nullopt when the schema lacks it (an error
+  // reported only when the field is given, as before).
+  std::optional<capnp::StructSchema::Field> companion;
+};
+
+struct StructPlan {
+  std::vector<FieldPlan> fields;  // in schema order, presence companions left out
+};
+
+struct EnumPlan {
+  std::vector<std::string> names;  // snake_case, indexed like getEnumerants()
+  std::string choices;             // "name|name|..." for error messages
+};
+
+struct EventPlan {
+  capnp::StructSchema schema;
+  std::optional<events::StreamKind> kind;  // from the struct's $stream annotation
+};
+
+struct SchemaPlans {
+  // Type name -> event; exactly the names whose registry member is the lowerCamel of the name.
+  std::map<std::string, EventPlan, std::less<>> events;
+  // By schema node id. std::map never moves its values, so references to them stay valid.
+  std::map<uint64_t, StructPlan> structs;
+  std::map<uint64_t, EnumPlan> enums;
+};
+
+void AddTypePlans(capnp::Type type, SchemaPlans* plans);
+
+void AddStructPlan(capnp::StructSchema schema, SchemaPlans* plans) {
+  auto [it, added] = plans->structs.try_emplace(schema.getProto().getId());
+  if (!added) return;  // done already, or being filled further up (a recursive type)
+  StructPlan& plan = it->second;
+  for (auto field : schema.getFields()) {
+    const FieldRules rules = RulesOf(field);
+    if (rules.presence) continue;
+    FieldPlan entry{field,
+                    field.getType(),
+                    SnakeCase(field.getProto().getName()),
+                    rules,
+                    IsPointerType(field.getType()),
+                    std::nullopt};
+    if (rules.optional && !entry.is_pointer) entry.companion = PresenceCompanion(field);
+    plan.fields.push_back(std::move(entry));
+    AddTypePlans(field.getType(), plans);
+  }
+}
+
+void AddEnumPlan(capnp::EnumSchema schema, SchemaPlans* plans) {
+  auto [it, added] = plans->enums.try_emplace(schema.getProto().getId());
+  if (!added) return;
+  EnumPlan& plan = it->second;
+  for (auto enumerant : schema.getEnumerants()) {
+    plan.names.push_back(SnakeCase(enumerant.getProto().getName()));
+    plan.choices += (plan.choices.empty() ? "" : "|") + plan.names.back();
+  }
+}
+
+void AddTypePlans(capnp::Type type, SchemaPlans* plans) {
+  if (type.isStruct()) AddStructPlan(type.asStruct(), plans);
+  if (type.isEnum()) AddEnumPlan(type.asEnum(), plans);
+  if (type.isList()) AddTypePlans(type.asList().getElementType(), plans);
+}
+
+SchemaPlans BuildPlans() {
+  SchemaPlans plans;
+  for (auto member : RegistrySchema().getFields()) {
+    const capnp::StructSchema schema = member.getType().asStruct();
+    const std::string_view type = View(schema.getShortDisplayName());
+    AddStructPlan(schema, &plans);
+    // A type name is known when the registry member of its struct is named like it with a
+    // lower-case first letter (applicationAccepted :ApplicationAccepted).
+    if (type.empty() || type.size() > kTypeBytesMax || type[0] < 'A' || type[0] > 'Z') continue;
+    std::string member_name(type);
+    member_name[0] = static_cast<char>(member_name[0] - 'A' + 'a');
+    if (View(member.getProto().getName()) == member_name) {
+      plans.events.try_emplace(std::string(type), EventPlan{schema, StreamKindOf(schema)});
+    }
+  }
+  return plans;
+}
+
+const SchemaPlans& Plans() {
+  static const SchemaPlans plans = BuildPlans();
+  return plans;
+}
+
+const EventPlan* FindEvent(std::string_view type) {
+  const auto& events = Plans().events;
+  const auto it = events.find(type);
+  return it == events.end() ? nullptr : &it->second;
+}
+
+// Every struct and enum reachable from the registry has a plan; a miss would be a bug here, and
+// reaches the caller as an internal error (kj exceptions are caught at the entry points).
+const StructPlan& PlanOf(capnp::StructSchema schema) {
+  const auto& structs = Plans().structs;
+  const auto it = structs.find(schema.getProto().getId());
+  KJ_REQUIRE(it != structs.end(), "no plan for struct", schema.getProto().getDisplayName());
+  return it->second;
+}
+
+const EnumPlan& PlanOf(capnp::EnumSchema schema) {
+  const auto& enums = Plans().enums;
+  const auto it = enums.find(schema.getProto().getId());
+  KJ_REQUIRE(it != enums.end(), "no plan for enum", schema.getProto().getDisplayName());
+  return it->second;
+}
+
 // ---- Envelope checks ----
 
 bool IsIdSegment(std::string_view text) {
@@ -255,9 +376,10 @@ bool IsIdSegment(std::string_view text) {
 
 Check CheckStream(std::string_view stream, events::StreamKind kind, std::string_view type) {
   const std::string_view kind_name = StreamKindName(kind);
-  std::string expected = std::string(kind_name) +
-                         (kind == events::StreamKind::REPORT ? "/<report type>/<period>" : "/<id>");
   auto fail = [&] {
+    const std::string expected =
+        std::string(kind_name) +
+        (kind == events::StreamKind::REPORT ? "/<report type>/<period>" : "/<id>");
     return Fail("stream", "bad_stream",
                 "type " + std::string(type) + " belongs to a stream " + expected +
                     ", each part 1..64 of [A-Za-z0-9._:-]");
@@ -363,15 +485,16 @@ Check DecodeImport(const json& event, ClientEvent* out) {
 
 // ---- JSON -> Cap'n Proto ----
 
-// A JSON scalar checked against its Cap'n Proto type, ready to be written.
-using Leaf =
-    std::variant<bool, int64_t, uint64_t, double, std::string, capnp::EnumSchema::Enumerant>;
+// A JSON scalar checked against its Cap'n Proto type, ready to be written. A string_view is text
+// borrowed from the JSON value, which outlives the write; a std::string is text made here.
+using Leaf = std::variant<bool, int64_t, uint64_t, double, std::string, std::string_view,
+                          capnp::EnumSchema::Enumerant>;
 
 capnp::DynamicValue::Reader LeafReader(const Leaf& leaf) {
   return std::visit(
       [](const auto& value) -> capnp::DynamicValue::Reader {
         using T = std::decay_t<decltype(value)>;
-        if constexpr (std::is_same_v<T, std::string>) {
+        if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, std::string_view>) {
           return capnp::Text::Reader(value.data(), value.size());
         } else if constexpr (std::is_same_v<T, capnp::EnumSchema::Enumerant>) {
           return capnp::DynamicEnum(value);
@@ -462,6 +585,10 @@ Decoded<Leaf> DecodeFloat(const FieldRules& rules, const json& value, const std:
 
 // Strings parsed from text are UTF-8 already; this guards events built as nlohmann::json in code.
 bool IsUtf8(std::string_view text) {
+  // ASCII is UTF-8: only other text pays for the two dumps below.
+  const bool ascii = std::all_of(text.begin(), text.end(),
+                                 [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  if (ascii) return true;
   return json(text).dump(-1, ' ', false, json::error_handler_t::ignore).size() ==
          json(text).dump(-1, ' ', false, json::error_handler_t::replace).size();
 }
@@ -478,7 +605,7 @@ Decoded<Leaf> DecodeText(const FieldRules& rules, const json& value, const std::
     return Leaf(std::move(compact));
   }
   if (!value.is_string()) return Fail(path, "wrong_type", "must be a string");
-  std::string text = value.get<std::string>();
+  const std::string& text = value.get_ref<const std::string&>();
   if (text.size() > kTextBytesMax) return Fail(path, "bad_value", "is longer than 8192 bytes");
   if (text.find('\0') != std::string::npos) return Fail(path, "bad_value", "contains NUL");
   if (!IsUtf8(text)) return Fail(path, "bad_value", "is not UTF-8");
@@ -486,24 +613,17 @@ Decoded<Leaf> DecodeText(const FieldRules& rules, const json& value, const std::
   if (rules.date && !IsCalendarDate(text)) {
     return Fail(path, "bad_value", "must be a real date YYYY-MM-DD");
   }
-  return Leaf(std::move(text));
-}
-
-std::string EnumerantList(capnp::EnumSchema schema) {
-  std::string names;
-  for (auto enumerant : schema.getEnumerants()) {
-    names += (names.empty() ? "" : "|") + SnakeCase(enumerant.getProto().getName());
-  }
-  return names;
+  return Leaf(std::string_view(text));
 }
 
 Decoded<Leaf> DecodeEnum(capnp::EnumSchema schema, const json& value, const std::string& path) {
   if (!value.is_string()) return Fail(path, "wrong_type", "must be a string");
   const std::string& name = value.get_ref<const std::string&>();
-  for (auto enumerant : schema.getEnumerants()) {
-    if (SnakeCase(enumerant.getProto().getName()) == name) return Leaf(enumerant);
+  const EnumPlan& plan = PlanOf(schema);
+  for (size_t i = 0; i < plan.names.size(); ++i) {
+    if (plan.names[i] == name) return Leaf(schema.getEnumerants()[i]);
   }
-  return Fail(path, "bad_value", "must be one of " + EnumerantList(schema));
+  return Fail(path, "bad_value", "must be one of " + plan.choices);
 }
 
 Decoded<Leaf> DecodeLeaf(capnp::Type type, const FieldRules& rules, const json& value,
@@ -548,9 +668,11 @@ Check DecodeList(capnp::ListSchema schema, const FieldRules& rules, const json& 
   return std::nullopt;
 }
 
-Check DecodeField(capnp::StructSchema::Field field, const FieldRules& rules, const json& value,
-                  capnp::DynamicStruct::Builder builder, const std::string& path) {
-  const capnp::Type type = field.getType();
+Check DecodeField(const FieldPlan& plan, const json& value, capnp::DynamicStruct::Builder builder,
+                  const std::string& path) {
+  const capnp::StructSchema::Field field = plan.field;
+  const FieldRules& rules = plan.rules;
+  const capnp::Type type = plan.type;
   if (type.isStruct()) {
     if (!value.is_object()) return Fail(path, "wrong_type", "must be an object");
     return DecodeStruct(value, builder.init(field).as<capnp::DynamicStruct>(), path);
@@ -568,44 +690,41 @@ Check DecodeField(capnp::StructSchema::Field field, const FieldRules& rules, con
 }
 
 // Marks an optional scalar as given (pointer fields carry presence themselves).
-Check MarkPresent(capnp::StructSchema::Field field, capnp::DynamicStruct::Builder builder,
+Check MarkPresent(const FieldPlan& plan, capnp::DynamicStruct::Builder builder,
                   const std::string& path) {
-  if (IsPointerType(field.getType())) return std::nullopt;
-  auto companion = PresenceCompanion(field);
-  if (!companion) return Fail(path, "bad_value", "internal: schema lacks its presence companion");
-  builder.set(*companion, true);
+  if (plan.is_pointer) return std::nullopt;
+  if (!plan.companion) {
+    return Fail(path, "bad_value", "internal: schema lacks its presence companion");
+  }
+  builder.set(*plan.companion, true);
   return std::nullopt;
 }
 
-// The schema field whose JSON key is `key` (presence companions have none).
-std::optional<capnp::StructSchema::Field> FieldForKey(capnp::StructSchema schema,
-                                                      std::string_view key) {
-  for (auto field : schema.getFields()) {
-    if (!RulesOf(field).presence && SnakeCase(field.getProto().getName()) == key) return field;
+bool IsJsonKeyOf(const StructPlan& plan, std::string_view key) {
+  for (const FieldPlan& field : plan.fields) {
+    if (field.key == key) return true;
   }
-  return std::nullopt;
+  return false;
 }
 
 Check DecodeStruct(const json& object, capnp::DynamicStruct::Builder builder,
                    const std::string& path) {
-  const capnp::StructSchema schema = builder.getSchema();
+  const StructPlan& plan = PlanOf(builder.getSchema());
   for (const auto& [key, value] : object.items()) {
-    if (!FieldForKey(schema, key)) {
+    if (!IsJsonKeyOf(plan, key)) {
       return Fail(Join(path, key), "unknown_field", "is not a field of this event");
     }
   }
   // Schema order, not JSON order, so that equal data gives equal bytes.
-  for (auto field : schema.getFields()) {
-    const FieldRules rules = RulesOf(field);
-    if (rules.presence) continue;
-    const std::string field_path = Join(path, SnakeCase(field.getProto().getName()));
-    const auto it = object.find(SnakeCase(field.getProto().getName()));
+  for (const FieldPlan& field : plan.fields) {
+    const std::string field_path = Join(path, field.key);
+    const auto it = object.find(field.key);
     if (it == object.end()) {
-      if (rules.optional) continue;
+      if (field.rules.optional) continue;
       return Fail(field_path, "missing_field", "is required");
     }
-    if (auto error = DecodeField(field, rules, *it, builder, field_path)) return error;
-    if (rules.optional) {
+    if (auto error = DecodeField(field, *it, builder, field_path)) return error;
+    if (field.rules.optional) {
       if (auto error = MarkPresent(field, builder, field_path)) return error;
     }
   }
@@ -617,9 +736,11 @@ std::string FlattenCompact(capnp::DynamicStruct::Reader root) {
   const size_t words = root.totalSize().wordCount + 1;  // + the root pointer
   capnp::MallocMessageBuilder compact(words, capnp::AllocationStrategy::FIXED_SIZE);
   compact.setRoot(root);
-  const kj::Array<capnp::word> flat = capnp::messageToFlatArray(compact);
-  const kj::ArrayPtr<const kj::byte> bytes = flat.asBytes();
-  return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  // Serialized straight into the string (no intermediate kj::Array to copy from).
+  std::string flat(capnp::computeSerializedSizeInWords(compact) * sizeof(capnp::word), '\0');
+  kj::ArrayOutputStream out(kj::arrayPtr(reinterpret_cast<kj::byte*>(flat.data()), flat.size()));
+  capnp::writeMessage(out, compact);
+  return flat;
 }
 
 Check EncodePayload(capnp::StructSchema schema, const json& event, ClientEvent* out) {
@@ -634,10 +755,10 @@ Check EncodePayload(capnp::StructSchema schema, const json& event, ClientEvent* 
   return std::nullopt;
 }
 
-Check DecodeType(const json& event, ClientEvent* out, std::optional<capnp::StructSchema>* schema) {
+Check DecodeType(const json& event, ClientEvent* out, const EventPlan** plan) {
   if (auto error = RequiredString(event, "type", "", &out->type)) return error;
-  *schema = FindEventSchema(out->type);
-  if (!*schema) return Fail("type", "unknown_type", "is not an event type of the domain");
+  *plan = FindEvent(out->type);
+  if (!*plan) return Fail("type", "unknown_type", "is not an event type of the domain");
   return std::nullopt;
 }
 
@@ -645,19 +766,20 @@ Decoded<ClientEvent> DecodeEnvelope(const json& event) {
   if (!event.is_object()) return Fail("", "malformed_json", "an event must be a JSON object");
   if (auto error = CheckKeys(event, kEnvelopeKeys, "")) return *error;
   ClientEvent out;
-  std::optional<capnp::StructSchema> schema;
-  if (auto error = DecodeType(event, &out, &schema)) return *error;
+  const EventPlan* plan = nullptr;
+  if (auto error = DecodeType(event, &out, &plan)) return *error;
   if (auto error = RequiredString(event, "stream", "", &out.stream)) return *error;
-  auto kind = StreamKindOf(*schema);
-  if (!kind) return Fail("type", "unknown_type", "internal: the type has no $stream annotation");
-  if (auto error = CheckStream(out.stream, *kind, out.type)) return *error;
+  if (!plan->kind) {
+    return Fail("type", "unknown_type", "internal: the type has no $stream annotation");
+  }
+  if (auto error = CheckStream(out.stream, *plan->kind, out.type)) return *error;
   if (auto error = RequiredString(event, "event_id", "", &out.event_id)) return *error;
   if (auto error = CheckEventId(out.event_id)) return *error;
   if (auto error = DecodeExpectedVersion(event, &out)) return *error;
   if (auto error = DecodeOccurredAt(event, &out)) return *error;
   if (auto error = DecodeActor(event, &out.actor)) return *error;
   if (auto error = DecodeImport(event, &out)) return *error;
-  if (auto error = EncodePayload(*schema, event, &out)) return *error;
+  if (auto error = EncodePayload(plan->schema, event, &out)) return *error;
   return out;
 }
 
@@ -690,7 +812,7 @@ Decoded<json> RenderText(const FieldRules& rules, capnp::Text::Reader text,
 
 Decoded<json> RenderEnum(capnp::DynamicEnum value, const std::string& path) {
   KJ_IF_MAYBE (enumerant, value.getEnumerant()) {
-    return json(SnakeCase(enumerant->getProto().getName()));
+    return json(PlanOf(value.getSchema()).names[enumerant->getIndex()]);
   }
   return Fail("payload", "bad_value", path + " holds an enum value the schema does not name");
 }
@@ -720,21 +842,19 @@ Decoded<json> RenderValue(capnp::Type type, const FieldRules& rules,
   }
 }
 
-bool IsGiven(capnp::DynamicStruct::Reader reader, capnp::StructSchema::Field field) {
-  if (IsPointerType(field.getType())) return reader.has(field);
-  auto companion = PresenceCompanion(field);
-  return companion && reader.get(*companion).as<bool>();
+bool IsGiven(capnp::DynamicStruct::Reader reader, const FieldPlan& plan) {
+  if (plan.is_pointer) return reader.has(plan.field);
+  return plan.companion && reader.get(*plan.companion).as<bool>();
 }
 
 Decoded<json> RenderStruct(capnp::DynamicStruct::Reader reader, const std::string& path) {
   json out = json::object();
-  for (auto field : reader.getSchema().getFields()) {
-    const FieldRules rules = RulesOf(field);
-    if (rules.presence || (rules.optional && !IsGiven(reader, field))) continue;
-    const std::string key = SnakeCase(field.getProto().getName());
-    Decoded<json> value = RenderValue(field.getType(), rules, reader.get(field), Join(path, key));
+  for (const FieldPlan& field : PlanOf(reader.getSchema()).fields) {
+    if (field.rules.optional && !IsGiven(reader, field)) continue;
+    Decoded<json> value =
+        RenderValue(field.type, field.rules, reader.get(field.field), Join(path, field.key));
     if (auto* error = std::get_if<DecodeError>(&value)) return *error;
-    out[key] = std::move(std::get<json>(value));
+    out[field.key] = std::move(std::get<json>(value));
   }
   return out;
 }
@@ -805,14 +925,14 @@ Decoded<ClientEvent> DecodeClientEvent(const json& event) {
 }
 
 Decoded<json> PayloadToJson(std::string_view type, std::string_view payload) {
-  const std::optional<capnp::StructSchema> schema = FindEventSchema(type);
-  if (!schema) return Fail("type", "unknown_type", "is not an event type of the domain");
+  const EventPlan* event = FindEvent(type);
+  if (!event) return Fail("type", "unknown_type", "is not an event type of the domain");
   if (payload.empty() || payload.size() % sizeof(capnp::word) != 0 ||
       payload.size() > kPayloadBytesMax) {
     return Fail("payload", "bad_value", "is not a whole number of 8-byte words within 1 MiB");
   }
   try {
-    return RenderPayload(*schema, payload);
+    return RenderPayload(event->schema, payload);
   } catch (const kj::Exception& e) {
     return Fail("payload", "bad_value", std::string(View(e.getDescription())));
   } catch (const json::exception& e) {
@@ -820,7 +940,7 @@ Decoded<json> PayloadToJson(std::string_view type, std::string_view payload) {
   }
 }
 
-bool IsKnownType(std::string_view type) { return FindEventSchema(type).has_value(); }
+bool IsKnownType(std::string_view type) { return FindEvent(type) != nullptr; }
 
 std::vector<std::string> KnownTypes() {
   std::vector<std::string> types;
@@ -831,10 +951,9 @@ std::vector<std::string> KnownTypes() {
 }
 
 std::string_view StreamKindOfType(std::string_view type) {
-  const std::optional<capnp::StructSchema> schema = FindEventSchema(type);
-  if (!schema) return {};
-  const std::optional<events::StreamKind> kind = StreamKindOf(*schema);
-  return kind ? StreamKindName(*kind) : std::string_view();
+  const EventPlan* event = FindEvent(type);
+  if (!event) return {};
+  return event->kind ? StreamKindName(*event->kind) : std::string_view();
 }
 
 bool IsCalendarDate(std::string_view text) {

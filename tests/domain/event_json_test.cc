@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace gridledger::domain {
@@ -539,6 +540,80 @@ TEST(EventJsonReject, InvalidUtf8BuiltInCodeIsABadValue) {
   decoded = DecodeClientEvent(event);
   ASSERT_TRUE(std::holds_alternative<DecodeError>(decoded));
   EXPECT_EQ(std::get<DecodeError>(decoded).field, "data.reason");
+}
+
+TEST(EventJsonReject, ErrorsSayExactlyWhatAndWhere) {
+  // The whole error, message included, for errors whose wording comes from the schema (keys,
+  // enumerant lists, ranges, stream kinds) and for fields of structs inside lists.
+  struct Case {
+    json event;
+    DecodeError expected;
+  };
+  const json review_item = {{"item", "id"}, {"present", true}, {"correct", true}};
+  json nested_wrong = review_item;
+  nested_wrong["present"] = "yes";
+  json nested_unknown = review_item;
+  nested_unknown["has_present"] = true;
+  const json urged = {{"level", 4}, {"to_org", "O"}, {"to_person", "P"}, {"channel", "phone"}};
+  json report_due = Envelope("ReportDue", "report/monthly",
+                             {{"report_type", "m"}, {"period", "p"}, {"due_date", "2026-04-05"}});
+  json accepted = ValidEvent();
+  accepted["data"]["change_kind"] = "split_up";
+  const std::vector<Case> cases = {
+      {Envelope(
+           "DocumentReviewed", "app/A1",
+           {{"reviewer", "A1"}, {"items", {review_item, nested_wrong}}, {"conclusion", "pass"}}),
+       {"data.items[1].present", "wrong_type", "data.items[1].present: must be true or false"}},
+      {Envelope("DocumentReviewed", "app/A1",
+                {{"reviewer", "A1"}, {"items", {nested_unknown}}, {"conclusion", "pass"}}),
+       {"data.items[0].has_present", "unknown_field",
+        "data.items[0].has_present: is not a field of this event"}},
+      {Envelope("CallbackMade", "app/A1",
+                {{"agent", "CB"}, {"result", "reached"}, {"complaints", {"late", "rude"}}}),
+       {"data.complaints[1]", "bad_value",
+        "data.complaints[1]: must be one of late|improper_fee|designated_contractor"}},
+      {accepted,
+       {"data.change_kind", "bad_value",
+        "data.change_kind: must be one of capacity_reduction|suspension|temporary_swap|relocation|"
+        "meter_relocation|temporary_removal|rename|split|merge|closure|voltage_change|"
+        "category_change"}},
+      {Envelope("Urged", "app/A1", urged),
+       {"data.level", "bad_value", "data.level: must be between 1 and 3"}},
+      {report_due,
+       {"stream", "bad_stream",
+        "stream: type ReportDue belongs to a stream report/<report type>/<period>, each part "
+        "1..64 of [A-Za-z0-9._:-]"}},
+  };
+  for (const Case& c : cases) {
+    for (const Decoded<ClientEvent>& decoded :
+         {DecodeClientEvent(c.event.dump()), DecodeClientEvent(c.event)}) {
+      ASSERT_TRUE(std::holds_alternative<DecodeError>(decoded)) << c.event.dump();
+      const DecodeError& error = std::get<DecodeError>(decoded);
+      EXPECT_EQ(error.field, c.expected.field);
+      EXPECT_EQ(error.rule, c.expected.rule);
+      EXPECT_EQ(error.message, c.expected.message);
+    }
+  }
+}
+
+TEST(EventJsonRoundTrip, ConcurrentDecodesAgree) {
+  // The decoder is called from several I/O threads and shares schema tables built on first use
+  // (run this test alone, e.g. under TSan, to exercise that first use racing).
+  std::vector<std::string> payloads(8);
+  std::vector<std::thread> threads;
+  for (std::string& payload : payloads) {
+    threads.emplace_back([&payload] {
+      const Sample& sample = Samples()[1];
+      Decoded<ClientEvent> decoded =
+          DecodeClientEvent(Envelope(sample.type, sample.stream, json::parse(sample.data)).dump());
+      if (auto* event = std::get_if<ClientEvent>(&decoded)) payload = event->payload;
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (const std::string& payload : payloads) {
+    EXPECT_FALSE(payload.empty());
+    EXPECT_EQ(payload, payloads.front());
+  }
 }
 
 // ---- PayloadToJson on bad input ----
