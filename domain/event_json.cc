@@ -950,6 +950,30 @@ std::vector<std::string> KnownTypes() {
   return types;
 }
 
+std::vector<DataField> DataFieldsOf(std::string_view type) {
+  std::vector<DataField> fields;
+  const EventPlan* event = FindEvent(type);
+  if (!event) return fields;
+  for (const FieldPlan& plan : PlanOf(event->schema).fields) {
+    DataValueKind kind = DataValueKind::kOther;
+    switch (plan.type.which()) {
+      case capnp::schema::Type::TEXT:
+        if (!plan.rules.json_object) kind = DataValueKind::kString;
+        break;
+      case capnp::schema::Type::ENUM:
+        kind = DataValueKind::kString;
+        break;
+      case capnp::schema::Type::BOOL:
+        kind = DataValueKind::kBool;
+        break;
+      default:
+        break;
+    }
+    fields.push_back({plan.key, kind});
+  }
+  return fields;
+}
+
 std::string_view StreamKindOfType(std::string_view type) {
   const EventPlan* event = FindEvent(type);
   if (!event) return {};

@@ -7,8 +7,6 @@
 //                 one row per stream at a time.
 #include "ingest/import.h"
 
-#include <capnp/schema.h>
-
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -27,9 +25,9 @@
 #include <utility>
 #include <vector>
 
+#include "domain/event_json.h"
 #include "ingest/event_codec.h"
 #include "ledger/assert.h"
-#include "schema/events.capnp.h"
 
 namespace gridledger::ingest {
 
@@ -223,56 +221,26 @@ class ObjectText {
 // How a CSV cell becomes a JSON value: a string as written, true/false, or JSON text.
 enum class CellKind { kText, kBool, kJson };
 
-// Annotation ids fixed in events.capnp (domain/event_json.cc names them the same way).
-constexpr uint64_t kPresenceAnnotationId = 0xd5a8a1f0c3a1e002;
-constexpr uint64_t kJsonObjectAnnotationId = 0xd5a8a1f0c3a1e004;
-
-bool HasAnnotation(capnp::StructSchema::Field field, uint64_t id) {
-  for (auto annotation : field.getProto().getAnnotations()) {
-    if (annotation.getId() == id) return true;
-  }
-  return false;
-}
-
-std::string SnakeCase(kj::StringPtr camel) {
-  std::string out;
-  for (char c : camel) {
-    if (c >= 'A' && c <= 'Z') {
-      out += '_';
-      out += static_cast<char>(c - 'A' + 'a');
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-CellKind KindOf(capnp::StructSchema::Field field) {
-  switch (field.getType().which()) {
-    case capnp::schema::Type::TEXT:
-      return HasAnnotation(field, kJsonObjectAnnotationId) ? CellKind::kJson : CellKind::kText;
-    case capnp::schema::Type::ENUM:
+CellKind CellKindOf(domain::DataValueKind kind) {
+  switch (kind) {
+    case domain::DataValueKind::kString:
       return CellKind::kText;
-    case capnp::schema::Type::BOOL:
+    case domain::DataValueKind::kBool:
       return CellKind::kBool;
-    default:  // numbers, lists, structs
-      return CellKind::kJson;
+    case domain::DataValueKind::kOther:
+      break;
   }
+  return CellKind::kJson;
 }
 
 class DataFieldKinds {
  public:
   DataFieldKinds() {
-    const auto registry = capnp::Schema::from<domain::events::EventRegistry>().asStruct();
-    for (capnp::StructSchema::Field member : registry.getFields()) {
-      const capnp::StructSchema event = member.getType().asStruct();
-      const kj::StringPtr type = event.getShortDisplayName();
-      auto& fields = kinds_[std::string(type.cStr(), type.size())];
-      for (capnp::StructSchema::Field field : event.getFields()) {
-        if (HasAnnotation(field, kPresenceAnnotationId)) continue;  // never a JSON key
-        std::string name = SnakeCase(field.getProto().getName());
-        all_fields_.insert(name);
-        fields.emplace(std::move(name), KindOf(field));
+    for (const std::string& type : domain::KnownTypes()) {
+      auto& fields = kinds_[type];
+      for (domain::DataField& field : domain::DataFieldsOf(type)) {
+        all_fields_.insert(field.key);
+        fields.emplace(std::move(field.key), CellKindOf(field.kind));
       }
     }
   }

@@ -709,5 +709,31 @@ TEST(EventJsonTimestamp, FormatThenParseIsIdentity) {
   }
 }
 
+TEST(EventJsonDataFields, KeysAndValueKindsComeFromTheSchema) {
+  using Kind = DataValueKind;
+  std::vector<std::pair<std::string, Kind>> accepted;
+  for (const DataField& field : DataFieldsOf("ApplicationAccepted")) {
+    accepted.emplace_back(field.key, field.kind);
+  }
+  // hasChangeKind is change_kind's presence companion, not a key.
+  const std::vector<std::pair<std::string, Kind>> expected = {
+      {"customer_id", Kind::kString},    {"customer_name", Kind::kString},
+      {"customer_class", Kind::kString}, {"business", Kind::kString},
+      {"change_kind", Kind::kString},    {"voltage_kv", Kind::kOther},
+      {"capacity_kva", Kind::kOther},    {"channel", Kind::kString},
+      {"important", Kind::kBool},        {"three_zero", Kind::kBool}};
+  EXPECT_EQ(accepted, expected);
+
+  bool saw_fields = false;  // Corrected.fields is Text holding a JSON object: not a string
+  for (const DataField& field : DataFieldsOf("Corrected")) {
+    if (field.key == "fields") {
+      saw_fields = true;
+      EXPECT_EQ(field.kind, Kind::kOther);
+    }
+  }
+  EXPECT_TRUE(saw_fields);
+  EXPECT_TRUE(DataFieldsOf("NoSuchType").empty());
+}
+
 }  // namespace
 }  // namespace gridledger::domain

@@ -94,6 +94,18 @@ std::vector<std::string> KnownTypes();
 // The stream kind a type is appended to: "app", "report", "survey" or "staff"; "" when unknown.
 std::string_view StreamKindOfType(std::string_view type);
 
+// The JSON value one `data` key of an event type takes, for tools that build `data` from flat
+// text (the CSV importer): a JSON string (text or enum name), true/false, or anything else
+// (numbers, lists, objects, and texts holding a JSON object).
+enum class DataValueKind { kString, kBool, kOther };
+struct DataField {
+  std::string key;  // as in the JSON event, e.g. "customer_class"
+  DataValueKind kind;
+};
+// The `data` keys of `type` in schema order (presence companions are not keys); empty when the
+// type is unknown.
+std::vector<DataField> DataFieldsOf(std::string_view type);
+
 // True for "YYYY-MM-DD" naming a real calendar date (year 0001..9999), as used by due_date.
 bool IsCalendarDate(std::string_view text);
 
