@@ -45,12 +45,13 @@ void AddSample(prometheus::MetricFamily& family, LabelList labels, double value)
 }
 
 void AddHistogram(prometheus::MetricFamily& family, LabelList labels,
-                  const std::vector<double>& upper_bounds,
-                  const std::vector<uint64_t>& cumulative_counts, uint64_t count, double sum) {
+                  std::span<const double> upper_bounds, std::span<const uint64_t> cumulative_counts,
+                  uint64_t count, double sum) {
   LEDGER_ASSERT(upper_bounds.size() == cumulative_counts.size());
   prometheus::ClientMetric metric = WithLabels(labels);
   metric.histogram.sample_count = count;
   metric.histogram.sample_sum = sum;
+  metric.histogram.bucket.reserve(upper_bounds.size() + 1);
   for (size_t i = 0; i < upper_bounds.size(); ++i) {
     metric.histogram.bucket.push_back({cumulative_counts[i], upper_bounds[i]});
   }

@@ -5,10 +5,10 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <vector>
 
 namespace gridledger::monitoring::internal {
 
@@ -21,8 +21,8 @@ void AddSample(prometheus::MetricFamily& family, LabelList labels, double value)
 
 // Appends one histogram sample: cumulative counts per upper bound (+Inf added), count and sum.
 void AddHistogram(prometheus::MetricFamily& family, LabelList labels,
-                  const std::vector<double>& upper_bounds,
-                  const std::vector<uint64_t>& cumulative_counts, uint64_t count, double sum);
+                  std::span<const double> upper_bounds, std::span<const uint64_t> cumulative_counts,
+                  uint64_t count, double sum);
 
 // A one-sample family without labels.
 prometheus::MetricFamily Single(std::string name, std::string help, prometheus::MetricType type,

@@ -21,8 +21,16 @@ double Seconds(std::chrono::nanoseconds duration) {
   return std::chrono::duration<double>(duration).count();
 }
 
-std::string ResultName(ledger::Code code) {
-  return code == ledger::Code::kOk ? "ok" : std::string(ledger::CodeName(code));
+// One series of `family` per ledger code, labelled result="ok" or the code's name, so every result
+// exists from the start and a call finds its counter by index.
+void AddPerCode(prometheus::Family<prometheus::Counter>& family,
+                std::array<prometheus::Counter*, LedgerMetrics::kCodeCount>& counters) {
+  for (size_t i = 0; i < counters.size(); ++i) {
+    const auto code = static_cast<ledger::Code>(i);
+    const std::string result =
+        code == ledger::Code::kOk ? "ok" : std::string(ledger::CodeName(code));
+    counters[i] = &family.Add({{"result", result}});
+  }
 }
 
 }  // namespace
@@ -34,9 +42,7 @@ LedgerMetrics::LedgerMetrics(prometheus::Registry& registry) {
                            "Append requests answered by the ledger, by result (ok: stored; "
                            "duplicate: a retry of stored events; else the error code)")
                        .Register(registry);
-  for (size_t i = 0; i < kCodeCount; ++i) {
-    append_requests_[i] = &requests.Add({{"result", ResultName(static_cast<ledger::Code>(i))}});
-  }
+  AddPerCode(requests, append_requests_);
   append_duplicates_ = &requests.Add({{"result", "duplicate"}});
   append_latency_ = &prometheus::BuildHistogram()
                          .Name("gridledger_ledger_append_latency_seconds")
@@ -88,9 +94,7 @@ LedgerMetrics::LedgerMetrics(prometheus::Registry& registry) {
                                 "Hash-chain verifications (ledgerctl verify via the server, GET "
                                 "/v1/verify), by result")
                             .Register(registry);
-  for (size_t i = 0; i < kCodeCount; ++i) {
-    verifications_[i] = &verifications.Add({{"result", ResultName(static_cast<ledger::Code>(i))}});
-  }
+  AddPerCode(verifications, verifications_);
   verification_failed_ = &prometheus::BuildGauge()
                               .Name("gridledger_ledger_verification_failed")
                               .Help("1 when the last verification of the hash chain failed")

@@ -6,8 +6,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "families.h"
 
@@ -36,6 +38,7 @@ double Field(const std::vector<std::string>& fields, size_t number) {
   return std::strtod(fields[number - 3].c_str(), nullptr);
 }
 
+// When the system booted (Unix seconds): the epoch of the start time in /proc/self/stat.
 double BootTimeSeconds() {
   std::ifstream in("/proc/stat");
   for (std::string line; std::getline(in, line);) {
@@ -51,6 +54,8 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
   const std::vector<std::string> fields = StatFields();
   const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
   const double page_bytes = static_cast<double>(::sysconf(_SC_PAGESIZE));
+  // Fixed until the next boot: read once, not on every scrape.
+  static const double boot_time_seconds = BootTimeSeconds();
   if (fields.size() >= 24 - 2 && ticks > 0) {  // up to field 24 (rss)
     out.push_back(Single("process_cpu_seconds_total", "Total user and system CPU time spent",
                          MetricType::Counter, (Field(fields, 14) + Field(fields, 15)) / ticks));
@@ -58,7 +63,7 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
         Single("process_threads", "Threads of the process", MetricType::Gauge, Field(fields, 20)));
     out.push_back(Single("process_start_time_seconds",
                          "Start time of the process since the Unix epoch", MetricType::Gauge,
-                         BootTimeSeconds() + Field(fields, 22) / ticks));
+                         boot_time_seconds + Field(fields, 22) / ticks));
     out.push_back(Single("process_virtual_memory_bytes", "Virtual memory size", MetricType::Gauge,
                          Field(fields, 23)));
     out.push_back(Single("process_resident_memory_bytes", "Resident memory size", MetricType::Gauge,

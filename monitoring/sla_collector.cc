@@ -4,6 +4,7 @@
 #include <string>
 
 #include "families.h"
+#include "server/log.h"
 
 namespace gridledger::monitoring {
 
@@ -26,21 +27,38 @@ double Seconds(steady_clock::duration duration) {
   return std::chrono::duration<double>(duration).count();
 }
 
-// Whether figures computed at `computed` (business time `computed_at_us`, projections at
-// `checkpoint`) must be recomputed now.
-bool Stale(steady_clock::time_point computed, int64_t computed_at_us, uint64_t computed_checkpoint,
-           steady_clock::time_point now, int64_t now_us, uint64_t checkpoint,
-           std::chrono::milliseconds max_age, std::chrono::milliseconds min_interval) {
-  const auto age = now - computed;
-  if (age >= max_age) return true;
-  // A new working day changes elapsed days at once, whatever the age.
-  if (domain::LocalDateOf(now_us) != domain::LocalDateOf(computed_at_us)) return true;
-  return checkpoint != computed_checkpoint && age >= min_interval;
-}
-
 std::string Level(int level) { return std::to_string(level); }
 
 }  // namespace
+
+// Recomputes `cached` when stale: older than `max_age`, from another working day (elapsed days
+// change at once, whatever the age), or older than `min_interval` while the projections moved on.
+// A failed computation keeps the previous figures, counts an error and logs its cause.
+template <typename Health, typename Compute>
+void SlaCollector::RefreshIfStale(Cached<Health>& cached, const char* what, int64_t now_us,
+                                  uint64_t checkpoint, std::chrono::milliseconds max_age,
+                                  std::chrono::milliseconds min_interval, Compute compute) const {
+  const steady_clock::time_point started = steady_clock::now();
+  if (cached.health) {
+    const auto age = started - cached.computed;
+    const bool stale =
+        age >= max_age ||
+        domain::LocalDateOf(now_us) != domain::LocalDateOf(cached.health->evaluated_at_us) ||
+        (checkpoint != cached.checkpoint && age >= min_interval);
+    if (!stale) return;
+  }
+  ledger::Result<Health> health = compute();
+  if (!health.ok()) {
+    ++errors_;
+    server::Log(server::LogLevel::kWarning, "metrics: figures not refreshed, previous ones kept",
+                {{"figures", what}, {"error", health.status().ToString()}});
+    return;
+  }
+  cached.health = std::move(health).value();
+  cached.checkpoint = checkpoint;
+  cached.computed = started;
+  cached.duration_seconds = Seconds(steady_clock::now() - started);
+}
 
 SlaCollector::SlaCollector(const projections::Engine& engine,
                            const domain::WorkingCalendar& calendar,
@@ -56,8 +74,8 @@ std::vector<prometheus::MetricFamily> SlaCollector::Collect() const {
   std::lock_guard lock(mutex_);
   RefreshLocked();
   std::vector<prometheus::MetricFamily> out;
-  if (sla_) AddSlaFamilies(*sla_, out);
-  if (kpi_) AddKpiFamilies(*kpi_, out);
+  if (sla_.health) AddSlaFamilies(*sla_.health, out);
+  if (kpi_.health) AddKpiFamilies(*kpi_.health, out);
   out.push_back(Single("gridledger_sla_evaluation_errors_total",
                        "Scans of the projections' states that failed (the previous figures stay)",
                        MetricType::Counter, static_cast<double>(errors_)));
@@ -65,35 +83,14 @@ std::vector<prometheus::MetricFamily> SlaCollector::Collect() const {
 }
 
 void SlaCollector::RefreshLocked() const {
-  const steady_clock::time_point now = steady_clock::now();
   const int64_t now_us = now_us_();
-  // Read before the scan: the figures reflect at least this checkpoint.
+  // Read before the scans: the figures reflect at least this checkpoint.
   const uint64_t checkpoint = engine_.checkpoint();
-  if (!sla_ || Stale(sla_computed_, sla_->evaluated_at_us, sla_checkpoint_, now, now_us, checkpoint,
-                     options_.sla_max_age, options_.min_interval)) {
-    ledger::Result<SlaHealth> health = ComputeSlaHealth(engine_, calendar_, profile_, now_us);
-    if (health.ok()) {
-      sla_ = std::move(health).value();
-      sla_checkpoint_ = checkpoint;
-      sla_computed_ = now;
-      sla_duration_seconds_ = Seconds(steady_clock::now() - now);
-    } else {
-      ++errors_;
-    }
-  }
-  const steady_clock::time_point kpi_started = steady_clock::now();
-  if (!kpi_ || Stale(kpi_computed_, kpi_->evaluated_at_us, kpi_checkpoint_, kpi_started, now_us,
-                     checkpoint, options_.kpi_max_age, options_.kpi_min_interval)) {
-    ledger::Result<KpiHealth> health = ComputeKpis(now_us);
-    if (health.ok()) {
-      kpi_ = std::move(health).value();
-      kpi_checkpoint_ = checkpoint;
-      kpi_computed_ = kpi_started;
-      kpi_duration_seconds_ = Seconds(steady_clock::now() - kpi_started);
-    } else {
-      ++errors_;
-    }
-  }
+  RefreshIfStale(sla_, "sla", now_us, checkpoint, options_.sla_max_age, options_.min_interval,
+                 [&] { return ComputeSlaHealth(engine_, calendar_, profile_, now_us); });
+  // After the SLA figures: their orgs are among those of the KPI figures.
+  RefreshIfStale(kpi_, "kpi", now_us, checkpoint, options_.kpi_max_age, options_.kpi_min_interval,
+                 [&] { return ComputeKpis(now_us); });
 }
 
 ledger::Result<KpiHealth> SlaCollector::ComputeKpis(int64_t now_us) const {
@@ -101,7 +98,7 @@ ledger::Result<KpiHealth> SlaCollector::ComputeKpis(int64_t now_us) const {
   if (!reports.ok()) return reports.status();
   // The orgs with KPI figures: those of applications and of reports.
   std::set<std::string> orgs;
-  if (sla_) orgs.insert(sla_->orgs.begin(), sla_->orgs.end());
+  if (sla_.health) orgs.insert(sla_.health->orgs.begin(), sla_.health->orgs.end());
   for (const projections::KpiState& report : *reports) {
     if (!report.org.empty()) orgs.insert(report.org);
   }
@@ -187,14 +184,11 @@ void SlaCollector::AddSlaFamilies(const SlaHealth& health,
                              "Working days (pauses excluded) of every stage clock closed by its "
                              "own ending event, over the whole log",
                              MetricType::Histogram);
-  const std::vector<double> bounds(kStageDurationBucketsWorkingDays.begin(),
-                                   kStageDurationBucketsWorkingDays.end());
   for (const auto& [key, histogram] : health.durations) {
     const auto& [name, c] = key;
-    AddHistogram(durations, {{"clock", clock(name)}, {"customer_class", customer_class(c)}}, bounds,
-                 std::vector<uint64_t>(histogram.cumulative_counts.begin(),
-                                       histogram.cumulative_counts.end()),
-                 histogram.count, histogram.sum);
+    AddHistogram(durations, {{"clock", clock(name)}, {"customer_class", customer_class(c)}},
+                 kStageDurationBucketsWorkingDays, histogram.cumulative_counts, histogram.count,
+                 histogram.sum);
   }
   out.push_back(std::move(durations));
 
@@ -220,10 +214,10 @@ void SlaCollector::AddSlaFamilies(const SlaHealth& health,
                        MetricType::Gauge, static_cast<double>(health.evaluated_at_us) / 1e6));
   out.push_back(Single("gridledger_sla_evaluation_duration_seconds",
                        "How long the last computation of the SLA figures took", MetricType::Gauge,
-                       sla_duration_seconds_));
+                       sla_.duration_seconds));
   out.push_back(Single("gridledger_sla_evaluated_checkpoint_position",
                        "The projections' checkpoint the SLA figures reflect (at least)",
-                       MetricType::Gauge, static_cast<double>(sla_checkpoint_)));
+                       MetricType::Gauge, static_cast<double>(sla_.checkpoint)));
 }
 
 void SlaCollector::AddKpiFamilies(const KpiHealth& health,
@@ -308,7 +302,7 @@ void SlaCollector::AddKpiFamilies(const KpiHealth& health,
                        MetricType::Gauge, static_cast<double>(health.evaluated_at_us) / 1e6));
   out.push_back(Single("gridledger_kpi_evaluation_duration_seconds",
                        "How long the last computation of the KPI figures took", MetricType::Gauge,
-                       kpi_duration_seconds_));
+                       kpi_.duration_seconds));
 }
 
 }  // namespace gridledger::monitoring

@@ -10,28 +10,6 @@ namespace {
 
 using projections::ClockState;
 
-// Lower is worse: the application's state is the minimum over its open clocks.
-AppSlaState AppStateOf(ClockState state) {
-  switch (state) {
-    case ClockState::kOverdue:
-      return AppSlaState::kOverdue;
-    case ClockState::kWarning:
-      return AppSlaState::kWarning;
-    case ClockState::kCalendarMissing:
-      return AppSlaState::kCalendarMissing;
-    case ClockState::kOnTrack:
-      return AppSlaState::kOnTrack;
-    case ClockState::kPaused:
-      return AppSlaState::kPaused;
-    case ClockState::kMet:
-    case ClockState::kMissed:
-    case ClockState::kNotApplicable:
-    case ClockState::kStopped:
-      break;
-  }
-  return AppSlaState::kNoOpenClock;
-}
-
 std::optional<OpenClockState> OpenStateOf(ClockState state) {
   switch (state) {
     case ClockState::kOnTrack:
@@ -51,6 +29,23 @@ std::optional<OpenClockState> OpenStateOf(ClockState state) {
       break;
   }
   return std::nullopt;
+}
+
+// Lower is worse: the application's state is the minimum over its open clocks.
+AppSlaState AppStateOf(OpenClockState state) {
+  switch (state) {
+    case OpenClockState::kOverdue:
+      return AppSlaState::kOverdue;
+    case OpenClockState::kWarning:
+      return AppSlaState::kWarning;
+    case OpenClockState::kCalendarMissing:
+      return AppSlaState::kCalendarMissing;
+    case OpenClockState::kOnTrack:
+      return AppSlaState::kOnTrack;
+    case OpenClockState::kPaused:
+      return AppSlaState::kPaused;
+  }
+  return AppSlaState::kNoOpenClock;
 }
 
 std::string MonthText(int year, int month) {
@@ -196,7 +191,7 @@ void SlaHealthBuilder::AddClocks(const projections::ApplicationState& state, Sla
       std::optional<OpenClockState> open_state = OpenStateOf(view.state);
       if (!open_state) continue;  // no limit for this class
       ++health_.open_clocks[{org, clock.name, customer_class, *open_state}];
-      *app_state = std::min(*app_state, AppStateOf(view.state));
+      *app_state = std::min(*app_state, AppStateOf(*open_state));
       if (view.state == ClockState::kOverdue) {
         ++health_.overdue_clocks[{org, clock.name, view.escalation_level}];
         *app_level = std::max(*app_level, view.escalation_level);
@@ -251,7 +246,6 @@ void AddTableFigures(const nlohmann::json& table, const std::string& org, Period
     figure.period_name = period_name;
     figure.numerator = kpi.value("numerator", 0.0);
     figure.denominator = kpi.value("denominator", 0.0);
-    figure.target = kpi.value("target", 0.0);
     const auto value = kpi.find("value");
     if (value != kpi.end() && value->is_number()) figure.value = value->get<double>();
     health->figures.push_back(std::move(figure));

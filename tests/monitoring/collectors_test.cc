@@ -25,29 +25,20 @@ namespace {
 
 using testing::At;
 using testing::DemoLedger;
+using testing::DemoLedgerSuite;
 using testing::Families;
 using testing::FindFamily;
+using testing::kEvaluatedAt;
 using testing::LabelsOf;
 using testing::Sum;
 
-const int64_t kEvaluatedAt = At("2026-07-03T12:00:00+08:00");
-
-class CollectorsTest : public ::testing::Test {
+class CollectorsTest : public DemoLedgerSuite {
  protected:
-  static void SetUpTestSuite() {
-    demo_ = new DemoLedger(400, 11, *domain::Date::FromCivil(2026, 6, 30));
-  }
-  static void TearDownTestSuite() {
-    delete demo_;
-    demo_ = nullptr;
-  }
   static SlaCollector NewCollector(std::function<int64_t()> now, SlaCollectorOptions options = {}) {
     return SlaCollector(demo_->engine(), demo_->calendar(), demo_->profile(), std::move(now),
                         std::move(options));
   }
-  static DemoLedger* demo_;
 };
-DemoLedger* CollectorsTest::demo_ = nullptr;
 
 // The label names each SLA family may carry, and the values each label may take.
 const std::map<std::string, std::set<std::string>> kFamilyLabels = {

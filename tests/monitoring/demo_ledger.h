@@ -107,4 +107,21 @@ class DemoLedger {
   std::unique_ptr<projections::Engine> engine_;
 };
 
+// The suites' shared workload: a few hundred applications stopped mid-2026, so many are still open
+// at kEvaluatedAt. Built once per suite (SetUpTestSuite), shared by its tests through demo_.
+class DemoLedgerSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    demo_ = new DemoLedger(400, 11, *domain::Date::FromCivil(2026, 6, 30));
+  }
+  static void TearDownTestSuite() {
+    delete demo_;
+    demo_ = nullptr;
+  }
+  static inline DemoLedger* demo_ = nullptr;
+};
+
+// Friday after the workload's last day (2026-06-30).
+inline const int64_t kEvaluatedAt = At("2026-07-03T12:00:00+08:00");
+
 }  // namespace gridledger::monitoring::testing

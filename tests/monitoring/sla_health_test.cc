@@ -20,27 +20,17 @@ namespace {
 
 using testing::At;
 using testing::DemoLedger;
+using testing::DemoLedgerSuite;
+using testing::kEvaluatedAt;
 
-// Friday after the workload's last day (2026-06-30).
-const int64_t kEvaluatedAt = At("2026-07-03T12:00:00+08:00");
-
-class SlaHealthTest : public ::testing::Test {
+class SlaHealthTest : public DemoLedgerSuite {
  protected:
-  static void SetUpTestSuite() {
-    demo_ = new DemoLedger(400, 11, *domain::Date::FromCivil(2026, 6, 30));
-  }
-  static void TearDownTestSuite() {
-    delete demo_;
-    demo_ = nullptr;
-  }
   static SlaHealth Health(int64_t at_us) {
     auto health = ComputeSlaHealth(demo_->engine(), demo_->calendar(), demo_->profile(), at_us);
     EXPECT_TRUE(health.ok()) << health.status().ToString();
     return std::move(health).value();
   }
-  static DemoLedger* demo_;
 };
-DemoLedger* SlaHealthTest::demo_ = nullptr;
 
 TEST_F(SlaHealthTest, OverdueClocksAreThoseOverdueAtLists) {
   const SlaHealth health = Health(kEvaluatedAt);

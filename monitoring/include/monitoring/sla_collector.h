@@ -7,7 +7,7 @@
 // the last figures while they are fresh: SLA figures are recomputed when older than sla_max_age, or
 // when the projections moved on and they are older than min_interval; KPI figures likewise with
 // kpi_max_age and kpi_min_interval. Concurrent scrapes share one computation. A failed scan keeps
-// the previous figures and counts an error.
+// the previous figures, counts an error and logs its cause (a warning).
 //
 // Families (every label is an org or a closed set; never an application, customer or staff id):
 //   gridledger_sla_open_applications{org,stage,customer_class,sla_state}      gauge
@@ -75,7 +75,22 @@ class SlaCollector : public prometheus::Collectable {
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
+  // The last figures of one kind (SLA or KPI) and what they reflect.
+  template <typename Health>
+  struct Cached {
+    std::optional<Health> health;
+    std::chrono::steady_clock::time_point computed;  // when their computation started
+    uint64_t checkpoint = 0;      // the projections' checkpoint read before it (reflected at least)
+    double duration_seconds = 0;  // how long it took
+  };
+
   void RefreshLocked() const;
+  // Recomputes `cached` with `compute` when stale (see the cost note above); `what` names the
+  // figures in the log line of a failure.
+  template <typename Health, typename Compute>
+  void RefreshIfStale(Cached<Health>& cached, const char* what, int64_t now_us, uint64_t checkpoint,
+                      std::chrono::milliseconds max_age, std::chrono::milliseconds min_interval,
+                      Compute compute) const;
   // Reads the report buckets and, per org, the month buckets of the window, one org at a time.
   ledger::Result<KpiHealth> ComputeKpis(int64_t now_us) const;
   void AddSlaFamilies(const SlaHealth& health, std::vector<prometheus::MetricFamily>& out) const;
@@ -88,14 +103,8 @@ class SlaCollector : public prometheus::Collectable {
   const SlaCollectorOptions options_;
 
   mutable std::mutex mutex_;  // guards everything below; held during a refresh
-  mutable std::optional<SlaHealth> sla_;
-  mutable std::chrono::steady_clock::time_point sla_computed_;
-  mutable uint64_t sla_checkpoint_ = 0;
-  mutable double sla_duration_seconds_ = 0;
-  mutable std::optional<KpiHealth> kpi_;
-  mutable std::chrono::steady_clock::time_point kpi_computed_;
-  mutable uint64_t kpi_checkpoint_ = 0;
-  mutable double kpi_duration_seconds_ = 0;
+  mutable Cached<SlaHealth> sla_;
+  mutable Cached<KpiHealth> kpi_;
   mutable uint64_t errors_ = 0;
 };
 

@@ -48,12 +48,10 @@ enum class AppSlaState : uint8_t {
   kPaused,
   kNoOpenClock,
 };
-inline constexpr int kAppSlaStateCount = 6;
 std::string_view AppSlaStateName(AppSlaState state);  // "overdue", … "no_open_clock"
 
 // The states an open clock can be in at T (projections::ClockState minus the closed ones).
 enum class OpenClockState : uint8_t { kOnTrack, kWarning, kOverdue, kPaused, kCalendarMissing };
-inline constexpr int kOpenClockStateCount = 5;
 std::string_view OpenClockStateName(OpenClockState state);
 
 // Upper bounds (working days) of the stage-duration histogram buckets; +Inf is implicit. They
@@ -63,7 +61,6 @@ inline constexpr std::array<double, 16> kStageDurationBucketsWorkingDays = {
 
 // "current" or "previous": the period of a figure relative to T.
 enum class Period : uint8_t { kCurrent, kPrevious };
-inline constexpr int kPeriodCount = 2;
 std::string_view PeriodName(Period period);
 
 struct DurationHistogram {
@@ -143,7 +140,6 @@ struct KpiFigure {
   double numerator = 0;
   double denominator = 0;
   std::optional<double> value;  // nullopt when the denominator is empty
-  double target = 0;
 };
 
 // Callback results and satisfaction values, as labels; anything else counts as "other".
