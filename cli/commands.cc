@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "context.h"
 #include "domain/event_json.h"
 #include "ingest/event_codec.h"
 #include "ingest/ingestor.h"
@@ -59,8 +60,6 @@ json AppendLine(ingest::Ingestor& ingestor, const std::string& line, uint64_t li
   return result;
 }
 
-bool Blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
-
 std::string Shorten(std::string text, size_t width) {
   if (text.size() <= width) return text;
   text.resize(width - 3);
@@ -71,14 +70,9 @@ std::string Shorten(std::string text, size_t width) {
 
 int Append(const std::string& data_dir, const std::string& file, std::ostream& out) {
   std::ifstream file_stream;
-  if (file != "-") {
-    file_stream.open(file);
-    if (!file_stream) {
-      std::cerr << "ledgerctl: cannot read " << file << "\n";
-      return kExitFailure;
-    }
-  }
-  std::istream& in = file == "-" ? std::cin : file_stream;
+  std::istream* input = OpenInput(file, file_stream, std::cerr);
+  if (input == nullptr) return kExitFailure;
+  std::istream& in = *input;
   auto ledger = OpenOrReport(data_dir, out);
   if (!ledger) return kExitFailure;
   // Projections follow inline: their states land in the same synced batch as the events.

@@ -74,4 +74,15 @@ void ProgressBar::Finish() {
   if (terminal_ && last_percent_ >= 0) std::cerr << "\n";
 }
 
+std::istream* OpenInput(const std::string& file, std::ifstream& file_stream, std::ostream& err,
+                        std::ios::openmode mode) {
+  if (file == "-") return &std::cin;
+  file_stream.open(file, mode);
+  if (!file_stream) {
+    err << "ledgerctl: cannot read " << file << "\n";
+    return nullptr;
+  }
+  return &file_stream;
+}
+
 }  // namespace gridledger::cli

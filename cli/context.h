@@ -2,6 +2,8 @@
 // working calendar, the SLA profile, and a parsed evaluation time.
 #pragma once
 
+#include <fstream>
+#include <istream>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -34,6 +36,16 @@ std::optional<Context> OpenContext(const DataOptions& options, std::ostream& err
 
 // "2026-03-10" (the end of that day in Asia/Shanghai) or RFC 3339; nullopt when neither.
 int64_t NowUs();
+
+// The input named `file` ("-": stdin), opened into `file_stream`; nullptr (and why, on `err`) when
+// it cannot be read.
+std::istream* OpenInput(const std::string& file, std::ifstream& file_stream, std::ostream& err,
+                        std::ios::openmode mode = std::ios::in);
+
+// A line of only spaces, tabs and carriage returns (skipped in JSON-lines input).
+inline bool Blank(const std::string& line) {
+  return line.find_first_not_of(" \t\r") == std::string::npos;
+}
 
 // A terminal progress bar on stderr for long scans; silent when stderr is not a terminal.
 class ProgressBar {

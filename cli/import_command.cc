@@ -66,14 +66,9 @@ int ImportCommand(const DataOptions& data, const std::string& file, const std::s
   const std::optional<ingest::ImportFormat> chosen = ChooseFormat(file, format, err);
   if (!chosen) return kExitFailure;
   std::ifstream file_stream;
-  if (file != "-") {
-    file_stream.open(file, std::ios::binary);
-    if (!file_stream) {
-      err << "ledgerctl: cannot read " << file << "\n";
-      return kExitFailure;
-    }
-  }
-  std::istream& in = file == "-" ? std::cin : file_stream;
+  std::istream* input = OpenInput(file, file_stream, err, std::ios::binary);
+  if (input == nullptr) return kExitFailure;
+  std::istream& in = *input;
 
   ledger::Options options;
   options.side_families = projections::SideFamilies();

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
+#include "context.h"
 #include "ingest/event_codec.h"
 
 namespace gridledger::cli {
@@ -53,20 +54,13 @@ std::unique_ptr<client::Client> Connect(const RemoteOptions& remote) {
   return std::move(connected).value();
 }
 
-bool Blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
-
 }  // namespace
 
 int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostream& out) {
   std::ifstream file_stream;
-  if (file != "-") {
-    file_stream.open(file);
-    if (!file_stream) {
-      std::cerr << "ledgerctl: cannot read " << file << "\n";
-      return kExitFailure;
-    }
-  }
-  std::istream& in = file == "-" ? std::cin : file_stream;
+  std::istream* input = OpenInput(file, file_stream, std::cerr);
+  if (input == nullptr) return kExitFailure;
+  std::istream& in = *input;
   auto connection = Connect(remote);
   if (!connection) return kExitFailure;
   bool any_rejected = false;

@@ -10,8 +10,9 @@
 
 #include <kj/exception.h>
 
-#include <bit>
 #include <cstring>
+
+#include "protocol/framing.h"
 
 namespace gridledger::client {
 
@@ -24,31 +25,8 @@ namespace {
 constexpr size_t kWordBytes = sizeof(capnp::word);
 constexpr size_t kReceiveBufferBytes = size_t{256} << 10;
 constexpr size_t kFrameSegmentsMax = 512;
-static_assert(std::endian::native == std::endian::little, "the framing is little-endian");
 
-struct FramePrefix {
-  enum class State { kIncomplete, kComplete, kTooLarge, kMalformed } state = State::kIncomplete;
-  size_t bytes = 0;  // the whole frame, once its segment table is in (0 before)
-};
-
-FramePrefix ParseFramePrefix(const kj::byte* data, size_t available, size_t frame_bytes_max) {
-  using State = FramePrefix::State;
-  auto load = [&](size_t index) {
-    uint32_t value = 0;
-    std::memcpy(&value, data + index * sizeof(uint32_t), sizeof(value));
-    return value;
-  };
-  if (available < kWordBytes) return {};
-  const size_t segments = size_t{load(0)} + 1;
-  if (segments > kFrameSegmentsMax) return {State::kMalformed, 0};
-  const size_t table_bytes = (segments + 2) / 2 * kWordBytes;
-  if (available < table_bytes) return {};
-  uint64_t bytes = table_bytes;
-  for (size_t i = 0; i < segments; ++i) bytes += uint64_t{load(i + 1)} * kWordBytes;
-  if (bytes > frame_bytes_max) return {State::kTooLarge, static_cast<size_t>(bytes)};
-  if (available < bytes) return {State::kIncomplete, static_cast<size_t>(bytes)};
-  return {State::kComplete, static_cast<size_t>(bytes)};
-}
+using protocol::FramePrefix;
 
 std::string Text(capnp::Text::Reader text) { return {text.begin(), text.size()}; }
 
@@ -64,6 +42,8 @@ Error FromBusy(protocol::Busy::Reader busy) {
   Error result{"busy", Text(busy.getMessage()), "", "", std::nullopt, Text(busy.getLimit())};
   return result;
 }
+
+Error ClosedError() { return Error{"io", "the connection is closed", "", "", std::nullopt, ""}; }
 
 Error ProtocolError(std::string message) {
   return Error{"protocol", std::move(message), "", "", std::nullopt, ""};
@@ -307,34 +287,9 @@ MaybeError Client::Hello(const std::string& token) {
 
 // ---- frames -----------------------------------------------------------------------------------
 
-MaybeError Client::SendBytes(std::string_view bytes) {
-  if (broken_) return Error{"io", "the connection is closed", "", "", std::nullopt, ""};
-  bool done = false;
-  boost::system::error_code error;
-  asio::async_write(socket_->socket, asio::buffer(bytes.data(), bytes.size()),
-                    [&](boost::system::error_code e, size_t) {
-                      error = e;
-                      done = true;
-                    });
-  if (!socket_->RunUntil(done, Clock::now() + options_.timeout)) {
-    return Broken("timeout", "sending a request");
-  }
-  if (error) return Broken("io", "sending a request: " + error.message());
-  return std::nullopt;
-}
-
-MaybeError Client::SendRequest(capnp::MessageBuilder& request) {
-  if (broken_) return Error{"io", "the connection is closed", "", "", std::nullopt, ""};
-  auto segments = request.getSegmentsForOutput();
-  std::vector<uint32_t> table((segments.size() + 2) & ~size_t{1}, 0);
-  table[0] = static_cast<uint32_t>(segments.size() - 1);
-  std::vector<asio::const_buffer> buffers;
-  buffers.reserve(segments.size() + 1);
-  buffers.emplace_back(table.data(), table.size() * sizeof(uint32_t));
-  for (size_t i = 0; i < segments.size(); ++i) {
-    table[i + 1] = static_cast<uint32_t>(segments[i].size());
-    buffers.emplace_back(segments[i].begin(), segments[i].size() * kWordBytes);
-  }
+template <typename Buffers>
+MaybeError Client::Write(const Buffers& buffers) {
+  if (broken_) return ClosedError();
   bool done = false;
   boost::system::error_code error;
   asio::async_write(socket_->socket, buffers, [&](boost::system::error_code e, size_t) {
@@ -346,6 +301,22 @@ MaybeError Client::SendRequest(capnp::MessageBuilder& request) {
   }
   if (error) return Broken("io", "sending a request: " + error.message());
   return std::nullopt;
+}
+
+MaybeError Client::SendBytes(std::string_view bytes) {
+  return Write(asio::buffer(bytes.data(), bytes.size()));
+}
+
+MaybeError Client::SendRequest(capnp::MessageBuilder& request) {
+  auto segments = request.getSegmentsForOutput();
+  const std::vector<uint32_t> table = protocol::SegmentTable(segments);
+  std::vector<asio::const_buffer> buffers;
+  buffers.reserve(segments.size() + 1);
+  buffers.emplace_back(table.data(), table.size() * sizeof(uint32_t));
+  for (const auto& segment : segments) {
+    buffers.emplace_back(segment.begin(), segment.size() * kWordBytes);
+  }
+  return Write(buffers);
 }
 
 Result<size_t> Client::ReadSome(kj::byte* into, size_t bytes, Clock::time_point deadline) {
@@ -371,7 +342,7 @@ Result<size_t> Client::ReadSome(kj::byte* into, size_t bytes, Clock::time_point 
 }
 
 Result<kj::Array<capnp::word>> Client::ReadFrame(Clock::time_point deadline) {
-  if (broken_) return Error{"io", "the connection is closed", "", "", std::nullopt, ""};
+  if (broken_) return ClosedError();
   Socket& s = *socket_;
   while (true) {
     if (s.large.size() > 0) {  // a large frame is received in place, without a copy
@@ -386,8 +357,8 @@ Result<kj::Array<capnp::word>> Client::ReadFrame(Clock::time_point deadline) {
       s.large_filled += *received;
       continue;
     }
-    FramePrefix prefix =
-        ParseFramePrefix(s.bytes() + s.begin, s.end - s.begin, options_.frame_bytes_max);
+    FramePrefix prefix = protocol::ParseFramePrefix(s.bytes() + s.begin, s.end - s.begin,
+                                                    options_.frame_bytes_max, kFrameSegmentsMax);
     if (prefix.state == FramePrefix::State::kComplete) {
       auto frame = kj::heapArray<capnp::word>(prefix.bytes / kWordBytes);
       std::memcpy(frame.begin(), s.bytes() + s.begin, prefix.bytes);

@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "ledger/limits.h"
+#include "protocol/framing.h"
 #include "server/protocol.capnp.h"
 
 namespace gridledger::server {
@@ -211,44 +211,23 @@ struct OutFrame {
 OutFrame Seal(std::unique_ptr<capnp::MallocMessageBuilder> message, uint64_t subscription) {
   OutFrame frame;
   frame.segments = message->getSegmentsForOutput();
-  const size_t count = frame.segments.size();
-  frame.table.assign((count + 2) & ~size_t{1}, 0);
-  frame.table[0] = static_cast<uint32_t>(count - 1);
+  frame.table = protocol::SegmentTable(frame.segments);
   frame.bytes = frame.table.size() * sizeof(uint32_t);
-  for (size_t i = 0; i < count; ++i) {
-    frame.table[i + 1] = static_cast<uint32_t>(frame.segments[i].size());
-    frame.bytes += frame.segments[i].size() * kWordBytes;
-  }
+  for (const auto& segment : frame.segments) frame.bytes += segment.size() * kWordBytes;
   frame.message = std::move(message);
   frame.subscription = subscription;
   return frame;
 }
 
-// What the first bytes of a receive buffer say about the frame starting there.
-struct FramePrefix {
-  enum class State { kIncomplete, kComplete, kTooLarge, kMalformed } state = State::kIncomplete;
-  size_t bytes = 0;  // the whole frame, once the segment table is in (0 before)
-};
-
-FramePrefix ParseFramePrefix(const kj::byte* data, size_t available, size_t frame_bytes_max) {
-  using State = FramePrefix::State;
-  auto load = [&](size_t index) {
-    uint32_t value = 0;
-    std::memcpy(&value, data + index * sizeof(uint32_t), sizeof(value));
-    return value;  // little-endian hosts only (checked below)
-  };
-  static_assert(std::endian::native == std::endian::little, "the framing is little-endian");
-  if (available < kWordBytes) return {};
-  const size_t segments = size_t{load(0)} + 1;
-  if (segments > kTcpFrameSegmentsMax) return {State::kMalformed, 0};
-  const size_t table_bytes = (segments + 2) / 2 * kWordBytes;
-  if (available < table_bytes) return {};
-  uint64_t bytes = table_bytes;
-  for (size_t i = 0; i < segments; ++i) bytes += uint64_t{load(i + 1)} * kWordBytes;
-  if (bytes > frame_bytes_max) return {State::kTooLarge, static_cast<size_t>(bytes)};
-  if (available < bytes) return {State::kIncomplete, static_cast<size_t>(bytes)};
-  return {State::kComplete, static_cast<size_t>(bytes)};
+// Appends the buffers that write `frame` (its segment table, then its segments) to `buffers`.
+void AddBuffers(const OutFrame& frame, std::vector<asio::const_buffer>& buffers) {
+  buffers.emplace_back(frame.table.data(), frame.table.size() * sizeof(uint32_t));
+  for (Words segment : frame.segments) {
+    buffers.emplace_back(segment.begin(), segment.size() * kWordBytes);
+  }
 }
+
+using protocol::FramePrefix;
 
 void RaiseTo(std::atomic<size_t>& peak, size_t value) {
   size_t seen = peak.load(std::memory_order_relaxed);
@@ -454,7 +433,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         return;
       }
       FramePrefix prefix =
-          ParseFramePrefix(InBytes() + in_begin_, in_end_ - in_begin_, limits_.frame_bytes_max);
+          protocol::ParseFramePrefix(InBytes() + in_begin_, in_end_ - in_begin_,
+                                     limits_.frame_bytes_max, kTcpFrameSegmentsMax);
       if (prefix.state == FramePrefix::State::kIncomplete) {
         if (prefix.bytes > InCapacity() - in_begin_) ReserveReceive(prefix.bytes);
         break;
@@ -978,11 +958,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     write_buffers_.clear();
     writing_frames_ = std::min(out_.size(), kWriteFramesMax);
     for (size_t i = 0; i < writing_frames_; ++i) {
-      const OutFrame& frame = out_[i];
-      write_buffers_.emplace_back(frame.table.data(), frame.table.size() * sizeof(uint32_t));
-      for (Words segment : frame.segments) {
-        write_buffers_.emplace_back(segment.begin(), segment.size() * kWordBytes);
-      }
+      AddBuffers(out_[i], write_buffers_);
     }
     asio::async_write(socket_, write_buffers_,
                       [self = shared_from_this()](boost::system::error_code error, size_t) {
@@ -1155,10 +1131,7 @@ struct Refusal : std::enable_shared_from_this<Refusal> {
     busy.setLimit("connections_max");
     busy.setMessage("too many connections");
     frame = Seal(std::move(reply.message), 0);
-    buffers.emplace_back(frame.table.data(), frame.table.size() * sizeof(uint32_t));
-    for (Words segment : frame.segments) {
-      buffers.emplace_back(segment.begin(), segment.size() * kWordBytes);
-    }
+    AddBuffers(frame, buffers);
     timer.expires_after(kTcpDrainTimeout);
     timer.async_wait([self = shared_from_this()](boost::system::error_code error) {
       if (!error) self->Close();

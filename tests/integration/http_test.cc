@@ -15,26 +15,6 @@ namespace {
 using nlohmann::json;
 namespace http = boost::beast::http;
 
-std::vector<json> SampleEvents() {
-  std::ifstream in(SOURCE_DIR "/examples/sample-application.jsonl");
-  std::vector<json> events;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) events.push_back(json::parse(line));
-  }
-  return events;
-}
-
-// The name of the test principal that is each sample event's actor.
-std::string PrincipalOf(const json& event) {
-  const std::string id = event["actor"]["id"];
-  for (const TestPrincipal& p : DefaultPrincipals()) {
-    if (p.principal.id == id) return p.name;
-  }
-  ADD_FAILURE() << "no test principal for actor " << id;
-  return "";
-}
-
 json Body(const HttpResponse& response) {
   json body = json::parse(response.body, nullptr, false);
   EXPECT_FALSE(body.is_discarded()) << response.body;

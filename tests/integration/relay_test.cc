@@ -35,6 +35,8 @@
 #include "ledger/ledger.h"
 #include "projections/engine.h"
 #include "server/relay.h"
+#include "support/loopback.h"
+#include "support/process.h"
 #include "support/temp_dir.h"
 
 extern char** environ;
@@ -45,48 +47,12 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using std::chrono::steady_clock;
+using testing::FreeLoopbackPort;
+using testing::PortAccepts;
+using testing::ReadFile;
+using testing::WaitUntil;
 
 constexpr char kStreamName[] = "GRIDLEDGER";
-
-// Polls `condition` every 10 ms until it holds or `timeout` passes.
-bool WaitFor(const std::function<bool()>& condition, milliseconds timeout) {
-  const auto deadline = steady_clock::now() + timeout;
-  while (!condition()) {
-    if (steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(10));  // the poll interval, not a stand-in
-  }
-  return true;
-}
-
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-uint16_t FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&address), length), 0);
-  EXPECT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length), 0);
-  close(fd);
-  return ntohs(address.sin_port);
-}
-
-bool PortAccepts(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  bool accepted = connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  close(fd);
-  return accepted;
-}
 
 // A child process with stdout and stderr appended to `log`; killed with SIGKILL if still running
 // at destruction.
@@ -163,7 +129,7 @@ class Broker {
         std::vector<std::string>{NATS_SERVER_PATH, "-js", "-a", "127.0.0.1", "-p",
                                  std::to_string(port_), "-sd", store_dir_.string()},
         log_);
-    ASSERT_TRUE(WaitFor([&] { return PortAccepts(port_); }, seconds(10)))
+    ASSERT_TRUE(WaitUntil([&] { return PortAccepts(port_); }, seconds(10)))
         << "nats-server did not listen on " << port_ << "\n"
         << ReadFile(log_);
   }
@@ -175,7 +141,7 @@ class Broker {
   // SIGSTOP / SIGCONT: a paused broker keeps its connections but answers nothing.
   void Pause() {
     process_->Signal(SIGSTOP);
-    ASSERT_TRUE(WaitFor([&] { return process_->Stopped(); }, seconds(5)));
+    ASSERT_TRUE(WaitUntil([&] { return process_->Stopped(); }, seconds(5)));
   }
   void Resume() { process_->Signal(SIGCONT); }
 
@@ -236,8 +202,8 @@ class Observer {
   // Creates the stream as the relay would, but with a tiny duplicate window.
   void CreateStream(milliseconds duplicate_window) {
     ASSERT_TRUE(
-        WaitFor([&] { return natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED; },
-                seconds(10)));
+        WaitUntil([&] { return natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED; },
+                  seconds(10)));
     const char* subjects[] = {"gridledger.>"};
     jsStreamConfig config;
     jsStreamConfig_Init(&config);
@@ -409,7 +375,7 @@ TEST_F(RelayInProcessTest, RefusesAStreamHoldingAnotherLedgersHistory) {
   Append(*other, 30, "b");
   Relay relay(*other, Options());
   ASSERT_TRUE(relay.Start().ok());
-  EXPECT_TRUE(WaitFor(
+  EXPECT_TRUE(WaitUntil(
       [&] {
         return relay.status().last_error.find("different event at position 20") !=
                std::string::npos;
@@ -478,7 +444,7 @@ class RelayTest : public ::testing::Test {
   }
   // Waits until the stream holds `messages` with the driver still running, then kills it.
   void KillDriverAt(uint64_t messages) {
-    ASSERT_TRUE(WaitFor([&] { return observer_.LastSequence() >= messages; }, seconds(15)))
+    ASSERT_TRUE(WaitUntil([&] { return observer_.LastSequence() >= messages; }, seconds(15)))
         << Logs();
     ASSERT_TRUE(driver_->Running()) << "the driver finished before it could be killed\n" << Logs();
     driver_->Kill(SIGKILL);
@@ -487,28 +453,28 @@ class RelayTest : public ::testing::Test {
   // paused until the relay waits for acks with appends going on, then resumed after the kill, so
   // it stores messages whose acks nobody reads and that the checkpoint does not know of.
   void KillDriverInFlightAt(uint64_t messages) {
-    ASSERT_TRUE(WaitFor([&] { return observer_.LastSequence() >= messages; }, seconds(15)))
+    ASSERT_TRUE(WaitUntil([&] { return observer_.LastSequence() >= messages; }, seconds(15)))
         << Logs();
     ASSERT_NO_FATAL_FAILURE(broker_.Pause());
-    ASSERT_TRUE(WaitFor([&] { return StatusNumber("lag") > 50; }, seconds(10))) << Logs();
+    ASSERT_TRUE(WaitUntil([&] { return StatusNumber("lag") > 50; }, seconds(10))) << Logs();
     ASSERT_TRUE(driver_->Running()) << "the driver finished before it could be killed\n" << Logs();
     driver_->Kill(SIGKILL);
     const uint64_t acknowledged = StatusNumber("relayed");
     broker_.Resume();
-    ASSERT_TRUE(WaitFor([&] { return observer_.LastSequence() > acknowledged; }, seconds(10)))
+    ASSERT_TRUE(WaitUntil([&] { return observer_.LastSequence() > acknowledged; }, seconds(10)))
         << "no message was in flight at the kill\n"
         << Logs();
   }
   // Takes the broker down with `signal` at `messages`; while it is down the driver must notice and
   // keep appending; then brings it back.
   void BrokerOutageAt(uint64_t messages, int signal) {
-    ASSERT_TRUE(WaitFor([&] { return observer_.LastSequence() >= messages; }, seconds(15)))
+    ASSERT_TRUE(WaitUntil([&] { return observer_.LastSequence() >= messages; }, seconds(15)))
         << Logs();
     ASSERT_TRUE(driver_->Running()) << Logs();
     broker_.Stop(signal);
-    ASSERT_TRUE(WaitFor([&] { return DriverDisconnected(); }, seconds(10))) << Logs();
+    ASSERT_TRUE(WaitUntil([&] { return DriverDisconnected(); }, seconds(10))) << Logs();
     const uint64_t head = StatusNumber("head");
-    ASSERT_TRUE(WaitFor([&] { return StatusNumber("head") > head + 100; }, seconds(10)))
+    ASSERT_TRUE(WaitUntil([&] { return StatusNumber("head") > head + 100; }, seconds(10)))
         << "appends stalled during the broker outage\n"
         << Logs();
     broker_.Start();
@@ -531,7 +497,7 @@ TEST_F(RelayTest, EveryEventExactlyOnceInOrderAcrossCrashesAndBrokerOutages) {
   observer_.CreateStream(milliseconds(100));
 
   StartDriver();
-  ASSERT_TRUE(WaitFor([&] { return StatusNumber("total") > 0; }, seconds(10))) << Logs();
+  ASSERT_TRUE(WaitUntil([&] { return StatusNumber("total") > 0; }, seconds(10))) << Logs();
   const uint64_t total = StatusNumber("total");
   ASSERT_GT(total, 5000u);
 
@@ -541,7 +507,7 @@ TEST_F(RelayTest, EveryEventExactlyOnceInOrderAcrossCrashesAndBrokerOutages) {
   ASSERT_NO_FATAL_FAILURE(KillDriverInFlightAt(total * 45 / 100));
   StartDriver();
   ASSERT_NO_FATAL_FAILURE(BrokerOutageAt(total * 65 / 100, SIGTERM));
-  ASSERT_TRUE(WaitFor([&] { return !driver_->Running(); }, seconds(20))) << Logs();
+  ASSERT_TRUE(WaitUntil([&] { return !driver_->Running(); }, seconds(20))) << Logs();
   ASSERT_EQ(driver_->ExitCode(), 0) << Logs();
   const double seconds_taken = std::chrono::duration<double>(steady_clock::now() - started).count();
 

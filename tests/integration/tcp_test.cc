@@ -19,25 +19,6 @@ namespace {
 using client::Client;
 using nlohmann::json;
 
-std::vector<json> SampleEvents() {
-  std::ifstream in(SOURCE_DIR "/examples/sample-application.jsonl");
-  std::vector<json> events;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) events.push_back(json::parse(line));
-  }
-  return events;
-}
-
-std::string PrincipalOf(const json& event) {
-  const std::string id = event["actor"]["id"];
-  for (const TestPrincipal& p : DefaultPrincipals()) {
-    if (p.principal.id == id) return p.name;
-  }
-  ADD_FAILURE() << "no test principal for actor " << id;
-  return "";
-}
-
 // A new application accepted by the test clerk (S1001, KM.XS).
 std::string Accepted(const std::string& app) {
   json event = SampleEvents()[0];

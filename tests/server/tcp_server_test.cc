@@ -525,6 +525,28 @@ TEST(TcpServerTest, NoOrBadTokenRefusesHelloAndEveryRequestPipelinedAfterIt) {
   EXPECT_EQ(harness.ledger().Head(), 0u);
 }
 
+// `client` may not read the log, a stream, or subscribe; credit and cancel address nothing.
+void ExpectReadsRefused(Client& client) {
+  auto read = client.Read(1);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.error().code, "forbidden");
+  auto stream = client.ReadStream("app/KM-1");
+  ASSERT_FALSE(stream.ok());
+  EXPECT_EQ(stream.error().code, "forbidden");
+  auto subscription = client.Subscribe({});
+  ASSERT_FALSE(subscription.ok());
+  EXPECT_EQ(subscription.error().code, "forbidden");
+  for (Kind kind : {Kind::kCredit, Kind::kCancel}) {
+    capnp::MallocMessageBuilder message;
+    const uint64_t id = client.NewRequestId();
+    BuildRequest(message, kind, id, "");
+    ASSERT_FALSE(client.SendRequest(message).has_value());
+    auto frame = client.ReceiveFrame(id, kDeadline);
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+    EXPECT_EQ(Read(*frame).code, "not_found") << KindName(kind);
+  }
+}
+
 TEST(TcpServerTest, WrongRoleIsRefusedForEveryRequestAndNothingIsWritten) {
   Harness harness;
   auto clerk = harness.Connect(kClerkToken);
@@ -542,24 +564,7 @@ TEST(TcpServerTest, WrongRoleIsRefusedForEveryRequestAndNothingIsWritten) {
     EXPECT_EQ((*results)[0].error->code, "forbidden") << event;
   }
   // A clerk may not read the log, a stream, or subscribe; credit and cancel address nothing.
-  auto read = clerk->Read(1);
-  ASSERT_FALSE(read.ok());
-  EXPECT_EQ(read.error().code, "forbidden");
-  auto stream = clerk->ReadStream("app/KM-1");
-  ASSERT_FALSE(stream.ok());
-  EXPECT_EQ(stream.error().code, "forbidden");
-  auto subscription = clerk->Subscribe({});
-  ASSERT_FALSE(subscription.ok());
-  EXPECT_EQ(subscription.error().code, "forbidden");
-  for (Kind kind : {Kind::kCredit, Kind::kCancel}) {
-    capnp::MallocMessageBuilder message;
-    const uint64_t id = clerk->NewRequestId();
-    BuildRequest(message, kind, id, "");
-    ASSERT_FALSE(clerk->SendRequest(message).has_value());
-    auto frame = clerk->ReceiveFrame(id, kDeadline);
-    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
-    EXPECT_EQ(Read(*frame).code, "not_found") << KindName(kind);
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectReadsRefused(*clerk));
   EXPECT_EQ(harness.ledger().Head(), 1u);
   EXPECT_EQ(harness.server().Stats().subscriptions, 0u);
 }
@@ -583,24 +588,7 @@ TEST(TcpServerTest, WrongOrgIsRefusedForEveryRequestAndNothingIsWritten) {
   // who may do everything else in KM.XS) may neither read nor subscribe.
   auto director = harness.Connect(kDirectorToken);
   ASSERT_NE(director, nullptr);
-  auto read = director->Read(1);
-  ASSERT_FALSE(read.ok());
-  EXPECT_EQ(read.error().code, "forbidden");
-  auto stream = director->ReadStream("app/KM-1");
-  ASSERT_FALSE(stream.ok());
-  EXPECT_EQ(stream.error().code, "forbidden");
-  auto subscription = director->Subscribe({});
-  ASSERT_FALSE(subscription.ok());
-  EXPECT_EQ(subscription.error().code, "forbidden");
-  for (Kind kind : {Kind::kCredit, Kind::kCancel}) {
-    capnp::MallocMessageBuilder message;
-    const uint64_t id = director->NewRequestId();
-    BuildRequest(message, kind, id, "");
-    ASSERT_FALSE(director->SendRequest(message).has_value());
-    auto frame = director->ReceiveFrame(id, kDeadline);
-    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
-    EXPECT_EQ(Read(*frame).code, "not_found") << KindName(kind);
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectReadsRefused(*director));
   EXPECT_EQ(harness.ledger().Head(), 1u);
 }
 

@@ -4,6 +4,7 @@
 // same data directory.
 #pragma once
 
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,6 +39,29 @@ inline std::vector<TestPrincipal> DefaultPrincipals() {
           {"admin", {"ADM01", Role::kAdmin, "KM"}}};
 }
 
+#ifdef SOURCE_DIR
+// The events of examples/sample-application.jsonl, in order.
+inline std::vector<nlohmann::json> SampleEvents() {
+  std::ifstream in(SOURCE_DIR "/examples/sample-application.jsonl");
+  std::vector<nlohmann::json> events;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) events.push_back(nlohmann::json::parse(line));
+  }
+  return events;
+}
+#endif
+
+// The name of the test principal that is `event`'s actor (a test failure when there is none).
+inline std::string PrincipalOf(const nlohmann::json& event) {
+  const std::string id = event["actor"]["id"];
+  for (const TestPrincipal& p : DefaultPrincipals()) {
+    if (p.principal.id == id) return p.name;
+  }
+  ADD_FAILURE() << "no test principal for actor " << id;
+  return "";
+}
+
 class Ledgerd {
  public:
   explicit Ledgerd(std::vector<std::string> extra_args = {})
@@ -62,10 +86,9 @@ class Ledgerd {
   void Start() {
     std::string ready = dir_.str() + "/ready.json";
     std::remove(ready.c_str());
-    std::vector<std::string> argv = {LEDGERD_PATH,     "--data",       data_dir(),
-                                     "--tokens",       tokens_file_,   "--http",
-                                     "127.0.0.1:0",    "--tcp",        "127.0.0.1:0",
-                                     "--ready-file",   ready,          "--log-level",
+    std::vector<std::string> argv = {LEDGERD_PATH,  "--data",       data_dir(),    "--tokens",
+                                     tokens_file_,  "--http",       "127.0.0.1:0", "--tcp",
+                                     "127.0.0.1:0", "--ready-file", ready,         "--log-level",
                                      "warning"};
     argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
     process_ = std::make_unique<Process>(argv, log_path());

@@ -274,6 +274,9 @@ class Client {
                           std::chrono::steady_clock::time_point deadline);
   // Reads one frame from the socket into an owned, word-aligned array, waiting until `deadline`.
   Result<kj::Array<capnp::word>> ReadFrame(std::chrono::steady_clock::time_point deadline);
+  // Writes all of an Asio buffer sequence within the call timeout (defined in client.cc).
+  template <typename Buffers>
+  MaybeError Write(const Buffers& buffers);
   Error Broken(std::string code, std::string message);
   // Moves a received events frame into `batch`; returns the frame's `next`.
   static Result<uint64_t> TakeEvents(kj::Array<capnp::word> frame, EventBatch& batch);
