@@ -9,9 +9,11 @@
 //   write   — one synced write of the batch plus the new meta head
 //   publish — only after the write succeeded: advance head, answer requests, wake waiters
 #include <kj/exception.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <unordered_set>
+#include <utility>
 
 #include "chain.h"
 #include "format.h"
@@ -102,9 +104,19 @@ void Ledger::Impl::StartWriter() {
   staged_head_ = committed_head_;
   staged_hash_ = committed_hash_;
   staged_recorded_at_us_ = committed_recorded_at_us_;
-  completer_ = std::thread([this] { CompleterLoop(); });
-  writer_ = std::thread([this] { WriterLoop(); });
-  stager_ = std::thread([this] { StagerLoop(); });
+  // Named, so `top -H`, perf and /proc show which of the three a thread is.
+  completer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "gl-completer");
+    CompleterLoop();
+  });
+  writer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "gl-writer");
+    WriterLoop();
+  });
+  stager_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "gl-stager");
+    StagerLoop();
+  });
 }
 
 Result<AppendResult> Ledger::Impl::Append(AppendRequest request) {
@@ -147,7 +159,7 @@ void Ledger::Impl::AppendAsync(AppendRequest request,
     queued_events_ += pending->request.events.size();
     queue_.push_back(std::move(pending));
     // An idle stager needs the first request; one topping up a commit while the writer syncs
-    // only a whole chunk (see StageAndSubmit). Waking it for every request would cost a context
+    // only a whole chunk (see StagerLoop). Waking it for every request would cost a context
     // switch per append.
     const bool first = queue_.size() == 1;
     const bool chunk = events_before < kStageTopUpEvents && queued_events_ >= kStageTopUpEvents;
@@ -166,107 +178,138 @@ void Ledger::Impl::SetAppendObserver(AppendObserver* observer) {
   if (previous == nullptr || previous == observer) return;
   std::unique_lock lock(mutex_);
   observer_cv_.wait(lock, [&] {
-    return commit_observer_ != previous && (slot_ == nullptr || slot_->observer != previous);
+    return (open_ == nullptr || open_->observer != previous) &&
+           (slot_ == nullptr || slot_->observer != previous);
   });
 }
 
+// The stager stages queued requests into the open commit while the writer writes the previous
+// one, and the commit is sealed (handed to the writer) as soon as the writer is free: by the
+// writer itself when the stager is between chunks, otherwise by the stager at the end of its
+// chunk. Requests still queued then go into the next commit, so two commits are in the pipeline
+// and the writer does not wait for staging or for a thread to wake up.
 void Ledger::Impl::StagerLoop() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    stager_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    // Stage at once when the writer is free; while it writes, in chunks (see AppendAsync).
+    stager_cv_.wait(lock, [&] {
+      return stopping_ ||
+             (!queue_.empty() && (slot_ == nullptr || queued_events_ >= kStageTopUpEvents));
+    });
     if (queue_.empty()) break;  // stopping, and everything queued has been taken
-    StageAndSubmit(lock);
+    if (open_ == nullptr) OpenCommit();
+    if (!NextFits(*open_)) {
+      // The open commit is full: it goes to the writer as soon as the writer is free.
+      if (slot_ == nullptr) {
+        SealOpenCommit(lock);
+      } else {
+        stager_cv_.wait(lock, [&] { return slot_ == nullptr || open_ == nullptr; });
+      }
+      continue;
+    }
+    StageChunk(lock);
+    if (slot_ == nullptr && open_ != nullptr) SealOpenCommit(lock);
   }
   stager_done_ = true;
   writer_cv_.notify_all();
 }
 
-// REQUIRES: `lock` holds mutex_ and the queue is not empty.
-void Ledger::Impl::StageAndSubmit(std::unique_lock<std::mutex>& lock) {
-  auto commit = std::make_unique<Commit>();
-  commit->observer = observer_.load();
-  commit_observer_ = commit->observer;  // under mutex_ (see SetAppendObserver)
-  commit->staging = std::make_shared<Staging>();
-  Staging& staging = *commit->staging;
-  staging.head = staged_head_;
-  staging.head_hash = staged_hash_;
-  staging.recorded_at_us = std::max(options_.now_us(), staged_recorded_at_us_);
-  const uint64_t base_head = staged_head_;
-  SideBatch side_batch(&commit->write_batch, side_handles_.data(), side_handles_.size());
-  staging_observer_ = commit->observer;
-  staging_side_batch_ = &side_batch;
+// REQUIRES: mutex_ held, open_ == nullptr.
+void Ledger::Impl::OpenCommit() {
+  open_ = std::make_unique<Commit>();
+  open_->observer = observer_.load();
+  open_->staging = std::make_shared<Staging>();
+  open_->staging->head = staged_head_;
+  open_->staging->head_hash = staged_hash_;
+  open_->staging->recorded_at_us = std::max(options_.now_us(), staged_recorded_at_us_);
+  open_->base_head = staged_head_;
+  open_->side_batch =
+      std::make_unique<SideBatch>(&open_->write_batch, side_handles_.data(), side_handles_.size());
+}
 
-  // Stage what is queued; while the writer is still busy with the previous commit, top this one
-  // up with whatever arrives meanwhile, so each sync carries as much as it can.
-  size_t events = 0;
-  // True when the request at the head of the queue fits into this commit.
-  auto next_fits = [&] {
-    return !queue_.empty() && commit->batch.size() < kGroupCommitRequestsMax &&
-           events + queue_.front()->request.events.size() <= kGroupCommitEventsMax;
-  };
-  // Top up in chunks: what arrives after the last whole chunk is staged once the writer is done,
-  // before the commit is handed over.
-  auto chunk_waiting = [&] { return queued_events_ >= kStageTopUpEvents && next_fits(); };
-  bool writer_free = false;
-  for (;;) {
-    std::vector<std::unique_ptr<PendingAppend>> taken;
-    while (!queue_.empty() && commit->batch.size() + taken.size() < kGroupCommitRequestsMax) {
-      size_t next = queue_.front()->request.events.size();
-      if (events > 0 && events + next > kGroupCommitEventsMax) break;  // the first always fits
-      events += next;
-      queued_events_ -= next;
-      taken.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
-    if (!taken.empty()) {
-      requests_taken_.fetch_add(taken.size(), std::memory_order_relaxed);
-      lock.unlock();
-      for (auto& pending : taken) {
-        commit->results.push_back(StageCatching(pending->request, &staging, &commit->write_batch));
-        commit->batch.push_back(std::move(pending));
-      }
-      lock.lock();
-    }
-    if (writer_free) break;
-    stager_cv_.wait(lock, [&] { return slot_ == nullptr || chunk_waiting(); });
-    writer_free = slot_ == nullptr;  // then one last round takes what is left, and no more
+// True when the request at the head of the queue fits into `commit` (the first always does).
+bool Ledger::Impl::NextFits(const Commit& commit) const {
+  if (queue_.empty()) return false;
+  if (commit.requests == 0) return true;
+  return commit.requests < kGroupCommitRequestsMax &&
+         commit.events + queue_.front()->request.events.size() <= kGroupCommitEventsMax;
+}
+
+// Moves what is queued (as much as fits) into the open commit and stages it without the lock;
+// the writer does not seal the commit meanwhile.
+// REQUIRES: `lock` holds mutex_, open_ != nullptr, NextFits(*open_).
+void Ledger::Impl::StageChunk(std::unique_lock<std::mutex>& lock) {
+  Commit& commit = *open_;
+  std::vector<std::unique_ptr<PendingAppend>> taken;
+  while (NextFits(commit)) {
+    const size_t events = queue_.front()->request.events.size();
+    commit.events += events;
+    ++commit.requests;
+    queued_events_ -= events;
+    taken.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  requests_taken_.fetch_add(taken.size(), std::memory_order_relaxed);
+  chunk_in_progress_ = true;
+  lock.unlock();
+  staging_observer_ = commit.observer;
+  staging_side_batch_ = commit.side_batch.get();
+  for (const auto& pending : taken) {
+    commit.results.push_back(
+        StageCatching(pending->request, commit.staging.get(), &commit.write_batch));
   }
   staging_side_batch_ = nullptr;
+  lock.lock();
+  for (auto& pending : taken) commit.batch.push_back(std::move(pending));
+  chunk_in_progress_ = false;
+}
+
+bool Ledger::Impl::OpenCommitSealable() const {
+  return open_ != nullptr && open_->requests > 0 && !chunk_in_progress_;
+}
+
+// Hands the open commit to the writer (slot_), or, when the commit before it failed, fails it:
+// it was staged on top of events that are not stored, and staging starts again from what is
+// durable. Either thread may call it.
+// REQUIRES: `lock` holds mutex_, OpenCommitSealable(), slot_ == nullptr.
+void Ledger::Impl::SealOpenCommit(std::unique_lock<std::mutex>& lock) {
+  std::unique_ptr<Commit> commit = std::move(open_);
+  Staging& staging = *commit->staging;
   RememberStreamVersions(staging);
-  commit->has_new_events = staging.head > base_head;
-  commit->new_events = staging.head - base_head;
+  commit->new_events = staging.head - commit->base_head;
+  commit->has_new_events = commit->new_events > 0;
   if (commit->has_new_events) {
     commit->write_batch.Put(meta_, format::kMetaHeadKey,
                             format::HeadValue(staging.head, staging.head_hash));
   }
-
-  // The previous commit is written. If it failed, this one was staged on top of events that are
-  // not stored: it fails as well, and staging starts again from what is durable.
   if (!write_failed_) {
     staged_head_ = staging.head;
     staged_hash_ = staging.head_hash;
     staged_recorded_at_us_ = staging.recorded_at_us;
-    inflight_ = commit->staging;
+    // The overlay this commit replaces is freed with the commit, by the completer.
+    commit->previous_staging = std::exchange(inflight_, commit->staging);
     slot_ = std::move(commit);
-    commit_observer_ = nullptr;  // the slot refers to it now
     writer_cv_.notify_one();
+    observer_cv_.notify_all();
     return;
   }
   write_failed_ = false;
   staged_head_ = committed_head_;
   staged_hash_ = committed_hash_;
   staged_recorded_at_us_ = committed_recorded_at_us_;
-  inflight_.reset();
+  commit->previous_staging = std::move(inflight_);
+  stream_head_cache_.clear();  // it holds versions of commits that were never stored
+  const uint64_t durable_head = committed_head_;
   lock.unlock();
-  FailStacked(std::move(commit));
+  FailStacked(std::move(commit), durable_head);
   lock.lock();
-  commit_observer_ = nullptr;
   observer_cv_.notify_all();
+  stager_cv_.notify_one();  // the slot is still free
 }
 
-// A commit staged on top of one that failed: nothing of it may be written.
-void Ledger::Impl::FailStacked(std::unique_ptr<Commit> commit) {
-  stream_head_cache_.clear();  // it holds versions of commits that were never stored
+// A commit staged on top of one that failed: nothing of it may be written. `durable_head`: the
+// last position stored.
+void Ledger::Impl::FailStacked(std::unique_ptr<Commit> commit, uint64_t durable_head) {
   const Status failed(Code::kIoError,
                       "an earlier group commit failed; nothing of this append was stored, retry "
                       "it");
@@ -275,7 +318,7 @@ void Ledger::Impl::FailStacked(std::unique_ptr<Commit> commit) {
     // conflicts and mismatches judged against its events) are not facts: retry.
     bool judged_on_failed = !result.ok() && (result.status().code() == Code::kVersionConflict ||
                                              result.status().code() == Code::kDuplicateMismatch);
-    if ((result.ok() && LastPosition(*result) > staged_head_) || judged_on_failed) {
+    if ((result.ok() && LastPosition(*result) > durable_head) || judged_on_failed) {
       result = failed;
     }
   }
@@ -283,13 +326,13 @@ void Ledger::Impl::FailStacked(std::unique_ptr<Commit> commit) {
     commit->observer->OnGroupCommitted(false, commit->staging->head);
   }
   if (commit->has_new_events) ReportGroupCommit(*commit, false, std::chrono::nanoseconds(0));
-  HandOff(std::move(commit->batch), std::move(commit->results));
+  HandOff(std::move(commit));
 }
 
 // The cache is the stager's view of stream heads, including the commit not yet written. Emptying
 // it when full is safe: it happens after this commit is staged and before its versions are added
-// back, and the commit before it is durable by the time the next one is staged (one commit in
-// flight at most), so every version RocksDB does not hold yet is still here.
+// back, and the commit before it is durable by the time this one is sealed (one commit written
+// at a time), so every version RocksDB does not hold yet is still here.
 void Ledger::Impl::RememberStreamVersions(const Staging& staging) {
   if (stream_head_cache_.size() + staging.stream_versions.size() >
       options_.stream_head_cache_entries_max) {
@@ -304,26 +347,30 @@ void Ledger::Impl::RememberStreamVersions(const Staging& staging) {
 // Writer thread
 
 void Ledger::Impl::WriterLoop() {
+  std::unique_lock lock(mutex_);
   for (;;) {
-    Commit* commit = nullptr;
-    {
-      std::unique_lock lock(mutex_);
-      writer_cv_.wait(lock, [&] { return slot_ != nullptr || stager_done_; });
-      if (slot_ == nullptr) return;  // the stager stopped and everything was written
-      commit = slot_.get();
+    writer_cv_.wait(lock, [&] {
+      return slot_ != nullptr || OpenCommitSealable() || (stager_done_ && open_ == nullptr);
+    });
+    if (slot_ == nullptr && OpenCommitSealable()) SealOpenCommit(lock);
+    if (slot_ == nullptr) {
+      if (stager_done_ && open_ == nullptr) return;  // the stager stopped; everything is written
+      continue;
     }
+    Commit* commit = slot_.get();
+    lock.unlock();
     bool failed = false;
     if (commit->has_new_events) failed = !WriteCommit(*commit);
-    std::vector<std::unique_ptr<PendingAppend>> batch = std::move(commit->batch);
-    std::vector<Result<AppendResult>> results = std::move(commit->results);
-    {
-      std::lock_guard lock(mutex_);
-      write_failed_ = write_failed_ || failed;
-      slot_.reset();
-    }
-    stager_cv_.notify_one();
+    lock.lock();
+    write_failed_ = write_failed_ || failed;
+    std::unique_ptr<Commit> written = std::move(slot_);
+    // The next commit, if staged, goes out now; otherwise the stager seals it when it has one.
+    if (OpenCommitSealable()) SealOpenCommit(lock);
+    if (!queue_.empty()) stager_cv_.notify_one();
     observer_cv_.notify_all();
-    HandOff(std::move(batch), std::move(results));
+    lock.unlock();
+    HandOff(std::move(written));
+    lock.lock();
   }
 }
 
@@ -358,28 +405,28 @@ bool Ledger::Impl::WriteCommit(Commit& commit) {
 
 // Answering is moved off the writer: waking dozens of appenders costs a futex call each, and the
 // next commit should not wait for that.
-void Ledger::Impl::HandOff(std::vector<std::unique_ptr<PendingAppend>> batch,
-                           std::vector<Result<AppendResult>> results) {
+void Ledger::Impl::HandOff(std::unique_ptr<Commit> commit) {
   std::unique_lock lock(completion_mutex_);
   completion_cv_.wait(lock, [&] { return completions_.size() < kCompletionBatchesMax; });
-  completions_.push_back({std::move(batch), std::move(results)});
+  completions_.push_back(std::move(commit));
   completion_cv_.notify_all();
 }
 
+// The completer also frees each commit (its write batch and staged copies), off the writer's path.
 void Ledger::Impl::CompleterLoop() {
   for (;;) {
-    Completion completion;
+    std::unique_ptr<Commit> commit;
     {
       std::unique_lock lock(completion_mutex_);
       completion_cv_.wait(lock, [&] { return completer_stopping_ || !completions_.empty(); });
       if (completions_.empty()) return;  // stopping, and everything handed off is answered
-      completion = std::move(completions_.front());
+      commit = std::move(completions_.front());
       completions_.pop_front();
     }
     completion_cv_.notify_all();
-    for (size_t i = 0; i < completion.batch.size(); ++i) {
-      ReportAnswer(completion.results[i], completion.batch[i]->enqueued);
-      completion.batch[i]->done(std::move(completion.results[i]));
+    for (size_t i = 0; i < commit->batch.size(); ++i) {
+      ReportAnswer(commit->results[i], commit->batch[i]->enqueued);
+      commit->batch[i]->done(std::move(commit->results[i]));
     }
   }
 }

@@ -126,28 +126,31 @@ class Ledger::Impl {
     std::vector<std::unique_ptr<PendingAppend>> batch;
     std::vector<Result<AppendResult>> results;
     std::shared_ptr<Staging> staging;
+    std::shared_ptr<const Staging> previous_staging;  // the overlay this commit replaced
     rocksdb::WriteBatch write_batch;
+    std::unique_ptr<SideBatch> side_batch;  // the observer's view of write_batch
     AppendObserver* observer = nullptr;
+    uint64_t base_head = 0;  // the staged head this commit was opened on
+    size_t requests = 0;     // taken into the commit (staged, or being staged)
+    size_t events = 0;       // events of those requests
     bool has_new_events = false;
     uint64_t new_events = 0;  // for the probe
   };
-  // A group commit's requests and their answers, waiting for the completer thread.
-  struct Completion {
-    std::vector<std::unique_ptr<PendingAppend>> batch;
-    std::vector<Result<AppendResult>> results;
-  };
-
   // Stager thread (group_commit.cc): takes requests, stages them into commits.
   void StagerLoop();
-  void StageAndSubmit(std::unique_lock<std::mutex>& lock);
-  void FailStacked(std::unique_ptr<Commit> commit);
+  void OpenCommit();
+  bool NextFits(const Commit& commit) const;
+  void StageChunk(std::unique_lock<std::mutex>& lock);
+  bool OpenCommitSealable() const;
+  void SealOpenCommit(std::unique_lock<std::mutex>& lock);
+  void FailStacked(std::unique_ptr<Commit> commit, uint64_t durable_head);
   void RememberStreamVersions(const Staging& staging);
   static const StagedEvent* FindStaged(const Staging& staging, const std::string& event_id);
   // Writer thread: writes commits in order.
   void WriterLoop();
   bool WriteCommit(Commit& commit);
-  void HandOff(std::vector<std::unique_ptr<PendingAppend>> batch,
-               std::vector<Result<AppendResult>> results);
+  // Gives a written (or failed) commit to the completer, which answers its requests.
+  void HandOff(std::unique_ptr<Commit> commit);
   // Completer thread: answers appenders.
   void CompleterLoop();
   Result<AppendResult> Stage(const AppendRequest& request, Staging* staging,
@@ -181,29 +184,33 @@ class Ledger::Impl {
 
   // Set by SetAppendObserver; read once per group commit by the writer.
   std::atomic<AppendObserver*> observer_{nullptr};
-  // The observer's view of the batch being staged (valid only inside CommitBatch).
+  // The observer and its view of the batch, for the chunk being staged (stager thread only).
   SideBatch* staging_side_batch_ = nullptr;
   AppendObserver* staging_observer_ = nullptr;
 
   // mutex_ guards the queue between appenders and the stager (bounded by
-  // Options::append_queue_requests_max), the slot between the stager and the writer (the commit
+  // Options::append_queue_requests_max), the open commit (being staged) and the slot (the commit
   // being written), whether the last written commit failed, and the committed head.
   mutable std::mutex mutex_;
-  std::condition_variable stager_cv_;          // queue not empty, slot free, or stopping
-  std::condition_variable writer_cv_;          // slot filled, or the stager is done
-  std::condition_variable observer_cv_;        // a commit's observer stopped being in use
-  AppendObserver* commit_observer_ = nullptr;  // observer of the commit being staged
+  std::condition_variable stager_cv_;    // queue not empty, slot free, or stopping
+  std::condition_variable writer_cv_;    // slot filled, open commit sealable, or stager done
+  std::condition_variable observer_cv_;  // a commit's observer stopped being in use
   std::deque<std::unique_ptr<PendingAppend>> queue_;
   size_t queued_events_ = 0;  // events of the requests in queue_
   bool stopping_ = false;
+  // The commit being staged. While chunk_in_progress_, the stager adds to it without the lock
+  // and nobody else touches it; between chunks whoever seals it holds the lock.
+  std::unique_ptr<Commit> open_;
+  bool chunk_in_progress_ = false;
   std::unique_ptr<Commit> slot_;
   bool write_failed_ = false;
   bool stager_done_ = false;
   std::thread stager_;
   std::thread writer_;
 
-  // Stager-thread state: what is staged (durable or being written), the previous commit as an
-  // overlay for idempotency checks, and the cache of stream heads as staged.
+  // Staging state: what is staged (durable or being written), the previous commit as an overlay
+  // for idempotency checks, and the cache of stream heads as staged. Read by the stager while it
+  // stages a chunk, changed only when a commit is opened or sealed (under mutex_, between chunks).
   uint64_t staged_head_ = 0;
   std::string staged_hash_;
   int64_t staged_recorded_at_us_ = 0;
@@ -215,7 +222,7 @@ class Ledger::Impl {
   // Between the writer and the completer; bounded by kCompletionBatchesMax.
   std::mutex completion_mutex_;
   std::condition_variable completion_cv_;
-  std::deque<Completion> completions_;
+  std::deque<std::unique_ptr<Commit>> completions_;
   bool completer_stopping_ = false;
   std::thread completer_;
 

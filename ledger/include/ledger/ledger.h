@@ -23,6 +23,10 @@
 #include "ledger/side_store.h"
 #include "ledger/status.h"
 
+namespace rocksdb {
+class Env;
+}  // namespace rocksdb
+
 namespace gridledger::ledger {
 
 struct Options {
@@ -46,6 +50,9 @@ struct Options {
   // ledger. Costs one steady-clock read per request and a few virtual calls per group commit.
   // Default: none.
   LedgerProbe* probe = nullptr;
+  // RocksDB environment (file system, clock); not owned, must outlive the ledger. Tests inject
+  // failing file systems. Default: RocksDB's default environment.
+  rocksdb::Env* env = nullptr;
 };
 
 // Counters of the write path (for metrics and tests).

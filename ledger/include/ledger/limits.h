@@ -35,6 +35,8 @@ static_assert(kStreamHeadCacheEntriesMax >= kGroupCommitEventsMax,
 // RocksDB memtables across every column family of the database (DBOptions::db_write_buffer_size):
 // past it, the largest memtable is flushed.
 inline constexpr size_t kWriteBufferBytesTotalMax = 64 << 20;
+// Hash buckets of the ids family's memtable (8 bytes each, allocated with every ids memtable).
+inline constexpr size_t kIdsMemtableBuckets = 1 << 17;
 
 // RocksDB's block cache, one LRU shared by every column family. Without it each family's table
 // factory makes its own 32 MiB cache, so memory grew with the number of families (the ledger's
