@@ -121,8 +121,9 @@ int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ost
   uint64_t next = options.stream ? options.from_version : options.from_position.value_or(1);
   while (remaining > 0) {
     const uint32_t page = static_cast<uint32_t>(std::min<uint64_t>(remaining, 1000));
-    auto read = options.stream ? connection->ReadStream(*options.stream, next, page)
-                               : connection->Read(next, page);
+    auto read = options.stream
+                    ? connection->ReadStream(*options.stream, next, page, remote.approved_by)
+                    : connection->Read(next, page, remote.approved_by);
     if (!read.ok()) {
       std::cerr << "ledgerctl: " << read.error().ToString() << "\n";
       return read.error().code == "forbidden" || read.error().code == "invalid" ? kExitRejected
@@ -142,7 +143,7 @@ int RemoteHistory(const RemoteOptions& remote, const std::string& stream, std::o
   std::vector<ledger::StoredEvent> events;
   uint64_t next = 0;
   for (;;) {
-    auto read = connection->ReadStream(stream, next);
+    auto read = connection->ReadStream(stream, next, 0, remote.approved_by);
     if (!read.ok()) {
       std::cerr << "ledgerctl: " << read.error().ToString() << "\n";
       return kExitFailure;
@@ -167,6 +168,7 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
   subscribe.from_position = options.from_position;
   subscribe.stream_prefix = options.stream_prefix;
   subscribe.types = options.types;
+  subscribe.approved_by = remote.approved_by;
   auto subscription = connection->Subscribe(subscribe);
   if (!subscription.ok()) {
     std::cerr << "ledgerctl: " << subscription.error().ToString() << "\n";

@@ -16,6 +16,9 @@ namespace gridledger::cli {
 struct RemoteOptions {
   std::string server;  // host:port of ledgerd's TCP front door
   std::string token;   // bearer token
+  // Who approved reading personal data; recorded by ledgerd with each read of application
+  // events (SensitiveDataAccessed). Empty: no approval.
+  std::string approved_by;
 };
 
 int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostream& out);

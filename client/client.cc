@@ -554,12 +554,15 @@ Result<ReadPage> Client::AwaitPage(uint64_t id) {
   return ReadPage{std::move(events).value(), *next};
 }
 
-Result<ReadPage> Client::Read(uint64_t from_position, uint32_t limit) {
+Result<ReadPage> Client::Read(uint64_t from_position, uint32_t limit,
+                              const std::string& approved_by) {
   const uint64_t id = NewRequestId();
   capnp::MallocMessageBuilder message;
   auto request = message.initRoot<protocol::Request>();
   request.setId(id);
-  auto log = request.initRead().initLog();
+  auto read = request.initRead();
+  read.setApprovedBy(approved_by);
+  auto log = read.initLog();
   log.setFromPosition(from_position);
   log.setLimit(limit);
   if (MaybeError error = SendRequest(message)) return *error;
@@ -567,12 +570,14 @@ Result<ReadPage> Client::Read(uint64_t from_position, uint32_t limit) {
 }
 
 Result<ReadPage> Client::ReadStream(const std::string& stream, uint64_t from_version,
-                                    uint32_t limit) {
+                                    uint32_t limit, const std::string& approved_by) {
   const uint64_t id = NewRequestId();
   capnp::MallocMessageBuilder message;
   auto request = message.initRoot<protocol::Request>();
   request.setId(id);
-  auto read = request.initRead().initStream();
+  auto outer = request.initRead();
+  outer.setApprovedBy(approved_by);
+  auto read = outer.initStream();
   read.setStream(stream);
   read.setFromVersion(from_version);
   read.setLimit(limit);
@@ -590,6 +595,7 @@ Result<std::unique_ptr<Subscription>> Client::Subscribe(SubscribeOptions options
   auto subscribe = request.initSubscribe();
   subscribe.setFromPosition(options.from_position);
   subscribe.setStreamPrefix(options.stream_prefix);
+  subscribe.setApprovedBy(options.approved_by);
   auto types = subscribe.initTypes(static_cast<unsigned>(options.types.size()));
   for (size_t i = 0; i < options.types.size(); ++i) {
     types.set(static_cast<unsigned>(i), options.types[i]);

@@ -487,6 +487,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     auto events = service_.ledger().ReadFrom(from, limit);
     if (!events.ok()) return Fail(FromStatus(events.status()));
+    const bool personal = std::any_of(events->begin(), events->end(), [](const auto& event) {
+      return Service::HoldsPersonalData(event.stream);
+    });
+    if (personal) {
+      const std::string what =
+          "log positions " + std::to_string(from) + ".." + std::to_string(events->back().position);
+      if (auto refused =
+              service_.RecordPersonalDataRead(principal, what, Header("X-Approved-By"))) {
+        return Fail(*refused);
+      }
+    }
     ordered_json list = ordered_json::array();
     for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
     uint64_t next = events->empty() ? from : events->back().position + 1;
@@ -516,7 +527,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (events->empty() && from_version == 0) {
       return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no stream " + stream));
     }
-    if (stream.starts_with("app/")) {
+    if (!events->empty() && Service::HoldsPersonalData(stream)) {
       // An application's events carry the customer's personal data.
       if (auto refused =
               service_.RecordPersonalDataRead(principal, stream, Header("X-Approved-By"))) {

@@ -176,6 +176,13 @@ std::optional<ServiceError> Service::RecordPersonalDataRead(const ingest::Princi
   return std::nullopt;
 }
 
+bool Service::HoldsPersonalData(std::string_view stream) { return stream.starts_with("app/"); }
+
+bool Service::MayDeliverPersonalData(std::string_view stream_prefix) {
+  constexpr std::string_view kAppStreams = "app/";
+  return stream_prefix.starts_with(kAppStreams) || kAppStreams.starts_with(stream_prefix);
+}
+
 void Service::ReportRejectedInput(const domain::DecodeError& error) {
   if (ServerProbe* probe = probe_.load(std::memory_order_acquire)) {
     probe->OnRefused(ErrorKind::kInvalid, error.rule);

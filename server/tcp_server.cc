@@ -683,8 +683,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       return limit == 0 ? limits_.read_events_max
                         : std::min<size_t>(limit, limits_.read_events_max);
     };
+    const std::string approved_by = read.getApprovedBy();
     if (read.which() == protocol::Read::LOG) {
-      ReadLog(id, read.getLog().getFromPosition(), page_size(read.getLog().getLimit()));
+      ReadLog(id, read.getLog().getFromPosition(), page_size(read.getLog().getLimit()),
+              approved_by);
       return;
     }
     auto stream = read.getStream();
@@ -692,15 +694,19 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendError(id, "invalid", "stream must be 1 to 200 bytes", "stream", "bad_stream");
       return;
     }
-    ReadStream(id, stream.getStream(), stream.getFromVersion(), page_size(stream.getLimit()));
+    ReadStream(id, stream.getStream(), stream.getFromVersion(), page_size(stream.getLimit()),
+               approved_by);
   }
 
-  void ReadLog(uint64_t id, uint64_t from_position, size_t limit) {
-    uint64_t next = std::max<uint64_t>(from_position, 1);
+  void ReadLog(uint64_t id, uint64_t from_position, size_t limit, const std::string& approved_by) {
+    const uint64_t from = std::max<uint64_t>(from_position, 1);
+    uint64_t next = from;
+    bool personal = false;
     EventsFrame frame(limits_.frame_bytes_max, limit);
     kj::Array<capnp::word> fallback;
     ledger::Status status = service_.ledger().Scan(next, [&](const ledger::EventView& view) {
       if (!frame.Add(StoredEnvelopeWords(view.envelope(), fallback))) return false;
+      personal = personal || Service::HoldsPersonalData(view.stream());
       next = view.position() + 1;
       return !frame.full();
     });
@@ -708,10 +714,16 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendError(id, FromServiceError(FromStatus(status)));
       return;
     }
+    if (personal &&
+        !RecordRead(id, "log positions " + std::to_string(from) + ".." + std::to_string(next - 1),
+                    approved_by)) {
+      return;
+    }
     Send(frame.Finish(id, next));
   }
 
-  void ReadStream(uint64_t id, const std::string& stream, uint64_t from_version, size_t limit) {
+  void ReadStream(uint64_t id, const std::string& stream, uint64_t from_version, size_t limit,
+                  const std::string& approved_by) {
     auto events = service_.ledger().ReadStream(stream, from_version, limit);
     if (!events.ok()) {
       SendError(id, FromServiceError(FromStatus(events.status())));
@@ -724,7 +736,21 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       if (!frame.Add(envelope.asPtr())) break;
       next = event.version + 1;
     }
+    if (next > from_version && Service::HoldsPersonalData(stream) &&
+        !RecordRead(id, stream, approved_by)) {
+      return;
+    }
     Send(frame.Finish(id, next));
+  }
+
+  // Records a read of personal data before it is answered (Service::RecordPersonalDataRead);
+  // false, with the refusal sent, when it cannot be recorded.
+  bool RecordRead(uint64_t id, const std::string& what, const std::string& approved_by) {
+    if (auto refused = service_.RecordPersonalDataRead(*principal_, what, approved_by)) {
+      SendError(id, FromServiceError(*refused));
+      return false;
+    }
+    return true;
   }
 
   // ---- subscriptions -----------------------------------------------------------------------
@@ -761,6 +787,16 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     if (!service_.TryAddSubscriber()) {
       SendBusy(id, "subscribers_max", "too many subscriptions");
       return;
+    }
+    if (Service::MayDeliverPersonalData(subscription.stream_prefix)) {
+      std::string what = "subscription from position " + std::to_string(subscription.next);
+      if (!subscription.stream_prefix.empty()) {
+        what += " of streams " + subscription.stream_prefix + "*";
+      }
+      if (!RecordRead(id, what, request.getApprovedBy())) {
+        service_.RemoveSubscriber();
+        return;
+      }
     }
     ++inflight_;
     shared_->subscriptions.fetch_add(1);

@@ -64,6 +64,10 @@ struct Read {
       limit @4 :UInt32;  # as `log.limit` above
     }
   }
+  approvedBy @5 :Text;
+  # Who approved this read, when it shows customers' personal data (events of `app/` streams):
+  # such a read is recorded as a SensitiveDataAccessed event of the reader, with this name ("" =
+  # no approval), before anything is sent; when it cannot be recorded, the read is refused.
 }
 
 struct Subscribe {
@@ -73,6 +77,9 @@ struct Subscribe {
   streamPrefix @1 :Text;     # only streams starting with this ("" = every stream)
   types @2 :List(Text);      # only these event types (empty = every type)
   credit @3 :UInt32;         # initial credit, in events (at most the server's creditMax)
+  approvedBy @4 :Text;
+  # As Read.approvedBy: a subscription whose filter can match `app/` streams is recorded once, when
+  # it starts, as a SensitiveDataAccessed event of the subscriber.
 }
 
 struct Credit {

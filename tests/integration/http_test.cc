@@ -228,6 +228,24 @@ TEST_F(HttpTest, ReadsOfPersonalDataAreRecorded) {
   ASSERT_EQ(approved.status, 200) << approved.body;
   staff = client_.Get("/v1/streams/staff/D0001", server_.token("auditor"));
   EXPECT_EQ(Body(staff)["events"].back()["data"]["approved_by"], "D0001");
+
+  // A page of the log that shows application events is recorded before it is answered; a page
+  // without any (here: the staff stream's own records, at the end of the log) is not.
+  const std::string auditor = server_.token("auditor");
+  uint64_t before = Head();
+  HttpResponse log = client_.Request(http::verb::get, "/v1/events?from=1&limit=2", auditor, "",
+                                     {{"X-Approved-By", "D0001"}});
+  ASSERT_EQ(log.status, 200) << log.body;
+  EXPECT_EQ(Head(), before + 1);
+  json recorded = Body(client_.Get("/v1/streams/staff/A0001", auditor))["events"].back();
+  EXPECT_EQ(recorded["type"], "SensitiveDataAccessed");
+  EXPECT_EQ(recorded["data"]["what"], "log positions 1..2");
+  EXPECT_EQ(recorded["data"]["approved_by"], "D0001");
+  before = Head();
+  HttpResponse tail = client_.Get("/v1/events?from=" + std::to_string(before), auditor);
+  ASSERT_EQ(tail.status, 200) << tail.body;
+  ASSERT_EQ(Body(tail)["events"].size(), 1u);
+  EXPECT_EQ(Head(), before) << "a page without application events was recorded";
 }
 
 TEST_F(HttpTest, ReadsAndProjectionsAnswer) {

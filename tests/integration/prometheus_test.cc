@@ -299,7 +299,8 @@ TEST(PrometheusTest, DashboardAndAlertsWorkOnARealPrometheusAndAgreeWithLedgerct
     const std::string series = "gridledger_subscription_lag_events{subscriber=\"R0001\"} ";
     const size_t at = scrape.find(series);
     ASSERT_NE(at, std::string::npos) << "no subscriber lag series";
-    EXPECT_EQ(std::stoull(scrape.substr(at + series.size())), demo_head - 10);
+    // The subscription was recorded as a read of personal data, one event past demo_head.
+    EXPECT_EQ(std::stoull(scrape.substr(at + series.size())), demo_head + 1 - 10);
   }
 
   // Applications on dates that put them in known SLA states now (residential scheme reply: 3
@@ -325,7 +326,7 @@ TEST(PrometheusTest, DashboardAndAlertsWorkOnARealPrometheusAndAgreeWithLedgerct
   EXPECT_EQ(api.Post("/v1/events", ledgerd.token("clerk"), again.dump()).status, 400);
   EXPECT_EQ(api.Get("/v1/verify", "not-a-token").status, 401);
   EXPECT_EQ(api.Get("/v1/verify", ledgerd.token("auditor")).status, 200);
-  const uint64_t head = demo_head + crafted.size();
+  const uint64_t head = demo_head + 1 + crafted.size();  // + the subscription's recorded read
 
   // The projections reach the head, as the metrics endpoint reports it.
   std::string scrape;
@@ -424,8 +425,9 @@ TEST(PrometheusTest, DashboardAndAlertsWorkOnARealPrometheusAndAgreeWithLedgerct
         std::stod(sample["value"][1].get<std::string>());
   }
   EXPECT_FALSE(kpis.empty());
-  // The probes: four stored client appends, one invalid, one unknown token.
-  EXPECT_EQ(prometheus.Value(R"(sum(gridledger_appends_total{result="ok"}))", t), 4.0);
+  // The probes: four stored client appends and the subscription's recorded read, one invalid,
+  // one unknown token.
+  EXPECT_EQ(prometheus.Value(R"(sum(gridledger_appends_total{result="ok"}))", t), 5.0);
   EXPECT_EQ(prometheus.Value(R"(sum(gridledger_appends_total{result="invalid"}))", t), 1.0);
   EXPECT_GE(
       prometheus.Value(R"(sum(gridledger_rejected_inputs_total{reason="unauthenticated"}))", t)

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
+#include "domain/event_json.h"
 #include "support/ledgerd.h"
 
 namespace gridledger::testing {
@@ -66,13 +67,26 @@ TEST_F(TcpTest, SampleApplicationAppendedByItsActorsReadsBackAsSent) {
     EXPECT_EQ(stored.event_id, events[i]["event_id"]);
     EXPECT_EQ(stored.actor.id, events[i]["actor"]["id"]);
   }
-  // The same events by position, and the hash chain links them.
-  auto log = auditor->Read(1);
+  // The same events by position, and the hash chain links them; after them the record of the
+  // auditor's read of the application (personal data), then of this log read.
+  auto log = auditor->Read(1, 0, "D1");
   ASSERT_TRUE(log.ok()) << log.error().ToString();
-  ASSERT_EQ(log->events.size(), events.size());
+  ASSERT_EQ(log->events.size(), events.size() + 1);
   for (size_t i = 1; i < log->events.size(); ++i) {
     EXPECT_EQ(log->events[i].prev_hash, log->events[i - 1].hash);
   }
+  const client::Event& recorded = log->events.back();
+  EXPECT_EQ(recorded.type, "SensitiveDataAccessed");
+  EXPECT_EQ(recorded.stream, "staff/" + recorded.actor.id);
+  EXPECT_EQ(recorded.actor.role, "auditor");
+  auto after = auditor->ReadStream(recorded.stream);
+  ASSERT_TRUE(after.ok()) << after.error().ToString();
+  ASSERT_EQ(after->events.size(), 2u) << "the stream read, then the log read";
+  auto log_read = domain::PayloadToJson(after->events[1].type, after->events[1].payload);
+  ASSERT_TRUE(std::holds_alternative<json>(log_read));
+  EXPECT_EQ(std::get<json>(log_read)["what"],
+            "log positions 1.." + std::to_string(events.size() + 1));
+  EXPECT_EQ(std::get<json>(log_read)["approved_by"], "D1");
 }
 
 TEST_F(TcpTest, RefusedRequestsChangeNothing) {
@@ -163,8 +177,9 @@ TEST_F(TcpTest, SubscriberResumesAcrossARestartAndSeesEveryEventOnce) {
   options.from_position = next;
   auto subscription = reader->Subscribe(options);
   ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
-  receive_until(**subscription, 40);
-  ASSERT_EQ(seen.size(), 40u);
+  // 30 + 10 applications and the two subscriptions' recorded reads (31, 42).
+  receive_until(**subscription, 42);
+  ASSERT_EQ(seen.size(), 42u);
   for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], i + 1);
 }
 

@@ -21,6 +21,7 @@
 
 #include "client/client.h"
 #include "domain/calendar.h"
+#include "domain/event_json.h"
 #include "domain/sla_profile.h"
 #include "projections/engine.h"
 #include "server/service.h"
@@ -637,6 +638,18 @@ TEST(TcpServerTest, MalformedFrameIsRefusedAndTheConnectionClosed) {
   EXPECT_EQ(after.error().code, "io");
 }
 
+// The event at `position` records that `reader` read personal data (`what`).
+void ExpectReadRecorded(const ledger::Ledger& ledger, uint64_t position, const std::string& reader,
+                        const std::string& what) {
+  auto event = ledger.ReadOne(position);
+  ASSERT_TRUE(event.ok()) << event.status().ToString();
+  EXPECT_EQ(event->type, "SensitiveDataAccessed") << "position " << position;
+  EXPECT_EQ(event->stream, "staff/" + reader) << "position " << position;
+  auto data = domain::PayloadToJson(event->type, event->payload);
+  ASSERT_TRUE(std::holds_alternative<nlohmann::json>(data)) << "position " << position;
+  EXPECT_EQ(std::get<nlohmann::json>(data).value("what", ""), what) << "position " << position;
+}
+
 TEST(TcpServerTest, RequestsBeyondTheConnectionsInflightLimitAreAnsweredBusy) {
   Limits limits = TestLimits();
   limits.connection_inflight_max = 2;
@@ -663,7 +676,12 @@ TEST(TcpServerTest, RequestsBeyondTheConnectionsInflightLimitAreAnsweredBusy) {
   auto fifth = another->Subscribe({});
   ASSERT_FALSE(fifth.ok());
   EXPECT_EQ(fifth.error().limit, "subscribers_max");
-  EXPECT_EQ(harness.ledger().Head(), 0u);
+  // Only the three subscriptions that started were recorded as reads (they can deliver personal
+  // data); the refused ones and the refused append wrote nothing.
+  EXPECT_EQ(harness.ledger().Head(), 3u);
+  for (uint64_t position = 1; position <= 3; ++position) {
+    ExpectReadRecorded(harness.ledger(), position, "R1", "subscription from position 1");
+  }
 }
 
 TEST(TcpServerTest, ConnectionsBeyondTheLimitAreRefusedBusy) {
@@ -703,6 +721,51 @@ void AppendAccepted(Client& client, const std::string& prefix, int from, int cou
   }
 }
 
+// Reads that show application events (customers' personal data) are recorded as the reader's
+// SensitiveDataAccessed, with the approver it names, before they are answered; others are not.
+TEST(TcpServerTest, ReadsOfPersonalDataAreRecordedBeforeTheyAreAnswered) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAccepted(*clerk, "KM", 0, 3);  // 1..3
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+
+  auto log = reader->Read(1, 2, "D1");
+  ASSERT_TRUE(log.ok()) << log.error().ToString();
+  ASSERT_EQ(log->events.size(), 2u);
+  ASSERT_EQ(harness.ledger().Head(), 4u);
+  ExpectReadRecorded(harness.ledger(), 4, "R1", "log positions 1..2");
+  auto approval =
+      domain::PayloadToJson("SensitiveDataAccessed", harness.ledger().ReadOne(4)->payload);
+  EXPECT_EQ(std::get<nlohmann::json>(approval).value("approved_by", ""), "D1");
+
+  auto stream = reader->ReadStream("app/KM-1");
+  ASSERT_TRUE(stream.ok()) << stream.error().ToString();
+  ASSERT_EQ(harness.ledger().Head(), 5u);
+  ExpectReadRecorded(harness.ledger(), 5, "R1", "app/KM-1");
+
+  // No personal data: the reader's own records, a page past the head, a staff-only filter.
+  auto own = reader->ReadStream("staff/R1");
+  ASSERT_TRUE(own.ok()) << own.error().ToString();
+  EXPECT_EQ(own->events.size(), 2u);
+  auto past = reader->Read(6);
+  ASSERT_TRUE(past.ok()) << past.error().ToString();
+  EXPECT_TRUE(past->events.empty());
+  client::SubscribeOptions staff_only = From(1, 100);
+  staff_only.stream_prefix = "staff/";
+  auto staff = reader->Subscribe(staff_only);
+  ASSERT_TRUE(staff.ok()) << staff.error().ToString();
+  EXPECT_EQ(harness.ledger().Head(), 5u);
+
+  client::SubscribeOptions applications = From(2, 100);
+  applications.stream_prefix = "app/KM";
+  auto subscription = reader->Subscribe(applications);
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  EXPECT_EQ(harness.ledger().Head(), 6u);
+  ExpectReadRecorded(harness.ledger(), 6, "R1", "subscription from position 2 of streams app/KM*");
+}
+
 TEST(TcpServerTest, SubscriptionCatchesUpThenFollowsLive) {
   Harness harness;
   auto clerk = harness.Connect(kClerkToken);
@@ -712,10 +775,12 @@ TEST(TcpServerTest, SubscriptionCatchesUpThenFollowsLive) {
   ASSERT_NE(reader, nullptr);
   auto subscription = reader->Subscribe(From(1, 100));
   ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
-  EXPECT_EQ((*subscription)->head_at_start(), 150u);
+  // The subscription can deliver personal data: it was recorded (151) before it started.
+  EXPECT_EQ((*subscription)->head_at_start(), 151u);
+  ExpectReadRecorded(harness.ledger(), 151, "R1", "subscription from position 1");
   uint64_t expected = 1;
   bool appended_live = false;
-  while (expected <= 300) {
+  while (expected <= 301) {
     auto frame = (*subscription)->Next();
     ASSERT_TRUE(frame.ok()) << frame.error().ToString();
     ASSERT_EQ(frame->kind, client::SubscriptionFrame::Kind::kEvents);
@@ -724,12 +789,12 @@ TEST(TcpServerTest, SubscriptionCatchesUpThenFollowsLive) {
     ASSERT_TRUE(events.ok());
     for (const auto& event : *events) ASSERT_EQ(event.position, expected++);
     EXPECT_EQ(frame->next_position, expected);
-    if (!appended_live && expected > 150) {
+    if (!appended_live && expected > 151) {
       appended_live = true;
       AppendAccepted(*clerk, "KM", 150, 150);  // after catching up: these arrive live
     }
   }
-  EXPECT_EQ((*subscription)->next_position(), 301u);
+  EXPECT_EQ((*subscription)->next_position(), 302u);
 }
 
 TEST(TcpServerTest, SparseFilterSendsCheckpointFrames) {
@@ -799,9 +864,10 @@ TEST(TcpServerTest, CreditBoundsWhatTheServerSendsAndBuffers) {
   EXPECT_GT(stats.subscription_output_bytes_peak, 0u);
   EXPECT_LT(stats.subscription_output_bytes_peak, kCredit * 2048) << "one frame of 10 events";
 
-  // More credit, more events: the rest arrive in order.
+  // More credit, more events: the rest arrive in order (the subscription's own recorded read at
+  // position 1, then the 600 applications).
   ASSERT_FALSE((*subscription)->Grant(1000).has_value());
-  while (positions.size() < 600) {
+  while (positions.size() < 601) {
     auto frame = (*subscription)->Next();
     ASSERT_TRUE(frame.ok()) << frame.error().ToString();
     auto events = frame->events.DecodeAll();
@@ -809,7 +875,8 @@ TEST(TcpServerTest, CreditBoundsWhatTheServerSendsAndBuffers) {
     for (const auto& event : *events) positions.push_back(event.position);
   }
   for (size_t i = 0; i < positions.size(); ++i) ASSERT_EQ(positions[i], i + 1);
-  EXPECT_EQ(harness.server().Stats().subscription_events_sent, 600u);
+  EXPECT_EQ(harness.server().Stats().subscription_events_sent, 601u);
+  ExpectReadRecorded(harness.ledger(), 1, "R1", "subscription from position 1");
   EXPECT_LE(harness.server().Stats().subscription_output_bytes_peak, TestLimits().frame_bytes_max);
 }
 
@@ -846,10 +913,11 @@ TEST(TcpServerTest, ReconnectingSubscriberSeesEveryEventOnceInOrderWhileAppendsC
 
   uint64_t next = 1;
   std::vector<uint64_t> seen;
+  size_t applications_seen = 0;
   int connections = 0;
   const uint64_t total = kBatches * kBatchEvents;
   const auto until = std::chrono::steady_clock::now() + 3 * kDeadline;
-  while (next <= total) {
+  while (applications_seen < total) {
     auto reader = harness.Connect(kReaderToken);
     ASSERT_NE(reader, nullptr);
     ++connections;
@@ -857,7 +925,7 @@ TEST(TcpServerTest, ReconnectingSubscriberSeesEveryEventOnceInOrderWhileAppendsC
     ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
     // Take a few frames, then drop the connection with frames and credit still in flight.
     const size_t frames_before_drop = 1 + connections % 4;
-    for (size_t frames = 0; frames < frames_before_drop && next <= total;) {
+    for (size_t frames = 0; frames < frames_before_drop && applications_seen < total;) {
       ASSERT_LT(std::chrono::steady_clock::now(), until) << "stuck at position " << next;
       auto frame = (*subscription)->Next(milliseconds(200));
       if (!frame.ok()) {
@@ -870,6 +938,11 @@ TEST(TcpServerTest, ReconnectingSubscriberSeesEveryEventOnceInOrderWhileAppendsC
       for (const auto& event : *events) {
         ASSERT_EQ(event.position, next) << "after " << connections << " connections";
         seen.push_back(event.position);
+        if (event.stream.starts_with("app/")) {
+          ++applications_seen;
+        } else {
+          EXPECT_EQ(event.type, "SensitiveDataAccessed");  // one of this subscriber's reads
+        }
         ++next;
       }
       ASSERT_EQ(frame->next_position, next);
@@ -878,8 +951,9 @@ TEST(TcpServerTest, ReconnectingSubscriberSeesEveryEventOnceInOrderWhileAppendsC
     reader.reset();
   }
   appender.join();
-  EXPECT_EQ(seen.size(), total);
-  EXPECT_EQ(harness.ledger().Head(), total);
+  EXPECT_EQ(applications_seen, total);
+  // Every subscription was recorded as one read of personal data.
+  EXPECT_EQ(harness.ledger().Head(), total + connections);
   EXPECT_GT(connections, 5);
 }
 

@@ -158,6 +158,8 @@ struct SubscribeOptions {
   // more whenever half of it was consumed, so at most `credit` events are ever in flight.
   uint32_t credit = 16384;
   bool auto_credit = true;
+  // As Client::Read's: a subscription that can match `app/` streams is recorded when it starts.
+  std::string approved_by;
 };
 
 struct SubscriptionFrame {
@@ -234,10 +236,14 @@ class Client {
       std::chrono::steady_clock::time_point deadline);
 
   // Stored events with position >= from_position; limit 0 = the server's page size.
-  Result<ReadPage> Read(uint64_t from_position, uint32_t limit = 0);
-  // Events of `stream` with version >= from_version.
+  // `approved_by`: who approved the read, when it shows personal data (events of `app/` streams):
+  // the server records such a read as a SensitiveDataAccessed event of this client's principal
+  // first, and refuses the read when it cannot (protocol.capnp, Read.approvedBy).
+  Result<ReadPage> Read(uint64_t from_position, uint32_t limit = 0,
+                        const std::string& approved_by = "");
+  // Events of `stream` with version >= from_version; `approved_by` as for Read.
   Result<ReadPage> ReadStream(const std::string& stream, uint64_t from_version = 0,
-                              uint32_t limit = 0);
+                              uint32_t limit = 0, const std::string& approved_by = "");
 
   // Starts a subscription and waits for the server to accept it. Errors: "forbidden", "busy",
   // "invalid", transport errors.

@@ -100,6 +100,10 @@ class Service {
   std::optional<ServiceError> RecordPersonalDataRead(const ingest::Principal& principal,
                                                      std::string_view what,
                                                      std::string_view approved_by);
+  // Whether events of `stream` carry a customer's personal data (application streams do), and
+  // whether a subscription filtered by `stream_prefix` can deliver such events.
+  static bool HoldsPersonalData(std::string_view stream);
+  static bool MayDeliverPersonalData(std::string_view stream_prefix);
 
   // Admission of connections (HTTP and TCP together) and subscriptions: false when at the limit.
   // Every successful TryAdd must be paired with one Remove.
