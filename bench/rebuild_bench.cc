@@ -20,9 +20,10 @@
 //            evidence and staff-audit states, and writes dirty states with the checkpoint whenever
 //            the state cache is full (64 MiB estimated) and at the end.
 // Peak RSS of each measurement is VmHWM after resetting it (/proc/self/clear_refs, "5", after
-// malloc_trim). CPU s: CPU time of the whole process per run (every thread), for a machine that
+// purging jemalloc's freed pages). CPU s: CPU time of the whole process per run (every thread), for a machine that
 // other work shares.
 #include <benchmark/benchmark.h>
+#include <jemalloc/jemalloc.h>
 #include <malloc.h>
 #include <rocksdb/db.h>
 #include <sys/resource.h>
@@ -96,6 +97,10 @@ projections::EngineOptions EngineOptions() {
 // that earlier measurements freed back to the system (malloc_trim), so that a peak is that of its
 // own measurement, not of the leftovers of the ones before it in this process.
 void ResetPeakRss() {
+  // The benchmark allocates with jemalloc (bench/CMakeLists.txt): purge every arena's freed
+  // pages; malloc_trim covers anything glibc's allocator still holds.
+  const std::string purge = "arena." + std::to_string(MALLCTL_ARENAS_ALL) + ".purge";
+  mallctl(purge.c_str(), nullptr, nullptr, nullptr, 0);
   malloc_trim(0);
   std::ofstream("/proc/self/clear_refs") << "5";
 }

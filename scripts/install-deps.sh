@@ -14,6 +14,7 @@ PACKAGES=(
   libnats-dev nats-server
   libpq-dev postgresql
   nlohmann-json3-dev libcli11-dev
+  libjemalloc-dev
 )
 
 missing=()
