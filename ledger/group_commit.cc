@@ -179,7 +179,7 @@ void Ledger::Impl::SetAppendObserver(AppendObserver* observer) {
   std::unique_lock lock(mutex_);
   observer_cv_.wait(lock, [&] {
     return (open_ == nullptr || open_->observer != previous) &&
-           (slot_ == nullptr || slot_->observer != previous);
+           (slot_ == nullptr || slot_->observer != previous) && failing_observer_ != previous;
   });
 }
 
@@ -188,15 +188,25 @@ void Ledger::Impl::SetAppendObserver(AppendObserver* observer) {
 // writer itself when the stager is between chunks, otherwise by the stager at the end of its
 // chunk. Requests still queued then go into the next commit, so two commits are in the pipeline
 // and the writer does not wait for staging or for a thread to wake up.
+// After a failed write only the stager seals: it fails the open commit (staged on top of the
+// failed one) before it stages anything else, so the observer hears of that failure before any
+// event staged again at the same positions.
 void Ledger::Impl::StagerLoop() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    // Stage at once when the writer is free; while it writes, in chunks (see AppendAsync).
+    // Stage at once when the writer is free or the ledger is closing; while the writer writes,
+    // in chunks (see AppendAsync).
     stager_cv_.wait(lock, [&] {
-      return stopping_ ||
-             (!queue_.empty() && (slot_ == nullptr || queued_events_ >= kStageTopUpEvents));
+      return StackedOnFailure() ||
+             (!queue_.empty() &&
+              (slot_ == nullptr || stopping_ || queued_events_ >= kStageTopUpEvents)) ||
+             (stopping_ && queue_.empty() && open_ == nullptr);
     });
-    if (queue_.empty()) break;  // stopping, and everything queued has been taken
+    if (StackedOnFailure()) {
+      SealOpenCommit(lock);  // fails it
+      continue;
+    }
+    if (queue_.empty()) break;  // stopping, everything queued taken and handed to the writer
     if (open_ == nullptr) OpenCommit();
     if (!NextFits(*open_)) {
       // The open commit is full: it goes to the writer as soon as the writer is free.
@@ -264,14 +274,20 @@ void Ledger::Impl::StageChunk(std::unique_lock<std::mutex>& lock) {
   chunk_in_progress_ = false;
 }
 
+// The writer seals only after a successful write; see StagerLoop.
 bool Ledger::Impl::OpenCommitSealable() const {
-  return open_ != nullptr && open_->requests > 0 && !chunk_in_progress_;
+  return open_ != nullptr && open_->requests > 0 && !chunk_in_progress_ && !write_failed_;
+}
+
+bool Ledger::Impl::StackedOnFailure() const {
+  return write_failed_ && slot_ == nullptr && open_ != nullptr && !chunk_in_progress_;
 }
 
 // Hands the open commit to the writer (slot_), or, when the commit before it failed, fails it:
 // it was staged on top of events that are not stored, and staging starts again from what is
-// durable. Either thread may call it.
-// REQUIRES: `lock` holds mutex_, OpenCommitSealable(), slot_ == nullptr.
+// durable. The writer calls it only after a successful write; the failure path runs on the
+// stager.
+// REQUIRES: `lock` holds mutex_, open_ holds requests, no chunk in progress, slot_ == nullptr.
 void Ledger::Impl::SealOpenCommit(std::unique_lock<std::mutex>& lock) {
   std::unique_ptr<Commit> commit = std::move(open_);
   Staging& staging = *commit->staging;
@@ -300,11 +316,13 @@ void Ledger::Impl::SealOpenCommit(std::unique_lock<std::mutex>& lock) {
   commit->previous_staging = std::move(inflight_);
   stream_head_cache_.clear();  // it holds versions of commits that were never stored
   const uint64_t durable_head = committed_head_;
+  // Until FailStacked has reported to the observer, SetAppendObserver must not return.
+  failing_observer_ = commit->observer;
   lock.unlock();
   FailStacked(std::move(commit), durable_head);
   lock.lock();
+  failing_observer_ = nullptr;
   observer_cv_.notify_all();
-  stager_cv_.notify_one();  // the slot is still free
 }
 
 // A commit staged on top of one that failed: nothing of it may be written. `durable_head`: the
@@ -364,9 +382,10 @@ void Ledger::Impl::WriterLoop() {
     lock.lock();
     write_failed_ = write_failed_ || failed;
     std::unique_ptr<Commit> written = std::move(slot_);
-    // The next commit, if staged, goes out now; otherwise the stager seals it when it has one.
+    // The next commit, if staged, goes out now; otherwise the stager seals it when it has one
+    // (or fails it, after a failed write).
     if (OpenCommitSealable()) SealOpenCommit(lock);
-    if (!queue_.empty()) stager_cv_.notify_one();
+    stager_cv_.notify_one();
     observer_cv_.notify_all();
     lock.unlock();
     HandOff(std::move(written));
@@ -380,7 +399,9 @@ bool Ledger::Impl::WriteCommit(Commit& commit) {
   write_options.sync = options_.sync;
   const auto started = options_.probe != nullptr ? std::chrono::steady_clock::now()
                                                  : std::chrono::steady_clock::time_point();
-  Status written = FromRocks(db_->Write(write_options, &commit.write_batch), "group commit");
+  Status written = options_.fail_write && options_.fail_write()
+                       ? Status(Code::kIoError, "group commit: injected write failure")
+                       : FromRocks(db_->Write(write_options, &commit.write_batch), "group commit");
   if (options_.probe != nullptr) {
     ReportGroupCommit(commit, written.ok(), std::chrono::steady_clock::now() - started);
   }

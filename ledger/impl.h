@@ -142,6 +142,7 @@ class Ledger::Impl {
   bool NextFits(const Commit& commit) const;
   void StageChunk(std::unique_lock<std::mutex>& lock);
   bool OpenCommitSealable() const;
+  bool StackedOnFailure() const;
   void SealOpenCommit(std::unique_lock<std::mutex>& lock);
   void FailStacked(std::unique_ptr<Commit> commit, uint64_t durable_head);
   void RememberStreamVersions(const Staging& staging);
@@ -204,6 +205,7 @@ class Ledger::Impl {
   bool chunk_in_progress_ = false;
   std::unique_ptr<Commit> slot_;
   bool write_failed_ = false;
+  AppendObserver* failing_observer_ = nullptr;  // of a stacked commit being failed (unlocked)
   bool stager_done_ = false;
   std::thread stager_;
   std::thread writer_;

@@ -1,9 +1,11 @@
 // Goal: when a group commit's write fails, no appender is told "stored" for an event that is not,
 // the chain has no gap, and commits staged on top of the failed one fail too instead of being
 // written over it.
-// Method: RocksDB's real write path on a file system whose write-ahead-log syncs start failing
-// after a number of successful ones, 64 appenders in closed loops, then a reopen on the plain
-// file system and a check of every answer against what is stored.
+// Method: (1) RocksDB's real write path on a file system whose write-ahead-log syncs start
+// failing, 64 appenders in closed loops, then a reopen on the plain file system and a check of
+// every answer against what is stored (RocksDB refuses every write after the first failure);
+// (2) injected failures of every seventh commit that RocksDB would have taken, so that later
+// commits are written: stored == acknowledged, versions gapless, observer order kept.
 #include <gtest/gtest.h>
 #include <rocksdb/env.h>
 #include <rocksdb/file_system.h>
@@ -145,6 +147,118 @@ TEST(WriteFailureTest, NoAcknowledgedEventIsLostAndNothingIsStackedOnAFailedComm
   ASSERT_EQ(all->size(), ledger->Head());
   for (const StoredEvent& event : *all) {
     EXPECT_EQ(event.version, next_version[event.stream]++) << "position " << event.position;
+  }
+}
+
+// Checks the AppendObserver contract: events are staged at consecutive positions, except that
+// after a failed commit staging restarts right after the last written position, and only once
+// every commit staged past it was reported failed.
+class OrderCheckingObserver : public AppendObserver {
+ public:
+  void OnStaged(const EventView& event, SideBatch&) override {
+    std::lock_guard lock(mutex_);
+    const uint64_t position = event.position();
+    if (position != last_staged_ + 1) {
+      if (position != last_written_ + 1 || failed_through_ < last_staged_) {
+        violations_.push_back("staged " + std::to_string(position) + " after staging " +
+                              std::to_string(last_staged_) + " with " +
+                              std::to_string(last_written_) + " written and failures reported " +
+                              "through " + std::to_string(failed_through_));
+      }
+    }
+    last_staged_ = position;
+  }
+  void OnGroupCommitted(bool written, uint64_t last_position) override {
+    std::lock_guard lock(mutex_);
+    if (written) {
+      if (last_position <= last_written_) violations_.push_back("written out of order");
+      last_written_ = last_position;
+    } else {
+      failed_through_ = std::max(failed_through_, last_position);
+      ++failures_;
+    }
+  }
+  std::vector<std::string> violations() {
+    std::lock_guard lock(mutex_);
+    return violations_;
+  }
+  int failures() {
+    std::lock_guard lock(mutex_);
+    return failures_;
+  }
+
+ private:
+  std::mutex mutex_;
+  uint64_t last_staged_ = 0;
+  uint64_t last_written_ = 0;
+  uint64_t failed_through_ = 0;
+  int failures_ = 0;
+  std::vector<std::string> violations_;
+};
+
+// A write the ledger sees fail while RocksDB goes on taking later ones (injected: nothing of the
+// failed commit is stored). The commit staged on top of it must fail too, and staging restart
+// from the durable head: every stored event was acknowledged, every acknowledged one is stored,
+// versions stay gapless, and the observer hears of each failure before events are staged again
+// at the same positions.
+TEST(WriteFailureTest, CommitsAfterARefusedWriteContinueFromTheDurableHead) {
+  constexpr int kAppenders = 16;
+  constexpr int kAppendsEach = 50;
+  testing::TempDir dir;
+  std::atomic<int> writes{0};
+  OrderCheckingObserver observer;
+  std::mutex mutex;
+  std::map<std::string, uint64_t> acknowledged;  // event_id -> position
+  int stacked = 0;
+  {
+    Options options;
+    // Every seventh group commit fails.
+    options.fail_write = [&writes] { return ++writes % 7 == 0; };
+    auto opened = Ledger::Open(dir.str(), options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    std::unique_ptr<Ledger> ledger = std::move(opened).value();
+    ledger->SetAppendObserver(&observer);
+    std::vector<std::thread> appenders;
+    for (int t = 0; t < kAppenders; ++t) {
+      appenders.emplace_back([&, t] {
+        for (int i = 0; i < kAppendsEach; ++i) {
+          std::string id = "e-" + std::to_string(t) + "-" + std::to_string(i);
+          auto answer =
+              ledger->Append({"app/" + std::to_string(t % 4), std::nullopt, {MakeEvent(id)}});
+          std::lock_guard lock(mutex);
+          if (answer.ok()) {
+            acknowledged[id] = answer->events[0].position;
+            continue;
+          }
+          EXPECT_EQ(answer.status().code(), Code::kIoError) << answer.status().ToString();
+          if (answer.status().message().find("earlier group commit failed") != std::string::npos) {
+            ++stacked;
+          }
+        }
+      });
+    }
+    for (std::thread& appender : appenders) appender.join();
+    ledger->SetAppendObserver(nullptr);
+  }
+  EXPECT_TRUE(observer.violations().empty()) << observer.violations().front();
+  ASSERT_GT(observer.failures(), 0);
+  ASSERT_GT(stacked, 0) << "no commit was staged on top of a failed one";
+  ASSERT_GT(acknowledged.size(), kAppenders * kAppendsEach / 2);
+
+  auto reopened = Ledger::Open(dir.str());
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  std::unique_ptr<Ledger> ledger = std::move(reopened).value();
+  auto digest = ledger->Verify();
+  ASSERT_TRUE(digest.ok()) << digest.status().ToString();
+  EXPECT_EQ(ledger->Head(), acknowledged.size()) << "stored events that were not acknowledged";
+  std::map<std::string, uint64_t> next_version;
+  auto all = ledger->ReadFrom(1, ledger->Head());
+  ASSERT_TRUE(all.ok());
+  for (const StoredEvent& event : *all) {
+    EXPECT_EQ(event.version, next_version[event.stream]++) << "position " << event.position;
+    auto it = acknowledged.find(event.event_id);
+    ASSERT_NE(it, acknowledged.end()) << event.event_id << " stored but refused";
+    EXPECT_EQ(it->second, event.position) << event.event_id;
   }
 }
 

@@ -53,6 +53,10 @@ struct Options {
   // RocksDB environment (file system, clock); not owned, must outlive the ledger. Tests inject
   // failing file systems. Default: RocksDB's default environment.
   rocksdb::Env* env = nullptr;
+  // Fault injection for tests: called before each group commit's write; returning true fails that
+  // write as if RocksDB had refused it with nothing stored (RocksDB itself stops taking writes
+  // after a failed one, so only this exercises later commits). Default: none.
+  std::function<bool()> fail_write;
 };
 
 // Counters of the write path (for metrics and tests).

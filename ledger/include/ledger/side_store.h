@@ -48,8 +48,10 @@ class SideBatch {
 };
 
 // Derives writes from events as they are staged into a group commit, so derived state becomes
-// durable in the same synced write as the events. All calls come from the ledger's writer thread,
-// in position order. Implementations must be quick and must not call Append.
+// durable in the same synced write as the events. OnStaged comes from the ledger's stager thread,
+// in position order; OnGroupCommitted from its writer thread (or the stager, for a commit failed
+// because the one below it failed), possibly while the next commit is being staged.
+// Implementations must be quick, must synchronize the two, and must not call Append.
 class AppendObserver {
  public:
   virtual ~AppendObserver() = default;
