@@ -23,8 +23,10 @@
 // purging jemalloc's freed pages). CPU s: CPU time of the whole process per run (every thread), for a machine that
 // other work shares.
 #include <benchmark/benchmark.h>
-#include <jemalloc/jemalloc.h>
 #include <malloc.h>
+#ifdef GRIDLEDGER_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 #include <rocksdb/db.h>
 #include <sys/resource.h>
 
@@ -99,8 +101,10 @@ projections::EngineOptions EngineOptions() {
 void ResetPeakRss() {
   // The benchmark allocates with jemalloc (bench/CMakeLists.txt): purge every arena's freed
   // pages; malloc_trim covers anything glibc's allocator still holds.
+#ifdef GRIDLEDGER_JEMALLOC
   const std::string purge = "arena." + std::to_string(MALLCTL_ARENAS_ALL) + ".purge";
   mallctl(purge.c_str(), nullptr, nullptr, nullptr, 0);
+#endif
   malloc_trim(0);
   std::ofstream("/proc/self/clear_refs") << "5";
 }
