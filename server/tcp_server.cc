@@ -25,6 +25,7 @@
 
 #include "ledger/limits.h"
 #include "protocol/framing.h"
+#include "server/log.h"
 #include "server/protocol.capnp.h"
 
 namespace gridledger::server {
@@ -410,6 +411,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     if (closed_) return;
     if (error) {
       peer_closed_ = true;
+      if (error != asio::error::eof && error != asio::error::operation_aborted) {
+        LogConnectionError("tcp read failed", error);
+      }
       // End of input: answer what is in flight, then close. Anything else: the peer is gone.
       if (error == asio::error::eof && !draining_) {
         Drain();
@@ -1002,6 +1006,15 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
                       });
   }
 
+  // A connection that ends other than by the client closing it (reset, broken pipe, …). With
+  // requests in flight their answers are lost: a warning operators should see; else information.
+  void LogConnectionError(std::string_view what, const boost::system::error_code& error) const {
+    Log(inflight_ > 0 ? LogLevel::kWarning : LogLevel::kInfo, what,
+        {{"error", error.message()},
+         {"principal", principal_ ? principal_->id : std::string()},
+         {"requests_in_flight", inflight_}});
+  }
+
   void OnWritten(boost::system::error_code error) {
     const size_t written = writing_frames_;
     writing_frames_ = 0;
@@ -1010,6 +1023,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       return;
     }
     if (error) {
+      if (error != asio::error::operation_aborted) LogConnectionError("tcp write failed", error);
       Close();
       return;
     }
@@ -1143,6 +1157,7 @@ void TcpServer::Shared::Accept() {
         }
         if (error) {
           // Out of descriptors or memory: retrying at once would spin; retry a little later.
+          Log(LogLevel::kWarning, "tcp accept failed", {{"error", error.message()}});
           self->accept_retry.expires_after(kAcceptRetryDelay);
           self->accept_retry.async_wait([self](boost::system::error_code waited) {
             if (!waited) self->Accept();

@@ -9,7 +9,12 @@
 // two threads, exercised through the client library over 127.0.0.1. Waits are on conditions with
 // deadlines, never sleeps.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <boost/asio/executor_work_guard.hpp>
 
 #include <atomic>
@@ -682,6 +687,84 @@ TEST(TcpServerTest, RequestsBeyondTheConnectionsInflightLimitAreAnsweredBusy) {
   for (uint64_t position = 1; position <= 3; ++position) {
     ExpectReadRecorded(harness.ledger(), position, "R1", "subscription from position 1");
   }
+}
+
+// A raw TCP connection to the server, for what the client library never does (a reset).
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  }
+  ~RawConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool connected() const { return connected_; }
+  bool Send(capnp::MessageBuilder& message) {
+    kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+    auto bytes = words.asBytes();
+    return ::send(fd_, bytes.begin(), bytes.size(), MSG_NOSIGNAL) ==
+           static_cast<ssize_t>(bytes.size());
+  }
+  // Waits for some bytes from the server (its welcome).
+  bool ReceiveSome() {
+    char buffer[4096];
+    return ::recv(fd_, buffer, sizeof(buffer), 0) > 0;
+  }
+  // Closes with a reset (RST) instead of an orderly FIN.
+  void Reset() {
+    linger hard{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+// A connection reset with a subscription live is logged (operators see answers lost to it); an
+// orderly close is not.
+TEST(TcpServerTest, AConnectionResetWithRequestsInFlightIsLogged) {
+  Harness harness;
+  RawConnection raw(harness.port());
+  ASSERT_TRUE(raw.connected());
+  capnp::MallocMessageBuilder hello;
+  auto greeting = hello.initRoot<protocol::Request>();
+  greeting.initHello().setToken(kReaderToken);
+  greeting.getHello().setProtocolVersion(protocol::PROTOCOL_VERSION);
+  ASSERT_TRUE(raw.Send(hello));
+  ASSERT_TRUE(raw.ReceiveSome());
+  capnp::MallocMessageBuilder subscribe;
+  auto request = subscribe.initRoot<protocol::Request>();
+  request.setId(7);
+  request.initSubscribe().setCredit(10);
+  request.getSubscribe().setStreamPrefix("staff/");
+  ASSERT_TRUE(raw.Send(subscribe));
+  ASSERT_TRUE(WaitFor([&] { return harness.server().Stats().subscriptions == 1; }));
+
+  ::testing::internal::CaptureStderr();
+  raw.Reset();
+  const bool closed = WaitFor([&] { return harness.server().Stats().connections == 0; });
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(closed);
+  EXPECT_NE(log.find("\"msg\":\"tcp read failed\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"requests_in_flight\":1"), std::string::npos) << log;
+  EXPECT_NE(log.find("\"principal\":\"R1\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"level\":\"warning\""), std::string::npos) << log;
+
+  ::testing::internal::CaptureStderr();
+  {
+    auto orderly = harness.Connect(kReaderToken);
+    ASSERT_NE(orderly, nullptr);
+  }
+  ASSERT_TRUE(WaitFor([&] { return harness.server().Stats().connections == 0; }));
+  const std::string quiet = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(quiet.find("tcp read failed"), std::string::npos) << quiet;
 }
 
 TEST(TcpServerTest, ConnectionsBeyondTheLimitAreRefusedBusy) {
