@@ -670,45 +670,30 @@ fs::path MakeRoot() {
 // Per round, per thread count: each ledger run first (its raw anchors copy its grouping), then its
 // anchors; blocking threads, then async appenders.
 void Register(AppendBench* append_bench) {
+  auto add = [](const std::string& name, int threads, auto run) {
+    benchmark::RegisterBenchmark(name.c_str(), run)
+        ->Threads(threads)
+        ->UseRealTime()
+        ->MinTime(kMinTimeSeconds);
+  };
   for (int round = 0; round < kRounds; ++round) {
     for (int threads : kThreadCounts) {
       const std::string suffix = "/" + std::to_string(threads);
-      benchmark::RegisterBenchmark(
-          (kLedgerName + suffix).c_str(),
-          [append_bench](benchmark::State& state) { append_bench->RunLedger(state); })
-          ->Threads(threads)
-          ->UseRealTime()
-          ->MinTime(kMinTimeSeconds);
       const std::string blocking_run = kLedgerName + suffix;
-      benchmark::RegisterBenchmark((kRawOneWriterName + suffix).c_str(),
-                                   [append_bench, blocking_run](benchmark::State& state) {
-                                     append_bench->RunRaw(state, blocking_run);
-                                   })
-          ->Threads(1)
-          ->UseRealTime()
-          ->MinTime(kMinTimeSeconds);
-      benchmark::RegisterBenchmark((kRawNWritersName + suffix).c_str(),
-                                   [append_bench, blocking_run](benchmark::State& state) {
-                                     append_bench->RunRaw(state, blocking_run);
-                                   })
-          ->Threads(threads)
-          ->UseRealTime()
-          ->MinTime(kMinTimeSeconds);
+      add(blocking_run, threads,
+          [append_bench](benchmark::State& state) { append_bench->RunLedger(state); });
+      auto raw_like_blocking = [append_bench, blocking_run](benchmark::State& state) {
+        append_bench->RunRaw(state, blocking_run);
+      };
+      add(kRawOneWriterName + suffix, 1, raw_like_blocking);
+      add(kRawNWritersName + suffix, threads, raw_like_blocking);
       const std::string async_run = kLedgerAsyncName + suffix;
-      benchmark::RegisterBenchmark(async_run.c_str(),
-                                   [append_bench, threads](benchmark::State& state) {
-                                     append_bench->RunLedgerAsync(state, threads);
-                                   })
-          ->Threads(1)
-          ->UseRealTime()
-          ->MinTime(kMinTimeSeconds);
-      benchmark::RegisterBenchmark((kRawOneWriterAsyncName + suffix).c_str(),
-                                   [append_bench, async_run](benchmark::State& state) {
-                                     append_bench->RunRaw(state, async_run);
-                                   })
-          ->Threads(1)
-          ->UseRealTime()
-          ->MinTime(kMinTimeSeconds);
+      add(async_run, 1, [append_bench, threads](benchmark::State& state) {
+        append_bench->RunLedgerAsync(state, threads);
+      });
+      add(kRawOneWriterAsyncName + suffix, 1, [append_bench, async_run](benchmark::State& state) {
+        append_bench->RunRaw(state, async_run);
+      });
     }
   }
 }

@@ -20,8 +20,8 @@
 //            evidence and staff-audit states, and writes dirty states with the checkpoint whenever
 //            the state cache is full (64 MiB estimated) and at the end.
 // Peak RSS of each measurement is VmHWM after resetting it (/proc/self/clear_refs, "5", after
-// purging jemalloc's freed pages). CPU s: CPU time of the whole process per run (every thread), for a machine that
-// other work shares.
+// purging jemalloc's freed pages). CPU s: CPU time of the whole process per run (every thread),
+// for a machine that other work shares.
 #include <benchmark/benchmark.h>
 #include <malloc.h>
 #ifdef GRIDLEDGER_JEMALLOC

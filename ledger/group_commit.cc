@@ -1,13 +1,16 @@
-// The write path: appenders enqueue requests; one writer thread gathers everything queued into one
-// RocksDB WriteBatch, writes it with one sync, and only then answers every request in it.
+// The write path: appenders enqueue requests; a stager thread stages them into the open commit (one
+// RocksDB WriteBatch) while a writer thread writes the previous commit with one sync; a completer
+// thread answers every request of a commit only after it is written.
 //
 // Phases of one group commit:
-//   take    — move up to kGroupCommitRequestsMax requests off the queue
+//   take    — move queued requests into the open commit (up to kGroupCommitRequestsMax requests
+//             and kGroupCommitEventsMax events), in chunks while the writer is busy
 //   stage   — per request, in arrival order: validate, detect retries, check the expected version,
 //             assign positions/versions, chain hashes, add keys to the batch. A request that fails
 //             is answered with its error and adds nothing.
-//   write   — one synced write of the batch plus the new meta head
-//   publish — only after the write succeeded: advance head, answer requests, wake waiters
+//   seal    — as soon as the writer is free: add the new meta head, hand the commit to the writer
+//   write   — one synced write of the batch
+//   publish — only after the write succeeded: advance head, wake waiters; the completer answers
 #include <kj/exception.h>
 #include <pthread.h>
 
@@ -105,18 +108,15 @@ void Ledger::Impl::StartWriter() {
   staged_hash_ = committed_hash_;
   staged_recorded_at_us_ = committed_recorded_at_us_;
   // Named, so `top -H`, perf and /proc show which of the three a thread is.
-  completer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "gl-completer");
-    CompleterLoop();
-  });
-  writer_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "gl-writer");
-    WriterLoop();
-  });
-  stager_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "gl-stager");
-    StagerLoop();
-  });
+  auto named = [this](const char* name, void (Impl::*loop)()) {
+    return std::thread([this, name, loop] {
+      pthread_setname_np(pthread_self(), name);
+      (this->*loop)();
+    });
+  };
+  completer_ = named("gl-completer", &Impl::CompleterLoop);
+  writer_ = named("gl-writer", &Impl::WriterLoop);
+  stager_ = named("gl-stager", &Impl::StagerLoop);
 }
 
 Result<AppendResult> Ledger::Impl::Append(AppendRequest request) {
@@ -293,8 +293,7 @@ void Ledger::Impl::SealOpenCommit(std::unique_lock<std::mutex>& lock) {
   Staging& staging = *commit->staging;
   RememberStreamVersions(staging);
   commit->new_events = staging.head - commit->base_head;
-  commit->has_new_events = commit->new_events > 0;
-  if (commit->has_new_events) {
+  if (commit->new_events > 0) {
     commit->write_batch.Put(meta_, format::kMetaHeadKey,
                             format::HeadValue(staging.head, staging.head_hash));
   }
@@ -340,10 +339,10 @@ void Ledger::Impl::FailStacked(std::unique_ptr<Commit> commit, uint64_t durable_
       result = failed;
     }
   }
-  if (commit->observer != nullptr && commit->has_new_events) {
+  if (commit->observer != nullptr && commit->new_events > 0) {
     commit->observer->OnGroupCommitted(false, commit->staging->head);
   }
-  if (commit->has_new_events) ReportGroupCommit(*commit, false, std::chrono::nanoseconds(0));
+  if (commit->new_events > 0) ReportGroupCommit(*commit, false, std::chrono::nanoseconds(0));
   HandOff(std::move(commit));
 }
 
@@ -378,7 +377,7 @@ void Ledger::Impl::WriterLoop() {
     Commit* commit = slot_.get();
     lock.unlock();
     bool failed = false;
-    if (commit->has_new_events) failed = !WriteCommit(*commit);
+    if (commit->new_events > 0) failed = !WriteCommit(*commit);
     lock.lock();
     write_failed_ = write_failed_ || failed;
     std::unique_ptr<Commit> written = std::move(slot_);

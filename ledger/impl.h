@@ -130,11 +130,10 @@ class Ledger::Impl {
     rocksdb::WriteBatch write_batch;
     std::unique_ptr<SideBatch> side_batch;  // the observer's view of write_batch
     AppendObserver* observer = nullptr;
-    uint64_t base_head = 0;  // the staged head this commit was opened on
-    size_t requests = 0;     // taken into the commit (staged, or being staged)
-    size_t events = 0;       // events of those requests
-    bool has_new_events = false;
-    uint64_t new_events = 0;  // for the probe
+    uint64_t base_head = 0;   // the staged head this commit was opened on
+    size_t requests = 0;      // taken into the commit (staged, or being staged)
+    size_t events = 0;        // events of those requests
+    uint64_t new_events = 0;  // staged past base_head; 0: nothing to write (retries, errors)
   };
   // Stager thread (group_commit.cc): takes requests, stages them into commits.
   void StagerLoop();

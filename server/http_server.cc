@@ -491,10 +491,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Service::HoldsPersonalData(event.stream);
     });
     if (personal) {
-      const std::string what =
-          "log positions " + std::to_string(from) + ".." + std::to_string(events->back().position);
-      if (auto refused =
-              service_.RecordPersonalDataRead(principal, what, Header("X-Approved-By"))) {
+      if (auto refused = service_.RecordLogRead(principal, from, events->back().position,
+                                                Header("X-Approved-By"))) {
         return Fail(*refused);
       }
     }

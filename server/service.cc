@@ -183,6 +183,23 @@ bool Service::MayDeliverPersonalData(std::string_view stream_prefix) {
   return stream_prefix.starts_with(kAppStreams) || kAppStreams.starts_with(stream_prefix);
 }
 
+std::optional<ServiceError> Service::RecordLogRead(const ingest::Principal& principal,
+                                                   uint64_t first, uint64_t last,
+                                                   std::string_view approved_by) {
+  return RecordPersonalDataRead(
+      principal, "log positions " + std::to_string(first) + ".." + std::to_string(last),
+      approved_by);
+}
+
+std::optional<ServiceError> Service::RecordSubscription(const ingest::Principal& principal,
+                                                        uint64_t from_position,
+                                                        std::string_view stream_prefix,
+                                                        std::string_view approved_by) {
+  std::string what = "subscription from position " + std::to_string(from_position);
+  if (!stream_prefix.empty()) what += " of streams " + std::string(stream_prefix) + "*";
+  return RecordPersonalDataRead(principal, what, approved_by);
+}
+
 void Service::ReportRejectedInput(const domain::DecodeError& error) {
   if (ServerProbe* probe = probe_.load(std::memory_order_acquire)) {
     probe->OnRefused(ErrorKind::kInvalid, error.rule);

@@ -718,9 +718,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendError(id, FromServiceError(FromStatus(status)));
       return;
     }
-    if (personal &&
-        !RecordRead(id, "log positions " + std::to_string(from) + ".." + std::to_string(next - 1),
-                    approved_by)) {
+    if (personal && Refused(id, service_.RecordLogRead(*principal_, from, next - 1, approved_by))) {
       return;
     }
     Send(frame.Finish(id, next));
@@ -741,19 +739,17 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       next = event.version + 1;
     }
     if (next > from_version && Service::HoldsPersonalData(stream) &&
-        !RecordRead(id, stream, approved_by)) {
+        Refused(id, service_.RecordPersonalDataRead(*principal_, stream, approved_by))) {
       return;
     }
     Send(frame.Finish(id, next));
   }
 
-  // Records a read of personal data before it is answered (Service::RecordPersonalDataRead);
-  // false, with the refusal sent, when it cannot be recorded.
-  bool RecordRead(uint64_t id, const std::string& what, const std::string& approved_by) {
-    if (auto refused = service_.RecordPersonalDataRead(*principal_, what, approved_by)) {
-      SendError(id, FromServiceError(*refused));
-      return false;
-    }
+  // True, with the refusal sent, when the read of personal data could not be recorded (then it
+  // must not be answered).
+  bool Refused(uint64_t id, const std::optional<ServiceError>& refusal) {
+    if (!refusal) return false;
+    SendError(id, FromServiceError(*refusal));
     return true;
   }
 
@@ -792,15 +788,12 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendBusy(id, "subscribers_max", "too many subscriptions");
       return;
     }
-    if (Service::MayDeliverPersonalData(subscription.stream_prefix)) {
-      std::string what = "subscription from position " + std::to_string(subscription.next);
-      if (!subscription.stream_prefix.empty()) {
-        what += " of streams " + subscription.stream_prefix + "*";
-      }
-      if (!RecordRead(id, what, request.getApprovedBy())) {
-        service_.RemoveSubscriber();
-        return;
-      }
+    if (Service::MayDeliverPersonalData(subscription.stream_prefix) &&
+        Refused(id, service_.RecordSubscription(*principal_, subscription.next,
+                                                subscription.stream_prefix,
+                                                request.getApprovedBy().cStr()))) {
+      service_.RemoveSubscriber();
+      return;
     }
     ++inflight_;
     shared_->subscriptions.fetch_add(1);

@@ -83,6 +83,43 @@ NewEvent MakeEvent(std::string id) {
   return event;
 }
 
+// What `appenders` threads, each appending `each` one-event requests to `streams` shared streams,
+// were told: the positions acknowledged, and how many appends were refused (every refusal must be
+// kIoError) and of those how many because the commit below them failed.
+struct Answers {
+  std::map<std::string, uint64_t> acknowledged;  // event_id -> position
+  int refused = 0;
+  int stacked = 0;
+};
+
+Answers AppendConcurrently(Ledger& ledger, int appenders, int each, int streams) {
+  Answers answers;
+  std::mutex mutex;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < appenders; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < each; ++i) {
+        std::string id = "e-" + std::to_string(t) + "-" + std::to_string(i);
+        // Streams shared by all appenders: versions depend on one another across commits.
+        auto answer =
+            ledger.Append({"app/" + std::to_string(t % streams), std::nullopt, {MakeEvent(id)}});
+        std::lock_guard lock(mutex);
+        if (answer.ok()) {
+          answers.acknowledged[id] = answer->events[0].position;
+          continue;
+        }
+        ++answers.refused;
+        EXPECT_EQ(answer.status().code(), Code::kIoError) << answer.status().ToString();
+        if (answer.status().message().find("earlier group commit failed") != std::string::npos) {
+          ++answers.stacked;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  return answers;
+}
+
 TEST(WriteFailureTest, NoAcknowledgedEventIsLostAndNothingIsStackedOnAFailedCommit) {
   constexpr int kAppenders = 64;
   constexpr int kAppendsEach = 60;
@@ -90,43 +127,18 @@ TEST(WriteFailureTest, NoAcknowledgedEventIsLostAndNothingIsStackedOnAFailedComm
   auto fs = std::make_shared<FailingWalSyncs>(30);
   std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
 
-  std::mutex mutex;
-  std::map<std::string, uint64_t> acknowledged;  // event_id -> position
-  int refused = 0;
-  int stacked = 0;  // refused because the commit below failed
+  Answers answers;
   {
     Options options;
     options.env = env.get();
     auto opened = Ledger::Open(dir.str(), options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    std::unique_ptr<Ledger> ledger = std::move(opened).value();
-    std::vector<std::thread> appenders;
-    for (int t = 0; t < kAppenders; ++t) {
-      appenders.emplace_back([&, t] {
-        for (int i = 0; i < kAppendsEach; ++i) {
-          std::string id = "e-" + std::to_string(t) + "-" + std::to_string(i);
-          // Eight streams shared by all appenders: versions depend on one another across commits.
-          auto answer =
-              ledger->Append({"app/" + std::to_string(t % 8), std::nullopt, {MakeEvent(id)}});
-          std::lock_guard lock(mutex);
-          if (answer.ok()) {
-            acknowledged[id] = answer->events[0].position;
-          } else {
-            ++refused;
-            EXPECT_EQ(answer.status().code(), Code::kIoError) << answer.status().ToString();
-            if (answer.status().message().find("earlier group commit failed") !=
-                std::string::npos) {
-              ++stacked;
-            }
-          }
-        }
-      });
-    }
-    for (std::thread& appender : appenders) appender.join();
+    answers = AppendConcurrently(**opened, kAppenders, kAppendsEach, 8);
   }
+  const auto& acknowledged = answers.acknowledged;
   ASSERT_GT(fs->failed(), 0) << "no sync failed: the test did not exercise a failed commit";
-  ASSERT_GT(refused, 0);
-  ASSERT_GT(stacked, 0) << "no commit was staged on top of a failed one";
+  ASSERT_GT(answers.refused, 0);
+  ASSERT_GT(answers.stacked, 0) << "no commit was staged on top of a failed one";
   ASSERT_FALSE(acknowledged.empty());
 
   auto reopened = Ledger::Open(dir.str());
@@ -207,42 +219,21 @@ TEST(WriteFailureTest, CommitsAfterARefusedWriteContinueFromTheDurableHead) {
   testing::TempDir dir;
   std::atomic<int> writes{0};
   OrderCheckingObserver observer;
-  std::mutex mutex;
-  std::map<std::string, uint64_t> acknowledged;  // event_id -> position
-  int stacked = 0;
+  Answers answers;
   {
     Options options;
     // Every seventh group commit fails.
     options.fail_write = [&writes] { return ++writes % 7 == 0; };
     auto opened = Ledger::Open(dir.str(), options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-    std::unique_ptr<Ledger> ledger = std::move(opened).value();
-    ledger->SetAppendObserver(&observer);
-    std::vector<std::thread> appenders;
-    for (int t = 0; t < kAppenders; ++t) {
-      appenders.emplace_back([&, t] {
-        for (int i = 0; i < kAppendsEach; ++i) {
-          std::string id = "e-" + std::to_string(t) + "-" + std::to_string(i);
-          auto answer =
-              ledger->Append({"app/" + std::to_string(t % 4), std::nullopt, {MakeEvent(id)}});
-          std::lock_guard lock(mutex);
-          if (answer.ok()) {
-            acknowledged[id] = answer->events[0].position;
-            continue;
-          }
-          EXPECT_EQ(answer.status().code(), Code::kIoError) << answer.status().ToString();
-          if (answer.status().message().find("earlier group commit failed") != std::string::npos) {
-            ++stacked;
-          }
-        }
-      });
-    }
-    for (std::thread& appender : appenders) appender.join();
-    ledger->SetAppendObserver(nullptr);
+    (*opened)->SetAppendObserver(&observer);
+    answers = AppendConcurrently(**opened, kAppenders, kAppendsEach, 4);
+    (*opened)->SetAppendObserver(nullptr);
   }
+  const auto& acknowledged = answers.acknowledged;
   EXPECT_TRUE(observer.violations().empty()) << observer.violations().front();
   ASSERT_GT(observer.failures(), 0);
-  ASSERT_GT(stacked, 0) << "no commit was staged on top of a failed one";
+  ASSERT_GT(answers.stacked, 0) << "no commit was staged on top of a failed one";
   ASSERT_GT(acknowledged.size(), kAppenders * kAppendsEach / 2);
 
   auto reopened = Ledger::Open(dir.str());

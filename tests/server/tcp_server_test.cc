@@ -9,7 +9,6 @@
 // two threads, exercised through the client library over 127.0.0.1. Waits are on conditions with
 // deadlines, never sleeps.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,6 +30,7 @@
 #include "projections/engine.h"
 #include "server/service.h"
 #include "server/tcp_server.h"
+#include "support/loopback.h"
 #include "support/temp_dir.h"
 
 namespace gridledger::server {
@@ -692,17 +692,11 @@ TEST(TcpServerTest, RequestsBeyondTheConnectionsInflightLimitAreAnsweredBusy) {
 // A raw TCP connection to the server, for what the client library never does (a reset).
 class RawConnection {
  public:
-  explicit RawConnection(uint16_t port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(port);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-  }
+  explicit RawConnection(uint16_t port) : fd_(testing::ConnectLoopback(port)) {}
   ~RawConnection() {
     if (fd_ >= 0) ::close(fd_);
   }
-  bool connected() const { return connected_; }
+  bool connected() const { return fd_ >= 0; }
   bool Send(capnp::MessageBuilder& message) {
     kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
     auto bytes = words.asBytes();
@@ -724,7 +718,6 @@ class RawConnection {
 
  private:
   int fd_;
-  bool connected_ = false;
 };
 
 // A connection reset with a subscription live is logged (operators see answers lost to it); an

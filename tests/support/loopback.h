@@ -37,16 +37,23 @@ inline uint16_t FreeLoopbackPort() {
   return ntohs(address.sin_port);
 }
 
-// Whether something accepts connections on the loopback `port`.
-inline bool PortAccepts(uint16_t port) {
+// A TCP socket connected to the loopback `port`, or -1 when nothing accepted. The caller closes it.
+inline int ConnectLoopback(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   address.sin_port = htons(port);
-  const bool accepted = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) return fd;
   ::close(fd);
-  return accepted;
+  return -1;
+}
+
+// Whether something accepts connections on the loopback `port`.
+inline bool PortAccepts(uint16_t port) {
+  const int fd = ConnectLoopback(port);
+  if (fd >= 0) ::close(fd);
+  return fd >= 0;
 }
 
 }  // namespace gridledger::testing

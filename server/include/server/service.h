@@ -104,6 +104,14 @@ class Service {
   // whether a subscription filtered by `stream_prefix` can deliver such events.
   static bool HoldsPersonalData(std::string_view stream);
   static bool MayDeliverPersonalData(std::string_view stream_prefix);
+  // RecordPersonalDataRead for a page of the log (positions first..last) that holds events of
+  // application streams, and for a subscription from `from_position` filtered by `stream_prefix`.
+  std::optional<ServiceError> RecordLogRead(const ingest::Principal& principal, uint64_t first,
+                                            uint64_t last, std::string_view approved_by);
+  std::optional<ServiceError> RecordSubscription(const ingest::Principal& principal,
+                                                 uint64_t from_position,
+                                                 std::string_view stream_prefix,
+                                                 std::string_view approved_by);
 
   // Admission of connections (HTTP and TCP together) and subscriptions: false when at the limit.
   // Every successful TryAdd must be paired with one Remove.
