@@ -47,19 +47,24 @@ void FreezeApplicationEntry(const ApplicationEntry& entry, std::string& out) {
   out.append(size, sizeof(size));
 }
 
-std::optional<size_t> ThawApplicationEntry(std::string_view frozen, ApplicationEntry& entry) {
+// A frozen application entry split into the application's stored bytes and the evidence's
+// frozen form; nullopt when `frozen` is not from FreezeApplicationEntry.
+std::optional<std::pair<std::string_view, std::string_view>> SplitFrozen(std::string_view frozen) {
   uint32_t application_bytes = 0;
   if (frozen.size() < sizeof(application_bytes)) return std::nullopt;
   frozen.remove_suffix(sizeof(application_bytes));
   std::memcpy(&application_bytes, frozen.data() + frozen.size(), sizeof(application_bytes));
   if (application_bytes > frozen.size()) return std::nullopt;
-  std::optional<ApplicationState> application =
-      DecodeApplication(frozen.substr(0, application_bytes));
-  if (!application || !ThawFrozen(frozen.substr(application_bytes), entry.evidence)) {
-    return std::nullopt;
-  }
+  return std::pair(frozen.substr(0, application_bytes), frozen.substr(application_bytes));
+}
+
+std::optional<size_t> ThawApplicationEntry(std::string_view frozen, ApplicationEntry& entry) {
+  auto parts = SplitFrozen(frozen);
+  if (!parts) return std::nullopt;
+  std::optional<ApplicationState> application = DecodeApplication(parts->first);
+  if (!application || !ThawFrozen(parts->second, entry.evidence)) return std::nullopt;
   entry.application = std::move(*application);
-  return application_bytes;  // the table adds the evidence's ApproximateBytes
+  return parts->first.size();  // the table adds the evidence's ApproximateBytes
 }
 
 ledger::Status RebuildInterrupted() {
@@ -107,7 +112,11 @@ Engine::Engine(ledger::Ledger& ledger, EngineOptions options)
           },
           &DecodeStaffAuditHead, &NewStaffAuditHead) {
   // Applications outnumber the other states by far, and most of those cached are idle.
-  applications_.KeepFrozen(&FreezeApplicationEntry, &ThawApplicationEntry);
+  applications_.KeepFrozen(
+      &FreezeApplicationEntry, &ThawApplicationEntry,
+      [this](std::string_view key, std::string_view frozen, ledger::SideBatch& batch) {
+        return WriteFrozenApplicationEntry(key, frozen, batch);
+      });
   // An unreadable checkpoint is reported by CatchUp and Attach (Rebuild starts afresh anyway):
   // catching up from 0 onto stored states would fold events twice.
   open_status_ = LoadCheckpoint();
@@ -182,6 +191,22 @@ ledger::Status Engine::WriteApplicationEntry(std::string_view key, ApplicationEn
   // Every event of the stream touched both, so both are written (as separate states would be).
   evidence_bytes_.clear();
   AppendEncoded(entry.evidence, evidence_bytes_);
+  evidence_key_.assign(kEvidenceKeyPrefix).append(key);
+  batch.Put(kEvidenceFamily, evidence_key_, evidence_bytes_);
+  return ledger::Status::Ok();
+}
+
+ledger::Status Engine::WriteFrozenApplicationEntry(std::string_view key, std::string_view frozen,
+                                                   ledger::SideBatch& batch) {
+  // What WriteApplicationEntry puts, without decoding the application: its stored bytes are the
+  // first part of the frozen form.
+  auto parts = SplitFrozen(frozen);
+  if (!parts || !ThawFrozen(parts->second, frozen_evidence_)) {
+    return {ledger::Code::kCorruption, "cached state at key " + std::string(key) + " does not thaw"};
+  }
+  batch.Put(kApplicationFamily, key, parts->first);
+  evidence_bytes_.clear();
+  AppendEncoded(frozen_evidence_, evidence_bytes_);
   evidence_key_.assign(kEvidenceKeyPrefix).append(key);
   batch.Put(kEvidenceFamily, evidence_key_, evidence_bytes_);
   return ledger::Status::Ok();

@@ -162,6 +162,8 @@ class Engine : public ledger::AppendObserver {
                              CompactEvidence* app_evidence);
   ledger::Status WriteApplicationEntry(std::string_view key, ApplicationEntry& entry,
                                        ledger::SideBatch& batch, std::string& kept);
+  ledger::Status WriteFrozenApplicationEntry(std::string_view key, std::string_view frozen,
+                                             ledger::SideBatch& batch);
   ledger::Result<size_t> LoadApplicationEntry(std::string_view key, ApplicationEntry& entry);
 
   ledger::Ledger& ledger_;
@@ -188,6 +190,7 @@ class Engine : public ledger::AppendObserver {
   ChangeIndexes change_indexes_;        // inline: assigned since the last write reached the store
   std::string evidence_key_;            // reused buffer for evidence/<stream>
   std::string evidence_bytes_;          // reused buffer for encoded evidence
+  CompactEvidence frozen_evidence_;     // reused: a frozen entry's evidence being written
   std::vector<KpiTarget> kpi_targets_;  // reused by FoldDerived
 };
 

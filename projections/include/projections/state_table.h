@@ -8,12 +8,18 @@
 // instead (KeepFrozen): in memory, in a form several times smaller than the decoded state, so
 // that touching one again costs a decode rather than store reads; frozen states are dropped, the
 // least recently touched first, only when freezing did not free enough.
+//
+// Layout: one hash map from key to a small entry (so a lookup walks small nodes, not states), the
+// decoded state in its own allocation, and two intrusive lists in touch order — decoded entries
+// and frozen ones. Touch ticks only grow, so moving a touched entry to the newest end keeps each
+// list ordered, and eviction takes entries from the oldest end: no sorting, work in proportion to
+// what is evicted.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,6 +60,10 @@ class StateTable {
   // stored bytes it stands for (as a Loader does), or nullopt when `frozen` does not thaw.
   using Freezer = void (*)(const State&, std::string& out);
   using Thawer = std::optional<size_t> (*)(std::string_view frozen, State& state);
+  // Puts the stored form of a frozen state into `batch` under `key`, straight from its frozen
+  // bytes (what the table's writer would put for the thawed state). Errors: kCorruption.
+  using FrozenWriter = std::function<ledger::Status(std::string_view key, std::string_view frozen,
+                                                    ledger::SideBatch& batch)>;
 
   StateTable(ledger::Ledger& ledger, ledger::SideFamily family, Encoder encode, Decoder decode,
              Maker make = nullptr)
@@ -96,15 +106,18 @@ class StateTable {
   StateTable(const StateTable&) = delete;
   StateTable& operator=(const StateTable&) = delete;
 
-  // Evicted states are frozen with `freeze` rather than dropped (see the top of this file).
-  void KeepFrozen(Freezer freeze, Thawer thaw) {
+  // Evicted states are frozen with `freeze` rather than dropped (see the top of this file). The
+  // table's writer must leave states unchanged (split states may not be frozen). Without
+  // `write_frozen`, a dirty frozen state is thawed to be written.
+  void KeepFrozen(Freezer freeze, Thawer thaw, FrozenWriter write_frozen = nullptr) {
     freeze_ = freeze;
     thaw_ = thaw;
+    write_frozen_ = std::move(write_frozen);
   }
 
   ledger::SideFamily family() const { return family_; }
   // Cached states, decoded and frozen.
-  size_t size() const { return entries_.size() + frozen_.size(); }
+  size_t size() const { return entries_.size(); }
   // The approximate memory held by cached states.
   size_t bytes() const { return bytes_; }
 
@@ -114,21 +127,34 @@ class StateTable {
   ledger::Result<State*> Mutable(std::string_view key, uint64_t tick) {
     lookup_.assign(key);  // a reused buffer: no allocation per lookup
     auto it = entries_.find(lookup_);
+    Entry* entry = nullptr;
     if (it == entries_.end()) {
       auto loaded = Load(key);
       if (!loaded.ok()) return loaded.status();
-      it = entries_.emplace(lookup_, std::move(*loaded)).first;
-      bytes_ += it->second.bytes;
+      it = entries_.emplace(lookup_, std::make_unique<Entry>()).first;
+      entry = it->second.get();
+      entry->key = &it->first;
+      entry->state = std::move(*loaded);
+      entry->bytes = loaded_bytes_;
+      bytes_ += entry->bytes;
+    } else {
+      entry = it->second.get();
+      if (entry->frozen()) {
+        ledger::Status thawed = Thaw(*entry);
+        if (!thawed.ok()) return thawed;
+      } else {
+        decoded_.Remove(entry);
+      }
     }
-    Entry& entry = it->second;
-    entry.tick = tick;
-    entry.bytes += kTouchBytes;
+    decoded_.PushNewest(entry);
+    entry->tick = tick;
+    entry->bytes += kTouchBytes;
     bytes_ += kTouchBytes;
-    if (!entry.dirty) {
-      entry.dirty = true;
-      dirty_.push_back(&*it);
+    if (entry->dirty_index == kClean) {
+      entry->dirty_index = dirty_.size();
+      dirty_.push_back(entry);
     }
-    return &entry.state;
+    return entry->state.get();
   }
 
   // Writes every dirty state into `batch` and marks them clean. On error the batch must not be
@@ -140,30 +166,16 @@ class StateTable {
   static constexpr size_t kSpillBytes = size_t{4} << 20;
   using Spill = std::function<ledger::Status(ledger::SideBatch&)>;
   ledger::Status WriteDirty(ledger::SideBatch& batch, const Spill& spill = {}) {
-    std::vector<std::pair<const std::string*, Node*>> decoded;
-    decoded.reserve(dirty_.size());
-    for (Node* node : dirty_) decoded.emplace_back(&node->first, node);
-    std::vector<std::pair<const std::string*, typename FrozenMap::iterator>> frozen;
-    if (frozen_dirty_ > 0) {
-      for (auto it = frozen_.begin(); it != frozen_.end(); ++it) {
-        if (it->second.dirty) frozen.emplace_back(&it->first, it);
-      }
+    SortByKey(dirty_);
+    for (size_t i = 0; i < dirty_.size(); ++i) {
+      dirty_[i]->dirty_index = i;  // positions after the sort, for failures below
     }
-    auto by_key = [](const auto& a, const auto& b) { return *a.first < *b.first; };
-    std::sort(decoded.begin(), decoded.end(), by_key);
-    std::sort(frozen.begin(), frozen.end(), by_key);
-    // Merged: one ascending run of keys.
-    auto next_decoded = decoded.begin();
-    auto next_frozen = frozen.begin();
-    while (next_decoded != decoded.end() || next_frozen != frozen.end()) {
-      const bool take_decoded =
-          next_frozen == frozen.end() ||
-          (next_decoded != decoded.end() && *next_decoded->first < *next_frozen->first);
-      ledger::Status written = take_decoded ? WriteDecoded(*next_decoded++->second, batch)
-                                            : WriteFrozen(next_frozen++->second, batch);
+    for (Entry* entry : dirty_) {
+      ledger::Status written = Write(*entry, batch);
       if (written.ok() && spill && batch.ApproximateBytes() >= kSpillBytes) written = spill(batch);
       if (!written.ok()) return written;
     }
+    for (Entry* entry : dirty_) entry->dirty_index = kClean;
     dirty_.clear();
     return ledger::Status::Ok();
   }
@@ -183,23 +195,16 @@ class StateTable {
     // Recently touched states are likely to be touched again soon and stay decoded; the rest is
     // frozen, so the least recently touched ones dropped next are frozen ones.
     const size_t decoded_max = bytes_max / 2;
-    if (freeze_ != nullptr && bytes_ - frozen_bytes_ > decoded_max) {
-      const size_t decoded_bytes = bytes_ - frozen_bytes_;
-      OldestFirst(
-          Decoded(dirty_too),
-          static_cast<double>(decoded_bytes - decoded_max) / static_cast<double>(decoded_bytes),
-          [&] { return bytes_ - frozen_bytes_ > decoded_max; },
-          [&](const auto& item) { Freeze(item.second); });
-      if (dirty_too) ListDirty();  // some dirty states were frozen
+    if (freeze_ != nullptr) {
+      for (Entry* entry = decoded_.oldest; entry != nullptr && bytes_ - frozen_bytes_ > decoded_max;) {
+        Entry* newer = entry->newer;
+        if (dirty_too || entry->dirty_index == kClean) Freeze(*entry);
+        entry = newer;
+      }
     }
     ledger::Status dropped = ledger::Status::Ok();
-    if (over() && !frozen_.empty()) {
-      dropped = DropChosen(OldestFrozen(bytes_max, states_max, dirty_too), write_back);
-    }
-    if (dropped.ok() && over()) {
-      dropped = Drop(Decoded(dirty_too), bytes_max, states_max, write_back);
-      if (dirty_too) ListDirty();
-    }
+    if (over()) dropped = DropOldest(frozen_, bytes_max, states_max, write_back);
+    if (dropped.ok() && over()) dropped = DropOldest(decoded_, bytes_max, states_max, write_back);
     return dropped;
   }
 
@@ -243,214 +248,137 @@ class StateTable {
   }
 
  private:
+  static constexpr size_t kClean = SIZE_MAX;  // Entry::dirty_index of a clean state
+
   struct Entry {
-    State state;
-    uint64_t tick = 0;
-    size_t bytes = 0;
-    bool dirty = false;
+    const std::string* key = nullptr;  // the map's (node-based: stable until erased)
+    std::unique_ptr<State> state;      // decoded; nullptr while frozen
+    std::string frozen_bytes;          // the frozen form while frozen
+    uint64_t tick = 0;                 // last touch
+    size_t bytes = 0;                  // approximate memory, in bytes_
+    size_t dirty_index = kClean;       // place in dirty_ while dirty
+    Entry* older = nullptr;            // neighbours in decoded_ or frozen_
+    Entry* newer = nullptr;
+    bool frozen() const { return state == nullptr; }
   };
-  using Map = std::unordered_map<std::string, Entry>;
-  using Node = typename Map::value_type;
-  struct Frozen {
-    std::string bytes;
-    uint64_t tick = 0;
-    bool dirty = false;  // only after an Evict with write-back
+  // Entries in touch order, oldest first (intrusive: an entry is in at most one list).
+  struct List {
+    Entry* oldest = nullptr;
+    Entry* newest = nullptr;
+    void PushNewest(Entry* entry) {
+      entry->older = newest;
+      entry->newer = nullptr;
+      (newest != nullptr ? newest->newer : oldest) = entry;
+      newest = entry;
+    }
+    void Remove(Entry* entry) {
+      (entry->older != nullptr ? entry->older->newer : oldest) = entry->newer;
+      (entry->newer != nullptr ? entry->newer->older : newest) = entry->older;
+      entry->older = entry->newer = nullptr;
+    }
   };
-  using FrozenMap = std::unordered_map<std::string, Frozen>;
+  // Small nodes (key and pointer): a lookup's walk along a bucket touches no state.
+  using Map = std::unordered_map<std::string, std::unique_ptr<Entry>>;
 
   static size_t FrozenBytes(std::string_view key, const std::string& frozen) {
     return kFrozenOverheadBytes + key.size() + frozen.size();
   }
 
-  // The decoded states with their ticks: clean ones, or all.
-  std::vector<std::pair<uint64_t, typename Map::iterator>> Decoded(bool dirty_too) {
-    std::vector<std::pair<uint64_t, typename Map::iterator>> decoded;
-    decoded.reserve(entries_.size());
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-      if (dirty_too || !it->second.dirty) decoded.emplace_back(it->second.tick, it);
-    }
-    return decoded;
+  static void SortByKey(std::vector<Entry*>& entries) {
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry* a, const Entry* b) { return *a->key < *b->key; });
   }
 
-  // dirty_ anew, after dirty decoded states were frozen or dropped.
-  void ListDirty() {
-    dirty_.clear();
-    for (Node& node : entries_) {
-      if (node.second.dirty) dirty_.push_back(&node);
-    }
-  }
-
-  // The share of states to drop to get under both bounds (by bytes or by count, whichever drops
-  // more).
-  double DropShare(size_t bytes_max, size_t states_max) const {
-    return std::max(
-        bytes_ > 0 ? 1.0 - static_cast<double>(bytes_max) / static_cast<double>(bytes_) : 0.0,
-        size() == 0 ? 0.0 : 1.0 - static_cast<double>(states_max) / static_cast<double>(size()));
-  }
-
-  // Calls `evict(item)` on `items` (tick, iterator), oldest tick first, while `more()`. Only the
-  // oldest part needs an order: about `share` of the items, with some slack; the rest is sorted
-  // only when that was not enough.
-  template <typename Item, typename More, typename EvictOne>
-  static void OldestFirst(std::vector<Item> items, double share, More more, EvictOne evict) {
-    if (items.empty()) return;
-    auto older = [](const Item& a, const Item& b) { return a.first < b.first; };
-    const size_t ordered = std::min(
-        items.size(), static_cast<size_t>(static_cast<double>(items.size()) *
-                                          std::min(1.0, std::max(0.0, share) * 1.25 + 0.01)) +
-                          1);  // >= 1
-    std::nth_element(items.begin(), items.begin() + (ordered - 1), items.end(), older);
-    std::sort(items.begin(), items.begin() + ordered, older);
-    for (size_t i = 0; i < items.size() && more(); ++i) {
-      if (i == ordered) std::sort(items.begin() + i, items.end(), older);
-      evict(items[i]);
-    }
-  }
-
-  // Replaces a decoded state by its frozen form (dirty or not, as it was).
-  void Freeze(typename Map::iterator node) {
+  // Replaces a decoded state by its frozen form (dirty or not, as it was). States are frozen
+  // oldest first, each newer than those frozen before, so frozen_ stays in touch order.
+  void Freeze(Entry& entry) {
     buffer_.clear();
-    freeze_(node->second.state, buffer_);
-    Frozen& frozen = frozen_[node->first];
-    frozen.bytes.assign(buffer_);  // a fresh string: capacity = size
-    frozen.tick = node->second.tick;
-    frozen.dirty = node->second.dirty;
-    frozen_dirty_ += frozen.dirty;
-    bytes_ -= node->second.bytes;
-    AddFrozenBytes(FrozenBytes(node->first, frozen.bytes));
-    // States are frozen in tick order (the oldest decoded ones first, each newer than those frozen
-    // by earlier evictions), so this queue is in least-recently-touched order.
-    frozen_order_.emplace_back(frozen.tick, node->first);
-    entries_.erase(node);
-    if (frozen_order_.size() > 2 * frozen_.size() + 1024) CompactFrozenOrder();
-  }
-
-  ledger::Status WriteDecoded(Node& node, ledger::SideBatch& batch) {
-    Entry& entry = node.second;
-    buffer_.clear();
-    ledger::Status written = write_(node.first, entry.state, batch, buffer_);
-    if (!written.ok()) return written;
+    freeze_(*entry.state, buffer_);
+    entry.frozen_bytes.assign(buffer_);  // a fresh string: capacity = size
+    entry.state.reset();
+    decoded_.Remove(&entry);
+    frozen_.PushNewest(&entry);
     bytes_ -= entry.bytes;
-    entry.bytes = EstimateBytes(node.first, buffer_.size()) + ExtraBytes(entry.state);
+    entry.bytes = FrozenBytes(*entry.key, entry.frozen_bytes);
     bytes_ += entry.bytes;
-    entry.dirty = false;
+    frozen_bytes_ += entry.bytes;
+  }
+
+  // Decodes a frozen entry in place (left out of both lists: the caller places it).
+  ledger::Status Thaw(Entry& entry) {
+    auto state = std::make_unique<State>(make_ != nullptr ? make_(*entry.key) : State{});
+    std::optional<size_t> thawed = thaw_(entry.frozen_bytes, *state);
+    if (!thawed) return DoesNotThaw(*entry.key);
+    frozen_.Remove(&entry);
+    bytes_ -= entry.bytes;
+    frozen_bytes_ -= entry.bytes;
+    entry.state = std::move(state);
+    std::string().swap(entry.frozen_bytes);
+    entry.bytes = EstimateBytes(*entry.key, *thawed) + ExtraBytes(*entry.state);
+    bytes_ += entry.bytes;
     return ledger::Status::Ok();
   }
 
-  // Writes a dirty frozen state: thawed, written, and frozen again (a writer may change a state,
-  // as split states do).
-  ledger::Status WriteFrozen(typename FrozenMap::iterator it, ledger::SideBatch& batch) {
-    State state{};
-    if (!thaw_(it->second.bytes, state)) return DoesNotThaw(it->first);
+  // Puts a dirty state into `batch` (it stays dirty and in dirty_: callers tidy up).
+  ledger::Status Write(Entry& entry, ledger::SideBatch& batch) {
     buffer_.clear();
-    ledger::Status written = write_(it->first, state, batch, buffer_);
-    if (!written.ok()) return written;
-    buffer_.clear();
-    freeze_(state, buffer_);
-    SubtractFrozenBytes(FrozenBytes(it->first, it->second.bytes));
-    it->second.bytes.assign(buffer_);
-    AddFrozenBytes(FrozenBytes(it->first, it->second.bytes));
-    it->second.dirty = false;
-    --frozen_dirty_;
-    return ledger::Status::Ok();
-  }
-
-  // Drops states of `items` (tick, iterator into entries_), oldest first, until under both
-  // bounds.
-  ledger::Status Drop(std::vector<std::pair<uint64_t, typename Map::iterator>> items,
-                      size_t bytes_max, size_t states_max, ledger::SideBatch* write_back) {
-    size_t bytes_left = bytes_;
-    size_t states_left = size();
-    std::vector<typename Map::iterator> dropped;
-    OldestFirst(
-        std::move(items), DropShare(bytes_max, states_max),
-        [&] { return bytes_left > bytes_max || states_left > states_max; },
-        [&](const auto& item) {
-          bytes_left -= BytesOf(item.second);
-          --states_left;
-          dropped.push_back(item.second);
-        });
-    return DropChosen(std::move(dropped), write_back);
-  }
-
-  // The frozen states to drop, least recently touched first, until under both bounds: taken from
-  // the front of frozen_order_, skipping states thawed since they were queued.
-  std::vector<typename FrozenMap::iterator> OldestFrozen(size_t bytes_max, size_t states_max,
-                                                         bool dirty_too) {
-    size_t bytes_left = bytes_;
-    size_t states_left = size();
-    std::vector<typename FrozenMap::iterator> chosen;
-    std::deque<std::pair<uint64_t, std::string>> kept;  // dirty ones that may not be dropped
-    while ((bytes_left > bytes_max || states_left > states_max) && !frozen_order_.empty()) {
-      auto [tick, key] = std::move(frozen_order_.front());
-      frozen_order_.pop_front();
-      auto it = frozen_.find(key);
-      if (it == frozen_.end() || it->second.tick != tick) continue;  // thawed since
-      if (it->second.dirty && !dirty_too) {
-        kept.emplace_back(tick, std::move(key));
-        continue;
-      }
-      bytes_left -= BytesOf(it);
-      --states_left;
-      chosen.push_back(it);
-    }
-    frozen_order_.insert(frozen_order_.begin(), std::make_move_iterator(kept.begin()),
-                         std::make_move_iterator(kept.end()));
-    return chosen;
-  }
-
-  // Drops `dropped` (iterators into entries_ or frozen_); dirty ones are first put into
-  // `write_back`, in key order.
-  template <typename Iterator>
-  ledger::Status DropChosen(std::vector<Iterator> dropped, ledger::SideBatch* write_back) {
-    std::sort(dropped.begin(), dropped.end(),
-              [](const Iterator& a, const Iterator& b) { return a->first < b->first; });
-    for (const Iterator& it : dropped) {
-      if (!it->second.dirty) continue;
-      LEDGER_ASSERT(write_back != nullptr);
-      ledger::Status written = WriteOne(it, *write_back);
+    if (!entry.frozen()) {
+      ledger::Status written = write_(*entry.key, *entry.state, batch, buffer_);
+      if (!written.ok()) return written;
+      bytes_ -= entry.bytes;
+      entry.bytes = EstimateBytes(*entry.key, buffer_.size()) + ExtraBytes(*entry.state);
+      bytes_ += entry.bytes;
+    } else if (write_frozen_) {
+      ledger::Status written = write_frozen_(*entry.key, entry.frozen_bytes, batch);
+      if (!written.ok()) return written;
+    } else {
+      State state = make_ != nullptr ? make_(*entry.key) : State{};
+      if (!thaw_(entry.frozen_bytes, state)) return DoesNotThaw(*entry.key);
+      ledger::Status written = write_(*entry.key, state, batch, buffer_);
       if (!written.ok()) return written;
     }
-    for (const Iterator& it : dropped) {
-      if (!store_may_hold_states_) RememberEvicted(it->first);
-      Erase(it);
+    return ledger::Status::Ok();
+  }
+
+  // Drops entries of `list`, oldest first, until under both bounds; dirty ones only with
+  // `write_back`, into which they are first put, in key order.
+  ledger::Status DropOldest(List& list, size_t bytes_max, size_t states_max,
+                            ledger::SideBatch* write_back) {
+    size_t bytes_left = bytes_;
+    size_t states_left = size();
+    std::vector<Entry*> chosen;
+    for (Entry* entry = list.oldest;
+         entry != nullptr && (bytes_left > bytes_max || states_left > states_max);
+         entry = entry->newer) {
+      if (entry->dirty_index != kClean && write_back == nullptr) continue;
+      bytes_left -= entry->bytes;
+      --states_left;
+      chosen.push_back(entry);
+    }
+    SortByKey(chosen);
+    for (Entry* entry : chosen) {
+      if (entry->dirty_index == kClean) continue;
+      ledger::Status written = Write(*entry, *write_back);
+      if (!written.ok()) return written;
+      ForgetDirty(*entry);
+    }
+    for (Entry* entry : chosen) {
+      if (!store_may_hold_states_) RememberEvicted(*entry->key);
+      list.Remove(entry);
+      bytes_ -= entry->bytes;
+      if (entry->frozen()) frozen_bytes_ -= entry->bytes;
+      entries_.erase(*entry->key);
     }
     return ledger::Status::Ok();
   }
-  size_t BytesOf(typename Map::iterator it) const { return it->second.bytes; }
-  size_t BytesOf(typename FrozenMap::iterator it) const {
-    return FrozenBytes(it->first, it->second.bytes);
-  }
-  ledger::Status WriteOne(typename Map::iterator it, ledger::SideBatch& batch) {
-    return WriteDecoded(*it, batch);
-  }
-  ledger::Status WriteOne(typename FrozenMap::iterator it, ledger::SideBatch& batch) {
-    return WriteFrozen(it, batch);
-  }
-  void Erase(typename Map::iterator it) {
-    bytes_ -= it->second.bytes;
-    entries_.erase(it);
-  }
-  void Erase(typename FrozenMap::iterator it) {
-    SubtractFrozenBytes(BytesOf(it));
-    frozen_.erase(it);
-  }
-  void AddFrozenBytes(size_t bytes) {
-    bytes_ += bytes;
-    frozen_bytes_ += bytes;
-  }
-  void SubtractFrozenBytes(size_t bytes) {
-    bytes_ -= bytes;
-    frozen_bytes_ -= bytes;
-  }
 
-  // Drops the queue entries of states thawed since they were queued, so the queue stays within
-  // twice the frozen states.
-  void CompactFrozenOrder() {
-    std::erase_if(frozen_order_, [&](const auto& queued) {
-      auto it = frozen_.find(queued.second);
-      return it == frozen_.end() || it->second.tick != queued.first;
-    });
+  // Takes a (written) entry out of dirty_.
+  void ForgetDirty(Entry& entry) {
+    Entry* last = dirty_.back();
+    last->dirty_index = entry.dirty_index;
+    dirty_[entry.dirty_index] = last;
+    dirty_.pop_back();
+    entry.dirty_index = kClean;
   }
 
   static ledger::Status DoesNotThaw(std::string_view key) {
@@ -467,37 +395,28 @@ class StateTable {
     return extra_bytes_ != nullptr ? extra_bytes_(state) : 0;
   }
 
-  // The state at `key` (also in lookup_) for a miss of the decoded cache: thawed, loaded or new.
-  ledger::Result<Entry> Load(std::string_view key) {
-    Entry entry{make_ != nullptr ? make_(key) : State{}};
-    entry.bytes = EstimateBytes(key, 0);
-    if (auto frozen = frozen_.find(lookup_); frozen != frozen_.end()) {
-      std::optional<size_t> thawed = thaw_(frozen->second.bytes, entry.state);
-      if (!thawed) return DoesNotThaw(key);
-      frozen_dirty_ -= frozen->second.dirty;  // Mutable marks the decoded state dirty
-      SubtractFrozenBytes(FrozenBytes(key, frozen->second.bytes));
-      frozen_.erase(frozen);
-      entry.bytes = EstimateBytes(key, *thawed) + ExtraBytes(entry.state);
-      return entry;
-    }
-    if (!store_may_hold_states_ && !MayHaveEvicted(key)) return entry;
+  // The state at `key` for a miss of the cache: loaded or new; its memory in loaded_bytes_.
+  ledger::Result<std::unique_ptr<State>> Load(std::string_view key) {
+    auto state = std::make_unique<State>(make_ != nullptr ? make_(key) : State{});
+    loaded_bytes_ = EstimateBytes(key, 0);
+    if (!store_may_hold_states_ && !MayHaveEvicted(key)) return state;
     if (load_) {
-      auto loaded = load_(key, entry.state);
+      auto loaded = load_(key, *state);
       if (!loaded.ok()) return loaded.status();
-      entry.bytes = EstimateBytes(key, *loaded) + ExtraBytes(entry.state);
-      return entry;
+      loaded_bytes_ = EstimateBytes(key, *loaded) + ExtraBytes(*state);
+      return state;
     }
     auto stored = ledger_.GetSide(family_, key);
     if (!stored.ok()) return stored.status();
-    if (!stored->has_value()) return entry;
+    if (!stored->has_value()) return state;
     std::optional<State> decoded = decode_(**stored);
     if (!decoded) {
       return ledger::Status(ledger::Code::kCorruption,
                             "projection state at key " + std::string(key) + " does not decode");
     }
-    entry.state = std::move(*decoded);
-    entry.bytes = EstimateBytes(key, (*stored)->size());
-    return entry;
+    *state = std::move(*decoded);
+    loaded_bytes_ = EstimateBytes(key, (*stored)->size());
+    return state;
   }
 
   // A Bloom filter of evicted keys (a false positive costs one store read).
@@ -525,9 +444,8 @@ class StateTable {
 
   void Clear() {
     entries_.clear();
-    frozen_.clear();
-    frozen_order_.clear();
-    frozen_dirty_ = 0;
+    decoded_ = List{};
+    frozen_ = List{};
     frozen_bytes_ = 0;
     dirty_.clear();
     bytes_ = 0;
@@ -543,17 +461,16 @@ class StateTable {
   const Sizer extra_bytes_ = nullptr;
   Freezer freeze_ = nullptr;  // nullptr: evicted states are dropped
   Thawer thaw_ = nullptr;
-  Map entries_;       // decoded states
-  FrozenMap frozen_;  // states in frozen form (only with KeepFrozen)
-  // (tick, key) of frozen states, least recently touched first; entries of states thawed since
-  // are skipped (and compacted away).
-  std::deque<std::pair<uint64_t, std::string>> frozen_order_;
-  size_t frozen_dirty_ = 0;   // frozen states not yet written
-  size_t frozen_bytes_ = 0;   // the part of bytes_ held by frozen states
-  std::vector<Node*> dirty_;  // nodes of an unordered_map keep their address until erased
+  FrozenWriter write_frozen_;  // empty: thaw, then write_
+  Map entries_;                // every cached state, decoded or frozen
+  List decoded_;               // decoded entries, in touch order
+  List frozen_;                // frozen entries, in touch order
+  size_t frozen_bytes_ = 0;     // the part of bytes_ held by frozen states
+  std::vector<Entry*> dirty_;  // dirty entries (each knows its index)
   size_t bytes_ = 0;
-  std::string buffer_;  // reused encoding buffer
-  std::string lookup_;  // reused key buffer
+  size_t loaded_bytes_ = 0;  // of the last Load
+  std::string buffer_;       // reused encoding buffer
+  std::string lookup_;       // reused key buffer
   bool store_may_hold_states_ = true;
   std::vector<uint64_t> evicted_filter_;  // empty until the first eviction after StartEmpty
 };
