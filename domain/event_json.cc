@@ -11,6 +11,7 @@
 // Errors are values: each step returns std::optional<DecodeError> (nullopt = fine). kj and
 // nlohmann exceptions are caught only at the public entry points.
 #include "domain/event_json.h"
+#include "domain/payload.h"
 
 #include "domain/calendar.h"
 
@@ -938,6 +939,13 @@ Decoded<json> PayloadToJson(std::string_view type, std::string_view payload) {
   } catch (const json::exception& e) {
     return Fail("payload", "bad_value", e.what());
   }
+}
+
+std::optional<std::string_view> EnumName(uint64_t enum_id, uint16_t value) {
+  const auto& enums = Plans().enums;
+  const auto it = enums.find(enum_id);
+  if (it == enums.end() || value >= it->second.names.size()) return std::nullopt;
+  return it->second.names[value];
 }
 
 bool IsKnownType(std::string_view type) { return FindEvent(type) != nullptr; }

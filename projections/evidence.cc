@@ -8,6 +8,7 @@
 
 #include "byte_codec.h"
 #include "domain/event_json.h"
+#include "domain/payload.h"
 #include "projections/kpi.h"
 
 namespace gridledger::projections {
@@ -22,69 +23,88 @@ bool StartsWith(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
 }
 
-std::string TextOr(const json& data, const char* key) {
-  auto it = data.find(key);
-  return it != data.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+namespace ev = domain::events;
+using domain::EnumName;
+using domain::TextOf;
+using domain::TextsOf;
 
-std::vector<std::string> TextsOf(const json& data, const char* key) {
-  std::vector<std::string> out;
-  auto it = data.find(key);
-  if (it == data.end() || !it->is_array()) return out;
-  for (const json& item : *it) {
-    if (item.is_string()) out.push_back(item.get<std::string>());
+// The names of a list of enum values; false when one is not named by the schema.
+template <typename Enum>
+bool NamesOf(typename capnp::List<Enum>::Reader list, std::vector<std::string>& names) {
+  for (Enum value : list) {
+    std::optional<std::string_view> name = EnumName(value);
+    if (!name) return false;
+    names.emplace_back(*name);
   }
-  return out;
+  return true;
 }
 
-void ReadReviewItems(const json& data, EvidenceRecord& record) {
-  auto it = data.find("items");
-  if (it == data.end() || !it->is_array()) return;
-  for (const json& item : *it) {
-    if (!item.is_object()) continue;
-    const std::string name = TextOr(item, "item");
-    record.items.push_back(name);
-    if (!item.value("present", false)) {
+bool ReadDocumentReview(ev::DocumentReviewed::Reader root, EvidenceRecord& record) {
+  std::optional<std::string_view> conclusion = EnumName(root.getConclusion());
+  if (!conclusion) return false;
+  record.by = TextOf(root.getReviewer());
+  record.conclusion = *conclusion;
+  if (root.hasDefects()) record.defects = TextsOf(root.getDefects());
+  for (ev::ReviewItem::Reader item : root.getItems()) {
+    std::string name = TextOf(item.getItem());
+    if (!item.getPresent()) {
       record.items_missing.push_back(name);
-    } else if (!item.value("correct", false)) {
+    } else if (!item.getCorrect()) {
       record.items_incorrect.push_back(name);
     }
+    record.items.push_back(std::move(name));
   }
+  return true;
+}
+
+bool ReadSiteInspection(ev::SiteInspected::Reader root, EvidenceRecord& record) {
+  std::optional<std::string_view> conclusion = EnumName(root.getConclusion());
+  if (!conclusion) return false;
+  record.by = TextOf(root.getInspector());
+  record.conclusion = *conclusion;
+  if (root.hasDefects()) record.defects = TextsOf(root.getDefects());
+  record.items = TextsOf(root.getItems());
+  return true;
+}
+
+bool ReadCallback(ev::CallbackMade::Reader root, EvidenceRecord& record) {
+  std::optional<std::string_view> result = EnumName(root.getResult());
+  if (!result) return false;
+  record.by = TextOf(root.getAgent());
+  record.conclusion = *result;
+  if (root.getHasSatisfaction()) {
+    std::optional<std::string_view> satisfaction = EnumName(root.getSatisfaction());
+    if (!satisfaction) return false;
+    record.satisfaction = *satisfaction;
+  }
+  if (root.hasComplaints() && !NamesOf<ev::Complaint>(root.getComplaints(), record.defects)) {
+    return false;
+  }
+  if (root.hasComment()) record.comment = TextOf(root.getComment());
+  return true;
 }
 
 // The record of an evidence event; nullopt for other types or an undecodable payload.
 std::optional<EvidenceRecord> RecordOfEvidence(const EventRecord& event,
                                                std::string_view actor_id) {
-  if (event.type != "DocumentReviewed" && event.type != "SiteInspected" &&
-      event.type != "CallbackMade") {
-    return std::nullopt;
-  }
-  auto decoded = domain::PayloadToJson(event.type, event.payload);
-  const json* data = std::get_if<json>(&decoded);
-  if (data == nullptr) return std::nullopt;
   EvidenceRecord record;
+  bool read = false;
+  if (event.type == "DocumentReviewed") {
+    read = domain::ReadPayload<ev::DocumentReviewed>(
+        event.payload, [&](auto root) { return ReadDocumentReview(root, record); });
+  } else if (event.type == "SiteInspected") {
+    read = domain::ReadPayload<ev::SiteInspected>(
+        event.payload, [&](auto root) { return ReadSiteInspection(root, record); });
+  } else if (event.type == "CallbackMade") {
+    read = domain::ReadPayload<ev::CallbackMade>(
+        event.payload, [&](auto root) { return ReadCallback(root, record); });
+  }
+  if (!read) return std::nullopt;
   record.type = std::string(event.type);
   record.position = event.position;
   record.occurred_at_us = event.occurred_at_us;
   record.actor_id = std::string(actor_id);
   record.actor_org = std::string(event.actor_org);
-  if (event.type == "DocumentReviewed") {
-    record.by = TextOr(*data, "reviewer");
-    record.conclusion = TextOr(*data, "conclusion");
-    record.defects = TextsOf(*data, "defects");
-    ReadReviewItems(*data, record);
-  } else if (event.type == "SiteInspected") {
-    record.by = TextOr(*data, "inspector");
-    record.conclusion = TextOr(*data, "conclusion");
-    record.defects = TextsOf(*data, "defects");
-    record.items = TextsOf(*data, "items");
-  } else {
-    record.by = TextOr(*data, "agent");
-    record.conclusion = TextOr(*data, "result");
-    record.satisfaction = TextOr(*data, "satisfaction");
-    record.defects = TextsOf(*data, "complaints");
-    record.comment = TextOr(*data, "comment");
-  }
   return record;
 }
 
@@ -112,13 +132,19 @@ void FoldAppEvent(EvidenceState& state, const EventRecord& event, std::string_vi
 
 void FoldSurveyEvent(EvidenceState& state, const EventRecord& event) {
   if (event.type != "ThirdPartySurveyRecorded") return;
-  auto decoded = domain::PayloadToJson(event.type, event.payload);
-  const json* data = std::get_if<json>(&decoded);
-  if (data == nullptr) return;
-  state.surveys.push_back(
-      SurveyRecord{event.position, event.occurred_at_us, std::string(event.actor_org),
-                   TextOr(*data, "agency"), data->value("sample_size", uint32_t{0}),
-                   data->value("satisfaction_index", 0.0), TextsOf(*data, "issues")});
+  SurveyRecord survey;
+  survey.position = event.position;
+  survey.occurred_at_us = event.occurred_at_us;
+  survey.actor_org = std::string(event.actor_org);
+  const bool read = domain::ReadPayload<ev::ThirdPartySurveyRecorded>(
+      event.payload, [&](ev::ThirdPartySurveyRecorded::Reader root) {
+        survey.agency = TextOf(root.getAgency());
+        survey.sample_size = root.getSampleSize();
+        survey.satisfaction_index = root.getSatisfactionIndex();
+        if (root.hasIssues()) survey.issues = TextsOf(root.getIssues());
+        return true;
+      });
+  if (read) state.surveys.push_back(std::move(survey));
 }
 
 // ---- JSON form ----

@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "domain/event_json.h"
+#include "domain/payload.h"
 
 namespace gridledger::projections {
 namespace {
@@ -49,17 +50,9 @@ std::string MonthText(int year, int month) {
 
 std::string MonthOfUs(int64_t unix_us) { return MonthOf(domain::LocalDateOf(unix_us)); }
 
-// The `data` of an event as JSON, or nullopt when the payload does not decode.
-std::optional<json> DataOf(const EventRecord& event) {
-  auto decoded = domain::PayloadToJson(event.type, event.payload);
-  if (auto* data = std::get_if<json>(&decoded)) return std::move(*data);
-  return std::nullopt;
-}
-
-std::string TextOr(const json& data, const char* key, std::string fallback = "") {
-  auto it = data.find(key);
-  return it != data.end() && it->is_string() ? it->get<std::string>() : fallback;
-}
+namespace ev = domain::events;
+using domain::EnumName;
+using domain::TextOf;
 
 // ---- Routing: which bucket receives which part of an event ----
 
@@ -168,17 +161,49 @@ void FoldArchived(KpiState& state, const EventRecord& event, const ApplicationSt
 }
 
 void FoldCallback(KpiState& state, const EventRecord& event, const ApplicationState& app) {
-  const std::optional<json> data = DataOf(event);
-  if (!data) return;
-  state.callbacks.push_back(KpiCallback{app.stream, event.position, TextOr(*data, "result"),
-                                        TextOr(*data, "satisfaction")});
+  KpiCallback callback;
+  callback.app = app.stream;
+  callback.position = event.position;
+  // The complaints are not needed, but a payload naming one the schema does not know does not
+  // read (as with the evidence projection).
+  const bool read =
+      domain::ReadPayload<ev::CallbackMade>(event.payload, [&](ev::CallbackMade::Reader root) {
+        std::optional<std::string_view> result = EnumName(root.getResult());
+        if (!result) return false;
+        callback.result = *result;
+        if (root.getHasSatisfaction()) {
+          std::optional<std::string_view> satisfaction = EnumName(root.getSatisfaction());
+          if (!satisfaction) return false;
+          callback.satisfaction = *satisfaction;
+        }
+        if (root.hasComplaints()) {
+          for (ev::Complaint complaint : root.getComplaints()) {
+            if (!EnumName(complaint)) return false;
+          }
+        }
+        return true;
+      });
+  if (read) state.callbacks.push_back(std::move(callback));
 }
 
+// DocumentReviewed and SiteInspected: whether the check passed; nullopt when the payload does
+// not read.
+template <typename Check>
+std::optional<bool> CheckPassed(const EventRecord& event) {
+  std::optional<bool> passed;
+  domain::ReadPayload<Check>(event.payload, [&](typename Check::Reader root) {
+    if (!EnumName(root.getConclusion())) return false;
+    passed = root.getConclusion() == ev::Result::PASS;
+    return true;
+  });
+  return passed;
+}
+
+template <typename Check>
 void FoldCheck(std::vector<KpiCheck>& checks, const EventRecord& event,
                const ApplicationState& app) {
-  const std::optional<json> data = DataOf(event);
-  if (!data) return;
-  checks.push_back(KpiCheck{app.stream, event.position, TextOr(*data, "conclusion") == "pass"});
+  std::optional<bool> passed = CheckPassed<Check>(event);
+  if (passed) checks.push_back(KpiCheck{app.stream, event.position, *passed});
 }
 
 void FoldMonthFacts(KpiState& state, const EventRecord& event, const ApplicationState& app) {
@@ -191,10 +216,10 @@ void FoldMonthFacts(KpiState& state, const EventRecord& event, const Application
       FoldCallback(state, event, app);
       break;
     case AppEventType::kDocumentReviewed:
-      FoldCheck(state.document_reviews, event, app);
+      FoldCheck<ev::DocumentReviewed>(state.document_reviews, event, app);
       break;
     case AppEventType::kSiteInspected:
-      FoldCheck(state.site_inspections, event, app);
+      FoldCheck<ev::SiteInspected>(state.site_inspections, event, app);
       break;
     case AppEventType::kUrged:
       if (!app.urges.empty() && app.urges.back().position == event.position) {
@@ -236,16 +261,17 @@ void FoldChange(KpiState& state, const ApplicationState& app) {
 
 void FoldReportDue(KpiReport& report, KpiState& state, const EventRecord& event) {
   if (report.due_position != 0) return;  // the first ReportDue fixes org and due date
-  const std::optional<json> data = DataOf(event);
-  if (!data) return;
-  const auto due = Date::Parse(TextOr(*data, "due_date"));
-  if (!due) return;
-  report.report_type = TextOr(*data, "report_type");
-  report.period = TextOr(*data, "period");
-  report.due_date = *due;
-  report.due_position = event.position;
-  state.org = std::string(event.actor_org);
-  state.month = MonthOf(*due);
+  domain::ReadPayload<ev::ReportDue>(event.payload, [&](ev::ReportDue::Reader root) {
+    const auto due = Date::Parse(TextOf(root.getDueDate()));
+    if (!due) return false;
+    report.report_type = TextOf(root.getReportType());
+    report.period = TextOf(root.getPeriod());
+    report.due_date = *due;
+    report.due_position = event.position;
+    state.org = std::string(event.actor_org);
+    state.month = MonthOf(*due);
+    return true;
+  });
 }
 
 void FoldReport(KpiState& state, const EventRecord& event) {
@@ -259,19 +285,20 @@ void FoldReport(KpiState& state, const EventRecord& event) {
       report.submitted_position = event.position;
     }
   } else if (event.type == "ReportCorrected") {
-    const std::optional<json> data = DataOf(event);
     ++report.corrections;
-    if (data) report.errors_found += data->value("errors_found", uint64_t{0});
+    domain::ReadPayload<ev::ReportCorrected>(event.payload, [&](ev::ReportCorrected::Reader root) {
+      report.errors_found += root.getErrorsFound();
+      return true;
+    });
   }
 }
 
 void FoldTraining(KpiState& state, const EventRecord& event) {
-  const std::optional<json> data = DataOf(event);
-  if (!data) return;
-  const auto attendees = data->value("attendees", json::array());
-  state.trainings.push_back(KpiTraining{std::string(event.stream), event.position,
-                                        data->value("hours", 0.0),
-                                        static_cast<uint32_t>(attendees.size())});
+  domain::ReadPayload<ev::TrainingHeld>(event.payload, [&](ev::TrainingHeld::Reader root) {
+    state.trainings.push_back(KpiTraining{std::string(event.stream), event.position,
+                                          root.getHours(), root.getAttendees().size()});
+    return true;
+  });
 }
 
 // ---- Canonical JSON form ----

@@ -1,0 +1,74 @@
+// Typed reads of stored payloads: the Cap'n Proto structs of domain/schema/events.capnp, read
+// with their generated readers. For folds that need a few fields of many events — no schema walk
+// and no JSON, unlike PayloadToJson (event_json.h), whose JSON form stays the contract.
+//
+// A payload reads exactly when PayloadToJson would render it, for the fields a caller reads:
+// same reader limits, no bytes after the message, and enum values the schema names (EnumName).
+// Thread-safe: functions are pure (each thread has its own alignment buffer).
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "domain/event_json.h"
+#include "schema/events.capnp.h"
+
+namespace gridledger::domain {
+
+// The contract (snake_case) name of enumerant `value` of the schema enum with node id `enum_id`,
+// as PayloadToJson writes it; nullopt for an enum or value the schema does not name.
+std::optional<std::string_view> EnumName(uint64_t enum_id, uint16_t value);
+template <typename Enum>
+std::optional<std::string_view> EnumName(Enum value) {
+  return EnumName(capnp::typeId<Enum>(), static_cast<uint16_t>(value));
+}
+
+// Calls `read(root)` with `payload` read as struct T, and returns what it returns (true: read).
+// False without calling it when the bytes are not one valid flat-array message, and false when
+// reading throws (a pointer out of bounds, limits exceeded).
+template <typename T, typename Read>
+bool ReadPayload(std::string_view payload, Read&& read) {
+  constexpr size_t kWord = sizeof(capnp::word);
+  if (payload.empty() || payload.size() % kWord != 0 || payload.size() > kPayloadBytesMax) {
+    return false;
+  }
+  // Cap'n Proto reads words: aligned bytes in place, others through a reused buffer.
+  kj::ArrayPtr<const capnp::word> words;
+  if (reinterpret_cast<uintptr_t>(payload.data()) % alignof(capnp::word) == 0) {
+    words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(payload.data()),
+                         payload.size() / kWord);
+  } else {
+    thread_local std::vector<capnp::word> aligned;
+    aligned.resize(payload.size() / kWord);
+    std::memcpy(aligned.data(), payload.data(), payload.size());
+    words = kj::arrayPtr(aligned.data(), aligned.size());
+  }
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = 2 * kPayloadBytesMax / kWord;
+  options.nestingLimit = 16;
+  try {
+    capnp::FlatArrayMessageReader message(words, options);
+    if (message.getEnd() != words.end()) return false;
+    return read(message.getRoot<T>());
+  } catch (const kj::Exception&) {  // malformed bytes: not read
+    return false;
+  }
+}
+
+inline std::string TextOf(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
+
+inline std::vector<std::string> TextsOf(capnp::List<capnp::Text>::Reader list) {
+  std::vector<std::string> texts;
+  texts.reserve(list.size());
+  for (capnp::Text::Reader text : list) texts.push_back(TextOf(text));
+  return texts;
+}
+
+}  // namespace gridledger::domain
