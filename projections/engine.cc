@@ -420,7 +420,10 @@ ledger::Status Engine::CatchUpLocked(uint64_t last, const Progress& progress) {
   };
   if (last >= checkpoint_ + std::max<uint64_t>(1, options_.scan_thread_events_min)) {
     // Long: the scan runs on a thread of its own (a short one would not repay starting it).
-    ledger::Status folded = ScanPipelined(ledger_, checkpoint_ + 1, last, fold);
+    auto ahead = [this](const EventRecord& record, size_t step) {
+      if (IsAppStream(record.stream)) applications_.Prefetch(record.stream, step);
+    };
+    ledger::Status folded = ScanPipelined(ledger_, checkpoint_ + 1, last, fold, ahead);
     if (!folded.ok()) return folded;
   } else {
     ledger::Status failure;

@@ -117,7 +117,8 @@ class BatchQueue {
 }  // namespace
 
 ledger::Status ScanPipelined(const ledger::Ledger& ledger, uint64_t from, uint64_t last,
-                             const std::function<ledger::Status(const EventRecord&)>& fold) {
+                             const std::function<ledger::Status(const EventRecord&)>& fold,
+                             const Ahead& ahead) {
   BatchQueue queue;
   std::thread scanner([&] {
     std::unique_ptr<ScanBatch> batch;
@@ -135,7 +136,13 @@ ledger::Status ScanPipelined(const ledger::Ledger& ledger, uint64_t from, uint64
   while (failure.ok()) {
     std::unique_ptr<ScanBatch> batch = queue.TakeFilled();
     if (batch == nullptr) break;
-    for (size_t i = 0; i < batch->size() && failure.ok(); ++i) failure = fold(batch->At(i));
+    const size_t size = batch->size();
+    for (size_t i = 0; i < size && failure.ok(); ++i) {
+      for (size_t step = 0; ahead && step < kAheadSteps; ++step) {
+        if (i + kAheadEvents[step] < size) ahead(batch->At(i + kAheadEvents[step]), step);
+      }
+      failure = fold(batch->At(i));
+    }
     queue.PutFree(std::move(batch));
   }
   queue.Stop();  // a scanner waiting for a free batch gives up

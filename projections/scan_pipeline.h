@@ -58,9 +58,18 @@ class ScanBatch {
   std::vector<Event> events_;
 };
 
+// Folding is mostly waiting for memory (the state an event changes is rarely in a CPU cache), so
+// the folder may look ahead: `ahead(event, step)` is called kAheadEvents[step] events before
+// `fold(event)`, for each step from the farthest to the nearest (within a batch only), so that
+// each step can start loading what the next one reads.
+inline constexpr size_t kAheadSteps = 3;
+inline constexpr size_t kAheadEvents[kAheadSteps] = {16, 8, 3};
+using Ahead = std::function<void(const EventRecord&, size_t step)>;
+
 // Calls `fold` for every event from `from` to `last` (inclusive) in position order, until it
 // returns an error, which is returned; else the scan's status.
 ledger::Status ScanPipelined(const ledger::Ledger& ledger, uint64_t from, uint64_t last,
-                             const std::function<ledger::Status(const EventRecord&)>& fold);
+                             const std::function<ledger::Status(const EventRecord&)>& fold,
+                             const Ahead& ahead = {});
 
 }  // namespace gridledger::projections

@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "domain/event_json.h"
+#include "domain/payload.h"
 #include "staff_audit_codec.h"
 
 namespace gridledger::projections {
@@ -15,49 +16,71 @@ using nlohmann::json;
 
 constexpr std::string_view kKeyPrefix = "staff-audit/";
 
-std::optional<json> DataOf(const EventRecord& event) {
-  auto decoded = domain::PayloadToJson(event.type, event.payload);
-  if (auto* data = std::get_if<json>(&decoded)) return std::move(*data);
-  return std::nullopt;
-}
+namespace ev = domain::events;
+using domain::TextOf;
 
-std::string TextOr(const json& data, const char* key) {
-  auto it = data.find(key);
-  return it != data.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
+// What the fold reads of a SensitiveDataAccessed, Urged or TrainingHeld payload.
+struct StaffPayload {
+  std::string what;                        // SensitiveDataAccessed
+  std::optional<std::string> approved_by;  // SensitiveDataAccessed
+  int level = 0;                           // Urged
+  std::string to_org;                      // Urged
+  std::string to_person;                   // Urged
+  std::string topic;                       // TrainingHeld
+  double hours = 0;                        // TrainingHeld
+  std::vector<std::string> attendees;      // TrainingHeld
+};
 
-std::vector<std::string> AttendeesOf(const json& data) {
-  std::vector<std::string> attendees;
-  auto it = data.find("attendees");
-  if (it == data.end() || !it->is_array()) return attendees;
-  for (const json& item : *it) {
-    if (item.is_string()) attendees.push_back(item.get<std::string>());
+// The payload of the types the fold reads; nullopt for other types and undecodable payloads.
+std::optional<StaffPayload> PayloadOf(const EventRecord& event) {
+  StaffPayload out;
+  bool read = false;
+  if (event.type == "SensitiveDataAccessed") {
+    read = domain::ReadPayload<ev::SensitiveDataAccessed>(
+        event.payload, [&](ev::SensitiveDataAccessed::Reader root) {
+          out.what = TextOf(root.getWhat());
+          if (root.hasApprovedBy()) out.approved_by = TextOf(root.getApprovedBy());
+          return true;
+        });
+  } else if (event.type == "Urged") {
+    read = domain::ReadPayload<ev::Urged>(event.payload, [&](ev::Urged::Reader root) {
+      out.level = root.getLevel();
+      out.to_org = TextOf(root.getToOrg());
+      out.to_person = TextOf(root.getToPerson());
+      return true;
+    });
+  } else if (event.type == "TrainingHeld") {
+    read = domain::ReadPayload<ev::TrainingHeld>(event.payload, [&](ev::TrainingHeld::Reader root) {
+      out.topic = TextOf(root.getTopic());
+      out.hours = root.getHours();
+      out.attendees = domain::TextsOf(root.getAttendees());
+      return true;
+    });
   }
-  return attendees;
+  if (!read) return std::nullopt;
+  return out;
 }
 
-void FoldOwnAction(StaffAuditState& state, const EventRecord& event, const json* data) {
+void FoldOwnAction(StaffAuditState& state, const EventRecord& event, const StaffPayload* data) {
   ++state.actions_total;
   ++state.actions_by_type[std::string(event.type)];
   if (data == nullptr) return;
   if (event.type == "SensitiveDataAccessed") {
-    SensitiveAccess access{event.position, event.occurred_at_us, std::string(event.stream),
-                           TextOr(*data, "what"), std::nullopt};
-    if (data->contains("approved_by")) access.approved_by = TextOr(*data, "approved_by");
-    state.accesses.push_back(std::move(access));
+    state.accesses.push_back(SensitiveAccess{event.position, event.occurred_at_us,
+                                             std::string(event.stream), data->what,
+                                             data->approved_by});
   } else if (event.type == "Urged") {
     state.urges.push_back(UrgeIssued{event.position, event.occurred_at_us,
-                                     std::string(event.stream), data->value("level", 0),
-                                     TextOr(*data, "to_org"), TextOr(*data, "to_person")});
+                                     std::string(event.stream), data->level, data->to_org,
+                                     data->to_person});
   }
 }
 
-void FoldTraining(StaffAuditState& state, const EventRecord& event, const json& data,
+void FoldTraining(StaffAuditState& state, const EventRecord& event, const StaffPayload& data,
                   bool organizer) {
-  const double hours = data.value("hours", 0.0);
-  state.trainings.push_back(TrainingRecord{event.position, event.occurred_at_us,
-                                           TextOr(data, "topic"), hours, organizer});
-  state.training_hours += hours;
+  state.trainings.push_back(
+      TrainingRecord{event.position, event.occurred_at_us, data.topic, data.hours, organizer});
+  state.training_hours += data.hours;
 }
 
 json AccessJson(const SensitiveAccess& a) {
@@ -93,11 +116,6 @@ json UrgeJson(const UrgeIssued& u) {
       {"to_person", u.to_person}};
 }
 
-// True for the types whose payload the fold reads.
-bool NeedsPayload(std::string_view type) {
-  return type == "SensitiveDataAccessed" || type == "Urged" || type == "TrainingHeld";
-}
-
 // ---- Binary form (grammar in byte_codec.h): version:u8 staff_id:string last_position:varint
 // actions_total:varint actions_by_type: count × (type:string count:varint), in key order;
 // accesses: count × (position:varint occurred_at_us:svarint stream what approved_by:optional);
@@ -119,9 +137,9 @@ std::vector<std::string> StaffAuditKeysOf(const EventRecord& event, std::string_
   std::vector<std::string> keys;
   if (!actor_id.empty()) keys.push_back(StaffAuditKey(actor_id));
   if (event.type != "TrainingHeld") return keys;
-  const std::optional<json> data = DataOf(event);
+  const std::optional<StaffPayload> data = PayloadOf(event);
   if (!data) return keys;
-  for (const std::string& attendee : AttendeesOf(*data)) {
+  for (const std::string& attendee : data->attendees) {
     std::string key = StaffAuditKey(attendee);
     if (!attendee.empty() && std::find(keys.begin(), keys.end(), key) == keys.end()) {
       keys.push_back(std::move(key));
@@ -136,16 +154,15 @@ void Fold(StaffAuditState& state, const EventRecord& event, std::string_view act
   const bool own = actor_id == state.staff_id;
   const bool training = event.type == "TrainingHeld";
   if (!own && !training) return;
-  std::optional<json> data;
-  if (NeedsPayload(event.type)) data = DataOf(event);
-  const json* payload = data ? &*data : nullptr;
+  const std::optional<StaffPayload> data = PayloadOf(event);
+  const StaffPayload* payload = data ? &*data : nullptr;
   bool touched = false;
   if (own) {
     FoldOwnAction(state, event, payload);
     touched = true;
   }
   if (training && payload != nullptr) {
-    const std::vector<std::string> attendees = AttendeesOf(*payload);
+    const std::vector<std::string>& attendees = payload->attendees;
     const bool attends =
         std::find(attendees.begin(), attendees.end(), state.staff_id) != attendees.end();
     if (own || attends) {

@@ -9,9 +9,9 @@
 // that touching one again costs a decode rather than store reads; frozen states are dropped, the
 // least recently touched first, only when freezing did not free enough.
 //
-// Layout: one hash map from key to a small entry (so a lookup walks small nodes, not states), the
-// decoded state in its own allocation, and two intrusive lists in touch order — decoded entries
-// and frozen ones. Touch ticks only grow, so moving a touched entry to the newest end keeps each
+// Layout: an open-addressing index (key_index.h) of small entries that hold their key inline,
+// the decoded state in its own allocation, and two intrusive lists in touch order — decoded
+// entries and frozen ones. Touch ticks only grow, so moving a touched entry to the newest end keeps each
 // list ordered, and eviction takes entries from the oldest end: no sorting, work in proportion to
 // what is evicted.
 #pragma once
@@ -23,11 +23,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "ledger/assert.h"
 #include "ledger/ledger.h"
+#include "projections/key_index.h"
 
 namespace gridledger::projections {
 
@@ -103,6 +103,7 @@ class StateTable {
         decode_(nullptr),
         make_(nullptr),
         extra_bytes_(extra_bytes) {}
+  ~StateTable() { Clear(); }
   StateTable(const StateTable&) = delete;
   StateTable& operator=(const StateTable&) = delete;
 
@@ -117,7 +118,7 @@ class StateTable {
 
   ledger::SideFamily family() const { return family_; }
   // Cached states, decoded and frozen.
-  size_t size() const { return entries_.size(); }
+  size_t size() const { return index_.size(); }
   // The approximate memory held by cached states.
   size_t bytes() const { return bytes_; }
 
@@ -125,26 +126,22 @@ class StateTable {
   // Marks it dirty and touched at `tick` (a monotonic clock for eviction order, e.g. the event
   // position). kCorruption when stored bytes do not decode.
   ledger::Result<State*> Mutable(std::string_view key, uint64_t tick) {
-    lookup_.assign(key);  // a reused buffer: no allocation per lookup
-    auto it = entries_.find(lookup_);
-    Entry* entry = nullptr;
-    if (it == entries_.end()) {
+    const uint64_t hash = Index::Hash(key);
+    Entry* entry = index_.Find(key, hash);
+    if (entry == nullptr) {
       auto loaded = Load(key);
       if (!loaded.ok()) return loaded.status();
-      it = entries_.emplace(lookup_, std::make_unique<Entry>()).first;
-      entry = it->second.get();
-      entry->key = &it->first;
-      entry->state = std::move(*loaded);
-      entry->bytes = loaded_bytes_;
-      bytes_ += entry->bytes;
+      auto created = std::make_unique<Entry>(key, hash);
+      created->state = std::move(*loaded);
+      created->bytes = loaded_bytes_;
+      bytes_ += created->bytes;
+      entry = created.release();  // owned by the table from here (DropOldest, Clear)
+      index_.Insert(entry, hash);
+    } else if (entry->frozen()) {
+      ledger::Status thawed = Thaw(*entry);
+      if (!thawed.ok()) return thawed;
     } else {
-      entry = it->second.get();
-      if (entry->frozen()) {
-        ledger::Status thawed = Thaw(*entry);
-        if (!thawed.ok()) return thawed;
-      } else {
-        decoded_.Remove(entry);
-      }
+      decoded_.Remove(entry);
     }
     decoded_.PushNewest(entry);
     entry->tick = tick;
@@ -155,6 +152,25 @@ class StateTable {
       dirty_.push_back(entry);
     }
     return entry->state.get();
+  }
+
+  // Hints that Mutable(key) follows soon. Called for steps 0, 1 and 2 in that order, some
+  // events apart: each starts loading what the next one reads — the index slot, the entry (with
+  // its key), the decoded state.
+  void Prefetch(std::string_view key, size_t step) const {
+    const uint64_t hash = Index::Hash(key);
+    if (step == 0) {
+      index_.Prefetch(hash);
+      return;
+    }
+    const Entry* entry = index_.FindByHash(hash);
+    if (entry == nullptr) return;
+    if (step == 1) {
+      __builtin_prefetch(entry);
+      __builtin_prefetch(reinterpret_cast<const char*>(entry) + 64);
+    } else if (entry->state != nullptr) {
+      __builtin_prefetch(entry->state.get());
+    }
   }
 
   // Writes every dirty state into `batch` and marks them clean. On error the batch must not be
@@ -251,7 +267,21 @@ class StateTable {
   static constexpr size_t kClean = SIZE_MAX;  // Entry::dirty_index of a clean state
 
   struct Entry {
-    const std::string* key = nullptr;  // the map's (node-based: stable until erased)
+    Entry(std::string_view key, uint64_t key_hash) : hash(key_hash), key_size(key.size()) {
+      if (key.size() <= kInlineKeyBytes) {
+        std::copy(key.begin(), key.end(), key_inline);
+      } else {
+        key_long.assign(key);
+      }
+    }
+    std::string_view key() const {
+      return key_size <= kInlineKeyBytes ? std::string_view(key_inline, key_size) : key_long;
+    }
+    static constexpr size_t kInlineKeyBytes = 40;  // app, KPI and staff keys fit
+    uint64_t hash = 0;                 // of the key, in index_
+    size_t key_size = 0;
+    char key_inline[kInlineKeyBytes];  // the key when it fits (beside the fields a lookup reads)
+    std::string key_long;              // else here
     std::unique_ptr<State> state;      // decoded; nullptr while frozen
     std::string frozen_bytes;          // the frozen form while frozen
     uint64_t tick = 0;                 // last touch
@@ -277,8 +307,7 @@ class StateTable {
       entry->older = entry->newer = nullptr;
     }
   };
-  // Small nodes (key and pointer): a lookup's walk along a bucket touches no state.
-  using Map = std::unordered_map<std::string, std::unique_ptr<Entry>>;
+  using Index = KeyIndex<Entry>;
 
   static size_t FrozenBytes(std::string_view key, const std::string& frozen) {
     return kFrozenOverheadBytes + key.size() + frozen.size();
@@ -286,7 +315,7 @@ class StateTable {
 
   static void SortByKey(std::vector<Entry*>& entries) {
     std::sort(entries.begin(), entries.end(),
-              [](const Entry* a, const Entry* b) { return *a->key < *b->key; });
+              [](const Entry* a, const Entry* b) { return a->key() < b->key(); });
   }
 
   // Replaces a decoded state by its frozen form (dirty or not, as it was). States are frozen
@@ -299,22 +328,22 @@ class StateTable {
     decoded_.Remove(&entry);
     frozen_.PushNewest(&entry);
     bytes_ -= entry.bytes;
-    entry.bytes = FrozenBytes(*entry.key, entry.frozen_bytes);
+    entry.bytes = FrozenBytes(entry.key(), entry.frozen_bytes);
     bytes_ += entry.bytes;
     frozen_bytes_ += entry.bytes;
   }
 
   // Decodes a frozen entry in place (left out of both lists: the caller places it).
   ledger::Status Thaw(Entry& entry) {
-    auto state = std::make_unique<State>(make_ != nullptr ? make_(*entry.key) : State{});
+    auto state = std::make_unique<State>(make_ != nullptr ? make_(entry.key()) : State{});
     std::optional<size_t> thawed = thaw_(entry.frozen_bytes, *state);
-    if (!thawed) return DoesNotThaw(*entry.key);
+    if (!thawed) return DoesNotThaw(entry.key());
     frozen_.Remove(&entry);
     bytes_ -= entry.bytes;
     frozen_bytes_ -= entry.bytes;
     entry.state = std::move(state);
     std::string().swap(entry.frozen_bytes);
-    entry.bytes = EstimateBytes(*entry.key, *thawed) + ExtraBytes(*entry.state);
+    entry.bytes = EstimateBytes(entry.key(), *thawed) + ExtraBytes(*entry.state);
     bytes_ += entry.bytes;
     return ledger::Status::Ok();
   }
@@ -323,18 +352,18 @@ class StateTable {
   ledger::Status Write(Entry& entry, ledger::SideBatch& batch) {
     buffer_.clear();
     if (!entry.frozen()) {
-      ledger::Status written = write_(*entry.key, *entry.state, batch, buffer_);
+      ledger::Status written = write_(entry.key(), *entry.state, batch, buffer_);
       if (!written.ok()) return written;
       bytes_ -= entry.bytes;
-      entry.bytes = EstimateBytes(*entry.key, buffer_.size()) + ExtraBytes(*entry.state);
+      entry.bytes = EstimateBytes(entry.key(), buffer_.size()) + ExtraBytes(*entry.state);
       bytes_ += entry.bytes;
     } else if (write_frozen_) {
-      ledger::Status written = write_frozen_(*entry.key, entry.frozen_bytes, batch);
+      ledger::Status written = write_frozen_(entry.key(), entry.frozen_bytes, batch);
       if (!written.ok()) return written;
     } else {
-      State state = make_ != nullptr ? make_(*entry.key) : State{};
-      if (!thaw_(entry.frozen_bytes, state)) return DoesNotThaw(*entry.key);
-      ledger::Status written = write_(*entry.key, state, batch, buffer_);
+      State state = make_ != nullptr ? make_(entry.key()) : State{};
+      if (!thaw_(entry.frozen_bytes, state)) return DoesNotThaw(entry.key());
+      ledger::Status written = write_(entry.key(), state, batch, buffer_);
       if (!written.ok()) return written;
     }
     return ledger::Status::Ok();
@@ -363,11 +392,12 @@ class StateTable {
       ForgetDirty(*entry);
     }
     for (Entry* entry : chosen) {
-      if (!store_may_hold_states_) RememberEvicted(*entry->key);
+      if (!store_may_hold_states_) RememberEvicted(entry->key());
       list.Remove(entry);
       bytes_ -= entry->bytes;
       if (entry->frozen()) frozen_bytes_ -= entry->bytes;
-      entries_.erase(*entry->key);
+      index_.Erase(entry, entry->hash);
+      delete entry;
     }
     return ledger::Status::Ok();
   }
@@ -443,7 +473,8 @@ class StateTable {
   }
 
   void Clear() {
-    entries_.clear();
+    index_.ForEach([](Entry* entry) { delete entry; });
+    index_.Clear();
     decoded_ = List{};
     frozen_ = List{};
     frozen_bytes_ = 0;
@@ -462,7 +493,7 @@ class StateTable {
   Freezer freeze_ = nullptr;  // nullptr: evicted states are dropped
   Thawer thaw_ = nullptr;
   FrozenWriter write_frozen_;  // empty: thaw, then write_
-  Map entries_;                // every cached state, decoded or frozen
+  Index index_;                // every cached state, decoded or frozen (entries owned)
   List decoded_;               // decoded entries, in touch order
   List frozen_;                // frozen entries, in touch order
   size_t frozen_bytes_ = 0;     // the part of bytes_ held by frozen states
@@ -470,7 +501,6 @@ class StateTable {
   size_t bytes_ = 0;
   size_t loaded_bytes_ = 0;  // of the last Load
   std::string buffer_;       // reused encoding buffer
-  std::string lookup_;       // reused key buffer
   bool store_may_hold_states_ = true;
   std::vector<uint64_t> evicted_filter_;  // empty until the first eviction after StartEmpty
 };
