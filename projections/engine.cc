@@ -67,6 +67,17 @@ std::optional<size_t> ThawApplicationEntry(std::string_view frozen, ApplicationE
   return parts->first.size();  // the table adds the evidence's ApproximateBytes
 }
 
+// What folding an event reads of an application entry beyond its first line: the stream (it is
+// compared), the latest clock, the rest of the entry's fixed part.
+void PrefetchApplicationEntry(const ApplicationEntry& entry) {
+  const ApplicationState& application = entry.application;
+  __builtin_prefetch(application.stream.data());
+  if (!application.clocks.empty()) __builtin_prefetch(&application.clocks.back());
+  for (size_t offset = 64; offset < sizeof(ApplicationEntry) && offset <= 256; offset += 64) {
+    __builtin_prefetch(reinterpret_cast<const char*>(&entry) + offset);
+  }
+}
+
 ledger::Status RebuildInterrupted() {
   return {ledger::Code::kCorruption,
           "a rebuild of the projections did not finish; Rebuild() starts it again"};
@@ -112,6 +123,7 @@ Engine::Engine(ledger::Ledger& ledger, EngineOptions options)
           },
           &DecodeStaffAuditHead, &NewStaffAuditHead) {
   // Applications outnumber the other states by far, and most of those cached are idle.
+  applications_.PrefetchStatesWith(&PrefetchApplicationEntry);
   applications_.KeepFrozen(
       &FreezeApplicationEntry, &ThawApplicationEntry,
       [this](std::string_view key, std::string_view frozen, ledger::SideBatch& batch) {

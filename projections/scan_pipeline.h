@@ -38,6 +38,8 @@ class ScanBatch {
   }
   // Views into this batch, valid until the next Add or Clear.
   EventRecord At(size_t index) const;
+  // Starts loading the bytes of event `index` into the CPU caches.
+  void Prefetch(size_t index) const;
 
  private:
   struct Text {
@@ -62,8 +64,10 @@ class ScanBatch {
 // the folder may look ahead: `ahead(event, step)` is called kAheadEvents[step] events before
 // `fold(event)`, for each step from the farthest to the nearest (within a batch only), so that
 // each step can start loading what the next one reads.
-inline constexpr size_t kAheadSteps = 3;
-inline constexpr size_t kAheadEvents[kAheadSteps] = {16, 8, 3};
+// The batch's own bytes are loaded kAheadBytesEvents events ahead, before any step reads them.
+inline constexpr size_t kAheadBytesEvents = 16;
+inline constexpr size_t kAheadSteps = 4;
+inline constexpr size_t kAheadEvents[kAheadSteps] = {8, 4, 2, 1};
 using Ahead = std::function<void(const EventRecord&, size_t step)>;
 
 // Calls `fold` for every event from `from` to `last` (inclusive) in position order, until it

@@ -154,9 +154,12 @@ class StateTable {
     return entry->state.get();
   }
 
-  // Hints that Mutable(key) follows soon. Called for steps 0, 1 and 2 in that order, some
-  // events apart: each starts loading what the next one reads — the index slot, the entry (with
-  // its key), the decoded state.
+  // Hints that Mutable(key) follows soon. Called for steps 0 to 3 in that order, some events
+  // apart: each starts loading what the next one reads — the index slot; the entry with its key;
+  // the decoded state and the entry's neighbours in touch order (Mutable relinks them); what the
+  // state points to (PrefetchStatesWith).
+  using StatePrefetcher = void (*)(const State&);
+  void PrefetchStatesWith(StatePrefetcher prefetch) { prefetch_state_ = prefetch; }
   void Prefetch(std::string_view key, size_t step) const {
     const uint64_t hash = Index::Hash(key);
     if (step == 0) {
@@ -168,8 +171,12 @@ class StateTable {
     if (step == 1) {
       __builtin_prefetch(entry);
       __builtin_prefetch(reinterpret_cast<const char*>(entry) + 64);
-    } else if (entry->state != nullptr) {
+    } else if (step == 2) {
       __builtin_prefetch(entry->state.get());
+      __builtin_prefetch(entry->older);
+      __builtin_prefetch(entry->newer);
+    } else if (entry->state != nullptr && prefetch_state_ != nullptr) {
+      prefetch_state_(*entry->state);
     }
   }
 
@@ -493,6 +500,7 @@ class StateTable {
   Freezer freeze_ = nullptr;  // nullptr: evicted states are dropped
   Thawer thaw_ = nullptr;
   FrozenWriter write_frozen_;  // empty: thaw, then write_
+  StatePrefetcher prefetch_state_ = nullptr;
   Index index_;                // every cached state, decoded or frozen (entries owned)
   List decoded_;               // decoded entries, in touch order
   List frozen_;                // frozen entries, in touch order
