@@ -278,7 +278,8 @@ ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationS
     if (!state.ok()) return state.status();
     projections::Fold(**state, record, record.actor_id, app);
   }
-  for (const std::string& key : StaffAuditKeysOf(record, record.actor_id)) {
+  StaffAuditKeysOf(record, record.actor_id, staff_keys_);
+  for (const std::string& key : staff_keys_) {
     auto head = staff_audits_.Mutable(key, record.position);
     if (!head.ok()) return head.status();
     projections::Fold((*head)->pending, record, record.actor_id, app);

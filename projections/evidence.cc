@@ -116,9 +116,12 @@ void FoldAppEvent(EvidenceState& state, const EventRecord& event, std::string_vi
     if (rejected) return;
     state.org = app_after->org;
   }
-  const Date date = domain::LocalDateOf(event.occurred_at_us);
-  if (event.type == "MeterConnected" && !state.connected) state.connected = date;
-  if (event.type == "Archived" && !state.archived) state.archived = date;
+  if (event.type == "MeterConnected" && !state.connected) {
+    state.connected = domain::LocalDateOf(event.occurred_at_us);
+  }
+  if (event.type == "Archived" && !state.archived) {
+    state.archived = domain::LocalDateOf(event.occurred_at_us);
+  }
   std::optional<EvidenceRecord> record = RecordOfEvidence(event, actor_id);
   if (!record) return;
   if (record->type == "DocumentReviewed") {

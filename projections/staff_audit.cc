@@ -63,7 +63,11 @@ std::optional<StaffPayload> PayloadOf(const EventRecord& event) {
 
 void FoldOwnAction(StaffAuditState& state, const EventRecord& event, const StaffPayload* data) {
   ++state.actions_total;
-  ++state.actions_by_type[std::string(event.type)];
+  auto counted = state.actions_by_type.find(event.type);
+  if (counted == state.actions_by_type.end()) {
+    counted = state.actions_by_type.emplace(std::string(event.type), 0).first;
+  }
+  ++counted->second;
   if (data == nullptr) return;
   if (event.type == "SensitiveDataAccessed") {
     state.accesses.push_back(SensitiveAccess{event.position, event.occurred_at_us,
@@ -135,17 +139,23 @@ std::string KeyOf(const StaffAuditState& state) { return StaffAuditKey(state.sta
 
 std::vector<std::string> StaffAuditKeysOf(const EventRecord& event, std::string_view actor_id) {
   std::vector<std::string> keys;
+  StaffAuditKeysOf(event, actor_id, keys);
+  return keys;
+}
+
+void StaffAuditKeysOf(const EventRecord& event, std::string_view actor_id,
+                      std::vector<std::string>& keys) {
+  keys.clear();
   if (!actor_id.empty()) keys.push_back(StaffAuditKey(actor_id));
-  if (event.type != "TrainingHeld") return keys;
+  if (event.type != "TrainingHeld") return;
   const std::optional<StaffPayload> data = PayloadOf(event);
-  if (!data) return keys;
+  if (!data) return;
   for (const std::string& attendee : data->attendees) {
     std::string key = StaffAuditKey(attendee);
     if (!attendee.empty() && std::find(keys.begin(), keys.end(), key) == keys.end()) {
       keys.push_back(std::move(key));
     }
   }
-  return keys;
 }
 
 void Fold(StaffAuditState& state, const EventRecord& event, std::string_view actor_id,

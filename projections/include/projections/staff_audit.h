@@ -63,7 +63,7 @@ struct StaffAuditState {
   std::string staff_id;
   uint64_t last_position = 0;
   uint64_t actions_total = 0;
-  std::map<std::string, uint64_t> actions_by_type;  // event type → events appended
+  std::map<std::string, uint64_t, std::less<>> actions_by_type;  // event type → events appended
   std::vector<SensitiveAccess> accesses;
   std::vector<TrainingRecord> trainings;
   double training_hours = 0;  // sum of trainings[].hours
@@ -78,6 +78,9 @@ std::string KeyOf(const StaffAuditState& state);
 // The keys of the states `event` appended by `actor_id` changes: the actor's, and for TrainingHeld
 // every attendee's (without duplicates).
 std::vector<std::string> StaffAuditKeysOf(const EventRecord& event, std::string_view actor_id);
+// The same into `keys` (cleared first), reusing its memory.
+void StaffAuditKeysOf(const EventRecord& event, std::string_view actor_id,
+                      std::vector<std::string>& keys);
 
 // Folds the part of `event` (appended by `actor_id`) that concerns state.staff_id, which must be
 // set (REQUIRES: !state.staff_id.empty()). `app_after` is unused today (every fact comes from the
