@@ -178,9 +178,9 @@ Status Ledger::Impl::OpenDatabase() {
       {format::kIdsFamily, IdsFamilyOptions(cache)},
       {format::kMetaFamily, FamilyOptions(cache, false)},
   };
-  for (const std::string& name : options_.side_families) {
-    families.emplace_back(name, FamilyOptions(cache, true, false, kSideMemtableBloomRatio));
-  }
+  auto side_options = FamilyOptions(cache, true, false, kSideMemtableBloomRatio);
+  side_options.write_buffer_size = kSideWriteBufferBytes;
+  for (const std::string& name : options_.side_families) families.emplace_back(name, side_options);
   // RocksDB refuses to open a database without naming every family it holds, so families that a
   // higher layer created earlier are opened too, even when this caller does not use them.
   std::vector<std::string> existing;
@@ -188,9 +188,7 @@ Status Ledger::Impl::OpenDatabase() {
     for (const std::string& name : existing) {
       bool known = std::any_of(families.begin(), families.end(),
                                [&](const auto& family) { return family.name == name; });
-      if (!known) {
-        families.emplace_back(name, FamilyOptions(cache, true, false, kSideMemtableBloomRatio));
-      }
+      if (!known) families.emplace_back(name, side_options);
     }
   }
   rocksdb::DB* db = nullptr;

@@ -48,8 +48,6 @@ class StateTable {
   using Writer = std::function<ledger::Status(std::string_view key, State& state,
                                               ledger::SideBatch& batch, std::string& kept)>;
 
-  // Approximate memory of one cached state beyond its encoded bytes (node, key, vectors).
-  static constexpr size_t kStateOverheadBytes = sizeof(State) + 128;
   // Approximate growth of a state per event folded into it, until its next WriteDirty.
   static constexpr size_t kTouchBytes = 96;
   // After an eviction, decoded states take at most this share of the bound (the rest is frozen).
@@ -57,9 +55,6 @@ class StateTable {
   // small decoded share keeps more states in memory: at 10M events (~100k applications open at a
   // time) 1/8 rebuilt ~10 % faster than 1/2 (rebuild_bench), at 1M the same.
   static constexpr size_t kDecodedShareDivisor = 8;
-  // Approximate memory of one frozen state beyond its key and frozen bytes (map node, string
-  // headers, allocator rounding, its place in the eviction queue).
-  static constexpr size_t kFrozenOverheadBytes = 192;
 
   // A state's frozen form (appended to `out`), and back: Thawer fills `state` and returns the
   // stored bytes it stands for (as a Loader does), or nullopt when `frozen` does not thaw.
@@ -321,8 +316,15 @@ class StateTable {
   };
   using Index = KeyIndex<Entry>;
 
+  // Approximate memory of one cached entry whatever its form: the entry (allocated with up to
+  // an eighth of rounding), a long key, and two slots of the index (at most half are used).
+  static size_t EntryBytes(std::string_view key) {
+    return sizeof(Entry) + sizeof(Entry) / 8 + (key.size() > Entry::kInlineKeyBytes ? key.size() : 0) +
+           2 * 2 * sizeof(uint64_t);
+  }
+  // A frozen entry: its bytes, allocated with up to an eighth of rounding.
   static size_t FrozenBytes(std::string_view key, const std::string& frozen) {
-    return kFrozenOverheadBytes + key.size() + frozen.size();
+    return EntryBytes(key) + frozen.size() + frozen.size() / 8;
   }
 
   static void SortByKey(std::vector<Entry*>& entries) {
@@ -428,9 +430,10 @@ class StateTable {
                           "cached state at key " + std::string(key) + " does not thaw");
   }
 
+  // A decoded entry: the state's own allocation, and about twice its encoded size in what the
+  // state points to (string and vector headers, allocation rounding).
   static size_t EstimateBytes(std::string_view key, size_t encoded_bytes) {
-    // Decoded states take about twice their encoded size (string and vector headers).
-    return kStateOverheadBytes + key.size() + 2 * encoded_bytes;
+    return EntryBytes(key) + sizeof(State) + sizeof(State) / 8 + 2 * encoded_bytes;
   }
 
   size_t ExtraBytes(const State& state) const {
