@@ -37,8 +37,9 @@ static_assert(kStreamHeadCacheEntriesMax >= kGroupCommitEventsMax,
 inline constexpr size_t kWriteBufferBytesTotalMax = 64 << 20;
 // One memtable of a side family (the projections' states). A rebuild writes states without the
 // write-ahead log faster than flushes drain them, so memtables and those being flushed were ~60 MiB
-// of a 1M-event rebuild's peak; at 16 MiB the peak fell from 265 to 238 MiB at the same speed
-// (rebuild_bench; at 10M 301 -> 287 MiB, within the run-to-run spread of its speed).
+// of a 1M-event rebuild's peak; at 16 MiB the peak fell from 265 to 231-238 MiB at the same speed
+// (rebuild_bench). At 10M, interleaved runs: 284-285 MiB instead of 289-300, ~4 % slower (more
+// level-0 files for the reloads of evicted states to look through).
 inline constexpr size_t kSideWriteBufferBytes = 16 << 20;
 // Hash buckets of the ids family's memtable (8 bytes each, allocated with every ids memtable).
 inline constexpr size_t kIdsMemtableBuckets = 1 << 17;
