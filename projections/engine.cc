@@ -250,7 +250,7 @@ ledger::Status Engine::Fold(const EventRecord& record) {
   const ApplicationState* app = nullptr;
   CompactEvidence* app_evidence = nullptr;
   if (IsAppStream(record.stream)) {
-    auto entry = applications_.Mutable(record.stream, record.position);
+    auto entry = applications_.Mutable(record.stream);
     if (!entry.ok()) return entry.status();
     projections::Fold((*entry)->application, record);
     app = &(*entry)->application;
@@ -266,7 +266,7 @@ ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationS
                                    CompactEvidence* app_evidence) {
   KpiTargetsOf(record, app, kpi_targets_);
   for (const KpiTarget& target : kpi_targets_) {
-    auto head = kpis_.Mutable(target.key, record.position);
+    auto head = kpis_.Mutable(target.key);
     if (!head.ok()) return head.status();
     FoldParts((*head)->pending, record, app, target.parts);
   }
@@ -274,13 +274,13 @@ ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationS
     projections::Fold(*app_evidence, record, record.actor_id, app);
   } else if (record.stream.starts_with("survey/")) {
     evidence_key_.assign(kEvidenceKeyPrefix).append(record.stream);
-    auto state = evidence_.Mutable(evidence_key_, record.position);
+    auto state = evidence_.Mutable(evidence_key_);
     if (!state.ok()) return state.status();
     projections::Fold(**state, record, record.actor_id, app);
   }
   StaffAuditKeysOf(record, record.actor_id, staff_keys_);
   for (const std::string& key : staff_keys_) {
-    auto head = staff_audits_.Mutable(key, record.position);
+    auto head = staff_audits_.Mutable(key);
     if (!head.ok()) return head.status();
     projections::Fold((*head)->pending, record, record.actor_id, app);
   }

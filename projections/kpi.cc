@@ -164,23 +164,11 @@ void FoldCallback(KpiState& state, const EventRecord& event, const ApplicationSt
   KpiCallback callback;
   callback.app = app.stream;
   callback.position = event.position;
-  // The complaints are not needed, but a payload naming one the schema does not know does not
-  // read (as with the evidence projection).
   const bool read =
       domain::ReadPayload<ev::CallbackMade>(event.payload, [&](ev::CallbackMade::Reader root) {
-        std::optional<std::string_view> result = EnumName(root.getResult());
-        if (!result) return false;
-        callback.result = *result;
-        if (root.getHasSatisfaction()) {
-          std::optional<std::string_view> satisfaction = EnumName(root.getSatisfaction());
-          if (!satisfaction) return false;
-          callback.satisfaction = *satisfaction;
-        }
-        if (root.hasComplaints()) {
-          for (ev::Complaint complaint : root.getComplaints()) {
-            if (!EnumName(complaint)) return false;
-          }
-        }
+        if (!domain::ReadsWhole(root)) return false;  // as the evidence projection reads it
+        callback.result = *EnumName(root.getResult());
+        if (root.getHasSatisfaction()) callback.satisfaction = *EnumName(root.getSatisfaction());
         return true;
       });
   if (read) state.callbacks.push_back(std::move(callback));
@@ -192,7 +180,7 @@ template <typename Check>
 std::optional<bool> CheckPassed(const EventRecord& event) {
   std::optional<bool> passed;
   domain::ReadPayload<Check>(event.payload, [&](typename Check::Reader root) {
-    if (!EnumName(root.getConclusion())) return false;
+    if (!domain::ReadsWhole(root)) return false;  // as the evidence projection reads it
     passed = root.getConclusion() == ev::Result::PASS;
     return true;
   });
@@ -261,17 +249,23 @@ void FoldChange(KpiState& state, const ApplicationState& app) {
 
 void FoldReportDue(KpiReport& report, KpiState& state, const EventRecord& event) {
   if (report.due_position != 0) return;  // the first ReportDue fixes org and due date
-  domain::ReadPayload<ev::ReportDue>(event.payload, [&](ev::ReportDue::Reader root) {
-    const auto due = Date::Parse(TextOf(root.getDueDate()));
-    if (!due) return false;
-    report.report_type = TextOf(root.getReportType());
-    report.period = TextOf(root.getPeriod());
-    report.due_date = *due;
-    report.due_position = event.position;
-    state.org = std::string(event.actor_org);
-    state.month = MonthOf(*due);
-    return true;
-  });
+  std::optional<Date> due;
+  std::string report_type;
+  std::string period;
+  const bool read =
+      domain::ReadPayload<ev::ReportDue>(event.payload, [&](ev::ReportDue::Reader root) {
+        due = Date::Parse(TextOf(root.getDueDate()));
+        report_type = TextOf(root.getReportType());
+        period = TextOf(root.getPeriod());
+        return due.has_value();
+      });
+  if (!read) return;  // nothing changes for a payload that does not read
+  report.report_type = std::move(report_type);
+  report.period = std::move(period);
+  report.due_date = *due;
+  report.due_position = event.position;
+  state.org = std::string(event.actor_org);
+  state.month = MonthOf(*due);
 }
 
 void FoldReport(KpiState& state, const EventRecord& event) {
@@ -295,6 +289,7 @@ void FoldReport(KpiState& state, const EventRecord& event) {
 
 void FoldTraining(KpiState& state, const EventRecord& event) {
   domain::ReadPayload<ev::TrainingHeld>(event.payload, [&](ev::TrainingHeld::Reader root) {
+    if (!domain::ReadsWhole(root)) return false;
     state.trainings.push_back(KpiTraining{std::string(event.stream), event.position,
                                           root.getHours(), root.getAttendees().size()});
     return true;

@@ -44,6 +44,7 @@ std::optional<StaffPayload> PayloadOf(const EventRecord& event) {
         });
   } else if (event.type == "Urged") {
     read = domain::ReadPayload<ev::Urged>(event.payload, [&](ev::Urged::Reader root) {
+      if (!domain::ReadsWhole(root)) return false;
       out.level = root.getLevel();
       out.to_org = TextOf(root.getToOrg());
       out.to_person = TextOf(root.getToPerson());

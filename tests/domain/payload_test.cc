@@ -142,5 +142,45 @@ TEST(PayloadTest, WhatTheJsonFormRefusesDoesNotRead) {
   EXPECT_FALSE(reads("1234567"));
 }
 
+TEST(PayloadTest, ABrokenFieldThatAPartialReaderSkipsFailsReadsWhole) {
+  const std::string valid = PayloadOf(
+      "DocumentReviewed", {{"reviewer", "R1"},
+                           {"items", {{{"item", "deed"}, {"present", true}, {"correct", true}}}},
+                           {"conclusion", "pass"},
+                           {"defects", {"none"}}});
+  auto conclusion_only = [](std::string_view payload) {
+    return ReadPayload<ev::DocumentReviewed>(payload, [](ev::DocumentReviewed::Reader root) {
+      return Named(root.getConclusion());
+    });
+  };
+  auto whole = [](std::string_view payload) {
+    return ReadPayload<ev::DocumentReviewed>(
+        payload, [](ev::DocumentReviewed::Reader root) { return ReadsWhole(root); });
+  };
+  ASSERT_TRUE(std::holds_alternative<json>(PayloadToJson("DocumentReviewed", valid)));
+  ASSERT_TRUE(whole(valid));
+  // Words: root pointer, one data word (conclusion), pointers reviewer, items, defects. Aim the
+  // defects pointer far past the end of the message.
+  std::string broken = valid;
+  const size_t defects = 4 * sizeof(capnp::word);
+  const std::string far("\x01\x00\x00\x10\x01\x00\x00\x00", 8);  // list, offset 2^26 words
+  broken.replace(defects, far.size(), far);
+  EXPECT_FALSE(std::holds_alternative<json>(PayloadToJson("DocumentReviewed", broken)));
+  EXPECT_TRUE(conclusion_only(broken));  // why partial readers need ReadsWhole
+  EXPECT_FALSE(whole(broken));
+}
+
+TEST(PayloadTest, ReadsWholeRefusesUnnamedEnumValuesInAnyField) {
+  capnp::MallocMessageBuilder message;
+  auto root = message.initRoot<ev::CallbackMade>();
+  root.setAgent("A7");
+  root.setResult(ev::CallbackResult::REACHED);
+  root.initComplaints(1).set(0, static_cast<ev::Complaint>(7));
+  const std::string payload = Encode(message);
+  EXPECT_FALSE(std::holds_alternative<json>(PayloadToJson("CallbackMade", payload)));
+  EXPECT_FALSE(ReadPayload<ev::CallbackMade>(
+      payload, [](ev::CallbackMade::Reader callback) { return ReadsWhole(callback); }));
+}
+
 }  // namespace
 }  // namespace gridledger::domain

@@ -4,6 +4,7 @@
 //
 // A payload reads exactly when PayloadToJson would render it, for the fields a caller reads:
 // same reader limits, no bytes after the message, and enum values the schema names (EnumName).
+// A reader that skips fields checks the rest with ReadsWhole (below).
 // Thread-safe: functions are pure (each thread has its own alignment buffer).
 #pragma once
 
@@ -60,6 +61,55 @@ bool ReadPayload(std::string_view payload, Read&& read) {
   } catch (const kj::Exception&) {  // malformed bytes: not read
     return false;
   }
+}
+
+// Cap'n Proto checks a pointer only when it is followed, so a reader that reads a few fields would
+// accept a payload whose other fields are broken, which PayloadToJson refuses. Readers that skip
+// fields call ReadsWhole(root) too: it follows every field the JSON form renders (texts, list
+// elements, enum values), copying nothing, and is false when one of them does not read (an
+// unnamed enum value; a broken pointer throws, and ReadPayload answers false).
+template <typename Enum>
+bool Named(Enum value) {
+  return EnumName(value).has_value();
+}
+inline void Follow(capnp::Text::Reader /*text*/) {}  // the getter has checked it
+inline void Follow(capnp::List<capnp::Text>::Reader list) {
+  for (capnp::Text::Reader text : list) Follow(text);
+}
+inline bool ReadsWhole(events::DocumentReviewed::Reader root) {
+  Follow(root.getReviewer());
+  for (events::ReviewItem::Reader item : root.getItems()) Follow(item.getItem());
+  if (root.hasDefects()) Follow(root.getDefects());
+  return Named(root.getConclusion());
+}
+inline bool ReadsWhole(events::SiteInspected::Reader root) {
+  Follow(root.getInspector());
+  Follow(root.getItems());
+  if (root.hasDefects()) Follow(root.getDefects());
+  return Named(root.getConclusion());
+}
+inline bool ReadsWhole(events::CallbackMade::Reader root) {
+  Follow(root.getAgent());
+  if (root.hasComment()) Follow(root.getComment());
+  if (root.hasComplaints()) {
+    for (events::Complaint complaint : root.getComplaints()) {
+      if (!Named(complaint)) return false;
+    }
+  }
+  return Named(root.getResult()) && (!root.getHasSatisfaction() || Named(root.getSatisfaction()));
+}
+inline bool ReadsWhole(events::Urged::Reader root) {
+  Follow(root.getToOrg());
+  Follow(root.getToPerson());
+  Follow(root.getChannel());
+  if (root.hasNote()) Follow(root.getNote());
+  if (root.hasCommittedDate()) Follow(root.getCommittedDate());
+  return true;
+}
+inline bool ReadsWhole(events::TrainingHeld::Reader root) {
+  Follow(root.getTopic());
+  Follow(root.getAttendees());
+  return true;
 }
 
 inline std::string TextOf(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }

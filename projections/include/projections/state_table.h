@@ -11,9 +11,9 @@
 //
 // Layout: an open-addressing index (key_index.h) of small entries that hold their key inline,
 // the decoded state in its own allocation, and two intrusive lists in touch order — decoded
-// entries and frozen ones. Touch ticks only grow, so moving a touched entry to the newest end keeps each
-// list ordered, and eviction takes entries from the oldest end: no sorting, work in proportion to
-// what is evicted.
+// entries and frozen ones. A touched entry moves to the newest end of the decoded list and a
+// frozen one to the newest end of the frozen list, so eviction takes entries from the oldest ends:
+// no sorting, work in proportion to what is evicted.
 #pragma once
 
 #include <algorithm>
@@ -123,9 +123,9 @@ class StateTable {
   size_t bytes() const { return bytes_; }
 
   // The state at `key` for changing: from the cache, else the store, else a new default state.
-  // Marks it dirty and touched at `tick` (a monotonic clock for eviction order, e.g. the event
-  // position). kCorruption when stored bytes do not decode.
-  ledger::Result<State*> Mutable(std::string_view key, uint64_t tick) {
+  // Marks it dirty and touched now (the most recently touched of the table). kCorruption when
+  // stored bytes do not decode.
+  ledger::Result<State*> Mutable(std::string_view key) {
     const uint64_t hash = Index::Hash(key);
     Entry* entry = index_.Find(key, hash);
     if (entry == nullptr) {
@@ -144,7 +144,6 @@ class StateTable {
       decoded_.Remove(entry);
     }
     decoded_.PushNewest(entry);
-    entry->tick = tick;
     entry->bytes += kTouchBytes;
     bytes_ += kTouchBytes;
     if (entry->dirty_index == kClean) {
@@ -169,8 +168,9 @@ class StateTable {
     const Entry* entry = index_.FindByHash(hash);
     if (entry == nullptr) return;
     if (step == 1) {
-      __builtin_prefetch(entry);
-      __builtin_prefetch(reinterpret_cast<const char*>(entry) + 64);
+      for (size_t offset = 0; offset < sizeof(Entry); offset += 64) {
+        __builtin_prefetch(reinterpret_cast<const char*>(entry) + offset);
+      }
     } else if (step == 2) {
       __builtin_prefetch(entry->state.get());
       __builtin_prefetch(entry->older);
@@ -209,7 +209,8 @@ class StateTable {
   // Without `write_back`, dirty states stay as they are (the Engine writes them only with their
   // checkpoint). With it (nothing needs the store to match a checkpoint, as in a rebuild), dirty
   // states are evicted too: frozen as they are, and put into `write_back` before they are
-  // dropped. Errors come from writers; then `write_back` must not be written.
+  // dropped. Errors come from writers; then `write_back` must not be written, and the states it
+  // held are marked clean: the caller must ForgetAll() (the Engine forgets a failed rebuild).
   ledger::Status Evict(size_t bytes_max, size_t states_max,
                        ledger::SideBatch* write_back = nullptr) {
     auto over = [&] { return bytes_ > bytes_max || size() > states_max; };
@@ -291,7 +292,6 @@ class StateTable {
     std::string key_long;              // else here
     std::unique_ptr<State> state;      // decoded; nullptr while frozen
     std::string frozen_bytes;          // the frozen form while frozen
-    uint64_t tick = 0;                 // last touch
     size_t bytes = 0;                  // approximate memory, in bytes_
     size_t dirty_index = kClean;       // place in dirty_ while dirty
     Entry* older = nullptr;            // neighbours in decoded_ or frozen_
@@ -317,10 +317,11 @@ class StateTable {
   using Index = KeyIndex<Entry>;
 
   // Approximate memory of one cached entry whatever its form: the entry (allocated with up to
-  // an eighth of rounding), a long key, and two slots of the index (at most half are used).
+  // an eighth of rounding), a long key, and three 16-byte slots of the index (it grows at half
+  // full, so 2 to 4 per entry; it keeps its slots when entries leave).
   static size_t EntryBytes(std::string_view key) {
-    return sizeof(Entry) + sizeof(Entry) / 8 + (key.size() > Entry::kInlineKeyBytes ? key.size() : 0) +
-           2 * 2 * sizeof(uint64_t);
+    return sizeof(Entry) + sizeof(Entry) / 8 +
+           (key.size() > Entry::kInlineKeyBytes ? key.size() : 0) + 3 * 2 * sizeof(uint64_t);
   }
   // A frozen entry: its bytes, allocated with up to an eighth of rounding.
   static size_t FrozenBytes(std::string_view key, const std::string& frozen) {
@@ -333,7 +334,8 @@ class StateTable {
   }
 
   // Replaces a decoded state by its frozen form (dirty or not, as it was). States are frozen
-  // oldest first, each newer than those frozen before, so frozen_ stays in touch order.
+  // oldest first, so frozen_ is in touch order, nearly: a dirty state that an eviction without
+  // write-back skipped is frozen later, after newer ones (only the eviction order suffers).
   void Freeze(Entry& entry) {
     buffer_.clear();
     freeze_(*entry.state, buffer_);
