@@ -214,7 +214,8 @@ ledger::Status Engine::WriteFrozenApplicationEntry(std::string_view key, std::st
   // first part of the frozen form.
   auto parts = SplitFrozen(frozen);
   if (!parts || !ThawFrozen(parts->second, frozen_evidence_)) {
-    return {ledger::Code::kCorruption, "cached state at key " + std::string(key) + " does not thaw"};
+    return {ledger::Code::kCorruption,
+            "cached state at key " + std::string(key) + " does not thaw"};
   }
   batch.Put(kApplicationFamily, key, parts->first);
   evidence_bytes_.clear();

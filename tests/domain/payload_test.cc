@@ -74,12 +74,11 @@ TEST(PayloadTest, EveryEnumerantIsNamedAsTheJsonFormNamesIt) {
 }
 
 TEST(PayloadTest, ACallbackReadsLikeItsJsonForm) {
-  const std::string payload = PayloadOf(
-      "CallbackMade", {{"agent", "A7"},
-                       {"result", "reached"},
-                       {"satisfaction", "basically_satisfied"},
-                       {"complaints", {"improper_fee", "late"}},
-                       {"comment", "线路改造后满意"}});
+  const std::string payload = PayloadOf("CallbackMade", {{"agent", "A7"},
+                                                         {"result", "reached"},
+                                                         {"satisfaction", "basically_satisfied"},
+                                                         {"complaints", {"improper_fee", "late"}},
+                                                         {"comment", "线路改造后满意"}});
   auto rendered = PayloadToJson("CallbackMade", payload);
   ASSERT_TRUE(std::holds_alternative<json>(rendered));
   const json& data = std::get<json>(rendered);
@@ -149,9 +148,8 @@ TEST(PayloadTest, ABrokenFieldThatAPartialReaderSkipsFailsReadsWhole) {
                            {"conclusion", "pass"},
                            {"defects", {"none"}}});
   auto conclusion_only = [](std::string_view payload) {
-    return ReadPayload<ev::DocumentReviewed>(payload, [](ev::DocumentReviewed::Reader root) {
-      return Named(root.getConclusion());
-    });
+    return ReadPayload<ev::DocumentReviewed>(
+        payload, [](ev::DocumentReviewed::Reader root) { return Named(root.getConclusion()); });
   };
   auto whole = [](std::string_view payload) {
     return ReadPayload<ev::DocumentReviewed>(

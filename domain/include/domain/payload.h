@@ -43,8 +43,8 @@ bool ReadPayload(std::string_view payload, Read&& read) {
   // Cap'n Proto reads words: aligned bytes in place, others through a reused buffer.
   kj::ArrayPtr<const capnp::word> words;
   if (reinterpret_cast<uintptr_t>(payload.data()) % alignof(capnp::word) == 0) {
-    words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(payload.data()),
-                         payload.size() / kWord);
+    words =
+        kj::arrayPtr(reinterpret_cast<const capnp::word*>(payload.data()), payload.size() / kWord);
   } else {
     thread_local std::vector<capnp::word> aligned;
     aligned.resize(payload.size() / kWord);
@@ -112,7 +112,9 @@ inline bool ReadsWhole(events::TrainingHeld::Reader root) {
   return true;
 }
 
-inline std::string TextOf(capnp::Text::Reader text) { return std::string(text.cStr(), text.size()); }
+inline std::string TextOf(capnp::Text::Reader text) {
+  return std::string(text.cStr(), text.size());
+}
 
 inline std::vector<std::string> TextsOf(capnp::List<capnp::Text>::Reader list) {
   std::vector<std::string> texts;

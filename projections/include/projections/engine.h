@@ -187,12 +187,12 @@ class Engine : public ledger::AppendObserver {
   StateTable<KpiHead> kpis_;
   StateTable<EvidenceState> evidence_;  // survey/ streams (app/ streams: applications_)
   StateTable<StaffAuditHead> staff_audits_;
-  ChangeIndexes change_indexes_;        // inline: assigned since the last write reached the store
-  std::string evidence_key_;            // reused buffer for evidence/<stream>
+  ChangeIndexes change_indexes_;         // inline: assigned since the last write reached the store
+  std::string evidence_key_;             // reused buffer for evidence/<stream>
   std::vector<std::string> staff_keys_;  // reused: the staff audits an event touches
-  std::string evidence_bytes_;          // reused buffer for encoded evidence
-  CompactEvidence frozen_evidence_;     // reused: a frozen entry's evidence being written
-  std::vector<KpiTarget> kpi_targets_;  // reused by FoldDerived
+  std::string evidence_bytes_;           // reused buffer for encoded evidence
+  CompactEvidence frozen_evidence_;      // reused: a frozen entry's evidence being written
+  std::vector<KpiTarget> kpi_targets_;   // reused by FoldDerived
 };
 
 }  // namespace gridledger::projections

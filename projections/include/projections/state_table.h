@@ -220,7 +220,8 @@ class StateTable {
     // frozen, so the least recently touched ones dropped next are frozen ones.
     const size_t decoded_max = bytes_max / kDecodedShareDivisor;
     if (freeze_ != nullptr) {
-      for (Entry* entry = decoded_.oldest; entry != nullptr && bytes_ - frozen_bytes_ > decoded_max;) {
+      for (Entry* entry = decoded_.oldest;
+           entry != nullptr && bytes_ - frozen_bytes_ > decoded_max;) {
         Entry* newer = entry->newer;
         if (dirty_too || entry->dirty_index == kClean) Freeze(*entry);
         entry = newer;
@@ -286,7 +287,7 @@ class StateTable {
       return key_size <= kInlineKeyBytes ? std::string_view(key_inline, key_size) : key_long;
     }
     static constexpr size_t kInlineKeyBytes = 40;  // app, KPI and staff keys fit
-    uint64_t hash = 0;                 // of the key, in index_
+    uint64_t hash = 0;                             // of the key, in index_
     size_t key_size = 0;
     char key_inline[kInlineKeyBytes];  // the key when it fits (beside the fields a lookup reads)
     std::string key_long;              // else here
@@ -514,7 +515,7 @@ class StateTable {
   Index index_;                // every cached state, decoded or frozen (entries owned)
   List decoded_;               // decoded entries, in touch order
   List frozen_;                // frozen entries, in touch order
-  size_t frozen_bytes_ = 0;     // the part of bytes_ held by frozen states
+  size_t frozen_bytes_ = 0;    // the part of bytes_ held by frozen states
   std::vector<Entry*> dirty_;  // dirty entries (each knows its index)
   size_t bytes_ = 0;
   size_t loaded_bytes_ = 0;  // of the last Load
