@@ -157,10 +157,10 @@ TEST(PayloadTest, ABrokenFieldThatAPartialReaderSkipsFailsReadsWhole) {
   };
   ASSERT_TRUE(std::holds_alternative<json>(PayloadToJson("DocumentReviewed", valid)));
   ASSERT_TRUE(whole(valid));
-  // Words: root pointer, one data word (conclusion), pointers reviewer, items, defects. Aim the
-  // defects pointer far past the end of the message.
+  // Words: segment table, root pointer, one data word (conclusion), pointers reviewer, items,
+  // defects. Aim the defects pointer far past the end of the message.
   std::string broken = valid;
-  const size_t defects = 4 * sizeof(capnp::word);
+  const size_t defects = 5 * sizeof(capnp::word);
   const std::string far("\x01\x00\x00\x10\x01\x00\x00\x00", 8);  // list, offset 2^26 words
   broken.replace(defects, far.size(), far);
   EXPECT_FALSE(std::holds_alternative<json>(PayloadToJson("DocumentReviewed", broken)));
@@ -178,6 +178,44 @@ TEST(PayloadTest, ReadsWholeRefusesUnnamedEnumValuesInAnyField) {
   EXPECT_FALSE(std::holds_alternative<json>(PayloadToJson("CallbackMade", payload)));
   EXPECT_FALSE(ReadPayload<ev::CallbackMade>(
       payload, [](ev::CallbackMade::Reader callback) { return ReadsWhole(callback); }));
+}
+
+// Every pointer field of T, aimed out of the message in turn, makes the JSON form and ReadsWhole
+// refuse the payload: ReadsWhole follows every field, including any added to the schema later.
+template <typename T>
+void ExpectReadsWholeFollowsEveryPointer(const std::string& type) {
+  const capnp::StructSchema schema = capnp::Schema::from<T>();
+  const size_t data_words = schema.getProto().getStruct().getDataWordCount();
+  capnp::MallocMessageBuilder empty;
+  empty.initRoot<T>();
+  const std::string valid = Encode(empty);
+  auto whole = [](std::string_view payload) {
+    return ReadPayload<T>(payload, [](typename T::Reader root) { return ReadsWhole(root); });
+  };
+  ASSERT_TRUE(whole(valid)) << type;
+  const std::string far("\x01\x00\x00\x10\x01\x00\x00\x00", 8);  // list, offset 2^26 words
+  int pointers = 0;
+  for (capnp::StructSchema::Field field : schema.getFields()) {
+    const capnp::Type field_type = field.getType();
+    if (!field_type.isText() && !field_type.isList() && !field_type.isStruct()) continue;
+    ++pointers;
+    // Words: segment table, root pointer, data section, pointer section in slot order.
+    const size_t word = 2 + data_words + field.getProto().getSlot().getOffset();
+    std::string broken = valid;
+    broken.replace(word * sizeof(capnp::word), far.size(), far);
+    const std::string name = type + "." + field.getProto().getName().cStr();
+    EXPECT_FALSE(std::holds_alternative<json>(PayloadToJson(type, broken))) << name;
+    EXPECT_FALSE(whole(broken)) << name;
+  }
+  EXPECT_GT(pointers, 0) << type;
+}
+
+TEST(PayloadTest, ReadsWholeFollowsEveryPointerFieldOfTheTypesReadInPart) {
+  ExpectReadsWholeFollowsEveryPointer<ev::DocumentReviewed>("DocumentReviewed");
+  ExpectReadsWholeFollowsEveryPointer<ev::SiteInspected>("SiteInspected");
+  ExpectReadsWholeFollowsEveryPointer<ev::CallbackMade>("CallbackMade");
+  ExpectReadsWholeFollowsEveryPointer<ev::Urged>("Urged");
+  ExpectReadsWholeFollowsEveryPointer<ev::TrainingHeld>("TrainingHeld");
 }
 
 }  // namespace

@@ -67,7 +67,8 @@ bool ReadPayload(std::string_view payload, Read&& read) {
 // accept a payload whose other fields are broken, which PayloadToJson refuses. Readers that skip
 // fields call ReadsWhole(root) too: it follows every field the JSON form renders (texts, list
 // elements, enum values), copying nothing, and is false when one of them does not read (an
-// unnamed enum value; a broken pointer throws, and ReadPayload answers false).
+// unnamed enum value; a broken pointer throws, and ReadPayload answers false). A field added to
+// one of these structs must be followed here too (payload_test.cc checks every pointer field).
 template <typename Enum>
 bool Named(Enum value) {
   return EnumName(value).has_value();
