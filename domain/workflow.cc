@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "domain/event_json.h"
+#include "domain/payload.h"
 #include "schema/events.capnp.h"
 
 namespace gridledger::domain {
@@ -45,8 +46,6 @@ constexpr std::array<std::string_view, kAppEventTypeCount> kAppEventTypeNames = 
 // A payload is read in place from an aligned copy; these bound what one reader may traverse.
 constexpr uint64_t kReaderTraversalWordsMax = 2 * kPayloadBytesMax / sizeof(capnp::word);
 constexpr int kReaderNestingMax = 8;
-
-std::string View(capnp::Text::Reader text) { return std::string(text.begin(), text.size()); }
 
 SlaCustomerClass ToSlaClass(ev::CustomerClass customer_class) {
   switch (customer_class) {
@@ -97,23 +96,23 @@ void ReadFields(capnp::FlatArrayMessageReader& message, WorkflowEvent& out) {
     case AppEventType::kUrged: {
       auto root = message.getRoot<ev::Urged>();
       out.urge_level = root.getLevel();
-      out.to_org = View(root.getToOrg());
-      out.to_person = View(root.getToPerson());
-      out.channel = View(root.getChannel());
-      if (root.hasCommittedDate()) out.committed_date = View(root.getCommittedDate());
+      out.to_org = TextOf(root.getToOrg());
+      out.to_person = TextOf(root.getToPerson());
+      out.channel = TextOf(root.getChannel());
+      if (root.hasCommittedDate()) out.committed_date = TextOf(root.getCommittedDate());
       break;
     }
     case AppEventType::kCorrected: {
       auto root = message.getRoot<ev::Corrected>();
       out.corrects_position = root.getCorrectsPosition();
-      out.reason = View(root.getReason());
+      out.reason = TextOf(root.getReason());
       break;
     }
     case AppEventType::kClockPaused:
-      out.reason = View(message.getRoot<ev::ClockPaused>().getReason());
+      out.reason = TextOf(message.getRoot<ev::ClockPaused>().getReason());
       break;
     case AppEventType::kWithdrawn:
-      out.reason = View(message.getRoot<ev::Withdrawn>().getReason());
+      out.reason = TextOf(message.getRoot<ev::Withdrawn>().getReason());
       break;
     default:
       break;  // nothing of the payload is needed
@@ -320,18 +319,7 @@ std::variant<WorkflowEvent, RuleBreach> DecodeWorkflowEvent(std::string_view typ
   }
   WorkflowEvent out;
   out.type = *app_type;
-  // Cap'n Proto reads words: read word-aligned bytes in place (payloads inside a stored envelope
-  // usually are), copy the others once.
-  const size_t word_count = payload.size() / sizeof(capnp::word);
-  kj::Array<capnp::word> copy;
-  kj::ArrayPtr<const capnp::word> words;
-  if (reinterpret_cast<uintptr_t>(payload.data()) % alignof(capnp::word) == 0) {
-    words = kj::arrayPtr(reinterpret_cast<const capnp::word*>(payload.data()), word_count);
-  } else {
-    copy = kj::heapArray<capnp::word>(word_count);
-    std::memcpy(copy.begin(), payload.data(), payload.size());
-    words = kj::arrayPtr(copy.begin(), copy.size());
-  }
+  const kj::ArrayPtr<const capnp::word> words = AlignedWords(payload);
   capnp::ReaderOptions options;
   options.traversalLimitInWords = kReaderTraversalWordsMax;
   options.nestingLimit = kReaderNestingMax;

@@ -201,11 +201,16 @@ ledger::Status Engine::WriteApplicationEntry(std::string_view key, ApplicationEn
   EncodeApplicationTo(entry.application, kept);
   batch.Put(kApplicationFamily, key, kept);
   // Every event of the stream touched both, so both are written (as separate states would be).
-  evidence_bytes_.clear();
-  AppendEncoded(entry.evidence, evidence_bytes_);
-  evidence_key_.assign(kEvidenceKeyPrefix).append(key);
-  batch.Put(kEvidenceFamily, evidence_key_, evidence_bytes_);
+  PutEvidence(key, entry.evidence, batch);
   return ledger::Status::Ok();
+}
+
+void Engine::PutEvidence(std::string_view app_key, const CompactEvidence& evidence,
+                         ledger::SideBatch& batch) {
+  evidence_bytes_.clear();
+  AppendEncoded(evidence, evidence_bytes_);
+  evidence_key_.assign(kEvidenceKeyPrefix).append(app_key);
+  batch.Put(kEvidenceFamily, evidence_key_, evidence_bytes_);
 }
 
 ledger::Status Engine::WriteFrozenApplicationEntry(std::string_view key, std::string_view frozen,
@@ -218,10 +223,7 @@ ledger::Status Engine::WriteFrozenApplicationEntry(std::string_view key, std::st
             "cached state at key " + std::string(key) + " does not thaw"};
   }
   batch.Put(kApplicationFamily, key, parts->first);
-  evidence_bytes_.clear();
-  AppendEncoded(frozen_evidence_, evidence_bytes_);
-  evidence_key_.assign(kEvidenceKeyPrefix).append(key);
-  batch.Put(kEvidenceFamily, evidence_key_, evidence_bytes_);
+  PutEvidence(key, frozen_evidence_, batch);
   return ledger::Status::Ok();
 }
 
@@ -434,6 +436,7 @@ ledger::Status Engine::CatchUpLocked(uint64_t last, const Progress& progress) {
   };
   if (last >= checkpoint_ + std::max<uint64_t>(1, options_.scan_thread_events_min)) {
     // Long: the scan runs on a thread of its own (a short one would not repay starting it).
+    static_assert(kAheadSteps == 4, "StateTable::Prefetch takes steps 0 to 3");
     auto ahead = [this](const EventRecord& record, size_t step) {
       if (IsAppStream(record.stream)) applications_.Prefetch(record.stream, step);
     };

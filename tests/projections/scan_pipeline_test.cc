@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "projections/engine.h"
 #include "support/temp_dir.h"
 
@@ -84,6 +86,36 @@ TEST(ScanPipelineTest, AFoldErrorStopsTheScanAndIsReturned) {
   });
   EXPECT_EQ(folded.code(), ledger::Code::kCorruption);
   EXPECT_EQ(seen, 3u);
+}
+
+TEST(ScanPipelineTest, TheFolderSeesEachEventAheadAtEveryStepsDistance) {
+  testing::TempDir dir;
+  auto ledger = LedgerWithEvents(dir.str());
+  uint64_t folded_last = 0;  // position of the last folded event
+  std::vector<uint64_t> ahead_calls(kAheadSteps, 0);
+  std::vector<uint64_t> last_ahead(kAheadSteps, 0);
+  ledger::Status folded = ScanPipelined(
+      *ledger, 1, kEvents,
+      [&](const EventRecord& record) {
+        EXPECT_EQ(record.position, folded_last + 1);
+        folded_last = record.position;
+        return ledger::Status::Ok();
+      },
+      [&](const EventRecord& record, size_t step) {
+        ASSERT_LT(step, kAheadSteps);
+        // Exactly kAheadEvents[step] events before it is folded, each event at most once per step.
+        EXPECT_EQ(record.position, folded_last + 1 + kAheadEvents[step]) << "step " << step;
+        EXPECT_GT(record.position, last_ahead[step]);
+        last_ahead[step] = record.position;
+        ++ahead_calls[step];
+      });
+  ASSERT_TRUE(folded.ok());
+  EXPECT_EQ(folded_last, kEvents);
+  for (size_t step = 0; step < kAheadSteps; ++step) {
+    // Every event but the first few of each batch (more than one batch is scanned).
+    EXPECT_GT(ahead_calls[step], kEvents - kAheadEvents[step] * (kEvents / 100)) << step;
+    EXPECT_LT(ahead_calls[step], kEvents) << step;
+  }
 }
 
 }  // namespace

@@ -31,6 +31,20 @@ std::optional<std::string_view> EnumName(Enum value) {
   return EnumName(capnp::typeId<Enum>(), static_cast<uint16_t>(value));
 }
 
+// The words of a payload for a Cap'n Proto reader: word-aligned bytes in place (payloads inside a
+// stored envelope or a scan batch usually are), others copied into this thread's buffer, valid
+// until the next call on the thread. REQUIRES: payload.size() is a multiple of 8.
+inline kj::ArrayPtr<const capnp::word> AlignedWords(std::string_view payload) {
+  const size_t word_count = payload.size() / sizeof(capnp::word);
+  if (reinterpret_cast<uintptr_t>(payload.data()) % alignof(capnp::word) == 0) {
+    return kj::arrayPtr(reinterpret_cast<const capnp::word*>(payload.data()), word_count);
+  }
+  thread_local std::vector<capnp::word> aligned;
+  aligned.resize(word_count);
+  std::memcpy(aligned.data(), payload.data(), payload.size());
+  return kj::arrayPtr(aligned.data(), aligned.size());
+}
+
 // Calls `read(root)` with `payload` read as struct T, and returns what it returns (true: read).
 // False without calling it when the bytes are not one valid flat-array message, and false when
 // reading throws (a pointer out of bounds, limits exceeded).
@@ -40,17 +54,7 @@ bool ReadPayload(std::string_view payload, Read&& read) {
   if (payload.empty() || payload.size() % kWord != 0 || payload.size() > kPayloadBytesMax) {
     return false;
   }
-  // Cap'n Proto reads words: aligned bytes in place, others through a reused buffer.
-  kj::ArrayPtr<const capnp::word> words;
-  if (reinterpret_cast<uintptr_t>(payload.data()) % alignof(capnp::word) == 0) {
-    words =
-        kj::arrayPtr(reinterpret_cast<const capnp::word*>(payload.data()), payload.size() / kWord);
-  } else {
-    thread_local std::vector<capnp::word> aligned;
-    aligned.resize(payload.size() / kWord);
-    std::memcpy(aligned.data(), payload.data(), payload.size());
-    words = kj::arrayPtr(aligned.data(), aligned.size());
-  }
+  const kj::ArrayPtr<const capnp::word> words = AlignedWords(payload);
   capnp::ReaderOptions options;
   options.traversalLimitInWords = 2 * kPayloadBytesMax / kWord;
   options.nestingLimit = 16;

@@ -162,6 +162,9 @@ class Engine : public ledger::AppendObserver {
                              CompactEvidence* app_evidence);
   ledger::Status WriteApplicationEntry(std::string_view key, ApplicationEntry& entry,
                                        ledger::SideBatch& batch, std::string& kept);
+  // Puts an application's evidence under evidence/<app_key>.
+  void PutEvidence(std::string_view app_key, const CompactEvidence& evidence,
+                   ledger::SideBatch& batch);
   ledger::Status WriteFrozenApplicationEntry(std::string_view key, std::string_view frozen,
                                              ledger::SideBatch& batch);
   ledger::Result<size_t> LoadApplicationEntry(std::string_view key, ApplicationEntry& entry);

@@ -129,13 +129,10 @@ class StateTable {
     const uint64_t hash = Index::Hash(key);
     Entry* entry = index_.Find(key, hash);
     if (entry == nullptr) {
-      auto loaded = Load(key);
+      auto loaded = Load(key, hash);
       if (!loaded.ok()) return loaded.status();
-      auto created = std::make_unique<Entry>(key, hash);
-      created->state = std::move(*loaded);
-      created->bytes = loaded_bytes_;
-      bytes_ += created->bytes;
-      entry = created.release();  // owned by the table from here (DropOldest, Clear)
+      entry = loaded->release();  // owned by the table from here (DropOldest, Clear)
+      bytes_ += entry->bytes;
       index_.Insert(entry, hash);
     } else if (entry->frozen()) {
       ledger::Status thawed = Thaw(*entry);
@@ -350,9 +347,12 @@ class StateTable {
     frozen_bytes_ += entry.bytes;
   }
 
+  // The state a key starts from.
+  State Made(std::string_view key) const { return make_ != nullptr ? make_(key) : State{}; }
+
   // Decodes a frozen entry in place (left out of both lists: the caller places it).
   ledger::Status Thaw(Entry& entry) {
-    auto state = std::make_unique<State>(make_ != nullptr ? make_(entry.key()) : State{});
+    auto state = std::make_unique<State>(Made(entry.key()));
     std::optional<size_t> thawed = thaw_(entry.frozen_bytes, *state);
     if (!thawed) return DoesNotThaw(entry.key());
     frozen_.Remove(&entry);
@@ -378,7 +378,7 @@ class StateTable {
       ledger::Status written = write_frozen_(entry.key(), entry.frozen_bytes, batch);
       if (!written.ok()) return written;
     } else {
-      State state = make_ != nullptr ? make_(entry.key()) : State{};
+      State state = Made(entry.key());
       if (!thaw_(entry.frozen_bytes, state)) return DoesNotThaw(entry.key());
       ledger::Status written = write_(entry.key(), state, batch, buffer_);
       if (!written.ok()) return written;
@@ -409,7 +409,7 @@ class StateTable {
       ForgetDirty(*entry);
     }
     for (Entry* entry : chosen) {
-      if (!store_may_hold_states_) RememberEvicted(entry->key());
+      if (!store_may_hold_states_) RememberEvicted(entry->hash);
       list.Remove(entry);
       bytes_ -= entry->bytes;
       if (entry->frozen()) frozen_bytes_ -= entry->bytes;
@@ -443,48 +443,49 @@ class StateTable {
     return extra_bytes_ != nullptr ? extra_bytes_(state) : 0;
   }
 
-  // The state at `key` for a miss of the cache: loaded or new; its memory in loaded_bytes_.
-  ledger::Result<std::unique_ptr<State>> Load(std::string_view key) {
-    auto state = std::make_unique<State>(make_ != nullptr ? make_(key) : State{});
-    loaded_bytes_ = EstimateBytes(key, 0);
-    if (!store_may_hold_states_ && !MayHaveEvicted(key)) return state;
+  // A new decoded entry for a miss of the cache (`hash`: of `key`), its state loaded or new.
+  ledger::Result<std::unique_ptr<Entry>> Load(std::string_view key, uint64_t hash) {
+    auto entry = std::make_unique<Entry>(key, hash);
+    entry->state = std::make_unique<State>(Made(key));
+    entry->bytes = EstimateBytes(key, 0);
+    if (!store_may_hold_states_ && !MayHaveEvicted(hash)) return entry;
     if (load_) {
-      auto loaded = load_(key, *state);
+      auto loaded = load_(key, *entry->state);
       if (!loaded.ok()) return loaded.status();
-      loaded_bytes_ = EstimateBytes(key, *loaded) + ExtraBytes(*state);
-      return state;
+      entry->bytes = EstimateBytes(key, *loaded) + ExtraBytes(*entry->state);
+      return entry;
     }
     auto stored = ledger_.GetSide(family_, key);
     if (!stored.ok()) return stored.status();
-    if (!stored->has_value()) return state;
+    if (!stored->has_value()) return entry;
     std::optional<State> decoded = decode_(**stored);
     if (!decoded) {
       return ledger::Status(ledger::Code::kCorruption,
                             "projection state at key " + std::string(key) + " does not decode");
     }
-    *state = std::move(*decoded);
-    loaded_bytes_ = EstimateBytes(key, (*stored)->size());
-    return state;
+    *entry->state = std::move(*decoded);
+    entry->bytes = EstimateBytes(key, (*stored)->size());
+    return entry;
   }
 
-  // A Bloom filter of evicted keys (a false positive costs one store read).
+  // A Bloom filter of evicted keys, probed from their Index::Hash (a false positive costs one
+  // store read).
   static constexpr size_t kFilterBits = size_t{1} << 24;  // 2 MiB; ~1% false positives at 1.4M
   static constexpr int kFilterProbes = 3;
   template <typename F>
-  static void ForEachProbe(std::string_view key, F&& probe) {
-    const uint64_t hash = std::hash<std::string_view>{}(key);
+  static void ForEachProbe(uint64_t hash, F&& probe) {
     const uint64_t step = (hash >> 32) | 1;
     for (int i = 0; i < kFilterProbes; ++i) probe((hash + i * step) % kFilterBits);
   }
-  void RememberEvicted(std::string_view key) {
+  void RememberEvicted(uint64_t hash) {
     if (evicted_filter_.empty()) evicted_filter_.assign(kFilterBits / 64, 0);
-    ForEachProbe(key,
+    ForEachProbe(hash,
                  [&](uint64_t bit) { evicted_filter_[bit / 64] |= uint64_t{1} << (bit % 64); });
   }
-  bool MayHaveEvicted(std::string_view key) const {
+  bool MayHaveEvicted(uint64_t hash) const {
     if (evicted_filter_.empty()) return false;
     bool all = true;
-    ForEachProbe(key, [&](uint64_t bit) {
+    ForEachProbe(hash, [&](uint64_t bit) {
       all = all && (evicted_filter_[bit / 64] >> (bit % 64) & 1) != 0;
     });
     return all;
@@ -518,8 +519,7 @@ class StateTable {
   size_t frozen_bytes_ = 0;    // the part of bytes_ held by frozen states
   std::vector<Entry*> dirty_;  // dirty entries (each knows its index)
   size_t bytes_ = 0;
-  size_t loaded_bytes_ = 0;  // of the last Load
-  std::string buffer_;       // reused encoding buffer
+  std::string buffer_;  // reused encoding buffer
   bool store_may_hold_states_ = true;
   std::vector<uint64_t> evicted_filter_;  // empty until the first eviction after StartEmpty
 };
