@@ -80,6 +80,7 @@ class Ledger::Impl {
                   const std::function<bool(std::string_view, std::string_view)>& visit) const;
   Status ClearSide(SideFamily family);
   Status SyncWal();
+  Status Compact();
   void SetAppendObserver(AppendObserver* observer);
   Result<Digest> Verify() const;
 

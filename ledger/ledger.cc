@@ -562,6 +562,23 @@ Status Ledger::Impl::FlushSide() {
   return FromRocks(db_->Flush(flush_options, side_handles_), "flushing side families");
 }
 
+Status Ledger::Impl::Compact() {
+  rocksdb::FlushOptions flush_options;
+  flush_options.wait = true;
+  Status flushed = FromRocks(db_->Flush(flush_options, handles_), "flushing");
+  if (!flushed.ok()) return flushed;
+  rocksdb::CompactRangeOptions compact_options;
+  // Files already at the last level are rewritten as well, or they would keep the layout they
+  // were written with.
+  compact_options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    Status compacted = FromRocks(db_->CompactRange(compact_options, handle, nullptr, nullptr),
+                                 "compacting " + handle->GetName());
+    if (!compacted.ok()) return compacted;
+  }
+  return Status::Ok();
+}
+
 Result<std::optional<std::string>> Ledger::Impl::GetSide(SideFamily family,
                                                          std::string_view key) const {
   std::string value;
@@ -656,6 +673,7 @@ std::unique_ptr<SideBatch> Ledger::NewSideBatch() { return impl_->NewSideBatch()
 Status Ledger::WriteSide(SideBatch& batch, bool sync) { return impl_->WriteSide(batch, sync); }
 Status Ledger::WriteSideUnlogged(SideBatch& batch) { return impl_->WriteSideUnlogged(batch); }
 Status Ledger::FlushSide() { return impl_->FlushSide(); }
+Status Ledger::Compact() { return impl_->Compact(); }
 Result<std::optional<std::string>> Ledger::GetSide(SideFamily family, std::string_view key) const {
   return impl_->GetSide(family, key);
 }

@@ -100,6 +100,10 @@ class Ledger {
   // Makes every acknowledged append durable (fsync of the write-ahead log). Only needed when the
   // ledger was opened with Options::sync = false, e.g. for a bulk load.
   Status SyncWal();
+  // Flushes every family and compacts each into its own layout (compression, filters), rewriting
+  // table files written under other settings too — e.g. an events family compressed by an older
+  // version. Blocks until done. For after a bulk load; never needed for correctness.
+  Status Compact();
 
   // Events of `stream` with version >= from_version, at most `limit` of them.
   Result<std::vector<StoredEvent>> ReadStream(const std::string& stream, uint64_t from_version = 0,
