@@ -11,8 +11,9 @@
 //            synced once, then compacted by Ledger::Compact (events family uncompressed, as the
 //            ledger stores it); reused by later runs when it already holds N events.
 //   RawScan  (the anchor) rocksdb::DB opened read-only; one iterator over the "events" family
-//            with the same read options as the ledger's Scan (2 MiB readahead); every value's
-//            bytes are touched (a checksum over its first and last word), nothing decoded.
+//            with the same read options as the ledger's Scan (2 MiB readahead, no block-cache
+//            fill); every value's bytes are touched (a checksum over its first and last word),
+//            nothing decoded.
 //   LedgerScan (information only) ledger::Ledger::Open + Ledger::Scan building each EventRecord,
 //            no folding: what reading the log costs the rebuild.
 //   Rebuild  ledger::Ledger::Open + projections::Engine::Rebuild() with default EngineOptions
@@ -290,6 +291,7 @@ void BM_RawScan(benchmark::State& state) {
     size_t events_family = std::find(names.begin(), names.end(), "events") - names.begin();
     rocksdb::ReadOptions read_options;
     read_options.readahead_size = 2 << 20;
+    read_options.fill_cache = false;
     std::unique_ptr<rocksdb::Iterator> it(raw->NewIterator(read_options, handles[events_family]));
     uint64_t count = 0;
     uint64_t checksum = 0;

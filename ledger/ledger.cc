@@ -385,6 +385,9 @@ Status Ledger::Impl::ScanValues(
   if (from_position > last) return Status::Ok();
   rocksdb::ReadOptions read_options;
   read_options.readahead_size = 2 << 20;
+  // A scan reads each block once, in order: caching them would only push out the blocks that
+  // point reads come back to (ids, streams, the projections' states a rebuild reloads).
+  read_options.fill_cache = false;
   std::string upper = format::EventKey(last + 1);
   rocksdb::Slice upper_slice(upper);
   read_options.iterate_upper_bound = &upper_slice;
