@@ -1,5 +1,10 @@
 #include "commands.h"
 
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -34,11 +39,13 @@ std::unique_ptr<ledger::Ledger> OpenOrReport(const std::string& data_dir, std::o
   return std::move(opened).value();
 }
 
-json AppendLine(ingest::Ingestor& ingestor, const std::string& line, uint64_t line_number) {
+json AppendLine(ingest::Ingestor& ingestor, const domain::Actor& writer, const std::string& line,
+                uint64_t line_number) {
   domain::Decoded<domain::ClientEvent> decoded = domain::DecodeClientEvent(line);
   if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
     return {{"ok", false}, {"line", line_number}, {"error", ingest::ErrorJson(*error)}};
   }
+  std::get<domain::ClientEvent>(decoded).recorded_by = writer;
   std::string stream = std::get<domain::ClientEvent>(decoded).stream;
   auto outcome = ingestor.Append(std::move(std::get<domain::ClientEvent>(decoded)));
   if (auto* error = std::get_if<ingest::IngestError>(&outcome)) {
@@ -68,6 +75,22 @@ std::string Shorten(std::string text, size_t width) {
 
 }  // namespace
 
+domain::Actor LocalOperator() {
+  std::string user = "unknown";
+  if (const passwd* entry = getpwuid(geteuid()); entry != nullptr && entry->pw_name != nullptr) {
+    user = entry->pw_name;
+  }
+  // An actor id is 1..64 of [A-Za-z0-9._:-] (domain/event_json.h).
+  std::string id = "local:";
+  for (char c : user) {
+    const bool allowed = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' ||
+                         c == ':' || c == '-';
+    id.push_back(allowed ? c : '_');
+  }
+  id.resize(std::min<size_t>(id.size(), 64));
+  return {id, "admin", "local"};
+}
+
 int Append(const std::string& data_dir, const std::string& file, std::ostream& out) {
   std::ifstream file_stream;
   std::istream* input = OpenInput(file, file_stream, std::cerr);
@@ -83,11 +106,12 @@ int Append(const std::string& data_dir, const std::string& file, std::ostream& o
     return kExitFailure;
   }
   ingest::Ingestor ingestor(*ledger);
+  const domain::Actor writer = LocalOperator();
   bool any_rejected = false;
   std::string line;
   for (uint64_t line_number = 1; std::getline(in, line); ++line_number) {
     if (Blank(line)) continue;
-    json result = AppendLine(ingestor, line, line_number);
+    json result = AppendLine(ingestor, writer, line, line_number);
     any_rejected |= !result["ok"].get<bool>();
     out << result.dump() << "\n";
   }
@@ -115,7 +139,7 @@ void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEve
   out << "history of " << stream << " (" << events.size() << " events)\n";
   out << std::left << std::setw(8) << "pos" << std::setw(4) << "ver" << std::setw(27)
       << "occurred_at" << std::setw(27) << "recorded_at" << std::setw(24) << "type" << std::setw(22)
-      << "actor"
+      << "actor" << std::setw(18) << "recorded_by"
       << "data\n";
   for (const ledger::StoredEvent& event : events) {
     json shown = ingest::StoredEventToJson(event);
@@ -124,10 +148,12 @@ void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEve
       recorded.erase(dot, recorded.find_first_of("+-Z", dot) - dot);  // seconds are enough here
     }
     std::string actor = event.actor.id + "/" + event.actor.role;
+    // Blank: the actor appended it.
+    std::string recorded_by = event.recorded_by ? event.recorded_by->id : "";
     out << std::left << std::setw(8) << event.position << std::setw(4) << event.version
         << std::setw(27) << shown["occurred_at"].get<std::string>() << std::setw(27) << recorded
-        << std::setw(24) << event.type << std::setw(22) << Shorten(actor, 21)
-        << Shorten(shown["data"].dump(), 60) << "\n";
+        << std::setw(24) << event.type << std::setw(22) << Shorten(actor, 21) << std::setw(18)
+        << Shorten(recorded_by, 17) << Shorten(shown["data"].dump(), 60) << "\n";
   }
   out << "last hash " << ledger::ToHex(events.back().hash) << "\n";
 }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "domain/event_json.h"
 #include "ledger/event.h"
 
 namespace gridledger::cli {
@@ -22,6 +23,12 @@ struct ReadOptions {
   std::optional<uint64_t> from_position;
   uint64_t limit = 1000;
 };
+
+// Who writes when ledgerctl works on a data directory itself (append, import, demo): no token
+// says, so the operating-system user does — `local:<user>`, role admin (filesystem access to the
+// directory is an administrator's power), org `local`. Stored with each event as recorded_by, so
+// the log says who put events there under other actors' names.
+domain::Actor LocalOperator();
 
 int Append(const std::string& data_dir, const std::string& file, std::ostream& out);
 int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& out);

@@ -61,6 +61,7 @@ int DemoCommand(const DataOptions& options, uint64_t apps, uint64_t seed, std::o
   demo.last_day = std::min(demo.last_day, domain::LocalDateOf(NowUs()).AddDays(-1));
   ingest::DemoWorkload workload(demo, std::get<domain::WorkingCalendar>(calendar));
   ingest::Ingestor ingestor(*ledger);
+  const domain::Actor writer = LocalOperator();
   Tally tally;
   ProgressBar bar("loading demo");
   auto started = std::chrono::steady_clock::now();
@@ -70,6 +71,7 @@ int DemoCommand(const DataOptions& options, uint64_t apps, uint64_t seed, std::o
       ReportRejected(tally, error->field + ": " + error->message, line);
       continue;
     }
+    std::get<domain::ClientEvent>(decoded).recorded_by = writer;
     auto outcome = ingestor.Append(std::get<domain::ClientEvent>(std::move(decoded)));
     if (auto* ok = std::get_if<ingest::IngestOutcome>(&outcome)) {
       ok->appended.duplicate ? ++tally.duplicates : ++tally.appended;

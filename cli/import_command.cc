@@ -88,8 +88,11 @@ int ImportCommand(const DataOptions& data, const std::string& file, const std::s
   }
 
   ingest::Ingestor ingestor(*ledger);
-  ingest::Importer importer(
-      [&ingestor](domain::ClientEvent event) { return ingestor.Append(std::move(event)); });
+  const domain::Actor importer_id = LocalOperator();
+  ingest::Importer importer([&ingestor, &importer_id](domain::ClientEvent event) {
+    event.recorded_by = importer_id;
+    return ingestor.Append(std::move(event));
+  });
   ProgressBar bar("importing");
   const ingest::ImportSummary summary = importer.Run(
       in, *chosen,

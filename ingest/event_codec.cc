@@ -21,6 +21,11 @@ ledger::AppendRequest ToAppendRequest(domain::ClientEvent event) {
   if (auto import = event.extra.find("import"); import != event.extra.end()) {
     stored.imported = import->is_boolean() && import->get<bool>();
   }
+  if (event.recorded_by) {
+    stored.recorded_by =
+        ledger::Actor{std::move(event.recorded_by->id), std::move(event.recorded_by->role),
+                      std::move(event.recorded_by->org)};
+  }
   return request;
 }
 
@@ -44,6 +49,11 @@ nlohmann::ordered_json StoredEventToJson(const ledger::StoredEvent& event) {
     json["data_error"] = std::get<domain::DecodeError>(data).message;
   }
   if (event.imported) json["import"] = true;
+  if (event.recorded_by) {
+    json["recorded_by"] = {{"id", event.recorded_by->id},
+                           {"role", event.recorded_by->role},
+                           {"org", event.recorded_by->org}};
+  }
   json["prev_hash"] = ledger::ToHex(event.prev_hash);
   json["hash"] = ledger::ToHex(event.hash);
   return json;

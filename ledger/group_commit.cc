@@ -609,6 +609,12 @@ void Ledger::Impl::StageEvent(const std::string& stream, const NewEvent& event, 
   actor.setOrg(event.actor.org);
   envelope.setPayload(AsData(event.payload));
   envelope.setImported(event.imported);
+  if (event.recorded_by) {
+    auto by = envelope.initRecordedBy();
+    by.setId(event.recorded_by->id);
+    by.setRole(event.recorded_by->role);
+    by.setOrg(event.recorded_by->org);
+  }
   envelope.setPrevHash(AsData(staging->head_hash));
   std::string hash = chain::ComputeHashOfUnhashed(envelope.asReader());
   envelope.setHash(AsData(hash));

@@ -119,6 +119,10 @@ StoredEvent StoredEvent::FromEnvelope(schema::Envelope::Reader envelope) {
   event.actor = {actor.getId(), actor.getRole(), actor.getOrg()};
   event.payload = BytesOf(envelope.getPayload());
   event.imported = envelope.getImported();
+  if (envelope.hasRecordedBy()) {
+    auto by = envelope.getRecordedBy();
+    event.recorded_by = Actor{by.getId(), by.getRole(), by.getOrg()};
+  }
   event.prev_hash = BytesOf(envelope.getPrevHash());
   event.hash = BytesOf(envelope.getHash());
   return event;

@@ -148,6 +148,9 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
                      "actor role " + event.actor.role + " is not a role of domain.md");
   }
   ingest::Principal actor{event.actor.id, *role, event.actor.org};
+  // The row is judged as its actor's, and stored with who imported it.
+  event.recorded_by =
+      domain::Actor{importer.id, std::string(ingest::RoleName(importer.role)), importer.org};
   return Append(actor, std::move(event));
 }
 

@@ -134,6 +134,12 @@ kj::Array<capnp::word> EncodeEnvelope(const ledger::StoredEvent& event) {
   envelope.setPrevHash(bytes(event.prev_hash));
   envelope.setHash(bytes(event.hash));
   envelope.setImported(event.imported);
+  if (event.recorded_by) {
+    auto by = envelope.initRecordedBy();
+    by.setId(event.recorded_by->id);
+    by.setRole(event.recorded_by->role);
+    by.setOrg(event.recorded_by->org);
+  }
   return capnp::AnyStruct::Reader(envelope.asReader()).canonicalize();
 }
 

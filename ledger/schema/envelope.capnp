@@ -27,4 +27,7 @@ struct Envelope {
   prevHash @10 :Data;           # hash of position - 1 (32 zero bytes before position 1)
   hash @11 :Data;               # SHA-256(prevHash || position as big-endian u64 || canonical envelope with hash unset)
   imported @12 :Bool;           # the appender declared it a bulk import of a historical record
+  recordedBy @13 :Actor;        # who submitted it, when that may not be its actor: the principal
+                                # behind a bulk import, or the user of ledgerctl writing to a data
+                                # directory itself; unset when the actor appended it
 }

@@ -3,8 +3,10 @@
 // what is stored, and a tampered byte makes verify fail naming the position.
 // Method: run the real binary on a temp data directory and parse what it prints.
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <rocksdb/db.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -98,6 +100,32 @@ TEST_F(LedgerctlTest, AppendsTheSampleApplicationAndVerifies) {
   CommandRun history = Ledgerctl(Data() + " history app/XS-2026-000123");
   EXPECT_EQ(history.exit_code, 0);
   EXPECT_NE(history.out.find("MeterConnected"), std::string::npos);
+}
+
+TEST_F(LedgerctlTest, WritesOnADataDirectoryRecordTheLocalUserAsWhoRecordedThem) {
+  const passwd* user = getpwuid(geteuid());
+  ASSERT_NE(user, nullptr);
+  const json local = {
+      {"id", std::string("local:") + user->pw_name}, {"role", "admin"}, {"org", "local"}};
+  CommandRun imported = Ledgerctl(Data() + " import " SAMPLE_APPLICATION);
+  ASSERT_EQ(imported.exit_code, 0) << imported.out;
+  EXPECT_EQ(imported.lines().back()["accepted"], 11) << imported.out;
+  CommandRun appended =
+      Ledgerctl(Data() + " append", Event("t1", "ApplicationAccepted", kAccepted) + "\n");
+  ASSERT_EQ(appended.exit_code, 0) << appended.out;
+
+  CommandRun read = Ledgerctl(Data() + " read --from 1");
+  auto events = read.lines();
+  ASSERT_EQ(events.size(), 12u) << read.out;
+  for (const json& event : events) {
+    EXPECT_EQ(event["recorded_by"], local) << event.dump();
+    EXPECT_NE(event["actor"]["id"], local["id"]) << event.dump();
+    EXPECT_EQ(event.value("import", false), event["stream"] != "app/T-1") << event.dump();
+  }
+  CommandRun history = Ledgerctl(Data() + " history app/T-1");
+  EXPECT_NE(history.out.find("recorded_by"), std::string::npos) << history.out;
+  EXPECT_NE(history.out.find(local["id"].get<std::string>().substr(0, 17)), std::string::npos)
+      << history.out;
 }
 
 TEST_F(LedgerctlTest, RejectedLinesAreReportedAndChangeNothing) {

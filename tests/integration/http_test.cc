@@ -290,7 +290,7 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   EXPECT_EQ(client_.Get("/v1/nothing", auditor).status, 404);
 }
 
-TEST_F(HttpTest, ImportIsIdempotentAndReportsRejectedLines) {
+TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
   std::string file;
   for (const json& event : SampleEvents()) file += event.dump() + "\n";
   file += "{\"stream\": \"app/broken\"}\n";
@@ -309,6 +309,29 @@ TEST_F(HttpTest, ImportIsIdempotentAndReportsRejectedLines) {
   EXPECT_EQ(Body(second)["accepted"], 0) << second.body;
   EXPECT_EQ(Body(second)["duplicates"], 11);
   EXPECT_EQ(Head(), head);
+  // Someone else importing the same rows imports the same facts: nothing is appended, and the
+  // events keep who imported them first.
+  HttpResponse third = client_.Post("/v1/import?format=jsonl", server_.token("admin"), file);
+  EXPECT_EQ(Body(third)["duplicates"], 11) << third.body;
+  EXPECT_EQ(Head(), head);
+
+  // Each row keeps its own actor and is stored with the director who imported it.
+  const std::string stream = SampleEvents().front()["stream"];
+  HttpResponse read = client_.Get("/v1/streams/" + stream, server_.token("auditor"));
+  ASSERT_EQ(read.status, 200) << read.body;
+  const json events = Body(read)["events"];
+  ASSERT_FALSE(events.empty()) << read.body;
+  for (const json& event : events) {
+    EXPECT_EQ(event["import"], true) << event.dump();
+    EXPECT_NE(event["actor"]["id"], "D0001") << event.dump();
+    EXPECT_EQ(event["recorded_by"], (json{{"id", "D0001"}, {"role", "director"}, {"org", "KM.XS"}}))
+        << event.dump();
+  }
+  // An event appended by its own actor has no recorded_by: the auditor's recorded read.
+  HttpResponse reads = client_.Get("/v1/streams/staff/A0001", server_.token("auditor"));
+  ASSERT_EQ(reads.status, 200) << reads.body;
+  ASSERT_FALSE(Body(reads)["events"].empty()) << reads.body;
+  EXPECT_FALSE(Body(reads)["events"][0].contains("recorded_by")) << reads.body;
 }
 
 TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {

@@ -125,6 +125,27 @@ TEST_F(AppendTest, SameIdWithDifferentContentIsRejected) {
   EXPECT_EQ(ledger_->StreamVersion("app/B").value(), kNoStream);
 }
 
+TEST_F(AppendTest, WhoRecordedAnEventIsStoredButIsNotItsContent) {
+  NewEvent imported = MakeEvent("h1");
+  imported.imported = true;
+  imported.recorded_by = Actor{"D0001", "director", "KM.XS"};
+  ASSERT_TRUE(ledger_->Append(Request("app/A", {imported, MakeEvent("h2")})).ok());
+  auto first = ledger_->ReadOne(1);
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(first->recorded_by.has_value());
+  EXPECT_EQ(*first->recorded_by, (Actor{"D0001", "director", "KM.XS"}));
+  EXPECT_EQ(first->actor, (Actor{"S1", "clerk", "KM.XS"}));
+  EXPECT_FALSE(ledger_->ReadOne(2)->recorded_by.has_value());
+  // The same fact submitted again by someone else is a retry of the same event.
+  imported.recorded_by = Actor{"ADM01", "admin", "KM"};
+  auto again = ledger_->Append(Request("app/A", {imported}));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->events[0].duplicate);
+  EXPECT_EQ(ledger_->Head(), 2u);
+  EXPECT_EQ(ledger_->ReadOne(1)->recorded_by->id, "D0001");
+  EXPECT_TRUE(ledger_->Verify().ok());
+}
+
 TEST_F(AppendTest, InvalidRequestsChangeNothing) {
   EXPECT_EQ(ledger_->Append(Request("", {MakeEvent("a")})).status().code(), Code::kInvalid);
   EXPECT_EQ(ledger_->Append(Request(std::string("a\0b", 3), {MakeEvent("a")})).status().code(),

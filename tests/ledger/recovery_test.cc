@@ -106,7 +106,13 @@ TEST(RecoveryTest, EveryTamperedByteOfAnEventIsDetected) {
   testing::TempDir dir;
   {
     auto ledger = std::move(Ledger::Open(dir.str())).value();
-    AppendN(*ledger, 0, 3);
+    AppendN(*ledger, 0, 1);
+    // The event tampered with uses every envelope field, who recorded it included.
+    NewEvent imported = Event("e1");
+    imported.imported = true;
+    imported.recorded_by = Actor{"D0001", "director", "ORG"};
+    ASSERT_TRUE(ledger->Append({"app/1", std::nullopt, {imported}}).ok());
+    AppendN(*ledger, 2, 1);
   }
   std::string original;
   {
@@ -163,7 +169,6 @@ TEST(RecoveryTest, HeldDirectoryIsReportedAsLocked) {
   EXPECT_EQ(second.status().code(), Code::kLocked);
   EXPECT_NE(second.status().message().find("--server"), std::string::npos);
 }
-
 
 // The compression of every table file of the events family.
 std::set<std::string> EventsCompression(const std::string& dir) {

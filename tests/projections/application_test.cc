@@ -104,7 +104,8 @@ class ApplicationTest : public ::testing::Test {
     request.stream = client.stream;
     request.events.push_back(ledger::NewEvent{
         client.event_id, client.type, client.occurred_at_us, client.occurred_at_offset_minutes,
-        ledger::Actor{client.actor.id, client.actor.role, client.actor.org}, client.payload});
+        ledger::Actor{client.actor.id, client.actor.role, client.actor.org}, client.payload,
+        /*imported=*/false, /*recorded_by=*/std::nullopt});
     auto appended = ledger_->Append(std::move(request));
     if (!appended.ok()) {
       ADD_FAILURE() << appended.status().ToString();

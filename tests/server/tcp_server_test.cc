@@ -166,6 +166,7 @@ class Harness {
   }
 
   ledger::Ledger& ledger() { return *ledger_; }
+  Service& service() { return *service_; }
   TcpServer& server() { return *server_; }
   uint16_t port() const { return port_; }
 
@@ -359,6 +360,28 @@ TEST(TcpServerTest, AppendThenReadByPositionAndByStreamRoundTrip) {
   auto missing = auditor->ReadStream("app/KM-none");
   ASSERT_TRUE(missing.ok());
   EXPECT_TRUE(missing->events.empty());
+}
+
+TEST(TcpServerTest, ImportedEventsAreReadWithWhoImportedThem) {
+  Harness harness;
+  auto row = domain::DecodeClientEvent(Accepted("KM-7"));  // the clerk S1's event
+  ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(row));
+  AppendAnswer answer =
+      harness.service().AppendImported(ingest::Principal{"D1", ingest::Role::kDirector, "KM.XS"},
+                                       std::get<domain::ClientEvent>(std::move(row)));
+  ASSERT_EQ(std::get_if<ServiceError>(&answer), nullptr)
+      << std::get<ServiceError>(answer).error.dump();
+
+  auto auditor = harness.Connect(kAuditorToken);
+  ASSERT_NE(auditor, nullptr);
+  auto page = auditor->Read(1, 1);
+  ASSERT_TRUE(page.ok()) << page.error().ToString();
+  ASSERT_EQ(page->events.size(), 1u);
+  const client::Event& event = page->events[0];
+  EXPECT_EQ(event.actor.id, "S1");
+  ASSERT_TRUE(event.recorded_by.has_value());
+  EXPECT_EQ(*event.recorded_by, (ledger::Actor{"D1", "director", "KM.XS"}));
+  EXPECT_EQ(event.hash, harness.ledger().ReadOne(1)->hash);
 }
 
 TEST(TcpServerTest, EventsOfOneStreamInOneBatchAreAppendedInOrderAndBadOnesAreRefusedAlone) {

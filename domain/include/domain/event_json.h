@@ -45,6 +45,10 @@ struct ClientEvent {
   Actor actor;
   std::string payload;   // the type's Cap'n Proto struct, flat-array (single segment) encoded
   nlohmann::json extra;  // envelope keys outside the contract that callers may use (e.g. "import")
+  // Who submits the event when that may not be `actor` (an importer: rows keep their own actors;
+  // ledgerctl on a data directory). Set by the server from the authenticated principal or by
+  // ledgerctl; never decoded from a client's JSON.
+  std::optional<Actor> recorded_by;
 };
 
 // Why a JSON event was refused. `field` is a JSON path such as "data.customer_class" or

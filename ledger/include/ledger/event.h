@@ -29,6 +29,11 @@ struct NewEvent {
   Actor actor;
   std::string payload;    // opaque bytes
   bool imported = false;  // a bulk import of a historical record, declared by the appender
+  // Who submitted the event when that may not be `actor`: the principal behind a bulk import
+  // (rows keep their original actors), or the user of ledgerctl writing to a data directory
+  // itself. Not part of the event's content for idempotency: the same fact submitted again by
+  // someone else is the same event (nothing is appended).
+  std::optional<Actor> recorded_by;
 };
 
 // Expected version of a stream: the version of its last event, or kNoStream when it must not exist.
@@ -64,6 +69,7 @@ struct StoredEvent {
   Actor actor;
   std::string payload;
   bool imported = false;
+  std::optional<Actor> recorded_by;
   std::string prev_hash;  // 32 raw bytes
   std::string hash;       // 32 raw bytes
 
