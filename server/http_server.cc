@@ -485,23 +485,27 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       }
       limit = *parsed;
     }
-    auto events = service_.ledger().ReadFrom(from, limit);
-    if (!events.ok()) return Fail(FromStatus(events.status()));
-    const bool personal = std::any_of(events->begin(), events->end(), [](const auto& event) {
-      return Service::HoldsPersonalData(event.stream);
-    });
-    if (personal) {
-      if (auto refused = service_.RecordLogRead(principal, from, events->back().position,
-                                                Header("X-Approved-By"))) {
-        return Fail(*refused);
+    // Off the I/O thread: recording a read of personal data is a durable append.
+    Service& service = service_;
+    OffLoad([&service, principal, from, limit,
+             approved_by = Header("X-Approved-By")]() -> std::pair<http::status, std::string> {
+      auto events = service.ledger().ReadFrom(from, limit);
+      if (!events.ok()) return Answer(FromStatus(events.status()));
+      const bool personal = std::any_of(events->begin(), events->end(), [](const auto& event) {
+        return Service::HoldsPersonalData(event.stream);
+      });
+      if (personal) {
+        if (auto refused =
+                service.RecordLogRead(principal, from, events->back().position, approved_by)) {
+          return Answer(*refused);
+        }
       }
-    }
-    ordered_json list = ordered_json::array();
-    for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
-    uint64_t next = events->empty() ? from : events->back().position + 1;
-    Respond(http::status::ok,
-            ordered_json{
-                {"events", std::move(list)}, {"next", next}, {"head", service_.ledger().Head()}});
+      ordered_json list = ordered_json::array();
+      for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
+      uint64_t next = events->empty() ? from : events->back().position + 1;
+      return Answer(ordered_json{
+          {"events", std::move(list)}, {"next", next}, {"head", service.ledger().Head()}});
+    });
   }
 
   void GetStream(const ingest::Principal& principal, std::string stream) {
@@ -520,21 +524,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       }
       limit = *parsed;
     }
-    auto events = service_.ledger().ReadStream(stream, from_version, limit);
-    if (!events.ok()) return Fail(FromStatus(events.status()));
-    if (events->empty() && from_version == 0) {
-      return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no stream " + stream));
-    }
-    if (!events->empty() && Service::HoldsPersonalData(stream)) {
-      // An application's events carry the customer's personal data.
-      if (auto refused =
-              service_.RecordPersonalDataRead(principal, stream, Header("X-Approved-By"))) {
-        return Fail(*refused);
+    Service& service = service_;
+    OffLoad([&service, principal, stream = std::move(stream), from_version, limit,
+             approved_by = Header("X-Approved-By")]() -> std::pair<http::status, std::string> {
+      auto events = service.ledger().ReadStream(stream, from_version, limit);
+      if (!events.ok()) return Answer(FromStatus(events.status()));
+      if (events->empty() && from_version == 0) {
+        return Answer(MakeError(ErrorKind::kNotFound, "not_found", "no stream " + stream));
       }
-    }
-    ordered_json list = ordered_json::array();
-    for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
-    Respond(http::status::ok, ordered_json{{"stream", stream}, {"events", std::move(list)}});
+      if (!events->empty() && Service::HoldsPersonalData(stream)) {
+        // An application's events carry the customer's personal data.
+        if (auto refused = service.RecordPersonalDataRead(principal, stream, approved_by)) {
+          return Answer(*refused);
+        }
+      }
+      ordered_json list = ordered_json::array();
+      for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
+      return Answer(ordered_json{{"stream", stream}, {"events", std::move(list)}});
+    });
   }
 
   // ---- projections
@@ -556,19 +563,25 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     auto as_of = TimeParameter("as_of");
     if (!as_of) return;
     const std::string stream = projections::AppStream(id);
-    auto view = projections::AppView(service_.ledger(), stream, *at, *as_of, service_.NowUs(),
-                                     service_.calendar(), service_.profile());
-    if (!view.ok()) return Fail(FromStatus(view.status()));
-    if (!view->has_value()) {
-      return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no events of " + stream));
-    }
-    const json& shown = **view;
-    if (!Allowed(principal, ingest::Access::kReadApplication, shown.value("org", ""))) return;
-    if (auto refused =
-            service_.RecordPersonalDataRead(principal, stream, Header("X-Approved-By"))) {
-      return Fail(*refused);
-    }
-    Respond(http::status::ok, Dump(shown));
+    Service& service = service_;
+    OffLoad([&service, principal, stream, at = *at, as_of = *as_of,
+             approved_by = Header("X-Approved-By")]() -> std::pair<http::status, std::string> {
+      auto view = projections::AppView(service.ledger(), stream, at, as_of, service.NowUs(),
+                                       service.calendar(), service.profile());
+      if (!view.ok()) return Answer(FromStatus(view.status()));
+      if (!view->has_value()) {
+        return Answer(MakeError(ErrorKind::kNotFound, "not_found", "no events of " + stream));
+      }
+      const json& shown = **view;
+      if (auto refused = service.CheckAccess(principal, ingest::Access::kReadApplication,
+                                             shown.value("org", ""))) {
+        return Answer(*refused);
+      }
+      if (auto refused = service.RecordPersonalDataRead(principal, stream, approved_by)) {
+        return Answer(*refused);
+      }
+      return Answer(shown);
+    });
   }
 
   void GetEvidence(const ingest::Principal& principal, const std::string& id) {

@@ -157,6 +157,17 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
 std::optional<ServiceError> Service::RecordPersonalDataRead(const ingest::Principal& principal,
                                                             std::string_view what,
                                                             std::string_view approved_by) {
+  std::promise<std::optional<ServiceError>> recorded;
+  std::future<std::optional<ServiceError>> result = recorded.get_future();
+  RecordPersonalDataReadAsync(
+      principal, what, approved_by,
+      [&recorded](std::optional<ServiceError> refusal) { recorded.set_value(std::move(refusal)); });
+  return result.get();
+}
+
+void Service::RecordPersonalDataReadAsync(const ingest::Principal& principal, std::string_view what,
+                                          std::string_view approved_by,
+                                          std::function<void(std::optional<ServiceError>)> done) {
   nlohmann::json data = {{"what", what}};
   if (!approved_by.empty()) data["approved_by"] = approved_by;
   nlohmann::json event = {
@@ -172,11 +183,15 @@ std::optional<ServiceError> Service::RecordPersonalDataRead(const ingest::Princi
   auto decoded = domain::DecodeClientEvent(event);
   if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
     // Only a principal id that cannot name a staff stream gets here.
-    return FromDecodeError(*error);
+    done(FromDecodeError(*error));
+    return;
   }
-  AppendAnswer answer = Append(principal, std::get<domain::ClientEvent>(std::move(decoded)));
-  if (auto* error = std::get_if<ServiceError>(&answer)) return *error;
-  return std::nullopt;
+  AppendAsync(
+      principal, std::get<domain::ClientEvent>(std::move(decoded)),
+      [done = std::move(done)](AppendAnswer answer) {
+        auto* error = std::get_if<ServiceError>(&answer);
+        done(error != nullptr ? std::optional<ServiceError>(std::move(*error)) : std::nullopt);
+      });
 }
 
 bool Service::HoldsPersonalData(std::string_view stream) { return stream.starts_with("app/"); }
@@ -189,9 +204,11 @@ bool Service::MayDeliverPersonalData(std::string_view stream_prefix) {
 std::optional<ServiceError> Service::RecordLogRead(const ingest::Principal& principal,
                                                    uint64_t first, uint64_t last,
                                                    std::string_view approved_by) {
-  return RecordPersonalDataRead(
-      principal, "log positions " + std::to_string(first) + ".." + std::to_string(last),
-      approved_by);
+  return RecordPersonalDataRead(principal, LogReadWhat(first, last), approved_by);
+}
+
+std::string Service::LogReadWhat(uint64_t first, uint64_t last) {
+  return "log positions " + std::to_string(first) + ".." + std::to_string(last);
 }
 
 std::optional<ServiceError> Service::RecordSubscription(const ingest::Principal& principal,

@@ -724,10 +724,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendError(id, FromServiceError(FromStatus(status)));
       return;
     }
-    if (personal && Refused(id, service_.RecordLogRead(*principal_, from, next - 1, approved_by))) {
+    if (!personal) {
+      Send(frame.Finish(id, next));
       return;
     }
-    Send(frame.Finish(id, next));
+    SendOnceRecorded(id, Service::LogReadWhat(from, next - 1), approved_by, frame.Finish(id, next));
   }
 
   void ReadStream(uint64_t id, const std::string& stream, uint64_t from_version, size_t limit,
@@ -744,11 +745,41 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       if (!frame.Add(envelope.asPtr())) break;
       next = event.version + 1;
     }
-    if (next > from_version && Service::HoldsPersonalData(stream) &&
-        Refused(id, service_.RecordPersonalDataRead(*principal_, stream, approved_by))) {
+    if (next > from_version && Service::HoldsPersonalData(stream)) {
+      SendOnceRecorded(id, stream, approved_by, frame.Finish(id, next));
       return;
     }
     Send(frame.Finish(id, next));
+  }
+
+  // A read of personal data is answered only once it is recorded (a durable append), and refused
+  // when it cannot be. The record is appended without blocking this I/O thread: the answer waits
+  // as an append does, counted in flight.
+  void SendOnceRecorded(uint64_t id, std::string_view what, const std::string& approved_by,
+                        std::unique_ptr<capnp::MallocMessageBuilder> answer) {
+    if (inflight_ >= limits_.connection_inflight_max) {
+      SendBusy(id, "connection_inflight_max", "too many requests in flight on this connection");
+      return;
+    }
+    ++inflight_;
+    ++appends_pending_;
+    // Shared: the callback is a std::function, which must be copyable.
+    auto pending =
+        std::make_shared<std::unique_ptr<capnp::MallocMessageBuilder>>(std::move(answer));
+    service_.RecordPersonalDataReadAsync(
+        *principal_, what, approved_by,
+        [self = shared_from_this(), id, pending](std::optional<ServiceError> refusal) {
+          asio::post(self->executor_, [self, id, pending, refusal = std::move(refusal)]() mutable {
+            --self->inflight_;
+            --self->appends_pending_;
+            if (refusal) {
+              self->SendError(id, FromServiceError(*refusal));
+            } else {
+              self->Send(std::move(*pending));
+            }
+            self->CloseIfDrained();
+          });
+        });
   }
 
   // True, with the refusal sent, when the read of personal data could not be recorded (then it
@@ -1111,8 +1142,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   asio::steady_timer timer_;  // hello timeout, then drain timeout
 
   std::optional<ingest::Principal> principal_;
-  size_t inflight_ = 0;         // appends in flight + live subscriptions
-  size_t appends_pending_ = 0;  // append requests not yet answered
+  size_t inflight_ = 0;         // appends and recorded reads in flight + live subscriptions
+  size_t appends_pending_ = 0;  // appends, and reads waiting for their record, not yet answered
   std::map<uint64_t, Subscription> subscriptions_;
   bool waiting_registered_ = false;
 

@@ -100,6 +100,12 @@ class Service {
   std::optional<ServiceError> RecordPersonalDataRead(const ingest::Principal& principal,
                                                      std::string_view what,
                                                      std::string_view approved_by);
+  // The same without blocking: `done` gets nullopt once the record is durable, or why it was
+  // refused — on the calling thread when refused at once, otherwise on the ledger's completer
+  // thread (so it must not block).
+  void RecordPersonalDataReadAsync(const ingest::Principal& principal, std::string_view what,
+                                   std::string_view approved_by,
+                                   std::function<void(std::optional<ServiceError>)> done);
   // Whether events of `stream` carry a customer's personal data (application streams do), and
   // whether a subscription filtered by `stream_prefix` can deliver such events.
   static bool HoldsPersonalData(std::string_view stream);
@@ -108,6 +114,8 @@ class Service {
   // application streams, and for a subscription from `from_position` filtered by `stream_prefix`.
   std::optional<ServiceError> RecordLogRead(const ingest::Principal& principal, uint64_t first,
                                             uint64_t last, std::string_view approved_by);
+  // What a read of the log from `first` to `last` is recorded as.
+  static std::string LogReadWhat(uint64_t first, uint64_t last);
   std::optional<ServiceError> RecordSubscription(const ingest::Principal& principal,
                                                  uint64_t from_position,
                                                  std::string_view stream_prefix,
