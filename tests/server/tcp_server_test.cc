@@ -108,6 +108,7 @@ class Harness {
   explicit Harness(Limits limits = TestLimits()) {
     ledger::Options options;
     options.side_families = projections::SideFamilies();
+    options.fail_write = [this] { return fail_writes_.load(); };
     ledger_ = std::move(ledger::Ledger::Open(dir_.str(), options)).value();
     engine_ = std::make_unique<projections::Engine>(*ledger_);
     auto calendar = domain::WorkingCalendar::Load(GRIDLEDGER_SOURCE_DATA_DIR "/calendar");
@@ -167,11 +168,14 @@ class Harness {
 
   ledger::Ledger& ledger() { return *ledger_; }
   Service& service() { return *service_; }
+  // While true, every group commit fails with nothing stored.
+  void FailWrites(bool fail) { fail_writes_ = fail; }
   TcpServer& server() { return *server_; }
   uint16_t port() const { return port_; }
 
  private:
   testing::TempDir dir_;
+  std::atomic<bool> fail_writes_{false};
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<projections::Engine> engine_;
   std::unique_ptr<domain::WorkingCalendar> calendar_;
@@ -863,6 +867,33 @@ TEST(TcpServerTest, ReadsOfPersonalDataAreRecordedBeforeTheyAreAnswered) {
   ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
   EXPECT_EQ(harness.ledger().Head(), 6u);
   ExpectReadRecorded(harness.ledger(), 6, "R1", "subscription from position 2 of streams app/KM*");
+}
+
+// The record is a durable append; when it fails, the read is refused and shows nothing, and the
+// connection goes on serving.
+TEST(TcpServerTest, ReadsOfPersonalDataThatCannotBeRecordedAreRefused) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAccepted(*clerk, "KM", 0, 2);  // 1..2
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+
+  harness.FailWrites(true);
+  auto stream = reader->ReadStream("app/KM-1");
+  EXPECT_FALSE(stream.ok());
+  auto log = reader->Read(1, 2);
+  EXPECT_FALSE(log.ok());
+  auto own = reader->ReadStream("staff/R1");  // nothing personal, nothing to record
+  EXPECT_TRUE(own.ok()) << own.error().ToString();
+  EXPECT_EQ(harness.ledger().Head(), 2u);
+
+  harness.FailWrites(false);
+  stream = reader->ReadStream("app/KM-1");
+  ASSERT_TRUE(stream.ok()) << stream.error().ToString();
+  EXPECT_EQ(stream->events.size(), 1u);
+  ASSERT_EQ(harness.ledger().Head(), 3u);
+  ExpectReadRecorded(harness.ledger(), 3, "R1", "app/KM-1");
 }
 
 TEST(TcpServerTest, SubscriptionCatchesUpThenFollowsLive) {
