@@ -1,8 +1,10 @@
 #include "server/service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 
+#include "domain/event_json.h"
 #include "ingest/event_codec.h"
 #include "server/probe.h"
 
@@ -196,9 +198,18 @@ void Service::RecordPersonalDataReadAsync(const ingest::Principal& principal, st
 
 bool Service::HoldsPersonalData(std::string_view stream) { return stream.starts_with("app/"); }
 
-bool Service::MayDeliverPersonalData(std::string_view stream_prefix) {
+bool Service::MayDeliverPersonalData(std::string_view stream_prefix,
+                                     const std::vector<std::string>& types) {
   constexpr std::string_view kAppStreams = "app/";
-  return stream_prefix.starts_with(kAppStreams) || kAppStreams.starts_with(stream_prefix);
+  if (!stream_prefix.starts_with(kAppStreams) && !kAppStreams.starts_with(stream_prefix)) {
+    return false;
+  }
+  // A type filter lets application events through only if it names a type they can have: one
+  // of application streams, or one not tied to a stream kind (or unknown here).
+  return types.empty() || std::any_of(types.begin(), types.end(), [](const std::string& type) {
+           const std::string_view kind = domain::StreamKindOfType(type);
+           return kind.empty() || kind == "app";
+         });
 }
 
 std::optional<ServiceError> Service::RecordLogRead(const ingest::Principal& principal,
@@ -214,9 +225,11 @@ std::string Service::LogReadWhat(uint64_t first, uint64_t last) {
 std::optional<ServiceError> Service::RecordSubscription(const ingest::Principal& principal,
                                                         uint64_t from_position,
                                                         std::string_view stream_prefix,
+                                                        const std::vector<std::string>& types,
                                                         std::string_view approved_by) {
   std::string what = "subscription from position " + std::to_string(from_position);
   if (!stream_prefix.empty()) what += " of streams " + std::string(stream_prefix) + "*";
+  for (size_t i = 0; i < types.size(); ++i) what += (i == 0 ? " of types " : ",") + types[i];
   return RecordPersonalDataRead(principal, what, approved_by);
 }
 

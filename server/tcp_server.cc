@@ -825,9 +825,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendBusy(id, "subscribers_max", "too many subscriptions");
       return;
     }
-    if (Service::MayDeliverPersonalData(subscription.stream_prefix) &&
+    if (Service::MayDeliverPersonalData(subscription.stream_prefix, subscription.types) &&
         Refused(id, service_.RecordSubscription(*principal_, subscription.next,
-                                                subscription.stream_prefix,
+                                                subscription.stream_prefix, subscription.types,
                                                 request.getApprovedBy().cStr()))) {
       service_.RemoveSubscriber();
       return;

@@ -861,12 +861,26 @@ TEST(TcpServerTest, ReadsOfPersonalDataAreRecordedBeforeTheyAreAnswered) {
   ASSERT_TRUE(staff.ok()) << staff.error().ToString();
   EXPECT_EQ(harness.ledger().Head(), 5u);
 
+  client::SubscribeOptions reports_only = From(1, 100);
+  reports_only.types = {"ReportDue", "ReportSubmitted"};  // types of report streams only
+  auto reports = reader->Subscribe(reports_only);
+  ASSERT_TRUE(reports.ok()) << reports.error().ToString();
+  EXPECT_EQ(harness.ledger().Head(), 5u);
+
   client::SubscribeOptions applications = From(2, 100);
   applications.stream_prefix = "app/KM";
   auto subscription = reader->Subscribe(applications);
   ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
   EXPECT_EQ(harness.ledger().Head(), 6u);
   ExpectReadRecorded(harness.ledger(), 6, "R1", "subscription from position 2 of streams app/KM*");
+
+  client::SubscribeOptions accepted = From(1, 100);
+  accepted.types = {"ReportDue", "ApplicationAccepted"};
+  auto some_applications = reader->Subscribe(accepted);
+  ASSERT_TRUE(some_applications.ok()) << some_applications.error().ToString();
+  EXPECT_EQ(harness.ledger().Head(), 7u);
+  ExpectReadRecorded(harness.ledger(), 7, "R1",
+                     "subscription from position 1 of types ReportDue,ApplicationAccepted");
 }
 
 // The record is a durable append; when it fails, the read is refused and shows nothing, and the

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -107,11 +108,15 @@ class Service {
                                    std::string_view approved_by,
                                    std::function<void(std::optional<ServiceError>)> done);
   // Whether events of `stream` carry a customer's personal data (application streams do), and
-  // whether a subscription filtered by `stream_prefix` can deliver such events.
+  // whether a subscription filtered by `stream_prefix` and `types` (empty: all) can deliver such
+  // events. A reader never gets a record of access it could not have had: the staff audit counts
+  // these records.
   static bool HoldsPersonalData(std::string_view stream);
-  static bool MayDeliverPersonalData(std::string_view stream_prefix);
+  static bool MayDeliverPersonalData(std::string_view stream_prefix,
+                                     const std::vector<std::string>& types);
   // RecordPersonalDataRead for a page of the log (positions first..last) that holds events of
-  // application streams, and for a subscription from `from_position` filtered by `stream_prefix`.
+  // application streams, and for a subscription from `from_position` filtered by `stream_prefix`
+  // and `types`.
   std::optional<ServiceError> RecordLogRead(const ingest::Principal& principal, uint64_t first,
                                             uint64_t last, std::string_view approved_by);
   // What a read of the log from `first` to `last` is recorded as.
@@ -119,6 +124,7 @@ class Service {
   std::optional<ServiceError> RecordSubscription(const ingest::Principal& principal,
                                                  uint64_t from_position,
                                                  std::string_view stream_prefix,
+                                                 const std::vector<std::string>& types,
                                                  std::string_view approved_by);
 
   // Admission of connections (HTTP and TCP together) and subscriptions: false when at the limit.
