@@ -1,5 +1,6 @@
 #include "server/http_server.h"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
@@ -278,14 +279,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void Fail(const ServiceError& error) { Respond(StatusOf(error.kind), ErrorBody(error)); }
 
-  // Runs `work` on the query pool and answers from this session's executor.
+  // Runs `work` on the query pool and answers from this session's executor. The guard keeps the
+  // io_context running meanwhile: at shutdown, run() would otherwise return while the work is on
+  // the pool, and the answer would never be sent.
   void OffLoad(std::function<std::pair<http::status, std::string>()> work) {
-    net::post(server_.queries_, [self = shared_from_this(), work = std::move(work)] {
+    net::post(server_.queries_, [self = shared_from_this(), work = std::move(work),
+                                 guard = net::make_work_guard(stream_.get_executor())]() mutable {
       auto [status, body] = work();
       net::post(self->stream_.get_executor(), [self, status, body = std::move(body)]() mutable {
         self->Respond(status, std::move(body));
       });
+      guard.reset();
     });
+  }
+
+  // A read of personal data is answered (with `body`) only once it is recorded — a durable
+  // append, made without blocking this I/O thread — and refused when it cannot be.
+  void RespondOnceRecorded(const ingest::Principal& principal, std::string_view what,
+                           std::string body) {
+    service_.RecordPersonalDataReadAsync(
+        principal, what, Header("X-Approved-By"),
+        [self = shared_from_this(),
+         body = std::move(body)](std::optional<ServiceError> refusal) mutable {
+          net::post(self->stream_.get_executor(),
+                    [self, body = std::move(body), refusal = std::move(refusal)]() mutable {
+                      if (refusal) return self->Fail(*refusal);
+                      self->Respond(http::status::ok, std::move(body));
+                    });
+        });
   }
 
   static std::pair<http::status, std::string> Answer(const ordered_json& body) {
@@ -485,27 +506,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       }
       limit = *parsed;
     }
-    // Off the I/O thread: recording a read of personal data is a durable append.
-    Service& service = service_;
-    OffLoad([&service, principal, from, limit,
-             approved_by = Header("X-Approved-By")]() -> std::pair<http::status, std::string> {
-      auto events = service.ledger().ReadFrom(from, limit);
-      if (!events.ok()) return Answer(FromStatus(events.status()));
-      const bool personal = std::any_of(events->begin(), events->end(), [](const auto& event) {
-        return Service::HoldsPersonalData(event.stream);
-      });
-      if (personal) {
-        if (auto refused =
-                service.RecordLogRead(principal, from, events->back().position, approved_by)) {
-          return Answer(*refused);
-        }
-      }
-      ordered_json list = ordered_json::array();
-      for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
-      uint64_t next = events->empty() ? from : events->back().position + 1;
-      return Answer(ordered_json{
-          {"events", std::move(list)}, {"next", next}, {"head", service.ledger().Head()}});
+    auto events = service_.ledger().ReadFrom(from, limit);
+    if (!events.ok()) return Fail(FromStatus(events.status()));
+    const bool personal = std::any_of(events->begin(), events->end(), [](const auto& event) {
+      return Service::HoldsPersonalData(event.stream);
     });
+    ordered_json list = ordered_json::array();
+    for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
+    uint64_t next = events->empty() ? from : events->back().position + 1;
+    std::string body = Dump(ordered_json{
+        {"events", std::move(list)}, {"next", next}, {"head", service_.ledger().Head()}});
+    if (!personal) return Respond(http::status::ok, std::move(body));
+    RespondOnceRecorded(principal, Service::LogReadWhat(from, events->back().position),
+                        std::move(body));
   }
 
   void GetStream(const ingest::Principal& principal, std::string stream) {
@@ -524,24 +537,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       }
       limit = *parsed;
     }
-    Service& service = service_;
-    OffLoad([&service, principal, stream = std::move(stream), from_version, limit,
-             approved_by = Header("X-Approved-By")]() -> std::pair<http::status, std::string> {
-      auto events = service.ledger().ReadStream(stream, from_version, limit);
-      if (!events.ok()) return Answer(FromStatus(events.status()));
-      if (events->empty() && from_version == 0) {
-        return Answer(MakeError(ErrorKind::kNotFound, "not_found", "no stream " + stream));
-      }
-      if (!events->empty() && Service::HoldsPersonalData(stream)) {
-        // An application's events carry the customer's personal data.
-        if (auto refused = service.RecordPersonalDataRead(principal, stream, approved_by)) {
-          return Answer(*refused);
-        }
-      }
-      ordered_json list = ordered_json::array();
-      for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
-      return Answer(ordered_json{{"stream", stream}, {"events", std::move(list)}});
-    });
+    auto events = service_.ledger().ReadStream(stream, from_version, limit);
+    if (!events.ok()) return Fail(FromStatus(events.status()));
+    if (events->empty() && from_version == 0) {
+      return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no stream " + stream));
+    }
+    ordered_json list = ordered_json::array();
+    for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
+    std::string body = Dump(ordered_json{{"stream", stream}, {"events", std::move(list)}});
+    // An application's events carry the customer's personal data.
+    if (events->empty() || !Service::HoldsPersonalData(stream)) {
+      return Respond(http::status::ok, std::move(body));
+    }
+    RespondOnceRecorded(principal, stream, std::move(body));
   }
 
   // ---- projections
@@ -563,25 +571,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     auto as_of = TimeParameter("as_of");
     if (!as_of) return;
     const std::string stream = projections::AppStream(id);
-    Service& service = service_;
-    OffLoad([&service, principal, stream, at = *at, as_of = *as_of,
-             approved_by = Header("X-Approved-By")]() -> std::pair<http::status, std::string> {
-      auto view = projections::AppView(service.ledger(), stream, at, as_of, service.NowUs(),
-                                       service.calendar(), service.profile());
-      if (!view.ok()) return Answer(FromStatus(view.status()));
-      if (!view->has_value()) {
-        return Answer(MakeError(ErrorKind::kNotFound, "not_found", "no events of " + stream));
-      }
-      const json& shown = **view;
-      if (auto refused = service.CheckAccess(principal, ingest::Access::kReadApplication,
-                                             shown.value("org", ""))) {
-        return Answer(*refused);
-      }
-      if (auto refused = service.RecordPersonalDataRead(principal, stream, approved_by)) {
-        return Answer(*refused);
-      }
-      return Answer(shown);
-    });
+    auto view = projections::AppView(service_.ledger(), stream, *at, *as_of, service_.NowUs(),
+                                     service_.calendar(), service_.profile());
+    if (!view.ok()) return Fail(FromStatus(view.status()));
+    if (!view->has_value()) {
+      return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no events of " + stream));
+    }
+    const json& shown = **view;
+    if (!Allowed(principal, ingest::Access::kReadApplication, shown.value("org", ""))) return;
+    RespondOnceRecorded(principal, stream, Dump(shown));
   }
 
   void GetEvidence(const ingest::Principal& principal, const std::string& id) {

@@ -205,7 +205,7 @@ bool Service::MayDeliverPersonalData(std::string_view stream_prefix,
     return false;
   }
   // A type filter lets application events through only if it names a type they can have: one
-  // of application streams, or one not tied to a stream kind (or unknown here).
+  // of application streams, or one not tied to a stream kind.
   return types.empty() || std::any_of(types.begin(), types.end(), [](const std::string& type) {
            const std::string_view kind = domain::StreamKindOfType(type);
            return kind.empty() || kind == "app";

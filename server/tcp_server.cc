@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "domain/event_json.h"
 #include "ledger/limits.h"
 #include "protocol/framing.h"
 #include "server/log.h"
@@ -438,7 +439,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
 
   void ProcessFrames() {
     while (!draining_ && !closed_) {
-      if (out_bytes_ > limits_.frame_bytes_max) {
+      if (out_bytes_ + held_bytes_ > limits_.frame_bytes_max) {
         read_paused_ = true;  // resumed by OnWritten
         return;
       }
@@ -763,22 +764,30 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     }
     ++inflight_;
     ++appends_pending_;
+    // A held answer counts as output: reading pauses past frame_bytes_max of both together, so
+    // a client pipelining such reads cannot make the server hold answers without bound.
+    const size_t bytes = capnp::computeSerializedSizeInWords(*answer) * sizeof(capnp::word);
+    held_bytes_ += bytes;
+    shared_->AddOutput(bytes, false);
     // Shared: the callback is a std::function, which must be copyable.
     auto pending =
         std::make_shared<std::unique_ptr<capnp::MallocMessageBuilder>>(std::move(answer));
     service_.RecordPersonalDataReadAsync(
         *principal_, what, approved_by,
-        [self = shared_from_this(), id, pending](std::optional<ServiceError> refusal) {
-          asio::post(self->executor_, [self, id, pending, refusal = std::move(refusal)]() mutable {
-            --self->inflight_;
-            --self->appends_pending_;
-            if (refusal) {
-              self->SendError(id, FromServiceError(*refusal));
-            } else {
-              self->Send(std::move(*pending));
-            }
-            self->CloseIfDrained();
-          });
+        [self = shared_from_this(), id, pending, bytes](std::optional<ServiceError> refusal) {
+          asio::post(self->executor_,
+                     [self, id, pending, bytes, refusal = std::move(refusal)]() mutable {
+                       --self->inflight_;
+                       --self->appends_pending_;
+                       self->held_bytes_ -= bytes;
+                       self->shared_->RemoveOutput(bytes, false);
+                       if (refusal) {
+                         self->SendError(id, FromServiceError(*refusal));
+                       } else {
+                         self->Send(std::move(*pending));
+                       }
+                       self->CloseIfDrained();
+                     });
         });
   }
 
@@ -812,7 +821,16 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendError(id, "invalid", "too many types", "types", "bad_value");
       return;
     }
-    for (auto type : types) subscription.types.emplace_back(View(type));
+    for (auto type : types) {
+      subscription.types.emplace_back(View(type));
+      // Known types only: a misspelt one would match nothing, silently, and the names go into
+      // the reader's record of the subscription.
+      if (!domain::IsKnownType(subscription.types.back())) {
+        SendError(id, "invalid", "unknown event type " + subscription.types.back(), "types",
+                  "bad_value");
+        return;
+      }
+    }
     if (id == 0 || subscriptions_.count(id) > 0) {
       SendError(id, "invalid", "subscription id is 0 or already in use", "id", "bad_value");
       return;
@@ -1071,7 +1089,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       out_.pop_front();
     }
     for (uint64_t id : pumps) Pump(id);
-    if (read_paused_ && out_bytes_ <= limits_.frame_bytes_max) {
+    if (read_paused_ && out_bytes_ + held_bytes_ <= limits_.frame_bytes_max) {
       read_paused_ = false;
       ProcessFrames();
     }
@@ -1163,6 +1181,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   std::deque<OutFrame> out_;
   bool corked_ = false;  // OnAnswered is queueing frames: it writes them when done
   size_t out_bytes_ = 0;
+  size_t held_bytes_ = 0;  // answers to reads waiting for their record (SendOnceRecorded)
   size_t out_subscription_bytes_ = 0;
   size_t writing_frames_ = 0;  // frames at the front of out_ being written
   std::vector<asio::const_buffer> write_buffers_;

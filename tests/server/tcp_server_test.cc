@@ -386,6 +386,12 @@ TEST(TcpServerTest, ImportedEventsAreReadWithWhoImportedThem) {
   ASSERT_TRUE(event.recorded_by.has_value());
   EXPECT_EQ(*event.recorded_by, (ledger::Actor{"D1", "director", "KM.XS"}));
   EXPECT_EQ(event.hash, harness.ledger().ReadOne(1)->hash);
+  // read.stream builds its envelopes from the stored event (read.log sends the stored bytes).
+  auto stream = auditor->ReadStream("app/KM-7");
+  ASSERT_TRUE(stream.ok()) << stream.error().ToString();
+  ASSERT_EQ(stream->events.size(), 1u);
+  ASSERT_TRUE(stream->events[0].recorded_by.has_value());
+  EXPECT_EQ(*stream->events[0].recorded_by, (ledger::Actor{"D1", "director", "KM.XS"}));
 }
 
 TEST(TcpServerTest, EventsOfOneStreamInOneBatchAreAppendedInOrderAndBadOnesAreRefusedAlone) {
@@ -865,6 +871,14 @@ TEST(TcpServerTest, ReadsOfPersonalDataAreRecordedBeforeTheyAreAnswered) {
   reports_only.types = {"ReportDue", "ReportSubmitted"};  // types of report streams only
   auto reports = reader->Subscribe(reports_only);
   ASSERT_TRUE(reports.ok()) << reports.error().ToString();
+  EXPECT_EQ(harness.ledger().Head(), 5u);
+  // Unknown types are refused (their names would go into the record), and nothing is recorded.
+  client::SubscribeOptions misspelt = From(1, 100);
+  misspelt.types = {"ApplicationAccepted,ReportDue"};
+  auto refused = reader->Subscribe(misspelt);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().ToString().find("unknown event type"), std::string::npos)
+      << refused.error().ToString();
   EXPECT_EQ(harness.ledger().Head(), 5u);
 
   client::SubscribeOptions applications = From(2, 100);

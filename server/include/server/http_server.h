@@ -3,7 +3,8 @@
 // against this server by tests/integration/http_test.cc.
 //
 // Requests are parsed and answered on the io_context's threads; appends never block them (they
-// complete through Service::AppendAsync); queries that scan many states (overdue, KPI, verify,
+// complete through Service::AppendAsync), nor do the records of reads of personal data (Service::
+// RecordPersonalDataReadAsync); queries that scan many states (overdue, KPI, evidence, verify,
 // import) run on a small pool of their own.
 #pragma once
 
