@@ -76,7 +76,8 @@ std::string Shorten(std::string text, size_t width) {
 }  // namespace
 
 domain::Actor LocalOperator() {
-  std::string user = "unknown";
+  // The effective user (`sudo ledgerctl` is root's doing); its uid when it has no name.
+  std::string user = "uid-" + std::to_string(geteuid());
   if (const passwd* entry = getpwuid(geteuid()); entry != nullptr && entry->pw_name != nullptr) {
     user = entry->pw_name;
   }

@@ -25,9 +25,11 @@ struct ReadOptions {
 };
 
 // Who writes when ledgerctl works on a data directory itself (append, import, demo): no token
-// says, so the operating-system user does — `local:<user>`, role admin (filesystem access to the
-// directory is an administrator's power), org `local`. Stored with each event as recorded_by, so
-// the log says who put events there under other actors' names.
+// says, so the operating-system account does — `local:<user>` (effective user; `local:uid-N`
+// without a name), role admin (filesystem access to the directory is an administrator's power),
+// org `local`. Stored with each event as recorded_by, so the log says which local account wrote
+// events under other actors' names. It is what the process was told, not proof: whoever can
+// write the directory can write anything there.
 domain::Actor LocalOperator();
 
 int Append(const std::string& data_dir, const std::string& file, std::ostream& out);
