@@ -17,9 +17,12 @@
 #include <boost/asio/executor_work_guard.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -108,7 +111,11 @@ class Harness {
   explicit Harness(Limits limits = TestLimits()) {
     ledger::Options options;
     options.side_families = projections::SideFamilies();
-    options.fail_write = [this] { return fail_writes_.load(); };
+    options.fail_write = [this] {
+      std::unique_lock lock(hold_mutex_);
+      hold_cv_.wait(lock, [&] { return !hold_writes_; });
+      return fail_writes_.load();
+    };
     ledger_ = std::move(ledger::Ledger::Open(dir_.str(), options)).value();
     engine_ = std::make_unique<projections::Engine>(*ledger_);
     auto calendar = domain::WorkingCalendar::Load(GRIDLEDGER_SOURCE_DATA_DIR "/calendar");
@@ -170,12 +177,23 @@ class Harness {
   Service& service() { return *service_; }
   // While true, every group commit fails with nothing stored.
   void FailWrites(bool fail) { fail_writes_ = fail; }
+  // While true, group commits wait before their write (appends stay in flight).
+  void HoldWrites(bool hold) {
+    {
+      std::lock_guard lock(hold_mutex_);
+      hold_writes_ = hold;
+    }
+    hold_cv_.notify_all();
+  }
   TcpServer& server() { return *server_; }
   uint16_t port() const { return port_; }
 
  private:
   testing::TempDir dir_;
   std::atomic<bool> fail_writes_{false};
+  std::mutex hold_mutex_;
+  std::condition_variable hold_cv_;
+  bool hold_writes_ = false;
   std::unique_ptr<ledger::Ledger> ledger_;
   std::unique_ptr<projections::Engine> engine_;
   std::unique_ptr<domain::WorkingCalendar> calendar_;
@@ -1141,6 +1159,31 @@ TEST(TcpServerTest, StopAnswersAppendsInFlightThenCloses) {
   EXPECT_EQ(after.error().code, "io");
   EXPECT_EQ(harness.ledger().Head(), 10u);
   EXPECT_FALSE(Client::Connect(kHost, harness.port(), kClerkToken).ok());
+}
+
+// A read of personal data waiting for its record when the server stops is answered (once the
+// record is durable) before the connection closes, like an append in flight.
+TEST(TcpServerTest, StopAnswersReadsWaitingForTheirRecordThenCloses) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAccepted(*clerk, "KM", 0, 1);  // app/KM-0 at 1
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  harness.HoldWrites(true);
+  const uint64_t received_before = harness.server().Stats().frames_received;
+  std::optional<client::Result<client::ReadPage>> read;
+  std::thread reading([&] { read = reader->ReadStream("app/KM-0"); });
+  ASSERT_TRUE(
+      WaitFor([&] { return harness.server().Stats().frames_received == received_before + 1; }));
+  harness.server().Stop();
+  harness.HoldWrites(false);
+  reading.join();
+  ASSERT_TRUE(read.has_value());
+  ASSERT_TRUE(read->ok()) << read->error().ToString();
+  EXPECT_EQ((*read)->events.size(), 1u);
+  ExpectReadRecorded(harness.ledger(), 2, "R1", "app/KM-0");
+  EXPECT_FALSE(Client::Connect(kHost, harness.port(), kReaderToken).ok());
 }
 
 // ---- the wire format -------------------------------------------------------------------------
