@@ -212,25 +212,16 @@ bool Service::MayDeliverPersonalData(std::string_view stream_prefix,
          });
 }
 
-std::optional<ServiceError> Service::RecordLogRead(const ingest::Principal& principal,
-                                                   uint64_t first, uint64_t last,
-                                                   std::string_view approved_by) {
-  return RecordPersonalDataRead(principal, LogReadWhat(first, last), approved_by);
-}
-
 std::string Service::LogReadWhat(uint64_t first, uint64_t last) {
   return "log positions " + std::to_string(first) + ".." + std::to_string(last);
 }
 
-std::optional<ServiceError> Service::RecordSubscription(const ingest::Principal& principal,
-                                                        uint64_t from_position,
-                                                        std::string_view stream_prefix,
-                                                        const std::vector<std::string>& types,
-                                                        std::string_view approved_by) {
+std::string Service::SubscriptionWhat(uint64_t from_position, std::string_view stream_prefix,
+                                      const std::vector<std::string>& types) {
   std::string what = "subscription from position " + std::to_string(from_position);
   if (!stream_prefix.empty()) what += " of streams " + std::string(stream_prefix) + "*";
   for (size_t i = 0; i < types.size(); ++i) what += (i == 0 ? " of types " : ",") + types[i];
-  return RecordPersonalDataRead(principal, what, approved_by);
+  return what;
 }
 
 void Service::ReportRejectedInput(const domain::DecodeError& error) {

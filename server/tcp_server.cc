@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -831,7 +832,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         return;
       }
     }
-    if (id == 0 || subscriptions_.count(id) > 0) {
+    if (id == 0 || subscriptions_.count(id) > 0 || starting_.count(id) > 0) {
       SendError(id, "invalid", "subscription id is 0 or already in use", "id", "bad_value");
       return;
     }
@@ -843,14 +844,46 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendBusy(id, "subscribers_max", "too many subscriptions");
       return;
     }
-    if (Service::MayDeliverPersonalData(subscription.stream_prefix, subscription.types) &&
-        Refused(id, service_.RecordSubscription(*principal_, subscription.next,
-                                                subscription.stream_prefix, subscription.types,
-                                                request.getApprovedBy().cStr()))) {
-      service_.RemoveSubscriber();
+    ++inflight_;
+    if (!Service::MayDeliverPersonalData(subscription.stream_prefix, subscription.types)) {
+      StartSubscription(std::move(subscription));
       return;
     }
-    ++inflight_;
+    // It may deliver personal data: it starts once that is recorded (a durable append, made
+    // without blocking this I/O thread; counted as pending so that a drain waits for it).
+    starting_.insert(id);
+    ++appends_pending_;
+    auto starting = std::make_shared<Subscription>(std::move(subscription));
+    service_.RecordPersonalDataReadAsync(
+        *principal_,
+        Service::SubscriptionWhat(starting->next, starting->stream_prefix, starting->types),
+        request.getApprovedBy().cStr(),
+        [self = shared_from_this(), starting](std::optional<ServiceError> refusal) {
+          asio::post(self->executor_, [self, starting, refusal = std::move(refusal)]() mutable {
+            self->starting_.erase(starting->id);
+            --self->appends_pending_;
+            // Stopped meanwhile: it is not started (a drain ends subscriptions), though its
+            // record stays — a conservative record of an access that was then refused.
+            if (refusal || self->draining_ || self->closed_) {
+              --self->inflight_;
+              self->service_.RemoveSubscriber();
+              if (refusal) {
+                self->SendError(starting->id, FromServiceError(*refusal));
+              } else if (!self->closed_) {
+                self->SendError(starting->id, "shutdown",
+                                "ledgerd is shutting down; subscribe to the restarted server");
+              }
+            } else {
+              self->StartSubscription(std::move(*starting));
+            }
+            self->CloseIfDrained();
+          });
+        });
+  }
+
+  // REQUIRES: counted in inflight_ and in the service's subscribers.
+  void StartSubscription(Subscription subscription) {
+    const uint64_t id = subscription.id;
     shared_->subscriptions.fetch_add(1);
     subscription.cursor = std::make_shared<TcpServer::Shared::Cursor>();
     subscription.cursor->subscriber = principal_->id;
@@ -1181,7 +1214,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   std::deque<OutFrame> out_;
   bool corked_ = false;  // OnAnswered is queueing frames: it writes them when done
   size_t out_bytes_ = 0;
-  size_t held_bytes_ = 0;  // answers to reads waiting for their record (SendOnceRecorded)
+  size_t held_bytes_ = 0;        // answers to reads waiting for their record (SendOnceRecorded)
+  std::set<uint64_t> starting_;  // subscriptions waiting for their record to start
   size_t out_subscription_bytes_ = 0;
   size_t writing_frames_ = 0;  // frames at the front of out_ being written
   std::vector<asio::const_buffer> write_buffers_;

@@ -114,18 +114,11 @@ class Service {
   static bool HoldsPersonalData(std::string_view stream);
   static bool MayDeliverPersonalData(std::string_view stream_prefix,
                                      const std::vector<std::string>& types);
-  // RecordPersonalDataRead for a page of the log (positions first..last) that holds events of
-  // application streams, and for a subscription from `from_position` filtered by `stream_prefix`
-  // and `types`.
-  std::optional<ServiceError> RecordLogRead(const ingest::Principal& principal, uint64_t first,
-                                            uint64_t last, std::string_view approved_by);
-  // What a read of the log from `first` to `last` is recorded as.
+  // What a read of the log from `first` to `last`, and a subscription from `from_position`
+  // filtered by `stream_prefix` and `types`, are recorded as.
   static std::string LogReadWhat(uint64_t first, uint64_t last);
-  std::optional<ServiceError> RecordSubscription(const ingest::Principal& principal,
-                                                 uint64_t from_position,
-                                                 std::string_view stream_prefix,
-                                                 const std::vector<std::string>& types,
-                                                 std::string_view approved_by);
+  static std::string SubscriptionWhat(uint64_t from_position, std::string_view stream_prefix,
+                                      const std::vector<std::string>& types);
 
   // Admission of connections (HTTP and TCP together) and subscriptions: false when at the limit.
   // Every successful TryAdd must be paired with one Remove.
