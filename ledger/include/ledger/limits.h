@@ -46,7 +46,8 @@ inline constexpr size_t kIdsMemtableBuckets = 1 << 17;
 
 // RocksDB's block cache, one LRU shared by every column family. Without it each family's table
 // factory makes its own 32 MiB cache, so memory grew with the number of families (the ledger's
-// five, the projections', the relay's).
+// five, the projections', the relay's). Index and filter blocks live in it too (half of it is
+// their high-priority pool; see FamilyOptions in ledger.cc), so memory does not grow with the log.
 inline constexpr size_t kBlockCacheBytesTotal = 32 << 20;
 
 // Reads.
