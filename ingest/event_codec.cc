@@ -6,6 +6,18 @@
 
 namespace gridledger::ingest {
 
+namespace {
+
+ledger::Actor ToLedger(domain::Actor actor) {
+  return {std::move(actor.id), std::move(actor.role), std::move(actor.org)};
+}
+
+nlohmann::ordered_json ActorJson(const ledger::Actor& actor) {
+  return {{"id", actor.id}, {"role", actor.role}, {"org", actor.org}};
+}
+
+}  // namespace
+
 ledger::AppendRequest ToAppendRequest(domain::ClientEvent event) {
   ledger::AppendRequest request;
   request.stream = std::move(event.stream);
@@ -15,17 +27,12 @@ ledger::AppendRequest ToAppendRequest(domain::ClientEvent event) {
   stored.type = std::move(event.type);
   stored.occurred_at_us = event.occurred_at_us;
   stored.occurred_at_offset_minutes = event.occurred_at_offset_minutes;
-  stored.actor = {std::move(event.actor.id), std::move(event.actor.role),
-                  std::move(event.actor.org)};
+  stored.actor = ToLedger(std::move(event.actor));
   stored.payload = std::move(event.payload);
   if (auto import = event.extra.find("import"); import != event.extra.end()) {
     stored.imported = import->is_boolean() && import->get<bool>();
   }
-  if (event.recorded_by) {
-    stored.recorded_by =
-        ledger::Actor{std::move(event.recorded_by->id), std::move(event.recorded_by->role),
-                      std::move(event.recorded_by->org)};
-  }
+  if (event.recorded_by) stored.recorded_by = ToLedger(std::move(*event.recorded_by));
   return request;
 }
 
@@ -39,7 +46,7 @@ nlohmann::ordered_json StoredEventToJson(const ledger::StoredEvent& event) {
       {"occurred_at",
        domain::FormatTimestamp(event.occurred_at_us, event.occurred_at_offset_minutes)},
       {"recorded_at", domain::FormatTimestamp(event.recorded_at_us, kLocalOffsetMinutes)},
-      {"actor", {{"id", event.actor.id}, {"role", event.actor.role}, {"org", event.actor.org}}},
+      {"actor", ActorJson(event.actor)},
   };
   domain::Decoded<nlohmann::json> data = domain::PayloadToJson(event.type, event.payload);
   if (auto* object = std::get_if<nlohmann::json>(&data)) {
@@ -49,11 +56,7 @@ nlohmann::ordered_json StoredEventToJson(const ledger::StoredEvent& event) {
     json["data_error"] = std::get<domain::DecodeError>(data).message;
   }
   if (event.imported) json["import"] = true;
-  if (event.recorded_by) {
-    json["recorded_by"] = {{"id", event.recorded_by->id},
-                           {"role", event.recorded_by->role},
-                           {"org", event.recorded_by->org}};
-  }
+  if (event.recorded_by) json["recorded_by"] = ActorJson(*event.recorded_by);
   json["prev_hash"] = ledger::ToHex(event.prev_hash);
   json["hash"] = ledger::ToHex(event.hash);
   return json;

@@ -66,6 +66,8 @@ class Ledger::Impl {
                                               uint64_t limit) const;
   Result<std::vector<StoredEvent>> ReadFrom(uint64_t from_position, uint64_t limit) const;
   Status Scan(uint64_t from_position, const std::function<bool(const EventView&)>& visit) const;
+  Status ScanStream(const std::string& stream, uint64_t from_version, uint64_t limit,
+                    const std::function<bool(const EventView&)>& visit) const;
   // Visits stored values with position in [from_position, head]; stops when visit returns false.
   Status ScanValues(uint64_t from_position,
                     const std::function<bool(uint64_t position, StoredValue& value)>& visit) const;

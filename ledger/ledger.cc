@@ -368,16 +368,41 @@ Result<std::vector<StoredEvent>> Ledger::Impl::ReadStream(const std::string& str
                                                           uint64_t from_version,
                                                           uint64_t limit) const {
   std::vector<StoredEvent> events;
+  Status status = ScanStream(stream, from_version, limit, [&](const EventView& view) {
+    events.push_back(StoredEvent::FromEnvelope(view.envelope()));
+    return true;
+  });
+  if (!status.ok()) return status;
+  return events;
+}
+
+Status Ledger::Impl::ScanStream(const std::string& stream, uint64_t from_version, uint64_t limit,
+                                const std::function<bool(const EventView&)>& visit) const {
   std::string prefix = format::StreamPrefix(stream);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, streams_));
+  uint64_t visited = 0;
   for (it->Seek(format::StreamKey(stream, from_version));
-       it->Valid() && it->key().starts_with(prefix) && events.size() < limit; it->Next()) {
-    Result<StoredEvent> event = Get(format::GetBigEndian64(ToView(it->value())));
-    if (!event.ok()) return event.status();
-    events.push_back(std::move(event).value());
+       it->Valid() && it->key().starts_with(prefix) && visited < limit; it->Next(), ++visited) {
+    const uint64_t position = format::GetBigEndian64(ToView(it->value()));
+    rocksdb::PinnableSlice value;
+    rocksdb::Status read = db_->Get({}, events_, format::EventKey(position), &value);
+    if (!read.ok()) return FromRocks(read, "reading position " + std::to_string(position));
+    try {
+      StoredValue stored(ToView(value));
+      if (!stored.well_formed()) {
+        return Status(Code::kCorruption,
+                      "position " + std::to_string(position) + ": value size is not whole words")
+            .WithPosition(position);
+      }
+      if (!visit(EventView(stored.envelope()))) return Status::Ok();
+    } catch (const kj::Exception& e) {
+      return Status(Code::kCorruption,
+                    "position " + std::to_string(position) + ": " + e.getDescription().cStr())
+          .WithPosition(position);
+    }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "reading stream " + stream);
-  return events;
+  return Status::Ok();
 }
 
 Result<std::vector<StoredEvent>> Ledger::Impl::ReadFrom(uint64_t from_position,
@@ -652,6 +677,10 @@ Result<StoredEvent> Ledger::ReadOne(uint64_t position) const { return impl_->Get
 Status Ledger::Scan(uint64_t from_position,
                     const std::function<bool(const EventView&)>& visit) const {
   return impl_->Scan(from_position, visit);
+}
+Status Ledger::ScanStream(const std::string& stream, uint64_t from_version, uint64_t limit,
+                          const std::function<bool(const EventView&)>& visit) const {
+  return impl_->ScanStream(stream, from_version, limit, visit);
 }
 Result<int64_t> Ledger::StreamVersion(const std::string& stream) const {
   return impl_->StoredStreamVersion(stream);

@@ -113,38 +113,6 @@ Words StoredEnvelopeWords(ledger::schema::Envelope::Reader envelope,
   return fallback.asPtr();
 }
 
-// The canonical envelope of a decoded event: byte for byte what the ledger stores.
-kj::Array<capnp::word> EncodeEnvelope(const ledger::StoredEvent& event) {
-  auto bytes = [](const std::string& text) {
-    return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(text.data()), text.size());
-  };
-  capnp::MallocMessageBuilder message;
-  auto envelope = message.initRoot<ledger::schema::Envelope>();
-  envelope.setPosition(event.position);
-  envelope.setStream(event.stream);
-  envelope.setVersion(event.version);
-  envelope.setType(event.type);
-  envelope.setEventId(event.event_id);
-  envelope.setOccurredAtUs(event.occurred_at_us);
-  envelope.setOccurredAtOffsetMinutes(event.occurred_at_offset_minutes);
-  envelope.setRecordedAtUs(event.recorded_at_us);
-  auto actor = envelope.initActor();
-  actor.setId(event.actor.id);
-  actor.setRole(event.actor.role);
-  actor.setOrg(event.actor.org);
-  envelope.setPayload(bytes(event.payload));
-  envelope.setPrevHash(bytes(event.prev_hash));
-  envelope.setHash(bytes(event.hash));
-  envelope.setImported(event.imported);
-  if (event.recorded_by) {
-    auto by = envelope.initRecordedBy();
-    by.setId(event.recorded_by->id);
-    by.setRole(event.recorded_by->role);
-    by.setOrg(event.recorded_by->org);
-  }
-  return capnp::AnyStruct::Reader(envelope.asReader()).canonicalize();
-}
-
 // Gathers envelopes into one events frame, within a byte budget and an event count.
 class EventsFrame {
  public:
@@ -735,17 +703,19 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
 
   void ReadStream(uint64_t id, const std::string& stream, uint64_t from_version, size_t limit,
                   const std::string& approved_by) {
-    auto events = service_.ledger().ReadStream(stream, from_version, limit);
-    if (!events.ok()) {
-      SendError(id, FromServiceError(FromStatus(events.status())));
-      return;
-    }
     uint64_t next = from_version;
     EventsFrame frame(limits_.frame_bytes_max, limit);
-    for (const ledger::StoredEvent& event : *events) {
-      kj::Array<capnp::word> envelope = EncodeEnvelope(event);
-      if (!frame.Add(envelope.asPtr())) break;
-      next = event.version + 1;
+    kj::Array<capnp::word> fallback;
+    // The stored envelopes as they are, like read.log (re-encoding them could drop a field).
+    ledger::Status status = service_.ledger().ScanStream(
+        stream, from_version, limit, [&](const ledger::EventView& view) {
+          if (!frame.Add(StoredEnvelopeWords(view.envelope(), fallback))) return false;
+          next = view.version() + 1;
+          return true;
+        });
+    if (!status.ok()) {
+      SendError(id, FromServiceError(FromStatus(status)));
+      return;
     }
     if (next > from_version && Service::HoldsPersonalData(stream)) {
       SendOnceRecorded(id, stream, approved_by, frame.Finish(id, next));

@@ -115,6 +115,11 @@ class Ledger {
   // Calls `visit` for every event with position in [from_position, head at call time], in order,
   // reading in place; stops early when `visit` returns false. The fast path for replay.
   Status Scan(uint64_t from_position, const std::function<bool(const EventView&)>& visit) const;
+  // Calls `visit` for at most `limit` events of `stream` from `from_version` on, in version order,
+  // reading each stored envelope in place (ReadStream without decoding into values); stops early
+  // when `visit` returns false.
+  Status ScanStream(const std::string& stream, uint64_t from_version, uint64_t limit,
+                    const std::function<bool(const EventView&)>& visit) const;
 
   // The position of the event stored under `event_id`, or nullopt.
   Result<std::optional<uint64_t>> FindEventId(const std::string& event_id) const;
