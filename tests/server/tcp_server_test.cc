@@ -848,14 +848,20 @@ void AppendAccepted(Client& client, const std::string& prefix, int from, int cou
   }
 }
 
+// A reader's connection after the clerk appended `count` applications (app/KM-0, app/KM-1, …,
+// at positions 1..count); nullptr (with a failure) when a connection fails.
+std::unique_ptr<Client> ReaderAfterApplications(Harness& harness, int count) {
+  auto clerk = harness.Connect(kClerkToken);
+  if (clerk == nullptr) return nullptr;
+  AppendAccepted(*clerk, "KM", 0, count);
+  return harness.Connect(kReaderToken);
+}
+
 // Reads that show application events (customers' personal data) are recorded as the reader's
 // SensitiveDataAccessed, with the approver it names, before they are answered; others are not.
 TEST(TcpServerTest, ReadsOfPersonalDataAreRecordedBeforeTheyAreAnswered) {
   Harness harness;
-  auto clerk = harness.Connect(kClerkToken);
-  ASSERT_NE(clerk, nullptr);
-  AppendAccepted(*clerk, "KM", 0, 3);  // 1..3
-  auto reader = harness.Connect(kReaderToken);
+  auto reader = ReaderAfterApplications(harness, 3);  // app/KM-0.. at 1..3
   ASSERT_NE(reader, nullptr);
 
   auto log = reader->Read(1, 2, "D1");
@@ -919,10 +925,7 @@ TEST(TcpServerTest, ReadsOfPersonalDataAreRecordedBeforeTheyAreAnswered) {
 // connection goes on serving.
 TEST(TcpServerTest, ReadsOfPersonalDataThatCannotBeRecordedAreRefused) {
   Harness harness;
-  auto clerk = harness.Connect(kClerkToken);
-  ASSERT_NE(clerk, nullptr);
-  AppendAccepted(*clerk, "KM", 0, 2);  // 1..2
-  auto reader = harness.Connect(kReaderToken);
+  auto reader = ReaderAfterApplications(harness, 2);  // app/KM-0.. at 1..2
   ASSERT_NE(reader, nullptr);
 
   harness.FailWrites(true);
@@ -1174,10 +1177,7 @@ TEST(TcpServerTest, StopAnswersAppendsInFlightThenCloses) {
 // record is durable) before the connection closes, like an append in flight.
 TEST(TcpServerTest, StopAnswersReadsWaitingForTheirRecordThenCloses) {
   Harness harness;
-  auto clerk = harness.Connect(kClerkToken);
-  ASSERT_NE(clerk, nullptr);
-  AppendAccepted(*clerk, "KM", 0, 1);  // app/KM-0 at 1
-  auto reader = harness.Connect(kReaderToken);
+  auto reader = ReaderAfterApplications(harness, 1);  // app/KM-0.. at 1..1
   ASSERT_NE(reader, nullptr);
   harness.HoldWrites(true);
   const uint64_t received_before = harness.server().Stats().frames_received;
