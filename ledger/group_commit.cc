@@ -308,12 +308,8 @@ void Ledger::Impl::SealOpenCommit(std::unique_lock<std::mutex>& lock) {
     observer_cv_.notify_all();
     return;
   }
-  write_failed_ = false;
-  staged_head_ = committed_head_;
-  staged_hash_ = committed_hash_;
-  staged_recorded_at_us_ = committed_recorded_at_us_;
   commit->previous_staging = std::move(inflight_);
-  stream_head_cache_.clear();  // it holds versions of commits that were never stored
+  RestageFromDurable();
   const uint64_t durable_head = committed_head_;
   // Until FailStacked has reported to the observer, SetAppendObserver must not return.
   failing_observer_ = commit->observer;
@@ -322,6 +318,18 @@ void Ledger::Impl::SealOpenCommit(std::unique_lock<std::mutex>& lock) {
   lock.lock();
   failing_observer_ = nullptr;
   observer_cv_.notify_all();
+}
+
+// After a failed write, once nothing staged on top of it is left: staging goes on from what is
+// durable, and the failure is over.
+// REQUIRES: mutex_ held.
+void Ledger::Impl::RestageFromDurable() {
+  write_failed_ = false;
+  staged_head_ = committed_head_;
+  staged_hash_ = committed_hash_;
+  staged_recorded_at_us_ = committed_recorded_at_us_;
+  inflight_.reset();           // the failed commit's overlay (the commit itself still holds it)
+  stream_head_cache_.clear();  // it holds versions of commits that were never stored
 }
 
 // A commit staged on top of one that failed: nothing of it may be written. `durable_head`: the
@@ -380,6 +388,9 @@ void Ledger::Impl::WriterLoop() {
     if (commit->new_events > 0) failed = !WriteCommit(*commit);
     lock.lock();
     write_failed_ = write_failed_ || failed;
+    // With nothing staged on top of the failed commit (no open commit), the next one is staged
+    // from the durable head at once; otherwise the stager fails the open one first (StagerLoop).
+    if (write_failed_ && open_ == nullptr) RestageFromDurable();
     std::unique_ptr<Commit> written = std::move(slot_);
     // The next commit, if staged, goes out now; otherwise the stager seals it when it has one
     // (or fails it, after a failed write).

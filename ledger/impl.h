@@ -146,6 +146,7 @@ class Ledger::Impl {
   bool OpenCommitSealable() const;
   bool StackedOnFailure() const;
   void SealOpenCommit(std::unique_lock<std::mutex>& lock);
+  void RestageFromDurable();
   void FailStacked(std::unique_ptr<Commit> commit, uint64_t durable_head);
   void RememberStreamVersions(const Staging& staging);
   static const StagedEvent* FindStaged(const Staging& staging, const std::string& event_id);

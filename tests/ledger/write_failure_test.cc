@@ -11,6 +11,8 @@
 #include <rocksdb/file_system.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -179,6 +181,7 @@ class OrderCheckingObserver : public AppendObserver {
       }
     }
     last_staged_ = position;
+    staged_cv_.notify_all();
   }
   void OnGroupCommitted(bool written, uint64_t last_position) override {
     std::lock_guard lock(mutex_);
@@ -198,9 +201,16 @@ class OrderCheckingObserver : public AppendObserver {
     std::lock_guard lock(mutex_);
     return failures_;
   }
+  // Waits until an event is staged after the last one staged now, or `timeout` passes.
+  void WaitForMoreStaged(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    const uint64_t staged = last_staged_;
+    staged_cv_.wait_for(lock, timeout, [&] { return last_staged_ != staged; });
+  }
 
  private:
   std::mutex mutex_;
+  std::condition_variable staged_cv_;
   uint64_t last_staged_ = 0;
   uint64_t last_written_ = 0;
   uint64_t failed_through_ = 0;
@@ -222,8 +232,13 @@ TEST(WriteFailureTest, CommitsAfterARefusedWriteContinueFromTheDurableHead) {
   Answers answers;
   {
     Options options;
-    // Every seventh group commit fails.
-    options.fail_write = [&writes] { return ++writes % 7 == 0; };
+    // Every seventh group commit fails, and takes until the next commit has events staged on
+    // top of it (or 100 ms, when no appender is left to send any), as a slow write would.
+    options.fail_write = [&writes, &observer] {
+      if (++writes % 7 != 0) return false;
+      observer.WaitForMoreStaged(std::chrono::milliseconds(100));
+      return true;
+    };
     auto opened = Ledger::Open(dir.str(), options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     (*opened)->SetAppendObserver(&observer);
@@ -251,6 +266,39 @@ TEST(WriteFailureTest, CommitsAfterARefusedWriteContinueFromTheDurableHead) {
     ASSERT_NE(it, acknowledged.end()) << event.event_id << " stored but refused";
     EXPECT_EQ(it->second, event.position) << event.event_id;
   }
+}
+
+// One appender, one append at a time: the append after a refused write finds nothing staged on
+// top of the failed commit, so it is stored at once, at the position the failed one had — not
+// refused with "an earlier group commit failed" (a failure it never took part in).
+TEST(WriteFailureTest, TheFirstAppendAfterARefusedOneIsStored) {
+  testing::TempDir dir;
+  std::atomic<bool> fail{false};
+  Options options;
+  options.fail_write = [&fail] { return fail.load(); };
+  auto opened = Ledger::Open(dir.str(), options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Ledger& ledger = **opened;
+  ASSERT_TRUE(ledger.Append({"app/1", kNoStream, {MakeEvent("first")}}).ok());
+
+  fail = true;
+  auto refused = ledger.Append({"app/1", 0, {MakeEvent("refused")}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kIoError);
+  fail = false;
+
+  for (const char* id : {"after-1", "after-2"}) {
+    auto stored = ledger.Append({"app/1", std::nullopt, {MakeEvent(id)}});
+    ASSERT_TRUE(stored.ok()) << id << ": " << stored.status().ToString();
+  }
+  auto events = ledger.ReadStream("app/1", 0, 10);
+  ASSERT_TRUE(events.ok()) << events.status().ToString();
+  ASSERT_EQ(events->size(), 3u);
+  EXPECT_EQ((*events)[1].event_id, "after-1");
+  EXPECT_EQ((*events)[1].position, 2u);
+  EXPECT_EQ((*events)[1].version, 1u);
+  EXPECT_EQ((*events)[2].event_id, "after-2");
+  ASSERT_TRUE(ledger.Verify().ok());
 }
 
 }  // namespace
