@@ -570,6 +570,9 @@ struct Ratio {
     denominator_ids.push_back(id);
     if (in_numerator) numerator_ids.push_back(id);
   }
+  // An item the calendar cannot judge: in neither the numerator nor the denominator (never a
+  // guess either way), listed on its own.
+  void AddUndetermined(const std::string& id) { undetermined_ids.push_back(id); }
 };
 
 json RatioJson(const Ratio& ratio) {
@@ -588,11 +591,20 @@ json KpiJson(std::string_view id, std::string_view name_zh, const Ratio& ratio, 
   json out = {{"id", id}, {"name_zh", name_zh}};
   out.update(RatioJson(ratio));
   out["target"] = target;
-  const double denominator = static_cast<double>(ratio.denominator_ids.size());
-  out["met"] = ratio.denominator_ids.empty()
-                   ? json(nullptr)
-                   : json(static_cast<double>(ratio.numerator_ids.size()) + kTargetEpsilon >=
-                          target * denominator);
+  // Met when the target is reached even if every undetermined item fails, not met when it is
+  // missed even if every one passes; otherwise (or with nothing to judge) null.
+  const double numerator = static_cast<double>(ratio.numerator_ids.size());
+  const double undetermined = static_cast<double>(ratio.undetermined_ids.size());
+  const double all = static_cast<double>(ratio.denominator_ids.size()) + undetermined;
+  if (all == 0) {
+    out["met"] = nullptr;
+  } else if (numerator + kTargetEpsilon >= target * all) {
+    out["met"] = true;
+  } else if (numerator + undetermined + kTargetEpsilon < target * all) {
+    out["met"] = false;
+  } else {
+    out["met"] = nullptr;
+  }
   if (!ratio.undetermined_ids.empty()) out["undetermined_ids"] = ratio.undetermined_ids;
   out["assessed_per"] = assessed_per;
   return out;
@@ -622,8 +634,11 @@ Ratio Timeliness(const std::vector<const KpiState*>& states, const Scope& scope,
     if (!scope.InPeriod(*state)) continue;
     for (const KpiArchived& archived : state->archived) {
       const Judgement judgement = JudgeArchived(archived, calendar, profile);
-      ratio.Add(archived.app, judgement == Judgement::kMet);
-      if (judgement == Judgement::kUndetermined) ratio.undetermined_ids.push_back(archived.app);
+      if (judgement == Judgement::kUndetermined) {
+        ratio.AddUndetermined(archived.app);
+      } else {
+        ratio.Add(archived.app, judgement == Judgement::kMet);
+      }
     }
   }
   return ratio;
@@ -648,8 +663,11 @@ void JudgeChange(const KpiChange& change, const Scope& scope,
   if (change.executed) {
     if (!change.clock.end || !scope.InPeriod(*change.clock.end)) return;
     const ClockView view = Evaluate(change.clock, calendar, profile, change.customer_class, 0);
-    ratio.Add(change.app, view.state == ClockState::kMet);
-    if (view.state == ClockState::kCalendarMissing) ratio.undetermined_ids.push_back(change.app);
+    if (view.state == ClockState::kCalendarMissing) {
+      ratio.AddUndetermined(change.app);
+    } else {
+      ratio.Add(change.app, view.state == ClockState::kMet);
+    }
     return;
   }
   if (change.withdrawn || change.clock.paused()) return;
@@ -658,7 +676,7 @@ void JudgeChange(const KpiChange& change, const Scope& scope,
   const auto deadline = ChangeDeadline(change, calendar, *limit);
   if (!deadline.ok()) {
     // The deadline may lie in the period only when the period reaches the unloaded year.
-    if (deadline.missing_year <= scope.last_year) ratio.undetermined_ids.push_back(change.app);
+    if (deadline.missing_year <= scope.last_year) ratio.AddUndetermined(change.app);
     return;
   }
   if (!scope.InPeriod(*deadline.value)) return;
@@ -704,7 +722,10 @@ Ratio ContractSigning(const std::vector<const KpiState*>& states, const Scope& s
 }
 
 // report_on_time and report_accuracy.
-std::pair<Ratio, Ratio> Reports(const std::vector<const KpiState*>& states, const Scope& scope) {
+// With `as_of_us`, a report not submitted whose due date is not yet past is not yet late (as
+// change_completion's open changes).
+std::pair<Ratio, Ratio> Reports(const std::vector<const KpiState*>& states, const Scope& scope,
+                                std::optional<int64_t> as_of_us) {
   std::pair<Ratio, Ratio> ratios;
   for (const KpiState* state : states) {
     if (state->report_stream.empty() || !state->report || state->report->due_position == 0 ||
@@ -713,6 +734,7 @@ std::pair<Ratio, Ratio> Reports(const std::vector<const KpiState*>& states, cons
     }
     const KpiReport& report = *state->report;
     const bool submitted = report.submitted_date.has_value();
+    if (!submitted && as_of_us && !(report.due_date < domain::LocalDateOf(*as_of_us))) continue;
     ratios.first.Add(state->report_stream, submitted && *report.submitted_date <= report.due_date);
     if (submitted) ratios.second.Add(state->report_stream, report.corrections == 0);
   }
@@ -841,7 +863,7 @@ json KpiTable(const std::vector<KpiState>& states, std::string_view period,
   scope.org = org;
   scope.last_year = std::stoi(months->back().substr(0, 4));
   const std::vector<const KpiState*> sorted = SortedByKey(states);
-  const auto [on_time, accuracy] = Reports(sorted, scope);
+  const auto [on_time, accuracy] = Reports(sorted, scope, as_of_us);
   json kpis = json::array();
   kpis.push_back(KpiJson("timeliness", "业扩报装时限达标率",
                          Timeliness(sorted, scope, calendar, profile), targets.timeliness,

@@ -60,14 +60,15 @@ struct OwnedEvent {
 // into a KpiBook the way a runner does.
 class Month {
  public:
-  // `day` is "MM-DD" in 2026 at 10:00 Shanghai time; `recorded_day` likewise (default: same).
+  // `day` is "MM-DD" in 2026 (or a whole "YYYY-MM-DD") at 10:00 Shanghai time; `recorded_day`
+  // likewise (default: same).
   void Add(const std::string& stream, const std::string& type, const std::string& day,
            json data = json::object(), const std::string& org = "KM.XS",
            const std::string& recorded_day = "") {
     const json event = {{"stream", stream},
                         {"type", type},
                         {"event_id", "e" + std::to_string(events_.size() + 1)},
-                        {"occurred_at", "2026-" + day + "T10:00:00+08:00"},
+                        {"occurred_at", Date(day) + "T10:00:00+08:00"},
                         {"actor", {{"id", "S1"}, {"role", "clerk"}, {"org", org}}},
                         {"data", std::move(data)}};
     auto decoded = domain::DecodeClientEvent(event);
@@ -84,7 +85,7 @@ class Month {
     owned.recorded_at_us =
         recorded_day.empty()
             ? client.occurred_at_us
-            : domain::ParseTimestamp("2026-" + recorded_day + "T10:00:00+08:00")->unix_us;
+            : domain::ParseTimestamp(Date(recorded_day) + "T10:00:00+08:00")->unix_us;
     const EventRecord record = owned.Record();
     const ApplicationState* app = nullptr;
     if (stream.rfind("app/", 0) == 0) {
@@ -102,6 +103,10 @@ class Month {
   const ApplicationState& app(const std::string& stream) { return apps_[stream]; }
 
  private:
+  static std::string Date(const std::string& day) {
+    return day.size() == 5 ? "2026-" + day : day;
+  }
+
   std::deque<OwnedEvent> events_;
   std::vector<std::optional<ApplicationState>> apps_after_;
   std::map<std::string, ApplicationState> apps_;
@@ -295,6 +300,40 @@ TEST_F(KpiTest, ReportsCountTowardTheOrgOfReportDueByDueMonth) {
               {"report/fees/2026-02", "report/monthly_stats/2026-02", "report/sla/2026-02"});
   ExpectRatio(Kpi(table, "report_accuracy"), {"report/monthly_stats/2026-02"},
               {"report/fees/2026-02", "report/monthly_stats/2026-02"});
+}
+
+TEST_F(KpiTest, ReportsNotYetDueAreNotLate) {
+  // On 03-15 R3 (due 03-20, not submitted) is not yet late; R2 (due 03-10, submitted late) is.
+  const int64_t as_of = domain::ParseTimestamp("2026-03-15T12:00:00+08:00")->unix_us;
+  const json table = Table("2026-03", "KM.XS", as_of);
+  ExpectRatio(Kpi(table, "report_on_time"), {"report/monthly_stats/2026-02"},
+              {"report/fees/2026-02", "report/monthly_stats/2026-02"});
+  // On 03-21 it is.
+  const int64_t later = domain::ParseTimestamp("2026-03-21T09:00:00+08:00")->unix_us;
+  ExpectRatio(Kpi(Table("2026-03", "KM.XS", later), "report_on_time"),
+              {"report/monthly_stats/2026-02"},
+              {"report/fees/2026-02", "report/monthly_stats/2026-02", "report/sla/2026-02"});
+}
+
+// Only 2025 and 2026 are loaded: a clock that runs into 2027 cannot be judged, and the KPI says
+// so instead of counting it either way.
+TEST_F(KpiTest, ItemsTheCalendarCannotJudgeAreInNeitherTermAndMayLeaveMetOpen) {
+  // U1: scheme reply 2026-12-30 → 2027-01-04 needs 2027's calendar; archived in January 2027.
+  Residential(m_, "app/U1", "12-30", "2027-01-04", "2027-01-05", "2027-01-06");
+  // U2: every clock in December 2026 (met), archived in January 2027.
+  Residential(m_, "app/U2", "12-01", "12-02", "12-03", "2027-01-04");
+  json kpi = Kpi(Table("2027-01"), "timeliness");
+  ExpectRatio(kpi, {"app/U2"}, {"app/U2"});
+  EXPECT_EQ(kpi.at("undetermined_ids"), json({"app/U1"})) << kpi.dump();
+  // 1 of 2 or 2 of 2 met: the target of 100% depends on U1.
+  EXPECT_TRUE(kpi.at("met").is_null()) << kpi.dump();
+
+  // U3: scheme reply 12-01 → 12-10 (7 > 3 working days): missed. Now 100% is out of reach.
+  Residential(m_, "app/U3", "12-01", "12-10", "12-11", "2027-01-05");
+  kpi = Kpi(Table("2027-01"), "timeliness");
+  ExpectRatio(kpi, {"app/U2"}, {"app/U2", "app/U3"});
+  EXPECT_EQ(kpi.at("undetermined_ids"), json({"app/U1"})) << kpi.dump();
+  EXPECT_EQ(kpi.at("met"), false) << kpi.dump();
 }
 
 TEST_F(KpiTest, SupportingFigures) {

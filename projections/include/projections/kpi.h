@@ -245,13 +245,16 @@ struct KpiTargets {
 //   backdated_events, urges_issued, training_hours, violations}}.
 // A bad period gives {"error": "bad_period", "period": …}.
 //
+// `value` is numerator ÷ denominator. Items the calendar cannot judge (undetermined_ids) count in
+// neither; `met` is true when the target is reached even if all of them fail, false when it is
+// missed even if all of them pass, null when they decide it or when there is nothing to judge.
 // Formulas (ids are application streams "app/<id>", or report streams for KPI 5; they are listed
 // in bucket key order, then position order within a bucket, whatever the order of `states`):
 //  timeliness            new_install / capacity_increase archived in the period; met when it was
 //                        connected before Archived and every clock instance is met or has no limit
 //                        for its class (a clock stopped by Archived is not met). A clock whose
-//                        days need an unloaded calendar year is neither: the app stays in the
-//                        denominator and is listed in undetermined_ids.
+//                        days need an unloaded calendar year is neither: the app is in neither
+//                        numerator nor denominator but listed in undetermined_ids (see `met`).
 //  change_completion     changes executed in the period (met when the clock is met), plus changes
 //                        not executed (open, or archived without execution) whose deadline falls in
 //                        the period; with `as_of_us`, only deadlines before as_of's date count (a
@@ -265,7 +268,8 @@ struct KpiTargets {
 //  contract_signing      first connections in the period; with a ContractSigned before them.
 //                        Assessed per quarter: ask for "YYYY-Qn"; a month query gives the month.
 //  report_on_time        reports whose due_date is in the period; submitted (first ReportSubmitted,
-//                        local date) on or before due_date.
+//                        local date) on or before due_date. With `as_of_us`, a report not yet
+//                        submitted whose due_date is not before as_of's date is not yet due.
 //  report_accuracy       those reports that were submitted; never corrected (no ReportCorrected).
 // Supporting figures:
 //  callback_rate             apps connected in the period with a reached callback (any month) ÷
