@@ -28,6 +28,8 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "schema/events.capnp.h"
 
@@ -752,7 +754,11 @@ Check EncodePayload(capnp::StructSchema schema, const json& event, ClientEvent* 
   auto root = message.initRoot<capnp::DynamicStruct>(schema);
   if (auto error = DecodeStruct(*it, root, "data")) return error;
   out->payload = FlattenCompact(root.asReader());
-  if (out->payload.size() > kPayloadBytesMax) return Fail("data", "bad_value", "is too large");
+  if (out->payload.size() > kPayloadBytesMax) {
+    return Fail("data", "bad_value",
+                "is too large: " + std::to_string(out->payload.size()) +
+                    " bytes encoded, at most " + std::to_string(kPayloadBytesMax));
+  }
   return std::nullopt;
 }
 
@@ -881,13 +887,35 @@ struct ParseGuard {
   bool too_deep = false;
 };
 
+// Nesting depth of a parsed value (a scalar is 0), without recursion, stopping past `limit`.
+int DepthBeyond(const json& value, int limit) {
+  std::vector<std::pair<const json*, int>> pending = {{&value, 0}};
+  int deepest = 0;
+  while (!pending.empty()) {
+    auto [node, depth] = pending.back();
+    pending.pop_back();
+    if (!node->is_structured()) continue;
+    deepest = std::max(deepest, depth + 1);
+    if (deepest > limit) return deepest;
+    for (const json& child : *node) pending.emplace_back(&child, depth + 1);
+  }
+  return deepest;
+}
+
 Decoded<json> ParseEventText(std::string_view text) {
   if (text.size() > kEventJsonBytesMax) {
     return Fail("", "malformed_json", "the event is longer than 1 MiB");
   }
+  return ParseClientJson(text, kJsonDepthMax);
+}
+
+}  // namespace
+
+Decoded<json> ParseClientJson(std::string_view text, int depth_max) {
   ParseGuard guard;
-  json::parser_callback_t callback = [&guard](int depth, json::parse_event_t event, json& parsed) {
-    guard.too_deep = guard.too_deep || depth > kJsonDepthMax;
+  json::parser_callback_t callback = [&guard, depth_max](int depth, json::parse_event_t event,
+                                                         json& parsed) {
+    guard.too_deep = guard.too_deep || depth > depth_max;
     if (event == json::parse_event_t::object_start) guard.open_objects.emplace_back();
     if (event == json::parse_event_t::object_end) guard.open_objects.pop_back();
     if (event == json::parse_event_t::key && !guard.open_objects.empty() &&
@@ -897,15 +925,13 @@ Decoded<json> ParseEventText(std::string_view text) {
     return true;
   };
   json event = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
-  if (event.is_discarded()) return Fail("", "malformed_json", "the event is not valid JSON");
-  if (guard.too_deep) return Fail("", "malformed_json", "the event is nested too deeply");
+  if (event.is_discarded()) return Fail("", "malformed_json", "the text is not valid JSON");
+  if (guard.too_deep) return Fail("", "malformed_json", "the text is nested too deeply");
   if (guard.duplicate_key) {
     return Fail("", "malformed_json", "the key \"" + *guard.duplicate_key + "\" appears twice");
   }
   return event;
 }
-
-}  // namespace
 
 // ---- Public API: the only places that catch exceptions ----
 
@@ -916,6 +942,11 @@ Decoded<ClientEvent> DecodeClientEvent(std::string_view json_text) {
 }
 
 Decoded<ClientEvent> DecodeClientEvent(const json& event) {
+  // Parsed by a caller without ParseClientJson's guard: rendering a deeper value would recurse
+  // that deep.
+  if (DepthBeyond(event, kJsonDepthMax) > kJsonDepthMax) {
+    return Fail("", "malformed_json", "the event is nested too deeply");
+  }
   try {
     return DecodeEnvelope(event);
   } catch (const kj::Exception& e) {
@@ -930,7 +961,9 @@ Decoded<json> PayloadToJson(std::string_view type, std::string_view payload) {
   if (!event) return Fail("type", "unknown_type", "is not an event type of the domain");
   if (payload.empty() || payload.size() % sizeof(capnp::word) != 0 ||
       payload.size() > kPayloadBytesMax) {
-    return Fail("payload", "bad_value", "is not a whole number of 8-byte words within 1 MiB");
+    return Fail("payload", "bad_value",
+                "is not a whole number of 8-byte words within " +
+                    std::to_string(kPayloadBytesMax) + " bytes");
   }
   try {
     return RenderPayload(event->schema, payload);

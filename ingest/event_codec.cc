@@ -2,9 +2,14 @@
 
 #include <variant>
 
+#include "ledger/limits.h"
 #include "ledger/status.h"
 
 namespace gridledger::ingest {
+
+// A payload the decoder passes must fit the ledger, or the ledger refuses it without naming the
+// field.
+static_assert(domain::kPayloadBytesMax <= ledger::kPayloadBytesMax);
 
 namespace {
 

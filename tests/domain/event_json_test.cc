@@ -308,6 +308,39 @@ TEST(EventJsonReject, NestingBeyondTheLimitIsMalformed) {
   Decoded<ClientEvent> decoded = DecodeClientEvent(event.dump());
   ASSERT_TRUE(std::holds_alternative<DecodeError>(decoded));
   EXPECT_EQ(std::get<DecodeError>(decoded).rule, "malformed_json");
+  // The parsed form too (a caller that parsed the text itself), however deep: refused before
+  // anything walks the value recursively.
+  for (int i = 0; i < 100000; ++i) deep = json::array({std::move(deep)});
+  event["data"]["fields"] = json{{"d", std::move(deep)}};
+  decoded = DecodeClientEvent(static_cast<const json&>(event));
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(decoded));
+  EXPECT_EQ(std::get<DecodeError>(decoded).rule, "malformed_json");
+}
+
+TEST(EventJsonReject, ParseClientJsonChecksDepthAndDuplicateKeysAtAnyBound) {
+  EXPECT_TRUE(std::holds_alternative<json>(ParseClientJson("[[[1]]]", 3)));
+  auto deep = ParseClientJson("[[[[1]]]]", 3);
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(deep));
+  EXPECT_EQ(std::get<DecodeError>(deep).rule, "malformed_json");
+  auto twice = ParseClientJson(R"([{"a": 1}, {"b": {"c": 1, "c": 2}}])", 16);
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(twice));
+  EXPECT_NE(std::get<DecodeError>(twice).message.find("\"c\""), std::string::npos);
+  // The same key in two objects is no duplicate.
+  EXPECT_TRUE(std::holds_alternative<json>(ParseClientJson(R"([{"a": 1}, {"a": 2}])", 16)));
+}
+
+// A payload the ledger would refuse is refused by the decoder, naming `data` and the bound.
+TEST(EventJsonReject, PayloadOverTheLedgersBoundNamesData) {
+  json event = ValidEvent();
+  event["type"] = "SiteInspected";
+  json items = json::array();
+  for (int i = 0; i < 10; ++i) items.push_back(std::string(8000, 'x'));  // each within its bound
+  event["data"] = {{"inspector", "I1"}, {"items", items}, {"conclusion", "pass"}};
+  const DecodeError error = ExpectError(event);
+  EXPECT_EQ(error.field, "data");
+  EXPECT_EQ(error.rule, "bad_value");
+  EXPECT_NE(error.message.find(std::to_string(kPayloadBytesMax)), std::string::npos)
+      << error.message;
 }
 
 TEST(EventJsonReject, UnknownType) {

@@ -355,6 +355,45 @@ TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
   EXPECT_EQ(Head(), 0u);
 }
 
+// The JSON checks of every other door hold over HTTP too: a key twice (the first "actor" naming
+// another org) and nesting past the bound are refused as malformed, and nesting deep enough to
+// exhaust a recursive renderer's stack (200,000 levels in a 1.2 MB body, from a reader) does not
+// take the server down.
+TEST_F(HttpTest, DuplicateKeysAndDeepNestingAreMalformedAndTheServerKeepsServing) {
+  const json event = SampleEvents()[0];
+  std::string text = event.dump();
+  const std::string other_actor = R"("actor":{"id":"S9","role":"clerk","org":"KM.PL"},)";
+  text.insert(1, other_actor);
+  HttpResponse twice = client_.Post("/v1/events", server_.token("clerk"), text);
+  ASSERT_EQ(twice.status, 400) << twice.body;
+  EXPECT_EQ(Body(twice)["error"]["rule"], "malformed_json");
+  EXPECT_NE(Body(twice)["error"]["message"].get<std::string>().find("actor"), std::string::npos)
+      << twice.body;
+
+  json nested = json::array();
+  for (int level = 0; level < 20; ++level) nested = json::array({nested});
+  json deep = event;
+  deep["data"]["channel"] = nested;
+  HttpResponse too_deep = Post(deep, "clerk");
+  ASSERT_EQ(too_deep.status, 400) << too_deep.body;
+  EXPECT_EQ(Body(too_deep)["error"]["rule"], "malformed_json");
+  // The same inside a batch.
+  HttpResponse batch = client_.Post("/v1/events", server_.token("clerk"), json::array({deep}).dump());
+  ASSERT_EQ(batch.status, 400) << batch.body;
+
+  // A Corrected event whose free-form fields nest 200,000 arrays deep.
+  json corrected = event;
+  corrected["type"] = "Corrected";
+  corrected["data"] = {{"corrects_position", 1}, {"reason", "typo"}, {"fields", {{"a", 0}}}};
+  std::string bomb = corrected.dump();
+  const size_t zero = bomb.find("\"a\":0") + 4;
+  bomb.replace(zero, 1, std::string(200000, '[') + std::string(200000, ']'));
+  HttpResponse crash = client_.Post("/v1/events", server_.token("reader"), bomb);
+  EXPECT_EQ(crash.status, 400) << crash.body;
+  EXPECT_EQ(client_.Get("/healthz").status, 200) << server_.Log();
+  EXPECT_EQ(Head(), 0u);
+}
+
 // Mutated raw requests (request line, headers, chunked bodies, JSON) each get an answer or a
 // closed connection; nothing is stored and the server keeps serving. Seeded, so failures repeat.
 TEST_F(HttpTest, GarbageRequestsChangeNothingAndTheServerKeepsServing) {

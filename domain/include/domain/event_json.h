@@ -25,7 +25,9 @@ inline constexpr size_t kTextBytesMax = 8192;          // one Text field or list
 inline constexpr size_t kListItemsMax = 256;           // elements of one list field
 inline constexpr size_t kIdBytesMax = 64;              // a stream segment, actor.id, actor.org
 inline constexpr size_t kEventIdBytesMax = 128;        // event_id
-inline constexpr size_t kPayloadBytesMax = 1 << 20;    // an encoded payload
+// An encoded payload: the ledger's own bound (ledger::kPayloadBytesMax, checked where both meet,
+// in ingest/), so that a payload too large is refused here, naming `data`, and not by the ledger.
+inline constexpr size_t kPayloadBytesMax = 64 * 1024;
 static_assert(kTextBytesMax * 8 <= kPayloadBytesMax, "a few maximal texts must fit a payload");
 
 struct Actor {
@@ -70,7 +72,8 @@ using Decoded = std::variant<T, DecodeError>;
 // integer >= -1), occurred_at (RFC 3339), actor {id, role, org}, data (object), and the optional
 // "import": true|false of bulk imports, which is copied to `extra`. `extra` is always an object.
 // The text form also refuses duplicate keys, nesting deeper than kJsonDepthMax and texts longer
-// than kEventJsonBytesMax (malformed_json).
+// than kEventJsonBytesMax (malformed_json); the parsed form refuses nesting deeper than
+// kJsonDepthMax (it cannot see duplicate keys: parse with ParseClientJson).
 // The payload is deterministic: equal `data` gives equal bytes (fields are written in schema order
 // and the message is copied compactly into one segment).
 Decoded<ClientEvent> DecodeClientEvent(std::string_view json_text);
@@ -83,6 +86,11 @@ inline Decoded<ClientEvent> DecodeClientEvent(const std::string& json_text) {
 inline Decoded<ClientEvent> DecodeClientEvent(const char* json_text) {
   return DecodeClientEvent(std::string_view(json_text));
 }
+
+// Parses client JSON text with the checks every door applies: nesting of at most `depth_max`
+// levels, no key twice in one object (malformed_json otherwise, naming the key). For texts that
+// are not one event, e.g. an HTTP batch (an array of events: kJsonDepthMax + 1).
+Decoded<nlohmann::json> ParseClientJson(std::string_view text, int depth_max);
 
 // Renders a stored payload back to the `data` JSON object of the contract (snake_case keys).
 // Optional fields that were not given are omitted. Errors: unknown_type (field "type"); bad_value
