@@ -100,6 +100,21 @@ std::optional<ServiceError> Service::CheckAccess(const ingest::Principal& princi
 
 void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,
                           std::function<void(AppendAnswer)> done) {
+  const auto import = event.extra.find("import");
+  if (import != event.extra.end() && import->is_boolean() && import->get<bool>()) {
+    if (auto refused = CheckAccess(principal, ingest::Access::kImport, event.actor.org)) {
+      refused->error["message"] =
+          "\"import\": true declares a bulk import of historical records, which needs the "
+          "import right: " +
+          refused->error["message"].get<std::string>();
+      return done(std::move(*refused));
+    }
+  }
+  Submit(principal, std::move(event), std::move(done));
+}
+
+void Service::Submit(const ingest::Principal& principal, domain::ClientEvent event,
+                     std::function<void(AppendAnswer)> done) {
   ServerProbe* const probe = probe_.load(std::memory_order_acquire);
   const uint32_t type_token = probe != nullptr ? probe->TypeToken(event.type) : 0;
   auto refuse = [&](ServiceError error) {
@@ -153,7 +168,11 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
   // The row is judged as its actor's, and stored with who imported it.
   event.recorded_by =
       domain::Actor{importer.id, std::string(ingest::RoleName(importer.role)), importer.org};
-  return Append(actor, std::move(event));
+  std::promise<AppendAnswer> answer;
+  std::future<AppendAnswer> result = answer.get_future();
+  Submit(actor, std::move(event),
+         [&answer](AppendAnswer done) { answer.set_value(std::move(done)); });
+  return result.get();
 }
 
 std::optional<ServiceError> Service::RecordPersonalDataRead(const ingest::Principal& principal,

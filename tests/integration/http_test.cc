@@ -72,6 +72,38 @@ TEST_F(HttpTest, AppendsReturnPositionsAndARetryChangesNothing) {
   EXPECT_EQ(Head(), 1u);
 }
 
+// "import": true exempts an event from the backdated flag, so declaring it takes the import right
+// (a director for its own org), on a live append as on /v1/import: a clerk cannot hide a late
+// entry by declaring it history.
+TEST_F(HttpTest, DeclaringAnImportOnALiveAppendNeedsTheImportRight) {
+  json late = SampleEvents()[0];
+  late["import"] = true;
+  HttpResponse refused = Post(late, "clerk");
+  ASSERT_EQ(refused.status, 403) << refused.body;
+  EXPECT_NE(Body(refused)["error"]["message"].get<std::string>().find("import"),
+            std::string::npos)
+      << refused.body;
+  EXPECT_EQ(Head(), 0u);
+
+  late.erase("import");
+  ASSERT_EQ(Post(late, "clerk").status, 200);
+  const json due = {{"stream", "report/monthly_stats/2026-02"},
+                    {"type", "ReportDue"},
+                    {"event_id", "due-1"},
+                    {"occurred_at", "2026-03-01T10:00:00+08:00"},
+                    {"actor", {{"id", "D0001"}, {"role", "director"}, {"org", "KM.XS"}}},
+                    {"data",
+                     {{"report_type", "monthly_stats"},
+                      {"period", "2026-02"},
+                      {"due_date", "2026-03-05"}}},
+                    {"import", true}};
+  HttpResponse director = Post(due, "director");
+  ASSERT_EQ(director.status, 200) << director.body;
+  HttpResponse stored = client_.Get("/v1/events?from=2&limit=1", server_.token("auditor"));
+  ASSERT_EQ(stored.status, 200) << stored.body;
+  EXPECT_EQ(Body(stored)["events"][0]["import"], true) << stored.body;
+}
+
 TEST_F(HttpTest, ConflictCarriesTheCurrentVersion) {
   std::vector<json> events = SampleEvents();
   ASSERT_EQ(Post(events[0], "clerk").status, 200);

@@ -84,7 +84,9 @@ class Service {
   // Appends one client event as `principal`: authorization (the actor must be the principal; the
   // role and org must allow the type and the application), the workflow rules, the ledger.
   // `done` is called exactly once, on some thread (possibly before AppendAsync returns), when the
-  // event is durable or refused. Over limits.appends_inflight_max → kBusy at once.
+  // event is durable or refused. Over limits.appends_inflight_max → kBusy at once. An event that
+  // declares itself a bulk import ("import": true, never flagged as backdated) needs the import
+  // right for its org, as POST /v1/import does: otherwise any clerk could hide a late entry.
   void AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,
                    std::function<void(AppendAnswer)> done);
   // The blocking form of AppendAsync.
@@ -150,6 +152,10 @@ class Service {
   void SetProbe(ServerProbe* probe) { probe_.store(probe, std::memory_order_release); }
 
  private:
+  // AppendAsync without the check of the import flag (AppendImported checked the importer).
+  void Submit(const ingest::Principal& principal, domain::ClientEvent event,
+              std::function<void(AppendAnswer)> done);
+
   ledger::Ledger& ledger_;
   projections::Engine& engine_;
   const domain::WorkingCalendar& calendar_;
