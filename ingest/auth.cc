@@ -238,7 +238,7 @@ std::optional<std::string> CheckAccess(const Principal& principal, Access access
 }
 
 std::optional<std::string> CheckAppend(const Principal& principal, const domain::ClientEvent& event,
-                                       std::string_view app_org) {
+                                       std::string_view stream_org) {
   if (auto mismatch = CheckActor(principal, event.actor)) return mismatch;
   const std::string role(RoleName(principal.role));
   const std::string_view kind = domain::StreamKindOfType(event.type);
@@ -261,12 +261,12 @@ std::optional<std::string> CheckAppend(const Principal& principal, const domain:
     return "role " + role + " may not append " + event.type + ": it is reserved to " +
            JoinRoles(rule->roles) + ", since " + std::string(rule->why_reserved) + ".";
   }
-  // An empty app_org is a new application, which then belongs to its accepting actor's org, that
-  // is the principal's; the workflow rules refuse any other type on an application never accepted.
-  if (kind == "app" && !app_org.empty() && app_org != principal.org) {
+  // An empty stream_org is a new stream, which then belongs to its first actor's org, that is the
+  // principal's; the workflow rules refuse any other type on an application never accepted.
+  if ((kind == "app" || kind == "report") && !stream_org.empty() && stream_org != principal.org) {
     return "role " + role + " of org " + principal.org + " may not append " + event.type + " to " +
-           event.stream + " of org " + std::string(app_org) +
-           ": it writes only its own org's applications.";
+           event.stream + " of org " + std::string(stream_org) + ": it writes only its own org's " +
+           (kind == "app" ? "applications." : "reports.");
   }
   return std::nullopt;
 }

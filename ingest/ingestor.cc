@@ -80,8 +80,11 @@ void Ingestor::AppendAsync(domain::ClientEvent event, std::optional<Principal> p
   }
   auto attempt = std::make_shared<Attempt>(
       Attempt{std::move(event), std::move(principal), std::move(done), 0});
+  if (attempt->principal && domain::StreamKindOfType(attempt->event.type) == "report") {
+    return AppendToReport(std::move(attempt));
+  }
   if (!IsAppStream(attempt->event)) {
-    // No workflow rules and no application org: only the role decides.
+    // No workflow rules and no owning org: only the role decides.
     if (attempt->principal) {
       if (auto refusal = CheckAppend(*attempt->principal, attempt->event, "")) {
         return attempt->done(Forbidden(std::move(*refusal)));
@@ -127,6 +130,35 @@ void Ingestor::AppendOpening(std::shared_ptr<Attempt> attempt) {
         }
         attempt->done(FromStatus(appended.status()));
       });
+}
+
+// Only the org that opened a report stream (its ReportDue, usually) writes to it: its KPIs count
+// toward that org, and another org's late ReportSubmitted would fail them. A stream not opened yet
+// is opened with expected_version -1 unless the client chose a version, so two orgs racing to open
+// it cannot both pass: the one that loses is checked again against the stored stream.
+void Ingestor::AppendToReport(std::shared_ptr<Attempt> attempt) {
+  const domain::ClientEvent& event = attempt->event;
+  if (++attempt->judgements > kJudgeRetriesMax) {
+    return attempt->done(FromStatus(ledger::Status(
+        ledger::Code::kBusy, "stream " + event.stream + " kept changing while being checked")));
+  }
+  auto first = ledger_.ReadStream(event.stream, 0, 1);
+  if (!first.ok()) return attempt->done(FromStatus(first.status()));
+  const std::string owner = first->empty() ? std::string() : first->front().actor.org;
+  if (auto refusal = CheckAppend(*attempt->principal, event, owner)) {
+    return attempt->done(Forbidden(std::move(*refusal)));
+  }
+  ledger::AppendRequest request = ToAppendRequest(event);
+  const bool opening = first->empty() && !event.expected_version;
+  if (opening) request.expected_version = ledger::kNoStream;
+  ledger_.AppendAsync(std::move(request), [this, attempt, opening](
+                                              ledger::Result<ledger::AppendResult> appended) {
+    if (appended.ok()) return attempt->done(IngestOutcome{appended->events.front(), {}});
+    if (opening && appended.status().code() == ledger::Code::kVersionConflict) {
+      return AppendToReport(std::move(attempt));  // opened meanwhile: check its owner
+    }
+    attempt->done(FromStatus(appended.status()));
+  });
 }
 
 // Judges an application event on its stream as stored and appends it with the version judged on.

@@ -150,6 +150,9 @@ const std::vector<AppendCase> kAppendCases = {
     {Role::kDirector, "ReportDue", "", true},
     {Role::kDirector, "ReportSubmitted", "", true},
     {Role::kDirector, "ReportCorrected", "", true},
+    {Role::kDirector, "ReportSubmitted", kOwn, true},
+    {Role::kDirector, "ReportSubmitted", kOther, false},
+    {Role::kDirector, "ReportCorrected", kOther, false},
     {Role::kDirector, "ThirdPartySurveyRecorded", "", true},
     {Role::kDirector, "TrainingHeld", "", true},
     // auditor, reader, admin: no business appends.

@@ -149,6 +149,52 @@ TEST_F(OpeningEventTest, ExistingApplicationOfAnotherOrgIsForbiddenNotAConflict)
   EXPECT_EQ(ledger_->Head(), 1u);
 }
 
+// A report stream belongs to the org that opened it: another org's director cannot submit (late)
+// or correct that org's report, which would fail its report KPIs.
+TEST_F(IngestorTest, OnlyTheOrgThatOpenedAReportWritesToIt) {
+  auto as = [](const std::string& id, const std::string& org, const std::string& type,
+               const std::string& data) {
+    std::string json = Json(id, type, data, "report/monthly/2026-03");
+    const std::string clerk = R"("id":"S1","role":"clerk","org":"KM.XS")";
+    json.replace(json.find(clerk), clerk.size(),
+                 R"("id":"D-)" + org + R"(","role":"director","org":")" + org + R"(")");
+    return Decode(json);
+  };
+  const Principal own{"D-KM.XS", Role::kDirector, "KM.XS"};
+  const Principal other{"D-KM.PL", Role::kDirector, "KM.PL"};
+  Ingestor ingestor(*ledger_);
+  const std::string due =
+      R"({"report_type":"monthly","period":"2026-03","due_date":"2026-04-05"})";
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      ingestor.Append(as("due", "KM.XS", "ReportDue", due), &own)));
+  for (const char* type : {"ReportSubmitted", "ReportCorrected"}) {
+    const std::string data = std::string(type) == "ReportCorrected" ? R"({"errors_found":1})"
+                                                                     : "{}";
+    auto refused = ingestor.Append(as(std::string("x-") + type, "KM.PL", type, data), &other);
+    ASSERT_TRUE(std::holds_alternative<IngestError>(refused)) << type;
+    EXPECT_TRUE(std::get<IngestError>(refused).forbidden) << type;
+    EXPECT_NE(std::get<IngestError>(refused).status.message().find("own org's reports"),
+              std::string::npos)
+        << std::get<IngestError>(refused).status.message();
+  }
+  EXPECT_EQ(ledger_->Head(), 1u);
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      ingestor.Append(as("sub", "KM.XS", "ReportSubmitted", "{}"), &own)));
+  // A stream another org opened first is that org's.
+  auto opened = ingestor.Append(
+      [&] {
+        domain::ClientEvent event = as("due-pl", "KM.PL", "ReportDue", due);
+        event.stream = "report/monthly/2026-04";
+        return event;
+      }(),
+      &other);
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(opened));
+  domain::ClientEvent late = as("late", "KM.XS", "ReportSubmitted", "{}");
+  late.stream = "report/monthly/2026-04";
+  EXPECT_TRUE(std::holds_alternative<IngestError>(ingestor.Append(late, &own)));
+  EXPECT_EQ(ledger_->Head(), 3u);
+}
+
 TEST_F(IngestorTest, EventsFromTheFutureAreRefused) {
   // The ledger's clock says 2026-03-01; the event claims 2026-03-02 09:15.
   Ingestor ingestor(*ledger_, [] { return int64_t{1'772'323'200'000'000}; });

@@ -54,10 +54,11 @@ std::optional<std::string> CheckAccess(const Principal& principal, Access access
 
 // nullopt when `principal` may append `event`. The event's actor must equal the principal (id,
 // role and org); the role must be allowed the event's type; org-bound roles write only their own
-// org's applications. `app_org`: the org of the application the event belongs to (the actor org of
-// its ApplicationAccepted), "" for a new application or a stream that is not an application.
+// org's applications and reports. `stream_org`: the org the stream belongs to — the actor org of
+// its first event (an application's ApplicationAccepted, a report's ReportDue) — "" for a new
+// stream or one no org owns (survey/, staff/).
 std::optional<std::string> CheckAppend(const Principal& principal, const domain::ClientEvent& event,
-                                       std::string_view app_org);
+                                       std::string_view stream_org);
 
 // Bearer tokens → principals. The file is JSON Lines, one token per line:
 //   {"sha256":"<64 hex>","id":"S1001","role":"clerk","org":"KM.XS"}

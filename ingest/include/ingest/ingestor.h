@@ -74,6 +74,8 @@ class Ingestor {
   void Judge(std::shared_ptr<Attempt> attempt);
   // The fast way of an event with expected_version -1: judged on no facts, without reading.
   void AppendOpening(std::shared_ptr<Attempt> attempt);
+  // An event of a report/ stream: the stream belongs to the org of its first event.
+  void AppendToReport(std::shared_ptr<Attempt> attempt);
 
   ledger::Ledger& ledger_;
   std::function<int64_t()> now_us_;
