@@ -2,8 +2,11 @@
 
 #include "ingest/event_codec.h"
 
+#include <algorithm>
 #include <chrono>
 #include <future>
+#include <optional>
+#include <vector>
 
 namespace gridledger::ingest {
 
@@ -17,6 +20,23 @@ IngestError FromStatus(ledger::Status status) { return {std::move(status), std::
 
 IngestError Forbidden(std::string reason) {
   return {ledger::Status(ledger::Code::kInvalid, std::move(reason)), std::nullopt, true};
+}
+
+// A Corrected event fixes an event of its own application: corrects_position must be the position
+// of one of the stream's stored events (not another org's application, not a position that does
+// not exist). nullopt when `event` is not a Corrected or names such an event.
+std::optional<domain::RuleBreach> CheckCorrectionTarget(const std::vector<uint64_t>& positions,
+                                                        const domain::ClientEvent& event) {
+  if (event.type != "Corrected") return std::nullopt;
+  auto decoded = domain::DecodeWorkflowEvent(event.type, event.payload);
+  if (auto* breach = std::get_if<domain::RuleBreach>(&decoded)) return *breach;
+  const uint64_t target = std::get<domain::WorkflowEvent>(decoded).corrects_position;
+  if (std::binary_search(positions.begin(), positions.end(), target)) return std::nullopt;
+  return domain::RuleBreach{
+      "correction_target",
+      "Corrected.corrects_position " + std::to_string(target) + " is not an event of " +
+          event.stream + ": a correction fixes an earlier event of its own application "
+          "(rule correction_target)"};
 }
 
 }  // namespace
@@ -39,6 +59,7 @@ ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& st
   for (const ledger::StoredEvent& stored : *events) {
     if (stored.version == 0) stored_stream.org = stored.actor.org;
     stored_stream.version = static_cast<int64_t>(stored.version);
+    stored_stream.positions.push_back(stored.position);
     auto decoded = domain::DecodeWorkflowEvent(stored.type, stored.payload);
     if (auto* event = std::get_if<domain::WorkflowEvent>(&decoded)) {
       // A stored event that the rules call invalid (an old import) is skipped, as the
@@ -198,6 +219,7 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
                                         .WithCurrentVersion(version)));
   }
   domain::Verdict verdict = domain::Judge(stored->facts, event.type, event.payload);
+  if (verdict.valid()) verdict.invalid = CheckCorrectionTarget(stored->positions, event);
   if (!verdict.valid()) {
     return attempt->done(IngestError{
         ledger::Status(ledger::Code::kInvalid, verdict.invalid->message), verdict.invalid});

@@ -195,6 +195,28 @@ TEST_F(IngestorTest, OnlyTheOrgThatOpenedAReportWritesToIt) {
   EXPECT_EQ(ledger_->Head(), 3u);
 }
 
+// A correction fixes an event of its own application, so it must name one.
+TEST_F(IngestorTest, ACorrectionMustNameAnEventOfItsOwnApplication) {
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(Json("a1", "ApplicationAccepted", kAccepted, "app/KM-1"))));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(Json("b1", "ApplicationAccepted", kAccepted, "app/KM-2"))));
+  auto correction = [](const std::string& id, uint64_t position) {
+    return Json(id, "Corrected",
+                R"({"corrects_position":)" + std::to_string(position) +
+                    R"(,"reason":"typo","fields":{"capacity_kva":100}})",
+                "app/KM-1");
+  };
+  for (uint64_t position : {uint64_t{2}, uint64_t{999999999}}) {  // app/KM-2's; none
+    auto refused = Ingest(correction("c" + std::to_string(position), position));
+    ASSERT_TRUE(std::holds_alternative<IngestError>(refused)) << position;
+    ASSERT_TRUE(std::get<IngestError>(refused).rule.has_value());
+    EXPECT_EQ(std::get<IngestError>(refused).rule->rule, "correction_target");
+  }
+  EXPECT_EQ(ledger_->Head(), 2u);
+  EXPECT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(correction("ok", 1))));
+}
+
 TEST_F(IngestorTest, EventsFromTheFutureAreRefused) {
   // The ledger's clock says 2026-03-01; the event claims 2026-03-02 09:15.
   Ingestor ingestor(*ledger_, [] { return int64_t{1'772'323'200'000'000}; });

@@ -8,7 +8,10 @@
 //   stale expected_version      → version_conflict, before any judgement
 //   expected_version -1         → judged on no facts and appended without reading the stream first
 //                                 (the ledger checks that it is new); the same answers as above
-//   invalid by a workflow rule  → rejected with the rule id, nothing stored
+//   invalid by a workflow rule  → rejected with the rule id, nothing stored (also: a Corrected
+//                                 naming a position that is not an event of its stream, rule
+//                                 correction_target)
+//   report/ stream of another org → forbidden (the org of the stream's first event owns it)
 //   violations                  → stored; the violations are returned and the projections flag them
 //
 // Thread-safe: any number of threads may call Append.
@@ -68,6 +71,7 @@ class Ingestor {
     domain::WorkflowFacts facts;
     int64_t version = ledger::kNoStream;
     std::string org;  // the actor org of the stream's first event ("" when none)
+    std::vector<uint64_t> positions;  // of its events, ascending
   };
   // The workflow facts of `stream` as stored, and the stream's version they reflect.
   ledger::Result<StoredStream> ReadFacts(const std::string& stream);
