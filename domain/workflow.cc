@@ -231,6 +231,15 @@ void ConnectionViolations(const WorkflowFacts& facts, std::vector<RuleBreach>& o
   }
 }
 
+// A prerequisite that applies and was recorded, on a date after the connection's.
+void AddIfLater(std::vector<RuleBreach>& out, bool applies, const std::optional<Date>& happened,
+                Date connected, std::string rule, std::string_view what) {
+  if (!applies || !happened || !(connected < *happened)) return;
+  AddViolation(out, std::move(rule),
+               "MeterConnected on " + connected.ToString() + " before " + std::string(what) +
+                   " on " + happened->ToString());
+}
+
 std::vector<RuleBreach> FindViolations(const WorkflowFacts& facts, AppEventType type) {
   std::vector<RuleBreach> out;
   const bool change = IsChange(facts);
@@ -362,6 +371,20 @@ bool DesignReviewRequired(const WorkflowFacts& facts) {
 }
 
 bool MidInspectionRequired(const WorkflowFacts& facts) { return DesignReviewRequired(facts); }
+
+std::vector<RuleBreach> ConnectionDateViolations(const WorkflowFacts& facts,
+                                                 const PrerequisiteDates& dates, Date connected) {
+  std::vector<RuleBreach> out;
+  AddIfLater(out, true, dates.contract_signed, connected, "connected_without_contract",
+             "the contract was signed");
+  AddIfLater(out, CompletionInspectionRequired(facts), dates.completion_passed, connected,
+             "connected_before_completion_passed", "the completion inspection passed");
+  AddIfLater(out, FeesApply(facts), dates.fees_settled, connected, "connected_before_fees",
+             "the fees were settled");
+  AddIfLater(out, SchemeReplyApplies(facts), dates.scheme_replied, connected,
+             "connected_before_scheme_reply", "the supply scheme was replied");
+  return out;
+}
 
 Verdict Judge(const WorkflowFacts& facts, const WorkflowEvent& event) {
   Verdict verdict;

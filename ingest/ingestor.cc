@@ -22,6 +22,31 @@ IngestError Forbidden(std::string reason) {
   return {ledger::Status(ledger::Code::kInvalid, std::move(reason)), std::nullopt, true};
 }
 
+// The earliest business date of each connection prerequisite, as the application projection
+// keeps it (its milestones).
+void NotePrerequisiteDate(domain::PrerequisiteDates& dates, const domain::WorkflowEvent& event,
+                          int64_t occurred_at_us) {
+  std::optional<domain::Date>* date = nullptr;
+  switch (event.type) {
+    case domain::AppEventType::kSchemeReplied:
+      date = &dates.scheme_replied;
+      break;
+    case domain::AppEventType::kFeesSettled:
+      date = &dates.fees_settled;
+      break;
+    case domain::AppEventType::kContractSigned:
+      date = &dates.contract_signed;
+      break;
+    case domain::AppEventType::kCompletionInspected:
+      if (event.passed) date = &dates.completion_passed;
+      break;
+    default:
+      break;
+  }
+  const domain::Date on = domain::LocalDateOf(occurred_at_us);
+  if (date != nullptr && (!*date || on < **date)) *date = on;
+}
+
 // A Corrected event fixes an event of its own application: corrects_position must be the position
 // of one of the stream's stored events (not another org's application, not a position that does
 // not exist). nullopt when `event` is not a Corrected or names such an event.
@@ -66,6 +91,7 @@ ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& st
       // application projection does, so both see the same facts.
       if (domain::Judge(stored_stream.facts, *event).valid()) {
         domain::Apply(stored_stream.facts, *event);
+        NotePrerequisiteDate(stored_stream.dates, *event, stored.occurred_at_us);
       }
     }
   }
@@ -220,6 +246,12 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
   }
   domain::Verdict verdict = domain::Judge(stored->facts, event.type, event.payload);
   if (verdict.valid()) verdict.invalid = CheckCorrectionTarget(stored->positions, event);
+  if (verdict.valid() && event.type == "MeterConnected") {
+    for (domain::RuleBreach& later : domain::ConnectionDateViolations(
+             stored->facts, stored->dates, domain::LocalDateOf(event.occurred_at_us))) {
+      verdict.violations.push_back(std::move(later));
+    }
+  }
   if (!verdict.valid()) {
     return attempt->done(IngestError{
         ledger::Status(ledger::Code::kInvalid, verdict.invalid->message), verdict.invalid});

@@ -73,8 +73,18 @@ void StopOpenClocks(ApplicationState& state, AppEventType by, Date date, uint64_
   }
 }
 
-void SetOnce(std::optional<Milestone>& milestone, Date date, uint64_t position) {
-  if (!milestone) milestone = Milestone{date, position};
+// A prerequisite recorded more than once (or late, dated earlier than one recorded before it)
+// happened first on its earliest business date.
+void SetEarliest(std::optional<Milestone>& milestone, Date date, uint64_t position) {
+  if (!milestone || date < milestone->date) milestone = Milestone{date, position};
+}
+
+domain::PrerequisiteDates DatesOf(const ApplicationState& state) {
+  auto date = [](const std::optional<Milestone>& m) {
+    return m ? std::optional<Date>(m->date) : std::nullopt;
+  };
+  return {date(state.scheme_replied), date(state.fees_settled), date(state.completion_passed),
+          date(state.contract_signed)};
 }
 
 // The applicable connection prerequisites that happened, and whether all of them did.
@@ -83,12 +93,14 @@ struct Prerequisites {
   bool all = true;
 };
 
-Prerequisites ConnectionPrerequisites(const ApplicationState& state) {
+// Those that happened on or before `by` (all of them without it).
+Prerequisites ConnectionPrerequisites(const ApplicationState& state,
+                                      std::optional<Date> by = std::nullopt) {
   const domain::WorkflowFacts& facts = state.facts;
   Prerequisites out;
-  auto take = [&out](bool applies, const std::optional<Milestone>& milestone) {
+  auto take = [&out, by](bool applies, const std::optional<Milestone>& milestone) {
     if (!applies) return;
-    if (!milestone) {
+    if (!milestone || (by && *by < milestone->date)) {
       out.all = false;
       return;
     }
@@ -118,11 +130,19 @@ void MaybeOpenConnection(ApplicationState& state, uint64_t position) {
 }
 
 void OnMeterConnected(ApplicationState& state, Date date, uint64_t position) {
-  if (!HasClock(state, SlaClock::kConnection)) {
-    // Connected before its prerequisites (a violation): measure from what did happen.
-    const Prerequisites prerequisites = ConnectionPrerequisites(state);
-    Date start = prerequisites.latest.value_or(state.accepted_date.value_or(date));
-    OpenClock(state, SlaClock::kConnection, std::min(start, date), position);
+  Clock* opened = LatestOpenClock(state, SlaClock::kConnection);
+  if (!HasClock(state, SlaClock::kConnection) || (opened != nullptr && date < opened->start)) {
+    // Connected before its prerequisites (a violation): measure from what had happened by then.
+    // (A clock opened when the last of them was recorded starts after the connection when that
+    // one was entered first but dated later.)
+    const Prerequisites before = ConnectionPrerequisites(state, date);
+    const Date start = std::min(before.latest.value_or(state.accepted_date.value_or(date)), date);
+    if (opened != nullptr) {
+      opened->start = start;
+      opened->start_position = position;  // as if opened here, like the branch below
+    } else {
+      OpenClock(state, SlaClock::kConnection, start, position);
+    }
   }
   CloseClock(state, SlaClock::kConnection, date, position);
 }
@@ -153,13 +173,13 @@ void UpdateClocks(ApplicationState& state, const EventRecord& event,
       break;
     case AppEventType::kSchemeReplied:
       CloseClock(state, SlaClock::kSchemeReply, date, position);
-      SetOnce(state.scheme_replied, date, position);
+      SetEarliest(state.scheme_replied, date, position);
       break;
     case AppEventType::kFeesSettled:
-      SetOnce(state.fees_settled, date, position);
+      SetEarliest(state.fees_settled, date, position);
       break;
     case AppEventType::kContractSigned:
-      SetOnce(state.contract_signed, date, position);
+      SetEarliest(state.contract_signed, date, position);
       break;
     case AppEventType::kDesignSubmitted:
       OnRequest(state, SlaClock::kDesignReview, date, position);
@@ -178,7 +198,7 @@ void UpdateClocks(ApplicationState& state, const EventRecord& event,
       break;
     case AppEventType::kCompletionInspected:
       CloseClock(state, SlaClock::kCompletionInspection, date, position);
-      if (decoded.passed) SetOnce(state.completion_passed, date, position);
+      if (decoded.passed) SetEarliest(state.completion_passed, date, position);
       break;
     case AppEventType::kMeterConnected:
       OnMeterConnected(state, date, position);
@@ -401,6 +421,12 @@ void Fold(ApplicationState& state, const EventRecord& event) {
     state.rejected.push_back(RejectedRecord{event.position, std::string(event.type),
                                             verdict.invalid->rule, verdict.invalid->message});
     return;
+  }
+  if (workflow_event.type == AppEventType::kMeterConnected) {
+    for (domain::RuleBreach& later : domain::ConnectionDateViolations(
+             state.facts, DatesOf(state), domain::LocalDateOf(event.occurred_at_us))) {
+      verdict.violations.push_back(std::move(later));
+    }
   }
   for (domain::RuleBreach& violation : verdict.violations) {
     state.violations.push_back(ViolationRecord{std::move(violation.rule), event.position,

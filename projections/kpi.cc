@@ -216,8 +216,13 @@ void FoldMonthFacts(KpiState& state, const EventRecord& event, const Application
       break;
     case AppEventType::kMeterConnected:
       if (IsFirstConnection(app, event.position)) {
-        state.connections.push_back(
-            KpiConnection{app.stream, event.position, app.contract_signed.has_value()});
+        // "With a contract signed before connection": the connection's own judgement, which
+        // compares business dates too (a contract entered first but dated later is not before).
+        const bool without_contract =
+            std::any_of(app.violations.begin(), app.violations.end(), [&](const auto& v) {
+              return v.position == event.position && v.rule == "connected_without_contract";
+            });
+        state.connections.push_back(KpiConnection{app.stream, event.position, !without_contract});
       }
       break;
     default:

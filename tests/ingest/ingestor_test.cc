@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <tuple>
+#include <vector>
 #include <thread>
 
 #include "ingest/ingestor.h"
@@ -193,6 +195,34 @@ TEST_F(IngestorTest, OnlyTheOrgThatOpenedAReportWritesToIt) {
   late.stream = "report/monthly/2026-04";
   EXPECT_TRUE(std::holds_alternative<IngestError>(ingestor.Append(late, &own)));
   EXPECT_EQ(ledger_->Head(), 3u);
+}
+
+// A contract entered before the connection but dated after it was not signed before it: the
+// connection is stored with the violation, as the application projection flags it.
+TEST_F(IngestorTest, AContractDatedAfterTheConnectionIsAViolation) {
+  auto at = [](std::string json, const std::string& date) {
+    json.replace(json.find("2026-03-02T"), 10, date);
+    return json;
+  };
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(Json("a", "ApplicationAccepted",
+                  R"({"customer_id":"C1","customer_name":"甲","customer_class":"residential",)"
+                  R"("business":"new_install","voltage_kv":0.4,"capacity_kva":8,)"
+                  R"("channel":"counter","important":false,"three_zero":false})"))));
+  for (auto [id, type, data, date] :
+       std::vector<std::tuple<const char*, const char*, const char*, const char*>>{
+           {"b", "SchemeReplied", R"({"scheme":"s"})", "2026-03-03"},
+           {"c", "FeesSettled", R"({"amount_cny":100})", "2026-03-04"},
+           {"d", "ContractSigned", R"({"contract_id":"HT-1"})", "2026-03-20"}}) {
+    ASSERT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(at(Json(id, type, data), date))))
+        << type;
+  }
+  auto connected = Ingest(at(Json("e", "MeterConnected", R"({"meter_id":"M-1"})"), "2026-03-10"));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(connected));
+  const auto& violations = std::get<IngestOutcome>(connected).violations;
+  ASSERT_EQ(violations.size(), 1u);
+  EXPECT_EQ(violations[0].rule, "connected_without_contract");
+  EXPECT_NE(violations[0].message.find("2026-03-20"), std::string::npos) << violations[0].message;
 }
 
 // A correction fixes an event of its own application, so it must name one.

@@ -372,6 +372,53 @@ TEST_F(ApplicationTest, ConnectionBeforePrerequisitesIsAViolationWithAMeasuredCl
   EXPECT_EQ(doc["stage"], "connected");
 }
 
+// The order of facts is their business dates: a contract entered first but dated after the
+// connection was not signed before it. The whole log and the state as of a date between the two
+// must say the same about the connection.
+TEST_F(ApplicationTest, APrerequisiteEnteredFirstButDatedAfterTheConnectionIsAViolation) {
+  Accept("2026-03-02", {{"customer_class", "residential"}});
+  Append("SchemeReplied", "2026-03-03");
+  Append("FeesSettled", "2026-03-04");
+  Append("ContractSigned", "2026-03-20");
+  const uint64_t connected = Append("MeterConnected", "2026-03-10");
+  const ApplicationState state = FoldAll();
+  ASSERT_EQ(state.violations.size(), 1u);
+  EXPECT_EQ(state.violations[0].rule, "connected_without_contract");
+  EXPECT_EQ(state.violations[0].position, connected);
+  // Measured from the fees (03-04), the last prerequisite that had happened: 03-05, 06, 09, 10
+  // are 4 working days > 3.
+  const json doc = Json(state, "2026-03-25");
+  EXPECT_EQ(doc["clocks"]["connection"]["start"], "2026-03-04");
+  EXPECT_EQ(doc["clocks"]["connection"]["end"], "2026-03-10");
+  EXPECT_EQ(doc["clocks"]["connection"]["elapsed_working_days"], 4);
+  EXPECT_EQ(doc["clocks"]["connection"]["state"], "missed");
+
+  auto events = ledger_->ReadStream("app/KM-1");
+  ASSERT_TRUE(events.ok());
+  const ApplicationState as_of = FoldStream(events.value(), OccurredBy(At("2026-03-15")));
+  ASSERT_EQ(as_of.violations.size(), 1u);
+  EXPECT_EQ(as_of.violations[0].rule, "connected_without_contract");
+  const json then = Json(as_of, "2026-03-15");
+  EXPECT_EQ(then["clocks"]["connection"], doc["clocks"]["connection"]);
+
+  // Dated the same day as the connection, it counts as before.
+  Append("ApplicationAccepted", "2026-03-02", {{"customer_class", "residential"}}, "",
+         "app/KM-2");
+  Append("SchemeReplied", "2026-03-03", json::object(), "", "app/KM-2");
+  Append("FeesSettled", "2026-03-04", json::object(), "", "app/KM-2");
+  Append("ContractSigned", "2026-03-10", json::object(), "", "app/KM-2");
+  Append("MeterConnected", "2026-03-10", json::object(), "", "app/KM-2");
+  ApplicationState same_day;
+  ASSERT_TRUE(ledger_
+                  ->Scan(1,
+                         [&](const ledger::EventView& event) {
+                           if (event.stream() == "app/KM-2") Fold(same_day, event);
+                           return true;
+                         })
+                  .ok());
+  EXPECT_TRUE(same_day.violations.empty()) << same_day.violations[0].message;
+}
+
 TEST_F(ApplicationTest, WithdrawalStopsOpenClocks) {
   Accept("2026-03-02");
   Append("Withdrawn", "2026-03-04");

@@ -292,6 +292,17 @@ TEST_F(KpiTest, ContractSigningCountsConnectionsWithAContractBefore) {
               {"app/A1", "app/A2", "app/A3", "app/A4"});
 }
 
+TEST_F(KpiTest, AContractDatedAfterTheConnectionIsNotBeforeIt) {
+  // L1: the contract is entered first but dated 03-20; the meter was connected 03-10.
+  m_.Add("app/L1", "ApplicationAccepted", "03-02", Accepted());
+  m_.Add("app/L1", "SchemeReplied", "03-03", {{"scheme", "s"}});
+  m_.Add("app/L1", "FeesSettled", "03-03", {{"amount_cny", 100}});
+  m_.Add("app/L1", "ContractSigned", "03-20", {{"contract_id", "HT-L1"}});
+  m_.Add("app/L1", "MeterConnected", "03-10", {{"meter_id", "M-L1"}});
+  ExpectRatio(Kpi(Table("2026-03"), "contract_signing"), {"app/A1", "app/A2", "app/A3"},
+              {"app/A1", "app/A2", "app/A3", "app/A4", "app/L1"});
+}
+
 TEST_F(KpiTest, ReportsCountTowardTheOrgOfReportDueByDueMonth) {
   const json table = Table("2026-03");
   // Buckets sort by key: fees (R2) < monthly_stats (R1) < sla (R3). R2 was submitted by another

@@ -41,6 +41,9 @@
 // | connected_before_scheme_reply      | MeterConnected | scheme reply applies, did not happen   |
 // | connected_without_design_review    | MeterConnected | important HV, no passed design review  |
 // | connected_without_mid_inspection   | MeterConnected | important HV, no passed mid inspection |
+// | (the four connected_* rules above  | MeterConnected | also when the prerequisite was recorded|
+// |  on contract, completion, fees and |                | first but happened later by business   |
+// |  scheme: ConnectionDateViolations) |                | date (dates come from occurred_at)     |
 // | archived_before_connection         | Archived       | new install / capacity increase        |
 // |                                    |                | archived without MeterConnected        |
 // | archived_before_change_executed    | Archived       | change archived without ChangeExecuted |
@@ -207,6 +210,24 @@ struct Verdict {
 Verdict Judge(const WorkflowFacts& facts, const WorkflowEvent& event);
 // Decodes then judges; a payload that does not decode is invalid (bad_payload / not_app_event).
 Verdict Judge(const WorkflowFacts& facts, std::string_view type, std::string_view payload);
+
+// The business dates (Asia/Shanghai, from occurred_at) on which a connection's prerequisites
+// happened, the earliest when recorded more than once; nullopt while not recorded.
+struct PrerequisiteDates {
+  std::optional<Date> scheme_replied;
+  std::optional<Date> fees_settled;
+  std::optional<Date> completion_passed;
+  std::optional<Date> contract_signed;
+};
+
+// Judge sees only whether a prerequisite was recorded before a MeterConnected; the order of the
+// facts is their business dates (domain.md: dates are taken from occurred_at). These are the
+// violations of a MeterConnected that happened on `connected` although a prerequisite recorded
+// before it happened only later: the same rule ids, so KPIs and flags treat both alike. Judge's own
+// violations name prerequisites not recorded at all, so the two never overlap. A prerequisite on
+// the same date counts as before (the calendar's own granularity).
+std::vector<RuleBreach> ConnectionDateViolations(const WorkflowFacts& facts,
+                                                 const PrerequisiteDates& dates, Date connected);
 
 // Advances the facts by a VALID event (REQUIRES: Judge(facts, event).valid()). Applying an invalid
 // event is a caller bug; the facts are then left as they would be after the event's effect.

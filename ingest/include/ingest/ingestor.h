@@ -72,6 +72,7 @@ class Ingestor {
     int64_t version = ledger::kNoStream;
     std::string org;  // the actor org of the stream's first event ("" when none)
     std::vector<uint64_t> positions;  // of its events, ascending
+    domain::PrerequisiteDates dates;  // of the connection's prerequisites, by business date
   };
   // The workflow facts of `stream` as stored, and the stream's version they reflect.
   ledger::Result<StoredStream> ReadFacts(const std::string& stream);
