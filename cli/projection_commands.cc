@@ -94,7 +94,8 @@ int OverdueCommand(const DataOptions& options, const std::optional<std::string>&
   bar.Finish();
   if (!caught_up.ok()) return Fail(out, "io_error", caught_up.message(), kExitFailure);
 
-  auto rows = projections::OverdueAt(engine, *at_us, org, context->calendar, context->profile);
+  auto rows = projections::OverdueAt(*context->ledger, engine, *at_us, org, context->calendar,
+                                     context->profile);
   if (!rows.ok()) return Fail(out, "io_error", rows.status().message(), kExitFailure);
   if (table) {
     PrintOverdueTable(*rows, *at_us, out);

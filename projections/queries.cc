@@ -1,7 +1,10 @@
 #include "projections/queries.h"
 
 #include <algorithm>
+#include <map>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include "domain/event_json.h"
 
@@ -22,23 +25,68 @@ std::string AppStream(const std::string& id) { return id.starts_with("app/") ? i
 
 namespace {
 
-// The clock as it stood at date `day`: later ends, stops and pauses had not happened yet.
-std::optional<Clock> ClockAsOf(const Clock& clock, domain::Date day) {
-  if (clock.start > day) return std::nullopt;
-  Clock at = clock;
-  if (at.end && *at.end > day) {
-    at.end.reset();
-    at.end_position = 0;
-    at.stopped_by.reset();
+// Whether the event at a position occurred after the query's time T. Asked only of events on T's
+// own date (the stored clocks know dates, not times), so it reads few events; memoized.
+class OccurredAfter {
+ public:
+  OccurredAfter(const ledger::Ledger& ledger, int64_t at_us) : ledger_(ledger), at_us_(at_us) {}
+  ledger::Result<bool> operator()(uint64_t position) {
+    if (auto known = known_.find(position); known != known_.end()) return known->second;
+    auto event = ledger_.ReadOne(position);
+    if (!event.ok()) return event.status();
+    return known_[position] = event->occurred_at_us > at_us_;
   }
-  std::erase_if(at.pauses, [&](const PauseInterval& p) { return p.from > day; });
-  for (auto& pause : at.pauses) {
-    if (pause.to && *pause.to > day) {
-      pause.to.reset();
-      pause.to_position = 0;
+
+ private:
+  const ledger::Ledger& ledger_;
+  const int64_t at_us_;
+  std::map<uint64_t, bool> known_;
+};
+
+// The clock as it stood at time T (of date `day`): later starts, ends, stops and pauses had not
+// happened yet — what the application folded from the events that occurred by T shows (AppView).
+// A clock opened by its own closing event (a connection before its prerequisites, measured from
+// an earlier date) did not exist before that event.
+ledger::Result<std::optional<Clock>> ClockAsOf(const Clock& clock, domain::Date day,
+                                               OccurredAfter& after) {
+  // Whether what happened on `date` at `position` had not happened by T.
+  auto later = [&](domain::Date date, uint64_t position) -> ledger::Result<bool> {
+    if (day < date) return true;
+    if (date < day || position == 0) return false;
+    return after(position);
+  };
+  const bool opened_by_its_end = clock.end && clock.start_position == clock.end_position;
+  auto not_yet = opened_by_its_end ? later(*clock.end, clock.end_position)
+                                   : later(clock.start, clock.start_position);
+  if (!not_yet.ok()) return not_yet.status();
+  if (*not_yet) return std::optional<Clock>();
+  Clock at = clock;
+  if (at.end) {
+    auto open = later(*at.end, at.end_position);
+    if (!open.ok()) return open.status();
+    if (*open) {
+      at.end.reset();
+      at.end_position = 0;
+      at.stopped_by.reset();
     }
   }
-  return at;
+  std::vector<PauseInterval> pauses;
+  for (PauseInterval pause : at.pauses) {
+    auto future = later(pause.from, pause.from_position);
+    if (!future.ok()) return future.status();
+    if (*future) continue;
+    if (pause.to) {
+      auto running = later(*pause.to, pause.to_position);
+      if (!running.ok()) return running.status();
+      if (*running) {
+        pause.to.reset();
+        pause.to_position = 0;
+      }
+    }
+    pauses.push_back(pause);
+  }
+  at.pauses = std::move(pauses);
+  return std::optional<Clock>(std::move(at));
 }
 
 }  // namespace
@@ -66,23 +114,31 @@ ledger::Result<std::optional<json>> AppView(const ledger::Ledger& ledger, const 
   return std::optional<json>(std::move(shown));
 }
 
-ledger::Result<std::vector<OverdueRow>> OverdueAt(const Engine& engine, int64_t at_us,
+ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
+                                                  const Engine& engine, int64_t at_us,
                                                   const std::optional<std::string>& org,
                                                   const domain::WorkingCalendar& calendar,
                                                   const domain::SlaProfile& profile) {
   const domain::Date day = domain::LocalDateOf(at_us);
+  OccurredAfter after(ledger, at_us);
   std::vector<OverdueRow> rows;
+  ledger::Status failure;
   ledger::Status scanned = engine.ForEachApplication([&](const ApplicationState& s) {
     if (org && s.org != *org) return true;
     for (const Clock& clock : s.clocks) {
-      std::optional<Clock> then = ClockAsOf(clock, day);
-      if (!then || !then->open()) continue;
-      ClockView view = Evaluate(*then, calendar, profile, s.facts.customer_class, at_us);
+      auto then = ClockAsOf(clock, day, after);
+      if (!then.ok()) {
+        failure = then.status();
+        return false;
+      }
+      if (!*then || !(*then)->open()) continue;
+      ClockView view = Evaluate(**then, calendar, profile, s.facts.customer_class, at_us);
       if (view.state == ClockState::kOverdue) rows.push_back({s.stream, s.org, view});
     }
     return true;
   });
   if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
   std::stable_sort(rows.begin(), rows.end(), [](const OverdueRow& a, const OverdueRow& b) {
     return std::tie(b.view.escalation_level, b.view.overdue_days) <
            std::tie(a.view.escalation_level, a.view.overdue_days);

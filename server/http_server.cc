@@ -623,8 +623,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     int64_t at_us = at->value_or(service_.NowUs());
     OffLoad([&service, at_us, org]() -> std::pair<http::status, std::string> {
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
-      auto rows = projections::OverdueAt(service.engine(), at_us, org, service.calendar(),
-                                         service.profile());
+      auto rows = projections::OverdueAt(service.ledger(), service.engine(), at_us, org,
+                                         service.calendar(), service.profile());
       if (!rows.ok()) return Answer(FromStatus(rows.status()));
       json list = json::array();
       for (const auto& row : *rows) list.push_back(projections::OverdueJson(row));

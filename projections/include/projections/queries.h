@@ -40,9 +40,12 @@ struct OverdueRow {
   ClockView view;
 };
 
-// Clocks overdue at `at_us` (as they stood on that day), most escalated first; only `org`'s when
-// given. Reads the engine's stored states (bring it up to date first).
-ledger::Result<std::vector<OverdueRow>> OverdueAt(const Engine& engine, int64_t at_us,
+// Clocks overdue at `at_us` as they stood at that time — the clocks AppView shows at that business
+// time: ends, pauses and starts after it (on its own date too, read from `ledger`) had not
+// happened — most escalated first; only `org`'s when given. Reads the engine's stored states
+// (bring it up to date first).
+ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
+                                                  const Engine& engine, int64_t at_us,
                                                   const std::optional<std::string>& org,
                                                   const domain::WorkingCalendar& calendar,
                                                   const domain::SlaProfile& profile);
