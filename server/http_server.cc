@@ -504,20 +504,45 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       }
       limit = *parsed;
     }
-    auto events = service_.ledger().ReadFrom(from, limit);
-    if (!events.ok()) return Fail(FromStatus(events.status()));
-    const bool personal = std::any_of(events->begin(), events->end(), [](const auto& event) {
-      return Service::HoldsPersonalData(event.stream);
-    });
-    ordered_json list = ordered_json::array();
-    for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
-    uint64_t next = events->empty() ? from : events->back().position + 1;
+    Page page(service_.limits().frame_bytes_max, limit);
+    ledger::Status scanned = service_.ledger().Scan(
+        from, [&page](const ledger::EventView& event) { return page.Add(event); });
+    if (!scanned.ok()) return Fail(FromStatus(scanned));
+    const uint64_t next = page.empty() ? from : page.last.position + 1;
+    const bool personal = page.personal;
+    const uint64_t last = page.last.position;
     std::string body = Dump(ordered_json{
-        {"events", std::move(list)}, {"next", next}, {"head", service_.ledger().Head()}});
+        {"events", std::move(page.list)}, {"next", next}, {"head", service_.ledger().Head()}});
     if (!personal) return Respond(http::status::ok, std::move(body));
-    RespondOnceRecorded(principal, Service::LogReadWhat(from, events->back().position),
-                        std::move(body));
+    RespondOnceRecorded(principal, Service::LogReadWhat(from, last), std::move(body));
   }
+
+  // A page of events read in place, rendered as JSON one by one: at most `limit` events and, past
+  // the first, at most `bytes_max` bytes of them (as a TCP frame), so one answer never holds more
+  // than that however large the events are.
+  struct Page {
+    Page(size_t bytes_max, uint64_t limit) : bytes_max(bytes_max), limit(limit) {}
+    bool empty() const { return list.empty(); }
+    // Adds `event` unless the page is full; false when the page is full (stop reading).
+    bool Add(const ledger::EventView& event) {
+      if (list.size() >= limit) return false;
+      ledger::StoredEvent stored = ledger::StoredEvent::FromEnvelope(event.envelope());
+      ordered_json rendered = ingest::StoredEventToJson(stored);
+      const size_t size = rendered.dump().size();
+      if (!list.empty() && bytes + size > bytes_max) return false;
+      bytes += size;
+      personal = personal || Service::HoldsPersonalData(stored.stream);
+      last = std::move(stored);
+      list.push_back(std::move(rendered));
+      return list.size() < limit;
+    }
+    const size_t bytes_max;
+    const uint64_t limit;
+    ordered_json list = ordered_json::array();
+    size_t bytes = 0;
+    bool personal = false;
+    ledger::StoredEvent last;  // the last event added
+  };
 
   void GetStream(const ingest::Principal& principal, std::string stream) {
     if (!Allowed(principal, ingest::Access::kReadLog)) return;
@@ -535,16 +560,20 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       }
       limit = *parsed;
     }
-    auto events = service_.ledger().ReadStream(stream, from_version, limit);
-    if (!events.ok()) return Fail(FromStatus(events.status()));
-    if (events->empty() && from_version == 0) {
+    Page page(service_.limits().frame_bytes_max, limit);
+    ledger::Status scanned = service_.ledger().ScanStream(
+        stream, from_version, limit,
+        [&page](const ledger::EventView& event) { return page.Add(event); });
+    if (!scanned.ok()) return Fail(FromStatus(scanned));
+    if (page.empty() && from_version == 0) {
       return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no stream " + stream));
     }
-    ordered_json list = ordered_json::array();
-    for (const auto& event : *events) list.push_back(ingest::StoredEventToJson(event));
-    std::string body = Dump(ordered_json{{"stream", stream}, {"events", std::move(list)}});
+    const bool empty = page.empty();
+    const uint64_t next_version = empty ? from_version : page.last.version + 1;
+    std::string body = Dump(ordered_json{
+        {"stream", stream}, {"events", std::move(page.list)}, {"next_version", next_version}});
     // An application's events carry the customer's personal data.
-    if (events->empty() || !Service::HoldsPersonalData(stream)) {
+    if (empty || !Service::HoldsPersonalData(stream)) {
       return Respond(http::status::ok, std::move(body));
     }
     RespondOnceRecorded(principal, stream, std::move(body));

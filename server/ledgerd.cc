@@ -108,7 +108,8 @@ void AddOptions(CLI::App& app, Config& config) {
   server::Limits& limits = config.limits;
   app.add_option("--connections-max", limits.connections_max, "open connections, HTTP and TCP")
       ->capture_default_str();
-  app.add_option("--frame-bytes-max", limits.frame_bytes_max, "largest TCP frame")
+  app.add_option("--frame-bytes-max", limits.frame_bytes_max,
+                 "largest TCP frame and read page (HTTP: of rendered events)")
       ->capture_default_str();
   app.add_option("--http-body-bytes-max", limits.http_body_bytes_max, "largest HTTP body")
       ->capture_default_str();

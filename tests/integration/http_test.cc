@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "support/http_client.h"
@@ -474,6 +475,65 @@ TEST_F(HttpTest, GarbageRequestsChangeNothingAndTheServerKeepsServing) {
   EXPECT_LE(Head(), 1u);  // at most the one valid event, however often it survived mutation
   HttpResponse verify = client_.Get("/v1/verify", server_.token("auditor"));
   EXPECT_EQ(verify.status, 200) << verify.body;
+}
+
+// A read page is bounded in bytes as a TCP frame is (frame_bytes_max of rendered events, at least
+// one event), not only in events: large events cannot make one answer huge. Paging with `next` /
+// `next_version` still reaches every event exactly once.
+TEST(HttpReadPageTest, PagesAreBoundedInBytesAndPagingSeesEveryEventOnce) {
+  Ledgerd server({"--frame-bytes-max", "16384"});
+  HttpClient client("127.0.0.1", server.http_port());
+  std::vector<json> events = SampleEvents();
+  ASSERT_EQ(client.Post("/v1/events", server.token("clerk"), events[0].dump()).status, 200);
+  const std::string stream = events[0]["stream"];
+  constexpr int kInspections = 12;
+  for (int i = 0; i < kInspections; ++i) {
+    json inspected = {{"stream", stream},
+                      {"type", "SiteInspected"},
+                      {"event_id", "big-" + std::to_string(i)},
+                      {"occurred_at", events[0]["occurred_at"]},
+                      {"actor", {{"id", "S2040"}, {"role", "inspector"}, {"org", "KM.XS"}}},
+                      {"data",
+                       {{"inspector", "S2040"},
+                        {"items", {std::string(3000, 'x')}},
+                        {"conclusion", "pass"}}}};
+    HttpResponse stored = client.Post("/v1/events", server.token("inspector"), inspected.dump());
+    ASSERT_EQ(stored.status, 200) << stored.body;
+  }
+  std::vector<std::string> seen;
+  uint64_t from = 1;
+  int pages = 0;
+  while (true) {
+    HttpResponse page = client.Get("/v1/events?from=" + std::to_string(from) + "&limit=1000",
+                                   server.token("auditor"));
+    ASSERT_EQ(page.status, 200) << page.body;
+    EXPECT_LE(page.body.size(), 16384u + 4096u) << "page " << pages;
+    const json body = json::parse(page.body);
+    for (const json& event : body["events"]) {
+      if (event["stream"] == stream) seen.push_back(event["event_id"]);
+    }
+    ++pages;
+    if (body["events"].empty()) break;
+    from = body["next"];
+  }
+  EXPECT_GE(pages, 3);
+  ASSERT_EQ(seen.size(), kInspections + 1u);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), seen.size());
+
+  std::vector<std::string> in_stream;
+  uint64_t from_version = 0;
+  for (int page_count = 0; page_count < 100; ++page_count) {
+    HttpResponse page = client.Get("/v1/streams/" + stream + "?from_version=" +
+                                       std::to_string(from_version),
+                                   server.token("auditor"));
+    ASSERT_EQ(page.status, 200) << page.body;
+    const json body = json::parse(page.body);
+    if (body["events"].empty()) break;
+    EXPECT_LE(body["events"].size(), 5u);
+    for (const json& event : body["events"]) in_stream.push_back(event["event_id"]);
+    from_version = body["next_version"];
+  }
+  EXPECT_EQ(in_stream.size(), kInspections + 1u);
 }
 
 // Everything can come from a config file; a flag wins over the file.

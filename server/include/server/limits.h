@@ -11,10 +11,12 @@ namespace gridledger::server {
 struct Limits {
   // Open client connections over HTTP and TCP together; further connections are closed at once.
   size_t connections_max = 1024;
-  // Largest Cap'n Proto frame (TCP) and HTTP request body, in bytes.
+  // Largest Cap'n Proto frame (TCP), and the events of one read page (TCP read frames; HTTP
+  // /v1/events and /v1/streams bodies, as rendered JSON, past their first event), in bytes.
   size_t frame_bytes_max = size_t{4} << 20;
+  // Largest HTTP request body, in bytes.
   size_t http_body_bytes_max = size_t{8} << 20;
-  // Events in one append batch (HTTP array or TCP append frame) and rows per import batch.
+  // Events in one append batch (HTTP array or TCP append frame).
   size_t batch_events_max = 1000;
   // Requests of one TCP connection being processed at once (pipelining depth); more → busy frame.
   size_t connection_inflight_max = 64;
@@ -27,7 +29,7 @@ struct Limits {
   size_t subscription_frame_events_max = 4096;
   // A checkpoint frame is sent after this many events were skipped by a subscription's filter.
   uint64_t subscription_checkpoint_every = 10'000;
-  // Events per page of GET /v1/events and TCP read.
+  // Events per page of GET /v1/events, GET /v1/streams and TCP read.
   size_t read_events_max = 10'000;
 };
 
