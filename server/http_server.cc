@@ -597,6 +597,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (!at) return;
     auto as_of = TimeParameter("as_of");
     if (!as_of) return;
+    // A role that may not read applications at all is refused before anything is read, so the
+    // answer does not tell whether the application exists.
+    if (!Allowed(principal, ingest::Access::kReadApplication, principal.org)) return;
     const std::string stream = projections::AppStream(id);
     auto view = projections::AppView(service_.ledger(), stream, *at, *as_of, service_.NowUs(),
                                      service_.calendar(), service_.profile());
@@ -605,11 +608,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no events of " + stream));
     }
     const json& shown = **view;
-    if (!Allowed(principal, ingest::Access::kReadApplication, shown.value("org", ""))) return;
+    if (auto refused = OtherOrgsApplication(service_, principal, shown.value("org", ""))) {
+      return Fail(*refused);
+    }
     RespondOnceRecorded(principal, stream, Dump(shown));
   }
 
+  // Refuses an application of another org without naming that org.
+  static std::optional<ServiceError> OtherOrgsApplication(const Service& service,
+                                                          const ingest::Principal& principal,
+                                                          const std::string& org) {
+    if (!service.CheckAccess(principal, ingest::Access::kReadApplication, org)) {
+      return std::nullopt;
+    }
+    return MakeError(ErrorKind::kForbidden, "forbidden",
+                     "role " + std::string(ingest::RoleName(principal.role)) + " of org " +
+                         principal.org + " may read only its own org's applications");
+  }
+
   void GetEvidence(const ingest::Principal& principal, const std::string& id) {
+    if (!Allowed(principal, ingest::Access::kReadApplication, principal.org)) return;
     const std::string stream = projections::AppStream(id);
     std::string approved_by = Header("X-Approved-By");
     Service& service = service_;
@@ -623,9 +641,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return Answer(MakeError(ErrorKind::kNotFound, "not_found", "no application " + stream));
       }
       std::string org = app->has_value() ? (*app)->org : "";
-      if (auto refused = service.CheckAccess(principal, ingest::Access::kReadApplication, org)) {
-        return Answer(*refused);
-      }
+      if (auto refused = OtherOrgsApplication(service, principal, org)) return Answer(*refused);
       if (!evidence->has_value()) {
         return Answer(
             MakeError(ErrorKind::kNotFound, "not_found", "no evidence recorded for " + stream));

@@ -81,23 +81,21 @@ TEST_F(HttpTest, DeclaringAnImportOnALiveAppendNeedsTheImportRight) {
   late["import"] = true;
   HttpResponse refused = Post(late, "clerk");
   ASSERT_EQ(refused.status, 403) << refused.body;
-  EXPECT_NE(Body(refused)["error"]["message"].get<std::string>().find("import"),
-            std::string::npos)
+  EXPECT_NE(Body(refused)["error"]["message"].get<std::string>().find("import"), std::string::npos)
       << refused.body;
   EXPECT_EQ(Head(), 0u);
 
   late.erase("import");
   ASSERT_EQ(Post(late, "clerk").status, 200);
-  const json due = {{"stream", "report/monthly_stats/2026-02"},
-                    {"type", "ReportDue"},
-                    {"event_id", "due-1"},
-                    {"occurred_at", "2026-03-01T10:00:00+08:00"},
-                    {"actor", {{"id", "D0001"}, {"role", "director"}, {"org", "KM.XS"}}},
-                    {"data",
-                     {{"report_type", "monthly_stats"},
-                      {"period", "2026-02"},
-                      {"due_date", "2026-03-05"}}},
-                    {"import", true}};
+  const json due = {
+      {"stream", "report/monthly_stats/2026-02"},
+      {"type", "ReportDue"},
+      {"event_id", "due-1"},
+      {"occurred_at", "2026-03-01T10:00:00+08:00"},
+      {"actor", {{"id", "D0001"}, {"role", "director"}, {"org", "KM.XS"}}},
+      {"data",
+       {{"report_type", "monthly_stats"}, {"period", "2026-02"}, {"due_date", "2026-03-05"}}},
+      {"import", true}};
   HttpResponse director = Post(due, "director");
   ASSERT_EQ(director.status, 200) << director.body;
   HttpResponse stored = client_.Get("/v1/events?from=2&limit=1", server_.token("auditor"));
@@ -205,6 +203,9 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::get, own_app, "bad", 401, ""},
       {http::verb::get, own_app, "reader", 403, ""},
       {http::verb::get, own_app, "other_clerk", 403, ""},
+      // Refused before anything is read: the same answer whether the application exists or not.
+      {http::verb::get, "/v1/apps/XS-2026-NOSUCH", "reader", 403, ""},
+      {http::verb::get, "/v1/evidence/XS-2026-NOSUCH", "reader", 403, ""},
       {http::verb::get, "/v1/evidence/XS-2026-000123", "", 401, ""},
       {http::verb::get, "/v1/evidence/XS-2026-000123", "bad", 401, ""},
       {http::verb::get, "/v1/evidence/XS-2026-000123", "reader", 403, ""},
@@ -234,6 +235,12 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
         << c.target << " as '" << c.token_name << "' → " << response.body;
     json body = Body(response);
     EXPECT_EQ(body["ok"], false) << c.target;
+    // A read of another org's application is refused without saying which org it belongs to.
+    if (c.token_name.starts_with("other_") && c.status == 403 &&
+        (c.target.starts_with("/v1/apps/") || c.target.starts_with("/v1/evidence/"))) {
+      EXPECT_EQ(response.body.find("KM.XS"), std::string::npos)
+          << c.target << " → " << response.body;
+    }
     EXPECT_EQ(Head(), head) << c.target << " as '" << c.token_name << "' wrote something";
   }
   // The other org's director may read its own org's (empty) reports.
@@ -411,7 +418,8 @@ TEST_F(HttpTest, DuplicateKeysAndDeepNestingAreMalformedAndTheServerKeepsServing
   ASSERT_EQ(too_deep.status, 400) << too_deep.body;
   EXPECT_EQ(Body(too_deep)["error"]["rule"], "malformed_json");
   // The same inside a batch.
-  HttpResponse batch = client_.Post("/v1/events", server_.token("clerk"), json::array({deep}).dump());
+  HttpResponse batch =
+      client_.Post("/v1/events", server_.token("clerk"), json::array({deep}).dump());
   ASSERT_EQ(batch.status, 400) << batch.body;
 
   // A Corrected event whose free-form fields nest 200,000 arrays deep.
@@ -488,15 +496,14 @@ TEST(HttpReadPageTest, PagesAreBoundedInBytesAndPagingSeesEveryEventOnce) {
   const std::string stream = events[0]["stream"];
   constexpr int kInspections = 12;
   for (int i = 0; i < kInspections; ++i) {
-    json inspected = {{"stream", stream},
-                      {"type", "SiteInspected"},
-                      {"event_id", "big-" + std::to_string(i)},
-                      {"occurred_at", events[0]["occurred_at"]},
-                      {"actor", {{"id", "S2040"}, {"role", "inspector"}, {"org", "KM.XS"}}},
-                      {"data",
-                       {{"inspector", "S2040"},
-                        {"items", {std::string(3000, 'x')}},
-                        {"conclusion", "pass"}}}};
+    json inspected = {
+        {"stream", stream},
+        {"type", "SiteInspected"},
+        {"event_id", "big-" + std::to_string(i)},
+        {"occurred_at", events[0]["occurred_at"]},
+        {"actor", {{"id", "S2040"}, {"role", "inspector"}, {"org", "KM.XS"}}},
+        {"data",
+         {{"inspector", "S2040"}, {"items", {std::string(3000, 'x')}}, {"conclusion", "pass"}}}};
     HttpResponse stored = client.Post("/v1/events", server.token("inspector"), inspected.dump());
     ASSERT_EQ(stored.status, 200) << stored.body;
   }
@@ -523,9 +530,9 @@ TEST(HttpReadPageTest, PagesAreBoundedInBytesAndPagingSeesEveryEventOnce) {
   std::vector<std::string> in_stream;
   uint64_t from_version = 0;
   for (int page_count = 0; page_count < 100; ++page_count) {
-    HttpResponse page = client.Get("/v1/streams/" + stream + "?from_version=" +
-                                       std::to_string(from_version),
-                                   server.token("auditor"));
+    HttpResponse page =
+        client.Get("/v1/streams/" + stream + "?from_version=" + std::to_string(from_version),
+                   server.token("auditor"));
     ASSERT_EQ(page.status, 200) << page.body;
     const json body = json::parse(page.body);
     if (body["events"].empty()) break;
