@@ -433,6 +433,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                   " events, not " + std::to_string(body.size())));
       }
       for (const json& element : body) batch->events.push_back(domain::DecodeClientEvent(element));
+      // Bad input changes nothing: a batch holding an event that does not decode is refused whole.
+      auto bad = std::find_if(batch->events.begin(), batch->events.end(), [](const auto& event) {
+        return std::holds_alternative<domain::DecodeError>(event);
+      });
+      if (bad != batch->events.end()) {
+        const ServiceError not_appended =
+            NotAppendedWithBadBatch(static_cast<size_t>(bad - batch->events.begin()));
+        for (auto& event : batch->events) {
+          if (auto* error = std::get_if<domain::DecodeError>(&event)) {
+            service_.ReportRejectedInput(*error);
+            Record(*batch, FromDecodeError(*error));
+          } else {
+            Record(*batch, not_appended);
+          }
+        }
+        return FinishBatch(*batch);
+      }
     } else {
       return Fail(MakeError(ErrorKind::kInvalid, "invalid",
                             "the body must be one event (an object) or a batch (an array)"));

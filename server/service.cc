@@ -14,6 +14,12 @@ ServiceError MakeError(ErrorKind kind, std::string code, std::string message) {
   return {kind, {{"code", std::move(code)}, {"message", std::move(message)}}};
 }
 
+ServiceError NotAppendedWithBadBatch(size_t undecodable_index) {
+  return MakeError(ErrorKind::kInvalid, "invalid",
+                   "not appended: the event at index " + std::to_string(undecodable_index) +
+                       " of this batch does not decode, and nothing of such a batch is appended");
+}
+
 ServiceError FromStatus(const ledger::Status& status) {
   ErrorKind kind = ErrorKind::kInternal;
   switch (status.code()) {

@@ -544,11 +544,13 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     std::unordered_map<std::string, size_t> last_of_stream;
     std::vector<size_t> heads;
     heads.reserve(count);
+    std::optional<size_t> first_bad;  // the first event that does not decode
     for (size_t i = 0; i < count; ++i) {
       auto decoded = domain::DecodeClientEvent(View(texts[static_cast<unsigned>(i)]));
       if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
         service_.ReportRejectedInput(*error);
         pending->results[i] = FromServiceError(FromDecodeError(*error));
+        if (!first_bad) first_bad = i;
         continue;
       }
       pending->events[i] = std::move(std::get<domain::ClientEvent>(decoded));
@@ -565,6 +567,15 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         pending->next_in_stream[it->second] = i;
         it->second = i;
       }
+    }
+    if (first_bad) {
+      // Bad input changes nothing: a batch holding an event that does not decode is refused whole.
+      for (size_t i = 0; i < count; ++i) {
+        if (!pending->streams[i].empty()) {
+          pending->results[i] = FromServiceError(NotAppendedWithBadBatch(*first_bad));
+        }
+      }
+      pending->remaining = 0;
     }
     if (pending->remaining == 0) {
       SendAppended(*pending);

@@ -148,12 +148,26 @@ TEST_F(HttpTest, ABatchIsAppendedInOrderWithOneResultPerEvent) {
   EXPECT_EQ(body["results"][0]["position"], 1);
   EXPECT_EQ(body["results"][1]["position"], 2);
 
-  // One bad element is reported at its index; the others are still appended.
+  // An element that does not decode is reported at its index, and nothing of the batch is
+  // appended (bad input changes nothing): the valid element says why it was not.
   json mixed = json::array({events[2], json{{"stream", "app/X"}}});
-  HttpResponse partly = client_.Post("/v1/events", server_.token("inspector"), mixed.dump());
-  EXPECT_EQ(partly.status, 400) << partly.body;
-  EXPECT_EQ(Body(partly)["results"][0]["ok"], true);
-  EXPECT_EQ(Body(partly)["results"][1]["index"], 1);
+  HttpResponse refused = client_.Post("/v1/events", server_.token("inspector"), mixed.dump());
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_EQ(Body(refused)["results"][0]["ok"], false) << refused.body;
+  EXPECT_NE(Body(refused)["results"][0]["error"]["message"].get<std::string>().find("index 1"),
+            std::string::npos)
+      << refused.body;
+  EXPECT_EQ(Body(refused)["results"][1]["index"], 1);
+  EXPECT_EQ(Head(), 2u);
+  // Decodable events are judged and answered one by one: the inspector's own is stored, the
+  // clerk's step (another's name) is refused.
+  json clerks = events[5];
+  clerks.erase("expected_version");
+  json judged = json::array({events[2], clerks});
+  HttpResponse partly = client_.Post("/v1/events", server_.token("inspector"), judged.dump());
+  EXPECT_EQ(partly.status, 403) << partly.body;
+  EXPECT_EQ(Body(partly)["results"][0]["ok"], true) << partly.body;
+  EXPECT_EQ(Body(partly)["results"][1]["ok"], false) << partly.body;
   EXPECT_EQ(Head(), 3u);
 }
 

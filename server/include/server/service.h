@@ -53,6 +53,10 @@ ServiceError MakeError(ErrorKind kind, std::string code, std::string message);
 ServiceError FromStatus(const ledger::Status& status);
 ServiceError FromIngestError(const ingest::IngestError& error);
 ServiceError FromDecodeError(const domain::DecodeError& error);
+// The answer for each decodable event of a batch that also holds an event that does not decode
+// (the first at `undecodable_index`): nothing of such a batch is appended — bad input changes
+// nothing — so the client fixes it and sends the whole batch again.
+ServiceError NotAppendedWithBadBatch(size_t undecodable_index);
 
 using AppendAnswer = std::variant<ingest::IngestOutcome, ServiceError>;
 
