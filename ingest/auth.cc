@@ -470,7 +470,16 @@ std::optional<Principal> TokenStore::Authenticate(std::string_view token) const 
 
 void TokenStore::Insert(const std::string& token_sha256_hex, Principal principal) {
   LEDGER_ASSERT(IsLowerHex(token_sha256_hex, kSha256HexChars));
+  hash_by_id_[principal.id] = token_sha256_hex;
   by_hash_[token_sha256_hex] = std::move(principal);
+}
+
+std::optional<Principal> TokenStore::FindById(std::string_view id) const {
+  auto hash = hash_by_id_.find(std::string(id));
+  if (hash == hash_by_id_.end()) return std::nullopt;
+  auto principal = by_hash_.find(hash->second);
+  if (principal == by_hash_.end()) return std::nullopt;
+  return principal->second;
 }
 
 std::string TokenStore::NewToken() {

@@ -162,6 +162,20 @@ AppendAnswer Service::Append(const ingest::Principal& principal, domain::ClientE
 }
 
 AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::ClientEvent event) {
+  // A row keeps its original actor, whom the importer names; someone who holds a token here is
+  // who the tokens file says, so an importer cannot move a known person into its own org (and
+  // write, say, to that person's staff stream). Legacy staff without a token are taken as named.
+  if (auto known = tokens_.FindById(event.actor.id);
+      known && (std::string(ingest::RoleName(known->role)) != event.actor.role ||
+                known->org != event.actor.org)) {
+    if (ServerProbe* probe = probe_.load(std::memory_order_acquire)) {
+      probe->OnRefused(ErrorKind::kForbidden, "");
+    }
+    return MakeError(ErrorKind::kForbidden, "forbidden",
+                     "the row's actor " + event.actor.id + " is " +
+                         std::string(ingest::RoleName(known->role)) + " of org " + known->org +
+                         " here, not " + event.actor.role + " of org " + event.actor.org);
+  }
   if (auto refused = CheckAccess(importer, ingest::Access::kImport, event.actor.org)) {
     return *refused;
   }

@@ -386,6 +386,27 @@ TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
   ASSERT_EQ(reads.status, 200) << reads.body;
   ASSERT_FALSE(Body(reads)["events"].empty()) << reads.body;
   EXPECT_FALSE(Body(reads)["events"][0].contains("recorded_by")) << reads.body;
+
+  // A row naming a person who holds a token here under another role or org is refused: the
+  // director cannot move the auditor A0001 (org KM) into its own org to write in the auditor's
+  // staff stream. Someone unknown here (legacy staff) is taken as named.
+  const uint64_t before = Head();
+  json forged = {{"stream", "staff/A0001"},
+                 {"type", "SensitiveDataAccessed"},
+                 {"event_id", "forged-read"},
+                 {"occurred_at", "2026-03-02T10:00:00+08:00"},
+                 {"actor", {{"id", "A0001"}, {"role", "auditor"}, {"org", "KM.XS"}}},
+                 {"data", {{"what", "app/XS-2026-000123"}}}};
+  HttpResponse refused = client_.Post("/v1/import?format=jsonl", director, forged.dump() + "\n");
+  EXPECT_EQ(Body(refused)["rejected"], 1) << refused.body;
+  EXPECT_NE(refused.body.find("org KM here"), std::string::npos) << refused.body;
+  json legacy = forged;
+  legacy["stream"] = "staff/OLD-7";
+  legacy["event_id"] = "legacy-read";
+  legacy["actor"] = {{"id", "OLD-7"}, {"role", "clerk"}, {"org", "KM.XS"}};
+  HttpResponse taken = client_.Post("/v1/import?format=jsonl", director, legacy.dump() + "\n");
+  EXPECT_EQ(Body(taken)["accepted"], 1) << taken.body;
+  EXPECT_EQ(Head(), before + 1);
 }
 
 TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {

@@ -75,6 +75,8 @@ class TokenStore {
 
   // The principal of `token`, or nullopt for an unknown token.
   std::optional<Principal> Authenticate(std::string_view token) const;
+  // The principal with this id (ids are unique in a tokens file), or nullopt.
+  std::optional<Principal> FindById(std::string_view id) const;
   size_t size() const { return by_hash_.size(); }
 
   // Adds a principal in memory (tests, and Load).
@@ -93,6 +95,7 @@ class TokenStore {
 
  private:
   std::unordered_map<std::string, Principal> by_hash_;
+  std::unordered_map<std::string, std::string> hash_by_id_;
 };
 
 }  // namespace gridledger::ingest
