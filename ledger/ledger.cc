@@ -209,9 +209,11 @@ Status Ledger::Impl::OpenDatabase() {
   rocksdb::DB* db = nullptr;
   rocksdb::Status status = rocksdb::DB::Open(db_options, dir_, families, &handles_, &db);
   if (IsLockError(status)) {
-    return {Code::kLocked, "data directory " + dir_ +
-                               " is held by another process (is ledgerd running on it? then use "
-                               "--server ADDR)"};
+    return {Code::kLocked,
+            "data directory " + dir_ +
+                " is held by another process (is ledgerd running on it? then ask it: ledgerctl "
+                "--server ADDR for append, read, history and subscribe; its HTTP API for the "
+                "rest, e.g. POST /v1/import, GET /v1/verify, GET /v1/apps/ID)"};
   }
   if (!status.ok()) return FromRocks(status, "opening " + dir_);
   db_.reset(db);

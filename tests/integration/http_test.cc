@@ -630,6 +630,7 @@ TEST_F(HttpTest, TermExitsCleanlyAndARestartResumes) {
   EXPECT_NE(code, 0);
   EXPECT_NE(output.find("held by another process"), std::string::npos) << output;
   EXPECT_NE(output.find("--server"), std::string::npos) << output;
+  EXPECT_NE(output.find("GET /v1/verify"), std::string::npos) << output;
 
   EXPECT_EQ(server_.Stop(), std::optional<int>(0)) << server_.Log();
   auto [verify_code, verify_output] =
