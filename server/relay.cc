@@ -36,6 +36,7 @@ using ledger::Status;
 constexpr char kMsgIdHeader[] = "Nats-Msg-Id";
 constexpr char kExpectedStreamHeader[] = "Nats-Expected-Stream";
 constexpr char kExpectedLastSequenceHeader[] = "Nats-Expected-Last-Sequence";
+constexpr char kExpectedLastMsgIdHeader[] = "Nats-Expected-Last-Msg-Id";
 constexpr char kStreamHeader[] = "GridLedger-Stream";
 constexpr char kVersionHeader[] = "GridLedger-Version";
 constexpr char kEventIdHeader[] = "GridLedger-Event-Id";
@@ -191,8 +192,9 @@ class Relay::Session {
   Status Open();
   ledger::Result<StreamInfoPtr> StreamInfo();
   Status FindLastPosition(const jsStreamState& state, StreamEnd& end);
+  // `after_own`: the message before it in the stream must be the previous position.
   Status PublishOne(const ledger::StoredEvent& event, const std::string& reply_prefix,
-                    uint64_t expected_last_sequence);
+                    uint64_t expected_last_sequence, bool after_own);
   // Gives up when the connection drops or reconnects (`reconnects`: the count at publishing).
   Status CollectAcks(const std::vector<ledger::StoredEvent>& events, const Cursor& cursor,
                      uint64_t attempt, uint64_t reconnects);
@@ -348,7 +350,8 @@ Status Relay::Session::Publish(const std::vector<ledger::StoredEvent>& events, C
   const std::string reply_prefix = inbox_ + "." + std::to_string(attempt) + ".";
   for (size_t i = 0; i < events.size(); ++i) {
     LEDGER_ASSERT(events[i].position == cursor.position + 1 + i);
-    Status published = PublishOne(events[i], reply_prefix, cursor.stream_sequence + i);
+    Status published =
+        PublishOne(events[i], reply_prefix, cursor.stream_sequence + i, /*after_own=*/i > 0);
     if (!published.ok()) return published;
   }
   Status acked = CollectAcks(events, cursor, attempt, reconnects);
@@ -359,7 +362,7 @@ Status Relay::Session::Publish(const std::vector<ledger::StoredEvent>& events, C
 }
 
 Status Relay::Session::PublishOne(const ledger::StoredEvent& event, const std::string& reply_prefix,
-                                  uint64_t expected_last_sequence) {
+                                  uint64_t expected_last_sequence, bool after_own) {
   const std::string subject = SubjectOf(options_.subject_prefix, event.stream, event.type);
   const std::string position = std::to_string(event.position);
   const std::string reply = reply_prefix + position;
@@ -378,6 +381,12 @@ Status Relay::Session::PublishOne(const ledger::StoredEvent& event, const std::s
   // Always sent, also as "0" for the first message of an empty stream: the broker stores this
   // message only directly after the one that holds the previous position.
   set(kExpectedLastSequenceHeader, std::to_string(expected_last_sequence));
+  // Within a batch, the message before must also be the previous position itself: a message
+  // published by someone else between two of ours takes the sequence the next one expects, and
+  // the sequence check alone would then refuse one message and store the rest after the gap.
+  // (The first of a batch follows whatever the stream ended with when it was read, foreign
+  // messages included: the sequence check covers it.)
+  if (after_own) set(kExpectedLastMsgIdHeader, std::to_string(event.position - 1));
   set(kStreamHeader, HeaderValue(event.stream));
   set(kVersionHeader, std::to_string(event.version));
   set(kEventIdHeader, HeaderValue(event.event_id));

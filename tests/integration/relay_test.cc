@@ -19,6 +19,7 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -219,6 +220,10 @@ class Observer {
     jsStreamInfo_Destroy(info);
   }
   void Purge() { ASSERT_EQ(js_PurgeStream(js_, kStreamName, nullptr, nullptr), NATS_OK); }
+  // A message of someone else on the relay's subjects (plain NATS, no headers).
+  void PublishForeign() {
+    natsConnection_PublishString(connection_, "gridledger.foreign.note", "not the relay's");
+  }
   natsMsg* GetMessage(uint64_t sequence) {
     natsMsg* msg = nullptr;
     EXPECT_EQ(js_GetMsg(&msg, js_, kStreamName, sequence, nullptr, nullptr), NATS_OK)
@@ -346,6 +351,52 @@ TEST_F(RelayInProcessTest, ResumesAfterTheStreamsLastMessageWhenTheCheckpointLag
   EXPECT_EQ(relay.status().published, 50u);  // nothing of 51..200 again
   relay.Stop();
   ExpectStreamHolds(*ledger_, 1, 250);
+}
+
+// Someone else publishing on the relay's subjects now and then (a misconfiguration: the stream is
+// the relay's own): their messages sit between the relay's, but every position is stored exactly
+// once, in order — none skipped when a foreign message takes the sequence the next relayed one
+// expected (the relay used to lose the one refused and store the rest after it).
+TEST_F(RelayInProcessTest, ForeignMessagesInTheStreamLeaveNoGap) {
+  constexpr uint64_t kEvents = 3000;
+  Append(*ledger_, static_cast<int>(kEvents), "a");
+  std::atomic<bool> stop{false};
+  std::atomic<int> foreign{0};
+  Relay relay(*ledger_, Options());
+  ASSERT_TRUE(relay.Start().ok());
+  ASSERT_TRUE(relay.WaitForRelayed(1, seconds(10))) << relay.status().last_error;
+  // Now and then: a few foreign messages after every 300 positions relayed.
+  std::thread intruder([&] {
+    for (uint64_t next = 300; !stop && next < kEvents; next += 300) {
+      while (!stop && relay.status().relayed_position < next) {
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+      for (int i = 0; i < 3; ++i) {
+        observer_.PublishForeign();
+        ++foreign;
+      }
+    }
+  });
+  const bool relayed = relay.WaitForRelayed(kEvents, seconds(30));
+  stop = true;
+  intruder.join();
+  ASSERT_TRUE(relayed) << relay.status().last_error << " relayed "
+                       << relay.status().relayed_position << " resyncs " << relay.status().resyncs
+                       << " foreign " << foreign;
+  relay.Stop();
+  auto state = observer_.StreamState();
+  ASSERT_TRUE(state.has_value());
+  ASSERT_GT(state->messages, kEvents) << "no foreign message landed in the stream";
+  std::vector<uint64_t> positions;
+  for (uint64_t sequence = state->first_sequence; sequence <= state->last_sequence; ++sequence) {
+    natsMsg* msg = observer_.GetMessage(sequence);
+    ASSERT_NE(msg, nullptr);
+    const std::string id = Header(msg, "Nats-Msg-Id");
+    if (!id.empty()) positions.push_back(std::stoull(id));
+    natsMsg_Destroy(msg);
+  }
+  ASSERT_EQ(positions.size(), kEvents);
+  for (uint64_t i = 0; i < kEvents; ++i) ASSERT_EQ(positions[i], i + 1) << "at " << i;
 }
 
 TEST_F(RelayInProcessTest, AfterAPurgeResumesFromTheCheckpoint) {
