@@ -26,9 +26,12 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-// Opens the ledger or prints why not (to stderr, as JSON on stdout for scripts).
-std::unique_ptr<ledger::Ledger> OpenOrReport(const std::string& data_dir, std::ostream& out) {
+// Opens the ledger or prints why not (to stderr, as JSON on stdout for scripts). Only a command
+// that writes creates one where there is none: reading a mistyped path must not answer "empty".
+std::unique_ptr<ledger::Ledger> OpenOrReport(const std::string& data_dir, std::ostream& out,
+                                             bool create = false) {
   ledger::Options options;
+  options.create_if_missing = create;
   options.side_families = projections::SideFamilies();
   auto opened = ledger::Ledger::Open(data_dir, options);
   if (!opened.ok()) {
@@ -97,7 +100,7 @@ int Append(const std::string& data_dir, const std::string& file, std::ostream& o
   std::istream* input = OpenInput(file, file_stream, std::cerr);
   if (input == nullptr) return kExitFailure;
   std::istream& in = *input;
-  auto ledger = OpenOrReport(data_dir, out);
+  auto ledger = OpenOrReport(data_dir, out, /*create=*/true);
   if (!ledger) return kExitFailure;
   // Projections follow inline: their states land in the same synced batch as the events.
   projections::Engine engine(*ledger);

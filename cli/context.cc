@@ -39,6 +39,7 @@ std::optional<Context> OpenContext(const DataOptions& options, std::ostream& err
     return std::nullopt;
   }
   ledger::Options ledger_options;
+  ledger_options.create_if_missing = false;  // these commands read: a mistyped path is an error
   ledger_options.side_families = projections::SideFamilies();
   auto ledger = ledger::Ledger::Open(options.data_dir, ledger_options);
   if (!ledger.ok()) {

@@ -168,10 +168,14 @@ Status Ledger::Impl::OpenDatabase() {
     std::error_code error;
     std::filesystem::create_directories(dir_, error);
     if (error) return {Code::kIoError, "creating " + dir_ + ": " + error.message()};
+  } else if (std::error_code error;
+             !std::filesystem::exists(std::filesystem::path(dir_) / "CURRENT", error)) {
+    return {Code::kNotFound, "no ledger in " + dir_ + " (a data directory holds a file CURRENT)"};
   }
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = options_.create_if_missing;
-  db_options.create_missing_column_families = options_.create_if_missing;
+  // A family a caller names that an existing ledger lacks (a side family added since) is made.
+  db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
   // One cap on memtable memory across all column families (the ledger's and the projections'),
   // so memory stays bounded however many families a caller adds. Default per family would be

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -66,6 +67,21 @@ class LedgerctlTest : public ::testing::Test {
   std::string Data() const { return "--data " + dir_.str() + "/data"; }
   testing::TempDir dir_;
 };
+
+// A command that only reads does not create a ledger at a mistyped path and answer as if it were
+// empty (verify "ok", an empty KPI table): it fails, and the path stays absent.
+TEST_F(LedgerctlTest, ReadingAPathWithoutALedgerFailsAndCreatesNothing) {
+  const std::string missing = dir_.str() + "/typo";
+  for (const char* command : {"verify", "digest", "read", "history app/T-1", "kpi --period 2026-03",
+                              "overdue", "app T-1", "evidence T-1", "rebuild"}) {
+    CommandRun run = Ledgerctl("--data " + missing + " " + command);
+    EXPECT_NE(run.exit_code, 0) << command << ": " << run.out;
+    EXPECT_FALSE(std::filesystem::exists(missing)) << command << " created " << missing;
+  }
+  // A command that writes makes a new ledger there.
+  CommandRun appended = Ledgerctl(Data() + " append " SAMPLE_APPLICATION);
+  EXPECT_EQ(appended.exit_code, 0) << appended.out;
+}
 
 TEST_F(LedgerctlTest, AppendsTheSampleApplicationAndVerifies) {
   CommandRun appended = Ledgerctl(Data() + " append " SAMPLE_APPLICATION);
