@@ -76,6 +76,7 @@ class Ledger::Impl {
   std::unique_ptr<SideBatch> NewSideBatch();
   Status WriteSide(SideBatch& batch, bool sync);
   Status WriteSideUnlogged(SideBatch& batch);
+  Status WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> batch);
   Status FlushSide();
   Result<std::optional<std::string>> GetSide(SideFamily family, std::string_view key) const;
   Status ScanSide(SideFamily family, std::string_view prefix,
@@ -167,6 +168,9 @@ class Ledger::Impl {
   void StageEvent(const std::string& stream, const NewEvent& event, uint64_t version,
                   Staging* staging, rocksdb::WriteBatch* batch);
   rocksdb::ColumnFamilyHandle* SideHandle(SideFamily family) const;
+  // Waits for the background side write, if any, and forgets it: its status.
+  // REQUIRES: side_order_mutex_ held.
+  Status FinishBackgroundSideWrite() const;
   // Tells the probe (if any) how a request was answered.
   void ReportAnswer(const Result<AppendResult>& result,
                     std::chrono::steady_clock::time_point enqueued) const;
@@ -185,6 +189,23 @@ class Ledger::Impl {
   rocksdb::ColumnFamilyHandle* ids_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> side_handles_;  // Options::side_families, in order
+
+  // A side batch being written on a thread of its own (WriteSideUnloggedInBackground), with an
+  // index of what it holds for GetSide meanwhile.
+  struct BackgroundSideWrite {
+    std::unique_ptr<SideBatch> batch;
+    // Per side family: key → value (nullopt: deleted), views into the batch; the last write of
+    // a key wins.
+    std::vector<std::unordered_map<std::string_view, std::optional<std::string_view>>> keys;
+    std::thread thread;
+    Status status;  // of the write, once the thread ended
+  };
+  // Held by every side-family call that writes, flushes, scans or clears, and by the wait for the
+  // background write: they happen after it, one at a time.
+  mutable std::mutex side_order_mutex_;
+  // Guards background_side_ for GetSide; it is set and reset only under side_order_mutex_ too.
+  mutable std::mutex side_overlay_mutex_;
+  mutable std::unique_ptr<BackgroundSideWrite> background_side_;
 
   // Set by SetAppendObserver; read once per group commit by the writer.
   std::atomic<AppendObserver*> observer_{nullptr};

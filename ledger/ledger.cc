@@ -144,6 +144,10 @@ StoredEvent StoredEvent::FromEnvelope(schema::Envelope::Reader envelope) {
 
 Ledger::Impl::~Impl() {
   {
+    std::lock_guard order(side_order_mutex_);
+    FinishBackgroundSideWrite().IgnoreError();  // a rebuild left unfinished starts again anyway
+  }
+  {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
@@ -594,24 +598,106 @@ std::unique_ptr<SideBatch> Ledger::Impl::NewSideBatch() {
 }
 
 Status Ledger::Impl::WriteSide(SideBatch& batch, bool sync) {
+  std::lock_guard order(side_order_mutex_);
+  if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
   return FromRocks(db_->Write(write_options, batch.batch()), "writing side families");
 }
 
-Status Ledger::Impl::WriteSideUnlogged(SideBatch& batch) {
+namespace {
+
+Status WriteUnlogged(rocksdb::DB& db, SideBatch& batch) {
   rocksdb::WriteOptions write_options;
   write_options.disableWAL = true;
-  return FromRocks(db_->Write(write_options, batch.batch()), "writing side families");
+  return FromRocks(db.Write(write_options, batch.batch()), "writing side families");
+}
+
+// Indexes a side batch's writes by family (BackgroundSideWrite::keys).
+class SideBatchIndexer : public rocksdb::WriteBatch::Handler {
+ public:
+  using Keys = std::vector<std::unordered_map<std::string_view, std::optional<std::string_view>>>;
+  SideBatchIndexer(const std::vector<rocksdb::ColumnFamilyHandle*>& handles, Keys& keys)
+      : keys_(keys) {
+    keys_.resize(handles.size());
+    for (SideFamily family = 0; family < handles.size(); ++family) {
+      family_of_id_[handles[family]->GetID()] = family;
+    }
+  }
+  rocksdb::Status PutCF(uint32_t id, const rocksdb::Slice& key,
+                        const rocksdb::Slice& value) override {
+    return Note(id, key, std::string_view(value.data(), value.size()));
+  }
+  rocksdb::Status DeleteCF(uint32_t id, const rocksdb::Slice& key) override {
+    return Note(id, key, std::nullopt);
+  }
+
+ private:
+  rocksdb::Status Note(uint32_t id, const rocksdb::Slice& key,
+                       std::optional<std::string_view> value) {
+    auto family = family_of_id_.find(id);
+    if (family == family_of_id_.end()) {
+      return rocksdb::Status::InvalidArgument("a side batch wrote outside the side families");
+    }
+    keys_[family->second][std::string_view(key.data(), key.size())] = value;
+    return rocksdb::Status::OK();
+  }
+  Keys& keys_;
+  std::unordered_map<uint32_t, SideFamily> family_of_id_;
+};
+
+}  // namespace
+
+Status Ledger::Impl::WriteSideUnlogged(SideBatch& batch) {
+  std::lock_guard order(side_order_mutex_);
+  if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
+  return WriteUnlogged(*db_, batch);
+}
+
+Status Ledger::Impl::WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> batch) {
+  std::lock_guard order(side_order_mutex_);
+  if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
+  auto write = std::make_unique<BackgroundSideWrite>();
+  write->batch = std::move(batch);
+  SideBatchIndexer indexer(side_handles_, write->keys);
+  Status indexed = FromRocks(write->batch->batch()->Iterate(&indexer), "indexing a side batch");
+  if (!indexed.ok()) return indexed;
+  BackgroundSideWrite* running = write.get();
+  {
+    std::lock_guard overlay(side_overlay_mutex_);
+    background_side_ = std::move(write);
+  }
+  // Only RocksDB's Write reads the batch on that thread; GetSide reads the same bytes here.
+  running->thread = std::thread([this, running] {
+    if (options_.before_background_side_write) options_.before_background_side_write();
+    running->status = WriteUnlogged(*db_, *running->batch);
+  });
+  return Status::Ok();
+}
+
+Status Ledger::Impl::FinishBackgroundSideWrite() const {
+  BackgroundSideWrite* running = background_side_.get();  // changed only under side_order_mutex_
+  if (running == nullptr) return Status::Ok();
+  running->thread.join();
+  std::unique_ptr<BackgroundSideWrite> done;
+  {
+    std::lock_guard overlay(side_overlay_mutex_);
+    done = std::move(background_side_);
+  }
+  return done->status;
 }
 
 Status Ledger::Impl::FlushSide() {
+  std::lock_guard order(side_order_mutex_);
+  if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
   rocksdb::FlushOptions flush_options;
   flush_options.wait = true;
   return FromRocks(db_->Flush(flush_options, side_handles_), "flushing side families");
 }
 
 Status Ledger::Impl::Compact() {
+  std::lock_guard order(side_order_mutex_);
+  if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
   rocksdb::FlushOptions flush_options;
   flush_options.wait = true;
   Status flushed = FromRocks(db_->Flush(flush_options, handles_), "flushing");
@@ -630,6 +716,19 @@ Status Ledger::Impl::Compact() {
 
 Result<std::optional<std::string>> Ledger::Impl::GetSide(SideFamily family,
                                                          std::string_view key) const {
+  {
+    // A key of the batch being written in the background is answered from the batch: it may not
+    // have reached the memtable yet. A key not in it is not changed by it.
+    std::lock_guard overlay(side_overlay_mutex_);
+    if (background_side_ != nullptr) {
+      LEDGER_ASSERT(family < background_side_->keys.size());
+      const auto& keys = background_side_->keys[family];
+      if (auto written = keys.find(key); written != keys.end()) {
+        if (!written->second) return std::optional<std::string>();
+        return std::optional<std::string>(std::string(*written->second));
+      }
+    }
+  }
   std::string value;
   rocksdb::Status status =
       db_->Get({}, SideHandle(family), rocksdb::Slice(key.data(), key.size()), &value);
@@ -641,6 +740,8 @@ Result<std::optional<std::string>> Ledger::Impl::GetSide(SideFamily family,
 Status Ledger::Impl::ScanSide(
     SideFamily family, std::string_view prefix,
     const std::function<bool(std::string_view, std::string_view)>& visit) const {
+  std::lock_guard order(side_order_mutex_);
+  if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, SideHandle(family)));
   rocksdb::Slice prefix_slice(prefix.data(), prefix.size());
   for (it->Seek(prefix_slice); it->Valid() && it->key().starts_with(prefix_slice); it->Next()) {
@@ -652,6 +753,8 @@ Status Ledger::Impl::ScanSide(
 Status Ledger::Impl::SyncWal() { return FromRocks(db_->FlushWAL(/*sync=*/true), "syncing WAL"); }
 
 Status Ledger::Impl::ClearSide(SideFamily family) {
+  std::lock_guard order(side_order_mutex_);
+  if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, SideHandle(family)));
   it->SeekToFirst();
   if (!it->Valid()) return FromRocks(it->status(), "clearing side family");
@@ -725,6 +828,9 @@ StorageStats Ledger::Storage() const { return impl_->Storage(); }
 std::unique_ptr<SideBatch> Ledger::NewSideBatch() { return impl_->NewSideBatch(); }
 Status Ledger::WriteSide(SideBatch& batch, bool sync) { return impl_->WriteSide(batch, sync); }
 Status Ledger::WriteSideUnlogged(SideBatch& batch) { return impl_->WriteSideUnlogged(batch); }
+Status Ledger::WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> batch) {
+  return impl_->WriteSideUnloggedInBackground(std::move(batch));
+}
 Status Ledger::FlushSide() { return impl_->FlushSide(); }
 Status Ledger::Compact() { return impl_->Compact(); }
 Result<std::optional<std::string>> Ledger::GetSide(SideFamily family, std::string_view key) const {

@@ -3,7 +3,10 @@
 // Method: a counting observer writes one key per staged event; the test reads them back.
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "ledger/ledger.h"
 #include "support/temp_dir.h"
@@ -85,6 +88,59 @@ TEST(SideStoreTest, OwnedSideBatchWritesAtomically) {
   EXPECT_EQ(ledger->GetSide(0, "k").value(), std::optional<std::string>("in a"));
   EXPECT_EQ(ledger->GetSide(1, "k").value(), std::optional<std::string>("in b"));
   EXPECT_EQ(ledger->Head(), 0u) << "side writes are not events";
+}
+
+// A batch written in the background answers reads of its keys until it has reached the store
+// (held here before its write, so only the batch can answer), the last write of a key winning;
+// keys it does not hold come from the store; the next side write waits for it.
+TEST(SideStoreTest, ABackgroundWriteAnswersReadsOfItsKeysUntilItIsWritten) {
+  testing::TempDir dir;
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool started = false;
+  bool release = false;
+  Options options;
+  options.side_families = {"a", "b"};
+  options.before_background_side_write = [&] {
+    std::unique_lock lock(mutex);
+    started = true;
+    cv.notify_all();
+    cv.wait(lock, [&] { return release; });
+  };
+  auto ledger = std::move(Ledger::Open(dir.str(), options)).value();
+  auto before = ledger->NewSideBatch();
+  before->Put(0, "kept", "stored");
+  before->Put(1, "gone", "stored");
+  ASSERT_TRUE(ledger->WriteSideUnlogged(*before).ok());
+
+  auto batch = ledger->NewSideBatch();
+  batch->Put(0, "new", "first");
+  batch->Put(0, "new", "second");
+  batch->Delete(1, "gone");
+  ASSERT_TRUE(ledger->WriteSideUnloggedInBackground(std::move(batch)).ok());
+  {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return started; });
+  }
+  EXPECT_EQ(ledger->GetSide(0, "new").value(), std::optional<std::string>("second"));
+  EXPECT_EQ(ledger->GetSide(1, "gone").value(), std::nullopt);
+  EXPECT_EQ(ledger->GetSide(0, "kept").value(), std::optional<std::string>("stored"));
+  EXPECT_EQ(ledger->GetSide(1, "new").value(), std::nullopt) << "another family's key";
+
+  // A synchronous write waits for the background one: its value wins.
+  std::thread writer([&] {
+    auto after = ledger->NewSideBatch();
+    after->Put(0, "new", "third");
+    EXPECT_TRUE(ledger->WriteSideUnlogged(*after).ok());
+  });
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+  }
+  cv.notify_all();
+  writer.join();
+  EXPECT_EQ(ledger->GetSide(0, "new").value(), std::optional<std::string>("third"));
+  EXPECT_EQ(ledger->GetSide(1, "gone").value(), std::nullopt);
 }
 
 }  // namespace

@@ -57,6 +57,10 @@ struct Options {
   // write as if RocksDB had refused it with nothing stored (RocksDB itself stops taking writes
   // after a failed one, so only this exercises later commits). Default: none.
   std::function<bool()> fail_write;
+  // For tests: called on the background side write's thread before it writes its batch (see
+  // WriteSideUnloggedInBackground), e.g. to hold it while the batch must answer reads. Default:
+  // none.
+  std::function<void()> before_background_side_write;
 };
 
 // Counters of the write path (for metrics and tests).
@@ -160,6 +164,13 @@ class Ledger {
   // loses it unless FlushSide() returned after it. Only for work that starts again from scratch
   // after a crash (a rebuild of the projections).
   Status WriteSideUnlogged(SideBatch& batch);
+  // WriteSideUnlogged on a thread of the ledger's, so that the caller goes on meanwhile (a rebuild
+  // folds the next events while the last batch goes into the memtables). Takes the batch. Until
+  // its write has ended, GetSide answers the keys it holds from it. One at a time: the call first
+  // waits for the previous one and, if that failed, returns its error (and writes nothing).
+  // Every other side-family call waits for it first and reports its failure the same way. Only
+  // for work that starts again from scratch after a crash or an error (a rebuild).
+  Status WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> batch);
   // Flushes the memtables of every side family to table files and waits for it: what was written
   // to them before, with or without the write-ahead log, then survives a crash.
   Status FlushSide();
