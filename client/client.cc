@@ -588,6 +588,9 @@ Result<ReadPage> Client::ReadStream(const std::string& stream, uint64_t from_ver
 // ---- subscriptions ----------------------------------------------------------------------------
 
 Result<std::unique_ptr<Subscription>> Client::Subscribe(SubscribeOptions options) {
+  // The server grants at most its credit_max: counting more as outstanding would never let the
+  // outstanding credit fall to half, and the subscription would stall once the server's ran out.
+  if (welcome_.credit_max > 0) options.credit = std::min(options.credit, welcome_.credit_max);
   const uint64_t id = NewRequestId();
   capnp::MallocMessageBuilder message;
   auto request = message.initRoot<protocol::Request>();

@@ -988,7 +988,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       Send(frame.Finish(subscription.id, subscription.next), subscription.id);
       return;
     }
-    if (subscription.skipped >= limits_.subscription_checkpoint_every) {
+    // After subscription_checkpoint_every skipped events, and when the scan reached the head
+    // having skipped some: without it a sparse subscriber could not tell it has caught up (nor
+    // save its progress past its last match).
+    if (subscription.skipped > 0) {
       subscription.skipped = 0;
       subscription.frame_queued = true;
       shared_->checkpoints_sent.fetch_add(1, std::memory_order_relaxed);

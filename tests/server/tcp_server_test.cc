@@ -1030,6 +1030,57 @@ TEST(TcpServerTest, SparseFilterSendsCheckpointFrames) {
   EXPECT_EQ(harness.server().Stats().checkpoints_sent, 5u);
 }
 
+// Fewer skipped events than a checkpoint's worth before the head: the subscriber still learns it
+// has caught up (a checkpoint at the head), and a non-following reader can stop.
+TEST(TcpServerTest, ASparseSubscriptionLearnsItReachedTheHead) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAccepted(*clerk, "KM-A", 0,
+                 10);  // positions 1..10, fewer than subscription_checkpoint_every
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  client::SubscribeOptions options;
+  options.stream_prefix = "app/KM-Z";
+  auto subscription = reader->Subscribe(options);
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  auto frame = (*subscription)->Next();
+  ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+  EXPECT_EQ(frame->kind, client::SubscriptionFrame::Kind::kCheckpoint);
+  // The head: the 10 events and the record of this subscription's read (position 11).
+  EXPECT_EQ(harness.ledger().Head(), 11u);
+  EXPECT_EQ(frame->next_position, 12u);
+  EXPECT_EQ((*subscription)->next_position(), 12u);
+}
+
+// A subscriber asking for more credit than the server grants (credit_max) still reads on: the
+// client counts only what the server takes, so it tops the credit up in time.
+TEST(TcpServerTest, CreditAboveTheServersMaximumDoesNotStallTheSubscriber) {
+  Limits limits = TestLimits();
+  limits.subscription_credit_max = 8;
+  Harness harness(limits);
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAccepted(*clerk, "KM-A", 0, 40);
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(reader->welcome().credit_max, 8u);
+  client::SubscribeOptions options;
+  options.stream_prefix = "app/KM-A";
+  options.credit = 100;  // more than twice the server's 8
+  auto subscription = reader->Subscribe(options);
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  size_t seen = 0;
+  while (seen < 40) {
+    auto frame = (*subscription)->Next();
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString() << " after " << seen << " events";
+    auto events = frame->events.DecodeAll();
+    ASSERT_TRUE(events.ok());
+    seen += events->size();
+  }
+  EXPECT_EQ(seen, 40u);
+}
+
 TEST(TcpServerTest, CreditBoundsWhatTheServerSendsAndBuffers) {
   Harness harness;
   auto reader = harness.Connect(kReaderToken);

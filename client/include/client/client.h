@@ -155,7 +155,8 @@ struct SubscribeOptions {
   std::string stream_prefix;       // "" = every stream
   std::vector<std::string> types;  // empty = every type
   // Events the server may send before the client grants more. With auto_credit, Next() grants
-  // more whenever half of it was consumed, so at most `credit` events are ever in flight.
+  // more whenever half of it was consumed, so at most `credit` events are ever in flight. At most
+  // the server's credit_max (welcome): more is lowered to it.
   uint32_t credit = 16384;
   bool auto_credit = true;
   // As Client::Read's: a subscription that can match `app/` streams is recorded when it starts.
