@@ -424,9 +424,13 @@ bool Ledger::Impl::WriteCommit(Commit& commit) {
     return true;
   }
   // Every request answered with a position past the durable head (new events, or retries of
-  // events staged in this same commit) fails; the published head stays where it was.
+  // events staged in this same commit) fails; so do version conflicts and mismatches, which may
+  // have been judged against events of this commit that are not stored (as in FailStacked): a
+  // retry gets the true answer. The published head stays where it was.
   for (Result<AppendResult>& result : commit.results) {
-    if (result.ok() && LastPosition(*result) > committed_head_) result = written;
+    const bool judged = !result.ok() && (result.status().code() == Code::kVersionConflict ||
+                                         result.status().code() == Code::kDuplicateMismatch);
+    if ((result.ok() && LastPosition(*result) > committed_head_) || judged) result = written;
   }
   return false;
 }

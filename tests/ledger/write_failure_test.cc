@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -299,6 +300,60 @@ TEST(WriteFailureTest, TheFirstAppendAfterARefusedOneIsStored) {
   EXPECT_EQ((*events)[1].version, 1u);
   EXPECT_EQ((*events)[2].event_id, "after-2");
   ASSERT_TRUE(ledger.Verify().ok());
+}
+
+// Two requests staged into one commit, the second judged against the first (a version conflict
+// and a changed retry of its event_id), then the commit's write fails: nothing of the first is
+// stored, so neither judgement is a fact — both are told to retry, not "conflict".
+TEST(WriteFailureTest, JudgementsAgainstAFailedCommitAreNotAnswersToKeep) {
+  testing::TempDir dir;
+  std::mutex mutex;
+  std::condition_variable cv;
+  int writes = 0;
+  bool release = false;
+  Options options;
+  options.fail_write = [&] {
+    std::unique_lock lock(mutex);
+    const int write = ++writes;
+    cv.notify_all();
+    if (write == 1) cv.wait(lock, [&] { return release; });  // hold commit A: B gathers
+    return write == 2;                                       // commit B fails
+  };
+  auto opened = Ledger::Open(dir.str(), options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Ledger& ledger = **opened;
+
+  std::promise<Result<AppendResult>> a;
+  ledger.AppendAsync({"app/A", kNoStream, {MakeEvent("a")}},
+                     [&](Result<AppendResult> r) { a.set_value(std::move(r)); });
+  {
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return writes == 1; });  // A is being written
+  }
+  std::promise<Result<AppendResult>> first, conflict, mismatch;
+  ledger.AppendAsync({"app/1", kNoStream, {MakeEvent("x")}},
+                     [&](Result<AppendResult> r) { first.set_value(std::move(r)); });
+  ledger.AppendAsync({"app/1", kNoStream, {MakeEvent("y")}},
+                     [&](Result<AppendResult> r) { conflict.set_value(std::move(r)); });
+  NewEvent changed = MakeEvent("x");
+  changed.payload = "something else";
+  ledger.AppendAsync({"app/2", std::nullopt, {changed}},
+                     [&](Result<AppendResult> r) { mismatch.set_value(std::move(r)); });
+  // The three wait in the queue while A is written (too few for a chunk of their own) and are
+  // staged together into B once it is.
+  ASSERT_EQ(ledger.QueuedAppends(), 3u);
+  {
+    std::lock_guard lock(mutex);
+    release = true;
+  }
+  cv.notify_all();
+  ASSERT_TRUE(a.get_future().get().ok());
+  for (auto* answer : {&first, &conflict, &mismatch}) {
+    Result<AppendResult> result = answer->get_future().get();
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), Code::kIoError) << result.status().ToString();
+  }
+  EXPECT_EQ(ledger.Head(), 1u);
 }
 
 }  // namespace
