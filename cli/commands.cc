@@ -70,10 +70,23 @@ json AppendLine(ingest::Ingestor& ingestor, const domain::Actor& writer, const s
   return result;
 }
 
+// At most `width` bytes, cut at a character boundary (never inside a UTF-8 sequence).
 std::string Shorten(std::string text, size_t width) {
   if (text.size() <= width) return text;
-  text.resize(width - 3);
+  size_t cut = width - 3;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  text.resize(cut);
   return text + "...";
+}
+
+// "2026-03-02T09:15:00+08:00": a time in Asia/Shanghai, whole seconds — the clocks' time zone,
+// whatever offset the client wrote.
+std::string ShanghaiSeconds(int64_t unix_us) {
+  std::string text = domain::FormatTimestamp(unix_us, domain::kShanghaiUtcOffsetMinutes);
+  if (size_t dot = text.find('.'); dot != std::string::npos) {
+    text.erase(dot, text.find_first_of("+-Z", dot) - dot);
+  }
+  return text;
 }
 
 }  // namespace
@@ -135,29 +148,43 @@ int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& 
   for (const ledger::StoredEvent& event : *events) {
     out << ingest::StoredEventToJson(event).dump() << "\n";
   }
+  // A page may not be all there is: say where to go on, so nobody takes it for the whole log.
+  if (!events->empty() && events->size() >= options.limit) {
+    const ledger::StoredEvent& last = events->back();
+    bool more = ledger->Head() > last.position;
+    if (options.stream) {
+      auto version = ledger->StreamVersion(*options.stream);
+      more = version.ok() && *version > static_cast<int64_t>(last.version);
+    }
+    if (more) {
+      std::cerr << "ledgerctl: " << events->size() << " events shown (--limit); more follow: "
+                << (options.stream ? "--from-version " + std::to_string(last.version + 1)
+                                   : "--from " + std::to_string(last.position + 1))
+                << "\n";
+    }
+  }
   return kExitOk;
 }
 
 void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEvent>& events,
                   std::ostream& out) {
   out << "history of " << stream << " (" << events.size() << " events)\n";
+  // Times in Asia/Shanghai (the clocks count its dates), whatever offset a client wrote; "import"
+  // marks a declared bulk import (never flagged as backdated).
   out << std::left << std::setw(8) << "pos" << std::setw(4) << "ver" << std::setw(27)
       << "occurred_at" << std::setw(27) << "recorded_at" << std::setw(24) << "type" << std::setw(22)
-      << "actor" << std::setw(18) << "recorded_by"
+      << "actor" << std::setw(18) << "recorded_by" << std::setw(7) << "flags"
       << "data\n";
   for (const ledger::StoredEvent& event : events) {
     json shown = ingest::StoredEventToJson(event);
-    std::string recorded = shown["recorded_at"].get<std::string>();
-    if (size_t dot = recorded.find('.'); dot != std::string::npos) {
-      recorded.erase(dot, recorded.find_first_of("+-Z", dot) - dot);  // seconds are enough here
-    }
     std::string actor = event.actor.id + "/" + event.actor.role;
     // Blank: the actor appended it.
     std::string recorded_by = event.recorded_by ? event.recorded_by->id : "";
     out << std::left << std::setw(8) << event.position << std::setw(4) << event.version
-        << std::setw(27) << shown["occurred_at"].get<std::string>() << std::setw(27) << recorded
-        << std::setw(24) << event.type << std::setw(22) << Shorten(actor, 21) << std::setw(18)
-        << Shorten(recorded_by, 17) << Shorten(shown["data"].dump(), 60) << "\n";
+        << std::setw(27) << ShanghaiSeconds(event.occurred_at_us) << std::setw(27)
+        << ShanghaiSeconds(event.recorded_at_us) << std::setw(24) << event.type << std::setw(22)
+        << Shorten(actor, 21) << std::setw(18) << Shorten(recorded_by, 17) << std::setw(7)
+        << (event.imported ? "import" : "") << Shorten(shown["data"].dump(), 60) << "\n";
   }
   out << "last hash " << ledger::ToHex(events.back().hash) << "\n";
 }

@@ -43,8 +43,10 @@ int main(int argc, char** argv) {
   read->add_option("--from-version", read_options.from_version, "first version (with --stream)")
       ->needs(stream_option);
   auto* from_option = read->add_option("--from", from_position, "first global position");
-  read->add_option("--limit", read_options.limit, "at most this many events")
-      ->check(CLI::Range(uint64_t{1}, uint64_t{100000}));
+  read->add_option("--limit", read_options.limit,
+                   "at most this many events (more remain: stderr says where to go on)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000}))
+      ->capture_default_str();
   stream_option->excludes(from_option);
 
   std::string history_stream;
@@ -132,7 +134,14 @@ int main(int argc, char** argv) {
   subscribe->add_flag("--follow", subscribe_options.follow,
                       "keep following new events (default: stop at the head)");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; a bad command line is rejected input: 2, as README.md says
+    // (CLI11's own codes, 105, 106, ..., are not ledgerctl's).
+    const int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitRejected;
+  }
 
   if (*token_add) {
     return TokenAddCommand(tokens_file, token_id, token_role, token_org, std::cout, std::cerr);

@@ -147,6 +147,48 @@ TEST_F(LedgerctlTest, WritesOnADataDirectoryRecordTheLocalUserAsWhoRecordedThem)
       << history.out;
 }
 
+// What a dispute reads must not mislead: a page of `read` says when more follows; `history` shows
+// times in Asia/Shanghai (the clocks' dates) whatever offset the client wrote, marks imports, and
+// cuts long data at a character boundary; a bad command line exits 2 as the README says.
+TEST_F(LedgerctlTest, ReadsSayWhatTheyLeaveOutAndHistoryShowsShanghaiTimes) {
+  ASSERT_EQ(Ledgerctl(Data() + " import " SAMPLE_APPLICATION).exit_code, 0);
+  // 17:30 UTC on 03-01 is 01:30 on 03-02 in Shanghai.
+  std::string late = Event("t1", "ApplicationAccepted", kAccepted);
+  late.replace(late.find("2026-03-02T09:15:00+08:00"), 25, "2026-03-01T17:30:00Z");
+  ASSERT_EQ(Ledgerctl(Data() + " append", late + "\n").exit_code, 0);
+
+  const std::string read =
+      std::string(LEDGERCTL_PATH) + " " + Data() + " read --from 1 --limit 5 2>&1 >/dev/null";
+  FILE* pipe = popen(read.c_str(), "r");
+  std::string err;
+  std::array<char, 4096> buffer;
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) err.append(buffer.data(), n);
+  pclose(pipe);
+  EXPECT_NE(err.find("more follow: --from 6"), std::string::npos) << err;
+
+  CommandRun history = Ledgerctl(Data() + " history app/T-1");
+  EXPECT_NE(history.out.find("2026-03-02T01:30:00+08:00"), std::string::npos) << history.out;
+  CommandRun imported = Ledgerctl(Data() + " history app/XS-2026-000123");
+  EXPECT_NE(imported.out.find("import"), std::string::npos) << imported.out;
+  // The data column holds Chinese text (customer names): still valid UTF-8 after the cut.
+  for (size_t i = 0; i < imported.out.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(imported.out[i]);
+    if (c < 0x80) continue;
+    const int length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+    ASSERT_GT(length, 0) << "a continuation byte without its lead at " << i;
+    for (int k = 1; k < length; ++k) {
+      ASSERT_LT(i + k, imported.out.size());
+      ASSERT_EQ(static_cast<unsigned char>(imported.out[i + k]) & 0xC0, 0x80)
+          << "a character cut at " << i;
+    }
+    i += length - 1;
+  }
+
+  EXPECT_EQ(Ledgerctl(Data() + " kpi").exit_code, 2);  // --period is required
+  EXPECT_EQ(Ledgerctl(Data() + " read --limit 0").exit_code, 2);
+  EXPECT_EQ(Ledgerctl("--help").exit_code, 0);
+}
+
 TEST_F(LedgerctlTest, RejectedLinesAreReportedAndChangeNothing) {
   std::string input =
       Event("ok-1", "ApplicationAccepted", kAccepted, R"(,"expected_version":-1)") + "\n" +
