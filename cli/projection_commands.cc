@@ -94,13 +94,25 @@ int OverdueCommand(const DataOptions& options, const std::optional<std::string>&
   bar.Finish();
   if (!caught_up.ok()) return Fail(out, "io_error", caught_up.message(), kExitFailure);
 
+  std::vector<projections::OverdueRow> undetermined;
   auto rows = projections::OverdueAt(*context->ledger, engine, *at_us, org, context->calendar,
-                                     context->profile);
+                                     context->profile, &undetermined);
   if (!rows.ok()) return Fail(out, "io_error", rows.status().message(), kExitFailure);
   if (table) {
     PrintOverdueTable(*rows, *at_us, out);
   } else {
     for (const auto& row : *rows) out << projections::OverdueJson(row).dump() << "\n";
+  }
+  // Never a silent gap: clocks the calendar cannot judge are named (load the missing year).
+  if (!undetermined.empty()) {
+    std::cerr << "ledgerctl: " << undetermined.size()
+              << " open clock(s) cannot be judged: they need a working-day calendar year that is "
+                 "not loaded (state calendar_missing):";
+    for (size_t i = 0; i < undetermined.size() && i < 20; ++i) {
+      std::cerr << " " << undetermined[i].stream << "/"
+                << domain::SlaClockName(undetermined[i].view.name);
+    }
+    std::cerr << (undetermined.size() > 20 ? " ...\n" : "\n");
   }
   return kExitOk;
 }

@@ -118,7 +118,8 @@ ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
                                                   const Engine& engine, int64_t at_us,
                                                   const std::optional<std::string>& org,
                                                   const domain::WorkingCalendar& calendar,
-                                                  const domain::SlaProfile& profile) {
+                                                  const domain::SlaProfile& profile,
+                                                  std::vector<OverdueRow>* undetermined) {
   const domain::Date day = domain::LocalDateOf(at_us);
   OccurredAfter after(ledger, at_us);
   std::vector<OverdueRow> rows;
@@ -134,6 +135,9 @@ ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
       if (!*then || !(*then)->open()) continue;
       ClockView view = Evaluate(**then, calendar, profile, s.facts.customer_class, at_us);
       if (view.state == ClockState::kOverdue) rows.push_back({s.stream, s.org, view});
+      if (view.state == ClockState::kCalendarMissing && undetermined != nullptr) {
+        undetermined->push_back({s.stream, s.org, view});
+      }
     }
     return true;
   });

@@ -685,15 +685,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     int64_t at_us = at->value_or(service_.NowUs());
     OffLoad([&service, at_us, org]() -> std::pair<http::status, std::string> {
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
+      std::vector<projections::OverdueRow> undetermined;
       auto rows = projections::OverdueAt(service.ledger(), service.engine(), at_us, org,
-                                         service.calendar(), service.profile());
+                                         service.calendar(), service.profile(), &undetermined);
       if (!rows.ok()) return Answer(FromStatus(rows.status()));
       json list = json::array();
       for (const auto& row : *rows) list.push_back(projections::OverdueJson(row));
+      json missing = json::array();
+      for (const auto& row : undetermined) missing.push_back(projections::OverdueJson(row));
       return Answer(json{{"at", domain::FormatTimestamp(at_us, domain::kShanghaiUtcOffsetMinutes)},
                          {"org", org ? json(*org) : json(nullptr)},
                          {"count", rows->size()},
-                         {"overdue", std::move(list)}});
+                         {"overdue", std::move(list)},
+                         {"calendar_missing", std::move(missing)}});
     });
   }
 

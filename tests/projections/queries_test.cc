@@ -134,5 +134,23 @@ TEST_F(OverdueTest, TheOverdueListAtATimeIsWhatEachApplicationShowsThen) {
   }
 }
 
+// A clock that needs a calendar year that is not loaded (2024 here) is not overdue — and not
+// left out silently either: it is handed back as undetermined.
+TEST_F(OverdueTest, ClocksTheCalendarCannotJudgeAreNamedNotDropped) {
+  Add("app/Y1", "ApplicationAccepted", "2024-12-20T10:00", Accepted("residential"));
+  Add("app/R1", "ApplicationAccepted", "2026-03-02T10:00", Accepted("residential"));
+  const int64_t at = *ParseTimeArgument("2026-03-16T12:00:00+08:00");
+  Engine engine(*ledger_);
+  ASSERT_TRUE(engine.CatchUp().ok());
+  std::vector<OverdueRow> undetermined;
+  auto rows = OverdueAt(*ledger_, engine, at, std::nullopt, calendar_, profile_, &undetermined);
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(rows->front().stream, "app/R1");
+  ASSERT_EQ(undetermined.size(), 1u);
+  EXPECT_EQ(undetermined.front().stream, "app/Y1");
+  EXPECT_EQ(undetermined.front().view.state, ClockState::kCalendarMissing);
+}
+
 }  // namespace
 }  // namespace gridledger::projections
