@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -205,7 +206,24 @@ int History(const std::string& data_dir, const std::string& stream, std::ostream
   return kExitOk;
 }
 
-int Verify(const std::string& data_dir, std::ostream& out) {
+int Verify(const std::string& data_dir, const std::string& digest, std::ostream& out) {
+  std::optional<ledger::Digest> handed_out;
+  if (!digest.empty()) {
+    const size_t colon = digest.find(':');
+    uint64_t position = 0;
+    const char* begin = digest.data();
+    const char* end = begin + (colon == std::string::npos ? 0 : colon);
+    if (colon == std::string::npos || std::from_chars(begin, end, position).ptr != end ||
+        position == 0 || digest.size() - colon - 1 != 2 * ledger::kHashBytes) {
+      std::cerr << "ledgerctl: --digest takes POSITION:HASH (64 hex digits), e.g. from "
+                   "ledgerctl digest\n";
+      return kExitRejected;
+    }
+    std::string hash = digest.substr(colon + 1);
+    std::transform(hash.begin(), hash.end(), hash.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    handed_out = ledger::Digest{position, hash};
+  }
   auto ledger = OpenOrReport(data_dir, out);
   if (!ledger) return kExitFailure;
   auto verified = ledger->Verify();
@@ -216,8 +234,28 @@ int Verify(const std::string& data_dir, std::ostream& out) {
     out << failure.dump() << "\n";
     return kExitFailure;
   }
-  out << json{{"ok", true}, {"head", verified->position}, {"hash", verified->hash_hex}}.dump()
-      << "\n";
+  json answer = {{"ok", true}, {"head", verified->position}, {"hash", verified->hash_hex}};
+  if (handed_out) {
+    // The chain verified, so the stored hash at the digest's position is the recomputed one.
+    auto stored = handed_out->position <= verified->position
+                      ? ledger->DigestAt(handed_out->position)
+                      : ledger::Result<ledger::Digest>(ledger::Status(
+                            ledger::Code::kNotFound, "the ledger ends at " +
+                                                         std::to_string(verified->position) +
+                                                         ", before the digest's position"));
+    const bool matches = stored.ok() && stored->hash_hex == handed_out->hash_hex;
+    answer["ok"] = matches;
+    answer["digest"] = {
+        {"position", handed_out->position}, {"hash", handed_out->hash_hex}, {"matches", matches}};
+    if (!matches) {
+      std::cerr << "ledgerctl: history up to position " << handed_out->position
+                << " is not the one the digest was made of"
+                << (stored.ok() ? "" : ": " + stored.status().message()) << "\n";
+      out << answer.dump() << "\n";
+      return kExitFailure;
+    }
+  }
+  out << answer.dump() << "\n";
   return kExitOk;
 }
 

@@ -38,7 +38,10 @@ int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& 
 void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEvent>& events,
                   std::ostream& out);
 int History(const std::string& data_dir, const std::string& stream, std::ostream& out);
-int Verify(const std::string& data_dir, std::ostream& out);
+// Recomputes the chain; with `digest` ("POSITION:HASH", as `digest` prints them joined), also
+// checks that the verified hash at POSITION is HASH: history up to it is what it was when the
+// digest was handed out.
+int Verify(const std::string& data_dir, const std::string& digest, std::ostream& out);
 int DigestCommand(const std::string& data_dir, std::optional<uint64_t> at, std::ostream& out);
 
 }  // namespace gridledger::cli

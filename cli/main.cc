@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <iostream>
+#include <limits>
 
 #include "commands.h"
 #include "demo_command.h"
@@ -54,10 +55,15 @@ int main(int argc, char** argv) {
   history->add_option("stream", history_stream, "stream id, e.g. app/XS-2026-000123")->required();
 
   auto* verify = app.add_subcommand("verify", "recompute the hash chain from position 1");
+  std::string verify_digest;
+  verify->add_option("--digest", verify_digest,
+                     "POSITION:HASH handed out earlier (ledgerctl digest): also prove that "
+                     "history up to POSITION is unchanged since");
 
   std::optional<uint64_t> digest_at;
   auto* digest = app.add_subcommand("digest", "print (position, hash) of the head or of --at P");
-  digest->add_option("--at", digest_at, "position");
+  digest->add_option("--at", digest_at, "position (1 or more)")
+      ->check(CLI::Range(uint64_t{1}, std::numeric_limits<uint64_t>::max()));
 
   std::string app_id;
   std::optional<std::string> app_at;
@@ -174,7 +180,7 @@ int main(int argc, char** argv) {
     return Read(data_dir, read_options, std::cout);
   }
   if (*history) return History(data_dir, history_stream, std::cout);
-  if (*verify) return Verify(data_dir, std::cout);
+  if (*verify) return Verify(data_dir, verify_digest, std::cout);
   if (*digest) return DigestCommand(data_dir, digest_at, std::cout);
   if (*application) return AppCommand(data, app_id, app_at, app_as_of, std::cout);
   if (*overdue) return OverdueCommand(data, overdue_at, overdue_org, overdue_table, std::cout);

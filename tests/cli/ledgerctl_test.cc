@@ -189,6 +189,32 @@ TEST_F(LedgerctlTest, ReadsSayWhatTheyLeaveOutAndHistoryShowsShanghaiTimes) {
   EXPECT_EQ(Ledgerctl("--help").exit_code, 0);
 }
 
+// A digest handed to a third party is checked later in one step: verify --digest P:HASH proves
+// the history up to P unchanged (the chain verifies and its hash at P is the digest's).
+TEST_F(LedgerctlTest, VerifyProvesAHandedOutDigest) {
+  ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
+  CommandRun digest = Ledgerctl(Data() + " digest --at 5");
+  ASSERT_EQ(digest.exit_code, 0) << digest.out;
+  const json handed_out = digest.lines().front();
+  ASSERT_EQ(
+      Ledgerctl(Data() + " append", Event("t1", "ApplicationAccepted", kAccepted) + "\n").exit_code,
+      0);
+  const std::string given = std::to_string(handed_out["position"].get<uint64_t>()) + ":" +
+                            handed_out["hash"].get<std::string>();
+  CommandRun proved = Ledgerctl(Data() + " verify --digest " + given);
+  EXPECT_EQ(proved.exit_code, 0) << proved.out;
+  EXPECT_EQ(proved.lines().front()["digest"]["matches"], true) << proved.out;
+
+  const std::string other = "5:" + std::string(64, '0');
+  CommandRun refuted = Ledgerctl(Data() + " verify --digest " + other);
+  EXPECT_EQ(refuted.exit_code, 1) << refuted.out;
+  EXPECT_EQ(refuted.lines().front()["digest"]["matches"], false) << refuted.out;
+  CommandRun beyond = Ledgerctl(Data() + " verify --digest 999:" + std::string(64, 'a'));
+  EXPECT_EQ(beyond.exit_code, 1) << beyond.out;
+  EXPECT_EQ(Ledgerctl(Data() + " verify --digest nonsense").exit_code, 2);
+  EXPECT_EQ(Ledgerctl(Data() + " digest --at 0").exit_code, 2);
+}
+
 TEST_F(LedgerctlTest, RejectedLinesAreReportedAndChangeNothing) {
   std::string input =
       Event("ok-1", "ApplicationAccepted", kAccepted, R"(,"expected_version":-1)") + "\n" +
