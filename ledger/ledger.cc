@@ -492,7 +492,7 @@ Result<uint64_t> Ledger::Impl::PositionAt(int64_t recorded_at_us) const {
   return low;
 }
 
-Result<Digest> Ledger::Impl::Verify() const {
+Result<Digest> Ledger::Impl::Verify(const std::atomic<bool>* stop) const {
   std::string running = chain::GenesisHash();
   uint64_t checked = 0;
   Status failure = Status::Ok();
@@ -502,6 +502,11 @@ Result<Digest> Ledger::Impl::Verify() const {
     return false;
   };
   Status scanned = ScanValues(1, [&](uint64_t position, StoredValue& value) {
+    if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+      failure = Status(Code::kShutdown, "verification stopped at position " +
+                                            std::to_string(position));
+      return false;
+    }
     // Canonical bytes have no slack: a changed padding byte, invisible to the decoded value, is
     // still caught here.
     if (!value.canonical()) return fail(position, "stored bytes are not canonical");
@@ -818,8 +823,17 @@ uint64_t Ledger::AddHeadListener(std::function<void(uint64_t)> listener) {
 void Ledger::RemoveHeadListener(uint64_t id) { impl_->RemoveHeadListener(id); }
 Result<Digest> Ledger::Verify() const {
   const auto started = std::chrono::steady_clock::now();
-  Result<Digest> verified = impl_->Verify();
+  Result<Digest> verified = impl_->Verify(nullptr);
   if (LedgerProbe* probe = impl_->probe()) {
+    probe->OnVerified(verified.status(), std::chrono::steady_clock::now() - started);
+  }
+  return verified;
+}
+Result<Digest> Ledger::Verify(const std::atomic<bool>& stop) const {
+  const auto started = std::chrono::steady_clock::now();
+  Result<Digest> verified = impl_->Verify(&stop);
+  LedgerProbe* probe = impl_->probe();
+  if (probe != nullptr && verified.status().code() != Code::kShutdown) {
     probe->OnVerified(verified.status(), std::chrono::steady_clock::now() - started);
   }
   return verified;

@@ -11,11 +11,14 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "domain/calendar.h"
@@ -54,7 +57,54 @@ struct Config {
   std::string ready_file;
   std::string log_level = "info";
   int io_threads = 2;
+  // The hash chain is verified in the background when ledgerd starts and then every this many
+  // hours (0: only on request), so the verification gauge and its alert speak without anyone
+  // asking, also after a restart.
+  double verify_every_hours = 24;
   server::Limits limits;
+};
+
+// Verifies the chain at start and every `every` until stopped. Results reach the metrics through
+// the ledger's probe; failures are logged. A stop cuts a verification short.
+class BackgroundVerifier {
+ public:
+  BackgroundVerifier(const ledger::Ledger& ledger, std::chrono::duration<double> every)
+      : ledger_(ledger), every_(every) {
+    if (every_.count() > 0) thread_ = std::thread([this] { Run(); });
+  }
+  ~BackgroundVerifier() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      auto verified = ledger_.Verify(stop_);
+      if (stop_) return;
+      if (verified.ok()) {
+        Log(LogLevel::kInfo, "hash chain verified",
+            {{"head", verified->position}, {"hash", verified->hash_hex}});
+      } else {
+        Log(LogLevel::kError, "hash chain verification failed",
+            {{"error", verified.status().message()}});
+      }
+      std::unique_lock lock(mutex_);
+      if (cv_.wait_for(lock, every_, [&] { return stop_.load(); })) return;
+    }
+  }
+
+  const ledger::Ledger& ledger_;
+  const std::chrono::duration<double> every_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 std::optional<net::ip::tcp::endpoint> ParseEndpoint(const std::string& text) {
@@ -101,6 +151,10 @@ void AddOptions(CLI::App& app, Config& config) {
   app.add_option("--ready-file", config.ready_file,
                  "write {\"http\":…,\"tcp\":…} here once listening (for scripts and tests)");
   app.add_option("--log-level", config.log_level, "debug, info, warning or error")
+      ->capture_default_str();
+  app.add_option("--verify-every-hours", config.verify_every_hours,
+                 "verify the hash chain at start and then this often (0 = only on request)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   app.add_option("--io-threads", config.io_threads, "threads serving connections")
       ->check(CLI::Range(1, 64))
@@ -190,6 +244,8 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - catch_up_started)
             .count()}});
   engine.StartBackground();
+  BackgroundVerifier verifier(*ledger,
+                              std::chrono::duration<double>(config.verify_every_hours * 3600.0));
 
   server::Service service({*ledger,
                            engine,
@@ -290,6 +346,7 @@ int main(int argc, char** argv) {
   watchdog.join();
   if (drainer.joinable()) drainer.join();
 
+  verifier.Stop();
   if (relay) relay->Stop();
   engine.StopBackground();
   ledger::Status synced = ledger->SyncWal();

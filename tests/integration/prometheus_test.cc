@@ -433,7 +433,8 @@ TEST(PrometheusTest, DashboardAndAlertsWorkOnARealPrometheusAndAgreeWithLedgerct
       prometheus.Value(R"(sum(gridledger_rejected_inputs_total{reason="unauthenticated"}))", t)
           .value_or(0),
       1.0);
-  EXPECT_EQ(prometheus.Value(R"(gridledger_ledger_verifications_total{result="ok"})", t), 1.0);
+  // ledgerd's own verification at start (--verify-every-hours) and the auditor's request.
+  EXPECT_EQ(prometheus.Value(R"(gridledger_ledger_verifications_total{result="ok"})", t), 2.0);
   EXPECT_EQ(prometheus.Value("gridledger_relay_connected", t), 1.0);
   // The crafted states, and the alerts they raise (pending: their `for` has not passed).
   EXPECT_GE(prometheus.Value(R"(sum(gridledger_sla_open_applications{sla_state="warning"}))", t)

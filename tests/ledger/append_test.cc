@@ -3,6 +3,8 @@
 // Method: a fresh ledger in a temp dir per test; every expectation is about stored state read back.
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include <thread>
 
 #include "ledger/ledger.h"
@@ -80,6 +82,20 @@ TEST_F(AppendTest, ChainLinksEachEventToThePreviousOne) {
   ASSERT_TRUE(verified.ok()) << verified.status().ToString();
   EXPECT_EQ(verified->position, 5u);
   EXPECT_EQ(verified->hash_hex, ledger_->HeadDigest().hash_hex);
+}
+
+// A background verification gives up when told to stop (a shutdown does not wait for a scan of
+// the whole log): kShutdown, not a verdict on the chain.
+TEST_F(AppendTest, AStoppedVerificationIsNoVerdict) {
+  ASSERT_TRUE(ledger_->Append(Request("s/0", {MakeEvent("e0")})).ok());
+  std::atomic<bool> stop{true};
+  auto stopped = ledger_->Verify(stop);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.status().code(), Code::kShutdown);
+  stop = false;
+  auto verified = ledger_->Verify(stop);
+  ASSERT_TRUE(verified.ok()) << verified.status().ToString();
+  EXPECT_EQ(verified->position, 1u);
 }
 
 TEST_F(AppendTest, ExpectedVersionIsEnforced) {

@@ -9,6 +9,7 @@
 // Errors: see status.h. Nothing throws.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -155,6 +156,9 @@ class Ledger {
   // Recomputes the whole hash chain from position 1. ok and the head digest, or kCorruption with
   // position() = the first bad position.
   Result<Digest> Verify() const;
+  // The same, giving up with kShutdown (reported to no probe) as soon as `*stop` is true: for a
+  // background verification that must not hold up a shutdown.
+  Result<Digest> Verify(const std::atomic<bool>& stop) const;
 
   // Side families (see side_store.h). `family` indexes Options::side_families.
   std::unique_ptr<SideBatch> NewSideBatch();
