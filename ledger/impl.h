@@ -71,6 +71,9 @@ class Ledger::Impl {
   // Visits stored values with position in [from_position, head]; stops when visit returns false.
   Status ScanValues(uint64_t from_position,
                     const std::function<bool(uint64_t position, StoredValue& value)>& visit) const;
+  // The same over [from_position, last] as of `snapshot` (nullptr: the latest state).
+  Status ScanValues(uint64_t from_position, uint64_t last, const rocksdb::Snapshot* snapshot,
+                    const std::function<bool(uint64_t position, StoredValue& value)>& visit) const;
   Result<uint64_t> PositionAt(int64_t recorded_at_us) const;
 
   std::unique_ptr<SideBatch> NewSideBatch();
@@ -86,6 +89,8 @@ class Ledger::Impl {
   Status Compact();
   void SetAppendObserver(AppendObserver* observer);
   Result<Digest> Verify(const std::atomic<bool>* stop) const;
+  uint64_t IndexedPosition(rocksdb::ColumnFamilyHandle* family, const std::string& key,
+                           const rocksdb::Snapshot* snapshot) const;
 
   StorageStats Storage() const;
   LedgerProbe* probe() const { return options_.probe; }

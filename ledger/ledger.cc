@@ -430,10 +430,16 @@ Result<std::vector<StoredEvent>> Ledger::Impl::ReadFrom(uint64_t from_position,
 Status Ledger::Impl::ScanValues(
     uint64_t from_position,
     const std::function<bool(uint64_t position, StoredValue& value)>& visit) const {
-  const uint64_t last = head();
+  return ScanValues(from_position, head(), nullptr, visit);
+}
+
+Status Ledger::Impl::ScanValues(
+    uint64_t from_position, uint64_t last, const rocksdb::Snapshot* snapshot,
+    const std::function<bool(uint64_t position, StoredValue& value)>& visit) const {
   if (from_position == 0) from_position = 1;
   if (from_position > last) return Status::Ok();
   rocksdb::ReadOptions read_options;
+  read_options.snapshot = snapshot;
   read_options.readahead_size = 2 << 20;
   // A scan reads each block once, in order: caching them would only push out the blocks that
   // point reads come back to (ids, streams, the projections' states a rebuild reloads).
@@ -493,6 +499,18 @@ Result<uint64_t> Ledger::Impl::PositionAt(int64_t recorded_at_us) const {
 }
 
 Result<Digest> Ledger::Impl::Verify(const std::atomic<bool>* stop) const {
+  // One consistent state: the head stored with it, its events and their index entries (a group
+  // commit writes all of them in one batch), whatever is appended meanwhile.
+  rocksdb::ManagedSnapshot snapshot(db_.get());
+  rocksdb::ReadOptions at_snapshot;
+  at_snapshot.snapshot = snapshot.snapshot();
+  std::string head_value;
+  rocksdb::Status head_read = db_->Get(at_snapshot, meta_, format::kMetaHeadKey, &head_value);
+  if (!head_read.ok() && !head_read.IsNotFound()) return FromRocks(head_read, "reading the head");
+  if (head_read.ok() && head_value.size() < 8) {
+    return Status(Code::kCorruption, "meta head has bad size");
+  }
+  const uint64_t last = head_read.ok() ? format::GetBigEndian64(head_value) : 0;
   std::string running = chain::GenesisHash();
   uint64_t checked = 0;
   Status failure = Status::Ok();
@@ -501,26 +519,69 @@ Result<Digest> Ledger::Impl::Verify(const std::atomic<bool>* stop) const {
                   .WithPosition(position);
     return false;
   };
-  Status scanned = ScanValues(1, [&](uint64_t position, StoredValue& value) {
-    if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
-      failure = Status(Code::kShutdown, "verification stopped at position " +
-                                            std::to_string(position));
-      return false;
-    }
-    // Canonical bytes have no slack: a changed padding byte, invisible to the decoded value, is
-    // still caught here.
-    if (!value.canonical()) return fail(position, "stored bytes are not canonical");
-    auto envelope = value.envelope();
-    if (BytesOf(envelope.getPrevHash()) != running) return fail(position, "prev_hash mismatch");
-    std::string computed = chain::ComputeHash(envelope);
-    if (computed != BytesOf(envelope.getHash())) return fail(position, "hash mismatch");
-    running = std::move(computed);
-    checked = position;
-    return true;
-  });
+  Status scanned =
+      ScanValues(1, last, snapshot.snapshot(), [&](uint64_t position, StoredValue& value) {
+        if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+          failure = Status(Code::kShutdown,
+                           "verification stopped at position " + std::to_string(position));
+          return false;
+        }
+        // Canonical bytes have no slack: a changed padding byte, invisible to the decoded value, is
+        // still caught here.
+        if (!value.canonical()) return fail(position, "stored bytes are not canonical");
+        auto envelope = value.envelope();
+        if (BytesOf(envelope.getPrevHash()) != running) return fail(position, "prev_hash mismatch");
+        std::string computed = chain::ComputeHash(envelope);
+        if (computed != BytesOf(envelope.getHash())) return fail(position, "hash mismatch");
+        // The indexes are outside the chain: an entry pointing elsewhere would serve another event
+        // as this stream's history, or answer a retry with another event's position.
+        const auto stream = envelope.getStream();
+        const std::string_view stream_id(stream.begin(), stream.size());
+        if (IndexedPosition(streams_, format::StreamKey(stream_id, envelope.getVersion()),
+                            snapshot.snapshot()) != position) {
+          return fail(position, "the streams index entry of " + std::string(stream_id) +
+                                    " version " + std::to_string(envelope.getVersion()) +
+                                    " does not point here");
+        }
+        const auto event_id = envelope.getEventId();
+        if (IndexedPosition(ids_, std::string(event_id.begin(), event_id.size()),
+                            snapshot.snapshot()) != position) {
+          return fail(position, "the ids index entry of " +
+                                    std::string(event_id.begin(), event_id.size()) +
+                                    " does not point here");
+        }
+        running = std::move(computed);
+        checked = position;
+        return true;
+      });
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
+  // And no entry points at nothing: one per event in each index.
+  for (auto [family, name] : {std::pair{streams_, "streams"}, std::pair{ids_, "ids"}}) {
+    rocksdb::ReadOptions options = at_snapshot;
+    options.total_order_seek = true;  // the ids memtable is a hash: see FORMAT.md
+    options.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, family));
+    uint64_t entries = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++entries;
+    if (!it->status().ok()) return FromRocks(it->status(), std::string("counting ") + name);
+    if (entries != checked) {
+      return Status(Code::kCorruption, std::string("the ") + name + " index holds " +
+                                           std::to_string(entries) + " entries for " +
+                                           std::to_string(checked) + " events");
+    }
+  }
   return Digest{checked, ToHex(running)};
+}
+
+// The position an index entry holds, 0 when it is missing, unreadable or malformed.
+uint64_t Ledger::Impl::IndexedPosition(rocksdb::ColumnFamilyHandle* family, const std::string& key,
+                                       const rocksdb::Snapshot* snapshot) const {
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot;
+  std::string value;
+  if (!db_->Get(options, family, key, &value).ok() || value.size() != 8) return 0;
+  return format::GetBigEndian64(value);
 }
 
 StorageStats Ledger::Impl::Storage() const {

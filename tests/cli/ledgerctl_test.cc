@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -237,6 +238,54 @@ TEST_F(LedgerctlTest, RejectedLinesAreReportedAndChangeNothing) {
   EXPECT_EQ(results[5]["error"]["code"], "duplicate_mismatch");
   CommandRun verified = Ledgerctl(Data() + " verify");
   EXPECT_EQ(verified.lines().at(0)["head"], 1);
+}
+
+// Runs `change(db, family handle)` on the family `family` of a closed data directory, opened
+// raw (what someone with file access could do).
+void Tamper(const std::string& data_dir, const std::string& family,
+            const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& change) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), data_dir, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), data_dir, families, &handles, &raw).ok());
+  auto found = std::find(names.begin(), names.end(), family);
+  ASSERT_NE(found, names.end());
+  change(*raw, handles[found - names.begin()]);
+  for (auto* handle : handles) raw->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  delete raw;
+}
+
+// The indexes are outside the hash chain, so verify checks them against the chained events: a
+// streams entry pointing at another event (that event would be served as this stream's history)
+// and an ids entry pointing at nothing are both found.
+TEST_F(LedgerctlTest, VerifyFindsTamperedIndexes) {
+  ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
+  const std::string dir = dir_.str() + "/data";
+  std::string position_3;
+  ledger::format::PutBigEndian64(&position_3, 3);
+  Tamper(dir, ledger::format::kStreamsFamily, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* f) {
+    ASSERT_TRUE(db.Put({}, f, ledger::format::StreamKey("app/XS-2026-000123", 5), position_3).ok());
+  });
+  CommandRun moved = Ledgerctl(Data() + " verify");
+  EXPECT_EQ(moved.exit_code, 1) << moved.out;
+  EXPECT_EQ(moved.lines().at(0)["position"], 6) << moved.out;  // version 5 is position 6
+
+  std::string position_6;
+  ledger::format::PutBigEndian64(&position_6, 6);
+  Tamper(dir, ledger::format::kStreamsFamily, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* f) {
+    ASSERT_TRUE(db.Put({}, f, ledger::format::StreamKey("app/XS-2026-000123", 5), position_6).ok());
+  });
+  ASSERT_EQ(Ledgerctl(Data() + " verify").exit_code, 0);
+  Tamper(dir, ledger::format::kIdsFamily, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* f) {
+    ASSERT_TRUE(db.Put({}, f, "forged-id", position_3).ok());
+  });
+  CommandRun extra = Ledgerctl(Data() + " verify");
+  EXPECT_EQ(extra.exit_code, 1) << extra.out;
+  EXPECT_NE(extra.out.find("ids index holds 12 entries for 11 events"), std::string::npos)
+      << extra.out;
 }
 
 TEST_F(LedgerctlTest, VerifyNamesTheFirstTamperedPosition) {
