@@ -70,6 +70,30 @@ class Sha256 {
 
 }  // namespace
 
+void EntrySetDigest::Add(std::string_view key, std::string_view value) {
+  Sha256& sha = Sha256::ForThisThread();
+  sha.Begin();
+  const uint32_t size = static_cast<uint32_t>(key.size());
+  const unsigned char size_bytes[4] = {
+      static_cast<unsigned char>(size >> 24), static_cast<unsigned char>(size >> 16),
+      static_cast<unsigned char>(size >> 8), static_cast<unsigned char>(size)};
+  sha.Add(size_bytes, sizeof(size_bytes));
+  sha.Add(key.data(), key.size());
+  sha.Add(value.data(), value.size());
+  const std::string digest = sha.Finish();
+  unsigned __int128 carry = 0;
+  for (size_t word = 0; word < sum_.size(); ++word) {
+    uint64_t part = 0;
+    for (size_t byte = 0; byte < 8; ++byte) {
+      part |= static_cast<uint64_t>(static_cast<unsigned char>(digest[word * 8 + byte]))
+              << (8 * byte);
+    }
+    const unsigned __int128 total = static_cast<unsigned __int128>(sum_[word]) + part + carry;
+    sum_[word] = static_cast<uint64_t>(total);
+    carry = total >> 64;
+  }
+}
+
 std::string ComputeHashOfUnhashed(schema::Envelope::Reader envelope) {
   LEDGER_ASSERT(!envelope.hasHash());
   // The canonical form is unique for a given value, so the hash does not depend on how the

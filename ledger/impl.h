@@ -89,8 +89,6 @@ class Ledger::Impl {
   Status Compact();
   void SetAppendObserver(AppendObserver* observer);
   Result<Digest> Verify(const std::atomic<bool>* stop) const;
-  uint64_t IndexedPosition(rocksdb::ColumnFamilyHandle* family, const std::string& key,
-                           const rocksdb::Snapshot* snapshot) const;
 
   StorageStats Storage() const;
   LedgerProbe* probe() const { return options_.probe; }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <tuple>
 
 #include "chain.h"
 #include "format.h"
@@ -513,6 +514,8 @@ Result<Digest> Ledger::Impl::Verify(const std::atomic<bool>* stop) const {
   const uint64_t last = head_read.ok() ? format::GetBigEndian64(head_value) : 0;
   std::string running = chain::GenesisHash();
   uint64_t checked = 0;
+  chain::EntrySetDigest expected_streams;
+  chain::EntrySetDigest expected_ids;
   Status failure = Status::Ok();
   auto fail = [&](uint64_t position, const std::string& why) {
     failure = Status(Code::kCorruption, "position " + std::to_string(position) + ": " + why)
@@ -534,54 +537,51 @@ Result<Digest> Ledger::Impl::Verify(const std::atomic<bool>* stop) const {
         std::string computed = chain::ComputeHash(envelope);
         if (computed != BytesOf(envelope.getHash())) return fail(position, "hash mismatch");
         // The indexes are outside the chain: an entry pointing elsewhere would serve another event
-        // as this stream's history, or answer a retry with another event's position.
+        // as this stream's history, or answer a retry with another event's position. What they
+        // should hold, from the chained events; compared with what they hold below.
         const auto stream = envelope.getStream();
-        const std::string_view stream_id(stream.begin(), stream.size());
-        if (IndexedPosition(streams_, format::StreamKey(stream_id, envelope.getVersion()),
-                            snapshot.snapshot()) != position) {
-          return fail(position, "the streams index entry of " + std::string(stream_id) +
-                                    " version " + std::to_string(envelope.getVersion()) +
-                                    " does not point here");
-        }
         const auto event_id = envelope.getEventId();
-        if (IndexedPosition(ids_, std::string(event_id.begin(), event_id.size()),
-                            snapshot.snapshot()) != position) {
-          return fail(position, "the ids index entry of " +
-                                    std::string(event_id.begin(), event_id.size()) +
-                                    " does not point here");
-        }
+        std::string position_bytes;
+        format::PutBigEndian64(&position_bytes, position);
+        expected_streams.Add(format::StreamKey(std::string_view(stream.begin(), stream.size()),
+                                               envelope.getVersion()),
+                             position_bytes);
+        expected_ids.Add(std::string_view(event_id.begin(), event_id.size()), position_bytes);
         running = std::move(computed);
         checked = position;
         return true;
       });
   if (!scanned.ok()) return scanned;
   if (!failure.ok()) return failure;
-  // And no entry points at nothing: one per event in each index.
-  for (auto [family, name] : {std::pair{streams_, "streams"}, std::pair{ids_, "ids"}}) {
+  // Each index holds exactly the entries of the chained events, read in one sequential pass
+  // each (looking every event's entries up instead cost ~100x the chain's own check).
+  for (auto [family, name, expected] : {std::tuple{streams_, "streams", &expected_streams},
+                                        std::tuple{ids_, "ids", &expected_ids}}) {
     rocksdb::ReadOptions options = at_snapshot;
     options.total_order_seek = true;  // the ids memtable is a hash: see FORMAT.md
     options.fill_cache = false;
+    options.readahead_size = 2 << 20;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, family));
     uint64_t entries = 0;
-    for (it->SeekToFirst(); it->Valid(); it->Next()) ++entries;
-    if (!it->status().ok()) return FromRocks(it->status(), std::string("counting ") + name);
+    chain::EntrySetDigest stored;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ++entries;
+      stored.Add(ToView(it->key()), ToView(it->value()));
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), std::string("reading ") + name);
     if (entries != checked) {
       return Status(Code::kCorruption, std::string("the ") + name + " index holds " +
                                            std::to_string(entries) + " entries for " +
                                            std::to_string(checked) + " events");
     }
+    if (!(stored == *expected)) {
+      return Status(Code::kCorruption,
+                    std::string("the ") + name +
+                        " index does not match the events: an entry was changed (it points at "
+                        "another event, or names another key)");
+    }
   }
   return Digest{checked, ToHex(running)};
-}
-
-// The position an index entry holds, 0 when it is missing, unreadable or malformed.
-uint64_t Ledger::Impl::IndexedPosition(rocksdb::ColumnFamilyHandle* family, const std::string& key,
-                                       const rocksdb::Snapshot* snapshot) const {
-  rocksdb::ReadOptions options;
-  options.snapshot = snapshot;
-  std::string value;
-  if (!db_->Get(options, family, key, &value).ok() || value.size() != 8) return 0;
-  return format::GetBigEndian64(value);
 }
 
 StorageStats Ledger::Impl::Storage() const {

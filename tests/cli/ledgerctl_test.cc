@@ -271,7 +271,7 @@ TEST_F(LedgerctlTest, VerifyFindsTamperedIndexes) {
   });
   CommandRun moved = Ledgerctl(Data() + " verify");
   EXPECT_EQ(moved.exit_code, 1) << moved.out;
-  EXPECT_EQ(moved.lines().at(0)["position"], 6) << moved.out;  // version 5 is position 6
+  EXPECT_NE(moved.out.find("streams index does not match"), std::string::npos) << moved.out;
 
   std::string position_6;
   ledger::format::PutBigEndian64(&position_6, 6);
