@@ -213,8 +213,11 @@ int Verify(const std::string& data_dir, const std::string& digest, std::ostream&
     uint64_t position = 0;
     const char* begin = digest.data();
     const char* end = begin + (colon == std::string::npos ? 0 : colon);
+    const bool hex = colon != std::string::npos &&
+                     std::all_of(digest.begin() + colon + 1, digest.end(),
+                                 [](unsigned char c) { return std::isxdigit(c) != 0; });
     if (colon == std::string::npos || std::from_chars(begin, end, position).ptr != end ||
-        position == 0 || digest.size() - colon - 1 != 2 * ledger::kHashBytes) {
+        position == 0 || digest.size() - colon - 1 != 2 * ledger::kHashBytes || !hex) {
       std::cerr << "ledgerctl: --digest takes POSITION:HASH (64 hex digits), e.g. from "
                    "ledgerctl digest\n";
       return kExitRejected;

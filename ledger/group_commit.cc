@@ -97,6 +97,15 @@ uint64_t LastPosition(const AppendResult& result) {
   return last;
 }
 
+// Whether an answer staged before a failed write may rest on events that are not stored (the
+// durable head is `durable_head`): a position past it, or a version conflict or mismatch, which
+// may have been judged against events of the failed commits.
+bool RestsOnUnstored(const Result<AppendResult>& result, uint64_t durable_head) {
+  if (result.ok()) return LastPosition(*result) > durable_head;
+  return result.status().code() == Code::kVersionConflict ||
+         result.status().code() == Code::kDuplicateMismatch;
+}
+
 capnp::Data::Reader AsData(std::string_view bytes) {
   return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
 }
@@ -339,13 +348,8 @@ void Ledger::Impl::FailStacked(std::unique_ptr<Commit> commit, uint64_t durable_
                       "an earlier group commit failed; nothing of this append was stored, retry "
                       "it");
   for (Result<AppendResult>& result : commit->results) {
-    // Answers computed on top of the failed commit (positions past the durable head, or version
-    // conflicts and mismatches judged against its events) are not facts: retry.
-    bool judged_on_failed = !result.ok() && (result.status().code() == Code::kVersionConflict ||
-                                             result.status().code() == Code::kDuplicateMismatch);
-    if ((result.ok() && LastPosition(*result) > durable_head) || judged_on_failed) {
-      result = failed;
-    }
+    // Answers computed on top of the failed commit are not facts: retry.
+    if (RestsOnUnstored(result, durable_head)) result = failed;
   }
   if (commit->observer != nullptr && commit->new_events > 0) {
     commit->observer->OnGroupCommitted(false, commit->staging->head);
@@ -428,9 +432,7 @@ bool Ledger::Impl::WriteCommit(Commit& commit) {
   // have been judged against events of this commit that are not stored (as in FailStacked): a
   // retry gets the true answer. The published head stays where it was.
   for (Result<AppendResult>& result : commit.results) {
-    const bool judged = !result.ok() && (result.status().code() == Code::kVersionConflict ||
-                                         result.status().code() == Code::kDuplicateMismatch);
-    if ((result.ok() && LastPosition(*result) > committed_head_) || judged) result = written;
+    if (RestsOnUnstored(result, committed_head_)) result = written;
   }
   return false;
 }

@@ -174,6 +174,8 @@ class Ledger::Impl {
   // Waits for the background side write, if any, and forgets it: its status.
   // REQUIRES: side_order_mutex_ held.
   Status FinishBackgroundSideWrite() const;
+  // The same, taking side_order_mutex_ only for it.
+  Status AfterBackgroundSideWrite() const;
   // Tells the probe (if any) how a request was answered.
   void ReportAnswer(const Result<AppendResult>& result,
                     std::chrono::steady_clock::time_point enqueued) const;

@@ -565,6 +565,10 @@ Result<Digest> Ledger::Impl::Verify(const std::atomic<bool>* stop) const {
     uint64_t entries = 0;
     chain::EntrySetDigest stored;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+        return Status(Code::kShutdown,
+                      std::string("verification stopped in the ") + name + " index");
+      }
       ++entries;
       stored.Add(ToView(it->key()), ToView(it->value()));
     }
@@ -741,6 +745,11 @@ Status Ledger::Impl::WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> ba
   return Status::Ok();
 }
 
+Status Ledger::Impl::AfterBackgroundSideWrite() const {
+  std::lock_guard order(side_order_mutex_);
+  return FinishBackgroundSideWrite();
+}
+
 Status Ledger::Impl::FinishBackgroundSideWrite() const {
   BackgroundSideWrite* running = background_side_.get();  // changed only under side_order_mutex_
   if (running == nullptr) return Status::Ok();
@@ -762,8 +771,9 @@ Status Ledger::Impl::FlushSide() {
 }
 
 Status Ledger::Impl::Compact() {
-  std::lock_guard order(side_order_mutex_);
-  if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
+  // After the background write, but without holding up other side writes (a relay checkpoint)
+  // for the whole scan.
+  if (Status before = AfterBackgroundSideWrite(); !before.ok()) return before;
   rocksdb::FlushOptions flush_options;
   flush_options.wait = true;
   Status flushed = FromRocks(db_->Flush(flush_options, handles_), "flushing");
@@ -806,8 +816,9 @@ Result<std::optional<std::string>> Ledger::Impl::GetSide(SideFamily family,
 Status Ledger::Impl::ScanSide(
     SideFamily family, std::string_view prefix,
     const std::function<bool(std::string_view, std::string_view)>& visit) const {
-  std::lock_guard order(side_order_mutex_);
-  if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
+  // After the background write, but without holding up other side writes (a relay checkpoint)
+  // for the whole scan.
+  if (Status before = AfterBackgroundSideWrite(); !before.ok()) return before;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, SideHandle(family)));
   rocksdb::Slice prefix_slice(prefix.data(), prefix.size());
   for (it->Seek(prefix_slice); it->Valid() && it->key().starts_with(prefix_slice); it->Next()) {

@@ -154,7 +154,7 @@ void AddOptions(CLI::App& app, Config& config) {
       ->capture_default_str();
   app.add_option("--verify-every-hours", config.verify_every_hours,
                  "verify the hash chain at start and then this often (0 = only on request)")
-      ->check(CLI::NonNegativeNumber)
+      ->check(CLI::Range(0.0, 24.0 * 366))
       ->capture_default_str();
   app.add_option("--io-threads", config.io_threads, "threads serving connections")
       ->check(CLI::Range(1, 64))

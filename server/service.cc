@@ -162,6 +162,9 @@ AppendAnswer Service::Append(const ingest::Principal& principal, domain::ClientE
 }
 
 AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::ClientEvent event) {
+  if (auto refused = CheckAccess(importer, ingest::Access::kImport, event.actor.org)) {
+    return *refused;
+  }
   // A row keeps its original actor, whom the importer names; someone who holds a token here is
   // who the tokens file says, so an importer cannot move a known person into its own org (and
   // write, say, to that person's staff stream). Legacy staff without a token are taken as named.
@@ -171,13 +174,11 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
     if (ServerProbe* probe = probe_.load(std::memory_order_acquire)) {
       probe->OnRefused(ErrorKind::kForbidden, "");
     }
+    // Not saying which role and org: an importer would learn other orgs' staff that way.
     return MakeError(ErrorKind::kForbidden, "forbidden",
-                     "the row's actor " + event.actor.id + " is " +
-                         std::string(ingest::RoleName(known->role)) + " of org " + known->org +
-                         " here, not " + event.actor.role + " of org " + event.actor.org);
-  }
-  if (auto refused = CheckAccess(importer, ingest::Access::kImport, event.actor.org)) {
-    return *refused;
+                     "the row's actor " + event.actor.id +
+                         " holds a token here under another role or org than " + event.actor.role +
+                         " of " + event.actor.org);
   }
   std::optional<ingest::Role> role = ingest::ParseRole(event.actor.role);
   if (!role) {

@@ -213,6 +213,7 @@ TEST_F(LedgerctlTest, VerifyProvesAHandedOutDigest) {
   CommandRun beyond = Ledgerctl(Data() + " verify --digest 999:" + std::string(64, 'a'));
   EXPECT_EQ(beyond.exit_code, 1) << beyond.out;
   EXPECT_EQ(Ledgerctl(Data() + " verify --digest nonsense").exit_code, 2);
+  EXPECT_EQ(Ledgerctl(Data() + " verify --digest 5:" + std::string(64, 'z')).exit_code, 2);
   EXPECT_EQ(Ledgerctl(Data() + " digest --at 0").exit_code, 2);
 }
 

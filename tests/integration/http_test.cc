@@ -399,7 +399,10 @@ TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
                  {"data", {{"what", "app/XS-2026-000123"}}}};
   HttpResponse refused = client_.Post("/v1/import?format=jsonl", director, forged.dump() + "\n");
   EXPECT_EQ(Body(refused)["rejected"], 1) << refused.body;
-  EXPECT_NE(refused.body.find("org KM here"), std::string::npos) << refused.body;
+  EXPECT_NE(refused.body.find("holds a token here under another role or org"), std::string::npos)
+      << refused.body;
+  EXPECT_EQ(refused.body.find("org KM "), std::string::npos)
+      << "names the real org: " << refused.body;
   json legacy = forged;
   legacy["stream"] = "staff/OLD-7";
   legacy["event_id"] = "legacy-read";

@@ -166,7 +166,8 @@ struct SubscribeOptions {
 struct SubscriptionFrame {
   enum class Kind {
     kEvents,      // events matched the filter
-    kCheckpoint,  // the filter skipped many events: nothing matched up to next_position - 1
+    kCheckpoint,  // the filter skipped events (many, or up to the head): nothing matched up to
+                  // next_position - 1
   };
   Kind kind = Kind::kEvents;
   EventBatch events;

@@ -153,8 +153,9 @@ class Ledger {
   uint64_t AddHeadListener(std::function<void(uint64_t head)> listener);
   void RemoveHeadListener(uint64_t id);
 
-  // Recomputes the whole hash chain from position 1. ok and the head digest, or kCorruption with
-  // position() = the first bad position.
+  // Recomputes the whole hash chain from position 1 and checks the streams and ids indexes against
+  // it. ok and the head digest, or kCorruption: with position() = the first bad position for the
+  // chain, without one for an index that does not match.
   Result<Digest> Verify() const;
   // The same, giving up with kShutdown (reported to no probe) as soon as `*stop` is true: for a
   // background verification that must not hold up a shutdown.

@@ -27,7 +27,8 @@ struct Limits {
   // Events a subscriber may grant in credit at once, and events per subscription frame.
   uint32_t subscription_credit_max = 1u << 20;
   size_t subscription_frame_events_max = 4096;
-  // A checkpoint frame is sent after this many events were skipped by a subscription's filter.
+  // A checkpoint frame is sent after this many events were skipped by a subscription's filter (and
+  // whenever a scan reaches the head having skipped some).
   uint64_t subscription_checkpoint_every = 10'000;
   // Events per page of GET /v1/events, GET /v1/streams and TCP read.
   size_t read_events_max = 10'000;
