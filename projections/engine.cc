@@ -17,6 +17,12 @@ constexpr char kCheckpointKey[] = "checkpoint";
 // write-ahead log, so a crash may leave any mix of them; this value (past any head) makes the
 // next Engine refuse to catch up on them, and only a new Rebuild() proceeds.
 constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
+// What the folds make of the same events. Raise it whenever a fold's output changes (another
+// violation, clock or KPI item for the same events): states stored by an older version are then
+// refused until Rebuild(), instead of mixing two rule sets. 2: connection prerequisites by
+// business date (seventh session). Stored under kFoldVersionKey; absent counts as 1.
+constexpr uint64_t kFoldVersion = 2;
+constexpr char kFoldVersionKey[] = "fold_version";
 
 std::string EncodeU64(uint64_t value) {
   std::string bytes(8, '\0');
@@ -181,6 +187,23 @@ ledger::Status Engine::LoadCheckpoint() {
     checkpoint = *decoded;
   }
   if (checkpoint == kRebuildingCheckpoint) return RebuildInterrupted();
+  auto version_bytes = ledger_.GetSide(kMetaFamily, kFoldVersionKey);
+  if (!version_bytes.ok()) return version_bytes.status();
+  const uint64_t version = version_bytes->has_value() ? DecodeU64(**version_bytes).value_or(0)
+                                                      : (checkpoint > 0 ? 1 : 0);
+  if (checkpoint > 0 && version != kFoldVersion) {
+    return {ledger::Code::kCorruption,
+            "the projections were folded by another version of GridLedger (fold version " +
+                std::to_string(version) + ", this one folds " + std::to_string(kFoldVersion) +
+                "): ledgerctl rebuild (ledgerd rebuilds them itself when it starts)"};
+  }
+  if (checkpoint == 0 && version != kFoldVersion) {
+    // Nothing folded yet: from now on the states are this version's.
+    auto batch = ledger_.NewSideBatch();
+    batch->Put(kMetaFamily, kFoldVersionKey, EncodeU64(kFoldVersion));
+    ledger::Status written = ledger_.WriteSide(*batch, /*sync=*/true);
+    if (!written.ok()) return written;
+  }
   if (checkpoint > ledger_.Head()) {
     return {ledger::Code::kCorruption, "projection checkpoint " + std::to_string(checkpoint) +
                                            " is past the ledger head " +
@@ -188,6 +211,11 @@ ledger::Status Engine::LoadCheckpoint() {
   }
   checkpoint_ = written_checkpoint_ = checkpoint;
   return ledger::Status::Ok();
+}
+
+bool Engine::NeedsRebuild() const {
+  std::lock_guard lock(mutex_);
+  return !open_status_.ok();
 }
 
 uint64_t Engine::checkpoint() const {
@@ -507,6 +535,7 @@ ledger::Status Engine::Rebuild(const Progress& progress) {
   }
   auto done = ledger_.NewSideBatch();
   done->Put(kMetaFamily, kCheckpointKey, EncodeU64(checkpoint_));
+  done->Put(kMetaFamily, kFoldVersionKey, EncodeU64(kFoldVersion));
   rebuilt = ledger_.WriteSide(*done, /*sync=*/true);
   if (!rebuilt.ok()) return rebuilt;
   open_status_ = ledger::Status::Ok();

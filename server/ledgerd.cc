@@ -235,6 +235,13 @@ int main(int argc, char** argv) {
   Log(LogLevel::kInfo, "ledger open", {{"data", config.data_dir}, {"head", ledger->Head()}});
 
   projections::Engine engine(*ledger);
+  if (engine.NeedsRebuild()) {
+    // Derived data: the log holds everything they are made of.
+    Log(LogLevel::kWarning, "projections cannot be caught up on: rebuilding them",
+        {{"why", engine.CatchUp().message()}});
+    ledger::Status rebuilt = engine.Rebuild();
+    if (!rebuilt.ok()) return Fail("projections cannot be rebuilt", {{"error", rebuilt.message()}});
+  }
   auto catch_up_started = std::chrono::steady_clock::now();
   ledger::Status caught_up = engine.CatchUp();
   if (!caught_up.ok()) return Fail("projections cannot catch up", {{"error", caught_up.message()}});

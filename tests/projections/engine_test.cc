@@ -357,5 +357,39 @@ TEST(EngineTest, UnfinishedRebuildIsReportedUntilItEnds) {
   EXPECT_TRUE(after.Application("app/XS-2026-000121").value().has_value());
 }
 
+// States folded by another version of the folds (here: stored before fold versions existed, so no
+// fold_version key) are not caught up on — two rule sets would mix — until a rebuild, which
+// stamps them with this version.
+TEST(EngineTest, StatesOfAnotherFoldVersionNeedARebuild) {
+  testing::TempDir dir;
+  auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();
+  AppendSamples(*ledger, 3);
+  {
+    Engine engine(*ledger);
+    ASSERT_TRUE(engine.CatchUp().ok());
+    EXPECT_FALSE(engine.NeedsRebuild());
+  }
+  {
+    Engine again(*ledger);  // the same version: caught up as usual
+    EXPECT_FALSE(again.NeedsRebuild());
+    EXPECT_TRUE(again.CatchUp().ok());
+  }
+  auto forget = ledger->NewSideBatch();
+  forget->Delete(0, "fold_version");  // the meta family
+  ASSERT_TRUE(ledger->WriteSide(*forget, true).ok());
+
+  Engine older(*ledger);
+  EXPECT_TRUE(older.NeedsRebuild());
+  ledger::Status refused = older.CatchUp();
+  EXPECT_EQ(refused.code(), ledger::Code::kCorruption);
+  EXPECT_NE(refused.message().find("fold version 1"), std::string::npos) << refused.message();
+  EXPECT_EQ(older.Attach().code(), ledger::Code::kCorruption);
+  ASSERT_TRUE(older.Rebuild().ok());
+  EXPECT_FALSE(older.NeedsRebuild());
+  Engine rebuilt(*ledger);
+  EXPECT_FALSE(rebuilt.NeedsRebuild());
+  EXPECT_TRUE(rebuilt.CatchUp().ok());
+}
+
 }  // namespace
 }  // namespace gridledger::projections

@@ -80,6 +80,10 @@ class Engine : public ledger::AppendObserver {
 
   // The last position folded into the stored states.
   uint64_t checkpoint() const;
+  // True when the stored states cannot be caught up on, only rebuilt: their checkpoint is
+  // unreadable, a rebuild did not finish, or another version folded them (CatchUp and Attach
+  // say which).
+  bool NeedsRebuild() const;
 
   // Folds events from checkpoint + 1 to the head as of the call, writing as it goes.
   ledger::Status CatchUp(const Progress& progress = {});
