@@ -74,7 +74,8 @@ int AppCommand(const DataOptions& options, const std::string& id,
                                     context->calendar, context->profile);
   if (!shown.ok()) return Fail(out, "io_error", shown.status().message(), kExitFailure);
   if (!shown->has_value()) {
-    return Fail(out, "not_found", "no events of " + stream + " at that time", kExitRejected);
+    return Fail(out, "not_found", "no events of " + stream + (at || as_of ? " by that time" : ""),
+                kExitRejected);
   }
   out << (*shown)->dump() << "\n";
   return kExitOk;
@@ -187,7 +188,12 @@ int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostr
   auto evidence = engine->Evidence(projections::AppStream(id));
   if (!evidence.ok()) return Fail(out, "io_error", evidence.status().message(), kExitFailure);
   if (!evidence->has_value()) {
-    return Fail(out, "not_found", "no evidence recorded for " + projections::AppStream(id),
+    // As GET /v1/evidence says it: an application that does not exist is not one without evidence.
+    auto app = engine->Application(projections::AppStream(id));
+    if (!app.ok()) return Fail(out, "io_error", app.status().message(), kExitFailure);
+    return Fail(out, "not_found",
+                (app->has_value() ? "no evidence recorded for " : "no application ") +
+                    projections::AppStream(id),
                 kExitRejected);
   }
   out << projections::ToJson(**evidence).dump() << "\n";

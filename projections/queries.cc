@@ -108,6 +108,9 @@ ledger::Result<std::optional<json>> AppView(const ledger::Ledger& ledger, const 
   if (events->empty()) return std::optional<json>();
   const int64_t evaluate_at = at_us ? *at_us : (as_of_us ? *as_of_us : now_us);
   ApplicationState state = FoldStream(*events, OccurredBy(evaluate_at));
+  // Nothing of it had occurred by then (asked before its acceptance): no application yet, not an
+  // empty one.
+  if (state.stream.empty()) return std::optional<json>();
   json shown = ToJson(state, calendar, profile, evaluate_at);
   shown["evaluated_at"] = domain::FormatTimestamp(evaluate_at, domain::kShanghaiUtcOffsetMinutes);
   if (as_of_us) shown["as_of_position"] = position_max;

@@ -152,5 +152,19 @@ TEST_F(OverdueTest, ClocksTheCalendarCannotJudgeAreNamedNotDropped) {
   EXPECT_EQ(undetermined.front().view.state, ClockState::kCalendarMissing);
 }
 
+// Asked for a time before an application was accepted, the view says there is none yet, not an
+// empty application.
+TEST_F(OverdueTest, AnApplicationBeforeItsAcceptanceIsNotFound) {
+  Add("app/R1", "ApplicationAccepted", "2026-03-02T10:00", Accepted("residential"));
+  const int64_t before = *ParseTimeArgument("2026-03-01T12:00:00+08:00");
+  auto view = AppView(*ledger_, "app/R1", before, std::nullopt, before, calendar_, profile_);
+  ASSERT_TRUE(view.ok());
+  EXPECT_FALSE(view->has_value()) << (*view)->dump();
+  const int64_t after = *ParseTimeArgument("2026-03-02T12:00:00+08:00");
+  auto then = AppView(*ledger_, "app/R1", after, std::nullopt, after, calendar_, profile_);
+  ASSERT_TRUE(then.ok() && then->has_value());
+  EXPECT_EQ((**then)["stream"], "app/R1");
+}
+
 }  // namespace
 }  // namespace gridledger::projections
