@@ -88,7 +88,7 @@ class Ledger::Impl {
   Status SyncWal();
   Status Compact();
   void SetAppendObserver(AppendObserver* observer);
-  Result<Digest> Verify(const std::atomic<bool>* stop) const;
+  Result<Digest> Verify(const std::atomic<bool>& stop) const;
 
   StorageStats Storage() const;
   LedgerProbe* probe() const { return options_.probe; }

@@ -499,7 +499,7 @@ Result<uint64_t> Ledger::Impl::PositionAt(int64_t recorded_at_us) const {
   return low;
 }
 
-Result<Digest> Ledger::Impl::Verify(const std::atomic<bool>* stop) const {
+Result<Digest> Ledger::Impl::Verify(const std::atomic<bool>& stop) const {
   // One consistent state: the head stored with it, its events and their index entries (a group
   // commit writes all of them in one batch), whatever is appended meanwhile.
   rocksdb::ManagedSnapshot snapshot(db_.get());
@@ -524,7 +524,7 @@ Result<Digest> Ledger::Impl::Verify(const std::atomic<bool>* stop) const {
   };
   Status scanned =
       ScanValues(1, last, snapshot.snapshot(), [&](uint64_t position, StoredValue& value) {
-        if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+        if (stop.load(std::memory_order_relaxed)) {
           failure = Status(Code::kShutdown,
                            "verification stopped at position " + std::to_string(position));
           return false;
@@ -565,7 +565,7 @@ Result<Digest> Ledger::Impl::Verify(const std::atomic<bool>* stop) const {
     uint64_t entries = 0;
     chain::EntrySetDigest stored;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (stop != nullptr && stop->load(std::memory_order_relaxed)) {
+      if (stop.load(std::memory_order_relaxed)) {
         return Status(Code::kShutdown,
                       std::string("verification stopped in the ") + name + " index");
       }
@@ -894,16 +894,12 @@ uint64_t Ledger::AddHeadListener(std::function<void(uint64_t)> listener) {
 }
 void Ledger::RemoveHeadListener(uint64_t id) { impl_->RemoveHeadListener(id); }
 Result<Digest> Ledger::Verify() const {
-  const auto started = std::chrono::steady_clock::now();
-  Result<Digest> verified = impl_->Verify(nullptr);
-  if (LedgerProbe* probe = impl_->probe()) {
-    probe->OnVerified(verified.status(), std::chrono::steady_clock::now() - started);
-  }
-  return verified;
+  const std::atomic<bool> never{false};
+  return Verify(never);
 }
 Result<Digest> Ledger::Verify(const std::atomic<bool>& stop) const {
   const auto started = std::chrono::steady_clock::now();
-  Result<Digest> verified = impl_->Verify(&stop);
+  Result<Digest> verified = impl_->Verify(stop);
   LedgerProbe* probe = impl_->probe();
   if (probe != nullptr && verified.status().code() != Code::kShutdown) {
     probe->OnVerified(verified.status(), std::chrono::steady_clock::now() - started);

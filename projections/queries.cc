@@ -26,67 +26,60 @@ std::string AppStream(const std::string& id) { return id.starts_with("app/") ? i
 namespace {
 
 // Whether the event at a position occurred after the query's time T. Asked only of events on T's
-// own date (the stored clocks know dates, not times), so it reads few events; memoized.
+// own date (the stored clocks know dates, not times), so it reads few events; memoized. A read
+// that fails answers false and is kept in status() for the caller to report.
 class OccurredAfter {
  public:
   OccurredAfter(const ledger::Ledger& ledger, int64_t at_us) : ledger_(ledger), at_us_(at_us) {}
-  ledger::Result<bool> operator()(uint64_t position) {
+  bool operator()(uint64_t position) {
     if (auto known = known_.find(position); known != known_.end()) return known->second;
     auto event = ledger_.ReadOne(position);
-    if (!event.ok()) return event.status();
+    if (!event.ok()) {
+      if (status_.ok()) status_ = event.status();
+      return false;
+    }
     return known_[position] = event->occurred_at_us > at_us_;
   }
+  const ledger::Status& status() const { return status_; }
 
  private:
   const ledger::Ledger& ledger_;
   const int64_t at_us_;
   std::map<uint64_t, bool> known_;
+  ledger::Status status_;
 };
 
 // The clock as it stood at time T (of date `day`): later starts, ends, stops and pauses had not
 // happened yet — what the application folded from the events that occurred by T shows (AppView).
 // A clock opened by its own closing event (a connection before its prerequisites, measured from
 // an earlier date) did not exist before that event.
-ledger::Result<std::optional<Clock>> ClockAsOf(const Clock& clock, domain::Date day,
-                                               OccurredAfter& after) {
+std::optional<Clock> ClockAsOf(const Clock& clock, domain::Date day, OccurredAfter& after) {
   // Whether what happened on `date` at `position` had not happened by T.
-  auto later = [&](domain::Date date, uint64_t position) -> ledger::Result<bool> {
+  auto later = [&](domain::Date date, uint64_t position) {
     if (day < date) return true;
     if (date < day || position == 0) return false;
     return after(position);
   };
   const bool opened_by_its_end = clock.end && clock.start_position == clock.end_position;
-  auto not_yet = opened_by_its_end ? later(*clock.end, clock.end_position)
-                                   : later(clock.start, clock.start_position);
-  if (!not_yet.ok()) return not_yet.status();
-  if (*not_yet) return std::optional<Clock>();
+  if (opened_by_its_end ? later(*clock.end, clock.end_position)
+                        : later(clock.start, clock.start_position)) {
+    return std::nullopt;
+  }
   Clock at = clock;
-  if (at.end) {
-    auto open = later(*at.end, at.end_position);
-    if (!open.ok()) return open.status();
-    if (*open) {
-      at.end.reset();
-      at.end_position = 0;
-      at.stopped_by.reset();
+  if (at.end && later(*at.end, at.end_position)) {
+    at.end.reset();
+    at.end_position = 0;
+    at.stopped_by.reset();
+  }
+  std::erase_if(at.pauses,
+                [&](const PauseInterval& pause) { return later(pause.from, pause.from_position); });
+  for (PauseInterval& pause : at.pauses) {
+    if (pause.to && later(*pause.to, pause.to_position)) {
+      pause.to.reset();
+      pause.to_position = 0;
     }
   }
-  std::vector<PauseInterval> pauses;
-  for (PauseInterval pause : at.pauses) {
-    auto future = later(pause.from, pause.from_position);
-    if (!future.ok()) return future.status();
-    if (*future) continue;
-    if (pause.to) {
-      auto running = later(*pause.to, pause.to_position);
-      if (!running.ok()) return running.status();
-      if (*running) {
-        pause.to.reset();
-        pause.to_position = 0;
-      }
-    }
-    pauses.push_back(pause);
-  }
-  at.pauses = std::move(pauses);
-  return std::optional<Clock>(std::move(at));
+  return at;
 }
 
 }  // namespace
@@ -126,26 +119,21 @@ ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
   const domain::Date day = domain::LocalDateOf(at_us);
   OccurredAfter after(ledger, at_us);
   std::vector<OverdueRow> rows;
-  ledger::Status failure;
   ledger::Status scanned = engine.ForEachApplication([&](const ApplicationState& s) {
     if (org && s.org != *org) return true;
     for (const Clock& clock : s.clocks) {
-      auto then = ClockAsOf(clock, day, after);
-      if (!then.ok()) {
-        failure = then.status();
-        return false;
-      }
-      if (!*then || !(*then)->open()) continue;
-      ClockView view = Evaluate(**then, calendar, profile, s.facts.customer_class, at_us);
+      std::optional<Clock> then = ClockAsOf(clock, day, after);
+      if (!then || !then->open()) continue;
+      ClockView view = Evaluate(*then, calendar, profile, s.facts.customer_class, at_us);
       if (view.state == ClockState::kOverdue) rows.push_back({s.stream, s.org, view});
       if (view.state == ClockState::kCalendarMissing && undetermined != nullptr) {
         undetermined->push_back({s.stream, s.org, view});
       }
     }
-    return true;
+    return after.status().ok();
   });
   if (!scanned.ok()) return scanned;
-  if (!failure.ok()) return failure;
+  if (!after.status().ok()) return after.status();
   std::stable_sort(rows.begin(), rows.end(), [](const OverdueRow& a, const OverdueRow& b) {
     return std::tie(b.view.escalation_level, b.view.overdue_days) <
            std::tie(a.view.escalation_level, a.view.overdue_days);

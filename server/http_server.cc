@@ -528,35 +528,37 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const uint64_t next = page.empty() ? from : page.last.position + 1;
     const bool personal = page.personal;
     const uint64_t last = page.last.position;
-    std::string body = Dump(ordered_json{
-        {"events", std::move(page.list)}, {"next", next}, {"head", service_.ledger().Head()}});
+    std::string body = "{\"events\":" + page.Array() + ",\"next\":" + std::to_string(next) +
+                       ",\"head\":" + std::to_string(service_.ledger().Head()) + "}";
     if (!personal) return Respond(http::status::ok, std::move(body));
     RespondOnceRecorded(principal, Service::LogReadWhat(from, last), std::move(body));
   }
 
-  // A page of events read in place, rendered as JSON one by one: at most `limit` events and, past
-  // the first, at most `bytes_max` bytes of them (as a TCP frame), so one answer never holds more
-  // than that however large the events are.
+  // A page of events read in place, rendered as JSON text one by one (once: the page is its
+  // text): at most `limit` events and, past the first, at most `bytes_max` bytes of them (as a
+  // TCP frame), so one answer never holds more than that however large the events are.
   struct Page {
     Page(size_t bytes_max, uint64_t limit) : bytes_max(bytes_max), limit(limit) {}
-    bool empty() const { return list.empty(); }
+    bool empty() const { return count == 0; }
     // Adds `event` unless the page is full; false when the page is full (stop reading).
     bool Add(const ledger::EventView& event) {
-      if (list.size() >= limit) return false;
+      if (count >= limit) return false;
       ledger::StoredEvent stored = ledger::StoredEvent::FromEnvelope(event.envelope());
-      ordered_json rendered = ingest::StoredEventToJson(stored);
-      const size_t size = rendered.dump().size();
-      if (!list.empty() && bytes + size > bytes_max) return false;
-      bytes += size;
+      const std::string rendered = Dump(ingest::StoredEventToJson(stored));
+      if (count > 0 && events.size() + rendered.size() > bytes_max) return false;
+      if (count > 0) events += ',';
+      events += rendered;
+      ++count;
       personal = personal || Service::HoldsPersonalData(stored.stream);
       last = std::move(stored);
-      list.push_back(std::move(rendered));
-      return list.size() < limit;
+      return count < limit;
     }
+    // The events as a JSON array.
+    std::string Array() const { return "[" + events + "]"; }
     const size_t bytes_max;
     const uint64_t limit;
-    ordered_json list = ordered_json::array();
-    size_t bytes = 0;
+    std::string events;  // rendered, comma-separated
+    uint64_t count = 0;
     bool personal = false;
     ledger::StoredEvent last;  // the last event added
   };
@@ -587,8 +589,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     const bool empty = page.empty();
     const uint64_t next_version = empty ? from_version : page.last.version + 1;
-    std::string body = Dump(ordered_json{
-        {"stream", stream}, {"events", std::move(page.list)}, {"next_version", next_version}});
+    std::string body = "{\"stream\":" + Dump(ordered_json(stream)) + ",\"events\":" + page.Array() +
+                       ",\"next_version\":" + std::to_string(next_version) + "}";
     // An application's events carry the customer's personal data.
     if (empty || !Service::HoldsPersonalData(stream)) {
       return Respond(http::status::ok, std::move(body));

@@ -153,12 +153,22 @@ void Service::Submit(const ingest::Principal& principal, domain::ClientEvent eve
       });
 }
 
-AppendAnswer Service::Append(const ingest::Principal& principal, domain::ClientEvent event) {
-  std::promise<AppendAnswer> answer;
-  std::future<AppendAnswer> result = answer.get_future();
-  AppendAsync(principal, std::move(event),
-              [&answer](AppendAnswer done) { answer.set_value(std::move(done)); });
+namespace {
+
+// The blocking form of an asynchronous call: `start(done)` begins it; waits for `done(answer)`.
+template <typename Answer, typename Start>
+Answer Await(Start start) {
+  std::promise<Answer> answer;
+  std::future<Answer> result = answer.get_future();
+  start([&answer](Answer done) { answer.set_value(std::move(done)); });
   return result.get();
+}
+
+}  // namespace
+
+AppendAnswer Service::Append(const ingest::Principal& principal, domain::ClientEvent event) {
+  return Await<AppendAnswer>(
+      [&](auto done) { AppendAsync(principal, std::move(event), std::move(done)); });
 }
 
 AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::ClientEvent event) {
@@ -189,22 +199,15 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
   // The row is judged as its actor's, and stored with who imported it.
   event.recorded_by =
       domain::Actor{importer.id, std::string(ingest::RoleName(importer.role)), importer.org};
-  std::promise<AppendAnswer> answer;
-  std::future<AppendAnswer> result = answer.get_future();
-  Submit(actor, std::move(event),
-         [&answer](AppendAnswer done) { answer.set_value(std::move(done)); });
-  return result.get();
+  return Await<AppendAnswer>([&](auto done) { Submit(actor, std::move(event), std::move(done)); });
 }
 
 std::optional<ServiceError> Service::RecordPersonalDataRead(const ingest::Principal& principal,
                                                             std::string_view what,
                                                             std::string_view approved_by) {
-  std::promise<std::optional<ServiceError>> recorded;
-  std::future<std::optional<ServiceError>> result = recorded.get_future();
-  RecordPersonalDataReadAsync(
-      principal, what, approved_by,
-      [&recorded](std::optional<ServiceError> refusal) { recorded.set_value(std::move(refusal)); });
-  return result.get();
+  return Await<std::optional<ServiceError>>([&](auto done) {
+    RecordPersonalDataReadAsync(principal, what, approved_by, std::move(done));
+  });
 }
 
 void Service::RecordPersonalDataReadAsync(const ingest::Principal& principal, std::string_view what,
