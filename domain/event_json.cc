@@ -962,8 +962,8 @@ Decoded<json> PayloadToJson(std::string_view type, std::string_view payload) {
   if (payload.empty() || payload.size() % sizeof(capnp::word) != 0 ||
       payload.size() > kPayloadBytesMax) {
     return Fail("payload", "bad_value",
-                "is not a whole number of 8-byte words within " +
-                    std::to_string(kPayloadBytesMax) + " bytes");
+                "is not a whole number of 8-byte words within " + std::to_string(kPayloadBytesMax) +
+                    " bytes");
   }
   try {
     return RenderPayload(event->schema, payload);
@@ -971,6 +971,23 @@ Decoded<json> PayloadToJson(std::string_view type, std::string_view payload) {
     return Fail("payload", "bad_value", std::string(View(e.getDescription())));
   } catch (const json::exception& e) {
     return Fail("payload", "bad_value", e.what());
+  }
+}
+
+Decoded<std::string> PayloadFromJson(std::string_view type, const json& data) {
+  const EventPlan* event = FindEvent(type);
+  if (!event) return Fail("type", "unknown_type", "is not an event type of the domain");
+  if (DepthBeyond(data, kJsonDepthMax) > kJsonDepthMax) {
+    return Fail("data", "malformed_json", "is nested too deeply");
+  }
+  try {
+    ClientEvent encoded;
+    if (auto error = EncodePayload(event->schema, json{{"data", data}}, &encoded)) return *error;
+    return std::move(encoded.payload);
+  } catch (const kj::Exception& e) {
+    return Fail("data", "bad_value", "internal: " + std::string(View(e.getDescription())));
+  } catch (const json::exception& e) {
+    return Fail("data", "bad_value", e.what());
   }
 }
 

@@ -463,7 +463,8 @@ void Apply(WorkflowFacts& facts, const WorkflowEvent& event) {
     case AppEventType::kCorrected:
     case AppEventType::kDocumentReviewed:
     case AppEventType::kSiteInspected:
-      break;  // no effect on the workflow (Corrected: see TODO in projections/application.h)
+      break;  // no effect on the facts (Corrected: its target is folded as corrected, see
+              // domain/correction.h)
   }
 }
 

@@ -96,6 +96,9 @@ Decoded<nlohmann::json> ParseClientJson(std::string_view text, int depth_max);
 // Optional fields that were not given are omitted. Errors: unknown_type (field "type"); bad_value
 // (field "payload") when the bytes are not a valid flat-array message of that type.
 Decoded<nlohmann::json> PayloadToJson(std::string_view type, std::string_view payload);
+// The inverse: encodes a `data` object as the payload of `type`, with the checks of a client
+// event's `data` (errors name "data.<key>"), into the same deterministic bytes.
+Decoded<std::string> PayloadFromJson(std::string_view type, const nlohmann::json& data);
 
 // True when `type` is one of the event types of domain.md.
 bool IsKnownType(std::string_view type);

@@ -1,0 +1,144 @@
+#include "domain/correction.h"
+
+#include <algorithm>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "domain/event_json.h"
+#include "domain/payload.h"
+
+namespace gridledger::domain {
+namespace {
+
+using json = nlohmann::json;
+namespace ev = events;
+
+constexpr std::string_view kOccurredAt = "occurred_at";
+
+RuleBreach Breach(std::string rule, std::string message) {
+  return RuleBreach{rule, std::move(message) + " (rule " + rule + ")"};
+}
+
+std::string ValidKeys(std::string_view type) {
+  std::string keys(kOccurredAt);
+  for (const DataField& field : DataFieldsOf(type)) keys += ", " + field.key;
+  return keys;
+}
+
+}  // namespace
+
+std::optional<CorrectionRequest> ReadCorrection(std::string_view payload) {
+  std::optional<CorrectionRequest> request;
+  ReadPayload<ev::Corrected>(payload, [&](ev::Corrected::Reader root) {
+    request = CorrectionRequest{root.getCorrectsPosition(), std::string(root.getReason().cStr()),
+                                std::string(root.getFields().cStr())};
+    return true;
+  });
+  return request;
+}
+
+std::variant<CorrectedValues, RuleBreach> ApplyCorrection(const CorrectableEvent& target,
+                                                          std::string_view fields) {
+  const std::string at = "position " + std::to_string(target.position);
+  if (target.type == "Corrected") {
+    return Breach(
+        "correction_of_correction",
+        "the event at " + at + " is itself a Corrected: correct the original event again instead");
+  }
+  json patch = json::parse(fields.begin(), fields.end(), nullptr, /*allow_exceptions=*/false);
+  if (!patch.is_object() || patch.empty()) {
+    return Breach("correction_field", "Corrected.fields must name at least one field to correct");
+  }
+  Decoded<json> rendered = PayloadToJson(target.type, target.payload);
+  if (auto* error = std::get_if<DecodeError>(&rendered)) {
+    return Breach("correction_value", "the event at " + at + " does not decode: " + error->message);
+  }
+  json data = std::move(std::get<json>(rendered));
+  const std::vector<DataField> keys = DataFieldsOf(target.type);
+  CorrectedValues out;
+  out.occurred_at_us = target.occurred_at_us;
+  for (const auto& [key, value] : patch.items()) {
+    if (key == kOccurredAt) {
+      std::optional<Timestamp> when =
+          value.is_string() ? ParseTimestamp(value.get<std::string>()) : std::nullopt;
+      if (!when) {
+        return Breach("correction_value",
+                      "Corrected.fields.occurred_at must be an RFC 3339 date-time with an offset");
+      }
+      if (when->unix_us > target.recorded_at_us + kCorrectedFutureToleranceUs) {
+        return Breach("correction_value", "Corrected.fields.occurred_at " +
+                                              value.get<std::string>() +
+                                              " lies after the event at " + at +
+                                              " was recorded: it cannot have happened later");
+      }
+      out.occurred_at_us = when->unix_us;
+      continue;
+    }
+    const bool known = std::any_of(keys.begin(), keys.end(),
+                                   [&key](const DataField& field) { return field.key == key; });
+    if (!known) {
+      return Breach("correction_field", "Corrected.fields." + key + " is not a field of " +
+                                            std::string(target.type) +
+                                            " (correctable: " + ValidKeys(target.type) + ")");
+    }
+    if (value.is_null()) {
+      data.erase(key);
+    } else {
+      data[key] = value;
+    }
+  }
+  Decoded<std::string> payload = PayloadFromJson(target.type, data);
+  if (auto* error = std::get_if<DecodeError>(&payload)) {
+    std::string field = error->field;
+    if (field.starts_with("data")) field.replace(0, 4, "Corrected.fields");
+    return Breach("correction_value", field + ": " + error->message + " (as corrected, the " +
+                                          std::string(target.type) + " at " + at +
+                                          " would not be valid)");
+  }
+  out.payload = std::move(std::get<std::string>(payload));
+  return out;
+}
+
+AppliedCorrections ApplyCorrections(const std::vector<CorrectableEvent>& events) {
+  AppliedCorrections result;
+  for (size_t i = 0; i < events.size(); ++i) {
+    const CorrectableEvent& event = events[i];
+    if (event.type != "Corrected") continue;
+    std::optional<CorrectionRequest> request = ReadCorrection(event.payload);
+    if (!request) {
+      result.refused[event.position] =
+          Breach("bad_payload", "the Corrected at position " + std::to_string(event.position) +
+                                    " does not decode");
+      continue;
+    }
+    const auto target = std::find_if(events.begin(), events.begin() + static_cast<ptrdiff_t>(i),
+                                     [&](const CorrectableEvent& earlier) {
+                                       return earlier.position == request->corrects_position;
+                                     });
+    if (target == events.begin() + static_cast<ptrdiff_t>(i)) {
+      result.refused[event.position] =
+          Breach("correction_target", "Corrected.corrects_position " +
+                                          std::to_string(request->corrects_position) +
+                                          " is not an earlier event of this application");
+      continue;
+    }
+    CorrectableEvent current = *target;
+    const auto earlier = result.values.find(target->position);
+    if (earlier != result.values.end()) {
+      current.payload = earlier->second.payload;
+      current.occurred_at_us = earlier->second.occurred_at_us;
+    }
+    auto applied = ApplyCorrection(current, request->fields);
+    if (auto* breach = std::get_if<RuleBreach>(&applied)) {
+      result.refused[event.position] = std::move(*breach);
+      continue;
+    }
+    // Assigned after the lookup above is done with `current`'s views into the old value.
+    result.values[target->position] = std::move(std::get<CorrectedValues>(applied));
+    ++result.applied;
+  }
+  return result;
+}
+
+}  // namespace gridledger::domain

@@ -1,0 +1,85 @@
+// Corrections: `Corrected` {corrects_position, reason, fields{}} is the only way to fix a mistake
+// in a stored event (../shared/domain.md, "Event contract"). The stored event never changes; every
+// reader that folds an application applies the corrections among its events, so the state, the
+// clocks, the KPIs and the evidence read as if the event had been entered right.
+//
+// Rules (decisions beyond domain.md):
+// - `fields` names `data` keys of the corrected event's type with their new values, and/or
+//   "occurred_at" (RFC 3339) for when it happened. Nothing else can be corrected: stream, type,
+//   actor, event_id and recorded_at are what the ledger witnessed, not what staff entered
+//   (rule correction_field).
+// - Keys not named keep their values; null removes an optional key. The result must be a valid
+//   `data` of the type, checked as a new event's is (rule correction_value, naming the key), and
+//   occurred_at must not lie after the corrected event's recorded_at by more than
+//   kCorrectedFutureToleranceUs (rule correction_value).
+// - A Corrected cannot itself be corrected: correct the original event again (rule
+//   correction_of_correction). Later corrections of one event apply on top of earlier ones.
+// - The corrected event must be an earlier event of the same application (rule correction_target,
+//   judged by the ingestor, which knows the stream's positions).
+// - The application's events with the correction applied must still be valid by the workflow
+//   rules (rule correction_invalid, judged by the ingestor: e.g. business new_install → change
+//   after a SchemeReplied). Violations may appear or go: they are facts about the corrected data.
+//
+// Thread-safety: pure functions. Nothing throws.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "domain/workflow.h"
+
+namespace gridledger::domain {
+
+// How far a corrected occurred_at may lie after the corrected event's recorded_at (the ingestor's
+// tolerance for clients' clocks).
+inline constexpr int64_t kCorrectedFutureToleranceUs = int64_t{5} * 60 * 1000 * 1000;
+
+// One stored event as corrections see it: views into the caller's storage.
+struct CorrectableEvent {
+  uint64_t position = 0;
+  std::string_view type;
+  std::string_view payload;
+  int64_t occurred_at_us = 0;
+  int64_t recorded_at_us = 0;
+};
+
+// What a correction leaves of an event: its payload and occurred_at as corrected.
+struct CorrectedValues {
+  std::string payload;
+  int64_t occurred_at_us = 0;
+  bool operator==(const CorrectedValues&) const = default;
+};
+
+// The Corrected payload's fields: {corrects_position, reason, fields (compact JSON text)}.
+struct CorrectionRequest {
+  uint64_t corrects_position = 0;
+  std::string reason;
+  std::string fields;  // a JSON object
+};
+// nullopt when `payload` is not a readable Corrected.
+std::optional<CorrectionRequest> ReadCorrection(std::string_view payload);
+
+// Applies `fields` (a JSON object as text) to `target` as it stands (after earlier corrections).
+// Errors: correction_of_correction, correction_field, correction_value.
+std::variant<CorrectedValues, RuleBreach> ApplyCorrection(const CorrectableEvent& target,
+                                                          std::string_view fields);
+
+// Every correction among one application's events, applied in position order.
+struct AppliedCorrections {
+  // The final values of each corrected event, by its position.
+  std::map<uint64_t, CorrectedValues> values;
+  // Corrected events that could not be applied (a bypassed front door, an old import), by their
+  // position, with the rule: correction_target, or one of ApplyCorrection's.
+  std::map<uint64_t, RuleBreach> refused;
+  uint32_t applied = 0;  // Corrected events applied
+};
+// `events`: one stream's events in position order (a prefix of it is fine). A Corrected applies
+// to an earlier event in `events`; one naming anything else is refused (correction_target).
+AppliedCorrections ApplyCorrections(const std::vector<CorrectableEvent>& events);
+
+}  // namespace gridledger::domain

@@ -1,0 +1,129 @@
+// Goal: a correction (domain/correction.h) replaces exactly the fields it names, refuses what it
+// cannot correct with a rule naming why, and composes with earlier corrections of the same event.
+// Method: payloads built from the contract's JSON (event_json.h), corrections applied to them.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "domain/correction.h"
+#include "domain/event_json.h"
+
+namespace gridledger::domain {
+namespace {
+
+using json = nlohmann::json;
+
+const json kAccepted = {
+    {"customer_id", "C1"},       {"customer_name", "甲"}, {"customer_class", "residential"},
+    {"business", "new_install"}, {"voltage_kv", 0.22},    {"capacity_kva", 8},
+    {"channel", "counter"},      {"important", false},    {"three_zero", false}};
+constexpr int64_t kOccurredUs = 1'772'414'100'000'000;  // 2026-03-02T09:15:00+08:00
+constexpr int64_t kRecordedUs = kOccurredUs + 3'600'000'000;
+
+std::string Payload(std::string_view type, const json& data) {
+  Decoded<std::string> payload = PayloadFromJson(type, data);
+  EXPECT_TRUE(std::holds_alternative<std::string>(payload))
+      << std::get<DecodeError>(payload).message;
+  return std::get<std::string>(payload);
+}
+
+// The Corrected payload correcting `position` with `fields`.
+std::string Correction(uint64_t position, const json& fields) {
+  return Payload("Corrected",
+                 {{"corrects_position", position}, {"reason", "typo"}, {"fields", fields}});
+}
+
+json DataOf(std::string_view type, const std::string& payload) {
+  Decoded<json> data = PayloadToJson(type, payload);
+  EXPECT_TRUE(std::holds_alternative<json>(data));
+  return std::get<json>(data);
+}
+
+class CorrectionTest : public ::testing::Test {
+ protected:
+  CorrectableEvent Accepted() const {
+    return {1, "ApplicationAccepted", accepted_, kOccurredUs, kRecordedUs};
+  }
+  std::variant<CorrectedValues, RuleBreach> Apply(const json& fields) const {
+    return ApplyCorrection(Accepted(), fields.dump());
+  }
+  std::string Refusal(const json& fields) const {
+    auto applied = Apply(fields);
+    if (!std::holds_alternative<RuleBreach>(applied)) return "(applied)";
+    return std::get<RuleBreach>(applied).rule;
+  }
+  const std::string accepted_ = Payload("ApplicationAccepted", kAccepted);
+};
+
+TEST_F(CorrectionTest, ReplacesTheNamedFieldsAndKeepsTheOthers) {
+  auto applied = Apply({{"customer_class", "hv_single"}, {"capacity_kva", 630}});
+  ASSERT_TRUE(std::holds_alternative<CorrectedValues>(applied));
+  const CorrectedValues& values = std::get<CorrectedValues>(applied);
+  json expected = kAccepted;
+  expected["customer_class"] = "hv_single";
+  expected["capacity_kva"] = 630;
+  EXPECT_EQ(DataOf("ApplicationAccepted", values.payload), expected);
+  EXPECT_EQ(values.occurred_at_us, kOccurredUs);
+  // The same bytes as the event entered right in the first place.
+  EXPECT_EQ(values.payload, Payload("ApplicationAccepted", expected));
+}
+
+TEST_F(CorrectionTest, CorrectsWhenItHappened) {
+  auto applied = Apply({{"occurred_at", "2026-02-27T16:00:00+08:00"}});
+  ASSERT_TRUE(std::holds_alternative<CorrectedValues>(applied));
+  EXPECT_EQ(std::get<CorrectedValues>(applied).occurred_at_us,
+            ParseTimestamp("2026-02-27T16:00:00+08:00")->unix_us);
+  EXPECT_EQ(std::get<CorrectedValues>(applied).payload, accepted_);
+}
+
+TEST_F(CorrectionTest, RefusesWhatItCannotCorrect) {
+  EXPECT_EQ(Refusal(json::object()), "correction_field");
+  EXPECT_EQ(Refusal({{"actor", "S2"}}), "correction_field");  // witnessed, not entered
+  EXPECT_EQ(Refusal({{"recorded_at", "2026-03-01T00:00:00+08:00"}}), "correction_field");
+  EXPECT_EQ(Refusal({{"meter_id", "M1"}}), "correction_field");  // another type's field
+  EXPECT_EQ(Refusal({{"customer_class", "villa"}}), "correction_value");
+  EXPECT_EQ(Refusal({{"capacity_kva", "big"}}), "correction_value");
+  EXPECT_EQ(Refusal({{"customer_id", nullptr}}), "correction_value");  // required
+  EXPECT_EQ(Refusal({{"occurred_at", "yesterday"}}), "correction_value");
+  // After it was recorded (beyond the clock tolerance): it cannot have happened then.
+  EXPECT_EQ(Refusal({{"occurred_at", "2026-03-02T11:00:00+08:00"}}), "correction_value");
+  auto refused = Apply({{"customer_class", "villa"}});
+  EXPECT_NE(std::get<RuleBreach>(refused).message.find("Corrected.fields.customer_class"),
+            std::string::npos)
+      << std::get<RuleBreach>(refused).message;
+
+  const std::string correction = Correction(1, {{"capacity_kva", 9}});
+  auto of_correction =
+      ApplyCorrection({2, "Corrected", correction, kOccurredUs, kRecordedUs}, R"({"reason":"x"})");
+  ASSERT_TRUE(std::holds_alternative<RuleBreach>(of_correction));
+  EXPECT_EQ(std::get<RuleBreach>(of_correction).rule, "correction_of_correction");
+}
+
+TEST_F(CorrectionTest, LaterCorrectionsApplyOnTopOfEarlierOnes) {
+  const std::string first = Correction(1, {{"capacity_kva", 50}, {"customer_name", "乙"}});
+  const std::string second = Correction(1, {{"capacity_kva", 80}});
+  const std::string stray = Correction(7, {{"capacity_kva", 1}});  // not an earlier event
+  const std::string early = Correction(9, {{"capacity_kva", 1}});  // names a later event
+  const std::string scheme = Payload("SchemeReplied", {{"scheme", "s"}});
+  const std::vector<CorrectableEvent> events = {
+      Accepted(),
+      {2, "Corrected", first, kOccurredUs, kRecordedUs},
+      {3, "Corrected", stray, kOccurredUs, kRecordedUs},
+      {4, "Corrected", second, kOccurredUs, kRecordedUs},
+      {5, "Corrected", early, kOccurredUs, kRecordedUs},
+      {9, "SchemeReplied", scheme, kOccurredUs, kRecordedUs},
+  };
+  const AppliedCorrections applied = ApplyCorrections(events);
+  EXPECT_EQ(applied.applied, 2u);
+  ASSERT_EQ(applied.values.size(), 1u);
+  json expected = kAccepted;
+  expected["capacity_kva"] = 80;
+  expected["customer_name"] = "乙";
+  EXPECT_EQ(DataOf("ApplicationAccepted", applied.values.at(1).payload), expected);
+  ASSERT_EQ(applied.refused.size(), 2u);
+  EXPECT_EQ(applied.refused.at(3).rule, "correction_target");
+  EXPECT_EQ(applied.refused.at(5).rule, "correction_target");
+}
+
+}  // namespace
+}  // namespace gridledger::domain
