@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <map>
 #include <optional>
 #include <vector>
+
+#include "domain/correction.h"
 
 namespace gridledger::ingest {
 
@@ -57,11 +60,88 @@ std::optional<domain::RuleBreach> CheckCorrectionTarget(const std::vector<uint64
   if (auto* breach = std::get_if<domain::RuleBreach>(&decoded)) return *breach;
   const uint64_t target = std::get<domain::WorkflowEvent>(decoded).corrects_position;
   if (std::binary_search(positions.begin(), positions.end(), target)) return std::nullopt;
-  return domain::RuleBreach{
-      "correction_target",
-      "Corrected.corrects_position " + std::to_string(target) + " is not an event of " +
-          event.stream + ": a correction fixes an earlier event of its own application "
-          "(rule correction_target)"};
+  return domain::RuleBreach{"correction_target",
+                            "Corrected.corrects_position " + std::to_string(target) +
+                                " is not an event of " + event.stream +
+                                ": a correction fixes an earlier event of its own application "
+                                "(rule correction_target)"};
+}
+
+// One stream's stored events as corrections see them (views into `events`).
+std::vector<domain::CorrectableEvent> Correctable(const std::vector<ledger::StoredEvent>& events) {
+  std::vector<domain::CorrectableEvent> out;
+  out.reserve(events.size() + 1);
+  for (const ledger::StoredEvent& e : events) {
+    out.push_back({e.position, e.type, e.payload, e.occurred_at_us, e.recorded_at_us});
+  }
+  return out;
+}
+
+// Folds the workflow facts of one stream's events with the corrections among them applied. An
+// event the rules call invalid (an old import) is skipped, as the application projection does,
+// so both see the same facts; with `invalid`, it is listed there by position.
+void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::WorkflowFacts& facts,
+               domain::PrerequisiteDates& dates, std::map<uint64_t, domain::RuleBreach>* invalid) {
+  const domain::AppliedCorrections corrections = domain::ApplyCorrections(events);
+  for (const domain::CorrectableEvent& stored : events) {
+    std::string_view payload = stored.payload;
+    int64_t occurred_at_us = stored.occurred_at_us;
+    if (auto corrected = corrections.values.find(stored.position);
+        corrected != corrections.values.end()) {
+      payload = corrected->second.payload;
+      occurred_at_us = corrected->second.occurred_at_us;
+    }
+    auto decoded = domain::DecodeWorkflowEvent(stored.type, payload);
+    auto* event = std::get_if<domain::WorkflowEvent>(&decoded);
+    if (event == nullptr) {
+      if (invalid != nullptr) (*invalid)[stored.position] = std::get<domain::RuleBreach>(decoded);
+      continue;
+    }
+    domain::Verdict verdict = domain::Judge(facts, *event);
+    if (!verdict.valid()) {
+      if (invalid != nullptr) (*invalid)[stored.position] = *verdict.invalid;
+      continue;
+    }
+    domain::Apply(facts, *event);
+    NotePrerequisiteDate(dates, *event, occurred_at_us);
+  }
+}
+
+// A Corrected whose target is one of the stream's events: the correction must apply
+// (domain/correction.h), and no event of the stream may become invalid by the workflow rules with
+// it applied. nullopt when it may be appended.
+std::optional<domain::RuleBreach> JudgeCorrection(const std::vector<ledger::StoredEvent>& stored,
+                                                  const domain::ClientEvent& event,
+                                                  int64_t now_us) {
+  std::vector<domain::CorrectableEvent> events = Correctable(stored);
+  std::map<uint64_t, domain::RuleBreach> invalid_before;
+  domain::WorkflowFacts facts;
+  domain::PrerequisiteDates dates;
+  FoldFacts(events, facts, dates, &invalid_before);
+  // Not yet stored, so it has no position: any above the stream's last one orders it last.
+  const uint64_t candidate = (stored.empty() ? 0 : stored.back().position) + 1;
+  events.push_back({candidate, event.type, event.payload, event.occurred_at_us, now_us});
+  const domain::AppliedCorrections applied = domain::ApplyCorrections(events);
+  if (auto refused = applied.refused.find(candidate); refused != applied.refused.end()) {
+    return refused->second;
+  }
+  std::map<uint64_t, domain::RuleBreach> invalid_after;
+  facts = {};
+  dates = {};
+  FoldFacts(events, facts, dates, &invalid_after);
+  for (const auto& [position, breach] : invalid_after) {
+    if (invalid_before.contains(position)) continue;
+    const auto it = std::find_if(stored.begin(), stored.end(),
+                                 [p = position](const auto& e) { return e.position == p; });
+    const std::string type = it == stored.end() ? std::string("event") : it->type;
+    return domain::RuleBreach{
+        "correction_invalid",
+        "with this correction the " + type + " at position " + std::to_string(position) +
+            " would break the workflow rules (" + breach.message +
+            "): correct the facts so that the application's events stay valid "
+            "(rule correction_invalid)"};
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -81,20 +161,13 @@ ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& st
   auto events = ledger_.ReadStream(stream);
   if (!events.ok()) return events.status();
   StoredStream stored_stream;
-  for (const ledger::StoredEvent& stored : *events) {
+  stored_stream.events = std::move(events).value();
+  for (const ledger::StoredEvent& stored : stored_stream.events) {
     if (stored.version == 0) stored_stream.org = stored.actor.org;
     stored_stream.version = static_cast<int64_t>(stored.version);
     stored_stream.positions.push_back(stored.position);
-    auto decoded = domain::DecodeWorkflowEvent(stored.type, stored.payload);
-    if (auto* event = std::get_if<domain::WorkflowEvent>(&decoded)) {
-      // A stored event that the rules call invalid (an old import) is skipped, as the
-      // application projection does, so both see the same facts.
-      if (domain::Judge(stored_stream.facts, *event).valid()) {
-        domain::Apply(stored_stream.facts, *event);
-        NotePrerequisiteDate(stored_stream.dates, *event, stored.occurred_at_us);
-      }
-    }
   }
+  FoldFacts(Correctable(stored_stream.events), stored_stream.facts, stored_stream.dates, nullptr);
   return stored_stream;
 }
 
@@ -198,14 +271,14 @@ void Ingestor::AppendToReport(std::shared_ptr<Attempt> attempt) {
   ledger::AppendRequest request = ToAppendRequest(event);
   const bool opening = first->empty() && !event.expected_version;
   if (opening) request.expected_version = ledger::kNoStream;
-  ledger_.AppendAsync(std::move(request), [this, attempt, opening](
-                                              ledger::Result<ledger::AppendResult> appended) {
-    if (appended.ok()) return attempt->done(IngestOutcome{appended->events.front(), {}});
-    if (opening && appended.status().code() == ledger::Code::kVersionConflict) {
-      return AppendToReport(std::move(attempt));  // opened meanwhile: check its owner
-    }
-    attempt->done(FromStatus(appended.status()));
-  });
+  ledger_.AppendAsync(
+      std::move(request), [this, attempt, opening](ledger::Result<ledger::AppendResult> appended) {
+        if (appended.ok()) return attempt->done(IngestOutcome{appended->events.front(), {}});
+        if (opening && appended.status().code() == ledger::Code::kVersionConflict) {
+          return AppendToReport(std::move(attempt));  // opened meanwhile: check its owner
+        }
+        attempt->done(FromStatus(appended.status()));
+      });
 }
 
 // Judges an application event on its stream as stored and appends it with the version judged on.
@@ -246,6 +319,9 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
   }
   domain::Verdict verdict = domain::Judge(stored->facts, event.type, event.payload);
   if (verdict.valid()) verdict.invalid = CheckCorrectionTarget(stored->positions, event);
+  if (verdict.valid() && event.type == "Corrected") {
+    verdict.invalid = JudgeCorrection(stored->events, event, now_us_());
+  }
   if (verdict.valid() && event.type == "MeterConnected") {
     for (domain::RuleBreach& later : domain::ConnectionDateViolations(
              stored->facts, stored->dates, domain::LocalDateOf(event.occurred_at_us))) {

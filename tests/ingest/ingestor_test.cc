@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 #include <tuple>
 #include <vector>
-#include <thread>
 
 #include "ingest/ingestor.h"
 #include "support/temp_dir.h"
@@ -165,13 +165,12 @@ TEST_F(IngestorTest, OnlyTheOrgThatOpenedAReportWritesToIt) {
   const Principal own{"D-KM.XS", Role::kDirector, "KM.XS"};
   const Principal other{"D-KM.PL", Role::kDirector, "KM.PL"};
   Ingestor ingestor(*ledger_);
-  const std::string due =
-      R"({"report_type":"monthly","period":"2026-03","due_date":"2026-04-05"})";
+  const std::string due = R"({"report_type":"monthly","period":"2026-03","due_date":"2026-04-05"})";
   ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
       ingestor.Append(as("due", "KM.XS", "ReportDue", due), &own)));
   for (const char* type : {"ReportSubmitted", "ReportCorrected"}) {
-    const std::string data = std::string(type) == "ReportCorrected" ? R"({"errors_found":1})"
-                                                                     : "{}";
+    const std::string data =
+        std::string(type) == "ReportCorrected" ? R"({"errors_found":1})" : "{}";
     auto refused = ingestor.Append(as(std::string("x-") + type, "KM.PL", type, data), &other);
     ASSERT_TRUE(std::holds_alternative<IngestError>(refused)) << type;
     EXPECT_TRUE(std::get<IngestError>(refused).forbidden) << type;
@@ -245,6 +244,57 @@ TEST_F(IngestorTest, ACorrectionMustNameAnEventOfItsOwnApplication) {
   }
   EXPECT_EQ(ledger_->Head(), 2u);
   EXPECT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(correction("ok", 1))));
+}
+
+// The facts a judgement is made on are the events as corrected: after the business kind of the
+// acceptance is corrected to a change, a change's step is valid and a new install's is not.
+TEST_F(IngestorTest, JudgementsUseTheCorrectedFacts) {
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
+  const std::string executed = Json("x", "ChangeExecuted", R"({"summary":"name changed"})");
+  auto before = Ingest(executed);
+  ASSERT_TRUE(std::holds_alternative<IngestError>(before));
+  EXPECT_EQ(std::get<IngestError>(before).rule->rule, "step_not_in_business");
+
+  auto corrected = Ingest(Json("c", "Corrected",
+                               R"({"corrects_position":1,"reason":"entered as new install",)"
+                               R"("fields":{"business":"change"}})"));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(corrected));
+  EXPECT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(executed)));
+  auto scheme = Ingest(Json("s", "SchemeReplied", R"({"scheme":"s"})"));
+  ASSERT_TRUE(std::holds_alternative<IngestError>(scheme));
+  EXPECT_EQ(std::get<IngestError>(scheme).rule->rule, "step_not_in_business");
+  EXPECT_EQ(ledger_->Head(), 3u);
+}
+
+// A correction that would make a stored event impossible, or that names what cannot be
+// corrected, is refused with its rule and nothing is stored.
+TEST_F(IngestorTest, ACorrectionThatBreaksTheApplicationIsRefused) {
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(Json("s", "SchemeReplied", R"({"scheme":"s"})"))));
+  auto rule_of = [this](const std::string& id, const std::string& fields) {
+    auto refused = Ingest(
+        Json(id, "Corrected", R"({"corrects_position":1,"reason":"r","fields":)" + fields + "}"));
+    if (!std::holds_alternative<IngestError>(refused)) return std::string("(stored)");
+    const IngestError& error = std::get<IngestError>(refused);
+    EXPECT_EQ(error.status.code(), ledger::Code::kInvalid);
+    return error.rule ? error.rule->rule : error.status.ToString();
+  };
+  // SchemeReplied does not belong to a change.
+  EXPECT_EQ(rule_of("c1", R"({"business":"change"})"), "correction_invalid");
+  EXPECT_EQ(rule_of("c2", R"({"meter_id":"M1"})"), "correction_field");
+  EXPECT_EQ(rule_of("c3", R"({"customer_class":"villa"})"), "correction_value");
+  auto of_correction = Ingest(
+      Json("c4", "Corrected", R"({"corrects_position":2,"reason":"r","fields":{"scheme":"t"}})"));
+  EXPECT_TRUE(std::holds_alternative<IngestOutcome>(of_correction));  // a SchemeReplied: fine
+  EXPECT_EQ(rule_of("c5", R"({"capacity_kva":100})"), "(stored)");
+  auto corrects_correction = Ingest(
+      Json("c6", "Corrected", R"({"corrects_position":3,"reason":"r","fields":{"reason":"t"}})"));
+  ASSERT_TRUE(std::holds_alternative<IngestError>(corrects_correction));
+  EXPECT_EQ(std::get<IngestError>(corrects_correction).rule->rule, "correction_of_correction");
+  EXPECT_EQ(ledger_->Head(), 4u);
 }
 
 TEST_F(IngestorTest, EventsFromTheFutureAreRefused) {

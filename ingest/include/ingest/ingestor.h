@@ -10,7 +10,9 @@
 //                                 (the ledger checks that it is new); the same answers as above
 //   invalid by a workflow rule  → rejected with the rule id, nothing stored (also: a Corrected
 //                                 naming a position that is not an event of its stream, rule
-//                                 correction_target)
+//                                 correction_target, or one that domain/correction.h refuses)
+//   corrections                 → every judgement is made on the stream's events as corrected
+//                                 (domain/correction.h), as the projections fold them
 //   report/ stream of another org → forbidden (the org of the stream's first event owns it)
 //   violations                  → stored; the violations are returned and the projections flag them
 //
@@ -70,9 +72,10 @@ class Ingestor {
   struct StoredStream {
     domain::WorkflowFacts facts;
     int64_t version = ledger::kNoStream;
-    std::string org;  // the actor org of the stream's first event ("" when none)
+    std::string org;                  // the actor org of the stream's first event ("" when none)
     std::vector<uint64_t> positions;  // of its events, ascending
     domain::PrerequisiteDates dates;  // of the connection's prerequisites, by business date
+    std::vector<ledger::StoredEvent> events;  // as stored (a Corrected is judged on them)
   };
   // The workflow facts of `stream` as stored, and the stream's version they reflect.
   ledger::Result<StoredStream> ReadFacts(const std::string& stream);
