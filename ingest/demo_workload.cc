@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "domain/event_json.h"
 #include "domain/workflow.h"
 #include "ledger/assert.h"
 
@@ -67,7 +68,6 @@ constexpr double kChangeCallbackRate = 0.40;  // of executed changes
 constexpr double kCallbackRetryRate = 0.8;    // after no_answer
 constexpr double kDocumentReviewRate = 0.08;
 constexpr double kSiteInspectionRate = 0.04;
-constexpr double kCorrectionRate = 0.006;
 constexpr double kChangeSurveyRate = 0.4;
 constexpr double kReportLateRate = 0.08;
 constexpr double kReportCorrectedRate = 0.05;
@@ -130,6 +130,9 @@ constexpr std::array<std::string_view, 10> kLineNames = {
 constexpr std::array<std::string_view, 4> kChannels = {"counter", "online", "phone", "mobile_app"};
 constexpr std::array<std::string_view, 4> kPauseReasons = {
     "客户资料不全，待补充", "客户要求暂缓办理", "客户受电工程未具备条件", "客户内部审批未完成"};
+constexpr std::array<std::string_view, 3> kCorrectionReasons = {
+    "客户名称录入错误，按营业执照更正", "报装容量录入错误，按申请书更正",
+    "受理时间录入错误，按受理登记表更正"};
 constexpr std::array<std::string_view, 4> kWithdrawReasons = {"客户取消用电计划", "项目停建",
                                                               "客户另行选址", "重复申请"};
 constexpr std::array<std::string_view, 4> kDesignDefects = {
@@ -350,10 +353,12 @@ struct App {
 // Builds one application's plan in working-day time.
 class Planner {
  public:
-  Planner(App* app, Rng* rng, int accept_second) : app_(app), rng_(rng), second_(accept_second) {
+  Planner(App* app, Rng* rng, int accept_second, double correction_rate)
+      : app_(app), rng_(rng), second_(accept_second), correction_rate_(correction_rate) {
     Push(AppEventType::kApplicationAccepted, 0, 0);
   }
   Rng& rng() { return *rng_; }
+  double correction_rate() const { return correction_rate_; }
   App& app() { return *app_; }
   int wd() const { return wd_; }
 
@@ -393,6 +398,7 @@ class Planner {
   Rng* rng_;
   int wd_ = 0;
   int second_ = 0;
+  double correction_rate_ = 0;
 };
 
 void Planner::Timed(int stage, int start_wd, int limit, double late_rate, AppEventType type,
@@ -488,8 +494,8 @@ void PlanClose(Planner& plan, bool delivered, double callback_rate) {
     const uint8_t flag = rng.Chance(0.12) ? static_cast<uint8_t>(1 + rng.Below(3)) : 0;
     plan.After(1, 15, AppEventType::kSiteInspected, flag);
   }
-  if (rng.Chance(kCorrectionRate)) {
-    plan.After(1, 10, AppEventType::kCorrected, static_cast<uint8_t>(rng.Below(2)));
+  if (rng.Chance(plan.correction_rate())) {
+    plan.After(1, 10, AppEventType::kCorrected, static_cast<uint8_t>(rng.Below(3)));
   }
 }
 
@@ -1055,13 +1061,16 @@ void AppProcess::WriteData(const Shared& shared, const PlanStep& step, Rng& rng,
       return;
     case AppEventType::kCorrected:
       data.Key("corrects_position").Int(static_cast<int64_t>(app_.accepted_position));
-      data.Key("reason").Str(step.flag == 0 ? "客户名称录入错误，按营业执照更正"
-                                            : "报装容量录入错误，按申请书更正");
+      data.Key("reason").Str(kCorrectionReasons[step.flag % kCorrectionReasons.size()]);
       data.Key("fields").Open('{');
       if (step.flag == 0) {
         data.Key("customer_name").Str(CustomerName(app_, shared.options->orgs[app_.org], 1));
-      } else {
+      } else if (step.flag == 1) {
         data.Key("capacity_kva").Int(CapacityOf(app_).capacity_kva + 5);
+      } else {
+        // Accepted a day earlier than entered: the clocks from acceptance move with it.
+        const int64_t accepted_us = (app_.steps.front().at - 86400) * 1'000'000;
+        data.Key("occurred_at").Str(domain::FormatTimestamp(accepted_us, 8 * 60));
       }
       data.Close('}');
       return;
@@ -1132,7 +1141,7 @@ bool ArrivalProcess::Step(Shared& shared, std::string* /*line*/) {
   AppendPadded(&app.id, ++year_sequence_, 6);
   app.stream = "app/" + app.id;
   ChooseProfile(app, rng, *shared.staff);
-  Planner plan(&app, &rng, second_);
+  Planner plan(&app, &rng, second_, options.correction_rate);
   if (app.business == kChange) {
     PlanChange(plan);
   } else {

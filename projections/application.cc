@@ -235,8 +235,10 @@ void RecordSideFacts(ApplicationState& state, const EventRecord& event,
                                      decoded.to_person, decoded.channel, decoded.committed_date,
                                      event.occurred_at_us});
   } else if (decoded.type == AppEventType::kCorrected) {
-    state.corrections.push_back(
-        CorrectionRecord{event.position, decoded.corrects_position, decoded.reason});
+    std::optional<domain::CorrectionRequest> request = domain::ReadCorrection(event.payload);
+    state.corrections.push_back(CorrectionRecord{event.position, decoded.corrects_position,
+                                                 decoded.reason,
+                                                 request ? request->fields : std::string()});
   }
 }
 
@@ -366,9 +368,12 @@ nlohmann::json RecordsJson(const ApplicationState& state, const domain::WorkingC
                             {"occurred_at", TimeText(u.occurred_at_us)}});
   }
   for (const CorrectionRecord& c : state.corrections) {
-    out["corrections"].push_back({{"position", c.position},
-                                  {"corrects_position", c.corrects_position},
-                                  {"reason", c.reason}});
+    nlohmann::json fields = nlohmann::json::parse(c.fields, nullptr, /*allow_exceptions=*/false);
+    out["corrections"].push_back(
+        {{"position", c.position},
+         {"corrects_position", c.corrects_position},
+         {"reason", c.reason},
+         {"fields", fields.is_discarded() ? nlohmann::json(c.fields) : std::move(fields)}});
   }
   for (const RejectedRecord& r : state.rejected) {
     out["rejected"].push_back(
@@ -451,12 +456,47 @@ EventFilter OccurredBy(int64_t occurred_at_max_us) {
   };
 }
 
+CorrectedStream::CorrectedStream(std::vector<EventRecord> records) : records_(std::move(records)) {
+  std::vector<domain::CorrectableEvent> correctable;
+  correctable.reserve(records_.size());
+  for (const EventRecord& r : records_) {
+    correctable.push_back({r.position, r.type, r.payload, r.occurred_at_us, r.recorded_at_us});
+  }
+  corrections_ = domain::ApplyCorrections(correctable);
+  for (EventRecord& r : records_) {
+    auto corrected = corrections_.values.find(r.position);
+    if (corrected == corrections_.values.end()) continue;
+    r.payload = corrected->second.payload;
+    r.occurred_at_us = corrected->second.occurred_at_us;
+  }
+}
+
+const domain::RuleBreach* CorrectedStream::Refused(uint64_t position) const {
+  auto refused = corrections_.refused.find(position);
+  return refused == corrections_.refused.end() ? nullptr : &refused->second;
+}
+
+void CorrectedStream::Fold(ApplicationState& state, const EventRecord& record) const {
+  projections::Fold(state, record);
+  const domain::RuleBreach* refused = Refused(record.position);
+  if (refused == nullptr || state.last_position != record.position) return;
+  if (!state.corrections.empty() && state.corrections.back().position == record.position) {
+    state.corrections.pop_back();
+    state.rejected.push_back(
+        RejectedRecord{record.position, std::string(record.type), refused->rule, refused->message});
+  }
+}
+
 ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,
                             const EventFilter& keep) {
+  std::vector<EventRecord> records;
+  records.reserve(events.size());
+  for (const ledger::StoredEvent& event : events) records.push_back(RecordOf(event));
+  const CorrectedStream corrected(std::move(records));
   ApplicationState state;
-  for (const ledger::StoredEvent& event : events) {
-    const EventRecord record = RecordOf(event);
-    if (!keep || keep(record)) Fold(state, record);
+  state.revision = corrected.applied();
+  for (const EventRecord& record : corrected.records()) {
+    if (!keep || keep(record)) corrected.Fold(state, record);
   }
   return state;
 }

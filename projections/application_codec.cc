@@ -102,6 +102,7 @@ void PutRecords(Writer& w, const ApplicationState& s) {
     w.Varint(c.position);
     w.Varint(c.corrects_position);
     w.String(c.reason);
+    w.String(c.fields);
   });
   PutList(w, s.rejected, [](Writer& w, const RejectedRecord& r) {
     w.Varint(r.position);
@@ -144,6 +145,7 @@ void GetRecords(Reader& r, ApplicationState& s) {
     c.position = r.Varint();
     c.corrects_position = r.Varint();
     c.reason = r.String();
+    c.fields = r.String();
     return c;
   });
   GetList(r, s.rejected, [](Reader& r) {
@@ -206,6 +208,7 @@ void EncodeApplicationTo(const ApplicationState& s, std::string& out) {
   PutFacts(w, s.facts);
   w.Varint(s.last_position);
   w.Varint(s.events_applied);
+  w.Varint(s.revision);
   w.OptionalDate(s.accepted_date);
   PutMilestone(w, s.scheme_replied);
   PutMilestone(w, s.fees_settled);
@@ -230,6 +233,7 @@ std::optional<ApplicationState> DecodeApplication(std::string_view bytes) {
   s.facts = GetFacts(r);
   s.last_position = r.Varint();
   s.events_applied = r.Varint();
+  s.revision = r.Uint32();
   s.accepted_date = r.OptionalDate();
   s.scheme_replied = GetMilestone(r);
   s.fees_settled = GetMilestone(r);

@@ -20,8 +20,9 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // What the folds make of the same events. Raise it whenever a fold's output changes (another
 // violation, clock or KPI item for the same events): states stored by an older version are then
 // refused until Rebuild(), instead of mixing two rule sets. 2: connection prerequisites by
-// business date (seventh session). Stored under kFoldVersionKey; absent counts as 1.
-constexpr uint64_t kFoldVersion = 2;
+// business date (seventh session); 3: corrections applied, KPI items with revisions (eighth).
+// Stored under kFoldVersionKey; absent counts as 1.
+constexpr uint64_t kFoldVersion = 3;
 constexpr char kFoldVersionKey[] = "fold_version";
 
 std::string EncodeU64(uint64_t value) {
@@ -278,6 +279,7 @@ ledger::Result<size_t> Engine::LoadApplicationEntry(std::string_view key, Applic
 
 ledger::Status Engine::Fold(const EventRecord& record) {
   LEDGER_ASSERT(record.position == checkpoint_ + 1);
+  if (IsAppStream(record.stream) && record.type == "Corrected") return FoldCorrection(record);
   const ApplicationState* app = nullptr;
   CompactEvidence* app_evidence = nullptr;
   if (IsAppStream(record.stream)) {
@@ -293,14 +295,73 @@ ledger::Status Engine::Fold(const EventRecord& record) {
   return ledger::Status::Ok();
 }
 
-ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationState* app,
-                                   CompactEvidence* app_evidence) {
+ledger::Status Engine::FoldCorrection(const EventRecord& record) {
+  auto entry = applications_.Mutable(record.stream);
+  if (!entry.ok()) return entry.status();
+  if (staging_ && (*entry)->application.last_position > written_checkpoint_) {
+    // An earlier event of the application is staged but not yet written (a batch holding both,
+    // or a pipelined commit), so the store cannot give it. The ingestor never stages a Corrected
+    // so (it judges on the stream as stored); a direct ledger append can.
+    return ledger::Status(ledger::Code::kIoError,
+                          "a correction follows unwritten events of its application; CatchUp() "
+                          "folds it");
+  }
+  auto stored = ledger_.ReadStream(std::string(record.stream));
+  if (!stored.ok()) return stored.status();
+  std::vector<EventRecord> records;
+  records.reserve(stored->size() + 1);
+  for (const ledger::StoredEvent& event : *stored) {
+    if (event.position < record.position) records.push_back(RecordOf(event));
+  }
+  records.push_back(record);
+  const CorrectedStream corrected(std::move(records));
+  ApplicationEntry& app = **entry;
+  if (corrected.Refused(record.position) != nullptr) {
+    // Folded as a rejected event: nothing is refolded.
+    corrected.Fold(app.application, record);
+    ledger::Status derived = FoldDerived(record, &app.application, &app.evidence);
+    if (derived.ok()) checkpoint_ = record.position;
+    return derived;
+  }
+  ApplicationEntry refolded;
+  refolded.application.revision = corrected.applied();
+  for (const EventRecord& event : corrected.records()) {
+    corrected.Fold(refolded.application, event);
+    ledger::Status kpi = FoldKpi(event, &refolded.application);
+    if (!kpi.ok()) return kpi;
+    projections::Fold(refolded.evidence, event, event.actor_id, &refolded.application);
+  }
+  app = std::move(refolded);
+  // The staff audit records who did what when, not the facts: only the Corrected is new there.
+  ledger::Status staff = FoldStaffAudit(record, &app.application);
+  if (staff.ok()) checkpoint_ = record.position;
+  return staff;
+}
+
+ledger::Status Engine::FoldKpi(const EventRecord& record, const ApplicationState* app) {
   KpiTargetsOf(record, app, kpi_targets_);
   for (const KpiTarget& target : kpi_targets_) {
     auto head = kpis_.Mutable(target.key);
     if (!head.ok()) return head.status();
     FoldParts((*head)->pending, record, app, target.parts);
   }
+  return ledger::Status::Ok();
+}
+
+ledger::Status Engine::FoldStaffAudit(const EventRecord& record, const ApplicationState* app) {
+  StaffAuditKeysOf(record, record.actor_id, staff_keys_);
+  for (const std::string& key : staff_keys_) {
+    auto head = staff_audits_.Mutable(key);
+    if (!head.ok()) return head.status();
+    projections::Fold((*head)->pending, record, record.actor_id, app);
+  }
+  return ledger::Status::Ok();
+}
+
+ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationState* app,
+                                   CompactEvidence* app_evidence) {
+  ledger::Status kpi = FoldKpi(record, app);
+  if (!kpi.ok()) return kpi;
   if (app_evidence != nullptr) {
     projections::Fold(*app_evidence, record, record.actor_id, app);
   } else if (record.stream.starts_with("survey/")) {
@@ -309,13 +370,7 @@ ledger::Status Engine::FoldDerived(const EventRecord& record, const ApplicationS
     if (!state.ok()) return state.status();
     projections::Fold(**state, record, record.actor_id, app);
   }
-  StaffAuditKeysOf(record, record.actor_id, staff_keys_);
-  for (const std::string& key : staff_keys_) {
-    auto head = staff_audits_.Mutable(key);
-    if (!head.ok()) return head.status();
-    projections::Fold((*head)->pending, record, record.actor_id, app);
-  }
-  return ledger::Status::Ok();
+  return FoldStaffAudit(record, app);
 }
 
 ledger::Status Engine::WriteTouched(ledger::SideBatch& batch) {
@@ -575,7 +630,9 @@ void Engine::OnStaged(const ledger::EventView& event, ledger::SideBatch& batch) 
                                      "projections fell behind the log; CatchUp() repairs");
     return;
   }
+  staging_ = true;
   inline_failure_ = Fold(RecordOf(event));
+  staging_ = false;
   if (inline_failure_.ok()) inline_failure_ = WriteTouched(batch);
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <unordered_map>
 #include <variant>
 
 #include "domain/event_json.h"
@@ -88,6 +89,7 @@ bool ContributesMonthFact(const ApplicationState& app, AppEventType type, uint64
     case AppEventType::kDocumentReviewed:
     case AppEventType::kSiteInspected:
     case AppEventType::kUrged:
+    case AppEventType::kCorrected:
       return true;
     case AppEventType::kMeterConnected:
       return IsFirstConnection(app, position) || HasViolationAt(app, position);
@@ -157,6 +159,7 @@ void FoldArchived(KpiState& state, const EventRecord& event, const ApplicationSt
   archived.customer_class = app.facts.customer_class;
   archived.connected = app.facts.meter_connected;
   archived.clocks = app.clocks;
+  archived.revision = app.revision;
   state.archived.push_back(std::move(archived));
 }
 
@@ -164,6 +167,7 @@ void FoldCallback(KpiState& state, const EventRecord& event, const ApplicationSt
   KpiCallback callback;
   callback.app = app.stream;
   callback.position = event.position;
+  callback.revision = app.revision;
   const bool read =
       domain::ReadPayload<ev::CallbackMade>(event.payload, [&](ev::CallbackMade::Reader root) {
         if (!domain::ReadsWhole(root)) return false;  // as the evidence projection reads it
@@ -191,7 +195,7 @@ template <typename Check>
 void FoldCheck(std::vector<KpiCheck>& checks, const EventRecord& event,
                const ApplicationState& app) {
   std::optional<bool> passed = CheckPassed<Check>(event);
-  if (passed) checks.push_back(KpiCheck{app.stream, event.position, *passed});
+  if (passed) checks.push_back(KpiCheck{app.stream, event.position, *passed, app.revision});
 }
 
 void FoldMonthFacts(KpiState& state, const EventRecord& event, const ApplicationState& app) {
@@ -211,7 +215,8 @@ void FoldMonthFacts(KpiState& state, const EventRecord& event, const Application
       break;
     case AppEventType::kUrged:
       if (!app.urges.empty() && app.urges.back().position == event.position) {
-        state.urges.push_back(KpiUrge{app.stream, event.position, app.urges.back().level});
+        state.urges.push_back(
+            KpiUrge{app.stream, event.position, app.urges.back().level, app.revision});
       }
       break;
     case AppEventType::kMeterConnected:
@@ -222,15 +227,20 @@ void FoldMonthFacts(KpiState& state, const EventRecord& event, const Application
             std::any_of(app.violations.begin(), app.violations.end(), [&](const auto& v) {
               return v.position == event.position && v.rule == "connected_without_contract";
             });
-        state.connections.push_back(KpiConnection{app.stream, event.position, !without_contract});
+        state.connections.push_back(
+            KpiConnection{app.stream, event.position, !without_contract, app.revision});
       }
+      break;
+    case AppEventType::kCorrected:
+      state.revisions.push_back(KpiRevision{app.stream, event.position, app.revision});
       break;
     default:
       break;
   }
   for (const ViolationRecord& violation : app.violations) {
     if (violation.position != event.position) continue;
-    state.violations.push_back(KpiViolation{app.stream, event.position, violation.rule});
+    state.violations.push_back(
+        KpiViolation{app.stream, event.position, violation.rule, app.revision});
   }
 }
 
@@ -243,6 +253,7 @@ void FoldChange(KpiState& state, const ApplicationState& app) {
   change.clock = *clock;
   change.executed = app.facts.change_executed && !clock->stopped_by;
   change.withdrawn = app.facts.withdrawn && !change.executed;
+  change.revision = app.revision;
   auto it = std::find_if(state.changes.begin(), state.changes.end(),
                          [&app](const KpiChange& existing) { return existing.app == app.stream; });
   if (it == state.changes.end()) {
@@ -332,7 +343,8 @@ json ArchivedToJson(const KpiArchived& a) {
           {"business", domain::BusinessName(a.business)},
           {"customer_class", domain::SlaCustomerClassName(a.customer_class)},
           {"connected", a.connected},
-          {"clocks", ArrayOf(a.clocks, ClockToJson)}};
+          {"clocks", ArrayOf(a.clocks, ClockToJson)},
+          {"revision", a.revision}};
 }
 
 json ChangeToJson(const KpiChange& c) {
@@ -340,7 +352,8 @@ json ChangeToJson(const KpiChange& c) {
           {"customer_class", domain::SlaCustomerClassName(c.customer_class)},
           {"clock", ClockToJson(c.clock)},
           {"executed", c.executed},
-          {"withdrawn", c.withdrawn}};
+          {"withdrawn", c.withdrawn},
+          {"revision", c.revision}};
 }
 
 json ReportToJson(const KpiReport& r) {
@@ -355,7 +368,7 @@ json ReportToJson(const KpiReport& r) {
 }
 
 json CheckToJson(const KpiCheck& c) {
-  return {{"app", c.app}, {"position", c.position}, {"passed", c.passed}};
+  return {{"app", c.app}, {"position", c.position}, {"passed", c.passed}, {"revision", c.revision}};
 }
 
 }  // namespace
@@ -457,11 +470,13 @@ void FoldParts(KpiState& state, const EventRecord& event, const ApplicationState
   if ((parts & kKpiPartChange) != 0) FoldChange(state, *app_after);
   if ((parts & kKpiPartLate) != 0) {
     state.late.push_back(KpiLate{std::string(event.stream), event.position, event.occurred_at_us,
-                                 event.recorded_at_us});
+                                 event.recorded_at_us,
+                                 app_after != nullptr ? app_after->revision : 0});
   }
   if ((parts & kKpiPartReport) != 0) FoldReport(state, event);
   if ((parts & kKpiPartTraining) != 0) FoldTraining(state, event);
-  if (parts != 0) state.last_position = event.position;
+  // A correction folds an application's earlier events again (REVISIONS): never backwards.
+  if (parts != 0) state.last_position = std::max(state.last_position, event.position);
 }
 
 void Fold(KpiState& state, const EventRecord& event, const ApplicationState* app_after) {
@@ -512,35 +527,41 @@ json ToJson(const KpiState& state) {
                               return {{"app", c.app},
                                       {"position", c.position},
                                       {"result", c.result},
-                                      {"satisfaction", c.satisfaction}};
+                                      {"satisfaction", c.satisfaction},
+                                      {"revision", c.revision}};
                             })},
       {"connections", ArrayOf(state.connections,
                               [](const KpiConnection& c) -> json {
                                 return {{"app", c.app},
                                         {"position", c.position},
-                                        {"contract_before", c.contract_before}};
+                                        {"contract_before", c.contract_before},
+                                        {"revision", c.revision}};
                               })},
       {"report", state.report ? ReportToJson(*state.report) : json(nullptr)},
       {"document_reviews", ArrayOf(state.document_reviews, CheckToJson)},
       {"site_inspections", ArrayOf(state.site_inspections, CheckToJson)},
   };
   out["violations"] = ArrayOf(state.violations, [](const KpiViolation& v) -> json {
-    return {{"app", v.app}, {"position", v.position}, {"rule", v.rule}};
+    return {{"app", v.app}, {"position", v.position}, {"rule", v.rule}, {"revision", v.revision}};
   });
   out["late"] = ArrayOf(state.late, [](const KpiLate& l) -> json {
     return {{"stream", l.stream},
             {"position", l.position},
             {"occurred_at_us", l.occurred_at_us},
-            {"recorded_at_us", l.recorded_at_us}};
+            {"recorded_at_us", l.recorded_at_us},
+            {"revision", l.revision}};
   });
   out["urges"] = ArrayOf(state.urges, [](const KpiUrge& u) -> json {
-    return {{"app", u.app}, {"position", u.position}, {"level", u.level}};
+    return {{"app", u.app}, {"position", u.position}, {"level", u.level}, {"revision", u.revision}};
   });
   out["trainings"] = ArrayOf(state.trainings, [](const KpiTraining& t) -> json {
     return {{"stream", t.stream},
             {"position", t.position},
             {"hours", t.hours},
             {"attendees", t.attendees}};
+  });
+  out["revisions"] = ArrayOf(state.revisions, [](const KpiRevision& r) -> json {
+    return {{"app", r.app}, {"position", r.position}, {"revision", r.revision}};
   });
   return out;
 }
@@ -844,6 +865,55 @@ json Supporting(const std::vector<const KpiState*>& states, const Scope& scope,
   return out;
 }
 
+// The items of an application's highest revision only (kpi.h, REVISIONS); nullopt when no
+// application was corrected, so the states count as they are.
+std::optional<std::vector<KpiState>> LatestRevisions(const std::vector<KpiState>& states) {
+  std::unordered_map<std::string_view, uint32_t> latest;
+  auto note = [&latest](std::string_view app, uint32_t revision) {
+    if (revision == 0) return;
+    uint32_t& seen = latest[app];
+    seen = std::max(seen, revision);
+  };
+  auto note_all = [&note](const auto& items) {
+    for (const auto& item : items) note(item.app, item.revision);
+  };
+  for (const KpiState& state : states) {
+    note_all(state.archived);
+    note_all(state.changes);
+    note_all(state.callbacks);
+    note_all(state.connections);
+    note_all(state.document_reviews);
+    note_all(state.site_inspections);
+    note_all(state.violations);
+    note_all(state.urges);
+    note_all(state.revisions);
+    for (const KpiLate& late : state.late) note(late.stream, late.revision);
+  }
+  if (latest.empty()) return std::nullopt;
+  auto stale = [&latest](std::string_view app, uint32_t revision) {
+    auto it = latest.find(app);
+    return it != latest.end() && revision < it->second;
+  };
+  auto drop_stale = [&stale](auto& items) {
+    std::erase_if(items, [&stale](const auto& item) { return stale(item.app, item.revision); });
+  };
+  std::vector<KpiState> current = states;
+  for (KpiState& state : current) {
+    drop_stale(state.archived);
+    drop_stale(state.changes);
+    drop_stale(state.callbacks);
+    drop_stale(state.connections);
+    drop_stale(state.document_reviews);
+    drop_stale(state.site_inspections);
+    drop_stale(state.violations);
+    drop_stale(state.urges);
+    drop_stale(state.revisions);
+    std::erase_if(state.late,
+                  [&stale](const KpiLate& late) { return stale(late.stream, late.revision); });
+  }
+  return current;
+}
+
 std::vector<const KpiState*> SortedByKey(const std::vector<KpiState>& states) {
   std::vector<std::pair<std::string, const KpiState*>> keyed;
   keyed.reserve(states.size());
@@ -867,7 +937,8 @@ json KpiTable(const std::vector<KpiState>& states, std::string_view period,
   scope.months.insert(months->begin(), months->end());
   scope.org = org;
   scope.last_year = std::stoi(months->back().substr(0, 4));
-  const std::vector<const KpiState*> sorted = SortedByKey(states);
+  const std::optional<std::vector<KpiState>> current = LatestRevisions(states);
+  const std::vector<const KpiState*> sorted = SortedByKey(current ? *current : states);
   const auto [on_time, accuracy] = Reports(sorted, scope, as_of_us);
   json kpis = json::array();
   kpis.push_back(KpiJson("timeliness", "业扩报装时限达标率",

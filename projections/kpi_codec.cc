@@ -14,6 +14,7 @@ void PutCheck(Writer& w, const KpiCheck& c) {
   w.String(c.app);
   w.Varint(c.position);
   w.Bool(c.passed);
+  w.Varint(c.revision);
 }
 
 KpiCheck GetCheck(Reader& r) {
@@ -21,6 +22,7 @@ KpiCheck GetCheck(Reader& r) {
   c.app = r.String();
   c.position = r.Varint();
   c.passed = r.Bool();
+  c.revision = r.Uint32();
   return c;
 }
 
@@ -34,6 +36,7 @@ void PutKpiArchived(Writer& w, const KpiArchived& a) {
   w.Bool(a.connected);
   w.Varint(a.clocks.size());
   for (const Clock& clock : a.clocks) PutClock(w, clock);
+  w.Varint(a.revision);
 }
 
 KpiArchived GetKpiArchived(Reader& r) {
@@ -46,6 +49,7 @@ KpiArchived GetKpiArchived(Reader& r) {
   const size_t clocks = r.Count();
   a.clocks.reserve(clocks);
   for (size_t i = 0; i < clocks && r.ok(); ++i) a.clocks.push_back(GetClock(r));
+  a.revision = r.Uint32();
   return a;
 }
 
@@ -55,6 +59,7 @@ void PutKpiChange(Writer& w, const KpiChange& c) {
   PutClock(w, c.clock);
   w.Bool(c.executed);
   w.Bool(c.withdrawn);
+  w.Varint(c.revision);
 }
 
 KpiChange GetKpiChange(Reader& r) {
@@ -64,6 +69,7 @@ KpiChange GetKpiChange(Reader& r) {
   c.clock = GetClock(r);
   c.executed = r.Bool();
   c.withdrawn = r.Bool();
+  c.revision = r.Uint32();
   return c;
 }
 
@@ -72,6 +78,7 @@ void PutKpiCallback(Writer& w, const KpiCallback& c) {
   w.Varint(c.position);
   w.String(c.result);
   w.String(c.satisfaction);
+  w.Varint(c.revision);
 }
 
 KpiCallback GetKpiCallback(Reader& r) {
@@ -80,6 +87,7 @@ KpiCallback GetKpiCallback(Reader& r) {
   c.position = r.Varint();
   c.result = r.String();
   c.satisfaction = r.String();
+  c.revision = r.Uint32();
   return c;
 }
 
@@ -87,6 +95,7 @@ void PutKpiConnection(Writer& w, const KpiConnection& c) {
   w.String(c.app);
   w.Varint(c.position);
   w.Bool(c.contract_before);
+  w.Varint(c.revision);
 }
 
 KpiConnection GetKpiConnection(Reader& r) {
@@ -94,6 +103,7 @@ KpiConnection GetKpiConnection(Reader& r) {
   c.app = r.String();
   c.position = r.Varint();
   c.contract_before = r.Bool();
+  c.revision = r.Uint32();
   return c;
 }
 
@@ -104,6 +114,7 @@ void PutKpiViolation(Writer& w, const KpiViolation& v) {
   w.String(v.app);
   w.Varint(v.position);
   w.String(v.rule);
+  w.Varint(v.revision);
 }
 
 KpiViolation GetKpiViolation(Reader& r) {
@@ -111,6 +122,7 @@ KpiViolation GetKpiViolation(Reader& r) {
   v.app = r.String();
   v.position = r.Varint();
   v.rule = r.String();
+  v.revision = r.Uint32();
   return v;
 }
 
@@ -119,6 +131,7 @@ void PutKpiLate(Writer& w, const KpiLate& l) {
   w.Varint(l.position);
   w.Signed(l.occurred_at_us);
   w.Signed(l.recorded_at_us);
+  w.Varint(l.revision);
 }
 
 KpiLate GetKpiLate(Reader& r) {
@@ -127,6 +140,7 @@ KpiLate GetKpiLate(Reader& r) {
   l.position = r.Varint();
   l.occurred_at_us = r.Signed();
   l.recorded_at_us = r.Signed();
+  l.revision = r.Uint32();
   return l;
 }
 
@@ -134,6 +148,7 @@ void PutKpiUrge(Writer& w, const KpiUrge& u) {
   w.String(u.app);
   w.Varint(u.position);
   w.Signed(u.level);
+  w.Varint(u.revision);
 }
 
 KpiUrge GetKpiUrge(Reader& r) {
@@ -141,6 +156,7 @@ KpiUrge GetKpiUrge(Reader& r) {
   u.app = r.String();
   u.position = r.Varint();
   u.level = r.Int32();
+  u.revision = r.Uint32();
   return u;
 }
 
@@ -158,6 +174,20 @@ KpiTraining GetKpiTraining(Reader& r) {
   t.hours = r.Double();
   t.attendees = r.Uint32();
   return t;
+}
+
+void PutKpiRevision(Writer& w, const KpiRevision& v) {
+  w.String(v.app);
+  w.Varint(v.position);
+  w.Varint(v.revision);
+}
+
+KpiRevision GetKpiRevision(Reader& r) {
+  KpiRevision v;
+  v.app = r.String();
+  v.position = r.Varint();
+  v.revision = r.Uint32();
+  return v;
 }
 
 void PutKpiScalars(Writer& w, const KpiState& s) {
@@ -227,6 +257,7 @@ std::string Encode(const KpiState& s) {
   PutAll(w, s.late, &PutKpiLate);
   PutAll(w, s.urges, &PutKpiUrge);
   PutAll(w, s.trainings, &PutKpiTraining);
+  PutAll(w, s.revisions, &PutKpiRevision);
   return out;
 }
 
@@ -245,6 +276,7 @@ std::optional<KpiState> DecodeKpiState(std::string_view bytes) {
   GetAll(r, s.late, &GetKpiLate);
   GetAll(r, s.urges, &GetKpiUrge);
   GetAll(r, s.trainings, &GetKpiTraining);
+  GetAll(r, s.revisions, &GetKpiRevision);
   if (!r.Done()) return std::nullopt;
   return s;
 }

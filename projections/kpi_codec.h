@@ -6,7 +6,8 @@
 //            due_position:varint submitted_date:optional<svarint> submitted_position:varint
 //            corrections:varint errors_found:varint>
 //   lists:   archived changes callbacks connections document_reviews site_inspections
-//            violations late urges trainings — each a count, then items in their field order.
+//            violations late urges trainings revisions — each a count, then items in their
+//            field order (an app's item ends with its revision).
 #pragma once
 
 #include "byte_codec.h"
@@ -14,7 +15,8 @@
 
 namespace gridledger::projections {
 
-inline constexpr uint8_t kKpiCodecVersion = 0x4b;  // 'K'; MessagePack maps never start so
+inline constexpr uint8_t kKpiCodecVersion =
+    0x4c;  // 'L' (was 'K' before revisions); not MessagePack
 
 void PutKpiScalars(codec::Writer& w, const KpiState& state);
 void GetKpiScalars(codec::Reader& r, KpiState& state);
@@ -37,5 +39,7 @@ void PutKpiUrge(codec::Writer& w, const KpiUrge& item);
 KpiUrge GetKpiUrge(codec::Reader& r);
 void PutKpiTraining(codec::Writer& w, const KpiTraining& item);
 KpiTraining GetKpiTraining(codec::Reader& r);
+void PutKpiRevision(codec::Writer& w, const KpiRevision& item);
+KpiRevision GetKpiRevision(codec::Reader& r);
 
 }  // namespace gridledger::projections

@@ -31,7 +31,22 @@ namespace {
 class OccurredAfter {
  public:
   OccurredAfter(const ledger::Ledger& ledger, int64_t at_us) : ledger_(ledger), at_us_(at_us) {}
+  // The application asked about next: an event whose occurred_at it corrected is judged by the
+  // corrected time, as its clocks are.
+  void UseCorrectionsOf(const ApplicationState& state) {
+    corrected_.clear();
+    for (const CorrectionRecord& c : state.corrections) {
+      json fields = json::parse(c.fields, nullptr, /*allow_exceptions=*/false);
+      if (!fields.is_object() || !fields.contains("occurred_at")) continue;
+      if (!fields["occurred_at"].is_string()) continue;
+      auto when = domain::ParseTimestamp(fields["occurred_at"].get<std::string>());
+      if (when) corrected_[c.corrects_position] = when->unix_us;  // later corrections win
+    }
+  }
   bool operator()(uint64_t position) {
+    if (auto corrected = corrected_.find(position); corrected != corrected_.end()) {
+      return corrected->second > at_us_;
+    }
     if (auto known = known_.find(position); known != known_.end()) return known->second;
     auto event = ledger_.ReadOne(position);
     if (!event.ok()) {
@@ -46,6 +61,7 @@ class OccurredAfter {
   const ledger::Ledger& ledger_;
   const int64_t at_us_;
   std::map<uint64_t, bool> known_;
+  std::map<uint64_t, int64_t> corrected_;  // position → corrected occurred_at (one application)
   ledger::Status status_;
 };
 
@@ -121,6 +137,7 @@ ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
   std::vector<OverdueRow> rows;
   ledger::Status scanned = engine.ForEachApplication([&](const ApplicationState& s) {
     if (org && s.org != *org) return true;
+    after.UseCorrectionsOf(s);
     for (const Clock& clock : s.clocks) {
       std::optional<Clock> then = ClockAsOf(clock, day, after);
       if (!then || !then->open()) continue;

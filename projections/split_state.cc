@@ -10,7 +10,7 @@ namespace {
 using codec::Reader;
 using codec::Writer;
 
-constexpr uint8_t kKpiHeadVersion = 0x6b;    // 'k'; a whole KpiState starts with 'K'
+constexpr uint8_t kKpiHeadVersion = 0x6c;    // 'l' (0x6b before revisions); a whole state: 'L'
 constexpr uint8_t kStaffHeadVersion = 0x73;  // 's'; a whole StaffAuditState starts with 'S'
 constexpr std::string_view kStaffKeyPrefix = "staff-audit/";
 constexpr size_t kIndexBytes = 4;
@@ -149,6 +149,7 @@ ledger::Status WriteKpiHead(const ledger::Ledger& ledger, ledger::SideFamily fam
   put(KpiList::kLate, s.late, &PutKpiLate);
   put(KpiList::kUrges, s.urges, &PutKpiUrge);
   put(KpiList::kTrainings, s.trainings, &PutKpiTraining);
+  put(KpiList::kRevisions, s.revisions, &PutKpiRevision);
   Writer w(kept);
   w.U8(kKpiHeadVersion);
   PutKpiScalars(w, s);
@@ -253,6 +254,9 @@ ledger::Status KpiAssembler::Add(std::string_view key, std::string_view value) {
     case KpiList::kTrainings:
       ok = GetItem(s.trainings, index, value, &GetKpiTraining);
       break;
+    case KpiList::kRevisions:
+      ok = GetItem(s.revisions, index, value, &GetKpiRevision);
+      break;
   }
   return ok ? ledger::Status::Ok() : Corrupt(key, "item does not decode or is out of order");
 }
@@ -270,7 +274,8 @@ ledger::Status KpiAssembler::Close() {
                                                    s.violations.size(),
                                                    s.late.size(),
                                                    s.urges.size(),
-                                                   s.trainings.size()};
+                                                   s.trainings.size(),
+                                                   s.revisions.size()};
   for (size_t i = 0; i < kKpiListCount; ++i) {
     if (sizes[i] != expected_[i]) return Corrupt(head_key_, "list misses items");
   }

@@ -62,7 +62,30 @@ InMemory FoldInMemory(const ledger::Ledger& ledger) {
                         [&](const ledger::EventView& event) {
                           const EventRecord record = RecordOf(event);
                           const ApplicationState* app = nullptr;
-                          if (record.stream.starts_with("app/")) {
+                          if (record.stream.starts_with("app/") && record.type == "Corrected") {
+                            // kpi.h REVISIONS: refold the application as corrected, its KPI
+                            // items again at the new revision.
+                            ApplicationState& state = applications[std::string(record.stream)];
+                            auto stored = ledger.ReadStream(std::string(record.stream));
+                            EXPECT_TRUE(stored.ok());
+                            std::vector<EventRecord> records;
+                            for (const auto& e : stored.value()) {
+                              if (e.position <= record.position) records.push_back(RecordOf(e));
+                            }
+                            const CorrectedStream corrected(std::move(records));
+                            if (corrected.Refused(record.position) != nullptr) {
+                              corrected.Fold(state, record);  // folded as rejected, no refold
+                              Fold(folded.kpis, record, &state);
+                              return true;
+                            }
+                            state = ApplicationState{};
+                            state.revision = corrected.applied();
+                            for (const EventRecord& r : corrected.records()) {
+                              corrected.Fold(state, r);
+                              if (r.position != record.position) Fold(folded.kpis, r, &state);
+                            }
+                            app = &state;
+                          } else if (record.stream.starts_with("app/")) {
                             ApplicationState& state = applications[std::string(record.stream)];
                             Fold(state, record);
                             app = &state;
@@ -119,6 +142,7 @@ TEST_P(ProjectionPropertyTest, IncrementalEqualsRebuiltAndRebuildsAreIdentical) 
     ingest::DemoOptions demo;
     demo.seed = seed;
     demo.apps = 120 + seed % 80;
+    demo.correction_rate = 0.25;  // corrections refold applications and their KPI items
     ingest::DemoWorkload workload(demo, std::get<domain::WorkingCalendar>(calendar));
     ingest::Ingestor ingestor(*ledger, [] { return int64_t{1'798'800'000'000'000}; });
     uint64_t rejected = 0;

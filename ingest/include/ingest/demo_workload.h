@@ -53,6 +53,9 @@ struct DemoOptions {
   uint64_t first_position = 1;
   // Also emit report, survey and staff events. Default: true.
   bool background = true;
+  // The share of closed applications corrected afterwards (Corrected of the acceptance: customer
+  // name, capacity, or the acceptance time a day earlier). Default: 0.006.
+  double correction_rate = 0.006;
 };
 
 class DemoWorkload {

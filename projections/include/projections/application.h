@@ -44,6 +44,7 @@
 #include <nlohmann/json.hpp>
 
 #include "domain/calendar.h"
+#include "domain/correction.h"
 #include "domain/sla_profile.h"
 #include "domain/workflow.h"
 #include "ledger/event.h"
@@ -117,10 +118,12 @@ struct UrgeRecord {
   int64_t occurred_at_us = 0;
 };
 
+// A Corrected applied to this application (domain/correction.h).
 struct CorrectionRecord {
   uint64_t position = 0;
   uint64_t corrects_position = 0;
   std::string reason;
+  std::string fields;  // Corrected.fields: a JSON object as text
 };
 
 // A stored event the fold did not apply (invalid by the workflow rules, or undecodable).
@@ -143,6 +146,10 @@ struct ApplicationState {
   domain::WorkflowFacts facts;  // customer class, business, flags (domain/workflow.h)
   uint64_t last_position = 0;   // of the last folded event (applied or rejected)
   uint64_t events_applied = 0;
+  // How many corrections the events folded into this state carry (CorrectedStream::applied()):
+  // the KPI items made from it carry it too, so a correction's refold supersedes the items of the
+  // fold before it (see kpi.h, REVISIONS).
+  uint32_t revision = 0;
   std::optional<domain::Date> accepted_date;
 
   std::optional<Milestone> scheme_replied;
@@ -154,8 +161,7 @@ struct ApplicationState {
   std::vector<ViolationRecord> violations;
   std::vector<LateRecord> late_records;
   std::vector<UrgeRecord> urges;
-  // TODO(domain): corrections are listed, not applied; applying Corrected.fields to facts and
-  // clocks needs the field-level rules of a correction (which fields may change, and how).
+  // Corrections applied: the state is folded from the events as corrected (CorrectedStream).
   std::vector<CorrectionRecord> corrections;
   std::vector<RejectedRecord> rejected;
 
@@ -169,11 +175,37 @@ void Fold(ApplicationState& state, const EventRecord& event);
 void Fold(ApplicationState& state, const ledger::EventView& event);
 void Fold(ApplicationState& state, const ledger::StoredEvent& event);
 
+// One application's events with the corrections among them applied (domain/correction.h): a
+// corrected event's record carries its corrected payload and occurred_at, everything else is the
+// record given. Folding records() from an empty state with Fold() below is the application as
+// corrected, and what the Engine stores.
+class CorrectedStream {
+ public:
+  // `records`: one stream's events in position order (views that must outlive this object).
+  explicit CorrectedStream(std::vector<EventRecord> records);
+  CorrectedStream(const CorrectedStream&) = delete;
+  CorrectedStream& operator=(const CorrectedStream&) = delete;
+
+  const std::vector<EventRecord>& records() const { return records_; }
+  uint32_t applied() const { return corrections_.applied; }
+  // Why the Corrected at `position` was not applied, or nullptr when it was (or is no Corrected).
+  const domain::RuleBreach* Refused(uint64_t position) const;
+  // Folds one of records() into `state`; a Corrected that was not applied is listed in
+  // `rejected`, not in `corrections`.
+  void Fold(ApplicationState& state, const EventRecord& record) const;
+
+ private:
+  domain::AppliedCorrections corrections_;  // owns the corrected payloads records_ view
+  std::vector<EventRecord> records_;
+};
+
 // Which events a fold takes; an empty filter takes all.
 using EventFilter = std::function<bool(const EventRecord&)>;
 // Events that occurred (business time) at or before `occurred_at_max_us`.
 EventFilter OccurredBy(int64_t occurred_at_max_us);
-// Folds the events of one stream (in the order given) that pass `keep`.
+// Folds the events of one stream (in the order given), as corrected (CorrectedStream: the
+// corrections among all of `events` apply, whatever `keep` says of the Corrected events), that
+// pass `keep` (which sees corrected records).
 ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,
                             const EventFilter& keep = {});
 
@@ -239,7 +271,8 @@ std::vector<BackdatedFlag> Backdated(const ApplicationState& state,
 //                    deadline, state, [overdue_days, escalation_level], [missing_year],
 //                    [deadline_missing_year], start_position, end_position, pauses[],
 //                    [stopped_by], [attempts: [earlier instances, oldest first]]}},
-//  violations[], backdated[], urges[], corrections[], rejected[]}.
+//  violations[], backdated[], urges[], corrections[{position, corrects_position, reason,
+//  fields}], rejected[]}.
 // Dates are "YYYY-MM-DD", times RFC 3339 in +08:00, absent values null.
 nlohmann::json ToJson(const ApplicationState& state, const domain::WorkingCalendar& calendar,
                       const domain::SlaProfile& profile, int64_t at_unix_us);

@@ -2,14 +2,15 @@
 // projections/byte_codec.h):
 //   version:u8 (kApplicationCodecVersion) stream:string org:string
 //   facts: business:u8 customer_class:u8 flags:varint (bit i = i-th flag, see the .cc)
-//   last_position:varint events_applied:varint accepted_date:optional<svarint days>
+//   last_position:varint events_applied:varint revision:varint accepted_date:optional<svarint days>
 //   milestones: 4 × optional<days:svarint position:varint> (scheme_replied, fees_settled,
 //     contract_signed, completion_passed)
 //   clocks: count, then name:u8 attempt:svarint start:svarint end:optional<svarint>
 //     start_position:varint end_position:varint stopped_by:optional<u8> pauses:count ×
 //     (from:svarint to:optional<svarint> from_position:varint to_position:varint)
 //   violations, late_records, urges, corrections, rejected: count, then their fields in
-//     declaration order (strings, varints, svarints, optional strings).
+//     declaration order (strings, varints, svarints, optional strings); a correction's fields
+//     are its JSON text.
 // Field order is the format: append fields only, and bump kApplicationCodecVersion on any other
 // change. Deterministic: equal states give equal bytes, so two rebuilds can be compared byte for
 // byte.
@@ -23,8 +24,9 @@
 
 namespace gridledger::projections {
 
-// 1 was MessagePack of a positional JSON array; 2 is the binary record above.
-inline constexpr int kApplicationCodecVersion = 2;
+// 1 was MessagePack of a positional JSON array; 2 the binary record above without revision and
+// correction fields; 3 is the record above.
+inline constexpr int kApplicationCodecVersion = 3;
 
 std::string EncodeApplication(const ApplicationState& state);
 // Appends the encoding to `out` (no allocation when `out` has room).

@@ -164,6 +164,13 @@ class Engine : public ledger::AppendObserver {
   ledger::Status MakeRoomLocked();
   ledger::Status FoldDerived(const EventRecord& record, const ApplicationState* app,
                              CompactEvidence* app_evidence);
+  ledger::Status FoldKpi(const EventRecord& record, const ApplicationState* app);
+  ledger::Status FoldStaffAudit(const EventRecord& record, const ApplicationState* app);
+  // A Corrected of an application (domain/correction.h): the application and its evidence are
+  // folded again from its first event with every correction applied (its events read from the
+  // ledger), and its KPI items folded again at its new revision (kpi.h, REVISIONS). A Corrected
+  // that does not apply is folded as a rejected event.
+  ledger::Status FoldCorrection(const EventRecord& record);
   ledger::Status WriteApplicationEntry(std::string_view key, ApplicationEntry& entry,
                                        ledger::SideBatch& batch, std::string& kept);
   // Puts an application's evidence under evidence/<app_key>.
@@ -182,6 +189,7 @@ class Engine : public ledger::AppendObserver {
   uint64_t written_checkpoint_ = 0;  // last position whose states are in the store
   ledger::Status inline_failure_;    // a fold error in inline mode, reported by the next call
   bool attached_ = false;
+  bool staging_ = false;        // in OnStaged: events past written_checkpoint_ may not be readable
   ledger::Status open_status_;  // the checkpoint could not be read: only Rebuild may proceed
   bool rebuilding_ = false;     // in Rebuild: states are written without the write-ahead log
   std::thread background_;

@@ -18,6 +18,15 @@
 // A runner folds an event into each key of KpiKeysOf() (creating missing buckets with
 // NewKpiState(key)); Fold() applies only the part of the event that belongs to the bucket.
 //
+// REVISIONS. A Corrected makes the application's facts what they should have been
+// (domain/correction.h), which may move its items between buckets or change them. The buckets are
+// append-only, so a correction does not edit them: the runner refolds the application from its
+// first event with every correction applied and folds the items again, each carrying the
+// application's new revision (ApplicationState::revision), and the Corrected itself leaves a
+// KpiRevision in its month bucket. KpiTable counts, of each application, only the items of the
+// highest revision found for it (items or KpiRevision) — the superseded ones stay stored, as the
+// history of what the table said before the correction.
+//
 // QUERY. KpiTable() merges buckets: quarters ("YYYY-Qn") merge their three months. It needs every
 // bucket of the org (or of all orgs), not only those of the period: a change accepted in January
 // may fall due in March, and callback rate / site-inspection coverage join connections of the
@@ -66,6 +75,7 @@ struct KpiArchived {
   domain::SlaCustomerClass customer_class = domain::SlaCustomerClass::kResidential;
   bool connected = false;     // MeterConnected happened before Archived
   std::vector<Clock> clocks;  // every clock instance as Archived left them (all closed)
+  uint32_t revision = 0;      // see REVISIONS
   bool operator==(const KpiArchived&) const = default;
 };
 
@@ -76,6 +86,7 @@ struct KpiChange {
   Clock clock;             // its change_completion clock as of the last folded event
   bool executed = false;   // ChangeExecuted ended the clock
   bool withdrawn = false;  // Withdrawn before execution: never due
+  uint32_t revision = 0;   // see REVISIONS
   bool operator==(const KpiChange&) const = default;
 };
 
@@ -85,6 +96,7 @@ struct KpiCallback {
   uint64_t position = 0;
   std::string result;        // reached | no_answer | refused | wrong_number
   std::string satisfaction;  // satisfied | basically_satisfied | dissatisfied | "" (not given)
+  uint32_t revision = 0;     // see REVISIONS
   bool operator==(const KpiCallback&) const = default;
 };
 
@@ -93,6 +105,7 @@ struct KpiConnection {
   std::string app;
   uint64_t position = 0;
   bool contract_before = false;  // a ContractSigned preceded it
+  uint32_t revision = 0;         // see REVISIONS
   bool operator==(const KpiConnection&) const = default;
 };
 
@@ -113,7 +126,8 @@ struct KpiReport {
 struct KpiCheck {
   std::string app;
   uint64_t position = 0;
-  bool passed = false;  // conclusion == pass
+  bool passed = false;    // conclusion == pass
+  uint32_t revision = 0;  // see REVISIONS
   bool operator==(const KpiCheck&) const = default;
 };
 
@@ -122,6 +136,7 @@ struct KpiViolation {
   std::string app;
   uint64_t position = 0;
   std::string rule;
+  uint32_t revision = 0;  // see REVISIONS
   bool operator==(const KpiViolation&) const = default;
 };
 
@@ -132,6 +147,7 @@ struct KpiLate {
   uint64_t position = 0;
   int64_t occurred_at_us = 0;
   int64_t recorded_at_us = 0;
+  uint32_t revision = 0;  // see REVISIONS
   bool operator==(const KpiLate&) const = default;
 };
 
@@ -140,6 +156,7 @@ struct KpiUrge {
   std::string app;
   uint64_t position = 0;
   int level = 0;
+  uint32_t revision = 0;  // see REVISIONS
   bool operator==(const KpiUrge&) const = default;
 };
 struct KpiTraining {
@@ -148,6 +165,14 @@ struct KpiTraining {
   double hours = 0;
   uint32_t attendees = 0;
   bool operator==(const KpiTraining&) const = default;
+};
+
+// A correction applied to an application (REVISIONS), in the month bucket of the Corrected.
+struct KpiRevision {
+  std::string app;
+  uint64_t position = 0;  // of the Corrected
+  uint32_t revision = 0;  // the application's revision after it
+  bool operator==(const KpiRevision&) const = default;
 };
 
 // One bucket (see KEYS above). A month bucket has org and month set and report_stream empty; a
@@ -169,6 +194,7 @@ struct KpiState {
   std::vector<KpiLate> late;
   std::vector<KpiUrge> urges;
   std::vector<KpiTraining> trainings;
+  std::vector<KpiRevision> revisions;
 
   bool operator==(const KpiState&) const = default;
 };

@@ -44,10 +44,11 @@ enum class KpiList : uint8_t {
   kLate,
   kUrges,
   kTrainings,
+  kRevisions,
 };
-inline constexpr size_t kKpiListCount = 10;
+inline constexpr size_t kKpiListCount = 11;
 inline constexpr uint8_t kChangeIndexList = 0x20;
-static_assert(static_cast<size_t>(KpiList::kTrainings) == kKpiListCount);
+static_assert(static_cast<size_t>(KpiList::kRevisions) == kKpiListCount);
 static_assert(kChangeIndexList > kKpiListCount);
 
 enum class StaffList : uint8_t { kAccesses = 1, kTrainings, kUrges };

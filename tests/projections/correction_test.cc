@@ -1,0 +1,169 @@
+// Goal: a Corrected makes every projection read as if the event had been entered right — the
+// application's class and dates, its clocks, and the KPI table (items move between periods and
+// the superseded ones stop counting) — inline, in a rebuild (same bytes) and in `app --as-of`
+// before the correction (the old answer, which is what the system knew then).
+// Method: the sample application (examples/, hv_single, scheme replied in 10 working days,
+// archived 2026-04-30) appended to a real ledger with the engine attached; corrections appended;
+// the stored states, KpiTable and AppView read back. Expected figures are worked out in comments.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <string>
+#include <variant>
+
+#include "domain/event_json.h"
+#include "ingest/event_codec.h"
+#include "projections/engine.h"
+#include "projections/queries.h"
+#include "support/temp_dir.h"
+
+namespace gridledger::projections {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kApp[] = "app/XS-2026-000123";
+constexpr int64_t kNowUs = 1'790'000'000'000'000;  // 2026-09-21: recorded_at of every event
+
+class CorrectionProjectionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ledger::Options options;
+    options.side_families = SideFamilies();
+    options.now_us = [this] { return now_us_; };
+    ledger_ = std::move(ledger::Ledger::Open(dir_.str(), options)).value();
+    engine_ = std::make_unique<Engine>(*ledger_);
+    ASSERT_TRUE(engine_->Attach().ok());
+    auto calendar = domain::WorkingCalendar::Load(GRIDLEDGER_SOURCE_DATA_DIR "/calendar");
+    ASSERT_TRUE(std::holds_alternative<domain::WorkingCalendar>(calendar));
+    calendar_ = std::get<domain::WorkingCalendar>(std::move(calendar));
+    auto profile = domain::SlaProfile::Load(GRIDLEDGER_SOURCE_DATA_DIR "/sla/national-2009.json");
+    ASSERT_TRUE(std::holds_alternative<domain::SlaProfile>(profile));
+    profile_ = std::get<domain::SlaProfile>(std::move(profile));
+    std::ifstream in(SAMPLE_APPLICATION);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) Append(json::parse(line));
+    }
+    ASSERT_EQ(ledger_->Head(), 11u);  // 10 Archived, 11 CallbackMade
+  }
+
+  void Append(const json& event) {
+    auto decoded = domain::DecodeClientEvent(event);
+    ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(decoded))
+        << std::get<domain::DecodeError>(decoded).message;
+    auto appended =
+        ledger_->Append(ingest::ToAppendRequest(std::get<domain::ClientEvent>(std::move(decoded))));
+    ASSERT_TRUE(appended.ok()) << appended.status().ToString();
+  }
+
+  void Correct(uint64_t position, const json& fields) {
+    Append({{"stream", kApp},
+            {"type", "Corrected"},
+            {"event_id", "fix-" + std::to_string(++corrections_)},
+            {"occurred_at", "2026-09-21T10:00:00+08:00"},
+            {"actor", {{"id", "S1001"}, {"role", "clerk"}, {"org", "KM.XS"}}},
+            {"data",
+             {{"corrects_position", position}, {"reason", "按原始单据更正"}, {"fields", fields}}}});
+  }
+
+  ApplicationState Stored() {
+    auto state = engine_->Application(kApp);
+    EXPECT_TRUE(state.ok() && state->has_value());
+    return state.ok() && state->has_value() ? **state : ApplicationState{};
+  }
+
+  // timeliness of `period` for KM.XS: {numerator, denominator}.
+  std::pair<json, json> Timeliness(const std::string& period) {
+    auto states = engine_->KpiStates();
+    EXPECT_TRUE(states.ok());
+    json table = KpiTable(*states, period, std::string("KM.XS"), calendar_, profile_, {}, kNowUs);
+    for (const json& kpi : table["kpis"]) {
+      if (kpi["id"] == "timeliness") return {kpi["numerator"], kpi["denominator"]};
+    }
+    ADD_FAILURE() << "no timeliness in " << table.dump();
+    return {};
+  }
+
+  std::map<std::string, std::string> Dump() {
+    std::map<std::string, std::string> all;
+    for (ledger::SideFamily family = 0; family < SideFamilies().size(); ++family) {
+      EXPECT_TRUE(ledger_
+                      ->ScanSide(family, "",
+                                 [&](std::string_view key, std::string_view value) {
+                                   all.emplace(SideFamilies()[family] + "/" + std::string(key),
+                                               std::string(value));
+                                   return true;
+                                 })
+                      .ok());
+    }
+    return all;
+  }
+
+  testing::TempDir dir_;
+  int64_t now_us_ = kNowUs;
+  std::unique_ptr<ledger::Ledger> ledger_;
+  std::unique_ptr<Engine> engine_;
+  domain::WorkingCalendar calendar_;
+  domain::SlaProfile profile_;
+  int corrections_ = 0;
+};
+
+TEST_F(CorrectionProjectionTest, ACorrectedClassChangesTheLimitsAndTheKpi) {
+  // As entered: hv_single, scheme reply limit 20, taken 10 working days (03-02 → 03-16): met, and
+  // every other clock met, so April's timeliness is 1 of 1.
+  EXPECT_EQ(Timeliness("2026-04"), std::make_pair(json(1), json(1)));
+  now_us_ += 1'000'000;  // the correction is recorded a second after everything above
+  Correct(1, {{"customer_class", "lv_nonresidential"}});
+
+  const ApplicationState state = Stored();
+  EXPECT_EQ(state.facts.customer_class, domain::SlaCustomerClass::kLvNonResidential);
+  EXPECT_EQ(state.revision, 1u);
+  ASSERT_EQ(state.corrections.size(), 1u);
+  EXPECT_EQ(json::parse(state.corrections[0].fields),
+            json({{"customer_class", "lv_nonresidential"}}));
+  const json shown = ToJson(state, calendar_, profile_, kNowUs);
+  // lv_nonresidential: limit 8, so 10 days is missed by 2.
+  EXPECT_EQ(shown["clocks"]["scheme_reply"]["limit"], 8);
+  EXPECT_EQ(shown["clocks"]["scheme_reply"]["state"], "missed");
+  EXPECT_EQ(Timeliness("2026-04"), std::make_pair(json(0), json(1)));
+
+  // What the system said before the correction is still there to see.
+  auto before = AppView(*ledger_, kApp, std::nullopt, kNowUs, kNowUs + 1, calendar_, profile_);
+  ASSERT_TRUE(before.ok() && before->has_value());
+  EXPECT_EQ((**before)["customer_class"], "hv_single");
+  EXPECT_EQ((**before)["clocks"]["scheme_reply"]["state"], "met");
+  auto now = AppView(*ledger_, kApp, std::nullopt, std::nullopt, kNowUs + 1, calendar_, profile_);
+  ASSERT_TRUE(now.ok() && now->has_value());
+  EXPECT_EQ((**now)["customer_class"], "lv_nonresidential");
+  EXPECT_EQ((**now)["clocks"]["scheme_reply"]["state"], "missed");
+}
+
+TEST_F(CorrectionProjectionTest, ACorrectedDateMovesTheItemToItsPeriod) {
+  now_us_ += 1'000'000;  // the correction is recorded after everything above
+  // Archived on 2026-05-06, not 04-30: the application counts in May, not April.
+  Correct(10, {{"occurred_at", "2026-05-06T17:00:00+08:00"}});
+  EXPECT_EQ(Timeliness("2026-04"), std::make_pair(json(0), json(0)));
+  EXPECT_EQ(Timeliness("2026-05"), std::make_pair(json(1), json(1)));
+  // A second correction applies on top: the class, too (scheme reply missed).
+  Correct(1, {{"customer_class", "lv_nonresidential"}});
+  EXPECT_EQ(Timeliness("2026-05"), std::make_pair(json(0), json(1)));
+  EXPECT_EQ(Timeliness("2026-04"), std::make_pair(json(0), json(0)));
+  EXPECT_EQ(Stored().revision, 2u);
+
+  // Inline folding and a rebuild from position 1 store the same bytes.
+  const auto inline_bytes = Dump();
+  engine_->Detach();
+  Engine rebuilt(*ledger_);
+  ASSERT_TRUE(rebuilt.Rebuild().ok());
+  const auto rebuilt_bytes = Dump();
+  ASSERT_EQ(inline_bytes.size(), rebuilt_bytes.size());
+  for (const auto& [key, value] : inline_bytes) {
+    auto found = rebuilt_bytes.find(key);
+    ASSERT_NE(found, rebuilt_bytes.end()) << key;
+    EXPECT_TRUE(found->second == value) << "bytes differ at " << key;
+  }
+}
+
+}  // namespace
+}  // namespace gridledger::projections
