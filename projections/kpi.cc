@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <set>
 #include <unordered_map>
 #include <variant>
@@ -865,31 +866,34 @@ json Supporting(const std::vector<const KpiState*>& states, const Scope& scope,
   return out;
 }
 
-// The items of an application's highest revision only (kpi.h, REVISIONS); nullopt when no
-// application was corrected, so the states count as they are.
-std::optional<std::vector<KpiState>> LatestRevisions(const std::vector<KpiState>& states) {
+// Keeps, of each application, only the items of its highest revision (kpi.h, REVISIONS): a
+// bucket holding superseded items is replaced in `states` by a copy without them, kept in
+// `copies`. Buckets without superseded items (all of them when nothing was corrected) are not
+// copied.
+void KeepLatestRevisions(std::vector<const KpiState*>& states, std::deque<KpiState>& copies) {
   std::unordered_map<std::string_view, uint32_t> latest;
   auto note = [&latest](std::string_view app, uint32_t revision) {
     if (revision == 0) return;
     uint32_t& seen = latest[app];
     seen = std::max(seen, revision);
   };
-  auto note_all = [&note](const auto& items) {
-    for (const auto& item : items) note(item.app, item.revision);
+  auto for_each_item = [](const KpiState& state, const auto& visit) {
+    auto all = [&visit](const auto& items) {
+      for (const auto& item : items) visit(std::string_view(item.app), item.revision);
+    };
+    all(state.archived);
+    all(state.changes);
+    all(state.callbacks);
+    all(state.connections);
+    all(state.document_reviews);
+    all(state.site_inspections);
+    all(state.violations);
+    all(state.urges);
+    all(state.revisions);
+    for (const KpiLate& late : state.late) visit(std::string_view(late.stream), late.revision);
   };
-  for (const KpiState& state : states) {
-    note_all(state.archived);
-    note_all(state.changes);
-    note_all(state.callbacks);
-    note_all(state.connections);
-    note_all(state.document_reviews);
-    note_all(state.site_inspections);
-    note_all(state.violations);
-    note_all(state.urges);
-    note_all(state.revisions);
-    for (const KpiLate& late : state.late) note(late.stream, late.revision);
-  }
-  if (latest.empty()) return std::nullopt;
+  for (const KpiState* state : states) for_each_item(*state, note);
+  if (latest.empty()) return;
   auto stale = [&latest](std::string_view app, uint32_t revision) {
     auto it = latest.find(app);
     return it != latest.end() && revision < it->second;
@@ -897,21 +901,26 @@ std::optional<std::vector<KpiState>> LatestRevisions(const std::vector<KpiState>
   auto drop_stale = [&stale](auto& items) {
     std::erase_if(items, [&stale](const auto& item) { return stale(item.app, item.revision); });
   };
-  std::vector<KpiState> current = states;
-  for (KpiState& state : current) {
-    drop_stale(state.archived);
-    drop_stale(state.changes);
-    drop_stale(state.callbacks);
-    drop_stale(state.connections);
-    drop_stale(state.document_reviews);
-    drop_stale(state.site_inspections);
-    drop_stale(state.violations);
-    drop_stale(state.urges);
-    drop_stale(state.revisions);
-    std::erase_if(state.late,
+  for (const KpiState*& state : states) {
+    bool has_stale = false;
+    for_each_item(*state, [&](std::string_view app, uint32_t revision) {
+      has_stale = has_stale || stale(app, revision);
+    });
+    if (!has_stale) continue;
+    KpiState& copy = copies.emplace_back(*state);
+    drop_stale(copy.archived);
+    drop_stale(copy.changes);
+    drop_stale(copy.callbacks);
+    drop_stale(copy.connections);
+    drop_stale(copy.document_reviews);
+    drop_stale(copy.site_inspections);
+    drop_stale(copy.violations);
+    drop_stale(copy.urges);
+    drop_stale(copy.revisions);
+    std::erase_if(copy.late,
                   [&stale](const KpiLate& late) { return stale(late.stream, late.revision); });
+    state = &copy;
   }
-  return current;
 }
 
 std::vector<const KpiState*> SortedByKey(const std::vector<KpiState>& states) {
@@ -937,8 +946,9 @@ json KpiTable(const std::vector<KpiState>& states, std::string_view period,
   scope.months.insert(months->begin(), months->end());
   scope.org = org;
   scope.last_year = std::stoi(months->back().substr(0, 4));
-  const std::optional<std::vector<KpiState>> current = LatestRevisions(states);
-  const std::vector<const KpiState*> sorted = SortedByKey(current ? *current : states);
+  std::vector<const KpiState*> sorted = SortedByKey(states);
+  std::deque<KpiState> corrected_copies;
+  KeepLatestRevisions(sorted, corrected_copies);
   const auto [on_time, accuracy] = Reports(sorted, scope, as_of_us);
   json kpis = json::array();
   kpis.push_back(KpiJson("timeliness", "业扩报装时限达标率",
