@@ -84,10 +84,14 @@ int main(int argc, char** argv) {
 
   std::string kpi_period;
   std::optional<std::string> kpi_org;
+  std::optional<std::string> kpi_as_of;
   bool kpi_json = false;
   auto* kpi = app.add_subcommand("kpi", "the KPI table of a month or quarter (section 7.1)");
   kpi->add_option("--period", kpi_period, "YYYY-MM or YYYY-Qn")->required();
   kpi->add_option("--org", kpi_org, "only this org unit (default: all merged)");
+  kpi->add_option("--as-of", kpi_as_of,
+                  "recorded time R: the table as it could be reported then, before later entries "
+                  "and corrections (replays the log)");
   kpi->add_flag("--json", kpi_json, "JSON with kpis[].{id,numerator,denominator,value,target,met}");
 
   std::string evidence_id;
@@ -185,7 +189,7 @@ int main(int argc, char** argv) {
   if (*application) return AppCommand(data, app_id, app_at, app_as_of, std::cout);
   if (*overdue) return OverdueCommand(data, overdue_at, overdue_org, overdue_table, std::cout);
   if (*rebuild) return RebuildCommand(data, std::cout);
-  if (*kpi) return KpiCommand(data, kpi_period, kpi_org, kpi_json, std::cout);
+  if (*kpi) return KpiCommand(data, kpi_period, kpi_org, kpi_as_of, kpi_json, std::cout);
   if (*evidence) return EvidenceCommand(data, evidence_id, std::cout);
   if (*demo) return DemoCommand(data, demo_apps, demo_seed, std::cout);
   return kExitFailure;

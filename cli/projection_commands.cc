@@ -146,7 +146,12 @@ std::string Percent(const json& value) {
 
 void PrintKpiTable(const json& table, std::ostream& out) {
   out << "KPI " << table.value("period", "") << "  org "
-      << (table["org"].is_string() ? table["org"].get<std::string>() : "all") << "\n";
+      << (table["org"].is_string() ? table["org"].get<std::string>() : "all");
+  if (table.contains("as_of")) {
+    out << "  as of " << table["as_of"].get<std::string>() << " (position "
+        << table["as_of_position"].dump() << ")";
+  }
+  out << "\n";
   out << std::left << std::setw(24) << "id" << std::setw(12) << "numerator" << std::setw(14)
       << "denominator" << std::setw(9) << "value" << std::setw(9) << "target"
       << "met\n";
@@ -162,17 +167,35 @@ void PrintKpiTable(const json& table, std::ostream& out) {
 }  // namespace
 
 int KpiCommand(const DataOptions& options, const std::string& period,
-               const std::optional<std::string>& org, bool as_json, std::ostream& out) {
-  std::unique_ptr<projections::Engine> engine;
-  std::optional<Context> context = OpenCaughtUp(options, &engine);
-  if (!context) return kExitFailure;
+               const std::optional<std::string>& org, const std::optional<std::string>& as_of,
+               bool as_json, std::ostream& out) {
   if (!projections::PeriodMonths(period)) {
     return Fail(out, "invalid", "--period takes YYYY-MM or YYYY-Qn, not " + period, kExitRejected);
   }
-  auto states = engine->KpiStates();
-  if (!states.ok()) return Fail(out, "io_error", states.status().message(), kExitFailure);
-  json table =
-      projections::KpiTable(*states, period, org, context->calendar, context->profile, {}, NowUs());
+  const std::optional<int64_t> as_of_us =
+      as_of ? projections::ParseTimeArgument(*as_of) : std::nullopt;
+  if (as_of && !as_of_us) {
+    return Fail(out, "invalid", "--as-of takes YYYY-MM-DD or RFC 3339, not " + *as_of,
+                kExitRejected);
+  }
+  json table;
+  if (as_of_us) {
+    // Replayed from the log: the stored projections hold only the present.
+    std::optional<Context> context = OpenContext(options, std::cerr);
+    if (!context) return kExitFailure;
+    auto replayed = projections::KpiTableAsOf(*context->ledger, period, org, context->calendar,
+                                              context->profile, *as_of_us);
+    if (!replayed.ok()) return Fail(out, "io_error", replayed.status().message(), kExitFailure);
+    table = std::move(replayed).value();
+  } else {
+    std::unique_ptr<projections::Engine> engine;
+    std::optional<Context> context = OpenCaughtUp(options, &engine);
+    if (!context) return kExitFailure;
+    auto states = engine->KpiStates();
+    if (!states.ok()) return Fail(out, "io_error", states.status().message(), kExitFailure);
+    table = projections::KpiTable(*states, period, org, context->calendar, context->profile, {},
+                                  NowUs());
+  }
   if (as_json) {
     out << table.dump() << "\n";
   } else {

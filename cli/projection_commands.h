@@ -18,9 +18,11 @@ int AppCommand(const DataOptions& options, const std::string& id,
 int OverdueCommand(const DataOptions& options, const std::optional<std::string>& at,
                    const std::optional<std::string>& org, bool table, std::ostream& out);
 
-// The KPI table of a period ("2026-03" or "2026-Q1"), as a table or JSON.
+// The KPI table of a period ("2026-03" or "2026-Q1"), as a table or JSON; with `as_of`, as it
+// could be reported at that recorded time (replayed from the log).
 int KpiCommand(const DataOptions& options, const std::string& period,
-               const std::optional<std::string>& org, bool json, std::ostream& out);
+               const std::optional<std::string>& org, const std::optional<std::string>& as_of,
+               bool json, std::ostream& out);
 
 // The evaluation evidence (section 7.2) of one application.
 int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostream& out);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -170,6 +171,98 @@ json OverdueJson(const OverdueRow& row) {
           {"limit", row.view.limit_days.value_or(0)},
           {"overdue_days", row.view.overdue_days},
           {"escalation_level", row.view.escalation_level}};
+}
+
+namespace {
+
+// The events of `stream` before `position`, as records (views into `events`).
+std::vector<EventRecord> RecordsBefore(const std::vector<ledger::StoredEvent>& events,
+                                       uint64_t position) {
+  std::vector<EventRecord> records;
+  for (const ledger::StoredEvent& event : events) {
+    if (event.position < position) records.push_back(RecordOf(event));
+  }
+  return records;
+}
+
+}  // namespace
+
+ledger::Result<std::vector<KpiState>> KpiStatesAt(const ledger::Ledger& ledger,
+                                                  uint64_t position_max, size_t applications_max) {
+  KpiBook book;
+  std::unordered_map<std::string, ApplicationState> applications;
+  ledger::Status failure;
+  // The application of `record` (version `version` of its stream) as folded up to the event
+  // before it.
+  auto application = [&](const EventRecord& record, uint64_t version) -> ApplicationState* {
+    auto cached = applications.find(std::string(record.stream));
+    if (cached != applications.end()) return &cached->second;
+    if (applications.size() >= applications_max) applications.clear();
+    ApplicationState& state = applications[std::string(record.stream)];
+    if (version == 0) return &state;  // the stream's first event: nothing before it to read
+    auto events = ledger.ReadStream(std::string(record.stream));
+    if (!events.ok()) {
+      failure = events.status();
+      return nullptr;
+    }
+    const CorrectedStream corrected(RecordsBefore(*events, record.position));
+    state.revision = corrected.applied();
+    for (const EventRecord& event : corrected.records()) corrected.Fold(state, event);
+    return &state;
+  };
+  ledger::Status scanned = ledger.Scan(1, [&](const ledger::EventView& view) {
+    if (view.position() > position_max) return false;
+    const EventRecord record = RecordOf(view);
+    ApplicationState* app = nullptr;
+    if (record.stream.starts_with("app/")) {
+      app = application(record, view.version());
+      if (app == nullptr) return false;
+      if (record.type != "Corrected") {
+        Fold(*app, record);
+      } else {
+        // As Engine::FoldCorrection: the application and its KPI items folded again.
+        auto events = ledger.ReadStream(std::string(record.stream));
+        if (!events.ok()) {
+          failure = events.status();
+          return false;
+        }
+        std::vector<EventRecord> records = RecordsBefore(*events, record.position);
+        records.push_back(record);
+        const CorrectedStream corrected(std::move(records));
+        if (corrected.Refused(record.position) != nullptr) {
+          corrected.Fold(*app, record);
+        } else {
+          *app = ApplicationState{};
+          app->revision = corrected.applied();
+          for (const EventRecord& event : corrected.records()) {
+            corrected.Fold(*app, event);
+            if (event.position != record.position) Fold(book, event, app);
+          }
+        }
+      }
+    }
+    Fold(book, record, app);
+    return true;
+  });
+  if (!scanned.ok()) return scanned;
+  if (!failure.ok()) return failure;
+  return States(book);
+}
+
+ledger::Result<json> KpiTableAsOf(const ledger::Ledger& ledger, std::string_view period,
+                                  const std::optional<std::string>& org,
+                                  const domain::WorkingCalendar& calendar,
+                                  const domain::SlaProfile& profile, int64_t as_of_us) {
+  auto position = ledger.PositionAt(as_of_us);
+  if (!position.ok()) return position.status();
+  auto states = KpiStatesAt(ledger, *position);
+  if (!states.ok()) return states.status();
+  json table = KpiTable(*states, period, org, calendar, profile, {}, as_of_us);
+  if (!table.contains("error")) {
+    table["as_of"] = domain::FormatTimestamp(as_of_us, domain::kShanghaiUtcOffsetMinutes);
+    table["as_of_position"] = *position;
+  }
+  return table;
 }
 
 }  // namespace gridledger::projections

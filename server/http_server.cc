@@ -708,10 +708,20 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (period == target_.query.end() || !projections::PeriodMonths(period->second)) {
       return Fail(BadParameter("period", "YYYY-MM or YYYY-Qn"));
     }
+    auto as_of = TimeParameter("as_of");
+    if (!as_of) return;
     std::optional<std::string> org = OrgParameter();
     if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
     Service& service = service_;
-    OffLoad([&service, period = period->second, org]() -> std::pair<http::status, std::string> {
+    OffLoad([&service, period = period->second, org,
+             as_of = *as_of]() -> std::pair<http::status, std::string> {
+      if (as_of) {
+        // Replayed from the log (projections/queries.h KpiStatesAt): slow on a long log.
+        auto table = projections::KpiTableAsOf(service.ledger(), period, org, service.calendar(),
+                                               service.profile(), *as_of);
+        if (!table.ok()) return Answer(FromStatus(table.status()));
+        return Answer(*table);
+      }
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
       auto states = service.engine().KpiStates();
       if (!states.ok()) return Answer(FromStatus(states.status()));

@@ -379,6 +379,40 @@ TEST_F(LedgerctlTest, KpiEvidenceAndRebuildReadTheProjections) {
   EXPECT_EQ(again, table);
 }
 
+// A correction changes what the application and the KPI table say; `kpi --as-of` still shows
+// the table as it could be reported before it, for a dispute about the figure given then.
+TEST_F(LedgerctlTest, KpiAsOfReplaysTheTableBeforeACorrection) {
+  ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
+  const json last = Ledgerctl(Data() + " read --from 11").lines().at(0);
+  const std::string before = last["recorded_at"].get<std::string>();
+  // hv_single → lv_nonresidential: the scheme reply (10 working days) misses its limit of 8.
+  const std::string correction =
+      R"({"stream":"app/XS-2026-000123","type":"Corrected","event_id":"fix-1",)"
+      R"("occurred_at":"2026-05-20T10:00:00+08:00",)"
+      R"("actor":{"id":"S1001","role":"clerk","org":"KM.XS"},"data":{"corrects_position":1,)"
+      R"("reason":"按营业执照更正","fields":{"customer_class":"lv_nonresidential"}}})";
+  ASSERT_EQ(Ledgerctl(Data() + " append", correction + "\n").exit_code, 0);
+
+  auto timeliness = [](const json& table) {
+    for (const json& kpi : table["kpis"]) {
+      if (kpi["id"] == "timeliness") return std::make_pair(kpi["numerator"], kpi["denominator"]);
+    }
+    return std::make_pair(json(), json());
+  };
+  const json now = Ledgerctl(Data() + " kpi --period 2026-Q2 --json").lines().at(0);
+  EXPECT_EQ(timeliness(now), std::make_pair(json(0), json(1)));
+  const json then =
+      Ledgerctl(Data() + " kpi --period 2026-Q2 --json --as-of " + before).lines().at(0);
+  EXPECT_EQ(timeliness(then), std::make_pair(json(1), json(1)));
+  EXPECT_EQ(then["as_of_position"], 11);
+  EXPECT_EQ(Ledgerctl(Data() + " kpi --period 2026-Q2 --as-of yesterday").exit_code, 2);
+
+  const json app = Ledgerctl(Data() + " app XS-2026-000123").lines().at(0);
+  EXPECT_EQ(app["customer_class"], "lv_nonresidential");
+  EXPECT_EQ(app["clocks"]["scheme_reply"]["state"], "missed");
+  EXPECT_EQ(app["corrections"].at(0)["fields"]["customer_class"], "lv_nonresidential");
+}
+
 TEST_F(LedgerctlTest, DemoLoadsAValidWorkloadThatVerifies) {
   CommandRun demo = Ledgerctl(Data() + " demo --apps 150 --seed 3");
   ASSERT_EQ(demo.exit_code, 0) << demo.out;

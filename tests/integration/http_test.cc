@@ -327,6 +327,20 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
     }
   }
   EXPECT_TRUE(found_timeliness) << kpi.body;
+  // Replayed to a recorded time after everything: the same table, with where it stops.
+  HttpResponse replayed =
+      client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS&as_of=2099-01-01T00:00:00%2B08:00", auditor);
+  ASSERT_EQ(replayed.status, 200) << replayed.body;
+  json replayed_table = Body(replayed);
+  EXPECT_EQ(replayed_table["as_of_position"], Head());
+  replayed_table.erase("as_of");
+  replayed_table.erase("as_of_position");
+  EXPECT_EQ(replayed_table["kpis"], table["kpis"]);
+  // Before anything was recorded: nothing to count.
+  HttpResponse before = client_.Get("/v1/kpi?period=2026-Q2&as_of=2000-01-01", auditor);
+  ASSERT_EQ(before.status, 200) << before.body;
+  for (const json& row : Body(before)["kpis"]) EXPECT_EQ(row["denominator"], 0) << row.dump();
+  EXPECT_EQ(client_.Get("/v1/kpi?period=2026-Q2&as_of=yesterday", auditor).status, 400);
 
   HttpResponse overdue = client_.Get("/v1/overdue?at=2026-03-10", auditor);
   ASSERT_EQ(overdue.status, 200) << overdue.body;

@@ -1,6 +1,7 @@
 // The read queries every front door answers (ledgerctl, ledgerd's HTTP API), in one place so both
 // give the same JSON: one application's state as of a business or recorded time, the overdue
-// clocks at a time, and evidence. (KPI tables: kpi.h KpiTable.)
+// clocks at a time, the KPI buckets as of a recorded time, and evidence. (KPI tables: kpi.h
+// KpiTable.)
 #pragma once
 
 #include <optional>
@@ -46,10 +47,31 @@ struct OverdueRow {
 // (bring it up to date first). Open clocks that cannot be judged at that time because they need a
 // calendar year that is not loaded (state calendar_missing) are not overdue rows, never a guess:
 // they go to `undetermined` when given, so that callers can say so.
-ledger::Result<std::vector<OverdueRow>> OverdueAt(
-    const ledger::Ledger& ledger, const Engine& engine, int64_t at_us,
-    const std::optional<std::string>& org, const domain::WorkingCalendar& calendar,
-    const domain::SlaProfile& profile, std::vector<OverdueRow>* undetermined = nullptr);
+ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
+                                                  const Engine& engine, int64_t at_us,
+                                                  const std::optional<std::string>& org,
+                                                  const domain::WorkingCalendar& calendar,
+                                                  const domain::SlaProfile& profile,
+                                                  std::vector<OverdueRow>* undetermined = nullptr);
 nlohmann::json OverdueJson(const OverdueRow& row);
+
+// The KPI buckets as they stood when the log ended at `position_max` (with
+// Ledger::PositionAt(R): the table as it could be reported at recorded time R, before later
+// entries and corrections). Every event up to there is folded again in memory, corrections
+// applied as the Engine applies them (kpi.h, REVISIONS), so it reads the log from the start: a
+// query for disputes, not dashboards. Memory: the buckets (as Engine::KpiStates) plus at most
+// `applications_max` application states (more are folded again from their streams).
+inline constexpr size_t kReplayApplicationsMax = 100'000;
+ledger::Result<std::vector<KpiState>> KpiStatesAt(const ledger::Ledger& ledger,
+                                                  uint64_t position_max,
+                                                  size_t applications_max = kReplayApplicationsMax);
+
+// The KPI table (kpi.h KpiTable) of `period` as it could be reported at recorded time `as_of_us`:
+// the buckets of KpiStatesAt(Ledger::PositionAt(as_of)), judged at as_of. Adds "as_of" (RFC
+// 3339, +08:00) and "as_of_position" to the table.
+ledger::Result<nlohmann::json> KpiTableAsOf(const ledger::Ledger& ledger, std::string_view period,
+                                            const std::optional<std::string>& org,
+                                            const domain::WorkingCalendar& calendar,
+                                            const domain::SlaProfile& profile, int64_t as_of_us);
 
 }  // namespace gridledger::projections
