@@ -109,6 +109,30 @@ domain::Actor LocalOperator() {
   return {id, "admin", "local"};
 }
 
+bool RecordLocalRead(ledger::Ledger& ledger, std::string_view what) {
+  const domain::Actor reader = LocalOperator();
+  const nlohmann::json event = {
+      {"stream", "staff/" + reader.id},
+      {"type", "SensitiveDataAccessed"},
+      {"event_id", "read-" + ingest::TokenStore::NewToken().substr(0, 32)},
+      {"occurred_at", domain::FormatTimestamp(NowUs(), domain::kShanghaiUtcOffsetMinutes)},
+      {"actor", {{"id", reader.id}, {"role", reader.role}, {"org", reader.org}}},
+      {"data", {{"what", what}}}};
+  auto decoded = domain::DecodeClientEvent(event);
+  if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+    std::cerr << "ledgerctl: cannot record this read of personal data: " << error->message << "\n";
+    return false;
+  }
+  ingest::Ingestor ingestor(ledger);
+  auto outcome = ingestor.Append(std::get<domain::ClientEvent>(std::move(decoded)));
+  if (auto* error = std::get_if<ingest::IngestError>(&outcome)) {
+    std::cerr << "ledgerctl: cannot record this read of personal data, so it is not shown: "
+              << error->status.message() << "\n";
+    return false;
+  }
+  return true;
+}
+
 int Append(const std::string& data_dir, const std::string& file, std::ostream& out) {
   std::ifstream file_stream;
   std::istream* input = OpenInput(file, file_stream, std::cerr);
@@ -145,6 +169,16 @@ int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& 
   if (!events.ok()) {
     out << json{{"ok", false}, {"error", ingest::ErrorJson(events.status())}}.dump() << "\n";
     return kExitFailure;
+  }
+  const bool personal = std::any_of(events->begin(), events->end(), [](const auto& event) {
+    return event.stream.starts_with("app/");
+  });
+  if (personal) {
+    const std::string what = options.stream
+                                 ? *options.stream
+                                 : "log positions " + std::to_string(events->front().position) +
+                                       ".." + std::to_string(events->back().position);
+    if (!RecordLocalRead(*ledger, what)) return kExitFailure;
   }
   for (const ledger::StoredEvent& event : *events) {
     out << ingest::StoredEventToJson(event).dump() << "\n";
@@ -202,6 +236,7 @@ int History(const std::string& data_dir, const std::string& stream, std::ostream
     out << "stream " << stream << " has no events\n";
     return kExitRejected;
   }
+  if (stream.starts_with("app/") && !RecordLocalRead(*ledger, stream)) return kExitFailure;
   PrintHistory(stream, *events, out);
   return kExitOk;
 }

@@ -6,10 +6,12 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "domain/event_json.h"
 #include "ledger/event.h"
+#include "ledger/ledger.h"
 
 namespace gridledger::cli {
 
@@ -31,6 +33,12 @@ struct ReadOptions {
 // events under other actors' names. It is what the process was told, not proof: whoever can
 // write the directory can write anything there.
 domain::Actor LocalOperator();
+
+// A read of personal data (events of app/ streams and what is made of them) on a data directory is
+// recorded as ledgerd records its readers' (server/service.cc): a SensitiveDataAccessed of
+// LocalOperator() on staff/<its id>, `what` naming what was read. The caller shows the data only
+// when this returns true; false: it could not be recorded (why, on stderr).
+bool RecordLocalRead(ledger::Ledger& ledger, std::string_view what);
 
 int Append(const std::string& data_dir, const std::string& file, std::ostream& out);
 int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& out);

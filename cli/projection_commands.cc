@@ -77,6 +77,7 @@ int AppCommand(const DataOptions& options, const std::string& id,
     return Fail(out, "not_found", "no events of " + stream + (at || as_of ? " by that time" : ""),
                 kExitRejected);
   }
+  if (!RecordLocalRead(*context->ledger, stream)) return kExitFailure;
   out << (*shown)->dump() << "\n";
   return kExitOk;
 }
@@ -219,6 +220,7 @@ int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostr
                     projections::AppStream(id),
                 kExitRejected);
   }
+  if (!RecordLocalRead(*context->ledger, projections::AppStream(id))) return kExitFailure;
   out << projections::ToJson(**evidence).dump() << "\n";
   return kExitOk;
 }

@@ -374,7 +374,11 @@ TEST_F(LedgerctlTest, KpiEvidenceAndRebuildReadTheProjections) {
 
   json rebuilt = Ledgerctl(Data() + " rebuild").lines().at(0);
   EXPECT_TRUE(rebuilt["ok"].get<bool>());
-  EXPECT_EQ(rebuilt["checkpoint"], 11);
+  EXPECT_EQ(rebuilt["checkpoint"], 12);  // the sample and the record of the evidence read
+  const json access = Ledgerctl(Data() + " read --from 12").lines().at(0);
+  EXPECT_EQ(access["type"], "SensitiveDataAccessed");
+  EXPECT_EQ(access["data"]["what"], "app/XS-2026-000123");
+  EXPECT_TRUE(access["actor"]["id"].get<std::string>().starts_with("local:"));
   json again = Ledgerctl(Data() + " kpi --period 2026-Q2 --json").lines().at(0);
   EXPECT_EQ(again, table);
 }

@@ -641,6 +641,7 @@ TEST(LedgerdConfigTest, AConfigFileSetsTheOptionsAndFlagsWin) {
 TEST_F(HttpTest, TermExitsCleanlyAndARestartResumes) {
   AppendSample();
   const std::string digest = Body(client_.Get("/v1/digest", server_.token("auditor")))["hash"];
+  const uint64_t head = Head();
 
   auto [code, output] =
       RunCommand(std::string(LEDGERCTL_PATH) + " --data " + server_.data_dir() + " verify 2>&1");
@@ -663,7 +664,17 @@ TEST_F(HttpTest, TermExitsCleanlyAndARestartResumes) {
 
   server_.Start();
   HttpClient client("127.0.0.1", server_.http_port());
-  EXPECT_EQ(Body(client.Get("/v1/digest", server_.token("auditor")))["hash"], digest);
+  EXPECT_EQ(Body(client.Get("/v1/digest?at=" + std::to_string(head), server_.token("auditor")))
+                ["hash"],
+            digest);
+  // ledgerctl's read of the application on the data directory was recorded, as ledgerd records
+  // its readers'.
+  HttpResponse recorded =
+      client.Get("/v1/events?from=" + std::to_string(head + 1), server_.token("auditor"));
+  ASSERT_EQ(recorded.status, 200) << recorded.body;
+  ASSERT_EQ(Body(recorded)["events"].size(), 1u) << recorded.body;
+  EXPECT_EQ(Body(recorded)["events"][0]["type"], "SensitiveDataAccessed");
+  EXPECT_EQ(Body(recorded)["events"][0]["data"]["what"], "app/XS-2026-000123");
   HttpResponse app = client.Get("/v1/apps/XS-2026-000123?at=2026-04-01", server_.token("auditor"));
   ASSERT_EQ(app.status, 200);
   EXPECT_EQ(Body(app)["clocks"], json::parse(app_output)["clocks"]);
