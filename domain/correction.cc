@@ -100,6 +100,36 @@ std::variant<CorrectedValues, RuleBreach> ApplyCorrection(const CorrectableEvent
   return out;
 }
 
+namespace {
+
+// The events before `end` that the workflow rules call invalid, folded with `values` applied.
+std::map<uint64_t, RuleBreach> InvalidEvents(const std::vector<CorrectableEvent>& events,
+                                             size_t end,
+                                             const std::map<uint64_t, CorrectedValues>& values) {
+  std::map<uint64_t, RuleBreach> invalid;
+  WorkflowFacts facts;
+  for (size_t i = 0; i < end; ++i) {
+    const CorrectableEvent& event = events[i];
+    const auto corrected = values.find(event.position);
+    const std::string_view payload =
+        corrected == values.end() ? event.payload : std::string_view(corrected->second.payload);
+    auto decoded = DecodeWorkflowEvent(event.type, payload);
+    if (auto* breach = std::get_if<RuleBreach>(&decoded)) {
+      invalid[event.position] = *breach;
+      continue;
+    }
+    Verdict verdict = Judge(facts, std::get<WorkflowEvent>(decoded));
+    if (!verdict.valid()) {
+      invalid[event.position] = *verdict.invalid;
+      continue;
+    }
+    Apply(facts, std::get<WorkflowEvent>(decoded));
+  }
+  return invalid;
+}
+
+}  // namespace
+
 AppliedCorrections ApplyCorrections(const std::vector<CorrectableEvent>& events) {
   AppliedCorrections result;
   for (size_t i = 0; i < events.size(); ++i) {
@@ -134,8 +164,27 @@ AppliedCorrections ApplyCorrections(const std::vector<CorrectableEvent>& events)
       result.refused[event.position] = std::move(*breach);
       continue;
     }
-    // Assigned after the lookup above is done with `current`'s views into the old value.
-    result.values[target->position] = std::move(std::get<CorrectedValues>(applied));
+    // No event before it may become invalid by the workflow rules with it applied (events that
+    // already were stay so: an old import is not this correction's doing).
+    std::map<uint64_t, CorrectedValues> with = result.values;
+    with[target->position] = std::move(std::get<CorrectedValues>(applied));
+    const std::map<uint64_t, RuleBreach> before = InvalidEvents(events, i, result.values);
+    const std::map<uint64_t, RuleBreach> after = InvalidEvents(events, i, with);
+    const auto broken = std::find_if(after.begin(), after.end(), [&before](const auto& entry) {
+      return !before.contains(entry.first);
+    });
+    if (broken != after.end()) {
+      const auto it = std::find_if(events.begin(), events.end(),
+                                   [&](const auto& e) { return e.position == broken->first; });
+      result.refused[event.position] = Breach(
+          "correction_invalid", "with this correction the " + std::string(it->type) +
+                                    " at position " + std::to_string(broken->first) +
+                                    " would break the workflow rules (" + broken->second.message +
+                                    "): correct the facts so that the application's events stay "
+                                    "valid");
+      continue;
+    }
+    result.values = std::move(with);
     ++result.applied;
   }
   return result;

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
-#include <map>
 #include <optional>
 #include <vector>
 
@@ -79,9 +78,9 @@ std::vector<domain::CorrectableEvent> Correctable(const std::vector<ledger::Stor
 
 // Folds the workflow facts of one stream's events with the corrections among them applied. An
 // event the rules call invalid (an old import) is skipped, as the application projection does,
-// so both see the same facts; with `invalid`, it is listed there by position.
+// so both see the same facts.
 void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::WorkflowFacts& facts,
-               domain::PrerequisiteDates& dates, std::map<uint64_t, domain::RuleBreach>* invalid) {
+               domain::PrerequisiteDates& dates) {
   const domain::AppliedCorrections corrections = domain::ApplyCorrections(events);
   for (const domain::CorrectableEvent& stored : events) {
     std::string_view payload = stored.payload;
@@ -93,53 +92,25 @@ void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::Work
     }
     auto decoded = domain::DecodeWorkflowEvent(stored.type, payload);
     auto* event = std::get_if<domain::WorkflowEvent>(&decoded);
-    if (event == nullptr) {
-      if (invalid != nullptr) (*invalid)[stored.position] = std::get<domain::RuleBreach>(decoded);
-      continue;
-    }
-    domain::Verdict verdict = domain::Judge(facts, *event);
-    if (!verdict.valid()) {
-      if (invalid != nullptr) (*invalid)[stored.position] = *verdict.invalid;
-      continue;
-    }
+    if (event == nullptr || !domain::Judge(facts, *event).valid()) continue;
     domain::Apply(facts, *event);
     NotePrerequisiteDate(dates, *event, occurred_at_us);
   }
 }
 
-// A Corrected whose target is one of the stream's events: the correction must apply
-// (domain/correction.h), and no event of the stream may become invalid by the workflow rules with
-// it applied. nullopt when it may be appended.
+// A Corrected whose target is one of the stream's events: the correction must apply, and no event
+// of the stream may become invalid by the workflow rules with it applied (domain/correction.h,
+// judged there as every fold judges it). nullopt when it may be appended.
 std::optional<domain::RuleBreach> JudgeCorrection(const std::vector<ledger::StoredEvent>& stored,
                                                   const domain::ClientEvent& event,
                                                   int64_t now_us) {
   std::vector<domain::CorrectableEvent> events = Correctable(stored);
-  std::map<uint64_t, domain::RuleBreach> invalid_before;
-  domain::WorkflowFacts facts;
-  domain::PrerequisiteDates dates;
-  FoldFacts(events, facts, dates, &invalid_before);
   // Not yet stored, so it has no position: any above the stream's last one orders it last.
   const uint64_t candidate = (stored.empty() ? 0 : stored.back().position) + 1;
   events.push_back({candidate, event.type, event.payload, event.occurred_at_us, now_us});
   const domain::AppliedCorrections applied = domain::ApplyCorrections(events);
   if (auto refused = applied.refused.find(candidate); refused != applied.refused.end()) {
     return refused->second;
-  }
-  std::map<uint64_t, domain::RuleBreach> invalid_after;
-  facts = {};
-  dates = {};
-  FoldFacts(events, facts, dates, &invalid_after);
-  for (const auto& [position, breach] : invalid_after) {
-    if (invalid_before.contains(position)) continue;
-    const auto it = std::find_if(stored.begin(), stored.end(),
-                                 [p = position](const auto& e) { return e.position == p; });
-    const std::string type = it == stored.end() ? std::string("event") : it->type;
-    return domain::RuleBreach{
-        "correction_invalid",
-        "with this correction the " + type + " at position " + std::to_string(position) +
-            " would break the workflow rules (" + breach.message +
-            "): correct the facts so that the application's events stay valid "
-            "(rule correction_invalid)"};
   }
   return std::nullopt;
 }
@@ -167,7 +138,7 @@ ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& st
     stored_stream.version = static_cast<int64_t>(stored.version);
     stored_stream.positions.push_back(stored.position);
   }
-  FoldFacts(Correctable(stored_stream.events), stored_stream.facts, stored_stream.dates, nullptr);
+  FoldFacts(Correctable(stored_stream.events), stored_stream.facts, stored_stream.dates);
   return stored_stream;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <set>
 
 namespace gridledger::monitoring {
@@ -304,13 +305,18 @@ void AddOrgKpis(const std::vector<projections::KpiState>& states, const std::str
     AddTableFigures(projections::KpiTable(states, name, scope, calendar, profile, targets, at_us),
                     org, period, name, quarter, health);
   }
-  // Callbacks and urges from the month buckets (report buckets hold neither).
-  for (const projections::KpiState& state : states) {
-    if (!state.report_stream.empty() || state.org != org) continue;
-    if (state.month == health->current_month) {
-      CountBucket(state, org, Period::kCurrent, health);
-    } else if (state.month == health->previous_month) {
-      CountBucket(state, org, Period::kPrevious, health);
+  // Callbacks and urges from the month buckets (report buckets hold neither), of each
+  // application only its latest revision, as KpiTable counts them.
+  std::vector<const projections::KpiState*> current;
+  for (const projections::KpiState& state : states) current.push_back(&state);
+  std::deque<projections::KpiState> copies;
+  projections::KeepLatestRevisions(current, copies);
+  for (const projections::KpiState* state : current) {
+    if (!state->report_stream.empty() || state->org != org) continue;
+    if (state->month == health->current_month) {
+      CountBucket(*state, org, Period::kCurrent, health);
+    } else if (state->month == health->previous_month) {
+      CountBucket(*state, org, Period::kPrevious, health);
     }
   }
 }

@@ -477,14 +477,16 @@ const domain::RuleBreach* CorrectedStream::Refused(uint64_t position) const {
 }
 
 void CorrectedStream::Fold(ApplicationState& state, const EventRecord& record) const {
-  projections::Fold(state, record);
   const domain::RuleBreach* refused = Refused(record.position);
-  if (refused == nullptr || state.last_position != record.position) return;
-  if (!state.corrections.empty() && state.corrections.back().position == record.position) {
-    state.corrections.pop_back();
-    state.rejected.push_back(
-        RejectedRecord{record.position, std::string(record.type), refused->rule, refused->message});
+  if (refused == nullptr || (!state.stream.empty() && record.stream != state.stream)) {
+    projections::Fold(state, record);
+    return;
   }
+  // As Fold() takes an invalid event: listed, nothing of it applied (not even as late).
+  if (state.stream.empty()) state.stream = std::string(record.stream);
+  state.last_position = record.position;
+  state.rejected.push_back(
+      RejectedRecord{record.position, std::string(record.type), refused->rule, refused->message});
 }
 
 ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,

@@ -509,6 +509,17 @@ ledger::Status Engine::FlushLocked() {
 }
 
 ledger::Status Engine::CatchUpLocked(uint64_t last, const Progress& progress) {
+  ledger::Status caught_up = FoldRangeLocked(last, progress);
+  if (!caught_up.ok()) {
+    // A fold that failed midway may have changed some states of its event and not others (a
+    // correction's refold touches many): start again from the store, never on top of them.
+    ForgetAllLocked();
+    checkpoint_ = written_checkpoint_;
+  }
+  return caught_up;
+}
+
+ledger::Status Engine::FoldRangeLocked(uint64_t last, const Progress& progress) {
   uint64_t since_flush = 0;
   auto fold = [&](const EventRecord& record) {
     ledger::Status folded = Fold(record);

@@ -124,7 +124,12 @@ void RouteAppEvent(const EventRecord& event, const ApplicationState& app, Routes
   const auto type = domain::ParseAppEventType(event.type);
   if (!type) return;
   if (ContributesMonthFact(app, *type, event.position)) {
-    routes.month = KpiMonthKey(app.org, MonthOfUs(event.occurred_at_us));
+    // A correction's revision marker goes to the month it was recorded in: no later than any
+    // month holding an item it supersedes, so a window of months up to now that holds one of
+    // them holds the marker too (REVISIONS).
+    const int64_t dated_us =
+        *type == AppEventType::kCorrected ? event.recorded_at_us : event.occurred_at_us;
+    routes.month = KpiMonthKey(app.org, MonthOfUs(dated_us));
   }
   if (domain::IsChange(app.facts) && app.accepted_date && TouchesChangeClock(*type)) {
     routes.change = KpiMonthKey(app.org, MonthOf(*app.accepted_date));
@@ -866,10 +871,19 @@ json Supporting(const std::vector<const KpiState*>& states, const Scope& scope,
   return out;
 }
 
-// Keeps, of each application, only the items of its highest revision (kpi.h, REVISIONS): a
-// bucket holding superseded items is replaced in `states` by a copy without them, kept in
-// `copies`. Buckets without superseded items (all of them when nothing was corrected) are not
-// copied.
+std::vector<const KpiState*> SortedByKey(const std::vector<KpiState>& states) {
+  std::vector<std::pair<std::string, const KpiState*>> keyed;
+  keyed.reserve(states.size());
+  for (const KpiState& state : states) keyed.emplace_back(KeyOf(state), &state);
+  std::stable_sort(keyed.begin(), keyed.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<const KpiState*> sorted;
+  for (const auto& [key, state] : keyed) sorted.push_back(state);
+  return sorted;
+}
+
+}  // namespace
+
 void KeepLatestRevisions(std::vector<const KpiState*>& states, std::deque<KpiState>& copies) {
   std::unordered_map<std::string_view, uint32_t> latest;
   auto note = [&latest](std::string_view app, uint32_t revision) {
@@ -922,19 +936,6 @@ void KeepLatestRevisions(std::vector<const KpiState*>& states, std::deque<KpiSta
     state = &copy;
   }
 }
-
-std::vector<const KpiState*> SortedByKey(const std::vector<KpiState>& states) {
-  std::vector<std::pair<std::string, const KpiState*>> keyed;
-  keyed.reserve(states.size());
-  for (const KpiState& state : states) keyed.emplace_back(KeyOf(state), &state);
-  std::stable_sort(keyed.begin(), keyed.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<const KpiState*> sorted;
-  for (const auto& [key, state] : keyed) sorted.push_back(state);
-  return sorted;
-}
-
-}  // namespace
 
 json KpiTable(const std::vector<KpiState>& states, std::string_view period,
               const std::optional<std::string>& org, const domain::WorkingCalendar& calendar,

@@ -125,5 +125,25 @@ TEST_F(CorrectionTest, LaterCorrectionsApplyOnTopOfEarlierOnes) {
   EXPECT_EQ(applied.refused.at(5).rule, "correction_target");
 }
 
+// Judged where every reader applies corrections, not only at the front door: a correction stored
+// before the rule (or past a bypassed door) that breaks the application is not applied.
+TEST_F(CorrectionTest, ACorrectionThatMakesAnEarlierEventInvalidIsNotApplied) {
+  const std::string scheme = Payload("SchemeReplied", {{"scheme", "s"}});
+  const std::string to_change = Correction(1, {{"business", "change"}});
+  const std::string capacity = Correction(1, {{"capacity_kva", 9}});
+  const AppliedCorrections applied = ApplyCorrections({
+      Accepted(),
+      {2, "SchemeReplied", scheme, kOccurredUs, kRecordedUs},
+      {3, "Corrected", to_change, kOccurredUs, kRecordedUs},  // SchemeReplied is not a change's
+      {4, "Corrected", capacity, kOccurredUs, kRecordedUs},
+  });
+  ASSERT_EQ(applied.refused.size(), 1u);
+  EXPECT_EQ(applied.refused.at(3).rule, "correction_invalid");
+  EXPECT_NE(applied.refused.at(3).message.find("SchemeReplied at position 2"), std::string::npos)
+      << applied.refused.at(3).message;
+  EXPECT_EQ(applied.applied, 1u);
+  EXPECT_EQ(DataOf("ApplicationAccepted", applied.values.at(1).payload)["business"], "new_install");
+}
+
 }  // namespace
 }  // namespace gridledger::domain

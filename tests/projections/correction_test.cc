@@ -165,5 +165,21 @@ TEST_F(CorrectionProjectionTest, ACorrectedDateMovesTheItemToItsPeriod) {
   }
 }
 
+// A Corrected that cannot apply (here appended past the ingestor, which would refuse it) is folded
+// as a rejected event: listed, nothing applied, no revision, the KPI table as before.
+TEST_F(CorrectionProjectionTest, ACorrectionThatCannotApplyIsListedAsRejected) {
+  const uint64_t applied_before = Stored().events_applied;
+  Correct(1, {{"meter_id", "M-1"}});  // not a field of ApplicationAccepted
+  const ApplicationState state = Stored();
+  EXPECT_EQ(state.revision, 0u);
+  EXPECT_TRUE(state.corrections.empty());
+  ASSERT_FALSE(state.rejected.empty());
+  EXPECT_EQ(state.rejected.back().rule, "correction_field");
+  EXPECT_EQ(state.rejected.back().position, 12u);
+  EXPECT_EQ(state.events_applied, applied_before);
+  EXPECT_EQ(state.facts.customer_class, domain::SlaCustomerClass::kHvSingle);
+  EXPECT_EQ(Timeliness("2026-04"), std::make_pair(json(1), json(1)));
+}
+
 }  // namespace
 }  // namespace gridledger::projections

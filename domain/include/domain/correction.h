@@ -16,9 +16,11 @@
 //   correction_of_correction). Later corrections of one event apply on top of earlier ones.
 // - The corrected event must be an earlier event of the same application (rule correction_target,
 //   judged by the ingestor, which knows the stream's positions).
-// - The application's events with the correction applied must still be valid by the workflow
-//   rules (rule correction_invalid, judged by the ingestor: e.g. business new_install → change
-//   after a SchemeReplied). Violations may appear or go: they are facts about the corrected data.
+// - The application's events before it, with the correction applied, must still be valid by the
+//   workflow rules (rule correction_invalid, e.g. business new_install → change after a
+//   SchemeReplied). Violations may appear or go: they are facts about the corrected data. Judged
+//   by ApplyCorrections, so the ingestor and every fold refuse the same corrections (also ones
+//   stored before this rule, or past a bypassed front door).
 //
 // Thread-safety: pure functions. Nothing throws.
 #pragma once
@@ -74,7 +76,7 @@ struct AppliedCorrections {
   // The final values of each corrected event, by its position.
   std::map<uint64_t, CorrectedValues> values;
   // Corrected events that could not be applied (a bypassed front door, an old import), by their
-  // position, with the rule: correction_target, or one of ApplyCorrection's.
+  // position, with the rule: correction_target, correction_invalid, or one of ApplyCorrection's.
   std::map<uint64_t, RuleBreach> refused;
   uint32_t applied = 0;  // Corrected events applied
 };

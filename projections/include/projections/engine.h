@@ -142,7 +142,10 @@ class Engine : public ledger::AppendObserver {
 
   ledger::Status LoadCheckpoint();
   ledger::Status Fold(const EventRecord& record);
+  // Folds up to `last`, writing as it goes; after a failure the cache is dropped and the
+  // checkpoint set back to what is stored.
   ledger::Status CatchUpLocked(uint64_t last, const Progress& progress);
+  ledger::Status FoldRangeLocked(uint64_t last, const Progress& progress);
   ledger::Status FlushLocked();
   ledger::Status WriteTouched(ledger::SideBatch& batch);
   // After a write of every touched state reached the store.

@@ -23,9 +23,11 @@
 // append-only, so a correction does not edit them: the runner refolds the application from its
 // first event with every correction applied and folds the items again, each carrying the
 // application's new revision (ApplicationState::revision), and the Corrected itself leaves a
-// KpiRevision in its month bucket. KpiTable counts, of each application, only the items of the
-// highest revision found for it (items or KpiRevision) — the superseded ones stay stored, as the
-// history of what the table said before the correction.
+// KpiRevision in the month bucket of the date it was recorded (never earlier than a bucket holding
+// an item it supersedes). KpiTable counts, of each application, only the items of the highest
+// revision found for it (items or KpiRevision); readers of raw buckets filter with
+// KeepLatestRevisions. Superseded items stay stored, except a change item folded again into the
+// same bucket, which is replaced there (changes are kept one per application and bucket).
 //
 // QUERY. KpiTable() merges buckets: quarters ("YYYY-Qn") merge their three months. It needs every
 // bucket of the org (or of all orgs), not only those of the period: a change accepted in January
@@ -42,6 +44,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
 #include <string>
@@ -167,7 +170,8 @@ struct KpiTraining {
   bool operator==(const KpiTraining&) const = default;
 };
 
-// A correction applied to an application (REVISIONS), in the month bucket of the Corrected.
+// A correction applied to an application (REVISIONS), in the month bucket of the date the
+// Corrected was recorded.
 struct KpiRevision {
   std::string app;
   uint64_t position = 0;  // of the Corrected
@@ -253,6 +257,11 @@ std::optional<KpiState> DecodeKpiState(std::string_view bytes);
 nlohmann::json ToJson(const KpiState& state);
 
 // ---- Query ----
+
+// Keeps, of each application, only the items of its highest revision among `states` (REVISIONS):
+// a bucket holding superseded items is replaced in `states` by a copy without them, kept in
+// `copies`. Buckets without superseded items (all, when nothing was corrected) are not copied.
+void KeepLatestRevisions(std::vector<const KpiState*>& states, std::deque<KpiState>& copies);
 
 // Targets as fractions (0..1), compared with `value >= target`. Defaults: domain.md KPI table.
 struct KpiTargets {
