@@ -9,12 +9,14 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <variant>
 
 #include <nlohmann/json.hpp>
 
 #include "context.h"
+#include "domain/correction.h"
 #include "domain/event_json.h"
 #include "ingest/event_codec.h"
 #include "ingest/ingestor.h"
@@ -210,6 +212,25 @@ void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEve
       << "occurred_at" << std::setw(27) << "recorded_at" << std::setw(24) << "type" << std::setw(22)
       << "actor" << std::setw(18) << "recorded_by" << std::setw(7) << "flags"
       << "data\n";
+  // Corrections among the events (domain/correction.h): what each corrected, and which were not
+  // applied, noted under the events, since the rows show the events as stored.
+  std::vector<domain::CorrectableEvent> correctable;
+  for (const ledger::StoredEvent& e : events) {
+    correctable.push_back({e.position, e.type, e.payload, e.occurred_at_us, e.recorded_at_us});
+  }
+  const domain::AppliedCorrections corrections = domain::ApplyCorrections(correctable);
+  std::map<uint64_t, std::vector<std::string>> notes;  // by the position they are noted under
+  for (const ledger::StoredEvent& e : events) {
+    if (e.type != "Corrected") continue;
+    if (auto refused = corrections.refused.find(e.position); refused != corrections.refused.end()) {
+      notes[e.position].push_back("not applied: " + refused->second.message);
+      continue;
+    }
+    if (auto request = domain::ReadCorrection(e.payload)) {
+      notes[request->corrects_position].push_back("corrected by " + std::to_string(e.position) +
+                                                  ": " + request->fields);
+    }
+  }
   for (const ledger::StoredEvent& event : events) {
     json shown = ingest::StoredEventToJson(event);
     std::string actor = event.actor.id + "/" + event.actor.role;
@@ -220,6 +241,11 @@ void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEve
         << ShanghaiSeconds(event.recorded_at_us) << std::setw(24) << event.type << std::setw(22)
         << Shorten(actor, 21) << std::setw(18) << Shorten(recorded_by, 17) << std::setw(7)
         << (event.imported ? "import" : "") << Shorten(shown["data"].dump(), 60) << "\n";
+    if (auto noted = notes.find(event.position); noted != notes.end()) {
+      for (const std::string& note : noted->second) {
+        out << std::string(12, ' ') << "↳ " << Shorten(note, 160) << "\n";
+      }
+    }
   }
   out << "last hash " << ledger::ToHex(events.back().hash) << "\n";
 }

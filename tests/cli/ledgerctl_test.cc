@@ -415,6 +415,12 @@ TEST_F(LedgerctlTest, KpiAsOfReplaysTheTableBeforeACorrection) {
   EXPECT_EQ(app["customer_class"], "lv_nonresidential");
   EXPECT_EQ(app["clocks"]["scheme_reply"]["state"], "missed");
   EXPECT_EQ(app["corrections"].at(0)["fields"]["customer_class"], "lv_nonresidential");
+  // The history shows the events as stored, each correction noted under the event it fixes (13:
+  // the read of position 11 above was recorded at 12).
+  const std::string history = Ledgerctl(Data() + " history app/XS-2026-000123").out;
+  EXPECT_NE(history.find("↳ corrected by 13: {\"customer_class\":\"lv_nonresidential\"}"),
+            std::string::npos)
+      << history;
 }
 
 TEST_F(LedgerctlTest, DemoLoadsAValidWorkloadThatVerifies) {
