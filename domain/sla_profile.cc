@@ -28,8 +28,8 @@ namespace {
 using nlohmann::json;
 
 constexpr std::array<std::string_view, kSlaClockCount> kClockNames = {
-    "scheme_reply",          "design_review", "mid_inspection",
-    "completion_inspection", "connection",    "change_completion"};
+    "scheme_reply", "design_review",     "mid_inspection", "completion_inspection",
+    "connection",   "change_completion", "total"};
 constexpr std::array<std::string_view, kSlaCustomerClassCount> kClassNames = {
     "residential", "lv_nonresidential", "hv_single", "hv_dual"};
 
@@ -157,13 +157,18 @@ class SlaProfileParser {
                             LineOfPath(context_.text, {path}));
     }
     const Names clocks(kClockNames.begin(), kClockNames.end());
-    if (auto error = Keys(limits, path, clocks, clocks)) return error;
+    const Names required(kClockNames.begin(), kClockNames.begin() + kSlaClockRequiredCount);
+    if (auto error = Keys(limits, path, clocks, required)) return error;
     const Names classes(kClassNames.begin(), kClassNames.end());
     Names classes_and_source = classes;
     classes_and_source.push_back("source");
     for (int c = 0; c < kSlaClockCount; ++c) {
       const std::string_view clock = kClockNames[c];
       const std::string clock_path = path + "." + std::string(clock);
+      if (c >= kSlaClockRequiredCount && !limits.contains(std::string(clock))) {
+        profile.limits_[c].fill(SlaProfile::kNotApplicable);  // an optional clock left out
+        continue;
+      }
       const json& row = limits[std::string(clock)];
       if (!row.is_object()) {
         return context_.Error(clock_path, "wrong_type", "must be an object of classes",
@@ -374,6 +379,11 @@ std::optional<int32_t> SlaProfile::LimitDays(SlaClock clock,
   const int32_t days = limits_[static_cast<int>(clock)][static_cast<int>(customer_class)];
   if (days == kNotApplicable) return std::nullopt;
   return days;
+}
+
+bool SlaProfile::Defines(SlaClock clock) const {
+  const auto& row = limits_[static_cast<int>(clock)];
+  return std::any_of(row.begin(), row.end(), [](int32_t days) { return days != kNotApplicable; });
 }
 
 }  // namespace gridledger::domain

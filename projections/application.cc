@@ -145,6 +145,7 @@ void OnMeterConnected(ApplicationState& state, Date date, uint64_t position) {
     }
   }
   CloseClock(state, SlaClock::kConnection, date, position);
+  CloseClock(state, SlaClock::kTotal, date, position);
 }
 
 void OnAccepted(ApplicationState& state, const EventRecord& event, Date date) {
@@ -152,7 +153,10 @@ void OnAccepted(ApplicationState& state, const EventRecord& event, Date date) {
   state.accepted_date = date;
   if (domain::IsChange(state.facts)) {
     OpenClock(state, SlaClock::kChangeCompletion, date, event.position);
-  } else if (domain::SchemeReplyApplies(state.facts)) {
+    return;
+  }
+  OpenClock(state, SlaClock::kTotal, date, event.position);
+  if (domain::SchemeReplyApplies(state.facts)) {
     OpenClock(state, SlaClock::kSchemeReply, date, event.position);
   }
 }
@@ -326,7 +330,8 @@ nlohmann::json ClocksJson(const ApplicationState& state, const domain::WorkingCa
       attempts.push_back(ClockJson(
           clock, Evaluate(clock, calendar, profile, state.facts.customer_class, at_unix_us)));
     }
-    if (attempts.empty()) continue;
+    // A clock no class has a limit for in this profile (total, in most) is folded, not shown.
+    if (attempts.empty() || !profile.Defines(name)) continue;
     nlohmann::json latest = attempts.back();
     attempts.erase(attempts.size() - 1);
     if (!attempts.empty()) latest["attempts"] = std::move(attempts);
@@ -540,7 +545,9 @@ ClockView Evaluate(const Clock& clock, const domain::WorkingCalendar& calendar,
   const auto paused = PausedDays(clock, calendar, until);
   const auto raw = calendar.WorkingDaysIn(clock.start, until);
   if (!paused.ok() || !raw.ok()) {
-    view.state = ClockState::kCalendarMissing;
+    // Nothing to judge without a limit: not_applicable, whatever the calendar lacks.
+    view.state = !view.limit_days && !clock.stopped_by ? ClockState::kNotApplicable
+                                                       : ClockState::kCalendarMissing;
     view.missing_year = !raw.ok() ? raw.missing_year : paused.missing_year;
     return view;
   }

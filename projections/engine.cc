@@ -20,9 +20,10 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // What the folds make of the same events. Raise it whenever a fold's output changes (another
 // violation, clock or KPI item for the same events): states stored by an older version are then
 // refused until Rebuild(), instead of mixing two rule sets. 2: connection prerequisites by
-// business date (seventh session); 3: corrections applied, KPI items with revisions (eighth).
+// business date (seventh session); 3: corrections applied, KPI items with revisions; 4: the total
+// clock (eighth).
 // Stored under kFoldVersionKey; absent counts as 1.
-constexpr uint64_t kFoldVersion = 3;
+constexpr uint64_t kFoldVersion = 4;
 constexpr char kFoldVersionKey[] = "fold_version";
 
 std::string EncodeU64(uint64_t value) {

@@ -67,6 +67,20 @@ TEST(SlaProfileShipped, StrictHouseProfileReplacesSchemeReplyLimits) {
   EXPECT_EQ(profile.LimitDays("scheme_reply", "hv_single"), 15);
   EXPECT_EQ(profile.LimitDays("scheme_reply", "hv_dual"), 30);
   EXPECT_EQ(profile.LimitDays("design_review", "residential"), std::nullopt);
+  // Totals from acceptance to connection (domain.md: 6/22/32 for LV / HV single / HV dual).
+  EXPECT_TRUE(profile.Defines(SlaClock::kTotal));
+  EXPECT_EQ(profile.LimitDays("total", "residential"), 6);
+  EXPECT_EQ(profile.LimitDays("total", "lv_nonresidential"), 6);
+  EXPECT_EQ(profile.LimitDays("total", "hv_single"), 22);
+  EXPECT_EQ(profile.LimitDays("total", "hv_dual"), 32);
+}
+
+// The total row is optional: the national profile has none, so no class has a total limit.
+TEST(SlaProfileShipped, NationalProfileHasNoTotalLimit) {
+  const SlaProfile profile = LoadOrFail(SlaDir() + "/national-2009.json");
+  EXPECT_FALSE(profile.Defines(SlaClock::kTotal));
+  EXPECT_EQ(profile.LimitDays(SlaClock::kTotal, SlaCustomerClass::kHvSingle), std::nullopt);
+  EXPECT_TRUE(profile.Defines(SlaClock::kSchemeReply));
 }
 
 TEST(SlaProfileNames, RoundTrip) {

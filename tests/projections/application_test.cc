@@ -196,6 +196,35 @@ TEST_F(ApplicationTest, HvSingleNewInstallThroughArchiveMeetsEveryClock) {
   EXPECT_TRUE(doc["backdated"].empty());
 }
 
+// The whole wait from acceptance to connection is always folded; it is judged only under a
+// profile that promises a total (house-strict: 22 working days for hv_single), so swapping the
+// profile changes the answer without a refold.
+TEST_F(ApplicationTest, ATotalLimitIsJudgedOnlyWhereTheProfilePromisesOne) {
+  Accept("2026-03-02");
+  Append("SchemeReplied", "2026-03-16");
+  Append("FeesSettled", "2026-03-17");
+  Append("CompletionReported", "2026-04-01");
+  Append("CompletionInspected", "2026-04-08");
+  Append("ContractSigned", "2026-04-09");
+  const uint64_t connected = Append("MeterConnected", "2026-04-14");
+  const ApplicationState state = FoldAll();
+  EXPECT_FALSE(Json(state, "2026-05-01")["clocks"].contains("total"));  // national-2009
+
+  auto strict = domain::SlaProfile::Load(GRIDLEDGER_SOURCE_DATA_DIR "/sla/house-strict.json");
+  ASSERT_TRUE(std::holds_alternative<domain::SlaProfile>(strict));
+  const json doc = ToJson(state, calendar_, std::get<domain::SlaProfile>(strict), At("2026-05-01"));
+  const json& total = doc["clocks"]["total"];
+  EXPECT_EQ(total["start"], "2026-03-02");
+  EXPECT_EQ(total["end"], "2026-04-14");
+  EXPECT_EQ(total["end_position"], connected);
+  EXPECT_EQ(total["limit"], 22);
+  // (03-02, 04-14]: 21 working days in March, 9 in April (04-06 is off).
+  EXPECT_EQ(total["elapsed_working_days"], 30);
+  EXPECT_EQ(total["state"], "missed");
+  EXPECT_EQ(total["overdue_days"], 8);
+  EXPECT_EQ(doc["clocks"]["scheme_reply"]["state"], "met");  // 10 of the stricter 15
+}
+
 // hv_single scheme reply, 20 working days from Monday 2026-02-02 across the Spring Festival:
 // 02-03..06 (4), 02-09..13 (9), Sat 02-14 make-up (10), 02-15..23 off, 02-24..27 (14),
 // Sat 02-28 make-up (15), 03-02..06 (20) → deadline 2026-03-06.
@@ -402,8 +431,7 @@ TEST_F(ApplicationTest, APrerequisiteEnteredFirstButDatedAfterTheConnectionIsAVi
   EXPECT_EQ(then["clocks"]["connection"], doc["clocks"]["connection"]);
 
   // Dated the same day as the connection, it counts as before.
-  Append("ApplicationAccepted", "2026-03-02", {{"customer_class", "residential"}}, "",
-         "app/KM-2");
+  Append("ApplicationAccepted", "2026-03-02", {{"customer_class", "residential"}}, "", "app/KM-2");
   Append("SchemeReplied", "2026-03-03", json::object(), "", "app/KM-2");
   Append("FeesSettled", "2026-03-04", json::object(), "", "app/KM-2");
   Append("ContractSigned", "2026-03-10", json::object(), "", "app/KM-2");

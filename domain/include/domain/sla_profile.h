@@ -28,8 +28,14 @@ enum class SlaClock : uint8_t {
   kCompletionInspection,  // completion_inspection: CompletionReported → CompletionInspected
   kConnection,            // connection: latest prerequisite → MeterConnected
   kChangeCompletion,      // change_completion: ApplicationAccepted (change) → ChangeExecuted
+  // total: ApplicationAccepted → MeterConnected of a new install / capacity increase, the whole
+  // wait a company may promise a limit for (domain.md: "totals of 6/22/32 working days"). Its
+  // row is optional in a profile file; without one it has no limit for any class.
+  kTotal,
 };
-inline constexpr int kSlaClockCount = 6;
+inline constexpr int kSlaClockCount = 7;
+// The clocks a profile file must list (all but kTotal).
+inline constexpr int kSlaClockRequiredCount = 6;
 
 // The customer classes that select a limit.
 enum class SlaCustomerClass : uint8_t { kResidential, kLvNonResidential, kHvSingle, kHvDual };
@@ -111,6 +117,9 @@ class SlaProfile {
   // or when a name is unknown.
   std::optional<int32_t> LimitDays(std::string_view clock, std::string_view customer_class) const;
   std::optional<int32_t> LimitDays(SlaClock clock, SlaCustomerClass customer_class) const;
+  // False when no class has a limit for the clock (e.g. a profile without a `total` row): such a
+  // clock is still folded, but not shown.
+  bool Defines(SlaClock clock) const;
 
   const SlaThresholds& thresholds() const { return thresholds_; }
   // An event whose occurred_at lies more than this many working days before its recorded_at is

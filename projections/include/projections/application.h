@@ -23,6 +23,9 @@
 //                          started at the latest prerequisite that did happen (or the acceptance)
 //                          and ended at once.
 //   change_completion      ApplicationAccepted (change) → ChangeExecuted
+//   total                  ApplicationAccepted (not change) → MeterConnected: the whole wait, judged
+//                          only by profiles that promise a total (SlaProfile::Defines), and not
+//                          shown by ToJson otherwise
 // A customer-caused pause (ClockPaused → ClockResumed) pauses every open clock; a clock opened
 // while paused starts paused. Archived or Withdrawn stop every clock still open: such a clock is
 // `stopped` (its ending event never happened; it never counts as met). Urged never moves anything.
