@@ -230,16 +230,22 @@ void SlaCollector::AddKpiFamilies(const KpiHealth& health,
   auto numerator = NewFamily("gridledger_kpi_numerator", "Numerator of the KPI", MetricType::Gauge);
   auto denominator =
       NewFamily("gridledger_kpi_denominator", "Denominator of the KPI", MetricType::Gauge);
+  auto undetermined = NewFamily("gridledger_kpi_undetermined",
+                                "Items of the KPI in neither term because judging them needs a "
+                                "calendar year that is not loaded",
+                                MetricType::Gauge);
   for (const KpiFigure& figure : health.figures) {
     const internal::LabelList labels = {
         {"org", figure.org}, {"kpi", figure.kpi}, {"period", PeriodName(figure.period)}};
     if (figure.value) AddSample(value, labels, *figure.value);
     AddSample(numerator, labels, figure.numerator);
     AddSample(denominator, labels, figure.denominator);
+    AddSample(undetermined, labels, figure.undetermined);
   }
   out.push_back(std::move(value));
   out.push_back(std::move(numerator));
   out.push_back(std::move(denominator));
+  out.push_back(std::move(undetermined));
 
   auto target = NewFamily("gridledger_kpi_target", "Target of the KPI (0..1)", MetricType::Gauge);
   const projections::KpiTargets& targets = options_.kpi_targets;

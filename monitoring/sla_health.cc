@@ -247,6 +247,9 @@ void AddTableFigures(const nlohmann::json& table, const std::string& org, Period
     figure.period_name = period_name;
     figure.numerator = kpi.value("numerator", 0.0);
     figure.denominator = kpi.value("denominator", 0.0);
+    if (auto ids = kpi.find("undetermined_ids"); ids != kpi.end() && ids->is_array()) {
+      figure.undetermined = static_cast<double>(ids->size());
+    }
     const auto value = kpi.find("value");
     if (value != kpi.end() && value->is_number()) figure.value = value->get<double>();
     health->figures.push_back(std::move(figure));

@@ -51,6 +51,7 @@ const std::map<std::string, std::set<std::string>> kFamilyLabels = {
     {"gridledger_kpi_value", {"org", "kpi", "period"}},
     {"gridledger_kpi_numerator", {"org", "kpi", "period"}},
     {"gridledger_kpi_denominator", {"org", "kpi", "period"}},
+    {"gridledger_kpi_undetermined", {"org", "kpi", "period"}},
     {"gridledger_kpi_target", {"kpi"}},
     {"gridledger_kpi_period_info", {"period", "kind", "name"}},
     {"gridledger_callbacks", {"org", "period", "result"}},
@@ -150,6 +151,7 @@ TEST_F(CollectorsTest, KpiValuesOfTheRecentWindowEqualThoseOverTheWholeLog) {
                                       {"period", std::string(PeriodName(figure.period))}};
     EXPECT_EQ(Sum(families, "gridledger_kpi_numerator", labels), figure.numerator);
     EXPECT_EQ(Sum(families, "gridledger_kpi_denominator", labels), figure.denominator);
+    EXPECT_EQ(Sum(families, "gridledger_kpi_undetermined", labels), figure.undetermined);
     EXPECT_EQ(Sum(families, "gridledger_kpi_value", labels), figure.value)
         << figure.org << " " << figure.kpi;
   }

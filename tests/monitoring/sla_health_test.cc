@@ -292,5 +292,32 @@ TEST(SlaHealthOneApplicationTest, ClosedClocksGiveDurationsAndMetMissed) {
   EXPECT_EQ(std::get<3>(health.open_applications.begin()->first), AppSlaState::kNoOpenClock);
 }
 
+// An archived application whose clocks need 2027 (not loaded) is in neither term of January's
+// timeliness: the figure says so instead of dropping it.
+TEST(KpiHealthOneBucketTest, UndeterminedItemsAreCounted) {
+  DemoLedger ledger(0, 0, domain::Date());  // for the calendar and profile
+  projections::KpiState bucket = *projections::NewKpiState("kpi/m/KM.XS/2027-01");
+  projections::KpiArchived archived;
+  archived.app = "app/KM-1";
+  archived.position = 9;
+  archived.connected = true;
+  projections::Clock scheme;
+  scheme.name = domain::SlaClock::kSchemeReply;
+  scheme.start = *domain::Date::Parse("2026-12-30");
+  scheme.end = *domain::Date::Parse("2027-01-05");
+  archived.clocks.push_back(scheme);
+  bucket.archived.push_back(archived);
+  KpiHealth health = NewKpiHealth(At("2027-01-20T12:00:00+08:00"));
+  AddOrgKpis({bucket}, "KM.XS", ledger.calendar(), ledger.profile(), {}, &health);
+  bool found = false;
+  for (const KpiFigure& figure : health.figures) {
+    if (figure.kpi != "timeliness" || figure.period != Period::kCurrent) continue;
+    found = true;
+    EXPECT_EQ(figure.undetermined, 1);
+    EXPECT_EQ(figure.denominator, 0);
+  }
+  EXPECT_TRUE(found);
+}
+
 }  // namespace
 }  // namespace gridledger::monitoring

@@ -140,6 +140,8 @@ struct KpiFigure {
   double numerator = 0;
   double denominator = 0;
   std::optional<double> value;  // nullopt when the denominator is empty
+  // Items in neither term: they need a calendar year that is not loaded (undetermined_ids).
+  double undetermined = 0;
 };
 
 // Callback results and satisfaction values, as labels; anything else counts as "other".
