@@ -202,7 +202,10 @@ Status Ledger::Impl::OpenDatabase() {
       {format::kIdsFamily, IdsFamilyOptions(cache)},
       {format::kMetaFamily, FamilyOptions(cache, false)},
   };
-  auto side_options = FamilyOptions(cache, true, false, kSideMemtableBloomRatio);
+  // Side families uncompressed: a rebuild at 10M events spent ~9 % of its CPU in Snappy, packing
+  // states on flush and compaction and unpacking them on every reload, to save 0.3 of 4.0 GiB
+  // (rebuild_bench, 10M events: 58.6–64.6 CPU-s uncompressed, 67.6–67.8 Snappy, 64.5–65.2 LZ4).
+  auto side_options = FamilyOptions(cache, true, /*uncompressed=*/true, kSideMemtableBloomRatio);
   side_options.write_buffer_size = kSideWriteBufferBytes;
   for (const std::string& name : options_.side_families) families.emplace_back(name, side_options);
   // RocksDB refuses to open a database without naming every family it holds, so families that a
