@@ -130,6 +130,25 @@ std::map<uint64_t, RuleBreach> InvalidEvents(const std::vector<CorrectableEvent>
 
 }  // namespace
 
+RuleBreach CorrectionTargetBreach(uint64_t corrects_position) {
+  return Breach("correction_target", "Corrected.corrects_position " +
+                                         std::to_string(corrects_position) +
+                                         " is not an earlier event of this application");
+}
+
+bool ChangesFacts(const CorrectableEvent& before, const CorrectedValues& after) {
+  if (after.occurred_at_us != before.occurred_at_us) return true;
+  if (before.type == "DocumentReviewed" || before.type == "SiteInspected" ||
+      before.type == "CallbackMade") {
+    return true;
+  }
+  auto was = DecodeWorkflowEvent(before.type, before.payload);
+  auto is = DecodeWorkflowEvent(before.type, after.payload);
+  return !std::holds_alternative<WorkflowEvent>(was) ||
+         !std::holds_alternative<WorkflowEvent>(is) ||
+         std::get<WorkflowEvent>(was) != std::get<WorkflowEvent>(is);
+}
+
 AppliedCorrections ApplyCorrections(const std::vector<CorrectableEvent>& events) {
   AppliedCorrections result;
   for (size_t i = 0; i < events.size(); ++i) {
@@ -147,10 +166,7 @@ AppliedCorrections ApplyCorrections(const std::vector<CorrectableEvent>& events)
                                        return earlier.position == request->corrects_position;
                                      });
     if (target == events.begin() + static_cast<ptrdiff_t>(i)) {
-      result.refused[event.position] =
-          Breach("correction_target", "Corrected.corrects_position " +
-                                          std::to_string(request->corrects_position) +
-                                          " is not an earlier event of this application");
+      result.refused[event.position] = CorrectionTargetBreach(request->corrects_position);
       continue;
     }
     CorrectableEvent current = *target;
@@ -164,10 +180,17 @@ AppliedCorrections ApplyCorrections(const std::vector<CorrectableEvent>& events)
       result.refused[event.position] = std::move(*breach);
       continue;
     }
+    const bool changing = ChangesFacts(current, std::get<CorrectedValues>(applied));
     // No event before it may become invalid by the workflow rules with it applied (events that
-    // already were stay so: an old import is not this correction's doing).
+    // already were stay so: an old import is not this correction's doing). One that changes no
+    // workflow field cannot make any.
     std::map<uint64_t, CorrectedValues> with = result.values;
     with[target->position] = std::move(std::get<CorrectedValues>(applied));
+    if (!changing) {
+      result.values = std::move(with);
+      ++result.applied;
+      continue;
+    }
     const std::map<uint64_t, RuleBreach> before = InvalidEvents(events, i, result.values);
     const std::map<uint64_t, RuleBreach> after = InvalidEvents(events, i, with);
     const auto broken = std::find_if(after.begin(), after.end(), [&before](const auto& entry) {
@@ -186,6 +209,7 @@ AppliedCorrections ApplyCorrections(const std::vector<CorrectableEvent>& events)
     }
     result.values = std::move(with);
     ++result.applied;
+    result.changing_facts.insert(event.position);
   }
   return result;
 }

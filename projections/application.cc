@@ -494,6 +494,42 @@ void CorrectedStream::Fold(ApplicationState& state, const EventRecord& record) c
       RejectedRecord{record.position, std::string(record.type), refused->rule, refused->message});
 }
 
+CorrectionCheck CheckCorrection(
+    const ApplicationState& app, const EventRecord& record,
+    const std::function<ledger::Result<ledger::StoredEvent>(uint64_t)>& read) {
+  std::optional<domain::CorrectionRequest> request = domain::ReadCorrection(record.payload);
+  if (!request) return CorrectionCheck::kUnknown;
+  if (request->corrects_position >= record.position) return CorrectionCheck::kNotItsEvent;
+  ledger::Result<ledger::StoredEvent> target = read(request->corrects_position);
+  if (!target.ok()) return CorrectionCheck::kUnknown;  // not stored yet, or a read error
+  if (target->stream != record.stream) return CorrectionCheck::kNotItsEvent;
+  if (target->type == "Corrected") return CorrectionCheck::kUnknown;
+  domain::CorrectedValues current{target->payload, target->occurred_at_us};
+  for (const CorrectionRecord& earlier : app.corrections) {
+    if (earlier.corrects_position != target->position) continue;
+    auto again = domain::ApplyCorrection({target->position, target->type, current.payload,
+                                          current.occurred_at_us, target->recorded_at_us},
+                                         earlier.fields);
+    if (!std::holds_alternative<domain::CorrectedValues>(again)) return CorrectionCheck::kUnknown;
+    current = std::move(std::get<domain::CorrectedValues>(again));
+  }
+  const domain::CorrectableEvent before{target->position, target->type, current.payload,
+                                        current.occurred_at_us, target->recorded_at_us};
+  auto after = domain::ApplyCorrection(before, request->fields);
+  const bool no_fact = std::holds_alternative<domain::CorrectedValues>(after) &&
+                       !domain::ChangesFacts(before, std::get<domain::CorrectedValues>(after));
+  return no_fact ? CorrectionCheck::kChangesNoFact : CorrectionCheck::kUnknown;
+}
+
+void FoldForeignCorrection(ApplicationState& state, const EventRecord& record) {
+  const std::optional<domain::CorrectionRequest> request = domain::ReadCorrection(record.payload);
+  const domain::RuleBreach breach = domain::CorrectionTargetBreach(request->corrects_position);
+  if (state.stream.empty()) state.stream = std::string(record.stream);
+  state.last_position = record.position;
+  state.rejected.push_back(
+      RejectedRecord{record.position, std::string(record.type), breach.rule, breach.message});
+}
+
 ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,
                             const EventFilter& keep) {
   std::vector<EventRecord> records;
@@ -501,7 +537,7 @@ ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,
   for (const ledger::StoredEvent& event : events) records.push_back(RecordOf(event));
   const CorrectedStream corrected(std::move(records));
   ApplicationState state;
-  state.revision = corrected.applied();
+  state.revision = corrected.revision();
   for (const EventRecord& record : corrected.records()) {
     if (!keep || keep(record)) corrected.Fold(state, record);
   }

@@ -299,6 +299,22 @@ ledger::Status Engine::Fold(const EventRecord& record) {
 ledger::Status Engine::FoldCorrection(const EventRecord& record) {
   auto entry = applications_.Mutable(record.stream);
   if (!entry.ok()) return entry.status();
+  ApplicationEntry& app = **entry;
+  // Most corrections fix what no fold reads (a name, a capacity): folded as any event, from one
+  // read of the corrected event instead of the whole application (a 10M-event rebuild spent 13 %
+  // of its time reading applications' events for them).
+  const CorrectionCheck check = CheckCorrection(
+      app.application, record, [this](uint64_t position) { return ledger_.ReadOne(position); });
+  if (check != CorrectionCheck::kUnknown) {
+    if (check == CorrectionCheck::kChangesNoFact) {
+      projections::Fold(app.application, record);
+    } else {
+      FoldForeignCorrection(app.application, record);
+    }
+    ledger::Status derived = FoldDerived(record, &app.application, &app.evidence);
+    if (derived.ok()) checkpoint_ = record.position;
+    return derived;
+  }
   if (staging_ && (*entry)->application.last_position > written_checkpoint_) {
     // An earlier event of the application is staged but not yet written (a batch holding both,
     // or a pipelined commit), so the store cannot give it. The ingestor never stages a Corrected
@@ -316,16 +332,16 @@ ledger::Status Engine::FoldCorrection(const EventRecord& record) {
   }
   records.push_back(record);
   const CorrectedStream corrected(std::move(records));
-  ApplicationEntry& app = **entry;
-  if (corrected.Refused(record.position) != nullptr) {
-    // Folded as a rejected event: nothing is refolded.
+  if (!corrected.ChangesFacts(record.position)) {
+    // Refused (folded as a rejected event), or changing no fact (a read that failed above):
+    // nothing is folded again.
     corrected.Fold(app.application, record);
     ledger::Status derived = FoldDerived(record, &app.application, &app.evidence);
     if (derived.ok()) checkpoint_ = record.position;
     return derived;
   }
   ApplicationEntry refolded;
-  refolded.application.revision = corrected.applied();
+  refolded.application.revision = corrected.revision();
   for (const EventRecord& event : corrected.records()) {
     corrected.Fold(refolded.application, event);
     ledger::Status kpi = FoldKpi(event, &refolded.application);

@@ -206,7 +206,7 @@ ledger::Result<std::vector<KpiState>> KpiStatesAt(const ledger::Ledger& ledger,
       return nullptr;
     }
     const CorrectedStream corrected(RecordsBefore(*events, record.position));
-    state.revision = corrected.applied();
+    state.revision = corrected.revision();
     for (const EventRecord& event : corrected.records()) corrected.Fold(state, event);
     return &state;
   };
@@ -217,8 +217,15 @@ ledger::Result<std::vector<KpiState>> KpiStatesAt(const ledger::Ledger& ledger,
     if (record.stream.starts_with("app/")) {
       app = application(record, view.version());
       if (app == nullptr) return false;
-      if (record.type != "Corrected") {
+      const CorrectionCheck check =
+          record.type != "Corrected" ? CorrectionCheck::kChangesNoFact
+                                     : CheckCorrection(*app, record, [&ledger](uint64_t position) {
+                                         return ledger.ReadOne(position);
+                                       });
+      if (check == CorrectionCheck::kChangesNoFact) {
         Fold(*app, record);
+      } else if (check == CorrectionCheck::kNotItsEvent) {
+        FoldForeignCorrection(*app, record);
       } else {
         // As Engine::FoldCorrection: the application and its KPI items folded again.
         auto events = ledger.ReadStream(std::string(record.stream));
@@ -229,11 +236,11 @@ ledger::Result<std::vector<KpiState>> KpiStatesAt(const ledger::Ledger& ledger,
         std::vector<EventRecord> records = RecordsBefore(*events, record.position);
         records.push_back(record);
         const CorrectedStream corrected(std::move(records));
-        if (corrected.Refused(record.position) != nullptr) {
+        if (!corrected.ChangesFacts(record.position)) {
           corrected.Fold(*app, record);
         } else {
           *app = ApplicationState{};
-          app->revision = corrected.applied();
+          app->revision = corrected.revision();
           for (const EventRecord& event : corrected.records()) {
             corrected.Fold(*app, event);
             if (event.position != record.position) Fold(book, event, app);

@@ -145,5 +145,37 @@ TEST_F(CorrectionTest, ACorrectionThatMakesAnEarlierEventInvalidIsNotApplied) {
   EXPECT_EQ(DataOf("ApplicationAccepted", applied.values.at(1).payload)["business"], "new_install");
 }
 
+// What the folds read changes with the time or the workflow fields, or with anything of a check or
+// callback; a customer's name or capacity changes nothing folded.
+TEST_F(CorrectionTest, OnlySomeCorrectionsChangeFacts) {
+  auto changes = [this](const json& fields) {
+    auto applied = Apply(fields);
+    EXPECT_TRUE(std::holds_alternative<CorrectedValues>(applied)) << fields.dump();
+    return ChangesFacts(Accepted(), std::get<CorrectedValues>(applied));
+  };
+  EXPECT_FALSE(changes({{"customer_name", "乙"}, {"capacity_kva", 9}}));
+  EXPECT_TRUE(changes({{"customer_class", "hv_single"}}));
+  EXPECT_TRUE(changes({{"three_zero", true}}));
+  EXPECT_TRUE(changes({{"occurred_at", "2026-03-01T09:00:00+08:00"}}));
+  const std::string callback = Payload("CallbackMade", {{"agent", "S4100"},
+                                                        {"result", "reached"},
+                                                        {"satisfaction", "satisfied"},
+                                                        {"complaints", json::array()},
+                                                        {"comment", "ok"}});
+  const CorrectableEvent made{5, "CallbackMade", callback, kOccurredUs, kRecordedUs};
+  auto comment = ApplyCorrection(made, R"({"comment":"fine"})");
+  ASSERT_TRUE(std::holds_alternative<CorrectedValues>(comment));
+  EXPECT_TRUE(ChangesFacts(made, std::get<CorrectedValues>(comment)));  // evidence shows it
+
+  const std::string name = Correction(1, {{"customer_name", "乙"}});
+  const std::string cls = Correction(1, {{"customer_class", "hv_dual"}});
+  const AppliedCorrections applied =
+      ApplyCorrections({Accepted(),
+                        {2, "Corrected", name, kOccurredUs, kRecordedUs},
+                        {3, "Corrected", cls, kOccurredUs, kRecordedUs}});
+  EXPECT_EQ(applied.applied, 2u);
+  EXPECT_EQ(applied.changing_facts, std::set<uint64_t>{3});
+}
+
 }  // namespace
 }  // namespace gridledger::domain

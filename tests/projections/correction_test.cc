@@ -181,5 +181,42 @@ TEST_F(CorrectionProjectionTest, ACorrectionThatCannotApplyIsListedAsRejected) {
   EXPECT_EQ(Timeliness("2026-04"), std::make_pair(json(1), json(1)));
 }
 
+// A correction of what no fold reads is listed and changes nothing else: no new revision, and
+// inline folding (which reads only the corrected event) equals a rebuild (which reads them all).
+TEST_F(CorrectionProjectionTest, ACorrectedNameIsListedWithoutAnotherRevision) {
+  auto read = [this](uint64_t position) { return ledger_->ReadOne(position); };
+  EventRecord name;
+  name.position = 99;
+  name.stream = kApp;
+  name.type = "Corrected";
+  const auto payload = domain::PayloadFromJson(
+      "Corrected",
+      {{"corrects_position", 1}, {"reason", "r"}, {"fields", {{"customer_name", "乙"}}}});
+  ASSERT_TRUE(std::holds_alternative<std::string>(payload));
+  name.payload = std::get<std::string>(payload);
+  EXPECT_EQ(CheckCorrection(Stored(), name, read), CorrectionCheck::kChangesNoFact);
+  name.stream = "app/OTHER-1";
+  EXPECT_EQ(CheckCorrection(Stored(), name, read), CorrectionCheck::kNotItsEvent);
+
+  Correct(1, {{"customer_name", "昆明西山精密机械股份有限公司"}});
+  const ApplicationState state = Stored();
+  EXPECT_EQ(state.revision, 0u);
+  ASSERT_EQ(state.corrections.size(), 1u);
+  EXPECT_EQ(state.corrections[0].corrects_position, 1u);
+  EXPECT_EQ(Timeliness("2026-04"), std::make_pair(json(1), json(1)));
+  Correct(1, {{"customer_class", "lv_nonresidential"}});
+  EXPECT_EQ(Stored().revision, 1u);
+  ASSERT_EQ(Stored().corrections.size(), 2u);
+  Correct(3, {{"capacity_kva", 100}});    // position 3 is a SiteSurveyed: no such field
+  Correct(999, {{"capacity_kva", 100}});  // no event before it
+  ASSERT_GE(Stored().rejected.size(), 2u);
+  EXPECT_EQ(Stored().rejected.back().rule, "correction_target");
+  const auto inline_bytes = Dump();
+  engine_->Detach();
+  Engine rebuilt(*ledger_);
+  ASSERT_TRUE(rebuilt.Rebuild().ok());
+  EXPECT_TRUE(Dump() == inline_bytes);
+}
+
 }  // namespace
 }  // namespace gridledger::projections

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -71,6 +72,16 @@ std::optional<CorrectionRequest> ReadCorrection(std::string_view payload);
 std::variant<CorrectedValues, RuleBreach> ApplyCorrection(const CorrectableEvent& target,
                                                           std::string_view fields);
 
+// Whether a correction changes what the workflow rules and the projections read of the event:
+// its time, its workflow fields (DecodeWorkflowEvent), or anything of a document review, site
+// inspection or callback (the KPI and evidence projections read their payloads). A customer's
+// name or capacity, say, does not: such a correction is recorded, and nothing is folded again.
+bool ChangesFacts(const CorrectableEvent& before, const CorrectedValues& after);
+
+// Why a Corrected naming `corrects_position` is refused when that is not an earlier event of its
+// application (rule correction_target).
+RuleBreach CorrectionTargetBreach(uint64_t corrects_position);
+
 // Every correction among one application's events, applied in position order.
 struct AppliedCorrections {
   // The final values of each corrected event, by its position.
@@ -79,6 +90,8 @@ struct AppliedCorrections {
   // position, with the rule: correction_target, correction_invalid, or one of ApplyCorrection's.
   std::map<uint64_t, RuleBreach> refused;
   uint32_t applied = 0;  // Corrected events applied
+  // The applied ones that change facts (ChangesFacts); the others only fix what no fold reads.
+  std::set<uint64_t> changing_facts;
 };
 // `events`: one stream's events in position order (a prefix of it is fine). A Corrected applies
 // to an earlier event in `events`; one naming anything else is refused (correction_target).

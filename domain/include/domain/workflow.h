@@ -141,6 +141,8 @@ struct WorkflowEvent {
   // Corrected
   uint64_t corrects_position = 0;
   std::string reason;  // Corrected.reason, ClockPaused.reason, Withdrawn.reason
+
+  bool operator==(const WorkflowEvent&) const = default;
 };
 
 // A rule that an event broke: a stable snake_case id from the tables above and one readable

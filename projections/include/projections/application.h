@@ -23,7 +23,8 @@
 //                          started at the latest prerequisite that did happen (or the acceptance)
 //                          and ended at once.
 //   change_completion      ApplicationAccepted (change) → ChangeExecuted
-//   total                  ApplicationAccepted (not change) → MeterConnected: the whole wait, judged
+//   total                  ApplicationAccepted (not change) → MeterConnected: the whole wait,
+//   judged
 //                          only by profiles that promise a total (SlaProfile::Defines), and not
 //                          shown by ToJson otherwise
 // A customer-caused pause (ClockPaused → ClockResumed) pauses every open clock; a clock opened
@@ -51,6 +52,7 @@
 #include "domain/sla_profile.h"
 #include "domain/workflow.h"
 #include "ledger/event.h"
+#include "ledger/status.h"
 
 namespace gridledger::projections {
 
@@ -149,9 +151,9 @@ struct ApplicationState {
   domain::WorkflowFacts facts;  // customer class, business, flags (domain/workflow.h)
   uint64_t last_position = 0;   // of the last folded event (applied or rejected)
   uint64_t events_applied = 0;
-  // How many corrections the events folded into this state carry (CorrectedStream::applied()):
-  // the KPI items made from it carry it too, so a correction's refold supersedes the items of the
-  // fold before it (see kpi.h, REVISIONS).
+  // How many corrections that change facts the events folded into this state carry
+  // (CorrectedStream::revision()): the KPI items made from it carry it too, so a correction's
+  // refold supersedes the items of the fold before it (see kpi.h, REVISIONS).
   uint32_t revision = 0;
   std::optional<domain::Date> accepted_date;
 
@@ -191,6 +193,13 @@ class CorrectedStream {
 
   const std::vector<EventRecord>& records() const { return records_; }
   uint32_t applied() const { return corrections_.applied; }
+  // The applied corrections that change facts (domain::ChangesFacts): an application folded
+  // from these records has this revision (ApplicationState::revision).
+  uint32_t revision() const { return static_cast<uint32_t>(corrections_.changing_facts.size()); }
+  // Whether the Corrected at `position` was applied and changes facts.
+  bool ChangesFacts(uint64_t position) const {
+    return corrections_.changing_facts.contains(position);
+  }
   // Why the Corrected at `position` was not applied, or nullptr when it was (or is no Corrected).
   const domain::RuleBreach* Refused(uint64_t position) const;
   // Folds one of records() into `state`; a Corrected that was not applied is listed in
@@ -201,6 +210,23 @@ class CorrectedStream {
   domain::AppliedCorrections corrections_;  // owns the corrected payloads records_ view
   std::vector<EventRecord> records_;
 };
+
+// What can be told of the Corrected `record` from the one event it corrects (`read(position)`), as
+// the corrections already in `app` left it, without the application's other events:
+//   kChangesNoFact  it applies and changes no fact (domain::ChangesFacts is false): fold it as any
+//                   event, nothing is folded again;
+//   kNotItsEvent    it names an event of another application, or none before it: fold it as
+//                   rejected with domain::CorrectionTargetBreach;
+//   kUnknown        anything else (it changes facts, would be refused otherwise, or the event
+//                   cannot be read): a CorrectedStream of the application's events decides.
+// A CorrectedStream always agrees with the first two answers.
+enum class CorrectionCheck : uint8_t { kChangesNoFact, kNotItsEvent, kUnknown };
+CorrectionCheck CheckCorrection(
+    const ApplicationState& app, const EventRecord& record,
+    const std::function<ledger::Result<ledger::StoredEvent>(uint64_t)>& read);
+// Folds a Corrected that CheckCorrection called kNotItsEvent: listed as rejected, as
+// CorrectedStream::Fold would.
+void FoldForeignCorrection(ApplicationState& state, const EventRecord& record);
 
 // Which events a fold takes; an empty filter takes all.
 using EventFilter = std::function<bool(const EventRecord&)>;
