@@ -16,6 +16,7 @@
 #include "ingest/event_codec.h"
 #include "projections/engine.h"
 #include "projections/queries.h"
+#include "side_dump.h"
 #include "support/temp_dir.h"
 
 namespace gridledger::projections {
@@ -85,20 +86,7 @@ class CorrectionProjectionTest : public ::testing::Test {
     return {};
   }
 
-  std::map<std::string, std::string> Dump() {
-    std::map<std::string, std::string> all;
-    for (ledger::SideFamily family = 0; family < SideFamilies().size(); ++family) {
-      EXPECT_TRUE(ledger_
-                      ->ScanSide(family, "",
-                                 [&](std::string_view key, std::string_view value) {
-                                   all.emplace(SideFamilies()[family] + "/" + std::string(key),
-                                               std::string(value));
-                                   return true;
-                                 })
-                      .ok());
-    }
-    return all;
-  }
+  testing::SideDump Dump() const { return testing::DumpSideFamilies(*ledger_); }
 
   testing::TempDir dir_;
   int64_t now_us_ = kNowUs;

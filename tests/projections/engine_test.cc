@@ -15,6 +15,7 @@
 #include "domain/event_json.h"
 #include "ingest/event_codec.h"
 #include "projections/engine.h"
+#include "side_dump.h"
 #include "support/temp_dir.h"
 
 namespace gridledger::projections {
@@ -66,22 +67,6 @@ void AppendSamples(ledger::Ledger& ledger, int copies) {
   }
 }
 
-// Every key and value of every projection family.
-std::map<std::string, std::string> Dump(ledger::Ledger& ledger) {
-  std::map<std::string, std::string> all;
-  for (ledger::SideFamily family = 0; family < SideFamilies().size(); ++family) {
-    EXPECT_TRUE(ledger
-                    .ScanSide(family, "",
-                              [&](std::string_view key, std::string_view value) {
-                                all.emplace(SideFamilies()[family] + "/" + std::string(key),
-                                            std::string(value));
-                                return true;
-                              })
-                    .ok());
-  }
-  return all;
-}
-
 TEST(EngineTest, InlineCatchUpAndRebuildGiveIdenticalBytes) {
   testing::TempDir inline_dir;
   testing::TempDir batch_dir;
@@ -92,7 +77,7 @@ TEST(EngineTest, InlineCatchUpAndRebuildGiveIdenticalBytes) {
     ASSERT_TRUE(engine.Attach().ok());
     AppendSamples(*ledger, 3);
     EXPECT_EQ(engine.checkpoint(), ledger->Head());
-    inline_bytes = Dump(*ledger);
+    inline_bytes = testing::DumpSideFamilies(*ledger);
   }
   auto ledger = std::move(ledger::Ledger::Open(batch_dir.str(), LedgerOptions())).value();
   AppendSamples(*ledger, 3);
@@ -103,7 +88,7 @@ TEST(EngineTest, InlineCatchUpAndRebuildGiveIdenticalBytes) {
   EXPECT_EQ(engine.checkpoint(), 0u);
   ASSERT_TRUE(engine.CatchUp().ok());
   EXPECT_EQ(engine.checkpoint(), 33u);
-  std::map<std::string, std::string> caught_up = Dump(*ledger);
+  std::map<std::string, std::string> caught_up = testing::DumpSideFamilies(*ledger);
   size_t applications = 0;
   for (const auto& [key, value] : caught_up) applications += key.starts_with("proj.application/");
   EXPECT_EQ(applications, 3u);
@@ -114,11 +99,11 @@ TEST(EngineTest, InlineCatchUpAndRebuildGiveIdenticalBytes) {
 
   std::vector<uint64_t> progress;
   ASSERT_TRUE(engine.Rebuild([&](uint64_t done, uint64_t) { progress.push_back(done); }).ok());
-  ExpectSameBytes(Dump(*ledger), inline_bytes);
+  ExpectSameBytes(testing::DumpSideFamilies(*ledger), inline_bytes);
   ASSERT_FALSE(progress.empty());
   EXPECT_EQ(progress.back(), 33u);
   ASSERT_TRUE(engine.Rebuild().ok());
-  ExpectSameBytes(Dump(*ledger), inline_bytes);
+  ExpectSameBytes(testing::DumpSideFamilies(*ledger), inline_bytes);
 }
 
 TEST(EngineTest, CheckpointSurvivesReopenAndCatchUpResumes) {
@@ -272,9 +257,9 @@ TEST(EngineTest, DetachUnderLoadThenCatchUpEqualsRebuild) {
   Engine caught_up(*ledger);
   ASSERT_TRUE(caught_up.CatchUp().ok());
   EXPECT_EQ(caught_up.checkpoint(), ledger->Head());
-  std::map<std::string, std::string> incremental = Dump(*ledger);
+  std::map<std::string, std::string> incremental = testing::DumpSideFamilies(*ledger);
   ASSERT_TRUE(caught_up.Rebuild().ok());
-  ExpectSameBytes(Dump(*ledger), incremental);
+  ExpectSameBytes(testing::DumpSideFamilies(*ledger), incremental);
 }
 
 }  // namespace
@@ -297,9 +282,9 @@ TEST(EngineTest, BackgroundCatchUpFollowsTheHead) {
   engine.StopBackground();
   ASSERT_EQ(engine.checkpoint(), head);
   EXPECT_TRUE(engine.BackgroundStatus().ok());
-  std::map<std::string, std::string> followed = Dump(*ledger);
+  std::map<std::string, std::string> followed = testing::DumpSideFamilies(*ledger);
   ASSERT_TRUE(engine.Rebuild().ok());
-  ExpectSameBytes(Dump(*ledger), followed);
+  ExpectSameBytes(testing::DumpSideFamilies(*ledger), followed);
 }
 
 }  // namespace

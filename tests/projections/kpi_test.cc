@@ -103,9 +103,7 @@ class Month {
   const ApplicationState& app(const std::string& stream) { return apps_[stream]; }
 
  private:
-  static std::string Date(const std::string& day) {
-    return day.size() == 5 ? "2026-" + day : day;
-  }
+  static std::string Date(const std::string& day) { return day.size() == 5 ? "2026-" + day : day; }
 
   std::deque<OwnedEvent> events_;
   std::vector<std::optional<ApplicationState>> apps_after_;

@@ -15,27 +15,13 @@
 #include "ingest/ingestor.h"
 #include "projections/engine.h"
 #include "projections/queries.h"
+#include "side_dump.h"
 #include "support/temp_dir.h"
 
 namespace gridledger::projections {
 namespace {
 
-using Dump = std::map<std::string, std::string>;
-
-Dump DumpAll(ledger::Ledger& ledger) {
-  Dump all;
-  for (ledger::SideFamily family = 0; family < SideFamilies().size(); ++family) {
-    EXPECT_TRUE(ledger
-                    .ScanSide(family, "",
-                              [&](std::string_view key, std::string_view value) {
-                                all.emplace(SideFamilies()[family] + "/" + std::string(key),
-                                            std::string(value));
-                                return true;
-                              })
-                    .ok());
-  }
-  return all;
-}
+using Dump = testing::SideDump;
 
 // The first key whose bytes differ, or "" when equal.
 std::string FirstDifference(const Dump& a, const Dump& b) {
@@ -133,21 +119,21 @@ TEST_P(ProjectionPropertyTest, IncrementalEqualsRebuiltAndRebuildsAreIdentical) 
     ASSERT_GT(ledger->Head(), 500u);
     EXPECT_EQ(engine.checkpoint(), ledger->Head());
     engine.Detach();
-    incremental = DumpAll(*ledger);
+    incremental = testing::DumpSideFamilies(*ledger);
     ExpectQueriesEqual(engine, FoldInMemory(*ledger));
   }
 
   Engine engine(*ledger);  // a short log: scanned and folded on this thread
   ASSERT_TRUE(engine.Rebuild().ok());
-  Dump rebuilt = DumpAll(*ledger);
+  Dump rebuilt = testing::DumpSideFamilies(*ledger);
   EXPECT_EQ(FirstDifference(incremental, rebuilt), "");
   ASSERT_TRUE(engine.Rebuild().ok());
-  EXPECT_EQ(FirstDifference(rebuilt, DumpAll(*ledger)), "");
+  EXPECT_EQ(FirstDifference(rebuilt, testing::DumpSideFamilies(*ledger)), "");
   EngineOptions threaded;
   threaded.scan_thread_events_min = 1;  // the scan on a second thread, as in a long rebuild
   Engine pipelined(*ledger, threaded);
   ASSERT_TRUE(pipelined.Rebuild().ok());
-  EXPECT_EQ(FirstDifference(rebuilt, DumpAll(*ledger)), "");
+  EXPECT_EQ(FirstDifference(rebuilt, testing::DumpSideFamilies(*ledger)), "");
 
   EngineOptions tiny;
   tiny.cache_states_max = 3;
@@ -155,7 +141,7 @@ TEST_P(ProjectionPropertyTest, IncrementalEqualsRebuiltAndRebuildsAreIdentical) 
   tiny.scan_thread_events_min = 1;
   Engine evicting(*ledger, tiny);
   ASSERT_TRUE(evicting.Rebuild().ok());
-  EXPECT_EQ(FirstDifference(rebuilt, DumpAll(*ledger)), "");
+  EXPECT_EQ(FirstDifference(rebuilt, testing::DumpSideFamilies(*ledger)), "");
   ExpectQueriesEqual(evicting, FoldInMemory(*ledger));
 
   EngineOptions small_bytes;
@@ -163,7 +149,7 @@ TEST_P(ProjectionPropertyTest, IncrementalEqualsRebuiltAndRebuildsAreIdentical) 
   small_bytes.scan_thread_events_min = 1;  // and dropped all the time
   Engine freezing(*ledger, small_bytes);
   ASSERT_TRUE(freezing.Rebuild().ok());
-  EXPECT_EQ(FirstDifference(rebuilt, DumpAll(*ledger)), "");
+  EXPECT_EQ(FirstDifference(rebuilt, testing::DumpSideFamilies(*ledger)), "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, ProjectionPropertyTest, ::testing::Values(1, 7, 42, 20261128));
