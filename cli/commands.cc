@@ -172,6 +172,8 @@ int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& 
     out << json{{"ok", false}, {"error", ingest::ErrorJson(events.status())}}.dump() << "\n";
     return kExitFailure;
   }
+  // Before the read is recorded: that record is not more of what was asked for.
+  const uint64_t head = ledger->Head();
   const bool personal = std::any_of(events->begin(), events->end(), [](const auto& event) {
     return event.stream.starts_with("app/");
   });
@@ -188,7 +190,7 @@ int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& 
   // A page may not be all there is: say where to go on, so nobody takes it for the whole log.
   if (!events->empty() && events->size() >= options.limit) {
     const ledger::StoredEvent& last = events->back();
-    bool more = ledger->Head() > last.position;
+    bool more = head > last.position;
     if (options.stream) {
       auto version = ledger->StreamVersion(*options.stream);
       more = version.ok() && *version > static_cast<int64_t>(last.version);

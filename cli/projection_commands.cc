@@ -179,6 +179,9 @@ int KpiCommand(const DataOptions& options, const std::string& period,
     return Fail(out, "invalid", "--as-of takes YYYY-MM-DD or RFC 3339, not " + *as_of,
                 kExitRejected);
   }
+  if (as_of_us && *as_of_us > NowUs()) {
+    return Fail(out, "invalid", "--as-of " + *as_of + " lies in the future", kExitRejected);
+  }
   json table;
   if (as_of_us) {
     // Replayed from the log: the stored projections hold only the present.

@@ -330,8 +330,8 @@ nlohmann::json ClocksJson(const ApplicationState& state, const domain::WorkingCa
       attempts.push_back(ClockJson(
           clock, Evaluate(clock, calendar, profile, state.facts.customer_class, at_unix_us)));
     }
-    // A clock no class has a limit for in this profile (total, in most) is folded, not shown.
-    if (attempts.empty() || !profile.Defines(name)) continue;
+    // The total clock is folded always, shown only where the profile promises totals.
+    if (attempts.empty() || (name == SlaClock::kTotal && !profile.Defines(name))) continue;
     nlohmann::json latest = attempts.back();
     attempts.erase(attempts.size() - 1);
     if (!attempts.empty()) latest["attempts"] = std::move(attempts);

@@ -716,11 +716,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     OffLoad([&service, period = period->second, org,
              as_of = *as_of]() -> std::pair<http::status, std::string> {
       if (as_of) {
-        // Replayed from the log (projections/queries.h KpiStatesAt): slow on a long log.
-        auto table = projections::KpiTableAsOf(service.ledger(), period, org, service.calendar(),
-                                               service.profile(), *as_of);
-        if (!table.ok()) return Answer(FromStatus(table.status()));
-        return Answer(*table);
+        auto table = service.KpiTableAsOf(period, org, *as_of);
+        if (auto* error = std::get_if<ServiceError>(&table)) return Answer(*error);
+        return Answer(std::get<nlohmann::json>(table));
       }
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
       auto states = service.engine().KpiStates();

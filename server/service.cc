@@ -6,6 +6,7 @@
 
 #include "domain/event_json.h"
 #include "ingest/event_codec.h"
+#include "projections/queries.h"
 #include "server/probe.h"
 
 namespace gridledger::server {
@@ -200,6 +201,22 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
   event.recorded_by =
       domain::Actor{importer.id, std::string(ingest::RoleName(importer.role)), importer.org};
   return Await<AppendAnswer>([&](auto done) { Submit(actor, std::move(event), std::move(done)); });
+}
+
+std::variant<nlohmann::json, ServiceError> Service::KpiTableAsOf(
+    std::string_view period, const std::optional<std::string>& org, int64_t as_of_us) {
+  if (as_of_us > NowUs()) {
+    return MakeError(ErrorKind::kInvalid, "bad_parameter",
+                     "as_of lies in the future: a period is reported once it has happened");
+  }
+  if (replaying_.exchange(true)) {
+    return MakeError(ErrorKind::kBusy, "busy",
+                     "another as_of replay of the log is running; retry later");
+  }
+  auto table = projections::KpiTableAsOf(ledger_, period, org, calendar_, profile_, as_of_us);
+  replaying_ = false;
+  if (!table.ok()) return FromStatus(table.status());
+  return std::move(table).value();
 }
 
 std::optional<ServiceError> Service::RecordPersonalDataRead(const ingest::Principal& principal,

@@ -14,6 +14,7 @@
 
 #include "domain/event_json.h"
 #include "ingest/event_codec.h"
+#include "projections/application_codec.h"
 #include "projections/engine.h"
 #include "projections/queries.h"
 #include "side_dump.h"
@@ -199,6 +200,32 @@ TEST_F(CorrectionProjectionTest, ACorrectedNameIsListedWithoutAnotherRevision) {
   Correct(999, {{"capacity_kva", 100}});  // no event before it
   ASSERT_GE(Stored().rejected.size(), 2u);
   EXPECT_EQ(Stored().rejected.back().rule, "correction_target");
+  // Another application's event; a refused correction of the same target before a name one.
+  Append({{"stream", "app/XS-2026-000999"},
+          {"type", "ApplicationAccepted"},
+          {"event_id", "other-1"},
+          {"occurred_at", "2026-09-21T09:00:00+08:00"},
+          {"actor", {{"id", "S1001"}, {"role", "clerk"}, {"org", "KM.XS"}}},
+          {"data",
+           {{"customer_id", "C9"},
+            {"customer_name", "乙"},
+            {"customer_class", "residential"},
+            {"business", "new_install"},
+            {"voltage_kv", 0.22},
+            {"capacity_kva", 8},
+            {"channel", "counter"},
+            {"important", false},
+            {"three_zero", false}}}});
+  Correct(ledger_->Head(), {{"capacity_kva", 9}});  // names app/XS-2026-000999's acceptance
+  EXPECT_EQ(Stored().rejected.back().rule, "correction_target");
+  Correct(1, {{"customer_class", "villa"}});
+  EXPECT_EQ(Stored().rejected.back().rule, "correction_value");
+  Correct(1, {{"customer_name", "昆明西山精密机械有限公司"}});
+  EXPECT_EQ(Stored().revision, 1u);
+  // The engine decided each from one event; folding the whole application decides the same.
+  auto events = ledger_->ReadStream(kApp);
+  ASSERT_TRUE(events.ok());
+  EXPECT_EQ(EncodeApplication(Stored()), EncodeApplication(FoldStream(*events)));
   const auto inline_bytes = Dump();
   engine_->Detach();
   Engine rebuilt(*ledger_);

@@ -101,6 +101,14 @@ class Service {
   // by that actor (role, org and workflow rules). Blocking.
   AppendAnswer AppendImported(const ingest::Principal& importer, domain::ClientEvent event);
 
+  // The KPI table of `period` as it could be reported at `as_of_us` (projections::KpiTableAsOf:
+  // a replay of the log). One replay runs at a time (it reads the whole log on a query thread):
+  // another gets kBusy. An as-of time in the future is refused (kInvalid): the figures of a
+  // period not yet over would be judged as if it were.
+  std::variant<nlohmann::json, ServiceError> KpiTableAsOf(std::string_view period,
+                                                          const std::optional<std::string>& org,
+                                                          int64_t as_of_us);
+
   // Records that `principal` read personal data (`what`, e.g. "app/XS-2026-000123") by appending
   // SensitiveDataAccessed to staff/<principal id>; `approved_by` may be empty. Reads of personal
   // data are refused when this cannot be recorded.
@@ -170,6 +178,7 @@ class Service {
   ingest::Ingestor ingestor_;
 
   std::atomic<bool> draining_{false};
+  std::atomic<bool> replaying_{false};  // a KpiTableAsOf is running
   std::atomic<size_t> appends_inflight_{0};
   std::atomic<size_t> connections_{0};
   std::atomic<size_t> subscribers_{0};
