@@ -112,15 +112,7 @@ domain::Actor LocalOperator() {
 }
 
 bool RecordLocalRead(ledger::Ledger& ledger, std::string_view what) {
-  const domain::Actor reader = LocalOperator();
-  const nlohmann::json event = {
-      {"stream", "staff/" + reader.id},
-      {"type", "SensitiveDataAccessed"},
-      {"event_id", "read-" + ingest::TokenStore::NewToken().substr(0, 32)},
-      {"occurred_at", domain::FormatTimestamp(NowUs(), domain::kShanghaiUtcOffsetMinutes)},
-      {"actor", {{"id", reader.id}, {"role", reader.role}, {"org", reader.org}}},
-      {"data", {{"what", what}}}};
-  auto decoded = domain::DecodeClientEvent(event);
+  auto decoded = ingest::PersonalDataReadEvent(LocalOperator(), what, "", NowUs());
   if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
     std::cerr << "ledgerctl: cannot record this read of personal data: " << error->message << "\n";
     return false;
@@ -216,11 +208,8 @@ void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEve
       << "data\n";
   // Corrections among the events (domain/correction.h): what each corrected, and which were not
   // applied, noted under the events, since the rows show the events as stored.
-  std::vector<domain::CorrectableEvent> correctable;
-  for (const ledger::StoredEvent& e : events) {
-    correctable.push_back({e.position, e.type, e.payload, e.occurred_at_us, e.recorded_at_us});
-  }
-  const domain::AppliedCorrections corrections = domain::ApplyCorrections(correctable);
+  const domain::AppliedCorrections corrections =
+      domain::ApplyCorrections(ingest::Correctable(events));
   std::map<uint64_t, std::vector<std::string>> notes;  // by the position they are noted under
   for (const ledger::StoredEvent& e : events) {
     if (e.type != "Corrected") continue;

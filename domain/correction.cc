@@ -66,7 +66,7 @@ std::variant<CorrectedValues, RuleBreach> ApplyCorrection(const CorrectableEvent
         return Breach("correction_value",
                       "Corrected.fields.occurred_at must be an RFC 3339 date-time with an offset");
       }
-      if (when->unix_us > target.recorded_at_us + kCorrectedFutureToleranceUs) {
+      if (when->unix_us > target.recorded_at_us + kFutureToleranceUs) {
         return Breach("correction_value", "Corrected.fields.occurred_at " +
                                               value.get<std::string>() +
                                               " lies after the event at " + at +

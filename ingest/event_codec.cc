@@ -2,6 +2,7 @@
 
 #include <variant>
 
+#include "ingest/auth.h"
 #include "ledger/limits.h"
 #include "ledger/status.h"
 
@@ -90,6 +91,30 @@ nlohmann::ordered_json ErrorJson(const ledger::Status& status, const domain::Rul
   return {{"code", std::string(ledger::CodeName(status.code()))},
           {"rule", rule.rule},
           {"message", rule.message}};
+}
+
+domain::Decoded<domain::ClientEvent> PersonalDataReadEvent(const domain::Actor& reader,
+                                                           std::string_view what,
+                                                           std::string_view approved_by,
+                                                           int64_t now_us) {
+  nlohmann::json data = {{"what", what}};
+  if (!approved_by.empty()) data["approved_by"] = approved_by;
+  return domain::DecodeClientEvent(nlohmann::json{
+      {"stream", "staff/" + reader.id},
+      {"type", "SensitiveDataAccessed"},
+      {"event_id", "read-" + TokenStore::NewToken().substr(0, 32)},
+      {"occurred_at", domain::FormatTimestamp(now_us, domain::kShanghaiUtcOffsetMinutes)},
+      {"actor", {{"id", reader.id}, {"role", reader.role}, {"org", reader.org}}},
+      {"data", std::move(data)}});
+}
+
+std::vector<domain::CorrectableEvent> Correctable(const std::vector<ledger::StoredEvent>& events) {
+  std::vector<domain::CorrectableEvent> out;
+  out.reserve(events.size() + 1);
+  for (const ledger::StoredEvent& e : events) {
+    out.push_back({e.position, e.type, e.payload, e.occurred_at_us, e.recorded_at_us});
+  }
+  return out;
 }
 
 }  // namespace gridledger::ingest

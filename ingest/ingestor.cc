@@ -49,33 +49,6 @@ void NotePrerequisiteDate(domain::PrerequisiteDates& dates, const domain::Workfl
   if (date != nullptr && (!*date || on < **date)) *date = on;
 }
 
-// A Corrected event fixes an event of its own application: corrects_position must be the position
-// of one of the stream's stored events (not another org's application, not a position that does
-// not exist). nullopt when `event` is not a Corrected or names such an event.
-std::optional<domain::RuleBreach> CheckCorrectionTarget(const std::vector<uint64_t>& positions,
-                                                        const domain::ClientEvent& event) {
-  if (event.type != "Corrected") return std::nullopt;
-  auto decoded = domain::DecodeWorkflowEvent(event.type, event.payload);
-  if (auto* breach = std::get_if<domain::RuleBreach>(&decoded)) return *breach;
-  const uint64_t target = std::get<domain::WorkflowEvent>(decoded).corrects_position;
-  if (std::binary_search(positions.begin(), positions.end(), target)) return std::nullopt;
-  return domain::RuleBreach{"correction_target",
-                            "Corrected.corrects_position " + std::to_string(target) +
-                                " is not an event of " + event.stream +
-                                ": a correction fixes an earlier event of its own application "
-                                "(rule correction_target)"};
-}
-
-// One stream's stored events as corrections see them (views into `events`).
-std::vector<domain::CorrectableEvent> Correctable(const std::vector<ledger::StoredEvent>& events) {
-  std::vector<domain::CorrectableEvent> out;
-  out.reserve(events.size() + 1);
-  for (const ledger::StoredEvent& e : events) {
-    out.push_back({e.position, e.type, e.payload, e.occurred_at_us, e.recorded_at_us});
-  }
-  return out;
-}
-
 // Folds the workflow facts of one stream's events with the corrections among them applied. An
 // event the rules call invalid (an old import) is skipped, as the application projection does,
 // so both see the same facts.
@@ -98,9 +71,10 @@ void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::Work
   }
 }
 
-// A Corrected whose target is one of the stream's events: the correction must apply, and no event
-// of the stream may become invalid by the workflow rules with it applied (domain/correction.h,
-// judged there as every fold judges it). nullopt when it may be appended.
+// A Corrected must name an earlier event of its own stream (not another org's application, not a
+// position that does not exist), apply to it, and leave no event of the stream invalid by the
+// workflow rules (domain/correction.h, judged there as every fold judges it). nullopt when it may
+// be appended.
 std::optional<domain::RuleBreach> JudgeCorrection(const std::vector<ledger::StoredEvent>& stored,
                                                   const domain::ClientEvent& event,
                                                   int64_t now_us) {
@@ -136,7 +110,6 @@ ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& st
   for (const ledger::StoredEvent& stored : stored_stream.events) {
     if (stored.version == 0) stored_stream.org = stored.actor.org;
     stored_stream.version = static_cast<int64_t>(stored.version);
-    stored_stream.positions.push_back(stored.position);
   }
   FoldFacts(Correctable(stored_stream.events), stored_stream.facts, stored_stream.dates);
   return stored_stream;
@@ -289,7 +262,6 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
                                         .WithCurrentVersion(version)));
   }
   domain::Verdict verdict = domain::Judge(stored->facts, event.type, event.payload);
-  if (verdict.valid()) verdict.invalid = CheckCorrectionTarget(stored->positions, event);
   if (verdict.valid() && event.type == "Corrected") {
     verdict.invalid = JudgeCorrection(stored->events, event, now_us_());
   }

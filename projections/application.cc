@@ -481,17 +481,27 @@ const domain::RuleBreach* CorrectedStream::Refused(uint64_t position) const {
   return refused == corrections_.refused.end() ? nullptr : &refused->second;
 }
 
+namespace {
+
+// A Corrected that does not apply, as Fold() takes an invalid event: listed, nothing of it
+// applied (not even as late).
+void FoldRefused(ApplicationState& state, const EventRecord& record,
+                 const domain::RuleBreach& refused) {
+  if (state.stream.empty()) state.stream = std::string(record.stream);
+  state.last_position = record.position;
+  state.rejected.push_back(
+      RejectedRecord{record.position, std::string(record.type), refused.rule, refused.message});
+}
+
+}  // namespace
+
 void CorrectedStream::Fold(ApplicationState& state, const EventRecord& record) const {
   const domain::RuleBreach* refused = Refused(record.position);
   if (refused == nullptr || (!state.stream.empty() && record.stream != state.stream)) {
     projections::Fold(state, record);
     return;
   }
-  // As Fold() takes an invalid event: listed, nothing of it applied (not even as late).
-  if (state.stream.empty()) state.stream = std::string(record.stream);
-  state.last_position = record.position;
-  state.rejected.push_back(
-      RejectedRecord{record.position, std::string(record.type), refused->rule, refused->message});
+  FoldRefused(state, record, *refused);
 }
 
 CorrectionCheck CheckCorrection(
@@ -521,13 +531,50 @@ CorrectionCheck CheckCorrection(
   return no_fact ? CorrectionCheck::kChangesNoFact : CorrectionCheck::kUnknown;
 }
 
-void FoldForeignCorrection(ApplicationState& state, const EventRecord& record) {
-  const std::optional<domain::CorrectionRequest> request = domain::ReadCorrection(record.payload);
-  const domain::RuleBreach breach = domain::CorrectionTargetBreach(request->corrects_position);
-  if (state.stream.empty()) state.stream = std::string(record.stream);
-  state.last_position = record.position;
-  state.rejected.push_back(
-      RejectedRecord{record.position, std::string(record.type), breach.rule, breach.message});
+std::vector<EventRecord> RecordsBefore(const std::vector<ledger::StoredEvent>& events,
+                                       uint64_t position) {
+  std::vector<EventRecord> records;
+  records.reserve(events.size() + 1);
+  for (const ledger::StoredEvent& event : events) {
+    if (event.position < position) records.push_back(RecordOf(event));
+  }
+  return records;
+}
+
+ledger::Result<CorrectionFold> FoldCorrection(
+    ApplicationState& app, const EventRecord& record,
+    const std::function<ledger::Result<ledger::StoredEvent>(uint64_t)>& read_one,
+    const std::function<ledger::Result<std::vector<ledger::StoredEvent>>()>& read_stream,
+    const std::function<ledger::Status(const EventRecord&, const ApplicationState&)>& refolded) {
+  switch (CheckCorrection(app, record, read_one)) {
+    case CorrectionCheck::kChangesNoFact:
+      projections::Fold(app, record);
+      return CorrectionFold::kAsEvent;
+    case CorrectionCheck::kNotItsEvent:
+      FoldRefused(app, record,
+                  domain::CorrectionTargetBreach(
+                      domain::ReadCorrection(record.payload)->corrects_position));
+      return CorrectionFold::kAsEvent;
+    case CorrectionCheck::kUnknown:
+      break;
+  }
+  auto stored = read_stream();
+  if (!stored.ok()) return stored.status();
+  std::vector<EventRecord> records = RecordsBefore(*stored, record.position);
+  records.push_back(record);
+  const CorrectedStream corrected(std::move(records));
+  if (!corrected.ChangesFacts(record.position)) {
+    corrected.Fold(app, record);  // refused, or changing no fact after all (an unreadable event)
+    return CorrectionFold::kAsEvent;
+  }
+  ApplicationState folded;
+  folded.revision = corrected.revision();
+  for (const EventRecord& event : corrected.records()) {
+    corrected.Fold(folded, event);
+    if (ledger::Status derived = refolded(event, folded); !derived.ok()) return derived;
+  }
+  app = std::move(folded);
+  return CorrectionFold::kRefolded;
 }
 
 ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,

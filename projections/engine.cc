@@ -300,59 +300,36 @@ ledger::Status Engine::FoldCorrection(const EventRecord& record) {
   auto entry = applications_.Mutable(record.stream);
   if (!entry.ok()) return entry.status();
   ApplicationEntry& app = **entry;
-  // Most corrections fix what no fold reads (a name, a capacity): folded as any event, from one
-  // read of the corrected event instead of the whole application (a 10M-event rebuild spent 13 %
-  // of its time reading applications' events for them).
-  const CorrectionCheck check = CheckCorrection(
-      app.application, record, [this](uint64_t position) { return ledger_.ReadOne(position); });
-  if (check != CorrectionCheck::kUnknown) {
-    if (check == CorrectionCheck::kChangesNoFact) {
-      projections::Fold(app.application, record);
-    } else {
-      FoldForeignCorrection(app.application, record);
-    }
-    ledger::Status derived = FoldDerived(record, &app.application, &app.evidence);
-    if (derived.ok()) checkpoint_ = record.position;
-    return derived;
+  CompactEvidence evidence;  // a refold's, replacing the entry's
+  auto folded = projections::FoldCorrection(
+      app.application, record, [this](uint64_t position) { return ledger_.ReadOne(position); },
+      [&]() -> ledger::Result<std::vector<ledger::StoredEvent>> {
+        if (staging_ && app.application.last_position > written_checkpoint_) {
+          // An earlier event of the application is staged but not yet written (a batch holding
+          // both, or a pipelined commit), so the store cannot give it. The ingestor never stages
+          // a Corrected so (it judges on the stream as stored); a direct ledger append can.
+          return ledger::Status(ledger::Code::kIoError,
+                                "a correction follows unwritten events of its application; "
+                                "CatchUp() folds it");
+        }
+        return ledger_.ReadStream(std::string(record.stream));
+      },
+      [&](const EventRecord& event, const ApplicationState& after) {
+        ledger::Status kpi = FoldKpi(event, &after);
+        if (kpi.ok()) projections::Fold(evidence, event, event.actor_id, &after);
+        return kpi;
+      });
+  if (!folded.ok()) return folded.status();
+  ledger::Status derived;
+  if (*folded == CorrectionFold::kAsEvent) {
+    derived = FoldDerived(record, &app.application, &app.evidence);
+  } else {
+    app.evidence = std::move(evidence);
+    // The staff audit records who did what when, not the facts: only the Corrected is new there.
+    derived = FoldStaffAudit(record, &app.application);
   }
-  if (staging_ && (*entry)->application.last_position > written_checkpoint_) {
-    // An earlier event of the application is staged but not yet written (a batch holding both,
-    // or a pipelined commit), so the store cannot give it. The ingestor never stages a Corrected
-    // so (it judges on the stream as stored); a direct ledger append can.
-    return ledger::Status(ledger::Code::kIoError,
-                          "a correction follows unwritten events of its application; CatchUp() "
-                          "folds it");
-  }
-  auto stored = ledger_.ReadStream(std::string(record.stream));
-  if (!stored.ok()) return stored.status();
-  std::vector<EventRecord> records;
-  records.reserve(stored->size() + 1);
-  for (const ledger::StoredEvent& event : *stored) {
-    if (event.position < record.position) records.push_back(RecordOf(event));
-  }
-  records.push_back(record);
-  const CorrectedStream corrected(std::move(records));
-  if (!corrected.ChangesFacts(record.position)) {
-    // Refused (folded as a rejected event), or changing no fact (a read that failed above):
-    // nothing is folded again.
-    corrected.Fold(app.application, record);
-    ledger::Status derived = FoldDerived(record, &app.application, &app.evidence);
-    if (derived.ok()) checkpoint_ = record.position;
-    return derived;
-  }
-  ApplicationEntry refolded;
-  refolded.application.revision = corrected.revision();
-  for (const EventRecord& event : corrected.records()) {
-    corrected.Fold(refolded.application, event);
-    ledger::Status kpi = FoldKpi(event, &refolded.application);
-    if (!kpi.ok()) return kpi;
-    projections::Fold(refolded.evidence, event, event.actor_id, &refolded.application);
-  }
-  app = std::move(refolded);
-  // The staff audit records who did what when, not the facts: only the Corrected is new there.
-  ledger::Status staff = FoldStaffAudit(record, &app.application);
-  if (staff.ok()) checkpoint_ = record.position;
-  return staff;
+  if (derived.ok()) checkpoint_ = record.position;
+  return derived;
 }
 
 ledger::Status Engine::FoldKpi(const EventRecord& record, const ApplicationState* app) {

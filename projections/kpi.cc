@@ -884,55 +884,53 @@ std::vector<const KpiState*> SortedByKey(const std::vector<KpiState>& states) {
 
 }  // namespace
 
+namespace {
+
+// Calls `visit(items, app_of)` for every list of `state` whose items belong to an application;
+// `app_of(item)` is the item's application stream.
+template <typename State, typename Visit>
+void ForEachApplicationList(State& state, const Visit& visit) {
+  const auto app = [](const auto& item) { return std::string_view(item.app); };
+  visit(state.archived, app);
+  visit(state.changes, app);
+  visit(state.callbacks, app);
+  visit(state.connections, app);
+  visit(state.document_reviews, app);
+  visit(state.site_inspections, app);
+  visit(state.violations, app);
+  visit(state.urges, app);
+  visit(state.revisions, app);
+  visit(state.late, [](const KpiLate& late) { return std::string_view(late.stream); });
+}
+
+}  // namespace
+
 void KeepLatestRevisions(std::vector<const KpiState*>& states, std::deque<KpiState>& copies) {
   std::unordered_map<std::string_view, uint32_t> latest;
-  auto note = [&latest](std::string_view app, uint32_t revision) {
-    if (revision == 0) return;
-    uint32_t& seen = latest[app];
-    seen = std::max(seen, revision);
-  };
-  auto for_each_item = [](const KpiState& state, const auto& visit) {
-    auto all = [&visit](const auto& items) {
-      for (const auto& item : items) visit(std::string_view(item.app), item.revision);
-    };
-    all(state.archived);
-    all(state.changes);
-    all(state.callbacks);
-    all(state.connections);
-    all(state.document_reviews);
-    all(state.site_inspections);
-    all(state.violations);
-    all(state.urges);
-    all(state.revisions);
-    for (const KpiLate& late : state.late) visit(std::string_view(late.stream), late.revision);
-  };
-  for (const KpiState* state : states) for_each_item(*state, note);
+  for (const KpiState* state : states) {
+    ForEachApplicationList(*state, [&latest](const auto& items, const auto& app_of) {
+      for (const auto& item : items) {
+        if (item.revision == 0) continue;
+        uint32_t& seen = latest[app_of(item)];
+        seen = std::max(seen, item.revision);
+      }
+    });
+  }
   if (latest.empty()) return;
-  auto stale = [&latest](std::string_view app, uint32_t revision) {
+  const auto stale = [&latest](std::string_view app, uint32_t revision) {
     auto it = latest.find(app);
     return it != latest.end() && revision < it->second;
   };
-  auto drop_stale = [&stale](auto& items) {
-    std::erase_if(items, [&stale](const auto& item) { return stale(item.app, item.revision); });
-  };
   for (const KpiState*& state : states) {
     bool has_stale = false;
-    for_each_item(*state, [&](std::string_view app, uint32_t revision) {
-      has_stale = has_stale || stale(app, revision);
+    ForEachApplicationList(*state, [&](const auto& items, const auto& app_of) {
+      for (const auto& item : items) has_stale = has_stale || stale(app_of(item), item.revision);
     });
     if (!has_stale) continue;
     KpiState& copy = copies.emplace_back(*state);
-    drop_stale(copy.archived);
-    drop_stale(copy.changes);
-    drop_stale(copy.callbacks);
-    drop_stale(copy.connections);
-    drop_stale(copy.document_reviews);
-    drop_stale(copy.site_inspections);
-    drop_stale(copy.violations);
-    drop_stale(copy.urges);
-    drop_stale(copy.revisions);
-    std::erase_if(copy.late,
-                  [&stale](const KpiLate& late) { return stale(late.stream, late.revision); });
+    ForEachApplicationList(copy, [&stale](auto& items, const auto& app_of) {
+      std::erase_if(items, [&](const auto& item) { return stale(app_of(item), item.revision); });
+    });
     state = &copy;
   }
 }

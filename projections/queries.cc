@@ -173,20 +173,6 @@ json OverdueJson(const OverdueRow& row) {
           {"escalation_level", row.view.escalation_level}};
 }
 
-namespace {
-
-// The events of `stream` before `position`, as records (views into `events`).
-std::vector<EventRecord> RecordsBefore(const std::vector<ledger::StoredEvent>& events,
-                                       uint64_t position) {
-  std::vector<EventRecord> records;
-  for (const ledger::StoredEvent& event : events) {
-    if (event.position < position) records.push_back(RecordOf(event));
-  }
-  return records;
-}
-
-}  // namespace
-
 ledger::Result<std::vector<KpiState>> KpiStatesAt(const ledger::Ledger& ledger,
                                                   uint64_t position_max, size_t applications_max) {
   KpiBook book;
@@ -217,35 +203,22 @@ ledger::Result<std::vector<KpiState>> KpiStatesAt(const ledger::Ledger& ledger,
     if (record.stream.starts_with("app/")) {
       app = application(record, view.version());
       if (app == nullptr) return false;
-      const CorrectionCheck check =
-          record.type != "Corrected" ? CorrectionCheck::kChangesNoFact
-                                     : CheckCorrection(*app, record, [&ledger](uint64_t position) {
-                                         return ledger.ReadOne(position);
-                                       });
-      if (check == CorrectionCheck::kChangesNoFact) {
+      if (record.type != "Corrected") {
         Fold(*app, record);
-      } else if (check == CorrectionCheck::kNotItsEvent) {
-        FoldForeignCorrection(*app, record);
       } else {
-        // As Engine::FoldCorrection: the application and its KPI items folded again.
-        auto events = ledger.ReadStream(std::string(record.stream));
-        if (!events.ok()) {
-          failure = events.status();
+        // As Engine::FoldCorrection: a refold folds the record's KPI parts with the others.
+        auto folded = FoldCorrection(
+            *app, record, [&ledger](uint64_t position) { return ledger.ReadOne(position); },
+            [&] { return ledger.ReadStream(std::string(record.stream)); },
+            [&book](const EventRecord& event, const ApplicationState& after) {
+              Fold(book, event, &after);
+              return ledger::Status::Ok();
+            });
+        if (!folded.ok()) {
+          failure = folded.status();
           return false;
         }
-        std::vector<EventRecord> records = RecordsBefore(*events, record.position);
-        records.push_back(record);
-        const CorrectedStream corrected(std::move(records));
-        if (!corrected.ChangesFacts(record.position)) {
-          corrected.Fold(*app, record);
-        } else {
-          *app = ApplicationState{};
-          app->revision = corrected.revision();
-          for (const EventRecord& event : corrected.records()) {
-            corrected.Fold(*app, event);
-            if (event.position != record.position) Fold(book, event, app);
-          }
-        }
+        if (*folded == CorrectionFold::kRefolded) return true;
       }
     }
     Fold(book, record, app);

@@ -230,19 +230,9 @@ std::optional<ServiceError> Service::RecordPersonalDataRead(const ingest::Princi
 void Service::RecordPersonalDataReadAsync(const ingest::Principal& principal, std::string_view what,
                                           std::string_view approved_by,
                                           std::function<void(std::optional<ServiceError>)> done) {
-  nlohmann::json data = {{"what", what}};
-  if (!approved_by.empty()) data["approved_by"] = approved_by;
-  nlohmann::json event = {
-      {"stream", "staff/" + principal.id},
-      {"type", "SensitiveDataAccessed"},
-      {"event_id", "read-" + ingest::TokenStore::NewToken().substr(0, 32)},
-      {"occurred_at", domain::FormatTimestamp(now_us_(), domain::kShanghaiUtcOffsetMinutes)},
-      {"actor",
-       {{"id", principal.id},
-        {"role", std::string(ingest::RoleName(principal.role))},
-        {"org", principal.org}}},
-      {"data", std::move(data)}};
-  auto decoded = domain::DecodeClientEvent(event);
+  auto decoded = ingest::PersonalDataReadEvent(
+      {principal.id, std::string(ingest::RoleName(principal.role)), principal.org}, what,
+      approved_by, now_us_());
   if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
     // Only a principal id that cannot name a staff stream gets here.
     done(FromDecodeError(*error));

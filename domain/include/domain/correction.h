@@ -11,7 +11,7 @@
 // - Keys not named keep their values; null removes an optional key. The result must be a valid
 //   `data` of the type, checked as a new event's is (rule correction_value, naming the key), and
 //   occurred_at must not lie after the corrected event's recorded_at by more than
-//   kCorrectedFutureToleranceUs (rule correction_value).
+//   kFutureToleranceUs (rule correction_value).
 // - A Corrected cannot itself be corrected: correct the original event again (rule
 //   correction_of_correction). Later corrections of one event apply on top of earlier ones.
 // - The corrected event must be an earlier event of the same application (rule correction_target,
@@ -38,9 +38,10 @@
 
 namespace gridledger::domain {
 
-// How far a corrected occurred_at may lie after the corrected event's recorded_at (the ingestor's
-// tolerance for clients' clocks).
-inline constexpr int64_t kCorrectedFutureToleranceUs = int64_t{5} * 60 * 1000 * 1000;
+// How far an occurred_at may lie after the time it is recorded (clients' clocks drift): the
+// ingestor's bound on new events, and a corrected occurred_at's on the corrected event's
+// recorded_at.
+inline constexpr int64_t kFutureToleranceUs = int64_t{5} * 60 * 1000 * 1000;
 
 // One stored event as corrections see it: views into the caller's storage.
 struct CorrectableEvent {

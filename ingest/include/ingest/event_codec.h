@@ -5,7 +5,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <string_view>
+#include <vector>
+
 #include "domain/calendar.h"
+#include "domain/correction.h"
 #include "domain/event_json.h"
 #include "domain/workflow.h"
 #include "ledger/event.h"
@@ -18,6 +22,17 @@ inline constexpr int32_t kLocalOffsetMinutes = domain::kShanghaiUtcOffsetMinutes
 
 // One client event as a one-event append to its stream.
 ledger::AppendRequest ToAppendRequest(domain::ClientEvent event);
+
+// The record of a read of personal data (`what`, e.g. "app/XS-2026-000123") by `reader`:
+// SensitiveDataAccessed on staff/<reader id>, occurred now, with `approved_by` when not empty and a
+// random event id. An error only for an id that cannot name a staff stream.
+domain::Decoded<domain::ClientEvent> PersonalDataReadEvent(const domain::Actor& reader,
+                                                           std::string_view what,
+                                                           std::string_view approved_by,
+                                                           int64_t now_us);
+
+// One stream's stored events as corrections see them (domain/correction.h; views into `events`).
+std::vector<domain::CorrectableEvent> Correctable(const std::vector<ledger::StoredEvent>& events);
 
 // {"position", "stream", "version", "type", "event_id", "occurred_at", "recorded_at", "actor",
 //  "data", "prev_hash", "hash"}. A payload that no longer decodes is shown as

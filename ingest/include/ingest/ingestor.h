@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "domain/correction.h"
 #include "domain/event_json.h"
 #include "domain/workflow.h"
 #include "ingest/auth.h"
@@ -35,7 +36,7 @@ namespace gridledger::ingest {
 // How often an append without expected_version re-judges after losing a race on its stream.
 inline constexpr int kJudgeRetriesMax = 16;
 // How far occurred_at may lie after the ledger's clock (clients' clocks drift).
-inline constexpr int64_t kFutureToleranceUs = int64_t{5} * 60 * 1000 * 1000;
+inline constexpr int64_t kFutureToleranceUs = domain::kFutureToleranceUs;
 
 struct IngestOutcome {
   ledger::AppendedEvent appended;
@@ -73,7 +74,6 @@ class Ingestor {
     domain::WorkflowFacts facts;
     int64_t version = ledger::kNoStream;
     std::string org;                  // the actor org of the stream's first event ("" when none)
-    std::vector<uint64_t> positions;  // of its events, ascending
     domain::PrerequisiteDates dates;  // of the connection's prerequisites, by business date
     std::vector<ledger::StoredEvent> events;  // as stored (a Corrected is judged on them)
   };

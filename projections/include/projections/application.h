@@ -224,9 +224,31 @@ enum class CorrectionCheck : uint8_t { kChangesNoFact, kNotItsEvent, kUnknown };
 CorrectionCheck CheckCorrection(
     const ApplicationState& app, const EventRecord& record,
     const std::function<ledger::Result<ledger::StoredEvent>(uint64_t)>& read);
-// Folds a Corrected that CheckCorrection called kNotItsEvent: listed as rejected, as
-// CorrectedStream::Fold would.
-void FoldForeignCorrection(ApplicationState& state, const EventRecord& record);
+
+// The events of one stream before `position`, as records (views into `events`).
+std::vector<EventRecord> RecordsBefore(const std::vector<ledger::StoredEvent>& events,
+                                       uint64_t position);
+
+// How FoldCorrection folded a Corrected.
+enum class CorrectionFold : uint8_t {
+  kAsEvent,   // as one event: fold its derived projections as for any event
+  kRefolded,  // the whole application again: `refolded` was called for every event of it
+};
+// Folds the Corrected `record` into `app` (the application folded up to the event before it), as
+// every runner does (Engine, KpiStatesAt), so that inline folding, catch-up, rebuilds and replays
+// agree:
+// - one that changes no fact, or that does not apply, is folded as one event (kAsEvent);
+// - one that changes facts folds the application again from its first event, as corrected, at its
+//   next revision: `app` is replaced, and `refolded(event, app_after)` is called for each of its
+//   events, the Corrected last, to fold the derived projections again (kRefolded).
+// `read_one` reads a stored event by position (CheckCorrection); `read_stream` the application's
+// stored events, read only when the corrected event alone cannot decide. Errors of the reads and
+// of `refolded` are returned; `app` is then unchanged.
+ledger::Result<CorrectionFold> FoldCorrection(
+    ApplicationState& app, const EventRecord& record,
+    const std::function<ledger::Result<ledger::StoredEvent>(uint64_t)>& read_one,
+    const std::function<ledger::Result<std::vector<ledger::StoredEvent>>()>& read_stream,
+    const std::function<ledger::Status(const EventRecord&, const ApplicationState&)>& refolded);
 
 // Which events a fold takes; an empty filter takes all.
 using EventFilter = std::function<bool(const EventRecord&)>;
