@@ -1,5 +1,6 @@
 #include "server_commands.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 
@@ -7,6 +8,7 @@
 
 #include "client/client.h"
 #include "context.h"
+#include "domain/event_json.h"
 #include "ingest/event_codec.h"
 
 namespace gridledger::cli {
@@ -15,9 +17,9 @@ namespace {
 
 using nlohmann::json;
 
-// Lines sent per append request: fewer round trips than one per line, well under the server's
-// batch limit, and a refused request costs little to report.
-constexpr size_t kLinesPerRequest = 100;
+// Lines sent per append request, at most: fewer round trips than one per line, and a refused
+// request costs little to report. Lowered to the batch limit the server announces.
+constexpr size_t kLinesPerRequestMax = 100;
 
 json ErrorJson(const client::Error& error) {
   json body = {{"code", error.code}, {"message", error.message}};
@@ -101,14 +103,26 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
     line_numbers.clear();
     return true;
   };
+  const uint32_t server_max = connection->welcome().batch_events_max;
+  const size_t lines_per_request =
+      server_max == 0 ? kLinesPerRequestMax : std::min<size_t>(kLinesPerRequestMax, server_max);
   std::string line;
   uint64_t number = 0;
   while (std::getline(in, line)) {
     ++number;
     if (Blank(line)) continue;
+    // A line that does not decode is reported here, as a local append reports it: the server
+    // refuses a whole batch holding one, which would take the good lines around it along.
+    domain::Decoded<domain::ClientEvent> decoded = domain::DecodeClientEvent(line);
+    if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+      any_rejected = true;
+      out << json{{"ok", false}, {"line", number}, {"error", ingest::ErrorJson(*error)}}.dump()
+          << "\n";
+      continue;
+    }
     lines.push_back(line);
     line_numbers.push_back(number);
-    if (lines.size() == kLinesPerRequest && !flush()) return kExitFailure;
+    if (lines.size() == lines_per_request && !flush()) return kExitFailure;
   }
   if (!flush()) return kExitFailure;
   return any_rejected ? kExitRejected : kExitOk;

@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "client/client.h"
 #include "domain/event_json.h"
@@ -112,6 +113,49 @@ TEST_F(TcpTest, RefusedRequestsChangeNothing) {
   auto page = auditor->Read(1);
   ASSERT_TRUE(page.ok()) << page.error().ToString();
   EXPECT_TRUE(page->events.empty());
+}
+
+// ledgerctl --server splits a file into requests the server accepts (its announced batch limit,
+// here 5) and reports a line that does not decode on its own, as a local append does, instead of
+// letting the server refuse the lines sent with it.
+TEST(LedgerctlServerTest, AppendFollowsTheServersBatchLimitAndRefusesOnlyTheBadLine) {
+  Ledgerd server({"--batch-events-max", "5"});
+  TempDir dir;
+  const std::string file = dir.str() + "/apps.jsonl";
+  {
+    std::ofstream out(file);
+    for (int i = 1; i <= 13; ++i) {
+      out << (i == 7 ? std::string("{\"stream\": \"app/CTL-BAD\", ")
+                     : Accepted("CTL-" + std::to_string(i)))
+          << "\n";
+    }
+  }
+  auto [status, output] = RunCommand(
+      std::string(LEDGERCTL_PATH) + " --server 127.0.0.1:" + std::to_string(server.tcp_port()) +
+      " --token " + server.token("clerk") + " append " + file + " 2>/dev/null");
+  EXPECT_EQ(status, 2) << output;  // some line rejected
+  std::istringstream lines(output);
+  std::string line;
+  std::vector<uint64_t> rejected_lines;
+  size_t stored = 0;
+  while (std::getline(lines, line)) {
+    const json result = json::parse(line);
+    if (result["ok"].get<bool>()) {
+      ++stored;
+    } else {
+      rejected_lines.push_back(result["line"].get<uint64_t>());
+    }
+  }
+  EXPECT_EQ(stored, 12u) << output;
+  EXPECT_EQ(rejected_lines, std::vector<uint64_t>{7}) << output;
+
+  auto client = Client::Connect("127.0.0.1", server.tcp_port(), server.token("auditor"));
+  ASSERT_TRUE(client.ok()) << client.error().ToString();
+  auto page = (*client)->Read(1, 100);
+  ASSERT_TRUE(page.ok()) << page.error().ToString();
+  size_t accepted = 0;
+  for (const auto& event : page->events) accepted += event.type == "ApplicationAccepted" ? 1 : 0;
+  EXPECT_EQ(accepted, 12u);
 }
 
 TEST_F(TcpTest, SubscriberResumesAcrossARestartAndSeesEveryEventOnce) {
