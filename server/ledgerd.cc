@@ -133,6 +133,8 @@ std::string EndpointText(const net::ip::tcp::endpoint& endpoint, uint16_t port) 
 
 void AddOptions(CLI::App& app, Config& config) {
   app.set_config("--config", "", "a TOML/INI file with any of these options (flags win)");
+  // A misspelt key would otherwise leave its default in force without a word.
+  app.allow_config_extras(false);
   app.add_option("--data", config.data_dir, "data directory (created when missing)")->required();
   app.add_option("--http", config.http, "HTTP/JSON address (host:port; port 0 = any)")
       ->capture_default_str();

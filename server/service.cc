@@ -206,8 +206,13 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
 std::variant<nlohmann::json, ServiceError> Service::KpiTableAsOf(
     std::string_view period, const std::optional<std::string>& org, int64_t as_of_us) {
   if (as_of_us > NowUs()) {
-    return MakeError(ErrorKind::kInvalid, "bad_parameter",
-                     "as_of lies in the future: a period is reported once it has happened");
+    ServiceError error = MakeError(
+        ErrorKind::kInvalid, "invalid",
+        "query parameter as_of lies in the future: the table as the ledger knew it can only be "
+        "asked for a time that has passed (a bare date means the end of that day)");
+    error.error["field"] = "as_of";
+    error.error["rule"] = "not_in_future";
+    return error;
   }
   if (replaying_.exchange(true)) {
     return MakeError(ErrorKind::kBusy, "busy",

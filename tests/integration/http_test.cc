@@ -330,10 +330,11 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   }
   EXPECT_TRUE(found_timeliness) << kpi.body;
   // Replayed to now, after everything: the same table, with where it stops. Not to the future.
-  EXPECT_EQ(
-      client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS&as_of=2099-01-01T00:00:00%2B08:00", auditor)
-          .status,
-      400);
+  HttpResponse future =
+      client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS&as_of=2099-01-01T00:00:00%2B08:00", auditor);
+  EXPECT_EQ(future.status, 400);
+  EXPECT_EQ(Body(future)["error"]["field"], "as_of") << future.body;
+  EXPECT_EQ(Body(future)["error"]["rule"], "not_in_future") << future.body;
   const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
@@ -644,6 +645,20 @@ TEST(LedgerdConfigTest, AConfigFileSetsTheOptionsAndFlagsWin) {
   EXPECT_NE(refused.body.find("1 to 2 events"), std::string::npos) << refused.body;
   ledgerd.Signal(SIGTERM);
   EXPECT_EQ(ledgerd.Wait(std::chrono::seconds(30)), std::optional<int>(0)) << ledgerd.Log();
+}
+
+// A misspelt key in the config file stops ledgerd with its name, rather than leaving the option
+// it meant at its default.
+TEST(LedgerdConfigTest, AnUnknownKeyInTheConfigFileIsAnError) {
+  TempDir dir;
+  std::ofstream(dir.str() + "/ledgerd.toml") << "http = \"127.0.0.1:0\"\n"
+                                             << "conections-max = 5\n";
+  auto [status, output] =
+      RunCommand(std::string(LEDGERD_PATH) + " --config " + dir.str() + "/ledgerd.toml --data " +
+                 dir.str() + "/data --tokens " + dir.str() + "/none 2>&1");
+  EXPECT_NE(status, 0) << output;
+  EXPECT_NE(output.find("conections-max"), std::string::npos) << output;
+  EXPECT_FALSE(std::filesystem::exists(dir.str() + "/data")) << output;
 }
 
 // SIGTERM drains and exits 0; a restart resumes with everything acknowledged; ledgerctl on the
