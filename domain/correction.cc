@@ -108,22 +108,30 @@ std::map<uint64_t, RuleBreach> InvalidEvents(const std::vector<CorrectableEvent>
                                              const std::map<uint64_t, CorrectedValues>& values) {
   std::map<uint64_t, RuleBreach> invalid;
   WorkflowFacts facts;
+  std::optional<Date> accepted_on;
   for (size_t i = 0; i < end; ++i) {
     const CorrectableEvent& event = events[i];
     const auto corrected = values.find(event.position);
     const std::string_view payload =
         corrected == values.end() ? event.payload : std::string_view(corrected->second.payload);
+    const Date on = LocalDateOf(corrected == values.end() ? event.occurred_at_us
+                                                          : corrected->second.occurred_at_us);
     auto decoded = DecodeWorkflowEvent(event.type, payload);
     if (auto* breach = std::get_if<RuleBreach>(&decoded)) {
       invalid[event.position] = *breach;
       continue;
     }
-    Verdict verdict = Judge(facts, std::get<WorkflowEvent>(decoded));
+    const WorkflowEvent& workflow_event = std::get<WorkflowEvent>(decoded);
+    Verdict verdict = Judge(facts, workflow_event);
+    if (verdict.valid() && accepted_on) {
+      verdict.invalid = DatedBeforeAcceptance(workflow_event.type, *accepted_on, on);
+    }
     if (!verdict.valid()) {
       invalid[event.position] = *verdict.invalid;
       continue;
     }
-    Apply(facts, std::get<WorkflowEvent>(decoded));
+    Apply(facts, workflow_event);
+    if (workflow_event.type == AppEventType::kApplicationAccepted) accepted_on = on;
   }
   return invalid;
 }

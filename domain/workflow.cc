@@ -386,6 +386,17 @@ std::vector<RuleBreach> ConnectionDateViolations(const WorkflowFacts& facts,
   return out;
 }
 
+std::optional<RuleBreach> DatedBeforeAcceptance(AppEventType type, Date accepted, Date on) {
+  if (type == AppEventType::kApplicationAccepted || type == AppEventType::kCorrected ||
+      !(on < accepted)) {
+    return std::nullopt;
+  }
+  return Breach("before_acceptance",
+                std::string(AppEventTypeName(type)) + " dated " + on.ToString() +
+                    ", before the application was accepted on " + accepted.ToString() +
+                    " (rule before_acceptance: if the acceptance date is wrong, correct it first)");
+}
+
 Verdict Judge(const WorkflowFacts& facts, const WorkflowEvent& event) {
   Verdict verdict;
   verdict.invalid = FindInvalid(facts, event.type);

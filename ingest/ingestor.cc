@@ -53,7 +53,7 @@ void NotePrerequisiteDate(domain::PrerequisiteDates& dates, const domain::Workfl
 // event the rules call invalid (an old import) is skipped, as the application projection does,
 // so both see the same facts.
 void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::WorkflowFacts& facts,
-               domain::PrerequisiteDates& dates) {
+               domain::PrerequisiteDates& dates, std::optional<domain::Date>& accepted_on) {
   const domain::AppliedCorrections corrections = domain::ApplyCorrections(events);
   for (const domain::CorrectableEvent& stored : events) {
     std::string_view payload = stored.payload;
@@ -68,6 +68,9 @@ void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::Work
     if (event == nullptr || !domain::Judge(facts, *event).valid()) continue;
     domain::Apply(facts, *event);
     NotePrerequisiteDate(dates, *event, occurred_at_us);
+    if (event->type == domain::AppEventType::kApplicationAccepted) {
+      accepted_on = domain::LocalDateOf(occurred_at_us);
+    }
   }
 }
 
@@ -111,7 +114,8 @@ ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& st
     if (stored.version == 0) stored_stream.org = stored.actor.org;
     stored_stream.version = static_cast<int64_t>(stored.version);
   }
-  FoldFacts(Correctable(stored_stream.events), stored_stream.facts, stored_stream.dates);
+  FoldFacts(Correctable(stored_stream.events), stored_stream.facts, stored_stream.dates,
+            stored_stream.accepted_on);
   return stored_stream;
 }
 
@@ -262,6 +266,12 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
                                         .WithCurrentVersion(version)));
   }
   domain::Verdict verdict = domain::Judge(stored->facts, event.type, event.payload);
+  if (verdict.valid() && stored->accepted_on) {
+    if (auto type = domain::ParseAppEventType(event.type)) {
+      verdict.invalid = domain::DatedBeforeAcceptance(*type, *stored->accepted_on,
+                                                      domain::LocalDateOf(event.occurred_at_us));
+    }
+  }
   if (verdict.valid() && event.type == "Corrected") {
     verdict.invalid = JudgeCorrection(stored->events, event, now_us_());
   }

@@ -297,6 +297,50 @@ TEST_F(IngestorTest, ACorrectionThatBreaksTheApplicationIsRefused) {
   EXPECT_EQ(ledger_->Head(), 4u);
 }
 
+// Nothing happens to an application before the day it was accepted: an event dated earlier is
+// refused (its clocks would end before they start and count as met), and so is a correction that
+// would date one so — of the event, or of the acceptance. The same day is fine.
+TEST_F(IngestorTest, EventsDatedBeforeTheAcceptanceAreRefused) {
+  auto at = [](std::string json, const std::string& date) {
+    json.replace(json.find("2026-03-02T"), 10, date);
+    return json;
+  };
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
+  auto rule_of = [this](const std::string& json) {
+    auto refused = Ingest(json);
+    if (!std::holds_alternative<IngestError>(refused)) return std::string("(stored)");
+    const IngestError& error = std::get<IngestError>(refused);
+    return error.rule ? error.rule->rule : error.status.ToString();
+  };
+  EXPECT_EQ(rule_of(at(Json("s0", "SchemeReplied", R"({"scheme":"s"})"), "2026-03-01")),
+            "before_acceptance");
+  EXPECT_EQ(
+      rule_of(
+          at(Json("d0", "DocumentReviewed",
+                  R"({"reviewer":"S2","items":[{"item":"id_card","present":true,"correct":true}],)"
+                  R"("conclusion":"pass","defects":[]})"),
+             "2025-12-31")),
+      "before_acceptance");
+  EXPECT_EQ(ledger_->Head(), 1u);
+  EXPECT_EQ(rule_of(Json("s1", "SchemeReplied", R"({"scheme":"s"})")), "(stored)");  // same day
+  auto correct = [](const std::string& id, int position, const std::string& fields) {
+    return Json(id, "Corrected",
+                R"({"corrects_position":)" + std::to_string(position) +
+                    R"(,"reason":"wrong date","fields":)" + fields + "}");
+  };
+  EXPECT_EQ(rule_of(correct("c1", 2, R"({"occurred_at":"2026-02-27T10:00:00+08:00"})")),
+            "correction_invalid");
+  EXPECT_EQ(rule_of(correct("c2", 1, R"({"occurred_at":"2026-03-03T10:00:00+08:00"})")),
+            "correction_invalid");
+  EXPECT_EQ(ledger_->Head(), 2u);
+  // An acceptance moved earlier is fine, and then so is a reply dated after the new date.
+  EXPECT_EQ(rule_of(correct("c3", 1, R"({"occurred_at":"2026-02-26T10:00:00+08:00"})")),
+            "(stored)");
+  EXPECT_EQ(rule_of(at(Json("f", "FeesSettled", R"({"amount_cny":100})"), "2026-02-27")),
+            "(stored)");
+}
+
 TEST_F(IngestorTest, EventsFromTheFutureAreRefused) {
   // The ledger's clock says 2026-03-01; the event claims 2026-03-02 09:15.
   Ingestor ingestor(*ledger_, [] { return int64_t{1'772'323'200'000'000}; });

@@ -25,6 +25,10 @@
 // |                        | capacity increase; SchemeReplied, DesignSubmitted, DesignReviewed,  |
 // |                        | MidInspectionRequested, MidInspected, CompletionReported,           |
 // |                        | CompletionInspected or MeterConnected on a change                   |
+// | before_acceptance      | an event dated (occurred_at, Asia/Shanghai date) before the day the |
+// |                        | application was accepted; Corrected excepted (dated when made).     |
+// |                        | Judged where dates are known (DatedBeforeAcceptance: the ingestor,  |
+// |                        | corrections), not by Judge(), which sees no dates                   |
 // | not_app_event          | a type not appended to app/<id> streams, or an unknown type         |
 // | bad_payload            | the payload does not decode as the type's struct                    |
 //
@@ -230,6 +234,12 @@ struct PrerequisiteDates {
 // the same date counts as before (the calendar's own granularity).
 std::vector<RuleBreach> ConnectionDateViolations(const WorkflowFacts& facts,
                                                  const PrerequisiteDates& dates, Date connected);
+
+// Rule before_acceptance: nothing happens to an application before the day it was accepted, so
+// an event dated earlier cannot be a fact (its clocks would end before they start). A wrong
+// acceptance date is corrected first (Corrected of its occurred_at). nullopt when `on` is that day
+// or later, and for ApplicationAccepted and Corrected.
+std::optional<RuleBreach> DatedBeforeAcceptance(AppEventType type, Date accepted, Date on);
 
 // Advances the facts by a VALID event (REQUIRES: Judge(facts, event).valid()). Applying an invalid
 // event is a caller bug; the facts are then left as they would be after the event's effect.

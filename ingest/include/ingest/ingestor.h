@@ -75,6 +75,7 @@ class Ingestor {
     int64_t version = ledger::kNoStream;
     std::string org;                  // the actor org of the stream's first event ("" when none)
     domain::PrerequisiteDates dates;  // of the connection's prerequisites, by business date
+    std::optional<domain::Date> accepted_on;  // business date of ApplicationAccepted, as corrected
     std::vector<ledger::StoredEvent> events;  // as stored (a Corrected is judged on them)
   };
   // The workflow facts of `stream` as stored, and the stream's version they reflect.
