@@ -88,7 +88,17 @@ void FoldTraining(StaffAuditState& state, const EventRecord& event, const StaffP
   state.training_hours += data.hours;
 }
 
-json AccessJson(const SensitiveAccess& a) {
+}  // namespace
+
+bool Approved(const SensitiveAccess& access, std::string_view staff_id) {
+  return access.approved_by && access.approved_by->find_first_not_of(" \t") != std::string::npos &&
+         *access.approved_by != staff_id;
+}
+
+namespace {
+
+json AccessJson(const SensitiveAccess& a, std::string_view staff_id) {
+  const bool approved = Approved(a, staff_id);
   return {
       {"position", a.position},
       {"occurred_at", domain::FormatTimestamp(a.occurred_at_us, domain::kShanghaiUtcOffsetMinutes)},
@@ -96,8 +106,8 @@ json AccessJson(const SensitiveAccess& a) {
       {"stream", a.stream},
       {"what", a.what},
       {"approved_by", a.approved_by ? json(*a.approved_by) : json(nullptr)},
-      {"approved", a.approved_by.has_value()},
-      {"risk", a.approved_by ? json(nullptr) : json(kUnapprovedAccessRisk)}};
+      {"approved", approved},
+      {"risk", approved ? json(nullptr) : json(kUnapprovedAccessRisk)}};
 }
 
 json TrainingJson(const TrainingRecord& t) {
@@ -196,14 +206,16 @@ void Fold(StaffAuditState& state, const ledger::EventView& event,
 }
 
 json ToJson(const StaffAuditState& state) {
-  const auto unapproved =
-      std::count_if(state.accesses.begin(), state.accesses.end(),
-                    [](const SensitiveAccess& access) { return !access.approved_by; });
+  const auto unapproved = std::count_if(
+      state.accesses.begin(), state.accesses.end(),
+      [&](const SensitiveAccess& access) { return !Approved(access, state.staff_id); });
   return {{"staff_id", state.staff_id},
           {"last_position", state.last_position},
           {"actions_total", state.actions_total},
           {"actions_by_type", state.actions_by_type},
-          {"accesses", ArrayOf(state.accesses, AccessJson)},
+          {"accesses",
+           ArrayOf(state.accesses,
+                   [&](const SensitiveAccess& a) { return AccessJson(a, state.staff_id); })},
           {"unapproved_accesses", unapproved},
           {"trainings", ArrayOf(state.trainings, TrainingJson)},
           {"training_hours", state.training_hours},

@@ -68,15 +68,20 @@ TEST_F(StaffAuditTest, CountsActionsAccessesTrainingAndUrges) {
   Add("staff/S1", "SensitiveDataAccessed", "S1",
       {{"what", "customer C1 ID"}, {"approved_by", "D1"}});
   Add("staff/S1", "SensitiveDataAccessed", "S1", {{"what", "customer C2 phone"}});
+  // Approved by nobody, and by the reader itself: neither is an approval (4.3.4).
+  Add("staff/S1", "SensitiveDataAccessed", "S1",
+      {{"what", "customer C3 phone"}, {"approved_by", " "}});
+  Add("staff/S1", "SensitiveDataAccessed", "S1",
+      {{"what", "customer C4 phone"}, {"approved_by", "S1"}});
   Add("staff/S9", "TrainingHeld", "S9",
       {{"topic", "保密"}, {"attendees", {"S1", "S9"}}, {"hours", 2}});
 
   const StaffAuditState& s1 = states_["staff-audit/S1"];
   EXPECT_EQ(KeyOf(s1), "staff-audit/S1");
-  EXPECT_EQ(s1.actions_total, 5u);  // the TrainingHeld is S9's action, not S1's
-  EXPECT_EQ(s1.actions_by_type.at("SensitiveDataAccessed"), 2u);
+  EXPECT_EQ(s1.actions_total, 7u);  // the TrainingHeld is S9's action, not S1's
+  EXPECT_EQ(s1.actions_by_type.at("SensitiveDataAccessed"), 4u);
   EXPECT_EQ(s1.actions_by_type.at("Urged"), 1u);
-  ASSERT_EQ(s1.accesses.size(), 2u);
+  ASSERT_EQ(s1.accesses.size(), 4u);
   EXPECT_EQ(s1.accesses[0].approved_by, std::optional<std::string>("D1"));
   EXPECT_FALSE(s1.accesses[1].approved_by.has_value());
   ASSERT_EQ(s1.urges.size(), 1u);
@@ -86,10 +91,14 @@ TEST_F(StaffAuditTest, CountsActionsAccessesTrainingAndUrges) {
   EXPECT_FALSE(s1.trainings[0].organizer);
 
   const json shown = ToJson(s1);
-  EXPECT_EQ(shown["unapproved_accesses"], 1);
+  EXPECT_EQ(shown["unapproved_accesses"], 3);
   EXPECT_TRUE(shown["accesses"][0]["risk"].is_null());
-  EXPECT_EQ(shown["accesses"][1]["risk"], "4.3.4");
-  EXPECT_EQ(shown["accesses"][1]["approved"], false);
+  EXPECT_EQ(shown["accesses"][0]["approved"], true);
+  for (int i : {1, 2, 3}) {
+    EXPECT_EQ(shown["accesses"][i]["risk"], "4.3.4") << i;
+    EXPECT_EQ(shown["accesses"][i]["approved"], false) << i;
+  }
+  EXPECT_EQ(shown["accesses"][3]["approved_by"], "S1");  // shown as given
   EXPECT_EQ(shown["urges_issued"], 1);
 
   // The organizer is also an attendee: the hours count once.

@@ -2,9 +2,9 @@
 // "Roles"; job standard 4.3: never disclose important company information without approval).
 //
 // Per staff id (actor.id): the number of events they appended, by type; their sensitive-data
-// accesses (SensitiveDataAccessed; one without approved_by is flagged as a 4.3.4 risk: disclosure
-// without approval); training hours (TrainingHeld: its hours go to the organizer, the actor, and to
-// every attendee, once per person); urges issued (Urged they appended).
+// accesses (SensitiveDataAccessed; one without an approval by someone else is flagged as a 4.3.4
+// risk: disclosure without approval); training hours (TrainingHeld: its hours go to the organizer,
+// the actor, and to every attendee, once per person); urges issued (Urged they appended).
 //
 // KEY: staff-audit/<staff id> (StaffAuditKey). One event touches the actor's state and, for
 // TrainingHeld, each attendee's (StaffAuditKeysOf). EventRecord carries no actor id, so every fold
@@ -36,9 +36,14 @@ struct SensitiveAccess {
   int64_t occurred_at_us = 0;
   std::string stream;  // staff/<id> it was recorded on
   std::string what;
-  std::optional<std::string> approved_by;  // nullopt: no approval (a 4.3.4 risk)
+  std::optional<std::string> approved_by;  // as given; nullopt: none (see Approved)
   bool operator==(const SensitiveAccess&) const = default;
 };
+
+// Whether an access by `staff_id` was approved: approved_by names someone, and not `staff_id`
+// (job standard 4.3.4 asks for a superior's consent; a blank name or one's own is none). An
+// access not approved is a 4.3.4 risk.
+bool Approved(const SensitiveAccess& access, std::string_view staff_id);
 
 struct TrainingRecord {
   uint64_t position = 0;
