@@ -258,26 +258,31 @@ int History(const std::string& data_dir, const std::string& stream, std::ostream
   return kExitOk;
 }
 
+std::optional<ledger::Digest> ParseDigestArgument(const std::string& digest) {
+  const size_t colon = digest.find(':');
+  uint64_t position = 0;
+  const char* begin = digest.data();
+  const char* end = begin + (colon == std::string::npos ? 0 : colon);
+  const bool hex = colon != std::string::npos &&
+                   std::all_of(digest.begin() + colon + 1, digest.end(),
+                               [](unsigned char c) { return std::isxdigit(c) != 0; });
+  if (colon == std::string::npos || std::from_chars(begin, end, position).ptr != end ||
+      position == 0 || digest.size() - colon - 1 != 2 * ledger::kHashBytes || !hex) {
+    std::cerr << "ledgerctl: --digest takes POSITION:HASH (64 hex digits), e.g. from "
+                 "ledgerctl digest\n";
+    return std::nullopt;
+  }
+  std::string hash = digest.substr(colon + 1);
+  std::transform(hash.begin(), hash.end(), hash.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ledger::Digest{position, hash};
+}
+
 int Verify(const std::string& data_dir, const std::string& digest, std::ostream& out) {
   std::optional<ledger::Digest> handed_out;
   if (!digest.empty()) {
-    const size_t colon = digest.find(':');
-    uint64_t position = 0;
-    const char* begin = digest.data();
-    const char* end = begin + (colon == std::string::npos ? 0 : colon);
-    const bool hex = colon != std::string::npos &&
-                     std::all_of(digest.begin() + colon + 1, digest.end(),
-                                 [](unsigned char c) { return std::isxdigit(c) != 0; });
-    if (colon == std::string::npos || std::from_chars(begin, end, position).ptr != end ||
-        position == 0 || digest.size() - colon - 1 != 2 * ledger::kHashBytes || !hex) {
-      std::cerr << "ledgerctl: --digest takes POSITION:HASH (64 hex digits), e.g. from "
-                   "ledgerctl digest\n";
-      return kExitRejected;
-    }
-    std::string hash = digest.substr(colon + 1);
-    std::transform(hash.begin(), hash.end(), hash.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    handed_out = ledger::Digest{position, hash};
+    handed_out = ParseDigestArgument(digest);
+    if (!handed_out) return kExitRejected;
   }
   auto ledger = OpenOrReport(data_dir, out);
   if (!ledger) return kExitFailure;

@@ -50,6 +50,8 @@ int History(const std::string& data_dir, const std::string& stream, std::ostream
 // checks that the verified hash at POSITION is HASH: history up to it is what it was when the
 // digest was handed out.
 int Verify(const std::string& data_dir, const std::string& digest, std::ostream& out);
+// A --digest argument POSITION:HASH (hash lowercased); nullopt, said on stderr, when malformed.
+std::optional<ledger::Digest> ParseDigestArgument(const std::string& digest);
 int DigestCommand(const std::string& data_dir, std::optional<uint64_t> at, std::ostream& out);
 
 }  // namespace gridledger::cli

@@ -18,12 +18,9 @@
 
 namespace gridledger::cli {
 
-namespace {
-
-using json = nlohmann::ordered_json;
-
-std::optional<ingest::ImportFormat> ChooseFormat(const std::string& file, const std::string& format,
-                                                 std::ostream& err) {
+std::optional<ingest::ImportFormat> ChooseImportFormat(const std::string& file,
+                                                       const std::string& format,
+                                                       std::ostream& err) {
   if (!format.empty()) {
     auto parsed = ingest::ParseImportFormat(format);
     if (!parsed) err << "ledgerctl: unknown import format \"" << format << "\": jsonl or csv\n";
@@ -36,6 +33,10 @@ std::optional<ingest::ImportFormat> ChooseFormat(const std::string& file, const 
   }
   return by_extension;
 }
+
+namespace {
+
+using json = nlohmann::ordered_json;
 
 // The input's size for the progress bar; 0 when unknown (stdin, a pipe).
 uint64_t SizeOf(const std::string& file) {
@@ -63,7 +64,7 @@ json SummaryLine(const ingest::ImportSummary& summary) {
 
 int ImportCommand(const DataOptions& data, const std::string& file, const std::string& format,
                   std::ostream& out, std::ostream& err) {
-  const std::optional<ingest::ImportFormat> chosen = ChooseFormat(file, format, err);
+  const std::optional<ingest::ImportFormat> chosen = ChooseImportFormat(file, format, err);
   if (!chosen) return kExitFailure;
   std::ifstream file_stream;
   std::istream* input = OpenInput(file, file_stream, err, std::ios::binary);

@@ -3,11 +3,19 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
 #include <string>
 
 #include "context.h"
+#include "ingest/import.h"
 
 namespace gridledger::cli {
+
+// `format` ("jsonl", "csv") or, when empty, the format of `file` by its extension; nullopt, said
+// on `err`, when neither tells.
+std::optional<ingest::ImportFormat> ChooseImportFormat(const std::string& file,
+                                                       const std::string& format,
+                                                       std::ostream& err);
 
 // Imports `file` ("-" = stdin) into the embedded ledger of `data.data_dir`, keeping the
 // projections current. `format`: "jsonl", "csv", or "" to tell by the file's extension (.jsonl,

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "demo_command.h"
+#include "http_commands.h"
 #include "import_command.h"
 #include "projection_commands.h"
 #include "server_commands.h"
@@ -23,7 +24,12 @@ int main(int argc, char** argv) {
   app.add_option("--server", remote.server,
                  "a running ledgerd's TCP address (HOST:PORT) instead of --data")
       ->envname("GRIDLEDGER_SERVER");
-  app.add_option("--token", remote.token, "bearer token for --server (ledgerctl token add)")
+  app.add_option("--http", remote.http,
+                 "a running ledgerd's HTTP address (HOST:PORT) for app, overdue, kpi, evidence, "
+                 "verify, digest and import instead of --data")
+      ->envname("GRIDLEDGER_HTTP");
+  app.add_option("--token", remote.token,
+                 "bearer token for --server / --http (ledgerctl token add)")
       ->envname("GRIDLEDGER_TOKEN");
   app.add_option("--approved-by", remote.approved_by,
                  "with --server: who approved reading customers' personal data (recorded by "
@@ -156,16 +162,34 @@ int main(int argc, char** argv) {
   if (*token_add) {
     return TokenAddCommand(tokens_file, token_id, token_role, token_org, std::cout, std::cerr);
   }
-  if (!remote.server.empty()) {
+  // A running ledgerd: the TCP door carries appends, reads and subscriptions; the HTTP door the
+  // projections' reads, verify, digest and import.
+  const bool tcp_command = *append || *read || *history || *subscribe;
+  const bool http_command =
+      *application || *overdue || *kpi || *evidence || *verify || *digest || *import;
+  if (!remote.server.empty() && tcp_command) {
     if (*append) return RemoteAppend(remote, append_file, std::cout);
     if (*read) {
       if (*from_option) read_options.from_position = from_position;
       return RemoteRead(remote, read_options, std::cout);
     }
     if (*history) return RemoteHistory(remote, history_stream, std::cout);
-    if (*subscribe) return RemoteSubscribe(remote, subscribe_options, std::cout);
-    std::cerr << "ledgerctl: with --server, use append, read, history or subscribe; the other "
-                 "queries are ledgerd's HTTP API (server/openapi.json), e.g. GET /v1/apps/ID\n";
+    return RemoteSubscribe(remote, subscribe_options, std::cout);
+  }
+  if (!remote.http.empty() && http_command) {
+    if (*application) return HttpApp(remote, app_id, app_at, app_as_of, std::cout);
+    if (*overdue) return HttpOverdue(remote, overdue_at, overdue_org, overdue_table, std::cout);
+    if (*kpi) return HttpKpi(remote, kpi_period, kpi_org, kpi_as_of, kpi_json, std::cout);
+    if (*evidence) return HttpEvidence(remote, evidence_id, std::cout);
+    if (*verify) return HttpVerify(remote, verify_digest, std::cout);
+    if (*digest) return HttpDigest(remote, digest_at, std::cout);
+    return HttpImport(remote, import_file, import_format, std::cout);
+  }
+  if (!remote.server.empty() || !remote.http.empty()) {
+    std::cerr << "ledgerctl: against a running ledgerd, append, read, history and subscribe take "
+                 "--server HOST:PORT (its TCP door); app, overdue, kpi, evidence, verify, digest "
+                 "and import take --http HOST:PORT (its HTTP door); rebuild and demo work on a "
+                 "data directory no ledgerd holds\n";
     return kExitFailure;
   }
   if (*subscribe) {

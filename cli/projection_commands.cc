@@ -32,24 +32,23 @@ std::string TimeText(int64_t unix_us) {
   return domain::FormatTimestamp(unix_us, ingest::kLocalOffsetMinutes);
 }
 
-void PrintOverdueTable(const std::vector<projections::OverdueRow>& rows, int64_t at_us,
-                       std::ostream& out) {
-  out << rows.size() << " overdue clocks at " << TimeText(at_us) << "\n";
+}  // namespace
+
+void PrintOverdueTable(const json& rows, std::string_view at, std::ostream& out) {
+  out << rows.size() << " overdue clocks at " << at << "\n";
   out << std::left << std::setw(24) << "application" << std::setw(10) << "org" << std::setw(23)
       << "clock" << std::setw(12) << "start" << std::setw(12) << "deadline" << std::setw(9)
       << "elapsed" << std::setw(7) << "limit" << std::setw(9) << "overdue"
       << "level\n";
-  for (const auto& row : rows) {
-    out << std::left << std::setw(24) << row.stream << std::setw(10) << row.org << std::setw(23)
-        << domain::SlaClockName(row.view.name) << std::setw(12) << row.view.start.ToString()
-        << std::setw(12) << (row.view.deadline ? row.view.deadline->ToString() : "?")
-        << std::setw(9) << row.view.elapsed_working_days << std::setw(7)
-        << row.view.limit_days.value_or(0) << std::setw(9) << row.view.overdue_days
-        << row.view.escalation_level << "\n";
+  for (const json& row : rows) {  // projections::OverdueJson
+    out << std::left << std::setw(24) << row["stream"].get<std::string>() << std::setw(10)
+        << row["org"].get<std::string>() << std::setw(23) << row["clock"].get<std::string>()
+        << std::setw(12) << row["start"].get<std::string>() << std::setw(12)
+        << (row["deadline"].is_string() ? row["deadline"].get<std::string>() : "?") << std::setw(9)
+        << row["elapsed_working_days"].dump() << std::setw(7) << row["limit"].dump() << std::setw(9)
+        << row["overdue_days"].dump() << row["escalation_level"].dump() << "\n";
   }
 }
-
-}  // namespace
 
 int AppCommand(const DataOptions& options, const std::string& id,
                const std::optional<std::string>& at, const std::optional<std::string>& as_of,
@@ -101,7 +100,9 @@ int OverdueCommand(const DataOptions& options, const std::optional<std::string>&
                                      context->profile, &undetermined);
   if (!rows.ok()) return Fail(out, "io_error", rows.status().message(), kExitFailure);
   if (table) {
-    PrintOverdueTable(*rows, *at_us, out);
+    json listed = json::array();
+    for (const auto& row : *rows) listed.push_back(projections::OverdueJson(row));
+    PrintOverdueTable(listed, TimeText(*at_us), out);
   } else {
     for (const auto& row : *rows) out << projections::OverdueJson(row).dump() << "\n";
   }
@@ -145,6 +146,8 @@ std::string Percent(const json& value) {
   return text.str();
 }
 
+}  // namespace
+
 void PrintKpiTable(const json& table, std::ostream& out) {
   out << "KPI " << table.value("period", "") << "  org "
       << (table["org"].is_string() ? table["org"].get<std::string>() : "all");
@@ -164,8 +167,6 @@ void PrintKpiTable(const json& table, std::ostream& out) {
         << kpi.value("name_zh", "") << "\n";
   }
 }
-
-}  // namespace
 
 int KpiCommand(const DataOptions& options, const std::string& period,
                const std::optional<std::string>& org, const std::optional<std::string>& as_of,

@@ -4,6 +4,9 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
 
 #include "context.h"
 
@@ -26,6 +29,11 @@ int KpiCommand(const DataOptions& options, const std::string& period,
 
 // The evaluation evidence (section 7.2) of one application.
 int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostream& out);
+
+// The readable forms of `overdue --table` (rows: projections::OverdueJson objects, `at` as shown)
+// and of `kpi` (a projections::KpiTable); also used for ledgerd's answers (http_commands.h).
+void PrintOverdueTable(const nlohmann::json& rows, std::string_view at, std::ostream& out);
+void PrintKpiTable(const nlohmann::json& table, std::ostream& out);
 
 // Rebuilds every projection from position 1.
 int RebuildCommand(const DataOptions& options, std::ostream& out);

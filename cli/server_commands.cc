@@ -1,6 +1,7 @@
 #include "server_commands.h"
 
 #include <algorithm>
+#include <charconv>
 #include <fstream>
 #include <iostream>
 
@@ -30,25 +31,12 @@ json ErrorJson(const client::Error& error) {
 }
 
 std::unique_ptr<client::Client> Connect(const RemoteOptions& remote) {
-  size_t colon = remote.server.rfind(':');
-  if (colon == std::string::npos || colon + 1 == remote.server.size()) {
-    std::cerr << "ledgerctl: --server takes HOST:PORT, not " << remote.server << "\n";
-    return nullptr;
-  }
-  int port = 0;
-  try {
-    port = std::stoi(remote.server.substr(colon + 1));
-  } catch (const std::exception&) {
-    port = -1;
-  }
-  if (port <= 0 || port > 65535) {
-    std::cerr << "ledgerctl: bad port in --server " << remote.server << "\n";
-    return nullptr;
-  }
+  auto endpoint = SplitHostPort(remote.server, "--server");
+  if (!endpoint) return nullptr;
   client::Options options;
   options.client_name = "ledgerctl";
-  auto connected = client::Client::Connect(remote.server.substr(0, colon),
-                                           static_cast<uint16_t>(port), remote.token, options);
+  auto connected =
+      client::Client::Connect(endpoint->first, endpoint->second, remote.token, options);
   if (!connected.ok()) {
     std::cerr << "ledgerctl: " << remote.server << ": " << connected.error().ToString() << "\n";
     return nullptr;
@@ -57,6 +45,23 @@ std::unique_ptr<client::Client> Connect(const RemoteOptions& remote) {
 }
 
 }  // namespace
+
+std::optional<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& address,
+                                                              std::string_view flag) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
+    std::cerr << "ledgerctl: " << flag << " takes HOST:PORT, not " << address << "\n";
+    return std::nullopt;
+  }
+  uint32_t port = 0;
+  const char* begin = address.data() + colon + 1;
+  const char* end = address.data() + address.size();
+  if (std::from_chars(begin, end, port).ptr != end || port == 0 || port > 65535) {
+    std::cerr << "ledgerctl: bad port in " << flag << " " << address << "\n";
+    return std::nullopt;
+  }
+  return std::pair(address.substr(0, colon), static_cast<uint16_t>(port));
+}
 
 int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostream& out) {
   std::ifstream file_stream;

@@ -7,6 +7,8 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "commands.h"
@@ -15,11 +17,16 @@ namespace gridledger::cli {
 
 struct RemoteOptions {
   std::string server;  // host:port of ledgerd's TCP front door
+  std::string http;    // host:port of its HTTP/JSON door (http_commands.h)
   std::string token;   // bearer token
   // Who approved reading personal data; recorded by ledgerd with each read of application
   // events (SensitiveDataAccessed). Empty: no approval.
   std::string approved_by;
 };
+
+// HOST:PORT split into its host and port; nullopt, said on stderr naming `flag`, when malformed.
+std::optional<std::pair<std::string, uint16_t>> SplitHostPort(const std::string& address,
+                                                              std::string_view flag);
 
 int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostream& out);
 int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ostream& out);

@@ -224,8 +224,8 @@ Status Ledger::Impl::OpenDatabase() {
     return {Code::kLocked,
             "data directory " + dir_ +
                 " is held by another process (is ledgerd running on it? then ask it: ledgerctl "
-                "--server ADDR for append, read, history and subscribe; its HTTP API for the "
-                "rest, e.g. POST /v1/import, GET /v1/verify, GET /v1/apps/ID)"};
+                "--server TCP_ADDR for append, read, history and subscribe, ledgerctl --http "
+                "HTTP_ADDR for app, overdue, kpi, evidence, verify, digest and import)"};
   }
   if (!status.ok()) return FromRocks(status, "opening " + dir_);
   db_.reset(db);

@@ -55,6 +55,7 @@ cat <<HOW
      curl -s -H 'Authorization: Bearer $auditor' 'http://$http/v1/kpi?period=2026-Q1'
      curl -s -H 'Authorization: Bearer $auditor' 'http://$http/v1/overdue?org=KM.XS' | head -c 600
      build/cli/ledgerctl --server $tcp --token $auditor read --from 1 --limit 3
+     build/cli/ledgerctl --http $http --token $auditor kpi --period 2026-Q1
    Ctrl-C stops it (drains, syncs, exits 0); run build/server/ledgerd again with the same
    flags to resume.
 

@@ -1,0 +1,210 @@
+#include "http_commands.h"
+
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <sstream>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "client/http_client.h"
+#include "import_command.h"
+#include "projection_commands.h"
+
+namespace gridledger::cli {
+
+namespace {
+
+using nlohmann::json;
+namespace http = boost::beast::http;
+
+// A query parameter's value, percent-encoded (a time's "+08:00" would read as a space).
+std::string Encoded(std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : value) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(c);
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    }
+  }
+  return out;
+}
+
+// `path` with the parameters that have a value, e.g. /v1/kpi?period=2026-Q1&org=KM.XS.
+std::string Target(std::string path,
+                   const std::vector<std::pair<std::string, std::optional<std::string>>>& query) {
+  char separator = '?';
+  for (const auto& [name, value] : query) {
+    if (!value) continue;
+    path += separator + name + "=" + Encoded(*value);
+    separator = '&';
+  }
+  return path;
+}
+
+// One request to ledgerd. Its JSON answer when the status is 2xx; otherwise the answer (or why
+// there is none) is printed and `exit_code` says how the command ends.
+std::optional<json> Exchange(const RemoteOptions& remote, http::verb verb,
+                             const std::string& target, std::ostream& out, int& exit_code,
+                             const std::string& body = "",
+                             const std::map<std::string, std::string>& headers = {}) {
+  auto endpoint = SplitHostPort(remote.http, "--http");
+  if (!endpoint) {
+    exit_code = kExitFailure;
+    return std::nullopt;
+  }
+  std::map<std::string, std::string> sent = headers;
+  if (!remote.approved_by.empty()) sent["X-Approved-By"] = remote.approved_by;
+  client::HttpClient client(endpoint->first, endpoint->second);
+  client::HttpResponse response = client.Request(verb, target, remote.token, body, sent);
+  if (response.status == 0) {
+    std::cerr << "ledgerctl: cannot reach ledgerd's HTTP door at " << remote.http << "\n";
+    exit_code = kExitFailure;
+    return std::nullopt;
+  }
+  json answer = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  if (response.status >= 200 && response.status < 300 && !answer.is_discarded()) return answer;
+  if (answer.is_discarded()) {
+    std::cerr << "ledgerctl: ledgerd answered HTTP " << response.status << " with "
+              << response.body.substr(0, 200) << "\n";
+  } else {
+    out << answer.dump() << "\n";
+    if (answer.contains("error") && answer["error"].contains("message")) {
+      std::cerr << "ledgerctl: " << answer["error"]["message"].get<std::string>() << "\n";
+    }
+  }
+  exit_code = response.status >= 400 && response.status < 500 ? kExitRejected : kExitFailure;
+  return std::nullopt;
+}
+
+// Prints the answer as one JSON line.
+int PrintAnswer(const RemoteOptions& remote, const std::string& target, std::ostream& out) {
+  int exit_code = kExitOk;
+  auto answer = Exchange(remote, http::verb::get, target, out, exit_code);
+  if (answer) out << answer->dump() << "\n";
+  return exit_code;
+}
+
+}  // namespace
+
+int HttpApp(const RemoteOptions& remote, const std::string& id,
+            const std::optional<std::string>& at, const std::optional<std::string>& as_of,
+            std::ostream& out) {
+  const std::string app = id.starts_with("app/") ? id.substr(4) : id;
+  return PrintAnswer(remote, Target("/v1/apps/" + Encoded(app), {{"at", at}, {"as_of", as_of}}),
+                     out);
+}
+
+int HttpOverdue(const RemoteOptions& remote, const std::optional<std::string>& at,
+                const std::optional<std::string>& org, bool table, std::ostream& out) {
+  int exit_code = kExitOk;
+  auto answer = Exchange(remote, http::verb::get, Target("/v1/overdue", {{"at", at}, {"org", org}}),
+                         out, exit_code);
+  if (!answer) return exit_code;
+  if (table) {
+    PrintOverdueTable((*answer)["overdue"], (*answer)["at"].get<std::string>(), out);
+  } else {
+    for (const json& row : (*answer)["overdue"]) out << row.dump() << "\n";
+  }
+  const json& missing = (*answer)["calendar_missing"];
+  if (!missing.empty()) {
+    std::cerr << "ledgerctl: " << missing.size()
+              << " open clock(s) cannot be judged: they need a working-day calendar year that is "
+                 "not loaded (state calendar_missing):";
+    for (size_t i = 0; i < missing.size() && i < 20; ++i) {
+      std::cerr << " " << missing[i]["stream"].get<std::string>() << "/"
+                << missing[i]["clock"].get<std::string>();
+    }
+    std::cerr << (missing.size() > 20 ? " ...\n" : "\n");
+  }
+  return kExitOk;
+}
+
+int HttpKpi(const RemoteOptions& remote, const std::string& period,
+            const std::optional<std::string>& org, const std::optional<std::string>& as_of,
+            bool as_json, std::ostream& out) {
+  int exit_code = kExitOk;
+  auto table = Exchange(remote, http::verb::get,
+                        Target("/v1/kpi", {{"period", period}, {"org", org}, {"as_of", as_of}}),
+                        out, exit_code);
+  if (!table) return exit_code;
+  if (as_json) {
+    out << table->dump() << "\n";
+  } else {
+    PrintKpiTable(*table, out);
+  }
+  return kExitOk;
+}
+
+int HttpEvidence(const RemoteOptions& remote, const std::string& id, std::ostream& out) {
+  const std::string app = id.starts_with("app/") ? id.substr(4) : id;
+  return PrintAnswer(remote, "/v1/evidence/" + Encoded(app), out);
+}
+
+int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out) {
+  std::optional<ledger::Digest> handed_out;
+  if (!digest.empty()) {
+    handed_out = ParseDigestArgument(digest);
+    if (!handed_out) return kExitRejected;
+  }
+  int exit_code = kExitOk;
+  auto answer = Exchange(remote, http::verb::get, "/v1/verify", out, exit_code);
+  if (!answer) return exit_code;
+  if (handed_out) {
+    // The chain verified, so the stored hash at the digest's position is the recomputed one
+    // (as the embedded verify judges it).
+    std::ostringstream ignored;
+    int digest_exit = kExitOk;
+    auto stored =
+        Exchange(remote, http::verb::get, "/v1/digest?at=" + std::to_string(handed_out->position),
+                 ignored, digest_exit);
+    const bool matches = stored && stored->value("hash", "") == handed_out->hash_hex;
+    (*answer)["ok"] = matches;
+    (*answer)["digest"] = {
+        {"position", handed_out->position}, {"hash", handed_out->hash_hex}, {"matches", matches}};
+    out << answer->dump() << "\n";
+    if (!matches) {
+      std::cerr << "ledgerctl: history up to position " << handed_out->position
+                << " is not the one the digest was made of\n";
+      return kExitFailure;
+    }
+    return kExitOk;
+  }
+  out << answer->dump() << "\n";
+  return kExitOk;
+}
+
+int HttpDigest(const RemoteOptions& remote, std::optional<uint64_t> at, std::ostream& out) {
+  return PrintAnswer(
+      remote,
+      Target("/v1/digest",
+             {{"at", at ? std::optional<std::string>(std::to_string(*at)) : std::nullopt}}),
+      out);
+}
+
+int HttpImport(const RemoteOptions& remote, const std::string& file, std::string format,
+               std::ostream& out) {
+  auto chosen = ChooseImportFormat(file, format, std::cerr);
+  if (!chosen) return kExitFailure;
+  std::ifstream file_stream;
+  std::istream* input = OpenInput(file, file_stream, std::cerr, std::ios::in | std::ios::binary);
+  if (input == nullptr) return kExitFailure;
+  const std::string body{std::istreambuf_iterator<char>(*input), std::istreambuf_iterator<char>()};
+  const std::string name = *chosen == ingest::ImportFormat::kCsv ? "csv" : "jsonl";
+  int exit_code = kExitOk;
+  auto summary =
+      Exchange(remote, http::verb::post, "/v1/import?format=" + name, out, exit_code, body,
+               {{"Content-Type", name == "csv" ? "text/csv" : "application/x-ndjson"}});
+  if (summary) out << summary->dump() << "\n";
+  return exit_code;
+}
+
+}  // namespace gridledger::cli

@@ -1,0 +1,34 @@
+// ledgerctl against a running ledgerd's HTTP/JSON door (--http HOST:PORT --token T): the reads of
+// the projections (app, overdue, kpi, evidence), verify, digest and import — what the Cap'n Proto
+// TCP door (server_commands.h) does not carry. Each asks the endpoint of server/openapi.json and
+// prints what the embedded command prints (same JSON, same tables), so scripts work either way.
+// Exit codes as commands.h: a 4xx answer is rejected input (2), an unreachable server or a 5xx
+// answer a failure (1).
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+
+#include "server_commands.h"
+
+namespace gridledger::cli {
+
+int HttpApp(const RemoteOptions& remote, const std::string& id,
+            const std::optional<std::string>& at, const std::optional<std::string>& as_of,
+            std::ostream& out);
+int HttpOverdue(const RemoteOptions& remote, const std::optional<std::string>& at,
+                const std::optional<std::string>& org, bool table, std::ostream& out);
+int HttpKpi(const RemoteOptions& remote, const std::string& period,
+            const std::optional<std::string>& org, const std::optional<std::string>& as_of,
+            bool as_json, std::ostream& out);
+int HttpEvidence(const RemoteOptions& remote, const std::string& id, std::ostream& out);
+// With `digest` (POSITION:HASH): also whether history up to POSITION is the one it was made of.
+int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out);
+int HttpDigest(const RemoteOptions& remote, std::optional<uint64_t> at, std::ostream& out);
+// `format` "jsonl" or "csv" ("" = by the file's extension); the server's summary as one line.
+int HttpImport(const RemoteOptions& remote, const std::string& file, std::string format,
+               std::ostream& out);
+
+}  // namespace gridledger::cli
