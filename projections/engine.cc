@@ -21,9 +21,10 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // violation, clock or KPI item for the same events): states stored by an older version are then
 // refused until Rebuild(), instead of mixing two rule sets. 2: connection prerequisites by
 // business date (seventh session); 3: corrections applied, KPI items with revisions; 4: the total
-// clock; 5: revisions count only corrections that change facts (eighth).
+// clock; 5: revisions count only corrections that change facts (eighth); 6: violations count
+// against timeliness (ninth).
 // Stored under kFoldVersionKey; absent counts as 1.
-constexpr uint64_t kFoldVersion = 5;
+constexpr uint64_t kFoldVersion = 6;
 constexpr char kFoldVersionKey[] = "fold_version";
 
 std::string EncodeU64(uint64_t value) {

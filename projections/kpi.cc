@@ -165,6 +165,9 @@ void FoldArchived(KpiState& state, const EventRecord& event, const ApplicationSt
   archived.customer_class = app.facts.customer_class;
   archived.connected = app.facts.meter_connected;
   archived.clocks = app.clocks;
+  for (const ViolationRecord& violation : app.violations) {
+    archived.violations.push_back(violation.rule);
+  }
   archived.revision = app.revision;
   state.archived.push_back(std::move(archived));
 }
@@ -350,6 +353,7 @@ json ArchivedToJson(const KpiArchived& a) {
           {"customer_class", domain::SlaCustomerClassName(a.customer_class)},
           {"connected", a.connected},
           {"clocks", ArrayOf(a.clocks, ClockToJson)},
+          {"violations", a.violations},
           {"revision", a.revision}};
 }
 
@@ -646,7 +650,7 @@ enum class Judgement { kMet, kNotMet, kUndetermined };
 
 Judgement JudgeArchived(const KpiArchived& archived, const domain::WorkingCalendar& calendar,
                         const domain::SlaProfile& profile) {
-  if (!archived.connected) return Judgement::kNotMet;
+  if (!archived.connected || !archived.violations.empty()) return Judgement::kNotMet;
   bool undetermined = false;
   for (const Clock& clock : archived.clocks) {
     if (!profile.LimitDays(clock.name, archived.customer_class)) continue;  // a "–" cell

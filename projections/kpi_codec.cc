@@ -36,6 +36,8 @@ void PutKpiArchived(Writer& w, const KpiArchived& a) {
   w.Bool(a.connected);
   w.Varint(a.clocks.size());
   for (const Clock& clock : a.clocks) PutClock(w, clock);
+  w.Varint(a.violations.size());
+  for (const std::string& rule : a.violations) w.String(rule);
   w.Varint(a.revision);
 }
 
@@ -49,6 +51,8 @@ KpiArchived GetKpiArchived(Reader& r) {
   const size_t clocks = r.Count();
   a.clocks.reserve(clocks);
   for (size_t i = 0; i < clocks && r.ok(); ++i) a.clocks.push_back(GetClock(r));
+  const size_t violations = r.Count();
+  for (size_t i = 0; i < violations && r.ok(); ++i) a.violations.push_back(r.String());
   a.revision = r.Uint32();
   return a;
 }

@@ -16,7 +16,8 @@
 namespace gridledger::projections {
 
 inline constexpr uint8_t kKpiCodecVersion =
-    0x4c;  // 'L' (was 'K' before revisions); not MessagePack
+    0x4d;  // 'M' ('L' before archived items listed violations, 'K' before revisions); not
+           // MessagePack
 
 void PutKpiScalars(codec::Writer& w, const KpiState& state);
 void GetKpiScalars(codec::Reader& r, KpiState& state);

@@ -10,7 +10,8 @@ namespace {
 using codec::Reader;
 using codec::Writer;
 
-constexpr uint8_t kKpiHeadVersion = 0x6c;    // 'l' (0x6b before revisions); a whole state: 'L'
+constexpr uint8_t kKpiHeadVersion =
+    0x6d;  // 'm' ('l' before violations, 'k' before revisions); whole: 'M'
 constexpr uint8_t kStaffHeadVersion = 0x73;  // 's'; a whole StaffAuditState starts with 'S'
 constexpr std::string_view kStaffKeyPrefix = "staff-audit/";
 constexpr size_t kIndexBytes = 4;

@@ -262,6 +262,21 @@ TEST_F(KpiTest, TimelinessCountsArchivedAppsWithEveryClockMet) {
   EXPECT_DOUBLE_EQ(kpi.at("target").get<double>(), 1.0);
 }
 
+// domain.md counts violations against the KPIs: an application connected before its fees were
+// settled met every clock it had, and still did not meet its time limits.
+TEST_F(KpiTest, AViolationFlaggedOnAnArchivedAppFailsItsTimeliness) {
+  Residential(m_, "app/M1", "05-11", "05-12", "05-13", "05-14");
+  m_.Add("app/M2", "ApplicationAccepted", "05-11", Accepted());
+  m_.Add("app/M2", "SchemeReplied", "05-12", {{"scheme", "s"}});
+  m_.Add("app/M2", "ContractSigned", "05-12", {{"contract_id", "HT-M2"}});
+  m_.Add("app/M2", "MeterConnected", "05-13", {{"meter_id", "M-M2"}});
+  m_.Add("app/M2", "Archived", "05-14");
+  ASSERT_EQ(m_.app("app/M2").violations.size(), 1u);
+  EXPECT_EQ(m_.app("app/M2").violations[0].rule, "connected_before_fees");
+  const json kpi = Kpi(Table("2026-05"), "timeliness");
+  ExpectRatio(kpi, {"app/M1"}, {"app/M1", "app/M2"});
+}
+
 TEST_F(KpiTest, ChangeCompletionCountsExecutedAndOpenChangesDueInThePeriod) {
   ExpectRatio(Kpi(Table("2026-03"), "change_completion"), {"app/C1"},
               {"app/C1", "app/C2", "app/C3"});

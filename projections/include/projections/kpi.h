@@ -78,7 +78,10 @@ struct KpiArchived {
   domain::SlaCustomerClass customer_class = domain::SlaCustomerClass::kResidential;
   bool connected = false;     // MeterConnected happened before Archived
   std::vector<Clock> clocks;  // every clock instance as Archived left them (all closed)
-  uint32_t revision = 0;      // see REVISIONS
+  // The workflow violations flagged on the application by then (rule ids, in order): domain.md
+  // counts them against the KPIs, so an application with one did not meet its time limits.
+  std::vector<std::string> violations;
+  uint32_t revision = 0;  // see REVISIONS
   bool operator==(const KpiArchived&) const = default;
 };
 
@@ -286,10 +289,13 @@ struct KpiTargets {
 // Formulas (ids are application streams "app/<id>", or report streams for KPI 5; they are listed
 // in bucket key order, then position order within a bucket, whatever the order of `states`):
 //  timeliness            new_install / capacity_increase archived in the period; met when it was
-//                        connected before Archived and every clock instance is met or has no limit
-//                        for its class (a clock stopped by Archived is not met). A clock whose
-//                        days need an unloaded calendar year is neither: the app is in neither
-//                        numerator nor denominator but listed in undetermined_ids (see `met`).
+//                        connected before Archived, no workflow violation is flagged on it (a
+//                        connection before its prerequisites, a skipped review or inspection:
+//                        domain.md counts violations against the KPIs) and every clock instance is
+//                        met or has no limit for its class (a clock stopped by Archived is not
+//                        met). A clock whose days need an unloaded calendar year is neither: the
+//                        app is in neither numerator nor denominator but listed in undetermined_ids
+//                        (see `met`).
 //  change_completion     changes executed in the period (met when the clock is met), plus changes
 //                        not executed (open, or archived without execution) whose deadline falls in
 //                        the period; with `as_of_us`, only deadlines before as_of's date count (a
