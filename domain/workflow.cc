@@ -82,6 +82,8 @@ void ReadFields(capnp::FlatArrayMessageReader& message, WorkflowEvent& out) {
       out.business = ToBusiness(root.getBusiness());
       out.important = root.getImportant();
       out.three_zero = root.getThreeZero();
+      if (root.getHasFeesApply()) out.fees_apply = root.getFeesApply();
+      if (root.getHasCustomerWorks()) out.customer_works = root.getCustomerWorks();
       break;
     }
     case AppEventType::kDesignReviewed:
@@ -279,6 +281,8 @@ void ApplyAccepted(WorkflowFacts& facts, const WorkflowEvent& event) {
   facts.customer_class = event.customer_class;
   facts.important = event.important;
   facts.three_zero = event.three_zero;
+  facts.fees_apply = event.fees_apply;
+  facts.customer_works = event.customer_works;
 }
 
 // A result closes its request; pass is remembered for good (see workflow.h).
@@ -359,11 +363,14 @@ bool SchemeReplyApplies(const WorkflowFacts& facts) {
   return !IsChange(facts) && !facts.three_zero;
 }
 
-bool FeesApply(const WorkflowFacts& facts) { return !IsChange(facts) && !facts.three_zero; }
+bool FeesApply(const WorkflowFacts& facts) {
+  return !IsChange(facts) && facts.fees_apply.value_or(!facts.three_zero);
+}
 
 bool CompletionInspectionRequired(const WorkflowFacts& facts) {
   return !IsChange(facts) && !facts.three_zero &&
-         facts.customer_class != SlaCustomerClass::kResidential;
+         facts.customer_class != SlaCustomerClass::kResidential &&
+         facts.customer_works.value_or(true);
 }
 
 bool DesignReviewRequired(const WorkflowFacts& facts) {

@@ -12,15 +12,34 @@ using codec::Writer;
 using domain::Date;
 
 // The flags of WorkflowFacts, one bit each, in this order (the format: append only).
-constexpr int kFactFlagCount = 20;
+// fees_apply and customer_works take two bits each: given, and the value.
+constexpr int kFactFlagCount = 24;
 
 uint64_t FactBits(const domain::WorkflowFacts& f) {
-  const bool flags[kFactFlagCount] = {
-      f.accepted,        f.important,       f.three_zero,         f.archived,
-      f.withdrawn,       f.paused,          f.survey_dispatched,  f.surveyed,
-      f.scheme_replied,  f.fees_settled,    f.design_pending,     f.design_passed,
-      f.mid_pending,     f.mid_passed,      f.completion_pending, f.completion_passed,
-      f.contract_signed, f.meter_connected, f.change_executed,    f.callback_made};
+  const bool flags[kFactFlagCount] = {f.accepted,
+                                      f.important,
+                                      f.three_zero,
+                                      f.archived,
+                                      f.withdrawn,
+                                      f.paused,
+                                      f.survey_dispatched,
+                                      f.surveyed,
+                                      f.scheme_replied,
+                                      f.fees_settled,
+                                      f.design_pending,
+                                      f.design_passed,
+                                      f.mid_pending,
+                                      f.mid_passed,
+                                      f.completion_pending,
+                                      f.completion_passed,
+                                      f.contract_signed,
+                                      f.meter_connected,
+                                      f.change_executed,
+                                      f.callback_made,
+                                      f.fees_apply.has_value(),
+                                      f.fees_apply.value_or(false),
+                                      f.customer_works.has_value(),
+                                      f.customer_works.value_or(false)};
   uint64_t bits = 0;
   for (int i = 0; i < kFactFlagCount; ++i) bits |= static_cast<uint64_t>(flags[i]) << i;
   return bits;
@@ -38,13 +57,20 @@ domain::WorkflowFacts GetFacts(Reader& r) {
   f.customer_class = r.EnumBelow<domain::SlaCustomerClass>(domain::kSlaCustomerClassCount);
   const uint64_t bits = r.Varint();
   if (bits >> kFactFlagCount != 0) r.Fail();
+  bool fees_apply_given = false;
+  bool fees_apply = false;
+  bool customer_works_given = false;
+  bool customer_works = false;
   bool* flags[kFactFlagCount] = {
       &f.accepted,        &f.important,       &f.three_zero,         &f.archived,
       &f.withdrawn,       &f.paused,          &f.survey_dispatched,  &f.surveyed,
       &f.scheme_replied,  &f.fees_settled,    &f.design_pending,     &f.design_passed,
       &f.mid_pending,     &f.mid_passed,      &f.completion_pending, &f.completion_passed,
-      &f.contract_signed, &f.meter_connected, &f.change_executed,    &f.callback_made};
+      &f.contract_signed, &f.meter_connected, &f.change_executed,    &f.callback_made,
+      &fees_apply_given,  &fees_apply,        &customer_works_given, &customer_works};
   for (int i = 0; i < kFactFlagCount; ++i) *flags[i] = ((bits >> i) & 1) != 0;
+  if (fees_apply_given) f.fees_apply = fees_apply;
+  if (customer_works_given) f.customer_works = customer_works;
   return f;
 }
 

@@ -118,6 +118,14 @@ struct ApplicationAccepted $stream(app) {
   channel @8 :Text;  # where it was accepted: counter, online, phone, ...
   important @9 :Bool;
   threeZero @10 :Bool;
+  # Whether business fees are charged (stage 4, "when fees apply"); absent: they are, except for
+  # three_zero. A fee-free job says false, and its connection waits for no FeesSettled.
+  feesApply @11 :Bool $optional;
+  hasFeesApply @12 :Bool $presence;
+  # Whether the customer builds works that need a completion inspection (stage 7, HV and LV
+  # non-residential "with customer works"); absent: they do. Residential and three_zero never.
+  customerWorks @13 :Bool $optional;
+  hasCustomerWorks @14 :Bool $presence;
 }
 
 struct SurveyDispatched $stream(app) {

@@ -754,7 +754,8 @@ TEST(EventJsonDataFields, KeysAndValueKindsComeFromTheSchema) {
       {"customer_class", Kind::kString}, {"business", Kind::kString},
       {"change_kind", Kind::kString},    {"voltage_kv", Kind::kOther},
       {"capacity_kva", Kind::kOther},    {"channel", Kind::kString},
-      {"important", Kind::kBool},        {"three_zero", Kind::kBool}};
+      {"important", Kind::kBool},        {"three_zero", Kind::kBool},
+      {"fees_apply", Kind::kBool},       {"customer_works", Kind::kBool}};
   EXPECT_EQ(accepted, expected);
 
   bool saw_fields = false;  // Corrected.fields is Text holding a JSON object: not a string

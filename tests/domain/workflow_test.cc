@@ -264,6 +264,39 @@ TEST(WorkflowPath, ThreeZeroIsAcceptThenConnect) {
   EXPECT_FALSE(SurveyApplies(facts));
 }
 
+// "When fees apply", "with customer works": an application may say that neither does, and then
+// its connection waits for neither; a three_zero job may say that fees apply after all.
+TEST(WorkflowPath, DeclaredFeeFreeAndNoCustomerWorksAreNotRequired) {
+  WorkflowEvent fee_free = Accepted(SlaCustomerClass::kResidential);
+  fee_free.fees_apply = false;
+  WorkflowFacts residential;
+  EXPECT_TRUE(Feed(residential, {fee_free, Ev(T::kSchemeReplied), Ev(T::kContractSigned),
+                                 Ev(T::kMeterConnected), Ev(T::kArchived)})
+                  .empty());
+  EXPECT_FALSE(FeesApply(residential));
+
+  WorkflowEvent no_works = Accepted(SlaCustomerClass::kLvNonResidential);
+  no_works.customer_works = false;
+  WorkflowFacts shop;
+  EXPECT_TRUE(Feed(shop, {no_works, Ev(T::kSchemeReplied), Ev(T::kFeesSettled),
+                          Ev(T::kContractSigned), Ev(T::kMeterConnected)})
+                  .empty());
+  EXPECT_FALSE(CompletionInspectionRequired(shop));
+
+  WorkflowEvent charged = Accepted(SlaCustomerClass::kLvNonResidential, Business::kNewInstall,
+                                   false, /*three_zero=*/true);
+  charged.fees_apply = true;
+  WorkflowFacts three_zero;
+  EXPECT_EQ(Feed(three_zero, {charged, Ev(T::kContractSigned), Ev(T::kMeterConnected)}),
+            std::vector<std::string>{"connected_before_fees"});
+
+  // Not declared: the defaults of domain.md's table.
+  WorkflowFacts plain;
+  Feed(plain, {Accepted(SlaCustomerClass::kLvNonResidential)});
+  EXPECT_TRUE(FeesApply(plain));
+  EXPECT_TRUE(CompletionInspectionRequired(plain));
+}
+
 TEST(WorkflowPath, FailedInspectionSendsTheStageBack) {
   WorkflowFacts facts;
   Feed(facts, {Accepted(SlaCustomerClass::kHvSingle), Ev(T::kSchemeReplied), Ev(T::kFeesSettled),
@@ -342,6 +375,23 @@ TEST(WorkflowDecode, ReadsTheFieldsFromAContractPayload) {
   EXPECT_EQ(event.business, Business::kCapacityIncrease);
   EXPECT_TRUE(event.important);
   EXPECT_FALSE(event.three_zero);
+  EXPECT_FALSE(event.fees_apply.has_value());  // not given
+  EXPECT_FALSE(event.customer_works.has_value());
+
+  const auto declared = DecodeClientEvent(
+      R"({"stream":"app/KM-2","type":"ApplicationAccepted","event_id":"e3",
+          "occurred_at":"2026-03-02T09:15:00+08:00",
+          "actor":{"id":"S1","role":"clerk","org":"KM.XS"},
+          "data":{"customer_id":"C2","customer_name":"Home","customer_class":"residential",
+                  "business":"new_install","voltage_kv":0.22,"capacity_kva":8,
+                  "channel":"counter","important":false,"three_zero":false,
+                  "fees_apply":false,"customer_works":false}})");
+  ASSERT_TRUE(std::holds_alternative<ClientEvent>(declared));
+  const auto declared_event =
+      DecodeWorkflowEvent("ApplicationAccepted", std::get<ClientEvent>(declared).payload);
+  ASSERT_TRUE(std::holds_alternative<WorkflowEvent>(declared_event));
+  EXPECT_EQ(std::get<WorkflowEvent>(declared_event).fees_apply, std::optional<bool>(false));
+  EXPECT_EQ(std::get<WorkflowEvent>(declared_event).customer_works, std::optional<bool>(false));
 
   const auto urge = DecodeClientEvent(
       R"({"stream":"app/KM-1","type":"Urged","event_id":"e2",

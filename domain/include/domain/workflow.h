@@ -59,11 +59,12 @@
 // - Survey (SurveyDispatched / SiteSurveyed) is skipped for residential and three_zero; doing one
 //   anyway is allowed (it is a fact), it just is not required.
 // - Scheme reply applies unless three_zero (and never to a change, where it is invalid).
-// - Fees apply unless three_zero or business change (a FeesSettled on either is still accepted and
-//   recorded; it is just not required).
+// - Fees apply unless three_zero or business change, or ApplicationAccepted says fees_apply: false
+//   (a fee-free job; true makes them apply to a three_zero job too). A FeesSettled where they do
+//   not apply is still accepted and recorded; it is just not required.
 // - Completion inspection is required for hv_single, hv_dual and lv_nonresidential unless
-//   three_zero (domain.md: "HV and LV non-residential with customer works"; three_zero is the LV
-//   service without customer works).
+//   three_zero or ApplicationAccepted says customer_works: false (domain.md: "HV and LV
+//   non-residential with customer works"; three_zero is the LV service without customer works).
 // - Design review and mid inspection are required for important HV (hv_single / hv_dual)
 //   customers; optional otherwise.
 // - A contract is always required before connection, three_zero included (KPI 4 counts every
@@ -134,6 +135,8 @@ struct WorkflowEvent {
   Business business = Business::kNewInstall;
   bool important = false;
   bool three_zero = false;
+  std::optional<bool> fees_apply;      // as declared (nullopt: not given)
+  std::optional<bool> customer_works;  // as declared (nullopt: not given)
   // DesignReviewed / MidInspected / CompletionInspected: result == pass
   bool passed = false;
   // Urged
@@ -169,6 +172,10 @@ struct WorkflowFacts {
   SlaCustomerClass customer_class = SlaCustomerClass::kResidential;
   bool important = false;
   bool three_zero = false;
+  // As ApplicationAccepted declared them (nullopt: not given; FeesApply and
+  // CompletionInspectionRequired then take the default).
+  std::optional<bool> fees_apply;
+  std::optional<bool> customer_works;
 
   bool archived = false;
   bool withdrawn = false;
