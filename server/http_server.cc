@@ -427,10 +427,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       batch->events.push_back(domain::DecodeClientEvent(body));
     } else if (body.is_array()) {
       if (body.empty() || body.size() > service_.limits().batch_events_max) {
-        return Fail(MakeError(ErrorKind::kInvalid, "invalid",
-                              "a batch holds 1 to " +
-                                  std::to_string(service_.limits().batch_events_max) +
-                                  " events, not " + std::to_string(body.size())));
+        ServiceError error =
+            MakeError(ErrorKind::kInvalid, "invalid",
+                      "a batch holds 1 to " + std::to_string(service_.limits().batch_events_max) +
+                          " events, not " + std::to_string(body.size()));
+        error.error["field"] = "body";  // as the TCP door names its limit
+        error.error["rule"] = "batch_events_max";
+        return Fail(std::move(error));
       }
       for (const json& element : body) batch->events.push_back(domain::DecodeClientEvent(element));
       // Bad input changes nothing: a batch holding an event that does not decode is refused whole.
@@ -451,8 +454,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return FinishBatch(*batch);
       }
     } else {
-      return Fail(MakeError(ErrorKind::kInvalid, "invalid",
-                            "the body must be one event (an object) or a batch (an array)"));
+      ServiceError error =
+          MakeError(ErrorKind::kInvalid, "invalid",
+                    "the body must be one event (an object) or a batch (an array)");
+      error.error["field"] = "body";
+      error.error["rule"] = "wrong_type";
+      return Fail(std::move(error));
     }
     AppendNext(principal, std::move(batch));
   }

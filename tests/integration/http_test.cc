@@ -130,6 +130,16 @@ TEST_F(HttpTest, InvalidInputNamesTheFieldOrTheRuleAndStoresNothing) {
   ASSERT_EQ(malformed.status, 400) << malformed.body;
   EXPECT_EQ(Body(malformed)["error"]["rule"], "malformed_json");
 
+  // Neither an event nor a batch of 1 to batch-events-max events.
+  for (const char* body : {"[]", "null", "42"}) {
+    HttpResponse refused = client_.Post("/v1/events", server_.token("clerk"), body);
+    ASSERT_EQ(refused.status, 400) << body << " → " << refused.body;
+    EXPECT_EQ(Body(refused)["error"]["field"], "body") << refused.body;
+    EXPECT_EQ(Body(refused)["error"]["rule"],
+              std::string(body) == "[]" ? "batch_events_max" : "wrong_type")
+        << refused.body;
+  }
+
   // A workflow rule: the scheme cannot be replied before the application was accepted.
   json early = events[3];
   early.erase("expected_version");
