@@ -50,39 +50,68 @@ std::string Target(std::string path,
   return path;
 }
 
-// One request to ledgerd. Its JSON answer when the status is 2xx; otherwise the answer (or why
-// there is none) is printed and `exit_code` says how the command ends.
-std::optional<json> Exchange(const RemoteOptions& remote, http::verb verb,
-                             const std::string& target, std::ostream& out, int& exit_code,
-                             const std::string& body = "",
-                             const std::map<std::string, std::string>& headers = {}) {
+// An answer of ledgerd: its HTTP status (0: none came) and its JSON body (discarded when the
+// body is not JSON).
+struct Answer {
+  int status = 0;
+  json body;
+  bool ok() const { return status >= 200 && status < 300 && !body.is_discarded(); }
+};
+
+Answer Ask(const RemoteOptions& remote, http::verb verb, const std::string& target,
+           const std::string& body = "", const std::map<std::string, std::string>& headers = {}) {
   auto endpoint = SplitHostPort(remote.http, "--http");
-  if (!endpoint) {
-    exit_code = kExitFailure;
-    return std::nullopt;
-  }
+  if (!endpoint) return {};
   std::map<std::string, std::string> sent = headers;
   if (!remote.approved_by.empty()) sent["X-Approved-By"] = remote.approved_by;
   client::HttpClient client(endpoint->first, endpoint->second);
   client::HttpResponse response = client.Request(verb, target, remote.token, body, sent);
   if (response.status == 0) {
-    std::cerr << "ledgerctl: cannot reach ledgerd's HTTP door at " << remote.http << "\n";
-    exit_code = kExitFailure;
-    return std::nullopt;
+    std::cerr << "ledgerctl: no answer from ledgerd's HTTP door at " << remote.http << "\n";
+    return {};
   }
-  json answer = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-  if (response.status >= 200 && response.status < 300 && !answer.is_discarded()) return answer;
-  if (answer.is_discarded()) {
-    std::cerr << "ledgerctl: ledgerd answered HTTP " << response.status << " with "
-              << response.body.substr(0, 200) << "\n";
+  return {response.status, json::parse(response.body, nullptr, /*allow_exceptions=*/false)};
+}
+
+// How a command ends on an answer that is not a 2xx JSON body: the body is printed (when JSON)
+// and the server's message said; 4xx is rejected input, the rest a failure.
+int Refused(const Answer& answer, std::ostream& out) {
+  if (answer.status == 0) return kExitFailure;
+  if (answer.body.is_discarded()) {
+    std::cerr << "ledgerctl: ledgerd answered HTTP " << answer.status << " without JSON\n";
   } else {
-    out << answer.dump() << "\n";
-    if (answer.contains("error") && answer["error"].contains("message")) {
-      std::cerr << "ledgerctl: " << answer["error"]["message"].get<std::string>() << "\n";
+    out << answer.body.dump() << "\n";
+    const json* error = answer.body.contains("error") ? &answer.body["error"] : nullptr;
+    if (error != nullptr && error->is_object() && error->contains("message") &&
+        (*error)["message"].is_string()) {
+      std::cerr << "ledgerctl: " << (*error)["message"].get<std::string>() << "\n";
     }
   }
-  exit_code = response.status >= 400 && response.status < 500 ? kExitRejected : kExitFailure;
+  return answer.status >= 400 && answer.status < 500 ? kExitRejected : kExitFailure;
+}
+
+// One request; its JSON answer when the status is 2xx, else nullopt with `exit_code` set (see
+// Refused).
+std::optional<json> Exchange(const RemoteOptions& remote, http::verb verb,
+                             const std::string& target, std::ostream& out, int& exit_code,
+                             const std::string& body = "",
+                             const std::map<std::string, std::string>& headers = {}) {
+  Answer answer = Ask(remote, verb, target, body, headers);
+  if (answer.ok()) return std::move(answer.body);
+  exit_code = Refused(answer, out);
   return std::nullopt;
+}
+
+// Runs `print` on an answer; an answer without the fields it reads is ledgerd's fault, said so.
+template <typename F>
+int Printing(F&& print) {
+  try {
+    return print();
+  } catch (const json::exception& e) {
+    std::cerr << "ledgerctl: ledgerd's answer is not what this ledgerctl expects: " << e.what()
+              << "\n";
+    return kExitFailure;
+  }
 }
 
 // Prints the answer as one JSON line.
@@ -109,23 +138,25 @@ int HttpOverdue(const RemoteOptions& remote, const std::optional<std::string>& a
   auto answer = Exchange(remote, http::verb::get, Target("/v1/overdue", {{"at", at}, {"org", org}}),
                          out, exit_code);
   if (!answer) return exit_code;
-  if (table) {
-    PrintOverdueTable((*answer)["overdue"], (*answer)["at"].get<std::string>(), out);
-  } else {
-    for (const json& row : (*answer)["overdue"]) out << row.dump() << "\n";
-  }
-  const json& missing = (*answer)["calendar_missing"];
-  if (!missing.empty()) {
-    std::cerr << "ledgerctl: " << missing.size()
-              << " open clock(s) cannot be judged: they need a working-day calendar year that is "
-                 "not loaded (state calendar_missing):";
-    for (size_t i = 0; i < missing.size() && i < 20; ++i) {
-      std::cerr << " " << missing[i]["stream"].get<std::string>() << "/"
-                << missing[i]["clock"].get<std::string>();
+  return Printing([&] {
+    if (table) {
+      PrintOverdueTable(answer->at("overdue"), answer->at("at").get<std::string>(), out);
+    } else {
+      for (const json& row : answer->at("overdue")) out << row.dump() << "\n";
     }
-    std::cerr << (missing.size() > 20 ? " ...\n" : "\n");
-  }
-  return kExitOk;
+    const json& missing = answer->at("calendar_missing");
+    if (!missing.empty()) {
+      std::cerr << "ledgerctl: " << missing.size()
+                << " open clock(s) cannot be judged: they need a working-day calendar year that "
+                   "is not loaded (state calendar_missing):";
+      for (size_t i = 0; i < missing.size() && i < 20; ++i) {
+        std::cerr << " " << missing[i].at("stream").get<std::string>() << "/"
+                  << missing[i].at("clock").get<std::string>();
+      }
+      std::cerr << (missing.size() > 20 ? " ...\n" : "\n");
+    }
+    return kExitOk;
+  });
 }
 
 int HttpKpi(const RemoteOptions& remote, const std::string& period,
@@ -138,10 +169,12 @@ int HttpKpi(const RemoteOptions& remote, const std::string& period,
   if (!table) return exit_code;
   if (as_json) {
     out << table->dump() << "\n";
-  } else {
-    PrintKpiTable(*table, out);
+    return kExitOk;
   }
-  return kExitOk;
+  return Printing([&] {
+    PrintKpiTable(*table, out);
+    return kExitOk;
+  });
 }
 
 int HttpEvidence(const RemoteOptions& remote, const std::string& id, std::ostream& out) {
@@ -160,20 +193,20 @@ int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostr
   if (!answer) return exit_code;
   if (handed_out) {
     // The chain verified, so the stored hash at the digest's position is the recomputed one
-    // (as the embedded verify judges it).
-    std::ostringstream ignored;
-    int digest_exit = kExitOk;
-    auto stored =
-        Exchange(remote, http::verb::get, "/v1/digest?at=" + std::to_string(handed_out->position),
-                 ignored, digest_exit);
-    const bool matches = stored && stored->value("hash", "") == handed_out->hash_hex;
+    // (as the embedded verify judges it). Only a stored hash that differs is a mismatch.
+    const Answer stored =
+        Ask(remote, http::verb::get, "/v1/digest?at=" + std::to_string(handed_out->position));
+    if (!stored.ok() && stored.status != 404) return Refused(stored, out);
+    const bool matches =
+        stored.ok() && stored.body.value("hash", std::string()) == handed_out->hash_hex;
     (*answer)["ok"] = matches;
     (*answer)["digest"] = {
         {"position", handed_out->position}, {"hash", handed_out->hash_hex}, {"matches", matches}};
     out << answer->dump() << "\n";
     if (!matches) {
       std::cerr << "ledgerctl: history up to position " << handed_out->position
-                << " is not the one the digest was made of\n";
+                << " is not the one the digest was made of"
+                << (stored.ok() ? "" : ": the ledger ends before that position") << "\n";
       return kExitFailure;
     }
     return kExitOk;
@@ -199,12 +232,23 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
   if (input == nullptr) return kExitFailure;
   const std::string body{std::istreambuf_iterator<char>(*input), std::istreambuf_iterator<char>()};
   const std::string name = *chosen == ingest::ImportFormat::kCsv ? "csv" : "jsonl";
-  int exit_code = kExitOk;
-  auto summary =
-      Exchange(remote, http::verb::post, "/v1/import?format=" + name, out, exit_code, body,
-               {{"Content-Type", name == "csv" ? "text/csv" : "application/x-ndjson"}});
-  if (summary) out << summary->dump() << "\n";
-  return exit_code;
+  const Answer answer =
+      Ask(remote, http::verb::post, "/v1/import?format=" + name, body,
+          {{"Content-Type", name == "csv" ? "text/csv" : "application/x-ndjson"}});
+  // A summary (2xx, or 400 when rows were rejected): exit as the embedded import does.
+  if ((answer.status == 200 || answer.status == 400) && answer.body.is_object() &&
+      answer.body.contains("rows")) {
+    out << answer.body.dump() << "\n";
+    if (answer.body.contains("failure")) {
+      const json& failure = answer.body["failure"];
+      const bool header = failure.is_object() && failure.contains("error") &&
+                          failure["error"].is_object() &&
+                          failure["error"].value("rule", std::string()) == "bad_header";
+      return header ? kExitRejected : kExitFailure;
+    }
+    return answer.status == 200 ? kExitOk : kExitRejected;
+  }
+  return Refused(answer, out);
 }
 
 }  // namespace gridledger::cli

@@ -1,7 +1,8 @@
 // ledgerctl against a running ledgerd's HTTP/JSON door (--http HOST:PORT --token T): the reads of
 // the projections (app, overdue, kpi, evidence), verify, digest and import — what the Cap'n Proto
 // TCP door (server_commands.h) does not carry. Each asks the endpoint of server/openapi.json and
-// prints what the embedded command prints (same JSON, same tables), so scripts work either way.
+// prints what the embedded command prints (same JSON, same tables), so scripts work either way —
+// but import, which prints the server's one summary line (rejected rows under "errors").
 // Exit codes as commands.h: a 4xx answer is rejected input (2), an unreachable server or a 5xx
 // answer a failure (1).
 #pragma once

@@ -32,8 +32,8 @@ int main(int argc, char** argv) {
                  "bearer token for --server / --http (ledgerctl token add)")
       ->envname("GRIDLEDGER_TOKEN");
   app.add_option("--approved-by", remote.approved_by,
-                 "with --server: who approved reading customers' personal data (recorded by "
-                 "ledgerd with every read of application events)");
+                 "with --server / --http: who approved reading customers' personal data "
+                 "(recorded by ledgerd with every read of application events)");
   app.add_option("--calendar", data.calendar_dir, "directory of working-day calendar year files")
       ->capture_default_str();
   app.add_option("--profile", data.profile_path, "SLA time-limit profile (JSON)")

@@ -41,12 +41,14 @@ void PrintOverdueTable(const json& rows, std::string_view at, std::ostream& out)
       << "elapsed" << std::setw(7) << "limit" << std::setw(9) << "overdue"
       << "level\n";
   for (const json& row : rows) {  // projections::OverdueJson
-    out << std::left << std::setw(24) << row["stream"].get<std::string>() << std::setw(10)
-        << row["org"].get<std::string>() << std::setw(23) << row["clock"].get<std::string>()
-        << std::setw(12) << row["start"].get<std::string>() << std::setw(12)
-        << (row["deadline"].is_string() ? row["deadline"].get<std::string>() : "?") << std::setw(9)
-        << row["elapsed_working_days"].dump() << std::setw(7) << row["limit"].dump() << std::setw(9)
-        << row["overdue_days"].dump() << row["escalation_level"].dump() << "\n";
+    const json& deadline = row.at("deadline");
+    out << std::left << std::setw(24) << row.at("stream").get<std::string>() << std::setw(10)
+        << row.at("org").get<std::string>() << std::setw(23) << row.at("clock").get<std::string>()
+        << std::setw(12) << row.at("start").get<std::string>() << std::setw(12)
+        << (deadline.is_string() ? deadline.get<std::string>() : "?") << std::setw(9)
+        << row.at("elapsed_working_days").dump() << std::setw(7) << row.at("limit").dump()
+        << std::setw(9) << row.at("overdue_days").dump() << row.at("escalation_level").dump()
+        << "\n";
   }
 }
 
@@ -149,22 +151,24 @@ std::string Percent(const json& value) {
 }  // namespace
 
 void PrintKpiTable(const json& table, std::ostream& out) {
+  const json& org = table.at("org");
   out << "KPI " << table.value("period", "") << "  org "
-      << (table["org"].is_string() ? table["org"].get<std::string>() : "all");
+      << (org.is_string() ? org.get<std::string>() : "all");
   if (table.contains("as_of")) {
-    out << "  as of " << table["as_of"].get<std::string>() << " (position "
-        << table["as_of_position"].dump() << ")";
+    out << "  as of " << table.at("as_of").get<std::string>() << " (position "
+        << table.at("as_of_position").dump() << ")";
   }
   out << "\n";
   out << std::left << std::setw(24) << "id" << std::setw(12) << "numerator" << std::setw(14)
       << "denominator" << std::setw(9) << "value" << std::setw(9) << "target"
       << "met\n";
-  for (const json& kpi : table["kpis"]) {
-    std::string met = kpi["met"].is_boolean() ? (kpi["met"].get<bool>() ? "yes" : "NO") : "—";
-    out << std::left << std::setw(24) << kpi["id"].get<std::string>() << std::setw(12)
-        << kpi["numerator"].dump() << std::setw(14) << kpi["denominator"].dump() << std::setw(9)
-        << Percent(kpi["value"]) << std::setw(9) << Percent(kpi["target"]) << met << "  "
-        << kpi.value("name_zh", "") << "\n";
+  for (const json& kpi : table.at("kpis")) {
+    const json& met_value = kpi.at("met");
+    std::string met = met_value.is_boolean() ? (met_value.get<bool>() ? "yes" : "NO") : "—";
+    out << std::left << std::setw(24) << kpi.at("id").get<std::string>() << std::setw(12)
+        << kpi.at("numerator").dump() << std::setw(14) << kpi.at("denominator").dump()
+        << std::setw(9) << Percent(kpi.at("value")) << std::setw(9) << Percent(kpi.at("target"))
+        << met << "  " << kpi.value("name_zh", "") << "\n";
   }
 }
 

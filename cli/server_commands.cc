@@ -120,6 +120,8 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
     // refuses a whole batch holding one, which would take the good lines around it along.
     domain::Decoded<domain::ClientEvent> decoded = domain::DecodeClientEvent(line);
     if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
+      // The lines before it are answered first: results stay in input order.
+      if (!flush()) return kExitFailure;
       any_rejected = true;
       out << json{{"ok", false}, {"line", number}, {"error", ingest::ErrorJson(*error)}}.dump()
           << "\n";

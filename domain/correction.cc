@@ -123,12 +123,16 @@ std::map<uint64_t, RuleBreach> InvalidEvents(const std::vector<CorrectableEvent>
     }
     const WorkflowEvent& workflow_event = std::get<WorkflowEvent>(decoded);
     Verdict verdict = Judge(facts, workflow_event);
-    if (verdict.valid() && accepted_on) {
-      verdict.invalid = DatedBeforeAcceptance(workflow_event.type, *accepted_on, on);
-    }
     if (!verdict.valid()) {
       invalid[event.position] = *verdict.invalid;
       continue;
+    }
+    // Dated before the acceptance: invalid, yet folded on, as the projections and the ingestor
+    // fold such an event stored before the rule (the facts stay theirs).
+    if (accepted_on) {
+      if (auto early = DatedBeforeAcceptance(workflow_event.type, *accepted_on, on)) {
+        invalid[event.position] = std::move(*early);
+      }
     }
     Apply(facts, workflow_event);
     if (workflow_event.type == AppEventType::kApplicationAccepted) accepted_on = on;

@@ -21,8 +21,9 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // violation, clock or KPI item for the same events): states stored by an older version are then
 // refused until Rebuild(), instead of mixing two rule sets. 2: connection prerequisites by
 // business date (seventh session); 3: corrections applied, KPI items with revisions; 4: the total
-// clock; 5: revisions count only corrections that change facts (eighth); 6: violations count
-// against timeliness (ninth).
+// clock; 5: revisions count only corrections that change facts (eighth); 6: connection and
+// archive violations count against timeliness, and a correction dating an event before its
+// application's acceptance is refused (ninth).
 // Stored under kFoldVersionKey; absent counts as 1.
 constexpr uint64_t kFoldVersion = 6;
 constexpr char kFoldVersionKey[] = "fold_version";

@@ -156,6 +156,14 @@ Routes RouteOf(const EventRecord& event, const ApplicationState* app_after) {
 
 // ---- Folding the parts ----
 
+// The violations that say the application did not go through its time-limited stages before it
+// was connected or archived (a prerequisite or a required review/inspection skipped, archived
+// unconnected). Others are counted where they belong (a callback before connection is still a
+// callback; a contract before the scheme reply still precedes the connection, KPI 4).
+bool CountsAgainstTimeliness(std::string_view rule) {
+  return rule.starts_with("connected_") || rule.starts_with("archived_");
+}
+
 void FoldArchived(KpiState& state, const EventRecord& event, const ApplicationState& app) {
   if (domain::IsChange(app.facts)) return;
   KpiArchived archived;
@@ -166,7 +174,7 @@ void FoldArchived(KpiState& state, const EventRecord& event, const ApplicationSt
   archived.connected = app.facts.meter_connected;
   archived.clocks = app.clocks;
   for (const ViolationRecord& violation : app.violations) {
-    archived.violations.push_back(violation.rule);
+    if (CountsAgainstTimeliness(violation.rule)) archived.violations.push_back(violation.rule);
   }
   archived.revision = app.revision;
   state.archived.push_back(std::move(archived));

@@ -3,6 +3,7 @@
 #include "json_util.h"
 
 #include <algorithm>
+#include <cctype>
 #include <variant>
 
 #include "domain/event_json.h"
@@ -90,9 +91,40 @@ void FoldTraining(StaffAuditState& state, const EventRecord& event, const StaffP
 
 }  // namespace
 
+namespace {
+
+// `text` without leading and trailing white space, ASCII or the two a Chinese keyboard or a
+// spreadsheet adds (U+3000 ideographic space, U+00A0 no-break space).
+std::string_view Trimmed(std::string_view text) {
+  for (bool trimmed = true; trimmed && !text.empty();) {
+    trimmed = false;
+    for (std::string_view space : {" ", "\t", "\r", "\n", "\u3000", "\u00a0"}) {
+      if (text.starts_with(space)) {
+        text.remove_prefix(space.size());
+        trimmed = true;
+      }
+      if (text.ends_with(space)) {
+        text.remove_suffix(space.size());
+        trimmed = true;
+      }
+    }
+  }
+  return text;
+}
+
+bool SameIdIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
 bool Approved(const SensitiveAccess& access, std::string_view staff_id) {
-  return access.approved_by && access.approved_by->find_first_not_of(" \t") != std::string::npos &&
-         *access.approved_by != staff_id;
+  if (!access.approved_by) return false;
+  const std::string_view approver = Trimmed(*access.approved_by);
+  return !approver.empty() && !SameIdIgnoringCase(approver, staff_id);
 }
 
 namespace {

@@ -431,8 +431,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
             MakeError(ErrorKind::kInvalid, "invalid",
                       "a batch holds 1 to " + std::to_string(service_.limits().batch_events_max) +
                           " events, not " + std::to_string(body.size()));
-        error.error["field"] = "body";  // as the TCP door names its limit
-        error.error["rule"] = "batch_events_max";
+        error.error["field"] = "body";
+        error.error["rule"] = "batch_events_max";  // the limit's name, as the TCP door says it
         return Fail(std::move(error));
       }
       for (const json& element : body) batch->events.push_back(domain::DecodeClientEvent(element));

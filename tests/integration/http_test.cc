@@ -673,6 +673,19 @@ TEST_F(HttpTest, LedgerctlAsksTheRunningServerOverHttp) {
   EXPECT_EQ(json::parse(app_out),
             Body(client_.Get("/v1/apps/XS-2026-000123?at=2026-03-20", auditor)));
 
+  // A time with an offset: its '+' reaches the server as a plus, not a space.
+  auto [as_of_status, as_of_out] =
+      ledgerctl(auditor, "app XS-2026-000123 --at 2026-03-20 --as-of 2099-01-01T00:00:00+08:00");
+  ASSERT_EQ(as_of_status, 0) << as_of_out;
+  json by_ledgerctl = json::parse(as_of_out);
+  json by_get = Body(client_.Get(
+      "/v1/apps/XS-2026-000123?at=2026-03-20&as_of=2099-01-01T00:00:00%2B08:00", auditor));
+  // Each read records itself, so the log each one saw ends one later.
+  ASSERT_TRUE(by_ledgerctl.contains("as_of_position")) << as_of_out;
+  by_ledgerctl.erase("as_of_position");
+  by_get.erase("as_of_position");
+  EXPECT_EQ(by_ledgerctl, by_get);
+
   auto [kpi_status, kpi_out] = ledgerctl(auditor, "kpi --period 2026-Q2 --org KM.XS --json");
   ASSERT_EQ(kpi_status, 0) << kpi_out;
   EXPECT_EQ(json::parse(kpi_out)["kpis"],
@@ -698,6 +711,11 @@ TEST_F(HttpTest, LedgerctlAsksTheRunningServerOverHttp) {
   auto [forged_status, forged_out] = ledgerctl(auditor, "verify --digest " + forged);
   EXPECT_EQ(forged_status, 1) << forged_out;
   EXPECT_EQ(json::parse(forged_out)["digest"]["matches"], false) << forged_out;
+  auto [beyond_status, beyond_out] = RunCommand(
+      std::string(LEDGERCTL_PATH) + " --http " + http + " --token " + auditor +
+      " verify --digest 999999:" + digest["hash"].get<std::string>() + " 2>&1 >/dev/null");
+  EXPECT_EQ(beyond_status, 1) << beyond_out;
+  EXPECT_NE(beyond_out.find("ends before that position"), std::string::npos) << beyond_out;
 
   // Refused by the server: exit 2 with its error, nothing written.
   const uint64_t head = Head();

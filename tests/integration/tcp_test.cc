@@ -148,6 +148,13 @@ TEST(LedgerctlServerTest, AppendFollowsTheServersBatchLimitAndRefusesOnlyTheBadL
   }
   EXPECT_EQ(stored, 12u) << output;
   EXPECT_EQ(rejected_lines, std::vector<uint64_t>{7}) << output;
+  // One result per input line, in input order: the seventh is the bad line's.
+  std::vector<std::string> results;
+  std::istringstream again(output);
+  while (std::getline(again, line)) results.push_back(line);
+  ASSERT_EQ(results.size(), 13u) << output;
+  EXPECT_EQ(json::parse(results[6])["line"], 7) << output;
+  EXPECT_EQ(json::parse(results[5])["stream"], "app/CTL-6") << output;
 
   auto client = Client::Connect("127.0.0.1", server.tcp_port(), server.token("auditor"));
   ASSERT_TRUE(client.ok()) << client.error().ToString();

@@ -18,6 +18,7 @@
 
 #include "domain/event_json.h"
 #include "ledger/ledger.h"
+#include "projections/application_codec.h"
 #include "support/temp_dir.h"
 
 namespace gridledger::projections {
@@ -524,6 +525,27 @@ TEST_F(ApplicationTest, EventsOfAnotherStreamAreIgnored) {
   EXPECT_EQ(state.stream, "app/KM-1");
   EXPECT_TRUE(state.rejected.empty());
   EXPECT_EQ(state.events_applied, 1u);
+}
+
+// The declared fees_apply / customer_works survive the stored form, each of its three values
+// (not declared, false, true) apart from the other's.
+TEST(ApplicationCodec, DeclaredFeesAndCustomerWorksRoundTrip) {
+  for (std::optional<bool> fees :
+       {std::optional<bool>(), std::optional(false), std::optional(true)}) {
+    for (std::optional<bool> works :
+         {std::optional<bool>(), std::optional(false), std::optional(true)}) {
+      ApplicationState state;
+      state.stream = "app/CODEC-1";
+      state.facts.accepted = true;
+      state.facts.fees_apply = fees;
+      state.facts.customer_works = works;
+      const std::optional<ApplicationState> decoded = DecodeApplication(EncodeApplication(state));
+      ASSERT_TRUE(decoded.has_value());
+      EXPECT_EQ(decoded->facts.fees_apply, fees);
+      EXPECT_EQ(decoded->facts.customer_works, works);
+      EXPECT_EQ(decoded->facts, state.facts);
+    }
+  }
 }
 
 }  // namespace

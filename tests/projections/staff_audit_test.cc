@@ -68,11 +68,12 @@ TEST_F(StaffAuditTest, CountsActionsAccessesTrainingAndUrges) {
   Add("staff/S1", "SensitiveDataAccessed", "S1",
       {{"what", "customer C1 ID"}, {"approved_by", "D1"}});
   Add("staff/S1", "SensitiveDataAccessed", "S1", {{"what", "customer C2 phone"}});
-  // Approved by nobody, and by the reader itself: neither is an approval (4.3.4).
+  // Approved by nobody, and by the reader itself (spaced, in another case): neither is an
+  // approval (4.3.4).
   Add("staff/S1", "SensitiveDataAccessed", "S1",
       {{"what", "customer C3 phone"}, {"approved_by", " "}});
   Add("staff/S1", "SensitiveDataAccessed", "S1",
-      {{"what", "customer C4 phone"}, {"approved_by", "S1"}});
+      {{"what", "customer C4 phone"}, {"approved_by", "\u3000s1 "}});
   Add("staff/S9", "TrainingHeld", "S9",
       {{"topic", "保密"}, {"attendees", {"S1", "S9"}}, {"hours", 2}});
 
@@ -98,7 +99,7 @@ TEST_F(StaffAuditTest, CountsActionsAccessesTrainingAndUrges) {
     EXPECT_EQ(shown["accesses"][i]["risk"], "4.3.4") << i;
     EXPECT_EQ(shown["accesses"][i]["approved"], false) << i;
   }
-  EXPECT_EQ(shown["accesses"][3]["approved_by"], "S1");  // shown as given
+  EXPECT_EQ(shown["accesses"][3]["approved_by"], "\u3000s1 ");  // shown as given
   EXPECT_EQ(shown["urges_issued"], 1);
 
   // The organizer is also an attendee: the hours count once.

@@ -78,8 +78,9 @@ struct KpiArchived {
   domain::SlaCustomerClass customer_class = domain::SlaCustomerClass::kResidential;
   bool connected = false;     // MeterConnected happened before Archived
   std::vector<Clock> clocks;  // every clock instance as Archived left them (all closed)
-  // The workflow violations flagged on the application by then (rule ids, in order): domain.md
-  // counts them against the KPIs, so an application with one did not meet its time limits.
+  // The connection and archive violations flagged on the application by then (rule ids
+  // connected_* and archived_*, in order): domain.md counts violations against the KPIs, and these
+  // say a time-limited stage was skipped, so the application did not meet its time limits.
   std::vector<std::string> violations;
   uint32_t revision = 0;  // see REVISIONS
   bool operator==(const KpiArchived&) const = default;
@@ -289,8 +290,8 @@ struct KpiTargets {
 // Formulas (ids are application streams "app/<id>", or report streams for KPI 5; they are listed
 // in bucket key order, then position order within a bucket, whatever the order of `states`):
 //  timeliness            new_install / capacity_increase archived in the period; met when it was
-//                        connected before Archived, no workflow violation is flagged on it (a
-//                        connection before its prerequisites, a skipped review or inspection:
+//                        connected before Archived, no connection or archive violation is flagged
+//                        on it (connected_*: a prerequisite, review or inspection skipped;
 //                        domain.md counts violations against the KPIs) and every clock instance is
 //                        met or has no limit for its class (a clock stopped by Archived is not
 //                        met). A clock whose days need an unloaded calendar year is neither: the
