@@ -1,10 +1,13 @@
 #include "http_commands.h"
 
+#include <cctype>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <sstream>
+#include <string_view>
 #include <utility>
 #include <vector>
 
