@@ -571,7 +571,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   };
 
   void GetStream(const ingest::Principal& principal, std::string stream) {
-    if (!Allowed(principal, ingest::Access::kReadLog)) return;
+    if (auto refused = service_.CheckStreamRead(principal, stream)) return Fail(*refused);
     uint64_t from_version = 0;
     uint64_t limit = service_.limits().read_events_max;
     if (auto it = target_.query.find("from_version"); it != target_.query.end()) {

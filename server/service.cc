@@ -105,6 +105,19 @@ std::optional<ServiceError> Service::CheckAccess(const ingest::Principal& princi
   return std::nullopt;
 }
 
+std::optional<ServiceError> Service::CheckStreamRead(const ingest::Principal& principal,
+                                                     const std::string& stream) const {
+  const bool reads_log = !ingest::CheckAccess(principal, ingest::Access::kReadLog, "");
+  if (reads_log || !HoldsPersonalData(stream) ||
+      ingest::CheckAccess(principal, ingest::Access::kReadApplication, principal.org)) {
+    return CheckAccess(principal, ingest::Access::kReadLog);  // counted and said as before
+  }
+  auto first = ledger_.ReadStream(stream, 0, 1);
+  if (!first.ok()) return FromStatus(first.status());
+  const std::string org = first->empty() ? principal.org : first->front().actor.org;
+  return CheckAccess(principal, ingest::Access::kReadApplication, org);
+}
+
 void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,
                           std::function<void(AppendAnswer)> done) {
   const auto import = event.extra.find("import");

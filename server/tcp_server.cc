@@ -666,7 +666,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   // ---- reads -------------------------------------------------------------------------------
 
   void HandleRead(uint64_t id, protocol::Read::Reader read) {
-    if (auto refused = service_.CheckAccess(*principal_, ingest::Access::kReadLog)) {
+    const bool log = read.which() == protocol::Read::LOG;
+    // The whole log: its readers. One stream: also an application's own org (CheckStreamRead).
+    auto refused = log ? service_.CheckAccess(*principal_, ingest::Access::kReadLog)
+                       : service_.CheckStreamRead(*principal_, read.getStream().getStream());
+    if (refused) {
       SendError(id, FromServiceError(*refused));
       return;
     }

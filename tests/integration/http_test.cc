@@ -224,7 +224,10 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::get, "/v1/events?from=1", "clerk", 403, ""},
       {http::verb::get, "/v1/streams/app/XS-2026-000123", "", 401, ""},
       {http::verb::get, "/v1/streams/app/XS-2026-000123", "bad", 401, ""},
-      {http::verb::get, "/v1/streams/app/XS-2026-000123", "director", 403, ""},
+      // Another org's application stream (its own org's directors and clerks read it: below).
+      {http::verb::get, "/v1/streams/app/XS-2026-000123", "other_director", 403, ""},
+      {http::verb::get, "/v1/streams/app/XS-2026-000123", "other_clerk", 403, ""},
+      {http::verb::get, "/v1/streams/report/none/2026-01", "director", 403, ""},
       {http::verb::get, own_app, "", 401, ""},
       {http::verb::get, own_app, "bad", 401, ""},
       {http::verb::get, own_app, "reader", 403, ""},
@@ -317,6 +320,12 @@ TEST_F(HttpTest, ReadsOfPersonalDataAreRecorded) {
 TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   AppendSample();
   const std::string auditor = server_.token("auditor");
+  // An application's stream: the whole log's readers, and the application's own org.
+  for (const char* principal : {"auditor", "director", "clerk"}) {
+    HttpResponse stream = client_.Get("/v1/streams/app/XS-2026-000123", server_.token(principal));
+    ASSERT_EQ(stream.status, 200) << principal << ": " << stream.body;
+    EXPECT_EQ(Body(stream)["events"].size(), SampleEvents().size()) << principal;
+  }
   HttpResponse events = client_.Get("/v1/events?from=2&limit=3", auditor);
   ASSERT_EQ(events.status, 200) << events.body;
   ASSERT_EQ(Body(events)["events"].size(), 3u);

@@ -592,12 +592,13 @@ TEST(TcpServerTest, NoOrBadTokenRefusesHelloAndEveryRequestPipelinedAfterIt) {
   EXPECT_EQ(harness.ledger().Head(), 0u);
 }
 
-// `client` may not read the log, a stream, or subscribe; credit and cancel address nothing.
-void ExpectReadsRefused(Client& client) {
+// `client` may not read the log, `stream` (another org's application), or subscribe; credit and
+// cancel address nothing.
+void ExpectReadsRefused(Client& client, const std::string& stream_id) {
   auto read = client.Read(1);
   ASSERT_FALSE(read.ok());
   EXPECT_EQ(read.error().code, "forbidden");
-  auto stream = client.ReadStream("app/KM-1");
+  auto stream = client.ReadStream(stream_id);
   ASSERT_FALSE(stream.ok());
   EXPECT_EQ(stream.error().code, "forbidden");
   auto subscription = client.Subscribe({});
@@ -619,6 +620,9 @@ TEST(TcpServerTest, WrongRoleIsRefusedForEveryRequestAndNothingIsWritten) {
   auto clerk = harness.Connect(kClerkToken);
   ASSERT_NE(clerk, nullptr);
   AppendAll(*clerk, {Accepted("KM-1")});
+  auto other = harness.Connect(kOtherClerkToken);
+  ASSERT_NE(other, nullptr);
+  AppendAll(*other, {Accepted("GD-1", kOtherClerk)});
 
   // A reader may not append (as itself: writing in another's name is refused too).
   auto reader = harness.Connect(kReaderToken);
@@ -630,9 +634,10 @@ TEST(TcpServerTest, WrongRoleIsRefusedForEveryRequestAndNothingIsWritten) {
     ASSERT_FALSE((*results)[0].ok()) << event;
     EXPECT_EQ((*results)[0].error->code, "forbidden") << event;
   }
-  // A clerk may not read the log, a stream, or subscribe; credit and cancel address nothing.
-  ASSERT_NO_FATAL_FAILURE(ExpectReadsRefused(*clerk));
-  EXPECT_EQ(harness.ledger().Head(), 1u);
+  // A clerk may not read the log, another org's application, or subscribe; credit and cancel
+  // address nothing.
+  ASSERT_NO_FATAL_FAILURE(ExpectReadsRefused(*clerk, "app/GD-1"));
+  EXPECT_EQ(harness.ledger().Head(), 2u);
   EXPECT_EQ(harness.server().Stats().subscriptions, 0u);
 }
 
@@ -645,6 +650,7 @@ TEST(TcpServerTest, WrongOrgIsRefusedForEveryRequestAndNothingIsWritten) {
   // A clerk of KM.GD may not work on KM.XS's application, nor write as a KM.XS actor.
   auto other = harness.Connect(kOtherClerkToken);
   ASSERT_NE(other, nullptr);
+  AppendAll(*other, {Accepted("GD-1", kOtherClerk)});
   for (const std::string& event : {Dispatched("KM-1", 0, kOtherClerk), Dispatched("KM-1", 0)}) {
     auto results = other->Append({event});
     ASSERT_TRUE(results.ok()) << results.error().ToString();
@@ -652,11 +658,15 @@ TEST(TcpServerTest, WrongOrgIsRefusedForEveryRequestAndNothingIsWritten) {
     EXPECT_EQ((*results)[0].error->code, "forbidden") << event;
   }
   // The log and subscriptions hold every org's events: a principal bound to one org (a director,
-  // who may do everything else in KM.XS) may neither read nor subscribe.
+  // who may do everything else in KM.XS) may neither read them nor subscribe, nor read another
+  // org's application; its own org's application it reads (and the read is recorded).
   auto director = harness.Connect(kDirectorToken);
   ASSERT_NE(director, nullptr);
-  ASSERT_NO_FATAL_FAILURE(ExpectReadsRefused(*director));
-  EXPECT_EQ(harness.ledger().Head(), 1u);
+  ASSERT_NO_FATAL_FAILURE(ExpectReadsRefused(*director, "app/GD-1"));
+  EXPECT_EQ(harness.ledger().Head(), 2u);
+  auto own = director->ReadStream("app/KM-1");
+  ASSERT_TRUE(own.ok()) << own.error().ToString();
+  EXPECT_EQ(own->events.size(), 1u);
 }
 
 TEST(TcpServerTest, OversizedFrameIsRefusedAndTheServerKeepsServingOthers) {

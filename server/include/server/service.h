@@ -84,6 +84,12 @@ class Service {
   // nullopt when `principal` may do `access` (about `org`, "" = all); else a kForbidden error.
   std::optional<ServiceError> CheckAccess(const ingest::Principal& principal, ingest::Access access,
                                           std::string_view org = "") const;
+  // nullopt when `principal` may read the events of `stream`: whoever reads the log reads any
+  // stream, and an application's stream is also read by whoever may read that application (the
+  // org of the actor who accepted it; a stream not opened yet: the principal's own org, so the
+  // answer is "not found"). Errors: kForbidden, or the store's.
+  std::optional<ServiceError> CheckStreamRead(const ingest::Principal& principal,
+                                              const std::string& stream) const;
 
   // Appends one client event as `principal`: authorization (the actor must be the principal; the
   // role and org must allow the type and the application), the workflow rules, the ledger.
