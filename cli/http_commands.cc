@@ -130,8 +130,8 @@ int PrintAnswer(const RemoteOptions& remote, const std::string& target, std::ost
 int HttpApp(const RemoteOptions& remote, const std::string& id,
             const std::optional<std::string>& at, const std::optional<std::string>& as_of,
             std::ostream& out) {
-  const std::string app = id.starts_with("app/") ? id.substr(4) : id;
-  return PrintAnswer(remote, Target("/v1/apps/" + Encoded(app), {{"at", at}, {"as_of", as_of}}),
+  // The id as given ("app/" prefix or not): the server reads it as the embedded command does.
+  return PrintAnswer(remote, Target("/v1/apps/" + Encoded(id), {{"at", at}, {"as_of", as_of}}),
                      out);
 }
 
@@ -181,8 +181,7 @@ int HttpKpi(const RemoteOptions& remote, const std::string& period,
 }
 
 int HttpEvidence(const RemoteOptions& remote, const std::string& id, std::ostream& out) {
-  const std::string app = id.starts_with("app/") ? id.substr(4) : id;
-  return PrintAnswer(remote, "/v1/evidence/" + Encoded(app), out);
+  return PrintAnswer(remote, "/v1/evidence/" + Encoded(id), out);
 }
 
 int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out) {

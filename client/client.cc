@@ -258,7 +258,14 @@ MaybeError Client::Hello(const std::string& token) {
   held_[id];
   Result<kj::Array<capnp::word>> frame = Await(id, options_.timeout);
   held_.erase(id);
-  if (!frame.ok()) return frame.error();
+  if (!frame.ok()) {
+    Error error = frame.error();
+    // The commonest cause: an address of something else, e.g. ledgerd's HTTP door.
+    if (error.code == "protocol") {
+      error.message += " (is this ledgerd's Cap'n Proto TCP address? its HTTP address is not)";
+    }
+    return error;
+  }
   Result<Welcome> welcome =
       WithResponse<Welcome>(*frame, [](protocol::Response::Reader response) -> Result<Welcome> {
         if (auto refused = Refusal(response)) return *refused;

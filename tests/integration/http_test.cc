@@ -677,7 +677,7 @@ TEST_F(HttpTest, LedgerctlAsksTheRunningServerOverHttp) {
     return RunCommand(std::string(LEDGERCTL_PATH) + " --http " + http + " --token " + token + " " +
                       arguments + " 2>/dev/null");
   };
-  auto [app_status, app_out] = ledgerctl(auditor, "app XS-2026-000123 --at 2026-03-20");
+  auto [app_status, app_out] = ledgerctl(auditor, "app app/XS-2026-000123 --at 2026-03-20");
   ASSERT_EQ(app_status, 0) << app_out;
   EXPECT_EQ(json::parse(app_out),
             Body(client_.Get("/v1/apps/XS-2026-000123?at=2026-03-20", auditor)));
