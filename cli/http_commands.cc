@@ -184,6 +184,10 @@ int HttpEvidence(const RemoteOptions& remote, const std::string& id, std::ostrea
   return PrintAnswer(remote, "/v1/evidence/" + Encoded(id), out);
 }
 
+int HttpStaff(const RemoteOptions& remote, const std::string& staff_id, std::ostream& out) {
+  return PrintAnswer(remote, "/v1/staff/" + Encoded(staff_id), out);
+}
+
 int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out) {
   std::optional<ledger::Digest> handed_out;
   if (!digest.empty()) {

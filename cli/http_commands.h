@@ -1,10 +1,10 @@
 // ledgerctl against a running ledgerd's HTTP/JSON door (--http HOST:PORT --token T): the reads of
-// the projections (app, overdue, kpi, evidence), verify, digest and import — what the Cap'n Proto
-// TCP door (server_commands.h) does not carry. Each asks the endpoint of server/openapi.json and
-// prints what the embedded command prints (same JSON, same tables), so scripts work either way —
-// but import, which prints the server's one summary line (rejected rows under "errors").
-// Exit codes as commands.h: a 4xx answer is rejected input (2), an unreachable server or a 5xx
-// answer a failure (1).
+// the projections (app, overdue, kpi, evidence, staff), verify, digest and import — what the Cap'n
+// Proto TCP door (server_commands.h) does not carry. Each asks the endpoint of server/openapi.json
+// and prints what the embedded command prints (same JSON, same tables), so scripts work either way
+// — but import, which prints the server's one summary line (rejected rows under "errors"). Exit
+// codes as commands.h: a 4xx answer is rejected input (2), an unreachable server or a 5xx answer a
+// failure (1).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,7 @@ int HttpKpi(const RemoteOptions& remote, const std::string& period,
             const std::optional<std::string>& org, const std::optional<std::string>& as_of,
             bool as_json, std::ostream& out);
 int HttpEvidence(const RemoteOptions& remote, const std::string& id, std::ostream& out);
+int HttpStaff(const RemoteOptions& remote, const std::string& staff_id, std::ostream& out);
 // With `digest` (POSITION:HASH): also whether history up to POSITION is the one it was made of.
 int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out);
 int HttpDigest(const RemoteOptions& remote, std::optional<uint64_t> at, std::ostream& out);

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
       ->envname("GRIDLEDGER_SERVER");
   app.add_option("--http", remote.http,
                  "a running ledgerd's HTTP address (HOST:PORT) for app, overdue, kpi, evidence, "
-                 "verify, digest and import instead of --data")
+                 "staff, verify, digest and import instead of --data")
       ->envname("GRIDLEDGER_HTTP");
   app.add_option("--token", remote.token,
                  "bearer token for --server / --http (ledgerctl token add)")
@@ -104,6 +104,11 @@ int main(int argc, char** argv) {
   auto* evidence = app.add_subcommand("evidence", "evaluation evidence of one application (7.2)");
   evidence->add_option("id", evidence_id, "application id")->required();
 
+  std::string staff_id;
+  auto* staff = app.add_subcommand(
+      "staff", "staff audit of one staff member: actions, sensitive-data accesses, training");
+  staff->add_option("id", staff_id, "staff id, e.g. S1001")->required();
+
   auto* rebuild = app.add_subcommand("rebuild", "rebuild every projection from position 1");
 
   uint64_t demo_apps = 1000;
@@ -166,7 +171,7 @@ int main(int argc, char** argv) {
   // projections' reads, verify, digest and import.
   const bool tcp_command = *append || *read || *history || *subscribe;
   const bool http_command =
-      *application || *overdue || *kpi || *evidence || *verify || *digest || *import;
+      *application || *overdue || *kpi || *evidence || *staff || *verify || *digest || *import;
   if (!remote.server.empty() && tcp_command) {
     if (*append) return RemoteAppend(remote, append_file, std::cout);
     if (*read) {
@@ -181,15 +186,16 @@ int main(int argc, char** argv) {
     if (*overdue) return HttpOverdue(remote, overdue_at, overdue_org, overdue_table, std::cout);
     if (*kpi) return HttpKpi(remote, kpi_period, kpi_org, kpi_as_of, kpi_json, std::cout);
     if (*evidence) return HttpEvidence(remote, evidence_id, std::cout);
+    if (*staff) return HttpStaff(remote, staff_id, std::cout);
     if (*verify) return HttpVerify(remote, verify_digest, std::cout);
     if (*digest) return HttpDigest(remote, digest_at, std::cout);
     return HttpImport(remote, import_file, import_format, std::cout);
   }
   if (!remote.server.empty() || !remote.http.empty()) {
     std::cerr << "ledgerctl: against a running ledgerd, append, read, history and subscribe take "
-                 "--server HOST:PORT (its TCP door); app, overdue, kpi, evidence, verify, digest "
-                 "and import take --http HOST:PORT (its HTTP door); rebuild and demo work on a "
-                 "data directory no ledgerd holds\n";
+                 "--server HOST:PORT (its TCP door); app, overdue, kpi, evidence, staff, verify, "
+                 "digest and import take --http HOST:PORT (its HTTP door); rebuild and demo work "
+                 "on a data directory no ledgerd holds\n";
     return kExitFailure;
   }
   if (*subscribe) {
@@ -215,6 +221,7 @@ int main(int argc, char** argv) {
   if (*rebuild) return RebuildCommand(data, std::cout);
   if (*kpi) return KpiCommand(data, kpi_period, kpi_org, kpi_as_of, kpi_json, std::cout);
   if (*evidence) return EvidenceCommand(data, evidence_id, std::cout);
+  if (*staff) return StaffCommand(data, staff_id, std::cout);
   if (*demo) return DemoCommand(data, demo_apps, demo_seed, std::cout);
   return kExitFailure;
 }

@@ -233,6 +233,19 @@ int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostr
   return kExitOk;
 }
 
+int StaffCommand(const DataOptions& options, const std::string& staff_id, std::ostream& out) {
+  std::unique_ptr<projections::Engine> engine;
+  std::optional<Context> context = OpenCaughtUp(options, &engine);
+  if (!context) return kExitFailure;
+  auto audit = engine->StaffAudit(staff_id);
+  if (!audit.ok()) return Fail(out, "io_error", audit.status().message(), kExitFailure);
+  if (!audit->has_value()) {
+    return Fail(out, "not_found", "no action of staff " + staff_id, kExitRejected);
+  }
+  out << projections::ToJson(**audit).dump() << "\n";
+  return kExitOk;
+}
+
 int RebuildCommand(const DataOptions& options, std::ostream& out) {
   std::optional<Context> context = OpenContext(options, std::cerr);
   if (!context) return kExitFailure;

@@ -35,6 +35,10 @@ int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostr
 void PrintOverdueTable(const nlohmann::json& rows, std::string_view at, std::ostream& out);
 void PrintKpiTable(const nlohmann::json& table, std::ostream& out);
 
+// The staff audit of one staff member (actions, sensitive-data accesses and their approval,
+// training hours, urges issued).
+int StaffCommand(const DataOptions& options, const std::string& staff_id, std::ostream& out);
+
 // Rebuilds every projection from position 1.
 int RebuildCommand(const DataOptions& options, std::ostream& out);
 

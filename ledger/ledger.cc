@@ -225,7 +225,7 @@ Status Ledger::Impl::OpenDatabase() {
             "data directory " + dir_ +
                 " is held by another process (is ledgerd running on it? then ask it: ledgerctl "
                 "--server TCP_ADDR for append, read, history and subscribe, ledgerctl --http "
-                "HTTP_ADDR for app, overdue, kpi, evidence, verify, digest and import)"};
+                "HTTP_ADDR for app, overdue, kpi, evidence, staff, verify, digest and import)"};
   }
   if (!status.ok()) return FromRocks(status, "opening " + dir_);
   db_.reset(db);

@@ -15,6 +15,7 @@
 #include "ingest/import.h"
 #include "projections/kpi.h"
 #include "projections/queries.h"
+#include "projections/staff_audit.h"
 #include "server/log.h"
 
 namespace gridledger::server {
@@ -386,6 +387,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (path.starts_with("/v1/evidence/")) {
       return GetEvidence(*principal, path.substr(std::string_view("/v1/evidence/").size()));
     }
+    if (path.starts_with("/v1/staff/")) {
+      return GetStaff(*principal, path.substr(std::string_view("/v1/staff/").size()));
+    }
     if (path == "/v1/overdue") return GetOverdue(*principal);
     if (path == "/v1/kpi") return GetKpi(*principal);
     if (path == "/v1/verify") return GetVerify(*principal);
@@ -676,6 +680,22 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return Answer(*refused);
       }
       return Answer(projections::ToJson(**evidence));
+    });
+  }
+
+  // The staff audit: an audit task (auditor, admin), as verification is.
+  void GetStaff(const ingest::Principal& principal, const std::string& staff_id) {
+    if (!Allowed(principal, ingest::Access::kVerify)) return;
+    Service& service = service_;
+    OffLoad([&service, staff_id]() -> std::pair<http::status, std::string> {
+      service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
+      auto audit = service.engine().StaffAudit(staff_id);
+      if (!audit.ok()) return Answer(FromStatus(audit.status()));
+      if (!audit->has_value()) {
+        return Answer(
+            MakeError(ErrorKind::kNotFound, "not_found", "no action of staff " + staff_id));
+      }
+      return Answer(projections::ToJson(**audit));
     });
   }
 

@@ -381,6 +381,12 @@ TEST_F(LedgerctlTest, KpiEvidenceAndRebuildReadTheProjections) {
   EXPECT_TRUE(access["actor"]["id"].get<std::string>().starts_with("local:"));
   json again = Ledgerctl(Data() + " kpi --period 2026-Q2 --json").lines().at(0);
   EXPECT_EQ(again, table);
+
+  // The staff audit: the clerk S1001 recorded 7 of the sample's events; nobody is S0000.
+  json clerk = Ledgerctl(Data() + " staff S1001").lines().at(0);
+  EXPECT_EQ(clerk["staff_id"], "S1001");
+  EXPECT_EQ(clerk["actions_total"], 7);
+  EXPECT_EQ(Ledgerctl(Data() + " staff S0000").exit_code, 2);
 }
 
 // A correction changes what the application and the KPI table say; `kpi --as-of` still shows

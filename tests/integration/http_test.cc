@@ -248,6 +248,10 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::get, "/v1/kpi?period=2026-Q1", "bad", 401, ""},
       {http::verb::get, "/v1/kpi?period=2026-Q1", "reader", 403, ""},
       {http::verb::get, "/v1/kpi?period=2026-Q1&org=KM.XS", "other_clerk", 403, ""},
+      {http::verb::get, "/v1/staff/S1001", "", 401, ""},
+      {http::verb::get, "/v1/staff/S1001", "bad", 401, ""},
+      {http::verb::get, "/v1/staff/S1001", "director", 403, ""},  // an audit task
+      {http::verb::get, "/v1/staff/S1001", "clerk", 403, ""},
       {http::verb::get, "/v1/verify", "", 401, ""},
       {http::verb::get, "/v1/verify", "bad", 401, ""},
       {http::verb::get, "/v1/verify", "clerk", 403, ""},
@@ -707,6 +711,11 @@ TEST_F(HttpTest, LedgerctlAsksTheRunningServerOverHttp) {
   EXPECT_EQ(overdue_status, 0);
   EXPECT_NE(overdue_out.find("overdue clocks at 2026-03-03"), std::string::npos) << overdue_out;
 
+  auto [staff_status, staff_out] = ledgerctl(auditor, "staff S1001");
+  ASSERT_EQ(staff_status, 0) << staff_out;
+  EXPECT_EQ(json::parse(staff_out), Body(client_.Get("/v1/staff/S1001", auditor)));
+  EXPECT_EQ(json::parse(staff_out)["actions_total"], 7);
+
   auto [digest_status, digest_out] = ledgerctl(auditor, "digest --at 3");
   ASSERT_EQ(digest_status, 0) << digest_out;
   const json digest = json::parse(digest_out);
@@ -898,6 +907,7 @@ TEST_F(HttpTest, TheServerAnswersAsItsOpenApiDocumentSays) {
       {"/v1/overdue", {"/v1/overdue?at=2026-03-31", "auditor"}},
       {"/v1/kpi", {"/v1/kpi?period=2026-Q2", "auditor"}},
       {"/v1/evidence/{id}", {"/v1/evidence/XS-2026-000123", "auditor"}},
+      {"/v1/staff/{id}", {"/v1/staff/S1001", "auditor"}},
       {"/v1/verify", {"/v1/verify", "auditor"}},
       {"/v1/digest", {"/v1/digest?at=3", "auditor"}},
   };
@@ -940,7 +950,7 @@ TEST_F(HttpTest, TheServerAnswersAsItsOpenApiDocumentSays) {
       ++operations;
     }
   }
-  EXPECT_EQ(operations, 11u);
+  EXPECT_EQ(operations, 12u);
   EXPECT_EQ(client_.Get("/v1/undocumented", server_.token("auditor")).status, 404);
 }
 
