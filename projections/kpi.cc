@@ -714,10 +714,16 @@ void JudgeChange(const KpiChange& change, const Scope& scope,
     }
     return;
   }
-  if (change.withdrawn || change.clock.paused()) return;
+  if (change.withdrawn) return;
   const auto limit = profile.LimitDays(SlaClock::kChangeCompletion, change.customer_class);
   if (!limit) return;
   const auto deadline = ChangeDeadline(change, calendar, *limit);
+  if (change.clock.paused()) {
+    // While paused the deadline moves later by every paused day, so it is not due yet — unless
+    // the change was already late when the pause began: then it is late whatever the pause, due
+    // at the deadline it had then (ChangeDeadline counts the open pause as no days).
+    if (!deadline.ok() || !(*deadline.value < change.clock.pauses.back().from)) return;
+  }
   if (!deadline.ok()) {
     // The deadline may lie in the period only when the period reaches the unloaded year.
     if (deadline.missing_year <= scope.last_year) ratio.AddUndetermined(change.app);

@@ -284,6 +284,19 @@ TEST_F(KpiTest, ChangeCompletionCountsExecutedAndOpenChangesDueInThePeriod) {
   ExpectRatio(Kpi(Table("2026-04"), "change_completion"), {}, {"app/C4"});
 }
 
+// A paused change is not due while its deadline moves with the pause — unless it was already
+// late when the pause began.
+TEST_F(KpiTest, APausedChangeAlreadyLateIsDueAtItsDeadline) {
+  // C6: accepted 06-01, deadline 06-08; paused 06-15 and still paused: late, due in June.
+  m_.Add("app/C6", "ApplicationAccepted", "06-01", Accepted("change"));
+  m_.Add("app/C6", "ClockPaused", "06-15", {{"reason", "customer_request"}, {"note", "away"}});
+  // C7: accepted 06-22, paused the next day with days to spare: not due while paused.
+  m_.Add("app/C7", "ApplicationAccepted", "06-22", Accepted("change"));
+  m_.Add("app/C7", "ClockPaused", "06-23", {{"reason", "customer_request"}, {"note", "away"}});
+  ExpectRatio(Kpi(Table("2026-06"), "change_completion"), {}, {"app/C6"});
+  EXPECT_TRUE(Kpi(Table("2026-07"), "change_completion").at("value").is_null());
+}
+
 TEST_F(KpiTest, ChangeCompletionAsOfADateSkipsDeadlinesStillAhead) {
   // On 03-25 C3's deadline (03-30) is still ahead: not yet due.
   const int64_t as_of = domain::ParseTimestamp("2026-03-25T12:00:00+08:00")->unix_us;

@@ -300,8 +300,8 @@ struct KpiTargets {
 //  change_completion     changes executed in the period (met when the clock is met), plus changes
 //                        not executed (open, or archived without execution) whose deadline falls in
 //                        the period; with `as_of_us`, only deadlines before as_of's date count (a
-//                        deadline still ahead is not yet failed). Withdrawn or currently paused
-//                        unexecuted changes are not due. A late change is counted in its deadline
+//                        deadline still ahead is not yet failed). Withdrawn unexecuted changes are
+//                        not due, nor paused ones unless already late when the pause began. A late change is counted in its deadline
 //                        month while open and moves to its execution month once executed (the
 //                        literal domain.md rule). Deadlines in unloaded years: undetermined_ids.
 //  callback_satisfaction reached callbacks in the period (one entry per callback, so an app may
