@@ -164,6 +164,23 @@ int main(int argc, char** argv) {
     return code == 0 ? kExitOk : kExitRejected;
   }
 
+  // A flag on the command line wins over the environment: `--data DIR` asks that directory even
+  // when GRIDLEDGER_SERVER / GRIDLEDGER_HTTP name a server, and `--server` / `--http` ask the
+  // server even when GRIDLEDGER_DATA names a directory.
+  auto given = [&](std::string_view flag) {
+    for (int i = 1; i < argc; ++i) {
+      const std::string_view arg = argv[i];
+      if (arg == flag ||
+          (arg.starts_with(flag) && arg.size() > flag.size() && arg[flag.size()] == '=')) {
+        return true;
+      }
+    }
+    return false;
+  };
+  if (given("--data") && !given("--server") && !given("--http")) {
+    remote.server.clear();
+    remote.http.clear();
+  }
   if (*token_add) {
     return TokenAddCommand(tokens_file, token_id, token_role, token_org, std::cout, std::cerr);
   }

@@ -37,11 +37,13 @@ struct CommandRun {
   }
 };
 
-CommandRun Ledgerctl(const std::string& args, const std::string& stdin_text = "") {
+CommandRun Ledgerctl(const std::string& args, const std::string& stdin_text = "",
+                     const std::string& environment = "") {
   testing::TempDir scratch;
   std::string input = (scratch.path() / "stdin").string();
   std::ofstream(input) << stdin_text;
-  std::string command = std::string(LEDGERCTL_PATH) + " " + args + " < " + input + " 2>/dev/null";
+  std::string command =
+      environment + " " + std::string(LEDGERCTL_PATH) + " " + args + " < " + input + " 2>/dev/null";
   FILE* pipe = popen(command.c_str(), "r");
   CommandRun run{-1, ""};
   std::array<char, 4096> buffer;
@@ -82,6 +84,23 @@ TEST_F(LedgerctlTest, ReadingAPathWithoutALedgerFailsAndCreatesNothing) {
   // A command that writes makes a new ledger there.
   CommandRun appended = Ledgerctl(Data() + " append " SAMPLE_APPLICATION);
   EXPECT_EQ(appended.exit_code, 0) << appended.out;
+}
+
+// --data on the command line asks the directory even when the environment names a server (and
+// the other way round), so a shell's defaults never redirect an explicit command.
+TEST_F(LedgerctlTest, ACommandLineFlagWinsOverTheEnvironment) {
+  const std::string nowhere = "127.0.0.1:1";  // nothing listens there
+  EXPECT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION, "",
+                      "GRIDLEDGER_HTTP=" + nowhere + " GRIDLEDGER_SERVER=" + nowhere)
+                .exit_code,
+            0);
+  EXPECT_EQ(Ledgerctl(Data() + " verify", "", "GRIDLEDGER_HTTP=" + nowhere).lines().at(0)["head"],
+            11);
+  // The other way round: the server flag wins over GRIDLEDGER_DATA (and finds no server).
+  EXPECT_EQ(
+      Ledgerctl("--http " + nowhere + " verify", "", "GRIDLEDGER_DATA=" + dir_.str() + "/data")
+          .exit_code,
+      1);
 }
 
 TEST_F(LedgerctlTest, AppendsTheSampleApplicationAndVerifies) {
