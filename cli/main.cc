@@ -181,6 +181,11 @@ int main(int argc, char** argv) {
     remote.server.clear();
     remote.http.clear();
   }
+  // A malformed address is a bad command line (2), like any other.
+  if (!*token_add && ((!remote.server.empty() && !SplitHostPort(remote.server, "--server")) ||
+                      (!remote.http.empty() && !SplitHostPort(remote.http, "--http")))) {
+    return kExitRejected;
+  }
   if (*token_add) {
     return TokenAddCommand(tokens_file, token_id, token_role, token_org, std::cout, std::cerr);
   }

@@ -96,6 +96,9 @@ TEST_F(LedgerctlTest, ACommandLineFlagWinsOverTheEnvironment) {
             0);
   EXPECT_EQ(Ledgerctl(Data() + " verify", "", "GRIDLEDGER_HTTP=" + nowhere).lines().at(0)["head"],
             11);
+  // A malformed address is a bad command line.
+  EXPECT_EQ(Ledgerctl("--http localhost verify").exit_code, 2);
+  EXPECT_EQ(Ledgerctl("--server localhost:99999 read --from 1").exit_code, 2);
   // The other way round: the server flag wins over GRIDLEDGER_DATA (and finds no server).
   EXPECT_EQ(
       Ledgerctl("--http " + nowhere + " verify", "", "GRIDLEDGER_DATA=" + dir_.str() + "/data")
