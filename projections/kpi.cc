@@ -688,17 +688,32 @@ Ratio Timeliness(const std::vector<const KpiState*>& states, const Scope& scope,
   return ratio;
 }
 
-// The deadline of a change not executed; `missing_year` set when the calendar cannot say.
-domain::CalendarAnswer<domain::Date> ChangeDeadline(const KpiChange& change,
-                                                    const domain::WorkingCalendar& calendar,
-                                                    int32_t limit_days) {
+// The deadline of a change not executed (`missing_year` set when the calendar cannot say): its
+// limit from its start, moved later by the working days of each pause that began before the
+// change was late. A pause begun once a working day past the deadline had gone by moves nothing
+// (a date already missed stays missed), nor do later ones. `moving`: a pause that counts is still
+// open, so the deadline moves on with it and the change is not due yet.
+struct ChangeDue {
+  domain::CalendarAnswer<domain::Date> deadline;
+  bool moving = false;
+};
+
+ChangeDue ChangeDeadline(const KpiChange& change, const domain::WorkingCalendar& calendar,
+                         int32_t limit_days) {
+  using Answer = domain::CalendarAnswer<domain::Date>;
   int32_t paused = 0;
   for (const PauseInterval& pause : change.clock.pauses) {
-    const auto days = calendar.WorkingDaysIn(pause.from, pause.to.value_or(pause.from));
-    if (!days.ok()) return domain::CalendarAnswer<domain::Date>::Missing(days.missing_year);
+    const Answer so_far = domain::Deadline(calendar, change.clock.start, limit_days, paused);
+    if (!so_far.ok()) return {so_far};
+    const auto late_by = calendar.WorkingDaysIn(*so_far.value, pause.from);
+    if (!late_by.ok()) return {Answer::Missing(late_by.missing_year)};
+    if (*late_by.value > 0) break;         // already late when this pause began
+    if (!pause.to) return {so_far, true};  // paused in time, still paused
+    const auto days = calendar.WorkingDaysIn(pause.from, *pause.to);
+    if (!days.ok()) return {Answer::Missing(days.missing_year)};
     paused += *days.value;
   }
-  return domain::Deadline(calendar, change.clock.start, limit_days, paused);
+  return {domain::Deadline(calendar, change.clock.start, limit_days, paused)};
 }
 
 void JudgeChange(const KpiChange& change, const Scope& scope,
@@ -717,13 +732,9 @@ void JudgeChange(const KpiChange& change, const Scope& scope,
   if (change.withdrawn) return;
   const auto limit = profile.LimitDays(SlaClock::kChangeCompletion, change.customer_class);
   if (!limit) return;
-  const auto deadline = ChangeDeadline(change, calendar, *limit);
-  if (change.clock.paused()) {
-    // While paused the deadline moves later by every paused day, so it is not due yet — unless
-    // the change was already late when the pause began: then it is late whatever the pause, due
-    // at the deadline it had then (ChangeDeadline counts the open pause as no days).
-    if (!deadline.ok() || !(*deadline.value < change.clock.pauses.back().from)) return;
-  }
+  const ChangeDue due = ChangeDeadline(change, calendar, *limit);
+  if (due.moving) return;  // paused in time: not due while the pause lasts
+  const domain::CalendarAnswer<domain::Date>& deadline = due.deadline;
   if (!deadline.ok()) {
     // The deadline may lie in the period only when the period reaches the unloaded year.
     if (deadline.missing_year <= scope.last_year) ratio.AddUndetermined(change.app);

@@ -293,7 +293,15 @@ TEST_F(KpiTest, APausedChangeAlreadyLateIsDueAtItsDeadline) {
   // C7: accepted 06-22, paused the next day with days to spare: not due while paused.
   m_.Add("app/C7", "ApplicationAccepted", "06-22", Accepted("change"));
   m_.Add("app/C7", "ClockPaused", "06-23", {{"reason", "customer_request"}, {"note", "away"}});
-  ExpectRatio(Kpi(Table("2026-06"), "change_completion"), {}, {"app/C6"});
+  // C8: like C6, and resumed 07-15: the late pause moved nothing, still due in June.
+  m_.Add("app/C8", "ApplicationAccepted", "06-01", Accepted("change"));
+  m_.Add("app/C8", "ClockPaused", "06-15", {{"reason", "customer_request"}, {"note", "away"}});
+  m_.Add("app/C8", "ClockResumed", "07-15");
+  // C9: accepted Friday 06-05, deadline Friday 06-12, paused Saturday 06-13: no working day had
+  // gone by past the deadline, so the pause counts and the change is not due while it lasts.
+  m_.Add("app/C9", "ApplicationAccepted", "06-05", Accepted("change"));
+  m_.Add("app/C9", "ClockPaused", "06-13", {{"reason", "customer_request"}, {"note", "away"}});
+  ExpectRatio(Kpi(Table("2026-06"), "change_completion"), {}, {"app/C6", "app/C8"});
   EXPECT_TRUE(Kpi(Table("2026-07"), "change_completion").at("value").is_null());
 }
 

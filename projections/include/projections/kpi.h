@@ -301,9 +301,11 @@ struct KpiTargets {
 //                        not executed (open, or archived without execution) whose deadline falls in
 //                        the period; with `as_of_us`, only deadlines before as_of's date count (a
 //                        deadline still ahead is not yet failed). Withdrawn unexecuted changes are
-//                        not due, nor paused ones unless already late when the pause began. A late change is counted in its deadline
-//                        month while open and moves to its execution month once executed (the
-//                        literal domain.md rule). Deadlines in unloaded years: undetermined_ids.
+//                        not due, nor paused ones while the pause moves the deadline: a pause
+//                        begun after a working day past the deadline moves nothing. A late change
+//                        is counted in its deadline month while open and moves to its execution
+//                        month once executed (the literal domain.md rule). Deadlines in unloaded
+//                        years: undetermined_ids.
 //  callback_satisfaction reached callbacks in the period (one entry per callback, so an app may
 //                        appear twice); satisfied or basically_satisfied ones in the numerator. A
 //                        reached callback without satisfaction counts as not satisfied.
