@@ -260,9 +260,9 @@ MaybeError Client::Hello(const std::string& token) {
   held_.erase(id);
   if (!frame.ok()) {
     Error error = frame.error();
-    // The commonest cause: an address of something else, e.g. ledgerd's HTTP door.
+    // The likeliest cause: an address of something else, e.g. ledgerd's HTTP door.
     if (error.code == "protocol") {
-      error.message += " (is this ledgerd's Cap'n Proto TCP address? its HTTP address is not)";
+      error.message += " (possibly not ledgerd's Cap'n Proto TCP address: its HTTP one is not)";
     }
     return error;
   }

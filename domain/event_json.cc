@@ -1032,6 +1032,8 @@ std::vector<DataField> DataFieldsOf(std::string_view type) {
   return fields;
 }
 
+bool IsActorId(std::string_view text) { return IsIdSegment(text); }
+
 std::string_view StreamKindOfType(std::string_view type) {
   const EventPlan* event = FindEvent(type);
   if (!event) return {};

@@ -683,9 +683,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     });
   }
 
-  // The staff audit: an audit task (auditor, admin), as verification is.
+  // The staff audit: what the staff/ streams and every application's events say of one staff
+  // member, so it is read as they are, by the log's readers (auditor, reader).
   void GetStaff(const ingest::Principal& principal, const std::string& staff_id) {
-    if (!Allowed(principal, ingest::Access::kVerify)) return;
+    if (!Allowed(principal, ingest::Access::kReadLog)) return;
+    if (!domain::IsActorId(staff_id)) {
+      return Fail(BadParameter("id", "a staff id: 1 to 64 of [A-Za-z0-9._:-]"));
+    }
     Service& service = service_;
     OffLoad([&service, staff_id]() -> std::pair<http::status, std::string> {
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);

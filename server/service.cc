@@ -112,10 +112,18 @@ std::optional<ServiceError> Service::CheckStreamRead(const ingest::Principal& pr
       ingest::CheckAccess(principal, ingest::Access::kReadApplication, principal.org)) {
     return CheckAccess(principal, ingest::Access::kReadLog);  // counted and said as before
   }
+  // Decided on the stream's first event, which never changes once written. A stream not opened
+  // yet is "not found" at once: it could be opened by another org before its events are read.
   auto first = ledger_.ReadStream(stream, 0, 1);
   if (!first.ok()) return FromStatus(first.status());
-  const std::string org = first->empty() ? principal.org : first->front().actor.org;
-  return CheckAccess(principal, ingest::Access::kReadApplication, org);
+  if (first->empty()) return MakeError(ErrorKind::kNotFound, "not_found", "no stream " + stream);
+  if (CheckAccess(principal, ingest::Access::kReadApplication, first->front().actor.org)) {
+    // Refused without naming the org the application belongs to (as GET /v1/apps refuses it).
+    return MakeError(ErrorKind::kForbidden, "forbidden",
+                     "role " + std::string(ingest::RoleName(principal.role)) + " of org " +
+                         principal.org + " may read only its own org's applications");
+  }
+  return std::nullopt;
 }
 
 void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,

@@ -667,6 +667,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
 
   void HandleRead(uint64_t id, protocol::Read::Reader read) {
     const bool log = read.which() == protocol::Read::LOG;
+    if (!log && (read.getStream().getStream().size() == 0 ||
+                 read.getStream().getStream().size() > ledger::kStreamIdBytesMax)) {
+      SendError(id, "invalid", "stream must be 1 to 200 bytes", "stream", "bad_stream");
+      return;
+    }
     // The whole log: its readers. One stream: also an application's own org (CheckStreamRead).
     auto refused = log ? service_.CheckAccess(*principal_, ingest::Access::kReadLog)
                        : service_.CheckStreamRead(*principal_, read.getStream().getStream());
@@ -685,10 +690,6 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       return;
     }
     auto stream = read.getStream();
-    if (stream.getStream().size() == 0 || stream.getStream().size() > ledger::kStreamIdBytesMax) {
-      SendError(id, "invalid", "stream must be 1 to 200 bytes", "stream", "bad_stream");
-      return;
-    }
     ReadStream(id, stream.getStream(), stream.getFromVersion(), page_size(stream.getLimit()),
                approved_by);
   }

@@ -252,6 +252,10 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::get, "/v1/staff/S1001", "bad", 401, ""},
       {http::verb::get, "/v1/staff/S1001", "director", 403, ""},  // an audit task
       {http::verb::get, "/v1/staff/S1001", "clerk", 403, ""},
+      {http::verb::get, "/v1/staff/S1001", "admin", 403, ""},  // tokens and profiles, not audits
+      {http::verb::get, "/v1/staff/S1%00X", "auditor", 400, ""},
+      // Not opened yet: not found at once for an org-bound reader (it may be another org's next).
+      {http::verb::get, "/v1/streams/app/XS-2026-NOSUCH", "director", 404, ""},
       {http::verb::get, "/v1/verify", "", 401, ""},
       {http::verb::get, "/v1/verify", "bad", 401, ""},
       {http::verb::get, "/v1/verify", "clerk", 403, ""},
@@ -270,7 +274,8 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
     EXPECT_EQ(body["ok"], false) << c.target;
     // A read of another org's application is refused without saying which org it belongs to.
     if (c.token_name.starts_with("other_") && c.status == 403 &&
-        (c.target.starts_with("/v1/apps/") || c.target.starts_with("/v1/evidence/"))) {
+        (c.target.starts_with("/v1/apps/") || c.target.starts_with("/v1/evidence/") ||
+         c.target.starts_with("/v1/streams/app/"))) {
       EXPECT_EQ(response.body.find("KM.XS"), std::string::npos)
           << c.target << " → " << response.body;
     }
@@ -324,11 +329,14 @@ TEST_F(HttpTest, ReadsOfPersonalDataAreRecorded) {
 TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   AppendSample();
   const std::string auditor = server_.token("auditor");
-  // An application's stream: the whole log's readers, and the application's own org.
+  // An application's stream: the whole log's readers, and the application's own org; each read
+  // is recorded (SensitiveDataAccessed by the reader) before it is answered.
   for (const char* principal : {"auditor", "director", "clerk"}) {
+    const uint64_t before = Head();
     HttpResponse stream = client_.Get("/v1/streams/app/XS-2026-000123", server_.token(principal));
     ASSERT_EQ(stream.status, 200) << principal << ": " << stream.body;
     EXPECT_EQ(Body(stream)["events"].size(), SampleEvents().size()) << principal;
+    EXPECT_EQ(Head(), before + 1) << principal;
   }
   HttpResponse events = client_.Get("/v1/events?from=2&limit=3", auditor);
   ASSERT_EQ(events.status, 200) << events.body;

@@ -667,6 +667,15 @@ TEST(TcpServerTest, WrongOrgIsRefusedForEveryRequestAndNothingIsWritten) {
   auto own = director->ReadStream("app/KM-1");
   ASSERT_TRUE(own.ok()) << own.error().ToString();
   EXPECT_EQ(own->events.size(), 1u);
+  ASSERT_EQ(harness.ledger().Head(), 3u);
+  auto recorded = harness.ledger().ReadFrom(3, 1);
+  ASSERT_TRUE(recorded.ok());
+  EXPECT_EQ(recorded->front().type, "SensitiveDataAccessed");
+  EXPECT_EQ(recorded->front().stream, "staff/D1");
+  // A stream not opened yet is not found for it (another org may open it next).
+  auto unopened = director->ReadStream("app/KM-404");
+  ASSERT_FALSE(unopened.ok());
+  EXPECT_EQ(unopened.error().code, "not_found");
 }
 
 TEST(TcpServerTest, OversizedFrameIsRefusedAndTheServerKeepsServingOthers) {

@@ -77,6 +77,8 @@ using Decoded = std::variant<T, DecodeError>;
 // The payload is deterministic: equal `data` gives equal bytes (fields are written in schema order
 // and the message is copied compactly into one segment).
 Decoded<ClientEvent> DecodeClientEvent(std::string_view json_text);
+// An actor id (or org, or one segment of a stream id): 1 to 64 of [A-Za-z0-9._:-].
+bool IsActorId(std::string_view text);
 Decoded<ClientEvent> DecodeClientEvent(const nlohmann::json& event);
 // Text overloads: without them a std::string or string literal would be ambiguous, since
 // nlohmann::json converts implicitly from strings. Both parse the text, like the string_view form.

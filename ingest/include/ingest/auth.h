@@ -38,9 +38,11 @@ struct Principal {
 
 // What a request does other than appending events.
 enum class Access {
-  kReadLog,    // stored events by position or by stream (GET /v1/events, /v1/streams, TCP read)
-  kSubscribe,  // catch-up subscriptions (TCP subscribe)
-  kReadApplication,  // one application's state or evidence (personal data: the read is recorded)
+  kReadLog,          // stored events by position or of any stream (GET /v1/events, /v1/streams, TCP
+                     // read), the staff audit (GET /v1/staff)
+  kSubscribe,        // catch-up subscriptions (TCP subscribe)
+  kReadApplication,  // one application's state, evidence or events (personal data: the read is
+                     // recorded)
   kReadReports,      // overdue lists and KPI tables
   kVerify,           // verify, digest
   kImport,           // bulk import (each row is still checked as an append)

@@ -86,8 +86,9 @@ class Service {
                                           std::string_view org = "") const;
   // nullopt when `principal` may read the events of `stream`: whoever reads the log reads any
   // stream, and an application's stream is also read by whoever may read that application (the
-  // org of the actor who accepted it; a stream not opened yet: the principal's own org, so the
-  // answer is "not found"). Errors: kForbidden, or the store's.
+  // org of the actor who accepted it). Errors: kForbidden (another org's application: the org is
+  // not named), kNotFound (an application stream not opened yet, for those who do not read the
+  // log), or the store's.
   std::optional<ServiceError> CheckStreamRead(const ingest::Principal& principal,
                                               const std::string& stream) const;
 
