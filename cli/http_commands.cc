@@ -1,5 +1,6 @@
 #include "http_commands.h"
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <iostream>
@@ -229,6 +230,72 @@ int HttpDigest(const RemoteOptions& remote, std::optional<uint64_t> at, std::ost
       out);
 }
 
+namespace {
+
+// The input cut into records, each with its line break: JSONL one per physical line, CSV per
+// RFC 4180 (a quoted field may hold line breaks). `line[i]`: the physical line record i starts on.
+struct Records {
+  std::vector<std::string_view> text;
+  std::vector<uint64_t> line;
+};
+
+Records SplitRecords(std::string_view body, bool csv) {
+  Records out;
+  uint64_t line = 1;
+  uint64_t record_line = 1;
+  size_t start = 0;
+  bool quoted = false;
+  bool field_start = true;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (csv && quoted) {
+      if (c == '"') {
+        if (i + 1 < body.size() && body[i + 1] == '"') {
+          ++i;  // "" is one quote
+        } else {
+          quoted = false;
+        }
+      } else if (c == '\n') {
+        ++line;
+      }
+      continue;
+    }
+    if (csv && c == '"' && field_start) {
+      quoted = true;
+      field_start = false;
+      continue;
+    }
+    field_start = c == ',';
+    if (c == '\n') {
+      out.text.push_back(body.substr(start, i + 1 - start));
+      out.line.push_back(record_line);
+      start = i + 1;
+      record_line = ++line;
+      field_start = true;
+    }
+  }
+  if (start < body.size()) {
+    out.text.push_back(body.substr(start));
+    out.line.push_back(record_line);
+  }
+  return out;
+}
+
+// Counts of the server's import summaries, added up over the requests of one file.
+struct ImportTotals {
+  uint64_t rows = 0, accepted = 0, duplicates = 0, rejected = 0;
+  json errors = json::array();
+  std::optional<json> failure;
+  size_t requests = 0;
+};
+
+bool IsSummary(const Answer& answer) {
+  return (answer.status == 200 || answer.status == 400) && answer.body.is_object() &&
+         answer.body.contains("rows");
+}
+
+}  // namespace
+
 int HttpImport(const RemoteOptions& remote, const std::string& file, std::string format,
                std::ostream& out) {
   auto chosen = ChooseImportFormat(file, format, std::cerr);
@@ -237,24 +304,96 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
   std::istream* input = OpenInput(file, file_stream, std::cerr, std::ios::in | std::ios::binary);
   if (input == nullptr) return kExitFailure;
   const std::string body{std::istreambuf_iterator<char>(*input), std::istreambuf_iterator<char>()};
-  const std::string name = *chosen == ingest::ImportFormat::kCsv ? "csv" : "jsonl";
-  const Answer answer =
-      Ask(remote, http::verb::post, "/v1/import?format=" + name, body,
-          {{"Content-Type", name == "csv" ? "text/csv" : "application/x-ndjson"}});
-  // A summary (2xx, or 400 when rows were rejected): exit as the embedded import does.
-  if ((answer.status == 200 || answer.status == 400) && answer.body.is_object() &&
-      answer.body.contains("rows")) {
-    out << answer.body.dump() << "\n";
-    if (answer.body.contains("failure")) {
-      const json& failure = answer.body["failure"];
-      const bool header = failure.is_object() && failure.contains("error") &&
-                          failure["error"].is_object() &&
-                          failure["error"].value("rule", std::string()) == "bad_header";
-      return header ? kExitRejected : kExitFailure;
+  const bool csv = *chosen == ingest::ImportFormat::kCsv;
+  const std::string target = std::string("/v1/import?format=") + (csv ? "csv" : "jsonl");
+  const std::map<std::string, std::string> headers = {
+      {"Content-Type", csv ? "text/csv" : "application/x-ndjson"}};
+
+  // The file goes in requests of whole records under ledgerd's body limit (each request a CSV
+  // with the header): a 413 halves the request size and sends the same records again. Importing
+  // is idempotent, so a file cut short by a failure can simply be imported again.
+  const Records records = SplitRecords(body, csv);
+  const size_t header = csv && !records.text.empty() ? 1 : 0;
+  size_t request_bytes_max = size_t{4} << 20;
+  ImportTotals totals;
+  size_t next = header;
+  do {
+    std::string chunk(header != 0 ? records.text[0] : std::string_view());
+    // The request's physical lines that start a record, and the file's lines they stand for.
+    std::map<uint64_t, uint64_t> file_line_of;
+    uint64_t chunk_line = 1 + static_cast<uint64_t>(std::count(chunk.begin(), chunk.end(), '\n'));
+    size_t end = next;
+    while (end < records.text.size() &&
+           (end == next || chunk.size() + records.text[end].size() <= request_bytes_max)) {
+      file_line_of[chunk_line] = records.line[end];
+      chunk_line += static_cast<uint64_t>(
+          std::count(records.text[end].begin(), records.text[end].end(), '\n'));
+      chunk += records.text[end++];
     }
-    return answer.status == 200 ? kExitOk : kExitRejected;
+    if (records.text.size() <= header) chunk = body;  // nothing but a header: the server says so
+    const Answer answer = Ask(remote, http::verb::post, target, chunk, headers);
+    if (answer.status == 413) {
+      if (end - next > 1) {
+        request_bytes_max /= 2;
+        continue;
+      }
+      totals.failure = json{{"line", records.line[next]},
+                            {"rule", "row_too_large"},
+                            {"message", "the row is larger than ledgerd takes in one request"}};
+      break;
+    }
+    if (!IsSummary(answer)) {
+      if (totals.requests > 0) {
+        std::cerr << "ledgerctl: rows before line " << records.line[next]
+                  << " were imported; importing the file again skips them\n";
+      }
+      return Refused(answer, out);
+    }
+    ++totals.requests;
+    auto to_file_line = [&](const json& line) -> json {
+      if (!line.is_number_unsigned()) return line;
+      auto found = file_line_of.find(line.get<uint64_t>());
+      return found != file_line_of.end() ? json(found->second) : line;
+    };
+    const json& summary = answer.body;
+    totals.rows += summary.value("rows", uint64_t{0});
+    totals.accepted += summary.value("accepted", uint64_t{0});
+    totals.duplicates += summary.value("duplicates", uint64_t{0});
+    totals.rejected += summary.value("rejected", uint64_t{0});
+    if (summary.contains("errors") && summary["errors"].is_array()) {
+      for (json error : summary["errors"]) {
+        if (totals.errors.size() >= 1000) break;  // as ledgerd lists them
+        if (error.is_object() && error.contains("line"))
+          error["line"] = to_file_line(error["line"]);
+        totals.errors.push_back(std::move(error));
+      }
+    }
+    if (summary.contains("failure")) {
+      json failure = summary["failure"];
+      if (failure.is_object() && failure.contains("line")) {
+        failure["line"] = to_file_line(failure["line"]);
+      }
+      totals.failure = std::move(failure);
+      break;
+    }
+    next = end;
+  } while (next < records.text.size());
+
+  nlohmann::ordered_json shown = {{"ok", totals.rejected == 0 && !totals.failure},
+                                  {"rows", totals.rows},
+                                  {"accepted", totals.accepted},
+                                  {"duplicates", totals.duplicates},
+                                  {"rejected", totals.rejected},
+                                  {"errors", std::move(totals.errors)},
+                                  {"requests", totals.requests}};
+  if (totals.failure) shown["failure"] = *totals.failure;
+  out << shown.dump() << "\n";
+  // Exit as the embedded import: a bad CSV header or rejected rows are rejected input.
+  if (totals.failure) {
+    return totals.failure->value("rule", std::string()) == "bad_header" ? kExitRejected
+                                                                        : kExitFailure;
   }
-  return Refused(answer, out);
+  return totals.rejected > 0 ? kExitRejected : kExitOk;
 }
 
 }  // namespace gridledger::cli

@@ -772,6 +772,43 @@ TEST_F(HttpTest, LedgerctlAsksTheRunningServerOverHttp) {
   EXPECT_NE(wrong_out.find("--server"), std::string::npos) << wrong_out;
 }
 
+// A file larger than ledgerd takes in one request is imported in requests of whole rows: every
+// row arrives once, and a rejected row is reported with its line in the file.
+TEST(LedgerctlHttpImportTest, ALargeFileGoesInRequestsUnderTheBodyLimit) {
+  Ledgerd server({"--http-body-bytes-max", "2048"});
+  TempDir dir;
+  const std::string file = dir.str() + "/rows.jsonl";
+  {
+    std::ofstream out(file);
+    for (int i = 1; i <= 12; ++i) {
+      if (i == 9) {
+        out << "{\"stream\": \"app/broken\"}\n";
+        continue;
+      }
+      json row = SampleEvents().front();
+      row["stream"] = "app/XS-2026-CHUNK" + std::to_string(i);
+      row["event_id"] = "chunk-" + std::to_string(i);
+      out << row.dump() << "\n";
+    }
+  }
+  ASSERT_GT(std::filesystem::file_size(file), 2048u * 2);
+  const std::string command =
+      std::string(LEDGERCTL_PATH) + " --http 127.0.0.1:" + std::to_string(server.http_port()) +
+      " --token " + server.token("director") + " import " + file + " 2>/dev/null";
+  auto [status, output] = RunCommand(command);
+  EXPECT_EQ(status, 2) << output;  // the broken row
+  const json summary = json::parse(output);
+  EXPECT_EQ(summary["accepted"], 11) << output;
+  EXPECT_EQ(summary["rejected"], 1) << output;
+  ASSERT_EQ(summary["errors"].size(), 1u) << output;
+  EXPECT_EQ(summary["errors"][0]["line"], 9) << output;
+  EXPECT_GT(summary["requests"].get<int>(), 2) << output;
+  // Again: every row is a duplicate, nothing is appended.
+  auto [again_status, again] = RunCommand(command);
+  EXPECT_EQ(json::parse(again)["duplicates"], 11) << again;
+  EXPECT_EQ(json::parse(again)["accepted"], 0) << again;
+}
+
 // A misspelt key in the config file stops ledgerd with its name, rather than leaving the option
 // it meant at its default.
 TEST(LedgerdConfigTest, AnUnknownKeyInTheConfigFileIsAnError) {
