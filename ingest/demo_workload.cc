@@ -47,6 +47,9 @@ constexpr std::array<double, 4> kClassShare = {0.60, 0.25, 0.11, 0.04};  // by c
 constexpr double kChangeShare = 0.20;
 constexpr double kCapacityIncreaseShare = 0.15;
 constexpr double kThreeZeroShareOfLv = 0.30;  // of LV new installs / capacity increases
+// Residential jobs charged no business fee: their ApplicationAccepted says "fees_apply": false and
+// no FeesSettled follows (domain.md stage 4 "when fees apply").
+constexpr uint64_t kFeeFreeResidentialPercent = 40;
 constexpr std::array<double, 4> kImportantShare = {0, 0, 0.15, 0.60};
 constexpr double kSchemeLateRate = 0.10;  // of scheme replies
 constexpr double kStageLateRate = 0.08;   // of other timed steps
@@ -340,6 +343,7 @@ struct App {
   uint8_t capacity_index = 0;
   bool important = false;
   bool three_zero = false;
+  bool fee_free = false;  // declares fees_apply: false (residential only)
   bool reassigned = false;
   bool late = false;
   Violation violation = Violation::kNone;
@@ -544,7 +548,7 @@ void PlanDelivery(Planner& plan) {
   } else {
     PlanSurveyAndScheme(plan);
     if (MaybeWithdraw(plan, kStageScheme)) return;
-    if (!fees_late) plan.After(1, 8, AppEventType::kFeesSettled);
+    if (!fees_late && !app.fee_free) plan.After(1, 8, AppEventType::kFeesSettled);
     if (!contract_late && rng.Chance(kEarlyContractRate)) {
       plan.After(0, 5, AppEventType::kContractSigned);
       contract = true;
@@ -599,6 +603,9 @@ void ChooseProfile(App& app, Rng& rng, const StaffDirectory& staff) {
   if (app.business == kChange) app.change_kind = static_cast<uint8_t>(rng.Below(12));
   const bool lv = app.cls == kResidential || app.cls == kLvNonresidential;
   app.three_zero = lv && app.business != kChange && rng.Chance(kThreeZeroShareOfLv);
+  // From the seed, not the stream of draws: the rest of the workload stays as it was.
+  app.fee_free = app.cls == kResidential && app.business != kChange && !app.three_zero &&
+                 Mix(app.seed, 0xFEE) % 100 < kFeeFreeResidentialPercent;
   app.important = rng.Chance(kImportantShare[app.cls]);
   app.channel = static_cast<uint8_t>(PickShare(rng, std::array<double, 4>{0.45, 0.40, 0.10, 0.05}));
   app.capacity_index = static_cast<uint8_t>(rng.Below(12));
@@ -612,7 +619,7 @@ void ChooseProfile(App& app, Rng& rng, const StaffDirectory& staff) {
     const bool short_flow = app.business == kChange || app.three_zero;
     app.withdraw_stage = short_flow ? kStageScheme : rng.Between(kStageScheme, kStageCompletion);
   } else if (rng.Chance(kViolationRate)) {
-    const bool fees_apply = app.business != kChange && !app.three_zero;
+    const bool fees_apply = app.business != kChange && !app.three_zero && !app.fee_free;
     const uint32_t pick = rng.Below(3);
     app.violation = pick == 0                 ? Violation::kConnectBeforeContract
                     : pick == 1 && fees_apply ? Violation::kConnectBeforeFees
@@ -870,6 +877,7 @@ void AppProcess::WriteAccepted(const Shared& shared, JsonOut& data) const {
   data.Key("channel").Str(kChannels[app_.channel]);
   data.Key("important").Bool(app_.important);
   data.Key("three_zero").Bool(app_.three_zero);
+  if (app_.fee_free) data.Key("fees_apply").Bool(false);
 }
 
 std::string SchemeText(const App& app, Rng& rng) {

@@ -160,6 +160,8 @@ TEST(DemoWorkloadTest, TwoThousandApplicationsCoverTheDomain) {
   EXPECT_EQ(accepted("change_kind").size(), 13u);  // 12 kinds and "absent"
   EXPECT_EQ(accepted("important").size(), 2u);
   EXPECT_EQ(accepted("three_zero").size(), 2u);
+  // Fee-free residential jobs say so; the others leave it to the default.
+  EXPECT_EQ(accepted("fees_apply"), (std::set<std::string>{"false", "absent"}));
   for (const char* type : {"DesignReviewed", "MidInspected", "CompletionInspected"}) {
     EXPECT_EQ(Values(lines, type, "result"), (std::set<std::string>{"\"fail\"", "\"pass\""}))
         << type;
