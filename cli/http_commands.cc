@@ -232,55 +232,6 @@ int HttpDigest(const RemoteOptions& remote, std::optional<uint64_t> at, std::ost
 
 namespace {
 
-// The input cut into records, each with its line break: JSONL one per physical line, CSV per
-// RFC 4180 (a quoted field may hold line breaks). `line[i]`: the physical line record i starts on.
-struct Records {
-  std::vector<std::string_view> text;
-  std::vector<uint64_t> line;
-};
-
-Records SplitRecords(std::string_view body, bool csv) {
-  Records out;
-  uint64_t line = 1;
-  uint64_t record_line = 1;
-  size_t start = 0;
-  bool quoted = false;
-  bool field_start = true;
-  for (size_t i = 0; i < body.size(); ++i) {
-    const char c = body[i];
-    if (csv && quoted) {
-      if (c == '"') {
-        if (i + 1 < body.size() && body[i + 1] == '"') {
-          ++i;  // "" is one quote
-        } else {
-          quoted = false;
-        }
-      } else if (c == '\n') {
-        ++line;
-      }
-      continue;
-    }
-    if (csv && c == '"' && field_start) {
-      quoted = true;
-      field_start = false;
-      continue;
-    }
-    field_start = c == ',';
-    if (c == '\n') {
-      out.text.push_back(body.substr(start, i + 1 - start));
-      out.line.push_back(record_line);
-      start = i + 1;
-      record_line = ++line;
-      field_start = true;
-    }
-  }
-  if (start < body.size()) {
-    out.text.push_back(body.substr(start));
-    out.line.push_back(record_line);
-  }
-  return out;
-}
-
 // Counts of the server's import summaries, added up over the requests of one file.
 struct ImportTotals {
   uint64_t rows = 0, accepted = 0, duplicates = 0, rejected = 0;
@@ -312,39 +263,41 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
   // The file goes in requests of whole records under ledgerd's body limit (each request a CSV
   // with the header): a 413 halves the request size and sends the same records again. Importing
   // is idempotent, so a file cut short by a failure can simply be imported again.
-  const Records records = SplitRecords(body, csv);
-  const size_t header = csv && !records.text.empty() ? 1 : 0;
+  const std::vector<ingest::ImportRowSpan> rows = ingest::ImportRowSpans(body, *chosen);
+  auto text = [&](size_t i) {
+    return std::string_view(body).substr(rows[i].begin, rows[i].end - rows[i].begin);
+  };
+  const size_t header = csv && !rows.empty() ? 1 : 0;
   size_t request_bytes_max = size_t{4} << 20;
   ImportTotals totals;
   size_t next = header;
   do {
-    std::string chunk(header != 0 ? records.text[0] : std::string_view());
-    // The request's physical lines that start a record, and the file's lines they stand for.
+    std::string chunk(header != 0 ? text(0) : std::string_view());
+    // The request's physical lines that start a row, and the file's lines they stand for.
     std::map<uint64_t, uint64_t> file_line_of;
     uint64_t chunk_line = 1 + static_cast<uint64_t>(std::count(chunk.begin(), chunk.end(), '\n'));
     size_t end = next;
-    while (end < records.text.size() &&
-           (end == next || chunk.size() + records.text[end].size() <= request_bytes_max)) {
-      file_line_of[chunk_line] = records.line[end];
-      chunk_line += static_cast<uint64_t>(
-          std::count(records.text[end].begin(), records.text[end].end(), '\n'));
-      chunk += records.text[end++];
+    while (end < rows.size() &&
+           (end == next || chunk.size() + text(end).size() <= request_bytes_max)) {
+      file_line_of[chunk_line] = rows[end].line;
+      chunk_line += static_cast<uint64_t>(std::count(text(end).begin(), text(end).end(), '\n'));
+      chunk += text(end++);
     }
-    if (records.text.size() <= header) chunk = body;  // nothing but a header: the server says so
+    if (rows.size() <= header) chunk = body;  // nothing but a header: the server says so
     const Answer answer = Ask(remote, http::verb::post, target, chunk, headers);
     if (answer.status == 413) {
       if (end - next > 1) {
         request_bytes_max /= 2;
         continue;
       }
-      totals.failure = json{{"line", records.line[next]},
+      totals.failure = json{{"line", rows[next].line},
                             {"rule", "row_too_large"},
                             {"message", "the row is larger than ledgerd takes in one request"}};
       break;
     }
     if (!IsSummary(answer)) {
       if (totals.requests > 0) {
-        std::cerr << "ledgerctl: rows before line " << records.line[next]
+        std::cerr << "ledgerctl: rows before line " << rows[next].line
                   << " were imported; importing the file again skips them\n";
       }
       return Refused(answer, out);
@@ -377,7 +330,7 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
       break;
     }
     next = end;
-  } while (next < records.text.size());
+  } while (next < rows.size());
 
   nlohmann::ordered_json shown = {{"ok", totals.rejected == 0 && !totals.failure},
                                   {"rows", totals.rows},

@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -1007,6 +1008,28 @@ std::optional<ImportFormat> ParseImportFormat(std::string_view name) {
   if (name == "jsonl") return ImportFormat::kJsonl;
   if (name == "csv") return ImportFormat::kCsv;
   return std::nullopt;
+}
+
+std::vector<ImportRowSpan> ImportRowSpans(std::string_view body, ImportFormat format) {
+  std::istringstream in{std::string(body)};
+  ByteReader reader(in);
+  std::vector<ImportRowSpan> rows;
+  if (format == ImportFormat::kCsv) {
+    CsvReader csv(reader);
+    CsvRecord record;
+    for (size_t begin = 0; csv.Next(&record); begin = reader.offset()) {
+      rows.push_back({begin, static_cast<size_t>(reader.offset()), record.line});
+    }
+    return rows;
+  }
+  std::string ignored;
+  bool too_long = false;
+  for (uint64_t line = 1;; ++line) {
+    const size_t begin = reader.offset();
+    if (!reader.ReadLine(&ignored, 0, &too_long)) break;
+    rows.push_back({begin, static_cast<size_t>(reader.offset()), line});
+  }
+  return rows;
 }
 
 std::optional<ImportFormat> ImportFormatOfPath(std::string_view path) {

@@ -33,6 +33,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -68,6 +69,17 @@ enum class ImportFormat { kJsonl, kCsv };
 std::optional<ImportFormat> ParseImportFormat(std::string_view name);
 // By the file name's extension, case-insensitive: .jsonl, .ndjson → kJsonl; .csv → kCsv.
 std::optional<ImportFormat> ImportFormatOfPath(std::string_view path);
+
+// One row of an import file as the Importer reads it: a JSONL line, or a CSV record (a quoted
+// field may hold line breaks), as the bytes [begin, end) of the file with its line break, and the
+// physical line (from 1) it starts on. A CSV file's first row is its header.
+struct ImportRowSpan {
+  size_t begin = 0;
+  size_t end = 0;
+  uint64_t line = 0;
+};
+// Every row of `body`, in order: for cutting a file into smaller imports of whole rows.
+std::vector<ImportRowSpan> ImportRowSpans(std::string_view body, ImportFormat format);
 
 // Appends one decoded event: Ingestor::Append, or a wrapper that also checks who may append it.
 using AppendFunction =
