@@ -303,20 +303,28 @@ int Verify(const std::string& data_dir, const std::string& digest, std::ostream&
                             ledger::Code::kNotFound, "the ledger ends at " +
                                                          std::to_string(verified->position) +
                                                          ", before the digest's position"));
-    const bool matches = stored.ok() && stored->hash_hex == handed_out->hash_hex;
-    answer["ok"] = matches;
-    answer["digest"] = {
-        {"position", handed_out->position}, {"hash", handed_out->hash_hex}, {"matches", matches}};
-    if (!matches) {
-      std::cerr << "ledgerctl: history up to position " << handed_out->position
-                << " is not the one the digest was made of"
-                << (stored.ok() ? "" : ": " + stored.status().message()) << "\n";
-      out << answer.dump() << "\n";
-      return kExitFailure;
-    }
+    return PrintDigestVerdict(
+        answer, *handed_out,
+        stored.ok() ? std::optional<std::string>(stored->hash_hex) : std::nullopt,
+        stored.ok() ? "" : stored.status().message(), out);
   }
   out << answer.dump() << "\n";
   return kExitOk;
+}
+
+int PrintDigestVerdict(nlohmann::ordered_json& answer, const ledger::Digest& handed_out,
+                       const std::optional<std::string>& stored_hash, std::string_view why_none,
+                       std::ostream& out) {
+  const bool matches = stored_hash == handed_out.hash_hex;
+  answer["ok"] = matches;
+  answer["digest"] = {
+      {"position", handed_out.position}, {"hash", handed_out.hash_hex}, {"matches", matches}};
+  out << answer.dump() << "\n";
+  if (matches) return kExitOk;
+  std::cerr << "ledgerctl: history up to position " << handed_out.position
+            << " is not the one the digest was made of"
+            << (stored_hash ? "" : ": " + std::string(why_none)) << "\n";
+  return kExitFailure;
 }
 
 int DigestCommand(const std::string& data_dir, std::optional<uint64_t> at, std::ostream& out) {

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "domain/event_json.h"
 #include "ledger/event.h"
 #include "ledger/ledger.h"
@@ -52,6 +54,12 @@ int History(const std::string& data_dir, const std::string& stream, std::ostream
 int Verify(const std::string& data_dir, const std::string& digest, std::ostream& out);
 // A --digest argument POSITION:HASH (hash lowercased); nullopt, said on stderr, when malformed.
 std::optional<ledger::Digest> ParseDigestArgument(const std::string& digest);
+// After a verified chain: whether `handed_out` is the digest of history up to its position, given
+// the hash stored there (nullopt: none, `why_none` says why). Adds "digest" to `answer` (and its
+// verdict to "ok"), prints it; exit 0 when it matches, else 1.
+int PrintDigestVerdict(nlohmann::ordered_json& answer, const ledger::Digest& handed_out,
+                       const std::optional<std::string>& stored_hash, std::string_view why_none,
+                       std::ostream& out);
 int DigestCommand(const std::string& data_dir, std::optional<uint64_t> at, std::ostream& out);
 
 }  // namespace gridledger::cli

@@ -148,17 +148,12 @@ int HttpOverdue(const RemoteOptions& remote, const std::optional<std::string>& a
     } else {
       for (const json& row : answer->at("overdue")) out << row.dump() << "\n";
     }
-    const json& missing = answer->at("calendar_missing");
-    if (!missing.empty()) {
-      std::cerr << "ledgerctl: " << missing.size()
-                << " open clock(s) cannot be judged: they need a working-day calendar year that "
-                   "is not loaded (state calendar_missing):";
-      for (size_t i = 0; i < missing.size() && i < 20; ++i) {
-        std::cerr << " " << missing[i].at("stream").get<std::string>() << "/"
-                  << missing[i].at("clock").get<std::string>();
-      }
-      std::cerr << (missing.size() > 20 ? " ...\n" : "\n");
+    std::vector<std::string> clocks;
+    for (const json& row : answer->at("calendar_missing")) {
+      clocks.push_back(row.at("stream").get<std::string>() + "/" +
+                       row.at("clock").get<std::string>());
     }
+    SayCalendarMissing(clocks);
     return kExitOk;
   });
 }
@@ -204,19 +199,13 @@ int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostr
     const Answer stored =
         Ask(remote, http::verb::get, "/v1/digest?at=" + std::to_string(handed_out->position));
     if (!stored.ok() && stored.status != 404) return Refused(stored, out);
-    const bool matches =
-        stored.ok() && stored.body.value("hash", std::string()) == handed_out->hash_hex;
-    (*answer)["ok"] = matches;
-    (*answer)["digest"] = {
-        {"position", handed_out->position}, {"hash", handed_out->hash_hex}, {"matches", matches}};
-    out << answer->dump() << "\n";
-    if (!matches) {
-      std::cerr << "ledgerctl: history up to position " << handed_out->position
-                << " is not the one the digest was made of"
-                << (stored.ok() ? "" : ": the ledger ends before that position") << "\n";
-      return kExitFailure;
-    }
-    return kExitOk;
+    // The embedded verify's JSON type (keys in insertion order, "digest" last).
+    nlohmann::ordered_json shown = nlohmann::ordered_json::parse(answer->dump());
+    return PrintDigestVerdict(
+        shown, *handed_out,
+        stored.ok() ? std::optional<std::string>(stored.body.value("hash", std::string()))
+                    : std::nullopt,
+        "the ledger ends before that position", out);
   }
   out << answer->dump() << "\n";
   return kExitOk;

@@ -52,6 +52,15 @@ void PrintOverdueTable(const json& rows, std::string_view at, std::ostream& out)
   }
 }
 
+void SayCalendarMissing(const std::vector<std::string>& clocks) {
+  if (clocks.empty()) return;
+  std::cerr << "ledgerctl: " << clocks.size()
+            << " open clock(s) cannot be judged: they need a working-day calendar year that is "
+               "not loaded (state calendar_missing):";
+  for (size_t i = 0; i < clocks.size() && i < 20; ++i) std::cerr << " " << clocks[i];
+  std::cerr << (clocks.size() > 20 ? " ...\n" : "\n");
+}
+
 int AppCommand(const DataOptions& options, const std::string& id,
                const std::optional<std::string>& at, const std::optional<std::string>& as_of,
                std::ostream& out) {
@@ -109,16 +118,11 @@ int OverdueCommand(const DataOptions& options, const std::optional<std::string>&
     for (const auto& row : *rows) out << projections::OverdueJson(row).dump() << "\n";
   }
   // Never a silent gap: clocks the calendar cannot judge are named (load the missing year).
-  if (!undetermined.empty()) {
-    std::cerr << "ledgerctl: " << undetermined.size()
-              << " open clock(s) cannot be judged: they need a working-day calendar year that is "
-                 "not loaded (state calendar_missing):";
-    for (size_t i = 0; i < undetermined.size() && i < 20; ++i) {
-      std::cerr << " " << undetermined[i].stream << "/"
-                << domain::SlaClockName(undetermined[i].view.name);
-    }
-    std::cerr << (undetermined.size() > 20 ? " ...\n" : "\n");
+  std::vector<std::string> clocks;
+  for (const auto& row : undetermined) {
+    clocks.push_back(row.stream + "/" + std::string(domain::SlaClockName(row.view.name)));
   }
+  SayCalendarMissing(clocks);
   return kExitOk;
 }
 

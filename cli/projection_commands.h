@@ -5,6 +5,7 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -34,6 +35,9 @@ int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostr
 // and of `kpi` (a projections::KpiTable); also used for ledgerd's answers (http_commands.h).
 void PrintOverdueTable(const nlohmann::json& rows, std::string_view at, std::ostream& out);
 void PrintKpiTable(const nlohmann::json& table, std::ostream& out);
+// Never a silent gap in `overdue`: names on stderr the clocks ("stream/clock") the calendar cannot
+// judge (load the missing year); nothing when there are none.
+void SayCalendarMissing(const std::vector<std::string>& clocks);
 
 // The staff audit of one staff member (actions, sensitive-data accesses and their approval,
 // training hours, urges issued).
