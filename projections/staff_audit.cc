@@ -89,10 +89,6 @@ void FoldTraining(StaffAuditState& state, const EventRecord& event, const StaffP
   state.training_hours += data.hours;
 }
 
-}  // namespace
-
-namespace {
-
 // `text` without leading and trailing white space, ASCII or the two a Chinese keyboard or a
 // spreadsheet adds (U+3000 ideographic space, U+00A0 no-break space).
 std::string_view Trimmed(std::string_view text) {

@@ -125,11 +125,7 @@ std::optional<uint64_t> ParseCount(const std::string& text) {
 }
 
 ServiceError BadParameter(const std::string& name, const std::string& expected) {
-  ServiceError error =
-      MakeError(ErrorKind::kInvalid, "invalid", "query parameter " + name + " must be " + expected);
-  error.error["field"] = name;
-  error.error["rule"] = "bad_value";
-  return error;
+  return InvalidField(name, "bad_value", "query parameter " + name + " must be " + expected);
 }
 
 ordered_json AppendedJson(const std::string& stream, const ingest::IngestOutcome& outcome) {
@@ -431,13 +427,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       batch->events.push_back(domain::DecodeClientEvent(body));
     } else if (body.is_array()) {
       if (body.empty() || body.size() > service_.limits().batch_events_max) {
-        ServiceError error =
-            MakeError(ErrorKind::kInvalid, "invalid",
-                      "a batch holds 1 to " + std::to_string(service_.limits().batch_events_max) +
-                          " events, not " + std::to_string(body.size()));
-        error.error["field"] = "body";
-        error.error["rule"] = "batch_events_max";  // the limit's name, as the TCP door says it
-        return Fail(std::move(error));
+        // The rule is the limit's name, as the TCP door says it.
+        return Fail(InvalidField("body", "batch_events_max",
+                                 "a batch holds 1 to " +
+                                     std::to_string(service_.limits().batch_events_max) +
+                                     " events, not " + std::to_string(body.size())));
       }
       for (const json& element : body) batch->events.push_back(domain::DecodeClientEvent(element));
       // Bad input changes nothing: a batch holding an event that does not decode is refused whole.
@@ -458,12 +452,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return FinishBatch(*batch);
       }
     } else {
-      ServiceError error =
-          MakeError(ErrorKind::kInvalid, "invalid",
-                    "the body must be one event (an object) or a batch (an array)");
-      error.error["field"] = "body";
-      error.error["rule"] = "wrong_type";
-      return Fail(std::move(error));
+      return Fail(InvalidField("body", "wrong_type",
+                               "the body must be one event (an object) or a batch (an array)"));
     }
     AppendNext(principal, std::move(batch));
   }
@@ -638,22 +628,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no events of " + stream));
     }
     const json& shown = **view;
-    if (auto refused = OtherOrgsApplication(service_, principal, shown.value("org", ""))) {
+    if (auto refused = service_.CheckApplicationRead(principal, shown.value("org", ""))) {
       return Fail(*refused);
     }
     RespondOnceRecorded(principal, stream, Dump(shown));
-  }
-
-  // Refuses an application of another org without naming that org.
-  static std::optional<ServiceError> OtherOrgsApplication(const Service& service,
-                                                          const ingest::Principal& principal,
-                                                          const std::string& org) {
-    if (!service.CheckAccess(principal, ingest::Access::kReadApplication, org)) {
-      return std::nullopt;
-    }
-    return MakeError(ErrorKind::kForbidden, "forbidden",
-                     "role " + std::string(ingest::RoleName(principal.role)) + " of org " +
-                         principal.org + " may read only its own org's applications");
   }
 
   void GetEvidence(const ingest::Principal& principal, const std::string& id) {
@@ -671,7 +649,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return Answer(MakeError(ErrorKind::kNotFound, "not_found", "no application " + stream));
       }
       std::string org = app->has_value() ? (*app)->org : "";
-      if (auto refused = OtherOrgsApplication(service, principal, org)) return Answer(*refused);
+      if (auto refused = service.CheckApplicationRead(principal, org)) return Answer(*refused);
       if (!evidence->has_value()) {
         return Answer(
             MakeError(ErrorKind::kNotFound, "not_found", "no evidence recorded for " + stream));

@@ -15,6 +15,13 @@ ServiceError MakeError(ErrorKind kind, std::string code, std::string message) {
   return {kind, {{"code", std::move(code)}, {"message", std::move(message)}}};
 }
 
+ServiceError InvalidField(std::string field, std::string rule, std::string message) {
+  ServiceError error = MakeError(ErrorKind::kInvalid, "invalid", std::move(message));
+  error.error["field"] = std::move(field);
+  error.error["rule"] = std::move(rule);
+  return error;
+}
+
 ServiceError NotAppendedWithBadBatch(size_t undecodable_index) {
   return MakeError(ErrorKind::kInvalid, "invalid",
                    "not appended: the event at index " + std::to_string(undecodable_index) +
@@ -117,13 +124,15 @@ std::optional<ServiceError> Service::CheckStreamRead(const ingest::Principal& pr
   auto first = ledger_.ReadStream(stream, 0, 1);
   if (!first.ok()) return FromStatus(first.status());
   if (first->empty()) return MakeError(ErrorKind::kNotFound, "not_found", "no stream " + stream);
-  if (CheckAccess(principal, ingest::Access::kReadApplication, first->front().actor.org)) {
-    // Refused without naming the org the application belongs to (as GET /v1/apps refuses it).
-    return MakeError(ErrorKind::kForbidden, "forbidden",
-                     "role " + std::string(ingest::RoleName(principal.role)) + " of org " +
-                         principal.org + " may read only its own org's applications");
-  }
-  return std::nullopt;
+  return CheckApplicationRead(principal, first->front().actor.org);
+}
+
+std::optional<ServiceError> Service::CheckApplicationRead(const ingest::Principal& principal,
+                                                          const std::string& org) const {
+  if (!CheckAccess(principal, ingest::Access::kReadApplication, org)) return std::nullopt;
+  return MakeError(ErrorKind::kForbidden, "forbidden",
+                   "role " + std::string(ingest::RoleName(principal.role)) + " of org " +
+                       principal.org + " may read only its own org's applications");
 }
 
 void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,
@@ -227,13 +236,10 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
 std::variant<nlohmann::json, ServiceError> Service::KpiTableAsOf(
     std::string_view period, const std::optional<std::string>& org, int64_t as_of_us) {
   if (as_of_us > NowUs()) {
-    ServiceError error = MakeError(
-        ErrorKind::kInvalid, "invalid",
+    return InvalidField(
+        "as_of", "not_in_future",
         "query parameter as_of lies in the future: the table as the ledger knew it can only be "
         "asked for a time that has passed (a bare date means the end of that day)");
-    error.error["field"] = "as_of";
-    error.error["rule"] = "not_in_future";
-    return error;
   }
   if (replaying_.exchange(true)) {
     return MakeError(ErrorKind::kBusy, "busy",

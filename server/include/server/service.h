@@ -50,6 +50,8 @@ struct ServiceError {
 };
 
 ServiceError MakeError(ErrorKind kind, std::string code, std::string message);
+// Rejected input (400, code "invalid") naming the field at fault and the rule it broke.
+ServiceError InvalidField(std::string field, std::string rule, std::string message);
 ServiceError FromStatus(const ledger::Status& status);
 ServiceError FromIngestError(const ingest::IngestError& error);
 ServiceError FromDecodeError(const domain::DecodeError& error);
@@ -91,6 +93,10 @@ class Service {
   // log), or the store's.
   std::optional<ServiceError> CheckStreamRead(const ingest::Principal& principal,
                                               const std::string& stream) const;
+  // nullopt when `principal` may read an application of `org`; else kForbidden without naming
+  // `org` (the answer does not tell whose application it is).
+  std::optional<ServiceError> CheckApplicationRead(const ingest::Principal& principal,
+                                                   const std::string& org) const;
 
   // Appends one client event as `principal`: authorization (the actor must be the principal; the
   // role and org must allow the type and the application), the workflow rules, the ledger.
