@@ -23,6 +23,12 @@ std::string Json(const std::string& id, const std::string& type, const std::stri
          R"("actor":{"id":"S1","role":"clerk","org":"KM.XS"},"data":)" + data + "}";
 }
 
+// `json` (from Json()) occurring on `date` ("YYYY-MM-DD") instead of 2026-03-02.
+std::string At(std::string json, const std::string& date) {
+  json.replace(json.find("2026-03-02T"), 10, date);
+  return json;
+}
+
 const std::string kAccepted =
     R"({"customer_id":"C1","customer_name":"甲","customer_class":"lv_nonresidential",)"
     R"("business":"new_install","voltage_kv":0.4,"capacity_kva":80,"channel":"counter",)"
@@ -40,6 +46,14 @@ class IngestorTest : public ::testing::Test {
   std::variant<IngestOutcome, IngestError> Ingest(const std::string& json) {
     Ingestor ingestor(*ledger_);
     return ingestor.Append(Decode(json));
+  }
+  // The rule an event is refused by (its status is kInvalid), or "(stored)".
+  std::string RuleOf(const std::string& json) {
+    auto refused = Ingest(json);
+    if (!std::holds_alternative<IngestError>(refused)) return "(stored)";
+    const IngestError& error = std::get<IngestError>(refused);
+    EXPECT_EQ(error.status.code(), ledger::Code::kInvalid) << json;
+    return error.rule ? error.rule->rule : error.status.ToString();
   }
   testing::TempDir dir_;
   std::unique_ptr<ledger::Ledger> ledger_;
@@ -199,10 +213,6 @@ TEST_F(IngestorTest, OnlyTheOrgThatOpenedAReportWritesToIt) {
 // A contract entered before the connection but dated after it was not signed before it: the
 // connection is stored with the violation, as the application projection flags it.
 TEST_F(IngestorTest, AContractDatedAfterTheConnectionIsAViolation) {
-  auto at = [](std::string json, const std::string& date) {
-    json.replace(json.find("2026-03-02T"), 10, date);
-    return json;
-  };
   ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
       Ingest(Json("a", "ApplicationAccepted",
                   R"({"customer_id":"C1","customer_name":"甲","customer_class":"residential",)"
@@ -213,10 +223,10 @@ TEST_F(IngestorTest, AContractDatedAfterTheConnectionIsAViolation) {
            {"b", "SchemeReplied", R"({"scheme":"s"})", "2026-03-03"},
            {"c", "FeesSettled", R"({"amount_cny":100})", "2026-03-04"},
            {"d", "ContractSigned", R"({"contract_id":"HT-1"})", "2026-03-20"}}) {
-    ASSERT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(at(Json(id, type, data), date))))
+    ASSERT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(At(Json(id, type, data), date))))
         << type;
   }
-  auto connected = Ingest(at(Json("e", "MeterConnected", R"({"meter_id":"M-1"})"), "2026-03-10"));
+  auto connected = Ingest(At(Json("e", "MeterConnected", R"({"meter_id":"M-1"})"), "2026-03-10"));
   ASSERT_TRUE(std::holds_alternative<IngestOutcome>(connected));
   const auto& violations = std::get<IngestOutcome>(connected).violations;
   ASSERT_EQ(violations.size(), 1u);
@@ -275,12 +285,8 @@ TEST_F(IngestorTest, ACorrectionThatBreaksTheApplicationIsRefused) {
   ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
       Ingest(Json("s", "SchemeReplied", R"({"scheme":"s"})"))));
   auto rule_of = [this](const std::string& id, const std::string& fields) {
-    auto refused = Ingest(
+    return RuleOf(
         Json(id, "Corrected", R"({"corrects_position":1,"reason":"r","fields":)" + fields + "}"));
-    if (!std::holds_alternative<IngestError>(refused)) return std::string("(stored)");
-    const IngestError& error = std::get<IngestError>(refused);
-    EXPECT_EQ(error.status.code(), ledger::Code::kInvalid);
-    return error.rule ? error.rule->rule : error.status.ToString();
   };
   // SchemeReplied does not belong to a change.
   EXPECT_EQ(rule_of("c1", R"({"business":"change"})"), "correction_invalid");
@@ -301,43 +307,32 @@ TEST_F(IngestorTest, ACorrectionThatBreaksTheApplicationIsRefused) {
 // refused (its clocks would end before they start and count as met), and so is a correction that
 // would date one so — of the event, or of the acceptance. The same day is fine.
 TEST_F(IngestorTest, EventsDatedBeforeTheAcceptanceAreRefused) {
-  auto at = [](std::string json, const std::string& date) {
-    json.replace(json.find("2026-03-02T"), 10, date);
-    return json;
-  };
   ASSERT_TRUE(
       std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
-  auto rule_of = [this](const std::string& json) {
-    auto refused = Ingest(json);
-    if (!std::holds_alternative<IngestError>(refused)) return std::string("(stored)");
-    const IngestError& error = std::get<IngestError>(refused);
-    return error.rule ? error.rule->rule : error.status.ToString();
-  };
-  EXPECT_EQ(rule_of(at(Json("s0", "SchemeReplied", R"({"scheme":"s"})"), "2026-03-01")),
+  EXPECT_EQ(RuleOf(At(Json("s0", "SchemeReplied", R"({"scheme":"s"})"), "2026-03-01")),
             "before_acceptance");
   EXPECT_EQ(
-      rule_of(
-          at(Json("d0", "DocumentReviewed",
+      RuleOf(
+          At(Json("d0", "DocumentReviewed",
                   R"({"reviewer":"S2","items":[{"item":"id_card","present":true,"correct":true}],)"
                   R"("conclusion":"pass","defects":[]})"),
              "2025-12-31")),
       "before_acceptance");
   EXPECT_EQ(ledger_->Head(), 1u);
-  EXPECT_EQ(rule_of(Json("s1", "SchemeReplied", R"({"scheme":"s"})")), "(stored)");  // same day
+  EXPECT_EQ(RuleOf(Json("s1", "SchemeReplied", R"({"scheme":"s"})")), "(stored)");  // same day
   auto correct = [](const std::string& id, int position, const std::string& fields) {
     return Json(id, "Corrected",
                 R"({"corrects_position":)" + std::to_string(position) +
                     R"(,"reason":"wrong date","fields":)" + fields + "}");
   };
-  EXPECT_EQ(rule_of(correct("c1", 2, R"({"occurred_at":"2026-02-27T10:00:00+08:00"})")),
+  EXPECT_EQ(RuleOf(correct("c1", 2, R"({"occurred_at":"2026-02-27T10:00:00+08:00"})")),
             "correction_invalid");
-  EXPECT_EQ(rule_of(correct("c2", 1, R"({"occurred_at":"2026-03-03T10:00:00+08:00"})")),
+  EXPECT_EQ(RuleOf(correct("c2", 1, R"({"occurred_at":"2026-03-03T10:00:00+08:00"})")),
             "correction_invalid");
   EXPECT_EQ(ledger_->Head(), 2u);
   // An acceptance moved earlier is fine, and then so is a reply dated after the new date.
-  EXPECT_EQ(rule_of(correct("c3", 1, R"({"occurred_at":"2026-02-26T10:00:00+08:00"})")),
-            "(stored)");
-  EXPECT_EQ(rule_of(at(Json("f", "FeesSettled", R"({"amount_cny":100})"), "2026-02-27")),
+  EXPECT_EQ(RuleOf(correct("c3", 1, R"({"occurred_at":"2026-02-26T10:00:00+08:00"})")), "(stored)");
+  EXPECT_EQ(RuleOf(At(Json("f", "FeesSettled", R"({"amount_cny":100})"), "2026-02-27")),
             "(stored)");
 }
 
