@@ -399,13 +399,15 @@ EventRecord RecordOf(const ledger::EventView& event) {
                      envelope.getOccurredAtUs(),
                      envelope.getRecordedAtUs(),
                      event.payload(),
-                     envelope.getImported()};
+                     envelope.getImported(),
+                     event.version() == 0};
 }
 
 EventRecord RecordOf(const ledger::StoredEvent& event) {
   return EventRecord{event.position,       event.stream,    event.type,
                      event.actor.id,       event.actor.org, event.occurred_at_us,
-                     event.recorded_at_us, event.payload,   event.imported};
+                     event.recorded_at_us, event.payload,   event.imported,
+                     event.version == 0};
 }
 
 const Clock* ApplicationState::LatestClock(domain::SlaClock name) const {

@@ -286,7 +286,7 @@ ledger::Status Engine::Fold(const EventRecord& record) {
   const ApplicationState* app = nullptr;
   CompactEvidence* app_evidence = nullptr;
   if (IsAppStream(record.stream)) {
-    auto entry = applications_.Mutable(record.stream);
+    auto entry = applications_.Mutable(record.stream, /*unstored=*/record.opens_stream);
     if (!entry.ok()) return entry.status();
     projections::Fold((*entry)->application, record);
     app = &(*entry)->application;

@@ -32,6 +32,7 @@ void ScanBatch::Add(const EventRecord& record) {
   event.occurred_at_us = record.occurred_at_us;
   event.recorded_at_us = record.recorded_at_us;
   event.imported = record.imported;
+  event.opens_stream = record.opens_stream;
   event.payload = Copy(record.payload, 8);  // Cap'n Proto reads aligned words in place
   event.stream = Copy(record.stream, 1);
   event.type = Copy(record.type, 1);
@@ -45,7 +46,8 @@ EventRecord ScanBatch::At(size_t index) const {
   const Event& event = events_[index];
   return EventRecord{event.position,       View(event.stream),    View(event.type),
                      View(event.actor_id), View(event.actor_org), event.occurred_at_us,
-                     event.recorded_at_us, View(event.payload),   event.imported};
+                     event.recorded_at_us, View(event.payload),   event.imported,
+                     event.opens_stream};
 }
 
 void ScanBatch::Prefetch(size_t index) const {

@@ -52,6 +52,7 @@ class ScanBatch {
     int64_t recorded_at_us = 0;
     Text stream, type, actor_id, actor_org, payload;
     bool imported = false;
+    bool opens_stream = false;
   };
   Text Copy(std::string_view text, size_t alignment);
   std::string_view View(Text text) const { return {bytes_.data() + text.offset, text.size}; }

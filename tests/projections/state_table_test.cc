@@ -101,6 +101,40 @@ TEST_P(StateTableTest, RandomTouchesEvictionsAndFlushesMatchTheModel) {
   }
 }
 
+// A miss of the cache reads the store, unless the caller says the store holds nothing at the key
+// (the first event of a stream): then the state starts new without a read. A key already cached
+// is handed out as cached either way.
+TEST(StateTableUnstored, AMissSaidUnstoredStartsNewWithoutReadingTheStore) {
+  testing::TempDir dir;
+  ledger::Options options;
+  options.side_families = {"proj.test"};
+  options.sync = false;
+  auto ledger = std::move(ledger::Ledger::Open(dir.str(), options)).value();
+  constexpr ledger::SideFamily kFamily = 0;
+  auto stored = ledger->NewSideBatch();
+  stored->Put(kFamily, "app/A", "stored A");
+  stored->Put(kFamily, "app/B", "stored B");
+  ASSERT_TRUE(ledger->WriteSideUnlogged(*stored).ok());
+  StateTable<Text> table(*ledger, kFamily, &Encode, &Decode);
+
+  auto read = table.Mutable("app/A");
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ((*read)->text, "stored A");
+  auto unread = table.Mutable("app/B", /*unstored=*/true);
+  ASSERT_TRUE(unread.ok()) << unread.status().ToString();
+  EXPECT_EQ((*unread)->text, "");
+  (*unread)->text = "new B";
+  auto cached = table.Mutable("app/A", /*unstored=*/true);
+  ASSERT_TRUE(cached.ok());
+  EXPECT_EQ((*cached)->text, "stored A");
+  auto batch = ledger->NewSideBatch();
+  ASSERT_TRUE(table.WriteDirty(*batch).ok());
+  ASSERT_TRUE(ledger->WriteSideUnlogged(*batch).ok());
+  auto written = ledger->GetSide(kFamily, "app/B");
+  ASSERT_TRUE(written.ok() && written->has_value());
+  EXPECT_EQ(**written, "new B");
+}
+
 INSTANTIATE_TEST_SUITE_P(Freezing, StateTableTest,
                          ::testing::Values(Freezing::kNone, Freezing::kThawToWrite,
                                            Freezing::kFrozenWriter),

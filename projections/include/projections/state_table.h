@@ -124,12 +124,14 @@ class StateTable {
 
   // The state at `key` for changing: from the cache, else the store, else a new default state.
   // Marks it dirty and touched now (the most recently touched of the table). kCorruption when
-  // stored bytes do not decode.
-  ledger::Result<State*> Mutable(std::string_view key) {
+  // stored bytes do not decode. `unstored`: the caller knows the store holds nothing at `key`
+  // (the first event of a stream), so a miss of the cache starts a new state without a read.
+  ledger::Result<State*> Mutable(std::string_view key, bool unstored = false) {
     const uint64_t hash = Index::Hash(key);
     Entry* entry = index_.Find(key, hash);
     if (entry == nullptr) {
-      auto loaded = Load(key, hash);
+      auto loaded = unstored ? ledger::Result<std::unique_ptr<Entry>>(NewEntry(key, hash))
+                             : Load(key, hash);
       if (!loaded.ok()) return loaded.status();
       entry = loaded->release();  // owned by the table from here (DropOldest, Clear)
       bytes_ += entry->bytes;
@@ -445,9 +447,7 @@ class StateTable {
 
   // A new decoded entry for a miss of the cache (`hash`: of `key`), its state loaded or new.
   ledger::Result<std::unique_ptr<Entry>> Load(std::string_view key, uint64_t hash) {
-    auto entry = std::make_unique<Entry>(key, hash);
-    entry->state = std::make_unique<State>(Made(key));
-    entry->bytes = EstimateBytes(key, 0);
+    std::unique_ptr<Entry> entry = NewEntry(key, hash);
     if (!store_may_hold_states_ && !MayHaveEvicted(hash)) return entry;
     if (load_) {
       auto loaded = load_(key, *entry->state);
@@ -465,6 +465,14 @@ class StateTable {
     }
     *entry->state = std::move(*decoded);
     entry->bytes = EstimateBytes(key, (*stored)->size());
+    return entry;
+  }
+
+  // A new decoded entry holding the state `key` starts from.
+  std::unique_ptr<Entry> NewEntry(std::string_view key, uint64_t hash) {
+    auto entry = std::make_unique<Entry>(key, hash);
+    entry->state = std::make_unique<State>(Made(key));
+    entry->bytes = EstimateBytes(key, 0);
     return entry;
   }
 
