@@ -415,7 +415,7 @@ bool Ledger::Impl::WriteCommit(Commit& commit) {
                                                  : std::chrono::steady_clock::time_point();
   Status written = options_.fail_write && options_.fail_write()
                        ? Status(Code::kIoError, "group commit: injected write failure")
-                       : FromRocks(db_->Write(write_options, &commit.write_batch), "group commit");
+                       : WriteToStore(write_options, &commit.write_batch, "group commit");
   if (options_.probe != nullptr) {
     ReportGroupCommit(commit, written.ok(), std::chrono::steady_clock::now() - started);
   }

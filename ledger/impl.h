@@ -176,6 +176,13 @@ class Ledger::Impl {
   Status FinishBackgroundSideWrite() const;
   // The same, taking side_order_mutex_ only for it.
   Status AfterBackgroundSideWrite() const;
+  // Every write of a batch to RocksDB (commits, side batches). After a failed write RocksDB takes
+  // no more writes until it is resumed (a full disk, most often): the next write resumes it first,
+  // at most once per kStorageResumeInterval, and fails at once in between, naming the failure.
+  Status WriteToStore(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
+                      std::string_view what);
+  // Ok when storage takes writes (again): resumes RocksDB if a write failed since it last did.
+  Status ResumeStoreIfStopped();
   // Tells the probe (if any) how a request was answered.
   void ReportAnswer(const Result<AppendResult>& result,
                     std::chrono::steady_clock::time_point enqueued) const;
@@ -211,6 +218,15 @@ class Ledger::Impl {
   // Guards background_side_ for GetSide; it is set and reset only under side_order_mutex_ too.
   mutable std::mutex side_overlay_mutex_;
   mutable std::unique_ptr<BackgroundSideWrite> background_side_;
+
+  // Whether a write to RocksDB failed and it was not resumed since (WriteToStore).
+  std::atomic<bool> store_stopped_{false};
+  // Guards the failure that stopped storage, the last attempt to resume it (when, and why it
+  // failed), and Resume itself.
+  std::mutex store_resume_mutex_;
+  Status store_failure_;
+  std::string store_resume_error_;
+  std::chrono::steady_clock::time_point store_resume_tried_{};
 
   // Set by SetAppendObserver; read once per group commit by the writer.
   std::atomic<AppendObserver*> observer_{nullptr};

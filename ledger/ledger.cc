@@ -19,6 +19,7 @@
 #include "impl.h"
 #include "ledger/assert.h"
 #include "ledger/limits.h"
+#include "storage_log.h"
 
 namespace gridledger::ledger {
 
@@ -187,7 +188,17 @@ Status Ledger::Impl::OpenDatabase() {
   // 64 MiB × up to 2 memtables each.
   db_options.db_write_buffer_size = kWriteBufferBytesTotalMax;
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
-  db_options.keep_log_file_num = 3;
+  // RocksDB's messages are written by the ledger, not by RocksDB's own info log (storage_log.h).
+  StorageLogSink storage_log;
+  if (options_.storage_log) {
+    storage_log = [forward = options_.storage_log](rocksdb::InfoLogLevel level,
+                                                    std::string_view message) {
+      forward(StorageLogLevelName(level), message);
+    };
+  } else {
+    storage_log = FileStorageLogSink(dir_ + "/LOG", kStorageLogBytesMax);
+  }
+  db_options.info_log = MakeStorageLogger(db_options.info_log_level, std::move(storage_log));
   if (options_.env != nullptr) db_options.env = options_.env;
   // Required by the hash memtable of ids; the ledger has one writer thread anyway.
   db_options.allow_concurrent_memtable_write = false;
@@ -670,20 +681,68 @@ std::unique_ptr<SideBatch> Ledger::Impl::NewSideBatch() {
   return std::make_unique<SideBatch>(nullptr, side_handles_.data(), side_handles_.size());
 }
 
+Status Ledger::Impl::WriteToStore(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
+                                  std::string_view what) {
+  if (Status resumed = ResumeStoreIfStopped(); !resumed.ok()) return resumed;
+  const rocksdb::Status status = db_->Write(options, batch);
+  Status written = FromRocks(status, what);
+  // An I/O error (no space among them) stops RocksDB's writes until it is resumed.
+  if (status.IsIOError()) {
+    std::lock_guard lock(store_resume_mutex_);
+    store_failure_ = written;
+    store_resume_error_.clear();
+    store_resume_tried_ = std::chrono::steady_clock::now();
+    store_stopped_.store(true);
+  }
+  return written;
+}
+
+Status Ledger::Impl::ResumeStoreIfStopped() {
+  if (!store_stopped_.load()) return Status::Ok();
+  std::lock_guard lock(store_resume_mutex_);
+  if (!store_stopped_.load()) return Status::Ok();  // resumed by another writer meanwhile
+  const auto now = std::chrono::steady_clock::now();
+  if (now - store_resume_tried_ >= kStorageResumeInterval) {
+    store_resume_tried_ = now;
+    // Flushes the memtables and starts a new write-ahead log. Busy while RocksDB recovers by
+    // itself (from a full disk it does, once space is free); an error while the cause lasts, and
+    // for good after a fatal one (a failed write-ahead-log sync: RocksDB is not to be trusted
+    // with more writes until it is opened again).
+    const rocksdb::Status resumed = db_->Resume();
+    if (resumed.ok()) {
+      store_stopped_.store(false);
+      store_failure_ = Status::Ok();
+      store_resume_error_.clear();
+      return Status::Ok();
+    }
+    store_resume_error_ = resumed.IsBusy() ? std::string() : resumed.ToString();
+  }
+  std::string message = "storage takes no writes since a write failed (" +
+                        store_failure_.message() + "); ";
+  if (store_resume_error_.empty()) {
+    message += "writes resume by themselves once storage can write again (a full disk: once "
+               "space is freed)";
+  } else {
+    message += "resuming failed (" + store_resume_error_ +
+               "): tried again every second; if the cause is gone and this stays, restart";
+  }
+  return {store_failure_.code(), std::move(message)};
+}
+
 Status Ledger::Impl::WriteSide(SideBatch& batch, bool sync) {
   std::lock_guard order(side_order_mutex_);
   if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
   rocksdb::WriteOptions write_options;
   write_options.sync = sync;
-  return FromRocks(db_->Write(write_options, batch.batch()), "writing side families");
+  return WriteToStore(write_options, batch.batch(), "writing side families");
 }
 
 namespace {
 
-Status WriteUnlogged(rocksdb::DB& db, SideBatch& batch) {
+rocksdb::WriteOptions Unlogged() {
   rocksdb::WriteOptions write_options;
   write_options.disableWAL = true;
-  return FromRocks(db.Write(write_options, batch.batch()), "writing side families");
+  return write_options;
 }
 
 // Indexes a side batch's writes by family (BackgroundSideWrite::keys).
@@ -724,7 +783,7 @@ class SideBatchIndexer : public rocksdb::WriteBatch::Handler {
 Status Ledger::Impl::WriteSideUnlogged(SideBatch& batch) {
   std::lock_guard order(side_order_mutex_);
   if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
-  return WriteUnlogged(*db_, batch);
+  return WriteToStore(Unlogged(), batch.batch(), "writing side families");
 }
 
 Status Ledger::Impl::WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> batch) {
@@ -743,7 +802,7 @@ Status Ledger::Impl::WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> ba
   // Only RocksDB's Write reads the batch on that thread; GetSide reads the same bytes here.
   running->thread = std::thread([this, running] {
     if (options_.before_background_side_write) options_.before_background_side_write();
-    running->status = WriteUnlogged(*db_, *running->batch);
+    running->status = WriteToStore(Unlogged(), running->batch->batch(), "writing side families");
   });
   return Status::Ok();
 }

@@ -221,6 +221,11 @@ int main(int argc, char** argv) {
   ledger::Options ledger_options;
   ledger_options.side_families = projections::SideFamilies();
   const ledger::SideFamily relay_family = server::AddRelaySideFamily(ledger_options.side_families);
+  // RocksDB's warnings and errors (a full disk, a failed flush) in ledgerd's own log.
+  ledger_options.storage_log = [](std::string_view level, std::string_view message) {
+    Log(level == "warning" ? LogLevel::kWarning : LogLevel::kError, "storage",
+        {{"rocksdb", std::string(message)}});
+  };
 
   // ---- Metrics, part 1 (issue 5; monitoring/README.md): the probes, before the ledger that
   // reports to them, so they outlive it.

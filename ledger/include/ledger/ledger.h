@@ -58,6 +58,11 @@ struct Options {
   // write as if RocksDB had refused it with nothing stored (RocksDB itself stops taking writes
   // after a failed one, so only this exercises later commits). Default: none.
   std::function<bool()> fail_write;
+  // Where RocksDB's warnings and errors go (e.g. "No space left on device"): called with a level
+  // name ("warning", "error", "fatal") and the message, from any thread. Default: appended to
+  // the file LOG in the data directory (moved to LOG.old past 1 MiB). Never RocksDB's own
+  // writer, which aborts the process when the disk is full (storage_log.h).
+  std::function<void(std::string_view level, std::string_view message)> storage_log;
   // For tests: called on the background side write's thread before it writes its batch (see
   // WriteSideUnloggedInBackground), e.g. to hold it while the batch must answer reads. Default:
   // none.

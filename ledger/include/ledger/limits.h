@@ -1,6 +1,7 @@
 // Every bound of the ledger, named in one place. Overload is refused, never buffered without bound.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
@@ -49,6 +50,14 @@ inline constexpr size_t kIdsMemtableBuckets = 1 << 17;
 // five, the projections', the relay's). Index and filter blocks live in it too (half of it is
 // their high-priority pool; see FamilyOptions in ledger.cc), so memory does not grow with the log.
 inline constexpr size_t kBlockCacheBytesTotal = 32 << 20;
+
+// RocksDB's messages in the data directory's file LOG (storage_log.h): past this size the file is
+// moved to LOG.old, so the two hold at most twice this.
+inline constexpr size_t kStorageLogBytesMax = 1 << 20;
+
+// After a failed write (a full disk), how often a write tries to resume RocksDB; writes in
+// between fail at once.
+inline constexpr std::chrono::milliseconds kStorageResumeInterval{1000};
 
 // Reads.
 inline constexpr uint64_t kReadLimitMax = 100000;
