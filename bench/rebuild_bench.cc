@@ -21,6 +21,14 @@
 //            clears the five projection families, folds every event into application, KPI,
 //            evidence and staff-audit states, and writes dirty states with the checkpoint whenever
 //            the state cache is full (64 MiB estimated) and at the end.
+//   AppRead  (design.md "Targets": state or history of one application, p99 <= 1 ms with 10M
+//            events stored) on the rebuilt store: 5,000 applications sampled from random
+//            positions (seed fixed); for each, in turn: its state now (projections::AppView, what
+//            GET /v1/apps/{id} and `ledgerctl app` answer: the stream read and folded, clocks
+//            evaluated), its state at the business time of the sampled event (AppView with `at`),
+//            its history (Ledger::ReadStream, every event), and one event by position
+//            (Ledger::ReadOne, for scale). Two passes over the same applications — the first right after opening (block
+//            cache empty; the files in the OS page cache), the second again — latency per call.
 // Peak RSS of each measurement is VmHWM after resetting it (/proc/self/clear_refs, "5", after
 // purging jemalloc's freed pages). CPU s: CPU time of the whole process per run (every thread),
 // for a machine that other work shares.
@@ -44,9 +52,12 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <random>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <variant>
 #include <vector>
 
@@ -55,6 +66,7 @@
 #include "ingest/event_codec.h"
 #include "ledger/ledger.h"
 #include "projections/engine.h"
+#include "projections/queries.h"
 
 namespace gridledger::bench {
 namespace {
@@ -370,6 +382,148 @@ void BM_LedgerScan(benchmark::State& state) {
   Record(state, "ledger_scan", events, seconds / state.iterations(), PeakRssMiB(), cpu_started);
 }
 
+// ---- Reads of one application (AppRead)
+
+constexpr size_t kReadSampleApps = 5000;
+constexpr uint64_t kReadSampleSeed = 7;
+constexpr double kGoalReadP99Us = 1000;
+// Clocks are evaluated at a fixed time within the loaded calendar years, so runs compare.
+constexpr int64_t kReadNowUs = 1'798'689'600'000'000;  // 2026-12-31T12:00:00+08:00
+
+struct Latencies {
+  std::vector<double> micros;
+  double Percentile(double p) const {
+    if (micros.empty()) return 0;
+    std::vector<double> sorted = micros;
+    std::sort(sorted.begin(), sorted.end());
+    const size_t index = std::min(sorted.size() - 1, static_cast<size_t>(p * sorted.size()));
+    return sorted[index];
+  }
+  double Max() const { return micros.empty() ? 0 : *std::max_element(micros.begin(), micros.end()); }
+};
+// (size, query, pass) -> latencies
+std::map<std::tuple<uint64_t, std::string, int>, Latencies> read_results;
+const char* const kReadQueries[] = {"state now", "state at T", "history", "one event"};
+
+struct SampledApp {
+  std::string stream;
+  int64_t at_us = 0;  // the sampled event's business time
+  uint64_t position = 0;
+};
+
+// Applications of events at random positions (seeded), each once, with the sampled event's time.
+std::vector<SampledApp> SampleApps(const ledger::Ledger& ledger, uint64_t events) {
+  std::mt19937_64 random(kReadSampleSeed);
+  std::vector<SampledApp> apps;
+  std::set<std::string> seen;
+  for (size_t tries = 0; apps.size() < kReadSampleApps && tries < 50 * kReadSampleApps; ++tries) {
+    const uint64_t position = 1 + random() % events;
+    auto event = ledger.ReadOne(position);
+    if (!event.ok() || !event->stream.starts_with("app/") || !seen.insert(event->stream).second) {
+      continue;
+    }
+    apps.push_back({event->stream, event->occurred_at_us, position});
+  }
+  return apps;
+}
+
+template <typename Call>
+void Time(Latencies& into, Call&& call) {
+  const auto started = std::chrono::steady_clock::now();
+  call();
+  into.micros.push_back(
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - started)
+          .count());
+}
+
+void BM_AppRead(benchmark::State& state) {
+  const uint64_t events = static_cast<uint64_t>(state.range(0));
+  const std::string data = GRIDLEDGER_SOURCE_DATA_DIR;
+  auto calendar = domain::WorkingCalendar::Load(data + "/calendar");
+  auto profile = domain::SlaProfile::Load(data + "/sla/national-2009.json");
+  if (!std::holds_alternative<domain::WorkingCalendar>(calendar) ||
+      !std::holds_alternative<domain::SlaProfile>(profile)) {
+    state.SkipWithError("calendar or profile does not load");
+    return;
+  }
+  const auto& days = std::get<domain::WorkingCalendar>(calendar);
+  const auto& limits = std::get<domain::SlaProfile>(profile);
+  for (auto _ : state) {
+    auto opened = ledger::Ledger::Open(DataDir(events), LedgerOptions(true));
+    if (!opened.ok()) {
+      state.SkipWithError("open failed");
+      return;
+    }
+    const ledger::Ledger& ledger = **opened;
+    {
+      // The rebuild just before stored the projections; a store without them is no measure.
+      projections::Engine engine(**opened);
+      if (engine.checkpoint() != events) {
+        state.SkipWithError("projections are not rebuilt (run Rebuild first)");
+        return;
+      }
+    }
+    state.PauseTiming();
+    const std::vector<SampledApp> apps = SampleApps(ledger, events);
+    // Sampling read events all over the log: reopen, so that the first pass starts cold again.
+    opened->reset();
+    opened = ledger::Ledger::Open(DataDir(events), LedgerOptions(true));
+    state.ResumeTiming();
+    if (!opened.ok() || apps.size() < kReadSampleApps / 2) {
+      state.SkipWithError("sampling failed");
+      return;
+    }
+    const ledger::Ledger& reopened = **opened;
+    size_t failures = 0;
+    for (int pass = 1; pass <= 2; ++pass) {
+      for (const SampledApp& app : apps) {
+        Time(read_results[{events, kReadQueries[0], pass}], [&] {
+          auto view = projections::AppView(reopened, app.stream, std::nullopt, std::nullopt,
+                                           kReadNowUs, days, limits);
+          if (!view.ok() || !view->has_value()) ++failures;
+        });
+        Time(read_results[{events, kReadQueries[1], pass}], [&] {
+          auto view = projections::AppView(reopened, app.stream, app.at_us, std::nullopt,
+                                           kReadNowUs, days, limits);
+          if (!view.ok() || !view->has_value()) ++failures;
+        });
+        Time(read_results[{events, kReadQueries[2], pass}], [&] {
+          auto history = reopened.ReadStream(app.stream);
+          if (!history.ok() || history->empty()) ++failures;
+        });
+        Time(read_results[{events, kReadQueries[3], pass}], [&] {
+          auto event = reopened.ReadOne(app.position);
+          if (!event.ok()) ++failures;
+        });
+      }
+    }
+    if (failures > 0) state.SkipWithError("a read failed");
+    state.counters["apps"] = static_cast<double>(apps.size());
+  }
+}
+
+void PrintReadTable() {
+  if (read_results.empty()) return;
+  std::printf("\nReads of one application (latency per call, µs; goal p99 <= %.0f µs at 10M):\n",
+              kGoalReadP99Us);
+  std::printf("%12s %-12s %5s %6s %9s %9s %9s %9s  %s\n", "events", "query", "pass", "calls",
+              "p50", "p99", "p999", "max", "goal");
+  for (uint64_t events : Sizes()) {
+    for (const char* query : kReadQueries) {
+      for (int pass = 1; pass <= 2; ++pass) {
+        auto found = read_results.find({events, query, pass});
+        if (found == read_results.end()) continue;
+        const Latencies& l = found->second;
+        const bool goal = std::string(query) != "one event";
+        std::printf("%12llu %-12s %5d %6zu %9.1f %9.1f %9.1f %9.1f  %s\n",
+                    static_cast<unsigned long long>(events), query, pass, l.micros.size(),
+                    l.Percentile(0.5), l.Percentile(0.99), l.Percentile(0.999), l.Max(),
+                    !goal ? "(scale)" : l.Percentile(0.99) <= kGoalReadP99Us ? "met" : "MISSED");
+      }
+    }
+  }
+}
+
 void PrintTable() {
   std::printf("\n%12s %16s %16s %16s %8s %14s %14s %10s %14s\n", "events", "raw scan ev/s",
               "ledger scan ev/s", "rebuild ev/s", "ratio", "raw RSS MiB", "rebuild RSS MiB",
@@ -410,9 +564,15 @@ int main(int argc, char** argv) {
         ->Iterations(iterations)
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
+    benchmark::RegisterBenchmark("AppRead", BM_AppRead)
+        ->Arg(static_cast<int64_t>(events))
+        ->Iterations(1)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   PrintTable();
+  PrintReadTable();
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 
 #include <thread>
 
@@ -196,6 +197,45 @@ TEST_F(AppendTest, ReadsByStreamVersionPositionAndLimit) {
   EXPECT_EQ(ledger_->ReadOne(11).status().code(), Code::kNotFound);
   EXPECT_EQ(ledger_->ReadOne(0).status().code(), Code::kNotFound);
   EXPECT_EQ(ledger_->DigestAt(10)->hash_hex, ledger_->HeadDigest().hash_hex);
+}
+
+// Reads of a stream are confined to its own keys (a prefix bloom per table file): a stream whose
+// id is a prefix of another's, or sorts right next to it, neither shows the other's events nor
+// hides its own, whether they sit in table files (after Compact) or in the memtable.
+TEST_F(AppendTest, StreamReadsSeeExactlyTheirOwnEventsInTablesAndMemtable) {
+  const std::vector<std::string> streams = {"app/A", "app/A1", "app/AB", "app/A\x01", "app/B"};
+  std::map<std::string, std::vector<std::string>> ids;
+  auto append_round = [&](int round) {
+    for (size_t s = 0; s < streams.size(); ++s) {
+      for (size_t i = 0; i <= s; ++i) {
+        std::string id = "r" + std::to_string(round) + "-" + std::to_string(s) + "-" +
+                         std::to_string(i);
+        ASSERT_TRUE(ledger_->Append(Request(streams[s], {MakeEvent(id)})).ok()) << id;
+        ids[streams[s]].push_back(id);
+      }
+    }
+  };
+  auto check = [&](const char* where) {
+    for (const std::string& stream : streams) {
+      auto events = ledger_->ReadStream(stream);
+      ASSERT_TRUE(events.ok()) << where << " " << stream;
+      std::vector<std::string> read;
+      for (const StoredEvent& event : *events) read.push_back(event.event_id);
+      EXPECT_EQ(read, ids[stream]) << where << " " << stream;
+      auto version = ledger_->StreamVersion(stream);
+      ASSERT_TRUE(version.ok());
+      EXPECT_EQ(*version, static_cast<int64_t>(ids[stream].size()) - 1) << where << " " << stream;
+    }
+    EXPECT_EQ(*ledger_->StreamVersion("app/"), kNoStream) << where;
+    EXPECT_EQ(*ledger_->StreamVersion("app/A0"), kNoStream) << where;
+    EXPECT_TRUE(ledger_->ReadStream("app/AA")->empty()) << where;
+  };
+  append_round(0);
+  check("memtable");
+  ASSERT_TRUE(ledger_->Compact().ok());
+  check("tables");
+  append_round(1);
+  check("tables and memtable");
 }
 
 TEST_F(AppendTest, PositionAtFindsTheLogAsKnownAtARecordedTime) {
