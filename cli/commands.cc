@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -309,6 +310,24 @@ int Verify(const std::string& data_dir, const std::string& digest, std::ostream&
         stored.ok() ? "" : stored.status().message(), out);
   }
   out << answer.dump() << "\n";
+  return kExitOk;
+}
+
+int BackupCommand(const std::string& data_dir, const std::string& dest, std::ostream& out) {
+  auto ledger = OpenOrReport(data_dir, out);
+  if (!ledger) return kExitFailure;
+  auto backed_up = ledger->Backup(std::filesystem::absolute(dest).string());
+  if (!backed_up.ok()) {
+    out << json{{"ok", false}, {"error", ingest::ErrorJson(backed_up.status())}}.dump() << "\n";
+    std::cerr << "ledgerctl: backup failed: " << backed_up.status().message() << "\n";
+    return backed_up.status().code() == ledger::Code::kInvalid ? kExitRejected : kExitFailure;
+  }
+  out << json{{"ok", true},
+              {"backup", std::filesystem::absolute(dest).string()},
+              {"head", backed_up->position},
+              {"hash", backed_up->hash_hex}}
+             .dump()
+      << "\n";
   return kExitOk;
 }
 

@@ -62,4 +62,8 @@ int PrintDigestVerdict(nlohmann::ordered_json& answer, const ledger::Digest& han
                        std::ostream& out);
 int DigestCommand(const std::string& data_dir, std::optional<uint64_t> at, std::ostream& out);
 
+// `ledgerctl backup DEST`: a verified copy of the data directory in DEST (a new directory; see
+// Ledger::Backup). Prints {"ok", "backup", "head", "hash"}: the copy's verified head digest.
+int BackupCommand(const std::string& data_dir, const std::string& dest, std::ostream& out);
+
 }  // namespace gridledger::cli

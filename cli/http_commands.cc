@@ -211,6 +211,14 @@ int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostr
   return kExitOk;
 }
 
+int HttpBackup(const RemoteOptions& remote, const std::string& name, std::ostream& out) {
+  int exit_code = kExitOk;
+  auto answer =
+      Exchange(remote, http::verb::post, Target("/v1/backup", {{"name", name}}), out, exit_code);
+  if (answer) out << answer->dump() << "\n";
+  return exit_code;
+}
+
 int HttpDigest(const RemoteOptions& remote, std::optional<uint64_t> at, std::ostream& out) {
   return PrintAnswer(
       remote,

@@ -29,6 +29,8 @@ int HttpStaff(const RemoteOptions& remote, const std::string& staff_id, std::ost
 // With `digest` (POSITION:HASH): also whether history up to POSITION is the one it was made of.
 int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out);
 int HttpDigest(const RemoteOptions& remote, std::optional<uint64_t> at, std::ostream& out);
+// POST /v1/backup?name=NAME: ledgerd's verified copy in its --backup-dir/NAME (role admin).
+int HttpBackup(const RemoteOptions& remote, const std::string& name, std::ostream& out);
 // `format` "jsonl" or "csv" ("" = by the file's extension). Sent in requests of whole rows under
 // the server's body limit; one summary line, the requests' counts added up.
 int HttpImport(const RemoteOptions& remote, const std::string& file, std::string format,

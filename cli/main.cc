@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
       ->envname("GRIDLEDGER_SERVER");
   app.add_option("--http", remote.http,
                  "a running ledgerd's HTTP address (HOST:PORT) for app, overdue, kpi, evidence, "
-                 "staff, verify, digest and import instead of --data")
+                 "staff, verify, digest, import and backup instead of --data")
       ->envname("GRIDLEDGER_HTTP");
   app.add_option("--token", remote.token,
                  "bearer token for --server / --http (ledgerctl token add)")
@@ -65,6 +65,13 @@ int main(int argc, char** argv) {
   verify->add_option("--digest", verify_digest,
                      "POSITION:HASH handed out earlier (ledgerctl digest): also prove that "
                      "history up to POSITION is unchanged since");
+
+  std::string backup_dest;
+  auto* backup = app.add_subcommand(
+      "backup", "a verified copy of the whole ledger (projections included) in a new directory");
+  backup->add_option("dest", backup_dest,
+                     "directory to create (with --http: a name under ledgerd's --backup-dir)")
+      ->required();
 
   std::optional<uint64_t> digest_at;
   auto* digest = app.add_subcommand("digest", "print (position, hash) of the head or of --at P");
@@ -193,7 +200,8 @@ int main(int argc, char** argv) {
   // projections' reads, verify, digest and import.
   const bool tcp_command = *append || *read || *history || *subscribe;
   const bool http_command =
-      *application || *overdue || *kpi || *evidence || *staff || *verify || *digest || *import;
+      *application || *overdue || *kpi || *evidence || *staff || *verify || *digest || *import ||
+      *backup;
   if (!remote.server.empty() && tcp_command) {
     if (*append) return RemoteAppend(remote, append_file, std::cout);
     if (*read) {
@@ -211,13 +219,14 @@ int main(int argc, char** argv) {
     if (*staff) return HttpStaff(remote, staff_id, std::cout);
     if (*verify) return HttpVerify(remote, verify_digest, std::cout);
     if (*digest) return HttpDigest(remote, digest_at, std::cout);
+    if (*backup) return HttpBackup(remote, backup_dest, std::cout);
     return HttpImport(remote, import_file, import_format, std::cout);
   }
   if (!remote.server.empty() || !remote.http.empty()) {
     std::cerr << "ledgerctl: against a running ledgerd, append, read, history and subscribe take "
                  "--server HOST:PORT (its TCP door); app, overdue, kpi, evidence, staff, verify, "
-                 "digest and import take --http HOST:PORT (its HTTP door); rebuild and demo work "
-                 "on a data directory no ledgerd holds\n";
+                 "digest, import and backup take --http HOST:PORT (its HTTP door); rebuild and "
+                 "demo work on a data directory no ledgerd holds\n";
     return kExitFailure;
   }
   if (*subscribe) {
@@ -237,6 +246,7 @@ int main(int argc, char** argv) {
   }
   if (*history) return History(data_dir, history_stream, std::cout);
   if (*verify) return Verify(data_dir, verify_digest, std::cout);
+  if (*backup) return BackupCommand(data_dir, backup_dest, std::cout);
   if (*digest) return DigestCommand(data_dir, digest_at, std::cout);
   if (*application) return AppCommand(data, app_id, app_at, app_as_of, std::cout);
   if (*overdue) return OverdueCommand(data, overdue_at, overdue_org, overdue_table, std::cout);

@@ -29,7 +29,7 @@ using ledger::Result;
 using ledger::Status;
 
 constexpr size_t kRoleCount = 7;
-constexpr size_t kAccessCount = 7;
+constexpr size_t kAccessCount = 8;
 static_assert(static_cast<size_t>(Role::kAdmin) + 1 == kRoleCount);
 static_assert(static_cast<size_t>(Access::kAdmin) + 1 == kAccessCount);
 
@@ -113,14 +113,14 @@ constexpr Scope O = Scope::kOwnOrg;
 constexpr Scope A = Scope::kAnyOrg;
 // clang-format off
 constexpr std::array<std::array<Scope, kAccessCount>, kRoleCount> kAccessMatrix = {{
-    //                     ReadLog Subscribe ReadApplication ReadReports Verify Import Admin
-    /* clerk */          {{N,      N,        O,              O,          N,     N,     N}},
-    /* inspector */      {{N,      N,        O,              O,          N,     N,     N}},
-    /* callback_agent */ {{N,      N,        O,              O,          N,     N,     N}},
-    /* director */       {{N,      N,        O,              O,          N,     O,     N}},
-    /* auditor */        {{A,      A,        A,              A,          A,     N,     N}},
-    /* reader */         {{A,      A,        N,              N,          N,     N,     N}},
-    /* admin */          {{N,      N,        N,              N,          A,     A,     A}},
+    //                     ReadLog Subscribe ReadApplication ReadReports Verify Import Backup Admin
+    /* clerk */          {{N,      N,        O,              O,          N,     N,     N,     N}},
+    /* inspector */      {{N,      N,        O,              O,          N,     N,     N,     N}},
+    /* callback_agent */ {{N,      N,        O,              O,          N,     N,     N,     N}},
+    /* director */       {{N,      N,        O,              O,          N,     O,     N,     N}},
+    /* auditor */        {{A,      A,        A,              A,          A,     N,     N,     N}},
+    /* reader */         {{A,      A,        N,              N,          N,     N,     N,     N}},
+    /* admin */          {{N,      N,        N,              N,          A,     A,     A,     A}},
 }};
 // clang-format on
 // Import loads history recorded elsewhere (the legacy marketing system), so its rows keep their
@@ -139,6 +139,9 @@ constexpr std::array<AccessInfo, kAccessCount> kAccessInfo = {{
     {"read reports", "overdue lists and KPI tables assess the staff of an org"},
     {"verify the ledger", "verification is an audit and administration task"},
     {"import events", "imported rows are appends of work-order and management events"},
+    {"back up the ledger",
+     "a backup is a copy of every org's events and customers' personal data, kept by the "
+     "administration"},
     {"administer tokens, profiles or the calendar",
      "it changes who may act and how time limits count"},
 }};

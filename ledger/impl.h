@@ -87,6 +87,7 @@ class Ledger::Impl {
   Status ClearSide(SideFamily family);
   Status SyncWal();
   Status Compact();
+  Result<Digest> Backup(const std::string& dest);
   void SetAppendObserver(AppendObserver* observer);
   Result<Digest> Verify(const std::atomic<bool>& stop) const;
 

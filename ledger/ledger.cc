@@ -6,6 +6,7 @@
 #include <rocksdb/memtablerep.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
+#include <rocksdb/utilities/checkpoint.h>
 
 #include <kj/exception.h>
 
@@ -852,6 +853,42 @@ Status Ledger::Impl::Compact() {
   return Status::Ok();
 }
 
+Result<Digest> Ledger::Impl::Backup(const std::string& dest) {
+  std::error_code error;
+  if (std::filesystem::exists(dest, error) || error) {
+    return Status(Code::kInvalid, "backup directory " + dest +
+                                      " already exists: a backup goes to a new directory");
+  }
+  if (const auto parent = std::filesystem::path(dest).parent_path(); !parent.empty()) {
+    std::filesystem::create_directories(parent, error);
+    if (error) return Status(Code::kIoError, "creating " + parent.string() + ": " + error.message());
+  }
+  // The rebuild's batch being written in the background reaches the memtable first.
+  if (Status before = AfterBackgroundSideWrite(); !before.ok()) return before;
+  rocksdb::Checkpoint* raw = nullptr;
+  Status made = FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "starting a backup");
+  if (!made.ok()) return made;
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // Flushes every family first (0: always), so states written without the write-ahead log are in
+  // the copy too; the copy is of one moment of the whole database.
+  Status copied = FromRocks(checkpoint->CreateCheckpoint(dest, /*log_size_for_flush=*/0),
+                            "backing up to " + dest);
+  if (!copied.ok()) return copied;
+  Options copy_options;
+  copy_options.create_if_missing = false;
+  auto opened = Ledger::Open(dest, copy_options);
+  if (!opened.ok()) {
+    return Status(opened.status().code(), "the backup in " + dest + " does not open: " +
+                                              opened.status().message());
+  }
+  auto verified = (*opened)->Verify();
+  if (!verified.ok()) {
+    return Status(verified.status().code(),
+                  "the backup in " + dest + " does not verify: " + verified.status().message());
+  }
+  return *verified;
+}
+
 Result<std::optional<std::string>> Ledger::Impl::GetSide(SideFamily family,
                                                          std::string_view key) const {
   {
@@ -977,6 +1014,7 @@ Status Ledger::WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> batch) {
 }
 Status Ledger::FlushSide() { return impl_->FlushSide(); }
 Status Ledger::Compact() { return impl_->Compact(); }
+Result<Digest> Ledger::Backup(const std::string& dest) { return impl_->Backup(dest); }
 Result<std::optional<std::string>> Ledger::GetSide(SideFamily family, std::string_view key) const {
   return impl_->GetSide(family, key);
 }

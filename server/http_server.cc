@@ -6,7 +6,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <map>
 #include <sstream>
 
@@ -126,6 +128,26 @@ std::optional<uint64_t> ParseCount(const std::string& text) {
 
 ServiceError BadParameter(const std::string& name, const std::string& expected) {
   return InvalidField(name, "bad_value", "query parameter " + name + " must be " + expected);
+}
+
+// A backup's directory name under --backup-dir: one path component, no dot first.
+constexpr size_t kBackupNameBytesMax = 100;
+bool ValidBackupName(std::string_view name) {
+  if (name.empty() || name.size() > kBackupNameBytesMax || name.front() == '.') return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+  });
+}
+
+// gridledger-20261129T101500Z: when no name is given.
+std::string DefaultBackupName(int64_t now_us) {
+  const std::time_t seconds = static_cast<std::time_t>(now_us / 1'000'000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char name[40];
+  std::strftime(name, sizeof name, "gridledger-%Y%m%dT%H%M%SZ", &utc);
+  return name;
 }
 
 ordered_json AppendedJson(const std::string& stream, const ingest::IngestOutcome& outcome) {
@@ -373,6 +395,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return MethodNotAllowed();
     }
     if (verb == http::verb::post && path == "/v1/import") return PostImport(*principal);
+    if (verb == http::verb::post && path == "/v1/backup") return PostBackup(*principal);
     if (verb != http::verb::get) return MethodNotAllowed();
     if (path.starts_with("/v1/streams/")) {
       return GetStream(*principal, path.substr(std::string_view("/v1/streams/").size()));
@@ -760,6 +783,34 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     Respond(http::status::ok,
             ordered_json{{"position", digest.position}, {"hash", digest.hash_hex}});
+  }
+
+  // ---- POST /v1/backup?name=N: a verified copy of the ledger in --backup-dir/N (Ledger::Backup).
+
+  void PostBackup(const ingest::Principal& principal) {
+    if (!Allowed(principal, ingest::Access::kBackup)) return;
+    if (service_.backup_dir().empty()) {
+      return Fail(MakeError(ErrorKind::kNotFound, "not_found",
+                            "backups over HTTP are off: ledgerd was started without --backup-dir"));
+    }
+    std::string name = DefaultBackupName(service_.NowUs());
+    if (auto it = target_.query.find("name"); it != target_.query.end()) name = it->second;
+    if (!ValidBackupName(name)) {
+      return Fail(BadParameter("name", "1.." + std::to_string(kBackupNameBytesMax) +
+                                           " of A-Z a-z 0-9 . _ -, not starting with a dot"));
+    }
+    Service& service = service_;
+    OffLoad([&service, dest = service_.backup_dir() + "/" + name,
+             who = principal.id]() -> std::pair<http::status, std::string> {
+      auto backed_up = service.ledger().Backup(dest);
+      if (!backed_up.ok()) return Answer(FromStatus(backed_up.status()));
+      Log(LogLevel::kInfo, "backup",
+          {{"to", dest}, {"head", backed_up->position}, {"by", who}});
+      return Answer(ordered_json{{"ok", true},
+                                 {"backup", dest},
+                                 {"head", backed_up->position},
+                                 {"hash", backed_up->hash_hex}});
+    });
   }
 
   // ---- POST /v1/import?format=jsonl|csv: the body is the file.

@@ -55,6 +55,7 @@ struct Config {
   std::string nats_url;  // empty = no relay
   std::string nats_stream = "GRIDLEDGER";
   std::string ready_file;
+  std::string backup_dir;  // empty = POST /v1/backup off
   std::string log_level = "info";
   int io_threads = 2;
   // The hash chain is verified in the background when ledgerd starts and then every this many
@@ -152,6 +153,9 @@ void AddOptions(CLI::App& app, Config& config) {
       ->capture_default_str();
   app.add_option("--ready-file", config.ready_file,
                  "write {\"http\":…,\"tcp\":…} here once listening (for scripts and tests)");
+  app.add_option("--backup-dir", config.backup_dir,
+                 "where POST /v1/backup (role admin) writes verified copies of the ledger, each "
+                 "in a new directory (empty = off); best on another disk");
   app.add_option("--log-level", config.log_level, "debug, info, warning or error")
       ->capture_default_str();
   app.add_option("--verify-every-hours", config.verify_every_hours,
@@ -267,7 +271,8 @@ int main(int argc, char** argv) {
                            std::get<domain::SlaProfile>(profile),
                            std::move(tokens).value(),
                            config.limits,
-                           {}});
+                           {},
+                           config.backup_dir});
 
   net::io_context io(config.io_threads);
   server::HttpServer http(io, service, *http_endpoint);

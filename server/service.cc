@@ -87,6 +87,7 @@ Service::Service(ServiceParts parts)
       tokens_(std::move(parts.tokens)),
       limits_(parts.limits),
       now_us_(parts.now_us ? std::move(parts.now_us) : std::function<int64_t()>(SystemNowUs)),
+      backup_dir_(std::move(parts.backup_dir)),
       ingestor_(parts.ledger, now_us_) {}
 
 std::optional<ingest::Principal> Service::Authenticate(std::string_view token) const {

@@ -290,25 +290,25 @@ TEST(CheckAppendTest, UnknownTypeAndWrongStreamAreRefused) {
 // ---- Other access ----
 
 // The expected scope of each role for each Access, in enum order:
-// ReadLog, Subscribe, ReadApplication, ReadReports, Verify, Import, Admin.
+// ReadLog, Subscribe, ReadApplication, ReadReports, Verify, Import, Backup, Admin.
 // 'A' = any org (and all orgs), 'O' = own org only, '-' = never.
 struct AccessRow {
   Role role;
   std::string_view scopes;
 };
 constexpr std::array<AccessRow, 7> kExpectedAccess = {{
-    {Role::kClerk, "--OO---"},
-    {Role::kInspector, "--OO---"},
-    {Role::kCallbackAgent, "--OO---"},
-    {Role::kDirector, "--OO-O-"},
-    {Role::kAuditor, "AAAAA--"},
-    {Role::kReader, "AA-----"},
-    {Role::kAdmin, "----AAA"},
+    {Role::kClerk, "--OO----"},
+    {Role::kInspector, "--OO----"},
+    {Role::kCallbackAgent, "--OO----"},
+    {Role::kDirector, "--OO-O--"},
+    {Role::kAuditor, "AAAAA---"},
+    {Role::kReader, "AA------"},
+    {Role::kAdmin, "----AAAA"},
 }};
-constexpr std::array<Access, 7> kAllAccess = {
+constexpr std::array<Access, 8> kAllAccess = {
     Access::kReadLog,     Access::kSubscribe, Access::kReadApplication,
     Access::kReadReports, Access::kVerify,    Access::kImport,
-    Access::kAdmin};
+    Access::kBackup,      Access::kAdmin};
 
 TEST(CheckAccessTest, FollowsTheRoleMatrixForOwnOtherAndAllOrgs) {
   for (const AccessRow& row : kExpectedAccess) {

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -262,6 +263,11 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::get, "/v1/digest", "", 401, ""},
       {http::verb::get, "/v1/digest", "bad", 401, ""},
       {http::verb::get, "/v1/digest", "reader", 403, ""},
+      {http::verb::post, "/v1/backup?name=refused", "", 401, ""},
+      {http::verb::post, "/v1/backup?name=refused", "bad", 401, ""},
+      {http::verb::post, "/v1/backup?name=refused", "auditor", 403, ""},  // administration's
+      {http::verb::post, "/v1/backup?name=refused", "director", 403, ""},
+      {http::verb::post, "/v1/backup?name=..%2Fout", "admin", 400, ""},
   };
   for (const Case& c : cases) {
     std::string token = c.token_name.empty()    ? ""
@@ -281,6 +287,9 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
     }
     EXPECT_EQ(Head(), head) << c.target << " as '" << c.token_name << "' wrote something";
   }
+  EXPECT_FALSE(std::filesystem::exists(server_.backup_dir() + "/refused"));
+  EXPECT_FALSE(
+      std::filesystem::exists(std::filesystem::path(server_.backup_dir()).parent_path() / "out"));
   // The other org's director may read its own org's (empty) reports.
   EXPECT_EQ(client_.Get("/v1/kpi?period=2026-Q1&org=KM.GD", server_.token("other_director")).status,
             200);
@@ -937,6 +946,37 @@ std::string Conforms(const json& value, const json& schema, const json& document
 // Every operation of server/openapi.json is called on a live server with a token allowed to use
 // it; the status must be one the document lists and the body must match its schema. Paths the
 // document does not have are 404.
+// An admin's backup is a verified copy of the ledger in --backup-dir/NAME, that ledgerctl opens
+// and verifies on its own; never over an existing one.
+TEST_F(HttpTest, AnAdminsBackupIsAVerifiedCopyThatOpensOnItsOwn) {
+  AppendSample();
+  const std::string admin = server_.token("admin");
+  HttpResponse made = client_.Post("/v1/backup?name=nightly-1", admin, "");
+  ASSERT_EQ(made.status, 200) << made.body;
+  const json backup = Body(made);
+  EXPECT_EQ(backup["backup"], server_.backup_dir() + "/nightly-1");
+  EXPECT_EQ(backup["head"], Head());
+  auto [exit_code, out] = RunCommand(std::string(LEDGERCTL_PATH) + " --data " +
+                                     server_.backup_dir() + "/nightly-1 verify");
+  ASSERT_EQ(exit_code, 0) << out;
+  const json verified = json::parse(out);
+  EXPECT_EQ(verified["head"], backup["head"]);
+  EXPECT_EQ(verified["hash"], backup["hash"]);
+  auto [history_code, history] = RunCommand(std::string(LEDGERCTL_PATH) + " --data " +
+                                            server_.backup_dir() +
+                                            "/nightly-1 history app/XS-2026-000123");
+  EXPECT_EQ(history_code, 0) << history;
+  EXPECT_NE(history.find("ApplicationAccepted"), std::string::npos) << history;
+
+  HttpResponse again = client_.Post("/v1/backup?name=nightly-1", admin, "");
+  EXPECT_EQ(again.status, 400) << again.body;
+  EXPECT_EQ(Body(again)["error"]["code"], "invalid");
+  // Without a name: one made from the time.
+  HttpResponse unnamed = client_.Post("/v1/backup", admin, "");
+  ASSERT_EQ(unnamed.status, 200) << unnamed.body;
+  EXPECT_NE(Body(unnamed)["backup"].get<std::string>().find("/gridledger-"), std::string::npos);
+}
+
 TEST_F(HttpTest, TheServerAnswersAsItsOpenApiDocumentSays) {
   AppendSample();
   std::ifstream in(SOURCE_DIR "/server/openapi.json");
@@ -955,6 +995,7 @@ TEST_F(HttpTest, TheServerAnswersAsItsOpenApiDocumentSays) {
       {"/v1/staff/{id}", {"/v1/staff/S1001", "auditor"}},
       {"/v1/verify", {"/v1/verify", "auditor"}},
       {"/v1/digest", {"/v1/digest?at=3", "auditor"}},
+      {"/v1/backup", {"/v1/backup?name=openapi", "admin"}},
   };
   json post_event = SampleEvents()[0];
   post_event["stream"] = "app/XS-2026-000777";
@@ -995,7 +1036,7 @@ TEST_F(HttpTest, TheServerAnswersAsItsOpenApiDocumentSays) {
       ++operations;
     }
   }
-  EXPECT_EQ(operations, 12u);
+  EXPECT_EQ(operations, 13u);
   EXPECT_EQ(client_.Get("/v1/undocumented", server_.token("auditor")).status, 404);
 }
 

@@ -126,6 +126,7 @@ TEST(ServerMetricsTest, CountsAppendsByTypeAndResultAndRefusalsByReason) {
                            demo.profile(),
                            ingest::TokenStore(),
                            server::Limits(),
+                           {},
                            {}});
   service.SetProbe(&probe);
   const ingest::Principal clerk{"S1001", ingest::Role::kClerk, "KM.XS"};

@@ -134,7 +134,7 @@ class Harness {
     add(kAuditorToken, "A1", ingest::Role::kAuditor, "KM");
     add(kDirectorToken, "D1", ingest::Role::kDirector, "KM.XS");
     service_ = std::make_unique<Service>(
-        ServiceParts{*ledger_, *engine_, *calendar_, *profile_, std::move(tokens), limits, {}});
+        ServiceParts{*ledger_, *engine_, *calendar_, *profile_, std::move(tokens), limits, {}, {}});
     server_ = std::make_unique<TcpServer>(
         io_, *service_, boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address(kHost), 0));
     auto started = server_->Start();

@@ -89,7 +89,7 @@ class Ledgerd {
     std::vector<std::string> argv = {LEDGERD_PATH,  "--data",       data_dir(),    "--tokens",
                                      tokens_file_,  "--http",       "127.0.0.1:0", "--tcp",
                                      "127.0.0.1:0", "--ready-file", ready,         "--log-level",
-                                     "warning"};
+                                     "warning",     "--backup-dir", backup_dir()};
     argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
     process_ = std::make_unique<Process>(argv, log_path());
     ASSERT_TRUE(process_->started());
@@ -123,6 +123,7 @@ class Ledgerd {
   uint16_t tcp_port() const { return tcp_port_; }
   uint16_t metrics_port() const { return metrics_port_; }  // 0 unless started with --metrics
   std::string data_dir() const { return dir_.str() + "/data"; }
+  std::string backup_dir() const { return dir_.str() + "/backups"; }
   std::string log_path() const { return dir_.str() + "/ledgerd.log"; }
   std::string Log() const { return process_->Log(); }
   Process& process() { return *process_; }

@@ -46,6 +46,7 @@ enum class Access {
   kReadReports,      // overdue lists and KPI tables
   kVerify,           // verify, digest
   kImport,           // bulk import (each row is still checked as an append)
+  kBackup,           // a copy of the whole ledger (POST /v1/backup)
   kAdmin,            // tokens, profiles, calendar
 };
 

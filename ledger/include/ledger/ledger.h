@@ -115,6 +115,15 @@ class Ledger {
   // version. Blocks until done. For after a bulk load; never needed for correctness.
   Status Compact();
 
+  // A consistent copy of the whole data directory (every family, projections included) in
+  // `dest`, a directory that must not exist yet (its parents are made), taken while appends go
+  // on; then the copy is opened and its hash chain and indexes verified. Returns the copy's
+  // verified head digest. On the same file system the table files are hard links (a snapshot: no
+  // protection against losing the disk); elsewhere they are copied. The copy is a data
+  // directory: open it to restore.
+  // Errors: kInvalid when `dest` exists; kIoError; kCorruption when the copy does not verify.
+  Result<Digest> Backup(const std::string& dest);
+
   // Events of `stream` with version >= from_version, at most `limit` of them.
   Result<std::vector<StoredEvent>> ReadStream(const std::string& stream, uint64_t from_version = 0,
                                               uint64_t limit = kReadAll) const;

@@ -72,6 +72,8 @@ struct ServiceParts {
   ingest::TokenStore tokens;
   Limits limits;
   std::function<int64_t()> now_us;  // default: the system clock
+  // Where POST /v1/backup puts its copies (each in a new directory under it); empty: off.
+  std::string backup_dir;
 };
 
 class Service {
@@ -167,6 +169,7 @@ class Service {
   const domain::SlaProfile& profile() const { return profile_; }
   const Limits& limits() const { return limits_; }
   int64_t NowUs() const { return now_us_(); }
+  const std::string& backup_dir() const { return backup_dir_; }
 
   // A front door refused input before it reached the Service (an event that did not decode):
   // counted by the probe like the Service's own refusals.
@@ -188,6 +191,7 @@ class Service {
   const ingest::TokenStore tokens_;
   const Limits limits_;
   std::function<int64_t()> now_us_;
+  const std::string backup_dir_;
   ingest::Ingestor ingestor_;
 
   std::atomic<bool> draining_{false};
