@@ -14,6 +14,7 @@
 #include <sstream>
 #include <variant>
 
+#include <kj/encoding.h>
 #include <nlohmann/json.hpp>
 
 #include "context.h"
@@ -128,6 +129,85 @@ bool RecordLocalRead(ledger::Ledger& ledger, std::string_view what) {
   return true;
 }
 
+nlohmann::ordered_json ReadLine(const ledger::StoredEvent& event, bool envelope) {
+  nlohmann::ordered_json line = ingest::StoredEventToJson(event);
+  if (envelope) {
+    const std::string bytes = event.CanonicalEnvelope();
+    line["envelope"] = std::string(
+        kj::encodeBase64(kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()),
+                                      bytes.size()))
+            .cStr());
+  }
+  return line;
+}
+
+int CheckCommand(const std::string& file, std::ostream& out) {
+  std::ifstream file_stream;
+  std::istream* input = OpenInput(file, file_stream, std::cerr);
+  if (input == nullptr) return kExitFailure;
+  uint64_t events = 0;
+  uint64_t failed = 0;
+  uint64_t malformed = 0;
+  std::optional<ledger::StoredEvent> last;  // the checked event of the highest position
+  std::string text;
+  for (uint64_t line_number = 1; std::getline(*input, text); ++line_number) {
+    if (Blank(text)) continue;
+    ++events;
+    auto report = [&](const char* code, const std::string& message) {
+      out << json{{"ok", false}, {"line", line_number}, {"error", {{"code", code},
+                                                                  {"message", message}}}}
+                 .dump()
+          << "\n";
+    };
+    nlohmann::ordered_json line = nlohmann::ordered_json::parse(text, nullptr, false);
+    if (line.is_discarded() || !line.is_object() || !line.contains("envelope") ||
+        !line["envelope"].is_string()) {
+      ++malformed;
+      report("malformed", "not a line of `read --envelopes` (a JSON object with \"envelope\")");
+      continue;
+    }
+    const std::string encoded = line["envelope"].get<std::string>();
+    auto decoded = kj::decodeBase64(kj::arrayPtr(encoded.data(), encoded.size()));
+    if (decoded.hadErrors) {
+      ++malformed;
+      report("malformed", "envelope is not base64");
+      continue;
+    }
+    auto checked = ledger::CheckEnvelope(
+        std::string_view(reinterpret_cast<const char*>(decoded.begin()), decoded.size()));
+    if (!checked.ok()) {
+      checked.status().code() == ledger::Code::kInvalid ? ++malformed : ++failed;
+      report(checked.status().code() == ledger::Code::kInvalid ? "malformed" : "corruption",
+             checked.status().message());
+      continue;
+    }
+    // The line must say what the envelope holds: the JSON is what people read.
+    line.erase("envelope");
+    if (line != ingest::StoredEventToJson(*checked)) {
+      ++failed;
+      report("mismatch", "the line's fields differ from its envelope's (position " +
+                             std::to_string(checked->position) + ")");
+      continue;
+    }
+    out << json{{"ok", true}, {"line", line_number}, {"position", checked->position},
+                {"hash", ledger::ToHex(checked->hash)}}
+               .dump()
+        << "\n";
+    if (!last || checked->position > last->position) last = std::move(*checked);
+  }
+  const bool ok = failed == 0 && malformed == 0 && events > 0;
+  json summary = {{"ok", ok}, {"events", events}, {"failed", failed}, {"malformed", malformed}};
+  if (ok && last) {
+    // Each event's hash is a digest of the ledger's history up to it.
+    summary["last"] = {{"position", last->position}, {"hash", ledger::ToHex(last->hash)}};
+    summary["prove_with"] = "ledgerctl verify --digest " + std::to_string(last->position) + ":" +
+                            ledger::ToHex(last->hash) + " (against the ledger)";
+  }
+  out << summary.dump() << "\n";
+  if (malformed > 0) return kExitRejected;
+  return ok ? kExitOk : kExitFailure;
+}
+
 int Append(const std::string& data_dir, const std::string& file, std::ostream& out) {
   std::ifstream file_stream;
   std::istream* input = OpenInput(file, file_stream, std::cerr);
@@ -178,7 +258,7 @@ int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& 
     if (!RecordLocalRead(*ledger, what)) return kExitFailure;
   }
   for (const ledger::StoredEvent& event : *events) {
-    out << ingest::StoredEventToJson(event).dump() << "\n";
+    out << ReadLine(event, options.envelopes).dump() << "\n";
   }
   // A page may not be all there is: say where to go on, so nobody takes it for the whole log.
   if (!events->empty() && events->size() >= options.limit) {

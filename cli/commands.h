@@ -26,7 +26,19 @@ struct ReadOptions {
   uint64_t from_version = 0;
   std::optional<uint64_t> from_position;
   uint64_t limit = 1000;
+  // Each line also carries "envelope": the stored envelope, base64 (see `check`).
+  bool envelopes = false;
 };
+
+// A stored event as `read` prints it: StoredEventToJson, plus the base64 canonical envelope when
+// `envelope`.
+nlohmann::ordered_json ReadLine(const ledger::StoredEvent& event, bool envelope);
+
+// `ledgerctl check FILE`: lines printed by `read --envelopes` (from whatever ledger), checked
+// without a ledger: each envelope hashes to its hash, and the line says what the envelope holds.
+// Prints one verdict per line and a summary; exit 0 when all hold, 1 when one does not, 2 when a
+// line is not such a line.
+int CheckCommand(const std::string& file, std::ostream& out);
 
 // Who writes when ledgerctl works on a data directory itself (append, import, demo): no token
 // says, so the operating-system account does — `local:<user>` (effective user; `local:uid-N`

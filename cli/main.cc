@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
   read->add_option("--from-version", read_options.from_version, "first version (with --stream)")
       ->needs(stream_option);
   auto* from_option = read->add_option("--from", from_position, "first global position");
+  read->add_flag("--envelopes", read_options.envelopes,
+                 "add each event's stored envelope (base64), which `check` verifies offline");
   read->add_option("--limit", read_options.limit,
                    "at most this many events (more remain: stderr says where to go on)")
       ->check(CLI::Range(uint64_t{1}, uint64_t{100000}))
@@ -65,6 +67,12 @@ int main(int argc, char** argv) {
   verify->add_option("--digest", verify_digest,
                      "POSITION:HASH handed out earlier (ledgerctl digest): also prove that "
                      "history up to POSITION is unchanged since");
+
+  std::string check_file;
+  auto* check = app.add_subcommand(
+      "check", "verify events printed by `read --envelopes` without the ledger (disputes)");
+  check->add_option("file", check_file, "JSON lines from `read --envelopes` (- = stdin)")
+      ->required();
 
   std::string backup_dest;
   auto* backup = app.add_subcommand(
@@ -196,6 +204,7 @@ int main(int argc, char** argv) {
   if (*token_add) {
     return TokenAddCommand(tokens_file, token_id, token_role, token_org, std::cout, std::cerr);
   }
+  if (*check) return CheckCommand(check_file, std::cout);
   // A running ledgerd: the TCP door carries appends, reads and subscriptions; the HTTP door the
   // projections' reads, verify, digest and import.
   const bool tcp_command = *append || *read || *history || *subscribe;

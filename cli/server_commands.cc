@@ -150,7 +150,7 @@ int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ost
       return read.error().code == "forbidden" || read.error().code == "invalid" ? kExitRejected
                                                                                 : kExitFailure;
     }
-    for (const auto& event : read->events) out << ingest::StoredEventToJson(event).dump() << "\n";
+    for (const auto& event : read->events) out << ReadLine(event, options.envelopes).dump() << "\n";
     if (read->events.empty()) break;
     remaining -= std::min<uint64_t>(remaining, read->events.size());
     next = read->next;

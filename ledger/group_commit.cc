@@ -106,10 +106,6 @@ bool RestsOnUnstored(const Result<AppendResult>& result, uint64_t durable_head) 
          result.status().code() == Code::kDuplicateMismatch;
 }
 
-capnp::Data::Reader AsData(std::string_view bytes) {
-  return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
-}
-
 }  // namespace
 
 void Ledger::Impl::StartWriter() {

@@ -21,6 +21,11 @@
 
 namespace gridledger::ledger {
 
+// Bytes as a Cap'n Proto Data field (a view: `bytes` must outlive it).
+inline capnp::Data::Reader AsData(std::string_view bytes) {
+  return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
+}
+
 // Converts a RocksDB status at the module edge.
 Status FromRocks(const rocksdb::Status& status, std::string_view what);
 

@@ -8,10 +8,12 @@
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/checkpoint.h>
 
+#include <capnp/serialize.h>
 #include <kj/exception.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <tuple>
 
@@ -140,6 +142,60 @@ StoredEvent StoredEvent::FromEnvelope(schema::Envelope::Reader envelope) {
   event.prev_hash = BytesOf(envelope.getPrevHash());
   event.hash = BytesOf(envelope.getHash());
   return event;
+}
+
+std::string StoredEvent::CanonicalEnvelope() const {
+  capnp::MallocMessageBuilder message(64 + payload.size() / sizeof(capnp::word));
+  auto envelope = message.initRoot<schema::Envelope>();
+  envelope.setPosition(position);
+  envelope.setStream(stream);
+  envelope.setVersion(version);
+  envelope.setType(type);
+  envelope.setEventId(event_id);
+  envelope.setOccurredAtUs(occurred_at_us);
+  envelope.setOccurredAtOffsetMinutes(occurred_at_offset_minutes);
+  envelope.setRecordedAtUs(recorded_at_us);
+  auto stored_actor = envelope.initActor();
+  stored_actor.setId(actor.id);
+  stored_actor.setRole(actor.role);
+  stored_actor.setOrg(actor.org);
+  envelope.setPayload(AsData(payload));
+  envelope.setImported(imported);
+  if (recorded_by) {
+    auto by = envelope.initRecordedBy();
+    by.setId(recorded_by->id);
+    by.setRole(recorded_by->role);
+    by.setOrg(recorded_by->org);
+  }
+  envelope.setPrevHash(AsData(prev_hash));
+  envelope.setHash(AsData(hash));
+  kj::Array<capnp::word> canonical = capnp::canonicalize(envelope.asReader());
+  return {reinterpret_cast<const char*>(canonical.asBytes().begin()), canonical.asBytes().size()};
+}
+
+Result<StoredEvent> CheckEnvelope(std::string_view canonical_bytes) {
+  if (canonical_bytes.empty() || canonical_bytes.size() % sizeof(capnp::word) != 0) {
+    return Status(Code::kInvalid, "an envelope is a whole number of 8-byte words");
+  }
+  try {
+    kj::Array<capnp::word> words = kj::heapArray<capnp::word>(canonical_bytes.size() /
+                                                              sizeof(capnp::word));
+    std::memcpy(words.begin(), canonical_bytes.data(), canonical_bytes.size());
+    // Canonical: one segment, no segment table (as the ledger stores envelopes).
+    kj::ArrayPtr<const capnp::word> segments[1] = {words.asPtr()};
+    capnp::SegmentArrayMessageReader reader(kj::arrayPtr(segments, 1));
+    auto envelope = reader.getRoot<schema::Envelope>();
+    StoredEvent event = StoredEvent::FromEnvelope(envelope);
+    if (chain::ComputeHash(envelope) != event.hash) {
+      return Status(Code::kCorruption, "position " + std::to_string(event.position) +
+                                           ": the hash does not match the envelope's content")
+          .WithPosition(event.position);
+    }
+    return event;
+  } catch (const kj::Exception& e) {
+    return Status(Code::kInvalid,
+                  std::string("not an envelope: ") + e.getDescription().cStr());
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

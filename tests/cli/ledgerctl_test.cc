@@ -239,6 +239,53 @@ TEST_F(LedgerctlTest, VerifyProvesAHandedOutDigest) {
   EXPECT_EQ(Ledgerctl(Data() + " digest --at 0").exit_code, 2);
 }
 
+// Events handed out for a dispute (`read --envelopes`) are checked without the ledger: every
+// envelope hashes to its hash and the line says what the envelope holds; an edited line, an
+// edited envelope or a line that is no such line is caught; the last event's hash then proves
+// against the ledger that these events are in its history.
+TEST_F(LedgerctlTest, ExportedEventsAreCheckedOfflineAndProvedAgainstTheLedger) {
+  ASSERT_EQ(Ledgerctl(Data() + " demo --apps 20 --seed 3").exit_code, 0);
+  CommandRun exported = Ledgerctl(Data() + " read --from 1 --limit 100000 --envelopes");
+  ASSERT_EQ(exported.exit_code, 0);
+  const std::vector<json> lines = exported.lines();
+  ASSERT_GT(lines.size(), 100u);
+  bool imported_with_recorder = false;
+  for (const json& line : lines) {
+    ASSERT_TRUE(line.contains("envelope")) << line.dump();
+    imported_with_recorder = imported_with_recorder || line.contains("recorded_by");
+  }
+  EXPECT_TRUE(imported_with_recorder) << "the demo's events carry recorded_by: check those too";
+
+  CommandRun checked = Ledgerctl("check -", exported.out);
+  ASSERT_EQ(checked.exit_code, 0) << checked.out.substr(0, 2000);
+  const json summary = checked.lines().back();
+  EXPECT_EQ(summary["events"], lines.size());
+  const std::string digest = std::to_string(summary["last"]["position"].get<uint64_t>()) + ":" +
+                             summary["last"]["hash"].get<std::string>();
+  EXPECT_NE(summary["prove_with"].get<std::string>().find(digest), std::string::npos);
+  CommandRun proved = Ledgerctl(Data() + " verify --digest " + digest);
+  EXPECT_EQ(proved.exit_code, 0) << proved.out;
+
+  // An edited line: its fields no longer say what its envelope holds.
+  json edited = lines[5];
+  edited["occurred_at"] = "2020-01-01T00:00:00+08:00";
+  CommandRun mismatch = Ledgerctl("check -", edited.dump() + "\n");
+  EXPECT_EQ(mismatch.exit_code, 1) << mismatch.out;
+  EXPECT_EQ(mismatch.lines().front()["error"]["code"], "mismatch") << mismatch.out;
+  // An edited envelope (its last byte: inside the hash or the payload): the hash gives it away.
+  json forged = lines[5];
+  std::string envelope = forged["envelope"].get<std::string>();
+  const size_t at = envelope.size() / 2;
+  envelope[at] = envelope[at] == 'A' ? 'B' : 'A';
+  forged["envelope"] = envelope;
+  CommandRun corrupt = Ledgerctl("check -", forged.dump() + "\n");
+  EXPECT_NE(corrupt.exit_code, 0) << corrupt.out;
+  EXPECT_EQ(corrupt.lines().front()["ok"], false) << corrupt.out;
+  CommandRun malformed = Ledgerctl("check -", "{\"position\":1}\nnot json\n");
+  EXPECT_EQ(malformed.exit_code, 2) << malformed.out;
+  EXPECT_EQ(malformed.lines().back()["malformed"], 2) << malformed.out;
+}
+
 TEST_F(LedgerctlTest, RejectedLinesAreReportedAndChangeNothing) {
   std::string input =
       Event("ok-1", "ApplicationAccepted", kAccepted, R"(,"expected_version":-1)") + "\n" +

@@ -74,7 +74,12 @@ struct StoredEvent {
   std::string hash;       // 32 raw bytes
 
   static StoredEvent FromEnvelope(schema::Envelope::Reader envelope);
+  // The event's envelope in canonical Cap'n Proto form (one segment, no segment table), hash
+  // included: what `ledgerctl read --envelopes` hands out, so that CheckEnvelope can recompute
+  // the event's hash without the ledger.
+  std::string CanonicalEnvelope() const;
 };
+
 
 // A stored event read in place; valid only for the duration of the callback that receives it.
 class EventView {

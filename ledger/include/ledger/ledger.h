@@ -84,6 +84,13 @@ struct StorageStats {
   uint64_t memtable_bytes = 0;            // rocksdb.cur-size-all-mem-tables
 };
 
+// Checks an envelope handed out by StoredEvent::CanonicalEnvelope, without a ledger: decodes it
+// and recomputes its hash from its content, prev_hash and position (chain.h). The event when
+// the hash matches. Errors: kInvalid when the bytes are not an envelope; kCorruption when the
+// hash does not match its content. (That the event is in a ledger's history is proved against
+// the ledger: `ledgerctl verify --digest POSITION:HASH` with the event's own position and hash.)
+Result<StoredEvent> CheckEnvelope(std::string_view canonical_bytes);
+
 class Ledger {
  public:
   // Opens (or creates) the ledger in `dir`. Checks the format version, recovers head position and
