@@ -133,10 +133,10 @@ nlohmann::ordered_json ReadLine(const ledger::StoredEvent& event, bool envelope)
   nlohmann::ordered_json line = ingest::StoredEventToJson(event);
   if (envelope) {
     const std::string bytes = event.CanonicalEnvelope();
-    line["envelope"] = std::string(
-        kj::encodeBase64(kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()),
-                                      bytes.size()))
-            .cStr());
+    line["envelope"] =
+        std::string(kj::encodeBase64(
+                        kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()))
+                        .cStr());
   }
   return line;
 }
@@ -154,8 +154,9 @@ int CheckCommand(const std::string& file, std::ostream& out) {
     if (Blank(text)) continue;
     ++events;
     auto report = [&](const char* code, const std::string& message) {
-      out << json{{"ok", false}, {"line", line_number}, {"error", {{"code", code},
-                                                                  {"message", message}}}}
+      out << json{{"ok", false},
+                  {"line", line_number},
+                  {"error", {{"code", code}, {"message", message}}}}
                  .dump()
           << "\n";
     };
@@ -189,7 +190,9 @@ int CheckCommand(const std::string& file, std::ostream& out) {
                              std::to_string(checked->position) + ")");
       continue;
     }
-    out << json{{"ok", true}, {"line", line_number}, {"position", checked->position},
+    out << json{{"ok", true},
+                {"line", line_number},
+                {"position", checked->position},
                 {"hash", ledger::ToHex(checked->hash)}}
                .dump()
         << "\n";

@@ -77,8 +77,9 @@ int main(int argc, char** argv) {
   std::string backup_dest;
   auto* backup = app.add_subcommand(
       "backup", "a verified copy of the whole ledger (projections included) in a new directory");
-  backup->add_option("dest", backup_dest,
-                     "directory to create (with --http: a name under ledgerd's --backup-dir)")
+  backup
+      ->add_option("dest", backup_dest,
+                   "directory to create (with --http: a name under ledgerd's --backup-dir)")
       ->required();
 
   std::optional<uint64_t> digest_at;
@@ -208,9 +209,8 @@ int main(int argc, char** argv) {
   // A running ledgerd: the TCP door carries appends, reads and subscriptions; the HTTP door the
   // projections' reads, verify, digest and import.
   const bool tcp_command = *append || *read || *history || *subscribe;
-  const bool http_command =
-      *application || *overdue || *kpi || *evidence || *staff || *verify || *digest || *import ||
-      *backup;
+  const bool http_command = *application || *overdue || *kpi || *evidence || *staff || *verify ||
+                            *digest || *import || *backup;
   if (!remote.server.empty() && tcp_command) {
     if (*append) return RemoteAppend(remote, append_file, std::cout);
     if (*read) {

@@ -182,13 +182,15 @@ class Ledger::Impl {
   Status FinishBackgroundSideWrite() const;
   // The same, taking side_order_mutex_ only for it.
   Status AfterBackgroundSideWrite() const;
-  // Every write of a batch to RocksDB (commits, side batches). After a failed write RocksDB takes
-  // no more writes until it is resumed (a full disk, most often): the next write resumes it first,
-  // at most once per kStorageResumeInterval, and fails at once in between, naming the failure.
+  // Every write of a batch to RocksDB (commits, side batches). After a write failed with an I/O
+  // error RocksDB takes no more writes until it is resumed (a full disk, most often): each write
+  // first lets TryResumeStore try, and a write that fails meanwhile says why, naming the first
+  // failure.
   Status WriteToStore(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
                       std::string_view what);
-  // Ok when storage takes writes (again): resumes RocksDB if a write failed since it last did.
-  Status ResumeStoreIfStopped();
+  // After a failed write: DB::Resume, by one thread at a time and at most once per
+  // kStorageResumeInterval; a no-op otherwise.
+  void TryResumeStore();
   // Tells the probe (if any) how a request was answered.
   void ReportAnswer(const Result<AppendResult>& result,
                     std::chrono::steady_clock::time_point enqueued) const;
@@ -225,14 +227,19 @@ class Ledger::Impl {
   mutable std::mutex side_overlay_mutex_;
   mutable std::unique_ptr<BackgroundSideWrite> background_side_;
 
-  // Whether a write to RocksDB failed and it was not resumed since (WriteToStore).
+  // One backup at a time (Backup): two would each make a checkpoint of the whole database.
+  std::mutex backup_mutex_;
+
+  // Whether a write to RocksDB failed and no write was taken since (WriteToStore).
   std::atomic<bool> store_stopped_{false};
-  // Guards the failure that stopped storage, the last attempt to resume it (when, and why it
-  // failed), and Resume itself.
+  // Guards the failure that stopped storage and the last attempt to resume it (when, and why it
+  // failed). Never held while RocksDB works.
   std::mutex store_resume_mutex_;
   Status store_failure_;
   std::string store_resume_error_;
   std::chrono::steady_clock::time_point store_resume_tried_{};
+  // Held by the one thread calling DB::Resume (TryResumeStore).
+  std::mutex store_resuming_mutex_;
 
   // Set by SetAppendObserver; read once per group commit by the writer.
   std::atomic<AppendObserver*> observer_{nullptr};

@@ -1,6 +1,9 @@
 // Ledger: open and recovery, reads, verification. The write path is in group_commit.cc.
 #include "ledger/ledger.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/memtablerep.h>
@@ -12,7 +15,9 @@
 #include <kj/exception.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <tuple>
@@ -178,8 +183,8 @@ Result<StoredEvent> CheckEnvelope(std::string_view canonical_bytes) {
     return Status(Code::kInvalid, "an envelope is a whole number of 8-byte words");
   }
   try {
-    kj::Array<capnp::word> words = kj::heapArray<capnp::word>(canonical_bytes.size() /
-                                                              sizeof(capnp::word));
+    kj::Array<capnp::word> words =
+        kj::heapArray<capnp::word>(canonical_bytes.size() / sizeof(capnp::word));
     std::memcpy(words.begin(), canonical_bytes.data(), canonical_bytes.size());
     // Canonical: one segment, no segment table (as the ledger stores envelopes).
     kj::ArrayPtr<const capnp::word> segments[1] = {words.asPtr()};
@@ -193,8 +198,7 @@ Result<StoredEvent> CheckEnvelope(std::string_view canonical_bytes) {
     }
     return event;
   } catch (const kj::Exception& e) {
-    return Status(Code::kInvalid,
-                  std::string("not an envelope: ") + e.getDescription().cStr());
+    return Status(Code::kInvalid, std::string("not an envelope: ") + e.getDescription().cStr());
   }
 }
 
@@ -249,7 +253,7 @@ Status Ledger::Impl::OpenDatabase() {
   StorageLogSink storage_log;
   if (options_.storage_log) {
     storage_log = [forward = options_.storage_log](rocksdb::InfoLogLevel level,
-                                                    std::string_view message) {
+                                                   std::string_view message) {
       forward(StorageLogLevelName(level), message);
     };
   } else {
@@ -293,7 +297,8 @@ Status Ledger::Impl::OpenDatabase() {
             "data directory " + dir_ +
                 " is held by another process (is ledgerd running on it? then ask it: ledgerctl "
                 "--server TCP_ADDR for append, read, history and subscribe, ledgerctl --http "
-                "HTTP_ADDR for app, overdue, kpi, evidence, staff, verify, digest and import)"};
+                "HTTP_ADDR for app, overdue, kpi, evidence, staff, verify, digest, import and "
+                "backup)"};
   }
   if (!status.ok()) return FromRocks(status, "opening " + dir_);
   db_.reset(db);
@@ -740,50 +745,61 @@ std::unique_ptr<SideBatch> Ledger::Impl::NewSideBatch() {
 
 Status Ledger::Impl::WriteToStore(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
                                   std::string_view what) {
-  if (Status resumed = ResumeStoreIfStopped(); !resumed.ok()) return resumed;
+  TryResumeStore();
   const rocksdb::Status status = db_->Write(options, batch);
+  if (status.ok()) {
+    // Taken: RocksDB writes again (resumed here, or by itself from a full disk).
+    if (store_stopped_.load()) store_stopped_.store(false);
+    return Status::Ok();
+  }
   Status written = FromRocks(status, what);
-  // An I/O error (no space among them) stops RocksDB's writes until it is resumed.
-  if (status.IsIOError()) {
-    std::lock_guard lock(store_resume_mutex_);
+  // An I/O error (no space among them) stops RocksDB's writes until it is resumed; until then
+  // every write fails at once with the same error.
+  if (!status.IsIOError()) return written;
+  std::lock_guard lock(store_resume_mutex_);
+  if (!store_stopped_.load()) {
     store_failure_ = written;
     store_resume_error_.clear();
     store_resume_tried_ = std::chrono::steady_clock::now();
     store_stopped_.store(true);
+    return written;
   }
-  return written;
-}
-
-Status Ledger::Impl::ResumeStoreIfStopped() {
-  if (!store_stopped_.load()) return Status::Ok();
-  std::lock_guard lock(store_resume_mutex_);
-  if (!store_stopped_.load()) return Status::Ok();  // resumed by another writer meanwhile
-  const auto now = std::chrono::steady_clock::now();
-  if (now - store_resume_tried_ >= kStorageResumeInterval) {
-    store_resume_tried_ = now;
-    // Flushes the memtables and starts a new write-ahead log. Busy while RocksDB recovers by
-    // itself (from a full disk it does, once space is free); an error while the cause lasts, and
-    // for good after a fatal one (a failed write-ahead-log sync: RocksDB is not to be trusted
-    // with more writes until it is opened again).
-    const rocksdb::Status resumed = db_->Resume();
-    if (resumed.ok()) {
-      store_stopped_.store(false);
-      store_failure_ = Status::Ok();
-      store_resume_error_.clear();
-      return Status::Ok();
-    }
-    store_resume_error_ = resumed.IsBusy() ? std::string() : resumed.ToString();
-  }
-  std::string message = "storage takes no writes since a write failed (" +
-                        store_failure_.message() + "); ";
+  std::string message =
+      "storage takes no writes since a write failed (" + store_failure_.message() + "); ";
   if (store_resume_error_.empty()) {
-    message += "writes resume by themselves once storage can write again (a full disk: once "
-               "space is freed)";
+    message +=
+        "writes resume by themselves once storage can write again (a full disk: once "
+        "space is freed)";
   } else {
     message += "resuming failed (" + store_resume_error_ +
                "): tried again every second; if the cause is gone and this stays, restart";
   }
   return {store_failure_.code(), std::move(message)};
+}
+
+void Ledger::Impl::TryResumeStore() {
+  if (!store_stopped_.load()) return;
+  // One thread resumes; the others write on (and fail at once while RocksDB is stopped).
+  std::unique_lock resuming(store_resuming_mutex_, std::try_to_lock);
+  if (!resuming.owns_lock()) return;
+  {
+    std::lock_guard lock(store_resume_mutex_);
+    const auto now = std::chrono::steady_clock::now();
+    if (!store_stopped_.load() || now - store_resume_tried_ < kStorageResumeInterval) return;
+    store_resume_tried_ = now;
+  }
+  // Flushes the memtables and starts a new write-ahead log. Busy while RocksDB recovers by
+  // itself (from a full disk it does, once space is free); an error while the cause lasts, and
+  // for good after a fatal one (a failed write-ahead-log sync: RocksDB is not to be trusted with
+  // more writes until it is opened again).
+  const rocksdb::Status resumed = db_->Resume();
+  std::lock_guard lock(store_resume_mutex_);
+  if (resumed.ok()) {
+    store_stopped_.store(false);
+    store_resume_error_.clear();
+  } else {
+    store_resume_error_ = resumed.IsBusy() ? std::string() : resumed.ToString();
+  }
 }
 
 Status Ledger::Impl::WriteSide(SideBatch& batch, bool sync) {
@@ -909,40 +925,88 @@ Status Ledger::Impl::Compact() {
   return Status::Ok();
 }
 
-Result<Digest> Ledger::Impl::Backup(const std::string& dest) {
+Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
+  namespace fs = std::filesystem;
+  // "/backups/b1/" names b1 too (its parent is /backups, not the backup itself).
+  fs::path dest = fs::path(dest_text).lexically_normal();
+  if (!dest.has_filename()) dest = dest.parent_path();
+  if (dest.empty() || dest.filename() == "." || dest.filename() == "..") {
+    return Status(Code::kInvalid, "backup directory " + dest_text + " names no new directory");
+  }
+  std::unique_lock single(backup_mutex_, std::try_to_lock);
+  if (!single.owns_lock()) {
+    return Status(Code::kBusy, "a backup is being made already; try again when it is done");
+  }
   std::error_code error;
-  if (std::filesystem::exists(dest, error) || error) {
-    return Status(Code::kInvalid, "backup directory " + dest +
+  // Anything at the path (a symlink too, even a dangling one) is in the way.
+  auto exists = [&](const fs::path& path) {
+    return fs::symlink_status(path, error).type() != fs::file_type::not_found;
+  };
+  if (exists(dest)) {
+    return Status(Code::kInvalid, "backup directory " + dest.string() +
                                       " already exists: a backup goes to a new directory");
   }
-  if (const auto parent = std::filesystem::path(dest).parent_path(); !parent.empty()) {
-    std::filesystem::create_directories(parent, error);
-    if (error) return Status(Code::kIoError, "creating " + parent.string() + ": " + error.message());
+  const fs::path parent = dest.has_parent_path() ? dest.parent_path() : fs::path(".");
+  fs::create_directories(parent, error);
+  if (error) return Status(Code::kIoError, "creating " + parent.string() + ": " + error.message());
+  // The copy is made and verified in a directory of our own beside `dest` (RocksDB stages its
+  // checkpoint in "<dir>.tmp" and empties whatever is there first: never a name someone else
+  // uses), then renamed to `dest` only once it verifies, and removed otherwise.
+  fs::path staging;
+  for (int attempt = 0; staging.empty(); ++attempt) {
+    if (attempt == 100)
+      return Status(Code::kIoError, "cannot make a staging directory in " + parent.string());
+    fs::path candidate = parent / ("." + dest.filename().string() + ".partial-" +
+                                   std::to_string(::getpid()) + "-" + std::to_string(attempt));
+    if (fs::create_directory(candidate, error)) staging = candidate;
+    if (error)
+      return Status(Code::kIoError, "creating " + candidate.string() + ": " + error.message());
   }
+  auto fail = [&](Status failure) {
+    std::error_code ignored;
+    fs::remove_all(staging, ignored);
+    return Status(failure.code(),
+                  failure.message() + " (nothing was left in " + dest.string() + ")");
+  };
+  const fs::path copy = staging / "copy";
   // The rebuild's batch being written in the background reaches the memtable first.
-  if (Status before = AfterBackgroundSideWrite(); !before.ok()) return before;
+  if (Status before = AfterBackgroundSideWrite(); !before.ok()) return fail(before);
   rocksdb::Checkpoint* raw = nullptr;
   Status made = FromRocks(rocksdb::Checkpoint::Create(db_.get(), &raw), "starting a backup");
-  if (!made.ok()) return made;
+  if (!made.ok()) return fail(made);
   std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
-  // Flushes every family first (0: always), so states written without the write-ahead log are in
-  // the copy too; the copy is of one moment of the whole database.
-  Status copied = FromRocks(checkpoint->CreateCheckpoint(dest, /*log_size_for_flush=*/0),
-                            "backing up to " + dest);
-  if (!copied.ok()) return copied;
-  Options copy_options;
-  copy_options.create_if_missing = false;
-  auto opened = Ledger::Open(dest, copy_options);
-  if (!opened.ok()) {
-    return Status(opened.status().code(), "the backup in " + dest + " does not open: " +
-                                              opened.status().message());
+  // Flushes every family first (0: always), so that states written without the write-ahead log
+  // before the backup are in the copy too; what is written through the log while it is taken is
+  // in the copy's log files.
+  Status copied = FromRocks(checkpoint->CreateCheckpoint(copy.string(), /*log_size_for_flush=*/0),
+                            "backing up to " + dest.string());
+  if (!copied.ok()) return fail(copied);
+  Result<Digest> verified = Status(Code::kIoError, "not verified");
+  {
+    // Opening the copy recovers its log into it (it then needs no more of that work).
+    Options copy_options;
+    copy_options.create_if_missing = false;
+    auto opened = Ledger::Open(copy.string(), copy_options);
+    if (!opened.ok()) {
+      return fail(
+          Status(opened.status().code(), "the backup does not open: " + opened.status().message()));
+    }
+    verified = (*opened)->Verify();
   }
-  auto verified = (*opened)->Verify();
   if (!verified.ok()) {
-    return Status(verified.status().code(),
-                  "the backup in " + dest + " does not verify: " + verified.status().message());
+    return fail(Status(verified.status().code(),
+                       "the backup does not verify: " + verified.status().message()));
   }
-  return *verified;
+  // RENAME_NOREPLACE: `dest` made by someone else meanwhile is not replaced.
+  if (::renameat2(AT_FDCWD, copy.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
+    const int why = errno;
+    return fail(why == EEXIST ? Status(Code::kInvalid, "backup directory " + dest.string() +
+                                                           " was made by someone else meanwhile")
+                              : Status(Code::kIoError, "moving the backup to " + dest.string() +
+                                                           ": " + std::strerror(why)));
+  }
+  fs::remove_all(staging, error);  // empty by now; a leftover is harmless
+  return verified;
 }
 
 Result<std::optional<std::string>> Ledger::Impl::GetSide(SideFamily family,

@@ -404,10 +404,9 @@ EventRecord RecordOf(const ledger::EventView& event) {
 }
 
 EventRecord RecordOf(const ledger::StoredEvent& event) {
-  return EventRecord{event.position,       event.stream,    event.type,
-                     event.actor.id,       event.actor.org, event.occurred_at_us,
-                     event.recorded_at_us, event.payload,   event.imported,
-                     event.version == 0};
+  return EventRecord{event.position,  event.stream,         event.type,           event.actor.id,
+                     event.actor.org, event.occurred_at_us, event.recorded_at_us, event.payload,
+                     event.imported,  event.version == 0};
 }
 
 const Clock* ApplicationState::LatestClock(domain::SlaClock name) const {

@@ -135,8 +135,8 @@ constexpr size_t kBackupNameBytesMax = 100;
 bool ValidBackupName(std::string_view name) {
   if (name.empty() || name.size() > kBackupNameBytesMax || name.front() == '.') return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
@@ -804,8 +804,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
              who = principal.id]() -> std::pair<http::status, std::string> {
       auto backed_up = service.ledger().Backup(dest);
       if (!backed_up.ok()) return Answer(FromStatus(backed_up.status()));
-      Log(LogLevel::kInfo, "backup",
-          {{"to", dest}, {"head", backed_up->position}, {"by", who}});
+      Log(LogLevel::kInfo, "backup", {{"to", dest}, {"head", backed_up->position}, {"by", who}});
       return Answer(ordered_json{{"ok", true},
                                  {"backup", dest},
                                  {"head", backed_up->position},

@@ -306,9 +306,8 @@ constexpr std::array<AccessRow, 7> kExpectedAccess = {{
     {Role::kAdmin, "----AAAA"},
 }};
 constexpr std::array<Access, 8> kAllAccess = {
-    Access::kReadLog,     Access::kSubscribe, Access::kReadApplication,
-    Access::kReadReports, Access::kVerify,    Access::kImport,
-    Access::kBackup,      Access::kAdmin};
+    Access::kReadLog, Access::kSubscribe, Access::kReadApplication, Access::kReadReports,
+    Access::kVerify,  Access::kImport,    Access::kBackup,          Access::kAdmin};
 
 TEST(CheckAccessTest, FollowsTheRoleMatrixForOwnOtherAndAllOrgs) {
   for (const AccessRow& row : kExpectedAccess) {

@@ -268,6 +268,7 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::post, "/v1/backup?name=refused", "auditor", 403, ""},  // administration's
       {http::verb::post, "/v1/backup?name=refused", "director", 403, ""},
       {http::verb::post, "/v1/backup?name=..%2Fout", "admin", 400, ""},
+      {http::verb::post, "/v1/backup?name=a%2F..%2F..%2Fout", "admin", 400, ""},
   };
   for (const Case& c : cases) {
     std::string token = c.token_name.empty()    ? ""
@@ -943,9 +944,6 @@ std::string Conforms(const json& value, const json& schema, const json& document
   return "";
 }
 
-// Every operation of server/openapi.json is called on a live server with a token allowed to use
-// it; the status must be one the document lists and the body must match its schema. Paths the
-// document does not have are 404.
 // An admin's backup is a verified copy of the ledger in --backup-dir/NAME, that ledgerctl opens
 // and verifies on its own; never over an existing one.
 TEST_F(HttpTest, AnAdminsBackupIsAVerifiedCopyThatOpensOnItsOwn) {
@@ -962,9 +960,9 @@ TEST_F(HttpTest, AnAdminsBackupIsAVerifiedCopyThatOpensOnItsOwn) {
   const json verified = json::parse(out);
   EXPECT_EQ(verified["head"], backup["head"]);
   EXPECT_EQ(verified["hash"], backup["hash"]);
-  auto [history_code, history] = RunCommand(std::string(LEDGERCTL_PATH) + " --data " +
-                                            server_.backup_dir() +
-                                            "/nightly-1 history app/XS-2026-000123");
+  auto [history_code, history] =
+      RunCommand(std::string(LEDGERCTL_PATH) + " --data " + server_.backup_dir() +
+                 "/nightly-1 history app/XS-2026-000123");
   EXPECT_EQ(history_code, 0) << history;
   EXPECT_NE(history.find("ApplicationAccepted"), std::string::npos) << history;
 
@@ -977,6 +975,9 @@ TEST_F(HttpTest, AnAdminsBackupIsAVerifiedCopyThatOpensOnItsOwn) {
   EXPECT_NE(Body(unnamed)["backup"].get<std::string>().find("/gridledger-"), std::string::npos);
 }
 
+// Every operation of server/openapi.json is called on a live server with a token allowed to use
+// it; the status must be one the document lists and the body must match its schema. Paths the
+// document does not have are 404.
 TEST_F(HttpTest, TheServerAnswersAsItsOpenApiDocumentSays) {
   AppendSample();
   std::ifstream in(SOURCE_DIR "/server/openapi.json");

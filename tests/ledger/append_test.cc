@@ -199,7 +199,7 @@ TEST_F(AppendTest, ReadsByStreamVersionPositionAndLimit) {
   EXPECT_EQ(ledger_->DigestAt(10)->hash_hex, ledger_->HeadDigest().hash_hex);
 }
 
-// Reads of a stream are confined to its own keys (a prefix bloom per table file): a stream whose
+// Reads of a stream are confined to its own keys (StreamPrefix and the separator): a stream whose
 // id is a prefix of another's, or sorts right next to it, neither shows the other's events nor
 // hides its own, whether they sit in table files (after Compact) or in the memtable.
 TEST_F(AppendTest, StreamReadsSeeExactlyTheirOwnEventsInTablesAndMemtable) {
@@ -208,8 +208,8 @@ TEST_F(AppendTest, StreamReadsSeeExactlyTheirOwnEventsInTablesAndMemtable) {
   auto append_round = [&](int round) {
     for (size_t s = 0; s < streams.size(); ++s) {
       for (size_t i = 0; i <= s; ++i) {
-        std::string id = "r" + std::to_string(round) + "-" + std::to_string(s) + "-" +
-                         std::to_string(i);
+        std::string id =
+            "r" + std::to_string(round) + "-" + std::to_string(s) + "-" + std::to_string(i);
         ASSERT_TRUE(ledger_->Append(Request(streams[s], {MakeEvent(id)})).ok()) << id;
         ids[streams[s]].push_back(id);
       }

@@ -6,8 +6,11 @@
 // the copy opened as a ledger: head, chain, events, side state, and an append that continues it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -35,9 +38,9 @@ TEST(BackupTest, TheCopyIsAWholeLedgerOfTheMomentWhileAppendsGoOn) {
   options.side_families = {"proj.test"};
   auto ledger = std::move(Ledger::Open(data, options)).value();
   for (int i = 0; i < 500; ++i) {
-    ASSERT_TRUE(ledger->Append(OneEvent("app/" + std::to_string(i % 20), "before-" +
-                                                                            std::to_string(i)))
-                    .ok());
+    ASSERT_TRUE(
+        ledger->Append(OneEvent("app/" + std::to_string(i % 20), "before-" + std::to_string(i)))
+            .ok());
   }
   auto side = ledger->NewSideBatch();
   side->Put(0, "state/1", "unlogged state");
@@ -50,8 +53,8 @@ TEST(BackupTest, TheCopyIsAWholeLedgerOfTheMomentWhileAppendsGoOn) {
   for (int t = 0; t < 4; ++t) {
     appenders.emplace_back([&, t] {
       for (int i = 0; !stop.load(); ++i) {
-        auto done = ledger->Append(OneEvent("app/t" + std::to_string(t),
-                                            "during-" + std::to_string(t) + "-" + std::to_string(i)));
+        auto done = ledger->Append(OneEvent(
+            "app/t" + std::to_string(t), "during-" + std::to_string(t) + "-" + std::to_string(i)));
         if (!done.ok()) {
           ADD_FAILURE() << done.status().ToString();
           return;
@@ -94,6 +97,41 @@ TEST(BackupTest, TheCopyIsAWholeLedgerOfTheMomentWhileAppendsGoOn) {
   ASSERT_TRUE(original.ok());
   EXPECT_EQ((*original)->Head(), head);
   EXPECT_TRUE((*original)->Verify().ok());
+}
+
+// A backup touches nothing but its own new directory: not a neighbour RocksDB would stage a
+// checkpoint in ("<dest>.tmp", emptied first), not a symlink in the way; a trailing slash names
+// the same directory; a failed one leaves nothing behind.
+TEST(BackupTest, ABackupTouchesNothingButItsOwnNewDirectory) {
+  namespace fs = std::filesystem;
+  testing::TempDir dir;
+  auto ledger = std::move(Ledger::Open((dir.path() / "data").string())).value();
+  ASSERT_TRUE(ledger->Append(OneEvent("app/1", "e1")).ok());
+  const fs::path backups = dir.path() / "backups";
+  fs::create_directories(backups / "b1.tmp");
+  std::ofstream(backups / "b1.tmp" / "notes.txt") << "keep me";
+
+  auto first = ledger->Backup((backups / "b1").string() + "/");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_TRUE(fs::exists(backups / "b1" / "CURRENT"));
+  EXPECT_TRUE(fs::exists(backups / "b1.tmp" / "notes.txt"));
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(backups)) {
+    names.push_back(entry.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"b1", "b1.tmp"})) << "a staging directory was left";
+
+  fs::create_directory_symlink(dir.path() / "elsewhere", backups / "link");
+  auto through_link = ledger->Backup((backups / "link").string());
+  EXPECT_EQ(through_link.status().code(), Code::kInvalid) << through_link.status().ToString();
+  EXPECT_FALSE(fs::exists(dir.path() / "elsewhere"));
+
+  std::ofstream(backups / "a-file") << "x";
+  auto under_file = ledger->Backup((backups / "a-file" / "b2").string());
+  EXPECT_FALSE(under_file.ok());
+  EXPECT_EQ(under_file.status().code(), Code::kIoError) << under_file.status().ToString();
+  EXPECT_EQ(std::distance(fs::directory_iterator(backups), fs::directory_iterator()), 4);
 }
 
 }  // namespace

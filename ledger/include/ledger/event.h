@@ -80,7 +80,6 @@ struct StoredEvent {
   std::string CanonicalEnvelope() const;
 };
 
-
 // A stored event read in place; valid only for the duration of the callback that receives it.
 class EventView {
  public:

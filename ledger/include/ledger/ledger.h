@@ -122,13 +122,15 @@ class Ledger {
   // version. Blocks until done. For after a bulk load; never needed for correctness.
   Status Compact();
 
-  // A consistent copy of the whole data directory (every family, projections included) in
-  // `dest`, a directory that must not exist yet (its parents are made), taken while appends go
-  // on; then the copy is opened and its hash chain and indexes verified. Returns the copy's
-  // verified head digest. On the same file system the table files are hard links (a snapshot: no
-  // protection against losing the disk); elsewhere they are copied. The copy is a data
-  // directory: open it to restore.
-  // Errors: kInvalid when `dest` exists; kIoError; kCorruption when the copy does not verify.
+  // A copy of the whole data directory (every family, projections included) in `dest`, a
+  // directory that must not exist yet (its parents are made), taken while appends go on: what
+  // was written before it began, and what is written meanwhile up to some point. It is made and
+  // verified (opened, hash chain and indexes checked) in a staging directory of its own beside
+  // `dest`, then renamed to `dest`; a failed one leaves nothing. Returns the copy's verified head
+  // digest. On the same file system the table files are hard links (a snapshot: no protection
+  // against losing the disk); elsewhere they are copied. The copy is a data directory: open it
+  // to restore. Errors: kInvalid when something is at `dest`; kBusy while another backup runs;
+  // kIoError; kCorruption when the copy does not verify.
   Result<Digest> Backup(const std::string& dest);
 
   // Events of `stream` with version >= from_version, at most `limit` of them.

@@ -66,7 +66,7 @@ struct EventRecord {
   int64_t occurred_at_us = 0;
   int64_t recorded_at_us = 0;
   std::string_view payload;
-  bool imported = false;  // declared a bulk import of a historical record: never backdated
+  bool imported = false;      // declared a bulk import of a historical record: never backdated
   bool opens_stream = false;  // known to be its stream's first event (version 0)
 };
 EventRecord RecordOf(const ledger::EventView& event);

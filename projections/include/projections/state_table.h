@@ -130,8 +130,8 @@ class StateTable {
     const uint64_t hash = Index::Hash(key);
     Entry* entry = index_.Find(key, hash);
     if (entry == nullptr) {
-      auto loaded = unstored ? ledger::Result<std::unique_ptr<Entry>>(NewEntry(key, hash))
-                             : Load(key, hash);
+      auto loaded =
+          unstored ? ledger::Result<std::unique_ptr<Entry>>(NewEntry(key, hash)) : Load(key, hash);
       if (!loaded.ok()) return loaded.status();
       entry = loaded->release();  // owned by the table from here (DropOldest, Clear)
       bytes_ += entry->bytes;
