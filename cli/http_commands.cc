@@ -184,7 +184,8 @@ int HttpStaff(const RemoteOptions& remote, const std::string& staff_id, std::ost
   return PrintAnswer(remote, "/v1/staff/" + Encoded(staff_id), out);
 }
 
-int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out) {
+int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out,
+               const std::string& events_file) {
   std::optional<ledger::Digest> handed_out;
   if (!digest.empty()) {
     handed_out = ParseDigestArgument(digest);
@@ -193,6 +194,26 @@ int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostr
   int exit_code = kExitOk;
   auto answer = Exchange(remote, http::verb::get, "/v1/verify", out, exit_code);
   if (!answer) return exit_code;
+  if (!events_file.empty()) {
+    // The chain verified, so the stored hash at each position is the recomputed one.
+    nlohmann::ordered_json shown = nlohmann::ordered_json::parse(answer->dump());
+    bool asked = true;
+    const int verdict = PrintEventsVerdict(
+        shown, events_file,
+        [&](uint64_t position) -> std::optional<std::string> {
+          const Answer stored =
+              Ask(remote, http::verb::get, "/v1/digest?at=" + std::to_string(position));
+          if (stored.ok()) return stored.body.value("hash", std::string());
+          if (stored.status != 404) asked = false;
+          return std::nullopt;
+        },
+        out);
+    if (!asked) {
+      std::cerr << "ledgerctl: ledgerd did not answer every digest: the verdict is incomplete\n";
+      return kExitFailure;
+    }
+    return verdict;
+  }
   if (handed_out) {
     // The chain verified, so the stored hash at the digest's position is the recomputed one
     // (as the embedded verify judges it). Only a stored hash that differs is a mismatch.

@@ -27,7 +27,8 @@ int HttpKpi(const RemoteOptions& remote, const std::string& period,
 int HttpEvidence(const RemoteOptions& remote, const std::string& id, std::ostream& out);
 int HttpStaff(const RemoteOptions& remote, const std::string& staff_id, std::ostream& out);
 // With `digest` (POSITION:HASH): also whether history up to POSITION is the one it was made of.
-int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out);
+int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out,
+               const std::string& events_file = "");
 int HttpDigest(const RemoteOptions& remote, std::optional<uint64_t> at, std::ostream& out);
 // POST /v1/backup?name=NAME: ledgerd's verified copy in its --backup-dir/NAME (role admin).
 int HttpBackup(const RemoteOptions& remote, const std::string& name, std::ostream& out);

@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
 
   auto* verify = app.add_subcommand("verify", "recompute the hash chain from position 1");
   std::string verify_digest;
+  std::string verify_events;
+  verify->add_option("--events", verify_events,
+                     "FILE of events as `read` prints them (e.g. handed out for a dispute): also "
+                     "prove that each is in this ledger's history, unchanged");
   verify->add_option("--digest", verify_digest,
                      "POSITION:HASH handed out earlier (ledgerctl digest): also prove that "
                      "history up to POSITION is unchanged since");
@@ -226,7 +230,7 @@ int main(int argc, char** argv) {
     if (*kpi) return HttpKpi(remote, kpi_period, kpi_org, kpi_as_of, kpi_json, std::cout);
     if (*evidence) return HttpEvidence(remote, evidence_id, std::cout);
     if (*staff) return HttpStaff(remote, staff_id, std::cout);
-    if (*verify) return HttpVerify(remote, verify_digest, std::cout);
+    if (*verify) return HttpVerify(remote, verify_digest, std::cout, verify_events);
     if (*digest) return HttpDigest(remote, digest_at, std::cout);
     if (*backup) return HttpBackup(remote, backup_dest, std::cout);
     return HttpImport(remote, import_file, import_format, std::cout);
@@ -254,7 +258,7 @@ int main(int argc, char** argv) {
     return Read(data_dir, read_options, std::cout);
   }
   if (*history) return History(data_dir, history_stream, std::cout);
-  if (*verify) return Verify(data_dir, verify_digest, std::cout);
+  if (*verify) return Verify(data_dir, verify_digest, std::cout, verify_events);
   if (*backup) return BackupCommand(data_dir, backup_dest, std::cout);
   if (*digest) return DigestCommand(data_dir, digest_at, std::cout);
   if (*application) return AppCommand(data, app_id, app_at, app_as_of, std::cout);

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <rocksdb/db.h>
+#include <filesystem>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <memory>
@@ -93,6 +95,7 @@ class Ledger::Impl {
   Status SyncWal();
   Status Compact();
   Result<Digest> Backup(const std::string& dest);
+  static void RemoveAbandonedStaging(const std::filesystem::path& parent);
   void SetAppendObserver(AppendObserver* observer);
   Result<Digest> Verify(const std::atomic<bool>& stop) const;
 

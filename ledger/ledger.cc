@@ -2,6 +2,7 @@
 #include "ledger/ledger.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <rocksdb/cache.h>
@@ -749,7 +750,10 @@ Status Ledger::Impl::WriteToStore(const rocksdb::WriteOptions& options, rocksdb:
   const rocksdb::Status status = db_->Write(options, batch);
   if (status.ok()) {
     // Taken: RocksDB writes again (resumed here, or by itself from a full disk).
-    if (store_stopped_.load()) store_stopped_.store(false);
+    if (store_stopped_.load()) {
+      std::lock_guard lock(store_resume_mutex_);
+      store_stopped_.store(false);
+    }
     return Status::Ok();
   }
   Status written = FromRocks(status, what);
@@ -939,16 +943,25 @@ Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
   }
   std::error_code error;
   // Anything at the path (a symlink too, even a dangling one) is in the way.
-  auto exists = [&](const fs::path& path) {
-    return fs::symlink_status(path, error).type() != fs::file_type::not_found;
-  };
-  if (exists(dest)) {
+  const fs::file_type at_dest = fs::symlink_status(dest, error).type();
+  if (at_dest == fs::file_type::none) {
+    return Status(Code::kIoError, "looking at " + dest.string() + ": " + error.message());
+  }
+  if (at_dest != fs::file_type::not_found) {
     return Status(Code::kInvalid, "backup directory " + dest.string() +
                                       " already exists: a backup goes to a new directory");
+  }
+  const fs::path data = fs::weakly_canonical(dir_, error);
+  const fs::path target = fs::weakly_canonical(dest, error);
+  if (!error &&
+      std::mismatch(data.begin(), data.end(), target.begin(), target.end()).first == data.end()) {
+    return Status(Code::kInvalid,
+                  "backup directory " + dest.string() + " lies inside the data directory " + dir_);
   }
   const fs::path parent = dest.has_parent_path() ? dest.parent_path() : fs::path(".");
   fs::create_directories(parent, error);
   if (error) return Status(Code::kIoError, "creating " + parent.string() + ": " + error.message());
+  RemoveAbandonedStaging(parent);
   // The copy is made and verified in a directory of our own beside `dest` (RocksDB stages its
   // checkpoint in "<dir>.tmp" and empties whatever is there first: never a name someone else
   // uses), then renamed to `dest` only once it verifies, and removed otherwise.
@@ -997,8 +1010,14 @@ Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
     return fail(Status(verified.status().code(),
                        "the backup does not verify: " + verified.status().message()));
   }
-  // RENAME_NOREPLACE: `dest` made by someone else meanwhile is not replaced.
-  if (::renameat2(AT_FDCWD, copy.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
+  // RENAME_NOREPLACE: `dest` made by someone else meanwhile is not replaced (a file system without
+  // it: checked just before instead).
+  int renamed = ::renameat2(AT_FDCWD, copy.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE);
+  if (renamed != 0 && errno == EINVAL) {
+    errno = fs::symlink_status(dest, error).type() == fs::file_type::not_found ? 0 : EEXIST;
+    if (errno == 0) renamed = ::rename(copy.c_str(), dest.c_str());
+  }
+  if (renamed != 0) {
     const int why = errno;
     return fail(why == EEXIST ? Status(Code::kInvalid, "backup directory " + dest.string() +
                                                            " was made by someone else meanwhile")
@@ -1006,7 +1025,35 @@ Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
                                                            ": " + std::strerror(why)));
   }
   fs::remove_all(staging, error);  // empty by now; a leftover is harmless
+  // The new name survives a power loss (the copy's own files were synced as they were made).
+  if (const int parent_fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      parent_fd >= 0) {
+    ::fsync(parent_fd);
+    ::close(parent_fd);
+  }
   return verified;
+}
+
+// Staging directories of backups whose process died (".NAME.partial-PID-N", PID not running) hold
+// hard links to table files, so they are removed when the next backup starts beside them.
+void Ledger::Impl::RemoveAbandonedStaging(const std::filesystem::path& parent) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(parent, error)) {
+    const std::string name = entry.path().filename().string();
+    const size_t mark = name.rfind(".partial-");
+    if (name.empty() || name.front() != '.' || mark == std::string::npos) continue;
+    const std::string rest = name.substr(mark + 9);  // PID-N
+    const size_t dash = rest.find('-');
+    if (dash == 0 || dash == std::string::npos ||
+        rest.find_first_not_of("0123456789-") != std::string::npos) {
+      continue;
+    }
+    const pid_t pid = static_cast<pid_t>(std::stol(rest.substr(0, dash)));
+    if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      std::filesystem::remove_all(entry.path(), ignored);
+    }
+  }
 }
 
 Result<std::optional<std::string>> Ledger::Impl::GetSide(SideFamily family,

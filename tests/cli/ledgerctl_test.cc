@@ -256,29 +256,60 @@ TEST_F(LedgerctlTest, ExportedEventsAreCheckedOfflineAndProvedAgainstTheLedger) 
   }
   EXPECT_TRUE(imported_with_recorder) << "the demo's events carry recorded_by: check those too";
 
-  CommandRun checked = Ledgerctl("check -", exported.out);
+  const std::string file = dir_.str() + "/dispute.jsonl";
+  std::ofstream(file) << exported.out;
+  CommandRun checked = Ledgerctl("check " + file);
   ASSERT_EQ(checked.exit_code, 0) << checked.out.substr(0, 2000);
   const json summary = checked.lines().back();
   EXPECT_EQ(summary["events"], lines.size());
-  const std::string digest = std::to_string(summary["last"]["position"].get<uint64_t>()) + ":" +
-                             summary["last"]["hash"].get<std::string>();
-  EXPECT_NE(summary["prove_with"].get<std::string>().find(digest), std::string::npos);
-  CommandRun proved = Ledgerctl(Data() + " verify --digest " + digest);
-  EXPECT_EQ(proved.exit_code, 0) << proved.out;
+  EXPECT_NE(summary["prove_with"].get<std::string>().find("verify --events " + file),
+            std::string::npos);
+  CommandRun proved = Ledgerctl(Data() + " verify --events " + file);
+  ASSERT_EQ(proved.exit_code, 0) << proved.out;
+  EXPECT_EQ(proved.lines().front()["events"]["matching"], lines.size()) << proved.out;
+
+  // Events of another ledger are consistent with their own hashes, so `check` takes them — a
+  // forger can always make such events — but they are not this ledger's history.
+  const std::string other = "--data " + dir_.str() + "/other";
+  ASSERT_EQ(Ledgerctl(other + " demo --apps 20 --seed 4").exit_code, 0);
+  CommandRun foreign = Ledgerctl(other + " read --from 1 --limit 50 --envelopes");
+  const std::string foreign_file = dir_.str() + "/foreign.jsonl";
+  std::ofstream(foreign_file) << foreign.out;
+  EXPECT_EQ(Ledgerctl("check " + foreign_file).exit_code, 0);
+  CommandRun refuted = Ledgerctl(Data() + " verify --events " + foreign_file);
+  EXPECT_EQ(refuted.exit_code, 1) << refuted.out;
+  EXPECT_EQ(refuted.lines().front()["ok"], false) << refuted.out;
+  EXPECT_FALSE(refuted.lines().front()["events"]["mismatches"].empty()) << refuted.out;
 
   // An edited line: its fields no longer say what its envelope holds.
-  json edited = lines[5];
-  edited["occurred_at"] = "2020-01-01T00:00:00+08:00";
-  CommandRun mismatch = Ledgerctl("check -", edited.dump() + "\n");
+  // The lines exactly as printed (ordered keys), to edit.
+  std::vector<std::string> raw;
+  {
+    std::istringstream in(exported.out);
+    for (std::string text; std::getline(in, text);) raw.push_back(text);
+  }
+  ASSERT_EQ(raw.size(), lines.size());
+  EXPECT_EQ(Ledgerctl("check -", raw[5] + "\n").exit_code, 0) << raw[5];
+  std::string edited = raw[5];
+  const size_t occurred = edited.find("\"occurred_at\":\"") + 15;
+  edited.replace(occurred, 4, "2020");
+  CommandRun mismatch = Ledgerctl("check -", edited + "\n");
   EXPECT_EQ(mismatch.exit_code, 1) << mismatch.out;
   EXPECT_EQ(mismatch.lines().front()["error"]["code"], "mismatch") << mismatch.out;
-  // An edited envelope (its last byte: inside the hash or the payload): the hash gives it away.
+  // A duplicate key shows one value and parses as another: the line is not what `read` printed.
+  std::string doubled = raw[5];
+  doubled.insert(doubled.find("\"data\":{") + 8, "\"forged\":1,\"forged\":2,");
+  CommandRun duplicate = Ledgerctl("check -", doubled + "\n");
+  EXPECT_EQ(duplicate.exit_code, 1) << duplicate.out;
+  // An edited envelope: the hash gives it away.
   json forged = lines[5];
   std::string envelope = forged["envelope"].get<std::string>();
   const size_t at = envelope.size() / 2;
   envelope[at] = envelope[at] == 'A' ? 'B' : 'A';
-  forged["envelope"] = envelope;
-  CommandRun corrupt = Ledgerctl("check -", forged.dump() + "\n");
+  std::string forged_line = raw[5];
+  forged_line.replace(forged_line.find(forged["envelope"].get<std::string>()), envelope.size(),
+                      envelope);
+  CommandRun corrupt = Ledgerctl("check -", forged_line + "\n");
   EXPECT_NE(corrupt.exit_code, 0) << corrupt.out;
   EXPECT_EQ(corrupt.lines().front()["ok"], false) << corrupt.out;
   CommandRun malformed = Ledgerctl("check -", "{\"position\":1}\nnot json\n");

@@ -752,6 +752,25 @@ TEST_F(HttpTest, LedgerctlAsksTheRunningServerOverHttp) {
       " verify --digest 999999:" + digest["hash"].get<std::string>() + " 2>&1 >/dev/null");
   EXPECT_EQ(beyond_status, 1) << beyond_out;
   EXPECT_NE(beyond_out.find("ends before that position"), std::string::npos) << beyond_out;
+  // Events handed out for a dispute are proved against the running ledger, event by event.
+  const std::string events_file = server_.backup_dir() + "-events.jsonl";
+  {
+    std::ofstream events(events_file);
+    const json page = Body(client_.Get("/v1/events?from=1&limit=3", auditor));
+    for (const json& event : page["events"]) events << event.dump() << "\n";
+  }
+  auto [events_status, events_out] = ledgerctl(auditor, "verify --events " + events_file);
+  EXPECT_EQ(events_status, 0) << events_out;
+  EXPECT_EQ(json::parse(events_out)["events"]["matching"], 3) << events_out;
+  {
+    std::ofstream events(events_file);
+    json event = Body(client_.Get("/v1/events?from=2&limit=1", auditor))["events"][0];
+    event["hash"] = std::string(64, 'a');
+    events << event.dump() << "\n";
+  }
+  auto [other_status, other_out] = ledgerctl(auditor, "verify --events " + events_file);
+  EXPECT_EQ(other_status, 1) << other_out;
+  EXPECT_EQ(json::parse(other_out)["events"]["mismatches"][0]["position"], 2) << other_out;
 
   // Refused by the server: exit 2 with its error, nothing written.
   const uint64_t head = Head();

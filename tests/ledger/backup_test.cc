@@ -5,6 +5,8 @@
 // Method: appends before and during the backup (4 threads), a side state written unlogged, then
 // the copy opened as a ledger: head, chain, events, side state, and an append that continues it.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -127,11 +129,28 @@ TEST(BackupTest, ABackupTouchesNothingButItsOwnNewDirectory) {
   EXPECT_EQ(through_link.status().code(), Code::kInvalid) << through_link.status().ToString();
   EXPECT_FALSE(fs::exists(dir.path() / "elsewhere"));
 
+  auto inside = ledger->Backup((dir.path() / "data" / "copy").string());
+  EXPECT_EQ(inside.status().code(), Code::kInvalid) << inside.status().ToString();
+  EXPECT_FALSE(fs::exists(dir.path() / "data" / "copy"));
+
+  // The staging directory of a backup whose process died is removed by the next one beside it.
+  const pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  ASSERT_GT(dead, 0);
+  ASSERT_EQ(waitpid(dead, nullptr, 0), dead);
+  const fs::path abandoned = backups / (".b9.partial-" + std::to_string(dead) + "-0");
+  fs::create_directories(abandoned / "copy");
+  std::ofstream(abandoned / "copy" / "000009.sst") << "half a copy";
+  auto next = ledger->Backup((backups / "b3").string());
+  ASSERT_TRUE(next.ok()) << next.status().ToString();
+  EXPECT_FALSE(fs::exists(abandoned));
+
   std::ofstream(backups / "a-file") << "x";
   auto under_file = ledger->Backup((backups / "a-file" / "b2").string());
   EXPECT_FALSE(under_file.ok());
   EXPECT_EQ(under_file.status().code(), Code::kIoError) << under_file.status().ToString();
-  EXPECT_EQ(std::distance(fs::directory_iterator(backups), fs::directory_iterator()), 4);
+  // b1, b1.tmp, link, b3, a-file
+  EXPECT_EQ(std::distance(fs::directory_iterator(backups), fs::directory_iterator()), 5);
 }
 
 }  // namespace
