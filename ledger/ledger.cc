@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -967,19 +968,20 @@ Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
   // uses), then renamed to `dest` only once it verifies, and removed otherwise.
   fs::path staging;
   for (int attempt = 0; staging.empty(); ++attempt) {
-    if (attempt == 100)
+    if (attempt == 100) {
       return Status(Code::kIoError, "cannot make a staging directory in " + parent.string());
+    }
     fs::path candidate = parent / ("." + dest.filename().string() + ".partial-" +
                                    std::to_string(::getpid()) + "-" + std::to_string(attempt));
     if (fs::create_directory(candidate, error)) staging = candidate;
-    if (error)
+    if (error) {
       return Status(Code::kIoError, "creating " + candidate.string() + ": " + error.message());
+    }
   }
   auto fail = [&](Status failure) {
     std::error_code ignored;
     fs::remove_all(staging, ignored);
-    return Status(failure.code(),
-                  failure.message() + " (nothing was left in " + dest.string() + ")");
+    return Status(failure.code(), failure.message() + " (this backup left nothing behind)");
   };
   const fs::path copy = staging / "copy";
   // The rebuild's batch being written in the background reaches the memtable first.
@@ -1044,11 +1046,11 @@ void Ledger::Impl::RemoveAbandonedStaging(const std::filesystem::path& parent) {
     if (name.empty() || name.front() != '.' || mark == std::string::npos) continue;
     const std::string rest = name.substr(mark + 9);  // PID-N
     const size_t dash = rest.find('-');
-    if (dash == 0 || dash == std::string::npos ||
-        rest.find_first_not_of("0123456789-") != std::string::npos) {
-      continue;
+    pid_t pid = 0;
+    if (dash == std::string::npos ||
+        std::from_chars(rest.data(), rest.data() + dash, pid).ptr != rest.data() + dash) {
+      continue;  // not "<digits>-…": not ours
     }
-    const pid_t pid = static_cast<pid_t>(std::stol(rest.substr(0, dash)));
     if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) {
       std::error_code ignored;
       std::filesystem::remove_all(entry.path(), ignored);
