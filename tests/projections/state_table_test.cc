@@ -36,13 +36,19 @@ enum class Freezing { kNone, kThawToWrite, kFrozenWriter };
 
 class StateTableTest : public ::testing::TestWithParam<Freezing> {};
 
-TEST_P(StateTableTest, RandomTouchesEvictionsAndFlushesMatchTheModel) {
-  testing::TempDir dir;
+constexpr ledger::SideFamily kFamily = 0;
+
+// A ledger in `dir` with one side family (kFamily), unsynced.
+std::unique_ptr<ledger::Ledger> OpenTestLedger(const testing::TempDir& dir) {
   ledger::Options options;
   options.side_families = {"proj.test"};
   options.sync = false;
-  auto ledger = std::move(ledger::Ledger::Open(dir.str(), options)).value();
-  constexpr ledger::SideFamily kFamily = 0;
+  return std::move(ledger::Ledger::Open(dir.str(), options)).value();
+}
+
+TEST_P(StateTableTest, RandomTouchesEvictionsAndFlushesMatchTheModel) {
+  testing::TempDir dir;
+  auto ledger = OpenTestLedger(dir);
   StateTable<Text> table(*ledger, kFamily, &Encode, &Decode);
   if (GetParam() != Freezing::kNone) {
     StateTable<Text>::FrozenWriter write_frozen;
@@ -106,11 +112,7 @@ TEST_P(StateTableTest, RandomTouchesEvictionsAndFlushesMatchTheModel) {
 // is handed out as cached either way.
 TEST(StateTableUnstored, AMissSaidUnstoredStartsNewWithoutReadingTheStore) {
   testing::TempDir dir;
-  ledger::Options options;
-  options.side_families = {"proj.test"};
-  options.sync = false;
-  auto ledger = std::move(ledger::Ledger::Open(dir.str(), options)).value();
-  constexpr ledger::SideFamily kFamily = 0;
+  auto ledger = OpenTestLedger(dir);
   auto stored = ledger->NewSideBatch();
   stored->Put(kFamily, "app/A", "stored A");
   stored->Put(kFamily, "app/B", "stored B");
