@@ -461,14 +461,15 @@ int BackupCommand(const std::string& data_dir, const std::string& dest, std::ost
   }
   auto ledger = OpenOrReport(data_dir, out);
   if (!ledger) return kExitFailure;
-  auto backed_up = ledger->Backup(std::filesystem::absolute(dest).string());
+  const std::string absolute = std::filesystem::absolute(dest).string();
+  auto backed_up = ledger->Backup(absolute);
   if (!backed_up.ok()) {
     out << json{{"ok", false}, {"error", ingest::ErrorJson(backed_up.status())}}.dump() << "\n";
     std::cerr << "ledgerctl: backup failed: " << backed_up.status().message() << "\n";
     return backed_up.status().code() == ledger::Code::kInvalid ? kExitRejected : kExitFailure;
   }
   out << json{{"ok", true},
-              {"backup", std::filesystem::absolute(dest).string()},
+              {"backup", absolute},
               {"head", backed_up->position},
               {"hash", backed_up->hash_hex}}
              .dump()

@@ -194,9 +194,10 @@ int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostr
   int exit_code = kExitOk;
   auto answer = Exchange(remote, http::verb::get, "/v1/verify", out, exit_code);
   if (!answer) return exit_code;
+  // The embedded verify's JSON type (keys in insertion order, what is added last).
+  nlohmann::ordered_json shown = nlohmann::ordered_json::parse(answer->dump());
   if (!events_file.empty()) {
     // The chain verified, so the stored hash at each position is the recomputed one.
-    nlohmann::ordered_json shown = nlohmann::ordered_json::parse(answer->dump());
     bool asked = true;
     const int verdict = PrintEventsVerdict(
         shown, events_file,
@@ -220,8 +221,6 @@ int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostr
     const Answer stored =
         Ask(remote, http::verb::get, "/v1/digest?at=" + std::to_string(handed_out->position));
     if (!stored.ok() && stored.status != 404) return Refused(stored, out);
-    // The embedded verify's JSON type (keys in insertion order, "digest" last).
-    nlohmann::ordered_json shown = nlohmann::ordered_json::parse(answer->dump());
     return PrintDigestVerdict(
         shown, *handed_out,
         stored.ok() ? std::optional<std::string>(stored.body.value("hash", std::string()))

@@ -2,7 +2,6 @@
 #pragma once
 
 #include <rocksdb/db.h>
-#include <filesystem>
 
 #include <atomic>
 #include <chrono>

@@ -87,8 +87,9 @@ struct StorageStats {
 // Checks an envelope handed out by StoredEvent::CanonicalEnvelope, without a ledger: decodes it
 // and recomputes its hash from its content, prev_hash and position (chain.h). The event when
 // the hash matches. Errors: kInvalid when the bytes are not an envelope; kCorruption when the
-// hash does not match its content. (That the event is in a ledger's history is proved against
-// the ledger: `ledgerctl verify --digest POSITION:HASH` with the event's own position and hash.)
+// hash does not match its content. (Anyone can make an envelope consistent with its own hash:
+// that the event is in a ledger's history is proved against the ledger, whose hash at the
+// event's position must be the event's — `ledgerctl verify --events`.)
 Result<StoredEvent> CheckEnvelope(std::string_view canonical_bytes);
 
 class Ledger {
