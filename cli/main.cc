@@ -65,12 +65,15 @@ int main(int argc, char** argv) {
   auto* verify = app.add_subcommand("verify", "recompute the hash chain from position 1");
   std::string verify_digest;
   std::string verify_events;
-  verify->add_option("--events", verify_events,
-                     "FILE of events as `read` prints them (e.g. handed out for a dispute): also "
-                     "prove that each is in this ledger's history, unchanged");
-  verify->add_option("--digest", verify_digest,
-                     "POSITION:HASH handed out earlier (ledgerctl digest): also prove that "
-                     "history up to POSITION is unchanged since");
+  auto* events_option =
+      verify->add_option("--events", verify_events,
+                         "FILE of events as `read` prints them (e.g. handed out for a dispute): "
+                         "also prove that each is in this ledger's history, unchanged");
+  verify
+      ->add_option("--digest", verify_digest,
+                   "POSITION:HASH handed out earlier (ledgerctl digest): also prove that "
+                   "history up to POSITION is unchanged since")
+      ->excludes(events_option);
 
   std::string check_file;
   auto* check = app.add_subcommand(

@@ -266,6 +266,10 @@ TEST_F(LedgerctlTest, ExportedEventsAreCheckedOfflineAndProvedAgainstTheLedger) 
             std::string::npos);
   CommandRun proved = Ledgerctl(Data() + " verify --events " + file);
   ASSERT_EQ(proved.exit_code, 0) << proved.out;
+  // One proof at a time: a digest beside the events would have been ignored.
+  EXPECT_NE(Ledgerctl(Data() + " verify --events " + file + " --digest 1:" + std::string(64, '0'))
+                .exit_code,
+            0);
   EXPECT_EQ(proved.lines().front()["events"]["matching"], lines.size()) << proved.out;
 
   // Events of another ledger are consistent with their own hashes, so `check` takes them — a
