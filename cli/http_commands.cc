@@ -257,9 +257,11 @@ struct ImportTotals {
   size_t requests = 0;
 };
 
+// ledgerd's answer about the rows of an import: 200 when none was rejected, 207 when some were
+// and others stored, the first rejection's status (400, 403, 409, 503, …) when none was stored.
 bool IsSummary(const Answer& answer) {
-  return (answer.status == 200 || answer.status == 400) && answer.body.is_object() &&
-         answer.body.contains("rows");
+  return answer.body.is_object() && answer.body.contains("rows") &&
+         answer.body.contains("rejected");
 }
 
 }  // namespace

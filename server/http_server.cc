@@ -61,6 +61,15 @@ http::status StatusOf(ErrorKind kind) {
   return http::status::internal_server_error;
 }
 
+// The status of an answer about several items (the events of a batch, the rows of an import),
+// which lists every item's outcome in its body. A 4xx answer means the request changed nothing
+// (design.md), so one that stored some items and refused others is 207 Multi-Status; one that
+// stored nothing answers with its first refusal's status.
+http::status ItemsStatus(const std::optional<ServiceError>& first_refusal, bool stored_any) {
+  if (!first_refusal) return http::status::ok;
+  return stored_any ? http::status::multi_status : StatusOf(first_refusal->kind);
+}
+
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -433,6 +442,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::vector<std::variant<domain::ClientEvent, domain::DecodeError>> events;
     std::vector<ordered_json> results;
     std::optional<ServiceError> first_error;
+    bool stored_any = false;  // an event newly stored (not a retry's duplicate)
   };
 
   void PostEvents(const ingest::Principal& principal) {
@@ -500,6 +510,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                       [self, principal = std::move(principal), batch, stream = std::move(stream),
                        answer = std::move(answer)]() mutable {
                         if (auto* outcome = std::get_if<ingest::IngestOutcome>(&answer)) {
+                          if (!outcome->appended.duplicate) batch->stored_any = true;
                           batch->results.push_back(AppendedJson(stream, *outcome));
                         } else {
                           self->Record(*batch, std::get<ServiceError>(answer));
@@ -520,7 +531,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void FinishBatch(Batch& batch) {
-    http::status status = batch.first_error ? StatusOf(batch.first_error->kind) : http::status::ok;
+    const http::status status = ItemsStatus(batch.first_error, batch.stored_any);
     if (batch.single) return Respond(status, batch.results.front());
     ordered_json body = {{"ok", !batch.first_error.has_value()}, {"results", batch.results}};
     Respond(status, body);
@@ -852,6 +863,7 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
                                                             std::string body) {
   std::istringstream input(std::move(body));
   ordered_json errors = ordered_json::array();
+  std::optional<ServiceError> first_refusal;
   ingest::Importer importer(
       [&service, &principal](domain::ClientEvent event) -> ingest::IngestAnswer {
         AppendAnswer answer = service.AppendImported(principal, std::move(event));
@@ -874,7 +886,14 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
   ingest::ImportSummary summary = importer.Run(
       input, format == "csv" ? ingest::ImportFormat::kCsv : ingest::ImportFormat::kJsonl,
       [&](const ingest::ImportRowOutcome& row) {
-        if (!row.rejection || errors.size() >= kImportErrorsListedMax) return;
+        if (!row.rejection) return;
+        if (!first_refusal) {
+          const auto* refused = std::get_if<ingest::IngestError>(&*row.rejection);
+          first_refusal = refused != nullptr
+                              ? FromIngestError(*refused)
+                              : FromDecodeError(std::get<domain::DecodeError>(*row.rejection));
+        }
+        if (errors.size() >= kImportErrorsListedMax) return;
         ordered_json error = ingest::RejectionJson(*row.rejection);
         if (auto* refused = std::get_if<ingest::IngestError>(&*row.rejection);
             refused && refused->forbidden) {
@@ -890,7 +909,9 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
                          {"rule", summary.failure->rule},
                          {"message", summary.failure->message}};
   }
-  return {summary.ok() ? http::status::ok : http::status::bad_request, Dump(answer)};
+  // A failure of the input as a whole (a bad CSV header) refuses it as invalid.
+  if (summary.failure && !first_refusal) first_refusal = ServiceError{ErrorKind::kInvalid, {}};
+  return {ItemsStatus(first_refusal, summary.accepted > 0), Dump(answer)};
 }
 
 HttpServer::HttpServer(net::io_context& io, Service& service, tcp::endpoint endpoint,

@@ -173,14 +173,23 @@ TEST_F(HttpTest, ABatchIsAppendedInOrderWithOneResultPerEvent) {
   EXPECT_EQ(Body(refused)["results"][1]["index"], 1);
   EXPECT_EQ(Head(), 2u);
   // Decodable events are judged and answered one by one: the inspector's own is stored, the
-  // clerk's step (another's name) is refused.
+  // clerk's step (another's name) is refused. Something was stored, so the answer is not a 4xx
+  // (which means nothing changed) but 207 Multi-Status.
   json clerks = events[5];
   clerks.erase("expected_version");
   json judged = json::array({events[2], clerks});
   HttpResponse partly = client_.Post("/v1/events", server_.token("inspector"), judged.dump());
-  EXPECT_EQ(partly.status, 403) << partly.body;
+  EXPECT_EQ(partly.status, 207) << partly.body;
+  EXPECT_EQ(Body(partly)["ok"], false) << partly.body;
   EXPECT_EQ(Body(partly)["results"][0]["ok"], true) << partly.body;
   EXPECT_EQ(Body(partly)["results"][1]["ok"], false) << partly.body;
+  EXPECT_EQ(Body(partly)["results"][1]["error"]["code"], "forbidden") << partly.body;
+  EXPECT_EQ(Head(), 3u);
+  // Sent again, the first event is a retry (stored before, duplicate) and the second is refused
+  // again: nothing changes, so the answer is the refusal's own status.
+  HttpResponse again = client_.Post("/v1/events", server_.token("inspector"), judged.dump());
+  EXPECT_EQ(again.status, 403) << again.body;
+  EXPECT_EQ(Body(again)["results"][0]["duplicate"], true) << again.body;
   EXPECT_EQ(Head(), 3u);
 }
 
@@ -219,7 +228,7 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::post, "/v1/import", "", 401, jsonl},
       {http::verb::post, "/v1/import", "bad", 401, jsonl},
       {http::verb::post, "/v1/import", "clerk", 403, jsonl},
-      {http::verb::post, "/v1/import", "other_director", 400, jsonl},  // the row is refused
+      {http::verb::post, "/v1/import", "other_director", 403, jsonl},  // the row is refused
       {http::verb::get, "/v1/events?from=1", "", 401, ""},
       {http::verb::get, "/v1/events?from=1", "bad", 401, ""},
       {http::verb::get, "/v1/events?from=1", "clerk", 403, ""},
@@ -416,7 +425,7 @@ TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
   file += "{\"stream\": \"app/broken\"}\n";
   const std::string director = server_.token("director");
   HttpResponse first = client_.Post("/v1/import?format=jsonl", director, file);
-  ASSERT_EQ(first.status, 400) << first.body;
+  ASSERT_EQ(first.status, 207) << first.body;  // rows stored and a row rejected: not a 4xx
   json body = Body(first);
   EXPECT_EQ(body["accepted"], 11);
   EXPECT_EQ(body["rejected"], 1);
@@ -426,6 +435,7 @@ TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
   EXPECT_EQ(head, 11u);
 
   HttpResponse second = client_.Post("/v1/import?format=jsonl", director, file);
+  EXPECT_EQ(second.status, 400) << second.body;  // only the bad row rejected, nothing stored
   EXPECT_EQ(Body(second)["accepted"], 0) << second.body;
   EXPECT_EQ(Body(second)["duplicates"], 11);
   EXPECT_EQ(Head(), head);
