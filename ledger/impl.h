@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -190,6 +191,10 @@ class Ledger::Impl {
   // failure.
   Status WriteToStore(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
                       std::string_view what);
+  // The same gate around any call that changes the store (a write, flush, compaction, WAL sync):
+  // runs `change` after TryResumeStore, and an I/O error it returns stops the store as a failed
+  // write does. `what` names it in the error.
+  Status ChangeStore(const std::function<rocksdb::Status()>& change, std::string_view what);
   // After a failed write: DB::Resume, by one thread at a time and at most once per
   // kStorageResumeInterval; a no-op otherwise.
   void TryResumeStore();

@@ -747,8 +747,13 @@ std::unique_ptr<SideBatch> Ledger::Impl::NewSideBatch() {
 
 Status Ledger::Impl::WriteToStore(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
                                   std::string_view what) {
+  return ChangeStore([&] { return db_->Write(options, batch); }, what);
+}
+
+Status Ledger::Impl::ChangeStore(const std::function<rocksdb::Status()>& change,
+                                 std::string_view what) {
   TryResumeStore();
-  const rocksdb::Status status = db_->Write(options, batch);
+  const rocksdb::Status status = change();
   if (status.ok()) {
     // Taken: RocksDB writes again (resumed here, or by itself from a full disk).
     if (store_stopped_.load()) {
@@ -907,7 +912,8 @@ Status Ledger::Impl::FlushSide() {
   if (Status before = FinishBackgroundSideWrite(); !before.ok()) return before;
   rocksdb::FlushOptions flush_options;
   flush_options.wait = true;
-  return FromRocks(db_->Flush(flush_options, side_handles_), "flushing side families");
+  return ChangeStore([&] { return db_->Flush(flush_options, side_handles_); },
+                     "flushing side families");
 }
 
 Status Ledger::Impl::Compact() {
@@ -916,15 +922,16 @@ Status Ledger::Impl::Compact() {
   if (Status before = AfterBackgroundSideWrite(); !before.ok()) return before;
   rocksdb::FlushOptions flush_options;
   flush_options.wait = true;
-  Status flushed = FromRocks(db_->Flush(flush_options, handles_), "flushing");
+  Status flushed = ChangeStore([&] { return db_->Flush(flush_options, handles_); }, "flushing");
   if (!flushed.ok()) return flushed;
   rocksdb::CompactRangeOptions compact_options;
   // Files already at the last level are rewritten as well, or they would keep the layout they
   // were written with.
   compact_options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   for (rocksdb::ColumnFamilyHandle* handle : handles_) {
-    Status compacted = FromRocks(db_->CompactRange(compact_options, handle, nullptr, nullptr),
-                                 "compacting " + handle->GetName());
+    Status compacted =
+        ChangeStore([&] { return db_->CompactRange(compact_options, handle, nullptr, nullptr); },
+                    "compacting " + handle->GetName());
     if (!compacted.ok()) return compacted;
   }
   return Status::Ok();
@@ -1095,7 +1102,9 @@ Status Ledger::Impl::ScanSide(
   return FromRocks(it->status(), "scanning side family");
 }
 
-Status Ledger::Impl::SyncWal() { return FromRocks(db_->FlushWAL(/*sync=*/true), "syncing WAL"); }
+Status Ledger::Impl::SyncWal() {
+  return ChangeStore([&] { return db_->FlushWAL(/*sync=*/true); }, "syncing WAL");
+}
 
 Status Ledger::Impl::ClearSide(SideFamily family) {
   std::lock_guard order(side_order_mutex_);
@@ -1106,9 +1115,13 @@ Status Ledger::Impl::ClearSide(SideFamily family) {
   std::string first = it->key().ToString();
   it->SeekToLast();
   std::string last = it->key().ToString() + '\0';  // DeleteRange's end is exclusive
+  rocksdb::WriteBatch batch;
+  Status ranged =
+      FromRocks(batch.DeleteRange(SideHandle(family), first, last), "clearing side family");
+  if (!ranged.ok()) return ranged;
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  return FromRocks(db_->DeleteRange(sync, SideHandle(family), first, last), "clearing side family");
+  return WriteToStore(sync, &batch, "clearing side family");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -351,6 +351,74 @@ TEST(WriteFailureTest, AFailedWalSyncStopsWritesUntilARestartAndTheErrorSaysSo) 
   EXPECT_EQ(digest->position, 2u);
 }
 
+// Refuses to create table files for want of space while `failing` is set: a flush (or compaction)
+// fails, which stops RocksDB's writes until it is resumed. (Other I/O errors of a flush are fatal
+// to RocksDB, like a failed WAL sync; retryable ones do not stop writes.)
+class FailingTableFiles : public rocksdb::FileSystemWrapper {
+ public:
+  FailingTableFiles() : FileSystemWrapper(rocksdb::FileSystem::Default()) {}
+  static const char* kClassName() { return "FailingTableFiles"; }
+  const char* Name() const override { return kClassName(); }
+  rocksdb::IOStatus NewWritableFile(const std::string& name, const rocksdb::FileOptions& options,
+                                    std::unique_ptr<rocksdb::FSWritableFile>* file,
+                                    rocksdb::IODebugContext* debug) override {
+    if (failing.load() && name.ends_with(".sst")) {
+      return rocksdb::IOStatus::NoSpace("injected table file failure");
+    }
+    return target()->NewWritableFile(name, options, file, debug);
+  }
+  std::atomic<bool> failing{false};
+};
+
+// A flush that fails stops the store: appends are refused with the cause, nothing is stored, and
+// once the cause is gone the ledger resumes RocksDB by itself (DB::Resume) and appends continue
+// at the next position.
+TEST(WriteFailureTest, AFailedFlushStopsAppendsUntilTheLedgerResumesTheStore) {
+  testing::TempDir dir;
+  auto fs = std::make_shared<FailingTableFiles>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  Options options;
+  options.env = env.get();
+  options.side_families = {"tested"};
+  auto opened = Ledger::Open(dir.str(), options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Ledger& ledger = **opened;
+  ASSERT_TRUE(ledger.Append({"app/1", kNoStream, {MakeEvent("first")}}).ok());
+  auto side = ledger.NewSideBatch();
+  side->Put(0, "key", "value");
+  ASSERT_TRUE(ledger.WriteSide(*side, /*sync=*/false).ok());
+
+  fs->failing.store(true);
+  Status flushed = ledger.FlushSide();
+  ASSERT_FALSE(flushed.ok());
+  EXPECT_EQ(flushed.code(), Code::kIoError);
+  EXPECT_THAT(flushed.message(), ::testing::HasSubstr("injected table file failure"));
+  auto refused = ledger.Append({"app/1", 0, {MakeEvent("second")}});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), Code::kIoError);
+  EXPECT_THAT(refused.status().message(), ::testing::HasSubstr("injected table file failure"));
+  EXPECT_EQ(ledger.Head(), 1u);
+
+  fs->failing.store(false);
+  // Resuming is tried at most once a second, by the next write: retry until one is taken.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  Result<AppendResult> second = Status(Code::kIoError, "not tried");
+  while (!(second = ledger.Append({"app/1", 0, {MakeEvent("second")}})).ok()) {
+    EXPECT_EQ(second.status().code(), Code::kIoError) << second.status().ToString();
+    EXPECT_EQ(ledger.Head(), 1u);
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << second.status().ToString();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(second->events[0].position, 2u);
+  EXPECT_TRUE(ledger.FlushSide().ok());
+  auto value = ledger.GetSide(0, "key");
+  ASSERT_TRUE(value.ok()) << value.status().ToString();
+  EXPECT_EQ(value->value_or(""), "value");
+  auto digest = ledger.Verify();
+  ASSERT_TRUE(digest.ok()) << digest.status().ToString();
+  EXPECT_EQ(digest->position, 2u);
+}
+
 // Two requests staged into one commit, the second judged against the first (a version conflict
 // and a changed retry of its event_id), then the commit's write fails: nothing of the first is
 // stored, so neither judgement is a fact — both are told to retry, not "conflict".
