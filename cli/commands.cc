@@ -141,6 +141,44 @@ nlohmann::ordered_json ReadLine(const ledger::StoredEvent& event, bool envelope)
   return line;
 }
 
+// One line of `read --envelopes` checked without the ledger: its envelope decodes and hashes to
+// its hash, and the line is byte for byte what `read --envelopes` prints for that envelope (the
+// JSON is what people read: a duplicate key or 170.0 for 170 would compare equal as JSON).
+struct LineVerdict {
+  std::optional<ledger::StoredEvent> event;  // set when the line passed
+  std::string code;                          // else: malformed, corruption or mismatch
+  std::string message;
+};
+
+LineVerdict CheckEventLine(const std::string& text) {
+  const nlohmann::ordered_json line = nlohmann::ordered_json::parse(text, nullptr, false);
+  if (line.is_discarded() || !line.is_object() || !line.contains("envelope") ||
+      !line["envelope"].is_string()) {
+    return {std::nullopt, "malformed",
+            "not a line of `read --envelopes` (a JSON object with \"envelope\")"};
+  }
+  const std::string encoded = line["envelope"].get<std::string>();
+  auto decoded = kj::decodeBase64(kj::arrayPtr(encoded.data(), encoded.size()));
+  if (decoded.hadErrors) return {std::nullopt, "malformed", "envelope is not base64"};
+  auto checked = ledger::CheckEnvelope(
+      std::string_view(reinterpret_cast<const char*>(decoded.begin()), decoded.size()));
+  if (!checked.ok()) {
+    return {std::nullopt,
+            checked.status().code() == ledger::Code::kInvalid ? "malformed" : "corruption",
+            checked.status().message()};
+  }
+  std::string_view raw = text;
+  while (!raw.empty() && (raw.back() == '\r' || raw.back() == ' ' || raw.back() == '\t')) {
+    raw.remove_suffix(1);
+  }
+  if (raw != ReadLine(*checked, true).dump()) {
+    return {std::nullopt, "mismatch",
+            "the line's fields differ from its envelope's (position " +
+                std::to_string(checked->position) + ")"};
+  }
+  return {std::move(*checked), "", ""};
+}
+
 int CheckCommand(const std::string& file, std::ostream& out) {
   std::ifstream file_stream;
   std::istream* input = OpenInput(file, file_stream, std::cerr);
@@ -159,44 +197,16 @@ int CheckCommand(const std::string& file, std::ostream& out) {
                  .dump()
           << "\n";
     };
-    nlohmann::ordered_json line = nlohmann::ordered_json::parse(text, nullptr, false);
-    if (line.is_discarded() || !line.is_object() || !line.contains("envelope") ||
-        !line["envelope"].is_string()) {
-      ++malformed;
-      report("malformed", "not a line of `read --envelopes` (a JSON object with \"envelope\")");
-      continue;
-    }
-    const std::string encoded = line["envelope"].get<std::string>();
-    auto decoded = kj::decodeBase64(kj::arrayPtr(encoded.data(), encoded.size()));
-    if (decoded.hadErrors) {
-      ++malformed;
-      report("malformed", "envelope is not base64");
-      continue;
-    }
-    auto checked = ledger::CheckEnvelope(
-        std::string_view(reinterpret_cast<const char*>(decoded.begin()), decoded.size()));
-    if (!checked.ok()) {
-      checked.status().code() == ledger::Code::kInvalid ? ++malformed : ++failed;
-      report(checked.status().code() == ledger::Code::kInvalid ? "malformed" : "corruption",
-             checked.status().message());
-      continue;
-    }
-    // The line must say what the envelope holds, as `read --envelopes` prints it, byte for byte:
-    // the JSON is what people read (a duplicate key or 170.0 for 170 would compare equal).
-    std::string_view raw = text;
-    while (!raw.empty() && (raw.back() == '\r' || raw.back() == ' ' || raw.back() == '\t')) {
-      raw.remove_suffix(1);
-    }
-    if (raw != ReadLine(*checked, true).dump()) {
-      ++failed;
-      report("mismatch", "the line's fields differ from its envelope's (position " +
-                             std::to_string(checked->position) + ")");
+    const LineVerdict checked = CheckEventLine(text);
+    if (!checked.event) {
+      checked.code == "malformed" ? ++malformed : ++failed;
+      report(checked.code.c_str(), checked.message);
       continue;
     }
     out << json{{"ok", true},
                 {"line", line_number},
-                {"position", checked->position},
-                {"hash", ledger::ToHex(checked->hash)}}
+                {"position", checked.event->position},
+                {"hash", ledger::ToHex(checked.event->hash)}}
                .dump()
         << "\n";
   }
@@ -422,26 +432,34 @@ int PrintEventsVerdict(nlohmann::ordered_json& answer, const std::string& events
   std::string text;
   for (uint64_t line_number = 1; std::getline(*input, text); ++line_number) {
     if (Blank(text)) continue;
-    const json line = json::parse(text, nullptr, false);
-    if (line.is_discarded() || !line.is_object() || !line.contains("position") ||
-        !line["position"].is_number_unsigned() || !line.contains("hash") ||
-        !line["hash"].is_string()) {
-      std::cerr << "ledgerctl: " << events_file << " line " << line_number
-                << " is not an event as `read` prints it (with position and hash)\n";
+    // The ledger holds hashes, so a line is first held to its own hash, as `check` does: its
+    // fields and envelope must be what hashes to it. Otherwise a line with edited fields and the
+    // original hash would pass.
+    const LineVerdict line = CheckEventLine(text);
+    if (line.code == "malformed") {
+      std::cerr << "ledgerctl: " << events_file << " line " << line_number << ": " << line.message
+                << "; export the events with `read --envelopes`\n";
       return kExitRejected;
     }
     ++checked;
-    const uint64_t position = line["position"].get<uint64_t>();
-    const std::string hash = line["hash"].get<std::string>();
-    const std::optional<std::string> stored = stored_hash(position);
-    if (stored == hash) {
-      ++matching;
-    } else if (mismatches.size() < kMismatchesShownMax) {
-      mismatches.push_back({{"line", line_number},
-                            {"position", position},
-                            {"hash", hash},
-                            {"ledger_hash", stored ? json(*stored) : json(nullptr)}});
+    std::optional<std::string> stored;
+    nlohmann::ordered_json mismatch = {{"line", line_number}};
+    if (line.event) {
+      const std::string hash = ledger::ToHex(line.event->hash);
+      stored = stored_hash(line.event->position);
+      if (stored == hash) {
+        ++matching;
+        continue;
+      }
+      mismatch["position"] = line.event->position;
+      mismatch["hash"] = hash;
+      mismatch["ledger_hash"] = stored ? json(*stored) : json(nullptr);
+      mismatch["reason"] = stored ? "the ledger holds another event at this position"
+                                  : "the ledger has no event at this position";
+    } else {
+      mismatch["reason"] = line.message;  // the line is not what its own hash stands for
     }
+    if (mismatches.size() < kMismatchesShownMax) mismatches.push_back(std::move(mismatch));
   }
   const bool all = checked > 0 && matching == checked;
   answer["ok"] = all;

@@ -66,12 +66,12 @@ int History(const std::string& data_dir, const std::string& stream, std::ostream
 // digest was handed out.
 int Verify(const std::string& data_dir, const std::string& digest, std::ostream& out,
            const std::string& events_file = "");
-// After a verified chain: whether each event of `events_file` (lines of `read`, e.g. handed out
-// for a dispute and checked with `check`) has the hash this ledger holds at its position — then
-// each is in its history, unchanged. `stored_hash(position)`: the ledger's hash there (hex), or
-// nullopt beyond its head. Adds "events" {checked, matching, mismatches} to `answer` (and the
-// verdict to "ok"), prints it; exit 0 when all match, 1 when one does not, 2 when the file is not
-// such lines.
+// After a verified chain: whether each event of `events_file` (lines of `read --envelopes`, e.g.
+// handed out for a dispute) passes `check` — its fields and envelope are what its hash stands
+// for — and has the hash this ledger holds at its position: then each is in its history,
+// unchanged. `stored_hash(position)`: the ledger's hash there (hex), or nullopt beyond its head.
+// Adds "events" {checked, matching, mismatches} to `answer` (and the verdict to "ok"), prints it;
+// exit 0 when all match, 1 when one does not, 2 when the file is not such lines.
 int PrintEventsVerdict(nlohmann::ordered_json& answer, const std::string& events_file,
                        const std::function<std::optional<std::string>(uint64_t)>& stored_hash,
                        std::ostream& out);

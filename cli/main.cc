@@ -67,8 +67,9 @@ int main(int argc, char** argv) {
   std::string verify_events;
   auto* events_option =
       verify->add_option("--events", verify_events,
-                         "FILE of events as `read` prints them (e.g. handed out for a dispute): "
-                         "also prove that each is in this ledger's history, unchanged");
+                         "FILE of events as `read --envelopes` prints them (e.g. handed out for "
+                         "a dispute): also prove that each is in this ledger's history, "
+                         "unchanged (each line is held to its own hash first, as by `check`)");
   verify
       ->add_option("--digest", verify_digest,
                    "POSITION:HASH handed out earlier (ledgerctl digest): also prove that "

@@ -300,6 +300,23 @@ TEST_F(LedgerctlTest, ExportedEventsAreCheckedOfflineAndProvedAgainstTheLedger) 
   CommandRun mismatch = Ledgerctl("check -", edited + "\n");
   EXPECT_EQ(mismatch.exit_code, 1) << mismatch.out;
   EXPECT_EQ(mismatch.lines().front()["error"]["code"], "mismatch") << mismatch.out;
+  // The ledger holds the line's hash at its position, but the line is not what that hash stands
+  // for: `verify --events` holds each line to its own hash first, as `check` does.
+  const std::string edited_file = dir_.str() + "/edited.jsonl";
+  std::ofstream(edited_file) << raw[4] << "\n" << edited << "\n";
+  CommandRun doctored = Ledgerctl(Data() + " verify --events " + edited_file);
+  EXPECT_EQ(doctored.exit_code, 1) << doctored.out;
+  const json verdict = doctored.lines().front()["events"];
+  EXPECT_EQ(verdict["checked"], 2) << doctored.out;
+  EXPECT_EQ(verdict["matching"], 1) << doctored.out;
+  ASSERT_EQ(verdict["mismatches"].size(), 1u) << doctored.out;
+  EXPECT_EQ(verdict["mismatches"][0]["line"], 2) << doctored.out;
+  EXPECT_NE(verdict["mismatches"][0]["reason"].get<std::string>().find("differ"), std::string::npos)
+      << doctored.out;
+  // Lines of a plain `read` carry no envelope to hold them to: not such lines.
+  const std::string plain_file = dir_.str() + "/plain.jsonl";
+  std::ofstream(plain_file) << Ledgerctl(Data() + " read --from 1 --limit 3").out;
+  EXPECT_EQ(Ledgerctl(Data() + " verify --events " + plain_file).exit_code, 2);
   // A duplicate key shows one value and parses as another: the line is not what `read` printed.
   std::string doubled = raw[5];
   doubled.insert(doubled.find("\"data\":{") + 8, "\"forged\":1,\"forged\":2,");

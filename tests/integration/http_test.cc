@@ -762,25 +762,32 @@ TEST_F(HttpTest, LedgerctlAsksTheRunningServerOverHttp) {
       " verify --digest 999999:" + digest["hash"].get<std::string>() + " 2>&1 >/dev/null");
   EXPECT_EQ(beyond_status, 1) << beyond_out;
   EXPECT_NE(beyond_out.find("ends before that position"), std::string::npos) << beyond_out;
-  // Events handed out for a dispute are proved against the running ledger, event by event.
+  // Events handed out for a dispute (read --envelopes, from the TCP door) are proved against the
+  // running ledger, event by event.
   const std::string events_file = server_.backup_dir() + "-events.jsonl";
-  {
-    std::ofstream events(events_file);
-    const json page = Body(client_.Get("/v1/events?from=1&limit=3", auditor));
-    for (const json& event : page["events"]) events << event.dump() << "\n";
-  }
+  auto [export_status, exported] = RunCommand(
+      std::string(LEDGERCTL_PATH) + " --server 127.0.0.1:" + std::to_string(server_.tcp_port()) +
+      " --token " + auditor + " read --from 1 --limit 3 --envelopes 2>/dev/null");
+  ASSERT_EQ(export_status, 0) << exported;
+  std::ofstream(events_file) << exported;
   auto [events_status, events_out] = ledgerctl(auditor, "verify --events " + events_file);
   EXPECT_EQ(events_status, 0) << events_out;
   EXPECT_EQ(json::parse(events_out)["events"]["matching"], 3) << events_out;
   {
-    std::ofstream events(events_file);
-    json event = Body(client_.Get("/v1/events?from=2&limit=1", auditor))["events"][0];
-    event["hash"] = std::string(64, 'a');
-    events << event.dump() << "\n";
+    // The second event with an edited field and its own hash and envelope kept.
+    std::istringstream lines(exported);
+    std::string first;
+    std::string second;
+    std::getline(lines, first);
+    std::getline(lines, second);
+    const size_t type = second.find("\"type\":\"") + 8;
+    second.insert(type, "X");
+    std::ofstream(events_file) << second << "\n";
   }
   auto [other_status, other_out] = ledgerctl(auditor, "verify --events " + events_file);
   EXPECT_EQ(other_status, 1) << other_out;
-  EXPECT_EQ(json::parse(other_out)["events"]["mismatches"][0]["position"], 2) << other_out;
+  EXPECT_EQ(json::parse(other_out)["events"]["mismatches"][0]["line"], 1) << other_out;
+  EXPECT_TRUE(json::parse(other_out)["events"]["mismatches"][0].contains("reason")) << other_out;
 
   // Refused by the server: exit 2 with its error, nothing written.
   const uint64_t head = Head();
