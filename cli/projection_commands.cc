@@ -32,6 +32,13 @@ std::string TimeText(int64_t unix_us) {
   return domain::FormatTimestamp(unix_us, ingest::kLocalOffsetMinutes);
 }
 
+// What the ledger will know later is not known yet: --as-of is a time that has passed.
+std::string AsOfInFuture(const std::string& as_of) {
+  return "--as-of " + as_of +
+         " lies in the future: what the ledger knew can only be asked for a time that has passed "
+         "(a bare date means the end of that day; leave --as-of out for what it knows now)";
+}
+
 }  // namespace
 
 void PrintOverdueTable(const json& rows, std::string_view at, std::ostream& out) {
@@ -78,6 +85,7 @@ int AppCommand(const DataOptions& options, const std::string& id,
   if (!at_us) {
     return Fail(out, "invalid", "--at / --as-of take YYYY-MM-DD or RFC 3339", kExitRejected);
   }
+  if (as_of && as_of_us > NowUs()) return Fail(out, "invalid", AsOfInFuture(*as_of), kExitRejected);
   const std::string stream = projections::AppStream(id);
   auto shown = projections::AppView(*context->ledger, stream, at ? at_us : std::nullopt,
                                     as_of ? std::optional<int64_t>(as_of_us) : std::nullopt, *at_us,
@@ -189,7 +197,7 @@ int KpiCommand(const DataOptions& options, const std::string& period,
                 kExitRejected);
   }
   if (as_of_us && *as_of_us > NowUs()) {
-    return Fail(out, "invalid", "--as-of " + *as_of + " lies in the future", kExitRejected);
+    return Fail(out, "invalid", AsOfInFuture(*as_of), kExitRejected);
   }
   json table;
   if (as_of_us) {

@@ -654,6 +654,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // A role that may not read applications at all is refused before anything is read, so the
     // answer does not tell whether the application exists.
     if (!Allowed(principal, ingest::Access::kReadApplication, principal.org)) return;
+    if (*as_of && **as_of > service_.NowUs()) return Fail(AsOfInFuture());
     const std::string stream = projections::AppStream(id);
     auto view = projections::AppView(service_.ledger(), stream, *at, *as_of, service_.NowUs(),
                                      service_.calendar(), service_.profile());

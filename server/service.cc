@@ -65,6 +65,13 @@ ServiceError FromIngestError(const ingest::IngestError& error) {
   return FromStatus(error.status);
 }
 
+ServiceError AsOfInFuture() {
+  return InvalidField("as_of", "not_in_future",
+                      "query parameter as_of lies in the future: what the ledger knew can only be "
+                      "asked for a time that has passed (a bare date means the end of that day; "
+                      "leave as_of out for what it knows now)");
+}
+
 ServiceError FromDecodeError(const domain::DecodeError& error) {
   return {ErrorKind::kInvalid, ingest::ErrorJson(error)};
 }
@@ -236,12 +243,7 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
 
 std::variant<nlohmann::json, ServiceError> Service::KpiTableAsOf(
     std::string_view period, const std::optional<std::string>& org, int64_t as_of_us) {
-  if (as_of_us > NowUs()) {
-    return InvalidField(
-        "as_of", "not_in_future",
-        "query parameter as_of lies in the future: the table as the ledger knew it can only be "
-        "asked for a time that has passed (a bare date means the end of that day)");
-  }
+  if (as_of_us > NowUs()) return AsOfInFuture();
   if (replaying_.exchange(true)) {
     return MakeError(ErrorKind::kBusy, "busy",
                      "another as_of replay of the log is running; retry later");

@@ -537,6 +537,11 @@ TEST_F(LedgerctlTest, KpiAsOfReplaysTheTableBeforeACorrection) {
   EXPECT_EQ(timeliness(then), std::make_pair(json(1), json(1)));
   EXPECT_EQ(then["as_of_position"], 11);
   EXPECT_EQ(Ledgerctl(Data() + " kpi --period 2026-Q2 --as-of yesterday").exit_code, 2);
+  // What the ledger will know is not known yet, for the table as for one application.
+  EXPECT_EQ(Ledgerctl(Data() + " kpi --period 2026-Q2 --as-of 2099-01-01").exit_code, 2);
+  CommandRun future_app = Ledgerctl(Data() + " app XS-2026-000123 --as-of 2099-01-01");
+  EXPECT_EQ(future_app.exit_code, 2) << future_app.out;
+  EXPECT_NE(future_app.out.find("lies in the future"), std::string::npos) << future_app.out;
 
   const json app = Ledgerctl(Data() + " app XS-2026-000123").lines().at(0);
   EXPECT_EQ(app["customer_class"], "lv_nonresidential");

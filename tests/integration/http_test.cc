@@ -19,6 +19,22 @@ namespace {
 using nlohmann::json;
 namespace http = boost::beast::http;
 
+// Now as RFC 3339 at +08:00 (a '+' to escape in a query): an as_of that has just passed.
+std::string NowText() {
+  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  return domain::FormatTimestamp(now_us, 8 * 60);
+}
+
+// `text` with its '+' escaped for a query.
+std::string InQuery(std::string text) {
+  for (size_t at = text.find('+'); at != std::string::npos; at = text.find('+', at)) {
+    text.replace(at, 1, "%2B");
+  }
+  return text;
+}
+
 json Body(const HttpResponse& response) {
   json body = json::parse(response.body, nullptr, false);
   EXPECT_FALSE(body.is_discarded()) << response.body;
@@ -363,8 +379,8 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   EXPECT_EQ(Body(events)["events"][0]["position"], 2);
   EXPECT_EQ(Body(events)["next"], 5);
 
-  HttpResponse as_of = client_.Get(
-      "/v1/apps/XS-2026-000123?at=2026-03-20&as_of=2099-01-01T00:00:00%2B08:00", auditor);
+  HttpResponse as_of =
+      client_.Get("/v1/apps/XS-2026-000123?at=2026-03-20&as_of=" + InQuery(NowText()), auditor);
   ASSERT_EQ(as_of.status, 200) << as_of.body;
   EXPECT_EQ(Body(as_of)["clocks"]["scheme_reply"]["state"], "met");
 
@@ -385,11 +401,12 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   EXPECT_EQ(future.status, 400);
   EXPECT_EQ(Body(future)["error"]["field"], "as_of") << future.body;
   EXPECT_EQ(Body(future)["error"]["rule"], "not_in_future") << future.body;
-  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  std::string now = domain::FormatTimestamp(now_us, 0);
-  now.replace(now.find('+'), 1, "%2B");  // "…+00:00", '+' escaped in a query
+  // Nor an application as the ledger will know it.
+  HttpResponse future_app =
+      client_.Get("/v1/apps/XS-2026-000123?as_of=2099-01-01T00:00:00%2B08:00", auditor);
+  EXPECT_EQ(future_app.status, 400) << future_app.body;
+  EXPECT_EQ(Body(future_app)["error"]["rule"], "not_in_future") << future_app.body;
+  const std::string now = InQuery(NowText());
   HttpResponse replayed = client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS&as_of=" + now, auditor);
   ASSERT_EQ(replayed.status, 200) << replayed.body;
   json replayed_table = Body(replayed);
@@ -715,16 +732,15 @@ TEST_F(HttpTest, LedgerctlAsksTheRunningServerOverHttp) {
             Body(client_.Get("/v1/apps/XS-2026-000123?at=2026-03-20", auditor)));
 
   // A time with an offset: its '+' reaches the server as a plus, not a space.
+  const std::string now = NowText();
   auto [as_of_status, as_of_out] =
-      ledgerctl(auditor, "app XS-2026-000123 --at 2026-03-20 --as-of 2099-01-01T00:00:00+08:00");
+      ledgerctl(auditor, "app XS-2026-000123 --at 2026-03-20 --as-of " + now);
   ASSERT_EQ(as_of_status, 0) << as_of_out;
   json by_ledgerctl = json::parse(as_of_out);
-  json by_get = Body(client_.Get(
-      "/v1/apps/XS-2026-000123?at=2026-03-20&as_of=2099-01-01T00:00:00%2B08:00", auditor));
-  // Each read records itself, so the log each one saw ends one later.
+  json by_get =
+      Body(client_.Get("/v1/apps/XS-2026-000123?at=2026-03-20&as_of=" + InQuery(now), auditor));
+  // Both as the ledger knew it at `now`, before either read recorded itself.
   ASSERT_TRUE(by_ledgerctl.contains("as_of_position")) << as_of_out;
-  by_ledgerctl.erase("as_of_position");
-  by_get.erase("as_of_position");
   EXPECT_EQ(by_ledgerctl, by_get);
 
   auto [kpi_status, kpi_out] = ledgerctl(auditor, "kpi --period 2026-Q2 --org KM.XS --json");

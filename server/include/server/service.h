@@ -55,6 +55,8 @@ ServiceError InvalidField(std::string field, std::string rule, std::string messa
 ServiceError FromStatus(const ledger::Status& status);
 ServiceError FromIngestError(const ingest::IngestError& error);
 ServiceError FromDecodeError(const domain::DecodeError& error);
+// A query's as_of after now (400, rule not_in_future).
+ServiceError AsOfInFuture();
 // The answer for each decodable event of a batch that also holds an event that does not decode
 // (the first at `undecodable_index`): nothing of such a batch is appended — bad input changes
 // nothing — so the client fixes it and sends the whole batch again.
