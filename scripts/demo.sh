@@ -31,6 +31,14 @@ echo "== overdue steps now"
 ctl overdue --table | head -n 8
 echo "== KPI table, 2026-Q1"
 ctl kpi --period 2026-Q1
+echo "== a dispute: the sample's customer class is corrected; what could be reported before stays visible"
+# The recorded time before the correction, for `--as-of` (README: "Using it").
+before="$(TZ=Asia/Shanghai date +%Y-%m-%dT%H:%M:%S.%6N%:z)"
+echo "$before" > "$data/before-correction.txt"
+ctl append examples/sample-correction.jsonl
+echo "-- KM.XS 2026-Q2 timeliness as it could be reported at $before, then as corrected:"
+ctl kpi --period 2026-Q2 --org KM.XS --as-of "$before" | sed -n 3p
+ctl kpi --period 2026-Q2 --org KM.XS | sed -n 3p
 echo "== verify"
 ctl verify
 
