@@ -160,6 +160,14 @@ std::string Percent(const json& value) {
   return text.str();
 }
 
+// `text` padded with spaces to `width` columns, counting characters, not bytes ("—" is one).
+std::string Column(const std::string& text, size_t width) {
+  const size_t characters = static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+  return text + std::string(width > characters ? width - characters : 1, ' ');
+}
+
 }  // namespace
 
 void PrintKpiTable(const json& table, std::ostream& out) {
@@ -171,16 +179,20 @@ void PrintKpiTable(const json& table, std::ostream& out) {
         << table.at("as_of_position").dump() << ")";
   }
   out << "\n";
-  out << std::left << std::setw(24) << "id" << std::setw(12) << "numerator" << std::setw(14)
-      << "denominator" << std::setw(9) << "value" << std::setw(9) << "target"
-      << "met\n";
+  out << Column("id", 24) << Column("numerator", 12) << Column("denominator", 14)
+      << Column("value", 9) << Column("target", 9) << Column("met", 5) << "name\n";
   for (const json& kpi : table.at("kpis")) {
     const json& met_value = kpi.at("met");
     std::string met = met_value.is_boolean() ? (met_value.get<bool>() ? "yes" : "NO") : "—";
-    out << std::left << std::setw(24) << kpi.at("id").get<std::string>() << std::setw(12)
-        << kpi.at("numerator").dump() << std::setw(14) << kpi.at("denominator").dump()
-        << std::setw(9) << Percent(kpi.at("value")) << std::setw(9) << Percent(kpi.at("target"))
-        << met << "  " << kpi.value("name_zh", "") << "\n";
+    std::string name = kpi.value("name_zh", "");
+    // A KPI the standard assesses per quarter: its figure for a month is for information.
+    if (kpi.value("assessed_per", "") == "quarter" &&
+        table.value("period", "").find('Q') == std::string::npos) {
+      name += " (assessed per quarter)";
+    }
+    out << Column(kpi.at("id").get<std::string>(), 24) << Column(kpi.at("numerator").dump(), 12)
+        << Column(kpi.at("denominator").dump(), 14) << Column(Percent(kpi.at("value")), 9)
+        << Column(Percent(kpi.at("target")), 9) << Column(met, 5) << name << "\n";
   }
 }
 
