@@ -133,7 +133,8 @@ struct AccessInfo {
   std::string_view why_refused;  // why the roles without it do not have it
 };
 constexpr std::array<AccessInfo, kAccessCount> kAccessInfo = {{
-    {"read the event log", "it holds every org's events and customers' personal data"},
+    {"read the event log or staff audits",
+     "they hold every org's events, customers' personal data and each staff member's actions"},
     {"subscribe to events", "subscriptions stream every org's events and personal data"},
     {"read applications", "an application holds a customer's personal data"},
     {"read reports", "overdue lists and KPI tables assess the staff of an org"},

@@ -716,16 +716,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     });
   }
 
-  std::optional<std::string> OrgParameter() {
+  // The org a report (overdue list, KPI table) is about: the one asked for; with none, all orgs,
+  // or the principal's own org when it may see only that (a director's "my KPI table").
+  std::optional<std::string> ReportOrg(const ingest::Principal& principal) {
     auto it = target_.query.find("org");
-    if (it == target_.query.end()) return std::nullopt;
-    return it->second;
+    if (it != target_.query.end()) return it->second;
+    if (ingest::CheckAccess(principal, ingest::Access::kReadReports, "")) return principal.org;
+    return std::nullopt;
   }
 
   void GetOverdue(const ingest::Principal& principal) {
     auto at = TimeParameter("at");
     if (!at) return;
-    std::optional<std::string> org = OrgParameter();
+    std::optional<std::string> org = ReportOrg(principal);
     if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
     Service& service = service_;
     int64_t at_us = at->value_or(service_.NowUs());
@@ -754,7 +757,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     auto as_of = TimeParameter("as_of");
     if (!as_of) return;
-    std::optional<std::string> org = OrgParameter();
+    std::optional<std::string> org = ReportOrg(principal);
     if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
     Service& service = service_;
     OffLoad([&service, period = period->second, org,

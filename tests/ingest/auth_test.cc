@@ -326,8 +326,10 @@ TEST(CheckAccessTest, FollowsTheRoleMatrixForOwnOtherAndAllOrgs) {
 TEST(CheckAccessTest, RefusalsNameTheRoleAndTheReason) {
   const auto log = CheckAccess(Who(Role::kClerk), Access::kReadLog);
   ASSERT_TRUE(log.has_value());
-  EXPECT_NE(log->find("role clerk may not read the event log: only auditor and reader may"),
-            std::string::npos)
+  EXPECT_NE(
+      log->find(
+          "role clerk may not read the event log or staff audits: only auditor and reader may"),
+      std::string::npos)
       << *log;
 
   const auto all_orgs = CheckAccess(Who(Role::kInspector), Access::kReadReports, "");

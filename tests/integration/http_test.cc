@@ -269,7 +269,7 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::get, "/v1/overdue", "bad", 401, ""},
       {http::verb::get, "/v1/overdue", "reader", 403, ""},
       {http::verb::get, "/v1/overdue?org=KM.XS", "other_director", 403, ""},
-      {http::verb::get, "/v1/overdue", "director", 403, ""},  // all orgs: not a director's
+      {http::verb::get, "/v1/overdue?org=KM", "director", 403, ""},  // a wider org
       {http::verb::get, "/v1/kpi?period=2026-Q1", "", 401, ""},
       {http::verb::get, "/v1/kpi?period=2026-Q1", "bad", 401, ""},
       {http::verb::get, "/v1/kpi?period=2026-Q1", "reader", 403, ""},
@@ -386,6 +386,15 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
 
   HttpResponse kpi = client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS", auditor);
   ASSERT_EQ(kpi.status, 200) << kpi.body;
+  // A director who names no org is answered about its own (not refused for asking about all).
+  for (const std::string report : {"/v1/kpi?period=2026-Q2", "/v1/overdue?at=2026-03-31"}) {
+    HttpResponse own = client_.Get(report, server_.token("director"));
+    ASSERT_EQ(own.status, 200) << report << ": " << own.body;
+    EXPECT_EQ(Body(own)["org"], "KM.XS") << report << ": " << own.body;
+  }
+  EXPECT_EQ(
+      Body(client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS", server_.token("director")))["kpis"],
+      Body(kpi)["kpis"]);
   bool found_timeliness = false;
   const json table = Body(kpi);
   for (const json& row : table["kpis"]) {
