@@ -87,8 +87,22 @@ nlohmann::ordered_json ErrorJson(const ledger::Status& status) {
 
 namespace gridledger::ingest {
 
+namespace {
+
+// The field of the event a workflow rule judged: its date for the rules about when it happened,
+// the data of a Corrected for the rules of corrections, and otherwise its type (a step that may
+// not come now in its application).
+std::string_view RuleField(std::string_view rule) {
+  if (rule == "occurred_in_future" || rule == "before_acceptance") return "occurred_at";
+  if (rule.starts_with("correction_")) return "data";
+  return "type";
+}
+
+}  // namespace
+
 nlohmann::ordered_json ErrorJson(const ledger::Status& status, const domain::RuleBreach& rule) {
   return {{"code", std::string(ledger::CodeName(status.code()))},
+          {"field", RuleField(rule.rule)},
           {"rule", rule.rule},
           {"message", rule.message}};
 }

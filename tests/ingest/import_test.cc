@@ -269,6 +269,9 @@ TEST_F(LedgerImportTest, RejectedRowsAreReportedByLineAndOtherStreamsAreStored) 
   EXPECT_EQ(body["rule"], "unknown_field");
   EXPECT_FALSE(body["message"].get<std::string>().empty());
   EXPECT_EQ(RejectionJson(*by_line[5]->rejection)["rule"], "not_accepted");
+  // A workflow rule names the field it judged: the step's type, or when it happened.
+  EXPECT_EQ(RejectionJson(*by_line[5]->rejection)["field"], "type");
+  EXPECT_EQ(RejectionJson(*by_line[10]->rejection)["field"], "occurred_at");
 
   EXPECT_EQ(target_->ledger->Head(), 3u);
   EXPECT_EQ(StreamEvents(*target_->ledger, "app/A").size(), 1u);

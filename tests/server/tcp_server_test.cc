@@ -437,6 +437,7 @@ TEST(TcpServerTest, EventsOfOneStreamInOneBatchAreAppendedInOrderAndRefusedOnesA
   ASSERT_FALSE((*results)[3].ok());
   EXPECT_EQ((*results)[3].error->code, "invalid");
   EXPECT_EQ((*results)[3].error->rule, "not_accepted");
+  EXPECT_EQ((*results)[3].error->field, "type");
   EXPECT_TRUE((*results)[4].ok());
   EXPECT_EQ(harness.ledger().Head(), 4u);
 }

@@ -42,7 +42,8 @@ nlohmann::ordered_json StoredEventToJson(const ledger::StoredEvent& event);
 // {"ok": false, "error": {"code", "message", ...}} bodies, shared by CLI and server.
 nlohmann::ordered_json ErrorJson(const domain::DecodeError& error);
 nlohmann::ordered_json ErrorJson(const ledger::Status& status);
-// A workflow rule's refusal: {"code":"invalid","rule":…,"message":…}.
+// A workflow rule's refusal: {"code":"invalid","field":…,"rule":…,"message":…}; the field is the
+// event's occurred_at, data (a Corrected) or type (a step that may not come now).
 nlohmann::ordered_json ErrorJson(const ledger::Status& status, const domain::RuleBreach& rule);
 
 }  // namespace gridledger::ingest
