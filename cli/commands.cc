@@ -296,11 +296,12 @@ int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& 
 void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEvent>& events,
                   std::ostream& out) {
   out << "history of " << stream << " (" << events.size() << " events)\n";
-  // Times in Asia/Shanghai (the clocks count its dates), whatever offset a client wrote; "import"
-  // marks a declared bulk import (never flagged as backdated).
+  // Times in Asia/Shanghai (the clocks count its dates), whatever offset a client wrote; "yes"
+  // under import marks a declared bulk import (never flagged as backdated). Backdating and
+  // violations are judged by the projections: `app` shows them.
   out << std::left << std::setw(8) << "pos" << std::setw(4) << "ver" << std::setw(27)
       << "occurred_at" << std::setw(27) << "recorded_at" << std::setw(24) << "type" << std::setw(22)
-      << "actor" << std::setw(18) << "recorded_by" << std::setw(7) << "flags"
+      << "actor" << std::setw(18) << "recorded_by" << std::setw(7) << "import"
       << "data\n";
   // Corrections among the events (domain/correction.h): what each corrected, and which were not
   // applied, noted under the events, since the rows show the events as stored.
@@ -327,7 +328,7 @@ void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEve
         << std::setw(27) << ShanghaiSeconds(event.occurred_at_us) << std::setw(27)
         << ShanghaiSeconds(event.recorded_at_us) << std::setw(24) << event.type << std::setw(22)
         << Shorten(actor, 21) << std::setw(18) << Shorten(recorded_by, 17) << std::setw(7)
-        << (event.imported ? "import" : "") << Shorten(shown["data"].dump(), 60) << "\n";
+        << (event.imported ? "yes" : "") << Shorten(shown["data"].dump(), 60) << "\n";
     if (auto noted = notes.find(event.position); noted != notes.end()) {
       for (const std::string& note : noted->second) {
         out << std::string(12, ' ') << "↳ " << Shorten(note, 160) << "\n";
