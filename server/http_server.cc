@@ -640,7 +640,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (it == target_.query.end()) return std::optional<int64_t>();
     auto parsed = projections::ParseTimeArgument(it->second);
     if (!parsed) {
-      Fail(BadParameter(name, "YYYY-MM-DD or an RFC 3339 time"));
+      // "…T10:00:00+08:00" sent unescaped arrives with a space for its '+'.
+      const bool plus_as_space = it->second.find(' ') != std::string::npos;
+      Fail(BadParameter(name, std::string("YYYY-MM-DD or an RFC 3339 time") +
+                                  (plus_as_space ? " (a '+' in a query is written %2B)" : "")));
       return std::nullopt;
     }
     return parsed;

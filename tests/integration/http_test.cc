@@ -441,6 +441,9 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   EXPECT_EQ(client_.Get("/v1/digest?at=999999", auditor).status, 404);
   EXPECT_EQ(client_.Get("/v1/kpi?period=2026-13", auditor).status, 400);
   EXPECT_EQ(client_.Get("/v1/apps/XS-0000?at=yesterday", auditor).status, 400);
+  HttpResponse unescaped = client_.Get("/v1/apps/XS-0000?at=2026-03-02T10:00:00+08:00", auditor);
+  EXPECT_EQ(unescaped.status, 400);
+  EXPECT_NE(unescaped.body.find("%2B"), std::string::npos) << unescaped.body;
   EXPECT_EQ(client_.Get("/v1/apps/NOPE-1", auditor).status, 404);
   EXPECT_EQ(client_.Get("/v1/nothing", auditor).status, 404);
 }
