@@ -201,7 +201,9 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
     auto frame = (*subscription)->Next();
     if (!frame.ok()) {
       if (frame.error().code == "timeout") continue;
-      std::cerr << "ledgerctl: " << frame.error().ToString() << "\n";
+      // Every event before next_position() was printed: that is where to resume.
+      std::cerr << "ledgerctl: " << frame.error().ToString() << " (resume with --from "
+                << (*subscription)->next_position() << ")\n";
       return kExitFailure;
     }
     for (size_t i = 0; i < frame->events.size(); ++i) {

@@ -1134,7 +1134,15 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void Drain() {
     if (draining_ || closed_) return;
     draining_ = true;
-    while (!subscriptions_.empty()) EndSubscription(subscriptions_.begin()->first);
+    // Each subscriber is told why its subscription ends, after the frames already queued for it,
+    // and where to pick up once ledgerd is back.
+    while (!subscriptions_.empty()) {
+      const auto& [id, subscription] = *subscriptions_.begin();
+      SendError(id, "shutdown",
+                "ledgerd is shutting down; subscribe again from position " +
+                    std::to_string(subscription.next) + " once it is back");
+      EndSubscription(id);
+    }
     ArmTimer(kTcpDrainTimeout, [](TcpSession& session) { session.Close(); });
     CloseIfDrained();
   }

@@ -1250,6 +1250,34 @@ TEST(TcpServerTest, StopAnswersAppendsInFlightThenCloses) {
   EXPECT_FALSE(Client::Connect(kHost, harness.port(), kClerkToken).ok());
 }
 
+// A subscriber is told why its subscription ends when the server stops, after the events it was
+// sent, and from where to subscribe again.
+TEST(TcpServerTest, StopTellsSubscribersWhereToResume) {
+  Harness harness;
+  auto reader = ReaderAfterApplications(harness, 3);  // app/KM-0.. at 1..3
+  ASSERT_NE(reader, nullptr);
+  auto subscription = reader->Subscribe({});
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  uint64_t received = 0;
+  while (received < 3) {
+    auto frame = (*subscription)->Next();
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+    received += frame->events.size();
+  }
+  harness.server().Stop();
+  for (;;) {
+    auto frame = (*subscription)->Next();
+    if (frame.ok()) continue;  // a checkpoint, or the subscription's own read record
+    EXPECT_EQ(frame.error().code, "shutdown") << frame.error().ToString();
+    EXPECT_NE(frame.error().message.find("from position " +
+                                         std::to_string((*subscription)->next_position())),
+              std::string::npos)
+        << frame.error().ToString();
+    break;
+  }
+  EXPECT_GE((*subscription)->next_position(), 4u);
+}
+
 // A read of personal data waiting for its record when the server stops is answered (once the
 // record is durable) before the connection closes, like an append in flight.
 TEST(TcpServerTest, StopAnswersReadsWaitingForTheirRecordThenCloses) {
