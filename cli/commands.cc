@@ -69,7 +69,9 @@ json AppendLine(ingest::Ingestor& ingestor, const domain::Actor& writer, const s
                  {"duplicate", ingested.appended.duplicate}};
   if (!ingested.violations.empty()) {
     json violations = json::array();
-    for (const auto& violation : ingested.violations) violations.push_back(violation.rule);
+    for (const auto& violation : ingested.violations) {
+      violations.push_back({{"rule", violation.rule}, {"message", violation.message}});
+    }
     result["violations"] = std::move(violations);
   }
   return result;

@@ -101,7 +101,16 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
                     {"stream", result.stream},
                     {"version", result.version},
                     {"duplicate", result.duplicate}};
-      if (!result.violations.empty()) shown["violations"] = result.violations;
+      if (!result.violations.empty()) {
+        json violations = json::array();
+        for (size_t v = 0; v < result.violations.size(); ++v) {
+          violations.push_back(
+              {{"rule", result.violations[v]},
+               {"message", v < result.violation_messages.size() ? result.violation_messages[v]
+                                                                : std::string()}});
+        }
+        shown["violations"] = std::move(violations);
+      }
       out << shown.dump() << "\n";
     }
     lines.clear();

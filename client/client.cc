@@ -479,6 +479,9 @@ Result<std::vector<AppendResult>> AppendResults(const kj::Array<capnp::word>& fr
         result.version = ok.getVersion();
         result.duplicate = ok.getDuplicate();
         for (auto rule : ok.getViolations()) result.violations.push_back(Text(rule));
+        for (auto message : ok.getViolationMessages()) {
+          result.violation_messages.push_back(Text(message));
+        }
       }
       results.push_back(std::move(result));
     }

@@ -655,9 +655,12 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       ok.setStream(pending.streams[i]);
       ok.setVersion(outcome.appended.version);
       ok.setDuplicate(outcome.appended.duplicate);
-      auto violations = ok.initViolations(static_cast<unsigned>(outcome.violations.size()));
-      for (size_t v = 0; v < outcome.violations.size(); ++v) {
-        violations.set(static_cast<unsigned>(v), outcome.violations[v].rule);
+      const auto count = static_cast<unsigned>(outcome.violations.size());
+      auto violations = ok.initViolations(count);
+      auto messages = ok.initViolationMessages(count);
+      for (unsigned v = 0; v < count; ++v) {
+        violations.set(v, outcome.violations[v].rule);
+        messages.set(v, outcome.violations[v].message);
       }
     }
     Send(std::move(reply.message));

@@ -141,6 +141,7 @@ struct Appended {
   version @2 :UInt64;
   duplicate @3 :Bool;            # a retry: the event_id was already stored with the same content
   violations @4 :List(Text);     # workflow rule ids the event violates (stored and flagged)
+  violationMessages @5 :List(Text);  # what each of `violations` says, in the same order
 }
 
 struct Events {

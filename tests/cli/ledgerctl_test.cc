@@ -362,6 +362,22 @@ TEST_F(LedgerctlTest, RejectedLinesAreReportedAndChangeNothing) {
   EXPECT_EQ(verified.lines().at(0)["head"], 1);
 }
 
+// A violation is a fact: stored, and listed with its rule and what it says (as ledgerd answers).
+TEST_F(LedgerctlTest, AViolationIsStoredAndListedWithItsRuleAndMessage) {
+  const std::string input =
+      Event("v-1", "ApplicationAccepted", kAccepted, R"(,"expected_version":-1)") + "\n" +
+      Event("v-2", "Archived", "{}", R"(,"expected_version":0)") + "\n";
+  CommandRun run = Ledgerctl(Data() + " append", input);
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  const json archived = run.lines().at(1);
+  EXPECT_EQ(archived["ok"], true) << run.out;
+  ASSERT_EQ(archived["violations"].size(), 1u) << run.out;
+  EXPECT_EQ(archived["violations"][0]["rule"], "archived_before_connection") << run.out;
+  EXPECT_NE(archived["violations"][0]["message"].get<std::string>().find("MeterConnected"),
+            std::string::npos)
+      << run.out;
+}
+
 // Runs `change(db, family handle)` on the family `family` of a closed data directory, opened
 // raw (what someone with file access could do).
 void Tamper(const std::string& data_dir, const std::string& family,

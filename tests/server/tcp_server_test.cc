@@ -1222,6 +1222,22 @@ TEST(TcpServerTest, ReconnectingSubscriberSeesEveryEventOnceInOrderWhileAppendsC
   EXPECT_GT(connections, 5);
 }
 
+// A violation is stored and answered with its rule id and what it says, as over HTTP.
+TEST(TcpServerTest, AViolationIsStoredAndAnsweredWithItsRuleAndMessage) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAll(*clerk, {Accepted("KM-1")});
+  auto results = clerk->Append({EventJson("app/KM-1", "Archived", "KM-1-archived", "{}", 0)});
+  ASSERT_TRUE(results.ok()) << results.error().ToString();
+  ASSERT_TRUE((*results)[0].ok()) << (*results)[0].error->message;
+  EXPECT_EQ((*results)[0].violations, std::vector<std::string>{"archived_before_connection"});
+  ASSERT_EQ((*results)[0].violation_messages.size(), 1u);
+  EXPECT_NE((*results)[0].violation_messages[0].find("MeterConnected"), std::string::npos)
+      << (*results)[0].violation_messages[0];
+  EXPECT_EQ(harness.ledger().Head(), 2u);
+}
+
 // ---- shutdown --------------------------------------------------------------------------------
 
 TEST(TcpServerTest, StopAnswersAppendsInFlightThenCloses) {

@@ -107,8 +107,9 @@ struct AppendResult {
   uint64_t position = 0;
   std::string stream;
   uint64_t version = 0;
-  bool duplicate = false;               // a retry of a stored event_id
-  std::vector<std::string> violations;  // workflow rule ids (stored and flagged)
+  bool duplicate = false;                       // a retry of a stored event_id
+  std::vector<std::string> violations;          // workflow rule ids (stored and flagged)
+  std::vector<std::string> violation_messages;  // what each says (empty from an older server)
 
   bool ok() const { return !error.has_value(); }
 };
