@@ -134,6 +134,10 @@ void StatusCollector::AddRelay(std::vector<prometheus::MetricFamily>& out) const
   out.push_back(Single("gridledger_relay_published_total",
                        "Messages the broker acknowledged since the relay started",
                        MetricType::Counter, D(status.published)));
+  out.push_back(Single("gridledger_relay_errors_total",
+                       "Errors the relay met and retried since it started (broker unreachable, "
+                       "publish refused, history mismatch); the last is in ledgerd's log",
+                       MetricType::Counter, D(status.errors)));
   out.push_back(Single("gridledger_relay_resyncs_total",
                        "Times the relay re-read its resume point from the stream",
                        MetricType::Counter, D(status.resyncs)));

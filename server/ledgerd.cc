@@ -292,6 +292,9 @@ int main(int argc, char** argv) {
     relay_options.url = config.nats_url;
     relay_options.stream_name = config.nats_stream;
     relay_options.checkpoint_family = relay_family;
+    relay_options.report = [](bool trouble, const std::string& message) {
+      server::Log(trouble ? server::LogLevel::kWarning : server::LogLevel::kInfo, message);
+    };
     relay = std::make_unique<server::Relay>(*ledger, relay_options);
     ledger::Status started = relay->Start();
     if (!started.ok()) return Fail("cannot start the relay", {{"error", started.message()}});

@@ -578,6 +578,14 @@ void Relay::Run() {
     } else {
       step = RelayBatch(*session, cursor);
       synchronized = step.ok();
+      if (step.ok() && errors_since_published_ > 0) {
+        Report(false, "relay publishing again: relayed up to position " +
+                          std::to_string(cursor.position) + " after " +
+                          std::to_string(errors_since_published_) + " error(s)");
+        errors_since_published_ = 0;
+        reported_error_.clear();
+        unreported_repeats_ = 0;
+      }
     }
     if (!step.ok()) {
       if (Stopping()) break;
@@ -690,8 +698,19 @@ bool Relay::Attach(Session* session) {
 }
 
 bool Relay::SetConnected(bool connected) {
-  std::lock_guard lock(mutex_);
-  status_.connected = connected;
+  {
+    std::lock_guard lock(mutex_);
+    status_.connected = connected;
+  }
+  if (reported_connected_ != connected) {
+    std::string message = connected
+                              ? "relay connected to NATS " + options_.url
+                              : (reported_connected_ ? "relay lost its connection to NATS "
+                                                     : "relay cannot reach NATS ") +
+                                    options_.url + "; it keeps trying and resumes where it stopped";
+    Report(!connected, message);
+    reported_connected_ = connected;
+  }
   return connected;
 }
 
@@ -706,8 +725,29 @@ void Relay::SetRelayed(uint64_t position, uint64_t published) {
 }
 
 void Relay::RecordError(const std::string& error) {
-  std::lock_guard lock(mutex_);
-  status_.last_error = error;
+  {
+    std::lock_guard lock(mutex_);
+    status_.last_error = error;
+    ++status_.errors;
+  }
+  ++errors_since_published_;
+  const auto now = std::chrono::steady_clock::now();
+  if (error == reported_error_ && now - reported_at_ < options_.report_interval) {
+    ++unreported_repeats_;
+    return;
+  }
+  std::string message = "relay error (retried): " + error;
+  if (error == reported_error_ && unreported_repeats_ > 0) {
+    message += " (again " + std::to_string(unreported_repeats_) + " time(s) since last said)";
+  }
+  Report(true, message);
+  reported_error_ = error;
+  reported_at_ = now;
+  unreported_repeats_ = 0;
+}
+
+void Relay::Report(bool trouble, const std::string& message) const {
+  if (options_.report) options_.report(trouble, message);
 }
 
 void Relay::WaitForStop(std::chrono::milliseconds timeout) {

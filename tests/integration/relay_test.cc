@@ -260,6 +260,28 @@ TEST(RelaySubjectTest, CharactersNatsReservesBecomeUnderscores) {
   EXPECT_EQ(SubjectOf("gridledger", "app/1", "\t\xe4"), "gridledger.app.__");
 }
 
+// What a relay reported (RelayOptions::report), from its thread.
+class Reports {
+ public:
+  std::function<void(bool, const std::string&)> Sink() {
+    return [this](bool trouble, const std::string& message) {
+      std::lock_guard lock(mutex_);
+      reports_.emplace_back(trouble, message);
+    };
+  }
+  // Reports of this kind whose message holds `part`.
+  long Count(bool trouble, const std::string& part) const {
+    std::lock_guard lock(mutex_);
+    return std::count_if(reports_.begin(), reports_.end(), [&](const auto& report) {
+      return report.first == trouble && report.second.find(part) != std::string::npos;
+    });
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::pair<bool, std::string>> reports_;
+};
+
 // The relay in this process, on ledgers of plain events, against a real broker: how it finds its
 // resume point, and how quickly it stops.
 class RelayInProcessTest : public ::testing::Test {
@@ -431,7 +453,10 @@ TEST_F(RelayInProcessTest, RefusesAStreamHoldingAnotherLedgersHistory) {
   }
   std::unique_ptr<ledger::Ledger> other = OpenLedger("other");
   Append(*other, 30, "b");
-  Relay relay(*other, Options());
+  Reports reports;
+  RelayOptions options = Options();
+  options.report = reports.Sink();
+  Relay relay(*other, options);
   ASSERT_TRUE(relay.Start().ok());
   EXPECT_TRUE(WaitUntil(
       [&] {
@@ -441,6 +466,9 @@ TEST_F(RelayInProcessTest, RefusesAStreamHoldingAnotherLedgersHistory) {
       seconds(10)))
       << relay.status().last_error;
   EXPECT_EQ(relay.status().relayed_position, 0u);
+  // Retried and refused again and again, and said once (the report interval is a minute).
+  ASSERT_TRUE(WaitUntil([&] { return relay.status().errors >= 3; }, seconds(10)));
+  EXPECT_EQ(reports.Count(true, "different event at position 20"), 1);
   relay.Stop();
   ExpectStreamHolds(*ledger_, 1, 20);
 }
@@ -475,6 +503,48 @@ TEST_F(RelayInProcessTest, StopReturnsPromptlyWhenTheBrokerIsGone) {
   relay.Stop();
   EXPECT_LT(steady_clock::now() - stopping, seconds(1));
   EXPECT_EQ(relay.status().relayed_position, 0u);
+}
+
+// An operator is told when the broker cannot be reached, once, and when it can again.
+TEST_F(RelayInProcessTest, ReportsTheBrokerGoneOnceAndBackAgain) {
+  ASSERT_NO_FATAL_FAILURE(broker_.Stop(SIGKILL));
+  Append(*ledger_, 10, "a");
+  Reports reports;
+  RelayOptions options = Options();
+  options.report = reports.Sink();
+  Relay relay(*ledger_, options);
+  ASSERT_TRUE(relay.Start().ok());
+  ASSERT_TRUE(
+      WaitUntil([&] { return reports.Count(true, "relay cannot reach NATS") == 1; }, seconds(10)));
+  ASSERT_NO_FATAL_FAILURE(broker_.Start());
+  ASSERT_TRUE(relay.WaitForRelayed(10, seconds(10))) << relay.status().last_error;
+  EXPECT_TRUE(
+      WaitUntil([&] { return reports.Count(false, "relay connected to NATS") == 1; }, seconds(10)));
+  EXPECT_EQ(reports.Count(true, ""), 1);  // nothing else went wrong
+  relay.Stop();
+}
+
+// Errors while the broker hangs are said, and so is publishing again once it answers.
+TEST_F(RelayInProcessTest, ReportsPublishingAgainAfterErrors) {
+  Append(*ledger_, 10, "a");
+  Reports reports;
+  RelayOptions options = Options();
+  options.report = reports.Sink();
+  options.request_timeout = milliseconds(200);
+  options.ack_timeout = milliseconds(200);
+  Relay relay(*ledger_, options);
+  ASSERT_TRUE(relay.Start().ok());
+  ASSERT_TRUE(relay.WaitForRelayed(10, seconds(10))) << relay.status().last_error;
+  ASSERT_NO_FATAL_FAILURE(broker_.Pause());
+  Append(*ledger_, 10, "b");
+  const bool failed = WaitUntil([&] { return relay.status().errors >= 1; }, seconds(10));
+  broker_.Resume();
+  ASSERT_TRUE(failed);
+  EXPECT_GE(reports.Count(true, "relay error (retried)"), 1);
+  ASSERT_TRUE(relay.WaitForRelayed(20, seconds(10))) << relay.status().last_error;
+  EXPECT_TRUE(
+      WaitUntil([&] { return reports.Count(false, "relay publishing again") == 1; }, seconds(10)));
+  relay.Stop();
 }
 
 class RelayTest : public ::testing::Test {

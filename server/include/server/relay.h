@@ -35,8 +35,10 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -96,6 +98,12 @@ struct RelayOptions {
   std::chrono::milliseconds poll_interval{100};
   // Side family of the checkpoint (see AddRelaySideFamily). Required.
   ledger::SideFamily checkpoint_family = kNoSideFamily;
+  // Told, on the relay thread, what an operator must know (ledgerd logs it): `trouble` true for an
+  // error — each new one at once, the same one again at most once per report_interval with how
+  // often it recurred meanwhile — and for losing the broker; false for connecting and for
+  // publishing again after errors. Default: nobody is told (status() still says it all).
+  std::function<void(bool trouble, const std::string& message)> report;
+  std::chrono::milliseconds report_interval{std::chrono::minutes(1)};
 };
 
 struct RelayStatus {
@@ -112,6 +120,7 @@ struct RelayStatus {
   // The last error met (broker unreachable, publish refused, history mismatch, ...); empty when
   // none yet. An error is retried after a backoff; it stays here until the next one.
   std::string last_error;
+  uint64_t errors = 0;  // errors met since Start
 };
 
 // `<prefix>.<stream kind>.<type>`. Characters that NATS does not allow in a subject token (".",
@@ -162,6 +171,7 @@ class Relay {
   bool SetConnected(bool connected);  // returns `connected`
   void SetRelayed(uint64_t position, uint64_t published);
   void RecordError(const std::string& error);
+  void Report(bool trouble, const std::string& message) const;
   void WaitForStop(std::chrono::milliseconds timeout);
   // Sleeps `backoff` (cut short by Stop) and doubles it up to retry_backoff_max.
   void Backoff(std::chrono::milliseconds& backoff);
@@ -178,6 +188,12 @@ class Relay {
   uint64_t checkpoint_sequence_ = 0;
   Session* session_ = nullptr;  // guarded by mutex_; owned by the relay thread, closed by Stop
   std::thread thread_;
+  // What was last reported (relay thread only; see RelayOptions::report).
+  std::string reported_error_;
+  std::chrono::steady_clock::time_point reported_at_;
+  uint64_t unreported_repeats_ = 0;
+  uint64_t errors_since_published_ = 0;
+  std::optional<bool> reported_connected_;
 };
 
 }  // namespace gridledger::server
