@@ -167,6 +167,12 @@ int main(int argc, char** argv) {
                    "clerk, inspector, callback_agent, director, auditor, reader or admin")
       ->required();
   token_add->add_option("--org", token_org, "org unit, e.g. KM.XS")->required();
+  auto* token_remove = token->add_subcommand(
+      "remove", "revoke the token of a principal; a running ledgerd drops it on SIGHUP");
+  token_remove->add_option("--tokens", tokens_file, "tokens file of ledgerd")->required();
+  token_remove->add_option("--id", token_id, "principal id whose token is revoked")->required();
+  token_add->footer(
+      "A running ledgerd takes the new token once it reloads the file: kill -HUP <ledgerd pid>.");
 
   SubscribeCommandOptions subscribe_options;
   auto* subscribe =
@@ -206,13 +212,15 @@ int main(int argc, char** argv) {
     remote.http.clear();
   }
   // A malformed address is a bad command line (2), like any other.
-  if (!*token_add && ((!remote.server.empty() && !SplitHostPort(remote.server, "--server")) ||
-                      (!remote.http.empty() && !SplitHostPort(remote.http, "--http")))) {
+  if (!*token_add && !*token_remove &&
+      ((!remote.server.empty() && !SplitHostPort(remote.server, "--server")) ||
+       (!remote.http.empty() && !SplitHostPort(remote.http, "--http")))) {
     return kExitRejected;
   }
   if (*token_add) {
     return TokenAddCommand(tokens_file, token_id, token_role, token_org, std::cout, std::cerr);
   }
+  if (*token_remove) return TokenRemoveCommand(tokens_file, token_id, std::cerr);
   if (*check) return CheckCommand(check_file, std::cout);
   // A running ledgerd: the TCP door carries appends, reads and subscriptions; the HTTP door the
   // projections' reads, verify, digest and import.

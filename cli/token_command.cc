@@ -31,7 +31,19 @@ int TokenAddCommand(const std::string& tokens_file, const std::string& id, const
   // stderr because the token cannot be shown again.
   out << token << "\n";
   err << "ledgerctl: added a token for " << id << " (" << role << ", " << org << ") to "
-      << tokens_file << "; only its hash is stored, so this is the only time it is shown\n";
+      << tokens_file << "; only its hash is stored, so this is the only time it is shown"
+      << "; a running ledgerd takes it on SIGHUP (kill -HUP <pid>)\n";
+  return kExitOk;
+}
+
+int TokenRemoveCommand(const std::string& tokens_file, const std::string& id, std::ostream& err) {
+  const ledger::Status removed = ingest::TokenStore::Remove(tokens_file, id);
+  if (!removed.ok()) {
+    err << "ledgerctl: " << removed.message() << "\n";
+    return removed.code() == ledger::Code::kNotFound ? kExitRejected : kExitFailure;
+  }
+  err << "ledgerctl: removed the token of " << id << " from " << tokens_file
+      << "; a running ledgerd refuses it once it reloads the file (kill -HUP <pid>)\n";
   return kExitOk;
 }
 

@@ -1,5 +1,6 @@
-// ledgerctl token add: issues a bearer token for a principal (ingest/auth.h). The token is shown
-// once and never stored; the tokens file keeps only its SHA-256, so a leaked file grants nothing.
+// ledgerctl token add / remove: issues a bearer token for a principal (ingest/auth.h). The token is
+// shown once and never stored; the tokens file keeps only its SHA-256, so a leaked file grants
+// nothing.
 #pragma once
 
 #include <ostream>
@@ -13,5 +14,9 @@ namespace gridledger::cli {
 // token; kExitFailure when the file cannot be read, written or parsed.
 int TokenAddCommand(const std::string& tokens_file, const std::string& id, const std::string& role,
                     const std::string& org, std::ostream& out, std::ostream& err);
+// Revokes the token of `id` in `tokens_file` (TokenStore::Remove) and says so on `err`, with how
+// a running ledgerd drops it. kExitOk; kExitRejected when `id` has no token there; kExitFailure
+// when the file cannot be read, parsed or written.
+int TokenRemoveCommand(const std::string& tokens_file, const std::string& id, std::ostream& err);
 
 }  // namespace gridledger::cli

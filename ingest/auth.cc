@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <utility>
 #include <variant>
@@ -327,6 +328,8 @@ class FileDescriptor {
   FileDescriptor(const FileDescriptor&) = delete;
   FileDescriptor& operator=(const FileDescriptor&) = delete;
   int get() const { return fd_; }
+  // The caller closes it from now on.
+  int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -522,6 +525,30 @@ Result<int> OpenForAppend(const std::string& path) {
   return fd;
 }
 
+// Whether `fd` is still the file at `path`: a Remove replaces the file (a new one renamed over
+// it), so a writer that waited for the lock of the old one must open the path again.
+bool StillAt(int fd, const std::string& path) {
+  struct stat open_file {};
+  struct stat at_path {};
+  return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &at_path) == 0 &&
+         open_file.st_dev == at_path.st_dev && open_file.st_ino == at_path.st_ino;
+}
+
+// Opens `path` (with `open`) and takes its exclusive flock, on the file that is at `path` then.
+template <typename Opener>
+Result<int> OpenLocked(const std::string& path, Opener open) {
+  for (;;) {
+    auto opened = open(path);
+    if (!opened.ok()) return opened.status();
+    FileDescriptor fd(*opened);
+    // Held until the descriptor closes: reading, checking and writing are one step for others.
+    if (::flock(fd.get(), LOCK_EX) != 0) {
+      return Status(Code::kIoError, "cannot lock tokens file " + path + ": " + ErrnoText());
+    }
+    if (StillAt(fd.get(), path)) return fd.release();
+  }
+}
+
 }  // namespace
 
 Status TokenStore::Add(const std::string& path, const Principal& principal,
@@ -532,13 +559,10 @@ Status TokenStore::Add(const std::string& path, const Principal& principal,
   if (!IsLowerHex(token_sha256_hex, kSha256HexChars)) {
     return Status(Code::kInvalid, "cannot add a token: the hash must be 64 lower-case hex");
   }
-  auto opened = OpenForAppend(path);
+  // Locked until fd closes, so the duplicate check and the append are one step for other writers.
+  auto opened = OpenLocked(path, OpenForAppend);
   if (!opened.ok()) return opened.status();
   FileDescriptor fd(*opened);
-  // Held until fd closes, so the duplicate check and the append are one step for other Adds.
-  if (::flock(fd.get(), LOCK_EX) != 0) {
-    return Status(Code::kIoError, "cannot lock tokens file " + path + ": " + ErrnoText());
-  }
   auto content = ReadWhole(fd.get(), path);
   if (!content.ok()) return content.status();
   auto existing = ParseTokensFile(*content, path);
@@ -561,6 +585,62 @@ Status TokenStore::Add(const std::string& path, const Principal& principal,
   bytes += line.dump() + "\n";
   LEDGER_ASSERT(bytes.size() <= kTokenLineBytesMax + 2);  // and two newlines
   return WriteWhole(fd.get(), bytes, path);
+}
+
+Status TokenStore::Remove(const std::string& path, const std::string& id) {
+  auto opened = OpenLocked(path, [](const std::string& at) -> Result<int> {
+    const int fd = ::open(at.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) return fd;
+    const Code code = errno == ENOENT ? Code::kNotFound : Code::kIoError;
+    return Status(code, "cannot open tokens file " + at + ": " + ErrnoText());
+  });
+  if (!opened.ok()) return opened.status();
+  FileDescriptor fd(*opened);
+  auto content = ReadWhole(fd.get(), path);
+  if (!content.ok()) return content.status();
+  if (auto valid = ParseTokensFile(*content, path); !valid.ok()) return valid.status();
+  // Every line but the token of `id` (ids are unique), comments and blank lines kept.
+  std::string kept;
+  bool removed = false;
+  for (std::string_view rest = *content; !rest.empty();) {
+    const size_t end = rest.find('\n');
+    const std::string_view line =
+        rest.substr(0, end == std::string_view::npos ? rest.size() : end + 1);
+    rest.remove_prefix(line.size());
+    const std::string_view text = TrimLine(line.substr(0, line.find('\n')));
+    if (!text.empty() && text.front() != '#') {
+      auto parsed = ParseTokenLine(text);
+      const auto& [hash, principal] = std::get<std::pair<std::string, Principal>>(parsed);
+      if (principal.id == id) {
+        removed = true;
+        continue;
+      }
+    }
+    kept += line;
+  }
+  if (!removed) return Status(Code::kNotFound, "no token of id " + id + " in " + path);
+  // A new file renamed over the old: a crash leaves one or the other, never half of one. Writers
+  // waiting for the old file's lock see that it was replaced and open the new one (OpenLocked).
+  const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
+  FileDescriptor out(
+      ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, S_IRUSR | S_IWUSR));
+  if (out.get() < 0) {
+    return Status(Code::kIoError, "cannot create " + temporary + ": " + ErrnoText());
+  }
+  Status written = WriteWhole(out.get(), kept, temporary);
+  if (written.ok() && ::rename(temporary.c_str(), path.c_str()) != 0) {
+    written = Status(Code::kIoError, "cannot replace " + path + ": " + ErrnoText());
+  }
+  if (!written.ok()) {
+    ::unlink(temporary.c_str());
+    return written;
+  }
+  const std::string parent = std::filesystem::path(path).parent_path().string();
+  FileDescriptor directory(::open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_CLOEXEC));
+  if (directory.get() < 0 || ::fsync(directory.get()) != 0) {
+    return Status(Code::kIoError, "cannot sync the directory of " + path + ": " + ErrnoText());
+  }
+  return Status::Ok();
 }
 
 }  // namespace gridledger::ingest

@@ -10,12 +10,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <mutex>
@@ -333,6 +335,26 @@ int main(int argc, char** argv) {
     std::rename(temporary.c_str(), config.ready_file.c_str());
   }
 
+  // SIGHUP: the tokens file is read again (after ledgerctl token add / remove). A file that does
+  // not load is logged and changes nothing: the tokens held stay in force.
+  net::signal_set reload(net::make_strand(io), SIGHUP);
+  std::function<void()> await_reload = [&] {
+    reload.async_wait([&](const boost::system::error_code& error, int) {
+      if (error) return;
+      auto reloaded = ingest::TokenStore::Load(config.tokens_file);
+      if (reloaded.ok()) {
+        const size_t count = reloaded->size();
+        service.ReplaceTokens(std::move(reloaded).value());
+        Log(LogLevel::kInfo, "tokens reloaded", {{"tokens", config.tokens_file}, {"count", count}});
+      } else {
+        Log(LogLevel::kError, "tokens not reloaded: the tokens held stay in force",
+            {{"tokens", config.tokens_file}, {"error", reloaded.status().message()}});
+      }
+      await_reload();
+    });
+  };
+  await_reload();
+
   // Shutdown: the signal handler starts the drain on a thread of its own, so the I/O threads keep
   // answering the appends in flight while it waits for them.
   std::promise<void> drained;
@@ -341,6 +363,8 @@ int main(int argc, char** argv) {
   signals.async_wait([&](const boost::system::error_code& error, int signal) {
     if (error) return;
     Log(LogLevel::kInfo, "draining", {{"signal", signal}});
+    // A pending wait would keep the io_context from running out of work once drained.
+    net::post(reload.get_executor(), [&] { reload.cancel(); });
     drainer = std::thread([&] {
       http.Stop();
       if (tcp) tcp->Stop();

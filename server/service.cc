@@ -91,15 +91,26 @@ Service::Service(ServiceParts parts)
       engine_(parts.engine),
       calendar_(parts.calendar),
       profile_(parts.profile),
-      tokens_(std::move(parts.tokens)),
+      tokens_(std::make_shared<const ingest::TokenStore>(std::move(parts.tokens))),
       limits_(parts.limits),
       now_us_(parts.now_us ? std::move(parts.now_us) : std::function<int64_t()>(SystemNowUs)),
       backup_dir_(std::move(parts.backup_dir)),
       ingestor_(parts.ledger, now_us_) {}
 
+std::shared_ptr<const ingest::TokenStore> Service::Tokens() const {
+  std::lock_guard lock(tokens_mutex_);
+  return tokens_;
+}
+
+void Service::ReplaceTokens(ingest::TokenStore tokens) {
+  auto replacement = std::make_shared<const ingest::TokenStore>(std::move(tokens));
+  std::lock_guard lock(tokens_mutex_);
+  tokens_ = std::move(replacement);
+}
+
 std::optional<ingest::Principal> Service::Authenticate(std::string_view token) const {
   std::optional<ingest::Principal> principal;
-  if (!token.empty()) principal = tokens_.Authenticate(token);
+  if (!token.empty()) principal = Tokens()->Authenticate(token);
   if (!principal) {
     if (ServerProbe* probe = probe_.load(std::memory_order_acquire)) {
       probe->OnRefused(ErrorKind::kUnauthenticated, "");
@@ -217,7 +228,7 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
   // A row keeps its original actor, whom the importer names; someone who holds a token here is
   // who the tokens file says, so an importer cannot move a known person into its own org (and
   // write, say, to that person's staff stream). Legacy staff without a token are taken as named.
-  if (auto known = tokens_.FindById(event.actor.id);
+  if (auto known = Tokens()->FindById(event.actor.id);
       known && (std::string(ingest::RoleName(known->role)) != event.actor.role ||
                 known->org != event.actor.org)) {
     if (ServerProbe* probe = probe_.load(std::memory_order_acquire)) {

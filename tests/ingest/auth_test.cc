@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -502,6 +503,66 @@ TEST(TokenFileTest, MalformedLineFailsLoadNamingItsLineNumber) {
     EXPECT_EQ(store.status().code(), ledger::Code::kCorruption) << label;
     EXPECT_NE(store.status().message().find("line 3"), std::string::npos)
         << label << ": " << store.status().message();
+  }
+}
+
+TEST(TokenFileTest, RemoveRevokesOneTokenAndKeepsTheRestOfTheFile) {
+  testing::TempDir dir;
+  const std::string path = dir.str() + "/tokens.jsonl";
+  WriteFile(path, "# issued by the service center\n");
+  ASSERT_TRUE(TokenStore::Add(path, Who(Role::kClerk, "S1"), TokenStore::Sha256Hex("t1")).ok());
+  ASSERT_TRUE(TokenStore::Add(path, Who(Role::kClerk, "S2"), TokenStore::Sha256Hex("t2")).ok());
+  ASSERT_TRUE(TokenStore::Add(path, Who(Role::kAdmin, "ADM"), TokenStore::Sha256Hex("t3")).ok());
+
+  ASSERT_TRUE(TokenStore::Remove(path, "S2").ok());
+  auto store = TokenStore::Load(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(store->size(), 2u);
+  EXPECT_FALSE(store->Authenticate("t2").has_value());
+  EXPECT_EQ(store->Authenticate("t1"), Who(Role::kClerk, "S1"));
+  EXPECT_EQ(store->Authenticate("t3"), Who(Role::kAdmin, "ADM"));
+  EXPECT_EQ(ReadFile(path).rfind("# issued by the service center\n", 0), 0u) << ReadFile(path);
+  struct stat info {};
+  ASSERT_EQ(::stat(path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);
+
+  // Nobody of that id any more, or no file: not found, and nothing changes.
+  const std::string before = ReadFile(path);
+  EXPECT_EQ(TokenStore::Remove(path, "S2").code(), ledger::Code::kNotFound);
+  EXPECT_EQ(ReadFile(path), before);
+  EXPECT_EQ(TokenStore::Remove(dir.str() + "/absent.jsonl", "S1").code(), ledger::Code::kNotFound);
+  // A malformed file is not rewritten.
+  WriteFile(path, before + "garbage\n");
+  EXPECT_EQ(TokenStore::Remove(path, "S1").code(), ledger::Code::kCorruption);
+  EXPECT_EQ(ReadFile(path), before + "garbage\n");
+}
+
+// Remove replaces the file; an Add waiting for the old file's lock must not append to the file
+// that was replaced (its token would be lost).
+TEST(TokenFileTest, ConcurrentAddsAndRemovesLoseNothing) {
+  testing::TempDir dir;
+  const std::string path = dir.str() + "/tokens.jsonl";
+  constexpr int kEach = 16;
+  for (int i = 0; i < kEach; ++i) {
+    const std::string id = "R" + std::to_string(i);
+    ASSERT_TRUE(TokenStore::Add(path, Who(Role::kClerk, id), TokenStore::Sha256Hex(id)).ok());
+  }
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kEach; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string id = "A" + std::to_string(i);
+      EXPECT_TRUE(TokenStore::Add(path, Who(Role::kClerk, id), TokenStore::Sha256Hex(id)).ok());
+    });
+    threads.emplace_back(
+        [&, i] { EXPECT_TRUE(TokenStore::Remove(path, "R" + std::to_string(i)).ok()); });
+  }
+  for (std::thread& thread : threads) thread.join();
+  auto store = TokenStore::Load(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(store->size(), static_cast<size_t>(kEach));
+  for (int i = 0; i < kEach; ++i) {
+    EXPECT_TRUE(store->FindById("A" + std::to_string(i)).has_value()) << i;
+    EXPECT_FALSE(store->FindById("R" + std::to_string(i)).has_value()) << i;
   }
 }
 

@@ -517,6 +517,39 @@ TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
   EXPECT_EQ(Head(), before + 1);
 }
 
+// A token added or revoked with ledgerctl takes effect in a running ledgerd on SIGHUP, without a
+// restart; a tokens file that does not load then changes nothing.
+TEST_F(HttpTest, TokensAreReloadedOnSighup) {
+  const std::string report = "/v1/kpi?period=2026-Q1&org=KM.XS";
+  auto status_with = [&](const std::string& token) { return client_.Get(report, token).status; };
+  auto ledgerctl_token = [&](const std::string& arguments) {
+    return RunCommand(std::string(LEDGERCTL_PATH) + " token " + arguments + " --tokens " +
+                      server_.tokens_file() + " 2>/dev/null");
+  };
+  auto [added_status, token] = ledgerctl_token("add --id D0002 --role director --org KM.XS");
+  ASSERT_EQ(added_status, 0);
+  token.erase(token.find_last_not_of('\n') + 1);
+  EXPECT_EQ(status_with(token), 401);  // not before the file is read again
+  server_.ReloadTokens();
+  EXPECT_TRUE(WaitUntil([&] { return status_with(token) == 200; }, std::chrono::seconds(10)))
+      << server_.Log();
+
+  ASSERT_EQ(ledgerctl_token("remove --id D0002").first, 0);
+  EXPECT_EQ(ledgerctl_token("remove --id D0002").first, 2);  // no such token any more
+  server_.ReloadTokens();
+  EXPECT_TRUE(WaitUntil([&] { return status_with(token) == 401; }, std::chrono::seconds(10)))
+      << server_.Log();
+
+  // A broken file: logged, and the tokens held stay in force.
+  std::ofstream(server_.tokens_file(), std::ios::app) << "not a token line\n";
+  server_.ReloadTokens();
+  EXPECT_TRUE(
+      WaitUntil([&] { return server_.Log().find("tokens not reloaded") != std::string::npos; },
+                std::chrono::seconds(10)));
+  EXPECT_EQ(status_with(server_.token("director")), 200);
+  EXPECT_EQ(status_with(token), 401);
+}
+
 TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
   // Only the header is sent: the server refuses on the declared length, before reading the body.
   boost::asio::io_context io;

@@ -117,6 +117,9 @@ class Ledgerd {
     process_->Signal(SIGKILL);
     process_->Wait(std::chrono::seconds(30));
   }
+  // SIGHUP: ledgerd reads its tokens file again.
+  void ReloadTokens() { process_->Signal(SIGHUP); }
+  const std::string& tokens_file() const { return tokens_file_; }
 
   const std::string& token(const std::string& name) const { return tokens_.at(name); }
   uint16_t http_port() const { return http_port_; }

@@ -95,6 +95,11 @@ class TokenStore {
   // exclusive flock, so two of them cannot both pass the duplicate check.
   static ledger::Status Add(const std::string& path, const Principal& principal,
                             const std::string& token_sha256_hex);
+  // Revokes the token of `id`: rewrites `path` without its line (comments and other tokens kept),
+  // by a new file renamed over it, under the same lock as Add. A running ledgerd stops taking
+  // the token once it reloads the file (SIGHUP). Errors: kNotFound (no such file, or no token of
+  // `id` in it), kCorruption (the file does not Load), kIoError.
+  static ledger::Status Remove(const std::string& path, const std::string& id);
 
  private:
   std::unordered_map<std::string, Principal> by_hash_;

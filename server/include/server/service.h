@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -86,6 +87,10 @@ class Service {
 
   // The principal of a bearer token; nullopt when unknown.
   std::optional<ingest::Principal> Authenticate(std::string_view token) const;
+  // Takes `tokens` in place of the tokens held (ledgerd: the file reloaded on SIGHUP): from the
+  // next request on, a removed token is unknown and an added one works. Requests being answered
+  // keep the principal they were admitted with.
+  void ReplaceTokens(ingest::TokenStore tokens);
 
   // nullopt when `principal` may do `access` (about `org`, "" = all); else a kForbidden error.
   std::optional<ServiceError> CheckAccess(const ingest::Principal& principal, ingest::Access access,
@@ -190,7 +195,10 @@ class Service {
   projections::Engine& engine_;
   const domain::WorkingCalendar& calendar_;
   const domain::SlaProfile& profile_;
-  const ingest::TokenStore tokens_;
+  std::shared_ptr<const ingest::TokenStore> Tokens() const;
+
+  mutable std::mutex tokens_mutex_;
+  std::shared_ptr<const ingest::TokenStore> tokens_;  // guarded by tokens_mutex_ (the pointer)
   const Limits limits_;
   std::function<int64_t()> now_us_;
   const std::string backup_dir_;
