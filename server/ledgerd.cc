@@ -189,6 +189,31 @@ void AddOptions(CLI::App& app, Config& config) {
       ->capture_default_str();
 }
 
+// Limits that cannot work together: a reason, or nullopt.
+std::optional<std::string> CheckLimits(const server::Limits& limits) {
+  const std::pair<const char*, size_t> positive[] = {
+      {"--connections-max", limits.connections_max},
+      {"--frame-bytes-max", limits.frame_bytes_max},
+      {"--http-body-bytes-max", limits.http_body_bytes_max},
+      {"--batch-events-max", limits.batch_events_max},
+      {"--connection-inflight-max", limits.connection_inflight_max},
+      {"--appends-inflight-max", limits.appends_inflight_max},
+      {"--subscribers-max", limits.subscribers_max},
+      {"--read-events-max", limits.read_events_max}};
+  for (const auto& [flag, value] : positive) {
+    if (value == 0) return std::string(flag) + " must be at least 1";
+  }
+  // The TCP door starts the events of a batch together (one per stream at a time): a batch larger
+  // than the appends the server takes at once would be refused busy on an idle server.
+  if (limits.batch_events_max > limits.appends_inflight_max) {
+    return "--batch-events-max (" + std::to_string(limits.batch_events_max) +
+           ") must not exceed --appends-inflight-max (" +
+           std::to_string(limits.appends_inflight_max) +
+           "): a batch's events are appended together, so a larger one would be refused busy";
+  }
+  return std::nullopt;
+}
+
 int Fail(const std::string& message, nlohmann::ordered_json fields = {}) {
   Log(LogLevel::kError, message, std::move(fields));
   return 1;
@@ -204,6 +229,8 @@ int main(int argc, char** argv) {
   auto level = server::ParseLogLevel(config.log_level);
   if (!level) return Fail("unknown --log-level", {{"value", config.log_level}});
   server::SetLogLevel(*level);
+
+  if (auto wrong = CheckLimits(config.limits)) return Fail(*wrong);
 
   auto http_endpoint = ParseEndpoint(config.http);
   if (!http_endpoint) return Fail("--http takes host:port", {{"value", config.http}});

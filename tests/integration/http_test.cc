@@ -930,6 +930,20 @@ TEST(LedgerdConfigTest, AnUnknownKeyInTheConfigFileIsAnError) {
   EXPECT_FALSE(std::filesystem::exists(dir.str() + "/data")) << output;
 }
 
+// Limits that cannot work together stop ledgerd with the reason, before it touches the data.
+TEST(LedgerdConfigTest, LimitsThatCannotWorkTogetherAreRefused) {
+  TempDir dir;
+  for (const std::string& limits : {std::string("--batch-events-max 50 --appends-inflight-max 2"),
+                                    std::string("--connections-max 0")}) {
+    auto [status, output] =
+        RunCommand(std::string(LEDGERD_PATH) + " " + limits + " --http 127.0.0.1:0 --data " +
+                   dir.str() + "/data --tokens " + dir.str() + "/none 2>&1");
+    EXPECT_NE(status, 0) << output;
+    EXPECT_NE(output.find(limits.substr(0, limits.find(' '))), std::string::npos) << output;
+    EXPECT_FALSE(std::filesystem::exists(dir.str() + "/data")) << output;
+  }
+}
+
 // SIGTERM drains and exits 0; a restart resumes with everything acknowledged; ledgerctl on the
 // held directory says so instead of failing on RocksDB's lock.
 TEST_F(HttpTest, TermExitsCleanlyAndARestartResumes) {
