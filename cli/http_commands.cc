@@ -309,10 +309,21 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
         request_bytes_max /= 2;
         continue;
       }
-      totals.failure = json{{"line", rows[next].line},
-                            {"rule", "row_too_large"},
-                            {"message", "the row is larger than ledgerd takes in one request"}};
-      break;
+      // One row larger than ledgerd takes in a request: rejected, and the import goes on (as a
+      // rejected row of the embedded import; nothing of it was stored).
+      ++totals.rows;
+      ++totals.rejected;
+      if (totals.errors.size() < 1000) {
+        totals.errors.push_back(
+            {{"line", rows[next].line},
+             {"error",
+              {{"code", "invalid"},
+               {"rule", "row_too_large"},
+               {"message", "the row is larger than ledgerd takes in one request (" +
+                               std::to_string(text(next).size()) + " bytes)"}}}});
+      }
+      next = end;
+      continue;
     }
     if (!IsSummary(answer)) {
       if (totals.requests > 0) {

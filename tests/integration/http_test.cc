@@ -887,9 +887,17 @@ TEST(LedgerctlHttpImportTest, ALargeFileGoesInRequestsUnderTheBodyLimit) {
   const std::string file = dir.str() + "/rows.jsonl";
   {
     std::ofstream out(file);
-    for (int i = 1; i <= 12; ++i) {
+    for (int i = 1; i <= 13; ++i) {
       if (i == 9) {
         out << "{\"stream\": \"app/broken\"}\n";
+        continue;
+      }
+      if (i == 11) {  // one row larger than a request may be: rejected, and the import goes on
+        json huge = SampleEvents().front();
+        huge["stream"] = "app/XS-2026-HUGE";
+        huge["event_id"] = "chunk-huge";
+        huge["data"]["customer_name"] = std::string(4096, 'x');
+        out << huge.dump() << "\n";
         continue;
       }
       json row = SampleEvents().front();
@@ -903,12 +911,14 @@ TEST(LedgerctlHttpImportTest, ALargeFileGoesInRequestsUnderTheBodyLimit) {
       std::string(LEDGERCTL_PATH) + " --http 127.0.0.1:" + std::to_string(server.http_port()) +
       " --token " + server.token("director") + " import " + file + " 2>/dev/null";
   auto [status, output] = RunCommand(command);
-  EXPECT_EQ(status, 2) << output;  // the broken row
+  EXPECT_EQ(status, 2) << output;  // the broken row and the huge one
   const json summary = json::parse(output);
   EXPECT_EQ(summary["accepted"], 11) << output;
-  EXPECT_EQ(summary["rejected"], 1) << output;
-  ASSERT_EQ(summary["errors"].size(), 1u) << output;
+  EXPECT_EQ(summary["rejected"], 2) << output;
+  ASSERT_EQ(summary["errors"].size(), 2u) << output;
   EXPECT_EQ(summary["errors"][0]["line"], 9) << output;
+  EXPECT_EQ(summary["errors"][1]["line"], 11) << output;
+  EXPECT_EQ(summary["errors"][1]["error"]["rule"], "row_too_large") << output;
   EXPECT_GT(summary["requests"].get<int>(), 2) << output;
   // Again: every row is a duplicate, nothing is appended.
   auto [again_status, again] = RunCommand(command);
