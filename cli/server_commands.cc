@@ -30,7 +30,19 @@ json ErrorJson(const client::Error& error) {
   return body;
 }
 
-std::unique_ptr<client::Client> Connect(const RemoteOptions& remote) {
+// A request the server refused (bad input, no right to it) is rejected input, exit 2; anything
+// else (connection, server trouble) is a failure, exit 1.
+int ExitOf(const client::Error& error) {
+  return error.code == "invalid" || error.code == "forbidden" || error.code == "unauthenticated" ||
+                 error.code == "not_found"
+             ? kExitRejected
+             : kExitFailure;
+}
+
+// nullptr, said on stderr, with `*exit_code` set, when the server cannot be reached or refuses
+// the token.
+std::unique_ptr<client::Client> Connect(const RemoteOptions& remote, int* exit_code) {
+  *exit_code = kExitFailure;
   auto endpoint = SplitHostPort(remote.server, "--server");
   if (!endpoint) return nullptr;
   client::Options options;
@@ -39,6 +51,7 @@ std::unique_ptr<client::Client> Connect(const RemoteOptions& remote) {
       client::Client::Connect(endpoint->first, endpoint->second, remote.token, options);
   if (!connected.ok()) {
     std::cerr << "ledgerctl: " << remote.server << ": " << connected.error().ToString() << "\n";
+    *exit_code = ExitOf(connected.error());
     return nullptr;
   }
   return std::move(connected).value();
@@ -68,8 +81,9 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
   std::istream* input = OpenInput(file, file_stream, std::cerr);
   if (input == nullptr) return kExitFailure;
   std::istream& in = *input;
-  auto connection = Connect(remote);
-  if (!connection) return kExitFailure;
+  int refused = kExitFailure;
+  auto connection = Connect(remote, &refused);
+  if (!connection) return refused;
   bool any_rejected = false;
   std::vector<std::string> lines;
   std::vector<uint64_t> line_numbers;
@@ -145,8 +159,9 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
 }
 
 int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ostream& out) {
-  auto connection = Connect(remote);
-  if (!connection) return kExitFailure;
+  int refused = kExitFailure;
+  auto connection = Connect(remote, &refused);
+  if (!connection) return refused;
   uint64_t remaining = options.limit;
   uint64_t next = options.stream ? options.from_version : options.from_position.value_or(1);
   while (remaining > 0) {
@@ -156,8 +171,7 @@ int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ost
                     : connection->Read(next, page, remote.approved_by);
     if (!read.ok()) {
       std::cerr << "ledgerctl: " << read.error().ToString() << "\n";
-      return read.error().code == "forbidden" || read.error().code == "invalid" ? kExitRejected
-                                                                                : kExitFailure;
+      return ExitOf(read.error());
     }
     for (const auto& event : read->events) out << ReadLine(event, options.envelopes).dump() << "\n";
     if (read->events.empty()) break;
@@ -168,15 +182,16 @@ int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ost
 }
 
 int RemoteHistory(const RemoteOptions& remote, const std::string& stream, std::ostream& out) {
-  auto connection = Connect(remote);
-  if (!connection) return kExitFailure;
+  int refused = kExitFailure;
+  auto connection = Connect(remote, &refused);
+  if (!connection) return refused;
   std::vector<ledger::StoredEvent> events;
   uint64_t next = 0;
   for (;;) {
     auto read = connection->ReadStream(stream, next, 0, remote.approved_by);
     if (!read.ok()) {
       std::cerr << "ledgerctl: " << read.error().ToString() << "\n";
-      return kExitFailure;
+      return ExitOf(read.error());
     }
     if (read->events.empty()) break;
     for (auto& event : read->events) events.push_back(std::move(event));
@@ -192,8 +207,9 @@ int RemoteHistory(const RemoteOptions& remote, const std::string& stream, std::o
 
 int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& options,
                     std::ostream& out) {
-  auto connection = Connect(remote);
-  if (!connection) return kExitFailure;
+  int refused = kExitFailure;
+  auto connection = Connect(remote, &refused);
+  if (!connection) return refused;
   client::SubscribeOptions subscribe;
   subscribe.from_position = options.from_position;
   subscribe.stream_prefix = options.stream_prefix;
@@ -202,7 +218,7 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
   auto subscription = connection->Subscribe(subscribe);
   if (!subscription.ok()) {
     std::cerr << "ledgerctl: " << subscription.error().ToString() << "\n";
-    return kExitFailure;
+    return ExitOf(subscription.error());
   }
   const uint64_t stop_after = (*subscription)->head_at_start();
   for (;;) {

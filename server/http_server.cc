@@ -36,6 +36,8 @@ constexpr std::chrono::seconds kIdleTimeout{60};
 // How long a report query waits for the projections to reach the ledger's head, so a client
 // reads its own writes; after that it answers from the projections as they are.
 constexpr std::chrono::milliseconds kProjectionWait{2000};
+// The request line and headers of one HTTP request, at most (431 beyond).
+constexpr uint32_t kHttpHeaderBytesMax = 16 * 1024;
 // Rejected rows listed in an import's answer (all are counted).
 constexpr size_t kImportErrorsListedMax = 1000;
 
@@ -134,6 +136,9 @@ std::optional<uint64_t> ParseCount(const std::string& text) {
   }
   return value;
 }
+
+// What a position in a query is (ParseCount's bounds).
+constexpr char kPositionText[] = "a position: a whole number from 1, at most 19 digits";
 
 ServiceError BadParameter(const std::string& name, const std::string& expected) {
   return InvalidField(name, "bad_value", "query parameter " + name + " must be " + expected);
@@ -244,7 +249,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (closing_) return;
     parser_.emplace();
     parser_->body_limit(service_.limits().http_body_bytes_max);
-    parser_->header_limit(16 * 1024);
+    parser_->header_limit(kHttpHeaderBytesMax);
     stream_.expires_after(kIdleTimeout);
     http::async_read(
         stream_, buffer_, *parser_,
@@ -259,17 +264,27 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (error) {
       // A request we cannot parse (oversized body or header, bad syntax): answer and close.
       keep_alive_ = false;
-      const ErrorKind kind = ErrorKind::kInvalid;
-      std::string message = error == http::error::body_limit
-                                ? "request body larger than " +
-                                      std::to_string(service_.limits().http_body_bytes_max) +
-                                      " bytes"
-                                : "malformed HTTP request: " + error.message();
       version_ = 11;
       busy_ = true;
-      return Respond(error == http::error::body_limit ? http::status::payload_too_large
-                                                      : http::status::bad_request,
-                     ErrorBody(MakeError(kind, "invalid", std::move(message))));
+      // Named like every refusal of input: the part of the request at fault and the limit or
+      // rule it broke.
+      if (error == http::error::body_limit) {
+        return Respond(
+            http::status::payload_too_large,
+            ErrorBody(InvalidField("body", "http_body_bytes_max",
+                                   "request body larger than " +
+                                       std::to_string(service_.limits().http_body_bytes_max) +
+                                       " bytes (ledgerd --http-body-bytes-max)")));
+      }
+      if (error == http::error::header_limit) {
+        return Respond(http::status::request_header_fields_too_large,
+                       ErrorBody(InvalidField("headers", "header_bytes_max",
+                                              "request headers larger than " +
+                                                  std::to_string(kHttpHeaderBytesMax) + " bytes")));
+      }
+      return Respond(http::status::bad_request,
+                     ErrorBody(InvalidField("request", "http_syntax",
+                                            "malformed HTTP request: " + error.message())));
     }
     request_ = parser_->release();
     keep_alive_ = request_.keep_alive();
@@ -545,7 +560,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     uint64_t limit = 1000;
     if (auto it = target_.query.find("from"); it != target_.query.end()) {
       auto parsed = ParseCount(it->second);
-      if (!parsed || *parsed == 0) return Fail(BadParameter("from", "a position >= 1"));
+      if (!parsed || *parsed == 0) return Fail(BadParameter("from", kPositionText));
       from = *parsed;
     }
     if (auto it = target_.query.find("limit"); it != target_.query.end()) {
@@ -794,7 +809,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     ledger::Digest digest = service_.ledger().HeadDigest();
     if (auto it = target_.query.find("at"); it != target_.query.end()) {
       auto position = ParseCount(it->second);
-      if (!position || *position == 0) return Fail(BadParameter("at", "a position >= 1"));
+      if (!position || *position == 0) return Fail(BadParameter("at", kPositionText));
       auto at = service_.ledger().DigestAt(*position);
       if (!at.ok()) return Fail(FromStatus(at.status()));
       digest = *at;

@@ -566,9 +566,25 @@ TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
   ASSERT_FALSE(error) << error.message();
   EXPECT_EQ(response.result_int(), 413u);
   EXPECT_EQ(json::parse(response.body())["error"]["code"], "invalid");
+  EXPECT_EQ(json::parse(response.body())["error"]["field"], "body") << response.body();
+  EXPECT_EQ(json::parse(response.body())["error"]["rule"], "http_body_bytes_max");
   HttpClient other("127.0.0.1", server_.http_port());
   EXPECT_EQ(other.Get("/healthz").status, 200);
   EXPECT_EQ(Head(), 0u);
+
+  // Headers past their bound: 431, naming them.
+  boost::asio::ip::tcp::socket headers(io);
+  headers.connect({boost::asio::ip::make_address("127.0.0.1"), server_.http_port()});
+  boost::asio::write(headers, boost::asio::buffer("GET /healthz HTTP/1.1\r\nHost: test\r\nX-Pad: " +
+                                                  std::string(32 * 1024, 'x') + "\r\n\r\n"));
+  boost::beast::flat_buffer header_buffer;
+  http::response<http::string_body> header_response;
+  http::read(headers, header_buffer, header_response, error);
+  ASSERT_FALSE(error) << error.message();
+  EXPECT_EQ(header_response.result_int(), 431u);
+  EXPECT_EQ(json::parse(header_response.body())["error"]["field"], "headers")
+      << header_response.body();
+  EXPECT_EQ(other.Get("/healthz").status, 200);
 }
 
 // The JSON checks of every other door hold over HTTP too: a key twice (the first "actor" naming

@@ -165,6 +165,24 @@ TEST(LedgerctlServerTest, AppendFollowsTheServersBatchLimitAndRefusesOnlyTheBadL
   EXPECT_EQ(accepted, 12u);
 }
 
+// A request the server refuses is rejected input for ledgerctl --server (exit 2), as on a data
+// directory; only trouble reaching or running the server is a failure (exit 1).
+TEST(LedgerctlServerTest, RefusedRequestsExitTwo) {
+  Ledgerd server;
+  auto ledgerctl = [&](const std::string& token, const std::string& arguments) {
+    return RunCommand(std::string(LEDGERCTL_PATH) +
+                      " --server 127.0.0.1:" + std::to_string(server.tcp_port()) + " --token " +
+                      token + " " + arguments + " 2>&1")
+        .first;
+  };
+  EXPECT_EQ(ledgerctl(server.token("clerk"), "subscribe --from 1"), 2);  // a clerk may not
+  EXPECT_EQ(ledgerctl(server.token("reader"), "subscribe --from 1 --type Bogus"), 2);
+  EXPECT_EQ(ledgerctl(server.token("clerk"), "read --from 1"), 2);
+  EXPECT_EQ(ledgerctl(server.token("other_clerk"), "history app/XS-2026-000123"), 2);
+  EXPECT_EQ(ledgerctl("0000", "read --from 1"), 2);                       // no such token
+  EXPECT_EQ(ledgerctl(server.token("reader"), "subscribe --from 1"), 0);  // the empty log
+}
+
 TEST_F(TcpTest, SubscriberResumesAcrossARestartAndSeesEveryEventOnce) {
   auto clerk = Connect("clerk");
   ASSERT_NE(clerk, nullptr);
