@@ -222,6 +222,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     });
   }
 
+  // The client's address, "" once the socket is gone.
+  std::string Peer() {
+    beast::error_code error;
+    const tcp::endpoint endpoint = stream_.socket().remote_endpoint(error);
+    return error ? std::string()
+                 : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+  }
+
   // Refuses the connection with 503 (over the connection limit) and closes it.
   void RefuseAndClose() {
     closing_ = true;
@@ -231,6 +239,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     response->set(http::field::content_type, "application/json");
     response->set(http::field::retry_after, "1");
     response->keep_alive(false);
+    Log(LogLevel::kDebug, "http connection refused",
+        {{"peer", Peer()}, {"reason", "connections_max"}, {"status", 503}});
     response->body() =
         Dump(ErrorBody(MakeError(ErrorKind::kBusy, "busy", "too many connections; retry later")));
     response->prepare_payload();
@@ -257,6 +267,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void OnRead(beast::error_code error) {
+    request_started_ = std::chrono::steady_clock::now();
+    request_ = {};
+    target_ = Target{};
+    principal_id_.clear();
     if (error == http::error::end_of_stream || error == net::error::operation_aborted ||
         error == beast::error::timeout || error == net::error::eof) {
       return Close();
@@ -301,6 +315,20 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void Respond(http::status status, const ordered_json& body) { Respond(status, Dump(body)); }
 
   void Respond(http::status status, std::string body) {
+    // One line per answer at debug level, refusals included: what was asked, by whom, how it was
+    // answered and how long that took.
+    if (LogEnabled(LogLevel::kDebug)) {
+      ordered_json fields = {
+          {"method", std::string(request_.method_string())},
+          {"path", target_.path.empty() ? std::string(request_.target()) : target_.path},
+          {"status", static_cast<unsigned>(status)},
+          {"ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                           request_started_)
+                     .count()},
+          {"peer", Peer()}};
+      if (!principal_id_.empty()) fields["principal"] = principal_id_;
+      Log(LogLevel::kDebug, "http request", std::move(fields));
+    }
     auto response = std::make_shared<Response>(status, version_);
     response->set(http::field::server, "ledgerd");
     response->set(http::field::content_type, "application/json");
@@ -373,6 +401,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     constexpr std::string_view kBearer = "Bearer ";
     std::optional<ingest::Principal> principal;
     if (value.starts_with(kBearer)) principal = service_.Authenticate(value.substr(kBearer.size()));
+    if (principal) principal_id_ = principal->id;
     if (!principal) {
       Fail(MakeError(ErrorKind::kUnauthenticated, "unauthenticated", "unknown bearer token"));
     }
@@ -401,8 +430,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     target_ = std::move(*target);
     const std::string& path = target_.path;
     const http::verb verb = request_.method();
-    Log(LogLevel::kDebug, "http request",
-        {{"method", std::string(request_.method_string())}, {"path", path}});
     if (path == "/healthz") {
       if (verb != http::verb::get) return MethodNotAllowed();
       return Respond(http::status::ok, ordered_json{{"ok", true},
@@ -872,6 +899,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::optional<http::request_parser<http::string_body>> parser_;
   Request request_;
   Target target_;
+  std::chrono::steady_clock::time_point request_started_;  // for the request's log line
+  std::string principal_id_;  // of the request being answered, once authenticated
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool busy_ = false;     // a request is being answered

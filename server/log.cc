@@ -39,8 +39,12 @@ std::optional<LogLevel> ParseLogLevel(std::string_view name) {
   return std::nullopt;
 }
 
+bool LogEnabled(LogLevel level) {
+  return static_cast<int>(level) >= min_level.load(std::memory_order_relaxed);
+}
+
 void Log(LogLevel level, std::string_view message, nlohmann::ordered_json fields) {
-  if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) return;
+  if (!LogEnabled(level)) return;
   int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();

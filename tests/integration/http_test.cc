@@ -956,6 +956,37 @@ TEST(LedgerdConfigTest, AnUnknownKeyInTheConfigFileIsAnError) {
   EXPECT_FALSE(std::filesystem::exists(dir.str() + "/data")) << output;
 }
 
+// At debug level every answer is logged, refusals included: what was asked, by whom, the status
+// and how long it took, so an operator can see why clients are refused.
+TEST(LedgerdLogTest, EveryAnswerIsLoggedAtDebugLevel) {
+  Ledgerd server({"--log-level", "debug"});
+  HttpClient client("127.0.0.1", server.http_port());
+  EXPECT_EQ(client.Get("/v1/kpi?period=2026-Q1", "no-such-token").status, 401);
+  EXPECT_EQ(client.Get("/v1/kpi?period=2026-Q1", server.token("auditor")).status, 200);
+  std::vector<json> lines;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        lines.clear();
+        std::istringstream log(server.Log());
+        for (std::string text; std::getline(log, text);) {
+          json line = json::parse(text, nullptr, false);
+          if (!line.is_discarded() && line.value("msg", "") == "http request") {
+            lines.push_back(std::move(line));
+          }
+        }
+        return lines.size() >= 2;
+      },
+      std::chrono::seconds(10)))
+      << server.Log();
+  EXPECT_EQ(lines[0]["status"], 401) << lines[0].dump();
+  EXPECT_EQ(lines[0]["path"], "/v1/kpi") << lines[0].dump();
+  EXPECT_FALSE(lines[0].contains("principal")) << lines[0].dump();
+  EXPECT_EQ(lines[1]["status"], 200) << lines[1].dump();
+  EXPECT_EQ(lines[1]["principal"], "A0001") << lines[1].dump();
+  EXPECT_TRUE(lines[1]["ms"].is_number()) << lines[1].dump();
+  EXPECT_NE(lines[1]["peer"].get<std::string>().find("127.0.0.1:"), std::string::npos);
+}
+
 // Limits that cannot work together stop ledgerd with the reason, before it touches the data.
 TEST(LedgerdConfigTest, LimitsThatCannotWorkTogetherAreRefused) {
   TempDir dir;

@@ -4,6 +4,7 @@
 // same data directory.
 #pragma once
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -88,8 +89,12 @@ class Ledgerd {
     std::remove(ready.c_str());
     std::vector<std::string> argv = {LEDGERD_PATH,  "--data",       data_dir(),    "--tokens",
                                      tokens_file_,  "--http",       "127.0.0.1:0", "--tcp",
-                                     "127.0.0.1:0", "--ready-file", ready,         "--log-level",
-                                     "warning",     "--backup-dir", backup_dir()};
+                                     "127.0.0.1:0", "--ready-file", ready,         "--backup-dir",
+                                     backup_dir()};
+    // Warnings and errors only, unless the test asks for another level.
+    if (std::find(extra_args_.begin(), extra_args_.end(), "--log-level") == extra_args_.end()) {
+      argv.insert(argv.end(), {"--log-level", "warning"});
+    }
     argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
     process_ = std::make_unique<Process>(argv, log_path());
     ASSERT_TRUE(process_->started());

@@ -18,5 +18,7 @@ void SetLogLevel(LogLevel level);
 std::optional<LogLevel> ParseLogLevel(std::string_view name);
 
 void Log(LogLevel level, std::string_view message, nlohmann::ordered_json fields = {});
+// Whether lines of `level` are written (to skip building fields that would be dropped).
+bool LogEnabled(LogLevel level);
 
 }  // namespace gridledger::server
