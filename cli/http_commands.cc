@@ -269,7 +269,7 @@ bool IsSummary(const Answer& answer) {
 int HttpImport(const RemoteOptions& remote, const std::string& file, std::string format,
                std::ostream& out) {
   auto chosen = ChooseImportFormat(file, format, std::cerr);
-  if (!chosen) return kExitFailure;
+  if (!chosen) return kExitRejected;  // a command line to fix
   std::ifstream file_stream;
   std::istream* input = OpenInput(file, file_stream, std::cerr, std::ios::in | std::ios::binary);
   if (input == nullptr) return kExitFailure;

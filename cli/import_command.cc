@@ -65,7 +65,7 @@ json SummaryLine(const ingest::ImportSummary& summary) {
 int ImportCommand(const DataOptions& data, const std::string& file, const std::string& format,
                   std::ostream& out, std::ostream& err) {
   const std::optional<ingest::ImportFormat> chosen = ChooseImportFormat(file, format, err);
-  if (!chosen) return kExitFailure;
+  if (!chosen) return kExitRejected;  // a command line to fix
   std::ifstream file_stream;
   std::istream* input = OpenInput(file, file_stream, err, std::ios::binary);
   if (input == nullptr) return kExitFailure;

@@ -950,7 +950,11 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
             refused && refused->forbidden) {
           error = {{"code", "forbidden"}, {"message", refused->status.message()}};
         }
-        errors.push_back({{"line", row.line}, {"error", std::move(error)}});
+        ordered_json listed = {{"line", row.line}};
+        if (!row.stream.empty()) listed["stream"] = row.stream;
+        if (!row.event_id.empty()) listed["event_id"] = row.event_id;
+        listed["error"] = std::move(error);
+        errors.push_back(std::move(listed));
       });
   ordered_json answer = {{"ok", summary.ok()},           {"rows", summary.rows},
                          {"accepted", summary.accepted}, {"duplicates", summary.duplicates},

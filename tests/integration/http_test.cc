@@ -460,6 +460,7 @@ TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
   EXPECT_EQ(body["rejected"], 1);
   ASSERT_EQ(body["errors"].size(), 1u);
   EXPECT_EQ(body["errors"][0]["line"], 12);
+  EXPECT_FALSE(body["errors"][0].contains("stream")) << first.body;  // it did not decode
   const uint64_t head = Head();
   EXPECT_EQ(head, 11u);
 
@@ -504,6 +505,8 @@ TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
                  {"data", {{"what", "app/XS-2026-000123"}}}};
   HttpResponse refused = client_.Post("/v1/import?format=jsonl", director, forged.dump() + "\n");
   EXPECT_EQ(Body(refused)["rejected"], 1) << refused.body;
+  EXPECT_EQ(Body(refused)["errors"][0]["stream"], "staff/A0001") << refused.body;
+  EXPECT_EQ(Body(refused)["errors"][0]["event_id"], "forged-read") << refused.body;
   EXPECT_NE(refused.body.find("holds a token here under another role or org"), std::string::npos)
       << refused.body;
   EXPECT_EQ(refused.body.find("org KM "), std::string::npos)
