@@ -29,6 +29,7 @@ std::vector<prometheus::MetricFamily> StatusCollector::Collect() const {
                          MetricType::Gauge, service->draining() ? 1 : 0));
   }
   AddTcp(out);
+  AddHttp(out);
   AddRelay(out);
   AddCalendar(out);
   return out;
@@ -69,6 +70,14 @@ void StatusCollector::AddLedger(std::vector<prometheus::MetricFamily>& out) cons
   out.push_back(Single("gridledger_projection_healthy",
                        "0 when the projections' background catch-up met an error",
                        MetricType::Gauge, engine->BackgroundStatus().ok() ? 1 : 0));
+}
+
+void StatusCollector::AddHttp(std::vector<prometheus::MetricFamily>& out) const {
+  if (sources_.http == nullptr) return;
+  out.push_back(Single("gridledger_http_connections",
+                       "Open HTTP connections (idle keep-alive ones included; with the TCP door's "
+                       "they count against --connections-max)",
+                       MetricType::Gauge, D(sources_.http->connections())));
 }
 
 void StatusCollector::AddTcp(std::vector<prometheus::MetricFamily>& out) const {

@@ -1025,6 +1025,11 @@ void HttpServer::Register(HttpSession* session, std::weak_ptr<HttpSession> weak)
   }
 }
 
+size_t HttpServer::connections() const {
+  std::lock_guard lock(sessions_mutex_);
+  return sessions_.size();
+}
+
 void HttpServer::Unregister(HttpSession* session) {
   std::lock_guard lock(sessions_mutex_);
   sessions_.erase(session);

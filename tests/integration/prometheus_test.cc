@@ -343,6 +343,8 @@ TEST(PrometheusTest, DashboardAndAlertsWorkOnARealPrometheusAndAgreeWithLedgerct
       },
       seconds(30)))
       << scrape.substr(0, 2000);
+  // `api` keeps its connection open between requests: it is counted.
+  EXPECT_GE(gauge("gridledger_http_connections"), 1.0) << scrape.substr(0, 2000);
 
   // promtool's lint of a real scrape.
   const std::string scrape_file = dir.str() + "/scrape.txt";

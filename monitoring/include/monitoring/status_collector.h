@@ -27,6 +27,7 @@
 #include "domain/calendar.h"
 #include "ledger/ledger.h"
 #include "projections/engine.h"
+#include "server/http_server.h"
 #include "server/relay.h"
 #include "server/service.h"
 #include "server/tcp_server.h"
@@ -40,6 +41,7 @@ struct StatusSources {
   const projections::Engine* engine = nullptr;
   const server::Service* service = nullptr;
   const server::TcpServer* tcp = nullptr;
+  const server::HttpServer* http = nullptr;
   const server::Relay* relay = nullptr;
   const domain::WorkingCalendar* calendar = nullptr;
 };
@@ -52,6 +54,7 @@ class StatusCollector : public prometheus::Collectable {
  private:
   void AddLedger(std::vector<prometheus::MetricFamily>& out) const;
   void AddTcp(std::vector<prometheus::MetricFamily>& out) const;
+  void AddHttp(std::vector<prometheus::MetricFamily>& out) const;
   void AddRelay(std::vector<prometheus::MetricFamily>& out) const;
   void AddCalendar(std::vector<prometheus::MetricFamily>& out) const;
 

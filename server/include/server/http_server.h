@@ -40,6 +40,9 @@ class HttpServer {
   // at once; the io_context finishes the work.
   void Stop();
 
+  // Open connections now (for metrics).
+  size_t connections() const;
+
  private:
   friend class HttpSession;
   void Accept();
@@ -51,7 +54,7 @@ class HttpServer {
   boost::asio::ip::tcp::endpoint endpoint_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::thread_pool queries_;
-  std::mutex sessions_mutex_;
+  mutable std::mutex sessions_mutex_;
   std::unordered_map<HttpSession*, std::weak_ptr<HttpSession>> sessions_;
   bool stopping_ = false;  // under sessions_mutex_
 };
