@@ -258,9 +258,11 @@ struct ImportTotals {
 };
 
 // ledgerd's answer about the rows of an import: 200 when none was rejected, 207 when some were
-// and others stored, the first rejection's status (400, 403, 409, 503, …) when none was stored.
+// and others stored, the first rejection's status (400, 403, 409) when none was stored. A 5xx
+// (storage failing, shutting down) is the server's trouble, not the rows': the import stops there
+// and exits 1, to be run again.
 bool IsSummary(const Answer& answer) {
-  return answer.body.is_object() && answer.body.contains("rows") &&
+  return answer.status < 500 && answer.body.is_object() && answer.body.contains("rows") &&
          answer.body.contains("rejected");
 }
 
@@ -304,6 +306,9 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
     }
     if (rows.size() <= header) chunk = body;  // nothing but a header: the server says so
     const Answer answer = Ask(remote, http::verb::post, target, chunk, headers);
+    if (answer.status == 413 && next >= rows.size()) {
+      return Refused(answer, out);  // not even the CSV header fits in a request
+    }
     if (answer.status == 413) {
       if (end - next > 1) {
         request_bytes_max /= 2;
@@ -326,9 +331,11 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
       continue;
     }
     if (!IsSummary(answer)) {
-      if (totals.requests > 0) {
-        std::cerr << "ledgerctl: rows before line " << rows[next].line
-                  << " were imported; importing the file again skips them\n";
+      if (totals.requests > 0 || answer.status >= 500) {
+        std::cerr << "ledgerctl: the import stopped at line "
+                  << (next < rows.size() ? rows[next].line : 0)
+                  << "; rows before it (and perhaps some after) were imported, and importing the "
+                     "file again skips them\n";
       }
       return Refused(answer, out);
     }

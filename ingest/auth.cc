@@ -461,6 +461,10 @@ Result<TokenStore> TokenStore::Load(const std::string& path) {
     const Code code = errno == ENOENT ? Code::kNotFound : Code::kIoError;
     return Status(code, "cannot open tokens file " + path + ": " + ErrnoText());
   }
+  // Shared with other readers, not with a token add or remove writing it.
+  if (::flock(fd.get(), LOCK_SH) != 0) {
+    return Status(Code::kIoError, "cannot lock tokens file " + path + ": " + ErrnoText());
+  }
   auto content = ReadWhole(fd.get(), path);
   if (!content.ok()) return content.status();
   return ParseTokensFile(*content, path);
@@ -587,7 +591,11 @@ Status TokenStore::Add(const std::string& path, const Principal& principal,
   return WriteWhole(fd.get(), bytes, path);
 }
 
-Status TokenStore::Remove(const std::string& path, const std::string& id) {
+Status TokenStore::Remove(const std::string& given_path, const std::string& id) {
+  // The file itself, not a symlink to it: the symlink stays and points at the new file.
+  std::error_code resolve_error;
+  const std::filesystem::path resolved = std::filesystem::canonical(given_path, resolve_error);
+  const std::string path = resolve_error ? given_path : resolved.string();
   auto opened = OpenLocked(path, [](const std::string& at) -> Result<int> {
     const int fd = ::open(at.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd >= 0) return fd;
@@ -619,6 +627,12 @@ Status TokenStore::Remove(const std::string& path, const std::string& id) {
     kept += line;
   }
   if (!removed) return Status(Code::kNotFound, "no token of id " + id + " in " + path);
+  // The new file keeps the old one's owner, group and mode (ledgerd must still read it, and
+  // nobody else), whoever runs this.
+  struct stat old_file {};
+  if (::fstat(fd.get(), &old_file) != 0) {
+    return Status(Code::kIoError, "cannot stat " + path + ": " + ErrnoText());
+  }
   // A new file renamed over the old: a crash leaves one or the other, never half of one. Writers
   // waiting for the old file's lock see that it was replaced and open the new one (OpenLocked).
   const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
@@ -627,7 +641,15 @@ Status TokenStore::Remove(const std::string& path, const std::string& id) {
   if (out.get() < 0) {
     return Status(Code::kIoError, "cannot create " + temporary + ": " + ErrnoText());
   }
-  Status written = WriteWhole(out.get(), kept, temporary);
+  Status written = Status::Ok();
+  if (::fchown(out.get(), old_file.st_uid, old_file.st_gid) != 0 ||
+      ::fchmod(out.get(), old_file.st_mode & 07777) != 0) {
+    written = Status(Code::kIoError, "cannot give the new " + path +
+                                         " the owner and mode of the old one (run this as its "
+                                         "owner or as root): " +
+                                         ErrnoText());
+  }
+  if (written.ok()) written = WriteWhole(out.get(), kept, temporary);
   if (written.ok() && ::rename(temporary.c_str(), path.c_str()) != 0) {
     written = Status(Code::kIoError, "cannot replace " + path + ": " + ErrnoText());
   }

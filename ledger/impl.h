@@ -193,8 +193,10 @@ class Ledger::Impl {
                       std::string_view what);
   // The same gate around any call that changes the store (a write, flush, compaction, WAL sync):
   // runs `change` after TryResumeStore, and an I/O error it returns stops the store as a failed
-  // write does. `what` names it in the error.
-  Status ChangeStore(const std::function<rocksdb::Status()>& change, std::string_view what);
+  // write does. `what` names it in the error; only a write (`is_write`) that goes through shows
+  // that the store takes writes again.
+  Status ChangeStore(const std::function<rocksdb::Status()>& change, std::string_view what,
+                     bool is_write = false);
   // After a failed write: DB::Resume, by one thread at a time and at most once per
   // kStorageResumeInterval; a no-op otherwise.
   void TryResumeStore();

@@ -747,16 +747,17 @@ std::unique_ptr<SideBatch> Ledger::Impl::NewSideBatch() {
 
 Status Ledger::Impl::WriteToStore(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch,
                                   std::string_view what) {
-  return ChangeStore([&] { return db_->Write(options, batch); }, what);
+  return ChangeStore([&] { return db_->Write(options, batch); }, what, /*is_write=*/true);
 }
 
 Status Ledger::Impl::ChangeStore(const std::function<rocksdb::Status()>& change,
-                                 std::string_view what) {
+                                 std::string_view what, bool is_write) {
   TryResumeStore();
   const rocksdb::Status status = change();
   if (status.ok()) {
-    // Taken: RocksDB writes again (resumed here, or by itself from a full disk).
-    if (store_stopped_.load()) {
+    // A write taken: RocksDB writes again (resumed here, or by itself from a full disk). A flush
+    // or WAL sync that went through does not show that.
+    if (is_write && store_stopped_.load()) {
       std::lock_guard lock(store_resume_mutex_);
       store_stopped_.store(false);
     }

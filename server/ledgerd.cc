@@ -222,6 +222,9 @@ int Fail(const std::string& message, nlohmann::ordered_json fields = {}) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // SIGHUP reloads the tokens once serving (below); until then its default action would kill a
+  // ledgerd that is still opening or rebuilding.
+  std::signal(SIGHUP, SIG_IGN);
   CLI::App app{"ledgerd — GridLedger's server: HTTP/JSON and Cap'n Proto TCP front doors"};
   Config config;
   AddOptions(app, config);
@@ -343,6 +346,7 @@ int main(int argc, char** argv) {
                       .engine = &engine,
                       .service = &service,
                       .tcp = tcp.get(),
+                      .http = &http,
                       .relay = relay.get(),
                       .calendar = &std::get<domain::WorkingCalendar>(calendar)};
     sources.profile = &std::get<domain::SlaProfile>(profile);
@@ -365,9 +369,10 @@ int main(int argc, char** argv) {
   // SIGHUP: the tokens file is read again (after ledgerctl token add / remove). A file that does
   // not load is logged and changes nothing: the tokens held stay in force.
   net::signal_set reload(net::make_strand(io), SIGHUP);
+  std::atomic<bool> stopping{false};  // no wait is armed again once the drain began
   std::function<void()> await_reload = [&] {
     reload.async_wait([&](const boost::system::error_code& error, int) {
-      if (error) return;
+      if (error || stopping.load()) return;
       auto reloaded = ingest::TokenStore::Load(config.tokens_file);
       if (reloaded.ok()) {
         const size_t count = reloaded->size();
@@ -391,6 +396,7 @@ int main(int argc, char** argv) {
     if (error) return;
     Log(LogLevel::kInfo, "draining", {{"signal", signal}});
     // A pending wait would keep the io_context from running out of work once drained.
+    stopping.store(true);
     net::post(reload.get_executor(), [&] { reload.cancel(); });
     drainer = std::thread([&] {
       http.Stop();

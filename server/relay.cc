@@ -569,6 +569,7 @@ void Relay::Run() {
       synchronized = false;
     }
     Status step = Status::Ok();
+    const uint64_t errors_before = errors_since_published_;
     if (!synchronized) {
       step = Synchronize(*session, cursor);
       synchronized = step.ok();
@@ -578,14 +579,16 @@ void Relay::Run() {
     } else {
       step = RelayBatch(*session, cursor);
       synchronized = step.ok();
-      if (step.ok() && errors_since_published_ > 0) {
-        Report(false, "relay publishing again: relayed up to position " +
-                          std::to_string(cursor.position) + " after " +
-                          std::to_string(errors_since_published_) + " error(s)");
-        errors_since_published_ = 0;
-        reported_error_.clear();
-        unreported_repeats_ = 0;
-      }
+    }
+    // A step that went through without an error after errors (a failed checkpoint write is one,
+    // though the step goes on): relaying works again.
+    if (step.ok() && errors_before > 0 && errors_since_published_ == errors_before) {
+      Report(false, "relay working again: relayed up to position " +
+                        std::to_string(cursor.position) + " after " +
+                        std::to_string(errors_before) + " error(s)");
+      errors_since_published_ = 0;
+      reported_error_.clear();
+      unreported_repeats_ = 0;
     }
     if (!step.ok()) {
       if (Stopping()) break;
@@ -631,15 +634,17 @@ Status Relay::Synchronize(Session& session, Cursor& cursor) {
                                      std::to_string(resume) + " (hash " + end->hash_hex + ")"};
     }
     if (resume < checkpoint) {
-      RecordError("stream " + options_.stream_name + " ends at position " + std::to_string(resume) +
-                  " below the checkpoint " + std::to_string(checkpoint) +
-                  ": republishing from there");
+      // Not an error of the relay's (someone purged or trimmed the stream), but to be known.
+      Report(true, "relay: stream " + options_.stream_name + " ends at position " +
+                       std::to_string(resume) + " below the checkpoint " +
+                       std::to_string(checkpoint) + ": republishing from there");
     }
   } else if (end->last_sequence > 0) {
     resume = std::min(checkpoint, ledger_.Head());
   } else if (checkpoint > 0) {
-    RecordError("stream " + options_.stream_name + " never held a message but the checkpoint is " +
-                std::to_string(checkpoint) + ": publishing the whole log");
+    Report(true, "relay: stream " + options_.stream_name +
+                     " never held a message but the checkpoint is " + std::to_string(checkpoint) +
+                     ": publishing the whole log");
   }
   cursor = Cursor{resume, end->last_sequence};
   SetRelayed(resume, 0);

@@ -106,6 +106,7 @@ void Service::ReplaceTokens(ingest::TokenStore tokens) {
   auto replacement = std::make_shared<const ingest::TokenStore>(std::move(tokens));
   std::lock_guard lock(tokens_mutex_);
   tokens_ = std::move(replacement);
+  tokens_generation_.fetch_add(1, std::memory_order_release);
 }
 
 std::optional<ingest::Principal> Service::Authenticate(std::string_view token) const {

@@ -307,7 +307,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     });
   }
   void Shutdown() {
-    asio::post(executor_, [self = shared_from_this()] { self->Drain(); });
+    asio::post(executor_, [self = shared_from_this()] { self->Drain(kServerStopping); });
   }
   void PostHeadMoved() {
     asio::post(executor_, [self = shared_from_this()] { self->OnHeadMoved(); });
@@ -467,6 +467,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       HandleHello(id, request.getHello());
       return;
     }
+    if (!StillAuthenticated(id)) return;
     switch (request.which()) {
       case protocol::Request::HELLO:
         SendError(id, "invalid", "already authenticated", "hello");
@@ -490,6 +491,24 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     SendError(id, "invalid", "unknown request (newer protocol?)");
   }
 
+  // Whether the connection's token is still valid. The tokens are read again on SIGHUP (a token
+  // revoked, or given another role or org): then the token is checked anew, and a connection
+  // whose token no longer stands for its principal is told so (`id`: the request being refused, 0
+  // for none), its subscriptions end and it closes.
+  bool StillAuthenticated(uint64_t id) {
+    const uint64_t generation = service_.tokens_generation();
+    if (generation == tokens_generation_) return true;
+    if (service_.Authenticate(token_) == principal_) {
+      tokens_generation_ = generation;
+      return true;
+    }
+    SendError(
+        id, "unauthenticated",
+        "the token of this connection was revoked or changed; connect again with a valid one");
+    Drain(kTokenRevoked);
+    return false;
+  }
+
   void HandleHello(uint64_t id, protocol::Hello::Reader hello) {
     std::string_view token = View(hello.getToken());
     std::optional<ingest::Principal> principal;
@@ -502,6 +521,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       return;
     }
     principal_ = std::move(principal);
+    token_ = token;
+    tokens_generation_ = service_.tokens_generation();
     timer_.cancel();
     Reply reply(id);
     auto welcome = reply.root.initWelcome();
@@ -951,6 +972,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void Pump(uint64_t id) {
     auto it = subscriptions_.find(id);
     if (it == subscriptions_.end() || draining_ || closed_) return;
+    if (!StillAuthenticated(0)) return;
     Subscription& subscription = it->second;
     subscription.waiting_head = false;
     if (subscription.frame_queued) return;
@@ -1134,16 +1156,34 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
 
   // No more requests: end the subscriptions, answer the appends in flight, write what is queued,
   // then close (or after kTcpDrainTimeout, whatever the peer does).
-  void Drain() {
+  // Why a connection stops serving, as its subscriptions are told.
+  enum DrainReason { kConnectionEnding, kServerStopping, kTokenRevoked };
+
+  void Drain(DrainReason reason = kConnectionEnding) {
     if (draining_ || closed_) return;
     draining_ = true;
     // Each subscriber is told why its subscription ends, after the frames already queued for it,
-    // and where to pick up once ledgerd is back.
+    // and where to pick up.
     while (!subscriptions_.empty()) {
       const auto& [id, subscription] = *subscriptions_.begin();
-      SendError(id, "shutdown",
-                "ledgerd is shutting down; subscribe again from position " +
-                    std::to_string(subscription.next) + " once it is back");
+      const std::string from = std::to_string(subscription.next);
+      switch (reason) {
+        case kServerStopping:
+          SendError(id, "shutdown",
+                    "ledgerd is shutting down; subscribe again from position " + from +
+                        " once it is back");
+          break;
+        case kTokenRevoked:
+          SendError(id, "unauthenticated",
+                    "the token of this connection was revoked; with a valid one, subscribe "
+                    "again from position " +
+                        from);
+          break;
+        case kConnectionEnding:
+          SendError(id, "invalid",
+                    "the connection is closing; subscribe again from position " + from);
+          break;
+      }
       EndSubscription(id);
     }
     ArmTimer(kTcpDrainTimeout, [](TcpSession& session) { session.Close(); });
@@ -1193,8 +1233,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   asio::steady_timer timer_;  // hello timeout, then drain timeout
 
   std::optional<ingest::Principal> principal_;
-  size_t inflight_ = 0;         // appends and recorded reads in flight + live subscriptions
-  size_t appends_pending_ = 0;  // appends, and reads waiting for their record, not yet answered
+  std::string token_;               // the hello's, to check again when the tokens change
+  uint64_t tokens_generation_ = 0;  // Service::tokens_generation() when it was last checked
+  size_t inflight_ = 0;             // appends and recorded reads in flight + live subscriptions
+  size_t appends_pending_ = 0;      // appends, and reads waiting for their record, not yet answered
   std::map<uint64_t, Subscription> subscriptions_;
   bool waiting_registered_ = false;
 

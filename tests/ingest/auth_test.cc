@@ -6,6 +6,7 @@
 #include "ingest/auth.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
 #include <filesystem>
@@ -510,6 +511,7 @@ TEST(TokenFileTest, RemoveRevokesOneTokenAndKeepsTheRestOfTheFile) {
   testing::TempDir dir;
   const std::string path = dir.str() + "/tokens.jsonl";
   WriteFile(path, "# issued by the service center\n");
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
   ASSERT_TRUE(TokenStore::Add(path, Who(Role::kClerk, "S1"), TokenStore::Sha256Hex("t1")).ok());
   ASSERT_TRUE(TokenStore::Add(path, Who(Role::kClerk, "S2"), TokenStore::Sha256Hex("t2")).ok());
   ASSERT_TRUE(TokenStore::Add(path, Who(Role::kAdmin, "ADM"), TokenStore::Sha256Hex("t3")).ok());
@@ -531,10 +533,24 @@ TEST(TokenFileTest, RemoveRevokesOneTokenAndKeepsTheRestOfTheFile) {
   EXPECT_EQ(TokenStore::Remove(path, "S2").code(), ledger::Code::kNotFound);
   EXPECT_EQ(ReadFile(path), before);
   EXPECT_EQ(TokenStore::Remove(dir.str() + "/absent.jsonl", "S1").code(), ledger::Code::kNotFound);
+  // Through a symlink: the symlink stays, the file it names loses the token; the mode is kept.
+  ASSERT_EQ(::chmod(path.c_str(), 0640), 0);
+  const std::string link = dir.str() + "/link.jsonl";
+  ASSERT_EQ(::symlink(path.c_str(), link.c_str()), 0);
+  ASSERT_TRUE(TokenStore::Remove(link, "S1").ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  ASSERT_EQ(::stat(path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0640u);
+  auto after = TokenStore::Load(path);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_FALSE(after->FindById("S1").has_value());
+  EXPECT_TRUE(after->FindById("ADM").has_value());
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  const std::string remaining = ReadFile(path);
   // A malformed file is not rewritten.
-  WriteFile(path, before + "garbage\n");
-  EXPECT_EQ(TokenStore::Remove(path, "S1").code(), ledger::Code::kCorruption);
-  EXPECT_EQ(ReadFile(path), before + "garbage\n");
+  WriteFile(path, remaining + "garbage\n");
+  EXPECT_EQ(TokenStore::Remove(path, "ADM").code(), ledger::Code::kCorruption);
+  EXPECT_EQ(ReadFile(path), remaining + "garbage\n");
 }
 
 // Remove replaces the file; an Add waiting for the old file's lock must not append to the file

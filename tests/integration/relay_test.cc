@@ -543,7 +543,7 @@ TEST_F(RelayInProcessTest, ReportsPublishingAgainAfterErrors) {
   EXPECT_GE(reports.Count(true, "relay error (retried)"), 1);
   ASSERT_TRUE(relay.WaitForRelayed(20, seconds(10))) << relay.status().last_error;
   EXPECT_TRUE(
-      WaitUntil([&] { return reports.Count(false, "relay publishing again") == 1; }, seconds(10)));
+      WaitUntil([&] { return reports.Count(false, "relay working again") == 1; }, seconds(10)));
   relay.Stop();
 }
 

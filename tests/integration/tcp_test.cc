@@ -183,6 +183,64 @@ TEST(LedgerctlServerTest, RefusedRequestsExitTwo) {
   EXPECT_EQ(ledgerctl(server.token("reader"), "subscribe --from 1"), 0);  // the empty log
 }
 
+// A token revoked (ledgerctl token remove, then SIGHUP) no longer serves the connections opened
+// with it: their next request is refused and their subscriptions end, saying why.
+TEST_F(TcpTest, ARevokedTokenEndsItsConnectionsRequestsAndSubscriptions) {
+  auto [added, token] =
+      RunCommand(std::string(LEDGERCTL_PATH) + " token add --tokens " + server_.tokens_file() +
+                 " --id R0002 --role reader --org KM 2>/dev/null");
+  ASSERT_EQ(added, 0);
+  token.erase(token.find_last_not_of('\n') + 1);
+  server_.ReloadTokens();
+  std::unique_ptr<Client> subscriber;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto connected = Client::Connect("127.0.0.1", server_.tcp_port(), token);
+        if (connected.ok()) subscriber = std::move(connected).value();
+        return connected.ok();
+      },
+      std::chrono::seconds(10)));
+  auto reader = Client::Connect("127.0.0.1", server_.tcp_port(), token);
+  ASSERT_TRUE(reader.ok()) << reader.error().ToString();
+  client::SubscribeOptions options;
+  auto subscription = subscriber->Subscribe(options);
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  auto clerk = Connect("clerk");
+  ASSERT_NE(clerk, nullptr);
+  auto first = clerk->Append({Accepted("REVOKE-1")});
+  ASSERT_TRUE(first.ok() && (*first)[0].ok());
+  auto frame = (*subscription)->Next(std::chrono::seconds(10));
+  ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+  ASSERT_TRUE((*reader)->Read(1, 10).ok());
+
+  ASSERT_EQ(RunCommand(std::string(LEDGERCTL_PATH) + " token remove --tokens " +
+                       server_.tokens_file() + " --id R0002 2>/dev/null")
+                .first,
+            0);
+  server_.ReloadTokens();
+  // The reader's next request is refused once the server has read the file again.
+  std::string refused;
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        auto read = (*reader)->Read(1, 10);
+        if (!read.ok()) refused = read.error().code;
+        return !read.ok();
+      },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(refused, "unauthenticated");
+  // The subscriber is told at the next event it would have been sent.
+  auto second = clerk->Append({Accepted("REVOKE-2")});
+  ASSERT_TRUE(second.ok() && (*second)[0].ok());
+  for (;;) {
+    auto next = (*subscription)->Next(std::chrono::seconds(10));
+    if (next.ok()) continue;  // the read record of the reader, or a checkpoint
+    EXPECT_EQ(next.error().code, "unauthenticated") << next.error().ToString();
+    EXPECT_NE(next.error().message.find("revoked"), std::string::npos) << next.error().ToString();
+    break;
+  }
+  EXPECT_FALSE(Client::Connect("127.0.0.1", server_.tcp_port(), token).ok());
+}
+
 TEST_F(TcpTest, SubscriberResumesAcrossARestartAndSeesEveryEventOnce) {
   auto clerk = Connect("clerk");
   ASSERT_NE(clerk, nullptr);

@@ -101,7 +101,7 @@ struct RelayOptions {
   // Told, on the relay thread, what an operator must know (ledgerd logs it): `trouble` true for an
   // error — each new one at once, the same one again at most once per report_interval with how
   // often it recurred meanwhile — and for losing the broker; false for connecting and for
-  // publishing again after errors. Default: nobody is told (status() still says it all).
+  // working again after errors. Default: nobody is told (status() still says it all).
   std::function<void(bool trouble, const std::string& message)> report;
   std::chrono::milliseconds report_interval{std::chrono::minutes(1)};
 };

@@ -91,6 +91,9 @@ class Service {
   // next request on, a removed token is unknown and an added one works. Requests being answered
   // keep the principal they were admitted with.
   void ReplaceTokens(ingest::TokenStore tokens);
+  // Moves on with every ReplaceTokens: a connection that authenticated once checks its token
+  // again when this changed (the TCP door).
+  uint64_t tokens_generation() const { return tokens_generation_.load(std::memory_order_acquire); }
 
   // nullopt when `principal` may do `access` (about `org`, "" = all); else a kForbidden error.
   std::optional<ServiceError> CheckAccess(const ingest::Principal& principal, ingest::Access access,
@@ -199,6 +202,7 @@ class Service {
 
   mutable std::mutex tokens_mutex_;
   std::shared_ptr<const ingest::TokenStore> tokens_;  // guarded by tokens_mutex_ (the pointer)
+  std::atomic<uint64_t> tokens_generation_{0};
   const Limits limits_;
   std::function<int64_t()> now_us_;
   const std::string backup_dir_;
