@@ -310,6 +310,12 @@ class RelayInProcessTest : public ::testing::Test {
     options.retry_backoff_max = milliseconds(200);
     return options;
   }
+  // Options() with what the relay reports collected in `reports`.
+  RelayOptions ReportingTo(Reports& reports) const {
+    RelayOptions options = Options();
+    options.report = reports.Sink();
+    return options;
+  }
   // `count` one-event appends to stream app/<tag>.
   static void Append(ledger::Ledger& ledger, int count, const std::string& tag) {
     for (int i = 0; i < count; ++i) {
@@ -454,8 +460,7 @@ TEST_F(RelayInProcessTest, RefusesAStreamHoldingAnotherLedgersHistory) {
   std::unique_ptr<ledger::Ledger> other = OpenLedger("other");
   Append(*other, 30, "b");
   Reports reports;
-  RelayOptions options = Options();
-  options.report = reports.Sink();
+  RelayOptions options = ReportingTo(reports);
   Relay relay(*other, options);
   ASSERT_TRUE(relay.Start().ok());
   EXPECT_TRUE(WaitUntil(
@@ -510,8 +515,7 @@ TEST_F(RelayInProcessTest, ReportsTheBrokerGoneOnceAndBackAgain) {
   ASSERT_NO_FATAL_FAILURE(broker_.Stop(SIGKILL));
   Append(*ledger_, 10, "a");
   Reports reports;
-  RelayOptions options = Options();
-  options.report = reports.Sink();
+  RelayOptions options = ReportingTo(reports);
   Relay relay(*ledger_, options);
   ASSERT_TRUE(relay.Start().ok());
   ASSERT_TRUE(
@@ -528,8 +532,7 @@ TEST_F(RelayInProcessTest, ReportsTheBrokerGoneOnceAndBackAgain) {
 TEST_F(RelayInProcessTest, ReportsPublishingAgainAfterErrors) {
   Append(*ledger_, 10, "a");
   Reports reports;
-  RelayOptions options = Options();
-  options.report = reports.Sink();
+  RelayOptions options = ReportingTo(reports);
   options.request_timeout = milliseconds(200);
   options.ack_timeout = milliseconds(200);
   Relay relay(*ledger_, options);
