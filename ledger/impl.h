@@ -180,10 +180,12 @@ class Ledger::Impl {
   void StageEvent(const std::string& stream, const NewEvent& event, uint64_t version,
                   Staging* staging, rocksdb::WriteBatch* batch);
   rocksdb::ColumnFamilyHandle* SideHandle(SideFamily family) const;
-  // Waits for the background side write, if any, and forgets it: its status.
+  // Waits for the background side write, if any, and forgets it. Returns the failure of a
+  // background write not yet told to a writer of the side families; a `writer` (a call that writes
+  // them) takes it, so it is told once, while reads and copies meanwhile are all refused with it.
   // REQUIRES: side_order_mutex_ held.
-  Status FinishBackgroundSideWrite() const;
-  // The same, taking side_order_mutex_ only for it.
+  Status FinishBackgroundSideWrite(bool writer = true) const;
+  // For reads and copies (writer false), taking side_order_mutex_ only for it.
   Status AfterBackgroundSideWrite() const;
   // Every write of a batch to RocksDB (commits, side batches). After a write failed with an I/O
   // error RocksDB takes no more writes until it is resumed (a full disk, most often): each write
@@ -235,6 +237,8 @@ class Ledger::Impl {
   // Guards background_side_ for GetSide; it is set and reset only under side_order_mutex_ too.
   mutable std::mutex side_overlay_mutex_;
   mutable std::unique_ptr<BackgroundSideWrite> background_side_;
+  mutable Status
+      background_side_failure_;  // under side_order_mutex_; see FinishBackgroundSideWrite
 
   // One backup at a time (Backup): two would each make a checkpoint of the whole database.
   std::mutex backup_mutex_;

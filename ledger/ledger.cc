@@ -893,19 +893,25 @@ Status Ledger::Impl::WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> ba
 
 Status Ledger::Impl::AfterBackgroundSideWrite() const {
   std::lock_guard order(side_order_mutex_);
-  return FinishBackgroundSideWrite();
+  return FinishBackgroundSideWrite(/*writer=*/false);
 }
 
-Status Ledger::Impl::FinishBackgroundSideWrite() const {
+Status Ledger::Impl::FinishBackgroundSideWrite(bool writer) const {
   BackgroundSideWrite* running = background_side_.get();  // changed only under side_order_mutex_
-  if (running == nullptr) return Status::Ok();
-  running->thread.join();
-  std::unique_ptr<BackgroundSideWrite> done;
-  {
-    std::lock_guard overlay(side_overlay_mutex_);
-    done = std::move(background_side_);
+  if (running != nullptr) {
+    running->thread.join();
+    std::unique_ptr<BackgroundSideWrite> done;
+    {
+      std::lock_guard overlay(side_overlay_mutex_);
+      done = std::move(background_side_);
+    }
+    if (!done->status.ok()) background_side_failure_ = done->status;
   }
-  return done->status;
+  // The states of a failed write are lost: every read or copy of the side families is refused
+  // until the one writing them (a rebuild) has been told, and starts again.
+  Status failure = background_side_failure_;
+  if (writer) background_side_failure_ = Status::Ok();
+  return failure;
 }
 
 Status Ledger::Impl::FlushSide() {

@@ -421,6 +421,49 @@ TEST(WriteFailureTest, AFailedFlushStopsAppendsUntilTheLedgerResumesTheStore) {
   EXPECT_EQ(digest->position, 2u);
 }
 
+// States lost with a failed background side write (a rebuild's) are not hidden: every read of the
+// side families is refused with that failure until a call that writes them (the rebuild) was told.
+TEST(WriteFailureTest, AFailedBackgroundSideWriteRefusesReadsUntilItsWriterIsTold) {
+  testing::TempDir dir;
+  auto fs = std::make_shared<FailingTableFiles>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  Options options;
+  options.env = env.get();
+  options.side_families = {"tested"};
+  auto opened = Ledger::Open(dir.str(), options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Ledger& ledger = **opened;
+  auto before = ledger.NewSideBatch();
+  before->Put(0, "kept", "1");
+  ASSERT_TRUE(ledger.WriteSide(*before, /*sync=*/false).ok());
+  fs->failing.store(true);
+  ASSERT_FALSE(ledger.FlushSide().ok());  // the store stops taking writes
+
+  auto lost = ledger.NewSideBatch();
+  lost->Put(0, "lost", "1");
+  ASSERT_TRUE(ledger.WriteSideUnloggedInBackground(std::move(lost)).ok());  // fails on its thread
+  auto scan = [&] {
+    return ledger.ScanSide(0, "", [](std::string_view, std::string_view) { return true; });
+  };
+  for (int read = 0; read < 2; ++read) {  // every read, not only the first
+    Status scanned = scan();
+    EXPECT_EQ(scanned.code(), Code::kIoError) << read << ": " << scanned.ToString();
+  }
+  auto next = ledger.NewSideBatch();
+  next->Put(0, "next", "1");
+  EXPECT_EQ(ledger.WriteSideUnlogged(*next).code(), Code::kIoError);  // the writer is told
+
+  fs->failing.store(false);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!ledger.WriteSide(*next, /*sync=*/false).ok()) {  // once the store resumed
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(scan().ok());
+  EXPECT_FALSE(ledger.GetSide(0, "lost")->has_value());
+  EXPECT_TRUE(ledger.GetSide(0, "kept")->has_value());
+}
+
 // Two requests staged into one commit, the second judged against the first (a version conflict
 // and a changed retry of its event_id), then the commit's write fails: nothing of the first is
 // stored, so neither judgement is a fact — both are told to retry, not "conflict".

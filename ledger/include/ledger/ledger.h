@@ -197,8 +197,10 @@ class Ledger {
   // folds the next events while the last batch goes into the memtables). Takes the batch. Until
   // its write has ended, GetSide answers the keys it holds from it. One at a time: the call first
   // waits for the previous one and, if that failed, returns its error (and writes nothing).
-  // Every other side-family call waits for it first and reports its failure the same way. Only
-  // for work that starts again from scratch after a crash or an error (a rebuild).
+  // Every other side-family call waits for it first and reports its failure the same way: each
+  // read or copy (ScanSide, Backup, Compact) until a call that writes the side families (this
+  // one, WriteSide, WriteSideUnlogged, FlushSide, ClearSide) has been told. Only for work that
+  // starts again from scratch after a crash or an error (a rebuild).
   Status WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> batch);
   // Flushes the memtables of every side family to table files and waits for it: what was written
   // to them before, with or without the write-ahead log, then survives a crash.
