@@ -1154,11 +1154,12 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     });
   }
 
-  // No more requests: end the subscriptions, answer the appends in flight, write what is queued,
-  // then close (or after kTcpDrainTimeout, whatever the peer does).
-  // Why a connection stops serving, as its subscriptions are told.
+  // Why a connection stops serving, as its subscriptions are told: the server stops, its token
+  // was revoked, or the connection itself ends (the peer closed it, or sent a malformed frame).
   enum DrainReason { kConnectionEnding, kServerStopping, kTokenRevoked };
 
+  // No more requests: end the subscriptions, answer the appends in flight, write what is queued,
+  // then close (or after kTcpDrainTimeout, whatever the peer does).
   void Drain(DrainReason reason = kConnectionEnding) {
     if (draining_ || closed_) return;
     draining_ = true;
