@@ -377,6 +377,18 @@ bool IsIdSegment(std::string_view text) {
   return true;
 }
 
+// "2026-03" or "2026-Q1".
+bool IsPeriod(std::string_view text) {
+  auto digits = [](std::string_view part) {
+    return std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (text.size() != 7 || text[4] != '-' || !digits(text.substr(0, 4))) return false;
+  if (text[5] == 'Q') return text[6] >= '1' && text[6] <= '4';
+  if (!digits(text.substr(5, 2))) return false;
+  const int month = (text[5] - '0') * 10 + (text[6] - '0');
+  return month >= 1 && month <= 12;
+}
+
 Check CheckStream(std::string_view stream, events::StreamKind kind, std::string_view type) {
   const std::string_view kind_name = StreamKindName(kind);
   auto fail = [&] {
@@ -398,6 +410,12 @@ Check CheckStream(std::string_view stream, events::StreamKind kind, std::string_
     if (last != (slash == std::string_view::npos)) return fail();
     if (!IsIdSegment(rest.substr(0, slash))) return fail();
     rest = last ? std::string_view() : rest.substr(slash + 1);
+  }
+  // A survey stands for a period (survey/<period>): one that is none could never be evaluated.
+  if (kind == events::StreamKind::SURVEY && !IsPeriod(stream.substr(kind_name.size() + 1))) {
+    return Fail("stream", "bad_period",
+                "a survey's stream is survey/<period>, the period YYYY-MM or YYYY-Qn (as in "
+                "survey/2026-Q1)");
   }
   return std::nullopt;
 }
@@ -746,6 +764,29 @@ std::string FlattenCompact(capnp::DynamicStruct::Reader root) {
   return flat;
 }
 
+// Rules between fields of one event's data that the schema's annotations cannot say.
+Check CheckDataRules(capnp::StructSchema schema, const json& data) {
+  const std::string_view type = View(schema.getShortDisplayName());
+  if (type == "CallbackMade") {
+    // KPI 3 counts satisfied and basically satisfied among the customers reached: a reached
+    // customer's answer cannot be left out.
+    if (data.value("result", "") == "reached" && !data.contains("satisfaction")) {
+      return Fail("data.satisfaction", "missing_field",
+                  "is required when the customer was reached (result reached)");
+    }
+  } else if (type == "TrainingHeld") {
+    // Each attendee once: hours are credited per person.
+    std::set<std::string> seen;
+    for (const json& attendee : data.value("attendees", json::array())) {
+      if (attendee.is_string() && !seen.insert(attendee.get<std::string>()).second) {
+        return Fail("data.attendees", "duplicate_value",
+                    "names " + attendee.get<std::string>() + " twice");
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 Check EncodePayload(capnp::StructSchema schema, const json& event, ClientEvent* out) {
   const auto it = event.find("data");
   if (it == event.end()) return Fail("data", "missing_field", "is required (may be {})");
@@ -753,6 +794,7 @@ Check EncodePayload(capnp::StructSchema schema, const json& event, ClientEvent* 
   capnp::MallocMessageBuilder message;
   auto root = message.initRoot<capnp::DynamicStruct>(schema);
   if (auto error = DecodeStruct(*it, root, "data")) return error;
+  if (auto error = CheckDataRules(schema, *it)) return error;
   out->payload = FlattenCompact(root.asReader());
   if (out->payload.size() > kPayloadBytesMax) {
     return Fail("data", "bad_value",

@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace gridledger::domain {
@@ -87,7 +88,7 @@ const std::vector<Sample>& Samples() {
        R"({"report_type": "monthly_expansion", "period": "2026-03", "due_date": "2026-04-05"})"},
       {"ReportSubmitted", "report/monthly_expansion/2026-03", "{}"},
       {"ReportCorrected", "report/monthly_expansion/2026-03", R"({"errors_found": 2})"},
-      {"ThirdPartySurveyRecorded", "survey/2026Q1",
+      {"ThirdPartySurveyRecorded", "survey/2026-Q1",
        R"({"agency": "Yunnan Survey Co.", "sample_size": 400, "satisfaction_index": 92.5,
            "issues": ["slow scheme reply"]})"},
       {"TrainingHeld", "staff/S1001",
@@ -269,7 +270,7 @@ TEST(EventJsonRoundTrip, OptionalEnumWithZeroValueIsKeptApartFromAbsent) {
   // "satisfied" and "capacity_reduction" are enumerant 0, the same bits as "not given": the
   // has<Name> companion must tell them apart.
   const json with = {{"agent", "CB01"}, {"result", "reached"}, {"satisfaction", "satisfied"}};
-  const json without = {{"agent", "CB01"}, {"result", "reached"}};
+  const json without = {{"agent", "CB01"}, {"result", "no_answer"}};
   EXPECT_EQ(ExpectRendered("CallbackMade",
                            ExpectDecoded(Envelope("CallbackMade", "app/A1", with)).payload),
             with);
@@ -279,6 +280,56 @@ TEST(EventJsonRoundTrip, OptionalEnumWithZeroValueIsKeptApartFromAbsent) {
 }
 
 // ---- Rejections: one rule each, with the field path ----
+
+// Rules between fields: a reached customer's satisfaction, each attendee once, a survey's period.
+TEST(EventJsonReject, RulesBetweenFieldsOfOneEvent) {
+  struct Case {
+    std::string type, stream;
+    json data;
+    std::string field, rule;
+  };
+  const std::vector<Case> cases = {
+      {"CallbackMade",
+       "app/A1",
+       {{"agent", "CB01"}, {"result", "reached"}},
+       "data.satisfaction",
+       "missing_field"},
+      {"TrainingHeld",
+       "staff/D1",
+       {{"topic", "safety"}, {"attendees", {"S1", "S2", "S1"}}, {"hours", 2.5}},
+       "data.attendees",
+       "duplicate_value"},
+      {"ThirdPartySurveyRecorded",
+       "survey/2026-13",
+       {{"agency", "A"}, {"sample_size", 10}, {"satisfaction_index", 90}},
+       "stream",
+       "bad_period"},
+      {"ThirdPartySurveyRecorded",
+       "survey/2026Q1",
+       {{"agency", "A"}, {"sample_size", 10}, {"satisfaction_index", 90}},
+       "stream",
+       "bad_period"},
+  };
+  for (const Case& c : cases) {
+    Decoded<ClientEvent> decoded = DecodeClientEvent(Envelope(c.type, c.stream, c.data));
+    ASSERT_TRUE(std::holds_alternative<DecodeError>(decoded)) << c.type << " " << c.data.dump();
+    EXPECT_EQ(std::get<DecodeError>(decoded).field, c.field) << c.data.dump();
+    EXPECT_EQ(std::get<DecodeError>(decoded).rule, c.rule) << c.data.dump();
+  }
+  // The same events, right, are taken.
+  for (const auto& [type, stream, data] : std::vector<std::tuple<std::string, std::string, json>>{
+           {"CallbackMade", "app/A1", {{"agent", "CB01"}, {"result", "refused"}}},
+           {"TrainingHeld",
+            "staff/D1",
+            {{"topic", "safety"}, {"attendees", {"S1", "S2"}}, {"hours", 2.5}}},
+           {"ThirdPartySurveyRecorded",
+            "survey/2026-03",
+            {{"agency", "A"}, {"sample_size", 10}, {"satisfaction_index", 90}}}}) {
+    EXPECT_TRUE(
+        std::holds_alternative<ClientEvent>(DecodeClientEvent(Envelope(type, stream, data))))
+        << type << " " << data.dump();
+  }
+}
 
 TEST(EventJsonReject, MalformedJson) {
   for (const char* text : {"{", "", "[1, 2]", "\"text\"", R"({"type": "Archived",})",
