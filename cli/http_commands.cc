@@ -180,6 +180,11 @@ int HttpEvidence(const RemoteOptions& remote, const std::string& id, std::ostrea
   return PrintAnswer(remote, "/v1/evidence/" + Encoded(id), out);
 }
 
+int HttpEvidenceCoverage(const RemoteOptions& remote, const std::string& period,
+                         const std::optional<std::string>& org, std::ostream& out) {
+  return PrintAnswer(remote, Target("/v1/evidence", {{"period", period}, {"org", org}}), out);
+}
+
 int HttpStaff(const RemoteOptions& remote, const std::string& staff_id, std::ostream& out) {
   return PrintAnswer(remote, "/v1/staff/" + Encoded(staff_id), out);
 }

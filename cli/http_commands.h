@@ -25,6 +25,9 @@ int HttpKpi(const RemoteOptions& remote, const std::string& period,
             const std::optional<std::string>& org, const std::optional<std::string>& as_of,
             bool as_json, std::ostream& out);
 int HttpEvidence(const RemoteOptions& remote, const std::string& id, std::ostream& out);
+// GET /v1/evidence?period=&org=: the period's coverage and surveys.
+int HttpEvidenceCoverage(const RemoteOptions& remote, const std::string& period,
+                         const std::optional<std::string>& org, std::ostream& out);
 int HttpStaff(const RemoteOptions& remote, const std::string& staff_id, std::ostream& out);
 // With `digest` (POSITION:HASH): also whether history up to POSITION is the one it was made of.
 int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostream& out,

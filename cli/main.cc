@@ -125,8 +125,19 @@ int main(int argc, char** argv) {
   kpi->add_flag("--json", kpi_json, "JSON with kpis[].{id,numerator,denominator,value,target,met}");
 
   std::string evidence_id;
-  auto* evidence = app.add_subcommand("evidence", "evaluation evidence of one application (7.2)");
-  evidence->add_option("id", evidence_id, "application id")->required();
+  std::string evidence_period;
+  std::optional<std::string> evidence_org;
+  auto* evidence = app.add_subcommand(
+      "evidence", "evaluation evidence (7.2) of one application, or with --period of a period");
+  auto* evidence_app = evidence->add_option("id", evidence_id, "application id");
+  auto* evidence_for_period =
+      evidence->add_option("--period", evidence_period,
+                           "YYYY-MM or YYYY-Qn: coverage of reviews, inspections and callbacks, "
+                           "and the third-party surveys");
+  evidence->add_option("--org", evidence_org, "only this org unit (with --period)")
+      ->needs(evidence_for_period);
+  evidence_app->excludes(evidence_for_period);
+  evidence->require_option(1, 2);
 
   std::string staff_id;
   auto* staff = app.add_subcommand(
@@ -240,6 +251,9 @@ int main(int argc, char** argv) {
     if (*application) return HttpApp(remote, app_id, app_at, app_as_of, std::cout);
     if (*overdue) return HttpOverdue(remote, overdue_at, overdue_org, overdue_table, std::cout);
     if (*kpi) return HttpKpi(remote, kpi_period, kpi_org, kpi_as_of, kpi_json, std::cout);
+    if (*evidence && !evidence_period.empty()) {
+      return HttpEvidenceCoverage(remote, evidence_period, evidence_org, std::cout);
+    }
     if (*evidence) return HttpEvidence(remote, evidence_id, std::cout);
     if (*staff) return HttpStaff(remote, staff_id, std::cout);
     if (*verify) return HttpVerify(remote, verify_digest, std::cout, verify_events);
@@ -277,6 +291,9 @@ int main(int argc, char** argv) {
   if (*overdue) return OverdueCommand(data, overdue_at, overdue_org, overdue_table, std::cout);
   if (*rebuild) return RebuildCommand(data, std::cout);
   if (*kpi) return KpiCommand(data, kpi_period, kpi_org, kpi_as_of, kpi_json, std::cout);
+  if (*evidence && !evidence_period.empty()) {
+    return EvidenceCoverageCommand(data, evidence_period, evidence_org, std::cout);
+  }
   if (*evidence) return EvidenceCommand(data, evidence_id, std::cout);
   if (*staff) return StaffCommand(data, staff_id, std::cout);
   if (*demo) return DemoCommand(data, demo_apps, demo_seed, std::cout);

@@ -257,6 +257,20 @@ int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostr
   return kExitOk;
 }
 
+int EvidenceCoverageCommand(const DataOptions& options, const std::string& period,
+                            const std::optional<std::string>& org, std::ostream& out) {
+  if (!projections::PeriodMonths(period)) {
+    return Fail(out, "invalid", "--period takes YYYY-MM or YYYY-Qn, not " + period, kExitRejected);
+  }
+  std::unique_ptr<projections::Engine> engine;
+  std::optional<Context> context = OpenCaughtUp(options, &engine);
+  if (!context) return kExitFailure;
+  auto states = engine->EvidenceStates();
+  if (!states.ok()) return Fail(out, "io_error", states.status().message(), kExitFailure);
+  out << projections::EvidenceCoverage(*states, period, org).dump() << "\n";
+  return kExitOk;
+}
+
 int StaffCommand(const DataOptions& options, const std::string& staff_id, std::ostream& out) {
   std::unique_ptr<projections::Engine> engine;
   std::optional<Context> context = OpenCaughtUp(options, &engine);

@@ -30,6 +30,10 @@ int KpiCommand(const DataOptions& options, const std::string& period,
 
 // The evaluation evidence (section 7.2) of one application.
 int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostream& out);
+// `evidence --period P [--org O]`: the period's evaluation evidence (7.2) — coverage of document
+// reviews, site inspections and callbacks, and the third-party surveys (EvidenceCoverage).
+int EvidenceCoverageCommand(const DataOptions& options, const std::string& period,
+                            const std::optional<std::string>& org, std::ostream& out);
 
 // The readable forms of `overdue --table` (rows: projections::OverdueJson objects, `at` as shown)
 // and of `kpi` (a projections::KpiTable); also used for ledgerd's answers (http_commands.h).

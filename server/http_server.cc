@@ -460,6 +460,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (path.starts_with("/v1/staff/")) {
       return GetStaff(*principal, path.substr(std::string_view("/v1/staff/").size()));
     }
+    if (path == "/v1/evidence") return GetEvidenceCoverage(*principal);
     if (path == "/v1/overdue") return GetOverdue(*principal);
     if (path == "/v1/kpi") return GetKpi(*principal);
     if (path == "/v1/verify") return GetVerify(*principal);
@@ -738,6 +739,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         return Answer(*refused);
       }
       return Answer(projections::ToJson(**evidence));
+    });
+  }
+
+  // ---- GET /v1/evidence?period=P[&org=O]: the evaluation evidence of a period (7.2): coverage
+  // of document reviews, site inspections and callbacks, and the third-party surveys.
+  void GetEvidenceCoverage(const ingest::Principal& principal) {
+    auto period = target_.query.find("period");
+    if (period == target_.query.end() || !projections::PeriodMonths(period->second)) {
+      return Fail(BadParameter("period", "YYYY-MM or YYYY-Qn"));
+    }
+    std::optional<std::string> org = ReportOrg(principal);
+    if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
+    Service& service = service_;
+    OffLoad([&service, period = period->second, org]() -> std::pair<http::status, std::string> {
+      service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
+      auto states = service.engine().EvidenceStates();
+      if (!states.ok()) return Answer(FromStatus(states.status()));
+      return Answer(projections::EvidenceCoverage(*states, period, org));
     });
   }
 

@@ -519,6 +519,21 @@ TEST_F(LedgerctlTest, KpiEvidenceAndRebuildReadTheProjections) {
   json again = Ledgerctl(Data() + " kpi --period 2026-Q2 --json").lines().at(0);
   EXPECT_EQ(again, table);
 
+  // The evidence of a period (7.2): coverage, and the third-party survey of its quarter.
+  const std::string survey =
+      R"({"stream":"survey/2026-Q2","type":"ThirdPartySurveyRecorded","event_id":"survey-q2",)"
+      R"("occurred_at":"2026-06-20T10:00:00+08:00","actor":{"id":"D0001","role":"director",)"
+      R"("org":"KM.XS"},"data":{"agency":"Yunnan Survey Co.","sample_size":400,)"
+      R"("satisfaction_index":92.5}})";
+  ASSERT_EQ(Ledgerctl(Data() + " append", survey + "\n").exit_code, 0);
+  const json coverage = Ledgerctl(Data() + " evidence --period 2026-05 --org KM.XS").lines().at(0);
+  EXPECT_EQ(coverage["period"], "2026-05") << coverage.dump();
+  ASSERT_EQ(coverage["surveys"].size(), 1u) << coverage.dump();  // its quarter's survey
+  EXPECT_EQ(coverage["surveys"][0]["satisfaction_index"], 92.5) << coverage.dump();
+  EXPECT_EQ(Ledgerctl(Data() + " evidence").exit_code, 2);  // an application or a period
+  EXPECT_EQ(Ledgerctl(Data() + " evidence XS-2026-000123 --period 2026-05").exit_code, 2);
+  EXPECT_EQ(Ledgerctl(Data() + " evidence --period 2026-13").exit_code, 2);
+
   // The staff audit: the clerk S1001 recorded 7 of the sample's events; nobody is S0000.
   json clerk = Ledgerctl(Data() + " staff S1001").lines().at(0);
   EXPECT_EQ(clerk["staff_id"], "S1001");

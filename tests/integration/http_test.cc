@@ -387,7 +387,8 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   HttpResponse kpi = client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS", auditor);
   ASSERT_EQ(kpi.status, 200) << kpi.body;
   // A director who names no org is answered about its own (not refused for asking about all).
-  for (const std::string report : {"/v1/kpi?period=2026-Q2", "/v1/overdue?at=2026-03-31"}) {
+  for (const std::string report :
+       {"/v1/kpi?period=2026-Q2", "/v1/overdue?at=2026-03-31", "/v1/evidence?period=2026-Q2"}) {
     HttpResponse own = client_.Get(report, server_.token("director"));
     ASSERT_EQ(own.status, 200) << report << ": " << own.body;
     EXPECT_EQ(Body(own)["org"], "KM.XS") << report << ": " << own.body;
@@ -395,6 +396,12 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   EXPECT_EQ(
       Body(client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS", server_.token("director")))["kpis"],
       Body(kpi)["kpis"]);
+  // The period's evidence: the sample was connected in Q2 and its customer reached by a callback.
+  const json evidence = Body(client_.Get("/v1/evidence?period=2026-Q2&org=KM.XS", auditor));
+  EXPECT_EQ(evidence["callback"]["covered"], 1) << evidence.dump();
+  EXPECT_EQ(evidence["callback"]["of"], 1) << evidence.dump();
+  EXPECT_EQ(evidence["callback"]["covered_ids"], json::array({"app/XS-2026-000123"}));
+  EXPECT_EQ(client_.Get("/v1/evidence?period=2026-13", auditor).status, 400);
   bool found_timeliness = false;
   const json table = Body(kpi);
   for (const json& row : table["kpis"]) {
@@ -1164,6 +1171,7 @@ TEST_F(HttpTest, TheServerAnswersAsItsOpenApiDocumentSays) {
       {"/v1/overdue", {"/v1/overdue?at=2026-03-31", "auditor"}},
       {"/v1/kpi", {"/v1/kpi?period=2026-Q2", "auditor"}},
       {"/v1/evidence/{id}", {"/v1/evidence/XS-2026-000123", "auditor"}},
+      {"/v1/evidence", {"/v1/evidence?period=2026-Q1", "auditor"}},
       {"/v1/staff/{id}", {"/v1/staff/S1001", "auditor"}},
       {"/v1/verify", {"/v1/verify", "auditor"}},
       {"/v1/digest", {"/v1/digest?at=3", "auditor"}},
@@ -1208,7 +1216,7 @@ TEST_F(HttpTest, TheServerAnswersAsItsOpenApiDocumentSays) {
       ++operations;
     }
   }
-  EXPECT_EQ(operations, 13u);
+  EXPECT_EQ(operations, 14u);
   EXPECT_EQ(client_.Get("/v1/undocumented", server_.token("auditor")).status, 404);
 }
 
