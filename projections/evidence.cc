@@ -507,9 +507,11 @@ json EvidenceCoverage(const std::vector<EvidenceState>& states, std::string_view
     if (!StartsWith(state->stream, "app/") || (org && state->org != *org)) continue;
     if (InMonths(state->archived, months)) {
       reviews.Add(state->stream, !state->document_reviews.empty());
-      inspections.Add(state->stream, !state->site_inspections.empty());
     }
+    // Site inspections over the applications connected in the period, as the KPI table's
+    // supporting site_inspection_coverage counts them.
     if (InMonths(state->connected, months)) {
+      inspections.Add(state->stream, !state->site_inspections.empty());
       const bool reached = std::any_of(
           state->callbacks.begin(), state->callbacks.end(),
           [](const EvidenceRecord& callback) { return callback.conclusion == "reached"; });

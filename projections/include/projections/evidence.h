@@ -125,10 +125,12 @@ nlohmann::json ToJson(const EvidenceState& state);
 
 // Coverage of `period` ("YYYY-MM" or "YYYY-Qn") for `org` (nullopt: all orgs):
 // {period, org, months[],
-//  document_review / site_inspection: share of apps ARCHIVED in the period with at least one such
-//    record (at any time) — {covered, of, value (null when of == 0), covered_ids[], missing_ids[]},
-//  callback: share of apps CONNECTED (first MeterConnected) in the period with at least one
-//    reached callback — same shape,
+//  document_review: share of apps ARCHIVED in the period with at least one document review (at
+//    any time) — {covered, of, value (null when of == 0), covered_ids[], missing_ids[]},
+//  site_inspection: share of apps CONNECTED (first MeterConnected) in the period with at least one
+//    site inspection, as the KPI table's supporting site_inspection_coverage — same shape,
+//  callback: share of apps CONNECTED in the period with at least one reached callback — same
+//    shape,
 //  surveys: [{stream, position, occurred_at, actor_org, agency, sample_size,
 //    satisfaction_index, issues[]}] of the survey/<p> streams whose period p is the period or one
 //    of its months, or the quarter containing it (org does not filter surveys)}.
