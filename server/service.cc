@@ -274,9 +274,31 @@ std::optional<ServiceError> Service::RecordPersonalDataRead(const ingest::Princi
   });
 }
 
+std::optional<ServiceError> Service::CheckApprover(const ingest::Principal& reader,
+                                                   std::string_view approved_by) const {
+  if (approved_by.empty()) return std::nullopt;  // recorded without approval (a 4.3.4 risk)
+  const std::optional<ingest::Principal> approver = Tokens()->FindById(approved_by);
+  // A superior: a director of the reader's org or of an org above it (KM above KM.XS), not the
+  // reader.
+  const bool superior =
+      approver && approver->role == ingest::Role::kDirector && approver->id != reader.id &&
+      (approver->org == reader.org || reader.org.starts_with(approver->org + "."));
+  if (superior) return std::nullopt;
+  return InvalidField(
+      "approved_by", "approver_not_superior",
+      "approved_by names " + std::string(approved_by) +
+          ", who is not known here as a director of org " + reader.org +
+          " or above it: a read of personal data is approved by the reader's superior (job "
+          "standard 4.3.4); without approved_by the read is recorded as not approved");
+}
+
 void Service::RecordPersonalDataReadAsync(const ingest::Principal& principal, std::string_view what,
                                           std::string_view approved_by,
                                           std::function<void(std::optional<ServiceError>)> done) {
+  if (auto refused = CheckApprover(principal, approved_by)) {
+    done(std::move(refused));
+    return;
+  }
   auto decoded = ingest::PersonalDataReadEvent(
       {principal.id, std::string(ingest::RoleName(principal.role)), principal.org}, what,
       approved_by, now_us_());

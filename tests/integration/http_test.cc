@@ -335,25 +335,43 @@ TEST_F(HttpTest, ReadsOfPersonalDataAreRecorded) {
   EXPECT_EQ(last["data"]["what"], "app/XS-2026-000123");
   EXPECT_FALSE(last["data"].contains("approved_by"));
 
-  HttpResponse approved =
-      client_.Request(http::verb::get, "/v1/evidence/XS-2026-000123", server_.token("director"), "",
-                      {{"X-Approved-By", "D0001"}});
+  // Approved by the clerk's director: recorded with the approver.
+  HttpResponse approved = client_.Request(http::verb::get, "/v1/evidence/XS-2026-000123",
+                                          server_.token("clerk"), "", {{"X-Approved-By", "D0001"}});
   ASSERT_EQ(approved.status, 200) << approved.body;
-  staff = client_.Get("/v1/streams/staff/D0001", server_.token("auditor"));
+  staff = client_.Get("/v1/streams/staff/S1001", server_.token("auditor"));
   EXPECT_EQ(Body(staff)["events"].back()["data"]["approved_by"], "D0001");
+  // Approval is a superior's (4.3.4): not one's own, not a peer's, not another org's director,
+  // not a word. Refused, the read is not answered and nothing is recorded.
+  const uint64_t before_refusals = Head();
+  for (const auto& [reader, approver] : std::vector<std::pair<std::string, std::string>>{
+           {"director", "D0001"}, {"clerk", "S2040"}, {"clerk", "D0900"}, {"clerk", "同意"}}) {
+    HttpResponse refused =
+        client_.Request(http::verb::get, "/v1/evidence/XS-2026-000123", server_.token(reader), "",
+                        {{"X-Approved-By", approver}});
+    EXPECT_EQ(refused.status, 400) << reader << " " << approver << ": " << refused.body;
+    EXPECT_EQ(Body(refused)["error"]["rule"], "approver_not_superior") << refused.body;
+  }
+  EXPECT_EQ(Head(), before_refusals);
+  // A director's superior is a director of an org above his own.
+  ASSERT_EQ(client_
+                .Request(http::verb::get, "/v1/evidence/XS-2026-000123", server_.token("director"),
+                         "", {{"X-Approved-By", "D0100"}})
+                .status,
+            200);
 
   // A page of the log that shows application events is recorded before it is answered; a page
   // without any (here: the staff stream's own records, at the end of the log) is not.
   const std::string auditor = server_.token("auditor");
   uint64_t before = Head();
   HttpResponse log = client_.Request(http::verb::get, "/v1/events?from=1&limit=2", auditor, "",
-                                     {{"X-Approved-By", "D0001"}});
+                                     {{"X-Approved-By", "D0100"}});
   ASSERT_EQ(log.status, 200) << log.body;
   EXPECT_EQ(Head(), before + 1);
   json recorded = Body(client_.Get("/v1/streams/staff/A0001", auditor))["events"].back();
   EXPECT_EQ(recorded["type"], "SensitiveDataAccessed");
   EXPECT_EQ(recorded["data"]["what"], "log positions 1..2");
-  EXPECT_EQ(recorded["data"]["approved_by"], "D0001");
+  EXPECT_EQ(recorded["data"]["approved_by"], "D0100");
   before = Head();
   HttpResponse tail = client_.Get("/v1/events?from=" + std::to_string(before), auditor);
   ASSERT_EQ(tail.status, 200) << tail.body;

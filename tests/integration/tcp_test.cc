@@ -70,7 +70,7 @@ TEST_F(TcpTest, SampleApplicationAppendedByItsActorsReadsBackAsSent) {
   }
   // The same events by position, and the hash chain links them; after them the record of the
   // auditor's read of the application (personal data), then of this log read.
-  auto log = auditor->Read(1, 0, "D1");
+  auto log = auditor->Read(1, 0, "D0100");  // the auditor's superior, a director of KM
   ASSERT_TRUE(log.ok()) << log.error().ToString();
   ASSERT_EQ(log->events.size(), events.size() + 1);
   for (size_t i = 1; i < log->events.size(); ++i) {
@@ -87,7 +87,7 @@ TEST_F(TcpTest, SampleApplicationAppendedByItsActorsReadsBackAsSent) {
   ASSERT_TRUE(std::holds_alternative<json>(log_read));
   EXPECT_EQ(std::get<json>(log_read)["what"],
             "log positions 1.." + std::to_string(events.size() + 1));
-  EXPECT_EQ(std::get<json>(log_read)["approved_by"], "D1");
+  EXPECT_EQ(std::get<json>(log_read)["approved_by"], "D0100");
 }
 
 TEST_F(TcpTest, RefusedRequestsChangeNothing) {

@@ -51,6 +51,7 @@ constexpr char kOtherClerkToken[] = "token-clerk-gd";   // S2 clerk KM.GD
 constexpr char kReaderToken[] = "token-reader";         // R1 reader KM
 constexpr char kAuditorToken[] = "token-auditor";       // A1 auditor KM
 constexpr char kDirectorToken[] = "token-director-xs";  // D1 director KM.XS
+constexpr char kChiefToken[] = "token-director-km";     // D0 director KM
 
 struct ActorJson {
   std::string id;
@@ -133,6 +134,7 @@ class Harness {
     add(kReaderToken, "R1", ingest::Role::kReader, "KM");
     add(kAuditorToken, "A1", ingest::Role::kAuditor, "KM");
     add(kDirectorToken, "D1", ingest::Role::kDirector, "KM.XS");
+    add(kChiefToken, "D0", ingest::Role::kDirector, "KM");
     service_ = std::make_unique<Service>(
         ServiceParts{*ledger_, *engine_, *calendar_, *profile_, std::move(tokens), limits, {}, {}});
     server_ = std::make_unique<TcpServer>(
@@ -894,14 +896,19 @@ TEST(TcpServerTest, ReadsOfPersonalDataAreRecordedBeforeTheyAreAnswered) {
   auto reader = ReaderAfterApplications(harness, 3);  // app/KM-0.. at 1..3
   ASSERT_NE(reader, nullptr);
 
-  auto log = reader->Read(1, 2, "D1");
+  auto log = reader->Read(1, 2, "D0");  // a director of the reader's org KM
   ASSERT_TRUE(log.ok()) << log.error().ToString();
   ASSERT_EQ(log->events.size(), 2u);
   ASSERT_EQ(harness.ledger().Head(), 4u);
   ExpectReadRecorded(harness.ledger(), 4, "R1", "log positions 1..2");
   auto approval =
       domain::PayloadToJson("SensitiveDataAccessed", harness.ledger().ReadOne(4)->payload);
-  EXPECT_EQ(std::get<nlohmann::json>(approval).value("approved_by", ""), "D1");
+  EXPECT_EQ(std::get<nlohmann::json>(approval).value("approved_by", ""), "D0");
+  // Not a superior (a director of KM.XS, below the reader's KM): refused, nothing recorded.
+  auto unapproved = reader->Read(1, 2, "D1");
+  ASSERT_FALSE(unapproved.ok());
+  EXPECT_EQ(unapproved.error().rule, "approver_not_superior");
+  EXPECT_EQ(harness.ledger().Head(), 4u);
 
   auto stream = reader->ReadStream("app/KM-1");
   ASSERT_TRUE(stream.ok()) << stream.error().ToString();

@@ -35,6 +35,7 @@ inline std::vector<TestPrincipal> DefaultPrincipals() {
           {"director", {"D0001", Role::kDirector, "KM.XS"}},
           {"other_clerk", {"S1900", Role::kClerk, "KM.GD"}},
           {"other_director", {"D0900", Role::kDirector, "KM.GD"}},
+          {"chief", {"D0100", Role::kDirector, "KM"}},  // above KM.XS and KM.GD
           {"auditor", {"A0001", Role::kAuditor, "KM"}},
           {"reader", {"R0001", Role::kReader, "KM"}},
           {"admin", {"ADM01", Role::kAdmin, "KM"}}};

@@ -199,6 +199,10 @@ class Service {
   const domain::WorkingCalendar& calendar_;
   const domain::SlaProfile& profile_;
   std::shared_ptr<const ingest::TokenStore> Tokens() const;
+  // nullopt when `approved_by` is empty or names the reader's superior (a director, holding a
+  // token here, of the reader's org or one above it); else a kInvalid error naming the field.
+  std::optional<ServiceError> CheckApprover(const ingest::Principal& reader,
+                                            std::string_view approved_by) const;
 
   mutable std::mutex tokens_mutex_;
   std::shared_ptr<const ingest::TokenStore> tokens_;  // guarded by tokens_mutex_ (the pointer)
