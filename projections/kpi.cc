@@ -854,6 +854,8 @@ json BackdatedJson(const std::vector<const KpiState*>& states, const Scope& scop
 
 json ActivityJson(const std::vector<const KpiState*>& states, const Scope& scope) {
   json urge_ids = json::array();
+  json urge_items = json::array();
+  json training_items = json::array();
   double hours = 0;
   double person_hours = 0;
   size_t sessions = 0;
@@ -861,30 +863,46 @@ json ActivityJson(const std::vector<const KpiState*>& states, const Scope& scope
   json items = json::array();
   for (const KpiState* state : states) {
     if (!scope.InPeriod(*state)) continue;
-    for (const KpiUrge& urge : state->urges) urge_ids.push_back(urge.app);
+    for (const KpiUrge& urge : state->urges) {
+      urge_ids.push_back(urge.app);
+      urge_items.push_back({{"app", urge.app}, {"position", urge.position}, {"level", urge.level}});
+    }
     for (const KpiTraining& training : state->trainings) {
       hours += training.hours;
       person_hours += training.hours * training.attendees;
       ++sessions;
+      training_items.push_back({{"stream", training.stream},
+                                {"position", training.position},
+                                {"hours", training.hours},
+                                {"attendees", training.attendees}});
     }
     for (const KpiViolation& v : state->violations) {
       by_rule[v.rule] = by_rule.value(v.rule, 0) + 1;
       items.push_back({{"app", v.app}, {"position", v.position}, {"rule", v.rule}});
     }
   }
-  return {{"urges_issued", {{"count", urge_ids.size()}, {"ids", urge_ids}}},
+  return {{"urges_issued", {{"count", urge_ids.size()}, {"ids", urge_ids}, {"items", urge_items}}},
           {"training_hours",
-           {{"hours", hours}, {"sessions", sessions}, {"person_hours", person_hours}}},
+           {{"hours", hours},
+            {"sessions", sessions},
+            {"person_hours", person_hours},
+            {"items", training_items}}},
           {"violations", {{"count", items.size()}, {"by_rule", by_rule}, {"items", items}}}};
 }
 
 json DocumentReviewPassRate(const std::vector<const KpiState*>& states, const Scope& scope) {
   Ratio ratio;
+  json items = json::array();  // each review: the ids above repeat an application per review
   for (const KpiState* state : states) {
     if (!scope.InPeriod(*state)) continue;
-    for (const KpiCheck& check : state->document_reviews) ratio.Add(check.app, check.passed);
+    for (const KpiCheck& check : state->document_reviews) {
+      ratio.Add(check.app, check.passed);
+      items.push_back({{"app", check.app}, {"position", check.position}, {"passed", check.passed}});
+    }
   }
-  return RatioJson(ratio);
+  json out = RatioJson(ratio);
+  out["items"] = std::move(items);
+  return out;
 }
 
 json Supporting(const std::vector<const KpiState*>& states, const Scope& scope,

@@ -393,6 +393,15 @@ TEST_F(KpiTest, SupportingFigures) {
   EXPECT_EQ(supporting["urges_issued"]["ids"], json({"app/C3"}));
   EXPECT_DOUBLE_EQ(supporting["training_hours"]["hours"].get<double>(), 2.5);
   EXPECT_DOUBLE_EQ(supporting["training_hours"]["person_hours"].get<double>(), 7.5);
+  // Each figure's items name the events behind it, by position: an urge, a review, a training.
+  ASSERT_EQ(supporting["urges_issued"]["items"].size(), 1u);
+  EXPECT_EQ(supporting["urges_issued"]["items"][0]["app"], "app/C3");
+  EXPECT_GT(supporting["urges_issued"]["items"][0]["position"].get<uint64_t>(), 0u);
+  ASSERT_EQ(supporting["document_review_pass_rate"]["items"].size(), 2u);
+  EXPECT_NE(supporting["document_review_pass_rate"]["items"][0]["position"],
+            supporting["document_review_pass_rate"]["items"][1]["position"]);
+  ASSERT_EQ(supporting["training_hours"]["items"].size(), 1u);
+  EXPECT_EQ(supporting["training_hours"]["items"][0]["attendees"], 3);
   EXPECT_EQ(supporting["violations"]["count"], 1);
   EXPECT_EQ(supporting["violations"]["by_rule"]["connected_without_contract"], 1);
   EXPECT_EQ(supporting["violations"]["items"][0]["app"], "app/A4");
