@@ -370,19 +370,30 @@ class FailingTableFiles : public rocksdb::FileSystemWrapper {
   std::atomic<bool> failing{false};
 };
 
+// A ledger with one side family ("tested") on FailingTableFiles.
+struct FailingTablesLedger {
+  void Open() {
+    Options options;
+    options.env = env.get();
+    options.side_families = {"tested"};
+    auto opened = Ledger::Open(dir.str(), options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    ledger = std::move(opened).value();
+  }
+  testing::TempDir dir;
+  std::shared_ptr<FailingTableFiles> fs = std::make_shared<FailingTableFiles>();
+  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
+  std::unique_ptr<Ledger> ledger;
+};
+
 // A flush that fails stops the store: appends are refused with the cause, nothing is stored, and
 // once the cause is gone the ledger resumes RocksDB by itself (DB::Resume) and appends continue
 // at the next position.
 TEST(WriteFailureTest, AFailedFlushStopsAppendsUntilTheLedgerResumesTheStore) {
-  testing::TempDir dir;
-  auto fs = std::make_shared<FailingTableFiles>();
-  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
-  Options options;
-  options.env = env.get();
-  options.side_families = {"tested"};
-  auto opened = Ledger::Open(dir.str(), options);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  Ledger& ledger = **opened;
+  FailingTablesLedger opened;
+  ASSERT_NO_FATAL_FAILURE(opened.Open());
+  Ledger& ledger = *opened.ledger;
+  FailingTableFiles* fs = opened.fs.get();
   ASSERT_TRUE(ledger.Append({"app/1", kNoStream, {MakeEvent("first")}}).ok());
   auto side = ledger.NewSideBatch();
   side->Put(0, "key", "value");
@@ -424,15 +435,10 @@ TEST(WriteFailureTest, AFailedFlushStopsAppendsUntilTheLedgerResumesTheStore) {
 // States lost with a failed background side write (a rebuild's) are not hidden: every read of the
 // side families is refused with that failure until a call that writes them (the rebuild) was told.
 TEST(WriteFailureTest, AFailedBackgroundSideWriteRefusesReadsUntilItsWriterIsTold) {
-  testing::TempDir dir;
-  auto fs = std::make_shared<FailingTableFiles>();
-  std::unique_ptr<rocksdb::Env> env = rocksdb::NewCompositeEnv(fs);
-  Options options;
-  options.env = env.get();
-  options.side_families = {"tested"};
-  auto opened = Ledger::Open(dir.str(), options);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
-  Ledger& ledger = **opened;
+  FailingTablesLedger opened;
+  ASSERT_NO_FATAL_FAILURE(opened.Open());
+  Ledger& ledger = *opened.ledger;
+  FailingTableFiles* fs = opened.fs.get();
   auto before = ledger.NewSideBatch();
   before->Put(0, "kept", "1");
   ASSERT_TRUE(ledger.WriteSide(*before, /*sync=*/false).ok());
