@@ -229,7 +229,7 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
       // Every event before next_position() was printed: that is where to resume.
       std::cerr << "ledgerctl: " << frame.error().ToString() << " (resume with --from "
                 << (*subscription)->next_position() << ")\n";
-      return kExitFailure;
+      return ExitOf(frame.error());  // a revoked token: 2; the server stopping or gone: 1
     }
     for (size_t i = 0; i < frame->events.size(); ++i) {
       auto event = frame->events.Decode(i);

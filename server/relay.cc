@@ -569,7 +569,7 @@ void Relay::Run() {
       synchronized = false;
     }
     Status step = Status::Ok();
-    const uint64_t errors_before = errors_since_published_;
+    const uint64_t errors_before = errors_since_working_;
     if (!synchronized) {
       step = Synchronize(*session, cursor);
       synchronized = step.ok();
@@ -582,11 +582,11 @@ void Relay::Run() {
     }
     // A step that went through without an error after errors (a failed checkpoint write is one,
     // though the step goes on): relaying works again.
-    if (step.ok() && errors_before > 0 && errors_since_published_ == errors_before) {
+    if (step.ok() && errors_before > 0 && errors_since_working_ == errors_before) {
       Report(false, "relay working again: relayed up to position " +
                         std::to_string(cursor.position) + " after " +
                         std::to_string(errors_before) + " error(s)");
-      errors_since_published_ = 0;
+      errors_since_working_ = 0;
       reported_error_.clear();
       unreported_repeats_ = 0;
     }
@@ -708,11 +708,11 @@ bool Relay::SetConnected(bool connected) {
     status_.connected = connected;
   }
   if (reported_connected_ != connected) {
-    std::string message = connected
-                              ? "relay connected to NATS " + options_.url
-                              : (reported_connected_ ? "relay lost its connection to NATS "
-                                                     : "relay cannot reach NATS ") +
-                                    options_.url + "; it keeps trying and resumes where it stopped";
+    std::string message =
+        connected ? "relay connected to NATS " + options_.url
+                  : (reported_connected_.value_or(false) ? "relay lost its connection to NATS "
+                                                         : "relay cannot reach NATS ") +
+                        options_.url + "; it keeps trying and resumes where it stopped";
     Report(!connected, message);
     reported_connected_ = connected;
   }
@@ -735,7 +735,7 @@ void Relay::RecordError(const std::string& error) {
     status_.last_error = error;
     ++status_.errors;
   }
-  ++errors_since_published_;
+  ++errors_since_working_;
   const auto now = std::chrono::steady_clock::now();
   if (error == reported_error_ && now - reported_at_ < options_.report_interval) {
     ++unreported_repeats_;

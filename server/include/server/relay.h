@@ -192,7 +192,7 @@ class Relay {
   std::string reported_error_;
   std::chrono::steady_clock::time_point reported_at_;
   uint64_t unreported_repeats_ = 0;
-  uint64_t errors_since_published_ = 0;
+  uint64_t errors_since_working_ = 0;
   std::optional<bool> reported_connected_;
 };
 
