@@ -780,8 +780,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     });
   }
 
-  // The org a report (overdue list, KPI table) is about: the one asked for; with none, all orgs,
-  // or the principal's own org when it may see only that (a director's "my KPI table").
+  // The org a report (overdue list, KPI table, a period's evidence) is about: the one asked for;
+  // with none, all orgs, or the principal's own org when it may see only that (a director's "my
+  // KPI table").
   std::optional<std::string> ReportOrg(const ingest::Principal& principal) {
     auto it = target_.query.find("org");
     if (it != target_.query.end()) return it->second;
