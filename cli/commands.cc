@@ -143,6 +143,8 @@ nlohmann::ordered_json ReadLine(const ledger::StoredEvent& event, bool envelope)
   return line;
 }
 
+namespace {
+
 // One line of `read --envelopes` checked without the ledger: its envelope decodes and hashes to
 // its hash, and the line is byte for byte what `read --envelopes` prints for that envelope (the
 // JSON is what people read: a duplicate key or 170.0 for 170 would compare equal as JSON).
@@ -180,6 +182,8 @@ LineVerdict CheckEventLine(const std::string& text) {
   }
   return {std::move(*checked), "", ""};
 }
+
+}  // namespace
 
 int CheckCommand(const std::string& file, std::ostream& out) {
   std::ifstream file_stream;
