@@ -36,7 +36,8 @@ std::string TimeText(int64_t unix_us) {
 std::string AsOfInFuture(const std::string& as_of) {
   return "--as-of " + as_of +
          " lies in the future: what the ledger knew can only be asked for a time that has passed "
-         "(a bare date means the end of that day; leave --as-of out for what it knows now)";
+         "(a bare date means the end of that day, today's now; leave --as-of out for what it knows "
+         "now)";
 }
 
 }  // namespace
@@ -78,7 +79,7 @@ int AppCommand(const DataOptions& options, const std::string& id,
   // Plain values, not std::optional: GCC 12 warns falsely (-Wmaybe-uninitialized) otherwise.
   int64_t as_of_us = 0;
   if (as_of) {
-    std::optional<int64_t> parsed = projections::ParseTimeArgument(*as_of);
+    std::optional<int64_t> parsed = projections::ParseAsOfArgument(*as_of, NowUs());
     if (!parsed) at_us.reset();
     as_of_us = parsed.value_or(0);
   }
@@ -203,7 +204,7 @@ int KpiCommand(const DataOptions& options, const std::string& period,
     return Fail(out, "invalid", "--period takes YYYY-MM or YYYY-Qn, not " + period, kExitRejected);
   }
   const std::optional<int64_t> as_of_us =
-      as_of ? projections::ParseTimeArgument(*as_of) : std::nullopt;
+      as_of ? projections::ParseAsOfArgument(*as_of, NowUs()) : std::nullopt;
   if (as_of && !as_of_us) {
     return Fail(out, "invalid", "--as-of takes YYYY-MM-DD or RFC 3339, not " + *as_of,
                 kExitRejected);

@@ -681,7 +681,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::optional<std::optional<int64_t>> TimeParameter(const std::string& name) {
     auto it = target_.query.find(name);
     if (it == target_.query.end()) return std::optional<int64_t>();
-    auto parsed = projections::ParseTimeArgument(it->second);
+    auto parsed = name == "as_of" ? projections::ParseAsOfArgument(it->second, service_.NowUs())
+                                  : projections::ParseTimeArgument(it->second);
     if (!parsed) {
       // "…T10:00:00+08:00" sent unescaped arrives with a space for its '+'.
       const bool plus_as_space = it->second.find(' ') != std::string::npos;

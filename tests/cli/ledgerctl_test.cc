@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -568,6 +570,17 @@ TEST_F(LedgerctlTest, KpiAsOfReplaysTheTableBeforeACorrection) {
   EXPECT_EQ(timeliness(then), std::make_pair(json(1), json(1)));
   EXPECT_EQ(then["as_of_position"], 11);
   EXPECT_EQ(Ledgerctl(Data() + " kpi --period 2026-Q2 --as-of yesterday").exit_code, 2);
+  // Today's date means now: its end has not come.
+  const std::time_t shanghai_now = std::time(nullptr) + 8 * 3600;  // UTC+08:00, no DST
+  std::tm shanghai{};
+  gmtime_r(&shanghai_now, &shanghai);
+  char today_text[16];
+  std::strftime(today_text, sizeof today_text, "%Y-%m-%d", &shanghai);
+  const std::string today = today_text;
+  CommandRun today_table = Ledgerctl(Data() + " kpi --period 2026-Q2 --json --as-of " + today);
+  EXPECT_EQ(today_table.exit_code, 0) << today_table.out;
+  EXPECT_EQ(timeliness(today_table.lines().at(0)), timeliness(now)) << today_table.out;
+  EXPECT_EQ(Ledgerctl(Data() + " app XS-2026-000123 --as-of " + today).exit_code, 0);
   // What the ledger will know is not known yet, for the table as for one application.
   EXPECT_EQ(Ledgerctl(Data() + " kpi --period 2026-Q2 --as-of 2099-01-01").exit_code, 2);
   CommandRun future_app = Ledgerctl(Data() + " app XS-2026-000123 --as-of 2099-01-01");

@@ -435,6 +435,9 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   EXPECT_EQ(future.status, 400);
   EXPECT_EQ(Body(future)["error"]["field"], "as_of") << future.body;
   EXPECT_EQ(Body(future)["error"]["rule"], "not_in_future") << future.body;
+  // Today's date is now, not the end of today.
+  const std::string today = NowText().substr(0, 10);
+  EXPECT_EQ(client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS&as_of=" + today, auditor).status, 200);
   // Nor an application as the ledger will know it.
   HttpResponse future_app =
       client_.Get("/v1/apps/XS-2026-000123?as_of=2099-01-01T00:00:00%2B08:00", auditor);

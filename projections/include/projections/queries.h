@@ -22,6 +22,9 @@ namespace gridledger::projections {
 // A time argument of a query: "2026-03-10" (the last microsecond of that day in Asia/Shanghai) or
 // RFC 3339; nullopt when neither.
 std::optional<int64_t> ParseTimeArgument(std::string_view text);
+// The same for a recorded time (as_of), where today's bare date means now (its end has not come,
+// and what the ledger will know by then is not known yet).
+std::optional<int64_t> ParseAsOfArgument(std::string_view text, int64_t now_us);
 
 // "XS-2026-000123" or "app/XS-2026-000123" → "app/XS-2026-000123".
 std::string AppStream(const std::string& id);
