@@ -45,6 +45,7 @@ constexpr uint64_t kPresenceAnnotation = 0xd5a8a1f0c3a1e002;
 constexpr uint64_t kDateAnnotation = 0xd5a8a1f0c3a1e003;
 constexpr uint64_t kJsonObjectAnnotation = 0xd5a8a1f0c3a1e004;
 constexpr uint64_t kRangeAnnotation = 0xd5a8a1f0c3a1e005;
+constexpr uint64_t kDistinctAnnotation = 0xd5a8a1f0c3a1e007;
 constexpr uint64_t kStreamAnnotation = 0xd5a8a1f0c3a1e006;
 
 constexpr size_t kTypeBytesMax = 64;
@@ -175,6 +176,7 @@ struct FieldRules {
   bool presence = false;
   bool date = false;
   bool json_object = false;
+  bool distinct = false;
   double min = -std::numeric_limits<double>::infinity();
   double max = std::numeric_limits<double>::infinity();
 };
@@ -186,6 +188,7 @@ FieldRules RulesOf(capnp::StructSchema::Field field) {
   rules.presence = FindAnnotation(annotations, kPresenceAnnotation).has_value();
   rules.date = FindAnnotation(annotations, kDateAnnotation).has_value();
   rules.json_object = FindAnnotation(annotations, kJsonObjectAnnotation).has_value();
+  rules.distinct = FindAnnotation(annotations, kDistinctAnnotation).has_value();
   if (auto range = FindAnnotation(annotations, kRangeAnnotation)) {
     const events::Range::Reader bounds = range->getStruct().getAs<events::Range>();
     rules.min = bounds.getMin();
@@ -674,8 +677,13 @@ Check DecodeStruct(const json& object, capnp::DynamicStruct::Builder builder,
 Check DecodeList(capnp::ListSchema schema, const FieldRules& rules, const json& value,
                  capnp::DynamicList::Builder list, const std::string& path) {
   const capnp::Type element_type = schema.getElementType();
+  std::set<std::string> seen;  // $distinct
   for (size_t i = 0; i < value.size(); ++i) {
     const std::string element_path = Index(path, i);
+    if (rules.distinct && value[i].is_string() &&
+        !seen.insert(value[i].get<std::string>()).second) {
+      return Fail(path, "duplicate_value", "names " + value[i].get<std::string>() + " twice");
+    }
     if (element_type.isStruct()) {
       if (!value[i].is_object()) return Fail(element_path, "wrong_type", "must be an object");
       auto element = list[i].as<capnp::DynamicStruct>();
@@ -764,7 +772,7 @@ std::string FlattenCompact(capnp::DynamicStruct::Reader root) {
   return flat;
 }
 
-// Rules between fields of one event's data that the schema's annotations cannot say.
+// Rules between fields of one event's data, which the schema's annotations cannot say.
 Check CheckDataRules(capnp::StructSchema schema, const json& data) {
   const std::string_view type = View(schema.getShortDisplayName());
   if (type == "CallbackMade") {
@@ -773,15 +781,6 @@ Check CheckDataRules(capnp::StructSchema schema, const json& data) {
     if (data.value("result", "") == "reached" && !data.contains("satisfaction")) {
       return Fail("data.satisfaction", "missing_field",
                   "is required when the customer was reached (result reached)");
-    }
-  } else if (type == "TrainingHeld") {
-    // Each attendee once: hours are credited per person.
-    std::set<std::string> seen;
-    for (const json& attendee : data.value("attendees", json::array())) {
-      if (attendee.is_string() && !seen.insert(attendee.get<std::string>()).second) {
-        return Fail("data.attendees", "duplicate_value",
-                    "names " + attendee.get<std::string>() + " twice");
-      }
     }
   }
   return std::nullopt;

@@ -38,6 +38,9 @@ annotation range @0xd5a8a1f0c3a1e005 (field) :Range;
 annotation stream @0xd5a8a1f0c3a1e006 (struct) :StreamKind;
 # Which stream kind an event type is appended to.
 
+annotation distinct @0xd5a8a1f0c3a1e007 (field) :Void;
+# A list of Text whose elements are all different (rule duplicate_value).
+
 struct Range {
   min @0 :Float64 = -inf;
   max @1 :Float64 = inf;
@@ -265,7 +268,7 @@ struct ThirdPartySurveyRecorded $stream(survey) {
 
 struct TrainingHeld $stream(staff) {
   topic @0 :Text;
-  attendees @1 :List(Text);
+  attendees @1 :List(Text) $distinct;  # hours are credited per person
   hours @2 :Float64 $range(min = 0);
 }
 
