@@ -34,10 +34,7 @@ std::string TimeText(int64_t unix_us) {
 
 // What the ledger will know later is not known yet: --as-of is a time that has passed.
 std::string AsOfInFuture(const std::string& as_of) {
-  return "--as-of " + as_of +
-         " lies in the future: what the ledger knew can only be asked for a time that has passed "
-         "(a bare date means the end of that day, today's now; leave --as-of out for what it knows "
-         "now)";
+  return "--as-of " + as_of + " lies in the future: " + projections::kAsOfMustHavePassed;
 }
 
 }  // namespace

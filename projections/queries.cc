@@ -23,13 +23,11 @@ std::optional<int64_t> ParseTimeArgument(std::string_view text) {
 }
 
 std::optional<int64_t> ParseAsOfArgument(std::string_view text, int64_t now_us) {
-  std::optional<int64_t> parsed = ParseTimeArgument(text);
   // Today's date, whose end has not come: what the ledger knows so far today, that is now.
-  if (parsed && *parsed > now_us && domain::Date::Parse(text) &&
-      *domain::Date::Parse(text) == domain::LocalDateOf(now_us)) {
-    return now_us;
+  if (auto date = domain::Date::Parse(text); date && *date == domain::LocalDateOf(now_us)) {
+    return std::min(ParseTimeArgument(text).value(), now_us);
   }
-  return parsed;
+  return ParseTimeArgument(text);
 }
 
 std::string AppStream(const std::string& id) { return id.starts_with("app/") ? id : "app/" + id; }

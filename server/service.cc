@@ -68,9 +68,7 @@ ServiceError FromIngestError(const ingest::IngestError& error) {
 ServiceError AsOfInFuture() {
   return InvalidField(
       "as_of", "not_in_future",
-      "query parameter as_of lies in the future: what the ledger knew can only be "
-      "asked for a time that has passed (a bare date means the end of that day, today's now; "
-      "leave as_of out for what it knows now)");
+      std::string("query parameter as_of lies in the future: ") + projections::kAsOfMustHavePassed);
 }
 
 ServiceError FromDecodeError(const domain::DecodeError& error) {

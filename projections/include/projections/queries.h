@@ -25,6 +25,10 @@ std::optional<int64_t> ParseTimeArgument(std::string_view text);
 // The same for a recorded time (as_of), where today's bare date means now (its end has not come,
 // and what the ledger will know by then is not known yet).
 std::optional<int64_t> ParseAsOfArgument(std::string_view text, int64_t now_us);
+// Why an as_of after now is refused, for the CLI's and ledgerd's messages.
+inline constexpr char kAsOfMustHavePassed[] =
+    "what the ledger knew can only be asked for a time that has passed (a bare date means the end "
+    "of that day, today's now; leave it out for what it knows now)";
 
 // "XS-2026-000123" or "app/XS-2026-000123" → "app/XS-2026-000123".
 std::string AppStream(const std::string& id);
