@@ -220,6 +220,11 @@ std::string_view RoleName(Role role) {
   return kRoleNames[index];
 }
 
+bool IsSuperior(const Principal& approver, const Principal& reader) {
+  return approver.role == Role::kDirector && approver.id != reader.id &&
+         (approver.org == reader.org || reader.org.starts_with(approver.org + "."));
+}
+
 std::optional<std::string> CheckAccess(const Principal& principal, Access access,
                                        std::string_view org) {
   const AccessInfo& info = kAccessInfo[static_cast<size_t>(access)];

@@ -277,12 +277,7 @@ std::optional<ServiceError> Service::CheckApprover(const ingest::Principal& read
                                                    std::string_view approved_by) const {
   if (approved_by.empty()) return std::nullopt;  // recorded without approval (a 4.3.4 risk)
   const std::optional<ingest::Principal> approver = Tokens()->FindById(approved_by);
-  // A superior: a director of the reader's org or of an org above it (KM above KM.XS), not the
-  // reader.
-  const bool superior =
-      approver && approver->role == ingest::Role::kDirector && approver->id != reader.id &&
-      (approver->org == reader.org || reader.org.starts_with(approver->org + "."));
-  if (superior) return std::nullopt;
+  if (approver && ingest::IsSuperior(*approver, reader)) return std::nullopt;
   return InvalidField(
       "approved_by", "approver_not_superior",
       "approved_by names " + std::string(approved_by) +

@@ -375,6 +375,19 @@ TEST(TokenTest, InsertedHashAuthenticatesOnlyItsToken) {
   EXPECT_FALSE(store.Authenticate(std::string(kTokenBytesMax + 1, 'a')).has_value());
 }
 
+// 4.3.4: a superior is a director of the reader's org or of one above it, never the reader.
+TEST(SuperiorTest, ADirectorOfTheReadersOrgOrAboveIt) {
+  const Principal clerk = Who(Role::kClerk, "S1", "KM.XS");
+  EXPECT_TRUE(IsSuperior(Who(Role::kDirector, "D1", "KM.XS"), clerk));
+  EXPECT_TRUE(IsSuperior(Who(Role::kDirector, "D0", "KM"), clerk));
+  EXPECT_FALSE(IsSuperior(Who(Role::kDirector, "D2", "KM.GD"), clerk));  // another org
+  EXPECT_FALSE(IsSuperior(Who(Role::kDirector, "D3", "KM.X"), clerk));   // a prefix, not above
+  EXPECT_FALSE(IsSuperior(Who(Role::kClerk, "S2", "KM.XS"), clerk));     // a peer
+  EXPECT_FALSE(IsSuperior(Who(Role::kAuditor, "A1", "KM"), clerk));      // not a director
+  EXPECT_FALSE(
+      IsSuperior(Who(Role::kDirector, "D1", "KM.XS"), Who(Role::kDirector, "D1", "KM.XS")));
+}
+
 TEST(TokenFileTest, AddLoadAuthenticateRoundTrip) {
   testing::TempDir dir;
   const std::string path = dir.str() + "/tokens.jsonl";

@@ -55,6 +55,10 @@ enum class Access {
 std::optional<std::string> CheckAccess(const Principal& principal, Access access,
                                        std::string_view org = "");
 
+// Whether `approver` is a superior of `reader` (job standard 4.3.4): a director of the reader's
+// org or of an org above it (KM above KM.XS), and not the reader.
+bool IsSuperior(const Principal& approver, const Principal& reader);
+
 // nullopt when `principal` may append `event`. The event's actor must equal the principal (id,
 // role and org); the role must be allowed the event's type; org-bound roles write only their own
 // org's applications and reports. `stream_org`: the org the stream belongs to — the actor org of
