@@ -62,14 +62,18 @@ struct Answer {
   bool ok() const { return status >= 200 && status < 300 && !body.is_discarded(); }
 };
 
+// One request on `connection` when given (its kept-alive connection serves many), else on a new
+// one.
 Answer Ask(const RemoteOptions& remote, http::verb verb, const std::string& target,
-           const std::string& body = "", const std::map<std::string, std::string>& headers = {}) {
+           const std::string& body = "", const std::map<std::string, std::string>& headers = {},
+           client::HttpClient* connection = nullptr) {
   auto endpoint = SplitHostPort(remote.http, "--http");
   if (!endpoint) return {};
   std::map<std::string, std::string> sent = headers;
   if (!remote.approved_by.empty()) sent["X-Approved-By"] = remote.approved_by;
-  client::HttpClient client(endpoint->first, endpoint->second);
-  client::HttpResponse response = client.Request(verb, target, remote.token, body, sent);
+  std::optional<client::HttpClient> fresh;
+  if (connection == nullptr) connection = &fresh.emplace(endpoint->first, endpoint->second);
+  client::HttpResponse response = connection->Request(verb, target, remote.token, body, sent);
   if (response.status == 0) {
     std::cerr << "ledgerctl: no answer from ledgerd's HTTP door at " << remote.http << "\n";
     return {};
@@ -204,11 +208,14 @@ int HttpVerify(const RemoteOptions& remote, const std::string& digest, std::ostr
   if (!events_file.empty()) {
     // The chain verified, so the stored hash at each position is the recomputed one.
     bool asked = true;
+    // One connection for every event's digest.
+    const auto endpoint = SplitHostPort(remote.http, "--http");
+    client::HttpClient digests(endpoint->first, endpoint->second);
     const int verdict = PrintEventsVerdict(
         shown, events_file,
         [&](uint64_t position) -> std::optional<std::string> {
-          const Answer stored =
-              Ask(remote, http::verb::get, "/v1/digest?at=" + std::to_string(position));
+          const Answer stored = Ask(remote, http::verb::get,
+                                    "/v1/digest?at=" + std::to_string(position), "", {}, &digests);
           if (stored.ok()) return stored.body.value("hash", std::string());
           if (stored.status != 404) asked = false;
           return std::nullopt;
