@@ -611,23 +611,8 @@ void Ledger::Impl::StageEvent(const std::string& stream, const NewEvent& event, 
   envelope.setPosition(position);
   envelope.setStream(stream);
   envelope.setVersion(version);
-  envelope.setType(event.type);
-  envelope.setEventId(event.event_id);
-  envelope.setOccurredAtUs(event.occurred_at_us);
-  envelope.setOccurredAtOffsetMinutes(event.occurred_at_offset_minutes);
+  SetEventFields(envelope, event);
   envelope.setRecordedAtUs(staging->recorded_at_us);
-  auto actor = envelope.initActor();
-  actor.setId(event.actor.id);
-  actor.setRole(event.actor.role);
-  actor.setOrg(event.actor.org);
-  envelope.setPayload(AsData(event.payload));
-  envelope.setImported(event.imported);
-  if (event.recorded_by) {
-    auto by = envelope.initRecordedBy();
-    by.setId(event.recorded_by->id);
-    by.setRole(event.recorded_by->role);
-    by.setOrg(event.recorded_by->org);
-  }
   envelope.setPrevHash(AsData(staging->head_hash));
   std::string hash = chain::ComputeHashOfUnhashed(envelope.asReader());
   envelope.setHash(AsData(hash));

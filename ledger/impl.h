@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ledger/envelope.capnp.h"
 #include "ledger/ledger.h"
 
 namespace gridledger::ledger {
@@ -26,6 +27,29 @@ namespace gridledger::ledger {
 // Bytes as a Cap'n Proto Data field (a view: `bytes` must outlive it).
 inline capnp::Data::Reader AsData(std::string_view bytes) {
   return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
+}
+
+// The fields an event brings to its envelope (what a client sent, as NewEvent holds it, or as a
+// StoredEvent read back holds it: the same member names): type, ids, time, actor, payload, flags.
+// Position, stream, version, recorded time and the hashes are the ledger's, set by the caller.
+template <typename Event>
+void SetEventFields(schema::Envelope::Builder envelope, const Event& event) {
+  envelope.setType(event.type);
+  envelope.setEventId(event.event_id);
+  envelope.setOccurredAtUs(event.occurred_at_us);
+  envelope.setOccurredAtOffsetMinutes(event.occurred_at_offset_minutes);
+  auto actor = envelope.initActor();
+  actor.setId(event.actor.id);
+  actor.setRole(event.actor.role);
+  actor.setOrg(event.actor.org);
+  envelope.setPayload(AsData(event.payload));
+  envelope.setImported(event.imported);
+  if (event.recorded_by) {
+    auto by = envelope.initRecordedBy();
+    by.setId(event.recorded_by->id);
+    by.setRole(event.recorded_by->role);
+    by.setOrg(event.recorded_by->org);
+  }
 }
 
 // Converts a RocksDB status at the module edge.

@@ -157,23 +157,8 @@ std::string StoredEvent::CanonicalEnvelope() const {
   envelope.setPosition(position);
   envelope.setStream(stream);
   envelope.setVersion(version);
-  envelope.setType(type);
-  envelope.setEventId(event_id);
-  envelope.setOccurredAtUs(occurred_at_us);
-  envelope.setOccurredAtOffsetMinutes(occurred_at_offset_minutes);
+  SetEventFields(envelope, *this);
   envelope.setRecordedAtUs(recorded_at_us);
-  auto stored_actor = envelope.initActor();
-  stored_actor.setId(actor.id);
-  stored_actor.setRole(actor.role);
-  stored_actor.setOrg(actor.org);
-  envelope.setPayload(AsData(payload));
-  envelope.setImported(imported);
-  if (recorded_by) {
-    auto by = envelope.initRecordedBy();
-    by.setId(recorded_by->id);
-    by.setRole(recorded_by->role);
-    by.setOrg(recorded_by->org);
-  }
   envelope.setPrevHash(AsData(prev_hash));
   envelope.setHash(AsData(hash));
   kj::Array<capnp::word> canonical = capnp::canonicalize(envelope.asReader());
