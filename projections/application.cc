@@ -117,6 +117,22 @@ bool HasClock(const ApplicationState& state, SlaClock name) {
   return state.LatestClock(name) != nullptr;
 }
 
+// A connection clock starts at a business date that may lie before the event that opens it (the
+// latest prerequisite, or what had happened by a premature connection). The customer-caused
+// pauses since that date are the `total` clock's, which runs from acceptance: they pause this
+// clock too, clipped to its start.
+void KeepPausesSince(const ApplicationState& state, Clock& clock) {
+  const auto total = std::find_if(state.clocks.begin(), state.clocks.end(),
+                                  [](const Clock& c) { return c.name == SlaClock::kTotal; });
+  if (total == state.clocks.end()) return;  // a change: its clocks start at their events
+  clock.pauses.clear();
+  for (PauseInterval pause : total->pauses) {
+    if (pause.to && *pause.to <= clock.start) continue;
+    pause.from = std::max(pause.from, clock.start);
+    clock.pauses.push_back(pause);
+  }
+}
+
 // Called after each applied event of a new install / capacity increase.
 void MaybeOpenConnection(ApplicationState& state, uint64_t position) {
   if (domain::IsChange(state.facts) || state.facts.closed() || state.facts.meter_connected ||
@@ -126,6 +142,7 @@ void MaybeOpenConnection(ApplicationState& state, uint64_t position) {
   const Prerequisites prerequisites = ConnectionPrerequisites(state);
   if (prerequisites.all && prerequisites.latest) {
     OpenClock(state, SlaClock::kConnection, *prerequisites.latest, position);
+    KeepPausesSince(state, state.clocks.back());
   }
 }
 
@@ -142,7 +159,9 @@ void OnMeterConnected(ApplicationState& state, Date date, uint64_t position) {
       opened->start_position = position;  // as if opened here, like the branch below
     } else {
       OpenClock(state, SlaClock::kConnection, start, position);
+      opened = &state.clocks.back();
     }
+    KeepPausesSince(state, *opened);
   }
   CloseClock(state, SlaClock::kConnection, date, position);
   CloseClock(state, SlaClock::kTotal, date, position);

@@ -402,6 +402,27 @@ TEST_F(ApplicationTest, ConnectionBeforePrerequisitesIsAViolationWithAMeasuredCl
   EXPECT_EQ(doc["stage"], "connected");
 }
 
+// A connection measured from a past date (the prerequisites that had happened by a premature
+// connection) waited through the customer's pauses since that date like every open clock: they
+// are its paused days, and a pause before that date is not.
+TEST_F(ApplicationTest, AConnectionMeasuredFromThePastKeepsThePausesSince) {
+  Accept("2026-03-02", {{"customer_class", "lv_nonresidential"}});
+  Append("ClockPaused", "2026-03-03");
+  Append("ClockResumed", "2026-03-04");  // paused 03-04 only: before the scheme reply
+  Append("SchemeReplied", "2026-03-05");
+  Append("ClockPaused", "2026-03-09");
+  Append("ClockResumed", "2026-03-11");  // paused 03-10, 03-11
+  Append("MeterConnected", "2026-03-16");
+  const json doc = Json(FoldAll(), "2026-03-20");
+  const json& clock = doc["clocks"]["connection"];
+  // (03-05, 03-16] holds 03-06, 09, 10, 11, 12, 13, 16: 7 working days, 2 of them paused.
+  EXPECT_EQ(clock["start"], "2026-03-05");
+  EXPECT_EQ(clock["paused_working_days"], 2);
+  EXPECT_EQ(clock["elapsed_working_days"], 5);
+  EXPECT_EQ(clock["state"], "met");  // 5 ≤ 5 working days (lv_nonresidential)
+  EXPECT_EQ(doc["clocks"]["scheme_reply"]["paused_working_days"], 1);
+}
+
 // The order of facts is their business dates: a contract entered first but dated after the
 // connection was not signed before it. The whole log and the state as of a date between the two
 // must say the same about the connection.
