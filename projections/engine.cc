@@ -23,9 +23,10 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // business date (seventh session); 3: corrections applied, KPI items with revisions; 4: the total
 // clock; 5: revisions count only corrections that change facts (eighth); 6: connection and
 // archive violations count against timeliness, and a correction dating an event before its
-// application's acceptance is refused (ninth).
+// application's acceptance is refused (ninth); 7: a callback before the connection counts against
+// KPI 3, a connection measured from past prerequisites keeps the pauses since then (twelfth).
 // Stored under kFoldVersionKey; absent counts as 1.
-constexpr uint64_t kFoldVersion = 6;
+constexpr uint64_t kFoldVersion = 7;
 constexpr char kFoldVersionKey[] = "fold_version";
 
 std::string EncodeU64(uint64_t value) {

@@ -158,8 +158,9 @@ Routes RouteOf(const EventRecord& event, const ApplicationState* app_after) {
 
 // The violations that say the application did not go through its time-limited stages before it
 // was connected or archived (a prerequisite or a required review/inspection skipped, archived
-// unconnected). Others are counted where they belong (a callback before connection is still a
-// callback; a contract before the scheme reply still precedes the connection, KPI 4).
+// unconnected). Others are counted where they belong (a callback before connection counts against
+// KPI 3, see FoldCallback; a contract before the scheme reply still precedes the connection, KPI
+// 4).
 bool CountsAgainstTimeliness(std::string_view rule) {
   return rule.starts_with("connected_") || rule.starts_with("archived_");
 }
@@ -185,6 +186,11 @@ void FoldCallback(KpiState& state, const EventRecord& event, const ApplicationSt
   callback.app = app.stream;
   callback.position = event.position;
   callback.revision = app.revision;
+  // Workflow rules flag a callback made before the connection (change execution) it follows.
+  callback.premature =
+      std::any_of(app.violations.begin(), app.violations.end(), [&](const ViolationRecord& v) {
+        return v.position == event.position && v.rule.starts_with("callback_before_");
+      });
   const bool read =
       domain::ReadPayload<ev::CallbackMade>(event.payload, [&](ev::CallbackMade::Reader root) {
         if (!domain::ReadsWhole(root)) return false;  // as the evidence projection reads it
@@ -546,6 +552,7 @@ json ToJson(const KpiState& state) {
                                       {"position", c.position},
                                       {"result", c.result},
                                       {"satisfaction", c.satisfaction},
+                                      {"premature", c.premature},
                                       {"revision", c.revision}};
                             })},
       {"connections", ArrayOf(state.connections,
@@ -764,8 +771,9 @@ Ratio CallbackSatisfaction(const std::vector<const KpiState*>& states, const Sco
     if (!scope.InPeriod(*state)) continue;
     for (const KpiCallback& callback : state->callbacks) {
       if (callback.result != "reached") continue;
-      ratio.Add(callback.app, callback.satisfaction == "satisfied" ||
-                                  callback.satisfaction == "basically_satisfied");
+      ratio.Add(callback.app,
+                !callback.premature && (callback.satisfaction == "satisfied" ||
+                                        callback.satisfaction == "basically_satisfied"));
     }
   }
   return ratio;
@@ -824,7 +832,7 @@ std::set<std::string> AppsWith(const std::vector<const KpiState*>& states, const
     if (!scope.OrgMatches(*state)) continue;
     if (callbacks) {
       for (const KpiCallback& c : state->callbacks) {
-        if (c.result == "reached") apps.insert(c.app);
+        if (c.result == "reached" && !c.premature) apps.insert(c.app);
       }
     } else {
       for (const KpiCheck& check : state->site_inspections) apps.insert(check.app);

@@ -82,6 +82,7 @@ void PutKpiCallback(Writer& w, const KpiCallback& c) {
   w.Varint(c.position);
   w.String(c.result);
   w.String(c.satisfaction);
+  w.Bool(c.premature);
   w.Varint(c.revision);
 }
 
@@ -91,6 +92,7 @@ KpiCallback GetKpiCallback(Reader& r) {
   c.position = r.Varint();
   c.result = r.String();
   c.satisfaction = r.String();
+  c.premature = r.Bool();
   c.revision = r.Uint32();
   return c;
 }

@@ -16,8 +16,8 @@
 namespace gridledger::projections {
 
 inline constexpr uint8_t kKpiCodecVersion =
-    0x4d;  // 'M' ('L' before archived items listed violations, 'K' before revisions); not
-           // MessagePack
+    0x4e;  // 'N' ('M' before callbacks said whether they came before the connection, 'L'
+           // before archived items listed violations, 'K' before revisions); not MessagePack
 
 void PutKpiScalars(codec::Writer& w, const KpiState& state);
 void GetKpiScalars(codec::Reader& r, KpiState& state);

@@ -321,6 +321,31 @@ TEST_F(KpiTest, CallbackSatisfactionCountsReachedCallbacks) {
   EXPECT_DOUBLE_EQ(kpi.at("target").get<double>(), 0.95);
 }
 
+// A callback before the connection it should follow is a violation, counted against KPI 3: a
+// reached, satisfied one is in the denominator and not in the numerator, and it does not cover
+// the application for the callback rate; the real callback after the connection does.
+TEST_F(KpiTest, ACallbackBeforeTheConnectionCountsAgainstSatisfaction) {
+  m_.Add("app/P1", "ApplicationAccepted", "03-02", Accepted());
+  m_.Add("app/P1", "CallbackMade", "03-03", Callback("reached", "satisfied"));
+  m_.Add("app/P1", "SchemeReplied", "03-03", {{"scheme", "s"}});
+  m_.Add("app/P1", "FeesSettled", "03-03", {{"amount_cny", 100}});
+  m_.Add("app/P1", "ContractSigned", "03-04", {{"contract_id", "HT-P1"}});
+  m_.Add("app/P1", "MeterConnected", "03-05", {{"meter_id", "M-P1"}});
+  const json early = Table("2026-03");
+  // (P1's events come after the fixture's: last in position order.)
+  ExpectRatio(Kpi(early, "callback_satisfaction"), {"app/A1", "app/C1"},
+              {"app/A1", "app/A2", "app/C1", "app/P1"});
+  EXPECT_EQ(early["supporting"]["callback_rate"]["numerator_ids"], json({"app/A1", "app/A2"}));
+  EXPECT_EQ(early["supporting"]["violations"]["by_rule"]["callback_before_connection"], 1);
+
+  m_.Add("app/P1", "CallbackMade", "03-06", Callback("reached", "satisfied"));
+  const json after = Table("2026-03");
+  ExpectRatio(Kpi(after, "callback_satisfaction"), {"app/A1", "app/C1", "app/P1"},
+              {"app/A1", "app/A2", "app/C1", "app/P1", "app/P1"});
+  EXPECT_EQ(after["supporting"]["callback_rate"]["numerator_ids"],
+            json({"app/A1", "app/A2", "app/P1"}));
+}
+
 TEST_F(KpiTest, ContractSigningCountsConnectionsWithAContractBefore) {
   ExpectRatio(Kpi(Table("2026-03"), "contract_signing"), {"app/A1", "app/A2", "app/A3"},
               {"app/A1", "app/A2", "app/A3", "app/A4"});

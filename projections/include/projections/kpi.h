@@ -103,7 +103,10 @@ struct KpiCallback {
   uint64_t position = 0;
   std::string result;        // reached | no_answer | refused | wrong_number
   std::string satisfaction;  // satisfied | basically_satisfied | dissatisfied | "" (not given)
-  uint32_t revision = 0;     // see REVISIONS
+  // Made before the connection (or change execution) it is meant to follow: a violation, so it
+  // counts against KPI 3 and covers nothing for the callback rate.
+  bool premature = false;
+  uint32_t revision = 0;  // see REVISIONS
   bool operator==(const KpiCallback&) const = default;
 };
 
@@ -308,7 +311,9 @@ struct KpiTargets {
 //                        years: undetermined_ids.
 //  callback_satisfaction reached callbacks in the period (one entry per callback, so an app may
 //                        appear twice); satisfied or basically_satisfied ones in the numerator. A
-//                        reached callback without satisfaction counts as not satisfied.
+//                        reached callback without satisfaction counts as not satisfied, and so
+//                        does one made before the connection (change execution) it should follow:
+//                        a violation, counted against the KPI (domain.md "violation").
 //  contract_signing      first connections in the period; with a ContractSigned before them.
 //                        Assessed per quarter: ask for "YYYY-Qn"; a month query gives the month.
 //  report_on_time        reports whose due_date is in the period; submitted (first ReportSubmitted,
@@ -316,7 +321,8 @@ struct KpiTargets {
 //                        submitted whose due_date is not before as_of's date is not yet due.
 //  report_accuracy       those reports that were submitted; never corrected (no ReportCorrected).
 // Supporting figures:
-//  callback_rate             apps connected in the period with a reached callback (any month) ÷
+//  callback_rate             apps connected in the period with a reached callback made after the
+//                            connection (any month) ÷
 //                            apps connected in the period ("due" = connected).
 //  document_review_pass_rate DocumentReviewed in the period with conclusion pass ÷ all of them.
 //  site_inspection_coverage  apps connected in the period with ≥1 SiteInspected (any month) ÷
