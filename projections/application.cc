@@ -2,6 +2,7 @@
 #include "projections/application.h"
 
 #include <algorithm>
+#include <tuple>
 #include <variant>
 
 #include "domain/event_json.h"
@@ -24,6 +25,46 @@ Clock* LatestOpenClock(ApplicationState& state, SlaClock name) {
   return nullptr;
 }
 
+// The application's pauses as they pause `clock`: each clipped to the clock's (start, end], in date
+// order, overlapping ones merged (pauses entered out of date order may overlap). Business dates
+// decide, not the order of recording (domain.md "Counting"). A pause clipped at the clock's start
+// or end takes that event's position, which ClockAsOf reads as when it began or ended.
+void RefreshPauses(const ApplicationState& state, Clock& clock) {
+  clock.pauses.clear();
+  for (PauseInterval pause : state.pauses) {
+    if (pause.from < clock.start) {
+      pause.from = clock.start;
+      pause.from_position = clock.start_position;
+    }
+    if (clock.end && (!pause.to || *clock.end < *pause.to)) {
+      pause.to = clock.end;
+      pause.to_position = clock.end_position;
+    }
+    if (pause.to && !(pause.from < *pause.to)) continue;  // not a day of it inside the clock
+    clock.pauses.push_back(pause);
+  }
+  if (clock.pauses.size() < 2) return;
+  std::sort(clock.pauses.begin(), clock.pauses.end(),
+            [](const PauseInterval& a, const PauseInterval& b) {
+              return std::tie(a.from, a.from_position) < std::tie(b.from, b.from_position);
+            });
+  std::vector<PauseInterval> merged;
+  for (const PauseInterval& pause : clock.pauses) {
+    PauseInterval* last = merged.empty() ? nullptr : &merged.back();
+    if (last == nullptr || (last->to && !(pause.from < *last->to))) {
+      merged.push_back(pause);
+    } else if (last->to && (!pause.to || *last->to < *pause.to)) {
+      last->to = pause.to;
+      last->to_position = pause.to_position;
+    }
+  }
+  clock.pauses = std::move(merged);
+}
+
+void RefreshAllPauses(ApplicationState& state) {
+  for (Clock& clock : state.clocks) RefreshPauses(state, clock);
+}
+
 void OpenClock(ApplicationState& state, SlaClock name, Date date, uint64_t position) {
   Clock clock;
   clock.name = name;
@@ -32,43 +73,37 @@ void OpenClock(ApplicationState& state, SlaClock name, Date date, uint64_t posit
                           [name](const Clock& existing) { return existing.name == name; }));
   clock.start = date;
   clock.start_position = position;
-  // A clock started during a customer-caused pause waits with the others.
-  if (state.facts.paused) clock.pauses.push_back(PauseInterval{date, std::nullopt, position, 0});
+  RefreshPauses(state, clock);  // a clock started during a pause waits with the others
   state.clocks.push_back(std::move(clock));
 }
 
-void EndClock(Clock& clock, Date date, uint64_t position) {
+void EndClock(const ApplicationState& state, Clock& clock, Date date, uint64_t position) {
   clock.end = date;
   clock.end_position = position;
-  if (!clock.pauses.empty() && !clock.pauses.back().to) {
-    clock.pauses.back().to = date;
-    clock.pauses.back().to_position = position;
-  }
+  RefreshPauses(state, clock);
 }
 
 void CloseClock(ApplicationState& state, SlaClock name, Date date, uint64_t position) {
-  if (Clock* clock = LatestOpenClock(state, name)) EndClock(*clock, date, position);
+  if (Clock* clock = LatestOpenClock(state, name)) EndClock(state, *clock, date, position);
 }
 
-void PauseOpenClocks(ApplicationState& state, Date date, uint64_t position) {
-  for (Clock& clock : state.clocks) {
-    if (clock.open()) clock.pauses.push_back(PauseInterval{date, std::nullopt, position, 0});
-  }
+void OnPaused(ApplicationState& state, Date date, uint64_t position) {
+  state.pauses.push_back(PauseInterval{date, std::nullopt, position, 0});
+  RefreshAllPauses(state);
 }
 
-void ResumeOpenClocks(ApplicationState& state, Date date, uint64_t position) {
-  for (Clock& clock : state.clocks) {
-    if (clock.paused()) {
-      clock.pauses.back().to = date;
-      clock.pauses.back().to_position = position;
-    }
-  }
+// The workflow rules refuse a resume without a pause; a stored one (an old import) ends nothing.
+void OnResumed(ApplicationState& state, Date date, uint64_t position) {
+  if (state.pauses.empty() || state.pauses.back().to) return;
+  state.pauses.back().to = date;
+  state.pauses.back().to_position = position;
+  RefreshAllPauses(state);
 }
 
 void StopOpenClocks(ApplicationState& state, AppEventType by, Date date, uint64_t position) {
   for (Clock& clock : state.clocks) {
     if (!clock.open()) continue;
-    EndClock(clock, date, position);
+    EndClock(state, clock, date, position);
     clock.stopped_by = by;
   }
 }
@@ -117,22 +152,6 @@ bool HasClock(const ApplicationState& state, SlaClock name) {
   return state.LatestClock(name) != nullptr;
 }
 
-// A connection clock starts at a business date that may lie before the event that opens it (the
-// latest prerequisite, or what had happened by a premature connection). The customer-caused
-// pauses since that date are the `total` clock's, which runs from acceptance: they pause this
-// clock too, clipped to its start.
-void KeepPausesSince(const ApplicationState& state, Clock& clock) {
-  const auto total = std::find_if(state.clocks.begin(), state.clocks.end(),
-                                  [](const Clock& c) { return c.name == SlaClock::kTotal; });
-  if (total == state.clocks.end()) return;  // a change: its clocks start at their events
-  clock.pauses.clear();
-  for (PauseInterval pause : total->pauses) {
-    if (pause.to && *pause.to <= clock.start) continue;
-    pause.from = std::max(pause.from, clock.start);
-    clock.pauses.push_back(pause);
-  }
-}
-
 // Called after each applied event of a new install / capacity increase.
 void MaybeOpenConnection(ApplicationState& state, uint64_t position) {
   if (domain::IsChange(state.facts) || state.facts.closed() || state.facts.meter_connected ||
@@ -142,7 +161,6 @@ void MaybeOpenConnection(ApplicationState& state, uint64_t position) {
   const Prerequisites prerequisites = ConnectionPrerequisites(state);
   if (prerequisites.all && prerequisites.latest) {
     OpenClock(state, SlaClock::kConnection, *prerequisites.latest, position);
-    KeepPausesSince(state, state.clocks.back());
   }
 }
 
@@ -157,11 +175,10 @@ void OnMeterConnected(ApplicationState& state, Date date, uint64_t position) {
     if (opened != nullptr) {
       opened->start = start;
       opened->start_position = position;  // as if opened here, like the branch below
+      RefreshPauses(state, *opened);      // the pauses since its new start
     } else {
       OpenClock(state, SlaClock::kConnection, start, position);
-      opened = &state.clocks.back();
     }
-    KeepPausesSince(state, *opened);
   }
   CloseClock(state, SlaClock::kConnection, date, position);
   CloseClock(state, SlaClock::kTotal, date, position);
@@ -230,10 +247,10 @@ void UpdateClocks(ApplicationState& state, const EventRecord& event,
       CloseClock(state, SlaClock::kChangeCompletion, date, position);
       break;
     case AppEventType::kClockPaused:
-      PauseOpenClocks(state, date, position);
+      OnPaused(state, date, position);
       break;
     case AppEventType::kClockResumed:
-      ResumeOpenClocks(state, date, position);
+      OnResumed(state, date, position);
       break;
     case AppEventType::kArchived:
     case AppEventType::kWithdrawn:
@@ -361,11 +378,17 @@ nlohmann::json ClocksJson(const ApplicationState& state, const domain::WorkingCa
 
 nlohmann::json RecordsJson(const ApplicationState& state, const domain::WorkingCalendar& calendar,
                            const domain::SlaProfile& profile) {
-  nlohmann::json out = {{"violations", nlohmann::json::array()},
-                        {"backdated", nlohmann::json::array()},
-                        {"urges", nlohmann::json::array()},
-                        {"corrections", nlohmann::json::array()},
-                        {"rejected", nlohmann::json::array()}};
+  nlohmann::json out = {
+      {"violations", nlohmann::json::array()}, {"backdated", nlohmann::json::array()},
+      {"urges", nlohmann::json::array()},      {"corrections", nlohmann::json::array()},
+      {"rejected", nlohmann::json::array()},   {"pauses", nlohmann::json::array()}};
+  // The customer-caused pauses as recorded, with the events that began and ended them.
+  for (const PauseInterval& p : state.pauses) {
+    out["pauses"].push_back({{"from", p.from.ToString()},
+                             {"to", DateJson(p.to)},
+                             {"from_position", p.from_position},
+                             {"to_position", p.to ? nlohmann::json(p.to_position) : nullptr}});
+  }
   for (const ViolationRecord& v : state.violations) {
     out["violations"].push_back(
         {{"rule", v.rule}, {"position", v.position}, {"type", v.type}, {"message", v.message}});
@@ -712,7 +735,7 @@ nlohmann::json ToJson(const ApplicationState& state, const domain::WorkingCalend
       {"completion_inspection_required",
        facts.accepted && domain::CompletionInspectionRequired(facts)},
       {"stage", state.stage()},
-      {"paused", facts.paused},
+      {"paused", facts.paused && !facts.closed()},  // archived or withdrawn: nothing waits
       {"accepted_date", DateJson(state.accepted_date)},
       {"last_position", state.last_position},
       {"evaluated_at", TimeText(at_unix_us)},

@@ -186,6 +186,33 @@ void GetRecords(Reader& r, ApplicationState& s) {
 
 }  // namespace
 
+namespace {
+
+void PutPauses(codec::Writer& w, const std::vector<PauseInterval>& pauses) {
+  w.Varint(pauses.size());
+  for (const PauseInterval& p : pauses) {
+    w.Date(p.from);
+    w.OptionalDate(p.to);
+    w.Varint(p.from_position);
+    w.Varint(p.to_position);
+  }
+}
+
+void GetPauses(codec::Reader& r, std::vector<PauseInterval>& pauses) {
+  const size_t count = r.Count();
+  pauses.reserve(count);
+  for (size_t i = 0; i < count && r.ok(); ++i) {
+    PauseInterval p;
+    p.from = r.Date();
+    p.to = r.OptionalDate();
+    p.from_position = r.Varint();
+    p.to_position = r.Varint();
+    pauses.push_back(p);
+  }
+}
+
+}  // namespace
+
 void PutClock(codec::Writer& w, const Clock& c) {
   w.U8(static_cast<uint8_t>(c.name));
   w.Signed(c.attempt);
@@ -195,13 +222,7 @@ void PutClock(codec::Writer& w, const Clock& c) {
   w.Varint(c.end_position);
   w.Bool(c.stopped_by.has_value());
   if (c.stopped_by) w.U8(static_cast<uint8_t>(*c.stopped_by));
-  w.Varint(c.pauses.size());
-  for (const PauseInterval& p : c.pauses) {
-    w.Date(p.from);
-    w.OptionalDate(p.to);
-    w.Varint(p.from_position);
-    w.Varint(p.to_position);
-  }
+  PutPauses(w, c.pauses);
 }
 
 Clock GetClock(codec::Reader& r) {
@@ -213,16 +234,7 @@ Clock GetClock(codec::Reader& r) {
   c.start_position = r.Varint();
   c.end_position = r.Varint();
   if (r.Bool()) c.stopped_by = r.EnumBelow<domain::AppEventType>(domain::kAppEventTypeCount);
-  const size_t pauses = r.Count();
-  c.pauses.reserve(pauses);
-  for (size_t i = 0; i < pauses && r.ok(); ++i) {
-    PauseInterval p;
-    p.from = r.Date();
-    p.to = r.OptionalDate();
-    p.from_position = r.Varint();
-    p.to_position = r.Varint();
-    c.pauses.push_back(p);
-  }
+  GetPauses(r, c.pauses);
   return c;
 }
 
@@ -242,6 +254,7 @@ void EncodeApplicationTo(const ApplicationState& s, std::string& out) {
   PutMilestone(w, s.completion_passed);
   PutList(w, s.clocks, [](Writer& w, const Clock& c) { PutClock(w, c); });
   PutRecords(w, s);
+  PutPauses(w, s.pauses);
 }
 
 std::string EncodeApplication(const ApplicationState& state) {
@@ -267,6 +280,7 @@ std::optional<ApplicationState> DecodeApplication(std::string_view bytes) {
   s.completion_passed = GetMilestone(r);
   GetList(r, s.clocks, [](Reader& r) { return GetClock(r); });
   GetRecords(r, s);
+  GetPauses(r, s.pauses);
   if (!r.Done()) return std::nullopt;
   return s;
 }

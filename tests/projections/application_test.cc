@@ -423,6 +423,72 @@ TEST_F(ApplicationTest, AConnectionMeasuredFromThePastKeepsThePausesSince) {
   EXPECT_EQ(doc["clocks"]["scheme_reply"]["paused_working_days"], 1);
 }
 
+// Pauses count by their business dates, not by when they were entered (domain.md "Counting": a
+// pause pauses every clock open on its dates, and a clock's paused days lie inside its own
+// (start, end]). Each case enters a pause late, as a clerk working from paper would.
+TEST_F(ApplicationTest, APauseDatedBeforeAClockStartedIsNotThatClocksPause) {
+  Accept("2026-03-02", {{"customer_class", "residential"}});
+  Append("SchemeReplied", "2026-03-03");
+  Append("FeesSettled", "2026-03-03");
+  Append("ContractSigned", "2026-03-09");  // the connection clock starts 03-09
+  Append("ClockPaused", "2026-03-04", json::object(), "2026-03-09");
+  Append("ClockResumed", "2026-03-09");
+  Append("MeterConnected", "2026-03-13");
+  const json doc = Json(FoldAll(), "2026-03-20");
+  // (03-09, 03-13]: 10, 11, 12, 13 — 4 working days, none of them paused: 4 > 3.
+  EXPECT_EQ(doc["clocks"]["connection"]["paused_working_days"], 0);
+  EXPECT_EQ(doc["clocks"]["connection"]["elapsed_working_days"], 4);
+  EXPECT_EQ(doc["clocks"]["connection"]["state"], "missed");
+  EXPECT_EQ(doc["clocks"]["connection"]["pauses"], json::array());
+  // The application's own list keeps the pause as entered.
+  ASSERT_EQ(doc["pauses"].size(), 1u);
+  EXPECT_EQ(doc["pauses"][0]["from"], "2026-03-04");
+  EXPECT_EQ(doc["pauses"][0]["to"], "2026-03-09");
+}
+
+TEST_F(ApplicationTest, AClockOpenedInsideAnEarlierOpenPauseCountsOnlyItsOwnDays) {
+  Accept("2026-03-02", {{"customer_class", "residential"}});
+  Append("SchemeReplied", "2026-03-03");
+  Append("FeesSettled", "2026-03-03");
+  Append("ContractSigned", "2026-03-09");
+  Append("ClockPaused", "2026-03-04", json::object(), "2026-03-09");
+  const json doc = Json(FoldAll(), "2026-03-13");
+  // Paused (03-09, 03-13]: 4 of 4 working days; elapsed 0, never below; deadline 03-12 + 4.
+  const json& clock = doc["clocks"]["connection"];
+  EXPECT_EQ(clock["paused_working_days"], 4);
+  EXPECT_EQ(clock["elapsed_working_days"], 0);
+  EXPECT_EQ(clock["state"], "paused");
+  EXPECT_EQ(clock["deadline"], "2026-03-18");
+}
+
+TEST_F(ApplicationTest, APauseEnteredAfterTheClockClosedStillPausedIt) {
+  Accept("2026-03-02", {{"customer_class", "residential"}});
+  Append("SchemeReplied", "2026-03-09");  // (03-02, 03-09]: 5 working days > 3
+  Append("ClockPaused", "2026-03-03", json::object(), "2026-03-09");
+  Append("ClockResumed", "2026-03-06", json::object(), "2026-03-09");
+  const json doc = Json(FoldAll(), "2026-03-20");
+  // Paused (03-03, 03-06]: 04, 05, 06.
+  EXPECT_EQ(doc["clocks"]["scheme_reply"]["paused_working_days"], 3);
+  EXPECT_EQ(doc["clocks"]["scheme_reply"]["elapsed_working_days"], 2);
+  EXPECT_EQ(doc["clocks"]["scheme_reply"]["state"], "met");
+}
+
+TEST_F(ApplicationTest, OverlappingPausesEnteredOutOfOrderCountTheirDaysOnce) {
+  Accept("2026-03-02", {{"customer_class", "residential"}});
+  Append("ClockPaused", "2026-03-05");
+  Append("ClockResumed", "2026-03-10");
+  Append("ClockPaused", "2026-03-03", json::object(), "2026-03-10");
+  Append("ClockResumed", "2026-03-06", json::object(), "2026-03-10");
+  Append("SchemeReplied", "2026-03-16");
+  const json doc = Json(FoldAll(), "2026-03-20");
+  // (03-02, 03-16] holds 10 working days; paused (03-03, 03-10] = 04, 05, 06, 09, 10: 5 (the
+  // two pauses share 03-06), so elapsed 5 > 3.
+  const json& clock = doc["clocks"]["scheme_reply"];
+  EXPECT_EQ(clock["paused_working_days"], 5);
+  EXPECT_EQ(clock["elapsed_working_days"], 5);
+  EXPECT_EQ(clock["pauses"], json::parse(R"([{"from":"2026-03-03","to":"2026-03-10"}])"));
+}
+
 // The order of facts is their business dates: a contract entered first but dated after the
 // connection was not signed before it. The whole log and the state as of a date between the two
 // must say the same about the connection.

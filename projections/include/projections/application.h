@@ -27,9 +27,13 @@
 //   judged
 //                          only by profiles that promise a total (SlaProfile::Defines), and not
 //                          shown by ToJson otherwise
-// A customer-caused pause (ClockPaused → ClockResumed) pauses every open clock; a clock opened
-// while paused starts paused. Archived or Withdrawn stop every clock still open: such a clock is
-// `stopped` (its ending event never happened; it never counts as met). Urged never moves anything.
+// A customer-caused pause (ClockPaused → ClockResumed) pauses every clock open on its dates; a
+// clock opened while paused starts paused. By business dates, not by the order of recording: a
+// pause entered late pauses the clocks that were open on its dates, even one closed since, and
+// never counts days before a clock started or after it ended (Clock::pauses is the application's
+// pauses clipped to the clock, in date order, overlaps merged). Archived or Withdrawn stop every
+// clock still open: such a clock is `stopped` (its ending event never happened; it never counts as
+// met). Urged never moves anything.
 //
 // Events that the workflow rules call invalid (domain/workflow.h) should never be stored; if one is
 // (an old import, a bypassed front door), the fold skips it and lists it in `rejected`, so replay
@@ -164,6 +168,9 @@ struct ApplicationState {
   std::optional<Milestone> completion_passed;
 
   std::vector<Clock> clocks;  // in the order they started; the latest instance of a name is last
+  // The customer-caused pauses (ClockPaused, closed by the next ClockResumed) in the order
+  // recorded; only the last may be open. Each clock's `pauses` are these, clipped to it.
+  std::vector<PauseInterval> pauses;
   std::vector<ViolationRecord> violations;
   std::vector<LateRecord> late_records;
   std::vector<UrgeRecord> urges;

@@ -11,6 +11,7 @@
 //   violations, late_records, urges, corrections, rejected: count, then their fields in
 //     declaration order (strings, varints, svarints, optional strings); a correction's fields
 //     are its JSON text.
+//   pauses (the application's): count × (from to from_position to_position) as a clock's.
 // Field order is the format: append fields only, and bump kApplicationCodecVersion on any other
 // change. Deterministic: equal states give equal bytes, so two rebuilds can be compared byte for
 // byte.
@@ -25,8 +26,8 @@
 namespace gridledger::projections {
 
 // 1 was MessagePack of a positional JSON array; 2 the binary record above without revision and
-// correction fields; 3 is the record above.
-inline constexpr int kApplicationCodecVersion = 3;
+// correction fields; 3 without the application's own pauses; 4 is the record above.
+inline constexpr int kApplicationCodecVersion = 4;
 
 std::string EncodeApplication(const ApplicationState& state);
 // Appends the encoding to `out` (no allocation when `out` has room).
