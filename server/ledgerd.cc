@@ -388,7 +388,11 @@ int main(int argc, char** argv) {
   await_reload();
 
   // Shutdown: the signal handler starts the drain on a thread of its own, so the I/O threads keep
-  // answering the appends in flight while it waits for them.
+  // answering the appends in flight while it waits for them. An append in the ledger's pipeline
+  // is no work of the io_context's: without this guard, run() could return once the acceptors
+  // and idle connections are closed, and the answer to a stored append would be posted to a
+  // stopped io_context. It is released once every append in flight has been answered.
+  auto appends_may_answer = net::make_work_guard(io);
   std::promise<void> drained;
   std::thread drainer;
   net::signal_set signals(io, SIGTERM, SIGINT);
@@ -402,7 +406,8 @@ int main(int argc, char** argv) {
       http.Stop();
       if (tcp) tcp->Stop();
       service.BeginDrain();
-      service.WaitIdle();
+      service.WaitIdle();  // every answer is posted to its connection's executor
+      appends_may_answer.reset();
       drained.set_value();
     });
   });

@@ -4,10 +4,13 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "domain/event_json.h"
 #include "support/http_client.h"
@@ -1075,6 +1078,60 @@ TEST_F(HttpTest, TermExitsCleanlyAndARestartResumes) {
   ASSERT_EQ(app.status, 200);
   EXPECT_EQ(Body(app)["clocks"], json::parse(app_output)["clocks"]);
   EXPECT_EQ(Body(app)["stage"], json::parse(app_output)["stage"]);
+}
+
+// SIGTERM while many clients append: every append that was stored was answered (200), and every
+// 200 was stored. The drain used to let the I/O threads return while appends were still in the
+// ledger's pipeline, so their answers were posted to a stopped io_context and the connections
+// closed unanswered although the events were durable.
+TEST_F(HttpTest, TermAnswersEveryAppendItStored) {
+  constexpr int kClients = 48;
+  const json accepted = SampleEvents()[0];
+  std::atomic<int> answered{0};
+  std::mutex mutex;
+  std::map<std::string, int> statuses;  // event_id → status (0: no answer)
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      HttpClient client("127.0.0.1", server_.http_port());
+      for (int i = 0;; ++i) {
+        json event = accepted;
+        event["stream"] = "app/TERM-" + std::to_string(c) + "-" + std::to_string(i);
+        event["event_id"] = "term-" + std::to_string(c) + "-" + std::to_string(i);
+        const int status = client.Post("/v1/events", server_.token("clerk"), event.dump()).status;
+        {
+          std::lock_guard lock(mutex);
+          statuses[event["event_id"]] = status;
+        }
+        if (status != 200) return;  // refused while draining, or no answer: stop
+        ++answered;
+      }
+    });
+  }
+  // Signal once appends are flowing on every connection, so that some are in flight.
+  ASSERT_TRUE(WaitUntil([&] { return answered.load() >= 4 * kClients; }, std::chrono::seconds(60)));
+  const std::optional<int> exit = server_.Stop();
+  for (std::thread& client : clients) client.join();
+  ASSERT_EQ(exit, std::optional<int>(0)) << server_.Log();
+
+  auto [code, output] = RunCommand(std::string(LEDGERCTL_PATH) + " --data " + server_.data_dir() +
+                                   " read --from 1 --limit 100000");
+  ASSERT_EQ(code, 0) << output;
+  std::set<std::string> stored;
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) stored.insert(json::parse(line)["event_id"].get<std::string>());
+  }
+  int unanswered = 0;
+  for (const auto& [event_id, status] : statuses) {
+    if (stored.count(event_id) > 0) {
+      EXPECT_EQ(status, 200) << event_id << " was stored but answered " << status;
+      unanswered += status == 0;
+    } else {
+      EXPECT_NE(status, 200) << event_id << " was answered 200 but not stored";
+    }
+  }
+  EXPECT_EQ(unanswered, 0);
 }
 
 }  // namespace
