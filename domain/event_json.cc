@@ -46,6 +46,7 @@ constexpr uint64_t kDateAnnotation = 0xd5a8a1f0c3a1e003;
 constexpr uint64_t kJsonObjectAnnotation = 0xd5a8a1f0c3a1e004;
 constexpr uint64_t kRangeAnnotation = 0xd5a8a1f0c3a1e005;
 constexpr uint64_t kDistinctAnnotation = 0xd5a8a1f0c3a1e007;
+constexpr uint64_t kExtraAnnotation = 0xd5a8a1f0c3a1e008;
 constexpr uint64_t kStreamAnnotation = 0xd5a8a1f0c3a1e006;
 
 constexpr size_t kTypeBytesMax = 64;
@@ -177,6 +178,7 @@ struct FieldRules {
   bool date = false;
   bool json_object = false;
   bool distinct = false;
+  bool extra = false;  // holds the data keys the type does not define (never a JSON key)
   double min = -std::numeric_limits<double>::infinity();
   double max = std::numeric_limits<double>::infinity();
 };
@@ -189,6 +191,7 @@ FieldRules RulesOf(capnp::StructSchema::Field field) {
   rules.date = FindAnnotation(annotations, kDateAnnotation).has_value();
   rules.json_object = FindAnnotation(annotations, kJsonObjectAnnotation).has_value();
   rules.distinct = FindAnnotation(annotations, kDistinctAnnotation).has_value();
+  rules.extra = FindAnnotation(annotations, kExtraAnnotation).has_value();
   if (auto range = FindAnnotation(annotations, kRangeAnnotation)) {
     const events::Range::Reader bounds = range->getStruct().getAs<events::Range>();
     rules.min = bounds.getMin();
@@ -266,6 +269,8 @@ struct FieldPlan {
 
 struct StructPlan {
   std::vector<FieldPlan> fields;  // in schema order, presence companions left out
+  // The $extra field of an event type: where data keys beyond the type's own go.
+  std::optional<capnp::StructSchema::Field> extra;
 };
 
 struct EnumPlan {
@@ -295,6 +300,10 @@ void AddStructPlan(capnp::StructSchema schema, SchemaPlans* plans) {
   for (auto field : schema.getFields()) {
     const FieldRules rules = RulesOf(field);
     if (rules.presence) continue;
+    if (rules.extra) {
+      plan.extra = field;
+      continue;
+    }
     FieldPlan entry{field,
                     field.getType(),
                     SnakeCase(field.getProto().getName()),
@@ -736,14 +745,83 @@ bool IsJsonKeyOf(const StructPlan& plan, std::string_view key) {
   return false;
 }
 
+// A key spelt like a known key but not quite (customerClass, Customer-Class, schem): a misspelt
+// field, not an extra one. Compared without case, '_', '-' and spaces, one letter apart at most.
+std::string LooseKey(std::string_view key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '_' || c == '-' || c == ' ') continue;
+    out.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  }
+  return out;
+}
+
+// Whether one insertion, deletion or substitution turns `a` into `b` (or they are equal).
+bool AtMostOneEditApart(std::string_view a, std::string_view b) {
+  if (a.size() > b.size()) std::swap(a, b);
+  if (b.size() - a.size() > 1) return false;
+  size_t i = 0;
+  while (i < a.size() && a[i] == b[i]) ++i;
+  if (a.size() == b.size())
+    return a.substr(i + std::min<size_t>(1, a.size() - i)) ==
+           b.substr(i + std::min<size_t>(1, b.size() - i));
+  return a.substr(i) == b.substr(i + 1);
+}
+
+std::optional<std::string_view> MisspeltKeyOf(const StructPlan& plan, std::string_view key) {
+  const std::string loose = LooseKey(key);
+  for (const FieldPlan& field : plan.fields) {
+    const std::string known = LooseKey(field.key);
+    if (known == loose || (known.size() >= 4 && AtMostOneEditApart(known, loose))) {
+      return field.key;
+    }
+  }
+  return std::nullopt;
+}
+
+// The snake_case name of a field that is no JSON key (a presence companion, the extra field).
+bool IsHiddenKeyOf(capnp::StructSchema schema, std::string_view key) {
+  for (auto field : schema.getFields()) {
+    const FieldRules rules = RulesOf(field);
+    if ((rules.presence || rules.extra) && SnakeCase(field.getProto().getName()) == key) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Keys beyond the type's own go to its $extra field as a compact JSON object (sorted keys, so
+// equal data gives equal bytes); other structs (list items) have none and refuse them.
+Check DecodeExtra(const StructPlan& plan, const json& object, capnp::DynamicStruct::Builder builder,
+                  const std::string& path) {
+  json extra = json::object();
+  for (const auto& [key, value] : object.items()) {
+    if (IsJsonKeyOf(plan, key)) continue;
+    if (auto known = MisspeltKeyOf(plan, key)) {
+      return Fail(Join(path, key), "unknown_field",
+                  "is not a field of this event; did you mean " + std::string(*known) + "?");
+    }
+    if (!plan.extra || IsHiddenKeyOf(builder.getSchema(), key)) {
+      return Fail(Join(path, key), "unknown_field", "is not a field of this event");
+    }
+    // Two lenient dumps differ exactly when some string is not UTF-8 (as DecodeText checks).
+    if (!IsUtf8(key) || value.dump(-1, ' ', false, json::error_handler_t::replace) !=
+                            value.dump(-1, ' ', false, json::error_handler_t::ignore)) {
+      return Fail(Join(path, key), "bad_value", "contains text that is not UTF-8");
+    }
+    extra[key] = value;
+  }
+  if (extra.empty()) return std::nullopt;
+  // (The whole payload's size limit bounds it.)
+  const std::string text = extra.dump(-1, ' ', false, json::error_handler_t::replace);
+  builder.set(*plan.extra, capnp::Text::Reader(text.c_str(), text.size()));
+  return std::nullopt;
+}
+
 Check DecodeStruct(const json& object, capnp::DynamicStruct::Builder builder,
                    const std::string& path) {
   const StructPlan& plan = PlanOf(builder.getSchema());
-  for (const auto& [key, value] : object.items()) {
-    if (!IsJsonKeyOf(plan, key)) {
-      return Fail(Join(path, key), "unknown_field", "is not a field of this event");
-    }
-  }
+  if (auto error = DecodeExtra(plan, object, builder, path)) return error;
   // Schema order, not JSON order, so that equal data gives equal bytes.
   for (const FieldPlan& field : plan.fields) {
     const std::string field_path = Join(path, field.key);
@@ -897,12 +975,22 @@ bool IsGiven(capnp::DynamicStruct::Reader reader, const FieldPlan& plan) {
 
 Decoded<json> RenderStruct(capnp::DynamicStruct::Reader reader, const std::string& path) {
   json out = json::object();
-  for (const FieldPlan& field : PlanOf(reader.getSchema()).fields) {
+  const StructPlan& plan = PlanOf(reader.getSchema());
+  for (const FieldPlan& field : plan.fields) {
     if (field.rules.optional && !IsGiven(reader, field)) continue;
     Decoded<json> value =
         RenderValue(field.type, field.rules, reader.get(field.field), Join(path, field.key));
     if (auto* error = std::get_if<DecodeError>(&value)) return *error;
     out[field.key] = std::move(std::get<json>(value));
+  }
+  if (plan.extra && reader.has(*plan.extra)) {
+    const capnp::Text::Reader text = reader.get(*plan.extra).as<capnp::Text>();
+    json extra = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    if (!extra.is_object()) return Fail("payload", "bad_value", path + " extra is not an object");
+    for (auto& [key, value] : extra.items()) {
+      if (out.contains(key)) return Fail("payload", "bad_value", path + " extra repeats " + key);
+      out[key] = std::move(value);
+    }
   }
   return out;
 }

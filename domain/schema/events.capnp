@@ -12,7 +12,8 @@
 #   amounts      = Float64 in yuan (CNY), as clients write them ("amount_cny": 1280.5).
 #   dates        = Text "YYYY-MM-DD" marked $date, validated as a real calendar date.
 #
-# Adding a type: add its struct here and a member to EventRegistry; nothing else changes.
+# Adding a type: add its struct here (ending with `extra :Text $extra`) and a member to
+# EventRegistry; nothing else changes.
 # Field ordinals and enumerant order are part of the stored format: only ever append.
 
 using Cxx = import "/capnp/c++.capnp";
@@ -40,6 +41,11 @@ annotation stream @0xd5a8a1f0c3a1e006 (struct) :StreamKind;
 
 annotation distinct @0xd5a8a1f0c3a1e007 (field) :Void;
 # A list of Text whose elements are all different (rule duplicate_value).
+
+annotation extra @0xd5a8a1f0c3a1e008 (field) :Void;
+# Text holding the data keys the type does not define, as a compact JSON object (keys sorted):
+# domain.md's data fields are the minimum, more are welcome. Never a JSON key itself: rendering
+# puts its keys back beside the type's own fields. Absent when there were none.
 
 struct Range {
   min @0 :Float64 = -inf;
@@ -129,65 +135,87 @@ struct ApplicationAccepted $stream(app) {
   # non-residential "with customer works"); absent: they do. Residential and three_zero never.
   customerWorks @13 :Bool $optional;
   hasCustomerWorks @14 :Bool $presence;
+  extra @15 :Text $extra;  # data keys beyond the minimum
 }
 
 struct SurveyDispatched $stream(app) {
   surveyor @0 :Text;
+  extra @1 :Text $extra;  # data keys beyond the minimum
 }
 
 struct SiteSurveyed $stream(app) {
   findings @0 :Text;
+  extra @1 :Text $extra;  # data keys beyond the minimum
 }
 
 struct SchemeReplied $stream(app) {
   scheme @0 :Text;
+  extra @1 :Text $extra;  # data keys beyond the minimum
 }
 
 struct FeesSettled $stream(app) {
   amountCny @0 :Float64 $range(min = 0);
+  extra @1 :Text $extra;  # data keys beyond the minimum
 }
 
-struct DesignSubmitted $stream(app) {}
+struct DesignSubmitted $stream(app) {
+  extra @0 :Text $extra;  # data keys beyond the minimum
+}
 
 struct DesignReviewed $stream(app) {
   result @0 :Result;
   defects @1 :List(Text) $optional;
+  extra @2 :Text $extra;  # data keys beyond the minimum
 }
 
-struct MidInspectionRequested $stream(app) {}
+struct MidInspectionRequested $stream(app) {
+  extra @0 :Text $extra;  # data keys beyond the minimum
+}
 
 struct MidInspected $stream(app) {
   result @0 :Result;
   defects @1 :List(Text) $optional;
+  extra @2 :Text $extra;  # data keys beyond the minimum
 }
 
-struct CompletionReported $stream(app) {}
+struct CompletionReported $stream(app) {
+  extra @0 :Text $extra;  # data keys beyond the minimum
+}
 
 struct CompletionInspected $stream(app) {
   result @0 :Result;
   defects @1 :List(Text) $optional;
+  extra @2 :Text $extra;  # data keys beyond the minimum
 }
 
 struct ContractSigned $stream(app) {
   contractId @0 :Text;
+  extra @1 :Text $extra;  # data keys beyond the minimum
 }
 
 struct MeterConnected $stream(app) {
   meterId @0 :Text;
+  extra @1 :Text $extra;  # data keys beyond the minimum
 }
 
 struct ChangeExecuted $stream(app) {
   summary @0 :Text;
+  extra @1 :Text $extra;  # data keys beyond the minimum
 }
 
-struct Archived $stream(app) {}
+struct Archived $stream(app) {
+  extra @0 :Text $extra;  # data keys beyond the minimum
+}
 
 struct ClockPaused $stream(app) {
   reason @0 :Text;
   note @1 :Text $optional;
+  extra @2 :Text $extra;  # data keys beyond the minimum
 }
 
-struct ClockResumed $stream(app) {}
+struct ClockResumed $stream(app) {
+  extra @0 :Text $extra;  # data keys beyond the minimum
+}
 
 struct Urged $stream(app) {
   level @0 :UInt8 $range(min = 1, max = 3);
@@ -196,20 +224,24 @@ struct Urged $stream(app) {
   channel @3 :Text;  # free text: phone, system notice, meeting, ...
   note @4 :Text $optional;
   committedDate @5 :Text $optional $date;  # newly promised date; never moves the deadline
+  extra @6 :Text $extra;  # data keys beyond the minimum
 }
 
 struct Reassigned $stream(app) {
   to @0 :Text;
+  extra @1 :Text $extra;  # data keys beyond the minimum
 }
 
 struct Withdrawn $stream(app) {
   reason @0 :Text;
+  extra @1 :Text $extra;  # data keys beyond the minimum
 }
 
 struct Corrected $stream(app) {
   correctsPosition @0 :UInt64 $range(min = 1);  # global position of the corrected event
   reason @1 :Text;
   fields @2 :Text $jsonObject;  # the corrected data fields and their new values
+  extra @3 :Text $extra;  # data keys beyond the minimum
 }
 
 struct ReviewItem {
@@ -223,6 +255,7 @@ struct DocumentReviewed $stream(app) {
   items @1 :List(ReviewItem);
   conclusion @2 :Result;
   defects @3 :List(Text) $optional;
+  extra @4 :Text $extra;  # data keys beyond the minimum
 }
 
 struct SiteInspected $stream(app) {
@@ -230,6 +263,7 @@ struct SiteInspected $stream(app) {
   items @1 :List(Text);  # what was checked on site
   defects @2 :List(Text) $optional;
   conclusion @3 :Result;
+  extra @4 :Text $extra;  # data keys beyond the minimum
 }
 
 struct CallbackMade $stream(app) {
@@ -239,6 +273,7 @@ struct CallbackMade $stream(app) {
   hasSatisfaction @3 :Bool $presence;
   complaints @4 :List(Complaint) $optional;
   comment @5 :Text $optional;
+  extra @6 :Text $extra;  # data keys beyond the minimum
 }
 
 # ---- report/<type>/<period> ----
@@ -247,12 +282,16 @@ struct ReportDue $stream(report) {
   reportType @0 :Text;
   period @1 :Text;
   dueDate @2 :Text $date;
+  extra @3 :Text $extra;  # data keys beyond the minimum
 }
 
-struct ReportSubmitted $stream(report) {}
+struct ReportSubmitted $stream(report) {
+  extra @0 :Text $extra;  # data keys beyond the minimum
+}
 
 struct ReportCorrected $stream(report) {
   errorsFound @0 :UInt32 $range(min = 1);  # how many errors the correction fixed
+  extra @1 :Text $extra;  # data keys beyond the minimum
 }
 
 # ---- survey/<period> ----
@@ -262,6 +301,7 @@ struct ThirdPartySurveyRecorded $stream(survey) {
   sampleSize @1 :UInt32 $range(min = 1);
   satisfactionIndex @2 :Float64 $range(min = 0, max = 100);
   issues @3 :List(Text) $optional;
+  extra @4 :Text $extra;  # data keys beyond the minimum
 }
 
 # ---- staff/<id> ----
@@ -270,11 +310,13 @@ struct TrainingHeld $stream(staff) {
   topic @0 :Text;
   attendees @1 :List(Text) $distinct;  # hours are credited per person
   hours @2 :Float64 $range(min = 0);
+  extra @3 :Text $extra;  # data keys beyond the minimum
 }
 
 struct SensitiveDataAccessed $stream(staff) {
   what @0 :Text;
   approvedBy @1 :Text $optional;  # absent = accessed without approval (4.3.4)
+  extra @2 :Text $extra;  # data keys beyond the minimum
 }
 
 # ---- Registry ----

@@ -426,6 +426,57 @@ TEST(EventJsonReject, UnknownFieldInEnvelopeActorAndData) {
   ExpectRejected(event, "unknown_field", "data.items[0].x");
 }
 
+// domain.md: "data fields are the minimum; more are welcome". Keys beyond the type's own are
+// stored and rendered back beside them, in a deterministic form; misspelt fields, the schema's
+// hidden flags and unknown keys inside list items are still refused.
+TEST(EventJsonRoundTrip, DataKeysBeyondTheTypesOwnAreKept) {
+  const json data = {{"scheme", "10kV single source"},
+                     {"legacy_no", "YX-2019-0042"},
+                     {"zone", {{"grid", "KM-7"}, {"feeders", {12, 14}}}},
+                     {"备注", "客户要求加急"}};
+  const ClientEvent decoded = ExpectDecoded(Envelope("SchemeReplied", "app/A1", data));
+  EXPECT_EQ(ExpectRendered("SchemeReplied", decoded.payload), data);
+  // Another key order, the same bytes (retries compare payloads).
+  const std::string reordered =
+      R"({"stream":"app/A1","type":"SchemeReplied","event_id":"evt-0001","expected_version":3,)"
+      R"("occurred_at":"2026-03-02T09:15:00+08:00",)"
+      R"("actor":{"id":"S1001","role":"clerk","org":"KM.XS"},)"
+      R"("data":{"备注":"客户要求加急","zone":{"feeders":[12,14],"grid":"KM-7"},)"
+      R"("legacy_no":"YX-2019-0042","scheme":"10kV single source"}})";
+  Decoded<ClientEvent> again = DecodeClientEvent(reordered);
+  ASSERT_TRUE(std::holds_alternative<ClientEvent>(again));
+  EXPECT_EQ(std::get<ClientEvent>(again).payload, decoded.payload);
+  // A type without fields of its own keeps them too.
+  const json archived = {{"box", "A-17"}};
+  EXPECT_EQ(
+      ExpectRendered("Archived", ExpectDecoded(Envelope("Archived", "app/A1", archived)).payload),
+      archived);
+  // Without extra keys the payload is what it always was: nothing stored for them.
+  const json plain = {{"scheme", "s"}};
+  EXPECT_EQ(ExpectRendered("SchemeReplied",
+                           ExpectDecoded(Envelope("SchemeReplied", "app/A1", plain)).payload),
+            plain);
+}
+
+TEST(EventJsonReject, MisspeltAndHiddenKeysAreNotExtraData) {
+  json event = Envelope("SchemeReplied", "app/A1", {{"schem", "s"}});
+  DecodeError error = ExpectError(event);
+  EXPECT_EQ(error.rule, "unknown_field");
+  EXPECT_EQ(error.field, "data.schem");
+  EXPECT_NE(error.message.find("did you mean scheme?"), std::string::npos) << error.message;
+  ExpectRejected(Envelope("SchemeReplied", "app/A1", {{"scheme", "s"}, {"Scheme", "t"}}),
+                 "unknown_field", "data.Scheme");
+  ExpectRejected(Envelope("SchemeReplied", "app/A1", {{"scheme", "s"}, {"extra", "x"}}),
+                 "unknown_field", "data.extra");
+  // Built in code (text input is checked by the parser), so it goes in as a json value.
+  const std::string bad_utf8 = "\xff";
+  Decoded<ClientEvent> decoded =
+      DecodeClientEvent(Envelope("SchemeReplied", "app/A1", {{"scheme", "s"}, {"note", bad_utf8}}));
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(decoded));
+  EXPECT_EQ(std::get<DecodeError>(decoded).rule, "bad_value");
+  EXPECT_EQ(std::get<DecodeError>(decoded).field, "data.note");
+}
+
 TEST(EventJsonReject, MissingRequiredField) {
   for (const char* key : {"stream", "type", "event_id", "occurred_at", "actor", "data"}) {
     json event = ValidEvent();

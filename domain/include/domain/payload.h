@@ -81,17 +81,25 @@ inline void Follow(capnp::Text::Reader /*text*/) {}  // the getter has checked i
 inline void Follow(capnp::List<capnp::Text>::Reader list) {
   for (capnp::Text::Reader text : list) Follow(text);
 }
+// The data keys beyond the type's own ($extra): a JSON object when given.
+template <typename Reader>
+bool ExtraReads(Reader root) {
+  if (!root.hasExtra()) return true;
+  const capnp::Text::Reader text = root.getExtra();
+  return nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false)
+      .is_object();
+}
 inline bool ReadsWhole(events::DocumentReviewed::Reader root) {
   Follow(root.getReviewer());
   for (events::ReviewItem::Reader item : root.getItems()) Follow(item.getItem());
   if (root.hasDefects()) Follow(root.getDefects());
-  return Named(root.getConclusion());
+  return Named(root.getConclusion()) && ExtraReads(root);
 }
 inline bool ReadsWhole(events::SiteInspected::Reader root) {
   Follow(root.getInspector());
   Follow(root.getItems());
   if (root.hasDefects()) Follow(root.getDefects());
-  return Named(root.getConclusion());
+  return Named(root.getConclusion()) && ExtraReads(root);
 }
 inline bool ReadsWhole(events::CallbackMade::Reader root) {
   Follow(root.getAgent());
@@ -101,7 +109,8 @@ inline bool ReadsWhole(events::CallbackMade::Reader root) {
       if (!Named(complaint)) return false;
     }
   }
-  return Named(root.getResult()) && (!root.getHasSatisfaction() || Named(root.getSatisfaction()));
+  return Named(root.getResult()) && (!root.getHasSatisfaction() || Named(root.getSatisfaction())) &&
+         ExtraReads(root);
 }
 inline bool ReadsWhole(events::Urged::Reader root) {
   Follow(root.getToOrg());
@@ -109,12 +118,12 @@ inline bool ReadsWhole(events::Urged::Reader root) {
   Follow(root.getChannel());
   if (root.hasNote()) Follow(root.getNote());
   if (root.hasCommittedDate()) Follow(root.getCommittedDate());
-  return true;
+  return ExtraReads(root);
 }
 inline bool ReadsWhole(events::TrainingHeld::Reader root) {
   Follow(root.getTopic());
   Follow(root.getAttendees());
-  return true;
+  return ExtraReads(root);
 }
 
 inline std::string TextOf(capnp::Text::Reader text) {
