@@ -244,8 +244,8 @@ std::string Header(natsMsg* msg, const char* key) {
 }
 
 TEST(RelaySubjectTest, KindIsTheStreamIdBeforeTheFirstSlash) {
-  EXPECT_EQ(SubjectOf("gridledger", "app/KM-2025-000001", "ApplicationSubmitted"),
-            "gridledger.app.ApplicationSubmitted");
+  EXPECT_EQ(SubjectOf("gridledger", "app/KM-2025-000001", "ApplicationAccepted"),
+            "gridledger.app.ApplicationAccepted");
   EXPECT_EQ(SubjectOf("gridledger", "report/monthly.KM.XS/2025-01", "ReportDue"),
             "gridledger.report.ReportDue");
   EXPECT_EQ(SubjectOf("gridledger", "survey/2025-Q1", "ThirdPartySurveyRecorded"),

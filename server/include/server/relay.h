@@ -2,7 +2,7 @@
 // stream, and keeps doing so across its own restarts and broker outages.
 //
 // Message of the event at position P (see server/README.md, "JetStream relay"):
-//   subject  <subject_prefix>.<stream kind>.<type>   ("gridledger.app.ApplicationSubmitted"); the
+//   subject  <subject_prefix>.<stream kind>.<type>   ("gridledger.app.ApplicationAccepted"); the
 //            stream kind is the part of the stream id before the first '/' (SubjectOf below)
 //   headers  Nats-Msg-Id: P            (the broker's de-duplication key)
 //            Nats-Expected-Stream: <stream_name>
