@@ -46,6 +46,13 @@ uint64_t SizeOf(const std::string& file) {
   return error ? 0 : static_cast<uint64_t>(size);
 }
 
+// One line of output. Messages may quote the input, which need not be UTF-8 (a CSV header's
+// unknown column is named as written): such bytes are printed as U+FFFD, as ledgerd answers them,
+// rather than making dump() throw.
+std::string Dumped(const json& line) {
+  return line.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 json RejectedLine(const ingest::ImportRowOutcome& row) {
   json line = {{"ok", false}, {"line", row.line}};
   if (!row.stream.empty()) line["stream"] = row.stream;
@@ -75,7 +82,7 @@ int ImportCommand(const DataOptions& data, const std::string& file, const std::s
   options.side_families = projections::SideFamilies();
   auto opened = ledger::Ledger::Open(data.data_dir, options);
   if (!opened.ok()) {
-    out << json{{"ok", false}, {"error", ingest::ErrorJson(opened.status())}}.dump() << "\n";
+    out << Dumped(json{{"ok", false}, {"error", ingest::ErrorJson(opened.status())}}) << "\n";
     err << "ledgerctl: " << opened.status().message() << "\n";
     return kExitFailure;
   }
@@ -98,7 +105,7 @@ int ImportCommand(const DataOptions& data, const std::string& file, const std::s
   const ingest::ImportSummary summary = importer.Run(
       in, *chosen,
       [&out](const ingest::ImportRowOutcome& row) {
-        if (row.rejection) out << RejectedLine(row).dump() << "\n";
+        if (row.rejection) out << Dumped(RejectedLine(row)) << "\n";
       },
       [&bar](const ingest::ImportProgress& progress) {
         bar.Update(progress.bytes_done, progress.bytes_total);
@@ -112,9 +119,9 @@ int ImportCommand(const DataOptions& data, const std::string& file, const std::s
     json error = {{"code", failure.rule == "bad_header" ? "invalid" : "io_error"},
                   {"rule", failure.rule},
                   {"message", failure.message}};
-    out << json{{"ok", false}, {"line", failure.line}, {"error", std::move(error)}}.dump() << "\n";
+    out << Dumped(json{{"ok", false}, {"line", failure.line}, {"error", std::move(error)}}) << "\n";
   }
-  out << SummaryLine(summary).dump() << "\n";
+  out << Dumped(SummaryLine(summary)) << "\n";
   if (summary.failure && summary.failure->rule != "bad_header") return kExitFailure;
   return summary.ok() ? kExitOk : kExitRejected;
 }

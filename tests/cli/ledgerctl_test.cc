@@ -364,6 +364,41 @@ TEST_F(LedgerctlTest, RejectedLinesAreReportedAndChangeNothing) {
   EXPECT_EQ(verified.lines().at(0)["head"], 1);
 }
 
+// An import file is whatever bytes a legacy export wrote: bytes that are not UTF-8 in a CSV
+// header (named in the bad_header message), in every cell of a row or in a JSONL line are
+// reported like any other bad input, and ledgerctl does not crash printing them.
+TEST_F(LedgerctlTest, ImportReportsBytesThatAreNotUtf8) {
+  const std::string header_file = dir_.str() + "/header.csv";
+  std::ofstream(header_file, std::ios::binary) << "stream,type,\xff\xfe\n";
+  CommandRun header = Ledgerctl(Data() + " import " + header_file);
+  EXPECT_EQ(header.exit_code, 2) << header.out;
+  auto lines = header.lines();
+  ASSERT_EQ(lines.size(), 2u) << header.out;
+  EXPECT_EQ(lines[0]["error"]["rule"], "bad_header");
+  EXPECT_EQ(lines[0]["line"], 1);
+  EXPECT_NE(lines[0]["error"]["message"].get<std::string>().find("\xEF\xBF\xBD"),
+            std::string::npos)
+      << header.out;  // the unknown column, its bytes as U+FFFD
+  EXPECT_EQ(lines[1]["rows"], 0);
+
+  const std::string cells_file = dir_.str() + "/cells.csv";
+  std::ofstream(cells_file, std::ios::binary)
+      << "stream,type,event_id,occurred_at,actor_id,actor_role,actor_org,data\n"
+      << "\xff,\xfe,\xc3,\xff,\xff,\xff,\xff,\"{\"\"a\"\":\"\"\xff\"\"}\"\n";
+  CommandRun cells = Ledgerctl(Data() + " import " + cells_file);
+  EXPECT_EQ(cells.exit_code, 2) << cells.out;
+  ASSERT_EQ(cells.lines().size(), 2u) << cells.out;
+  EXPECT_EQ(cells.lines()[0]["error"]["rule"], "bad_value") << cells.out;
+  EXPECT_EQ(cells.lines()[1]["rejected"], 1) << cells.out;
+
+  const std::string jsonl_file = dir_.str() + "/bytes.jsonl";
+  std::ofstream(jsonl_file, std::ios::binary) << "\xff\xfe{\"stream\":\"\xff\"}\n";
+  CommandRun jsonl = Ledgerctl(Data() + " import " + jsonl_file);
+  EXPECT_EQ(jsonl.exit_code, 2) << jsonl.out;
+  ASSERT_EQ(jsonl.lines().size(), 2u) << jsonl.out;
+  EXPECT_EQ(jsonl.lines()[0]["error"]["rule"], "malformed_json") << jsonl.out;
+}
+
 // A violation is a fact: stored, and listed with its rule and what it says (as ledgerd answers).
 TEST_F(LedgerctlTest, AViolationIsStoredAndListedWithItsRuleAndMessage) {
   const std::string input =
