@@ -306,18 +306,17 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
   size_t next = header;
   do {
     std::string chunk(header != 0 ? text(0) : std::string_view());
-    // The request's physical lines that start a row, and the file's lines they stand for.
-    std::map<uint64_t, uint64_t> file_line_of;
-    uint64_t chunk_line = 1 + static_cast<uint64_t>(std::count(chunk.begin(), chunk.end(), '\n'));
     size_t end = next;
     while (end < rows.size() &&
            (end == next || chunk.size() + text(end).size() <= request_bytes_max)) {
-      file_line_of[chunk_line] = rows[end].line;
-      chunk_line += static_cast<uint64_t>(std::count(text(end).begin(), text(end).end(), '\n'));
       chunk += text(end++);
     }
+    // The rows of a request follow each other in the file from rows[next]'s line: told so,
+    // ledgerd reports the file's lines, in the line fields and in messages that name lines.
+    std::string chunk_target = target;
+    if (next < rows.size()) chunk_target += "&first_line=" + std::to_string(rows[next].line);
     if (rows.size() <= header) chunk = body;  // nothing but a header: the server says so
-    const Answer answer = Ask(remote, http::verb::post, target, chunk, headers);
+    const Answer answer = Ask(remote, http::verb::post, chunk_target, chunk, headers);
     if (answer.status == 413 && next >= rows.size()) {
       return Refused(answer, out);  // not even the CSV header fits in a request
     }
@@ -352,30 +351,19 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
       return Refused(answer, out);
     }
     ++totals.requests;
-    auto to_file_line = [&](const json& line) -> json {
-      if (!line.is_number_unsigned()) return line;
-      auto found = file_line_of.find(line.get<uint64_t>());
-      return found != file_line_of.end() ? json(found->second) : line;
-    };
     const json& summary = answer.body;
     totals.rows += summary.value("rows", uint64_t{0});
     totals.accepted += summary.value("accepted", uint64_t{0});
     totals.duplicates += summary.value("duplicates", uint64_t{0});
     totals.rejected += summary.value("rejected", uint64_t{0});
     if (summary.contains("errors") && summary["errors"].is_array()) {
-      for (json error : summary["errors"]) {
+      for (const json& error : summary["errors"]) {
         if (totals.errors.size() >= 1000) break;  // as ledgerd lists them
-        if (error.is_object() && error.contains("line"))
-          error["line"] = to_file_line(error["line"]);
-        totals.errors.push_back(std::move(error));
+        totals.errors.push_back(error);
       }
     }
     if (summary.contains("failure")) {
-      json failure = summary["failure"];
-      if (failure.is_object() && failure.contains("line")) {
-        failure["line"] = to_file_line(failure["line"]);
-      }
-      totals.failure = std::move(failure);
+      totals.failure = summary["failure"];
       break;
     }
     next = end;

@@ -280,6 +280,9 @@ class CsvReader {
  public:
   explicit CsvReader(ByteReader& reader) : reader_(reader) {}
 
+  // The next record's lines are counted from `line` (see ImportOptions::first_line).
+  void NumberLinesFrom(uint64_t line) { line_ = line; }
+
   // false at the end of the input.
   bool Next(CsvRecord* record) {
     record->line = line_;
@@ -657,7 +660,8 @@ class RowSource {
 
 class JsonlSource final : public RowSource {
  public:
-  explicit JsonlSource(ByteReader& reader) : RowSource(reader) {}
+  JsonlSource(ByteReader& reader, uint64_t first_line)
+      : RowSource(reader), line_number_(first_line == 0 ? 0 : first_line - 1) {}
 
   bool Next(SourceRow* row) override {
     bool too_long = false;
@@ -680,12 +684,15 @@ class JsonlSource final : public RowSource {
 
  private:
   std::string line_;
-  uint64_t line_number_ = 0;
+  uint64_t line_number_;  // of the last line read
 };
 
 class CsvSource final : public RowSource {
  public:
-  explicit CsvSource(ByteReader& reader) : RowSource(reader), csv_(reader) { ReadHeader(); }
+  CsvSource(ByteReader& reader, uint64_t first_line) : RowSource(reader), csv_(reader) {
+    ReadHeader();
+    if (mapping_ && first_line != 0) csv_.NumberLinesFrom(first_line);
+  }
 
   bool Next(SourceRow* row) override {
     if (!mapping_) return false;
@@ -1059,9 +1066,9 @@ ImportSummary Importer::Run(std::istream& in, ImportFormat format, const ImportR
   ByteReader reader(in);
   std::unique_ptr<RowSource> source;
   if (format == ImportFormat::kCsv) {
-    source = std::make_unique<CsvSource>(reader);
+    source = std::make_unique<CsvSource>(reader, options_.first_line);
   } else {
-    source = std::make_unique<JsonlSource>(reader);
+    source = std::make_unique<JsonlSource>(reader, options_.first_line);
   }
   Pipeline pipeline(append_, options_, on_row, on_progress, bytes_total);
   for (SourceRow row; source->Next(&row);) pipeline.Add(std::move(row));

@@ -901,16 +901,26 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::string format = "jsonl";
     if (auto it = target_.query.find("format"); it != target_.query.end()) format = it->second;
     if (format != "jsonl" && format != "csv") return Fail(BadParameter("format", "jsonl or csv"));
+    // A piece of a larger file (ledgerctl --http): lines are reported as the file's.
+    ingest::ImportOptions options;
+    if (auto it = target_.query.find("first_line"); it != target_.query.end()) {
+      auto parsed = ParseCount(it->second);
+      if (!parsed || *parsed == 0) {
+        return Fail(BadParameter("first_line", "a line number: a whole number from 1"));
+      }
+      options.first_line = *parsed;
+    }
     Service& service = service_;
-    OffLoad([&service, principal, format,
+    OffLoad([&service, principal, format, options,
              body = std::move(request_.body())]() mutable -> std::pair<http::status, std::string> {
-      return RunImport(service, principal, format, std::move(body));
+      return RunImport(service, principal, format, options, std::move(body));
     });
   }
 
   static std::pair<http::status, std::string> RunImport(Service& service,
                                                         const ingest::Principal& principal,
                                                         const std::string& format,
+                                                        const ingest::ImportOptions& options,
                                                         std::string body);
 
   beast::tcp_stream stream_;
@@ -932,6 +942,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
                                                             const ingest::Principal& principal,
                                                             const std::string& format,
+                                                            const ingest::ImportOptions& options,
                                                             std::string body) {
   std::istringstream input(std::move(body));
   ordered_json errors = ordered_json::array();
@@ -954,7 +965,8 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
                                             error.error.value("message", "")};
         }
         return refused;
-      });
+      },
+      options);
   ingest::ImportSummary summary = importer.Run(
       input, format == "csv" ? ingest::ImportFormat::kCsv : ingest::ImportFormat::kJsonl,
       [&](const ingest::ImportRowOutcome& row) {

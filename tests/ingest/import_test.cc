@@ -433,6 +433,34 @@ TEST_F(LedgerImportTest, MalformedCsvRowsAreRejectedWithTheirLines) {
   EXPECT_EQ(seen, expected);
   EXPECT_EQ(FieldOf(imported.rows[2]), "data");
   EXPECT_EQ(target_->ledger->Head(), 2u);
+
+  // The same rows as a piece of the file (the header and lines 5 to 7, as ledgerctl --http sends
+  // them) report the file's lines, in the line fields and in the messages that name lines.
+  auto rejected = [](const Imported& run, uint64_t from_line) {
+    std::vector<std::pair<uint64_t, std::string>> lines;
+    for (const ImportRowOutcome& row : run.rows) {
+      if (row.rejection && row.line >= from_line) {
+        lines.emplace_back(row.line, RejectionJson(*row.rejection)["message"]);
+      }
+    }
+    return lines;
+  };
+  const size_t piece_begin = csv.find("app/M-1,SchemeReplied,m4");
+  ImportOptions piece_options;
+  piece_options.first_line = 5;
+  Imported piece = RunImport(target_->append, header + csv.substr(piece_begin), ImportFormat::kCsv,
+                             piece_options);
+  ASSERT_EQ(piece.rows.size(), 3u);
+  EXPECT_EQ(piece.rows[1].line, 6u);
+  EXPECT_EQ(rejected(piece, 0), rejected(imported, 5));
+  EXPECT_NE(rejected(piece, 0).at(0).second.find("line 5:"), std::string::npos);
+  EXPECT_NE(rejected(piece, 0).at(1).second.find("starting on line 7 "), std::string::npos);
+
+  // JSONL has no header: its first line is first_line.
+  Imported jsonl = RunImport(target_->append, "{oops\n\n{}\n", ImportFormat::kJsonl, piece_options);
+  ASSERT_EQ(jsonl.rows.size(), 2u);
+  EXPECT_EQ(jsonl.rows[0].line, 5u);
+  EXPECT_EQ(jsonl.rows[1].line, 7u);
 }
 
 TEST_F(LedgerImportTest, CsvValuesAreTypedByTheSchema) {

@@ -976,6 +976,71 @@ TEST(LedgerctlHttpImportTest, ALargeFileGoesInRequestsUnderTheBodyLimit) {
   EXPECT_EQ(json::parse(again)["accepted"], 0) << again;
 }
 
+// Rejected rows of a file sent in several requests are reported as an import on a data directory
+// reports them: the same lines, and the same messages, also where a message names a line (a
+// quoted field that spans lines, a closing quote followed by more, a quote left open at the end).
+TEST(LedgerctlHttpImportTest, RejectionsOfALargeFileReadAsOnADataDirectory) {
+  Ledgerd server({"--http-body-bytes-max", "1500"});
+  TempDir dir;
+  const std::string file = dir.str() + "/rows.csv";
+  auto row = [](int line, const std::string& data_cell) {
+    return "app/XS-2026-LINE" + std::to_string(line) + ",ApplicationAccepted,line-" +
+           std::to_string(line) + ",2026-03-02T09:15:00+08:00,S1001,clerk,KM.XS," + data_cell;
+  };
+  json data = SampleEvents().front()["data"];
+  data["customer_name"] = "Kunming Xishan Precision Machinery";
+  std::string quoted;  // the data as one quoted CSV field
+  for (char c : data.dump()) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  quoted = "\"" + quoted + "\"";
+  {
+    std::ofstream out(file, std::ios::binary);
+    out << "stream,type,event_id,occurred_at,actor_id,actor_role,actor_org,data\n";  // 1
+    for (int line = 2; line <= 18; ++line) {
+      if (line == 11) {
+        out << row(line, quoted + "x") << "\n";  // more after the closing quote
+      } else if (line == 14) {
+        // One row on lines 14-15 (JSON may break a line between values).
+        const size_t split = quoted.find(',') + 1;
+        out << row(line, quoted.substr(0, split) + "\n" + quoted.substr(split)) << "\n";
+        ++line;
+      } else {
+        out << row(line, quoted) << "\n";
+      }
+    }
+    out << row(19, "\"{");  // a quote not closed before the end of the file
+  }
+  ASSERT_GT(std::filesystem::file_size(file), 1500u * 3);
+
+  auto [http_status, http_output] = RunCommand(
+      std::string(LEDGERCTL_PATH) + " --http 127.0.0.1:" + std::to_string(server.http_port()) +
+      " --token " + server.token("director") + " import " + file + " 2>/dev/null");
+  EXPECT_EQ(http_status, 2) << http_output;
+  const json summary = json::parse(http_output);
+  EXPECT_GT(summary["requests"].get<int>(), 3) << http_output;
+  EXPECT_EQ(summary["accepted"], 15) << http_output;
+
+  auto [local_status, local_output] =
+      RunCommand(std::string(LEDGERCTL_PATH) + " --data " + dir.str() + "/local import " + file +
+                 " 2>/dev/null");
+  EXPECT_EQ(local_status, 2) << local_output;
+  json local_errors = json::array();
+  std::istringstream lines(local_output);
+  for (std::string line; std::getline(lines, line);) {
+    json parsed = json::parse(line);
+    if (!parsed.contains("line")) continue;  // the summary
+    local_errors.push_back({{"line", parsed["line"]}, {"error", parsed["error"]}});
+  }
+  ASSERT_EQ(local_errors.size(), 2u) << local_output;
+  EXPECT_EQ(local_errors[0]["line"], 11);
+  EXPECT_NE(local_errors[0]["error"]["message"].get<std::string>().find("line 11:"),
+            std::string::npos)
+      << local_output;
+  EXPECT_NE(local_errors[1]["error"]["message"].get<std::string>().find("starting on line 19 "),
+            std::string::npos)
+      << local_output;
+  EXPECT_EQ(summary["errors"], local_errors) << http_output << "\n" << local_output;
+}
+
 // A misspelt key in the config file stops ledgerd with its name, rather than leaving the option
 // it meant at its default.
 TEST(LedgerdConfigTest, AnUnknownKeyInTheConfigFileIsAnError) {

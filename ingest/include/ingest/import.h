@@ -143,6 +143,12 @@ struct ImportOptions {
   // Bound of the rows buffered (see kImportRowsBufferedMax). Default: kImportRowsBufferedMax.
   // REQUIRES: >= 1.
   size_t rows_buffered_max = kImportRowsBufferedMax;
+  // When the input is one piece of a larger file (ledgerctl --http sends a large file in several
+  // requests, each CSV piece with the header): the line its first line after a CSV header (JSONL:
+  // its first line) has in that file. Every line reported — a row's line and the lines its
+  // messages name — is then the file's, as importing the whole file would report it. 0: the
+  // input's own lines. Default: 0.
+  uint64_t first_line = 0;
 };
 
 class Importer {
