@@ -263,7 +263,7 @@ namespace {
 
 // Counts of the server's import summaries, added up over the requests of one file.
 struct ImportTotals {
-  uint64_t rows = 0, accepted = 0, duplicates = 0, rejected = 0;
+  uint64_t rows = 0, accepted = 0, duplicates = 0, rejected = 0, with_violations = 0;
   json errors = json::array();
   std::optional<json> failure;
   size_t requests = 0;
@@ -356,6 +356,7 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
     totals.accepted += summary.value("accepted", uint64_t{0});
     totals.duplicates += summary.value("duplicates", uint64_t{0});
     totals.rejected += summary.value("rejected", uint64_t{0});
+    totals.with_violations += summary.value("with_violations", uint64_t{0});
     if (summary.contains("errors") && summary["errors"].is_array()) {
       for (const json& error : summary["errors"]) {
         if (totals.errors.size() >= 1000) break;  // as ledgerd lists them
@@ -374,6 +375,7 @@ int HttpImport(const RemoteOptions& remote, const std::string& file, std::string
                                   {"accepted", totals.accepted},
                                   {"duplicates", totals.duplicates},
                                   {"rejected", totals.rejected},
+                                  {"with_violations", totals.with_violations},
                                   {"errors", std::move(totals.errors)},
                                   {"requests", totals.requests}};
   if (totals.failure) shown["failure"] = *totals.failure;

@@ -989,9 +989,12 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
         listed["error"] = std::move(error);
         errors.push_back(std::move(listed));
       });
-  ordered_json answer = {{"ok", summary.ok()},           {"rows", summary.rows},
-                         {"accepted", summary.accepted}, {"duplicates", summary.duplicates},
-                         {"rejected", summary.rejected}, {"errors", std::move(errors)}};
+  // The summary ledgerctl import prints (IMPORT.md), with the rejected rows listed.
+  ordered_json answer = {
+      {"ok", summary.ok()},           {"rows", summary.rows},
+      {"accepted", summary.accepted}, {"duplicates", summary.duplicates},
+      {"rejected", summary.rejected}, {"with_violations", summary.with_violations},
+      {"errors", std::move(errors)}};
   if (summary.failure) {
     answer["failure"] = {{"line", summary.failure->line},
                          {"rule", summary.failure->rule},

@@ -44,6 +44,18 @@ json Body(const HttpResponse& response) {
   return body;
 }
 
+// Archiving the application `accepted` accepts, the next day: stored, with the violation
+// archived_before_connection (it was never connected).
+json ArchivedRightAway(const json& accepted, const std::string& event_id) {
+  return {{"stream", accepted["stream"]},
+          {"type", "Archived"},
+          {"event_id", event_id},
+          {"expected_version", 0},
+          {"occurred_at", "2026-03-03T09:00:00+08:00"},
+          {"actor", accepted["actor"]},
+          {"data", json::object()}};
+}
+
 class HttpTest : public ::testing::Test {
  protected:
   HttpTest() : client_("127.0.0.1", server_.http_port()) {}
@@ -477,6 +489,20 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   EXPECT_NE(unescaped.body.find("%2B"), std::string::npos) << unescaped.body;
   EXPECT_EQ(client_.Get("/v1/apps/NOPE-1", auditor).status, 404);
   EXPECT_EQ(client_.Get("/v1/nothing", auditor).status, 404);
+}
+
+// The import summary is the one ledgerctl import prints (IMPORT.md): it also counts the rows
+// stored with workflow violations.
+TEST_F(HttpTest, AnImportCountsTheRowsStoredWithViolations) {
+  json accepted = SampleEvents().front();
+  accepted["stream"] = "app/XS-2026-VIOLATED";
+  accepted["event_id"] = "violated-accepted";
+  const std::string file =
+      accepted.dump() + "\n" + ArchivedRightAway(accepted, "violated-archived").dump() + "\n";
+  HttpResponse imported = client_.Post("/v1/import?format=jsonl", server_.token("director"), file);
+  ASSERT_EQ(imported.status, 200) << imported.body;
+  EXPECT_EQ(Body(imported)["accepted"], 2) << imported.body;
+  EXPECT_EQ(Body(imported)["with_violations"], 1) << imported.body;
 }
 
 TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
@@ -913,15 +939,18 @@ TEST_F(HttpTest, LedgerctlAsksTheRunningServerOverHttp) {
   json accepted = SampleEvents().front();
   accepted["stream"] = "app/XS-2026-HTTPCTL";
   accepted["event_id"] = "httpctl-accepted";
-  std::ofstream(dir.str() + "/rows.jsonl") << accepted.dump() << "\n{\"stream\": \"app/x\"}\n";
+  json archived = ArchivedRightAway(accepted, "httpctl-archived");
+  std::ofstream(dir.str() + "/rows.jsonl") << accepted.dump() << "\n"
+                                           << archived.dump() << "\n{\"stream\": \"app/x\"}\n";
   auto [import_status, import_out] =
       ledgerctl(server_.token("director"), "import " + dir.str() + "/rows.jsonl");
   EXPECT_EQ(import_status, 2) << import_out;
   const json summary = json::parse(import_out);
-  EXPECT_EQ(summary["accepted"], 1) << import_out;
+  EXPECT_EQ(summary["accepted"], 2) << import_out;
   EXPECT_EQ(summary["rejected"], 1) << import_out;
-  EXPECT_EQ(summary["errors"][0]["line"], 2) << import_out;
-  EXPECT_EQ(Head(), head + 1);
+  EXPECT_EQ(summary["with_violations"], 1) << import_out;  // as on a data directory
+  EXPECT_EQ(summary["errors"][0]["line"], 3) << import_out;
+  EXPECT_EQ(Head(), head + 2);
 
   auto [wrong_door, wrong_out] = RunCommand(std::string(LEDGERCTL_PATH) + " --http " + http +
                                             " --token " + auditor + " read --from 1 2>&1");
