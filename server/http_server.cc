@@ -971,6 +971,11 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
       input, format == "csv" ? ingest::ImportFormat::kCsv : ingest::ImportFormat::kJsonl,
       [&](const ingest::ImportRowOutcome& row) {
         if (!row.rejection) return;
+        // Counted as every front door counts events that do not decode (refusals of the append
+        // are counted by the Service).
+        if (const auto* undecoded = std::get_if<domain::DecodeError>(&*row.rejection)) {
+          service.ReportRejectedInput(*undecoded);
+        }
         if (!first_refusal) {
           const auto* refused = std::get_if<ingest::IngestError>(&*row.rejection);
           first_refusal = refused != nullptr
@@ -1002,6 +1007,9 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
   }
   // A failure of the input as a whole (a bad CSV header) refuses it as invalid.
   if (summary.failure && !first_refusal) first_refusal = ServiceError{ErrorKind::kInvalid, {}};
+  if (summary.failure && summary.failure->rule == "bad_header") {
+    service.ReportRejectedInput(domain::DecodeError{"", "bad_header", summary.failure->message});
+  }
   return {ItemsStatus(first_refusal, summary.accepted > 0), Dump(answer)};
 }
 

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -503,6 +504,43 @@ TEST_F(HttpTest, AnImportCountsTheRowsStoredWithViolations) {
   ASSERT_EQ(imported.status, 200) << imported.body;
   EXPECT_EQ(Body(imported)["accepted"], 2) << imported.body;
   EXPECT_EQ(Body(imported)["with_violations"], 1) << imported.body;
+}
+
+// Rows of an import that do not decode are counted in gridledger_rejected_inputs_total with
+// their rule, as POST /v1/events counts events that do not decode; so is a bad CSV header.
+TEST(HttpImportMetricsTest, RowsThatDoNotDecodeAreCountedWithTheirRule) {
+  Ledgerd server({"--metrics", "127.0.0.1:0"});
+  ASSERT_NE(server.metrics_port(), 0);
+  HttpClient client("127.0.0.1", server.http_port());
+  HttpClient metrics("127.0.0.1", server.metrics_port());
+  auto rejected = [&](const std::string& rule) {
+    const std::string scrape = metrics.Get("/metrics").body;
+    std::smatch match;
+    const std::regex series("\ngridledger_rejected_inputs_total\\{reason=\"invalid\",rule=\"" +
+                            rule + "\"\\} ([0-9]+)");
+    return std::regex_search(scrape, match, series) ? std::stoi(match[1]) : 0;
+  };
+  const std::string director = server.token("director");
+  const int malformed_before = rejected("malformed_json");
+  const int missing_before = rejected("missing_field");
+  HttpResponse rows =
+      client.Post("/v1/import?format=jsonl", director,
+                  SampleEvents().front().dump() + "\n{oops\n{\"stream\":\"app/x\"}\n");
+  ASSERT_EQ(rows.status, 207) << rows.body;
+  EXPECT_EQ(rejected("malformed_json"), malformed_before + 1);
+  EXPECT_EQ(rejected("missing_field"), missing_before + 1);
+  // The same as a refused event of POST /v1/events.
+  EXPECT_EQ(client.Post("/v1/events", server.token("clerk"), "{oops").status, 400);
+  EXPECT_EQ(rejected("malformed_json"), malformed_before + 2);
+
+  const int csv_before = rejected("malformed_csv");
+  const int header_before = rejected("bad_header");
+  const std::string header =
+      "stream,type,event_id,occurred_at,actor_id,actor_role,actor_org,data\n";
+  EXPECT_EQ(client.Post("/v1/import?format=csv", director, header + "a,b\n").status, 400);
+  EXPECT_EQ(client.Post("/v1/import?format=csv", director, "stream,nonsense\n").status, 400);
+  EXPECT_EQ(rejected("malformed_csv"), csv_before + 1);
+  EXPECT_EQ(rejected("bad_header"), header_before + 1);
 }
 
 TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
