@@ -66,7 +66,9 @@ http::status StatusOf(ErrorKind kind) {
 // The status of an answer about several items (the events of a batch, the rows of an import),
 // which lists every item's outcome in its body. A 4xx answer means the request changed nothing
 // (design.md), so one that stored some items and refused others is 207 Multi-Status; one that
-// stored nothing answers with its first refusal's status.
+// stored nothing answers with its first refusal's status. An item already stored (a retry's
+// duplicate) counts as stored, as in a 200: a retry of a request answers as the request did, and
+// a client that lost the first answer is not told that items it had stored were not.
 http::status ItemsStatus(const std::optional<ServiceError>& first_refusal, bool stored_any) {
   if (!first_refusal) return http::status::ok;
   return stored_any ? http::status::multi_status : StatusOf(first_refusal->kind);
@@ -485,7 +487,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     std::vector<std::variant<domain::ClientEvent, domain::DecodeError>> events;
     std::vector<ordered_json> results;
     std::optional<ServiceError> first_error;
-    bool stored_any = false;  // an event newly stored (not a retry's duplicate)
+    bool stored_any = false;  // an event stored, now or before (a retry's duplicate)
   };
 
   void PostEvents(const ingest::Principal& principal) {
@@ -553,7 +555,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                       [self, principal = std::move(principal), batch, stream = std::move(stream),
                        answer = std::move(answer)]() mutable {
                         if (auto* outcome = std::get_if<ingest::IngestOutcome>(&answer)) {
-                          if (!outcome->appended.duplicate) batch->stored_any = true;
+                          batch->stored_any = true;
                           batch->results.push_back(AppendedJson(stream, *outcome));
                         } else {
                           self->Record(*batch, std::get<ServiceError>(answer));
@@ -1010,7 +1012,7 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
   if (summary.failure && summary.failure->rule == "bad_header") {
     service.ReportRejectedInput(domain::DecodeError{"", "bad_header", summary.failure->message});
   }
-  return {ItemsStatus(first_refusal, summary.accepted > 0), Dump(answer)};
+  return {ItemsStatus(first_refusal, summary.accepted + summary.duplicates > 0), Dump(answer)};
 }
 
 HttpServer::HttpServer(net::io_context& io, Service& service, tcp::endpoint endpoint,

@@ -218,9 +218,10 @@ TEST_F(HttpTest, ABatchIsAppendedInOrderWithOneResultPerEvent) {
   EXPECT_EQ(Body(partly)["results"][1]["error"]["code"], "forbidden") << partly.body;
   EXPECT_EQ(Head(), 3u);
   // Sent again, the first event is a retry (stored before, duplicate) and the second is refused
-  // again: nothing changes, so the answer is the refusal's own status.
+  // again: the answer is the first one's, 207, as a duplicate is stored (a client that lost the
+  // first answer must not read that its first event was not stored).
   HttpResponse again = client_.Post("/v1/events", server_.token("inspector"), judged.dump());
-  EXPECT_EQ(again.status, 403) << again.body;
+  EXPECT_EQ(again.status, 207) << again.body;
   EXPECT_EQ(Body(again)["results"][0]["duplicate"], true) << again.body;
   EXPECT_EQ(Head(), 3u);
 }
@@ -559,11 +560,18 @@ TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
   const uint64_t head = Head();
   EXPECT_EQ(head, 11u);
 
+  // Again: the good rows are stored already (duplicates) and the bad row is rejected again, so
+  // the answer is the first one's, 207.
   HttpResponse second = client_.Post("/v1/import?format=jsonl", director, file);
-  EXPECT_EQ(second.status, 400) << second.body;  // only the bad row rejected, nothing stored
+  EXPECT_EQ(second.status, 207) << second.body;
   EXPECT_EQ(Body(second)["accepted"], 0) << second.body;
   EXPECT_EQ(Body(second)["duplicates"], 11);
   EXPECT_EQ(Head(), head);
+  // Without the bad row, every row is already stored: 200.
+  const std::string good_rows = file.substr(0, file.rfind("{\"stream\": \"app/broken\"}"));
+  HttpResponse retried = client_.Post("/v1/import?format=jsonl", director, good_rows);
+  EXPECT_EQ(retried.status, 200) << retried.body;
+  EXPECT_EQ(Body(retried)["duplicates"], 11) << retried.body;
   // Someone else importing the same rows imports the same facts: nothing is appended, and the
   // events keep who imported them first.
   HttpResponse third = client_.Post("/v1/import?format=jsonl", server_.token("admin"), file);
