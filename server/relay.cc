@@ -543,6 +543,8 @@ void Relay::Run() {
   Cursor cursor;
   bool synchronized = false;  // cursor was read from the stream on this connection
   uint64_t reconnects_seen = 0;
+  // While the broker is unreachable: when the outage is next counted as an error.
+  std::chrono::steady_clock::time_point unreachable_count_due;
   while (!Stopping()) {
     if (session == nullptr || session->Closed()) {
       Attach(nullptr);
@@ -561,6 +563,16 @@ void Relay::Run() {
     if (!SetConnected(session->Connected())) {
       // The client reconnects by itself; whatever was in flight is judged after the reconnect.
       synchronized = false;
+      // Until then nothing is relayed: an error like a failed connect or publish, counted once
+      // per backoff as those are retried, so the count keeps rising through an outage (the relay
+      // alerts send operators to it). SetConnected has said it; the log is not flooded. The
+      // check for the reconnect stays at poll_interval, so relaying resumes without a backoff's
+      // delay.
+      if (const auto now = std::chrono::steady_clock::now(); now >= unreachable_count_due) {
+        CountError("NATS " + options_.url + " unreachable; the client keeps reconnecting");
+        unreachable_count_due = now + backoff;
+        backoff = std::min(backoff * 2, options_.retry_backoff_max);
+      }
       WaitForStop(options_.poll_interval);
       continue;
     }
@@ -729,13 +741,17 @@ void Relay::SetRelayed(uint64_t position, uint64_t published) {
   changed_cv_.notify_all();
 }
 
-void Relay::RecordError(const std::string& error) {
+void Relay::CountError(const std::string& error) {
   {
     std::lock_guard lock(mutex_);
     status_.last_error = error;
     ++status_.errors;
   }
   ++errors_since_working_;
+}
+
+void Relay::RecordError(const std::string& error) {
+  CountError(error);
   const auto now = std::chrono::steady_clock::now();
   if (error == reported_error_ && now - reported_at_ < options_.report_interval) {
     ++unreported_repeats_;

@@ -528,6 +528,29 @@ TEST_F(RelayInProcessTest, ReportsTheBrokerGoneOnceAndBackAgain) {
   relay.Stop();
 }
 
+// A broker outage is an error the relay keeps retrying: its count (gridledger_relay_errors_total,
+// which the relay alerts point to) keeps rising while the broker is gone, once per backoff, and
+// the log says it once. Relaying resumes when the broker is back.
+TEST_F(RelayInProcessTest, ABrokerOutageCountsAsErrorsWhileItLasts) {
+  Append(*ledger_, 10, "a");
+  Reports reports;
+  Relay relay(*ledger_, ReportingTo(reports));
+  ASSERT_TRUE(relay.Start().ok());
+  ASSERT_TRUE(relay.WaitForRelayed(10, seconds(10))) << relay.status().last_error;
+  EXPECT_EQ(relay.status().errors, 0u);
+  ASSERT_NO_FATAL_FAILURE(broker_.Stop(SIGKILL));
+  ASSERT_TRUE(WaitUntil([&] { return relay.status().errors >= 3; }, seconds(10)))
+      << relay.status().errors << " " << relay.status().last_error;
+  EXPECT_FALSE(relay.status().connected);
+  EXPECT_NE(relay.status().last_error.find("unreachable"), std::string::npos)
+      << relay.status().last_error;
+  EXPECT_EQ(reports.Count(true, ""), 1);  // "relay lost its connection", nothing more
+  ASSERT_NO_FATAL_FAILURE(broker_.Start());
+  Append(*ledger_, 10, "b");
+  ASSERT_TRUE(relay.WaitForRelayed(20, seconds(10))) << relay.status().last_error;
+  relay.Stop();
+}
+
 // Errors while the broker hangs are said, and so is publishing again once it answers.
 TEST_F(RelayInProcessTest, ReportsPublishingAgainAfterErrors) {
   Append(*ledger_, 10, "a");

@@ -120,7 +120,9 @@ struct RelayStatus {
   // The last error met (broker unreachable, publish refused, history mismatch, ...); empty when
   // none yet. An error is retried after a backoff; it stays here until the next one.
   std::string last_error;
-  uint64_t errors = 0;  // errors met since Start
+  // Errors met since Start. An unreachable broker counts once per backoff while it stays so
+  // (retry_backoff_min doubling up to retry_backoff_max), as a failed attempt that is retried.
+  uint64_t errors = 0;
 };
 
 // `<prefix>.<stream kind>.<type>`. Characters that NATS does not allow in a subject token (".",
@@ -170,6 +172,8 @@ class Relay {
   bool Attach(Session* session);
   bool SetConnected(bool connected);  // returns `connected`
   void SetRelayed(uint64_t position, uint64_t published);
+  // An error met and retried: in status() (last_error, errors) and, RecordError only, reported.
+  void CountError(const std::string& error);
   void RecordError(const std::string& error);
   void Report(bool trouble, const std::string& message) const;
   void WaitForStop(std::chrono::milliseconds timeout);
