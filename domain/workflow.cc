@@ -393,6 +393,24 @@ std::vector<RuleBreach> ConnectionDateViolations(const WorkflowFacts& facts,
   return out;
 }
 
+std::vector<RuleBreach> ClosingDateViolations(const WorkflowFacts& facts, AppEventType type,
+                                              Date done, Date on) {
+  std::vector<RuleBreach> out;
+  const bool change = IsChange(facts);
+  if (!(on < done) || (change ? !facts.change_executed : !facts.meter_connected)) return out;
+  const std::string step = change ? "ChangeExecuted" : "MeterConnected";
+  const std::string when = " on " + on.ToString() + ", before the " + step + " of " +
+                           done.ToString() + " (recorded earlier, dated later)";
+  if (type == AppEventType::kArchived) {
+    AddViolation(out, change ? "archived_before_change_executed" : "archived_before_connection",
+                 "Archived" + when);
+  } else if (type == AppEventType::kCallbackMade) {
+    AddViolation(out, change ? "callback_before_change_executed" : "callback_before_connection",
+                 "CallbackMade" + when);
+  }
+  return out;
+}
+
 std::optional<RuleBreach> DatedBeforeAcceptance(AppEventType type, Date accepted, Date on) {
   if (type == AppEventType::kApplicationAccepted || type == AppEventType::kCorrected ||
       !(on < accepted)) {

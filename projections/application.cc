@@ -152,6 +152,17 @@ bool HasClock(const ApplicationState& state, SlaClock name) {
   return state.LatestClock(name) != nullptr;
 }
 
+// The business date of the step an archive or callback follows: the first connection (new install,
+// capacity increase) or the change's execution; nullopt until it is recorded.
+std::optional<Date> ConnectedOrExecutedDate(const ApplicationState& state) {
+  const SlaClock name =
+      domain::IsChange(state.facts) ? SlaClock::kChangeCompletion : SlaClock::kConnection;
+  for (const Clock& clock : state.clocks) {
+    if (clock.name == name && clock.end && !clock.stopped_by) return clock.end;
+  }
+  return std::nullopt;
+}
+
 // Called after each applied event of a new install / capacity increase.
 void MaybeOpenConnection(ApplicationState& state, uint64_t position) {
   if (domain::IsChange(state.facts) || state.facts.closed() || state.facts.meter_connected ||
@@ -479,6 +490,12 @@ void Fold(ApplicationState& state, const EventRecord& event) {
     for (domain::RuleBreach& later : domain::ConnectionDateViolations(
              state.facts, DatesOf(state), domain::LocalDateOf(event.occurred_at_us))) {
       verdict.violations.push_back(std::move(later));
+    }
+  }
+  if (const std::optional<Date> done = ConnectedOrExecutedDate(state)) {
+    for (domain::RuleBreach& earlier : domain::ClosingDateViolations(
+             state.facts, workflow_event.type, *done, domain::LocalDateOf(event.occurred_at_us))) {
+      verdict.violations.push_back(std::move(earlier));
     }
   }
   for (domain::RuleBreach& violation : verdict.violations) {

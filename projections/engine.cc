@@ -24,7 +24,8 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // clock; 5: revisions count only corrections that change facts (eighth); 6: connection and
 // archive violations count against timeliness, and a correction dating an event before its
 // application's acceptance is refused (ninth); 7: a callback before the connection counts against
-// KPI 3, a connection measured from past prerequisites keeps the pauses since then (twelfth).
+// KPI 3, pauses count by business dates, an archive or callback dated before the connection is
+// flagged (twelfth).
 // Stored under kFoldVersionKey; absent counts as 1.
 constexpr uint64_t kFoldVersion = 7;
 constexpr char kFoldVersionKey[] = "fold_version";

@@ -489,6 +489,32 @@ TEST_F(ApplicationTest, OverlappingPausesEnteredOutOfOrderCountTheirDaysOnce) {
   EXPECT_EQ(clock["pauses"], json::parse(R"([{"from":"2026-03-03","to":"2026-03-10"}])"));
 }
 
+// The same for the steps after a connection: an archive and a callback dated before the
+// connection are flagged although the connection was recorded first.
+TEST_F(ApplicationTest, AnArchiveOrCallbackDatedBeforeTheConnectionIsAViolation) {
+  Accept("2026-03-02", {{"customer_class", "residential"}});
+  Append("SchemeReplied", "2026-03-03");
+  Append("FeesSettled", "2026-03-03");
+  Append("ContractSigned", "2026-03-04");
+  Append("MeterConnected", "2026-03-10");
+  const uint64_t archived = Append("Archived", "2026-03-05", json::object(), "2026-03-10");
+  const uint64_t callback = Append("CallbackMade", "2026-03-04", json::object(), "2026-03-10");
+  Append("CallbackMade", "2026-03-10");  // the same day as the connection: after it
+  const ApplicationState state = FoldAll();
+  ASSERT_EQ(state.violations.size(), 2u);
+  EXPECT_EQ(state.violations[0].rule, "archived_before_connection");
+  EXPECT_EQ(state.violations[0].position, archived);
+  EXPECT_EQ(state.violations[1].rule, "callback_before_connection");
+  EXPECT_EQ(state.violations[1].position, callback);
+  // As of a date between the two, the application says the same about the archive.
+  auto events = ledger_->ReadStream("app/KM-1");
+  ASSERT_TRUE(events.ok());
+  const ApplicationState then = FoldStream(events.value(), OccurredBy(At("2026-03-06")));
+  ASSERT_EQ(then.violations.size(), 2u);
+  EXPECT_EQ(then.violations[0].rule, "archived_before_connection");
+  EXPECT_EQ(then.violations[1].rule, "callback_before_connection");
+}
+
 // The order of facts is their business dates: a contract entered first but dated after the
 // connection was not signed before it. The whole log and the state as of a date between the two
 // must say the same about the connection.

@@ -54,6 +54,8 @@
 // | callback_before_connection         | CallbackMade   | before MeterConnected (new install /   |
 // |                                    |                | capacity increase)                     |
 // | callback_before_change_executed    | CallbackMade   | before ChangeExecuted (change)         |
+// | (the four archived_/callback_ rules| Archived,      | also when the connection (execution)   |
+// |  above: ClosingDateViolations)     | CallbackMade   | was recorded first but happened later  |
 //
 // Which steps apply (decisions, beyond domain.md's table):
 // - Survey (SurveyDispatched / SiteSurveyed) is skipped for residential and three_zero; doing one
@@ -241,6 +243,14 @@ struct PrerequisiteDates {
 // the same date counts as before (the calendar's own granularity).
 std::vector<RuleBreach> ConnectionDateViolations(const WorkflowFacts& facts,
                                                  const PrerequisiteDates& dates, Date connected);
+
+// The same for an Archived or CallbackMade dated `on`, recorded after the MeterConnected (or, of a
+// change, the ChangeExecuted) it should follow but dated before it (`done`, that step's date):
+// archived_/callback_before_connection or _before_change_executed. Judge flags them only when
+// that step was not recorded at all. Empty for other types; a step on the same date counts as
+// before.
+std::vector<RuleBreach> ClosingDateViolations(const WorkflowFacts& facts, AppEventType type,
+                                              Date done, Date on);
 
 // Rule before_acceptance: nothing happens to an application before the day it was accepted, so
 // an event dated earlier cannot be a fact (its clocks would end before they start). A wrong
