@@ -148,9 +148,11 @@ int HttpOverdue(const RemoteOptions& remote, const std::optional<std::string>& a
   if (!answer) return exit_code;
   return Printing([&] {
     if (table) {
-      PrintOverdueTable(answer->at("overdue"), answer->at("at").get<std::string>(), out);
+      PrintOverdueTable(answer->at("overdue"), answer->at("calendar_missing"),
+                        answer->at("at").get<std::string>(), out);
     } else {
       for (const json& row : answer->at("overdue")) out << row.dump() << "\n";
+      for (const json& row : answer->at("calendar_missing")) out << row.dump() << "\n";
     }
     std::vector<std::string> clocks;
     for (const json& row : answer->at("calendar_missing")) {

@@ -39,7 +39,8 @@ std::string AsOfInFuture(const std::string& as_of) {
 
 }  // namespace
 
-void PrintOverdueTable(const json& rows, std::string_view at, std::ostream& out) {
+void PrintOverdueTable(const json& rows, const json& missing, std::string_view at,
+                       std::ostream& out) {
   out << rows.size() << " overdue clocks at " << at << "\n";
   out << std::left << std::setw(24) << "application" << std::setw(10) << "org" << std::setw(23)
       << "clock" << std::setw(12) << "start" << std::setw(12) << "deadline" << std::setw(9)
@@ -54,6 +55,23 @@ void PrintOverdueTable(const json& rows, std::string_view at, std::ostream& out)
         << row.at("elapsed_working_days").dump() << std::setw(7) << row.at("limit").dump()
         << std::setw(9) << row.at("overdue_days").dump() << row.at("escalation_level").dump()
         << "\n";
+  }
+  if (missing.empty()) return;
+  // Never a silent gap: a clock the calendar cannot judge may be late too.
+  out << "\n"
+      << missing.size() << " open clocks cannot be judged at " << at
+      << ": they need a working-day calendar year that is not loaded (calendar_missing)\n";
+  out << std::left << std::setw(24) << "application" << std::setw(10) << "org" << std::setw(23)
+      << "clock" << std::setw(12) << "start" << std::setw(12) << "deadline" << std::setw(7)
+      << "limit"
+      << "missing year\n";
+  for (const json& row : missing) {
+    const json& deadline = row.at("deadline");
+    out << std::left << std::setw(24) << row.at("stream").get<std::string>() << std::setw(10)
+        << row.at("org").get<std::string>() << std::setw(23) << row.at("clock").get<std::string>()
+        << std::setw(12) << row.at("start").get<std::string>() << std::setw(12)
+        << (deadline.is_string() ? deadline.get<std::string>() : "?") << std::setw(7)
+        << row.at("limit").dump() << row.value("missing_year", json(nullptr)).dump() << "\n";
   }
 }
 
@@ -116,12 +134,16 @@ int OverdueCommand(const DataOptions& options, const std::optional<std::string>&
   auto rows = projections::OverdueAt(*context->ledger, engine, *at_us, org, context->calendar,
                                      context->profile, &undetermined);
   if (!rows.ok()) return Fail(out, "io_error", rows.status().message(), kExitFailure);
+  json listed = json::array();
+  for (const auto& row : *rows) listed.push_back(projections::OverdueJson(row));
+  json missing = json::array();
+  for (const auto& row : undetermined) missing.push_back(projections::OverdueJson(row));
   if (table) {
-    json listed = json::array();
-    for (const auto& row : *rows) listed.push_back(projections::OverdueJson(row));
-    PrintOverdueTable(listed, TimeText(*at_us), out);
+    PrintOverdueTable(listed, missing, TimeText(*at_us), out);
   } else {
-    for (const auto& row : *rows) out << projections::OverdueJson(row).dump() << "\n";
+    // Clocks the calendar cannot judge follow the overdue ones, with state calendar_missing.
+    for (const json& row : listed) out << row.dump() << "\n";
+    for (const json& row : missing) out << row.dump() << "\n";
   }
   // Never a silent gap: clocks the calendar cannot judge are named (load the missing year).
   std::vector<std::string> clocks;

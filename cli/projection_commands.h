@@ -35,9 +35,11 @@ int EvidenceCommand(const DataOptions& options, const std::string& id, std::ostr
 int EvidenceCoverageCommand(const DataOptions& options, const std::string& period,
                             const std::optional<std::string>& org, std::ostream& out);
 
-// The readable forms of `overdue --table` (rows: projections::OverdueJson objects, `at` as shown)
+// The readable forms of `overdue --table` (rows: projections::OverdueJson objects, `missing`: those
+// of the clocks the calendar cannot judge, `at` as shown)
 // and of `kpi` (a projections::KpiTable); also used for ledgerd's answers (http_commands.h).
-void PrintOverdueTable(const nlohmann::json& rows, std::string_view at, std::ostream& out);
+void PrintOverdueTable(const nlohmann::json& rows, const nlohmann::json& missing,
+                       std::string_view at, std::ostream& out);
 void PrintKpiTable(const nlohmann::json& table, std::ostream& out);
 // Never a silent gap in `overdue`: names on stderr the clocks ("stream/clock") the calendar cannot
 // judge (load the missing year); nothing when there are none.

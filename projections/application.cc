@@ -344,8 +344,8 @@ nlohmann::json ClockJson(const Clock& clock, const ClockView& view) {
       {"start", view.start.ToString()},
       {"end", DateJson(view.end)},
       {"limit", view.limit_days ? nlohmann::json(*view.limit_days) : nlohmann::json(nullptr)},
-      {"elapsed_working_days", view.elapsed_working_days},
-      {"paused_working_days", view.paused_working_days},
+      {"elapsed_working_days", ElapsedJson(view)},
+      {"paused_working_days", PausedJson(view)},
       {"deadline", DateJson(view.deadline)},
       {"state", ClockStateName(view.state)},
       {"start_position", clock.start_position},
@@ -441,6 +441,18 @@ nlohmann::json RecordsJson(const ApplicationState& state, const domain::WorkingC
 }
 
 }  // namespace
+
+// Day counts the calendar could not give are unknown (null), not 0: a calendar_missing clock's
+// elapsed days, and its paused days when a pause runs into the unloaded year.
+nlohmann::json ElapsedJson(const ClockView& view) {
+  if (view.state == ClockState::kCalendarMissing) return nullptr;
+  return view.elapsed_working_days;
+}
+
+nlohmann::json PausedJson(const ClockView& view) {
+  if (!view.paused_known) return nullptr;
+  return view.paused_working_days;
+}
 
 EventRecord RecordOf(const ledger::EventView& event) {
   auto envelope = event.envelope();
@@ -692,6 +704,15 @@ ClockView Evaluate(const Clock& clock, const domain::WorkingCalendar& calendar,
     view.state = !view.limit_days && !clock.stopped_by ? ClockState::kNotApplicable
                                                        : ClockState::kCalendarMissing;
     view.missing_year = !raw.ok() ? raw.missing_year : paused.missing_year;
+    // Elapsed days are unknown, but when every paused day is known and the deadline lies in a
+    // loaded year, the deadline is exact: shown, never guessed.
+    view.paused_known = paused.ok();
+    if (paused.ok()) view.paused_working_days = *paused.value;
+    if (paused.ok() && view.limit_days) {
+      const auto deadline =
+          domain::Deadline(calendar, clock.start, *view.limit_days, view.paused_working_days);
+      if (deadline.ok()) view.deadline = deadline.value;
+    }
     return view;
   }
   view.paused_working_days = *paused.value;

@@ -168,17 +168,20 @@ ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
 }
 
 json OverdueJson(const OverdueRow& row) {
-  return {{"stream", row.stream},
-          {"org", row.org},
-          {"clock", domain::SlaClockName(row.view.name)},
-          {"attempt", row.view.attempt},
-          {"start", row.view.start.ToString()},
-          {"deadline", row.view.deadline ? json(row.view.deadline->ToString()) : json(nullptr)},
-          {"elapsed_working_days", row.view.elapsed_working_days},
-          {"paused_working_days", row.view.paused_working_days},
-          {"limit", row.view.limit_days.value_or(0)},
-          {"overdue_days", row.view.overdue_days},
-          {"escalation_level", row.view.escalation_level}};
+  json out = {{"stream", row.stream},
+              {"org", row.org},
+              {"clock", domain::SlaClockName(row.view.name)},
+              {"attempt", row.view.attempt},
+              {"start", row.view.start.ToString()},
+              {"deadline", row.view.deadline ? json(row.view.deadline->ToString()) : json(nullptr)},
+              {"elapsed_working_days", ElapsedJson(row.view)},
+              {"paused_working_days", PausedJson(row.view)},
+              {"limit", row.view.limit_days.value_or(0)},
+              {"overdue_days", row.view.overdue_days},
+              {"escalation_level", row.view.escalation_level},
+              {"state", ClockStateName(row.view.state)}};
+  if (row.view.missing_year != 0) out["missing_year"] = row.view.missing_year;
+  return out;
 }
 
 ledger::Result<std::vector<KpiState>> KpiStatesAt(const ledger::Ledger& ledger,

@@ -341,6 +341,23 @@ TEST_F(ApplicationTest, ClockRunningIntoAnUnloadedYearIsCalendarMissing) {
   EXPECT_EQ(clock["missing_year"], 2027);
 }
 
+// What a calendar_missing clock does know is shown, never guessed: a deadline inside the loaded
+// years when every paused day is known; elapsed days are unknown (null, not 0).
+TEST_F(ApplicationTest, ACalendarMissingClockShowsAKnownDeadlineAndNoElapsedDays) {
+  Accept("2026-12-28", {{"customer_class", "residential"}});  // scheme reply: 3 working days
+  const json known = Json(FoldAll(), "2027-01-05")["clocks"]["scheme_reply"];
+  EXPECT_EQ(known["state"], "calendar_missing");
+  EXPECT_EQ(known["deadline"], "2026-12-31");  // 12-29, 12-30, 12-31
+  EXPECT_TRUE(known["elapsed_working_days"].is_null());
+  EXPECT_EQ(known["paused_working_days"], 0);
+
+  Append("ClockPaused", "2026-12-30");  // still paused in the unloaded year
+  const json paused = Json(FoldAll(), "2027-01-05")["clocks"]["scheme_reply"];
+  EXPECT_EQ(paused["state"], "calendar_missing");
+  EXPECT_TRUE(paused["deadline"].is_null());
+  EXPECT_TRUE(paused["paused_working_days"].is_null());
+}
+
 TEST_F(ApplicationTest, EventRecordedMoreThanToleranceLateIsBackdated) {
   Accept("2026-03-02");
   // Recorded Thursday 03-05 for Monday 03-02: 3 working days late > tolerance 1.

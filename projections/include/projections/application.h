@@ -293,9 +293,11 @@ struct ClockView {
   std::optional<int32_t> limit_days;  // nullopt: not applicable
   int32_t elapsed_working_days = 0;   // working days in (start, end or T] minus paused days
   int32_t paused_working_days = 0;
+  bool paused_known = true;  // false when a pause runs into a year the calendar lacks
   // The date elapsed reaches the limit, moved later by paused days. nullopt when not applicable,
   // or when it lies in an unloaded year (then deadline_missing_year names it; the state is still
-  // exact, since elapsed is known).
+  // exact, since elapsed is known). A calendar_missing clock has one when all its paused days are
+  // known and the deadline lies in a loaded year; its elapsed days are unknown (JSON null).
   std::optional<domain::Date> deadline;
   int deadline_missing_year = 0;
   ClockState state = ClockState::kOnTrack;
@@ -303,6 +305,11 @@ struct ClockView {
   int escalation_level = 0;  // 1..3 when overdue
   int missing_year = 0;      // when calendar_missing: the first unloaded year needed
 };
+
+// A clock's day counts in JSON: null when the calendar could not give them — a calendar_missing
+// clock's elapsed days, and its paused days when a pause runs into the unloaded year — not 0.
+nlohmann::json ElapsedJson(const ClockView& view);
+nlohmann::json PausedJson(const ClockView& view);
 
 // Evaluates `clock` at `at_unix_us` (its Asia/Shanghai date is T). An open clock counts to T and an
 // open pause to T; a closed clock ignores T.
