@@ -173,10 +173,14 @@ std::optional<Context> OpenCaughtUp(const DataOptions& options,
   return context;
 }
 
+// To a tenth of a percent; a value short of 1 never shows as 100.0 % (beside a "NO" for a 100 %
+// target), but as 99.9 %.
 std::string Percent(const json& value) {
   if (!value.is_number()) return "—";
+  const double percent = value.get<double>() * 100;
   std::ostringstream text;
-  text << std::fixed << std::setprecision(1) << value.get<double>() * 100 << "%";
+  text << std::fixed << std::setprecision(1) << (percent < 100 && percent >= 99.95 ? 99.9 : percent)
+       << "%";
   return text.str();
 }
 
@@ -213,6 +217,18 @@ void PrintKpiTable(const json& table, std::ostream& out) {
     out << Column(kpi.at("id").get<std::string>(), 24) << Column(kpi.at("numerator").dump(), 12)
         << Column(kpi.at("denominator").dump(), 14) << Column(Percent(kpi.at("value")), 9)
         << Column(Percent(kpi.at("target")), 9) << Column(met, 5) << name << "\n";
+    // A month-assessed KPI in a quarter: met only if each month was; the months under it.
+    if (auto months = kpi.find("by_month"); months != kpi.end()) {
+      std::string line = "    by month:";
+      for (const json& month : *months) {
+        const json& month_met = month.at("met");
+        line += " " + month.at("month").get<std::string>() + " " + Percent(month.at("value"));
+        if (month_met.is_boolean()) line += month_met.get<bool>() ? " yes" : " NO";
+        line += ",";
+      }
+      line.pop_back();
+      out << line << "\n";
+    }
   }
 }
 

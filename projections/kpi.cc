@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <set>
 #include <unordered_map>
 #include <variant>
@@ -661,6 +662,53 @@ json KpiJson(std::string_view id, std::string_view name_zh, const Ratio& ratio, 
   return out;
 }
 
+// `met` as the standard assesses each KPI. A quarter-assessed KPI in a month's table: the figure is
+// for information, met null. A month-assessed KPI in a quarter's table: its pooled figure, each
+// month's under `by_month`, and met only if every month with something to judge met it (false if
+// one did not; null while one is undetermined or none had anything).
+void AssessPerPeriod(json& kpis, const std::vector<std::string>& months,
+                     const std::function<json(const std::string&)>& month_table) {
+  const bool quarter = months.size() > 1;
+  std::vector<json> by_month;
+  for (json& kpi : kpis) {
+    const bool monthly = kpi.at("assessed_per") == "month";
+    if (!quarter) {
+      if (!monthly) {
+        kpi["met"] = nullptr;
+        kpi["note"] = "assessed per quarter: a month's figure is for information";
+      }
+      continue;
+    }
+    if (!monthly) continue;
+    if (by_month.empty()) {
+      for (const std::string& month : months) by_month.push_back(month_table(month));
+    }
+    json breakdown = json::array();
+    bool any_false = false;
+    bool any_null = false;
+    bool any_true = false;
+    for (size_t i = 0; i < months.size(); ++i) {
+      for (const json& other : by_month[i].at("kpis")) {
+        if (other.at("id") != kpi.at("id")) continue;
+        breakdown.push_back({{"month", months[i]},
+                             {"numerator", other.at("numerator")},
+                             {"denominator", other.at("denominator")},
+                             {"value", other.at("value")},
+                             {"met", other.at("met")}});
+        const json& met = other.at("met");
+        const bool judged = other.at("denominator") != 0 || other.contains("undetermined_ids");
+        if (met.is_boolean()) {
+          (met.get<bool>() ? any_true : any_false) = true;
+        } else if (judged) {
+          any_null = true;
+        }
+      }
+    }
+    kpi["by_month"] = std::move(breakdown);
+    kpi["met"] = any_false ? json(false) : (any_null || !any_true ? json(nullptr) : json(true));
+  }
+}
+
 enum class Judgement { kMet, kNotMet, kUndetermined };
 
 Judgement JudgeArchived(const KpiArchived& archived, const domain::WorkingCalendar& calendar,
@@ -1020,6 +1068,9 @@ json KpiTable(const std::vector<KpiState>& states, std::string_view period,
       KpiJson("report_on_time", "报表按时上报率", on_time, targets.report_on_time, "month"));
   kpis.push_back(
       KpiJson("report_accuracy", "数据准确率", accuracy, targets.report_accuracy, "month"));
+  AssessPerPeriod(kpis, *months, [&](const std::string& month) {
+    return KpiTable(states, month, org, calendar, profile, targets, as_of_us);
+  });
   return {{"period", period},
           {"org", org ? json(*org) : json(nullptr)},
           {"months", *months},

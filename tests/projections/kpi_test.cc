@@ -453,6 +453,29 @@ TEST_F(KpiTest, QuarterMergesItsMonths) {
   EXPECT_EQ(Table("2026-Q5").at("error"), "bad_period");
 }
 
+// Each KPI is met or not per the period the standard assesses it in: a month's contract signing
+// is for information; a quarter's timeliness is met only if each of its months was, and shows
+// them.
+TEST_F(KpiTest, MetFollowsThePeriodEachKpiIsAssessedIn) {
+  const json march_signing = Kpi(Table("2026-03"), "contract_signing");
+  EXPECT_TRUE(march_signing.at("met").is_null());
+  EXPECT_EQ(march_signing.at("denominator"), 4);  // the figure itself is still there
+  EXPECT_TRUE(march_signing.contains("note"));
+  EXPECT_EQ(Kpi(Table("2026-Q1"), "contract_signing").at("met"), false);  // 4 of 5
+
+  const json q1 = Kpi(Table("2026-Q1"), "timeliness");
+  ASSERT_EQ(q1.at("by_month").size(), 3u);
+  EXPECT_EQ(q1["by_month"][0], json::parse(R"({"month":"2026-01","numerator":0,"denominator":0,
+                                               "value":null,"met":null})"));
+  EXPECT_EQ(q1["by_month"][1]["met"], true);   // A5
+  EXPECT_EQ(q1["by_month"][2]["met"], false);  // A1 met, A2 missed
+  EXPECT_EQ(q1.at("met"), false);              // although 2 of 3 pooled
+  // Months without callbacks leave met to the one that has them (March).
+  const json callbacks = Kpi(Table("2026-Q1"), "callback_satisfaction");
+  EXPECT_EQ(callbacks.at("met"), Kpi(Table("2026-03"), "callback_satisfaction").at("met"));
+  EXPECT_FALSE(Kpi(Table("2026-03"), "timeliness").contains("by_month"));
+}
+
 TEST_F(KpiTest, OrgsAreSeparate) {
   ExpectRatio(Kpi(Table("2026-03", "KM.GD"), "timeliness"), {"app/G1"}, {"app/G1"});
   // All orgs merged; ids follow bucket key order (kpi/m/KM.GD/… before kpi/m/KM.XS/…).

@@ -282,7 +282,8 @@ struct KpiTargets {
 
 // The KPI table of `period` ("YYYY-MM" or "YYYY-Qn") for `org` (nullopt: every org merged):
 // {period, org, months[], kpis: [{id, name_zh, numerator, denominator, value, target, met,
-//   numerator_ids[], denominator_ids[], [undetermined_ids[]], assessed_per}],
+//   numerator_ids[], denominator_ids[], [undetermined_ids[]], assessed_per, [note],
+//   [by_month: [{month, numerator, denominator, value, met}]]}],
 //  supporting: {callback_rate, document_review_pass_rate, site_inspection_coverage,
 //   backdated_events, urges_issued, training_hours, violations}}.
 // A bad period gives {"error": "bad_period", "period": …}.
@@ -290,6 +291,11 @@ struct KpiTargets {
 // `value` is numerator ÷ denominator. Items the calendar cannot judge (undetermined_ids) count in
 // neither; `met` is true when the target is reached even if all of them fail, false when it is
 // missed even if all of them pass, null when they decide it or when there is nothing to judge.
+// `met` follows the period each KPI is assessed in (assessed_per): a quarter-assessed KPI in a
+// month's table has met null and a `note` (its figure is for information); a month-assessed KPI in
+// a quarter's table lists its months (`by_month`) and is met only if every month with something
+// to judge met it (false if one did not, null if one is undetermined or none had anything); its
+// numerator and denominator are the quarter's pooled.
 // Formulas (ids are application streams "app/<id>", or report streams for KPI 5; they are listed
 // in bucket key order, then position order within a bucket, whatever the order of `states`):
 //  timeliness            new_install / capacity_increase archived in the period; met when it was
