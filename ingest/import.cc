@@ -878,10 +878,14 @@ class Pipeline {
       ++summary_.rows;
       if (row.rejection) {
         ++summary_.rejected;
-      } else if (row.duplicate()) {
-        ++summary_.duplicates;
       } else {
-        ++summary_.accepted;
+        if (row.duplicate()) {
+          ++summary_.duplicates;
+        } else {
+          ++summary_.accepted;
+        }
+        // A duplicate reports the violations its original was stored with, so importing a file
+        // again counts them as the first import did.
         if (!row.stored->violations.empty()) ++summary_.with_violations;
       }
       if (on_row_) on_row_(row);

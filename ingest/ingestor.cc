@@ -105,8 +105,9 @@ Ingestor::Ingestor(ledger::Ledger& ledger, std::function<int64_t()> now_us)
   }
 }
 
-ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& stream) {
-  auto events = ledger_.ReadStream(stream);
+ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& stream,
+                                                           uint64_t versions_max) {
+  auto events = ledger_.ReadStream(stream, 0, versions_max);
   if (!events.ok()) return events.status();
   StoredStream stored_stream;
   stored_stream.events = std::move(events).value();
@@ -229,6 +230,42 @@ void Ingestor::AppendToReport(std::shared_ptr<Attempt> attempt) {
       });
 }
 
+domain::Verdict Ingestor::JudgeOn(const StoredStream& stored, const domain::ClientEvent& event,
+                                  int64_t recorded_at_us) {
+  domain::Verdict verdict = domain::Judge(stored.facts, event.type, event.payload);
+  if (verdict.valid() && stored.accepted_on) {
+    if (auto type = domain::ParseAppEventType(event.type)) {
+      verdict.invalid = domain::DatedBeforeAcceptance(*type, *stored.accepted_on,
+                                                      domain::LocalDateOf(event.occurred_at_us));
+    }
+  }
+  if (verdict.valid() && event.type == "Corrected") {
+    verdict.invalid = JudgeCorrection(stored.events, event, recorded_at_us);
+  }
+  if (verdict.valid() && event.type == "MeterConnected") {
+    for (domain::RuleBreach& later : domain::ConnectionDateViolations(
+             stored.facts, stored.dates, domain::LocalDateOf(event.occurred_at_us))) {
+      verdict.violations.push_back(std::move(later));
+    }
+  }
+  return verdict;
+}
+
+// The original was judged on the events of its stream before it and appended with that version
+// (Judge, AppendOpening), and stored events never change: judging it again on them gives exactly
+// the violations it was stored with. A retry is rare, so one read of the stream is cheap enough.
+ledger::Result<std::vector<domain::RuleBreach>> Ingestor::OriginalViolations(
+    const domain::ClientEvent& event, const ledger::AppendedEvent& original) {
+  auto before = ReadFacts(event.stream, original.version);
+  if (!before.ok()) return before.status();
+  auto stored = ledger_.ReadOne(original.position);
+  if (!stored.ok()) return stored.status();
+  domain::Verdict verdict = JudgeOn(*before, event, stored->recorded_at_us);
+  // An event the rules now call invalid (stored by an older version of them) has no violations.
+  if (!verdict.valid()) return std::vector<domain::RuleBreach>();
+  return std::move(verdict.violations);
+}
+
 // Judges an application event on its stream as stored and appends it with the version judged on.
 // Runs on the caller's thread first and on the completer thread after a lost race (or after an
 // opening append that the stored stream answered; see AppendOpening).
@@ -248,14 +285,20 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
   auto retry_of = ledger_.FindEventId(event.event_id);
   if (!retry_of.ok()) return attempt->done(FromStatus(retry_of.status()));
   if (retry_of->has_value()) {
-    // A retry: the ledger answers it with the original position (or duplicate_mismatch).
-    return ledger_.AppendAsync(ToAppendRequest(event),
-                               [attempt](ledger::Result<ledger::AppendResult> appended) {
-                                 if (!appended.ok()) {
-                                   return attempt->done(FromStatus(appended.status()));
-                                 }
-                                 attempt->done(IngestOutcome{appended->events.front(), {}});
-                               });
+    // A retry: the ledger answers it with the original position (or duplicate_mismatch), and the
+    // client that lost the first answer gets all of it, the violations included.
+    return ledger_.AppendAsync(
+        ToAppendRequest(event), [this, attempt](ledger::Result<ledger::AppendResult> appended) {
+          if (!appended.ok()) {
+            return attempt->done(FromStatus(appended.status()));
+          }
+          const ledger::AppendedEvent original = appended->events.front();
+          auto violations = OriginalViolations(attempt->event, original);
+          if (!violations.ok()) {
+            return attempt->done(FromStatus(violations.status()));
+          }
+          attempt->done(IngestOutcome{original, std::move(violations).value()});
+        });
   }
   const int64_t version = stored->version;
   if (event.expected_version && *event.expected_version != version) {
@@ -265,22 +308,7 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
                                                        std::to_string(*event.expected_version))
                                         .WithCurrentVersion(version)));
   }
-  domain::Verdict verdict = domain::Judge(stored->facts, event.type, event.payload);
-  if (verdict.valid() && stored->accepted_on) {
-    if (auto type = domain::ParseAppEventType(event.type)) {
-      verdict.invalid = domain::DatedBeforeAcceptance(*type, *stored->accepted_on,
-                                                      domain::LocalDateOf(event.occurred_at_us));
-    }
-  }
-  if (verdict.valid() && event.type == "Corrected") {
-    verdict.invalid = JudgeCorrection(stored->events, event, now_us_());
-  }
-  if (verdict.valid() && event.type == "MeterConnected") {
-    for (domain::RuleBreach& later : domain::ConnectionDateViolations(
-             stored->facts, stored->dates, domain::LocalDateOf(event.occurred_at_us))) {
-      verdict.violations.push_back(std::move(later));
-    }
-  }
+  domain::Verdict verdict = JudgeOn(*stored, event, now_us_());
   if (!verdict.valid()) {
     return attempt->done(IngestError{
         ledger::Status(ledger::Code::kInvalid, verdict.invalid->message), verdict.invalid});

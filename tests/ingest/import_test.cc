@@ -196,6 +196,30 @@ TEST_F(LedgerImportTest, ImportingTheSameFileTwiceAppendsNothingTheSecondTime) {
   EXPECT_EQ(target_->ledger->HeadDigest().hash_hex, before.hash_hex);
 }
 
+// A re-import (an interrupted import resumed, a retry) answers as the first import did: each
+// duplicate row carries the violations its original was stored with, and the summary counts them.
+TEST_F(LedgerImportTest, ReimportedRowsReportTheViolationsTheyWereStoredWith) {
+  const std::string text =
+      Event("app/KM-V", "ApplicationAccepted", "v-1", "2026-03-02T09:00:00+08:00", Accepted("C1")) +
+      "\n" +
+      Event("app/KM-V", "MeterConnected", "v-2", "2026-03-03T09:00:00+08:00",
+            {{"meter_id", "M1"}}) +
+      "\n";
+  Imported first = RunImport(target_->append, text, ImportFormat::kJsonl);
+  ASSERT_EQ(first.summary.accepted, 2u);
+  ASSERT_EQ(first.summary.with_violations, 1u);
+  ASSERT_FALSE(first.rows[1].stored->violations.empty());
+
+  Imported again = RunImport(target_->append, text, ImportFormat::kJsonl);
+  EXPECT_EQ(again.summary.duplicates, 2u);
+  EXPECT_EQ(again.summary.with_violations, 1u);
+  ASSERT_TRUE(again.rows[1].duplicate());
+  ASSERT_EQ(again.rows[1].stored->violations.size(), first.rows[1].stored->violations.size());
+  for (size_t i = 0; i < again.rows[1].stored->violations.size(); ++i) {
+    EXPECT_EQ(again.rows[1].stored->violations[i].rule, first.rows[1].stored->violations[i].rule);
+  }
+}
+
 TEST_F(LedgerImportTest, RowsAppendedLiveBeforeAreDuplicatesNotMismatches) {
   // The import flag is part of an event's content; the same record stored by a live append
   // (no flag) must still be recognised as the same fact.

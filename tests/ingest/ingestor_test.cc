@@ -98,6 +98,39 @@ TEST_F(IngestorTest, RetryIsADuplicateEvenWhenTheRulesWouldNowRefuseIt) {
   EXPECT_EQ(std::get<IngestOutcome>(retry).appended.position, 1u);
 }
 
+// A client that lost the answer to an append retries it; it must get the original answer, the
+// violations it was stored with included — also after later events changed the application.
+TEST_F(IngestorTest, RetryIsAnsweredWithTheOriginalViolations) {
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
+  const std::string connected = Json("m", "MeterConnected", R"({"meter_id":"M1"})");
+  auto first = Ingest(connected);
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(first));
+  ASSERT_FALSE(std::get<IngestOutcome>(first).violations.empty());
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(Json("c", "ContractSigned", R"({"contract_id":"K1"})"))));
+
+  auto retry = Ingest(connected);
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(retry));
+  const IngestOutcome& again = std::get<IngestOutcome>(retry);
+  EXPECT_TRUE(again.appended.duplicate);
+  EXPECT_EQ(again.appended.position, 2u);
+  auto rules = [](const IngestOutcome& outcome) {
+    std::vector<std::pair<std::string, std::string>> listed;
+    for (const auto& violation : outcome.violations) {
+      listed.emplace_back(violation.rule, violation.message);
+    }
+    return listed;
+  };
+  EXPECT_EQ(rules(again), rules(std::get<IngestOutcome>(first)));
+  EXPECT_EQ(ledger_->Head(), 3u);
+
+  // A retry of an event stored without violations still has none.
+  auto accepted_again = Ingest(Json("a", "ApplicationAccepted", kAccepted));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(accepted_again));
+  EXPECT_TRUE(std::get<IngestOutcome>(accepted_again).violations.empty());
+}
+
 TEST_F(IngestorTest, StaleExpectedVersionIsAConflictBeforeAnyJudgement) {
   ASSERT_TRUE(
       std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));

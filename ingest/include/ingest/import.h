@@ -120,7 +120,7 @@ struct ImportSummary {
   uint64_t accepted = 0;         // newly stored
   uint64_t duplicates = 0;       // already stored under their event_id: nothing appended
   uint64_t rejected = 0;         // not stored
-  uint64_t with_violations = 0;  // accepted rows stored with workflow violations
+  uint64_t with_violations = 0;  // rows stored (now or before) with workflow violations
   std::optional<ImportFailure> failure;
 
   bool ok() const { return rejected == 0 && !failure; }

@@ -4,7 +4,8 @@
 // concurrent writers.
 //
 //   occurred_at in the future   → rejected (rule occurred_in_future): not yet a fact
-//   retry of a stored event_id  → passed to the ledger unjudged (returns the original position)
+//   retry of a stored event_id  → passed to the ledger unjudged (returns the original position),
+//                                 answered with the violations the original was stored with
 //   stale expected_version      → version_conflict, before any judgement
 //   expected_version -1         → judged on no facts and appended without reading the stream first
 //                                 (the ledger checks that it is new); the same answers as above
@@ -78,8 +79,18 @@ class Ingestor {
     std::optional<domain::Date> accepted_on;  // business date of ApplicationAccepted, as corrected
     std::vector<ledger::StoredEvent> events;  // as stored (a Corrected is judged on them)
   };
-  // The workflow facts of `stream` as stored, and the stream's version they reflect.
-  ledger::Result<StoredStream> ReadFacts(const std::string& stream);
+  // The workflow facts of `stream` as stored (of its first `versions_max` events), and the
+  // stream's version they reflect.
+  ledger::Result<StoredStream> ReadFacts(const std::string& stream,
+                                         uint64_t versions_max = ledger::Ledger::kReadAll);
+  // The verdict of the workflow rules on `event` appended after `stored`, recorded at
+  // `recorded_at_us` (the time a Corrected is judged at).
+  domain::Verdict JudgeOn(const StoredStream& stored, const domain::ClientEvent& event,
+                          int64_t recorded_at_us);
+  // The violations `original`, the stored event a retry of `event` was answered with, was
+  // stored with.
+  ledger::Result<std::vector<domain::RuleBreach>> OriginalViolations(
+      const domain::ClientEvent& event, const ledger::AppendedEvent& original);
   void Judge(std::shared_ptr<Attempt> attempt);
   // The fast way of an event with expected_version -1: judged on no facts, without reading.
   void AppendOpening(std::shared_ptr<Attempt> attempt);
