@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   bool overdue_table = false;
   auto* overdue = app.add_subcommand("overdue", "clocks overdue at a time, most escalated first");
   overdue->add_option("--at", overdue_at, "time (YYYY-MM-DD = end of that day); default now");
-  overdue->add_option("--org", overdue_org, "only this org unit");
+  overdue->add_option("--org", overdue_org, "only this org unit and those below it");
   overdue->add_flag("--table", overdue_table, "a readable table instead of JSON lines");
 
   std::string kpi_period;
@@ -134,7 +134,8 @@ int main(int argc, char** argv) {
       evidence->add_option("--period", evidence_period,
                            "YYYY-MM or YYYY-Qn: coverage of reviews, inspections and callbacks, "
                            "and the third-party surveys");
-  evidence->add_option("--org", evidence_org, "only this org unit (with --period)")
+  evidence
+      ->add_option("--org", evidence_org, "only this org unit and those below it (with --period)")
       ->needs(evidence_for_period);
   evidence_app->excludes(evidence_for_period);
   evidence->require_option(1, 2);

@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "domain/event_json.h"
+#include "ingest/auth.h"
 #include "ingest/event_codec.h"
 #include "projections/application.h"
 #include "projections/engine.h"
@@ -131,9 +132,17 @@ int OverdueCommand(const DataOptions& options, const std::optional<std::string>&
   if (!caught_up.ok()) return Fail(out, "io_error", caught_up.message(), kExitFailure);
 
   std::vector<projections::OverdueRow> undetermined;
-  auto rows = projections::OverdueAt(*context->ledger, engine, *at_us, org, context->calendar,
-                                     context->profile, &undetermined);
+  auto rows = projections::OverdueAt(*context->ledger, engine, *at_us, std::nullopt,
+                                     context->calendar, context->profile, &undetermined);
   if (!rows.ok()) return Fail(out, "io_error", rows.status().message(), kExitFailure);
+  if (org) {
+    // An org's list holds the late steps of the org units below it too, as ledgerd's does.
+    auto outside = [&org](const projections::OverdueRow& row) {
+      return !ingest::OrgWithin(row.org, *org);
+    };
+    std::erase_if(*rows, outside);
+    std::erase_if(undetermined, outside);
+  }
   json listed = json::array();
   for (const auto& row : *rows) listed.push_back(projections::OverdueJson(row));
   json missing = json::array();
@@ -303,7 +312,18 @@ int EvidenceCoverageCommand(const DataOptions& options, const std::string& perio
   if (!context) return kExitFailure;
   auto states = engine->EvidenceStates();
   if (!states.ok()) return Fail(out, "io_error", states.status().message(), kExitFailure);
-  out << projections::EvidenceCoverage(*states, period, org).dump() << "\n";
+  if (!org) {
+    out << projections::EvidenceCoverage(*states, period, org).dump() << "\n";
+    return kExitOk;
+  }
+  // The applications of the org and of the units below it, as ledgerd counts them; surveys
+  // belong to no org.
+  std::erase_if(*states, [&org](const projections::EvidenceState& state) {
+    return !state.stream.starts_with("survey/") && !ingest::OrgWithin(state.org, *org);
+  });
+  json coverage = projections::EvidenceCoverage(*states, period, std::nullopt);
+  coverage["org"] = *org;
+  out << coverage.dump() << "\n";
   return kExitOk;
 }
 

@@ -107,10 +107,14 @@ constexpr std::array kAppendRules = {
 constexpr std::string_view kSensitiveDataAccessed = "SensitiveDataAccessed";
 
 // What each role may do besides appending. kOwnOrg: only with the request's org equal to the
-// principal's (so "" = all orgs is refused); kAnyOrg: any org, or all of them.
-enum class Scope : uint8_t { kNo, kOwnOrg, kAnyOrg };
+// principal's (so "" = all orgs is refused); kOrgTree: the principal's org or one below it
+// (OrgWithin); kAnyOrg: any org, or all of them. A director heads its org and the units below it
+// (it approves their staff's reads, IsSuperior), so it reads their applications and reports too;
+// it still appends only to its own org's (CheckAppend).
+enum class Scope : uint8_t { kNo, kOwnOrg, kOrgTree, kAnyOrg };
 constexpr Scope N = Scope::kNo;
 constexpr Scope O = Scope::kOwnOrg;
+constexpr Scope T = Scope::kOrgTree;
 constexpr Scope A = Scope::kAnyOrg;
 // clang-format off
 constexpr std::array<std::array<Scope, kAccessCount>, kRoleCount> kAccessMatrix = {{
@@ -118,7 +122,7 @@ constexpr std::array<std::array<Scope, kAccessCount>, kRoleCount> kAccessMatrix 
     /* clerk */          {{N,      N,        O,              O,          N,     N,     N,     N}},
     /* inspector */      {{N,      N,        O,              O,          N,     N,     N,     N}},
     /* callback_agent */ {{N,      N,        O,              O,          N,     N,     N,     N}},
-    /* director */       {{N,      N,        O,              O,          N,     O,     N,     N}},
+    /* director */       {{N,      N,        T,              T,          N,     O,     N,     N}},
     /* auditor */        {{A,      A,        A,              A,          A,     N,     N,     N}},
     /* reader */         {{A,      A,        N,              N,          N,     N,     N,     N}},
     /* admin */          {{N,      N,        N,              N,          A,     A,     A,     A}},
@@ -220,9 +224,16 @@ std::string_view RoleName(Role role) {
   return kRoleNames[index];
 }
 
+bool OrgWithin(std::string_view org, std::string_view top) {
+  return !top.empty() && org.starts_with(top) &&
+         (org.size() == top.size() || org[top.size()] == '.');
+}
+
+bool ReachesOrgsBelow(Role role, Access access) { return ScopeOf(role, access) == Scope::kOrgTree; }
+
 bool IsSuperior(const Principal& approver, const Principal& reader) {
   return approver.role == Role::kDirector && approver.id != reader.id &&
-         (approver.org == reader.org || reader.org.starts_with(approver.org + "."));
+         OrgWithin(reader.org, approver.org);
 }
 
 std::optional<std::string> CheckAccess(const Principal& principal, Access access,
@@ -240,6 +251,15 @@ std::optional<std::string> CheckAccess(const Principal& principal, Access access
       }
       return "role " + role + " of org " + principal.org + " may not " + std::string(info.action) +
              " of org " + std::string(org) + ": it sees only its own org.";
+    case Scope::kOrgTree:
+      if (OrgWithin(org, principal.org)) return std::nullopt;
+      if (org.empty()) {
+        return "role " + role + " may " + std::string(info.action) + " only of its own org " +
+               principal.org + " and the orgs below it, and this request is about all orgs.";
+      }
+      return "role " + role + " of org " + principal.org + " may not " + std::string(info.action) +
+             " of org " + std::string(org) + ": it sees only its own org and the orgs below it (" +
+             principal.org + ".*).";
     case Scope::kNo:
       break;
   }

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "domain/event_json.h"
@@ -759,7 +760,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
       auto states = service.engine().EvidenceStates();
       if (!states.ok()) return Answer(FromStatus(states.status()));
-      return Answer(projections::EvidenceCoverage(*states, period, org));
+      if (!org) return Answer(projections::EvidenceCoverage(*states, period, org));
+      // The applications of the org's tree (a director's units too); surveys belong to no org.
+      std::erase_if(*states, [&org](const projections::EvidenceState& state) {
+        return !state.stream.starts_with("survey/") && !ingest::OrgWithin(state.org, *org);
+      });
+      json coverage = projections::EvidenceCoverage(*states, period, std::nullopt);
+      coverage["org"] = *org;
+      return Answer(coverage);
     });
   }
 
@@ -785,7 +793,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // The org a report (overdue list, KPI table, a period's evidence) is about: the one asked for;
   // with none, all orgs, or the principal's own org when it may see only that (a director's "my
-  // KPI table").
+  // KPI table"). Overdue lists and evidence of an org include the orgs below it (OrgWithin).
   std::optional<std::string> ReportOrg(const ingest::Principal& principal) {
     auto it = target_.query.find("org");
     if (it != target_.query.end()) return it->second;
@@ -803,9 +811,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     OffLoad([&service, at_us, org]() -> std::pair<http::status, std::string> {
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
       std::vector<projections::OverdueRow> undetermined;
-      auto rows = projections::OverdueAt(service.ledger(), service.engine(), at_us, org,
+      // All orgs, then those of the org's tree: the list of an org (a director's) holds the late
+      // steps of the units below it too.
+      auto rows = projections::OverdueAt(service.ledger(), service.engine(), at_us, std::nullopt,
                                          service.calendar(), service.profile(), &undetermined);
       if (!rows.ok()) return Answer(FromStatus(rows.status()));
+      if (org) {
+        auto outside = [&org](const projections::OverdueRow& row) {
+          return !ingest::OrgWithin(row.org, *org);
+        };
+        std::erase_if(*rows, outside);
+        std::erase_if(undetermined, outside);
+      }
       json list = json::array();
       for (const auto& row : *rows) list.push_back(projections::OverdueJson(row));
       json missing = json::array();
@@ -830,17 +847,63 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Service& service = service_;
     OffLoad([&service, period = period->second, org,
              as_of = *as_of]() -> std::pair<http::status, std::string> {
-      if (as_of) {
-        auto table = service.KpiTableAsOf(period, org, *as_of);
-        if (auto* error = std::get_if<ServiceError>(&table)) return Answer(*error);
-        return Answer(std::get<nlohmann::json>(table));
-      }
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
       auto states = service.engine().KpiStates();
       if (!states.ok()) return Answer(FromStatus(states.status()));
-      return Answer(projections::KpiTable(*states, period, org, service.calendar(),
-                                          service.profile(), {}, service.NowUs()));
+      // Judged on the buckets as they are now, also for as_of: org units come and go rarely.
+      const OrgUnits units = KpiOrgUnits(*states, period, org);
+      if (units.refusal) return Answer(*units.refusal);
+      json table;
+      if (as_of) {
+        auto replayed = service.KpiTableAsOf(period, org, *as_of);
+        if (auto* error = std::get_if<ServiceError>(&replayed)) return Answer(*error);
+        table = std::get<nlohmann::json>(std::move(replayed));
+      } else {
+        table = projections::KpiTable(*states, period, org, service.calendar(), service.profile(),
+                                      {}, service.NowUs());
+      }
+      if (!units.below.empty()) table["org_units_below"] = units.below;
+      return Answer(table);
     });
+  }
+
+  // The KPI table is per org unit (projections/kpi.h): an org's figures are those of the
+  // applications and reports of that unit itself, not of the units below it, and the KPI engine
+  // does not roll them up. So a table asked for an org that has no figures of its own in the
+  // period while units below it have some (a director of KM whose applications are all accepted
+  // in KM.XS) would be empty without saying why: it is refused, naming those units. An org with
+  // figures of its own gets its table, with the units below that have figures listed beside it.
+  struct OrgUnits {
+    std::vector<std::string> below;  // org units below `org` with figures in the period
+    std::optional<ServiceError> refusal;
+  };
+  static OrgUnits KpiOrgUnits(const std::vector<projections::KpiState>& states,
+                              const std::string& period, const std::optional<std::string>& org) {
+    OrgUnits units;
+    if (!org) return units;  // all orgs merged
+    const std::vector<std::string> months =
+        projections::PeriodMonths(period).value_or(std::vector<std::string>{});
+    bool own = false;
+    std::set<std::string> below;
+    for (const projections::KpiState& state : states) {
+      if (std::find(months.begin(), months.end(), state.month) == months.end()) continue;
+      if (state.org == *org) {
+        own = true;
+      } else if (ingest::OrgWithin(state.org, *org)) {
+        below.insert(state.org);
+      }
+    }
+    units.below.assign(below.begin(), below.end());
+    if (own || units.below.empty()) return units;
+    std::string listed;
+    for (const std::string& unit : units.below) listed += (listed.empty() ? "" : ", ") + unit;
+    units.refusal = InvalidField("org", "kpi_per_org_unit",
+                                 "KPI tables are per org unit and org " + *org +
+                                     " has no KPI figures of its own in " + period +
+                                     "; the org units below it with figures are " + listed +
+                                     ": ask for each of them (org=" + units.below.front() + ")");
+    units.refusal->error["org_units"] = units.below;
+    return units;
   }
 
   void GetVerify(const ingest::Principal& principal) {

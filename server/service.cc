@@ -149,9 +149,11 @@ std::optional<ServiceError> Service::CheckStreamRead(const ingest::Principal& pr
 std::optional<ServiceError> Service::CheckApplicationRead(const ingest::Principal& principal,
                                                           const std::string& org) const {
   if (!CheckAccess(principal, ingest::Access::kReadApplication, org)) return std::nullopt;
+  const bool below = ingest::ReachesOrgsBelow(principal.role, ingest::Access::kReadApplication);
   return MakeError(ErrorKind::kForbidden, "forbidden",
                    "role " + std::string(ingest::RoleName(principal.role)) + " of org " +
-                       principal.org + " may read only its own org's applications");
+                       principal.org + " may read only its own org's applications" +
+                       (below ? " and those of the orgs below it" : ""));
 }
 
 void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,

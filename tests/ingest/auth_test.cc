@@ -293,7 +293,8 @@ TEST(CheckAppendTest, UnknownTypeAndWrongStreamAreRefused) {
 
 // The expected scope of each role for each Access, in enum order:
 // ReadLog, Subscribe, ReadApplication, ReadReports, Verify, Import, Backup, Admin.
-// 'A' = any org (and all orgs), 'O' = own org only, '-' = never.
+// 'A' = any org (and all orgs), 'O' = own org only, 'T' = own org and the orgs below it,
+// '-' = never.
 struct AccessRow {
   Role role;
   std::string_view scopes;
@@ -302,7 +303,7 @@ constexpr std::array<AccessRow, 7> kExpectedAccess = {{
     {Role::kClerk, "--OO----"},
     {Role::kInspector, "--OO----"},
     {Role::kCallbackAgent, "--OO----"},
-    {Role::kDirector, "--OO-O--"},
+    {Role::kDirector, "--TT-O--"},
     {Role::kAuditor, "AAAAA---"},
     {Role::kReader, "AA------"},
     {Role::kAdmin, "----AAAA"},
@@ -321,8 +322,38 @@ TEST(CheckAccessTest, FollowsTheRoleMatrixForOwnOtherAndAllOrgs) {
       EXPECT_EQ(!CheckAccess(principal, kAllAccess[i], kOtherOrg).has_value(), scope == 'A')
           << label;
       EXPECT_EQ(!CheckAccess(principal, kAllAccess[i], "").has_value(), scope == 'A') << label;
+      const std::string below = std::string(kOrg) + ".OPS";
+      EXPECT_EQ(!CheckAccess(principal, kAllAccess[i], below).has_value(),
+                scope == 'A' || scope == 'T')
+          << label;
     }
   }
+}
+
+// A director heads its org and the units below it: it approves their staff's reads (IsSuperior),
+// so it reads their applications and reports too — but not a sibling's, nor one whose id merely
+// starts with its own.
+TEST(CheckAccessTest, ADirectorReadsTheOrgsBelowItsOwn) {
+  const Principal chief = Who(Role::kDirector, "D0", "KM");
+  for (Access access : {Access::kReadApplication, Access::kReadReports}) {
+    EXPECT_FALSE(CheckAccess(chief, access, "KM").has_value());
+    EXPECT_FALSE(CheckAccess(chief, access, "KM.XS").has_value());
+    EXPECT_FALSE(CheckAccess(chief, access, "KM.XS.OPS").has_value());
+    EXPECT_TRUE(CheckAccess(chief, access, "KMX").has_value());
+    EXPECT_TRUE(CheckAccess(chief, access, "QJ").has_value());
+    EXPECT_TRUE(CheckAccess(chief, access, "").has_value());
+  }
+  const auto sibling =
+      CheckAccess(Who(Role::kDirector, "D1", "KM.XS"), Access::kReadReports, "KM.GD");
+  ASSERT_TRUE(sibling.has_value());
+  EXPECT_NE(sibling->find("its own org and the orgs below it"), std::string::npos) << *sibling;
+  // Still its own org only for a clerk, and for a director's appends.
+  EXPECT_TRUE(
+      CheckAccess(Who(Role::kClerk, "S1", "KM"), Access::kReadApplication, "KM.XS").has_value());
+  EXPECT_TRUE(CheckAccess(chief, Access::kImport, "KM.XS").has_value());
+  EXPECT_TRUE(OrgWithin("KM.XS", "KM"));
+  EXPECT_FALSE(OrgWithin("KM", "KM.XS"));
+  EXPECT_FALSE(OrgWithin("KMX", "KM"));
 }
 
 TEST(CheckAccessTest, RefusalsNameTheRoleAndTheReason) {

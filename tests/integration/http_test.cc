@@ -493,6 +493,56 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   EXPECT_EQ(client_.Get("/v1/nothing", auditor).status, 404);
 }
 
+// A director heads its org and the units below it (KM above KM.XS): it approves their reads, so
+// it reads their applications, overdue steps and evidence too. KPI tables are per org unit: one
+// for KM, which has no figures of its own, is refused naming the units below that have some.
+TEST_F(HttpTest, ADirectorReadsTheOrgsBelowItsOwn) {
+  AppendSample();
+  json late = SampleEvents().front();
+  late["stream"] = "app/XS-2026-LATE";
+  late["event_id"] = "late-1";
+  ASSERT_EQ(Post(late, "clerk").status, 200);
+  const std::string chief = server_.token("chief");  // director of KM
+
+  HttpResponse app = client_.Get("/v1/apps/XS-2026-000123?at=2026-03-10", chief);
+  EXPECT_EQ(app.status, 200) << app.body;
+  EXPECT_EQ(client_.Get("/v1/streams/app/XS-2026-000123", chief).status, 200);
+  EXPECT_EQ(client_.Get("/v1/evidence/XS-2026-000123", chief).status, 200);
+
+  HttpResponse overdue = client_.Get("/v1/overdue?at=2026-06-30", chief);
+  ASSERT_EQ(overdue.status, 200) << overdue.body;
+  EXPECT_EQ(Body(overdue)["org"], "KM");
+  std::set<std::string> late_streams;
+  const json listed = Body(overdue);  // held: a temporary's member would dangle in the loop
+  for (const json& row : listed["overdue"]) late_streams.insert(row["stream"].get<std::string>());
+  EXPECT_TRUE(late_streams.contains("app/XS-2026-LATE")) << overdue.body;
+  // The same list as the unit's own, asked for by name.
+  HttpResponse unit = client_.Get("/v1/overdue?at=2026-06-30&org=KM.XS", chief);
+  ASSERT_EQ(unit.status, 200) << unit.body;
+  EXPECT_EQ(Body(unit)["overdue"], Body(overdue)["overdue"]);
+  EXPECT_EQ(
+      client_.Get("/v1/overdue?at=2026-06-30&org=KM.XS", server_.token("other_director")).status,
+      403);
+
+  const json evidence = Body(client_.Get("/v1/evidence?period=2026-Q2", chief));
+  EXPECT_EQ(evidence["org"], "KM") << evidence.dump();
+  EXPECT_EQ(evidence["callback"]["covered_ids"], json::array({"app/XS-2026-000123"}))
+      << evidence.dump();
+
+  HttpResponse kpi = client_.Get("/v1/kpi?period=2026-Q2", chief);
+  ASSERT_EQ(kpi.status, 400) << kpi.body;
+  EXPECT_EQ(Body(kpi)["error"]["field"], "org") << kpi.body;
+  EXPECT_EQ(Body(kpi)["error"]["rule"], "kpi_per_org_unit") << kpi.body;
+  EXPECT_EQ(Body(kpi)["error"]["org_units"], json::array({"KM.XS"})) << kpi.body;
+  EXPECT_NE(Body(kpi)["error"]["message"].get<std::string>().find("per org unit"),
+            std::string::npos)
+      << kpi.body;
+  HttpResponse unit_kpi = client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS", chief);
+  ASSERT_EQ(unit_kpi.status, 200) << unit_kpi.body;
+  EXPECT_EQ(Body(unit_kpi)["kpis"], Body(client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS",
+                                                     server_.token("auditor")))["kpis"]);
+}
+
 // The import summary is the one ledgerctl import prints (IMPORT.md): it also counts the rows
 // stored with workflow violations.
 TEST_F(HttpTest, AnImportCountsTheRowsStoredWithViolations) {

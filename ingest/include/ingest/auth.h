@@ -51,9 +51,18 @@ enum class Access {
 };
 
 // nullopt when allowed; otherwise one sentence saying why not (answered as 403 / a forbidden
-// frame). `org`: the org unit the request is about ("" = all orgs or not org-specific).
+// frame). `org`: the org unit the request is about ("" = all orgs or not org-specific). A
+// director's reads of applications and reports reach the orgs below its own (ReachesOrgsBelow).
 std::optional<std::string> CheckAccess(const Principal& principal, Access access,
                                        std::string_view org = "");
+
+// Whether org unit `org` is `top` or below it: org ids are dot-separated paths, so KM.XS and
+// KM.XS.OPS are within KM, and KMX is not.
+bool OrgWithin(std::string_view org, std::string_view top);
+
+// Whether `role` has `access` to the orgs below its own as well as its own (a director reads
+// the applications and reports of its org's units); otherwise an own-org right is its org alone.
+bool ReachesOrgsBelow(Role role, Access access);
 
 // Whether `approver` is a superior of `reader` (job standard 4.3.4): a director of the reader's
 // org or of an org above it (KM above KM.XS), and not the reader.
