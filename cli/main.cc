@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "demo_command.h"
+#include "domain/event_json.h"
 #include "http_commands.h"
 #include "import_command.h"
 #include "projection_commands.h"
@@ -104,12 +105,25 @@ int main(int argc, char** argv) {
   application->add_option("--at", app_at, "business time T: events that occurred by T");
   application->add_option("--as-of", app_as_of, "recorded time R: what the ledger knew at R");
 
+  // An org unit as events carry it. An empty or malformed --org would match no org and answer
+  // an empty list or an all-null table as if that were the org's; it is a bad command line.
+  const CLI::Validator org_unit(
+      [](std::string& org) {
+        return gridledger::domain::IsActorId(org)
+                   ? std::string()
+                   : "--org takes an org unit id, 1 to 64 of [A-Za-z0-9._:-] "
+                     "(e.g. KM.XS), not \"" +
+                         org + "\"";
+      },
+      "ORG");
+
   std::optional<std::string> overdue_at;
   std::optional<std::string> overdue_org;
   bool overdue_table = false;
   auto* overdue = app.add_subcommand("overdue", "clocks overdue at a time, most escalated first");
   overdue->add_option("--at", overdue_at, "time (YYYY-MM-DD = end of that day); default now");
-  overdue->add_option("--org", overdue_org, "only this org unit and those below it");
+  overdue->add_option("--org", overdue_org, "only this org unit and those below it")
+      ->check(org_unit);
   overdue->add_flag("--table", overdue_table, "a readable table instead of JSON lines");
 
   std::string kpi_period;
@@ -118,7 +132,7 @@ int main(int argc, char** argv) {
   bool kpi_json = false;
   auto* kpi = app.add_subcommand("kpi", "the KPI table of a month or quarter (section 7.1)");
   kpi->add_option("--period", kpi_period, "YYYY-MM or YYYY-Qn")->required();
-  kpi->add_option("--org", kpi_org, "only this org unit (default: all merged)");
+  kpi->add_option("--org", kpi_org, "only this org unit (default: all merged)")->check(org_unit);
   kpi->add_option("--as-of", kpi_as_of,
                   "recorded time R: the table as it could be reported then, before later entries "
                   "and corrections (replays the log)");
@@ -136,6 +150,7 @@ int main(int argc, char** argv) {
                            "and the third-party surveys");
   evidence
       ->add_option("--org", evidence_org, "only this org unit and those below it (with --period)")
+      ->check(org_unit)
       ->needs(evidence_for_period);
   evidence_app->excludes(evidence_for_period);
   evidence->require_option(1, 2);

@@ -753,7 +753,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (period == target_.query.end() || !projections::PeriodMonths(period->second)) {
       return Fail(BadParameter("period", "YYYY-MM or YYYY-Qn"));
     }
-    std::optional<std::string> org = ReportOrg(principal);
+    auto report_org = ReportOrg(principal);
+    if (!report_org) return;
+    const std::optional<std::string> org = *report_org;
     if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
     Service& service = service_;
     OffLoad([&service, period = period->second, org]() -> std::pair<http::status, std::string> {
@@ -794,17 +796,29 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // The org a report (overdue list, KPI table, a period's evidence) is about: the one asked for;
   // with none, all orgs, or the principal's own org when it may see only that (a director's "my
   // KPI table"). Overdue lists and evidence of an org include the orgs below it (OrgWithin).
-  std::optional<std::string> ReportOrg(const ingest::Principal& principal) {
+  // An org given empty or malformed is refused (400 org): it would match no org and answer an
+  // empty list or an all-null table as if they were some org's. nullopt after answering.
+  std::optional<std::optional<std::string>> ReportOrg(const ingest::Principal& principal) {
     auto it = target_.query.find("org");
-    if (it != target_.query.end()) return it->second;
-    if (ingest::CheckAccess(principal, ingest::Access::kReadReports, "")) return principal.org;
-    return std::nullopt;
+    if (it != target_.query.end()) {
+      if (!domain::IsActorId(it->second)) {
+        Fail(BadParameter("org", "an org unit id: 1 to 64 of [A-Za-z0-9._:-], e.g. KM.XS"));
+        return std::nullopt;
+      }
+      return std::optional<std::string>(it->second);
+    }
+    if (ingest::CheckAccess(principal, ingest::Access::kReadReports, "")) {
+      return std::optional<std::string>(principal.org);
+    }
+    return std::optional<std::string>();
   }
 
   void GetOverdue(const ingest::Principal& principal) {
     auto at = TimeParameter("at");
     if (!at) return;
-    std::optional<std::string> org = ReportOrg(principal);
+    auto report_org = ReportOrg(principal);
+    if (!report_org) return;
+    const std::optional<std::string> org = *report_org;
     if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
     Service& service = service_;
     int64_t at_us = at->value_or(service_.NowUs());
@@ -842,7 +856,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     auto as_of = TimeParameter("as_of");
     if (!as_of) return;
-    std::optional<std::string> org = ReportOrg(principal);
+    auto report_org = ReportOrg(principal);
+    if (!report_org) return;
+    const std::optional<std::string> org = *report_org;
     if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
     Service& service = service_;
     OffLoad([&service, period = period->second, org,

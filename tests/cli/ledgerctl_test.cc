@@ -580,6 +580,21 @@ TEST_F(LedgerctlTest, KpiEvidenceAndRebuildReadTheProjections) {
 
 // A correction changes what the application and the KPI table say; `kpi --as-of` still shows
 // the table as it could be reported before it, for a dispute about the figure given then.
+// An empty or malformed --org matches no org: answering it would print an empty list or an
+// all-null table as if it were some org's. It is a bad command line (2), for every report.
+TEST_F(LedgerctlTest, AnEmptyOrMalformedOrgIsABadCommandLine) {
+  ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
+  for (const std::string& command :
+       {std::string("kpi --period 2026-Q2"), std::string("overdue --at 2026-06-30"),
+        std::string("evidence --period 2026-Q2")}) {
+    for (const char* org : {"''", "'KM XS'", "'KM/XS'"}) {
+      CommandRun run = Ledgerctl(Data() + " " + command + " --org " + org);
+      EXPECT_EQ(run.exit_code, 2) << command << " --org " << org << ": " << run.out;
+    }
+    EXPECT_EQ(Ledgerctl(Data() + " " + command + " --org KM.XS").exit_code, 0) << command;
+  }
+}
+
 TEST_F(LedgerctlTest, KpiAsOfReplaysTheTableBeforeACorrection) {
   ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
   const json last = Ledgerctl(Data() + " read --from 11").lines().at(0);

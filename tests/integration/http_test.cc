@@ -543,6 +543,22 @@ TEST_F(HttpTest, ADirectorReadsTheOrgsBelowItsOwn) {
                                                      server_.token("auditor")))["kpis"]);
 }
 
+// org= given empty or malformed matches no org: an empty list or an all-null table would read as
+// that org's. Refused, naming the parameter.
+TEST_F(HttpTest, AnEmptyOrMalformedOrgIsRefused) {
+  AppendSample();
+  const std::string auditor = server_.token("auditor");
+  for (const std::string report :
+       {"/v1/kpi?period=2026-Q1", "/v1/overdue?at=2026-03-31", "/v1/evidence?period=2026-Q1"}) {
+    for (const std::string org : {"&org=", "&org=KM%20XS", "&org=KM/XS"}) {
+      HttpResponse refused = client_.Get(report + org, auditor);
+      EXPECT_EQ(refused.status, 400) << report << org << ": " << refused.body;
+      EXPECT_EQ(Body(refused)["error"]["field"], "org") << report << org << ": " << refused.body;
+    }
+    EXPECT_EQ(client_.Get(report + "&org=KM.XS", auditor).status, 200) << report;
+  }
+}
+
 // The import summary is the one ledgerctl import prints (IMPORT.md): it also counts the rows
 // stored with workflow violations.
 TEST_F(HttpTest, AnImportCountsTheRowsStoredWithViolations) {
