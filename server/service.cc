@@ -280,12 +280,26 @@ std::optional<ServiceError> Service::CheckApprover(const ingest::Principal& read
   if (approved_by.empty()) return std::nullopt;  // recorded without approval (a 4.3.4 risk)
   const std::optional<ingest::Principal> approver = Tokens()->FindById(approved_by);
   if (approver && ingest::IsSuperior(*approver, reader)) return std::nullopt;
-  return InvalidField(
-      "approved_by", "approver_not_superior",
-      "approved_by names " + std::string(approved_by) +
-          ", who is not known here as a director of org " + reader.org +
-          " or above it: a read of personal data is approved by the reader's superior (job "
-          "standard 4.3.4); without approved_by the read is recorded as not approved");
+  // Said as it is: a director who names itself is refused for that, not as if unknown.
+  const std::string name(approved_by);
+  std::string why;
+  if (name == reader.id) {
+    why = "approved_by names the reader " + name +
+          " itself: nobody approves their own read of personal data";
+  } else if (!approver) {
+    why = "approved_by names " + name + ", who holds no token here";
+  } else if (approver->role != ingest::Role::kDirector) {
+    why = "approved_by names " + name + ", whose role is " +
+          std::string(ingest::RoleName(approver->role)) + ", not director";
+  } else {
+    why = "approved_by names " + name + ", a director of org " + approver->org +
+          ", which is neither the reader's org " + reader.org + " nor above it";
+  }
+  return InvalidField("approved_by", "approver_not_superior",
+                      why +
+                          ": a read of personal data is approved by the reader's superior, a "
+                          "director of the reader's org or one above it (job standard 4.3.4); "
+                          "without approved_by the read is recorded as not approved");
 }
 
 void Service::RecordPersonalDataReadAsync(const ingest::Principal& principal, std::string_view what,

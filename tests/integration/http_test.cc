@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "domain/event_json.h"
 #include "support/http_client.h"
@@ -360,14 +361,22 @@ TEST_F(HttpTest, ReadsOfPersonalDataAreRecorded) {
   EXPECT_EQ(Body(staff)["events"].back()["data"]["approved_by"], "D0001");
   // Approval is a superior's (4.3.4): not one's own, not a peer's, not another org's director,
   // not a word. Refused, the read is not answered and nothing is recorded.
+  // Each refusal says its real reason: a director naming itself is not "unknown here".
   const uint64_t before_refusals = Head();
-  for (const auto& [reader, approver] : std::vector<std::pair<std::string, std::string>>{
-           {"director", "D0001"}, {"clerk", "S2040"}, {"clerk", "D0900"}, {"clerk", "同意"}}) {
+  for (const auto& [reader, approver, reason] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"director", "D0001", "nobody approves their own read"},
+           {"chief", "D0100", "nobody approves their own read"},
+           {"clerk", "S2040", "whose role is inspector, not director"},
+           {"clerk", "D0900", "a director of org KM.GD, which is neither the reader's org KM.XS"},
+           {"clerk", "同意", "who holds no token here"}}) {
     HttpResponse refused =
         client_.Request(http::verb::get, "/v1/evidence/XS-2026-000123", server_.token(reader), "",
                         {{"X-Approved-By", approver}});
     EXPECT_EQ(refused.status, 400) << reader << " " << approver << ": " << refused.body;
     EXPECT_EQ(Body(refused)["error"]["rule"], "approver_not_superior") << refused.body;
+    EXPECT_NE(Body(refused)["error"]["message"].get<std::string>().find(reason), std::string::npos)
+        << refused.body;
   }
   EXPECT_EQ(Head(), before_refusals);
   // A director's superior is a director of an org above his own.
