@@ -881,10 +881,29 @@ Check EncodePayload(capnp::StructSchema schema, const json& event, ClientEvent* 
   return std::nullopt;
 }
 
+// The refusal of a type that is not one of the domain's, naming what was sent (at most 64 bytes of
+// it, cut on a character boundary) and the types there are, so a client can see its typo.
+DecodeError UnknownType(std::string_view type) {
+  constexpr size_t kShownBytesMax = 64;
+  std::string shown(type.substr(0, kShownBytesMax));
+  if (type.size() > kShownBytesMax) {
+    while (!shown.empty() && (static_cast<unsigned char>(shown.back()) & 0xC0) == 0x80) {
+      shown.pop_back();
+    }
+    if (!shown.empty() && (static_cast<unsigned char>(shown.back()) & 0x80) != 0) shown.pop_back();
+    shown += "…";
+  }
+  std::string known;
+  for (const std::string& name : KnownTypes()) known += (known.empty() ? "" : ", ") + name;
+  return Fail("type", "unknown_type",
+              json(shown).dump(-1, ' ', false, json::error_handler_t::replace) +
+                  " is not an event type of the domain; the types are " + known);
+}
+
 Check DecodeType(const json& event, ClientEvent* out, const EventPlan** plan) {
   if (auto error = RequiredString(event, "type", "", &out->type)) return error;
   *plan = FindEvent(out->type);
-  if (!*plan) return Fail("type", "unknown_type", "is not an event type of the domain");
+  if (!*plan) return UnknownType(out->type);
   return std::nullopt;
 }
 
@@ -1087,7 +1106,7 @@ Decoded<ClientEvent> DecodeClientEvent(const json& event) {
 
 Decoded<json> PayloadToJson(std::string_view type, std::string_view payload) {
   const EventPlan* event = FindEvent(type);
-  if (!event) return Fail("type", "unknown_type", "is not an event type of the domain");
+  if (!event) return UnknownType(type);
   if (payload.empty() || payload.size() % sizeof(capnp::word) != 0 ||
       payload.size() > kPayloadBytesMax) {
     return Fail("payload", "bad_value",
@@ -1105,7 +1124,7 @@ Decoded<json> PayloadToJson(std::string_view type, std::string_view payload) {
 
 Decoded<std::string> PayloadFromJson(std::string_view type, const json& data) {
   const EventPlan* event = FindEvent(type);
-  if (!event) return Fail("type", "unknown_type", "is not an event type of the domain");
+  if (!event) return UnknownType(type);
   if (DepthBeyond(data, kJsonDepthMax) > kJsonDepthMax) {
     return Fail("data", "malformed_json", "is nested too deeply");
   }

@@ -339,6 +339,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       response->set(http::field::www_authenticate, "Bearer");
     }
     if (status == http::status::service_unavailable) response->set(http::field::retry_after, "1");
+    if (status == http::status::method_not_allowed) response->set(http::field::allow, allow_);
     response->keep_alive(keep_alive_ && !closing_);
     response->body() = std::move(body);
     response->body().push_back('\n');
@@ -434,7 +435,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const std::string& path = target_.path;
     const http::verb verb = request_.method();
     if (path == "/healthz") {
-      if (verb != http::verb::get) return MethodNotAllowed();
+      if (verb != http::verb::get) return MethodNotAllowed("GET");
       return Respond(http::status::ok, ordered_json{{"ok", true},
                                                     {"head", service_.ledger().Head()},
                                                     {"projections", service_.engine().checkpoint()},
@@ -446,11 +447,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (path == "/v1/events") {
       if (verb == http::verb::post) return PostEvents(*principal);
       if (verb == http::verb::get) return GetEvents(*principal);
-      return MethodNotAllowed();
+      return MethodNotAllowed("GET, POST");
     }
-    if (verb == http::verb::post && path == "/v1/import") return PostImport(*principal);
-    if (verb == http::verb::post && path == "/v1/backup") return PostBackup(*principal);
-    if (verb != http::verb::get) return MethodNotAllowed();
+    if (path == "/v1/import" || path == "/v1/backup") {
+      if (verb != http::verb::post) return MethodNotAllowed("POST");
+      return path == "/v1/import" ? PostImport(*principal) : PostBackup(*principal);
+    }
+    // Every other endpoint is read with GET; a path that is none of them is 404 whatever the
+    // method, so a known path with a wrong method is told which one it takes.
+    if (verb != http::verb::get) {
+      if (IsGetEndpoint(path)) return MethodNotAllowed("GET");
+      return NotFound();
+    }
     if (path.starts_with("/v1/streams/")) {
       return GetStream(*principal, path.substr(std::string_view("/v1/streams/").size()));
     }
@@ -471,14 +479,27 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     NotFound();
   }
 
+  static bool IsGetEndpoint(const std::string& path) {
+    for (std::string_view prefix : {"/v1/streams/", "/v1/apps/", "/v1/evidence/", "/v1/staff/"}) {
+      if (path.starts_with(prefix)) return true;
+    }
+    for (std::string_view exact :
+         {"/v1/evidence", "/v1/overdue", "/v1/kpi", "/v1/verify", "/v1/digest"}) {
+      if (path == exact) return true;
+    }
+    return false;
+  }
+
   void NotFound() {
     Fail(MakeError(ErrorKind::kNotFound, "not_found", "no such endpoint: " + target_.path));
   }
-  void MethodNotAllowed() {
+  // 405 with the methods the path takes (RFC 9110: Allow is required on a 405).
+  void MethodNotAllowed(std::string allow) {
+    allow_ = std::move(allow);
     Respond(http::status::method_not_allowed,
-            ErrorBody(MakeError(
-                ErrorKind::kInvalid, "method_not_allowed",
-                std::string(request_.method_string()) + " is not allowed on " + target_.path)));
+            ErrorBody(MakeError(ErrorKind::kInvalid, "method_not_allowed",
+                                std::string(request_.method_string()) + " is not allowed on " +
+                                    target_.path + "; it takes " + allow_)));
   }
 
   // ---- POST /v1/events: one event (an object) or a batch (an array), appended in order.
@@ -965,6 +986,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     OffLoad([&service, dest = service_.backup_dir() + "/" + name,
              who = principal.id]() -> std::pair<http::status, std::string> {
       auto backed_up = service.ledger().Backup(dest);
+      // The one input to a backup is its name, so an invalid backup is a bad name: most often one
+      // used before (a backup goes to a new directory).
+      if (!backed_up.ok() && backed_up.status().code() == ledger::Code::kInvalid) {
+        return Answer(InvalidField("name", "new_directory", backed_up.status().message()));
+      }
       if (!backed_up.ok()) return Answer(FromStatus(backed_up.status()));
       Log(LogLevel::kInfo, "backup", {{"to", dest}, {"head", backed_up->position}, {"by", who}});
       return Answer(ordered_json{{"ok", true},
@@ -1013,6 +1039,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   Target target_;
   std::chrono::steady_clock::time_point request_started_;  // for the request's log line
   std::string principal_id_;  // of the request being answered, once authenticated
+  std::string allow_;         // the methods of a 405's path (its Allow header)
   unsigned version_ = 11;
   bool keep_alive_ = true;
   bool busy_ = false;     // a request is being answered
@@ -1041,6 +1068,13 @@ std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
         if (error.kind == ErrorKind::kInternal) code = ledger::Code::kIoError;
         ingest::IngestError refused{ledger::Status(code, error.error.value("message", "")),
                                     std::nullopt, error.kind == ErrorKind::kForbidden};
+        // A row's refusal carries what a single append's does (a conflict's current_version).
+        if (auto version = error.error.find("current_version"); version != error.error.end()) {
+          refused.status.WithCurrentVersion(version->get<int64_t>());
+        }
+        if (auto position = error.error.find("position"); position != error.error.end()) {
+          refused.status.WithPosition(position->get<uint64_t>());
+        }
         if (error.error.contains("rule")) {
           refused.rule = domain::RuleBreach{error.error["rule"].get<std::string>(),
                                             error.error.value("message", "")};

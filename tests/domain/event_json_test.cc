@@ -402,6 +402,23 @@ TEST(EventJsonReject, UnknownType) {
   }
 }
 
+// The refusal names the value sent and the types there are, so the client sees its typo.
+TEST(EventJsonReject, UnknownTypeIsNamedWithTheKnownTypes) {
+  json event = ValidEvent();
+  event["type"] = "SchemeAnswered";
+  const DecodeError error = ExpectError(event);
+  EXPECT_NE(error.message.find("\"SchemeAnswered\" is not an event type"), std::string::npos)
+      << error.message;
+  EXPECT_NE(error.message.find("SchemeReplied"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find("SensitiveDataAccessed"), std::string::npos) << error.message;
+  // A long value is cut, on a character boundary.
+  event["type"] = std::string(63, 'x') + "型号";
+  const DecodeError long_type = ExpectError(event);
+  EXPECT_NE(long_type.message.find("\"" + std::string(63, 'x') + "…\""), std::string::npos)
+      << long_type.message;
+  EXPECT_FALSE(json::parse(json(long_type.message).dump()).is_discarded());
+}
+
 TEST(EventJsonReject, UnknownFieldInEnvelopeActorAndData) {
   json event = ValidEvent();
   event["recorded_at"] = "2026-03-02T09:15:00+08:00";

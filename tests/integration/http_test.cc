@@ -582,6 +582,51 @@ TEST_F(HttpTest, AnImportCountsTheRowsStoredWithViolations) {
   EXPECT_EQ(Body(imported)["with_violations"], 1) << imported.body;
 }
 
+// Error bodies carry what README.md promises: a row refused for a version conflict carries
+// current_version as a single append's 409 does; a path that exists but not with this method is
+// 405 with Allow, and only a path that does not exist is 404.
+TEST_F(HttpTest, ErrorsCarryWhatTheirStatusPromises) {
+  AppendSample();
+  json stale = SampleEvents()[1];
+  stale["event_id"] = "stale-row";
+  stale["expected_version"] = 0;  // the stream is far past version 0
+  HttpResponse single = Post(stale, PrincipalOf(stale));
+  ASSERT_EQ(single.status, 409) << single.body;
+  const json current_version = Body(single)["error"]["current_version"];
+  ASSERT_TRUE(current_version.is_number()) << single.body;
+  HttpResponse imported =
+      client_.Post("/v1/import?format=jsonl", server_.token("director"), stale.dump() + "\n");
+  ASSERT_EQ(imported.status, 409) << imported.body;
+  const json row = Body(imported)["errors"].at(0)["error"];
+  EXPECT_EQ(row["code"], "version_conflict") << imported.body;
+  EXPECT_EQ(row["current_version"], current_version) << imported.body;
+
+  json unknown = SampleEvents()[0];
+  unknown["type"] = "ApplicationAcepted";
+  HttpResponse typo = Post(unknown, "clerk");
+  ASSERT_EQ(typo.status, 400) << typo.body;
+  EXPECT_NE(Body(typo)["error"]["message"].get<std::string>().find("\"ApplicationAcepted\""),
+            std::string::npos)
+      << typo.body;
+
+  const std::string auditor = server_.token("auditor");
+  for (const auto& [verb, path, allow] :
+       std::vector<std::tuple<http::verb, std::string, std::string>>{
+           {http::verb::get, "/v1/backup", "POST"},
+           {http::verb::get, "/v1/import", "POST"},
+           {http::verb::delete_, "/v1/events", "GET, POST"},
+           {http::verb::post, "/v1/kpi?period=2026-Q1", "GET"},
+           {http::verb::put, "/v1/apps/XS-2026-000123", "GET"},
+           {http::verb::post, "/healthz", "GET"}}) {
+    HttpResponse refused = client_.Request(verb, path, auditor, "");
+    EXPECT_EQ(refused.status, 405) << path << ": " << refused.body;
+    EXPECT_EQ(refused.headers["Allow"], allow) << path;
+    EXPECT_EQ(Body(refused)["error"]["code"], "method_not_allowed") << refused.body;
+  }
+  EXPECT_EQ(client_.Request(http::verb::delete_, "/v1/nothing", auditor, "").status, 404);
+  EXPECT_EQ(client_.Request(http::verb::post, "/v1/nothing", auditor, "").status, 404);
+}
+
 // Rows of an import that do not decode are counted in gridledger_rejected_inputs_total with
 // their rule, as POST /v1/events counts events that do not decode; so is a bad CSV header.
 TEST(HttpImportMetricsTest, RowsThatDoNotDecodeAreCountedWithTheirRule) {
@@ -1440,6 +1485,9 @@ TEST_F(HttpTest, AnAdminsBackupIsAVerifiedCopyThatOpensOnItsOwn) {
   HttpResponse again = client_.Post("/v1/backup?name=nightly-1", admin, "");
   EXPECT_EQ(again.status, 400) << again.body;
   EXPECT_EQ(Body(again)["error"]["code"], "invalid");
+  // As every 400, it names the field and the rule.
+  EXPECT_EQ(Body(again)["error"]["field"], "name") << again.body;
+  EXPECT_EQ(Body(again)["error"]["rule"], "new_directory") << again.body;
   // Without a name: one made from the time.
   HttpResponse unnamed = client_.Post("/v1/backup", admin, "");
   ASSERT_EQ(unnamed.status, 200) << unnamed.body;
