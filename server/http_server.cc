@@ -615,13 +615,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (!parsed || *parsed == 0) return Fail(BadParameter("from", kPositionText));
       from = *parsed;
     }
+    // A page holds at most read_events_max events, as over TCP: a larger limit is clamped (not
+    // refused), and `next` tells where to go on.
+    const uint64_t max = service_.limits().read_events_max;
+    limit = std::min(limit, max);
     if (auto it = target_.query.find("limit"); it != target_.query.end()) {
       auto parsed = ParseCount(it->second);
-      const size_t max = service_.limits().read_events_max;
-      if (!parsed || *parsed == 0 || *parsed > max) {
-        return Fail(BadParameter("limit", "1.." + std::to_string(max)));
-      }
-      limit = *parsed;
+      if (!parsed || *parsed == 0) return Fail(BadParameter("limit", "a whole number from 1"));
+      limit = std::min(*parsed, max);
     }
     Page page(service_.limits().frame_bytes_max, limit);
     ledger::Status scanned = service_.ledger().Scan(
@@ -676,10 +677,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     if (auto it = target_.query.find("limit"); it != target_.query.end()) {
       auto parsed = ParseCount(it->second);
-      if (!parsed || *parsed == 0 || *parsed > limit) {
-        return Fail(BadParameter("limit", "1.." + std::to_string(limit)));
-      }
-      limit = *parsed;
+      if (!parsed || *parsed == 0) return Fail(BadParameter("limit", "a whole number from 1"));
+      limit = std::min(*parsed, limit);  // clamped to read_events_max, as GET /v1/events
     }
     Page page(service_.limits().frame_bytes_max, limit);
     ledger::Status scanned = service_.ledger().ScanStream(

@@ -627,6 +627,32 @@ TEST_F(HttpTest, ErrorsCarryWhatTheirStatusPromises) {
   EXPECT_EQ(client_.Request(http::verb::post, "/v1/nothing", auditor, "").status, 404);
 }
 
+// A page holds at most --read-events-max events. A larger limit is clamped to it, as over TCP
+// (README.md), not refused: the client goes on from next.
+TEST(HttpPageTest, ALimitAboveReadEventsMaxIsClamped) {
+  Ledgerd server({"--read-events-max", "3"});
+  HttpClient client("127.0.0.1", server.http_port());
+  for (const json& event : SampleEvents()) {
+    ASSERT_EQ(client.Post("/v1/events", server.token(PrincipalOf(event)), event.dump()).status,
+              200);
+  }
+  const std::string auditor = server.token("auditor");
+  for (const std::string limit : {"", "&limit=20000"}) {
+    HttpResponse page = client.Get("/v1/events?from=1" + limit, auditor);
+    ASSERT_EQ(page.status, 200) << limit << ": " << page.body;
+    EXPECT_EQ(Body(page)["events"].size(), 3u) << limit;
+    EXPECT_EQ(Body(page)["next"], 4) << limit;
+    HttpResponse stream =
+        client.Get("/v1/streams/app/XS-2026-000123?from_version=0" + limit, auditor);
+    ASSERT_EQ(stream.status, 200) << limit << ": " << stream.body;
+    EXPECT_EQ(Body(stream)["events"].size(), 3u) << limit;
+    EXPECT_EQ(Body(stream)["next_version"], 3) << limit;
+  }
+  HttpResponse zero = client.Get("/v1/events?from=1&limit=0", auditor);
+  EXPECT_EQ(zero.status, 400) << zero.body;
+  EXPECT_EQ(Body(zero)["error"]["field"], "limit") << zero.body;
+}
+
 // Rows of an import that do not decode are counted in gridledger_rejected_inputs_total with
 // their rule, as POST /v1/events counts events that do not decode; so is a bad CSV header.
 TEST(HttpImportMetricsTest, RowsThatDoNotDecodeAreCountedWithTheirRule) {
