@@ -1073,7 +1073,15 @@ Decoded<json> ParseClientJson(std::string_view text, int depth_max) {
     return true;
   };
   json event = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
-  if (event.is_discarded()) return Fail("", "malformed_json", "the text is not valid JSON");
+  if (event.is_discarded()) {
+    // Chinese Windows tools save GBK by default: say that, not "not JSON", when it is the cause.
+    if (!IsUtf8(text)) {
+      return Fail("", "malformed_json",
+                  "the text is not UTF-8 (save the file as UTF-8; GBK/GB18030 exports must be "
+                  "converted)");
+    }
+    return Fail("", "malformed_json", "the text is not valid JSON");
+  }
   if (guard.too_deep) return Fail("", "malformed_json", "the text is nested too deeply");
   if (guard.duplicate_key) {
     return Fail("", "malformed_json", "the key \"" + *guard.duplicate_key + "\" appears twice");

@@ -397,6 +397,23 @@ TEST_F(LedgerctlTest, ImportReportsBytesThatAreNotUtf8) {
   EXPECT_EQ(jsonl.exit_code, 2) << jsonl.out;
   ASSERT_EQ(jsonl.lines().size(), 2u) << jsonl.out;
   EXPECT_EQ(jsonl.lines()[0]["error"]["rule"], "malformed_json") << jsonl.out;
+  // A JSONL line saved as GBK (the default of Chinese Windows tools) is said to be that, for
+  // import and append alike, not "not valid JSON".
+  const std::string gbk =
+      R"({"stream":"app/T-1","type":"ApplicationAccepted","data":{"customer_name":")"
+      "\xc0\xa5\xc3\xf7\xce\xf7\xc9\xbd"
+      R"("}})"
+      "\n";  // 昆明西山 in GBK
+  const std::string gbk_file = dir_.str() + "/gbk.jsonl";
+  std::ofstream(gbk_file, std::ios::binary) << gbk;
+  for (const std::string& command : {std::string(" import "), std::string(" append ")}) {
+    CommandRun run = Ledgerctl(Data() + command + gbk_file);
+    EXPECT_EQ(run.exit_code, 2) << command << run.out;
+    ASSERT_FALSE(run.lines().empty()) << command << run.out;
+    const std::string message = run.lines()[0]["error"]["message"];
+    EXPECT_NE(message.find("not UTF-8"), std::string::npos) << command << message;
+    EXPECT_NE(message.find("GBK"), std::string::npos) << command << message;
+  }
 }
 
 // A violation is a fact: stored, and listed with its rule and what it says (as ledgerd answers).

@@ -402,6 +402,23 @@ TEST(EventJsonReject, UnknownType) {
   }
 }
 
+// Text that is not UTF-8 (a GBK export) is said to be that, not "not valid JSON"; text that is
+// UTF-8 but not JSON still is.
+TEST(EventJsonReject, TextThatIsNotUtf8IsSaidToBeSo) {
+  const std::string gbk = R"({"stream":"app/X","data":{"customer_name":")"
+                          "\xc0\xa5\xc3\xf7"
+                          R"("}})";
+  auto decoded = DecodeClientEvent(gbk);
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(decoded));
+  const DecodeError& error = std::get<DecodeError>(decoded);
+  EXPECT_EQ(error.rule, "malformed_json");
+  EXPECT_NE(error.message.find("not UTF-8"), std::string::npos) << error.message;
+  EXPECT_NE(error.message.find("GBK/GB18030"), std::string::npos) << error.message;
+  auto broken = DecodeClientEvent(std::string_view("{\"stream\":"));
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(broken));
+  EXPECT_EQ(std::get<DecodeError>(broken).message, "the text is not valid JSON");
+}
+
 // The refusal names the value sent and the types there are, so the client sees its typo.
 TEST(EventJsonReject, UnknownTypeIsNamedWithTheKnownTypes) {
   json event = ValidEvent();
