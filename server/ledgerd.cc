@@ -153,8 +153,9 @@ void AddOptions(CLI::App& app, Config& config) {
   app.add_option("--nats", config.nats_url, "NATS URL of the JetStream relay (empty = off)");
   app.add_option("--nats-stream", config.nats_stream, "JetStream stream of the relay")
       ->capture_default_str();
-  app.add_option("--ready-file", config.ready_file,
-                 "write {\"http\":…,\"tcp\":…} here once listening (for scripts and tests)");
+  app.add_option(
+      "--ready-file", config.ready_file,
+      "write {\"http\":…,\"tcp\":…} here once listening, removed at exit (for scripts and tests)");
   app.add_option("--backup-dir", config.backup_dir,
                  "where POST /v1/backup (role admin) writes verified copies of the ledger, each "
                  "in a new directory (empty = off); best on another disk");
@@ -429,6 +430,9 @@ int main(int argc, char** argv) {
   for (auto& thread : threads) thread.join();
   watchdog.join();
   if (drainer.joinable()) drainer.join();
+  // Nothing listens any more: a ready file left behind would name a stale pid and ports to
+  // scripts that wait for it (or probe it) on the next start.
+  if (!config.ready_file.empty()) std::remove(config.ready_file.c_str());
 
   verifier.Stop();
   if (relay) relay->Stop();

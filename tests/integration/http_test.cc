@@ -1335,7 +1335,10 @@ TEST_F(HttpTest, TermExitsCleanlyAndARestartResumes) {
   EXPECT_NE(output.find("--server"), std::string::npos) << output;
   EXPECT_NE(output.find("--http"), std::string::npos) << output;
 
+  ASSERT_TRUE(std::filesystem::exists(server_.ready_file()));
   EXPECT_EQ(server_.Stop(), std::optional<int>(0)) << server_.Log();
+  // Nothing listens any more, so the ready file is gone (no stale pid and ports).
+  EXPECT_FALSE(std::filesystem::exists(server_.ready_file()));
   auto [verify_code, verify_output] =
       RunCommand(std::string(LEDGERCTL_PATH) + " --data " + server_.data_dir() + " verify");
   EXPECT_EQ(verify_code, 0) << verify_output;

@@ -86,7 +86,7 @@ class Ledgerd {
 
   // Starts ledgerd and waits until it listens. Test assertions fail when it does not.
   void Start() {
-    std::string ready = dir_.str() + "/ready.json";
+    const std::string ready = ready_file();
     std::remove(ready.c_str());
     std::vector<std::string> argv = {LEDGERD_PATH,  "--data",       data_dir(),    "--tokens",
                                      tokens_file_,  "--http",       "127.0.0.1:0", "--tcp",
@@ -134,6 +134,7 @@ class Ledgerd {
   std::string data_dir() const { return dir_.str() + "/data"; }
   std::string backup_dir() const { return dir_.str() + "/backups"; }
   std::string log_path() const { return dir_.str() + "/ledgerd.log"; }
+  std::string ready_file() const { return dir_.str() + "/ready.json"; }  // --ready-file
   std::string Log() const { return process_->Log(); }
   Process& process() { return *process_; }
 
