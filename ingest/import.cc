@@ -240,7 +240,6 @@ class DataFieldKinds {
     for (const std::string& type : domain::KnownTypes()) {
       auto& fields = kinds_[type];
       for (domain::DataField& field : domain::DataFieldsOf(type)) {
-        all_fields_.insert(field.key);
         fields.emplace(std::move(field.key), CellKindOf(field.kind));
       }
     }
@@ -255,11 +254,9 @@ class DataFieldKinds {
     if (kind == fields->second.end()) return std::nullopt;
     return kind->second;
   }
-  bool AnyTypeHas(std::string_view field) const { return all_fields_.contains(field); }
 
  private:
   std::map<std::string, std::map<std::string, CellKind, std::less<>>, std::less<>> kinds_;
-  std::set<std::string, std::less<>> all_fields_;
 };
 
 // ---- CSV records (RFC 4180) ----
@@ -466,7 +463,8 @@ class CsvMapping {
         return "unknown column \"" + name +
                "\": columns are stream, type, event_id, occurred_at, actor_id, actor_role, "
                "actor_org, optionally expected_version and import, and the data either as one "
-               "\"data\" column (a JSON object) or as \"data.<field>\" columns";
+               "\"data\" column (a JSON object) or as \"data.<name>\" columns (a name of UTF-8 "
+               "text)";
       }
       if (spec->column == Column::kType) mapping.type_index_ = i;
       mapping.columns_.push_back(std::move(*spec));
@@ -547,8 +545,12 @@ class CsvMapping {
     for (const ColumnName& column : kEnvelopeColumns) {
       if (column.name == name) return ColumnSpec{column.column, ""};
     }
-    if (name.starts_with(kDataFieldPrefix) &&
-        kinds_.AnyTypeHas(name.substr(kDataFieldPrefix.size()))) {
+    // Any data key: data fields are the minimum and more are welcome (domain.md), and the decoder
+    // keeps keys beyond a type's own. A misspelt field (another case or separator, one letter
+    // off) is refused by the decoder in each row that fills it, with its hint, like in JSONL.
+    std::string unused;
+    if (name.starts_with(kDataFieldPrefix) && name.size() > kDataFieldPrefix.size() &&
+        AppendJsonString(name, &unused)) {
       return ColumnSpec{Column::kDataField, name.substr(kDataFieldPrefix.size())};
     }
     return std::nullopt;
@@ -601,6 +603,9 @@ class CsvMapping {
     return out;
   }
 
+  // A cell by the kind of its field in the row's type. A column that is no field of that type (an
+  // extra key, or another type's field) is a string: a cell's meaning never depends on guessing
+  // whether it looks like a number.
   std::optional<domain::DecodeError> DataField(ObjectText& data, std::string_view type,
                                                const std::string& field,
                                                std::string_view cell) const {
