@@ -305,7 +305,8 @@ void AddOrgKpis(const std::vector<projections::KpiState>& states, const std::str
       {Period::kCurrent, health->current_quarter, true},
       {Period::kPrevious, health->previous_quarter, true}};
   for (const auto& [period, name, quarter] : periods) {
-    AddTableFigures(projections::KpiTable(states, name, scope, calendar, profile, targets, at_us),
+    AddTableFigures(projections::KpiTable(states, name, scope, calendar, profile, targets, at_us,
+                                          projections::KpiDetail::kFiguresOnly),
                     org, period, name, quarter, health);
   }
   // Callbacks and urges from the month buckets (report buckets hold neither), of each

@@ -1041,7 +1041,7 @@ void KeepLatestRevisions(std::vector<const KpiState*>& states, std::deque<KpiSta
 json KpiTable(const std::vector<KpiState>& states, std::string_view period,
               const std::optional<std::string>& org, const domain::WorkingCalendar& calendar,
               const domain::SlaProfile& profile, const KpiTargets& targets,
-              std::optional<int64_t> as_of_us) {
+              std::optional<int64_t> as_of_us, KpiDetail detail) {
   const auto months = PeriodMonths(period);
   if (!months) return {{"error", "bad_period"}, {"period", period}};
   Scope scope;
@@ -1068,9 +1068,12 @@ json KpiTable(const std::vector<KpiState>& states, std::string_view period,
       KpiJson("report_on_time", "报表按时上报率", on_time, targets.report_on_time, "month"));
   kpis.push_back(
       KpiJson("report_accuracy", "数据准确率", accuracy, targets.report_accuracy, "month"));
-  AssessPerPeriod(kpis, *months, [&](const std::string& month) {
-    return KpiTable(states, month, org, calendar, profile, targets, as_of_us);
-  });
+  if (detail == KpiDetail::kFull) {
+    AssessPerPeriod(kpis, *months, [&](const std::string& month) {
+      return KpiTable(states, month, org, calendar, profile, targets, as_of_us,
+                      KpiDetail::kFiguresOnly);
+    });
+  }
   return {{"period", period},
           {"org", org ? json(*org) : json(nullptr)},
           {"months", *months},

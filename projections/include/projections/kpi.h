@@ -341,10 +341,14 @@ struct KpiTargets {
 //                            person_hours (hours × attendees)}.
 //  violations                workflow violations flagged in the period: {count, by_rule{},
 //  items[]}.
+// kFiguresOnly: numerators, denominators and values only — `met` is the pooled period's and no
+// `by_month` is made (which costs a table per month): for monitoring, which exports the figures.
+enum class KpiDetail { kFull, kFiguresOnly };
 nlohmann::json KpiTable(const std::vector<KpiState>& states, std::string_view period,
                         const std::optional<std::string>& org,
                         const domain::WorkingCalendar& calendar, const domain::SlaProfile& profile,
                         const KpiTargets& targets = {},
-                        std::optional<int64_t> as_of_us = std::nullopt);
+                        std::optional<int64_t> as_of_us = std::nullopt,
+                        KpiDetail detail = KpiDetail::kFull);
 
 }  // namespace gridledger::projections
