@@ -53,7 +53,8 @@ void NotePrerequisiteDate(domain::PrerequisiteDates& dates, const domain::Workfl
 // event the rules call invalid (an old import) is skipped, as the application projection does,
 // so both see the same facts.
 void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::WorkflowFacts& facts,
-               domain::PrerequisiteDates& dates, std::optional<domain::Date>& accepted_on) {
+               domain::PrerequisiteDates& dates, std::optional<domain::Date>& accepted_on,
+               std::optional<domain::Date>& done_on) {
   const domain::AppliedCorrections corrections = domain::ApplyCorrections(events);
   for (const domain::CorrectableEvent& stored : events) {
     std::string_view payload = stored.payload;
@@ -66,8 +67,13 @@ void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::Work
     auto decoded = domain::DecodeWorkflowEvent(stored.type, payload);
     auto* event = std::get_if<domain::WorkflowEvent>(&decoded);
     if (event == nullptr || !domain::Judge(facts, *event).valid()) continue;
+    // The first connection (a change's execution): what an archive or callback follows.
+    const bool done = domain::IsChange(facts) ? facts.change_executed : facts.meter_connected;
     domain::Apply(facts, *event);
     NotePrerequisiteDate(dates, *event, occurred_at_us);
+    if (!done && (domain::IsChange(facts) ? facts.change_executed : facts.meter_connected)) {
+      done_on = domain::LocalDateOf(occurred_at_us);
+    }
     if (event->type == domain::AppEventType::kApplicationAccepted) {
       accepted_on = domain::LocalDateOf(occurred_at_us);
     }
@@ -116,7 +122,7 @@ ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& st
     stored_stream.version = static_cast<int64_t>(stored.version);
   }
   FoldFacts(Correctable(stored_stream.events), stored_stream.facts, stored_stream.dates,
-            stored_stream.accepted_on);
+            stored_stream.accepted_on, stored_stream.done_on);
   return stored_stream;
 }
 
@@ -246,6 +252,16 @@ domain::Verdict Ingestor::JudgeOn(const StoredStream& stored, const domain::Clie
     for (domain::RuleBreach& later : domain::ConnectionDateViolations(
              stored.facts, stored.dates, domain::LocalDateOf(event.occurred_at_us))) {
       verdict.violations.push_back(std::move(later));
+    }
+  }
+  // An archive or callback dated before a connection (execution) recorded earlier, as the
+  // application projection flags it.
+  if (verdict.valid() && stored.done_on) {
+    if (auto type = domain::ParseAppEventType(event.type)) {
+      for (domain::RuleBreach& earlier : domain::ClosingDateViolations(
+               stored.facts, *type, *stored.done_on, domain::LocalDateOf(event.occurred_at_us))) {
+        verdict.violations.push_back(std::move(earlier));
+      }
     }
   }
   return verdict;

@@ -131,6 +131,21 @@ TEST_F(IngestorTest, RetryIsAnsweredWithTheOriginalViolations) {
   EXPECT_TRUE(std::get<IngestOutcome>(accepted_again).violations.empty());
 }
 
+// The answer to an append names the violations the projection flags: an archive dated before a
+// connection that was recorded first is one (business dates decide).
+TEST_F(IngestorTest, AnArchiveDatedBeforeARecordedConnectionIsAnsweredAsAViolation) {
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(At(Json("m", "MeterConnected", R"({"meter_id":"M1"})"), "2026-03-10"))));
+  auto archived = Ingest(At(Json("r", "Archived", "{}"), "2026-03-05"));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(archived));
+  const auto& violations = std::get<IngestOutcome>(archived).violations;
+  ASSERT_EQ(violations.size(), 1u);
+  EXPECT_EQ(violations[0].rule, "archived_before_connection");
+  EXPECT_NE(violations[0].message.find("2026-03-10"), std::string::npos) << violations[0].message;
+}
+
 TEST_F(IngestorTest, StaleExpectedVersionIsAConflictBeforeAnyJudgement) {
   ASSERT_TRUE(
       std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));

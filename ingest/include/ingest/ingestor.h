@@ -77,6 +77,8 @@ class Ingestor {
     std::string org;                  // the actor org of the stream's first event ("" when none)
     domain::PrerequisiteDates dates;  // of the connection's prerequisites, by business date
     std::optional<domain::Date> accepted_on;  // business date of ApplicationAccepted, as corrected
+    // Business date of the first MeterConnected (a change's ChangeExecuted), as corrected.
+    std::optional<domain::Date> done_on;
     std::vector<ledger::StoredEvent> events;  // as stored (a Corrected is judged on them)
   };
   // The workflow facts of `stream` as stored (of its first `versions_max` events), and the
