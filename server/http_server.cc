@@ -778,19 +778,21 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const std::optional<std::string> org = *report_org;
     if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
     Service& service = service_;
-    OffLoad([&service, period = period->second, org]() -> std::pair<http::status, std::string> {
-      service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
-      auto states = service.engine().EvidenceStates();
-      if (!states.ok()) return Answer(FromStatus(states.status()));
-      if (!org) return Answer(projections::EvidenceCoverage(*states, period, org));
-      // The applications of the org's tree (a director's units too); surveys belong to no org.
-      std::erase_if(*states, [&org](const projections::EvidenceState& state) {
-        return !state.stream.starts_with("survey/") && !ingest::OrgWithin(state.org, *org);
-      });
-      json coverage = projections::EvidenceCoverage(*states, period, std::nullopt);
-      coverage["org"] = *org;
-      return Answer(coverage);
-    });
+    const bool tree = ReadsOrgTree(principal);
+    OffLoad(
+        [&service, period = period->second, org, tree]() -> std::pair<http::status, std::string> {
+          service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
+          auto states = service.engine().EvidenceStates();
+          if (!states.ok()) return Answer(FromStatus(states.status()));
+          if (!org) return Answer(projections::EvidenceCoverage(*states, period, org));
+          // The applications of the org's tree (a director's units too); surveys belong to no org.
+          std::erase_if(*states, [&org, tree](const projections::EvidenceState& state) {
+            return !state.stream.starts_with("survey/") && !InReport(state.org, *org, tree);
+          });
+          json coverage = projections::EvidenceCoverage(*states, period, std::nullopt);
+          coverage["org"] = *org;
+          return Answer(coverage);
+        });
   }
 
   // The staff audit: what the staff/ streams and every application's events say of one staff
@@ -818,6 +820,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // KPI table"). Overdue lists and evidence of an org include the orgs below it (OrgWithin).
   // An org given empty or malformed is refused (400 org): it would match no org and answer an
   // empty list or an all-null table as if they were some org's. nullopt after answering.
+  // Whether the reports of an org this principal reads include the org units below it: a
+  // director's (its units) and those of a principal who may read every org. Others (a clerk of
+  // KM) read their own unit only, never its units' applications.
+  static bool ReadsOrgTree(const ingest::Principal& principal) {
+    return ingest::ReachesOrgsBelow(principal.role, ingest::Access::kReadReports) ||
+           !ingest::CheckAccess(principal, ingest::Access::kReadReports, "");
+  }
+
+  // Whether `row_org` belongs to the report of `org` read by a principal (ReadsOrgTree).
+  static bool InReport(std::string_view row_org, const std::string& org, bool tree) {
+    return tree ? ingest::OrgWithin(row_org, org) : row_org == org;
+  }
+
   std::optional<std::optional<std::string>> ReportOrg(const ingest::Principal& principal) {
     auto it = target_.query.find("org");
     if (it != target_.query.end()) {
@@ -842,7 +857,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
     Service& service = service_;
     int64_t at_us = at->value_or(service_.NowUs());
-    OffLoad([&service, at_us, org]() -> std::pair<http::status, std::string> {
+    const bool tree = ReadsOrgTree(principal);
+    OffLoad([&service, at_us, org, tree]() -> std::pair<http::status, std::string> {
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
       std::vector<projections::OverdueRow> undetermined;
       // All orgs, then those of the org's tree: the list of an org (a director's) holds the late
@@ -851,8 +867,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                          service.calendar(), service.profile(), &undetermined);
       if (!rows.ok()) return Answer(FromStatus(rows.status()));
       if (org) {
-        auto outside = [&org](const projections::OverdueRow& row) {
-          return !ingest::OrgWithin(row.org, *org);
+        auto outside = [&org, tree](const projections::OverdueRow& row) {
+          return !InReport(row.org, *org, tree);
         };
         std::erase_if(*rows, outside);
         std::erase_if(undetermined, outside);
@@ -881,13 +897,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const std::optional<std::string> org = *report_org;
     if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
     Service& service = service_;
-    OffLoad([&service, period = period->second, org,
-             as_of = *as_of]() -> std::pair<http::status, std::string> {
+    const bool tree = ReadsOrgTree(principal);
+    OffLoad([&service, period = period->second, org, as_of = *as_of,
+             tree]() -> std::pair<http::status, std::string> {
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
       auto states = service.engine().KpiStates();
       if (!states.ok()) return Answer(FromStatus(states.status()));
       // Judged on the buckets as they are now, also for as_of: org units come and go rarely.
-      const OrgUnits units = KpiOrgUnits(*states, period, org);
+      // (Units below are named only to a principal who may read them.)
+      const OrgUnits units = tree ? KpiOrgUnits(*states, period, org) : OrgUnits{};
       if (units.refusal) return Answer(*units.refusal);
       json table;
       if (as_of) {

@@ -532,6 +532,19 @@ TEST_F(HttpTest, ADirectorReadsTheOrgsBelowItsOwn) {
   EXPECT_EQ(
       client_.Get("/v1/overdue?at=2026-06-30&org=KM.XS", server_.token("other_director")).status,
       403);
+  // A clerk of KM reads KM's own reports, not those of the units below it (it may not read their
+  // applications either).
+  const std::string bureau_clerk = server_.token("bureau_clerk");
+  HttpResponse own = client_.Get("/v1/overdue?at=2026-06-30", bureau_clerk);
+  ASSERT_EQ(own.status, 200) << own.body;
+  EXPECT_EQ(Body(own)["org"], "KM");
+  EXPECT_EQ(Body(own)["overdue"], json::array()) << own.body;
+  EXPECT_EQ(client_.Get("/v1/apps/XS-2026-000123", bureau_clerk).status, 403);
+  const json clerk_evidence = Body(client_.Get("/v1/evidence?period=2026-Q2", bureau_clerk));
+  EXPECT_EQ(clerk_evidence["callback"]["covered_ids"], json::array()) << clerk_evidence.dump();
+  HttpResponse clerk_kpi = client_.Get("/v1/kpi?period=2026-Q2", bureau_clerk);
+  EXPECT_EQ(clerk_kpi.status, 200) << clerk_kpi.body;  // KM's own (empty) table, no units named
+  EXPECT_EQ(clerk_kpi.body.find("KM.XS"), std::string::npos) << clerk_kpi.body;
 
   const json evidence = Body(client_.Get("/v1/evidence?period=2026-Q2", chief));
   EXPECT_EQ(evidence["org"], "KM") << evidence.dump();

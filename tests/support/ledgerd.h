@@ -36,6 +36,7 @@ inline std::vector<TestPrincipal> DefaultPrincipals() {
           {"other_clerk", {"S1900", Role::kClerk, "KM.GD"}},
           {"other_director", {"D0900", Role::kDirector, "KM.GD"}},
           {"chief", {"D0100", Role::kDirector, "KM"}},  // above KM.XS and KM.GD
+          {"bureau_clerk", {"S0100", Role::kClerk, "KM"}},  // KM's own unit only
           {"auditor", {"A0001", Role::kAuditor, "KM"}},
           {"reader", {"R0001", Role::kReader, "KM"}},
           {"admin", {"ADM01", Role::kAdmin, "KM"}}};
