@@ -273,6 +273,16 @@ int main(int argc, char** argv) {
   }
   // ---- end of metrics, part 1
 
+  // The ready file, once written, goes when ledgerd is gone: this is destroyed after the ledger
+  // (declared before it), so a script that waits for the file to disappear never finds the data
+  // directory still locked. A file left behind would name a stale pid and ports.
+  struct ReadyFileRemover {
+    const std::string& path;
+    ~ReadyFileRemover() {
+      if (!path.empty()) std::remove(path.c_str());
+    }
+  } ready_file_remover{config.ready_file};
+
   auto opened = ledger::Ledger::Open(config.data_dir, ledger_options);
   if (!opened.ok()) return Fail("cannot open the ledger", {{"error", opened.status().message()}});
   std::unique_ptr<ledger::Ledger> ledger = std::move(opened).value();
@@ -430,10 +440,6 @@ int main(int argc, char** argv) {
   for (auto& thread : threads) thread.join();
   watchdog.join();
   if (drainer.joinable()) drainer.join();
-  // Nothing listens any more: a ready file left behind would name a stale pid and ports to
-  // scripts that wait for it (or probe it) on the next start.
-  if (!config.ready_file.empty()) std::remove(config.ready_file.c_str());
-
   verifier.Stop();
   if (relay) relay->Stop();
   engine.StopBackground();

@@ -179,29 +179,36 @@ void Service::Submit(const ingest::Principal& principal, domain::ClientEvent eve
     if (probe != nullptr) probe->OnAppendAnswered(type_token, error);
     done(std::move(error));
   };
-  if (draining_.load()) {
-    return refuse(MakeError(ErrorKind::kUnavailable, "shutdown",
-                            "ledgerd is shutting down; retry against the restarted server"));
-  }
+  // Counted in flight before the drain is checked: a drain that begins between the two then
+  // either refuses this append here or waits for it (WaitIdle), never neither.
+  auto uncount = [this] {
+    if (appends_inflight_.fetch_sub(1) == 1) {
+      std::lock_guard lock(idle_mutex_);
+      idle_cv_.notify_all();
+    }
+  };
+  // (A refusal is answered before it stops counting, as an append is: see the callback below.)
   if (appends_inflight_.fetch_add(1) >= limits_.appends_inflight_max) {
-    appends_inflight_.fetch_sub(1);
-    return refuse(MakeError(ErrorKind::kBusy, "busy",
-                            "too many appends in flight (" +
-                                std::to_string(limits_.appends_inflight_max) + "); retry later"));
+    refuse(MakeError(ErrorKind::kBusy, "busy",
+                     "too many appends in flight (" + std::to_string(limits_.appends_inflight_max) +
+                         "); retry later"));
+    return uncount();
+  }
+  if (draining_.load()) {
+    refuse(MakeError(ErrorKind::kUnavailable, "shutdown",
+                     "ledgerd is shutting down; retry against the restarted server"));
+    return uncount();
   }
   ingestor_.AppendAsync(
       std::move(event), principal,
-      [this, probe, type_token, done = std::move(done)](ingest::IngestAnswer answer) {
+      [probe, type_token, done = std::move(done), uncount](ingest::IngestAnswer answer) {
         AppendAnswer result =
             std::holds_alternative<ingest::IngestOutcome>(answer)
                 ? AppendAnswer(std::get<ingest::IngestOutcome>(std::move(answer)))
                 : AppendAnswer(FromIngestError(std::get<ingest::IngestError>(answer)));
         if (probe != nullptr) probe->OnAppendAnswered(type_token, result);
         done(std::move(result));
-        if (appends_inflight_.fetch_sub(1) == 1) {
-          std::lock_guard lock(idle_mutex_);
-          idle_cv_.notify_all();
-        }
+        uncount();
       });
 }
 
