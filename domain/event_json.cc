@@ -756,16 +756,18 @@ std::string LooseKey(std::string_view key) {
   return out;
 }
 
-// Whether one insertion, deletion or substitution turns `a` into `b` (or they are equal).
+// Whether one insertion, deletion, substitution or swap of two neighbouring letters turns `a`
+// into `b` (or they are equal).
 bool AtMostOneEditApart(std::string_view a, std::string_view b) {
   if (a.size() > b.size()) std::swap(a, b);
   if (b.size() - a.size() > 1) return false;
   size_t i = 0;
   while (i < a.size() && a[i] == b[i]) ++i;
-  if (a.size() == b.size())
-    return a.substr(i + std::min<size_t>(1, a.size() - i)) ==
-           b.substr(i + std::min<size_t>(1, b.size() - i));
-  return a.substr(i) == b.substr(i + 1);
+  if (i == a.size()) return true;  // equal, or `b` has one letter more at the end
+  if (a.size() != b.size()) return a.substr(i) == b.substr(i + 1);
+  if (a.substr(i + 1) == b.substr(i + 1)) return true;  // one letter replaced
+  return i + 1 < a.size() && a[i] == b[i + 1] && a[i + 1] == b[i] &&
+         a.substr(i + 2) == b.substr(i + 2);  // two neighbours swapped
 }
 
 std::optional<std::string_view> MisspeltKeyOf(const StructPlan& plan, std::string_view key) {

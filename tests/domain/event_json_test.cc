@@ -500,6 +500,21 @@ TEST(EventJsonReject, MisspeltAndHiddenKeysAreNotExtraData) {
   EXPECT_NE(error.message.find("did you mean scheme?"), std::string::npos) << error.message;
   ExpectRejected(Envelope("SchemeReplied", "app/A1", {{"scheme", "s"}, {"Scheme", "t"}}),
                  "unknown_field", "data.Scheme");
+  // Swapped neighbours, a letter too many, another letter: optional fields are not lost to extras.
+  ExpectRejected(
+      Envelope("CallbackMade", "app/A1",
+               {{"agent", "A1"}, {"result", "no_answer"}, {"satisfcation", "satisfied"}}),
+      "unknown_field", "data.satisfcation");
+  ExpectRejected(Envelope("Urged", "app/A1",
+                          {{"level", 1},
+                           {"to_org", "KM.XS"},
+                           {"to_person", "Li"},
+                           {"channel", "phone"},
+                           {"commited_date", "2026-03-05"}}),
+                 "unknown_field", "data.commited_date");
+  ExpectRejected(
+      Envelope("SensitiveDataAccessed", "staff/S1", {{"what", "app/A1"}, {"approvad_by", "D1"}}),
+      "unknown_field", "data.approvad_by");
   ExpectRejected(Envelope("SchemeReplied", "app/A1", {{"scheme", "s"}, {"extra", "x"}}),
                  "unknown_field", "data.extra");
   // Built in code (text input is checked by the parser), so it goes in as a json value.
