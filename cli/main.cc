@@ -109,10 +109,10 @@ int main(int argc, char** argv) {
   // an empty list or an all-null table as if that were the org's; it is a bad command line.
   const CLI::Validator org_unit(
       [](std::string& org) {
-        return gridledger::domain::IsActorId(org)
+        return gridledger::domain::IsOrgUnitId(org)
                    ? std::string()
-                   : "--org takes an org unit id, 1 to 64 of [A-Za-z0-9._:-] "
-                     "(e.g. KM.XS), not \"" +
+                   : "--org takes an org unit id, 1 to 64 of [A-Za-z0-9._:-] in non-empty "
+                     "dot-separated parts (e.g. KM.XS), not \"" +
                          org + "\"";
       },
       "ORG");

@@ -271,8 +271,17 @@ int KpiCommand(const DataOptions& options, const std::string& period,
     if (!context) return kExitFailure;
     auto states = engine->KpiStates();
     if (!states.ok()) return Fail(out, "io_error", states.status().message(), kExitFailure);
+    // Per org unit, as ledgerd answers: a parent org without figures of its own is refused,
+    // naming its units, rather than shown as an all-null table.
+    std::vector<std::string> below;
+    if (org) {
+      projections::KpiOrgUnits units = projections::KpiOrgUnitsOf(*states, period, *org);
+      if (units.refusal) return Fail(out, "kpi_per_org_unit", *units.refusal, kExitRejected);
+      below = std::move(units.below);
+    }
     table = projections::KpiTable(*states, period, org, context->calendar, context->profile, {},
                                   NowUs());
+    if (!below.empty()) table["org_units_below"] = below;
   }
   if (as_json) {
     out << table.dump() << "\n";

@@ -1192,6 +1192,11 @@ std::vector<DataField> DataFieldsOf(std::string_view type) {
 
 bool IsActorId(std::string_view text) { return IsIdSegment(text); }
 
+bool IsOrgUnitId(std::string_view text) {
+  return IsIdSegment(text) && text.front() != '.' && text.back() != '.' &&
+         text.find("..") == std::string_view::npos;
+}
+
 std::string_view StreamKindOfType(std::string_view type) {
   const EventPlan* event = FindEvent(type);
   if (!event) return {};

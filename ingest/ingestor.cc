@@ -54,7 +54,7 @@ void NotePrerequisiteDate(domain::PrerequisiteDates& dates, const domain::Workfl
 // so both see the same facts.
 void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::WorkflowFacts& facts,
                domain::PrerequisiteDates& dates, std::optional<domain::Date>& accepted_on,
-               std::optional<domain::Date>& done_on) {
+               std::optional<domain::Date>& done_on, std::optional<domain::Date>& paused_on) {
   const domain::AppliedCorrections corrections = domain::ApplyCorrections(events);
   for (const domain::CorrectableEvent& stored : events) {
     std::string_view payload = stored.payload;
@@ -73,6 +73,11 @@ void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::Work
     NotePrerequisiteDate(dates, *event, occurred_at_us);
     if (!done && (domain::IsChange(facts) ? facts.change_executed : facts.meter_connected)) {
       done_on = domain::LocalDateOf(occurred_at_us);
+    }
+    if (event->type == domain::AppEventType::kClockPaused) {
+      paused_on = domain::LocalDateOf(occurred_at_us);
+    } else if (event->type == domain::AppEventType::kClockResumed) {
+      paused_on.reset();
     }
     if (event->type == domain::AppEventType::kApplicationAccepted) {
       accepted_on = domain::LocalDateOf(occurred_at_us);
@@ -122,7 +127,7 @@ ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& st
     stored_stream.version = static_cast<int64_t>(stored.version);
   }
   FoldFacts(Correctable(stored_stream.events), stored_stream.facts, stored_stream.dates,
-            stored_stream.accepted_on, stored_stream.done_on);
+            stored_stream.accepted_on, stored_stream.done_on, stored_stream.paused_on);
   return stored_stream;
 }
 
@@ -243,6 +248,17 @@ domain::Verdict Ingestor::JudgeOn(const StoredStream& stored, const domain::Clie
     if (auto type = domain::ParseAppEventType(event.type)) {
       verdict.invalid = domain::DatedBeforeAcceptance(*type, *stored.accepted_on,
                                                       domain::LocalDateOf(event.occurred_at_us));
+    }
+  }
+  // A resume ends the pause that is open; dated before that pause began, it ends nothing (and a
+  // replay by business date would pair it with another pause): no resume of that pause.
+  if (verdict.valid() && stored.paused_on && event.type == "ClockResumed") {
+    const domain::Date resumed = domain::LocalDateOf(event.occurred_at_us);
+    if (resumed < *stored.paused_on) {
+      verdict.invalid = domain::RuleBreach{
+          "resume_before_pause", "ClockResumed dated " + resumed.ToString() +
+                                     ", before the pause it would end began on " +
+                                     stored.paused_on->ToString() + " (rule resume_before_pause)"};
     }
   }
   if (verdict.valid() && event.type == "Corrected") {

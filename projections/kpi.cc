@@ -155,6 +155,11 @@ Routes RouteOf(const EventRecord& event, const ApplicationState* app_after) {
   return routes;
 }
 
+// Whether org unit `org` lies below `top` (KM.XS below KM; not KMX, not KM itself).
+bool OrgBelow(std::string_view org, std::string_view top) {
+  return org.size() > top.size() && org.starts_with(top) && org[top.size()] == '.';
+}
+
 // ---- Folding the parts ----
 
 // The violations that say the application did not go through its time-limited stages before it
@@ -1036,6 +1041,33 @@ void KeepLatestRevisions(std::vector<const KpiState*>& states, std::deque<KpiSta
     });
     state = &copy;
   }
+}
+
+KpiOrgUnits KpiOrgUnitsOf(const std::vector<KpiState>& states, std::string_view period,
+                          const std::string& org) {
+  KpiOrgUnits units;
+  const std::vector<std::string> months = PeriodMonths(period).value_or(std::vector<std::string>{});
+  if (months.empty()) return units;
+  std::set<std::string> below;
+  for (const KpiState& state : states) {
+    const bool in_period = std::find(months.begin(), months.end(), state.month) != months.end();
+    const bool earlier_changes = !state.changes.empty() && state.month < months.front();
+    if (!in_period && !earlier_changes) continue;
+    if (state.org == org) {
+      units.own = true;
+    } else if (OrgBelow(state.org, org) && in_period) {
+      below.insert(state.org);
+    }
+  }
+  units.below.assign(below.begin(), below.end());
+  if (units.own || units.below.empty()) return units;
+  std::string listed;
+  for (const std::string& unit : units.below) listed += (listed.empty() ? "" : ", ") + unit;
+  units.refusal = "KPI tables are per org unit and org " + org +
+                  " has no KPI figures of its own in " + std::string(period) +
+                  "; the org units below it with figures are " + listed +
+                  ": ask for each of them (org=" + units.below.front() + ")";
+  return units;
 }
 
 json KpiTable(const std::vector<KpiState>& states, std::string_view period,

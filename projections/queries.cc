@@ -180,6 +180,11 @@ json OverdueJson(const OverdueRow& row) {
               {"overdue_days", row.view.overdue_days},
               {"escalation_level", row.view.escalation_level},
               {"state", ClockStateName(row.view.state)}};
+  // Not judged: how late it is is unknown (null), not 0 days at level 0.
+  if (row.view.state == ClockState::kCalendarMissing) {
+    out["overdue_days"] = nullptr;
+    out["escalation_level"] = nullptr;
+  }
   if (row.view.missing_year != 0) out["missing_year"] = row.view.missing_year;
   return out;
 }

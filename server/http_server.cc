@@ -836,8 +836,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   std::optional<std::optional<std::string>> ReportOrg(const ingest::Principal& principal) {
     auto it = target_.query.find("org");
     if (it != target_.query.end()) {
-      if (!domain::IsActorId(it->second)) {
-        Fail(BadParameter("org", "an org unit id: 1 to 64 of [A-Za-z0-9._:-], e.g. KM.XS"));
+      if (!domain::IsOrgUnitId(it->second)) {
+        Fail(BadParameter("org",
+                          "an org unit id: 1 to 64 of [A-Za-z0-9._:-] in non-empty dot-separated "
+                          "parts, e.g. KM.XS"));
         return std::nullopt;
       }
       return std::optional<std::string>(it->second);
@@ -905,8 +907,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (!states.ok()) return Answer(FromStatus(states.status()));
       // Judged on the buckets as they are now, also for as_of: org units come and go rarely.
       // (Units below are named only to a principal who may read them.)
-      const OrgUnits units = tree ? KpiOrgUnits(*states, period, org) : OrgUnits{};
-      if (units.refusal) return Answer(*units.refusal);
+      const projections::KpiOrgUnits units = tree && org
+                                                 ? projections::KpiOrgUnitsOf(*states, period, *org)
+                                                 : projections::KpiOrgUnits{};
+      if (units.refusal) {
+        ServiceError refusal = InvalidField("org", "kpi_per_org_unit", *units.refusal);
+        refusal.error["org_units"] = units.below;
+        return Answer(refusal);
+      }
       json table;
       if (as_of) {
         auto replayed = service.KpiTableAsOf(period, org, *as_of);
@@ -919,45 +927,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (!units.below.empty()) table["org_units_below"] = units.below;
       return Answer(table);
     });
-  }
-
-  // The KPI table is per org unit (projections/kpi.h): an org's figures are those of the
-  // applications and reports of that unit itself, not of the units below it, and the KPI engine
-  // does not roll them up. So a table asked for an org that has no figures of its own in the
-  // period while units below it have some (a director of KM whose applications are all accepted
-  // in KM.XS) would be empty without saying why: it is refused, naming those units. An org with
-  // figures of its own gets its table, with the units below that have figures listed beside it.
-  struct OrgUnits {
-    std::vector<std::string> below;  // org units below `org` with figures in the period
-    std::optional<ServiceError> refusal;
-  };
-  static OrgUnits KpiOrgUnits(const std::vector<projections::KpiState>& states,
-                              const std::string& period, const std::optional<std::string>& org) {
-    OrgUnits units;
-    if (!org) return units;  // all orgs merged
-    const std::vector<std::string> months =
-        projections::PeriodMonths(period).value_or(std::vector<std::string>{});
-    bool own = false;
-    std::set<std::string> below;
-    for (const projections::KpiState& state : states) {
-      if (std::find(months.begin(), months.end(), state.month) == months.end()) continue;
-      if (state.org == *org) {
-        own = true;
-      } else if (ingest::OrgWithin(state.org, *org)) {
-        below.insert(state.org);
-      }
-    }
-    units.below.assign(below.begin(), below.end());
-    if (own || units.below.empty()) return units;
-    std::string listed;
-    for (const std::string& unit : units.below) listed += (listed.empty() ? "" : ", ") + unit;
-    units.refusal = InvalidField("org", "kpi_per_org_unit",
-                                 "KPI tables are per org unit and org " + *org +
-                                     " has no KPI figures of its own in " + period +
-                                     "; the org units below it with figures are " + listed +
-                                     ": ask for each of them (org=" + units.below.front() + ")");
-    units.refusal->error["org_units"] = units.below;
-    return units;
   }
 
   void GetVerify(const ingest::Principal& principal) {

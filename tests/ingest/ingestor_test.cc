@@ -146,6 +146,22 @@ TEST_F(IngestorTest, AnArchiveDatedBeforeARecordedConnectionIsAnsweredAsAViolati
   EXPECT_NE(violations[0].message.find("2026-03-10"), std::string::npos) << violations[0].message;
 }
 
+// A resume dated before the pause it would end began is no resume of it: refused, nothing stored.
+TEST_F(IngestorTest, AResumeDatedBeforeItsPauseIsRefused) {
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(At(Json("p", "ClockPaused", R"({"reason":"land permit"})"), "2026-03-18"))));
+  auto early = Ingest(At(Json("r", "ClockResumed", "{}"), "2026-03-13"));
+  ASSERT_TRUE(std::holds_alternative<IngestError>(early));
+  ASSERT_TRUE(std::get<IngestError>(early).rule.has_value());
+  EXPECT_EQ(std::get<IngestError>(early).rule->rule, "resume_before_pause");
+  EXPECT_EQ(ledger_->Head(), 2u);
+  // The same day as the pause is fine.
+  EXPECT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(At(Json("r2", "ClockResumed", "{}"), "2026-03-18"))));
+}
+
 TEST_F(IngestorTest, StaleExpectedVersionIsAConflictBeforeAnyJudgement) {
   ASSERT_TRUE(
       std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));

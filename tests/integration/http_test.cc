@@ -572,7 +572,8 @@ TEST_F(HttpTest, AnEmptyOrMalformedOrgIsRefused) {
   const std::string auditor = server_.token("auditor");
   for (const std::string report :
        {"/v1/kpi?period=2026-Q1", "/v1/overdue?at=2026-03-31", "/v1/evidence?period=2026-Q1"}) {
-    for (const std::string org : {"&org=", "&org=KM%20XS", "&org=KM/XS"}) {
+    for (const std::string org :
+         {"&org=", "&org=KM%20XS", "&org=KM/XS", "&org=KM.", "&org=KM..XS"}) {
       HttpResponse refused = client_.Get(report + org, auditor);
       EXPECT_EQ(refused.status, 400) << report << org << ": " << refused.body;
       EXPECT_EQ(Body(refused)["error"]["field"], "org") << report << org << ": " << refused.body;

@@ -476,6 +476,29 @@ TEST_F(KpiTest, MetFollowsThePeriodEachKpiIsAssessedIn) {
   EXPECT_FALSE(Kpi(Table("2026-03"), "timeliness").contains("by_month"));
 }
 
+// A KPI table is per org unit: a parent org with no figures of its own is told which units below
+// it to ask for; one with figures of its own (a change accepted earlier and due now counts) is
+// not; dots bound the units (KMX is not below KM).
+TEST_F(KpiTest, AParentOrgWithoutFiguresOfItsOwnNamesItsUnits) {
+  KpiOrgUnits units = KpiOrgUnitsOf(States(m_.book()), "2026-03", "KM");
+  EXPECT_FALSE(units.own);
+  EXPECT_EQ(units.below, (std::vector<std::string>{"KM.GD", "KM.XS"}));
+  ASSERT_TRUE(units.refusal.has_value());
+  EXPECT_NE(units.refusal->find("org=KM.GD"), std::string::npos) << *units.refusal;
+
+  units = KpiOrgUnitsOf(States(m_.book()), "2026-03", "KM.XS");
+  EXPECT_TRUE(units.own);
+  EXPECT_FALSE(units.refusal.has_value());
+  EXPECT_TRUE(KpiOrgUnitsOf(States(m_.book()), "2026-03", "KMX").below.empty());
+
+  // KM's own change, accepted in February, falls due in March: KM has a figure there.
+  m_.Add("app/K1", "ApplicationAccepted", "02-26", Accepted("change"), "KM");
+  units = KpiOrgUnitsOf(States(m_.book()), "2026-03", "KM");
+  EXPECT_TRUE(units.own);
+  EXPECT_FALSE(units.refusal.has_value());
+  EXPECT_EQ(Kpi(Table("2026-03", "KM"), "change_completion").at("denominator"), 1);
+}
+
 TEST_F(KpiTest, OrgsAreSeparate) {
   ExpectRatio(Kpi(Table("2026-03", "KM.GD"), "timeliness"), {"app/G1"}, {"app/G1"});
   // All orgs merged; ids follow bucket key order (kpi/m/KM.GD/… before kpi/m/KM.XS/…).

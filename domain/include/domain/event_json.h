@@ -79,6 +79,9 @@ using Decoded = std::variant<T, DecodeError>;
 Decoded<ClientEvent> DecodeClientEvent(std::string_view json_text);
 // An actor id (or org, or one segment of a stream id): 1 to 64 of [A-Za-z0-9._:-].
 bool IsActorId(std::string_view text);
+// An org unit id as a report asks for it: an actor id whose dot-separated parts are all non-empty
+// (KM.XS; not "KM.", ".KM" or "KM..XS", which no org unit can be).
+bool IsOrgUnitId(std::string_view text);
 Decoded<ClientEvent> DecodeClientEvent(const nlohmann::json& event);
 // Text overloads: without them a std::string or string literal would be ambiguous, since
 // nlohmann::json converts implicitly from strings. Both parse the text, like the string_view form.

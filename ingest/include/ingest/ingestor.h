@@ -79,6 +79,7 @@ class Ingestor {
     std::optional<domain::Date> accepted_on;  // business date of ApplicationAccepted, as corrected
     // Business date of the first MeterConnected (a change's ChangeExecuted), as corrected.
     std::optional<domain::Date> done_on;
+    std::optional<domain::Date> paused_on;    // business date of the open pause, while paused
     std::vector<ledger::StoredEvent> events;  // as stored (a Corrected is judged on them)
   };
   // The workflow facts of `stream` as stored (of its first `versions_max` events), and the

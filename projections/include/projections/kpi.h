@@ -341,6 +341,21 @@ struct KpiTargets {
 //                            person_hours (hours × attendees)}.
 //  violations                workflow violations flagged in the period: {count, by_rule{},
 //  items[]}.
+// The KPI table is per org unit: an org's figures are those of the applications and reports of
+// that unit itself, and KpiTable does not roll up the units below it. So a table asked for an org
+// with no figures of its own while units below it have some would be all null without saying why.
+// `below`: the org units below `org` (dot-separated ids: KM is above KM.XS) with buckets in the
+// period; `own`: whether `org` has figures of its own there (a change bucket of any earlier month
+// counts: its changes may fall due in the period). `refusal` is set exactly when the table would
+// be empty for that reason: a message naming the units to ask for instead.
+struct KpiOrgUnits {
+  std::vector<std::string> below;
+  bool own = false;
+  std::optional<std::string> refusal;
+};
+KpiOrgUnits KpiOrgUnitsOf(const std::vector<KpiState>& states, std::string_view period,
+                          const std::string& org);
+
 // kFiguresOnly: numerators, denominators and values only — `met` is the pooled period's and no
 // `by_month` is made (which costs a table per month): for monitoring, which exports the figures.
 enum class KpiDetail { kFull, kFiguresOnly };
