@@ -23,6 +23,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -774,7 +775,11 @@ std::optional<std::string_view> MisspeltKeyOf(const StructPlan& plan, std::strin
   const std::string loose = LooseKey(key);
   for (const FieldPlan& field : plan.fields) {
     const std::string known = LooseKey(field.key);
-    if (known == loose || (known.size() >= 4 && AtMostOneEditApart(known, loose))) {
+    // Also a start of a longer field name ("approved" for approved_by, "committed" for
+    // committed_date): a field cut short, not a key of its own.
+    const bool cut_short = loose.size() >= 5 && loose.size() < known.size() &&
+                           known.compare(0, loose.size(), loose) == 0;
+    if (known == loose || cut_short || (known.size() >= 4 && AtMostOneEditApart(known, loose))) {
       return field.key;
     }
   }
@@ -785,11 +790,35 @@ std::optional<std::string_view> MisspeltKeyOf(const StructPlan& plan, std::strin
 bool IsHiddenKeyOf(capnp::StructSchema schema, std::string_view key) {
   for (auto field : schema.getFields()) {
     const FieldRules rules = RulesOf(field);
-    if ((rules.presence || rules.extra) && SnakeCase(field.getProto().getName()) == key) {
+    if ((rules.presence || rules.extra) &&
+        LooseKey(SnakeCase(field.getProto().getName())) == LooseKey(key)) {
       return true;
     }
   }
   return false;
+}
+
+// `value` with every number that is a whole number written as an integer (1.0 → 1), so that a
+// retry whose client writes numbers otherwise is the same content, as for the type's own fields.
+json WholeNumbersAsIntegers(const json& value) {
+  if (value.is_number_float()) {
+    const double number = value.get<double>();
+    if (std::isfinite(number) && std::trunc(number) == number && std::fabs(number) < 9.0e15) {
+      return json(static_cast<int64_t>(number));
+    }
+    return value;
+  }
+  if (value.is_array()) {
+    json out = json::array();
+    for (const json& item : value) out.push_back(WholeNumbersAsIntegers(item));
+    return out;
+  }
+  if (value.is_object()) {
+    json out = json::object();
+    for (const auto& [key, item] : value.items()) out[key] = WholeNumbersAsIntegers(item);
+    return out;
+  }
+  return value;
 }
 
 // Keys beyond the type's own go to its $extra field as a compact JSON object (sorted keys, so
@@ -811,7 +840,7 @@ Check DecodeExtra(const StructPlan& plan, const json& object, capnp::DynamicStru
                             value.dump(-1, ' ', false, json::error_handler_t::ignore)) {
       return Fail(Join(path, key), "bad_value", "contains text that is not UTF-8");
     }
-    extra[key] = value;
+    extra[key] = WholeNumbersAsIntegers(value);
   }
   if (extra.empty()) return std::nullopt;
   // (The whole payload's size limit bounds it.)

@@ -480,6 +480,13 @@ TEST(EventJsonRoundTrip, DataKeysBeyondTheTypesOwnAreKept) {
   Decoded<ClientEvent> again = DecodeClientEvent(reordered);
   ASSERT_TRUE(std::holds_alternative<ClientEvent>(again));
   EXPECT_EQ(std::get<ClientEvent>(again).payload, decoded.payload);
+  // Whole numbers are the same content however a client writes them (1 or 1.0).
+  json with_float = data;
+  with_float["count"] = 1.0;
+  json with_integer = data;
+  with_integer["count"] = 1;
+  EXPECT_EQ(ExpectDecoded(Envelope("SchemeReplied", "app/A1", with_float)).payload,
+            ExpectDecoded(Envelope("SchemeReplied", "app/A1", with_integer)).payload);
   // A type without fields of its own keeps them too.
   const json archived = {{"box", "A-17"}};
   EXPECT_EQ(
@@ -515,6 +522,13 @@ TEST(EventJsonReject, MisspeltAndHiddenKeysAreNotExtraData) {
   ExpectRejected(
       Envelope("SensitiveDataAccessed", "staff/S1", {{"what", "app/A1"}, {"approvad_by", "D1"}}),
       "unknown_field", "data.approvad_by");
+  // A field cut short, and a hidden name in another case, are not extra keys either.
+  ExpectRejected(
+      Envelope("SensitiveDataAccessed", "staff/S1", {{"what", "app/A1"}, {"approved", "D1"}}),
+      "unknown_field", "data.approved");
+  ExpectRejected(Envelope("CallbackMade", "app/A1",
+                          {{"agent", "A1"}, {"result", "no_answer"}, {"hasSatisfaction", true}}),
+                 "unknown_field", "data.hasSatisfaction");
   ExpectRejected(Envelope("SchemeReplied", "app/A1", {{"scheme", "s"}, {"extra", "x"}}),
                  "unknown_field", "data.extra");
   // Built in code (text input is checked by the parser), so it goes in as a json value.
