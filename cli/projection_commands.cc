@@ -132,17 +132,12 @@ int OverdueCommand(const DataOptions& options, const std::optional<std::string>&
   if (!caught_up.ok()) return Fail(out, "io_error", caught_up.message(), kExitFailure);
 
   std::vector<projections::OverdueRow> undetermined;
-  auto rows = projections::OverdueAt(*context->ledger, engine, *at_us, std::nullopt,
+  // An org's list holds the late steps of the org units below it too, as a director's does from
+  // ledgerd (the data directory's reader may read every org).
+  auto rows = projections::OverdueAt(*context->ledger, engine, *at_us,
+                                     projections::ReportOrgs{org, /*units_below=*/true},
                                      context->calendar, context->profile, &undetermined);
   if (!rows.ok()) return Fail(out, "io_error", rows.status().message(), kExitFailure);
-  if (org) {
-    // An org's list holds the late steps of the org units below it too, as ledgerd's does.
-    auto outside = [&org](const projections::OverdueRow& row) {
-      return !ingest::OrgWithin(row.org, *org);
-    };
-    std::erase_if(*rows, outside);
-    std::erase_if(undetermined, outside);
-  }
   json listed = json::array();
   for (const auto& row : *rows) listed.push_back(projections::OverdueJson(row));
   json missing = json::array();
@@ -321,18 +316,11 @@ int EvidenceCoverageCommand(const DataOptions& options, const std::string& perio
   if (!context) return kExitFailure;
   auto states = engine->EvidenceStates();
   if (!states.ok()) return Fail(out, "io_error", states.status().message(), kExitFailure);
-  if (!org) {
-    out << projections::EvidenceCoverage(*states, period, org).dump() << "\n";
-    return kExitOk;
-  }
-  // The applications of the org and of the units below it, as ledgerd counts them; surveys
-  // belong to no org.
-  std::erase_if(*states, [&org](const projections::EvidenceState& state) {
-    return !state.stream.starts_with("survey/") && !ingest::OrgWithin(state.org, *org);
-  });
-  json coverage = projections::EvidenceCoverage(*states, period, std::nullopt);
-  coverage["org"] = *org;
-  out << coverage.dump() << "\n";
+  // The applications of the org and of the units below it, as ledgerd counts a director's.
+  out << projections::EvidenceCoverage(*states, period,
+                                       projections::ReportOrgs{org, /*units_below=*/true})
+             .dump()
+      << "\n";
   return kExitOk;
 }
 

@@ -1221,6 +1221,11 @@ std::vector<DataField> DataFieldsOf(std::string_view type) {
 
 bool IsActorId(std::string_view text) { return IsIdSegment(text); }
 
+bool OrgWithin(std::string_view org, std::string_view top) {
+  return !top.empty() && org.starts_with(top) &&
+         (org.size() == top.size() || org[top.size()] == '.');
+}
+
 bool IsOrgUnitId(std::string_view text) {
   return IsIdSegment(text) && text.front() != '.' && text.back() != '.' &&
          text.find("..") == std::string_view::npos;

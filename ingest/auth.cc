@@ -224,11 +224,6 @@ std::string_view RoleName(Role role) {
   return kRoleNames[index];
 }
 
-bool OrgWithin(std::string_view org, std::string_view top) {
-  return !top.empty() && org.starts_with(top) &&
-         (org.size() == top.size() || org[top.size()] == '.');
-}
-
 bool ReachesOrgsBelow(Role role, Access access) { return ScopeOf(role, access) == Scope::kOrgTree; }
 
 bool IsSuperior(const Principal& approver, const Principal& reader) {

@@ -494,7 +494,7 @@ std::optional<EvidenceState> DecodeEvidenceState(std::string_view bytes) {
 }
 
 json EvidenceCoverage(const std::vector<EvidenceState>& states, std::string_view period,
-                      const std::optional<std::string>& org) {
+                      const ReportOrgs& orgs) {
   const auto period_months = PeriodMonths(period);
   if (!period_months) return {{"error", "bad_period"}, {"period", period}};
   const std::set<std::string> months(period_months->begin(), period_months->end());
@@ -504,7 +504,7 @@ json EvidenceCoverage(const std::vector<EvidenceState>& states, std::string_view
             [](const EvidenceState* a, const EvidenceState* b) { return a->stream < b->stream; });
   Coverage reviews, inspections, callbacks;
   for (const EvidenceState* state : sorted) {
-    if (!StartsWith(state->stream, "app/") || (org && state->org != *org)) continue;
+    if (!StartsWith(state->stream, "app/") || !orgs.Covers(state->org)) continue;
     if (InMonths(state->archived, months)) {
       reviews.Add(state->stream, !state->document_reviews.empty());
     }
@@ -519,7 +519,7 @@ json EvidenceCoverage(const std::vector<EvidenceState>& states, std::string_view
     }
   }
   return {{"period", period},
-          {"org", org ? json(*org) : json(nullptr)},
+          {"org", orgs.org ? json(*orgs.org) : json(nullptr)},
           {"months", *period_months},
           {"document_review", reviews.ToJson()},
           {"site_inspection", inspections.ToJson()},

@@ -155,11 +155,6 @@ Routes RouteOf(const EventRecord& event, const ApplicationState* app_after) {
   return routes;
 }
 
-// Whether org unit `org` lies below `top` (KM.XS below KM; not KMX, not KM itself).
-bool OrgBelow(std::string_view org, std::string_view top) {
-  return org.size() > top.size() && org.starts_with(top) && org[top.size()] == '.';
-}
-
 // ---- Folding the parts ----
 
 // The violations that say the application did not go through its time-limited stages before it
@@ -1055,7 +1050,7 @@ KpiOrgUnits KpiOrgUnitsOf(const std::vector<KpiState>& states, std::string_view 
     if (!in_period && !earlier_changes) continue;
     if (state.org == org) {
       units.own = true;
-    } else if (OrgBelow(state.org, org) && in_period) {
+    } else if (in_period && domain::OrgWithin(state.org, org)) {
       below.insert(state.org);
     }
   }

@@ -137,7 +137,7 @@ ledger::Result<std::optional<json>> AppView(const ledger::Ledger& ledger, const 
 
 ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
                                                   const Engine& engine, int64_t at_us,
-                                                  const std::optional<std::string>& org,
+                                                  const ReportOrgs& orgs,
                                                   const domain::WorkingCalendar& calendar,
                                                   const domain::SlaProfile& profile,
                                                   std::vector<OverdueRow>* undetermined) {
@@ -145,7 +145,7 @@ ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
   OccurredAfter after(ledger, at_us);
   std::vector<OverdueRow> rows;
   ledger::Status scanned = engine.ForEachApplication([&](const ApplicationState& s) {
-    if (org && s.org != *org) return true;
+    if (!orgs.Covers(s.org)) return true;
     after.UseCorrectionsOf(s);
     for (const Clock& clock : s.clocks) {
       std::optional<Clock> then = ClockAsOf(clock, day, after);

@@ -773,26 +773,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (period == target_.query.end() || !projections::PeriodMonths(period->second)) {
       return Fail(BadParameter("period", "YYYY-MM or YYYY-Qn"));
     }
-    auto report_org = ReportOrg(principal);
-    if (!report_org) return;
-    const std::optional<std::string> org = *report_org;
-    if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
+    const std::optional<projections::ReportOrgs> orgs = ReportScope(principal);
+    if (!orgs) return;
     Service& service = service_;
-    const bool tree = ReadsOrgTree(principal);
-    OffLoad(
-        [&service, period = period->second, org, tree]() -> std::pair<http::status, std::string> {
-          service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
-          auto states = service.engine().EvidenceStates();
-          if (!states.ok()) return Answer(FromStatus(states.status()));
-          if (!org) return Answer(projections::EvidenceCoverage(*states, period, org));
-          // The applications of the org's tree (a director's units too); surveys belong to no org.
-          std::erase_if(*states, [&org, tree](const projections::EvidenceState& state) {
-            return !state.stream.starts_with("survey/") && !InReport(state.org, *org, tree);
-          });
-          json coverage = projections::EvidenceCoverage(*states, period, std::nullopt);
-          coverage["org"] = *org;
-          return Answer(coverage);
-        });
+    OffLoad([&service, period = period->second,
+             orgs = *orgs]() -> std::pair<http::status, std::string> {
+      service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
+      auto states = service.engine().EvidenceStates();
+      if (!states.ok()) return Answer(FromStatus(states.status()));
+      return Answer(projections::EvidenceCoverage(*states, period, orgs));
+    });
   }
 
   // The staff audit: what the staff/ streams and every application's events say of one staff
@@ -815,24 +805,25 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     });
   }
 
+  // What a report asked by `principal` covers (ReportOrg), once it may read it (nullopt after
+  // answering otherwise). The units below the org are in it for a director (its units) and for a
+  // principal who may read every org; others (a clerk of KM) get their own unit only.
+  std::optional<projections::ReportOrgs> ReportScope(const ingest::Principal& principal) {
+    auto report_org = ReportOrg(principal);
+    if (!report_org) return std::nullopt;
+    if (!Allowed(principal, ingest::Access::kReadReports, report_org->value_or(""))) {
+      return std::nullopt;
+    }
+    return projections::ReportOrgs{
+        *report_org, ingest::ReachesOrgsBelow(principal.role, ingest::Access::kReadReports) ||
+                         !ingest::CheckAccess(principal, ingest::Access::kReadReports, "")};
+  }
+
   // The org a report (overdue list, KPI table, a period's evidence) is about: the one asked for;
   // with none, all orgs, or the principal's own org when it may see only that (a director's "my
-  // KPI table"). Overdue lists and evidence of an org include the orgs below it (OrgWithin).
-  // An org given empty or malformed is refused (400 org): it would match no org and answer an
-  // empty list or an all-null table as if they were some org's. nullopt after answering.
-  // Whether the reports of an org this principal reads include the org units below it: a
-  // director's (its units) and those of a principal who may read every org. Others (a clerk of
-  // KM) read their own unit only, never its units' applications.
-  static bool ReadsOrgTree(const ingest::Principal& principal) {
-    return ingest::ReachesOrgsBelow(principal.role, ingest::Access::kReadReports) ||
-           !ingest::CheckAccess(principal, ingest::Access::kReadReports, "");
-  }
-
-  // Whether `row_org` belongs to the report of `org` read by a principal (ReadsOrgTree).
-  static bool InReport(std::string_view row_org, const std::string& org, bool tree) {
-    return tree ? ingest::OrgWithin(row_org, org) : row_org == org;
-  }
-
+  // KPI table"). An org given empty or malformed is refused (400 org): it would match no org and
+  // answer an empty list or an all-null table as if they were some org's. nullopt after
+  // answering.
   std::optional<std::optional<std::string>> ReportOrg(const ingest::Principal& principal) {
     auto it = target_.query.find("org");
     if (it != target_.query.end()) {
@@ -853,28 +844,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void GetOverdue(const ingest::Principal& principal) {
     auto at = TimeParameter("at");
     if (!at) return;
-    auto report_org = ReportOrg(principal);
-    if (!report_org) return;
-    const std::optional<std::string> org = *report_org;
-    if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
+    const std::optional<projections::ReportOrgs> orgs = ReportScope(principal);
+    if (!orgs) return;
     Service& service = service_;
     int64_t at_us = at->value_or(service_.NowUs());
-    const bool tree = ReadsOrgTree(principal);
-    OffLoad([&service, at_us, org, tree]() -> std::pair<http::status, std::string> {
+    OffLoad([&service, at_us, orgs = *orgs]() -> std::pair<http::status, std::string> {
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);
       std::vector<projections::OverdueRow> undetermined;
-      // All orgs, then those of the org's tree: the list of an org (a director's) holds the late
-      // steps of the units below it too.
-      auto rows = projections::OverdueAt(service.ledger(), service.engine(), at_us, std::nullopt,
+      auto rows = projections::OverdueAt(service.ledger(), service.engine(), at_us, orgs,
                                          service.calendar(), service.profile(), &undetermined);
       if (!rows.ok()) return Answer(FromStatus(rows.status()));
-      if (org) {
-        auto outside = [&org, tree](const projections::OverdueRow& row) {
-          return !InReport(row.org, *org, tree);
-        };
-        std::erase_if(*rows, outside);
-        std::erase_if(undetermined, outside);
-      }
+      const std::optional<std::string>& org = orgs.org;
       json list = json::array();
       for (const auto& row : *rows) list.push_back(projections::OverdueJson(row));
       json missing = json::array();
@@ -894,12 +874,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     auto as_of = TimeParameter("as_of");
     if (!as_of) return;
-    auto report_org = ReportOrg(principal);
-    if (!report_org) return;
-    const std::optional<std::string> org = *report_org;
-    if (!Allowed(principal, ingest::Access::kReadReports, org.value_or(""))) return;
+    const std::optional<projections::ReportOrgs> orgs = ReportScope(principal);
+    if (!orgs) return;
+    const std::optional<std::string>& org = orgs->org;
+    const bool tree = orgs->units_below;
     Service& service = service_;
-    const bool tree = ReadsOrgTree(principal);
     OffLoad([&service, period = period->second, org, as_of = *as_of,
              tree]() -> std::pair<http::status, std::string> {
       service.engine().WaitForCheckpoint(service.ledger().Head(), kProjectionWait);

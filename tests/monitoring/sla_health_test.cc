@@ -34,8 +34,9 @@ class SlaHealthTest : public DemoLedgerSuite {
 
 TEST_F(SlaHealthTest, OverdueClocksAreThoseOverdueAtLists) {
   const SlaHealth health = Health(kEvaluatedAt);
-  auto rows = projections::OverdueAt(demo_->ledger(), demo_->engine(), kEvaluatedAt, std::nullopt,
-                                     demo_->calendar(), demo_->profile());
+  auto rows =
+      projections::OverdueAt(demo_->ledger(), demo_->engine(), kEvaluatedAt,
+                             projections::ReportOrgs{}, demo_->calendar(), demo_->profile());
   ASSERT_TRUE(rows.ok());
   ASSERT_FALSE(rows->empty()) << "the workload should leave overdue clocks at this time";
 

@@ -151,7 +151,7 @@ TEST_F(EvidenceTest, CoverageAndSurveysPerPeriod) {
   Add("survey/2026-04", "ThirdPartySurveyRecorded", "04-30",
       {{"agency", "X"}, {"sample_size", 50}, {"satisfaction_index", 80}});
 
-  const json coverage = EvidenceCoverage(All(), "2026-03", std::string("KM.XS"));
+  const json coverage = EvidenceCoverage(All(), "2026-03", ReportOrgs{"KM.XS"});
   EXPECT_EQ(coverage["document_review"]["covered_ids"], json({"app/A1"}));
   EXPECT_EQ(coverage["document_review"]["missing_ids"], json({"app/A2"}));
   EXPECT_DOUBLE_EQ(coverage["document_review"]["value"].get<double>(), 0.5);
@@ -166,10 +166,10 @@ TEST_F(EvidenceTest, CoverageAndSurveysPerPeriod) {
   EXPECT_EQ(coverage["surveys"][0]["sample_size"], 200);
   EXPECT_DOUBLE_EQ(coverage["surveys"][0]["satisfaction_index"].get<double>(), 91.5);
 
-  const json other_org = EvidenceCoverage(All(), "2026-03", std::string("KM.GD"));
+  const json other_org = EvidenceCoverage(All(), "2026-03", ReportOrgs{"KM.GD"});
   EXPECT_TRUE(other_org["document_review"]["value"].is_null());
-  EXPECT_EQ(EvidenceCoverage(All(), "2026-Q2", std::nullopt)["surveys"].size(), 1u);
-  EXPECT_EQ(EvidenceCoverage(All(), "March", std::nullopt)["error"], "bad_period");
+  EXPECT_EQ(EvidenceCoverage(All(), "2026-Q2", ReportOrgs{})["surveys"].size(), 1u);
+  EXPECT_EQ(EvidenceCoverage(All(), "March", ReportOrgs{})["error"], "bad_period");
 
   for (const EvidenceState& state : All()) {
     const std::optional<EvidenceState> decoded = DecodeEvidenceState(Encode(state));

@@ -69,7 +69,7 @@ class OverdueTest : public ::testing::Test {
     const int64_t at = *ParseTimeArgument(when + ":00+08:00");
     Engine engine(*ledger_);
     EXPECT_TRUE(engine.CatchUp().ok());
-    auto rows = OverdueAt(*ledger_, engine, at, std::nullopt, calendar_, profile_);
+    auto rows = OverdueAt(*ledger_, engine, at, ReportOrgs{}, calendar_, profile_);
     EXPECT_TRUE(rows.ok()) << rows.status().ToString();
     Overdue overdue;
     for (const OverdueRow& row : *rows) {
@@ -143,7 +143,7 @@ TEST_F(OverdueTest, ClocksTheCalendarCannotJudgeAreNamedNotDropped) {
   Engine engine(*ledger_);
   ASSERT_TRUE(engine.CatchUp().ok());
   std::vector<OverdueRow> undetermined;
-  auto rows = OverdueAt(*ledger_, engine, at, std::nullopt, calendar_, profile_, &undetermined);
+  auto rows = OverdueAt(*ledger_, engine, at, ReportOrgs{}, calendar_, profile_, &undetermined);
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
   ASSERT_EQ(rows->size(), 1u);
   EXPECT_EQ(rows->front().stream, "app/R1");

@@ -82,6 +82,9 @@ bool IsActorId(std::string_view text);
 // An org unit id as a report asks for it: an actor id whose dot-separated parts are all non-empty
 // (KM.XS; not "KM.", ".KM" or "KM..XS", which no org unit can be).
 bool IsOrgUnitId(std::string_view text);
+// Whether org unit `org` is `top` or below it: org ids are dot-separated paths, so KM.XS and
+// KM.XS.OPS are within KM, and KMX is not.
+bool OrgWithin(std::string_view org, std::string_view top);
 Decoded<ClientEvent> DecodeClientEvent(const nlohmann::json& event);
 // Text overloads: without them a std::string or string literal would be ambiguous, since
 // nlohmann::json converts implicitly from strings. Both parse the text, like the string_view form.

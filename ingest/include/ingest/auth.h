@@ -56,9 +56,8 @@ enum class Access {
 std::optional<std::string> CheckAccess(const Principal& principal, Access access,
                                        std::string_view org = "");
 
-// Whether org unit `org` is `top` or below it: org ids are dot-separated paths, so KM.XS and
-// KM.XS.OPS are within KM, and KMX is not.
-bool OrgWithin(std::string_view org, std::string_view top);
+// Whether org unit `org` is `top` or below it (domain/event_json.h).
+using domain::OrgWithin;
 
 // Whether `role` has `access` to the orgs below its own as well as its own (a director reads
 // the applications and reports of its org's units); otherwise an own-org right is its org alone.

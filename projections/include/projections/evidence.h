@@ -23,6 +23,7 @@
 #include "domain/calendar.h"
 #include "ledger/event.h"
 #include "projections/application.h"
+#include "projections/report_orgs.h"
 
 namespace gridledger::projections {
 
@@ -136,6 +137,6 @@ nlohmann::json ToJson(const EvidenceState& state);
 //    of its months, or the quarter containing it (org does not filter surveys)}.
 // A bad period gives {"error": "bad_period", "period": …}.
 nlohmann::json EvidenceCoverage(const std::vector<EvidenceState>& states, std::string_view period,
-                                const std::optional<std::string>& org);
+                                const ReportOrgs& orgs);
 
 }  // namespace gridledger::projections

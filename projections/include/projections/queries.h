@@ -16,6 +16,7 @@
 #include "ledger/ledger.h"
 #include "projections/application.h"
 #include "projections/engine.h"
+#include "projections/report_orgs.h"
 
 namespace gridledger::projections {
 
@@ -50,13 +51,13 @@ struct OverdueRow {
 
 // Clocks overdue at `at_us` as they stood at that time — the clocks AppView shows at that business
 // time: ends, pauses and starts after it (on its own date too, read from `ledger`) had not
-// happened — most escalated first; only `org`'s when given. Reads the engine's stored states
-// (bring it up to date first). Open clocks that cannot be judged at that time because they need a
-// calendar year that is not loaded (state calendar_missing) are not overdue rows, never a guess:
-// they go to `undetermined` when given, so that callers can say so.
+// happened — most escalated first; only those of the applications `orgs` covers. Reads the engine's
+// stored states (bring it up to date first). Open clocks that cannot be judged at that time because
+// they need a calendar year that is not loaded (state calendar_missing) are not overdue rows, never
+// a guess: they go to `undetermined` when given, so that callers can say so.
 ledger::Result<std::vector<OverdueRow>> OverdueAt(const ledger::Ledger& ledger,
                                                   const Engine& engine, int64_t at_us,
-                                                  const std::optional<std::string>& org,
+                                                  const ReportOrgs& orgs,
                                                   const domain::WorkingCalendar& calendar,
                                                   const domain::SlaProfile& profile,
                                                   std::vector<OverdueRow>* undetermined = nullptr);
