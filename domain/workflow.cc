@@ -411,6 +411,32 @@ std::vector<RuleBreach> ClosingDateViolations(const WorkflowFacts& facts, AppEve
   return out;
 }
 
+std::vector<std::string_view> RulesSettledBy(const WorkflowEvent& event) {
+  switch (event.type) {
+    case AppEventType::kContractSigned:
+      return {"connected_without_contract"};
+    case AppEventType::kFeesSettled:
+      return {"connected_before_fees"};
+    case AppEventType::kSchemeReplied:
+      return {"connected_before_scheme_reply", "contract_before_scheme_reply"};
+    case AppEventType::kCompletionInspected:
+      if (event.passed) return {"connected_before_completion_passed"};
+      return {};
+    case AppEventType::kDesignReviewed:
+      if (event.passed) return {"connected_without_design_review"};
+      return {};
+    case AppEventType::kMidInspected:
+      if (event.passed) return {"connected_without_mid_inspection"};
+      return {};
+    case AppEventType::kMeterConnected:
+      return {"callback_before_connection"};
+    case AppEventType::kChangeExecuted:
+      return {"callback_before_change_executed"};
+    default:
+      return {};
+  }
+}
+
 std::optional<RuleBreach> DatedBeforeAcceptance(AppEventType type, Date accepted, Date on) {
   if (type == AppEventType::kApplicationAccepted || type == AppEventType::kCorrected ||
       !(on < accepted)) {

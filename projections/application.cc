@@ -175,14 +175,20 @@ void MaybeOpenConnection(ApplicationState& state, uint64_t position) {
   }
 }
 
+// Where a connection on `connected` made before its prerequisites is measured from: the latest
+// of them that had happened by then (by business date), or the acceptance.
+Date ConnectionStartBefore(const ApplicationState& state, Date connected) {
+  const Prerequisites before = ConnectionPrerequisites(state, connected);
+  return std::min(before.latest.value_or(state.accepted_date.value_or(connected)), connected);
+}
+
 void OnMeterConnected(ApplicationState& state, Date date, uint64_t position) {
   Clock* opened = LatestOpenClock(state, SlaClock::kConnection);
   if (!HasClock(state, SlaClock::kConnection) || (opened != nullptr && date < opened->start)) {
     // Connected before its prerequisites (a violation): measure from what had happened by then.
     // (A clock opened when the last of them was recorded starts after the connection when that
     // one was entered first but dated later.)
-    const Prerequisites before = ConnectionPrerequisites(state, date);
-    const Date start = std::min(before.latest.value_or(state.accepted_date.value_or(date)), date);
+    const Date start = ConnectionStartBefore(state, date);
     if (opened != nullptr) {
       opened->start = start;
       opened->start_position = position;  // as if opened here, like the branch below
@@ -271,6 +277,49 @@ void UpdateClocks(ApplicationState& state, const EventRecord& event,
       break;
   }
   MaybeOpenConnection(state, position);
+}
+
+// Settles the standing violations that the applied `decoded` shows were not: the fact they missed
+// is recorded now, dated on or before their events (domain::RulesSettledBy). A premature callback
+// is settled only by the application's first connection (or change execution), the step it
+// missed; `completed_before`: one was folded before this event. A connection measured without a
+// prerequisite is measured again with it.
+void SettleViolations(ApplicationState& state, const EventRecord& event,
+                      const domain::WorkflowEvent& decoded, bool completed_before) {
+  if ((decoded.type == AppEventType::kMeterConnected ||
+       decoded.type == AppEventType::kChangeExecuted) &&
+      (completed_before || !ConnectedOrExecutedDate(state))) {
+    return;
+  }
+  const std::vector<std::string_view> rules = domain::RulesSettledBy(decoded);
+  if (rules.empty()) return;
+  const Date date = domain::LocalDateOf(event.occurred_at_us);
+  const auto settles = [&](const ViolationRecord& v) {
+    return v.position < event.position && !(v.date < date) &&
+           std::find(rules.begin(), rules.end(), v.rule) != rules.end();
+  };
+  if (std::none_of(state.violations.begin(), state.violations.end(), settles)) return;
+  std::vector<ViolationRecord> standing;
+  std::vector<uint64_t> connections;  // positions of connections that missed a prerequisite
+  for (ViolationRecord& v : state.violations) {
+    if (!settles(v)) {
+      standing.push_back(std::move(v));
+      continue;
+    }
+    if (v.rule.starts_with("connected_")) connections.push_back(v.position);
+    state.settled.push_back(
+        SettledViolation{std::move(v), event.position, std::string(event.type), date});
+  }
+  state.violations = std::move(standing);
+  for (Clock& clock : state.clocks) {
+    if (clock.name != SlaClock::kConnection || !clock.end || clock.stopped_by ||
+        std::find(connections.begin(), connections.end(), clock.end_position) ==
+            connections.end()) {
+      continue;
+    }
+    clock.start = ConnectionStartBefore(state, *clock.end);
+    RefreshPauses(state, clock);
+  }
 }
 
 void RecordSideFacts(ApplicationState& state, const EventRecord& event,
@@ -404,6 +453,19 @@ nlohmann::json RecordsJson(const ApplicationState& state, const domain::WorkingC
     out["violations"].push_back(
         {{"rule", v.rule}, {"position", v.position}, {"type", v.type}, {"message", v.message}});
   }
+  // Settled: the fact a violation missed was entered later, dated on or before its event.
+  out["settled_violations"] = nlohmann::json::array();
+  for (const SettledViolation& s : state.settled) {
+    const ViolationRecord& v = s.violation;
+    out["settled_violations"].push_back({{"rule", v.rule},
+                                         {"position", v.position},
+                                         {"type", v.type},
+                                         {"message", v.message},
+                                         {"date", v.date.ToString()},
+                                         {"settled_by", s.by_position},
+                                         {"settled_by_type", s.by_type},
+                                         {"settled_by_date", s.by_date.ToString()}});
+  }
   for (const BackdatedFlag& flag : Backdated(state, calendar, profile)) {
     nlohmann::json item = {
         {"position", flag.record.position},
@@ -498,26 +560,29 @@ void Fold(ApplicationState& state, const EventRecord& event) {
                                             verdict.invalid->rule, verdict.invalid->message});
     return;
   }
+  const Date date = domain::LocalDateOf(event.occurred_at_us);
   if (workflow_event.type == AppEventType::kMeterConnected) {
-    for (domain::RuleBreach& later : domain::ConnectionDateViolations(
-             state.facts, DatesOf(state), domain::LocalDateOf(event.occurred_at_us))) {
+    for (domain::RuleBreach& later :
+         domain::ConnectionDateViolations(state.facts, DatesOf(state), date)) {
       verdict.violations.push_back(std::move(later));
     }
   }
-  if (const std::optional<Date> done = ConnectedOrExecutedDate(state)) {
-    for (domain::RuleBreach& earlier : domain::ClosingDateViolations(
-             state.facts, workflow_event.type, *done, domain::LocalDateOf(event.occurred_at_us))) {
+  const std::optional<Date> done = ConnectedOrExecutedDate(state);
+  if (done) {
+    for (domain::RuleBreach& earlier :
+         domain::ClosingDateViolations(state.facts, workflow_event.type, *done, date)) {
       verdict.violations.push_back(std::move(earlier));
     }
   }
   for (domain::RuleBreach& violation : verdict.violations) {
     state.violations.push_back(ViolationRecord{std::move(violation.rule), event.position,
                                                std::string(event.type),
-                                               std::move(violation.message)});
+                                               std::move(violation.message), date});
   }
   domain::Apply(state.facts, workflow_event);
   ++state.events_applied;
   UpdateClocks(state, event, workflow_event);
+  SettleViolations(state, event, workflow_event, /*completed_before=*/done.has_value());
   RecordSideFacts(state, event, workflow_event);
 }
 

@@ -102,13 +102,26 @@ void GetList(Reader& r, std::vector<T>& items, F&& one) {
   for (size_t i = 0; i < count && r.ok(); ++i) items.push_back(one(r));
 }
 
+void PutViolation(Writer& w, const ViolationRecord& v) {
+  w.String(v.rule);
+  w.Varint(v.position);
+  w.String(v.type);
+  w.String(v.message);
+  w.Date(v.date);
+}
+
+ViolationRecord GetViolation(Reader& r) {
+  ViolationRecord v;
+  v.rule = r.String();
+  v.position = r.Varint();
+  v.type = r.String();
+  v.message = r.String();
+  v.date = r.Date();
+  return v;
+}
+
 void PutRecords(Writer& w, const ApplicationState& s) {
-  PutList(w, s.violations, [](Writer& w, const ViolationRecord& v) {
-    w.String(v.rule);
-    w.Varint(v.position);
-    w.String(v.type);
-    w.String(v.message);
-  });
+  PutList(w, s.violations, PutViolation);
   PutList(w, s.late_records, [](Writer& w, const LateRecord& l) {
     w.Varint(l.position);
     w.String(l.type);
@@ -139,14 +152,7 @@ void PutRecords(Writer& w, const ApplicationState& s) {
 }
 
 void GetRecords(Reader& r, ApplicationState& s) {
-  GetList(r, s.violations, [](Reader& r) {
-    ViolationRecord v;
-    v.rule = r.String();
-    v.position = r.Varint();
-    v.type = r.String();
-    v.message = r.String();
-    return v;
-  });
+  GetList(r, s.violations, GetViolation);
   GetList(r, s.late_records, [](Reader& r) {
     LateRecord l;
     l.position = r.Varint();
@@ -255,6 +261,12 @@ void EncodeApplicationTo(const ApplicationState& s, std::string& out) {
   PutList(w, s.clocks, [](Writer& w, const Clock& c) { PutClock(w, c); });
   PutRecords(w, s);
   PutPauses(w, s.pauses);
+  PutList(w, s.settled, [](Writer& w, const SettledViolation& settled) {
+    PutViolation(w, settled.violation);
+    w.Varint(settled.by_position);
+    w.String(settled.by_type);
+    w.Date(settled.by_date);
+  });
 }
 
 std::string EncodeApplication(const ApplicationState& state) {
@@ -281,6 +293,14 @@ std::optional<ApplicationState> DecodeApplication(std::string_view bytes) {
   GetList(r, s.clocks, [](Reader& r) { return GetClock(r); });
   GetRecords(r, s);
   GetPauses(r, s.pauses);
+  GetList(r, s.settled, [](Reader& r) {
+    SettledViolation settled;
+    settled.violation = GetViolation(r);
+    settled.by_position = r.Varint();
+    settled.by_type = r.String();
+    settled.by_date = r.Date();
+    return settled;
+  });
   if (!r.Done()) return std::nullopt;
   return s;
 }

@@ -25,9 +25,10 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // archive violations count against timeliness, and a correction dating an event before its
 // application's acceptance is refused (ninth); 7: a callback before the connection counts against
 // KPI 3, pauses count by business dates, an archive or callback dated before the connection is
-// flagged (twelfth).
+// flagged (twelfth); 8: a violation whose missing fact is recorded later, dated on or before its
+// event, is settled (thirteenth).
 // Stored under kFoldVersionKey; absent counts as 1.
-constexpr uint64_t kFoldVersion = 7;
+constexpr uint64_t kFoldVersion = 8;
 constexpr char kFoldVersionKey[] = "fold_version";
 
 std::string EncodeU64(uint64_t value) {

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <variant>
 
@@ -66,6 +68,7 @@ struct Routes {
   std::string late;      // month of recorded_at
   std::string report;    // report bucket
   std::string training;  // month bucket of the organizer's org
+  std::string settled;   // month of recorded_at, when the event settled violations
 };
 
 // True when the application projection applied `event` (it was not rejected as invalid).
@@ -77,6 +80,11 @@ bool AppliedByApp(const ApplicationState& app, const EventRecord& event) {
 bool HasViolationAt(const ApplicationState& app, uint64_t position) {
   return std::any_of(app.violations.begin(), app.violations.end(),
                      [position](const ViolationRecord& v) { return v.position == position; });
+}
+
+// Whether the event at `position` settled violations (they are appended as settled).
+bool SettledAt(const ApplicationState& app, uint64_t position) {
+  return !app.settled.empty() && app.settled.back().by_position == position;
 }
 
 bool IsFirstConnection(const ApplicationState& app, uint64_t position) {
@@ -136,6 +144,10 @@ void RouteAppEvent(const EventRecord& event, const ApplicationState& app, Routes
     routes.change = KpiMonthKey(app.org, MonthOf(*app.accepted_date));
   }
   if (IsLate(event)) routes.late = KpiMonthKey(app.org, MonthOfUs(event.recorded_at_us));
+  // Like a revision marker: recorded after the items it settles, so never in an earlier month.
+  if (SettledAt(app, event.position)) {
+    routes.settled = KpiMonthKey(app.org, MonthOfUs(event.recorded_at_us));
+  }
 }
 
 Routes RouteOf(const EventRecord& event, const ApplicationState* app_after) {
@@ -265,6 +277,16 @@ void FoldMonthFacts(KpiState& state, const EventRecord& event, const Application
     if (violation.position != event.position) continue;
     state.violations.push_back(
         KpiViolation{app.stream, event.position, violation.rule, app.revision});
+  }
+}
+
+// The violations the event settled (appended last to ApplicationState::settled), in their order.
+void FoldSettled(KpiState& state, const EventRecord& event, const ApplicationState& app) {
+  auto first = app.settled.end();
+  while (first != app.settled.begin() && std::prev(first)->by_position == event.position) --first;
+  for (auto it = first; it != app.settled.end(); ++it) {
+    state.settled.push_back(KpiSettled{app.stream, it->violation.position, it->violation.rule,
+                                       it->by_position, app.revision});
   }
 }
 
@@ -459,8 +481,8 @@ std::optional<KpiState> NewKpiState(std::string_view key) {
 std::vector<std::string> KpiKeysOf(const EventRecord& event, const ApplicationState* app_after) {
   const Routes routes = RouteOf(event, app_after);
   std::vector<std::string> keys;
-  for (const std::string* key :
-       {&routes.month, &routes.change, &routes.late, &routes.report, &routes.training}) {
+  for (const std::string* key : {&routes.month, &routes.change, &routes.late, &routes.report,
+                                 &routes.training, &routes.settled}) {
     if (!key->empty() && std::find(keys.begin(), keys.end(), *key) == keys.end()) {
       keys.push_back(*key);
     }
@@ -472,11 +494,10 @@ void KpiTargetsOf(const EventRecord& event, const ApplicationState* app_after,
                   std::vector<KpiTarget>& targets) {
   targets.clear();
   Routes routes = RouteOf(event, app_after);
-  const std::pair<std::string*, uint8_t> parts[] = {{&routes.month, kKpiPartMonth},
-                                                    {&routes.change, kKpiPartChange},
-                                                    {&routes.late, kKpiPartLate},
-                                                    {&routes.report, kKpiPartReport},
-                                                    {&routes.training, kKpiPartTraining}};
+  const std::pair<std::string*, uint8_t> parts[] = {
+      {&routes.month, kKpiPartMonth},       {&routes.change, kKpiPartChange},
+      {&routes.late, kKpiPartLate},         {&routes.report, kKpiPartReport},
+      {&routes.training, kKpiPartTraining}, {&routes.settled, kKpiPartSettled}};
   for (const auto& [key, part] : parts) {
     if (key->empty()) continue;
     auto same = std::find_if(targets.begin(), targets.end(),
@@ -500,6 +521,7 @@ void FoldParts(KpiState& state, const EventRecord& event, const ApplicationState
   }
   if ((parts & kKpiPartReport) != 0) FoldReport(state, event);
   if ((parts & kKpiPartTraining) != 0) FoldTraining(state, event);
+  if ((parts & kKpiPartSettled) != 0) FoldSettled(state, event, *app_after);
   // A correction folds an application's earlier events again (REVISIONS): never backwards.
   if (parts != 0) state.last_position = std::max(state.last_position, event.position);
 }
@@ -513,6 +535,7 @@ void Fold(KpiState& state, const EventRecord& event, const ApplicationState* app
   if (!routes.late.empty() && routes.late == key) parts |= kKpiPartLate;
   if (!routes.report.empty() && routes.report == key) parts |= kKpiPartReport;
   if (!routes.training.empty() && routes.training == key) parts |= kKpiPartTraining;
+  if (!routes.settled.empty() && routes.settled == key) parts |= kKpiPartSettled;
   FoldParts(state, event, app_after, parts);
 }
 
@@ -588,6 +611,13 @@ json ToJson(const KpiState& state) {
   });
   out["revisions"] = ArrayOf(state.revisions, [](const KpiRevision& r) -> json {
     return {{"app", r.app}, {"position", r.position}, {"revision", r.revision}};
+  });
+  out["settled"] = ArrayOf(state.settled, [](const KpiSettled& v) -> json {
+    return {{"app", v.app},
+            {"position", v.position},
+            {"rule", v.rule},
+            {"settled_by", v.by_position},
+            {"revision", v.revision}};
   });
   return out;
 }
@@ -917,6 +947,7 @@ json ActivityJson(const std::vector<const KpiState*>& states, const Scope& scope
   size_t sessions = 0;
   json by_rule = json::object();
   json items = json::array();
+  json settled = json::array();  // settled by events recorded in the period
   for (const KpiState* state : states) {
     if (!scope.InPeriod(*state)) continue;
     for (const KpiUrge& urge : state->urges) {
@@ -936,6 +967,12 @@ json ActivityJson(const std::vector<const KpiState*>& states, const Scope& scope
       by_rule[v.rule] = by_rule.value(v.rule, 0) + 1;
       items.push_back({{"app", v.app}, {"position", v.position}, {"rule", v.rule}});
     }
+    for (const KpiSettled& v : state->settled) {
+      settled.push_back({{"app", v.app},
+                         {"position", v.position},
+                         {"rule", v.rule},
+                         {"settled_by", v.by_position}});
+    }
   }
   return {{"urges_issued", {{"count", urge_ids.size()}, {"ids", urge_ids}, {"items", urge_items}}},
           {"training_hours",
@@ -943,7 +980,8 @@ json ActivityJson(const std::vector<const KpiState*>& states, const Scope& scope
             {"sessions", sessions},
             {"person_hours", person_hours},
             {"items", training_items}}},
-          {"violations", {{"count", items.size()}, {"by_rule", by_rule}, {"items", items}}}};
+          {"violations", {{"count", items.size()}, {"by_rule", by_rule}, {"items", items}}},
+          {"settled_violations", {{"count", settled.size()}, {"items", settled}}}};
 }
 
 json DocumentReviewPassRate(const std::vector<const KpiState*>& states, const Scope& scope) {
@@ -1003,6 +1041,7 @@ void ForEachApplicationList(State& state, const Visit& visit) {
   visit(state.violations, app);
   visit(state.urges, app);
   visit(state.revisions, app);
+  visit(state.settled, app);
   visit(state.late, [](const KpiLate& late) { return std::string_view(late.stream); });
 }
 
@@ -1034,6 +1073,38 @@ void KeepLatestRevisions(std::vector<const KpiState*>& states, std::deque<KpiSta
     ForEachApplicationList(copy, [&stale](auto& items, const auto& app_of) {
       std::erase_if(items, [&](const auto& item) { return stale(app_of(item), item.revision); });
     });
+    state = &copy;
+  }
+}
+
+void ApplySettlements(std::vector<const KpiState*>& states, std::deque<KpiState>& copies) {
+  std::set<std::tuple<std::string_view, uint64_t, std::string_view>> settled;
+  for (const KpiState* state : states) {
+    for (const KpiSettled& item : state->settled)
+      settled.emplace(item.app, item.position, item.rule);
+  }
+  if (settled.empty()) return;
+  const auto is = [&settled](std::string_view app, uint64_t position, std::string_view rule) {
+    return settled.contains({app, position, rule});
+  };
+  const auto contract = [&is](const KpiConnection& c) {
+    return !c.contract_before && is(c.app, c.position, "connected_without_contract");
+  };
+  const auto callback = [&is](const KpiCallback& c) {
+    return c.premature && (is(c.app, c.position, "callback_before_connection") ||
+                           is(c.app, c.position, "callback_before_change_executed"));
+  };
+  const auto violation = [&is](const KpiViolation& v) { return is(v.app, v.position, v.rule); };
+  for (const KpiState*& state : states) {
+    if (std::none_of(state->connections.begin(), state->connections.end(), contract) &&
+        std::none_of(state->callbacks.begin(), state->callbacks.end(), callback) &&
+        std::none_of(state->violations.begin(), state->violations.end(), violation)) {
+      continue;
+    }
+    KpiState& copy = copies.emplace_back(*state);
+    for (KpiConnection& c : copy.connections) c.contract_before = c.contract_before || contract(c);
+    for (KpiCallback& c : copy.callbacks) c.premature = c.premature && !callback(c);
+    std::erase_if(copy.violations, violation);
     state = &copy;
   }
 }
@@ -1078,6 +1149,7 @@ json KpiTable(const std::vector<KpiState>& states, std::string_view period,
   std::vector<const KpiState*> sorted = SortedByKey(states);
   std::deque<KpiState> corrected_copies;
   KeepLatestRevisions(sorted, corrected_copies);
+  ApplySettlements(sorted, corrected_copies);
   const auto [on_time, accuracy] = Reports(sorted, scope, as_of_us);
   json kpis = json::array();
   kpis.push_back(KpiJson("timeliness", "业扩报装时限达标率",

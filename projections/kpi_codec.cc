@@ -196,6 +196,24 @@ KpiRevision GetKpiRevision(Reader& r) {
   return v;
 }
 
+void PutKpiSettled(Writer& w, const KpiSettled& v) {
+  w.String(v.app);
+  w.Varint(v.position);
+  w.String(v.rule);
+  w.Varint(v.by_position);
+  w.Varint(v.revision);
+}
+
+KpiSettled GetKpiSettled(Reader& r) {
+  KpiSettled v;
+  v.app = r.String();
+  v.position = r.Varint();
+  v.rule = r.String();
+  v.by_position = r.Varint();
+  v.revision = r.Uint32();
+  return v;
+}
+
 void PutKpiScalars(Writer& w, const KpiState& s) {
   w.String(s.org);
   w.String(s.month);
@@ -264,6 +282,7 @@ std::string Encode(const KpiState& s) {
   PutAll(w, s.urges, &PutKpiUrge);
   PutAll(w, s.trainings, &PutKpiTraining);
   PutAll(w, s.revisions, &PutKpiRevision);
+  PutAll(w, s.settled, &PutKpiSettled);
   return out;
 }
 
@@ -283,6 +302,7 @@ std::optional<KpiState> DecodeKpiState(std::string_view bytes) {
   GetAll(r, s.urges, &GetKpiUrge);
   GetAll(r, s.trainings, &GetKpiTraining);
   GetAll(r, s.revisions, &GetKpiRevision);
+  GetAll(r, s.settled, &GetKpiSettled);
   if (!r.Done()) return std::nullopt;
   return s;
 }

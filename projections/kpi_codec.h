@@ -6,7 +6,7 @@
 //            due_position:varint submitted_date:optional<svarint> submitted_position:varint
 //            corrections:varint errors_found:varint>
 //   lists:   archived changes callbacks connections document_reviews site_inspections
-//            violations late urges trainings revisions — each a count, then items in their
+//            violations late urges trainings revisions settled — each a count, then items in their
 //            field order (an app's item ends with its revision).
 #pragma once
 
@@ -16,8 +16,9 @@
 namespace gridledger::projections {
 
 inline constexpr uint8_t kKpiCodecVersion =
-    0x4e;  // 'N' ('M' before callbacks said whether they came before the connection, 'L'
-           // before archived items listed violations, 'K' before revisions); not MessagePack
+    0x4f;  // 'O' ('N' before settled violations, 'M' before callbacks said whether they came before
+           // the connection, 'L' before archived items listed violations, 'K' before revisions);
+           // not MessagePack
 
 void PutKpiScalars(codec::Writer& w, const KpiState& state);
 void GetKpiScalars(codec::Reader& r, KpiState& state);
@@ -42,5 +43,7 @@ void PutKpiTraining(codec::Writer& w, const KpiTraining& item);
 KpiTraining GetKpiTraining(codec::Reader& r);
 void PutKpiRevision(codec::Writer& w, const KpiRevision& item);
 KpiRevision GetKpiRevision(codec::Reader& r);
+void PutKpiSettled(codec::Writer& w, const KpiSettled& item);
+KpiSettled GetKpiSettled(codec::Reader& r);
 
 }  // namespace gridledger::projections

@@ -11,7 +11,7 @@ using codec::Reader;
 using codec::Writer;
 
 constexpr uint8_t kKpiHeadVersion =
-    0x6d;  // 'm' ('l' before violations, 'k' before revisions); whole: 'M'
+    0x6e;  // 'n' ('m' before settled violations, 'l' before violations, 'k' before revisions)
 constexpr uint8_t kStaffHeadVersion = 0x73;  // 's'; a whole StaffAuditState starts with 'S'
 constexpr std::string_view kStaffKeyPrefix = "staff-audit/";
 constexpr size_t kIndexBytes = 4;
@@ -151,6 +151,7 @@ ledger::Status WriteKpiHead(const ledger::Ledger& ledger, ledger::SideFamily fam
   put(KpiList::kUrges, s.urges, &PutKpiUrge);
   put(KpiList::kTrainings, s.trainings, &PutKpiTraining);
   put(KpiList::kRevisions, s.revisions, &PutKpiRevision);
+  put(KpiList::kSettled, s.settled, &PutKpiSettled);
   Writer w(kept);
   w.U8(kKpiHeadVersion);
   PutKpiScalars(w, s);
@@ -258,6 +259,9 @@ ledger::Status KpiAssembler::Add(std::string_view key, std::string_view value) {
     case KpiList::kRevisions:
       ok = GetItem(s.revisions, index, value, &GetKpiRevision);
       break;
+    case KpiList::kSettled:
+      ok = GetItem(s.settled, index, value, &GetKpiSettled);
+      break;
   }
   return ok ? ledger::Status::Ok() : Corrupt(key, "item does not decode or is out of order");
 }
@@ -276,7 +280,8 @@ ledger::Status KpiAssembler::Close() {
                                                    s.late.size(),
                                                    s.urges.size(),
                                                    s.trainings.size(),
-                                                   s.revisions.size()};
+                                                   s.revisions.size(),
+                                                   s.settled.size()};
   for (size_t i = 0; i < kKpiListCount; ++i) {
     if (sizes[i] != expected_[i]) return Corrupt(head_key_, "list misses items");
   }

@@ -615,6 +615,104 @@ TEST_F(ApplicationTest, InvalidEventsInTheLogAreSkippedAndListed) {
   EXPECT_EQ(state.events_applied, 1u);
 }
 
+// The mirror of the test above: a contract entered after the connection but dated before it was
+// signed before it, only entered late. The violation is settled (listed with the event that
+// settled it, counted nowhere) and the connection is measured from the prerequisites as dated.
+// A contract dated after the connection settles nothing; as the system knew it before the late
+// entry, the violation stands.
+TEST_F(ApplicationTest, APrerequisiteEnteredLateButDatedBeforeTheConnectionSettlesItsViolation) {
+  Accept("2026-03-02", {{"customer_class", "residential"}});
+  Append("SchemeReplied", "2026-03-03");
+  Append("FeesSettled", "2026-03-04");
+  const uint64_t connected = Append("MeterConnected", "2026-03-10");
+  const uint64_t contract = Append("ContractSigned", "2026-03-06", json::object(), "2026-03-12");
+  const ApplicationState state = FoldAll();
+  EXPECT_TRUE(state.violations.empty()) << state.violations[0].message;
+  ASSERT_EQ(state.settled.size(), 1u);
+  EXPECT_EQ(state.settled[0].violation.rule, "connected_without_contract");
+  EXPECT_EQ(state.settled[0].violation.position, connected);
+  EXPECT_EQ(state.settled[0].violation.date, D("2026-03-10"));
+  EXPECT_EQ(state.settled[0].by_position, contract);
+  EXPECT_EQ(state.settled[0].by_type, "ContractSigned");
+  // From the contract (03-06), now the last prerequisite: 03-09, 03-10 are 2 working days <= 3.
+  const json doc = Json(state, "2026-03-25");
+  EXPECT_EQ(doc["clocks"]["connection"]["start"], "2026-03-06");
+  EXPECT_EQ(doc["clocks"]["connection"]["elapsed_working_days"], 2);
+  EXPECT_EQ(doc["clocks"]["connection"]["state"], "met");
+  ASSERT_EQ(doc["settled_violations"].size(), 1u);
+  EXPECT_EQ(doc["settled_violations"][0]["rule"], "connected_without_contract");
+  EXPECT_EQ(doc["settled_violations"][0]["settled_by"], contract);
+  EXPECT_EQ(doc["settled_violations"][0]["settled_by_date"], "2026-03-06");
+  EXPECT_EQ(doc["violations"], json::array());
+  // The late entry is still backdated (4 working days after it occurred).
+  ASSERT_EQ(doc["backdated"].size(), 1u);
+  EXPECT_EQ(doc["backdated"][0]["position"], contract);
+  // What the system knew before the late entry: the violation, measured from the fees.
+  auto events = ledger_->ReadStream("app/KM-1");
+  ASSERT_TRUE(events.ok());
+  events->pop_back();
+  const ApplicationState before = FoldStream(events.value());
+  ASSERT_EQ(before.violations.size(), 1u);
+  EXPECT_EQ(before.violations[0].rule, "connected_without_contract");
+  EXPECT_TRUE(before.settled.empty());
+  EXPECT_EQ(Json(before, "2026-03-25")["clocks"]["connection"]["start"], "2026-03-04");
+  // The stored form keeps both lists.
+  const std::optional<ApplicationState> decoded = DecodeApplication(EncodeApplication(state));
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(EncodeApplication(*decoded), EncodeApplication(state));
+  EXPECT_EQ(Json(*decoded, "2026-03-25"), doc);
+
+  // Dated after the connection, it settles nothing.
+  Append("ApplicationAccepted", "2026-03-02", {{"customer_class", "residential"}}, "", "app/KM-2");
+  Append("SchemeReplied", "2026-03-03", json::object(), "", "app/KM-2");
+  Append("FeesSettled", "2026-03-04", json::object(), "", "app/KM-2");
+  Append("MeterConnected", "2026-03-10", json::object(), "", "app/KM-2");
+  Append("ContractSigned", "2026-03-11", json::object(), "2026-03-12", "app/KM-2");
+  auto other = ledger_->ReadStream("app/KM-2");
+  ASSERT_TRUE(other.ok());
+  const ApplicationState unsettled = FoldStream(other.value());
+  ASSERT_EQ(unsettled.violations.size(), 1u);
+  EXPECT_EQ(unsettled.violations[0].rule, "connected_without_contract");
+  EXPECT_TRUE(unsettled.settled.empty());
+}
+
+// A callback entered before the connection is premature; the connection entered after it but
+// dated on or before it settles that: the callback did follow the connection. One dated before
+// the connection stays premature.
+TEST_F(ApplicationTest, AConnectionEnteredLateButDatedBeforeACallbackSettlesIt) {
+  Accept("2026-03-02", {{"customer_class", "residential"}});
+  Append("SchemeReplied", "2026-03-03");
+  Append("FeesSettled", "2026-03-03");
+  Append("ContractSigned", "2026-03-04");
+  const uint64_t after = Append("CallbackMade", "2026-03-12");
+  const uint64_t before = Append("CallbackMade", "2026-03-09", json::object(), "2026-03-12");
+  const uint64_t connected = Append("MeterConnected", "2026-03-10", json::object(), "2026-03-13");
+  const ApplicationState state = FoldAll();
+  ASSERT_EQ(state.violations.size(), 1u);
+  EXPECT_EQ(state.violations[0].rule, "callback_before_connection");
+  EXPECT_EQ(state.violations[0].position, before);
+  ASSERT_EQ(state.settled.size(), 1u);
+  EXPECT_EQ(state.settled[0].violation.rule, "callback_before_connection");
+  EXPECT_EQ(state.settled[0].violation.position, after);
+  EXPECT_EQ(state.settled[0].by_position, connected);
+  EXPECT_EQ(state.settled[0].by_type, "MeterConnected");
+  // A second MeterConnected is not the connection the callback followed: it settles nothing.
+  Append("ApplicationAccepted", "2026-03-02", {{"customer_class", "residential"}}, "", "app/KM-2");
+  Append("SchemeReplied", "2026-03-03", json::object(), "", "app/KM-2");
+  Append("FeesSettled", "2026-03-03", json::object(), "", "app/KM-2");
+  Append("ContractSigned", "2026-03-04", json::object(), "", "app/KM-2");
+  Append("MeterConnected", "2026-03-20", json::object(), "", "app/KM-2");
+  Append("CallbackMade", "2026-03-12", json::object(), "2026-03-21", "app/KM-2");
+  Append("MeterConnected", "2026-03-10", json::object(), "2026-03-21", "app/KM-2");
+  auto other = ledger_->ReadStream("app/KM-2");
+  ASSERT_TRUE(other.ok());
+  const ApplicationState twice = FoldStream(other.value());
+  EXPECT_TRUE(twice.rejected.empty()) << twice.rejected[0].message;  // a fact, stored and folded
+  EXPECT_TRUE(twice.settled.empty());
+  ASSERT_FALSE(twice.violations.empty());
+  EXPECT_EQ(twice.violations[0].rule, "callback_before_connection");
+}
+
 TEST_F(ApplicationTest, StateAsOfABusinessTime) {
   Accept("2026-03-02");
   Append("SchemeReplied", "2026-03-16");

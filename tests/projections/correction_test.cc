@@ -233,5 +233,88 @@ TEST_F(CorrectionProjectionTest, ACorrectedNameIsListedWithoutAnotherRevision) {
   EXPECT_TRUE(Dump() == inline_bytes);
 }
 
+// A contract entered after the connection but dated before it settles connected_without_contract
+// (application_test.cc); a correction dating that contract after the connection makes it a late
+// contract again, and the KPI table follows each step: contract signing in March 0 of 1, then
+// 1 of 1, then 0 of 1 (the settlement was folded at the old revision and no longer counts).
+// Inline folding, a rebuild and the in-memory replay of the KPI buckets agree.
+TEST_F(CorrectionProjectionTest, ASettledViolationFollowsTheCorrectionsOfItsLateFact) {
+  constexpr char kOther[] = "app/XS-2026-000124";
+  int sequence = 0;
+  auto add = [&](const std::string& type, const std::string& date, json data) {
+    Append({{"stream", kOther},
+            {"type", type},
+            {"event_id", "late-" + std::to_string(++sequence)},
+            {"occurred_at", date + "T10:00:00+08:00"},
+            {"actor", {{"id", "S1001"}, {"role", "clerk"}, {"org", "KM.XS"}}},
+            {"data", std::move(data)}});
+    return ledger_->Head();
+  };
+  add("ApplicationAccepted", "2026-03-02",
+      {{"customer_id", "C9"},
+       {"customer_name", "乙"},
+       {"customer_class", "residential"},
+       {"business", "new_install"},
+       {"voltage_kv", 0.22},
+       {"capacity_kva", 8},
+       {"channel", "counter"},
+       {"important", false},
+       {"three_zero", false}});
+  add("SchemeReplied", "2026-03-03", {{"scheme", "0.4kV"}});
+  add("FeesSettled", "2026-03-04", {{"amount_cny", 100}});
+  const uint64_t connected = add("MeterConnected", "2026-03-10", {{"meter_id", "M-9"}});
+  auto signing = [this] {
+    auto states = engine_->KpiStates();
+    EXPECT_TRUE(states.ok());
+    json table =
+        KpiTable(*states, "2026-03", std::string("KM.XS"), calendar_, profile_, {}, kNowUs);
+    for (const json& kpi : table["kpis"]) {
+      if (kpi["id"] == "contract_signing")
+        return std::make_pair(kpi["numerator"], kpi["denominator"]);
+    }
+    ADD_FAILURE() << "no contract_signing in " << table.dump();
+    return std::make_pair(json(), json());
+  };
+  EXPECT_EQ(signing(), std::make_pair(json(0), json(1)));
+
+  const uint64_t contract = add("ContractSigned", "2026-03-06", {{"contract_id", "HT-9"}});
+  auto stored = engine_->Application(kOther);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  ASSERT_EQ((*stored)->settled.size(), 1u);
+  EXPECT_EQ((*stored)->settled[0].violation.position, connected);
+  EXPECT_EQ((*stored)->settled[0].by_position, contract);
+  EXPECT_EQ(signing(), std::make_pair(json(1), json(1)));
+
+  now_us_ += 1'000'000;
+  Append({{"stream", kOther},
+          {"type", "Corrected"},
+          {"event_id", "late-fix"},
+          {"occurred_at", "2026-09-21T10:00:00+08:00"},
+          {"actor", {{"id", "S1001"}, {"role", "clerk"}, {"org", "KM.XS"}}},
+          {"data",
+           {{"corrects_position", contract},
+            {"reason", "按合同原件更正日期"},
+            {"fields", {{"occurred_at", "2026-03-12T10:00:00+08:00"}}}}}});
+  stored = engine_->Application(kOther);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_TRUE((*stored)->settled.empty());
+  ASSERT_EQ((*stored)->violations.size(), 1u);
+  EXPECT_EQ((*stored)->violations[0].rule, "connected_without_contract");
+  EXPECT_EQ(signing(), std::make_pair(json(0), json(1)));
+
+  // The buckets as stored (split) equal the whole buckets of an in-memory replay.
+  auto split = engine_->KpiStates();
+  auto replayed = KpiStatesAt(*ledger_, ledger_->Head());
+  ASSERT_TRUE(split.ok() && replayed.ok());
+  std::map<std::string, KpiState> by_key;
+  for (const KpiState& state : *replayed) by_key[KeyOf(state)] = state;
+  for (const KpiState& state : *split) EXPECT_EQ(by_key[KeyOf(state)], state) << KeyOf(state);
+  const auto inline_bytes = Dump();
+  engine_->Detach();
+  Engine rebuilt(*ledger_);
+  ASSERT_TRUE(rebuilt.Rebuild().ok());
+  EXPECT_TRUE(Dump() == inline_bytes);
+}
+
 }  // namespace
 }  // namespace gridledger::projections

@@ -362,6 +362,60 @@ TEST_F(KpiTest, AContractDatedAfterTheConnectionIsNotBeforeIt) {
               {"app/A1", "app/A2", "app/A3", "app/A4", "app/L1"});
 }
 
+// The mirror: a contract entered after the connection but dated before it settles the violation
+// (application_test.cc), so the connection counts as with a contract before it; the settlement is
+// listed in the month the contract was entered (April), not counted as a violation of March. The
+// table replayed from before the late entry (the KPI items folded up to then) says what it said.
+TEST_F(KpiTest, AContractEnteredLateButDatedBeforeTheConnectionCountsAsBeforeIt) {
+  m_.Add("app/L2", "ApplicationAccepted", "03-02", Accepted());
+  m_.Add("app/L2", "SchemeReplied", "03-03", {{"scheme", "s"}});
+  m_.Add("app/L2", "FeesSettled", "03-03", {{"amount_cny", 100}});
+  m_.Add("app/L2", "MeterConnected", "03-10", {{"meter_id", "M-L2"}});
+  const json before = Table("2026-03");
+  ExpectRatio(Kpi(before, "contract_signing"), {"app/A1", "app/A2", "app/A3"},
+              {"app/A1", "app/A2", "app/A3", "app/A4", "app/L2"});
+  EXPECT_EQ(before["supporting"]["violations"]["by_rule"]["connected_without_contract"], 2);
+
+  m_.Add("app/L2", "ContractSigned", "03-09", {{"contract_id", "HT-L2"}}, "KM.XS", "04-02");
+  const json after = Table("2026-03");
+  ExpectRatio(Kpi(after, "contract_signing"), {"app/A1", "app/A2", "app/A3", "app/L2"},
+              {"app/A1", "app/A2", "app/A3", "app/A4", "app/L2"});
+  EXPECT_EQ(after["supporting"]["violations"]["by_rule"]["connected_without_contract"], 1);
+  EXPECT_EQ(after["supporting"]["settled_violations"]["count"], 0);
+  const json april = Table("2026-04");
+  ASSERT_EQ(april["supporting"]["settled_violations"]["count"], 1);
+  EXPECT_EQ(april["supporting"]["settled_violations"]["items"][0],
+            json({{"app", "app/L2"},
+                  {"position", m_.last_position() - 1},
+                  {"rule", "connected_without_contract"},
+                  {"settled_by", m_.last_position()}}));
+  // The stored buckets keep the settlement.
+  for (const KpiState& state : States(m_.book())) {
+    if (state.settled.empty()) continue;
+    EXPECT_EQ(DecodeKpiState(Encode(state)), state);
+  }
+}
+
+// A callback entered before the connection, which is entered later but dated before the callback,
+// is not premature: it counts for satisfaction and covers the application for the callback rate.
+TEST_F(KpiTest, AConnectionEnteredLateButDatedBeforeACallbackMakesItCount) {
+  m_.Add("app/P2", "ApplicationAccepted", "03-02", Accepted());
+  m_.Add("app/P2", "SchemeReplied", "03-03", {{"scheme", "s"}});
+  m_.Add("app/P2", "FeesSettled", "03-03", {{"amount_cny", 100}});
+  m_.Add("app/P2", "ContractSigned", "03-04", {{"contract_id", "HT-P2"}});
+  m_.Add("app/P2", "CallbackMade", "03-12", Callback("reached", "satisfied"));
+  ExpectRatio(Kpi(Table("2026-03"), "callback_satisfaction"), {"app/A1", "app/C1"},
+              {"app/A1", "app/A2", "app/C1", "app/P2"});
+  m_.Add("app/P2", "MeterConnected", "03-10", {{"meter_id", "M-P2"}}, "KM.XS", "03-13");
+  const json after = Table("2026-03");
+  ExpectRatio(Kpi(after, "callback_satisfaction"), {"app/A1", "app/C1", "app/P2"},
+              {"app/A1", "app/A2", "app/C1", "app/P2"});
+  EXPECT_EQ(after["supporting"]["callback_rate"]["numerator_ids"],
+            json({"app/A1", "app/A2", "app/P2"}));
+  EXPECT_FALSE(after["supporting"]["violations"]["by_rule"].contains("callback_before_connection"));
+  EXPECT_EQ(after["supporting"]["settled_violations"]["count"], 1);
+}
+
 TEST_F(KpiTest, ReportsCountTowardTheOrgOfReportDueByDueMonth) {
   const json table = Table("2026-03");
   // Buckets sort by key: fees (R2) < monthly_stats (R1) < sla (R3). R2 was submitted by another

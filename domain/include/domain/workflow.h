@@ -57,6 +57,13 @@
 // | (the four archived_/callback_ rules| Archived,      | also when the connection (execution)   |
 // |  above: ClosingDateViolations)     | CallbackMade   | was recorded first but happened later  |
 //
+// A violation that says a fact was missing on its event's business date is *settled* when that
+// fact is recorded later but dated on or before that date (RulesSettledBy): it was not missing,
+// only entered late (the mirror of the date rules above, where a fact recorded first but dated
+// later is a violation). The late entry stays visible: the application lists the settled
+// violation with the event that settled it, and the entry is backdated if beyond the tolerance.
+// Archived violations are never settled (no workflow step may follow an archive).
+//
 // Which steps apply (decisions, beyond domain.md's table):
 // - Survey (SurveyDispatched / SiteSurveyed) is skipped for residential and three_zero; doing one
 //   anyway is allowed (it is a fact), it just is not required.
@@ -257,6 +264,15 @@ std::vector<RuleBreach> ClosingDateViolations(const WorkflowFacts& facts, AppEve
 // acceptance date is corrected first (Corrected of its occurred_at). nullopt when `on` is that day
 // or later, and for ApplicationAccepted and Corrected.
 std::optional<RuleBreach> DatedBeforeAcceptance(AppEventType type, Date accepted, Date on);
+
+// The violation rules that `event`, applied, settles on an earlier-recorded event dated on or
+// after it (see the note under the violation table): ContractSigned settles
+// connected_without_contract; FeesSettled connected_before_fees; SchemeReplied
+// connected_before_scheme_reply and contract_before_scheme_reply; a passed CompletionInspected,
+// DesignReviewed or MidInspected the connected_* rule of its inspection; MeterConnected
+// callback_before_connection; ChangeExecuted callback_before_change_executed (these two only
+// as the application's first connection or execution, which the caller knows). Empty for others.
+std::vector<std::string_view> RulesSettledBy(const WorkflowEvent& event);
 
 // Advances the facts by a VALID event (REQUIRES: Judge(facts, event).valid()). Applying an invalid
 // event is a caller bug; the facts are then left as they would be after the event's effect.

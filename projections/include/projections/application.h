@@ -27,13 +27,16 @@
 //   judged
 //                          only by profiles that promise a total (SlaProfile::Defines), and not
 //                          shown by ToJson otherwise
-// A customer-caused pause (ClockPaused → ClockResumed) pauses every clock open on its dates; a
-// clock opened while paused starts paused. By business dates, not by the order of recording: a
-// pause entered late pauses the clocks that were open on its dates, even one closed since, and
-// never counts days before a clock started or after it ended (Clock::pauses is the application's
-// pauses clipped to the clock, in date order, overlaps merged). Archived or Withdrawn stop every
-// clock still open: such a clock is `stopped` (its ending event never happened; it never counts as
-// met). Urged never moves anything.
+// A violation is settled when the fact it missed is recorded later but dated on or before its
+// event (domain::RulesSettledBy): it moves from `violations` to `settled`, and a connection
+// measured without that prerequisite is measured again from the prerequisites as dated. A
+// customer-caused pause (ClockPaused → ClockResumed) pauses every clock open on its dates; a clock
+// opened while paused starts paused. By business dates, not by the order of recording: a pause
+// entered late pauses the clocks that were open on its dates, even one closed since, and never
+// counts days before a clock started or after it ended (Clock::pauses is the application's pauses
+// clipped to the clock, in date order, overlaps merged). Archived or Withdrawn stop every clock
+// still open: such a clock is `stopped` (its ending event never happened; it never counts as met).
+// Urged never moves anything.
 //
 // Events that the workflow rules call invalid (domain/workflow.h) should never be stored; if one is
 // (an old import, a bypassed front door), the fold skips it and lists it in `rejected`, so replay
@@ -107,6 +110,16 @@ struct ViolationRecord {
   uint64_t position = 0;
   std::string type;
   std::string message;
+  domain::Date date;  // the business date of the event at `position`
+};
+
+// A violation settled by a fact recorded after it but dated on or before its event
+// (domain::RulesSettledBy): the fact was not missing, only entered late.
+struct SettledViolation {
+  ViolationRecord violation;
+  uint64_t by_position = 0;  // the event that settled it
+  std::string by_type;
+  domain::Date by_date;
 };
 
 // An event recorded on a later local date than it occurred: a backdating candidate. Whether it is
@@ -171,7 +184,9 @@ struct ApplicationState {
   // The customer-caused pauses (ClockPaused, closed by the next ClockResumed) in the order
   // recorded; only the last may be open. Each clock's `pauses` are these, clipped to it.
   std::vector<PauseInterval> pauses;
-  std::vector<ViolationRecord> violations;
+  std::vector<ViolationRecord> violations;  // standing: not settled
+  // Violations settled later, in the order settled; they count nowhere (KPIs read `violations`).
+  std::vector<SettledViolation> settled;
   std::vector<LateRecord> late_records;
   std::vector<UrgeRecord> urges;
   // Corrections applied: the state is folded from the events as corrected (CorrectedStream).

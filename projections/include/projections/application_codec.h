@@ -9,9 +9,10 @@
 //     start_position:varint end_position:varint stopped_by:optional<u8> pauses:count ×
 //     (from:svarint to:optional<svarint> from_position:varint to_position:varint)
 //   violations, late_records, urges, corrections, rejected: count, then their fields in
-//     declaration order (strings, varints, svarints, optional strings); a correction's fields
-//     are its JSON text.
+//     declaration order (strings, varints, svarints, optional strings, dates as svarint days); a
+//     correction's fields are its JSON text.
 //   pauses (the application's): count × (from to from_position to_position) as a clock's.
+//   settled: count × (violation as above, by_position:varint by_type:string by_date:svarint).
 // Field order is the format: append fields only, and bump kApplicationCodecVersion on any other
 // change. Deterministic: equal states give equal bytes, so two rebuilds can be compared byte for
 // byte.
@@ -26,8 +27,9 @@
 namespace gridledger::projections {
 
 // 1 was MessagePack of a positional JSON array; 2 the binary record above without revision and
-// correction fields; 3 without the application's own pauses; 4 is the record above.
-inline constexpr int kApplicationCodecVersion = 4;
+// correction fields; 3 without the application's own pauses; 4 without violation dates and
+// settled violations; 5 is the record above.
+inline constexpr int kApplicationCodecVersion = 5;
 
 std::string EncodeApplication(const ApplicationState& state);
 // Appends the encoding to `out` (no allocation when `out` has room).

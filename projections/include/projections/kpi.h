@@ -186,6 +186,20 @@ struct KpiRevision {
   bool operator==(const KpiRevision&) const = default;
 };
 
+// A violation settled by a fact recorded later (ApplicationState::settled), in the month bucket
+// of the date the settling event was recorded (as a KpiRevision: never earlier than a bucket
+// holding an item it settles). KpiTable reads the items it settles as if never flagged: the
+// connection counts as with a contract before it, the callback is not premature, the violation
+// item is dropped.
+struct KpiSettled {
+  std::string app;
+  uint64_t position = 0;  // of the event the violation was flagged on
+  std::string rule;
+  uint64_t by_position = 0;  // of the event that settled it
+  uint32_t revision = 0;     // see REVISIONS
+  bool operator==(const KpiSettled&) const = default;
+};
+
 // One bucket (see KEYS above). A month bucket has org and month set and report_stream empty; a
 // report bucket has report_stream set, and org / month once its ReportDue is folded.
 struct KpiState {
@@ -206,6 +220,7 @@ struct KpiState {
   std::vector<KpiUrge> urges;
   std::vector<KpiTraining> trainings;
   std::vector<KpiRevision> revisions;
+  std::vector<KpiSettled> settled;
 
   bool operator==(const KpiState&) const = default;
 };
@@ -236,6 +251,7 @@ enum KpiPart : uint8_t {
   kKpiPartLate = 4,       // recorded on a later day
   kKpiPartReport = 8,     // report stream events
   kKpiPartTraining = 16,  // TrainingHeld
+  kKpiPartSettled = 32,   // violations settled by the event (month of recorded_at)
 };
 struct KpiTarget {
   std::string key;
@@ -269,6 +285,11 @@ nlohmann::json ToJson(const KpiState& state);
 // a bucket holding superseded items is replaced in `states` by a copy without them, kept in
 // `copies`. Buckets without superseded items (all, when nothing was corrected) are not copied.
 void KeepLatestRevisions(std::vector<const KpiState*>& states, std::deque<KpiState>& copies);
+// Reads the items that violations settled later (KpiSettled, among `states`) as if never flagged:
+// a connection's contract counts as before it, a callback is not premature, a violation item is
+// dropped. Changed buckets are replaced by copies kept in `copies`, as KeepLatestRevisions does
+// (call that first, so that only the latest revision's settlements count).
+void ApplySettlements(std::vector<const KpiState*>& states, std::deque<KpiState>& copies);
 
 // Targets as fractions (0..1), compared with `value >= target`. Defaults: domain.md KPI table.
 struct KpiTargets {

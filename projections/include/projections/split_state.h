@@ -45,10 +45,11 @@ enum class KpiList : uint8_t {
   kUrges,
   kTrainings,
   kRevisions,
+  kSettled,
 };
-inline constexpr size_t kKpiListCount = 11;
+inline constexpr size_t kKpiListCount = 12;
 inline constexpr uint8_t kChangeIndexList = 0x20;
-static_assert(static_cast<size_t>(KpiList::kRevisions) == kKpiListCount);
+static_assert(static_cast<size_t>(KpiList::kSettled) == kKpiListCount);
 static_assert(kChangeIndexList > kKpiListCount);
 
 enum class StaffList : uint8_t { kAccesses = 1, kTrainings, kUrges };
