@@ -49,42 +49,6 @@ void NotePrerequisiteDate(domain::PrerequisiteDates& dates, const domain::Workfl
   if (date != nullptr && (!*date || on < **date)) *date = on;
 }
 
-// Folds the workflow facts of one stream's events with the corrections among them applied. An
-// event the rules call invalid (an old import) is skipped, as the application projection does,
-// so both see the same facts.
-void FoldFacts(const std::vector<domain::CorrectableEvent>& events, domain::WorkflowFacts& facts,
-               domain::PrerequisiteDates& dates, std::optional<domain::Date>& accepted_on,
-               std::optional<domain::Date>& done_on, std::optional<domain::Date>& paused_on) {
-  const domain::AppliedCorrections corrections = domain::ApplyCorrections(events);
-  for (const domain::CorrectableEvent& stored : events) {
-    std::string_view payload = stored.payload;
-    int64_t occurred_at_us = stored.occurred_at_us;
-    if (auto corrected = corrections.values.find(stored.position);
-        corrected != corrections.values.end()) {
-      payload = corrected->second.payload;
-      occurred_at_us = corrected->second.occurred_at_us;
-    }
-    auto decoded = domain::DecodeWorkflowEvent(stored.type, payload);
-    auto* event = std::get_if<domain::WorkflowEvent>(&decoded);
-    if (event == nullptr || !domain::Judge(facts, *event).valid()) continue;
-    // The first connection (a change's execution): what an archive or callback follows.
-    const bool done = domain::IsChange(facts) ? facts.change_executed : facts.meter_connected;
-    domain::Apply(facts, *event);
-    NotePrerequisiteDate(dates, *event, occurred_at_us);
-    if (!done && (domain::IsChange(facts) ? facts.change_executed : facts.meter_connected)) {
-      done_on = domain::LocalDateOf(occurred_at_us);
-    }
-    if (event->type == domain::AppEventType::kClockPaused) {
-      paused_on = domain::LocalDateOf(occurred_at_us);
-    } else if (event->type == domain::AppEventType::kClockResumed) {
-      paused_on.reset();
-    }
-    if (event->type == domain::AppEventType::kApplicationAccepted) {
-      accepted_on = domain::LocalDateOf(occurred_at_us);
-    }
-  }
-}
-
 // A Corrected must name an earlier event of its own stream (not another org's application, not a
 // position that does not exist), apply to it, and leave no event of the stream invalid by the
 // workflow rules (domain/correction.h, judged there as every fold judges it). nullopt when it may
@@ -116,19 +80,51 @@ Ingestor::Ingestor(ledger::Ledger& ledger, std::function<int64_t()> now_us)
   }
 }
 
+void Ingestor::FoldFacts(StoredStream& stored) {
+  const std::vector<domain::CorrectableEvent> events = Correctable(stored.events);
+  const domain::AppliedCorrections corrections = domain::ApplyCorrections(events);
+  for (const ledger::StoredEvent& event : stored.events) {
+    if (event.version == 0) stored.org = event.actor.org;
+    stored.version = static_cast<int64_t>(event.version);
+  }
+  domain::WorkflowFacts& facts = stored.facts;
+  for (const domain::CorrectableEvent& event : events) {
+    std::string_view payload = event.payload;
+    int64_t occurred_at_us = event.occurred_at_us;
+    if (auto corrected = corrections.values.find(event.position);
+        corrected != corrections.values.end()) {
+      payload = corrected->second.payload;
+      occurred_at_us = corrected->second.occurred_at_us;
+    }
+    auto decoded = domain::DecodeWorkflowEvent(event.type, payload);
+    auto* workflow = std::get_if<domain::WorkflowEvent>(&decoded);
+    if (workflow == nullptr || !domain::Judge(facts, *workflow).valid()) continue;
+    // The first connection (a change's execution): what an archive or callback follows.
+    const bool done = domain::IsChange(facts) ? facts.change_executed : facts.meter_connected;
+    domain::Apply(facts, *workflow);
+    const domain::Date on = domain::LocalDateOf(occurred_at_us);
+    NotePrerequisiteDate(stored.dates, *workflow, occurred_at_us);
+    if (!done && (domain::IsChange(facts) ? facts.change_executed : facts.meter_connected)) {
+      stored.done_on = on;
+    }
+    if (workflow->type == domain::AppEventType::kClockPaused) {
+      stored.paused_on = on;
+    } else if (workflow->type == domain::AppEventType::kClockResumed) {
+      stored.paused_on.reset();
+    } else if (workflow->type == domain::AppEventType::kApplicationAccepted) {
+      stored.accepted_on = on;
+    }
+  }
+}
+
 ledger::Result<Ingestor::StoredStream> Ingestor::ReadFacts(const std::string& stream,
                                                            uint64_t versions_max) {
   auto events = ledger_.ReadStream(stream, 0, versions_max);
   if (!events.ok()) return events.status();
-  StoredStream stored_stream;
-  stored_stream.events = std::move(events).value();
-  for (const ledger::StoredEvent& stored : stored_stream.events) {
-    if (stored.version == 0) stored_stream.org = stored.actor.org;
-    stored_stream.version = static_cast<int64_t>(stored.version);
-  }
-  FoldFacts(Correctable(stored_stream.events), stored_stream.facts, stored_stream.dates,
-            stored_stream.accepted_on, stored_stream.done_on, stored_stream.paused_on);
-  return stored_stream;
+  StoredStream stored;
+  stored.events = std::move(events).value();
+  FoldFacts(stored);
+  return stored;
 }
 
 // One event on its way in; shared by the callbacks of its (re-)judgements.

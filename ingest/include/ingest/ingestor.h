@@ -82,6 +82,10 @@ class Ingestor {
     std::optional<domain::Date> paused_on;    // business date of the open pause, while paused
     std::vector<ledger::StoredEvent> events;  // as stored (a Corrected is judged on them)
   };
+  // Folds the workflow facts, dates and org of `stored.events` into `stored`, with the
+  // corrections among them applied. An event the rules call invalid (an old import) is skipped,
+  // as the application projection does, so both see the same facts.
+  static void FoldFacts(StoredStream& stored);
   // The workflow facts of `stream` as stored (of its first `versions_max` events), and the
   // stream's version they reflect.
   ledger::Result<StoredStream> ReadFacts(const std::string& stream,
