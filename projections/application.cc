@@ -125,6 +125,7 @@ domain::PrerequisiteDates DatesOf(const ApplicationState& state) {
 // The applicable connection prerequisites that happened, and whether all of them did.
 struct Prerequisites {
   std::optional<Date> latest;
+  uint64_t latest_position = 0;  // of the (last recorded) prerequisite on that date
   bool all = true;
 };
 
@@ -139,7 +140,11 @@ Prerequisites ConnectionPrerequisites(const ApplicationState& state,
       out.all = false;
       return;
     }
-    if (!out.latest || *out.latest < milestone->date) out.latest = milestone->date;
+    if (!out.latest || *out.latest < milestone->date ||
+        (*out.latest == milestone->date && out.latest_position < milestone->position)) {
+      out.latest = milestone->date;
+      out.latest_position = milestone->position;
+    }
   };
   take(domain::CompletionInspectionRequired(facts), state.completion_passed);
   take(true, state.contract_signed);
@@ -175,30 +180,40 @@ void MaybeOpenConnection(ApplicationState& state, uint64_t position) {
   }
 }
 
-// Where a connection on `connected` made before its prerequisites is measured from: the latest
-// of them that had happened by then (by business date), or the acceptance.
-Date ConnectionStartBefore(const ApplicationState& state, Date connected) {
-  const Prerequisites before = ConnectionPrerequisites(state, connected);
-  return std::min(before.latest.value_or(state.accepted_date.value_or(connected)), connected);
-}
-
+// A connection before its prerequisites (a violation) has no clock yet: one opened by the
+// connection itself, measured by MeasureConnection.
 void OnMeterConnected(ApplicationState& state, Date date, uint64_t position) {
-  Clock* opened = LatestOpenClock(state, SlaClock::kConnection);
-  if (!HasClock(state, SlaClock::kConnection) || (opened != nullptr && date < opened->start)) {
-    // Connected before its prerequisites (a violation): measure from what had happened by then.
-    // (A clock opened when the last of them was recorded starts after the connection when that
-    // one was entered first but dated later.)
-    const Date start = ConnectionStartBefore(state, date);
-    if (opened != nullptr) {
-      opened->start = start;
-      opened->start_position = position;  // as if opened here, like the branch below
-      RefreshPauses(state, *opened);      // the pauses since its new start
-    } else {
-      OpenClock(state, SlaClock::kConnection, start, position);
-    }
+  if (!HasClock(state, SlaClock::kConnection)) {
+    OpenClock(state, SlaClock::kConnection, date, position);
   }
   CloseClock(state, SlaClock::kConnection, date, position);
   CloseClock(state, SlaClock::kTotal, date, position);
+}
+
+// The connection clock as the prerequisites' first business dates say, whatever order they were
+// entered in (domain.md: it starts at the latest of them). Connected (or, while open, now) with
+// all of them happened by then: from the latest, named by its event. Connected before one of them
+// (a violation): from the latest that had happened by then, or the acceptance, as a clock opened
+// by the connection itself (start_position = end_position: it did not run before, ClockAsOf). A
+// prerequisite entered late, or a second one dated earlier, measures it again.
+void MeasureConnection(ApplicationState& state) {
+  Clock* clock = nullptr;
+  for (auto it = state.clocks.rbegin(); it != state.clocks.rend() && clock == nullptr; ++it) {
+    if (it->name == SlaClock::kConnection) clock = &*it;
+  }
+  if (clock == nullptr || clock->stopped_by) return;
+  const Prerequisites by = ConnectionPrerequisites(state, clock->end);
+  if (by.all && by.latest) {
+    clock->start = *by.latest;
+    clock->start_position = by.latest_position;
+  } else if (clock->end) {
+    clock->start =
+        std::min(by.latest.value_or(state.accepted_date.value_or(*clock->end)), *clock->end);
+    clock->start_position = clock->end_position;
+  } else {
+    return;  // an open clock has all of them: MaybeOpenConnection opened it so
+  }
+  RefreshPauses(state, *clock);
 }
 
 void OnAccepted(ApplicationState& state, const EventRecord& event, Date date) {
@@ -224,6 +239,7 @@ void UpdateClocks(ApplicationState& state, const EventRecord& event,
                   const domain::WorkflowEvent& decoded) {
   const Date date = domain::LocalDateOf(event.occurred_at_us);
   const uint64_t position = event.position;
+  bool measure_connection = false;  // a prerequisite or the connection: MeasureConnection
   switch (decoded.type) {
     case AppEventType::kApplicationAccepted:
       OnAccepted(state, event, date);
@@ -231,12 +247,15 @@ void UpdateClocks(ApplicationState& state, const EventRecord& event,
     case AppEventType::kSchemeReplied:
       CloseClock(state, SlaClock::kSchemeReply, date, position);
       SetEarliest(state.scheme_replied, date, position);
+      measure_connection = true;
       break;
     case AppEventType::kFeesSettled:
       SetEarliest(state.fees_settled, date, position);
+      measure_connection = true;
       break;
     case AppEventType::kContractSigned:
       SetEarliest(state.contract_signed, date, position);
+      measure_connection = true;
       break;
     case AppEventType::kDesignSubmitted:
       OnRequest(state, SlaClock::kDesignReview, date, position);
@@ -256,9 +275,11 @@ void UpdateClocks(ApplicationState& state, const EventRecord& event,
     case AppEventType::kCompletionInspected:
       CloseClock(state, SlaClock::kCompletionInspection, date, position);
       if (decoded.passed) SetEarliest(state.completion_passed, date, position);
+      measure_connection = decoded.passed;
       break;
     case AppEventType::kMeterConnected:
       OnMeterConnected(state, date, position);
+      measure_connection = true;
       break;
     case AppEventType::kChangeExecuted:
       CloseClock(state, SlaClock::kChangeCompletion, date, position);
@@ -277,13 +298,14 @@ void UpdateClocks(ApplicationState& state, const EventRecord& event,
       break;
   }
   MaybeOpenConnection(state, position);
+  if (measure_connection) MeasureConnection(state);
 }
 
 // Settles the standing violations that the applied `decoded` shows were not: the fact they missed
 // is recorded now, dated on or before their events (domain::RulesSettledBy). A premature callback
 // is settled only by the application's first connection (or change execution), the step it
-// missed; `completed_before`: one was folded before this event. A connection measured without a
-// prerequisite is measured again with it.
+// missed; `completed_before`: one was folded before this event. (The connection clock follows the
+// prerequisites' dates by itself: MeasureConnection.)
 void SettleViolations(ApplicationState& state, const EventRecord& event,
                       const domain::WorkflowEvent& decoded, bool completed_before) {
   if ((decoded.type == AppEventType::kMeterConnected ||
@@ -300,26 +322,15 @@ void SettleViolations(ApplicationState& state, const EventRecord& event,
   };
   if (std::none_of(state.violations.begin(), state.violations.end(), settles)) return;
   std::vector<ViolationRecord> standing;
-  std::vector<uint64_t> connections;  // positions of connections that missed a prerequisite
   for (ViolationRecord& v : state.violations) {
     if (!settles(v)) {
       standing.push_back(std::move(v));
       continue;
     }
-    if (v.rule.starts_with("connected_")) connections.push_back(v.position);
     state.settled.push_back(
         SettledViolation{std::move(v), event.position, std::string(event.type), date});
   }
   state.violations = std::move(standing);
-  for (Clock& clock : state.clocks) {
-    if (clock.name != SlaClock::kConnection || !clock.end || clock.stopped_by ||
-        std::find(connections.begin(), connections.end(), clock.end_position) ==
-            connections.end()) {
-      continue;
-    }
-    clock.start = ConnectionStartBefore(state, *clock.end);
-    RefreshPauses(state, clock);
-  }
 }
 
 void RecordSideFacts(ApplicationState& state, const EventRecord& event,
@@ -385,6 +396,19 @@ nlohmann::json DateJson(const std::optional<Date>& date) {
 
 std::string TimeText(int64_t unix_us) {
   return domain::FormatTimestamp(unix_us, domain::kShanghaiUtcOffsetMinutes);
+}
+
+// When each connection prerequisite first happened (its earliest business date, and the event),
+// null when it has not: what a connection's violations and its clock's start are judged from.
+nlohmann::json PrerequisitesJson(const ApplicationState& state) {
+  auto milestone = [](const std::optional<Milestone>& m) {
+    return m ? nlohmann::json{{"date", m->date.ToString()}, {"position", m->position}}
+             : nlohmann::json(nullptr);
+  };
+  return {{"scheme_replied", milestone(state.scheme_replied)},
+          {"fees_settled", milestone(state.fees_settled)},
+          {"contract_signed", milestone(state.contract_signed)},
+          {"completion_passed", milestone(state.completion_passed)}};
 }
 
 nlohmann::json ClockJson(const Clock& clock, const ClockView& view) {
@@ -752,6 +776,27 @@ std::string_view ClockStateName(ClockState state) {
   return "unknown";
 }
 
+ClockDeadline DeadlineOf(const Clock& clock, const domain::WorkingCalendar& calendar,
+                         int32_t limit_days, std::optional<Date> until) {
+  using Answer = domain::CalendarAnswer<Date>;
+  int32_t paused = 0;
+  bool moving = false;
+  for (const PauseInterval& pause : clock.pauses) {  // in date order, merged
+    const Answer so_far = domain::Deadline(calendar, clock.start, limit_days, paused);
+    if (!so_far.ok()) return {so_far};
+    const auto late_by = calendar.WorkingDaysIn(*so_far.value, pause.from);
+    if (!late_by.ok()) return {Answer::Missing(late_by.missing_year)};
+    if (*late_by.value > 0) break;  // already late when this pause began
+    if (!pause.to) moving = true;
+    if (!pause.to && !until) break;
+    const Date to = pause.to && (!until || *pause.to < *until) ? *pause.to : *until;
+    const auto days = calendar.WorkingDaysIn(pause.from, to);
+    if (!days.ok()) return {Answer::Missing(days.missing_year)};
+    paused += *days.value;
+  }
+  return {domain::Deadline(calendar, clock.start, limit_days, paused), moving};
+}
+
 ClockView Evaluate(const Clock& clock, const domain::WorkingCalendar& calendar,
                    const domain::SlaProfile& profile, domain::SlaCustomerClass customer_class,
                    int64_t at_unix_us) {
@@ -774,8 +819,7 @@ ClockView Evaluate(const Clock& clock, const domain::WorkingCalendar& calendar,
     view.paused_known = paused.ok();
     if (paused.ok()) view.paused_working_days = *paused.value;
     if (paused.ok() && view.limit_days) {
-      const auto deadline =
-          domain::Deadline(calendar, clock.start, *view.limit_days, view.paused_working_days);
+      const auto deadline = DeadlineOf(clock, calendar, *view.limit_days, until).deadline;
       if (deadline.ok()) view.deadline = deadline.value;
     }
     return view;
@@ -788,8 +832,7 @@ ClockView Evaluate(const Clock& clock, const domain::WorkingCalendar& calendar,
     view.state = ClockState::kNotApplicable;
   }
   if (!view.limit_days) return view;
-  const auto deadline =
-      domain::Deadline(calendar, clock.start, *view.limit_days, view.paused_working_days);
+  const auto deadline = DeadlineOf(clock, calendar, *view.limit_days, until).deadline;
   if (deadline.ok()) {
     view.deadline = deadline.value;
   } else {
@@ -840,6 +883,7 @@ nlohmann::json ToJson(const ApplicationState& state, const domain::WorkingCalend
       {"stage", state.stage()},
       {"paused", facts.paused && !facts.closed()},  // archived or withdrawn: nothing waits
       {"accepted_date", DateJson(state.accepted_date)},
+      {"prerequisites", PrerequisitesJson(state)},
       {"last_position", state.last_position},
       {"evaluated_at", TimeText(at_unix_us)},
       {"clocks", ClocksJson(state, calendar, profile, at_unix_us)},

@@ -285,8 +285,8 @@ void FoldSettled(KpiState& state, const EventRecord& event, const ApplicationSta
   auto first = app.settled.end();
   while (first != app.settled.begin() && std::prev(first)->by_position == event.position) --first;
   for (auto it = first; it != app.settled.end(); ++it) {
-    state.settled.push_back(KpiSettled{app.stream, it->violation.position, it->violation.rule,
-                                       it->by_position, app.revision});
+    state.settled.push_back(KpiSettled{app.stream, it->violation.position, it->violation.date,
+                                       it->violation.rule, it->by_position, app.revision});
   }
 }
 
@@ -613,11 +613,8 @@ json ToJson(const KpiState& state) {
     return {{"app", r.app}, {"position", r.position}, {"revision", r.revision}};
   });
   out["settled"] = ArrayOf(state.settled, [](const KpiSettled& v) -> json {
-    return {{"app", v.app},
-            {"position", v.position},
-            {"rule", v.rule},
-            {"settled_by", v.by_position},
-            {"revision", v.revision}};
+    return {{"app", v.app},   {"position", v.position},      {"date", v.date.ToString()},
+            {"rule", v.rule}, {"settled_by", v.by_position}, {"revision", v.revision}};
   });
   return out;
 }
@@ -773,34 +770,6 @@ Ratio Timeliness(const std::vector<const KpiState*>& states, const Scope& scope,
   return ratio;
 }
 
-// The deadline of a change not executed (`missing_year` set when the calendar cannot say): its
-// limit from its start, moved later by the working days of each pause that began before the
-// change was late. A pause begun once a working day past the deadline had gone by moves nothing
-// (a date already missed stays missed), nor do later ones. `moving`: a pause that counts is still
-// open, so the deadline moves on with it and the change is not due yet.
-struct ChangeDue {
-  domain::CalendarAnswer<domain::Date> deadline;
-  bool moving = false;
-};
-
-ChangeDue ChangeDeadline(const KpiChange& change, const domain::WorkingCalendar& calendar,
-                         int32_t limit_days) {
-  using Answer = domain::CalendarAnswer<domain::Date>;
-  int32_t paused = 0;
-  for (const PauseInterval& pause : change.clock.pauses) {
-    const Answer so_far = domain::Deadline(calendar, change.clock.start, limit_days, paused);
-    if (!so_far.ok()) return {so_far};
-    const auto late_by = calendar.WorkingDaysIn(*so_far.value, pause.from);
-    if (!late_by.ok()) return {Answer::Missing(late_by.missing_year)};
-    if (*late_by.value > 0) break;         // already late when this pause began
-    if (!pause.to) return {so_far, true};  // paused in time, still paused
-    const auto days = calendar.WorkingDaysIn(pause.from, *pause.to);
-    if (!days.ok()) return {Answer::Missing(days.missing_year)};
-    paused += *days.value;
-  }
-  return {domain::Deadline(calendar, change.clock.start, limit_days, paused)};
-}
-
 void JudgeChange(const KpiChange& change, const Scope& scope,
                  const domain::WorkingCalendar& calendar, const domain::SlaProfile& profile,
                  std::optional<int64_t> as_of_us, Ratio& ratio) {
@@ -817,8 +786,9 @@ void JudgeChange(const KpiChange& change, const Scope& scope,
   if (change.withdrawn) return;
   const auto limit = profile.LimitDays(SlaClock::kChangeCompletion, change.customer_class);
   if (!limit) return;
-  const ChangeDue due = ChangeDeadline(change, calendar, *limit);
-  if (due.moving) return;  // paused in time: not due while the pause lasts
+  // An open pause that moves the deadline: not due while it lasts (ClockDeadline).
+  const ClockDeadline due = DeadlineOf(change.clock, calendar, *limit, std::nullopt);
+  if (due.moving) return;
   const domain::CalendarAnswer<domain::Date>& deadline = due.deadline;
   if (!deadline.ok()) {
     // The deadline may lie in the period only when the period reaches the unloaded year.
@@ -947,7 +917,6 @@ json ActivityJson(const std::vector<const KpiState*>& states, const Scope& scope
   size_t sessions = 0;
   json by_rule = json::object();
   json items = json::array();
-  json settled = json::array();  // settled by events recorded in the period
   for (const KpiState* state : states) {
     if (!scope.InPeriod(*state)) continue;
     for (const KpiUrge& urge : state->urges) {
@@ -967,12 +936,6 @@ json ActivityJson(const std::vector<const KpiState*>& states, const Scope& scope
       by_rule[v.rule] = by_rule.value(v.rule, 0) + 1;
       items.push_back({{"app", v.app}, {"position", v.position}, {"rule", v.rule}});
     }
-    for (const KpiSettled& v : state->settled) {
-      settled.push_back({{"app", v.app},
-                         {"position", v.position},
-                         {"rule", v.rule},
-                         {"settled_by", v.by_position}});
-    }
   }
   return {{"urges_issued", {{"count", urge_ids.size()}, {"ids", urge_ids}, {"items", urge_items}}},
           {"training_hours",
@@ -980,8 +943,25 @@ json ActivityJson(const std::vector<const KpiState*>& states, const Scope& scope
             {"sessions", sessions},
             {"person_hours", person_hours},
             {"items", training_items}}},
-          {"violations", {{"count", items.size()}, {"by_rule", by_rule}, {"items", items}}},
-          {"settled_violations", {{"count", settled.size()}, {"items", settled}}}};
+          {"violations", {{"count", items.size()}, {"by_rule", by_rule}, {"items", items}}}};
+}
+
+// The violations on events of the period settled later (ApplySettlements read the period's items
+// without them), whenever the settling event was recorded: what changed the period's figures.
+json SettledJson(const std::vector<const KpiState*>& states, const Scope& scope) {
+  json items = json::array();
+  for (const KpiState* state : states) {
+    if (!scope.OrgMatches(*state)) continue;
+    for (const KpiSettled& v : state->settled) {
+      if (!scope.InPeriod(v.date)) continue;
+      items.push_back({{"app", v.app},
+                       {"position", v.position},
+                       {"date", v.date.ToString()},
+                       {"rule", v.rule},
+                       {"settled_by", v.by_position}});
+    }
+  }
+  return {{"count", items.size()}, {"items", std::move(items)}};
 }
 
 json DocumentReviewPassRate(const std::vector<const KpiState*>& states, const Scope& scope) {
@@ -1009,6 +989,7 @@ json Supporting(const std::vector<const KpiState*>& states, const Scope& scope,
       {"backdated_events", BackdatedJson(states, scope, calendar, profile)},
   };
   out.update(ActivityJson(states, scope));
+  out["settled_violations"] = SettledJson(states, scope);
   return out;
 }
 

@@ -199,6 +199,7 @@ KpiRevision GetKpiRevision(Reader& r) {
 void PutKpiSettled(Writer& w, const KpiSettled& v) {
   w.String(v.app);
   w.Varint(v.position);
+  w.Date(v.date);
   w.String(v.rule);
   w.Varint(v.by_position);
   w.Varint(v.revision);
@@ -208,6 +209,7 @@ KpiSettled GetKpiSettled(Reader& r) {
   KpiSettled v;
   v.app = r.String();
   v.position = r.Varint();
+  v.date = r.Date();
   v.rule = r.String();
   v.by_position = r.Varint();
   v.revision = r.Uint32();

@@ -301,6 +301,32 @@ TEST_F(ApplicationTest, CustomerPauseStopsTheClockAndMovesTheDeadline) {
             json::parse(R"([{"from":"2026-03-04","to":"2026-03-09"}])"));
 }
 
+// The deadline is the date elapsed reaches the limit: a pause begun once the clock was late (a
+// working day past that date) does not move it — the date was already missed — though its days
+// still do not count as elapsed. A pause begun on the deadline day moves it, as the KPI of changes
+// judges it too (kpi.cc, DeadlineOf).
+TEST_F(ApplicationTest, APauseBegunAfterTheDeadlineDoesNotMoveIt) {
+  // Residential scheme reply, limit 3: accepted Monday 03-02, deadline Thursday 03-05.
+  Accept("2026-03-02", {{"customer_class", "residential"}});
+  Append("ClockPaused", "2026-03-09");  // 03-06 and 03-09 are past the deadline
+  Append("ClockResumed", "2026-03-13");
+  ClockView view = View(FoldAll(), SlaClock::kSchemeReply, "2026-03-20");
+  EXPECT_EQ(view.deadline, D("2026-03-05"));
+  EXPECT_EQ(view.paused_working_days, 4);    // 03-10 .. 03-13
+  EXPECT_EQ(view.elapsed_working_days, 10);  // 14 working days in (03-02, 03-20], 4 paused
+  EXPECT_EQ(view.state, ClockState::kOverdue);
+  EXPECT_EQ(view.overdue_days, 7);
+
+  Append("ApplicationAccepted", "2026-03-02", {{"customer_class", "residential"}}, "", "app/KM-2");
+  Append("ClockPaused", "2026-03-05", json::object(), "", "app/KM-2");
+  Append("ClockResumed", "2026-03-09", json::object(), "", "app/KM-2");
+  auto events = ledger_->ReadStream("app/KM-2");
+  ASSERT_TRUE(events.ok());
+  view = View(FoldStream(*events), SlaClock::kSchemeReply, "2026-03-20");
+  EXPECT_EQ(view.paused_working_days, 2);     // 03-06, 03-09
+  EXPECT_EQ(view.deadline, D("2026-03-09"));  // moved by them
+}
+
 TEST_F(ApplicationTest, UrgesAreRecordedButNeverMoveTheDeadline) {
   Accept("2026-02-02");
   const json before = Json(FoldAll(), "2026-03-10")["clocks"];
@@ -637,8 +663,11 @@ TEST_F(ApplicationTest, APrerequisiteEnteredLateButDatedBeforeTheConnectionSettl
   // From the contract (03-06), now the last prerequisite: 03-09, 03-10 are 2 working days <= 3.
   const json doc = Json(state, "2026-03-25");
   EXPECT_EQ(doc["clocks"]["connection"]["start"], "2026-03-06");
+  EXPECT_EQ(doc["clocks"]["connection"]["start_position"], contract);  // where its date is from
   EXPECT_EQ(doc["clocks"]["connection"]["elapsed_working_days"], 2);
   EXPECT_EQ(doc["clocks"]["connection"]["state"], "met");
+  EXPECT_EQ(doc["prerequisites"]["contract_signed"],
+            json({{"date", "2026-03-06"}, {"position", contract}}));
   ASSERT_EQ(doc["settled_violations"].size(), 1u);
   EXPECT_EQ(doc["settled_violations"][0]["rule"], "connected_without_contract");
   EXPECT_EQ(doc["settled_violations"][0]["settled_by"], contract);
@@ -674,6 +703,9 @@ TEST_F(ApplicationTest, APrerequisiteEnteredLateButDatedBeforeTheConnectionSettl
   ASSERT_EQ(unsettled.violations.size(), 1u);
   EXPECT_EQ(unsettled.violations[0].rule, "connected_without_contract");
   EXPECT_TRUE(unsettled.settled.empty());
+  // Why: the contract is dated after the connection's day, as the application shows.
+  EXPECT_EQ(Json(unsettled, "2026-03-25")["prerequisites"]["contract_signed"]["date"],
+            "2026-03-11");
 }
 
 // A callback entered before the connection is premature; the connection entered after it but
@@ -711,6 +743,59 @@ TEST_F(ApplicationTest, AConnectionEnteredLateButDatedBeforeACallbackSettlesIt) 
   EXPECT_TRUE(twice.settled.empty());
   ASSERT_FALSE(twice.violations.empty());
   EXPECT_EQ(twice.violations[0].rule, "callback_before_connection");
+}
+
+// The connection clock is what the prerequisites' (first) dates say, whatever order they were
+// entered in: the same facts entered in two orders give the same clock and the same settlement.
+// Here an earlier-dated second contract and the late fees arrive after the connection, one way
+// round and the other: fees 03-05 are then the last prerequisite, 03-06 .. 03-12 = 5 working days
+// > 3, missed.
+TEST_F(ApplicationTest, TheConnectionClockDoesNotDependOnTheOrderOfLateEntries) {
+  auto enter = [this](const std::string& stream, bool fees_first) {
+    Append("ApplicationAccepted", "2026-03-02", {{"customer_class", "residential"}}, "", stream);
+    Append("SchemeReplied", "2026-03-03", json::object(), "", stream);
+    Append("ContractSigned", "2026-03-09", json::object(), "", stream);
+    Append("MeterConnected", "2026-03-12", json::object(), "", stream);  // connected_before_fees
+    for (int i = 0; i < 2; ++i) {
+      if ((i == 0) == fees_first) {
+        Append("FeesSettled", "2026-03-05", json::object(), "2026-03-13", stream);
+      } else {
+        Append("ContractSigned", "2026-03-04", json::object(), "2026-03-13", stream);
+      }
+    }
+    auto events = ledger_->ReadStream(stream);
+    EXPECT_TRUE(events.ok());
+    return FoldStream(*events);
+  };
+  const ApplicationState a = enter("app/KM-A", true);
+  const ApplicationState b = enter("app/KM-B", false);
+  for (const ApplicationState* state : {&a, &b}) {
+    EXPECT_TRUE(state->violations.empty());
+    ASSERT_EQ(state->settled.size(), 1u);
+    EXPECT_EQ(state->settled[0].violation.rule, "connected_before_fees");
+    const json clock = Json(*state, "2026-03-25")["clocks"]["connection"];
+    EXPECT_EQ(clock["start"], "2026-03-05") << state->stream;
+    EXPECT_EQ(clock["elapsed_working_days"], 5) << state->stream;
+    EXPECT_EQ(clock["state"], "missed") << state->stream;
+  }
+  // A clock opened in time moves too when a prerequisite turns out to have happened earlier: it
+  // ran from the last of them as dated (here the completion inspection, 03-06).
+  const std::string c = "app/KM-C";
+  Append("ApplicationAccepted", "2026-03-02", {{"customer_class", "lv_nonresidential"}}, "", c);
+  Append("SchemeReplied", "2026-03-03", json::object(), "", c);
+  Append("FeesSettled", "2026-03-04", json::object(), "", c);
+  Append("CompletionReported", "2026-03-05", json::object(), "", c);
+  Append("CompletionInspected", "2026-03-06", json::object(), "", c);
+  Append("ContractSigned", "2026-03-20", json::object(), "", c);  // opens it at 03-20
+  const uint64_t earlier = Append("ContractSigned", "2026-03-05", json::object(), "2026-03-21", c);
+  Append("MeterConnected", "2026-03-26", json::object(), "", c);
+  auto events = ledger_->ReadStream(c);
+  ASSERT_TRUE(events.ok());
+  const json clock = Json(FoldStream(*events), "2026-04-10")["clocks"]["connection"];
+  EXPECT_EQ(clock["start"], "2026-03-06");
+  EXPECT_NE(clock["start_position"], earlier);  // the inspection's date is the later one
+  EXPECT_EQ(clock["elapsed_working_days"], 14);
+  EXPECT_EQ(clock["state"], "missed");
 }
 
 TEST_F(ApplicationTest, StateAsOfABusinessTime) {

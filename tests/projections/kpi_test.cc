@@ -363,9 +363,9 @@ TEST_F(KpiTest, AContractDatedAfterTheConnectionIsNotBeforeIt) {
 }
 
 // The mirror: a contract entered after the connection but dated before it settles the violation
-// (application_test.cc), so the connection counts as with a contract before it; the settlement is
-// listed in the month the contract was entered (April), not counted as a violation of March. The
-// table replayed from before the late entry (the KPI items folded up to then) says what it said.
+// (application_test.cc), so the connection counts as with a contract before it, and March (the
+// month whose figures it changed) lists the settlement instead of the violation, although the
+// contract was entered in April.
 TEST_F(KpiTest, AContractEnteredLateButDatedBeforeTheConnectionCountsAsBeforeIt) {
   m_.Add("app/L2", "ApplicationAccepted", "03-02", Accepted());
   m_.Add("app/L2", "SchemeReplied", "03-03", {{"scheme", "s"}});
@@ -381,14 +381,14 @@ TEST_F(KpiTest, AContractEnteredLateButDatedBeforeTheConnectionCountsAsBeforeIt)
   ExpectRatio(Kpi(after, "contract_signing"), {"app/A1", "app/A2", "app/A3", "app/L2"},
               {"app/A1", "app/A2", "app/A3", "app/A4", "app/L2"});
   EXPECT_EQ(after["supporting"]["violations"]["by_rule"]["connected_without_contract"], 1);
-  EXPECT_EQ(after["supporting"]["settled_violations"]["count"], 0);
-  const json april = Table("2026-04");
-  ASSERT_EQ(april["supporting"]["settled_violations"]["count"], 1);
-  EXPECT_EQ(april["supporting"]["settled_violations"]["items"][0],
+  ASSERT_EQ(after["supporting"]["settled_violations"]["count"], 1);
+  EXPECT_EQ(after["supporting"]["settled_violations"]["items"][0],
             json({{"app", "app/L2"},
                   {"position", m_.last_position() - 1},
+                  {"date", "2026-03-10"},
                   {"rule", "connected_without_contract"},
                   {"settled_by", m_.last_position()}}));
+  EXPECT_EQ(Table("2026-04")["supporting"]["settled_violations"]["count"], 0);
   // The stored buckets keep the settlement.
   for (const KpiState& state : States(m_.book())) {
     if (state.settled.empty()) continue;

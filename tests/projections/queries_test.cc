@@ -134,6 +134,20 @@ TEST_F(OverdueTest, TheOverdueListAtATimeIsWhatEachApplicationShowsThen) {
   }
 }
 
+// S1: connected 03-20 without a contract, then a contract dated 03-04 entered: the connection
+// ran from 03-04 (the last prerequisite, as dated), so at 03-12 it was overdue (connection limit 3:
+// 03-05 .. 03-12 are 6 working days) in the overdue list as in the application's view then.
+TEST_F(OverdueTest, ASettledConnectionWasOverdueWhereItsApplicationSaysSo) {
+  Add("app/S1", "ApplicationAccepted", "2026-03-02T10:00", Accepted("residential"));
+  Add("app/S1", "SchemeReplied", "2026-03-03T10:00", {{"scheme", "s"}});
+  Add("app/S1", "FeesSettled", "2026-03-03T10:00", {{"amount_cny", 1}});
+  Add("app/S1", "MeterConnected", "2026-03-20T10:00", {{"meter_id", "M-1"}});
+  Add("app/S1", "ContractSigned", "2026-03-04T10:00", {{"contract_id", "HT-1"}});
+  const Overdue then = FromAppViews("2026-03-12T12:00");
+  EXPECT_TRUE(then.contains({"app/S1", "connection", 3}));
+  EXPECT_EQ(FromOverdueAt("2026-03-12T12:00"), then);
+}
+
 // A clock that needs a calendar year that is not loaded (2024 here) is not overdue — and not
 // left out silently either: it is handed back as undetermined.
 TEST_F(OverdueTest, ClocksTheCalendarCannotJudgeAreNamedNotDropped) {

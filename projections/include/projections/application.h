@@ -283,6 +283,19 @@ EventFilter OccurredBy(int64_t occurred_at_max_us);
 ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,
                             const EventFilter& keep = {});
 
+// A clock's deadline (domain.md "Counting"): the date on which its elapsed working days reach
+// `limit_days`, moved later by the working days of each pause that began before the clock was
+// late. A pause begun once a working day past that date had gone by moves nothing (elapsed had
+// already passed the limit: a date missed stays missed), nor do later ones. An open pause that
+// counts moves it by its days up to `until` (none without `until`) and sets `moving`: the
+// deadline moves on while it lasts. `deadline.missing_year` when the calendar cannot say.
+struct ClockDeadline {
+  domain::CalendarAnswer<domain::Date> deadline;
+  bool moving = false;
+};
+ClockDeadline DeadlineOf(const Clock& clock, const domain::WorkingCalendar& calendar,
+                         int32_t limit_days, std::optional<domain::Date> until);
+
 // The SLA state of a clock, domain.md "SLA states", plus:
 //   not_applicable   the profile has no limit for this clock and class (a "–" cell)
 //   calendar_missing elapsed or paused days need a year that is not loaded (never guessed)

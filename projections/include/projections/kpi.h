@@ -194,6 +194,7 @@ struct KpiRevision {
 struct KpiSettled {
   std::string app;
   uint64_t position = 0;  // of the event the violation was flagged on
+  domain::Date date;      // that event's business date: the period whose figures it changes
   std::string rule;
   uint64_t by_position = 0;  // of the event that settled it
   uint32_t revision = 0;     // see REVISIONS
