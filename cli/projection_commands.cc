@@ -198,6 +198,45 @@ std::string Column(const std::string& text, size_t width) {
 
 }  // namespace
 
+// The supporting figures, one line each (their ids are in the JSON form).
+void PrintSupporting(const json& table, std::ostream& out) {
+  const json& supporting = table.value("supporting", json::object());
+  if (!supporting.is_object() || supporting.empty()) return;
+  out << "supporting (ids with --json)\n";
+  auto ratio = [&](const char* key) {
+    const json& r = supporting.value(key, json::object());
+    if (!r.contains("numerator")) return;
+    out << "  " << Column(key, 28) << Column(r.at("numerator").dump(), 12)
+        << Column(r.at("denominator").dump(), 14) << Percent(r.at("value")) << "\n";
+  };
+  ratio("callback_rate");
+  ratio("site_inspection_coverage");
+  ratio("document_review_pass_rate");
+  auto count = [&](const char* key, const char* label, const std::string& detail = "") {
+    const json& figure = supporting.value(key, json::object());
+    if (!figure.contains("count")) return;
+    const json& n = figure.at("count");
+    out << "  " << Column(label, 28) << n.dump() << (n == 0 ? "" : detail) << "\n";
+  };
+  std::string rules;
+  for (const auto& [rule, n] :
+       supporting.value("violations", json::object()).value("by_rule", json::object()).items()) {
+    rules += (rules.empty() ? "  (" : ", ") + rule + " " + n.dump();
+  }
+  if (!rules.empty()) rules += ")";
+  count("violations", "violations", rules);
+  count("settled_violations", "settled violations", "  (entered late, dated before: not counted)");
+  count("backdated_events", "backdated events");
+  count("urges_issued", "urges issued");
+  const json& training = supporting.value("training_hours", json::object());
+  if (training.contains("sessions")) {
+    std::ostringstream hours;
+    hours << training.at("sessions").dump() << " sessions, " << training.at("hours").dump()
+          << " h, " << training.at("person_hours").dump() << " person-hours";
+    out << "  " << Column("training", 28) << hours.str() << "\n";
+  }
+}
+
 void PrintKpiTable(const json& table, std::ostream& out) {
   const json& org = table.at("org");
   out << "KPI " << table.value("period", "") << "  org "
@@ -234,6 +273,7 @@ void PrintKpiTable(const json& table, std::ostream& out) {
       out << line << "\n";
     }
   }
+  PrintSupporting(table, out);
 }
 
 int KpiCommand(const DataOptions& options, const std::string& period,

@@ -555,6 +555,11 @@ TEST_F(LedgerctlTest, KpiEvidenceAndRebuildReadTheProjections) {
   EXPECT_EQ(kpis["contract_signing"]["value"], 1.0);
   EXPECT_EQ(kpis["change_completion"]["value"], nullptr) << "no change was due: no value";
   EXPECT_EQ(kpis["callback_satisfaction"]["denominator"], 1);  // the callback of 05-08
+  // On a terminal the table shows the supporting figures too, one line each.
+  const std::string text = Ledgerctl(Data() + " kpi --period 2026-Q2").out;
+  EXPECT_NE(text.find("\n  callback_rate "), std::string::npos) << text;
+  EXPECT_NE(text.find("\n  violations                  0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\n  settled violations          0\n"), std::string::npos) << text;
   json march = Ledgerctl(Data() + " kpi --period 2026-03 --json").lines().at(0);
   for (const json& kpi : march["kpis"]) EXPECT_EQ(kpi["denominator"], 0) << kpi["id"];
   EXPECT_EQ(Ledgerctl(Data() + " kpi --period 2026-13").exit_code, 2);
