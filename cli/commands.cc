@@ -74,6 +74,14 @@ json AppendLine(ingest::Ingestor& ingestor, const domain::Actor& writer, const s
     }
     result["violations"] = std::move(violations);
   }
+  if (!ingested.settles.empty()) {
+    json settles = json::array();
+    for (const auto& settled : ingested.settles) {
+      settles.push_back(
+          {{"rule", settled.rule}, {"position", settled.position}, {"message", settled.message}});
+    }
+    result["settles"] = std::move(settles);
+  }
   return result;
 }
 

@@ -125,6 +125,15 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
         }
         shown["violations"] = std::move(violations);
       }
+      if (!result.settles.empty()) {
+        json settles = json::array();
+        for (const auto& settled : result.settles) {
+          settles.push_back({{"rule", settled.rule},
+                             {"position", settled.position},
+                             {"message", settled.message}});
+        }
+        shown["settles"] = std::move(settles);
+      }
       out << shown.dump() << "\n";
     }
     lines.clear();

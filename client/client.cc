@@ -482,6 +482,10 @@ Result<std::vector<AppendResult>> AppendResults(const kj::Array<capnp::word>& fr
         for (auto message : ok.getViolationMessages()) {
           result.violation_messages.push_back(Text(message));
         }
+        for (auto settled : ok.getSettles()) {
+          result.settles.push_back(AppendResult::Settled{
+              Text(settled.getRule()), settled.getPosition(), Text(settled.getMessage())});
+        }
       }
       results.push_back(std::move(result));
     }

@@ -437,6 +437,14 @@ std::vector<std::string_view> RulesSettledBy(const WorkflowEvent& event) {
   }
 }
 
+std::optional<AppEventType> ViolationFlaggedOn(std::string_view rule) {
+  if (rule == "contract_before_scheme_reply") return AppEventType::kContractSigned;
+  if (rule.starts_with("connected_")) return AppEventType::kMeterConnected;
+  if (rule.starts_with("archived_")) return AppEventType::kArchived;
+  if (rule.starts_with("callback_")) return AppEventType::kCallbackMade;
+  return std::nullopt;
+}
+
 std::optional<RuleBreach> DatedBeforeAcceptance(AppEventType type, Date accepted, Date on) {
   if (type == AppEventType::kApplicationAccepted || type == AppEventType::kCorrected ||
       !(on < accepted)) {

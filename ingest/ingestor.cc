@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "domain/correction.h"
+#include "projections/application.h"
 
 namespace gridledger::ingest {
 
@@ -171,7 +172,7 @@ void Ingestor::AppendAsync(domain::ClientEvent event, std::optional<Principal> p
                                  if (!appended.ok()) {
                                    return attempt->done(FromStatus(appended.status()));
                                  }
-                                 attempt->done(IngestOutcome{appended->events.front(), {}});
+                                 attempt->done(IngestOutcome{appended->events.front(), {}, {}});
                                });
   }
   if (attempt->event.expected_version == ledger::kNoStream) {
@@ -197,7 +198,7 @@ void Ingestor::AppendOpening(std::shared_ptr<Attempt> attempt) {
       ToAppendRequest(event), [this, attempt, violations = std::move(verdict.violations)](
                                   ledger::Result<ledger::AppendResult> appended) mutable {
         if (appended.ok() && !appended->events.front().duplicate) {
-          return attempt->done(IngestOutcome{appended->events.front(), std::move(violations)});
+          return attempt->done(IngestOutcome{appended->events.front(), std::move(violations), {}});
         }
         const ledger::Code code = appended.status().code();
         if (appended.ok() || code == ledger::Code::kVersionConflict ||
@@ -229,7 +230,7 @@ void Ingestor::AppendToReport(std::shared_ptr<Attempt> attempt) {
   if (opening) request.expected_version = ledger::kNoStream;
   ledger_.AppendAsync(
       std::move(request), [this, attempt, opening](ledger::Result<ledger::AppendResult> appended) {
-        if (appended.ok()) return attempt->done(IngestOutcome{appended->events.front(), {}});
+        if (appended.ok()) return attempt->done(IngestOutcome{appended->events.front(), {}, {}});
         if (opening && appended.status().code() == ledger::Code::kVersionConflict) {
           return AppendToReport(std::move(attempt));  // opened meanwhile: check its owner
         }
@@ -279,19 +280,65 @@ domain::Verdict Ingestor::JudgeOn(const StoredStream& stored, const domain::Clie
   return verdict;
 }
 
+std::vector<Settled> Ingestor::SettledBy(const StoredStream& stored,
+                                         const domain::ClientEvent& event, int64_t recorded_at_us) {
+  const std::optional<domain::AppEventType> type = domain::ParseAppEventType(event.type);
+  if (!type || stored.events.empty()) return {};
+  // Most events settle nothing: fold the application only when an event that may carry a
+  // violation this one could settle (were it a passed inspection) is stored.
+  domain::WorkflowEvent probe;
+  probe.type = *type;
+  probe.passed = true;
+  const std::vector<std::string_view> rules = domain::RulesSettledBy(probe);
+  const bool may_settle = std::any_of(rules.begin(), rules.end(), [&](std::string_view rule) {
+    const std::optional<domain::AppEventType> on = domain::ViolationFlaggedOn(rule);
+    const std::string_view on_type = on ? domain::AppEventTypeName(*on) : std::string_view();
+    return std::any_of(stored.events.begin(), stored.events.end(),
+                       [&](const ledger::StoredEvent& e) { return e.type == on_type; });
+  });
+  if (!may_settle) return {};
+  projections::ApplicationState app = projections::FoldStream(stored.events);
+  const size_t settled_before = app.settled.size();
+  projections::EventRecord record;
+  record.position = stored.events.back().position + 1;  // any position after the stored ones
+  record.stream = event.stream;
+  record.type = event.type;
+  record.actor_id = event.actor.id;
+  record.actor_org = event.actor.org;
+  record.occurred_at_us = event.occurred_at_us;
+  record.recorded_at_us = recorded_at_us;
+  record.payload = event.payload;
+  // (Whether it is a declared import matters only to backdating, not to what it settles.)
+  projections::Fold(app, record);
+  std::vector<Settled> settles;
+  for (size_t i = settled_before; i < app.settled.size(); ++i) {
+    const projections::ViolationRecord& v = app.settled[i].violation;
+    settles.push_back(Settled{
+        v.rule, v.position,
+        "settles " + v.rule + " of the " + v.type + " at position " + std::to_string(v.position) +
+            " (" + v.date.ToString() + "): " + event.type + " dated " +
+            domain::LocalDateOf(event.occurred_at_us).ToString() + ", on or before it"});
+  }
+  return settles;
+}
+
 // The original was judged on the events of its stream before it and appended with that version
 // (Judge, AppendOpening), and stored events never change: judging it again on them gives exactly
-// the violations it was stored with. A retry is rare, so one read of the stream is cheap enough.
-ledger::Result<std::vector<domain::RuleBreach>> Ingestor::OriginalViolations(
-    const domain::ClientEvent& event, const ledger::AppendedEvent& original) {
+// the violations (and settlements) it was stored with. A retry is rare, so one read of the stream
+// is cheap enough.
+ledger::Result<IngestOutcome> Ingestor::OriginalOutcome(const domain::ClientEvent& event,
+                                                        const ledger::AppendedEvent& original) {
   auto before = ReadFacts(event.stream, original.version);
   if (!before.ok()) return before.status();
   auto stored = ledger_.ReadOne(original.position);
   if (!stored.ok()) return stored.status();
+  IngestOutcome outcome{original, {}, {}};
   domain::Verdict verdict = JudgeOn(*before, event, stored->recorded_at_us);
   // An event the rules now call invalid (stored by an older version of them) has no violations.
-  if (!verdict.valid()) return std::vector<domain::RuleBreach>();
-  return std::move(verdict.violations);
+  if (!verdict.valid()) return outcome;
+  outcome.violations = std::move(verdict.violations);
+  outcome.settles = SettledBy(*before, event, stored->recorded_at_us);
+  return outcome;
 }
 
 // Judges an application event on its stream as stored and appends it with the version judged on.
@@ -320,12 +367,9 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
           if (!appended.ok()) {
             return attempt->done(FromStatus(appended.status()));
           }
-          const ledger::AppendedEvent original = appended->events.front();
-          auto violations = OriginalViolations(attempt->event, original);
-          if (!violations.ok()) {
-            return attempt->done(FromStatus(violations.status()));
-          }
-          attempt->done(IngestOutcome{original, std::move(violations).value()});
+          auto outcome = OriginalOutcome(attempt->event, appended->events.front());
+          if (!outcome.ok()) return attempt->done(FromStatus(outcome.status()));
+          attempt->done(std::move(outcome).value());
         });
   }
   const int64_t version = stored->version;
@@ -336,7 +380,8 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
                                                        std::to_string(*event.expected_version))
                                         .WithCurrentVersion(version)));
   }
-  domain::Verdict verdict = JudgeOn(*stored, event, now_us_());
+  const int64_t now_us = now_us_();
+  domain::Verdict verdict = JudgeOn(*stored, event, now_us);
   if (!verdict.valid()) {
     return attempt->done(IngestError{
         ledger::Status(ledger::Code::kInvalid, verdict.invalid->message), verdict.invalid});
@@ -344,10 +389,12 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
   ledger::AppendRequest request = ToAppendRequest(event);
   request.expected_version = version;  // the version the judgement was made on
   ledger_.AppendAsync(
-      std::move(request), [this, attempt, violations = std::move(verdict.violations)](
+      std::move(request), [this, attempt, violations = std::move(verdict.violations),
+                           settles = SettledBy(*stored, event, now_us)](
                               ledger::Result<ledger::AppendResult> appended) mutable {
         if (appended.ok()) {
-          return attempt->done(IngestOutcome{appended->events.front(), std::move(violations)});
+          return attempt->done(
+              IngestOutcome{appended->events.front(), std::move(violations), std::move(settles)});
         }
         if (appended.status().code() == ledger::Code::kVersionConflict &&
             !attempt->event.expected_version) {

@@ -180,6 +180,14 @@ ordered_json AppendedJson(const std::string& stream, const ingest::IngestOutcome
     }
     result["violations"] = std::move(violations);
   }
+  if (!outcome.settles.empty()) {
+    ordered_json settles = ordered_json::array();
+    for (const auto& settled : outcome.settles) {
+      settles.push_back(
+          {{"rule", settled.rule}, {"position", settled.position}, {"message", settled.message}});
+    }
+    result["settles"] = std::move(settles);
+  }
   return result;
 }
 

@@ -683,6 +683,14 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         violations.set(v, outcome.violations[v].rule);
         messages.set(v, outcome.violations[v].message);
       }
+      if (!outcome.settles.empty()) {
+        auto settles = ok.initSettles(static_cast<unsigned>(outcome.settles.size()));
+        for (unsigned s = 0; s < settles.size(); ++s) {
+          settles[s].setRule(outcome.settles[s].rule);
+          settles[s].setPosition(outcome.settles[s].position);
+          settles[s].setMessage(outcome.settles[s].message);
+        }
+      }
     }
     Send(std::move(reply.message));
   }

@@ -142,6 +142,15 @@ struct Appended {
   duplicate @3 :Bool;            # a retry: the event_id was already stored with the same content
   violations @4 :List(Text);     # workflow rule ids the event violates (stored and flagged)
   violationMessages @5 :List(Text);  # what each of `violations` says, in the same order
+  settles @6 :List(Settled);     # violations of earlier events of the stream this event settles
+}
+
+# A violation of an earlier event settled by the appended one: the fact it missed, entered late
+# but dated on or before it (domain/include/domain/workflow.h, RulesSettledBy).
+struct Settled {
+  rule @0 :Text;
+  position @1 :UInt64;  # of the event the violation was flagged on
+  message @2 :Text;
 }
 
 struct Events {

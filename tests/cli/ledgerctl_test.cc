@@ -430,6 +430,18 @@ TEST_F(LedgerctlTest, AViolationIsStoredAndListedWithItsRuleAndMessage) {
   EXPECT_NE(archived["violations"][0]["message"].get<std::string>().find("MeterConnected"),
             std::string::npos)
       << run.out;
+  // A contract entered after a connection of the same day settles the connection's violation.
+  auto other = [](std::string event) { return event.replace(event.find("app/T-1"), 7, "app/T-2"); };
+  const std::string late = other(Event("w-1", "ApplicationAccepted", kAccepted)) + "\n" +
+                           other(Event("w-2", "MeterConnected", R"({"meter_id":"M-1"})")) + "\n" +
+                           other(Event("w-3", "ContractSigned", R"({"contract_id":"HT-1"})")) +
+                           "\n";
+  run = Ledgerctl(Data() + " append", late);
+  EXPECT_EQ(run.exit_code, 0) << run.out;
+  const json contract = run.lines().at(2);
+  ASSERT_EQ(contract["settles"].size(), 1u) << run.out;
+  EXPECT_EQ(contract["settles"][0]["rule"], "connected_without_contract") << run.out;
+  EXPECT_EQ(contract["settles"][0]["position"], 4) << run.out;
 }
 
 // Runs `change(db, family handle)` on the family `family` of a closed data directory, opened

@@ -146,6 +146,38 @@ TEST_F(IngestorTest, AnArchiveDatedBeforeARecordedConnectionIsAnsweredAsAViolati
   EXPECT_NE(violations[0].message.find("2026-03-10"), std::string::npos) << violations[0].message;
 }
 
+// A fact entered late but dated on or before the event whose violation said it was missing settles
+// that violation (projections/application.h), and the answer says so, naming the event; a retry is
+// answered the same; a fact that settles nothing (in time, or already settled) says nothing.
+TEST_F(IngestorTest, ALateFactIsAnsweredWithTheViolationItSettles) {
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(At(Json("m", "MeterConnected", R"({"meter_id":"M1"})"), "2026-03-10"))));
+  const std::string contract =
+      At(Json("c", "ContractSigned", R"({"contract_id":"K1"})"), "2026-03-05");
+  auto late = Ingest(contract);
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(late));
+  const auto& settles = std::get<IngestOutcome>(late).settles;
+  ASSERT_EQ(settles.size(), 1u);
+  EXPECT_EQ(settles[0].rule, "connected_without_contract");
+  EXPECT_EQ(settles[0].position, 2u);
+  EXPECT_NE(settles[0].message.find("2026-03-10"), std::string::npos) << settles[0].message;
+  auto retry = Ingest(contract);
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(retry));
+  EXPECT_TRUE(std::get<IngestOutcome>(retry).appended.duplicate);
+  ASSERT_EQ(std::get<IngestOutcome>(retry).settles.size(), 1u);
+  EXPECT_EQ(std::get<IngestOutcome>(retry).settles[0].message, settles[0].message);
+  auto again = Ingest(At(Json("c2", "ContractSigned", R"({"contract_id":"K2"})"), "2026-03-04"));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(again));
+  EXPECT_TRUE(std::get<IngestOutcome>(again).settles.empty());
+  // Fees dated after the connection settle nothing.
+  auto fees = Ingest(At(Json("f", "FeesSettled", R"({"amount_cny":100})"), "2026-03-11"));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(fees));
+  EXPECT_TRUE(std::get<IngestOutcome>(fees).settles.empty());
+  EXPECT_EQ(ledger_->Head(), 5u);
+}
+
 // A resume dated before the pause it would end began is no resume of it: refused, nothing stored.
 TEST_F(IngestorTest, AResumeDatedBeforeItsPauseIsRefused) {
   ASSERT_TRUE(

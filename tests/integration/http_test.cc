@@ -582,6 +582,34 @@ TEST_F(HttpTest, AnEmptyOrMalformedOrgIsRefused) {
   }
 }
 
+// A contract entered after the connection but dated before it settles connected_without_contract:
+// the answer names the connection it settles (the sample application with its contract, 04-27,
+// entered after its connection, 04-29), and the application lists it as settled.
+TEST_F(HttpTest, ALateContractIsAnsweredWithTheViolationItSettles) {
+  std::vector<json> events = SampleEvents();
+  const auto contract = std::find_if(events.begin(), events.end(),
+                                     [](const json& e) { return e["type"] == "ContractSigned"; });
+  ASSERT_NE(contract, events.end());
+  std::iter_swap(contract, contract + 1);  // MeterConnected first
+  ASSERT_EQ((contract + 1)->at("type"), "ContractSigned");
+  json answer;
+  for (json& event : events) {
+    if (event["type"] == "Corrected") break;  // the sample's correction names a position
+    event.erase("expected_version");
+    HttpResponse response = Post(event, PrincipalOf(event));
+    ASSERT_EQ(response.status, 200) << event.dump() << " → " << response.body;
+    if (event["type"] == "ContractSigned") answer = Body(response);
+  }
+  ASSERT_EQ(answer["settles"].size(), 1u) << answer.dump();
+  EXPECT_EQ(answer["settles"][0]["rule"], "connected_without_contract");
+  const uint64_t connected = answer["position"].get<uint64_t>() - 1;
+  EXPECT_EQ(answer["settles"][0]["position"], connected);
+  const json app = Body(client_.Get("/v1/apps/XS-2026-000123", server_.token("director")));
+  ASSERT_EQ(app["settled_violations"].size(), 1u) << app.dump();
+  EXPECT_EQ(app["settled_violations"][0]["position"], connected);
+  EXPECT_EQ(app["violations"], json::array()) << app.dump();
+}
+
 // The import summary is the one ledgerctl import prints (IMPORT.md): it also counts the rows
 // stored with workflow violations.
 TEST_F(HttpTest, AnImportCountsTheRowsStoredWithViolations) {

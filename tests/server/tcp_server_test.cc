@@ -1243,6 +1243,18 @@ TEST(TcpServerTest, AViolationIsStoredAndAnsweredWithItsRuleAndMessage) {
   EXPECT_NE((*results)[0].violation_messages[0].find("MeterConnected"), std::string::npos)
       << (*results)[0].violation_messages[0];
   EXPECT_EQ(harness.ledger().Head(), 2u);
+  // A contract entered after the connection, dated the same day, settles its violation.
+  AppendAll(*clerk, {Accepted("KM-2"), EventJson("app/KM-2", "MeterConnected", "KM-2-connected",
+                                                 R"({"meter_id":"M-2"})")});
+  results = clerk->Append(
+      {EventJson("app/KM-2", "ContractSigned", "KM-2-contract", R"({"contract_id":"HT-2"})")});
+  ASSERT_TRUE(results.ok()) << results.error().ToString();
+  ASSERT_TRUE((*results)[0].ok()) << (*results)[0].error->message;
+  ASSERT_EQ((*results)[0].settles.size(), 1u);
+  EXPECT_EQ((*results)[0].settles[0].rule, "connected_without_contract");
+  EXPECT_EQ((*results)[0].settles[0].position, 4u);
+  EXPECT_NE((*results)[0].settles[0].message.find("MeterConnected"), std::string::npos)
+      << (*results)[0].settles[0].message;
 }
 
 // ---- shutdown --------------------------------------------------------------------------------

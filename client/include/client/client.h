@@ -110,6 +110,12 @@ struct AppendResult {
   bool duplicate = false;                       // a retry of a stored event_id
   std::vector<std::string> violations;          // workflow rule ids (stored and flagged)
   std::vector<std::string> violation_messages;  // what each says (empty from an older server)
+  struct Settled {
+    std::string rule;
+    uint64_t position = 0;  // of the earlier event the violation was flagged on
+    std::string message;
+  };
+  std::vector<Settled> settles;  // violations of earlier events this one settles
 
   bool ok() const { return !error.has_value(); }
 };

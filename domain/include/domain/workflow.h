@@ -273,6 +273,9 @@ std::optional<RuleBreach> DatedBeforeAcceptance(AppEventType type, Date accepted
 // callback_before_connection; ChangeExecuted callback_before_change_executed (these two only
 // as the application's first connection or execution, which the caller knows). Empty for others.
 std::vector<std::string_view> RulesSettledBy(const WorkflowEvent& event);
+// The event type a violation rule is flagged on (the table's "on" column); nullopt for a rule that
+// is not a violation.
+std::optional<AppEventType> ViolationFlaggedOn(std::string_view rule);
 
 // Advances the facts by a VALID event (REQUIRES: Judge(facts, event).valid()). Applying an invalid
 // event is a caller bug; the facts are then left as they would be after the event's effect.

@@ -16,6 +16,8 @@
 //                                 (domain/correction.h), as the projections fold them
 //   report/ stream of another org → forbidden (the org of the stream's first event owns it)
 //   violations                  → stored; the violations are returned and the projections flag them
+//   a late fact settling one     → stored; the settled violations of earlier events are returned
+//                                 (`settles`) and the projections list them as settled
 //
 // Thread-safe: any number of threads may call Append.
 #pragma once
@@ -39,9 +41,18 @@ inline constexpr int kJudgeRetriesMax = 16;
 // How far occurred_at may lie after the ledger's clock (clients' clocks drift).
 inline constexpr int64_t kFutureToleranceUs = domain::kFutureToleranceUs;
 
+// A violation of an earlier event that an appended event settles: the fact it missed, entered
+// late but dated on or before it (domain::RulesSettledBy; projections/application.h).
+struct Settled {
+  std::string rule;
+  uint64_t position = 0;  // of the event the violation was flagged on
+  std::string message;
+};
+
 struct IngestOutcome {
   ledger::AppendedEvent appended;
   std::vector<domain::RuleBreach> violations;
+  std::vector<Settled> settles;
 };
 
 // Why an event was refused: a ledger status (version_conflict, busy, …) or a workflow rule.
@@ -94,10 +105,15 @@ class Ingestor {
   // `recorded_at_us` (the time a Corrected is judged at).
   domain::Verdict JudgeOn(const StoredStream& stored, const domain::ClientEvent& event,
                           int64_t recorded_at_us);
-  // The violations `original`, the stored event a retry of `event` was answered with, was
-  // stored with.
-  ledger::Result<std::vector<domain::RuleBreach>> OriginalViolations(
-      const domain::ClientEvent& event, const ledger::AppendedEvent& original);
+  // The violations of earlier events of `stored` that `event`, appended after them and recorded
+  // at `recorded_at_us`, settles. Folds the application only when it may settle one (an event
+  // of a settling type, after an event of the type the violation is flagged on).
+  static std::vector<Settled> SettledBy(const StoredStream& stored,
+                                        const domain::ClientEvent& event, int64_t recorded_at_us);
+  // What `original`, the stored event a retry of `event` was answered with, was answered with:
+  // its violations and settlements.
+  ledger::Result<IngestOutcome> OriginalOutcome(const domain::ClientEvent& event,
+                                                const ledger::AppendedEvent& original);
   void Judge(std::shared_ptr<Attempt> attempt);
   // The fast way of an event with expected_version -1: judged on no facts, without reading.
   void AppendOpening(std::shared_ptr<Attempt> attempt);
