@@ -308,6 +308,7 @@ void UpdateClocks(ApplicationState& state, const EventRecord& event,
 // prerequisites' dates by itself: MeasureConnection.)
 void SettleViolations(ApplicationState& state, const EventRecord& event,
                       const domain::WorkflowEvent& decoded, bool completed_before) {
+  if (state.violations.empty()) return;  // most applications: nothing to settle
   if ((decoded.type == AppEventType::kMeterConnected ||
        decoded.type == AppEventType::kChangeExecuted) &&
       (completed_before || !ConnectedOrExecutedDate(state))) {
