@@ -512,9 +512,14 @@ json EvidenceCoverage(const std::vector<EvidenceState>& states, std::string_view
     // supporting site_inspection_coverage counts them.
     if (InMonths(state->connected, months)) {
       inspections.Add(state->stream, !state->site_inspections.empty());
+      // A callback dated before the connection did not follow it (a violation, counted against
+      // KPI 3): it covers nothing, as in the KPI table's callback_rate — whenever it was entered.
+      const domain::Date connected = *state->connected;
       const bool reached = std::any_of(
-          state->callbacks.begin(), state->callbacks.end(),
-          [](const EvidenceRecord& callback) { return callback.conclusion == "reached"; });
+          state->callbacks.begin(), state->callbacks.end(), [connected](const EvidenceRecord& c) {
+            return c.conclusion == "reached" &&
+                   !(domain::LocalDateOf(c.occurred_at_us) < connected);
+          });
       callbacks.Add(state->stream, reached);
     }
   }

@@ -143,6 +143,9 @@ TEST_F(EvidenceTest, CoverageAndSurveysPerPeriod) {
   Add("app/A1", "CallbackMade", "04-09",
       {{"agent", "A7"}, {"result", "reached"}, {"satisfaction", "basically_satisfied"}});
   Add("app/A2", "CallbackMade", "03-10", {{"agent", "A7"}, {"result", "no_answer"}});
+  // A3 was reached the day before its connection (03-10): that callback covers nothing.
+  Add("app/A3", "CallbackMade", "03-09",
+      {{"agent", "A7"}, {"result", "reached"}, {"satisfaction", "satisfied"}});
   Add("survey/2026-Q1", "ThirdPartySurveyRecorded", "03-30",
       {{"agency", "某调查公司"},
        {"sample_size", 200},
