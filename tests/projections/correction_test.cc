@@ -27,6 +27,11 @@ using nlohmann::json;
 
 constexpr char kApp[] = "app/XS-2026-000123";
 constexpr int64_t kNowUs = 1'790'000'000'000'000;  // 2026-09-21: recorded_at of every event
+// The data of another application's ApplicationAccepted: a residential new install.
+const json kResidentialAccepted = {
+    {"customer_id", "C9"},       {"customer_name", "乙"}, {"customer_class", "residential"},
+    {"business", "new_install"}, {"voltage_kv", 0.22},    {"capacity_kva", 8},
+    {"channel", "counter"},      {"important", false},    {"three_zero", false}};
 
 class CorrectionProjectionTest : public ::testing::Test {
  protected:
@@ -206,16 +211,7 @@ TEST_F(CorrectionProjectionTest, ACorrectedNameIsListedWithoutAnotherRevision) {
           {"event_id", "other-1"},
           {"occurred_at", "2026-09-21T09:00:00+08:00"},
           {"actor", {{"id", "S1001"}, {"role", "clerk"}, {"org", "KM.XS"}}},
-          {"data",
-           {{"customer_id", "C9"},
-            {"customer_name", "乙"},
-            {"customer_class", "residential"},
-            {"business", "new_install"},
-            {"voltage_kv", 0.22},
-            {"capacity_kva", 8},
-            {"channel", "counter"},
-            {"important", false},
-            {"three_zero", false}}}});
+          {"data", kResidentialAccepted}});
   Correct(ledger_->Head(), {{"capacity_kva", 9}});  // names app/XS-2026-000999's acceptance
   EXPECT_EQ(Stored().rejected.back().rule, "correction_target");
   Correct(1, {{"customer_class", "villa"}});
@@ -250,16 +246,7 @@ TEST_F(CorrectionProjectionTest, ASettledViolationFollowsTheCorrectionsOfItsLate
             {"data", std::move(data)}});
     return ledger_->Head();
   };
-  add("ApplicationAccepted", "2026-03-02",
-      {{"customer_id", "C9"},
-       {"customer_name", "乙"},
-       {"customer_class", "residential"},
-       {"business", "new_install"},
-       {"voltage_kv", 0.22},
-       {"capacity_kva", 8},
-       {"channel", "counter"},
-       {"important", false},
-       {"three_zero", false}});
+  add("ApplicationAccepted", "2026-03-02", kResidentialAccepted);
   add("SchemeReplied", "2026-03-03", {{"scheme", "0.4kV"}});
   add("FeesSettled", "2026-03-04", {{"amount_cny", 100}});
   const uint64_t connected = add("MeterConnected", "2026-03-10", {{"meter_id", "M-9"}});
