@@ -188,6 +188,18 @@ void AddOptions(CLI::App& app, Config& config) {
       ->capture_default_str();
   app.add_option("--read-events-max", limits.read_events_max, "events per read page")
       ->capture_default_str();
+  app.add_option("--output-bytes-max", limits.output_bytes_max,
+                 "answer bytes queued for all TCP connections together")
+      ->capture_default_str();
+  app.add_option("--subscription-credit-max", limits.subscription_credit_max,
+                 "events a subscriber may grant in credit at once")
+      ->capture_default_str();
+  app.add_option("--subscription-frame-events-max", limits.subscription_frame_events_max,
+                 "events per subscription frame")
+      ->capture_default_str();
+  app.add_option("--subscription-checkpoint-every", limits.subscription_checkpoint_every,
+                 "events a subscription's filter may skip before a checkpoint frame")
+      ->capture_default_str();
 }
 
 // Limits that cannot work together: a reason, or nullopt.
@@ -200,7 +212,11 @@ std::optional<std::string> CheckLimits(const server::Limits& limits) {
       {"--connection-inflight-max", limits.connection_inflight_max},
       {"--appends-inflight-max", limits.appends_inflight_max},
       {"--subscribers-max", limits.subscribers_max},
-      {"--read-events-max", limits.read_events_max}};
+      {"--read-events-max", limits.read_events_max},
+      {"--output-bytes-max", limits.output_bytes_max},
+      {"--subscription-credit-max", limits.subscription_credit_max},
+      {"--subscription-frame-events-max", limits.subscription_frame_events_max},
+      {"--subscription-checkpoint-every", limits.subscription_checkpoint_every}};
   for (const auto& [flag, value] : positive) {
     if (value == 0) return std::string(flag) + " must be at least 1";
   }
@@ -211,6 +227,11 @@ std::optional<std::string> CheckLimits(const server::Limits& limits) {
            ") must not exceed --appends-inflight-max (" +
            std::to_string(limits.appends_inflight_max) +
            "): a batch's events are appended together, so a larger one would be refused busy";
+  }
+  // A read page or subscription frame is queued whole: the queue must hold one.
+  if (limits.output_bytes_max < limits.frame_bytes_max) {
+    return "--output-bytes-max (" + std::to_string(limits.output_bytes_max) +
+           ") must be at least --frame-bytes-max (" + std::to_string(limits.frame_bytes_max) + ")";
   }
   return std::nullopt;
 }

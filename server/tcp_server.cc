@@ -228,7 +228,8 @@ struct TcpServer::Shared : std::enable_shared_from_this<TcpServer::Shared> {
   void Refuse(tcp::socket socket);
   void Register(const std::shared_ptr<TcpSession>& session);
   void Forget(const TcpSession* session);
-  // Live subscriptions waiting for the head to move; woken by the next group commit.
+  // Live subscriptions waiting for the head to move, or for room in the output queue
+  // (output_bytes_max); woken by the next group commit or when the queue shrinks below it.
   void Wait(const std::shared_ptr<TcpSession>& session);
   void OnHead();  // on the ledger's writer thread: only posts
   void WakeWaiters();
@@ -240,9 +241,13 @@ struct TcpServer::Shared : std::enable_shared_from_this<TcpServer::Shared> {
     }
   }
   void RemoveOutput(size_t bytes, bool subscription) {
-    output_bytes.fetch_sub(bytes);
+    const size_t before = output_bytes.fetch_sub(bytes);
     if (subscription) subscription_output_bytes.fetch_sub(bytes);
+    // Subscriptions that waited for room (Pump) go on once the queue is below the limit again.
+    if (before >= limits.output_bytes_max && before - bytes < limits.output_bytes_max) OnHead();
   }
+  // Answer bytes queued for all connections reached limits.output_bytes_max.
+  bool OutputFull() const { return output_bytes.load() >= limits.output_bytes_max; }
 
   asio::io_context& io;
   Service& service;
@@ -715,6 +720,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       return limit == 0 ? limits_.read_events_max
                         : std::min<size_t>(limit, limits_.read_events_max);
     };
+    if (shared_->OutputFull()) {
+      SendBusy(id, "output_bytes_max",
+               "the answers queued for all connections reached output_bytes_max; retry later");
+      return;
+    }
     const std::string approved_by = read.getApprovedBy();
     if (read.which() == protocol::Read::LOG) {
       ReadLog(id, read.getLog().getFromPosition(), page_size(read.getLog().getLimit()),
@@ -992,6 +1002,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       WaitForHead(subscription);
       return;
     }
+    if (shared_->OutputFull()) {
+      WaitForHead(subscription);  // woken when the output queue shrinks (RemoveOutput)
+      return;
+    }
     size_t events_max = static_cast<size_t>(
         std::min<uint64_t>(subscription.credit, limits_.subscription_frame_events_max));
     EventsFrame frame(limits_.frame_bytes_max, events_max);
@@ -1048,8 +1062,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       waiting_registered_ = true;
       shared_->Wait(shared_from_this());
     }
-    // A commit between the caller's look at the head and the registration would not wake us.
-    if (service_.ledger().Head() >= subscription.next) {
+    // A commit (or room in the output queue) between the caller's look and the registration
+    // would not wake us.
+    if (service_.ledger().Head() >= subscription.next && !shared_->OutputFull()) {
       asio::post(executor_, [self = shared_from_this(), id = subscription.id] { self->Pump(id); });
     }
   }

@@ -843,6 +843,86 @@ TEST(TcpServerTest, AConnectionResetWithRequestsInFlightIsLogged) {
   EXPECT_EQ(quiet.find("tcp read failed"), std::string::npos) << quiet;
 }
 
+// Clients that send reads and never read the answers cannot make the server hold more than
+// output_bytes_max of answers for all connections together: past it, a read is answered busy and a
+// subscription waits; once those clients are gone, both are served again.
+TEST(TcpServerTest, AnswersQueuedForAllConnectionsStayUnderOutputBytesMax) {
+  Limits limits = TestLimits();
+  limits.frame_bytes_max = 64 << 10;
+  limits.output_bytes_max = 256 << 10;
+  Harness harness(limits);
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  for (int app = 0; app < 20; ++app) {
+    const std::string id = "KM-" + std::to_string(app);
+    AppendAll(*clerk, {Accepted(id)});
+    std::vector<std::string> dispatched;
+    for (int i = 0; i < 20; ++i) {
+      dispatched.push_back(EventJson("app/" + id, "SurveyDispatched", id + "-d" + std::to_string(i),
+                                     R"({"surveyor":"S9"})"));
+    }
+    AppendAll(*clerk, dispatched);
+  }
+  // Readers with a tiny receive window that ask for page after page and never read.
+  std::vector<int> stalled;
+  auto stall_one = [&] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    const int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(harness.port());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    stalled.push_back(fd);
+    capnp::MallocMessageBuilder hello;
+    auto greeting = hello.initRoot<protocol::Request>();
+    greeting.initHello().setToken(kReaderToken);
+    greeting.getHello().setProtocolVersion(protocol::PROTOCOL_VERSION);
+    auto send = [fd](capnp::MessageBuilder& message) {
+      const kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+      ::send(fd, words.asBytes().begin(), words.asBytes().size(), MSG_NOSIGNAL);
+    };
+    send(hello);
+    for (uint64_t id = 1; id <= 160; ++id) {  // 10 MiB: more than the kernel buffers hold
+      capnp::MallocMessageBuilder read;
+      auto request = read.initRoot<protocol::Request>();
+      request.setId(id);
+      request.initRead().initLog().setFromPosition(1);
+      send(read);
+    }
+  };
+  for (int i = 0; i < 24 && harness.server().Stats().output_bytes < limits.output_bytes_max; ++i) {
+    stall_one();
+    WaitFor([&] { return harness.server().Stats().output_bytes >= limits.output_bytes_max; },
+            milliseconds(300));
+  }
+  ASSERT_GE(harness.server().Stats().output_bytes, limits.output_bytes_max);
+
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  auto refused = reader->Read(1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "busy");
+  EXPECT_EQ(refused.error().limit, "output_bytes_max");
+  auto subscriber = harness.Connect(kReaderToken);
+  ASSERT_NE(subscriber, nullptr);
+  auto subscription = subscriber->Subscribe({});
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  // Bounded: at most one frame beyond the limit per thread serving connections (two here).
+  EXPECT_LE(harness.server().Stats().output_bytes_peak,
+            limits.output_bytes_max + 2 * limits.frame_bytes_max);
+
+  for (int fd : stalled) ::close(fd);
+  ASSERT_TRUE(
+      WaitFor([&] { return harness.server().Stats().output_bytes < limits.output_bytes_max; }));
+  auto frame = (*subscription)->Next();
+  ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+  EXPECT_GT(frame->events.size(), 0u);
+  auto page = reader->Read(1);
+  ASSERT_TRUE(page.ok()) << page.error().ToString();
+}
+
 TEST(TcpServerTest, ConnectionsBeyondTheLimitAreRefusedBusy) {
   Limits limits = TestLimits();
   limits.connections_max = 1;

@@ -32,6 +32,11 @@ struct Limits {
   uint64_t subscription_checkpoint_every = 10'000;
   // Events per page of GET /v1/events, GET /v1/streams and TCP read.
   size_t read_events_max = 10'000;
+  // Answer bytes queued for the TCP door's connections together (read pages, subscription frames,
+  // answers not yet taken by their clients' sockets). Past it a read is answered busy and
+  // subscriptions wait for the queue to shrink: clients that do not read cannot make the server
+  // hold more (each connection holds at most one frame_bytes_max of it).
+  size_t output_bytes_max = size_t{64} << 20;
 };
 
 }  // namespace gridledger::server
