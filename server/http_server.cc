@@ -253,7 +253,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     Log(LogLevel::kDebug, "http connection refused",
         {{"peer", Peer()}, {"reason", "connections_max"}, {"status", 503}});
     response->body() =
-        Dump(ErrorBody(MakeError(ErrorKind::kBusy, "busy", "too many connections; retry later")));
+        Dump(ErrorBody(BusyLimit("connections_max", "too many connections; retry later")));
     response->prepare_payload();
     http::async_write(stream_, *response,
                       [self = shared_from_this(), response](beast::error_code, size_t) {
@@ -563,6 +563,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return Fail(InvalidField("body", "wrong_type",
                                "the body must be one event (an object) or a batch (an array)"));
     }
+    // Taken whole or refused whole (503) by appends_inflight_max: nothing half-stored.
+    const size_t events = static_cast<size_t>(std::count_if(
+        batch->events.begin(), batch->events.end(),
+        [](const auto& event) { return std::holds_alternative<domain::ClientEvent>(event); }));
+    if (auto busy = service_.ReserveAppends(events)) {
+      for (size_t i = 0; i < batch->events.size(); ++i) Record(*batch, *busy);
+      return FinishBatch(*batch);
+    }
     AppendNext(principal, std::move(batch));
   }
 
@@ -592,7 +600,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                         }
                         self->AppendNext(principal, std::move(batch));
                       });
-          });
+          },
+          /*reserved=*/true);
       return;
     }
     FinishBatch(*batch);

@@ -15,6 +15,12 @@ ServiceError MakeError(ErrorKind kind, std::string code, std::string message) {
   return {kind, {{"code", std::move(code)}, {"message", std::move(message)}}};
 }
 
+ServiceError BusyLimit(std::string limit, std::string message) {
+  ServiceError error = MakeError(ErrorKind::kBusy, "busy", std::move(message));
+  error.error["limit"] = std::move(limit);  // the name in server/limits.h, as TCP busy frames say
+  return error;
+}
+
 ServiceError InvalidField(std::string field, std::string rule, std::string message) {
   ServiceError error = MakeError(ErrorKind::kInvalid, "invalid", std::move(message));
   error.error["field"] = std::move(field);
@@ -157,7 +163,7 @@ std::optional<ServiceError> Service::CheckApplicationRead(const ingest::Principa
 }
 
 void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,
-                          std::function<void(AppendAnswer)> done) {
+                          std::function<void(AppendAnswer)> done, bool reserved) {
   const auto import = event.extra.find("import");
   if (import != event.extra.end() && import->is_boolean() && import->get<bool>()) {
     if (auto refused = CheckAccess(principal, ingest::Access::kImport, event.actor.org)) {
@@ -165,14 +171,36 @@ void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEven
           "\"import\": true declares a bulk import of historical records, which needs the "
           "import right: " +
           refused->error["message"].get<std::string>();
-      return done(std::move(*refused));
+      done(std::move(*refused));
+      if (reserved) EndAppend();
+      return;
     }
   }
-  Submit(principal, std::move(event), std::move(done));
+  Submit(principal, std::move(event), std::move(done), reserved);
+}
+
+std::optional<ServiceError> Service::ReserveAppends(size_t events) {
+  size_t inflight = appends_inflight_.load();
+  do {
+    if (inflight + events > limits_.appends_inflight_max) {
+      return BusyLimit("appends_inflight_max", "too many appends in flight (" +
+                                                   std::to_string(limits_.appends_inflight_max) +
+                                                   ") to take these " + std::to_string(events) +
+                                                   " together; retry later");
+    }
+  } while (!appends_inflight_.compare_exchange_weak(inflight, inflight + events));
+  return std::nullopt;
+}
+
+void Service::EndAppend() {
+  if (appends_inflight_.fetch_sub(1) == 1) {
+    std::lock_guard lock(idle_mutex_);
+    idle_cv_.notify_all();
+  }
 }
 
 void Service::Submit(const ingest::Principal& principal, domain::ClientEvent event,
-                     std::function<void(AppendAnswer)> done) {
+                     std::function<void(AppendAnswer)> done, bool reserved) {
   ServerProbe* const probe = probe_.load(std::memory_order_acquire);
   const uint32_t type_token = probe != nullptr ? probe->TypeToken(event.type) : 0;
   auto refuse = [&](ServiceError error) {
@@ -181,17 +209,13 @@ void Service::Submit(const ingest::Principal& principal, domain::ClientEvent eve
   };
   // Counted in flight before the drain is checked: a drain that begins between the two then
   // either refuses this append here or waits for it (WaitIdle), never neither.
-  auto uncount = [this] {
-    if (appends_inflight_.fetch_sub(1) == 1) {
-      std::lock_guard lock(idle_mutex_);
-      idle_cv_.notify_all();
-    }
-  };
+  auto uncount = [this] { EndAppend(); };
   // (A refusal is answered before it stops counting, as an append is: see the callback below.)
-  if (appends_inflight_.fetch_add(1) >= limits_.appends_inflight_max) {
-    refuse(MakeError(ErrorKind::kBusy, "busy",
-                     "too many appends in flight (" + std::to_string(limits_.appends_inflight_max) +
-                         "); retry later"));
+  // A reserved event was counted with its batch (ReserveAppends).
+  if (!reserved && appends_inflight_.fetch_add(1) >= limits_.appends_inflight_max) {
+    refuse(BusyLimit("appends_inflight_max", "too many appends in flight (" +
+                                                 std::to_string(limits_.appends_inflight_max) +
+                                                 "); retry later"));
     return uncount();
   }
   if (draining_.load()) {

@@ -607,6 +607,12 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendAppended(*pending);
       return;
     }
+    // Taken whole or refused whole by appends_inflight_max: nothing of the batch half-stored.
+    if (auto busy = service_.ReserveAppends(pending->remaining)) {
+      for (size_t i = 0; i < count; ++i) pending->results[i] = FromServiceError(*busy);
+      SendAppended(*pending);
+      return;
+    }
     ++inflight_;
     ++appends_pending_;
     for (size_t index : heads) StartAppend(pending, index);
@@ -615,10 +621,12 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void StartAppend(const std::shared_ptr<PendingAppend>& pending, size_t index) {
     // The answer may come on the ledger's completer thread (or at once, on this one): either way
     // it is handled on the strand.
-    service_.AppendAsync(*principal_, std::move(pending->events[index]),
-                         [self = shared_from_this(), pending, index](AppendAnswer answer) {
-                           self->HandOver(Answered{pending, index, std::move(answer)});
-                         });
+    service_.AppendAsync(
+        *principal_, std::move(pending->events[index]),
+        [self = shared_from_this(), pending, index](AppendAnswer answer) {
+          self->HandOver(Answered{pending, index, std::move(answer)});
+        },
+        /*reserved=*/true);
   }
 
   // Any thread. The completer answers a whole group commit at once, often several appends of one

@@ -923,6 +923,41 @@ TEST(TcpServerTest, AnswersQueuedForAllConnectionsStayUnderOutputBytesMax) {
   ASSERT_TRUE(page.ok()) << page.error().ToString();
 }
 
+// appends_inflight_max takes a batch whole or refuses it whole: with 3 of 4 slots held by a batch
+// waiting for its commit, a batch of 2 gets busy for both events and nothing of it is stored.
+TEST(TcpServerTest, ABatchIsTakenWholeOrRefusedWholeByTheAppendsInFlightLimit) {
+  Limits limits = TestLimits();
+  limits.appends_inflight_max = 4;
+  limits.batch_events_max = 4;
+  Harness harness(limits);
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  harness.HoldWrites(true);
+  auto held = clerk->SendAppend({Accepted("KM-1"), Accepted("KM-2"), Accepted("KM-3")});
+  ASSERT_TRUE(held.ok()) << held.error().ToString();
+  ASSERT_TRUE(WaitFor([&] { return harness.service().appends_inflight() == 3; }));
+  auto other = harness.Connect(kClerkToken);
+  ASSERT_NE(other, nullptr);
+  auto refused = other->Append({Accepted("KM-4"), Accepted("KM-5")});
+  ASSERT_TRUE(refused.ok()) << refused.error().ToString();
+  ASSERT_EQ(refused->size(), 2u);
+  for (const auto& result : *refused) {
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.error->code, "busy");
+  }
+  harness.HoldWrites(false);
+  auto stored = clerk->ReceiveAppend(*held);
+  ASSERT_TRUE(stored.ok()) << stored.error().ToString();
+  for (const auto& result : *stored) EXPECT_TRUE(result.ok()) << result.error->ToString();
+  EXPECT_EQ(harness.ledger().Head(), 3u);
+  EXPECT_EQ(harness.service().appends_inflight(), 0u);
+  // With room again, the same batch is taken whole.
+  auto again = other->Append({Accepted("KM-4"), Accepted("KM-5")});
+  ASSERT_TRUE(again.ok()) << again.error().ToString();
+  for (const auto& result : *again) EXPECT_TRUE(result.ok()) << result.error->ToString();
+  EXPECT_EQ(harness.ledger().Head(), 5u);
+}
+
 TEST(TcpServerTest, ConnectionsBeyondTheLimitAreRefusedBusy) {
   Limits limits = TestLimits();
   limits.connections_max = 1;

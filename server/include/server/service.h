@@ -53,6 +53,8 @@ struct ServiceError {
 ServiceError MakeError(ErrorKind kind, std::string code, std::string message);
 // Rejected input (400, code "invalid") naming the field at fault and the rule it broke.
 ServiceError InvalidField(std::string field, std::string rule, std::string message);
+// A 503 / busy refusal by the limit of server/limits.h named `limit` (the body's "limit").
+ServiceError BusyLimit(std::string limit, std::string message);
 ServiceError FromStatus(const ledger::Status& status);
 ServiceError FromIngestError(const ingest::IngestError& error);
 ServiceError FromDecodeError(const domain::DecodeError& error);
@@ -116,8 +118,13 @@ class Service {
   // event is durable or refused. Over limits.appends_inflight_max → kBusy at once. An event that
   // declares itself a bulk import ("import": true, never flagged as backdated) needs the import
   // right for its org, as POST /v1/import does: otherwise any clerk could hide a late entry.
+  // With `reserved`, the event takes one of the slots ReserveAppends reserved for its batch.
   void AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,
-                   std::function<void(AppendAnswer)> done);
+                   std::function<void(AppendAnswer)> done, bool reserved = false);
+  // A batch is taken whole or refused whole by appends_inflight_max (nothing of it stored): room
+  // for `events` appends at once, each then passed to AppendAsync with `reserved`; or the busy
+  // refusal, and nothing reserved.
+  std::optional<ServiceError> ReserveAppends(size_t events);
   // The blocking form of AppendAsync.
   AppendAnswer Append(const ingest::Principal& principal, domain::ClientEvent event);
 
@@ -192,7 +199,9 @@ class Service {
  private:
   // AppendAsync without the check of the import flag (AppendImported checked the importer).
   void Submit(const ingest::Principal& principal, domain::ClientEvent event,
-              std::function<void(AppendAnswer)> done);
+              std::function<void(AppendAnswer)> done, bool reserved = false);
+  // Frees one slot of appends_inflight_max; wakes WaitIdle when none is left.
+  void EndAppend();
 
   ledger::Ledger& ledger_;
   projections::Engine& engine_;
