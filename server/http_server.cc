@@ -32,7 +32,10 @@ using nlohmann::ordered_json;
 
 namespace {
 
-// A connection that sends nothing for this long is closed (slow-loris protection).
+// Slow-loris protection: a request's line and headers must arrive within kHeaderTimeout of the
+// connection (or of the previous answer, on a kept-alive one), its body within kIdleTimeout more;
+// else the connection is closed.
+constexpr std::chrono::seconds kHeaderTimeout{10};
 constexpr std::chrono::seconds kIdleTimeout{60};
 // How long a report query waits for the projections to reach the ledger's head, so a client
 // reads its own writes; after that it answers from the projections as they are.
@@ -207,13 +210,18 @@ ordered_json ErrorBody(const ServiceError& error) {
 // One HTTP/1.1 connection: read a request, answer it, repeat while keep-alive.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  // `counted`: the connection was admitted by Service::TryAddConnection (and is released here).
-  HttpSession(tcp::socket socket, HttpServer& server, bool counted)
-      : stream_(std::move(socket)), server_(server), service_(server.service_), counted_(counted) {}
+  // `counted`: the connection from `address` was admitted by Service::TryAddConnection (and is
+  // released here).
+  HttpSession(tcp::socket socket, HttpServer& server, bool counted, std::string address)
+      : stream_(std::move(socket)),
+        server_(server),
+        service_(server.service_),
+        counted_(counted),
+        address_(std::move(address)) {}
 
   ~HttpSession() {
     server_.Unregister(this);
-    if (counted_) service_.RemoveConnection();
+    if (counted_) service_.RemoveConnection(address_);
   }
 
   void Start() {
@@ -241,8 +249,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                  : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   }
 
-  // Refuses the connection with 503 (over the connection limit) and closes it.
-  void RefuseAndClose() {
+  // Refuses the connection with 503 (over `limit`, a connection limit) and closes it.
+  void RefuseAndClose(const char* limit) {
     closing_ = true;
     busy_ = true;
     auto response =
@@ -251,9 +259,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     response->set(http::field::retry_after, "1");
     response->keep_alive(false);
     Log(LogLevel::kDebug, "http connection refused",
-        {{"peer", Peer()}, {"reason", "connections_max"}, {"status", 503}});
-    response->body() =
-        Dump(ErrorBody(BusyLimit("connections_max", "too many connections; retry later")));
+        {{"peer", Peer()}, {"reason", limit}, {"status", 503}});
+    response->body() = Dump(ErrorBody(BusyLimit(limit, "too many connections; retry later")));
     response->prepare_payload();
     http::async_write(stream_, *response,
                       [self = shared_from_this(), response](beast::error_code, size_t) {
@@ -271,6 +278,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     parser_.emplace();
     parser_->body_limit(service_.limits().http_body_bytes_max);
     parser_->header_limit(kHttpHeaderBytesMax);
+    stream_.expires_after(kHeaderTimeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code error, size_t) { self->OnHeader(error); });
+  }
+
+  void OnHeader(beast::error_code error) {
+    if (error) return OnRead(error);
     stream_.expires_after(kIdleTimeout);
     http::async_read(
         stream_, buffer_, *parser_,
@@ -1027,6 +1042,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool busy_ = false;     // a request is being answered
   bool closing_ = false;  // the server is stopping
   const bool counted_;
+  const std::string address_;  // the peer's IP, as admitted
 };
 
 std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
@@ -1139,23 +1155,28 @@ std::variant<uint16_t, std::string> HttpServer::Start() {
 }
 
 void HttpServer::Accept() {
-  acceptor_.async_accept(
-      net::make_strand(io_), [this](beast::error_code error, tcp::socket socket) {
-        if (error) {
-          if (error == net::error::operation_aborted) return;
-          Log(LogLevel::kWarning, "http accept failed", {{"error", error.message()}});
-        } else if (service_.TryAddConnection()) {
-          std::make_shared<HttpSession>(std::move(socket), *this, true)->Start();
-        } else {
-          // Over the connection limit: answered 503 and closed.
-          std::make_shared<HttpSession>(std::move(socket), *this, false)->RefuseAndClose();
-        }
-        {
-          std::lock_guard lock(sessions_mutex_);
-          if (stopping_) return;
-        }
-        Accept();
-      });
+  acceptor_.async_accept(net::make_strand(io_), [this](beast::error_code error,
+                                                       tcp::socket socket) {
+    if (error) {
+      if (error == net::error::operation_aborted) return;
+      Log(LogLevel::kWarning, "http accept failed", {{"error", error.message()}});
+    } else {
+      beast::error_code ignored;
+      std::string address = socket.remote_endpoint(ignored).address().to_string();
+      if (const char* refused = service_.TryAddConnection(address)) {
+        // Over a connection limit: answered 503 and closed.
+        std::make_shared<HttpSession>(std::move(socket), *this, false, std::move(address))
+            ->RefuseAndClose(refused);
+      } else {
+        std::make_shared<HttpSession>(std::move(socket), *this, true, std::move(address))->Start();
+      }
+    }
+    {
+      std::lock_guard lock(sessions_mutex_);
+      if (stopping_) return;
+    }
+    Accept();
+  });
 }
 
 void HttpServer::Register(HttpSession* session, std::weak_ptr<HttpSession> weak) {

@@ -171,6 +171,9 @@ void AddOptions(CLI::App& app, Config& config) {
   server::Limits& limits = config.limits;
   app.add_option("--connections-max", limits.connections_max, "open connections, HTTP and TCP")
       ->capture_default_str();
+  app.add_option("--connections-per-address-max", limits.connections_per_address_max,
+                 "of them, from one client address")
+      ->capture_default_str();
   app.add_option("--frame-bytes-max", limits.frame_bytes_max,
                  "largest TCP frame and read page (HTTP: of rendered events)")
       ->capture_default_str();
@@ -206,6 +209,7 @@ void AddOptions(CLI::App& app, Config& config) {
 std::optional<std::string> CheckLimits(const server::Limits& limits) {
   const std::pair<const char*, size_t> positive[] = {
       {"--connections-max", limits.connections_max},
+      {"--connections-per-address-max", limits.connections_per_address_max},
       {"--frame-bytes-max", limits.frame_bytes_max},
       {"--http-body-bytes-max", limits.http_body_bytes_max},
       {"--batch-events-max", limits.batch_events_max},

@@ -390,14 +390,32 @@ void Service::ReportRejectedInput(const domain::DecodeError& error) {
   }
 }
 
-bool Service::TryAddConnection() {
+const char* Service::TryAddConnection(const std::string& address) {
   if (connections_.fetch_add(1) >= limits_.connections_max) {
     connections_.fetch_sub(1);
-    return false;
+    return "connections_max";
   }
-  return true;
+  std::lock_guard lock(addresses_mutex_);
+  size_t& from_address = connections_by_address_[address];
+  if (from_address >= limits_.connections_per_address_max) {
+    if (from_address == 0) connections_by_address_.erase(address);
+    connections_.fetch_sub(1);
+    return "connections_per_address_max";
+  }
+  ++from_address;
+  return nullptr;
 }
-void Service::RemoveConnection() { connections_.fetch_sub(1); }
+
+void Service::RemoveConnection(const std::string& address) {
+  {
+    std::lock_guard lock(addresses_mutex_);
+    auto it = connections_by_address_.find(address);
+    if (it != connections_by_address_.end() && --it->second == 0) {
+      connections_by_address_.erase(it);
+    }
+  }
+  connections_.fetch_sub(1);
+}
 
 bool Service::TryAddSubscriber() {
   if (subscribers_.fetch_add(1) >= limits_.subscribers_max) {

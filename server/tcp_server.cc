@@ -225,7 +225,7 @@ struct TcpServer::Shared : std::enable_shared_from_this<TcpServer::Shared> {
         accept_retry(acceptor.get_executor()) {}
 
   void Accept();
-  void Refuse(tcp::socket socket);
+  void Refuse(tcp::socket socket, const char* limit);
   void Register(const std::shared_ptr<TcpSession>& session);
   void Forget(const TcpSession* session);
   // Live subscriptions waiting for the head to move, or for room in the output queue
@@ -288,8 +288,9 @@ struct TcpServer::Shared : std::enable_shared_from_this<TcpServer::Shared> {
 // PostHeadMoved(), which post to it.
 class TcpSession : public std::enable_shared_from_this<TcpSession> {
  public:
-  TcpSession(std::shared_ptr<TcpServer::Shared> shared, tcp::socket socket)
-      : shared_(std::move(shared)),
+  TcpSession(std::shared_ptr<TcpServer::Shared> shared, tcp::socket socket, std::string address)
+      : address_(std::move(address)),
+        shared_(std::move(shared)),
         service_(shared_->service),
         limits_(shared_->limits),
         executor_(socket.get_executor()),
@@ -298,7 +299,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         in_(kj::heapArray<capnp::word>(kReceiveBufferBytes / kWordBytes)) {}
   ~TcpSession() {
     // Only when the io_context was destroyed with this session's handlers still queued.
-    if (!closed_) service_.RemoveConnection();
+    if (!closed_) service_.RemoveConnection(address_);
   }
 
   void Start() {
@@ -1253,10 +1254,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     out_bytes_ = out_subscription_bytes_ = 0;
     if (writing_frames_ == 0) out_.clear();  // else OnWritten clears, once the buffers are free
     shared_->connections.fetch_sub(1);
-    service_.RemoveConnection();
+    service_.RemoveConnection(address_);
     shared_->Forget(this);
   }
 
+  const std::string address_;  // the peer's IP, as admitted (Service::TryAddConnection)
   const std::shared_ptr<TcpServer::Shared> shared_;
   Service& service_;
   const Limits& limits_;
@@ -1303,13 +1305,16 @@ void TcpServer::Shared::Accept() {
       [self = shared_from_this()](boost::system::error_code error, tcp::socket socket) {
         if (error == asio::error::operation_aborted || !self->acceptor.is_open()) return;
         if (!error && !self->stopping.load()) {
-          if (self->service.TryAddConnection()) {
+          boost::system::error_code ignored;
+          std::string address = socket.remote_endpoint(ignored).address().to_string();
+          if (const char* refused = self->service.TryAddConnection(address)) {
+            self->Refuse(std::move(socket), refused);
+          } else {
             self->connections.fetch_add(1);
-            auto session = std::make_shared<TcpSession>(self, std::move(socket));
+            auto session =
+                std::make_shared<TcpSession>(self, std::move(socket), std::move(address));
             self->Register(session);
             session->Start();
-          } else {
-            self->Refuse(std::move(socket));
           }
         }
         if (error) {
@@ -1327,16 +1332,16 @@ void TcpServer::Shared::Accept() {
 
 namespace {
 
-// A connection over connections_max: it gets a busy frame, then the same lingering close as a
-// session (see TcpSession::CloseIfDrained), so the frame is not lost to a reset.
+// A connection over a connection limit: it gets a busy frame naming it, then the same lingering
+// close as a session (see TcpSession::CloseIfDrained), so the frame is not lost to a reset.
 struct Refusal : std::enable_shared_from_this<Refusal> {
   explicit Refusal(tcp::socket accepted)
       : socket(std::move(accepted)), timer(socket.get_executor()) {}
 
-  void Start() {
+  void Start(const char* limit) {
     Reply reply(0);
     auto busy = reply.root.initBusy();
-    busy.setLimit("connections_max");
+    busy.setLimit(limit);
     busy.setMessage("too many connections");
     frame = Seal(std::move(reply.message), 0);
     AddBuffers(frame, buffers);
@@ -1374,9 +1379,9 @@ struct Refusal : std::enable_shared_from_this<Refusal> {
 
 }  // namespace
 
-void TcpServer::Shared::Refuse(tcp::socket socket) {
+void TcpServer::Shared::Refuse(tcp::socket socket, const char* limit) {
   connections_refused.fetch_add(1);
-  std::make_shared<Refusal>(std::move(socket))->Start();
+  std::make_shared<Refusal>(std::move(socket))->Start(limit);
 }
 
 void TcpServer::Shared::Register(const std::shared_ptr<TcpSession>& session) {

@@ -17,6 +17,7 @@
 #include "domain/event_json.h"
 #include "support/http_client.h"
 #include "support/ledgerd.h"
+#include "support/loopback.h"
 
 namespace gridledger::testing {
 namespace {
@@ -85,6 +86,28 @@ TEST_F(HttpTest, HealthzNeedsNoToken) {
   ASSERT_EQ(response.status, 200);
   EXPECT_EQ(Body(response)["head"], 0);
   EXPECT_EQ(Body(response)["ok"], true);
+}
+
+// Slow-loris: a client that sends a request's headers a byte at a time holds its connection for
+// the header deadline (10 s), not for the minute a body may take; the others are served meanwhile.
+TEST_F(HttpTest, HeadersSentTooSlowlyCloseTheConnection) {
+  const int fd = testing::ConnectLoopback(server_.http_port());
+  ASSERT_GE(fd, 0);
+  const timeval wait{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+  const std::string partial = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+  const auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  for (size_t sent = 0;
+       !closed && std::chrono::steady_clock::now() - start < std::chrono::seconds(30);) {
+    if (sent < partial.size()) ::send(fd, partial.data() + sent++, 1, MSG_NOSIGNAL);
+    char byte;
+    closed = ::recv(fd, &byte, 1, 0) == 0;  // times out after 1 s while the server waits
+    EXPECT_EQ(client_.Get("/healthz").status, 200);
+  }
+  ::close(fd);
+  EXPECT_TRUE(closed);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(20));
 }
 
 TEST_F(HttpTest, AppendsReturnPositionsAndARetryChangesNothing) {

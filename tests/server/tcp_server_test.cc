@@ -973,6 +973,26 @@ TEST(TcpServerTest, ConnectionsBeyondTheLimitAreRefusedBusy) {
   EXPECT_NE(harness.Connect(kClerkToken), nullptr);
 }
 
+// One client address cannot take every slot: past connections_per_address_max its connections
+// are refused busy, naming that limit, whatever room is left for others.
+TEST(TcpServerTest, OneAddressCannotTakeEveryConnection) {
+  Limits limits = TestLimits();
+  limits.connections_max = 10;
+  limits.connections_per_address_max = 2;
+  Harness harness(limits);
+  auto first = harness.Connect(kClerkToken);
+  auto second = harness.Connect(kReaderToken);
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  auto third = Client::Connect(kHost, harness.port(), kClerkToken);
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().code, "busy");
+  EXPECT_EQ(third.error().limit, "connections_per_address_max");
+  first.reset();
+  ASSERT_TRUE(WaitFor([&] { return harness.server().Stats().connections == 1; }));
+  EXPECT_NE(harness.Connect(kClerkToken), nullptr);
+}
+
 // ---- subscriptions ---------------------------------------------------------------------------
 
 client::SubscribeOptions From(uint64_t position, uint32_t credit, bool auto_credit = true) {

@@ -11,6 +11,9 @@ namespace gridledger::server {
 struct Limits {
   // Open client connections over HTTP and TCP together; further connections are closed at once.
   size_t connections_max = 1024;
+  // Of them, from one client address: so that one client (a broken tool, or a flood of idle or
+  // slow connections) cannot take every slot and lock everyone else out.
+  size_t connections_per_address_max = 256;
   // Largest Cap'n Proto frame (TCP), and the events of one read page (TCP read frames; HTTP
   // /v1/events and /v1/streams bodies, as rendered JSON, past their first event), in bytes.
   size_t frame_bytes_max = size_t{4} << 20;

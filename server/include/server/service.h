@@ -166,10 +166,12 @@ class Service {
   static std::string SubscriptionWhat(uint64_t from_position, std::string_view stream_prefix,
                                       const std::vector<std::string>& types);
 
-  // Admission of connections (HTTP and TCP together) and subscriptions: false when at the limit.
-  // Every successful TryAdd must be paired with one Remove.
-  bool TryAddConnection();
-  void RemoveConnection();
+  // Admission of a connection (HTTP and TCP together) from `address` (the peer's IP): nullptr, or
+  // the name of the limit that refuses it (connections_max, connections_per_address_max). Each
+  // admitted one is released with RemoveConnection(address).
+  const char* TryAddConnection(const std::string& address);
+  void RemoveConnection(const std::string& address);
+  // Admission of subscriptions: false when at the limit; pair each success with one Remove.
   bool TryAddSubscriber();
   void RemoveSubscriber();
 
@@ -225,6 +227,8 @@ class Service {
   std::atomic<bool> replaying_{false};  // a KpiTableAsOf is running
   std::atomic<size_t> appends_inflight_{0};
   std::atomic<size_t> connections_{0};
+  std::mutex addresses_mutex_;
+  std::unordered_map<std::string, size_t> connections_by_address_;  // guarded by addresses_mutex_
   std::atomic<size_t> subscribers_{0};
   std::mutex idle_mutex_;
   std::condition_variable idle_cv_;
