@@ -367,12 +367,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     response->body() = std::move(body);
     response->body().push_back('\n');
     response->prepare_payload();
-    http::async_write(stream_, *response,
-                      [self = shared_from_this(), response](beast::error_code error, size_t) {
-                        self->busy_ = false;
-                        if (error || !response->keep_alive()) return self->Close();
-                        self->Read();
-                      });
+    const size_t bytes = response->body().size();
+    server_.output_bytes_ += bytes;
+    http::async_write(
+        stream_, *response,
+        [self = shared_from_this(), response, bytes](beast::error_code error, size_t) {
+          self->server_.output_bytes_ -= bytes;
+          self->busy_ = false;
+          if (error || !response->keep_alive()) return self->Close();
+          self->Read();
+        });
   }
 
   void Fail(const ServiceError& error) { Respond(StatusOf(error.kind), ErrorBody(error)); }
@@ -467,6 +471,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (!path.starts_with("/v1/")) return NotFound();
     auto principal = Authenticated();
     if (!principal) return;
+    // Clients that do not read their answers hold at most output_bytes_max of the server's
+    // memory, however many they are: past it, reads are refused before any work is done.
+    if (verb == http::verb::get &&
+        server_.output_bytes_.load() >= service_.limits().output_bytes_max) {
+      return Fail(BusyLimit("output_bytes_max",
+                            "the answers being written to all connections reached "
+                            "output_bytes_max; retry later"));
+    }
     if (path == "/v1/events") {
       if (verb == http::verb::post) return PostEvents(*principal);
       if (verb == http::verb::get) return GetEvents(*principal);

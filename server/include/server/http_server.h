@@ -12,6 +12,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -57,6 +58,8 @@ class HttpServer {
   mutable std::mutex sessions_mutex_;
   std::unordered_map<HttpSession*, std::weak_ptr<HttpSession>> sessions_;
   bool stopping_ = false;  // under sessions_mutex_
+  // Bytes of answers being written to the sessions' sockets (Limits::output_bytes_max).
+  std::atomic<size_t> output_bytes_{0};
 };
 
 }  // namespace gridledger::server

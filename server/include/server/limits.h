@@ -35,10 +35,10 @@ struct Limits {
   uint64_t subscription_checkpoint_every = 10'000;
   // Events per page of GET /v1/events, GET /v1/streams and TCP read.
   size_t read_events_max = 10'000;
-  // Answer bytes queued for the TCP door's connections together (read pages, subscription frames,
-  // answers not yet taken by their clients' sockets). Past it a read is answered busy and
-  // subscriptions wait for the queue to shrink: clients that do not read cannot make the server
-  // hold more (each connection holds at most one frame_bytes_max of it).
+  // Answer bytes queued for one door's connections together (TCP: read pages, subscription
+  // frames, answers not yet taken by their clients' sockets; HTTP: answers being written). Past
+  // it a read is answered busy (503 over HTTP) and subscriptions wait for the queue to shrink:
+  // clients that do not read cannot make the server hold more.
   size_t output_bytes_max = size_t{64} << 20;
 };
 
