@@ -399,12 +399,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // append, made without blocking this I/O thread — and refused when it cannot be.
   void RespondOnceRecorded(const ingest::Principal& principal, std::string_view what,
                            std::string body) {
+    // A held answer counts as output (output_bytes_max) until Respond counts it again.
+    const size_t held = body.size();
+    server_.output_bytes_ += held;
     service_.RecordPersonalDataReadAsync(
         principal, what, Header("X-Approved-By"),
-        [self = shared_from_this(),
+        [self = shared_from_this(), held,
          body = std::move(body)](std::optional<ServiceError> refusal) mutable {
           net::post(self->stream_.get_executor(),
-                    [self, body = std::move(body), refusal = std::move(refusal)]() mutable {
+                    [self, held, body = std::move(body), refusal = std::move(refusal)]() mutable {
+                      self->server_.output_bytes_ -= held;
                       if (refusal) return self->Fail(*refusal);
                       self->Respond(http::status::ok, std::move(body));
                     });
@@ -594,7 +598,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const size_t events = static_cast<size_t>(std::count_if(
         batch->events.begin(), batch->events.end(),
         [](const auto& event) { return std::holds_alternative<domain::ClientEvent>(event); }));
-    if (auto busy = service_.ReserveAppends(events)) {
+    if (auto busy = service_.AdmitBatch(events)) {
       for (size_t i = 0; i < batch->events.size(); ++i) Record(*batch, *busy);
       return FinishBatch(*batch);
     }
@@ -628,7 +632,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                         self->AppendNext(principal, std::move(batch));
                       });
           },
-          /*reserved=*/true);
+          /*admitted=*/true);
       return;
     }
     FinishBatch(*batch);

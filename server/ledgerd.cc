@@ -192,7 +192,7 @@ void AddOptions(CLI::App& app, Config& config) {
   app.add_option("--read-events-max", limits.read_events_max, "events per read page")
       ->capture_default_str();
   app.add_option("--output-bytes-max", limits.output_bytes_max,
-                 "answer bytes queued for all TCP connections together")
+                 "answer bytes queued for one door's connections together (HTTP, TCP)")
       ->capture_default_str();
   app.add_option("--subscription-credit-max", limits.subscription_credit_max,
                  "events a subscriber may grant in credit at once")

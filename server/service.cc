@@ -163,7 +163,7 @@ std::optional<ServiceError> Service::CheckApplicationRead(const ingest::Principa
 }
 
 void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,
-                          std::function<void(AppendAnswer)> done, bool reserved) {
+                          std::function<void(AppendAnswer)> done, bool admitted) {
   const auto import = event.extra.find("import");
   if (import != event.extra.end() && import->is_boolean() && import->get<bool>()) {
     if (auto refused = CheckAccess(principal, ingest::Access::kImport, event.actor.org)) {
@@ -171,25 +171,19 @@ void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEven
           "\"import\": true declares a bulk import of historical records, which needs the "
           "import right: " +
           refused->error["message"].get<std::string>();
-      done(std::move(*refused));
-      if (reserved) EndAppend();
-      return;
+      return done(std::move(*refused));
     }
   }
-  Submit(principal, std::move(event), std::move(done), reserved);
+  Submit(principal, std::move(event), std::move(done), admitted);
 }
 
-std::optional<ServiceError> Service::ReserveAppends(size_t events) {
-  size_t inflight = appends_inflight_.load();
-  do {
-    if (inflight + events > limits_.appends_inflight_max) {
-      return BusyLimit("appends_inflight_max", "too many appends in flight (" +
-                                                   std::to_string(limits_.appends_inflight_max) +
-                                                   ") to take these " + std::to_string(events) +
-                                                   " together; retry later");
-    }
-  } while (!appends_inflight_.compare_exchange_weak(inflight, inflight + events));
-  return std::nullopt;
+std::optional<ServiceError> Service::AdmitBatch(size_t events) const {
+  if (events == 0 || appends_inflight_.load() + events <= limits_.appends_inflight_max) {
+    return std::nullopt;
+  }
+  return BusyLimit("appends_inflight_max",
+                   "too many appends in flight (" + std::to_string(limits_.appends_inflight_max) +
+                       ") to take these " + std::to_string(events) + " together; retry later");
 }
 
 void Service::EndAppend() {
@@ -200,7 +194,7 @@ void Service::EndAppend() {
 }
 
 void Service::Submit(const ingest::Principal& principal, domain::ClientEvent event,
-                     std::function<void(AppendAnswer)> done, bool reserved) {
+                     std::function<void(AppendAnswer)> done, bool admitted) {
   ServerProbe* const probe = probe_.load(std::memory_order_acquire);
   const uint32_t type_token = probe != nullptr ? probe->TypeToken(event.type) : 0;
   auto refuse = [&](ServiceError error) {
@@ -211,8 +205,8 @@ void Service::Submit(const ingest::Principal& principal, domain::ClientEvent eve
   // either refuses this append here or waits for it (WaitIdle), never neither.
   auto uncount = [this] { EndAppend(); };
   // (A refusal is answered before it stops counting, as an append is: see the callback below.)
-  // A reserved event was counted with its batch (ReserveAppends).
-  if (!reserved && appends_inflight_.fetch_add(1) >= limits_.appends_inflight_max) {
+  // An event of an admitted batch counts but is never refused here (AdmitBatch).
+  if (appends_inflight_.fetch_add(1) >= limits_.appends_inflight_max && !admitted) {
     refuse(BusyLimit("appends_inflight_max", "too many appends in flight (" +
                                                  std::to_string(limits_.appends_inflight_max) +
                                                  "); retry later"));

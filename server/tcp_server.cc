@@ -296,6 +296,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         executor_(socket.get_executor()),
         socket_(std::move(socket)),
         timer_(executor_),
+        write_timer_(executor_),
         in_(kj::heapArray<capnp::word>(kReceiveBufferBytes / kWordBytes)) {}
   ~TcpSession() {
     // Only when the io_context was destroyed with this session's handlers still queued.
@@ -609,7 +610,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       return;
     }
     // Taken whole or refused whole by appends_inflight_max: nothing of the batch half-stored.
-    if (auto busy = service_.ReserveAppends(pending->remaining)) {
+    if (auto busy = service_.AdmitBatch(pending->remaining)) {
       for (size_t i = 0; i < count; ++i) pending->results[i] = FromServiceError(*busy);
       SendAppended(*pending);
       return;
@@ -627,7 +628,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         [self = shared_from_this(), pending, index](AppendAnswer answer) {
           self->HandOver(Answered{pending, index, std::move(answer)});
         },
-        /*reserved=*/true);
+        /*admitted=*/true);
   }
 
   // Any thread. The completer answers a whole group commit at once, often several appends of one
@@ -1131,6 +1132,20 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
                       [self = shared_from_this()](boost::system::error_code error, size_t) {
                         self->OnWritten(error);
                       });
+    // A client that stops reading holds its queued answers (and the server's output budget):
+    // not for longer than this.
+    write_timer_.expires_after(kTcpWriteTimeout);
+    write_timer_.async_wait([self = shared_from_this(),
+                             write = ++writes_started_](boost::system::error_code error) {
+      if (error || self->closed_ || self->writing_frames_ == 0 || write != self->writes_started_) {
+        return;
+      }
+      Log(LogLevel::kWarning, "tcp write stalled: closing",
+          {{"principal", self->principal_ ? self->principal_->id : std::string()},
+           {"queued_bytes", self->out_bytes_},
+           {"seconds", kTcpWriteTimeout.count()}});
+      self->Close();
+    });
   }
 
   // A connection that ends other than by the client closing it (reset, broken pipe, …). With
@@ -1145,6 +1160,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void OnWritten(boost::system::error_code error) {
     const size_t written = writing_frames_;
     writing_frames_ = 0;
+    write_timer_.cancel();
     if (closed_) {
       out_.clear();
       return;
@@ -1246,6 +1262,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     if (closed_) return;
     closed_ = true;
     timer_.cancel();
+    write_timer_.cancel();
     while (!subscriptions_.empty()) EndSubscription(subscriptions_.begin()->first);
     boost::system::error_code ignored;
     socket_.close(ignored);
@@ -1264,7 +1281,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   const Limits& limits_;
   const asio::any_io_executor executor_;  // the connection's strand
   tcp::socket socket_;
-  asio::steady_timer timer_;  // hello timeout, then drain timeout
+  asio::steady_timer timer_;        // hello timeout, then drain timeout
+  asio::steady_timer write_timer_;  // kTcpWriteTimeout of the write in progress
+  uint64_t writes_started_ = 0;     // tells the write a write_timer_ expiry was armed for
 
   std::optional<ingest::Principal> principal_;
   std::string token_;               // the hello's, to check again when the tokens change

@@ -118,13 +118,16 @@ class Service {
   // event is durable or refused. Over limits.appends_inflight_max → kBusy at once. An event that
   // declares itself a bulk import ("import": true, never flagged as backdated) needs the import
   // right for its org, as POST /v1/import does: otherwise any clerk could hide a late entry.
-  // With `reserved`, the event takes one of the slots ReserveAppends reserved for its batch.
+  // With `admitted`, the event belongs to a batch AdmitBatch admitted: it is counted in flight but
+  // never refused by appends_inflight_max.
   void AppendAsync(const ingest::Principal& principal, domain::ClientEvent event,
-                   std::function<void(AppendAnswer)> done, bool reserved = false);
-  // A batch is taken whole or refused whole by appends_inflight_max (nothing of it stored): room
-  // for `events` appends at once, each then passed to AppendAsync with `reserved`; or the busy
-  // refusal, and nothing reserved.
-  std::optional<ServiceError> ReserveAppends(size_t events);
+                   std::function<void(AppendAnswer)> done, bool admitted = false);
+  // A batch is taken whole or refused whole by appends_inflight_max (nothing of it stored):
+  // admitted when its `events` fit under the limit now (each then passed to AppendAsync with
+  // `admitted`), else the busy refusal. Nothing is held for an admitted batch's later events (a
+  // batch is appended event by event, or stream by stream); so the count may pass the limit by
+  // the events of batches admitted together, never by more.
+  std::optional<ServiceError> AdmitBatch(size_t events) const;
   // The blocking form of AppendAsync.
   AppendAnswer Append(const ingest::Principal& principal, domain::ClientEvent event);
 
@@ -201,7 +204,7 @@ class Service {
  private:
   // AppendAsync without the check of the import flag (AppendImported checked the importer).
   void Submit(const ingest::Principal& principal, domain::ClientEvent event,
-              std::function<void(AppendAnswer)> done, bool reserved = false);
+              std::function<void(AppendAnswer)> done, bool admitted = false);
   // Frees one slot of appends_inflight_max; wakes WaitIdle when none is left.
   void EndAppend();
 
