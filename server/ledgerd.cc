@@ -194,6 +194,9 @@ void AddOptions(CLI::App& app, Config& config) {
   app.add_option("--output-bytes-max", limits.output_bytes_max,
                  "answer bytes queued for one door's connections together (HTTP, TCP)")
       ->capture_default_str();
+  app.add_option("--tcp-write-timeout", limits.tcp_write_timeout_seconds,
+                 "seconds a TCP socket may take a write before its connection is closed")
+      ->capture_default_str();
   app.add_option("--subscription-credit-max", limits.subscription_credit_max,
                  "events a subscriber may grant in credit at once")
       ->capture_default_str();
@@ -218,6 +221,7 @@ std::optional<std::string> CheckLimits(const server::Limits& limits) {
       {"--subscribers-max", limits.subscribers_max},
       {"--read-events-max", limits.read_events_max},
       {"--output-bytes-max", limits.output_bytes_max},
+      {"--tcp-write-timeout", limits.tcp_write_timeout_seconds},
       {"--subscription-credit-max", limits.subscription_credit_max},
       {"--subscription-frame-events-max", limits.subscription_frame_events_max},
       {"--subscription-checkpoint-every", limits.subscription_checkpoint_every}};

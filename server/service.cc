@@ -391,8 +391,7 @@ const char* Service::TryAddConnection(const std::string& address) {
   }
   std::lock_guard lock(addresses_mutex_);
   size_t& from_address = connections_by_address_[address];
-  if (from_address >= limits_.connections_per_address_max) {
-    if (from_address == 0) connections_by_address_.erase(address);
+  if (from_address >= limits_.connections_per_address_max) {  // (never 0: the limit is >= 1)
     connections_.fetch_sub(1);
     return "connections_per_address_max";
   }

@@ -1134,7 +1134,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
                       });
     // A client that stops reading holds its queued answers (and the server's output budget):
     // not for longer than this.
-    write_timer_.expires_after(kTcpWriteTimeout);
+    write_timer_.expires_after(std::chrono::seconds(limits_.tcp_write_timeout_seconds));
     write_timer_.async_wait([self = shared_from_this(),
                              write = ++writes_started_](boost::system::error_code error) {
       if (error || self->closed_ || self->writing_frames_ == 0 || write != self->writes_started_) {
@@ -1143,7 +1143,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       Log(LogLevel::kWarning, "tcp write stalled: closing",
           {{"principal", self->principal_ ? self->principal_->id : std::string()},
            {"queued_bytes", self->out_bytes_},
-           {"seconds", kTcpWriteTimeout.count()}});
+           {"seconds", self->limits_.tcp_write_timeout_seconds}});
       self->Close();
     });
   }
@@ -1282,7 +1282,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   const asio::any_io_executor executor_;  // the connection's strand
   tcp::socket socket_;
   asio::steady_timer timer_;        // hello timeout, then drain timeout
-  asio::steady_timer write_timer_;  // kTcpWriteTimeout of the write in progress
+  asio::steady_timer write_timer_;  // tcp_write_timeout_seconds of the write in progress
   uint64_t writes_started_ = 0;     // tells the write a write_timer_ expiry was armed for
 
   std::optional<ingest::Principal> principal_;

@@ -843,6 +843,36 @@ TEST(TcpServerTest, AConnectionResetWithRequestsInFlightIsLogged) {
   EXPECT_EQ(quiet.find("tcp read failed"), std::string::npos) << quiet;
 }
 
+// A reader with a 4 KiB receive window that says hello and asks for `reads` pages of the log from
+// position 1, and never reads: the server's answers pile up behind its socket. Its descriptor.
+int StalledReader(uint16_t port, int reads) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  auto send = [fd](capnp::MessageBuilder& message) {
+    const kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+    ::send(fd, words.asBytes().begin(), words.asBytes().size(), MSG_NOSIGNAL);
+  };
+  capnp::MallocMessageBuilder hello;
+  auto greeting = hello.initRoot<protocol::Request>();
+  greeting.initHello().setToken(kReaderToken);
+  greeting.getHello().setProtocolVersion(protocol::PROTOCOL_VERSION);
+  send(hello);
+  for (int id = 1; id <= reads; ++id) {
+    capnp::MallocMessageBuilder read;
+    auto request = read.initRoot<protocol::Request>();
+    request.setId(static_cast<uint64_t>(id));
+    request.initRead().initLog().setFromPosition(1);
+    send(read);
+  }
+  return fd;
+}
+
 // Clients that send reads and never read the answers cannot make the server hold more than
 // output_bytes_max of answers for all connections together: past it, a read is answered busy and a
 // subscription waits; once those clients are gone, both are served again.
@@ -865,33 +895,7 @@ TEST(TcpServerTest, AnswersQueuedForAllConnectionsStayUnderOutputBytesMax) {
   }
   // Readers with a tiny receive window that ask for page after page and never read.
   std::vector<int> stalled;
-  auto stall_one = [&] {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    const int small = 4096;
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(harness.port());
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-    stalled.push_back(fd);
-    capnp::MallocMessageBuilder hello;
-    auto greeting = hello.initRoot<protocol::Request>();
-    greeting.initHello().setToken(kReaderToken);
-    greeting.getHello().setProtocolVersion(protocol::PROTOCOL_VERSION);
-    auto send = [fd](capnp::MessageBuilder& message) {
-      const kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-      ::send(fd, words.asBytes().begin(), words.asBytes().size(), MSG_NOSIGNAL);
-    };
-    send(hello);
-    for (uint64_t id = 1; id <= 160; ++id) {  // 10 MiB: more than the kernel buffers hold
-      capnp::MallocMessageBuilder read;
-      auto request = read.initRoot<protocol::Request>();
-      request.setId(id);
-      request.initRead().initLog().setFromPosition(1);
-      send(read);
-    }
-  };
+  auto stall_one = [&] { stalled.push_back(StalledReader(harness.port(), 160)); };
   for (int i = 0; i < 24 && harness.server().Stats().output_bytes < limits.output_bytes_max; ++i) {
     stall_one();
     WaitFor([&] { return harness.server().Stats().output_bytes >= limits.output_bytes_max; },
@@ -925,6 +929,33 @@ TEST(TcpServerTest, AnswersQueuedForAllConnectionsStayUnderOutputBytesMax) {
 
 // appends_inflight_max takes a batch whole or refuses it whole: with 3 of 4 slots held by a batch
 // waiting for its commit, a batch of 2 gets busy for both events and nothing of it is stored.
+// A client that stops reading is closed once its socket takes no write for
+// tcp_write_timeout_seconds, and its queued answers are freed: stalled readers cannot hold the
+// output budget (and everyone's reads) for long.
+TEST(TcpServerTest, AConnectionWhoseSocketTakesNoWriteIsClosed) {
+  Limits limits = TestLimits();
+  limits.frame_bytes_max = 64 << 10;
+  limits.tcp_write_timeout_seconds = 1;
+  Harness harness(limits);
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  for (int app = 0; app < 20; ++app) {
+    const std::string id = "KM-" + std::to_string(app);
+    std::vector<std::string> events = {Accepted(id)};
+    for (int i = 0; i < 20; ++i) {
+      events.push_back(EventJson("app/" + id, "SurveyDispatched", id + "-d" + std::to_string(i),
+                                 R"({"surveyor":"S9"})"));
+    }
+    AppendAll(*clerk, events);
+  }
+  const int fd = StalledReader(harness.port(), 160);  // 10 MiB: more than the kernel buffers hold
+  ASSERT_TRUE(WaitFor([&] { return harness.server().Stats().output_bytes > 0; }));
+  ASSERT_TRUE(
+      WaitFor([&] { return harness.server().Stats().connections == 1; }, milliseconds(15000)));
+  EXPECT_EQ(harness.server().Stats().output_bytes, 0u);
+  ::close(fd);
+}
+
 TEST(TcpServerTest, ABatchIsTakenWholeOrRefusedWholeByTheAppendsInFlightLimit) {
   Limits limits = TestLimits();
   limits.appends_inflight_max = 4;

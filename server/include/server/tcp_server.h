@@ -40,9 +40,6 @@ inline constexpr std::chrono::seconds kTcpDrainTimeout{5};
 // destroy answers the peer has not read yet.
 inline constexpr std::chrono::seconds kTcpLingerTimeout{1};
 static_assert(kTcpLingerTimeout <= kTcpDrainTimeout);
-// How long the socket may take a write of queued answers: a client that stops reading is closed
-// after it, and its queued answers (counted in Limits::output_bytes_max) are freed.
-inline constexpr std::chrono::seconds kTcpWriteTimeout{60};
 // Segments of one incoming frame; a client has no reason to send more than a handful.
 inline constexpr size_t kTcpFrameSegmentsMax = 64;
 
