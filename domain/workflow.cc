@@ -350,6 +350,10 @@ std::variant<WorkflowEvent, RuleBreach> DecodeWorkflowEvent(std::string_view typ
 
 bool IsChange(const WorkflowFacts& facts) { return facts.business == Business::kChange; }
 
+bool Delivered(const WorkflowFacts& facts) {
+  return IsChange(facts) ? facts.change_executed : facts.meter_connected;
+}
+
 bool IsHighVoltage(const WorkflowFacts& facts) {
   return facts.customer_class == SlaCustomerClass::kHvSingle ||
          facts.customer_class == SlaCustomerClass::kHvDual;
@@ -397,7 +401,7 @@ std::vector<RuleBreach> ClosingDateViolations(const WorkflowFacts& facts, AppEve
                                               Date done, Date on) {
   std::vector<RuleBreach> out;
   const bool change = IsChange(facts);
-  if (!(on < done) || (change ? !facts.change_executed : !facts.meter_connected)) return out;
+  if (!(on < done) || !Delivered(facts)) return out;
   const std::string step = change ? "ChangeExecuted" : "MeterConnected";
   const std::string when = " on " + on.ToString() + ", before the " + step + " of " +
                            done.ToString() + " (recorded earlier, dated later)";

@@ -101,11 +101,11 @@ void Ingestor::FoldFacts(StoredStream& stored) {
     auto* workflow = std::get_if<domain::WorkflowEvent>(&decoded);
     if (workflow == nullptr || !domain::Judge(facts, *workflow).valid()) continue;
     // The first connection (a change's execution): what an archive or callback follows.
-    const bool done = domain::IsChange(facts) ? facts.change_executed : facts.meter_connected;
+    const bool done = domain::Delivered(facts);
     domain::Apply(facts, *workflow);
     const domain::Date on = domain::LocalDateOf(occurred_at_us);
     NotePrerequisiteDate(stored.dates, *workflow, occurred_at_us);
-    if (!done && (domain::IsChange(facts) ? facts.change_executed : facts.meter_connected)) {
+    if (!done && domain::Delivered(facts)) {
       stored.done_on = on;
     }
     if (workflow->type == domain::AppEventType::kClockPaused) {

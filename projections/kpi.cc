@@ -479,14 +479,11 @@ std::optional<KpiState> NewKpiState(std::string_view key) {
 }
 
 std::vector<std::string> KpiKeysOf(const EventRecord& event, const ApplicationState* app_after) {
-  const Routes routes = RouteOf(event, app_after);
+  std::vector<KpiTarget> targets;
+  KpiTargetsOf(event, app_after, targets);
   std::vector<std::string> keys;
-  for (const std::string* key : {&routes.month, &routes.change, &routes.late, &routes.report,
-                                 &routes.training, &routes.settled}) {
-    if (!key->empty() && std::find(keys.begin(), keys.end(), *key) == keys.end()) {
-      keys.push_back(*key);
-    }
-  }
+  keys.reserve(targets.size());
+  for (KpiTarget& target : targets) keys.push_back(std::move(target.key));
   return keys;
 }
 
@@ -494,6 +491,7 @@ void KpiTargetsOf(const EventRecord& event, const ApplicationState* app_after,
                   std::vector<KpiTarget>& targets) {
   targets.clear();
   Routes routes = RouteOf(event, app_after);
+  // The one list of routes and the parts they carry (KpiKeysOf and Fold go through here too).
   const std::pair<std::string*, uint8_t> parts[] = {
       {&routes.month, kKpiPartMonth},       {&routes.change, kKpiPartChange},
       {&routes.late, kKpiPartLate},         {&routes.report, kKpiPartReport},
@@ -527,16 +525,12 @@ void FoldParts(KpiState& state, const EventRecord& event, const ApplicationState
 }
 
 void Fold(KpiState& state, const EventRecord& event, const ApplicationState* app_after) {
-  const Routes routes = RouteOf(event, app_after);
+  std::vector<KpiTarget> targets;
+  KpiTargetsOf(event, app_after, targets);
   const std::string key = KeyOf(state);
-  uint8_t parts = 0;
-  if (!routes.month.empty() && routes.month == key) parts |= kKpiPartMonth;
-  if (!routes.change.empty() && routes.change == key) parts |= kKpiPartChange;
-  if (!routes.late.empty() && routes.late == key) parts |= kKpiPartLate;
-  if (!routes.report.empty() && routes.report == key) parts |= kKpiPartReport;
-  if (!routes.training.empty() && routes.training == key) parts |= kKpiPartTraining;
-  if (!routes.settled.empty() && routes.settled == key) parts |= kKpiPartSettled;
-  FoldParts(state, event, app_after, parts);
+  auto mine = std::find_if(targets.begin(), targets.end(),
+                           [&key](const KpiTarget& target) { return target.key == key; });
+  FoldParts(state, event, app_after, mine == targets.end() ? 0 : mine->parts);
 }
 
 void Fold(KpiBook& book, const EventRecord& event, const ApplicationState* app_after) {

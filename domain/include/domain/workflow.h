@@ -211,6 +211,9 @@ struct WorkflowFacts {
 
 // Which steps apply to this application (see "Which steps apply" above).
 bool IsChange(const WorkflowFacts& facts);
+// Whether the step an archive or callback follows happened: the connection (MeterConnected) of a
+// new install or capacity increase, the ChangeExecuted of a change.
+bool Delivered(const WorkflowFacts& facts);
 bool IsHighVoltage(const WorkflowFacts& facts);
 bool SurveyApplies(const WorkflowFacts& facts);
 bool SchemeReplyApplies(const WorkflowFacts& facts);
