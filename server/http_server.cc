@@ -1058,7 +1058,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool busy_ = false;     // a request is being answered
   bool closing_ = false;  // the server is stopping
   const bool counted_;
-  const std::string address_;  // the peer's IP, as admitted
+  const std::string address_;  // Service::AddressKey of the peer, as admitted
 };
 
 std::pair<http::status, std::string> HttpSession::RunImport(Service& service,
@@ -1178,7 +1178,7 @@ void HttpServer::Accept() {
       Log(LogLevel::kWarning, "http accept failed", {{"error", error.message()}});
     } else {
       beast::error_code ignored;
-      std::string address = socket.remote_endpoint(ignored).address().to_string();
+      std::string address = Service::AddressKey(socket.remote_endpoint(ignored).address());
       if (const char* refused = service_.TryAddConnection(address)) {
         // Over a connection limit: answered 503 and closed.
         std::make_shared<HttpSession>(std::move(socket), *this, false, std::move(address))

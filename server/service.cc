@@ -384,6 +384,17 @@ void Service::ReportRejectedInput(const domain::DecodeError& error) {
   }
 }
 
+std::string Service::AddressKey(const boost::asio::ip::address& address) {
+  if (!address.is_v6()) return address.to_string();
+  const boost::asio::ip::address_v6 v6 = address.to_v6();
+  if (v6.is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string();
+  }
+  boost::asio::ip::address_v6::bytes_type bytes = v6.to_bytes();
+  std::fill(bytes.begin() + 8, bytes.end(), 0);
+  return boost::asio::ip::address_v6(bytes).to_string() + "/64";
+}
+
 const char* Service::TryAddConnection(const std::string& address) {
   if (connections_.fetch_add(1) >= limits_.connections_max) {
     connections_.fetch_sub(1);

@@ -1275,7 +1275,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     shared_->Forget(this);
   }
 
-  const std::string address_;  // the peer's IP, as admitted (Service::TryAddConnection)
+  const std::string address_;  // Service::AddressKey of the peer, as admitted
   const std::shared_ptr<TcpServer::Shared> shared_;
   Service& service_;
   const Limits& limits_;
@@ -1325,7 +1325,7 @@ void TcpServer::Shared::Accept() {
         if (error == asio::error::operation_aborted || !self->acceptor.is_open()) return;
         if (!error && !self->stopping.load()) {
           boost::system::error_code ignored;
-          std::string address = socket.remote_endpoint(ignored).address().to_string();
+          std::string address = Service::AddressKey(socket.remote_endpoint(ignored).address());
           if (const char* refused = self->service.TryAddConnection(address)) {
             self->Refuse(std::move(socket), refused);
           } else {

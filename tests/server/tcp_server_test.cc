@@ -1025,6 +1025,20 @@ TEST(TcpServerTest, OneAddressCannotTakeEveryConnection) {
   EXPECT_NE(harness.Connect(kClerkToken), nullptr);
 }
 
+// The per-address cap counts an IPv4 client the same however it arrives, and an IPv6 client by
+// its /64, so picking new addresses from its own block does not get around it.
+TEST(TcpServerTest, ConnectionsPerAddressCountIPv6By64AndMappedIPv4AsIPv4) {
+  const auto key = [](const char* text) {
+    return Service::AddressKey(boost::asio::ip::make_address(text));
+  };
+  EXPECT_EQ(key("10.1.2.3"), "10.1.2.3");
+  EXPECT_EQ(key("::ffff:10.1.2.3"), "10.1.2.3");
+  EXPECT_EQ(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+  EXPECT_EQ(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), key("2001:db8:1:2::1"));
+  EXPECT_NE(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+  EXPECT_NE(key("10.1.2.4"), key("10.1.2.3"));
+}
+
 // ---- subscriptions ---------------------------------------------------------------------------
 
 client::SubscribeOptions From(uint64_t position, uint32_t credit, bool auto_credit = true) {

@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include <boost/asio/ip/address.hpp>
 #include <nlohmann/json.hpp>
 
 #include "domain/calendar.h"
@@ -169,9 +170,14 @@ class Service {
   static std::string SubscriptionWhat(uint64_t from_position, std::string_view stream_prefix,
                                       const std::vector<std::string>& types);
 
-  // Admission of a connection (HTTP and TCP together) from `address` (the peer's IP): nullptr, or
-  // the name of the limit that refuses it (connections_max, connections_per_address_max). Each
-  // admitted one is released with RemoveConnection(address).
+  // Admission of a connection (HTTP and TCP together) from `address` (AddressKey of the peer):
+  // nullptr, or the name of the limit that refuses it (connections_max,
+  // connections_per_address_max). Each admitted one is released with RemoveConnection(address).
+  // What connections_per_address_max counts by: an IPv4 address as itself, also when it comes as
+  // an IPv4-mapped IPv6 address (::ffff:a.b.c.d, a dual-stack listener); an IPv6 address by its
+  // /64 prefix ("2001:db8:1:2::/64"), the block one host or site is given and can pick any
+  // address from.
+  static std::string AddressKey(const boost::asio::ip::address& address);
   const char* TryAddConnection(const std::string& address);
   void RemoveConnection(const std::string& address);
   // Admission of subscriptions: false when at the limit; pair each success with one Remove.
