@@ -21,6 +21,7 @@
 #include "domain/correction.h"
 #include "domain/event_json.h"
 #include "ingest/event_codec.h"
+#include "ingest/import.h"
 #include "ingest/ingestor.h"
 #include "ledger/ledger.h"
 #include "projections/engine.h"
@@ -61,28 +62,7 @@ json AppendLine(ingest::Ingestor& ingestor, const domain::Actor& writer, const s
                             : ingest::ErrorJson(error->status);
     return {{"ok", false}, {"line", line_number}, {"error", std::move(body)}};
   }
-  const auto& ingested = std::get<ingest::IngestOutcome>(outcome);
-  json result = {{"ok", true},
-                 {"position", ingested.appended.position},
-                 {"stream", stream},
-                 {"version", ingested.appended.version},
-                 {"duplicate", ingested.appended.duplicate}};
-  if (!ingested.violations.empty()) {
-    json violations = json::array();
-    for (const auto& violation : ingested.violations) {
-      violations.push_back({{"rule", violation.rule}, {"message", violation.message}});
-    }
-    result["violations"] = std::move(violations);
-  }
-  if (!ingested.settles.empty()) {
-    json settles = json::array();
-    for (const auto& settled : ingested.settles) {
-      settles.push_back(
-          {{"rule", settled.rule}, {"position", settled.position}, {"message", settled.message}});
-    }
-    result["settles"] = std::move(settles);
-  }
-  return result;
+  return ingest::AppendedJson(stream, std::get<ingest::IngestOutcome>(outcome));
 }
 
 // At most `width` bytes, cut at a character boundary (never inside a UTF-8 sequence).

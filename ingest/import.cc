@@ -1055,6 +1055,30 @@ std::optional<ImportFormat> ImportFormatOfPath(std::string_view path) {
   return std::nullopt;
 }
 
+nlohmann::ordered_json AppendedJson(const std::string& stream, const IngestOutcome& outcome) {
+  nlohmann::ordered_json result = {{"ok", true},
+                                   {"position", outcome.appended.position},
+                                   {"stream", stream},
+                                   {"version", outcome.appended.version},
+                                   {"duplicate", outcome.appended.duplicate}};
+  if (!outcome.violations.empty()) {
+    nlohmann::ordered_json violations = nlohmann::ordered_json::array();
+    for (const auto& violation : outcome.violations) {
+      violations.push_back({{"rule", violation.rule}, {"message", violation.message}});
+    }
+    result["violations"] = std::move(violations);
+  }
+  if (!outcome.settles.empty()) {
+    nlohmann::ordered_json settles = nlohmann::ordered_json::array();
+    for (const auto& settled : outcome.settles) {
+      settles.push_back(
+          {{"rule", settled.rule}, {"position", settled.position}, {"message", settled.message}});
+    }
+    result["settles"] = std::move(settles);
+  }
+  return result;
+}
+
 nlohmann::ordered_json RejectionJson(const Rejection& rejection) {
   if (const auto* decode = std::get_if<domain::DecodeError>(&rejection)) return ErrorJson(*decode);
   const auto& refused = std::get<IngestError>(rejection);

@@ -170,30 +170,6 @@ std::string DefaultBackupName(int64_t now_us) {
   return name;
 }
 
-ordered_json AppendedJson(const std::string& stream, const ingest::IngestOutcome& outcome) {
-  ordered_json result = {{"ok", true},
-                         {"position", outcome.appended.position},
-                         {"stream", stream},
-                         {"version", outcome.appended.version},
-                         {"duplicate", outcome.appended.duplicate}};
-  if (!outcome.violations.empty()) {
-    ordered_json violations = ordered_json::array();
-    for (const auto& violation : outcome.violations) {
-      violations.push_back({{"rule", violation.rule}, {"message", violation.message}});
-    }
-    result["violations"] = std::move(violations);
-  }
-  if (!outcome.settles.empty()) {
-    ordered_json settles = ordered_json::array();
-    for (const auto& settled : outcome.settles) {
-      settles.push_back(
-          {{"rule", settled.rule}, {"position", settled.position}, {"message", settled.message}});
-    }
-    result["settles"] = std::move(settles);
-  }
-  return result;
-}
-
 // Bodies can echo client bytes (a path, a field name) that are not UTF-8: those are replaced, so
 // an answer can always be written.
 template <typename Json>
@@ -625,7 +601,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                        answer = std::move(answer)]() mutable {
                         if (auto* outcome = std::get_if<ingest::IngestOutcome>(&answer)) {
                           batch->stored_any = true;
-                          batch->results.push_back(AppendedJson(stream, *outcome));
+                          batch->results.push_back(ingest::AppendedJson(stream, *outcome));
                         } else {
                           self->Record(*batch, std::get<ServiceError>(answer));
                         }

@@ -95,6 +95,11 @@ using Rejection = std::variant<domain::DecodeError, IngestError>;
 // when the principal may not append the event, {"code":…,"message":…} otherwise.
 nlohmann::ordered_json RejectionJson(const Rejection& rejection);
 
+// The answer for one stored event (appended now, or a duplicate), as every front door prints it:
+// {"ok":true,"position","stream","version","duplicate"}, with "violations":[{rule,message}] and
+// "settles":[{rule,position,message}] when there are any.
+nlohmann::ordered_json AppendedJson(const std::string& stream, const IngestOutcome& outcome);
+
 // What became of one row. Exactly one of `stored` and `rejection` is set.
 struct ImportRowOutcome {
   uint64_t line = 0;                    // the physical line (from 1) on which the row starts
