@@ -219,8 +219,10 @@ void PrintSupporting(const json& table, std::ostream& out) {
     out << "  " << Column(label, 28) << n.dump() << (n == 0 ? "" : detail) << "\n";
   };
   std::string rules;
-  for (const auto& [rule, n] :
-       supporting.value("violations", json::object()).value("by_rule", json::object()).items()) {
+  // (A named copy: items() of a temporary's temporary would read freed memory.)
+  const json by_rule =
+      supporting.value("violations", json::object()).value("by_rule", json::object());
+  for (const auto& [rule, n] : by_rule.items()) {
     rules += (rules.empty() ? "  (" : ", ") + rule + " " + n.dump();
   }
   if (!rules.empty()) rules += ")";

@@ -694,6 +694,18 @@ TEST_F(LedgerctlTest, DemoLoadsAValidWorkloadThatVerifies) {
   CommandRun overdue = Ledgerctl(Data() + " overdue --at 2026-06-30 --table");
   EXPECT_EQ(overdue.exit_code, 0);
   EXPECT_NE(overdue.out.find("overdue clocks at 2026-06-30"), std::string::npos);
+
+  // The KPI table as text names each violated rule with its count, as the JSON does.
+  int rules_seen = 0;
+  for (const char* period : {"2025-Q3", "2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3"}) {
+    const json table = Ledgerctl(Data() + " kpi --period " + period + " --json").lines().at(0);
+    const std::string text = Ledgerctl(Data() + " kpi --period " + period).out;
+    for (const auto& [rule, n] : table["supporting"]["violations"]["by_rule"].items()) {
+      ++rules_seen;
+      EXPECT_NE(text.find(rule + " " + n.dump()), std::string::npos) << period << "\n" << text;
+    }
+  }
+  EXPECT_GT(rules_seen, 0) << "the demo has violations in these quarters";
 }
 
 }  // namespace
