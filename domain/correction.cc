@@ -108,7 +108,7 @@ std::map<uint64_t, RuleBreach> InvalidEvents(const std::vector<CorrectableEvent>
                                              const std::map<uint64_t, CorrectedValues>& values) {
   std::map<uint64_t, RuleBreach> invalid;
   WorkflowFacts facts;
-  std::optional<Date> accepted_on;
+  DatedFacts dated;
   for (size_t i = 0; i < end; ++i) {
     const CorrectableEvent& event = events[i];
     const auto corrected = values.find(event.position);
@@ -127,15 +127,13 @@ std::map<uint64_t, RuleBreach> InvalidEvents(const std::vector<CorrectableEvent>
       invalid[event.position] = *verdict.invalid;
       continue;
     }
-    // Dated before the acceptance: invalid, yet folded on, as the projections and the ingestor
-    // fold such an event stored before the rule (the facts stay theirs).
-    if (accepted_on) {
-      if (auto early = DatedBeforeAcceptance(workflow_event.type, *accepted_on, on)) {
-        invalid[event.position] = std::move(*early);
-      }
+    // Against a date rule: invalid, yet folded on, as the projections and the ingestor fold such
+    // an event stored before the rule (the facts stay theirs).
+    if (auto misdated = JudgeDates(dated, workflow_event.type, on)) {
+      invalid[event.position] = std::move(*misdated);
     }
     Apply(facts, workflow_event);
-    if (workflow_event.type == AppEventType::kApplicationAccepted) accepted_on = on;
+    FoldDates(dated, workflow_event.type, on);
   }
   return invalid;
 }

@@ -449,15 +449,66 @@ std::optional<AppEventType> ViolationFlaggedOn(std::string_view rule) {
   return std::nullopt;
 }
 
-std::optional<RuleBreach> DatedBeforeAcceptance(AppEventType type, Date accepted, Date on) {
-  if (type == AppEventType::kApplicationAccepted || type == AppEventType::kCorrected ||
-      !(on < accepted)) {
-    return std::nullopt;
+void FoldDates(DatedFacts& dated, AppEventType type, Date on) {
+  switch (type) {
+    case AppEventType::kApplicationAccepted:
+      dated.accepted_on = on;
+      break;
+    case AppEventType::kClockPaused:
+      dated.paused_on = on;
+      break;
+    case AppEventType::kClockResumed:
+      dated.paused_on.reset();
+      break;
+    case AppEventType::kDesignSubmitted:
+      dated.design_submitted_on = on;
+      break;
+    case AppEventType::kMidInspectionRequested:
+      dated.mid_requested_on = on;
+      break;
+    case AppEventType::kCompletionReported:
+      dated.completion_reported_on = on;
+      break;
+    default:
+      break;
   }
-  return Breach("before_acceptance",
-                std::string(AppEventTypeName(type)) + " dated " + on.ToString() +
-                    ", before the application was accepted on " + accepted.ToString() +
-                    " (rule before_acceptance: if the acceptance date is wrong, correct it first)");
+}
+
+std::optional<RuleBreach> JudgeDates(const DatedFacts& dated, AppEventType type, Date on) {
+  const std::string name(AppEventTypeName(type));
+  if (dated.accepted_on && on < *dated.accepted_on && type != AppEventType::kApplicationAccepted &&
+      type != AppEventType::kCorrected) {
+    return Breach(
+        "before_acceptance",
+        name + " dated " + on.ToString() + ", before the application was accepted on " +
+            dated.accepted_on->ToString() +
+            " (rule before_acceptance: if the acceptance date is wrong, correct it first)");
+  }
+  if (type == AppEventType::kClockResumed && dated.paused_on && on < *dated.paused_on) {
+    return Breach("resume_before_pause", "ClockResumed dated " + on.ToString() +
+                                             ", before the pause it would end began on " +
+                                             dated.paused_on->ToString() +
+                                             " (rule resume_before_pause)");
+  }
+  const std::optional<Date>* requested = nullptr;
+  std::string_view request;
+  if (type == AppEventType::kDesignReviewed) {
+    requested = &dated.design_submitted_on;
+    request = "DesignSubmitted";
+  } else if (type == AppEventType::kMidInspected) {
+    requested = &dated.mid_requested_on;
+    request = "MidInspectionRequested";
+  } else if (type == AppEventType::kCompletionInspected) {
+    requested = &dated.completion_reported_on;
+    request = "CompletionReported";
+  }
+  if (requested != nullptr && *requested && on < **requested) {
+    return Breach("result_before_request",
+                  name + " dated " + on.ToString() + ", before the " + std::string(request) +
+                      " it answers on " + (*requested)->ToString() +
+                      " (rule result_before_request: if that date is wrong, correct it first)");
+  }
+  return std::nullopt;
 }
 
 Verdict Judge(const WorkflowFacts& facts, const WorkflowEvent& event) {

@@ -93,7 +93,10 @@ namespace {
 // the data of a Corrected for the rules of corrections, and otherwise its type (a step that may
 // not come now in its application).
 std::string_view RuleField(std::string_view rule) {
-  if (rule == "occurred_in_future" || rule == "before_acceptance") return "occurred_at";
+  if (rule == "occurred_in_future" || rule == "before_acceptance" ||
+      rule == "resume_before_pause" || rule == "result_before_request") {
+    return "occurred_at";
+  }
   if (rule.starts_with("correction_")) return "data";
   return "type";
 }

@@ -108,13 +108,7 @@ void Ingestor::FoldFacts(StoredStream& stored) {
     if (!done && domain::Delivered(facts)) {
       stored.done_on = on;
     }
-    if (workflow->type == domain::AppEventType::kClockPaused) {
-      stored.paused_on = on;
-    } else if (workflow->type == domain::AppEventType::kClockResumed) {
-      stored.paused_on.reset();
-    } else if (workflow->type == domain::AppEventType::kApplicationAccepted) {
-      stored.accepted_on = on;
-    }
+    domain::FoldDates(stored.dated, workflow->type, on);
   }
 }
 
@@ -241,21 +235,10 @@ void Ingestor::AppendToReport(std::shared_ptr<Attempt> attempt) {
 domain::Verdict Ingestor::JudgeOn(const StoredStream& stored, const domain::ClientEvent& event,
                                   int64_t recorded_at_us) {
   domain::Verdict verdict = domain::Judge(stored.facts, event.type, event.payload);
-  if (verdict.valid() && stored.accepted_on) {
+  if (verdict.valid()) {
     if (auto type = domain::ParseAppEventType(event.type)) {
-      verdict.invalid = domain::DatedBeforeAcceptance(*type, *stored.accepted_on,
-                                                      domain::LocalDateOf(event.occurred_at_us));
-    }
-  }
-  // A resume ends the pause that is open; dated before that pause began, it ends nothing (and a
-  // replay by business date would pair it with another pause): no resume of that pause.
-  if (verdict.valid() && stored.paused_on && event.type == "ClockResumed") {
-    const domain::Date resumed = domain::LocalDateOf(event.occurred_at_us);
-    if (resumed < *stored.paused_on) {
-      verdict.invalid = domain::RuleBreach{
-          "resume_before_pause", "ClockResumed dated " + resumed.ToString() +
-                                     ", before the pause it would end began on " +
-                                     stored.paused_on->ToString() + " (rule resume_before_pause)"};
+      verdict.invalid =
+          domain::JudgeDates(stored.dated, *type, domain::LocalDateOf(event.occurred_at_us));
     }
   }
   if (verdict.valid() && event.type == "Corrected") {

@@ -145,6 +145,38 @@ TEST_F(CorrectionTest, ACorrectionThatMakesAnEarlierEventInvalidIsNotApplied) {
   EXPECT_EQ(DataOf("ApplicationAccepted", applied.values.at(1).payload)["business"], "new_install");
 }
 
+// The date rules hold for events as corrected: a correction may not move a resume before its
+// pause (the pause would vanish from the clocks) nor an inspection before the report it answers.
+TEST_F(CorrectionTest, ACorrectionThatBreaksADateRuleIsNotApplied) {
+  const int64_t day = 86'400'000'000;
+  const int64_t recorded = kOccurredUs + 30 * day;  // every event entered on 04-01
+  const std::string empty = Payload("ClockResumed", json::object());
+  const std::string paused = Payload("ClockPaused", {{"reason", "customer"}});
+  const std::string inspected = Payload("CompletionInspected", {{"result", "pass"}});
+  const AppliedCorrections applied = ApplyCorrections({
+      Accepted(),
+      {2, "ClockPaused", paused, kOccurredUs + 2 * day, recorded},
+      {3, "ClockResumed", empty, kOccurredUs + 8 * day, recorded},
+      {4, "CompletionReported", Payload("CompletionReported", json::object()),
+       kOccurredUs + 10 * day, recorded},
+      {5, "CompletionInspected", inspected, kOccurredUs + 11 * day, recorded},
+      {6, "Corrected", Correction(3, {{"occurred_at", "2026-03-03T10:00:00+08:00"}}), recorded,
+       recorded},  // resumed 03-03, the pause began 03-04
+      {7, "Corrected", Correction(5, {{"occurred_at", "2026-03-11T10:00:00+08:00"}}), recorded,
+       recorded},  // inspected 03-11, reported 03-12
+      {8, "Corrected", Correction(5, {{"occurred_at", "2026-03-12T15:00:00+08:00"}}), recorded,
+       recorded},  // the same day as the report: fine
+  });
+  ASSERT_EQ(applied.refused.size(), 2u);
+  EXPECT_EQ(applied.refused.at(6).rule, "correction_invalid");
+  EXPECT_NE(applied.refused.at(6).message.find("resume_before_pause"), std::string::npos)
+      << applied.refused.at(6).message;
+  EXPECT_EQ(applied.refused.at(7).rule, "correction_invalid");
+  EXPECT_NE(applied.refused.at(7).message.find("result_before_request"), std::string::npos)
+      << applied.refused.at(7).message;
+  EXPECT_EQ(applied.applied, 1u);
+}
+
 // What the folds read changes with the time or the workflow fields, or with anything of a check or
 // callback; a customer's name or capacity changes nothing folded.
 TEST_F(CorrectionTest, OnlySomeCorrectionsChangeFacts) {

@@ -141,6 +141,42 @@ TEST(WorkflowInvalid, PauseAndResumeMustAlternate) {
   EXPECT_EQ(InvalidRule(facts, Ev(T::kClockResumed)), "resume_without_pause");
 }
 
+// The date rules: what Judge cannot see. A result dated before the request it answers, a resume
+// before its pause, anything before the acceptance day; the same day is never before.
+TEST(WorkflowInvalid, DateRules) {
+  const auto day = [](const char* text) { return *Date::Parse(text); };
+  const auto rule = [](const DatedFacts& dated, AppEventType type, Date on) {
+    const std::optional<RuleBreach> breach = JudgeDates(dated, type, on);
+    return breach ? breach->rule : std::string();
+  };
+  DatedFacts dated;
+  FoldDates(dated, T::kApplicationAccepted, day("2026-03-02"));
+  EXPECT_EQ(rule(dated, T::kSchemeReplied, day("2026-03-01")), "before_acceptance");
+  EXPECT_EQ(rule(dated, T::kCorrected, day("2026-03-01")), "");
+  EXPECT_EQ(rule(dated, T::kSchemeReplied, day("2026-03-02")), "");
+  const std::pair<AppEventType, AppEventType> pairs[] = {
+      {T::kDesignSubmitted, T::kDesignReviewed},
+      {T::kMidInspectionRequested, T::kMidInspected},
+      {T::kCompletionReported, T::kCompletionInspected}};
+  for (const auto& [request, result] : pairs) {
+    FoldDates(dated, request, day("2026-03-16"));
+    EXPECT_EQ(rule(dated, result, day("2026-03-13")), "result_before_request")
+        << AppEventTypeName(result);
+    EXPECT_EQ(rule(dated, result, day("2026-03-16")), "") << AppEventTypeName(result);
+  }
+  // A request made again after a failed result: the next result answers the new one.
+  FoldDates(dated, T::kCompletionInspected, day("2026-03-17"));
+  FoldDates(dated, T::kCompletionReported, day("2026-03-25"));
+  EXPECT_EQ(rule(dated, T::kCompletionInspected, day("2026-03-20")), "result_before_request");
+  const std::optional<RuleBreach> breach =
+      JudgeDates(dated, T::kCompletionInspected, day("2026-03-20"));
+  EXPECT_NE(breach->message.find("CompletionReported it answers on 2026-03-25"), std::string::npos)
+      << breach->message;
+  FoldDates(dated, T::kClockPaused, day("2026-03-18"));
+  EXPECT_EQ(rule(dated, T::kClockResumed, day("2026-03-17")), "resume_before_pause");
+  EXPECT_EQ(rule(dated, T::kClockResumed, day("2026-03-18")), "");
+}
+
 TEST(WorkflowInvalid, StepNotInBusiness) {
   WorkflowFacts install;
   Feed(install, {Accepted(SlaCustomerClass::kHvSingle, Business::kCapacityIncrease)});

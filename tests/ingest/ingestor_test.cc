@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "ingest/event_codec.h"
 #include "ingest/ingestor.h"
 #include "support/temp_dir.h"
 
@@ -192,6 +193,25 @@ TEST_F(IngestorTest, AResumeDatedBeforeItsPauseIsRefused) {
   // The same day as the pause is fine.
   EXPECT_TRUE(std::holds_alternative<IngestOutcome>(
       Ingest(At(Json("r2", "ClockResumed", "{}"), "2026-03-18"))));
+}
+
+// An inspection dated before the report it answers would end its clock before it starts (and
+// score as met): refused, naming its date as the field, nothing stored.
+TEST_F(IngestorTest, AResultDatedBeforeItsRequestIsRefused) {
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(At(Json("cr", "CompletionReported", "{}"), "2026-03-16"))));
+  auto early = Ingest(At(Json("ci", "CompletionInspected", R"({"result":"pass"})"), "2026-03-13"));
+  ASSERT_TRUE(std::holds_alternative<IngestError>(early));
+  ASSERT_TRUE(std::get<IngestError>(early).rule.has_value());
+  EXPECT_EQ(std::get<IngestError>(early).rule->rule, "result_before_request");
+  EXPECT_EQ(ErrorJson(std::get<IngestError>(early).status, *std::get<IngestError>(early).rule)
+                .value("field", ""),
+            "occurred_at");
+  EXPECT_EQ(ledger_->Head(), 2u);
+  EXPECT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(At(Json("ci2", "CompletionInspected", R"({"result":"pass"})"), "2026-03-16"))));
 }
 
 TEST_F(IngestorTest, StaleExpectedVersionIsAConflictBeforeAnyJudgement) {

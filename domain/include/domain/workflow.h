@@ -26,9 +26,13 @@
 // |                        | MidInspectionRequested, MidInspected, CompletionReported,           |
 // |                        | CompletionInspected or MeterConnected on a change                   |
 // | before_acceptance      | an event dated (occurred_at, Asia/Shanghai date) before the day the |
-// |                        | application was accepted; Corrected excepted (dated when made).     |
-// |                        | Judged where dates are known (DatedBeforeAcceptance: the ingestor,  |
-// |                        | corrections), not by Judge(), which sees no dates                   |
+// |                        | application was accepted; Corrected excepted (dated when made)      |
+// | resume_before_pause    | ClockResumed dated before the open pause began                      |
+// | result_before_request  | DesignReviewed / MidInspected / CompletionInspected dated before    |
+// |                        | the DesignSubmitted / MidInspectionRequested / CompletionReported   |
+// |                        | it answers (its clock would end before it starts)                   |
+// | (the three date rules above are judged where dates are known — JudgeDates: the ingestor and |
+// |  corrections — not by Judge(), which sees no dates)                                          |
 // | not_app_event          | a type not appended to app/<id> streams, or an unknown type         |
 // | bad_payload            | the payload does not decode as the type's struct                    |
 //
@@ -262,11 +266,25 @@ std::vector<RuleBreach> ConnectionDateViolations(const WorkflowFacts& facts,
 std::vector<RuleBreach> ClosingDateViolations(const WorkflowFacts& facts, AppEventType type,
                                               Date done, Date on);
 
-// Rule before_acceptance: nothing happens to an application before the day it was accepted, so
-// an event dated earlier cannot be a fact (its clocks would end before they start). A wrong
-// acceptance date is corrected first (Corrected of its occurred_at). nullopt when `on` is that day
-// or later, and for ApplicationAccepted and Corrected.
-std::optional<RuleBreach> DatedBeforeAcceptance(AppEventType type, Date accepted, Date on);
+// The business dates the date rules need, folded (FoldDates) over the events of an application
+// in the order they were recorded, as corrected.
+struct DatedFacts {
+  std::optional<Date> accepted_on;  // ApplicationAccepted
+  std::optional<Date> paused_on;    // the open pause's ClockPaused, while paused
+  // The latest request of each kind, which the next result answers.
+  std::optional<Date> design_submitted_on;
+  std::optional<Date> mid_requested_on;
+  std::optional<Date> completion_reported_on;
+};
+void FoldDates(DatedFacts& dated, AppEventType type, Date on);
+// The date rules of the invalid table, for an event of `type` dated `on` that Judge() allows:
+// - before_acceptance: nothing happens to an application before the day it was accepted (a wrong
+//   acceptance date is corrected first); ApplicationAccepted and Corrected excepted;
+// - resume_before_pause: a resume dated before the open pause began ends nothing (a replay by
+//   business date would pair it with another pause);
+// - result_before_request: a review or inspection dated before the request it answers.
+// The same day is never before. nullopt when none applies.
+std::optional<RuleBreach> JudgeDates(const DatedFacts& dated, AppEventType type, Date on);
 
 // The violation rules that `event`, applied, settles on an earlier-recorded event dated on or
 // after it (see the note under the violation table): ContractSigned settles

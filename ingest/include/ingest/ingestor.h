@@ -87,10 +87,9 @@ class Ingestor {
     int64_t version = ledger::kNoStream;
     std::string org;                  // the actor org of the stream's first event ("" when none)
     domain::PrerequisiteDates dates;  // of the connection's prerequisites, by business date
-    std::optional<domain::Date> accepted_on;  // business date of ApplicationAccepted, as corrected
+    domain::DatedFacts dated;         // what the date rules judge by, as corrected
     // Business date of the first MeterConnected (a change's ChangeExecuted), as corrected.
     std::optional<domain::Date> done_on;
-    std::optional<domain::Date> paused_on;    // business date of the open pause, while paused
     std::vector<ledger::StoredEvent> events;  // as stored (a Corrected is judged on them)
   };
   // Folds the workflow facts, dates and org of `stored.events` into `stored`, with the
