@@ -233,12 +233,12 @@ void ConnectionViolations(const WorkflowFacts& facts, std::vector<RuleBreach>& o
   }
 }
 
-// A prerequisite that applies and was recorded, on a date after the connection's.
+// A prerequisite that applies and was recorded, on a date after the `step`'s.
 void AddIfLater(std::vector<RuleBreach>& out, bool applies, const std::optional<Date>& happened,
-                Date connected, std::string rule, std::string_view what) {
-  if (!applies || !happened || !(connected < *happened)) return;
+                std::string_view step, Date on, std::string rule, std::string_view what) {
+  if (!applies || !happened || !(on < *happened)) return;
   AddViolation(out, std::move(rule),
-               "MeterConnected on " + connected.ToString() + " before " + std::string(what) +
+               std::string(step) + " on " + on.ToString() + " before " + std::string(what) +
                    " on " + happened->ToString());
 }
 
@@ -383,16 +383,23 @@ bool DesignReviewRequired(const WorkflowFacts& facts) {
 
 bool MidInspectionRequired(const WorkflowFacts& facts) { return DesignReviewRequired(facts); }
 
-std::vector<RuleBreach> ConnectionDateViolations(const WorkflowFacts& facts,
-                                                 const PrerequisiteDates& dates, Date connected) {
+std::vector<RuleBreach> PrerequisiteDateViolations(const WorkflowFacts& facts,
+                                                   const PrerequisiteDates& dates,
+                                                   AppEventType type, Date on) {
   std::vector<RuleBreach> out;
-  AddIfLater(out, true, dates.contract_signed, connected, "connected_without_contract",
+  if (type == AppEventType::kContractSigned) {
+    AddIfLater(out, SchemeReplyApplies(facts), dates.scheme_replied, "ContractSigned", on,
+               "contract_before_scheme_reply", "the supply scheme was replied");
+  }
+  if (type != AppEventType::kMeterConnected) return out;
+  const std::string_view step = "MeterConnected";
+  AddIfLater(out, true, dates.contract_signed, step, on, "connected_without_contract",
              "the contract was signed");
-  AddIfLater(out, CompletionInspectionRequired(facts), dates.completion_passed, connected,
+  AddIfLater(out, CompletionInspectionRequired(facts), dates.completion_passed, step, on,
              "connected_before_completion_passed", "the completion inspection passed");
-  AddIfLater(out, FeesApply(facts), dates.fees_settled, connected, "connected_before_fees",
+  AddIfLater(out, FeesApply(facts), dates.fees_settled, step, on, "connected_before_fees",
              "the fees were settled");
-  AddIfLater(out, SchemeReplyApplies(facts), dates.scheme_replied, connected,
+  AddIfLater(out, SchemeReplyApplies(facts), dates.scheme_replied, step, on,
              "connected_before_scheme_reply", "the supply scheme was replied");
   return out;
 }

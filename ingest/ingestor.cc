@@ -235,29 +235,24 @@ void Ingestor::AppendToReport(std::shared_ptr<Attempt> attempt) {
 domain::Verdict Ingestor::JudgeOn(const StoredStream& stored, const domain::ClientEvent& event,
                                   int64_t recorded_at_us) {
   domain::Verdict verdict = domain::Judge(stored.facts, event.type, event.payload);
-  if (verdict.valid()) {
-    if (auto type = domain::ParseAppEventType(event.type)) {
-      verdict.invalid =
-          domain::JudgeDates(stored.dated, *type, domain::LocalDateOf(event.occurred_at_us));
-    }
-  }
-  if (verdict.valid() && event.type == "Corrected") {
+  const std::optional<domain::AppEventType> type = domain::ParseAppEventType(event.type);
+  if (!verdict.valid() || !type) return verdict;  // (a valid event has a workflow type)
+  const domain::Date on = domain::LocalDateOf(event.occurred_at_us);
+  verdict.invalid = domain::JudgeDates(stored.dated, *type, on);
+  if (verdict.valid() && *type == domain::AppEventType::kCorrected) {
     verdict.invalid = JudgeCorrection(stored.events, event, recorded_at_us);
   }
-  if (verdict.valid() && event.type == "MeterConnected") {
-    for (domain::RuleBreach& later : domain::ConnectionDateViolations(
-             stored.facts, stored.dates, domain::LocalDateOf(event.occurred_at_us))) {
-      verdict.violations.push_back(std::move(later));
-    }
+  if (!verdict.valid()) return verdict;
+  // A prerequisite recorded first but dated after this event, and an archive or callback dated
+  // before a connection (execution) recorded earlier, as the application projection flags them.
+  for (domain::RuleBreach& later :
+       domain::PrerequisiteDateViolations(stored.facts, stored.dates, *type, on)) {
+    verdict.violations.push_back(std::move(later));
   }
-  // An archive or callback dated before a connection (execution) recorded earlier, as the
-  // application projection flags it.
-  if (verdict.valid() && stored.done_on) {
-    if (auto type = domain::ParseAppEventType(event.type)) {
-      for (domain::RuleBreach& earlier : domain::ClosingDateViolations(
-               stored.facts, *type, *stored.done_on, domain::LocalDateOf(event.occurred_at_us))) {
-        verdict.violations.push_back(std::move(earlier));
-      }
+  if (stored.done_on) {
+    for (domain::RuleBreach& earlier :
+         domain::ClosingDateViolations(stored.facts, *type, *stored.done_on, on)) {
+      verdict.violations.push_back(std::move(earlier));
     }
   }
   return verdict;

@@ -586,11 +586,9 @@ void Fold(ApplicationState& state, const EventRecord& event) {
     return;
   }
   const Date date = domain::LocalDateOf(event.occurred_at_us);
-  if (workflow_event.type == AppEventType::kMeterConnected) {
-    for (domain::RuleBreach& later :
-         domain::ConnectionDateViolations(state.facts, DatesOf(state), date)) {
-      verdict.violations.push_back(std::move(later));
-    }
+  for (domain::RuleBreach& later :
+       domain::PrerequisiteDateViolations(state.facts, DatesOf(state), workflow_event.type, date)) {
+    verdict.violations.push_back(std::move(later));
   }
   const std::optional<Date> done = ConnectedOrExecutedDate(state);
   if (done) {

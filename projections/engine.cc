@@ -26,9 +26,10 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // application's acceptance is refused (ninth); 7: a callback before the connection counts against
 // KPI 3, pauses count by business dates, an archive or callback dated before the connection is
 // flagged (twelfth); 8: a violation whose missing fact is recorded later, dated on or before its
-// event, is settled (thirteenth).
+// event, is settled (thirteenth); 9: a contract dated before a scheme reply recorded earlier is
+// flagged (fourteenth).
 // Stored under kFoldVersionKey; absent counts as 1.
-constexpr uint64_t kFoldVersion = 8;
+constexpr uint64_t kFoldVersion = 9;
 constexpr char kFoldVersionKey[] = "fold_version";
 
 std::string EncodeU64(uint64_t value) {

@@ -214,6 +214,20 @@ TEST_F(IngestorTest, AResultDatedBeforeItsRequestIsRefused) {
       Ingest(At(Json("ci2", "CompletionInspected", R"({"result":"pass"})"), "2026-03-16"))));
 }
 
+// A contract entered after the scheme reply but dated before it is answered with the violation
+// the application projection flags on it.
+TEST_F(IngestorTest, AContractDatedBeforeARecordedSchemeReplyIsAViolation) {
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(At(Json("s", "SchemeReplied", R"({"scheme":"s"})"), "2026-03-05"))));
+  auto contract = Ingest(At(Json("c", "ContractSigned", R"({"contract_id":"K1"})"), "2026-03-04"));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(contract));
+  const auto& violations = std::get<IngestOutcome>(contract).violations;
+  ASSERT_EQ(violations.size(), 1u);
+  EXPECT_EQ(violations[0].rule, "contract_before_scheme_reply");
+}
+
 TEST_F(IngestorTest, StaleExpectedVersionIsAConflictBeforeAnyJudgement) {
   ASSERT_TRUE(
       std::holds_alternative<IngestOutcome>(Ingest(Json("a", "ApplicationAccepted", kAccepted))));

@@ -646,6 +646,40 @@ TEST_F(ApplicationTest, InvalidEventsInTheLogAreSkippedAndListed) {
 // settled it, counted nowhere) and the connection is measured from the prerequisites as dated.
 // A contract dated after the connection settles nothing; as the system knew it before the late
 // entry, the violation stands.
+// The same facts give the same verdict whatever order they were entered in: a contract dated
+// before the scheme reply was signed before it, also when the reply was entered first.
+TEST_F(ApplicationTest, AContractDatedBeforeTheSchemeReplyIsAViolationInEitherOrderOfEntry) {
+  const auto fold = [&](const std::string& stream) {
+    auto events = ledger_->ReadStream(stream);
+    EXPECT_TRUE(events.ok());
+    return FoldStream(events.value());
+  };
+  const json residential = {{"customer_class", "residential"}};
+  // The reply entered first, the contract after it but dated before it.
+  Append("ApplicationAccepted", "2026-03-02", residential, "", "app/KM-1");
+  Append("SchemeReplied", "2026-03-05", json::object(), "", "app/KM-1");
+  const uint64_t contract = Append("ContractSigned", "2026-03-04", json::object(), "", "app/KM-1");
+  const ApplicationState replied_first = fold("app/KM-1");
+  ASSERT_EQ(replied_first.violations.size(), 1u);
+  EXPECT_EQ(replied_first.violations[0].rule, "contract_before_scheme_reply");
+  EXPECT_EQ(replied_first.violations[0].position, contract);
+  EXPECT_NE(replied_first.violations[0].message.find("2026-03-05"), std::string::npos)
+      << replied_first.violations[0].message;
+  // The contract entered first: the reply dated after it does not settle it.
+  Append("ApplicationAccepted", "2026-03-02", residential, "", "app/KM-2");
+  Append("ContractSigned", "2026-03-04", json::object(), "", "app/KM-2");
+  Append("SchemeReplied", "2026-03-05", json::object(), "", "app/KM-2");
+  const ApplicationState signed_first = fold("app/KM-2");
+  ASSERT_EQ(signed_first.violations.size(), 1u);
+  EXPECT_EQ(signed_first.violations[0].rule, "contract_before_scheme_reply");
+  EXPECT_TRUE(signed_first.settled.empty());
+  // On the same day: not before.
+  Append("ApplicationAccepted", "2026-03-02", residential, "", "app/KM-3");
+  Append("SchemeReplied", "2026-03-05", json::object(), "", "app/KM-3");
+  Append("ContractSigned", "2026-03-05", json::object(), "", "app/KM-3");
+  EXPECT_TRUE(fold("app/KM-3").violations.empty());
+}
+
 TEST_F(ApplicationTest, APrerequisiteEnteredLateButDatedBeforeTheConnectionSettlesItsViolation) {
   Accept("2026-03-02", {{"customer_class", "residential"}});
   Append("SchemeReplied", "2026-03-03");

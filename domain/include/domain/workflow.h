@@ -49,9 +49,10 @@
 // | connected_before_scheme_reply      | MeterConnected | scheme reply applies, did not happen   |
 // | connected_without_design_review    | MeterConnected | important HV, no passed design review  |
 // | connected_without_mid_inspection   | MeterConnected | important HV, no passed mid inspection |
-// | (the four connected_* rules above  | MeterConnected | also when the prerequisite was recorded|
-// |  on contract, completion, fees and |                | first but happened later by business   |
-// |  scheme: ConnectionDateViolations) |                | date (dates come from occurred_at)     |
+// | (contract_before_scheme_reply and  | ContractSigned,| also when the prerequisite was recorded|
+// |  the four connected_* rules on     | MeterConnected | first but happened later by business   |
+// |  contract, completion, fees and    |                | date (dates come from occurred_at):    |
+// |  scheme)                           |                | PrerequisiteDateViolations             |
 // | archived_before_connection         | Archived       | new install / capacity increase        |
 // |                                    |                | archived without MeterConnected        |
 // | archived_before_change_executed    | Archived       | change archived without ChangeExecuted |
@@ -249,14 +250,16 @@ struct PrerequisiteDates {
   std::optional<Date> contract_signed;
 };
 
-// Judge sees only whether a prerequisite was recorded before a MeterConnected; the order of the
-// facts is their business dates (domain.md: dates are taken from occurred_at). These are the
-// violations of a MeterConnected that happened on `connected` although a prerequisite recorded
-// before it happened only later: the same rule ids, so KPIs and flags treat both alike. Judge's own
-// violations name prerequisites not recorded at all, so the two never overlap. A prerequisite on
-// the same date counts as before (the calendar's own granularity).
-std::vector<RuleBreach> ConnectionDateViolations(const WorkflowFacts& facts,
-                                                 const PrerequisiteDates& dates, Date connected);
+// Judge sees only whether a prerequisite was recorded before a MeterConnected or ContractSigned;
+// the order of the facts is their business dates (domain.md: dates are taken from occurred_at).
+// These are the violations of such an event of `type` that happened `on` a date although a
+// prerequisite recorded before it happened only later: the same rule ids, so KPIs and flags treat
+// both alike. Judge's own violations name prerequisites not recorded at all, so the two never
+// overlap. A prerequisite on the same date counts as before (the calendar's own granularity).
+// Empty for other types.
+std::vector<RuleBreach> PrerequisiteDateViolations(const WorkflowFacts& facts,
+                                                   const PrerequisiteDates& dates,
+                                                   AppEventType type, Date on);
 
 // The same for an Archived or CallbackMade dated `on`, recorded after the MeterConnected (or, of a
 // change, the ChangeExecuted) it should follow but dated before it (`done`, that step's date):
