@@ -262,6 +262,15 @@ void PrintKpiTable(const json& table, std::ostream& out) {
     out << Column(kpi.at("id").get<std::string>(), 24) << Column(kpi.at("numerator").dump(), 12)
         << Column(kpi.at("denominator").dump(), 14) << Column(Percent(kpi.at("value")), 9)
         << Column(Percent(kpi.at("target")), 9) << Column(met, 5) << name << "\n";
+    // Never a silent gap: what the calendar cannot judge is named, not left out of the count.
+    if (auto missing = kpi.find("undetermined_ids"); missing != kpi.end() && !missing->empty()) {
+      std::string ids;
+      for (const json& id : *missing) ids += (ids.empty() ? "" : ", ") + id.get<std::string>();
+      out << "    " << missing->size()
+          << " not judged: a working-day calendar year they need is not loaded "
+             "(calendar_missing): "
+          << ids << "\n";
+    }
     // A month-assessed KPI in a quarter: met only if each month was; the months under it.
     if (auto months = kpi.find("by_month"); months != kpi.end()) {
       std::string line = "    by month:";

@@ -3,6 +3,7 @@
 // what is stored, and a tampered byte makes verify fail naming the position.
 // Method: run the real binary on a temp data directory and parse what it prints.
 #include <gtest/gtest.h>
+
 #include <pwd.h>
 #include <rocksdb/db.h>
 #include <sys/wait.h>
@@ -19,6 +20,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "format.h"
 #include "support/temp_dir.h"
@@ -681,6 +683,34 @@ TEST_F(LedgerctlTest, KpiAsOfReplaysTheTableBeforeACorrection) {
   EXPECT_NE(history.find("↳ corrected by 13: {\"customer_class\":\"lv_nonresidential\"}"),
             std::string::npos)
       << history;
+}
+
+// An application accepted in 2024 (no calendar loaded for it) and archived in January 2025: the
+// KPI table cannot judge its time limits and says so under the KPI, naming it, rather than
+// showing an empty count.
+TEST_F(LedgerctlTest, KpiTableNamesWhatTheCalendarCannotJudge) {
+  std::string lines;
+  for (const auto& [type, date, data] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"ApplicationAccepted", "2024-12-20", kAccepted},
+           {"SchemeReplied", "2025-01-10", R"({"scheme":"220V"})"},
+           {"FeesSettled", "2025-01-10", R"({"amount_cny":1})"},
+           {"ContractSigned", "2025-01-13", R"({"contract_id":"c"})"},
+           {"MeterConnected", "2025-01-14", R"({"meter_id":"m"})"},
+           {"Archived", "2025-01-15", "{}"}}) {
+    std::string line = Event("old-" + type, type, data);
+    line.replace(line.find("2026-03-02"), 10, date);
+    lines += line + "\n";
+  }
+  ASSERT_EQ(Ledgerctl(Data() + " append", lines).exit_code, 0);
+  const json table = Ledgerctl(Data() + " kpi --period 2025-01 --json").lines().at(0);
+  ASSERT_EQ(table["kpis"][0]["id"], "timeliness");
+  ASSERT_EQ(table["kpis"][0]["undetermined_ids"], json::array({"app/T-1"}));
+  const std::string text = Ledgerctl(Data() + " kpi --period 2025-01").out;
+  EXPECT_NE(text.find("\n    1 not judged: a working-day calendar year they need is not loaded "
+                      "(calendar_missing): app/T-1\n"),
+            std::string::npos)
+      << text;
 }
 
 TEST_F(LedgerctlTest, DemoLoadsAValidWorkloadThatVerifies) {
