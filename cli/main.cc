@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
       [](std::string& org) {
         return gridledger::domain::IsOrgUnitId(org)
                    ? std::string()
-                   : "--org takes an org unit id, 1 to 64 of [A-Za-z0-9._:-] in non-empty "
+                   : "an org unit id is 1 to 64 of [A-Za-z0-9._:-] in non-empty "
                      "dot-separated parts (e.g. KM.XS), not \"" +
                          org + "\"";
       },

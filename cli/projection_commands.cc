@@ -100,7 +100,11 @@ int AppCommand(const DataOptions& options, const std::string& id,
     as_of_us = parsed.value_or(0);
   }
   if (!at_us) {
-    return Fail(out, "invalid", "--at / --as-of take YYYY-MM-DD or RFC 3339", kExitRejected);
+    const bool bad_at = at && !projections::ParseTimeArgument(*at);
+    return Fail(out, "invalid",
+                (bad_at ? "--at" : "--as-of") + std::string(" takes YYYY-MM-DD or RFC 3339, not ") +
+                    (bad_at ? *at : *as_of),
+                kExitRejected);
   }
   if (as_of && as_of_us > NowUs()) return Fail(out, "invalid", AsOfInFuture(*as_of), kExitRejected);
   const std::string stream = projections::AppStream(id);
@@ -109,7 +113,7 @@ int AppCommand(const DataOptions& options, const std::string& id,
                                     context->calendar, context->profile);
   if (!shown.ok()) return Fail(out, "io_error", shown.status().message(), kExitFailure);
   if (!shown->has_value()) {
-    return Fail(out, "not_found", "no events of " + stream + (at || as_of ? " by that time" : ""),
+    return Fail(out, "not_found", projections::AppNotFoundMessage(stream, at || as_of),
                 kExitRejected);
   }
   if (!RecordLocalRead(*context->ledger, stream)) return kExitFailure;
@@ -323,6 +327,11 @@ int KpiCommand(const DataOptions& options, const std::string& period,
     if (org) {
       projections::KpiOrgUnits units = projections::KpiOrgUnitsOf(*states, period, *org);
       if (units.refusal) return Fail(out, "kpi_per_org_unit", *units.refusal, kExitRejected);
+      if (!units.known) {
+        std::cerr << "ledgerctl: no KPI figures of org " << *org
+                  << " or any unit below it in any period: is the id right? (org ids are "
+                     "case-sensitive, e.g. KM.XS)\n";
+      }
       below = std::move(units.below);
     }
     table = projections::KpiTable(*states, period, org, context->calendar, context->profile, {},

@@ -1091,6 +1091,7 @@ KpiOrgUnits KpiOrgUnitsOf(const std::vector<KpiState>& states, std::string_view 
   if (months.empty()) return units;
   std::set<std::string> below;
   for (const KpiState& state : states) {
+    if (!units.known && domain::OrgWithin(state.org, org)) units.known = true;
     const bool in_period = std::find(months.begin(), months.end(), state.month) != months.end();
     const bool earlier_changes = !state.changes.empty() && state.month < months.front();
     if (!in_period && !earlier_changes) continue;

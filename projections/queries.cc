@@ -109,6 +109,10 @@ std::optional<Clock> ClockAsOf(const Clock& clock, domain::Date day, OccurredAft
 
 }  // namespace
 
+std::string AppNotFoundMessage(const std::string& stream, bool timed) {
+  return "no events of " + stream + (timed ? " by that time" : "");
+}
+
 ledger::Result<std::optional<json>> AppView(const ledger::Ledger& ledger, const std::string& stream,
                                             std::optional<int64_t> at_us,
                                             std::optional<int64_t> as_of_us, int64_t now_us,

@@ -754,7 +754,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                      service_.calendar(), service_.profile());
     if (!view.ok()) return Fail(FromStatus(view.status()));
     if (!view->has_value()) {
-      return Fail(MakeError(ErrorKind::kNotFound, "not_found", "no events of " + stream));
+      return Fail(MakeError(ErrorKind::kNotFound, "not_found",
+                            projections::AppNotFoundMessage(stream, *at || *as_of)));
     }
     const json& shown = **view;
     if (auto refused = service_.CheckApplicationRead(principal, shown.value("org", ""))) {

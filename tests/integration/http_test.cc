@@ -450,6 +450,12 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
       client_.Get("/v1/apps/XS-2026-000123?at=2026-03-20&as_of=" + InQuery(NowText()), auditor);
   ASSERT_EQ(as_of.status, 200) << as_of.body;
   EXPECT_EQ(Body(as_of)["clocks"]["scheme_reply"]["state"], "met");
+  // Before its first event, it is an application not begun by then, not one that never existed.
+  HttpResponse not_yet = client_.Get("/v1/apps/XS-2026-000123?at=2026-01-01", auditor);
+  ASSERT_EQ(not_yet.status, 404) << not_yet.body;
+  EXPECT_EQ(Body(not_yet)["error"]["message"], "no events of app/XS-2026-000123 by that time");
+  EXPECT_EQ(Body(client_.Get("/v1/apps/XS-2026-999999", auditor))["error"]["message"],
+            "no events of app/XS-2026-999999");
 
   HttpResponse kpi = client_.Get("/v1/kpi?period=2026-Q2&org=KM.XS", auditor);
   ASSERT_EQ(kpi.status, 200) << kpi.body;

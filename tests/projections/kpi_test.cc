@@ -544,6 +544,11 @@ TEST_F(KpiTest, AParentOrgWithoutFiguresOfItsOwnNamesItsUnits) {
   EXPECT_TRUE(units.own);
   EXPECT_FALSE(units.refusal.has_value());
   EXPECT_TRUE(KpiOrgUnitsOf(States(m_.book()), "2026-03", "KMX").below.empty());
+  // Known: the org or a unit below it has figures in some period (a mistyped id has none).
+  EXPECT_TRUE(units.known);
+  EXPECT_TRUE(KpiOrgUnitsOf(States(m_.book()), "2025-01", "KM").known);
+  EXPECT_FALSE(KpiOrgUnitsOf(States(m_.book()), "2026-03", "KMX").known);
+  EXPECT_FALSE(KpiOrgUnitsOf(States(m_.book()), "2026-03", "km.xs").known);
 
   // KM's own change, accepted in February, falls due in March: KM has a figure there.
   m_.Add("app/K1", "ApplicationAccepted", "02-26", Accepted("change"), "KM");

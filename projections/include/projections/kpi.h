@@ -373,6 +373,9 @@ struct KpiTargets {
 struct KpiOrgUnits {
   std::vector<std::string> below;
   bool own = false;
+  // Whether the org or a unit below it has KPI figures in any period: false for a mistyped id
+  // (org ids are case-sensitive) or an org with nothing recorded yet.
+  bool known = false;
   std::optional<std::string> refusal;
 };
 KpiOrgUnits KpiOrgUnitsOf(const std::vector<KpiState>& states, std::string_view period,

@@ -43,6 +43,11 @@ ledger::Result<std::optional<nlohmann::json>> AppView(
     std::optional<int64_t> as_of_us, int64_t now_us, const domain::WorkingCalendar& calendar,
     const domain::SlaProfile& profile);
 
+// What a front door answers when AppView found nothing: "no events of app/X", and with `timed`
+// (an at or as_of asked) "no events of app/X by that time", so a replay of an application not
+// yet begun is not read as one that never existed.
+std::string AppNotFoundMessage(const std::string& stream, bool timed);
+
 struct OverdueRow {
   std::string stream;
   std::string org;
