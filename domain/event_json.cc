@@ -1107,9 +1107,7 @@ Decoded<json> ParseClientJson(std::string_view text, int depth_max) {
   if (event.is_discarded()) {
     // Chinese Windows tools save GBK by default: say that, not "not JSON", when it is the cause.
     if (!IsUtf8(text)) {
-      return Fail("", "malformed_json",
-                  "the text is not UTF-8 (save the file as UTF-8; GBK/GB18030 exports must be "
-                  "converted)");
+      return Fail("", "malformed_json", kNotUtf8Text);
     }
     return Fail("", "malformed_json", "the text is not valid JSON");
   }

@@ -160,6 +160,24 @@ size_t Utf8SequenceLength(std::string_view text, size_t i) {
   return length;
 }
 
+bool IsUtf8Text(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    if (static_cast<unsigned char>(text[i]) < 0x80) {
+      ++i;
+    } else if (const size_t length = Utf8SequenceLength(text, i); length > 0) {
+      i += length;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool AllUtf8(const std::vector<std::string>& fields) {
+  return std::all_of(fields.begin(), fields.end(),
+                     [](const std::string& field) { return IsUtf8Text(field); });
+}
+
 // Appends `text` as a JSON string literal; false when it is not valid UTF-8.
 bool AppendJsonString(std::string_view text, std::string* out) {
   out->push_back('"');
@@ -719,6 +737,11 @@ class CsvSource final : public RowSource {
         failure_ = ImportFailure{record_.line, "bad_header", "the header row: " + *record_.error};
         return;
       }
+      if (!AllUtf8(record_.fields)) {
+        failure_ = ImportFailure{record_.line, "bad_header",
+                                 std::string("the header row: ") + domain::kNotUtf8Text};
+        return;
+      }
       auto mapping = CsvMapping::FromHeader(record_.fields);
       if (auto* why = std::get_if<std::string>(&mapping)) {
         failure_ = ImportFailure{record_.line, "bad_header", *why};
@@ -736,6 +759,8 @@ class CsvSource final : public RowSource {
 
   domain::Decoded<domain::ClientEvent> Decode() const {
     if (record_.error) return domain::DecodeError{"", "malformed_csv", *record_.error};
+    if (!AllUtf8(record_.fields))
+      return domain::DecodeError{"", "malformed_csv", domain::kNotUtf8Text};
     if (record_.fields.size() != mapping_->columns()) {
       return domain::DecodeError{"", "malformed_csv",
                                  "the row has " + std::to_string(record_.fields.size()) +

@@ -487,6 +487,27 @@ TEST_F(LedgerImportTest, MalformedCsvRowsAreRejectedWithTheirLines) {
   EXPECT_EQ(jsonl.rows[1].line, 7u);
 }
 
+// A CSV saved in GBK (Chinese Windows' default) is refused row by row saying so, in either data
+// mapping, as JSONL is — not as bad JSON in the data column or a bad value of one field.
+TEST_F(LedgerImportTest, CsvRowsThatAreNotUtf8AreRefusedSayingSo) {
+  const std::string envelope = "stream,type,event_id,occurred_at,actor_id,actor_role,actor_org,";
+  const std::string gbk_name = "\xC0\xA5\xC3\xF7";  // 昆明 in GBK
+  const std::string csv_data =
+      envelope + "data\napp/U-1,SiteSurveyed,u1,2026-03-02T09:00:00+08:00,S1,clerk,KM.XS," +
+      "\"{\"\"findings\"\":\"\"" + gbk_name + "\"\"}\"\n";
+  const std::string csv_columns =
+      envelope + "data.findings\napp/U-1,SiteSurveyed,u1,2026-03-02T09:00:00+08:00,S1,clerk," +
+      "KM.XS," + gbk_name + "\n";
+  for (const std::string& csv : {csv_data, csv_columns}) {
+    Imported imported = RunImport(target_->append, csv, ImportFormat::kCsv);
+    ASSERT_FALSE(imported.summary.failure);
+    ASSERT_EQ(imported.rows.size(), 1u);
+    EXPECT_EQ(RuleOf(imported.rows[0]), "malformed_csv");
+    EXPECT_EQ(RejectionJson(*imported.rows[0].rejection)["message"], domain::kNotUtf8Text);
+  }
+  EXPECT_EQ(target_->ledger->Head(), 0u);
+}
+
 TEST_F(LedgerImportTest, CsvValuesAreTypedByTheSchema) {
   const std::string csv =
       "stream,type,event_id,occurred_at,actor_id,actor_role,actor_org,expected_version,import,"
@@ -563,6 +584,7 @@ TEST(ImportHeaderTest, BadHeaderFailsTheWholeImportWithAClearMessage) {
       {envelope + ",data,data", "appears twice"},
       {envelope + ",,data", "column 8 has no name"},
       {envelope + ",\"data", "not closed"},
+      {envelope + ",data.\xB1\xB8\xD7\xA2", "not UTF-8"},  // data.备注 in GBK
   };
   for (const Case& c : cases) {
     std::atomic<int> calls{0};

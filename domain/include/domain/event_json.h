@@ -85,6 +85,10 @@ bool IsOrgUnitId(std::string_view text);
 // Whether org unit `org` is `top` or below it: org ids are dot-separated paths, so KM.XS and
 // KM.XS.OPS are within KM, and KMX is not.
 bool OrgWithin(std::string_view org, std::string_view top);
+// Why a line or row whose bytes are not UTF-8 is refused: Chinese Windows tools save GBK by
+// default, and the fix is to convert the file, not to look for a JSON or CSV error.
+inline constexpr char kNotUtf8Text[] =
+    "the text is not UTF-8 (save the file as UTF-8; GBK/GB18030 exports must be converted)";
 Decoded<ClientEvent> DecodeClientEvent(const nlohmann::json& event);
 // Text overloads: without them a std::string or string literal would be ambiguous, since
 // nlohmann::json converts implicitly from strings. Both parse the text, like the string_view form.
