@@ -1541,6 +1541,11 @@ std::string Conforms(const json& value, const json& schema, const json& document
             Conforms(item, schema["additionalProperties"], document, where + "." + name);
         if (!problem.empty()) return problem;
       }
+    } else if (!properties.empty()) {
+      // A member the document does not name is one a client written to it cannot know of.
+      for (const auto& [name, item] : value.items()) {
+        if (!properties.contains(name)) return where + ": undocumented member " + name;
+      }
     }
     return "";
   }
