@@ -87,6 +87,8 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
   bool any_rejected = false;
   std::vector<std::string> lines;
   std::vector<uint64_t> line_numbers;
+  // The first line of the request during which the connection failed (0 while it holds).
+  uint64_t lost_at = 0;
   auto flush = [&]() -> bool {
     if (lines.empty()) return true;
     auto results = connection->Append(lines);
@@ -97,9 +99,12 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
             << "\n";
       }
       any_rejected = true;
+      if (results.error().code == "io" || results.error().code == "protocol") {
+        lost_at = line_numbers.front();
+      }
       lines.clear();
       line_numbers.clear();
-      return results.error().code != "io" && results.error().code != "protocol";
+      return lost_at == 0;
     }
     for (size_t i = 0; i < results->size(); ++i) {
       const client::AppendResult& result = (*results)[i];
@@ -148,12 +153,24 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
   while (std::getline(in, line)) {
     ++number;
     if (Blank(line)) continue;
+    if (lost_at != 0) {
+      // Still one result line per input: the lines after a lost connection were not sent.
+      out << json{{"ok", false},
+                  {"line", number},
+                  {"error",
+                   {{"code", "not_sent"},
+                    {"message",
+                     "not sent: the connection failed at line " + std::to_string(lost_at)}}}}
+                 .dump()
+          << "\n";
+      continue;
+    }
     // A line that does not decode is reported here, as a local append reports it: the server
     // refuses a whole batch holding one, which would take the good lines around it along.
     domain::Decoded<domain::ClientEvent> decoded = domain::DecodeClientEvent(line);
     if (auto* error = std::get_if<domain::DecodeError>(&decoded)) {
       // The lines before it are answered first: results stay in input order.
-      if (!flush()) return kExitFailure;
+      flush();
       any_rejected = true;
       out << json{{"ok", false}, {"line", number}, {"error", ingest::ErrorJson(*error)}}.dump()
           << "\n";
@@ -161,9 +178,16 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
     }
     lines.push_back(line);
     line_numbers.push_back(number);
-    if (lines.size() == lines_per_request && !flush()) return kExitFailure;
+    if (lines.size() == lines_per_request) flush();
   }
-  if (!flush()) return kExitFailure;
+  flush();
+  if (lost_at != 0) {
+    std::cerr << "ledgerctl: the connection to " << remote.server << " failed at line " << lost_at
+              << ": the lines from there on may not be stored (those of that request) or were "
+                 "not sent. Appending the same input again is safe: what was stored is answered "
+                 "as a duplicate.\n";
+    return kExitFailure;
+  }
   return any_rejected ? kExitRejected : kExitOk;
 }
 

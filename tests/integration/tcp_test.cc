@@ -165,6 +165,39 @@ TEST(LedgerctlServerTest, AppendFollowsTheServersBatchLimitAndRefusesOnlyTheBadL
   EXPECT_EQ(accepted, 12u);
 }
 
+// When the server closes the connection in the middle of a file, ledgerctl --server still
+// answers every line, in order: the request it lost as failed (io), the lines after it as not
+// sent, and exits 1. (The server closes it here because line 4 makes a frame larger than its
+// frame_bytes_max; a shutdown does the same.)
+TEST(LedgerctlServerTest, AppendAnswersEveryLineWhenTheConnectionIsLost) {
+  Ledgerd server({"--frame-bytes-max", "2048", "--batch-events-max", "1"});
+  TempDir dir;
+  const std::string file = dir.str() + "/apps.jsonl";
+  {
+    std::ofstream out(file);
+    for (int i = 1; i <= 8; ++i) {
+      json event = json::parse(Accepted("LOST-" + std::to_string(i)));
+      if (i == 4) event["data"]["note"] = std::string(3000, 'x');
+      out << event.dump() << "\n";
+    }
+  }
+  auto [status, output] = RunCommand(
+      std::string(LEDGERCTL_PATH) + " --server 127.0.0.1:" + std::to_string(server.tcp_port()) +
+      " --token " + server.token("clerk") + " append " + file + " 2>/dev/null");
+  EXPECT_EQ(status, 1) << output;
+  std::vector<json> results;
+  std::istringstream lines(output);
+  for (std::string line; std::getline(lines, line);) results.push_back(json::parse(line));
+  ASSERT_EQ(results.size(), 8u) << output;
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(results[i]["ok"].get<bool>()) << results[i];
+  EXPECT_EQ(results[3]["error"]["rule"], "frame_too_large") << results[3];
+  EXPECT_EQ(results[4]["error"]["code"], "io") << results[4];
+  for (int i = 5; i < 8; ++i) {
+    EXPECT_EQ(results[i]["line"], i + 1);
+    EXPECT_EQ(results[i]["error"]["code"], "not_sent") << results[i];
+  }
+}
+
 // A request the server refuses is rejected input for ledgerctl --server (exit 2), as on a data
 // directory; only trouble reaching or running the server is a failure (exit 1).
 TEST(LedgerctlServerTest, RefusedRequestsExitTwo) {
