@@ -263,6 +263,24 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void OnHeader(beast::error_code error) {
     if (error) return OnRead(error);
     stream_.expires_after(kIdleTimeout);
+    // curl and libcurl ask before sending a body over 1 MiB (an import) and wait a second for
+    // this answer when none comes. A body over http_body_bytes_max never gets here: its
+    // Content-Length fails the header (413).
+    const auto& header = parser_->get();
+    if (header.version() == 11 && beast::iequals(header[http::field::expect], "100-continue")) {
+      auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
+                                                                        header.version());
+      http::async_write(stream_, *interim,
+                        [self = shared_from_this(), interim](beast::error_code error, size_t) {
+                          if (error) return self->Close();
+                          self->ReadBody();
+                        });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code error, size_t) { self->OnRead(error); });

@@ -910,6 +910,35 @@ TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
   EXPECT_EQ(other.Get("/healthz").status, 200);
 }
 
+// A client that asks before sending its body (Expect: 100-continue, as curl does past 1 MiB) is
+// told to go on, instead of waiting for a timeout of its own; the request is then answered.
+TEST_F(HttpTest, ExpectContinueIsAnsweredBeforeTheBody) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), server_.http_port()});
+  const std::string body = SampleEvents()[0].dump();
+  const std::string header = "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " +
+                             server_.token("clerk") + "\r\nExpect: 100-continue\r\n" +
+                             "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  boost::asio::write(socket, boost::asio::buffer(header));
+  // Nothing else is sent until the interim answer has come (without it, this read times out).
+  const timeval timeout{5, 0};
+  ASSERT_EQ(setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout),
+            0);
+  boost::beast::flat_buffer buffer;
+  http::response_parser<http::empty_body> interim;
+  boost::beast::error_code error;
+  http::read_header(socket, buffer, interim, error);
+  ASSERT_FALSE(error) << error.message();
+  EXPECT_EQ(interim.get().result(), http::status::continue_);
+  boost::asio::write(socket, boost::asio::buffer(body));
+  http::response<http::string_body> response;
+  http::read(socket, buffer, response, error);
+  ASSERT_FALSE(error) << error.message();
+  EXPECT_EQ(response.result_int(), 200u) << response.body();
+  EXPECT_EQ(Head(), 1u);
+}
+
 // The JSON checks of every other door hold over HTTP too: a key twice (the first "actor" naming
 // another org) and nesting past the bound are refused as malformed, and nesting deep enough to
 // exhaust a recursive renderer's stack (200,000 levels in a 1.2 MB body, from a reader) does not
