@@ -313,6 +313,15 @@ int main(int argc, char** argv) {
   } ready_file_remover{config.ready_file};
 
   auto opened = ledger::Ledger::Open(config.data_dir, ledger_options);
+  if (!opened.ok() && opened.status().code() == ledger::Code::kLocked) {
+    // The ledger's own message points ledgerctl users at a running ledgerd; here the holder is
+    // another ledgerd or a ledgerctl command working on the directory (import, rebuild, demo).
+    return Fail("cannot open the ledger",
+                {{"error", "data directory " + config.data_dir +
+                               " is held by another process: another ledgerd, or a ledgerctl "
+                               "command working on it (import, rebuild, demo, …); stop it or "
+                               "let it finish first"}});
+  }
   if (!opened.ok()) return Fail("cannot open the ledger", {{"error", opened.status().message()}});
   std::unique_ptr<ledger::Ledger> ledger = std::move(opened).value();
   Log(LogLevel::kInfo, "ledger open", {{"data", config.data_dir}, {"head", ledger->Head()}});

@@ -1434,6 +1434,14 @@ TEST_F(HttpTest, TermExitsCleanlyAndARestartResumes) {
   EXPECT_NE(output.find("held by another process"), std::string::npos) << output;
   EXPECT_NE(output.find("--server"), std::string::npos) << output;
   EXPECT_NE(output.find("--http"), std::string::npos) << output;
+  // A second ledgerd on it is told who may hold it, not pointed at the running one.
+  auto [second_code, second_output] =
+      RunCommand(std::string(LEDGERD_PATH) + " --data " + server_.data_dir() + " --tokens " +
+                 server_.tokens_file() + " --http 127.0.0.1:0 --tcp 127.0.0.1:0 2>&1");
+  EXPECT_NE(second_code, 0);
+  EXPECT_NE(second_output.find("held by another process: another ledgerd, or a ledgerctl command"),
+            std::string::npos)
+      << second_output;
 
   ASSERT_TRUE(std::filesystem::exists(server_.ready_file()));
   EXPECT_EQ(server_.Stop(), std::optional<int>(0)) << server_.Log();
