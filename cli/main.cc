@@ -211,6 +211,9 @@ int main(int argc, char** argv) {
   subscribe->add_option("--type", subscribe_options.types, "only these event types (repeatable)");
   subscribe->add_flag("--follow", subscribe_options.follow,
                       "keep following new events (default: stop at the head)");
+  subscribe->add_flag("--checkpoints", subscribe_options.checkpoints,
+                      "also print {\"checkpoint\":N} lines: positions below N were examined "
+                      "(resume with --from N), also where the filter matched nothing");
 
   try {
     app.parse(argc, argv);

@@ -254,6 +254,12 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
     return ExitOf(subscription.error());
   }
   const uint64_t stop_after = (*subscription)->head_at_start();
+  uint64_t checkpoint_shown = 0;  // never printed lower than an earlier one
+  auto checkpoint = [&](uint64_t next) {
+    if (!options.checkpoints || next <= checkpoint_shown) return;
+    checkpoint_shown = next;
+    out << json{{"checkpoint", next}}.dump() << "\n";
+  };
   for (;;) {
     if (!options.follow && (*subscription)->next_position() > stop_after) break;
     auto frame = (*subscription)->Next();
@@ -270,11 +276,19 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
         std::cerr << "ledgerctl: " << event.error().ToString() << "\n";
         return kExitFailure;
       }
-      if (!options.follow && event->position > stop_after) return kExitOk;
+      if (!options.follow && event->position > stop_after) {
+        checkpoint(stop_after + 1);
+        return kExitOk;
+      }
       out << ingest::StoredEventToJson(*event).dump() << "\n";
+    }
+    if (frame->kind == client::SubscriptionFrame::Kind::kCheckpoint) {
+      checkpoint(frame->next_position);
     }
     out.flush();
   }
+  // Stopped at the head of the start: the filter has examined everything up to it.
+  checkpoint(stop_after + 1);
   return kExitOk;
 }
 

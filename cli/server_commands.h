@@ -37,6 +37,9 @@ struct SubscribeCommandOptions {
   std::string stream_prefix;
   std::vector<std::string> types;
   bool follow = false;  // keep following live events after catching up (until interrupted)
+  // Also print {"checkpoint":N} lines: every position below N was examined (N is where to resume
+  // from), for a sparse filter's reader that must save its place between matching events.
+  bool checkpoints = false;
 };
 // Prints matching events as JSON lines from a position: up to the head at the start, or live.
 int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& options,

@@ -198,6 +198,37 @@ TEST(LedgerctlServerTest, AppendAnswersEveryLineWhenTheConnectionIsLost) {
   }
 }
 
+// A reader of a sparse filter can save its place even when nothing matched: with --checkpoints,
+// ledgerctl subscribe says up to where the log was examined (where to resume from).
+TEST(LedgerctlServerTest, SubscribeWithCheckpointsSaysWhereToResume) {
+  Ledgerd server;
+  auto clerk = Client::Connect("127.0.0.1", server.tcp_port(), server.token("clerk"));
+  ASSERT_TRUE(clerk.ok()) << clerk.error().ToString();
+  for (int i = 1; i <= 5; ++i) {
+    auto appended = (*clerk)->Append({Accepted("CK-" + std::to_string(i))});
+    ASSERT_TRUE(appended.ok() && (*appended)[0].ok());
+  }
+  auto subscribe = [&](const std::string& arguments) {
+    return RunCommand(std::string(LEDGERCTL_PATH) +
+                      " --server 127.0.0.1:" + std::to_string(server.tcp_port()) + " --token " +
+                      server.token("reader") + " subscribe --from 1 " + arguments + " 2>/dev/null");
+  };
+  // (A filter that cannot match applications is not recorded as a read: the head stays 5.)
+  auto [none_status, none] = subscribe("--prefix survey/ --checkpoints");
+  EXPECT_EQ(none_status, 0);
+  EXPECT_EQ(none, "{\"checkpoint\":6}\n");
+  auto [one_status, one] = subscribe("--prefix app/CK-2 --checkpoints");
+  EXPECT_EQ(one_status, 0);
+  std::istringstream lines(one);
+  std::vector<json> shown;
+  for (std::string line; std::getline(lines, line);) shown.push_back(json::parse(line));
+  ASSERT_EQ(shown.size(), 2u) << one;
+  EXPECT_EQ(shown[0]["stream"], "app/CK-2");
+  // Its own read record (position 6, appended as it started) was examined too.
+  EXPECT_EQ(shown[1], json({{"checkpoint", 7}}));
+  EXPECT_EQ(subscribe("--prefix survey/").second, "") << "checkpoints only when asked for";
+}
+
 // A request the server refuses is rejected input for ledgerctl --server (exit 2), as on a data
 // directory; only trouble reaching or running the server is a failure (exit 1).
 TEST(LedgerctlServerTest, RefusedRequestsExitTwo) {
