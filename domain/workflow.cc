@@ -467,14 +467,25 @@ void FoldDates(DatedFacts& dated, AppEventType type, Date on) {
     case AppEventType::kClockResumed:
       dated.paused_on.reset();
       break;
+    // A request while one is open restarts nothing (its clock runs from the first), so the
+    // result that comes answers the first; the result closes it.
     case AppEventType::kDesignSubmitted:
-      dated.design_submitted_on = on;
+      if (!dated.design_submitted_on) dated.design_submitted_on = on;
       break;
     case AppEventType::kMidInspectionRequested:
-      dated.mid_requested_on = on;
+      if (!dated.mid_requested_on) dated.mid_requested_on = on;
       break;
     case AppEventType::kCompletionReported:
-      dated.completion_reported_on = on;
+      if (!dated.completion_reported_on) dated.completion_reported_on = on;
+      break;
+    case AppEventType::kDesignReviewed:
+      dated.design_submitted_on.reset();
+      break;
+    case AppEventType::kMidInspected:
+      dated.mid_requested_on.reset();
+      break;
+    case AppEventType::kCompletionInspected:
+      dated.completion_reported_on.reset();
       break;
     default:
       break;

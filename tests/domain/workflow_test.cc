@@ -172,6 +172,11 @@ TEST(WorkflowInvalid, DateRules) {
       JudgeDates(dated, T::kCompletionInspected, day("2026-03-20"));
   EXPECT_NE(breach->message.find("CompletionReported it answers on 2026-03-25"), std::string::npos)
       << breach->message;
+  // Reported again while that one is open: nothing restarts, the result answers the first (its
+  // clock runs from 03-25), so a result on 03-26 is after its request.
+  FoldDates(dated, T::kCompletionReported, day("2026-03-30"));
+  EXPECT_EQ(rule(dated, T::kCompletionInspected, day("2026-03-26")), "");
+  EXPECT_EQ(rule(dated, T::kCompletionInspected, day("2026-03-24")), "result_before_request");
   FoldDates(dated, T::kClockPaused, day("2026-03-18"));
   EXPECT_EQ(rule(dated, T::kClockResumed, day("2026-03-17")), "resume_before_pause");
   EXPECT_EQ(rule(dated, T::kClockResumed, day("2026-03-18")), "");

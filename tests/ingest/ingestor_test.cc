@@ -210,8 +210,12 @@ TEST_F(IngestorTest, AResultDatedBeforeItsRequestIsRefused) {
                 .value("field", ""),
             "occurred_at");
   EXPECT_EQ(ledger_->Head(), 2u);
+  // Reported again before the (failed) result was entered: the result answers the first report,
+  // whose clock is the one running, so its date is judged against 03-16, not 03-20.
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      Ingest(At(Json("cr2", "CompletionReported", "{}"), "2026-03-20"))));
   EXPECT_TRUE(std::holds_alternative<IngestOutcome>(
-      Ingest(At(Json("ci2", "CompletionInspected", R"({"result":"pass"})"), "2026-03-16"))));
+      Ingest(At(Json("ci2", "CompletionInspected", R"({"result":"fail"})"), "2026-03-17"))));
 }
 
 // A contract entered after the scheme reply but dated before it is answered with the violation

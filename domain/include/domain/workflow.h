@@ -274,7 +274,8 @@ std::vector<RuleBreach> ClosingDateViolations(const WorkflowFacts& facts, AppEve
 struct DatedFacts {
   std::optional<Date> accepted_on;  // ApplicationAccepted
   std::optional<Date> paused_on;    // the open pause's ClockPaused, while paused
-  // The latest request of each kind, which the next result answers.
+  // The open request of each kind (the first, when one was made again while open: its clock
+  // runs from there), which the next result answers; reset by that result.
   std::optional<Date> design_submitted_on;
   std::optional<Date> mid_requested_on;
   std::optional<Date> completion_reported_on;
