@@ -1,5 +1,6 @@
 #include "import_command.h"
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -61,6 +62,34 @@ json RejectedLine(const ingest::ImportRowOutcome& row) {
   return line;
 }
 
+// Set by SIGINT or SIGTERM during an import: stop reading, finish and report what was read.
+std::atomic<bool> interrupted{false};
+
+void OnInterrupt(int) { interrupted.store(true); }
+
+// Installs OnInterrupt for SIGINT and SIGTERM while it lives, then puts back what was there.
+class InterruptGuard {
+ public:
+  InterruptGuard() {
+    struct sigaction action {};
+    action.sa_handler = OnInterrupt;
+    sigemptyset(&action.sa_mask);
+    interrupted.store(false);
+    sigaction(SIGINT, &action, &old_int_);
+    sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~InterruptGuard() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  InterruptGuard(const InterruptGuard&) = delete;
+  InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+ private:
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
 json SummaryLine(const ingest::ImportSummary& summary) {
   return {{"ok", summary.ok()},           {"rows", summary.rows},
           {"accepted", summary.accepted}, {"duplicates", summary.duplicates},
@@ -97,10 +126,16 @@ int ImportCommand(const DataOptions& data, const std::string& file, const std::s
 
   ingest::Ingestor ingestor(*ledger);
   const domain::Actor importer_id = LocalOperator();
-  ingest::Importer importer([&ingestor, &importer_id](domain::ClientEvent event) {
-    event.recorded_by = importer_id;
-    return ingestor.Append(std::move(event));
-  });
+  // Interrupted, it stops reading and still says how far it got, instead of dying silently.
+  InterruptGuard interrupt_guard;
+  ingest::ImportOptions import_options;
+  import_options.stop = &interrupted;
+  ingest::Importer importer(
+      [&ingestor, &importer_id](domain::ClientEvent event) {
+        event.recorded_by = importer_id;
+        return ingestor.Append(std::move(event));
+      },
+      import_options);
   ProgressBar bar("importing");
   const ingest::ImportSummary summary = importer.Run(
       in, *chosen,
@@ -116,9 +151,10 @@ int ImportCommand(const DataOptions& data, const std::string& file, const std::s
   if (summary.failure) {
     const ingest::ImportFailure& failure = *summary.failure;
     err << "ledgerctl: " << file << ":" << failure.line << ": " << failure.message << "\n";
-    json error = {{"code", failure.rule == "bad_header" ? "invalid" : "io_error"},
-                  {"rule", failure.rule},
-                  {"message", failure.message}};
+    const char* code = failure.rule == "bad_header"    ? "invalid"
+                       : failure.rule == "interrupted" ? "interrupted"
+                                                       : "io_error";
+    json error = {{"code", code}, {"rule", failure.rule}, {"message", failure.message}};
     out << Dumped(json{{"ok", false}, {"line", failure.line}, {"error", std::move(error)}}) << "\n";
   }
   out << Dumped(SummaryLine(summary)) << "\n";

@@ -1129,8 +1129,21 @@ ImportSummary Importer::Run(std::istream& in, ImportFormat format, const ImportR
     source = std::make_unique<JsonlSource>(reader, options_.first_line);
   }
   Pipeline pipeline(append_, options_, on_row, on_progress, bytes_total);
-  for (SourceRow row; source->Next(&row);) pipeline.Add(std::move(row));
-  return pipeline.Finish(source->failure(), reader.offset());
+  const auto stopped = [this] { return options_.stop != nullptr && options_.stop->load(); };
+  uint64_t last_line = 0;
+  for (SourceRow row; !stopped() && source->Next(&row);) {
+    last_line = row.line;
+    pipeline.Add(std::move(row));
+  }
+  std::optional<ImportFailure> failure = source->failure();
+  if (!failure && stopped()) {
+    failure = ImportFailure{
+        last_line, "interrupted",
+        "stopped after line " + std::to_string(last_line) +
+            ": the rows after it were not read (importing the file again appends only what is "
+            "missing)"};
+  }
+  return pipeline.Finish(failure, reader.offset());
 }
 
 }  // namespace gridledger::ingest

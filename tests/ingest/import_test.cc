@@ -727,6 +727,40 @@ TEST(ImportConcurrencyTest, OneStreamInFlightAppendsInFileOrder) {
   EXPECT_EQ(imported.summary.accepted, 50u);
 }
 
+// Interrupted (ledgerctl's SIGINT / SIGTERM), an import stops reading, reports every row it read
+// and says in its failure (rule interrupted) after which line it stopped.
+TEST(ImportAppendTest, AStopFlagEndsReadingAndTheSummarySaysWhere) {
+  std::string text;
+  for (int i = 0; i < 50; ++i) {
+    text += Event("app/S-" + std::to_string(i), "ApplicationAccepted", "s" + std::to_string(i),
+                  "2026-03-02T09:00:00+08:00", Accepted("C")) +
+            "\n";
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int> appended{0};
+  ImportOptions options;
+  options.streams_in_flight_max = 1;
+  options.rows_buffered_max = 1;
+  options.stop = &stop;
+  Imported imported = RunImport(
+      [&](domain::ClientEvent) -> std::variant<IngestOutcome, IngestError> {
+        if (++appended == 3) stop.store(true);
+        return IngestOutcome{};
+      },
+      text, ImportFormat::kJsonl, options);
+  ASSERT_TRUE(imported.summary.failure.has_value());
+  EXPECT_EQ(imported.summary.failure->rule, "interrupted");
+  EXPECT_LT(imported.summary.rows, 50u);
+  EXPECT_GE(imported.summary.rows, 3u);
+  EXPECT_EQ(imported.summary.accepted, imported.summary.rows) << "every row read was appended";
+  ASSERT_EQ(imported.rows.size(), imported.summary.rows);
+  EXPECT_EQ(imported.summary.failure->line, imported.rows.back().line);
+  EXPECT_NE(imported.summary.failure->message.find("stopped after line " +
+                                                   std::to_string(imported.rows.back().line)),
+            std::string::npos)
+      << imported.summary.failure->message;
+}
+
 TEST(ImportAppendTest, BusyIsRetriedAndAnAppendExceptionReachesTheCaller) {
   const std::string text =
       Event("app/R-1", "ApplicationAccepted", "r1", "2026-03-02T09:00:00+08:00", Accepted("C")) +

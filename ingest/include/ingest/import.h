@@ -25,6 +25,7 @@
 // that is passed on to Run's caller after the workers stopped.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -154,6 +155,10 @@ struct ImportOptions {
   // messages name — is then the file's, as importing the whole file would report it. 0: the
   // input's own lines. Default: 0.
   uint64_t first_line = 0;
+  // When set and it becomes true (a signal handler of ledgerctl), no further row is read: the
+  // rows read are appended and reported, and the summary's failure (rule interrupted) names the
+  // last line read. Default: none.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 class Importer {
