@@ -87,6 +87,20 @@ void CloseClock(ApplicationState& state, SlaClock name, Date date, uint64_t posi
   if (Clock* clock = LatestOpenClock(state, name)) EndClock(state, *clock, date, position);
 }
 
+// The scheme is replied once: a reply entered after another but dated before it (the first
+// reply, entered late) ends the clock on its own date — the one the connection's prerequisites
+// and settled violations go by. One dated before the clock's start, or a clock stopped by an
+// archive or withdrawal, moves nothing.
+void OnSchemeReplied(ApplicationState& state, Date date, uint64_t position) {
+  for (auto it = state.clocks.rbegin(); it != state.clocks.rend(); ++it) {
+    if (it->name != SlaClock::kSchemeReply) continue;
+    if (it->open() || (!it->stopped_by && date < *it->end && !(date < it->start))) {
+      EndClock(state, *it, date, position);
+    }
+    return;
+  }
+}
+
 void OnPaused(ApplicationState& state, Date date, uint64_t position) {
   state.pauses.push_back(PauseInterval{date, std::nullopt, position, 0});
   RefreshAllPauses(state);
@@ -245,7 +259,7 @@ void UpdateClocks(ApplicationState& state, const EventRecord& event,
       OnAccepted(state, event, date);
       break;
     case AppEventType::kSchemeReplied:
-      CloseClock(state, SlaClock::kSchemeReply, date, position);
+      OnSchemeReplied(state, date, position);
       SetEarliest(state.scheme_replied, date, position);
       measure_connection = true;
       break;

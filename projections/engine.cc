@@ -27,7 +27,8 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // KPI 3, pauses count by business dates, an archive or callback dated before the connection is
 // flagged (twelfth); 8: a violation whose missing fact is recorded later, dated on or before its
 // event, is settled (thirteenth); 9: a contract dated before a scheme reply recorded earlier is
-// flagged (fourteenth).
+// flagged, and a scheme reply entered late but dated before the one recorded ends the
+// scheme_reply clock on its date (fourteenth).
 // Stored under kFoldVersionKey; absent counts as 1.
 constexpr uint64_t kFoldVersion = 9;
 constexpr char kFoldVersionKey[] = "fold_version";

@@ -680,6 +680,23 @@ TEST_F(ApplicationTest, AContractDatedBeforeTheSchemeReplyIsAViolationInEitherOr
   EXPECT_TRUE(fold("app/KM-3").violations.empty());
 }
 
+// The first reply entered late, after another dated later: the scheme_reply clock ends on the
+// earlier date, the one the prerequisites and settled violations go by — not missed on a date
+// the ledger itself says was not the reply's.
+TEST_F(ApplicationTest, ASchemeReplyEnteredLateButDatedEarlierEndsTheClockThere) {
+  Accept("2026-03-02", {{"customer_class", "lv_nonresidential"}});
+  Append("SchemeReplied", "2026-04-15");  // far past the 8-day limit: missed
+  const uint64_t first = Append("SchemeReplied", "2026-03-09", json::object(), "2026-04-16");
+  const json doc = Json(FoldAll(), "2026-04-20");
+  EXPECT_EQ(doc["clocks"]["scheme_reply"]["end"], "2026-03-09");
+  EXPECT_EQ(doc["clocks"]["scheme_reply"]["end_position"], first);
+  EXPECT_EQ(doc["clocks"]["scheme_reply"]["state"], "met");
+  EXPECT_EQ(doc["prerequisites"]["scheme_replied"]["date"], "2026-03-09");
+  // One dated later than the recorded end moves nothing.
+  Append("SchemeReplied", "2026-03-20");
+  EXPECT_EQ(Json(FoldAll(), "2026-04-20")["clocks"]["scheme_reply"]["end"], "2026-03-09");
+}
+
 TEST_F(ApplicationTest, APrerequisiteEnteredLateButDatedBeforeTheConnectionSettlesItsViolation) {
   Accept("2026-03-02", {{"customer_class", "residential"}});
   Append("SchemeReplied", "2026-03-03");
