@@ -268,6 +268,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // Content-Length fails the header (413).
     const auto& header = parser_->get();
     if (header.version() == 11 && beast::iequals(header[http::field::expect], "100-continue")) {
+      // Asked before the body: without a known token it is refused now (401, and the connection
+      // closes), so the body is never sent.
+      if (!KnownBearer(header)) {
+        request_started_ = std::chrono::steady_clock::now();
+        request_ = parser_->release();
+        target_ = Target{};
+        principal_id_.clear();
+        keep_alive_ = false;
+        version_ = 11;
+        busy_ = true;
+        Authenticated();  // answers why
+        return;
+      }
       auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
                                                                         header.version());
       http::async_write(stream_, *interim,
@@ -417,6 +430,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
   static std::pair<http::status, std::string> Answer(const ServiceError& error) {
     return {StatusOf(error.kind), Dump(ErrorBody(error))};
+  }
+
+  bool KnownBearer(const http::request_header<>& header) {
+    constexpr std::string_view kBearer = "Bearer ";
+    const auto field = header[http::field::authorization];
+    const std::string_view value(field.data(), field.size());
+    return value.starts_with(kBearer) &&
+           service_.Authenticate(value.substr(kBearer.size())).has_value();
   }
 
   std::optional<ingest::Principal> Authenticated() {

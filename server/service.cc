@@ -264,8 +264,9 @@ AppendAnswer Service::AppendImported(const ingest::Principal& importer, domain::
     // Not saying which role and org: an importer would learn other orgs' staff that way.
     return MakeError(ErrorKind::kForbidden, "forbidden",
                      "the row's actor " + event.actor.id +
-                         " holds a token here under another role or org than " + event.actor.role +
-                         " of " + event.actor.org);
+                         " holds a token here under another role or org than the row says (" +
+                         event.actor.role + " of " + event.actor.org +
+                         "): rows keep their actor as the tokens file knows them");
   }
   std::optional<ingest::Role> role = ingest::ParseRole(event.actor.role);
   if (!role) {

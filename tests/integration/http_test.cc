@@ -937,6 +937,20 @@ TEST_F(HttpTest, ExpectContinueIsAnsweredBeforeTheBody) {
   ASSERT_FALSE(error) << error.message();
   EXPECT_EQ(response.result_int(), 200u) << response.body();
   EXPECT_EQ(Head(), 1u);
+
+  // Without a known token it is refused at once, before any of the body is sent.
+  boost::asio::ip::tcp::socket refused(io);
+  refused.connect({boost::asio::ip::make_address("127.0.0.1"), server_.http_port()});
+  boost::asio::write(refused,
+                     boost::asio::buffer("POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: "
+                                         "Bearer nope\r\nExpect: 100-continue\r\n"
+                                         "Content-Length: 5000000\r\n\r\n"));
+  boost::beast::flat_buffer refused_buffer;
+  http::response<http::string_body> unauthenticated;
+  http::read(refused, refused_buffer, unauthenticated, error);
+  ASSERT_FALSE(error) << error.message();
+  EXPECT_EQ(unauthenticated.result_int(), 401u) << unauthenticated.body();
+  EXPECT_FALSE(unauthenticated.keep_alive());
 }
 
 // The JSON checks of every other door hold over HTTP too: a key twice (the first "actor" naming
