@@ -391,6 +391,8 @@ std::string Service::AddressKey(const boost::asio::ip::address& address) {
   if (v6.is_v4_mapped()) {
     return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string();
   }
+  // Loopback and link-local addresses name one host (with its interface), not a site's block.
+  if (v6.is_loopback() || v6.is_link_local()) return v6.to_string();
   boost::asio::ip::address_v6::bytes_type bytes = v6.to_bytes();
   std::fill(bytes.begin() + 8, bytes.end(), 0);
   return boost::asio::ip::address_v6(bytes).to_string() + "/64";

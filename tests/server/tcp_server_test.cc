@@ -1037,6 +1037,9 @@ TEST(TcpServerTest, ConnectionsPerAddressCountIPv6By64AndMappedIPv4AsIPv4) {
   EXPECT_EQ(key("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), key("2001:db8:1:2::1"));
   EXPECT_NE(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
   EXPECT_NE(key("10.1.2.4"), key("10.1.2.3"));
+  EXPECT_EQ(key("::1"), "::1");
+  EXPECT_TRUE(key("fe80::1%1").starts_with("fe80::1%")) << key("fe80::1%1");  // %1 or %lo
+  EXPECT_NE(key("fe80::2%1"), key("fe80::1%1"));
 }
 
 // ---- subscriptions ---------------------------------------------------------------------------

@@ -176,7 +176,7 @@ class Service {
   // What connections_per_address_max counts by: an IPv4 address as itself, also when it comes as
   // an IPv4-mapped IPv6 address (::ffff:a.b.c.d, a dual-stack listener); an IPv6 address by its
   // /64 prefix ("2001:db8:1:2::/64"), the block one host or site is given and can pick any
-  // address from.
+  // address from; a loopback or link-local IPv6 address (with its scope) as itself.
   static std::string AddressKey(const boost::asio::ip::address& address);
   const char* TryAddConnection(const std::string& address);
   void RemoveConnection(const std::string& address);
