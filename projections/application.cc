@@ -19,10 +19,8 @@ std::string_view AsView(capnp::Text::Reader text) { return {text.begin(), text.s
 // ---- Clock bookkeeping ----
 
 Clock* LatestOpenClock(ApplicationState& state, SlaClock name) {
-  for (auto it = state.clocks.rbegin(); it != state.clocks.rend(); ++it) {
-    if (it->name == name) return it->open() ? &*it : nullptr;
-  }
-  return nullptr;
+  Clock* clock = state.LatestClock(name);
+  return clock != nullptr && clock->open() ? clock : nullptr;
 }
 
 // The application's pauses as they pause `clock`: each clipped to the clock's (start, end], in date
@@ -92,12 +90,10 @@ void CloseClock(ApplicationState& state, SlaClock name, Date date, uint64_t posi
 // and settled violations go by. One dated before the clock's start, or a clock stopped by an
 // archive or withdrawal, moves nothing.
 void OnSchemeReplied(ApplicationState& state, Date date, uint64_t position) {
-  for (auto it = state.clocks.rbegin(); it != state.clocks.rend(); ++it) {
-    if (it->name != SlaClock::kSchemeReply) continue;
-    if (it->open() || (!it->stopped_by && date < *it->end && !(date < it->start))) {
-      EndClock(state, *it, date, position);
-    }
-    return;
+  Clock* clock = state.LatestClock(SlaClock::kSchemeReply);
+  if (clock != nullptr &&
+      (clock->open() || (!clock->stopped_by && date < *clock->end && !(date < clock->start)))) {
+    EndClock(state, *clock, date, position);
   }
 }
 
@@ -211,10 +207,7 @@ void OnMeterConnected(ApplicationState& state, Date date, uint64_t position) {
 // by the connection itself (start_position = end_position: it did not run before, ClockAsOf). A
 // prerequisite entered late, or a second one dated earlier, measures it again.
 void MeasureConnection(ApplicationState& state) {
-  Clock* clock = nullptr;
-  for (auto it = state.clocks.rbegin(); it != state.clocks.rend() && clock == nullptr; ++it) {
-    if (it->name == SlaClock::kConnection) clock = &*it;
-  }
+  Clock* clock = state.LatestClock(SlaClock::kConnection);
   if (clock == nullptr || clock->stopped_by) return;
   const Prerequisites by = ConnectionPrerequisites(state, clock->end);
   if (by.all && by.latest) {

@@ -270,7 +270,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (header.version() == 11 && beast::iequals(header[http::field::expect], "100-continue")) {
       // Asked before the body: without a known token it is refused now (401, and the connection
       // closes), so the body is never sent.
-      if (!KnownBearer(header)) {
+      if (!BearerPrincipal(header)) {
         request_started_ = std::chrono::steady_clock::now();
         request_ = parser_->release();
         target_ = Target{};
@@ -432,25 +432,23 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     return {StatusOf(error.kind), Dump(ErrorBody(error))};
   }
 
-  bool KnownBearer(const http::request_header<>& header) {
+  // The principal of the Authorization header's bearer token; nullopt when there is none or the
+  // token is unknown.
+  std::optional<ingest::Principal> BearerPrincipal(const http::request_header<>& header) {
     constexpr std::string_view kBearer = "Bearer ";
     const auto field = header[http::field::authorization];
     const std::string_view value(field.data(), field.size());
-    return value.starts_with(kBearer) &&
-           service_.Authenticate(value.substr(kBearer.size())).has_value();
+    if (!value.starts_with(kBearer)) return std::nullopt;
+    return service_.Authenticate(value.substr(kBearer.size()));
   }
 
   std::optional<ingest::Principal> Authenticated() {
-    auto header = request_.find(http::field::authorization);
-    if (header == request_.end()) {
+    if (request_.find(http::field::authorization) == request_.end()) {
       Fail(MakeError(ErrorKind::kUnauthenticated, "unauthenticated",
                      "missing Authorization: Bearer <token>"));
       return std::nullopt;
     }
-    std::string_view value(header->value().data(), header->value().size());
-    constexpr std::string_view kBearer = "Bearer ";
-    std::optional<ingest::Principal> principal;
-    if (value.starts_with(kBearer)) principal = service_.Authenticate(value.substr(kBearer.size()));
+    std::optional<ingest::Principal> principal = BearerPrincipal(request_.base());
     if (principal) principal_id_ = principal->id;
     if (!principal) {
       Fail(MakeError(ErrorKind::kUnauthenticated, "unauthenticated", "unknown bearer token"));

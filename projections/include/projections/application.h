@@ -50,6 +50,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -196,6 +197,9 @@ struct ApplicationState {
   std::string_view stage() const { return domain::StageName(facts); }
   // The latest instance of a clock, or nullptr when it never started.
   const Clock* LatestClock(domain::SlaClock name) const;
+  Clock* LatestClock(domain::SlaClock name) {
+    return const_cast<Clock*>(std::as_const(*this).LatestClock(name));
+  }
 };
 
 // Folds one event into `state`. Pure and deterministic; events must come in position order.
