@@ -147,19 +147,26 @@ bool IsNewInstallOnlyStep(AppEventType type) {
   }
 }
 
-std::optional<RuleBreach> CheckResultHasRequest(const WorkflowFacts& facts, AppEventType type) {
-  bool open = true;
-  std::string_view request;
-  if (type == AppEventType::kDesignReviewed) {
-    open = facts.design_pending;
-    request = "DesignSubmitted";
-  } else if (type == AppEventType::kMidInspected) {
-    open = facts.mid_pending;
-    request = "MidInspectionRequested";
-  } else if (type == AppEventType::kCompletionInspected) {
-    open = facts.completion_pending;
-    request = "CompletionReported";
+// The request a review or inspection answers ("" for other types).
+std::string_view RequestOf(AppEventType result) {
+  switch (result) {
+    case AppEventType::kDesignReviewed:
+      return "DesignSubmitted";
+    case AppEventType::kMidInspected:
+      return "MidInspectionRequested";
+    case AppEventType::kCompletionInspected:
+      return "CompletionReported";
+    default:
+      return "";
   }
+}
+
+std::optional<RuleBreach> CheckResultHasRequest(const WorkflowFacts& facts, AppEventType type) {
+  const std::string_view request = RequestOf(type);
+  const bool open = request.empty() ||
+                    (type == AppEventType::kDesignReviewed && facts.design_pending) ||
+                    (type == AppEventType::kMidInspected && facts.mid_pending) ||
+                    (type == AppEventType::kCompletionInspected && facts.completion_pending);
   if (open) return std::nullopt;
   return Breach("result_without_request", std::string(AppEventTypeName(type)) +
                                               " without an open " + std::string(request) +
@@ -493,13 +500,13 @@ void FoldDates(DatedFacts& dated, AppEventType type, Date on) {
 }
 
 std::optional<RuleBreach> JudgeDates(const DatedFacts& dated, AppEventType type, Date on) {
-  const std::string name(AppEventTypeName(type));
+  const std::string_view name = AppEventTypeName(type);
   if (dated.accepted_on && on < *dated.accepted_on && type != AppEventType::kApplicationAccepted &&
       type != AppEventType::kCorrected) {
     return Breach(
         "before_acceptance",
-        name + " dated " + on.ToString() + ", before the application was accepted on " +
-            dated.accepted_on->ToString() +
+        std::string(name) + " dated " + on.ToString() +
+            ", before the application was accepted on " + dated.accepted_on->ToString() +
             " (rule before_acceptance: if the acceptance date is wrong, correct it first)");
   }
   if (type == AppEventType::kClockResumed && dated.paused_on && on < *dated.paused_on) {
@@ -508,22 +515,15 @@ std::optional<RuleBreach> JudgeDates(const DatedFacts& dated, AppEventType type,
                                              dated.paused_on->ToString() +
                                              " (rule resume_before_pause)");
   }
-  const std::optional<Date>* requested = nullptr;
-  std::string_view request;
-  if (type == AppEventType::kDesignReviewed) {
-    requested = &dated.design_submitted_on;
-    request = "DesignSubmitted";
-  } else if (type == AppEventType::kMidInspected) {
-    requested = &dated.mid_requested_on;
-    request = "MidInspectionRequested";
-  } else if (type == AppEventType::kCompletionInspected) {
-    requested = &dated.completion_reported_on;
-    request = "CompletionReported";
-  }
+  const std::optional<Date>* requested =
+      type == AppEventType::kDesignReviewed        ? &dated.design_submitted_on
+      : type == AppEventType::kMidInspected        ? &dated.mid_requested_on
+      : type == AppEventType::kCompletionInspected ? &dated.completion_reported_on
+                                                   : nullptr;
   if (requested != nullptr && *requested && on < **requested) {
     return Breach("result_before_request",
-                  name + " dated " + on.ToString() + ", before the " + std::string(request) +
-                      " it answers on " + (*requested)->ToString() +
+                  std::string(name) + " dated " + on.ToString() + ", before the " +
+                      std::string(RequestOf(type)) + " it answers on " + (*requested)->ToString() +
                       " (rule result_before_request: if that date is wrong, correct it first)");
   }
   return std::nullopt;
