@@ -197,6 +197,9 @@ void AddOptions(CLI::App& app, Config& config) {
   app.add_option("--tcp-write-timeout", limits.tcp_write_timeout_seconds,
                  "seconds a TCP socket may take a write before its connection is closed")
       ->capture_default_str();
+  app.add_option("--tcp-idle-timeout", limits.tcp_idle_timeout_seconds,
+                 "seconds a TCP connection with nothing in flight may send no request")
+      ->capture_default_str();
   app.add_option("--subscription-credit-max", limits.subscription_credit_max,
                  "events a subscriber may grant in credit at once")
       ->capture_default_str();
@@ -222,6 +225,7 @@ std::optional<std::string> CheckLimits(const server::Limits& limits) {
       {"--read-events-max", limits.read_events_max},
       {"--output-bytes-max", limits.output_bytes_max},
       {"--tcp-write-timeout", limits.tcp_write_timeout_seconds},
+      {"--tcp-idle-timeout", limits.tcp_idle_timeout_seconds},
       {"--subscription-credit-max", limits.subscription_credit_max},
       {"--subscription-frame-events-max", limits.subscription_frame_events_max},
       {"--subscription-checkpoint-every", limits.subscription_checkpoint_every}};

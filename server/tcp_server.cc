@@ -452,6 +452,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
 
   void HandleFrame(Words words) {
     shared_->frames_received.fetch_add(1, std::memory_order_relaxed);
+    last_activity_ = std::chrono::steady_clock::now();
     try {
       capnp::FlatArrayMessageReader reader(words);
       HandleRequest(reader.getRoot<protocol::Request>());
@@ -530,7 +531,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     principal_ = std::move(principal);
     token_ = token;
     tokens_generation_ = service_.tokens_generation();
-    timer_.cancel();
+    ArmIdleTimer(std::chrono::seconds(limits_.tcp_idle_timeout_seconds));
     Reply reply(id);
     auto welcome = reply.root.initWelcome();
     auto who = welcome.initPrincipal();
@@ -1170,6 +1171,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       Close();
       return;
     }
+    last_activity_ = std::chrono::steady_clock::now();
     std::vector<uint64_t> pumps;
     for (size_t i = 0; i < written; ++i) {
       OutFrame& frame = out_.front();
@@ -1200,6 +1202,34 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     timer_.async_wait([self = shared_from_this(), on_expiry](boost::system::error_code error) {
       if (!error && !self->closed_) on_expiry(*self);
     });
+  }
+
+  // After hello, timer_ watches for an idle connection (Limits::tcp_idle_timeout_seconds): one
+  // that received no request and wrote no answer for that long, with nothing in flight, is told
+  // so with a busy frame (id 0) and closed. A live subscription is in flight: a subscriber waiting
+  // for new events is never idle.
+  void ArmIdleTimer(std::chrono::steady_clock::duration after) {
+    ArmTimer(after, [](TcpSession& session) { session.OnIdleTimer(); });
+  }
+  void OnIdleTimer() {
+    if (draining_) return;
+    const std::chrono::seconds timeout(limits_.tcp_idle_timeout_seconds);
+    const auto quiet = std::chrono::steady_clock::now() - last_activity_;
+    const bool busy = inflight_ > 0 || appends_pending_ > 0 || !out_.empty() || writing_frames_ > 0;
+    if (busy || quiet < timeout) {
+      ArmIdleTimer(busy ? std::chrono::steady_clock::duration(timeout) : timeout - quiet);
+      return;
+    }
+    Log(LogLevel::kInfo, "tcp connection idle: closing",
+        {{"principal", principal_ ? principal_->id : std::string()},
+         {"seconds", limits_.tcp_idle_timeout_seconds}});
+    Reply reply(0);
+    auto busy_frame = reply.root.initBusy();
+    busy_frame.setLimit("tcp_idle_timeout_seconds");
+    busy_frame.setMessage("no request for " + std::to_string(limits_.tcp_idle_timeout_seconds) +
+                          " s and nothing in flight: the connection is closed; connect again");
+    Send(std::move(reply.message));
+    Drain();
   }
 
   // Why a connection stops serving, as its subscriptions are told: the server stops, its token
@@ -1281,7 +1311,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   const Limits& limits_;
   const asio::any_io_executor executor_;  // the connection's strand
   tcp::socket socket_;
-  asio::steady_timer timer_;        // hello timeout, then drain timeout
+  asio::steady_timer timer_;  // hello timeout, then idle timeout, then drain timeout
+  // When the last request was received or the last answer written (for the idle timeout).
+  std::chrono::steady_clock::time_point last_activity_ = std::chrono::steady_clock::now();
   asio::steady_timer write_timer_;  // tcp_write_timeout_seconds of the write in progress
   uint64_t writes_started_ = 0;     // tells the write a write_timer_ expiry was armed for
 

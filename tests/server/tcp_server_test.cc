@@ -927,8 +927,6 @@ TEST(TcpServerTest, AnswersQueuedForAllConnectionsStayUnderOutputBytesMax) {
   ASSERT_TRUE(page.ok()) << page.error().ToString();
 }
 
-// appends_inflight_max takes a batch whole or refuses it whole: with 3 of 4 slots held by a batch
-// waiting for its commit, a batch of 2 gets busy for both events and nothing of it is stored.
 // A client that stops reading is closed once its socket takes no write for
 // tcp_write_timeout_seconds, and its queued answers are freed: stalled readers cannot hold the
 // output budget (and everyone's reads) for long.
@@ -956,6 +954,8 @@ TEST(TcpServerTest, AConnectionWhoseSocketTakesNoWriteIsClosed) {
   ::close(fd);
 }
 
+// appends_inflight_max takes a batch whole or refuses it whole: with 3 of 4 slots held by a batch
+// waiting for its commit, a batch of 2 gets busy for both events and nothing of it is stored.
 TEST(TcpServerTest, ABatchIsTakenWholeOrRefusedWholeByTheAppendsInFlightLimit) {
   Limits limits = TestLimits();
   limits.appends_inflight_max = 4;
@@ -1200,6 +1200,43 @@ TEST(TcpServerTest, SubscriptionCatchesUpThenFollowsLive) {
     }
   }
   EXPECT_EQ((*subscription)->next_position(), 302u);
+}
+
+// A connection that sends nothing for tcp_idle_timeout_seconds with nothing in flight is told why
+// (a busy frame about the connection, naming the limit) and closed: a forgotten client does not
+// hold its slot for ever. A subscriber waiting for new events is not idle and stays.
+TEST(TcpServerTest, AnIdleConnectionIsClosedButAWaitingSubscriberIsNot) {
+  Limits limits = TestLimits();
+  limits.tcp_idle_timeout_seconds = 1;
+  Harness harness(limits);
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAll(*clerk, {Accepted("KM-1")});
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  auto subscription = reader->Subscribe(From(1, 100));
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  auto caught_up = (*subscription)->Next();  // the event, and the record of this read
+  ASSERT_TRUE(caught_up.ok()) << caught_up.error().ToString();
+
+  auto said = clerk->ReceiveFrame(std::nullopt, milliseconds(15000));
+  ASSERT_TRUE(said.ok()) << said.error().ToString();
+  const Answer answer = Read(*said);
+  EXPECT_EQ(answer.id, 0u);
+  EXPECT_EQ(answer.kind, "busy");
+  EXPECT_EQ(answer.code, "tcp_idle_timeout_seconds");
+  ASSERT_TRUE(
+      WaitFor([&] { return harness.server().Stats().connections == 1; }, milliseconds(15000)));
+
+  // The subscriber outlived the idle one's deadline and still follows live.
+  auto other = harness.Connect(kClerkToken);
+  ASSERT_NE(other, nullptr);
+  AppendAll(*other, {Accepted("KM-2")});
+  const uint64_t head = harness.ledger().Head();
+  while ((*subscription)->next_position() <= head) {
+    auto frame = (*subscription)->Next();
+    ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+  }
 }
 
 TEST(TcpServerTest, SparseFilterSendsCheckpointFrames) {

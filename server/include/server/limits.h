@@ -43,6 +43,11 @@ struct Limits {
   // Seconds a TCP socket may take to accept a write of queued answers: a client that stops reading
   // is closed after it, and its queued answers (counted in output_bytes_max) are freed.
   uint32_t tcp_write_timeout_seconds = 60;
+  // Seconds a TCP connection may stay idle after hello — no request received, nothing in flight
+  // (no append or read being answered, no live subscription), no answer waiting for its socket —
+  // before it is closed with a busy frame naming this limit: a forgotten or stuck client does not
+  // hold its connection slot for ever. A subscription waiting for new events is not idle.
+  uint32_t tcp_idle_timeout_seconds = 300;
 };
 
 }  // namespace gridledger::server
