@@ -129,7 +129,7 @@ TEST_F(CorrectionTest, LaterCorrectionsApplyOnTopOfEarlierOnes) {
 // before the rule (or past a bypassed door) that breaks the application is not applied.
 TEST_F(CorrectionTest, ACorrectionThatMakesAnEarlierEventInvalidIsNotApplied) {
   const std::string scheme = Payload("SchemeReplied", {{"scheme", "s"}});
-  const std::string to_change = Correction(1, {{"business", "change"}});
+  const std::string to_change = Correction(1, {{"business", "change"}, {"change_kind", "rename"}});
   const std::string capacity = Correction(1, {{"capacity_kva", 9}});
   const AppliedCorrections applied = ApplyCorrections({
       Accepted(),

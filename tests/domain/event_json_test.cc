@@ -281,7 +281,15 @@ TEST(EventJsonRoundTrip, OptionalEnumWithZeroValueIsKeptApartFromAbsent) {
 
 // ---- Rejections: one rule each, with the field path ----
 
-// Rules between fields: a reached customer's satisfaction, each attendee once, a survey's period.
+// Rules between fields: a reached customer's satisfaction, each attendee once, a survey's period,
+// an acceptance's change kind, three_zero and voltage.
+// The first sample's data (an hv_single new install) with `changes` merged in.
+json Accepted(const json& changes) {
+  json data = json::parse(Samples().front().data);
+  data.update(changes);
+  return data;
+}
+
 TEST(EventJsonReject, RulesBetweenFieldsOfOneEvent) {
   struct Case {
     std::string type, stream;
@@ -309,6 +317,19 @@ TEST(EventJsonReject, RulesBetweenFieldsOfOneEvent) {
        {{"agency", "A"}, {"sample_size", 10}, {"satisfaction_index", 90}},
        "stream",
        "bad_period"},
+      // A change names its kind, and only a change has one.
+      {"ApplicationAccepted", "app/A1", Accepted({{"business", "change"}}), "data.change_kind",
+       "missing_field"},
+      {"ApplicationAccepted", "app/A1", Accepted({{"change_kind", "rename"}}), "data.change_kind",
+       "bad_value"},
+      // Three_zero is a low-voltage service.
+      {"ApplicationAccepted", "app/A1", Accepted({{"three_zero", true}}), "data.three_zero",
+       "bad_value"},
+      {"ApplicationAccepted", "app/A1",
+       Accepted({{"customer_class", "hv_dual"}, {"three_zero", true}}), "data.three_zero",
+       "bad_value"},
+      {"ApplicationAccepted", "app/A1", Accepted({{"voltage_kv", 0}}), "data.voltage_kv",
+       "bad_value"},
   };
   for (const Case& c : cases) {
     Decoded<ClientEvent> decoded = DecodeClientEvent(Envelope(c.type, c.stream, c.data));
@@ -324,7 +345,14 @@ TEST(EventJsonReject, RulesBetweenFieldsOfOneEvent) {
             {{"topic", "safety"}, {"attendees", {"S1", "S2"}}, {"hours", 2.5}}},
            {"ThirdPartySurveyRecorded",
             "survey/2026-03",
-            {{"agency", "A"}, {"sample_size", 10}, {"satisfaction_index", 90}}}}) {
+            {{"agency", "A"}, {"sample_size", 10}, {"satisfaction_index", 90}}},
+           {"ApplicationAccepted", "app/A1",
+            Accepted({{"business", "change"}, {"change_kind", "rename"}})},
+           {"ApplicationAccepted", "app/A1",
+            Accepted(
+                {{"customer_class", "residential"}, {"voltage_kv", 0.22}, {"three_zero", true}})},
+           {"ApplicationAccepted", "app/A1",
+            Accepted({{"customer_class", "lv_nonresidential"}, {"three_zero", true}})}}) {
     EXPECT_TRUE(
         std::holds_alternative<ClientEvent>(DecodeClientEvent(Envelope(type, stream, data))))
         << type << " " << data.dump();

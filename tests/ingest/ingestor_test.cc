@@ -402,7 +402,7 @@ TEST_F(IngestorTest, JudgementsUseTheCorrectedFacts) {
 
   auto corrected = Ingest(Json("c", "Corrected",
                                R"({"corrects_position":1,"reason":"entered as new install",)"
-                               R"("fields":{"business":"change"}})"));
+                               R"("fields":{"business":"change","change_kind":"rename"}})"));
   ASSERT_TRUE(std::holds_alternative<IngestOutcome>(corrected));
   EXPECT_TRUE(std::holds_alternative<IngestOutcome>(Ingest(executed)));
   auto scheme = Ingest(Json("s", "SchemeReplied", R"({"scheme":"s"})"));
@@ -423,7 +423,9 @@ TEST_F(IngestorTest, ACorrectionThatBreaksTheApplicationIsRefused) {
         Json(id, "Corrected", R"({"corrects_position":1,"reason":"r","fields":)" + fields + "}"));
   };
   // SchemeReplied does not belong to a change.
-  EXPECT_EQ(rule_of("c1", R"({"business":"change"})"), "correction_invalid");
+  EXPECT_EQ(rule_of("c1", R"({"business":"change","change_kind":"rename"})"), "correction_invalid");
+  // A change names its kind: the corrected acceptance would not be valid.
+  EXPECT_EQ(rule_of("c0", R"({"business":"change"})"), "correction_value");
   EXPECT_EQ(rule_of("c2", R"({"meter_id":"M1"})"), "correction_field");
   EXPECT_EQ(rule_of("c3", R"({"customer_class":"villa"})"), "correction_value");
   auto of_correction = Ingest(
