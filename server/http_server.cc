@@ -10,6 +10,7 @@
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -37,6 +38,11 @@ namespace {
 // else the connection is closed.
 constexpr std::chrono::seconds kHeaderTimeout{10};
 constexpr std::chrono::seconds kIdleTimeout{60};
+// After a refusal sent before the request's body was read, the body still arriving is read and
+// dropped for at most this long before the connection closes: closing with unread input resets
+// the connection, and the client could lose the answer that says why.
+constexpr std::chrono::seconds kLingerTimeout{2};
+constexpr size_t kLingerReadBytes = 4096;
 // How long a report query waits for the projections to reach the ledger's head, so a client
 // reads its own writes; after that it answers from the projections as they are.
 constexpr std::chrono::milliseconds kProjectionWait{2000};
@@ -267,20 +273,25 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // this answer when none comes. A body over http_body_bytes_max never gets here: its
     // Content-Length fails the header (413).
     const auto& header = parser_->get();
+    // A body for /v1/ without a known token is refused before it is read (401, and the
+    // connection closes): unknown clients cannot make the server hold bodies of up to
+    // http_body_bytes_max each (a body's room is taken when its reading starts).
+    const bool body_follows = parser_->chunked() || parser_->content_length().value_or(0) > 0;
+    const std::string_view target(header.target().data(), header.target().size());
+    if (body_follows && target.starts_with("/v1/") && !BearerPrincipal(header)) {
+      request_started_ = std::chrono::steady_clock::now();
+      request_ = parser_->release();
+      target_ = Target{};
+      principal_id_.clear();
+      keep_alive_ = false;
+      linger_ = true;
+      version_ = header.version();
+      busy_ = true;
+      Authenticated();  // answers why
+      return;
+    }
     if (header.version() == 11 && beast::iequals(header[http::field::expect], "100-continue")) {
-      // Asked before the body: without a known token it is refused now (401, and the connection
-      // closes), so the body is never sent.
-      if (!BearerPrincipal(header)) {
-        request_started_ = std::chrono::steady_clock::now();
-        request_ = parser_->release();
-        target_ = Target{};
-        principal_id_.clear();
-        keep_alive_ = false;
-        version_ = 11;
-        busy_ = true;
-        Authenticated();  // answers why
-        return;
-      }
+      // Asked before the body (curl does for an import): with a known token, "go on".
       auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
                                                                         header.version());
       http::async_write(stream_, *interim,
@@ -343,6 +354,21 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void Close() {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (!linger_) return;
+    linger_ = false;
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+    stream_.expires_after(kLingerTimeout);
+    linger_bytes_ = std::make_unique<char[]>(kLingerReadBytes);
+    Discard();
+  }
+
+  // Reads and drops input until the peer closes or kLingerTimeout passes (Close).
+  void Discard() {
+    stream_.async_read_some(net::buffer(linger_bytes_.get(), kLingerReadBytes),
+                            [self = shared_from_this()](beast::error_code error, size_t) {
+                              if (!error) self->Discard();
+                            });
   }
 
   void Respond(http::status status, const ordered_json& body) { Respond(status, Dump(body)); }
@@ -1061,6 +1087,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   HttpServer& server_;
   Service& service_;
   beast::flat_buffer buffer_;
+  bool linger_ = false;                   // Close: read and drop the unread body first
+  std::unique_ptr<char[]> linger_bytes_;  // where it is dropped
   std::optional<http::request_parser<http::string_body>> parser_;
   Request request_;
   Target target_;
