@@ -189,6 +189,9 @@ void AddOptions(CLI::App& app, Config& config) {
       ->capture_default_str();
   app.add_option("--subscribers-max", limits.subscribers_max, "live subscriptions")
       ->capture_default_str();
+  app.add_option("--subscribers-per-address-max", limits.subscribers_per_address_max,
+                 "of them, from one client address")
+      ->capture_default_str();
   app.add_option("--read-events-max", limits.read_events_max, "events per read page")
       ->capture_default_str();
   app.add_option("--output-bytes-max", limits.output_bytes_max,
@@ -222,6 +225,7 @@ std::optional<std::string> CheckLimits(const server::Limits& limits) {
       {"--connection-inflight-max", limits.connection_inflight_max},
       {"--appends-inflight-max", limits.appends_inflight_max},
       {"--subscribers-max", limits.subscribers_max},
+      {"--subscribers-per-address-max", limits.subscribers_per_address_max},
       {"--read-events-max", limits.read_events_max},
       {"--output-bytes-max", limits.output_bytes_max},
       {"--tcp-write-timeout", limits.tcp_write_timeout_seconds},

@@ -424,14 +424,31 @@ void Service::RemoveConnection(const std::string& address) {
   connections_.fetch_sub(1);
 }
 
-bool Service::TryAddSubscriber() {
+const char* Service::TryAddSubscriber(const std::string& address) {
   if (subscribers_.fetch_add(1) >= limits_.subscribers_max) {
     subscribers_.fetch_sub(1);
-    return false;
+    return "subscribers_max";
   }
-  return true;
+  std::lock_guard lock(addresses_mutex_);
+  size_t& from_address = subscribers_by_address_[address];
+  if (from_address >= limits_.subscribers_per_address_max) {  // (never 0: the limit is >= 1)
+    subscribers_.fetch_sub(1);
+    return "subscribers_per_address_max";
+  }
+  ++from_address;
+  return nullptr;
 }
-void Service::RemoveSubscriber() { subscribers_.fetch_sub(1); }
+
+void Service::RemoveSubscriber(const std::string& address) {
+  {
+    std::lock_guard lock(addresses_mutex_);
+    auto it = subscribers_by_address_.find(address);
+    if (it != subscribers_by_address_.end() && --it->second == 0) {
+      subscribers_by_address_.erase(it);
+    }
+  }
+  subscribers_.fetch_sub(1);
+}
 
 void Service::BeginDrain() { draining_.store(true); }
 

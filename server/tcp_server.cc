@@ -879,8 +879,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendBusy(id, "connection_inflight_max", "too many requests in flight on this connection");
       return;
     }
-    if (!service_.TryAddSubscriber()) {
-      SendBusy(id, "subscribers_max", "too many subscriptions");
+    if (const char* limit = service_.TryAddSubscriber(address_)) {
+      SendBusy(id, limit,
+               std::string_view(limit) == "subscribers_max"
+                   ? "too many subscriptions"
+                   : "too many subscriptions from this client address");
       return;
     }
     ++inflight_;
@@ -905,7 +908,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
             // record stays — a conservative record of an access that was then refused.
             if (refusal || self->draining_ || self->closed_) {
               --self->inflight_;
-              self->service_.RemoveSubscriber();
+              self->service_.RemoveSubscriber(self->address_);
               if (refusal) {
                 self->SendError(starting->id, FromServiceError(*refusal));
               } else if (!self->closed_) {
@@ -984,7 +987,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     subscriptions_.erase(it);
     --inflight_;
     shared_->subscriptions.fetch_sub(1);
-    service_.RemoveSubscriber();
+    service_.RemoveSubscriber(address_);
   }
 
   bool Matches(const Subscription& subscription, const ledger::EventView& view) const {

@@ -1387,6 +1387,30 @@ TEST(TcpServerTest, CancelEndsTheSubscription) {
   ASSERT_TRUE(page.ok()) << page.error().ToString();
 }
 
+// A subscription waiting for credit holds its slot as long as its client likes: one client address
+// cannot take every slot (subscribers_per_address_max), whatever room is left for others.
+TEST(TcpServerTest, OneAddressCannotTakeEverySubscription) {
+  Limits limits = TestLimits();
+  limits.subscribers_max = 10;
+  limits.subscribers_per_address_max = 2;
+  Harness harness(limits);
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  auto first = reader->Subscribe(From(1, 1, false));
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  auto other = harness.Connect(kReaderToken);
+  ASSERT_NE(other, nullptr);
+  auto second = other->Subscribe(From(1, 1, false));
+  ASSERT_TRUE(second.ok()) << second.error().ToString();
+  auto third = other->Subscribe(From(1, 1, false));
+  ASSERT_FALSE(third.ok());
+  EXPECT_EQ(third.error().code, "busy");
+  EXPECT_EQ(third.error().limit, "subscribers_per_address_max");
+  EXPECT_FALSE((*first)->Cancel().has_value());
+  auto again = other->Subscribe(From(1, 1, false));
+  EXPECT_TRUE(again.ok()) << again.error().ToString();
+}
+
 // A subscriber drops its connection mid-stream again and again and resumes from the position its
 // last frame said; meanwhile another client keeps appending. It must see every event exactly once,
 // in order.

@@ -27,6 +27,10 @@ struct Limits {
   size_t appends_inflight_max = 4096;
   // Live subscriptions at once.
   size_t subscribers_max = 256;
+  // Of them, from one client address (counted as connections_per_address_max counts): a
+  // subscription waiting for credit holds its slot for as long as its client likes, so one client
+  // must not be able to take them all.
+  size_t subscribers_per_address_max = 64;
   // Events a subscriber may grant in credit at once, and events per subscription frame.
   uint32_t subscription_credit_max = 1u << 20;
   size_t subscription_frame_events_max = 4096;

@@ -180,9 +180,11 @@ class Service {
   static std::string AddressKey(const boost::asio::ip::address& address);
   const char* TryAddConnection(const std::string& address);
   void RemoveConnection(const std::string& address);
-  // Admission of subscriptions: false when at the limit; pair each success with one Remove.
-  bool TryAddSubscriber();
-  void RemoveSubscriber();
+  // Admission of a subscription of a connection from `address` (AddressKey): nullptr, or the
+  // name of the limit that refuses it (subscribers_max, subscribers_per_address_max). Pair each
+  // admitted one with RemoveSubscriber(address).
+  const char* TryAddSubscriber(const std::string& address);
+  void RemoveSubscriber(const std::string& address);
 
   // Draining (SIGTERM): new appends are refused with kUnavailable; WaitIdle returns when no
   // append is in flight.
@@ -238,6 +240,7 @@ class Service {
   std::atomic<size_t> connections_{0};
   std::mutex addresses_mutex_;
   std::unordered_map<std::string, size_t> connections_by_address_;  // guarded by addresses_mutex_
+  std::unordered_map<std::string, size_t> subscribers_by_address_;  // guarded by addresses_mutex_
   std::atomic<size_t> subscribers_{0};
   std::mutex idle_mutex_;
   std::condition_variable idle_cv_;
