@@ -202,6 +202,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         address_(std::move(address)) {}
 
   ~HttpSession() {
+    ReleaseInput();
     server_.Unregister(this);
     if (counted_) service_.RemoveConnection(address_);
   }
@@ -256,6 +257,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   using Response = http::response<http::string_body>;
 
   void Read() {
+    request_ = {};  // the previous request's body, answered
+    ReleaseInput();
     if (closing_) return;
     parser_.emplace();
     parser_->body_limit(service_.limits().http_body_bytes_max);
@@ -278,7 +281,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // http_body_bytes_max each (a body's room is taken when its reading starts).
     const bool body_follows = parser_->chunked() || parser_->content_length().value_or(0) > 0;
     const std::string_view target(header.target().data(), header.target().size());
-    if (body_follows && target.starts_with("/v1/") && !BearerPrincipal(header)) {
+    const bool unknown = body_follows && target.starts_with("/v1/") && !BearerPrincipal(header);
+    // Bodies being read hold their room from the start (their Content-Length; a chunked one may
+    // grow to http_body_bytes_max): together they stay under input_bytes_max.
+    const size_t body_bytes = !body_follows ? 0
+                              : parser_->chunked()
+                                  ? service_.limits().http_body_bytes_max
+                                  : static_cast<size_t>(parser_->content_length().value_or(0));
+    const bool room = unknown || server_.TryAddInput(body_bytes);
+    if (unknown || !room) {
       request_started_ = std::chrono::steady_clock::now();
       request_ = parser_->release();
       target_ = Target{};
@@ -287,9 +298,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       linger_ = true;
       version_ = header.version();
       busy_ = true;
-      Authenticated();  // answers why
+      if (unknown) {
+        Authenticated();  // answers why
+      } else {
+        Fail(BusyLimit("input_bytes_max",
+                       "the request bodies being received on all connections reached "
+                       "input_bytes_max; send this one again later"));
+      }
       return;
     }
+    input_reserved_ = body_bytes;
     if (header.version() == 11 && beast::iequals(header[http::field::expect], "100-continue")) {
       // Asked before the body (curl does for an import): with a known token, "go on".
       auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
@@ -361,6 +379,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     stream_.expires_after(kLingerTimeout);
     linger_bytes_ = std::make_unique<char[]>(kLingerReadBytes);
     Discard();
+  }
+
+  void ReleaseInput() {
+    server_.input_bytes_ -= input_reserved_;
+    input_reserved_ = 0;
   }
 
   // Reads and drops input until the peer closes or kLingerTimeout passes (Close).
@@ -1089,6 +1112,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   bool linger_ = false;                   // Close: read and drop the unread body first
   std::unique_ptr<char[]> linger_bytes_;  // where it is dropped
+  size_t input_reserved_ = 0;             // of the server's input_bytes_, this request's body
   std::optional<http::request_parser<http::string_body>> parser_;
   Request request_;
   Target target_;
@@ -1243,6 +1267,14 @@ void HttpServer::Register(HttpSession* session, std::weak_ptr<HttpSession> weak)
   if (stopping_) {
     if (auto live = sessions_[session].lock()) live->Shutdown();
   }
+}
+
+bool HttpServer::TryAddInput(size_t bytes) {
+  if (input_bytes_.fetch_add(bytes) + bytes > service_.limits().input_bytes_max) {
+    input_bytes_.fetch_sub(bytes);
+    return false;
+  }
+  return true;
 }
 
 size_t HttpServer::connections() const {

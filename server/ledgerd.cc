@@ -197,6 +197,9 @@ void AddOptions(CLI::App& app, Config& config) {
   app.add_option("--output-bytes-max", limits.output_bytes_max,
                  "answer bytes queued for one door's connections together (HTTP, TCP)")
       ->capture_default_str();
+  app.add_option("--input-bytes-max", limits.input_bytes_max,
+                 "request bytes being received on one door's connections together")
+      ->capture_default_str();
   app.add_option("--tcp-write-timeout", limits.tcp_write_timeout_seconds,
                  "seconds a TCP socket may take a write before its connection is closed")
       ->capture_default_str();
@@ -228,6 +231,7 @@ std::optional<std::string> CheckLimits(const server::Limits& limits) {
       {"--subscribers-per-address-max", limits.subscribers_per_address_max},
       {"--read-events-max", limits.read_events_max},
       {"--output-bytes-max", limits.output_bytes_max},
+      {"--input-bytes-max", limits.input_bytes_max},
       {"--tcp-write-timeout", limits.tcp_write_timeout_seconds},
       {"--tcp-idle-timeout", limits.tcp_idle_timeout_seconds},
       {"--subscription-credit-max", limits.subscription_credit_max},
@@ -248,6 +252,12 @@ std::optional<std::string> CheckLimits(const server::Limits& limits) {
   if (limits.output_bytes_max < limits.frame_bytes_max) {
     return "--output-bytes-max (" + std::to_string(limits.output_bytes_max) +
            ") must be at least --frame-bytes-max (" + std::to_string(limits.frame_bytes_max) + ")";
+  }
+  // A request of the largest size allowed must be receivable while nothing else is.
+  if (limits.input_bytes_max < std::max(limits.frame_bytes_max, limits.http_body_bytes_max)) {
+    return "--input-bytes-max (" + std::to_string(limits.input_bytes_max) +
+           ") must be at least --frame-bytes-max and --http-body-bytes-max (" +
+           std::to_string(std::max(limits.frame_bytes_max, limits.http_body_bytes_max)) + ")";
   }
   return std::nullopt;
 }

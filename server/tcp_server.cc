@@ -246,6 +246,15 @@ struct TcpServer::Shared : std::enable_shared_from_this<TcpServer::Shared> {
     // Subscriptions that waited for room (Pump) go on once the queue is below the limit again.
     if (before >= limits.output_bytes_max && before - bytes < limits.output_bytes_max) OnHead();
   }
+  // Receive buffers beyond each connection's first kReceiveBufferBytes (input_bytes_max).
+  bool TryAddInput(size_t bytes) {
+    if (input_bytes.fetch_add(bytes) + bytes > limits.input_bytes_max) {
+      input_bytes.fetch_sub(bytes);
+      return false;
+    }
+    RaiseTo(input_bytes_peak, input_bytes.load());
+    return true;
+  }
   // Answer bytes queued for all connections reached limits.output_bytes_max.
   bool OutputFull() const { return output_bytes.load() >= limits.output_bytes_max; }
 
@@ -266,6 +275,8 @@ struct TcpServer::Shared : std::enable_shared_from_this<TcpServer::Shared> {
   std::atomic<size_t> subscriptions_without_credit{0};
   std::atomic<size_t> output_bytes{0};
   std::atomic<size_t> output_bytes_peak{0};
+  std::atomic<size_t> input_bytes{0};
+  std::atomic<size_t> input_bytes_peak{0};
   std::atomic<size_t> subscription_output_bytes{0};
   std::atomic<size_t> subscription_output_bytes_peak{0};
   std::atomic<uint64_t> frames_received{0};
@@ -358,7 +369,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   size_t InCapacity() const { return in_.size() * kWordBytes; }
 
   // Makes room after in_end_ for at least `frame_bytes` from in_begin_ (frames start on words).
-  void ReserveReceive(size_t frame_bytes) {
+  // Room beyond kReceiveBufferBytes comes from the door's input_bytes_max: false, and nothing
+  // changed, when that is used up.
+  bool ReserveReceive(size_t frame_bytes) {
     if (in_begin_ > 0 && (in_end_ == InCapacity() || in_begin_ + frame_bytes > InCapacity())) {
       std::memmove(InBytes(), InBytes() + in_begin_, in_end_ - in_begin_);
       in_end_ -= in_begin_;
@@ -367,10 +380,32 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     size_t wanted = std::max(frame_bytes, in_end_ + kWordBytes);
     if (wanted > InCapacity()) {
       size_t words = (wanted + kWordBytes - 1) / kWordBytes;
+      const size_t extra = words * kWordBytes - kReceiveBufferBytes;
+      if (!shared_->TryAddInput(extra - in_extra_)) return false;
       auto bigger = kj::heapArray<capnp::word>(words);
       std::memcpy(bigger.begin(), InBytes(), in_end_);
       in_ = kj::mv(bigger);
+      in_extra_ = extra;
     }
+    return true;
+  }
+
+  void ReleaseReceive() {
+    shared_->input_bytes.fetch_sub(in_extra_);
+    in_extra_ = 0;
+  }
+
+  // A frame that would take the door's receive buffers past input_bytes_max: the connection is
+  // told so and closes (the rest of the frame is read and dropped), instead of the server holding
+  // whatever many clients start sending and never finish.
+  void RefuseInput() {
+    Log(LogLevel::kWarning, "tcp input budget used up: closing",
+        {{"principal", principal_ ? principal_->id : std::string()},
+         {"input_bytes_max", limits_.input_bytes_max}});
+    SendBusy(0, "input_bytes_max",
+             "the requests being received on all connections reached input_bytes_max; this "
+             "connection closes: send the request again later");
+    Drain();
   }
 
   void ReadMore() {
@@ -380,7 +415,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     } else if (read_paused_) {
       return;
     }
-    if (in_end_ == InCapacity()) ReserveReceive(in_end_ - in_begin_ + kWordBytes);
+    if (in_end_ == InCapacity() && !ReserveReceive(in_end_ - in_begin_ + kWordBytes)) {
+      RefuseInput();
+      return;
+    }
     reading_ = true;
     socket_.async_read_some(
         asio::buffer(InBytes() + in_end_, InCapacity() - in_end_),
@@ -423,7 +461,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
           protocol::ParseFramePrefix(InBytes() + in_begin_, in_end_ - in_begin_,
                                      limits_.frame_bytes_max, kTcpFrameSegmentsMax);
       if (prefix.state == FramePrefix::State::kIncomplete) {
-        if (prefix.bytes > InCapacity() - in_begin_) ReserveReceive(prefix.bytes);
+        if (prefix.bytes > InCapacity() - in_begin_ && !ReserveReceive(prefix.bytes)) {
+          RefuseInput();
+          return;
+        }
         break;
       }
       if (prefix.state != FramePrefix::State::kComplete) {
@@ -445,6 +486,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       in_begin_ = in_end_ = 0;
       if (InCapacity() > kReceiveBufferBytes) {
         in_ = kj::heapArray<capnp::word>(kReceiveBufferBytes / kWordBytes);
+        ReleaseReceive();
       }
     }
     ReadMore();
@@ -1302,6 +1344,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     shared_->RemoveOutput(out_bytes_ - out_subscription_bytes_, false);
     shared_->RemoveOutput(out_subscription_bytes_, true);
     out_bytes_ = out_subscription_bytes_ = 0;
+    ReleaseReceive();
     if (writing_frames_ == 0) out_.clear();  // else OnWritten clears, once the buffers are free
     shared_->connections.fetch_sub(1);
     service_.RemoveConnection(address_);
@@ -1329,6 +1372,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   bool waiting_registered_ = false;
 
   kj::Array<capnp::word> in_;  // received bytes; frames start on word boundaries
+  size_t in_extra_ = 0;        // of in_'s bytes, those beyond kReceiveBufferBytes (TryAddInput)
   size_t in_begin_ = 0;        // first byte not yet handled
   size_t in_end_ = 0;          // end of the received bytes
   bool reading_ = false;
@@ -1536,6 +1580,8 @@ TcpStats TcpServer::Stats() const {
   stats.subscriptions_without_credit = s.subscriptions_without_credit.load();
   stats.output_bytes = s.output_bytes.load();
   stats.output_bytes_peak = s.output_bytes_peak.load();
+  stats.input_bytes = s.input_bytes.load();
+  stats.input_bytes_peak = s.input_bytes_peak.load();
   stats.subscription_output_bytes_peak = s.subscription_output_bytes_peak.load();
   stats.frames_received = s.frames_received.load();
   stats.frames_sent = s.frames_sent.load();

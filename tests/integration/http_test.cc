@@ -980,6 +980,58 @@ TEST_F(HttpTest, ABodyWithoutAKnownTokenIsRefusedBeforeItIsRead) {
   EXPECT_EQ(Head(), 0u);
 }
 
+// Bodies being received hold their room from their headers on: together they stay under
+// input_bytes_max. A body that would pass it is refused 503 naming that limit, at once (a client
+// that starts large bodies and never finishes them cannot make the server hold more); a body that
+// ended, or whose connection closed, gives its room back.
+TEST(HttpInputTest, BodiesBeingReceivedStayUnderInputBytesMax) {
+  Ledgerd server({"--http-body-bytes-max", "3000000", "--frame-bytes-max", "3000000",
+                  "--input-bytes-max", "5000000"});
+  boost::asio::io_context io;
+  const std::string header = "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " +
+                             server.token("clerk") + "\r\nContent-Length: 3000000\r\n\r\n";
+  auto start_body = [&](boost::asio::ip::tcp::socket& socket) {
+    socket.connect({boost::asio::ip::make_address("127.0.0.1"), server.http_port()});
+    boost::asio::write(socket, boost::asio::buffer(header + std::string(1000, ' ')));
+  };
+  auto answer = [](boost::asio::ip::tcp::socket& socket) {
+    boost::beast::flat_buffer buffer;
+    http::response<http::string_body> response;
+    boost::beast::error_code error;
+    http::read(socket, buffer, response, error);
+    EXPECT_FALSE(error) << error.message();
+    return response;
+  };
+  // The first asks before its body: "go on" says its room is taken.
+  auto first = std::make_unique<boost::asio::ip::tcp::socket>(io);
+  first->connect({boost::asio::ip::make_address("127.0.0.1"), server.http_port()});
+  boost::asio::write(*first, boost::asio::buffer(header.substr(0, header.size() - 2) +
+                                                 "Expect: 100-continue\r\n\r\n"));
+  boost::beast::flat_buffer first_buffer;
+  http::response_parser<http::empty_body> interim;
+  boost::beast::error_code error;
+  http::read_header(*first, first_buffer, interim, error);
+  ASSERT_FALSE(error) << error.message();
+  ASSERT_EQ(interim.get().result(), http::status::continue_);
+  boost::asio::write(*first, boost::asio::buffer(std::string(1000, ' ')));
+  boost::asio::ip::tcp::socket second(io);
+  start_body(second);
+  const auto refused = answer(second);
+  EXPECT_EQ(refused.result_int(), 503u) << refused.body();
+  EXPECT_EQ(json::parse(refused.body())["error"]["limit"], "input_bytes_max") << refused.body();
+  EXPECT_FALSE(refused.keep_alive());
+
+  first.reset();  // its room comes back once ledgerd sees it closed
+  bool admitted = false;
+  for (int attempt = 0; attempt < 200 && !admitted; ++attempt) {
+    boost::asio::ip::tcp::socket third(io);
+    start_body(third);
+    boost::asio::write(third, boost::asio::buffer(std::string(3000000 - 1000, ' ')));
+    admitted = answer(third).result_int() != 503;
+  }
+  EXPECT_TRUE(admitted);
+}
+
 // The JSON checks of every other door hold over HTTP too: a key twice (the first "actor" naming
 // another org) and nesting past the bound are refused as malformed, and nesting deep enough to
 // exhaust a recursive renderer's stack (200,000 levels in a 1.2 MB body, from a reader) does not

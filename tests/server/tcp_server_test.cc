@@ -1202,6 +1202,38 @@ TEST(TcpServerTest, SubscriptionCatchesUpThenFollowsLive) {
   EXPECT_EQ((*subscription)->next_position(), 302u);
 }
 
+// Frames that clients start and never finish hold receive buffers: together they stay under
+// input_bytes_max. The frame that would pass it is refused (a busy frame about the connection,
+// which closes); a finished frame, or a closed connection, gives its room back.
+TEST(TcpServerTest, FramesBeingReceivedStayUnderInputBytesMax) {
+  Limits limits = TestLimits();  // frames up to 256 KiB
+  limits.input_bytes_max = 256 << 10;
+  Harness harness(limits);
+  const uint32_t header[2] = {0, (200 << 10) / 8};  // one segment of 200 KiB
+  std::string start(reinterpret_cast<const char*>(header), sizeof(header));
+  start += std::string(100 << 10, '\0');  // half of it
+  auto first = harness.Connect(kClerkToken);
+  ASSERT_NE(first, nullptr);
+  ASSERT_FALSE(first->SendBytes(start));
+  ASSERT_TRUE(WaitFor([&] { return harness.server().Stats().input_bytes > 0; }));
+
+  auto second = harness.Connect(kClerkToken);
+  ASSERT_NE(second, nullptr);
+  ASSERT_FALSE(second->SendBytes(start));
+  auto said = second->ReceiveFrame(std::nullopt, kDeadline);
+  ASSERT_TRUE(said.ok()) << said.error().ToString();
+  EXPECT_EQ(Read(*said).id, 0u);
+  EXPECT_EQ(Read(*said).kind, "busy");
+  EXPECT_EQ(Read(*said).code, "input_bytes_max");
+  EXPECT_LE(harness.server().Stats().input_bytes_peak, limits.input_bytes_max);
+
+  auto bystander = harness.Connect(kClerkToken);
+  ASSERT_NE(bystander, nullptr);
+  AppendAll(*bystander, {Accepted("KM-1")});
+  first.reset();
+  EXPECT_TRUE(WaitFor([&] { return harness.server().Stats().input_bytes == 0; }));
+}
+
 // A connection that sends nothing for tcp_idle_timeout_seconds with nothing in flight is told why
 // (a busy frame about the connection, naming the limit) and closed: a forgotten client does not
 // hold its slot for ever. A subscriber waiting for new events is not idle and stays.

@@ -60,6 +60,10 @@ class HttpServer {
   bool stopping_ = false;  // under sessions_mutex_
   // Bytes of answers being written to the sessions' sockets (Limits::output_bytes_max).
   std::atomic<size_t> output_bytes_{0};
+  // Bytes of request bodies being read or handled (Limits::input_bytes_max): false, and nothing
+  // taken, when `bytes` more would pass it.
+  bool TryAddInput(size_t bytes);
+  std::atomic<size_t> input_bytes_{0};
 };
 
 }  // namespace gridledger::server

@@ -44,6 +44,11 @@ struct Limits {
   // it a read is answered busy (503 over HTTP) and subscriptions wait for the queue to shrink:
   // clients that do not read cannot make the server hold more.
   size_t output_bytes_max = size_t{64} << 20;
+  // Request bytes being received on one door's connections together beyond a small buffer each
+  // (TCP: frames larger than 64 KiB not yet whole; HTTP: bodies being read). A request that would
+  // pass it is refused busy (503 / a busy frame, then the connection closes): clients that start
+  // large requests and never finish them cannot make the server hold more.
+  size_t input_bytes_max = size_t{64} << 20;
   // Seconds a TCP socket may take to accept a write of queued answers: a client that stops reading
   // is closed after it, and its queued answers (counted in output_bytes_max) are freed.
   uint32_t tcp_write_timeout_seconds = 60;

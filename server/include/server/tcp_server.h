@@ -52,6 +52,10 @@ struct TcpStats {
   size_t subscriptions_without_credit = 0;
   size_t output_bytes = 0;  // gauge: bytes of answers waiting for (or being written to) sockets
   size_t output_bytes_peak = 0;  // the largest output_bytes seen
+  // gauge: receive-buffer bytes beyond each connection's first 64 KiB (frames being received),
+  // bounded by input_bytes_max; and the largest seen
+  size_t input_bytes = 0;
+  size_t input_bytes_peak = 0;
   // The largest number of bytes of subscription frames not yet on the socket, over every session
   // at one moment; bounded by one frame per subscription whatever the consumers do.
   size_t subscription_output_bytes_peak = 0;
