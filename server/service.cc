@@ -173,6 +173,21 @@ void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEven
           refused->error["message"].get<std::string>();
       return done(std::move(*refused));
     }
+  } else if (event.type == "SensitiveDataAccessed") {
+    // An approval is its approver's word: one a reader writes into its own record (ledgerd's own
+    // records of reads were judged so already) is judged as a read's X-Approved-By is, so an
+    // audit of 4.3.4 cannot be padded with approvals nobody gave. (A bulk import declares
+    // history under the importer's word: not judged.)
+    const domain::Decoded<nlohmann::json> data = domain::PayloadToJson(event.type, event.payload);
+    if (const auto* fields = std::get_if<nlohmann::json>(&data)) {
+      const auto approved = fields->find("approved_by");
+      if (approved != fields->end() && approved->is_string()) {
+        if (auto refused = CheckApprover(principal, approved->get<std::string>())) {
+          refused->error["field"] = "data.approved_by";
+          return done(std::move(*refused));
+        }
+      }
+    }
   }
   Submit(principal, std::move(event), std::move(done), admitted);
 }

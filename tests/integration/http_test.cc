@@ -953,6 +953,36 @@ TEST_F(HttpTest, ExpectContinueIsAnsweredBeforeTheBody) {
   EXPECT_FALSE(unauthenticated.keep_alive());
 }
 
+// A reader who writes a record of its own read names an approver as a read's X-Approved-By does:
+// a superior, or the record is refused (nothing stored) — an audit cannot be padded with
+// approvals nobody gave.
+TEST_F(HttpTest, AnApprovalWrittenIntoARecordOfAReadIsASuperiors) {
+  auto record = [&](const std::string& id, const json& data) {
+    return Post(json{{"stream", "staff/S1001"},
+                     {"type", "SensitiveDataAccessed"},
+                     {"event_id", id},
+                     {"occurred_at", "2026-03-02T09:15:00+08:00"},
+                     {"actor", {{"id", "S1001"}, {"role", "clerk"}, {"org", "KM.XS"}}},
+                     {"data", data}},
+                "clerk");
+  };
+  const json what = {{"what", "paper file of C-0001"}};
+  for (const std::string approver : {"D0900", "S9999", "S1001"}) {
+    json data = what;
+    data["approved_by"] = approver;
+    HttpResponse refused = record("r-" + approver, data);
+    EXPECT_EQ(refused.status, 400) << approver << ": " << refused.body;
+    EXPECT_EQ(Body(refused)["error"]["rule"], "approver_not_superior") << refused.body;
+    EXPECT_EQ(Body(refused)["error"]["field"], "data.approved_by") << refused.body;
+  }
+  EXPECT_EQ(Head(), 0u);
+  json approved = what;
+  approved["approved_by"] = "D0001";
+  EXPECT_EQ(record("ok-approved", approved).status, 200);
+  EXPECT_EQ(record("ok-unapproved", what).status, 200);  // recorded as not approved
+  EXPECT_EQ(Head(), 2u);
+}
+
 // A body sent without asking first (no Expect) is not read either when the token is unknown: the
 // 401 comes after the headers, not after megabytes the server would have had to hold, and the
 // body still arriving is dropped, so the client reads the answer.
