@@ -62,6 +62,14 @@ struct WireError {
   std::optional<int64_t> current_version;
 };
 
+// address:port of the socket's peer, for the log ("" once it is gone).
+std::string PeerOf(const tcp::socket& socket) {
+  boost::system::error_code error;
+  const tcp::endpoint endpoint = socket.remote_endpoint(error);
+  return error ? std::string()
+               : endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+}
+
 WireError FromServiceError(const ServiceError& error) {
   const nlohmann::ordered_json& body = error.error;
   auto text = [&](const char* key) {
@@ -301,6 +309,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
  public:
   TcpSession(std::shared_ptr<TcpServer::Shared> shared, tcp::socket socket, std::string address)
       : address_(std::move(address)),
+        peer_(PeerOf(socket)),
         shared_(std::move(shared)),
         service_(shared_->service),
         limits_(shared_->limits),
@@ -400,7 +409,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   // whatever many clients start sending and never finish.
   void RefuseInput() {
     Log(LogLevel::kWarning, "tcp input budget used up: closing",
-        {{"principal", principal_ ? principal_->id : std::string()},
+        {{"peer", peer_},
+         {"principal", principal_ ? principal_->id : std::string()},
          {"input_bytes_max", limits_.input_bytes_max}});
     SendBusy(0, "input_bytes_max",
              "the requests being received on all connections reached input_bytes_max; this "
@@ -1153,6 +1163,16 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
                             std::nullopt});
   }
   void SendError(uint64_t id, const WireError& error) {
+    // What ends a connection — a refused or revoked token, no hello, a malformed or oversized
+    // frame — is logged with the peer, so a security officer can see who tried.
+    if (id == 0 || error.code == "unauthenticated") {
+      Log(LogLevel::kInfo, "tcp connection refused",
+          {{"peer", peer_},
+           {"principal", principal_ ? principal_->id : std::string()},
+           {"code", error.code},
+           {"rule", error.rule},
+           {"message", error.message}});
+    }
     Reply reply(id);
     FillError(reply.root.initError(), error);
     Send(std::move(reply.message));
@@ -1187,7 +1207,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         return;
       }
       Log(LogLevel::kWarning, "tcp write stalled: closing",
-          {{"principal", self->principal_ ? self->principal_->id : std::string()},
+          {{"peer", self->peer_},
+           {"principal", self->principal_ ? self->principal_->id : std::string()},
            {"queued_bytes", self->out_bytes_},
            {"seconds", self->limits_.tcp_write_timeout_seconds}});
       self->Close();
@@ -1199,6 +1220,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   void LogConnectionError(std::string_view what, const boost::system::error_code& error) const {
     Log(inflight_ > 0 ? LogLevel::kWarning : LogLevel::kInfo, what,
         {{"error", error.message()},
+         {"peer", peer_},
          {"principal", principal_ ? principal_->id : std::string()},
          {"requests_in_flight", inflight_}});
   }
@@ -1266,7 +1288,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       return;
     }
     Log(LogLevel::kInfo, "tcp connection idle: closing",
-        {{"principal", principal_ ? principal_->id : std::string()},
+        {{"peer", peer_},
+         {"principal", principal_ ? principal_->id : std::string()},
          {"seconds", limits_.tcp_idle_timeout_seconds}});
     Reply reply(0);
     auto busy_frame = reply.root.initBusy();
@@ -1352,6 +1375,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   }
 
   const std::string address_;  // Service::AddressKey of the peer, as admitted
+  const std::string peer_;     // address:port of the peer, for the log
   const std::shared_ptr<TcpServer::Shared> shared_;
   Service& service_;
   const Limits& limits_;
@@ -1437,10 +1461,13 @@ struct Refusal : std::enable_shared_from_this<Refusal> {
       : socket(std::move(accepted)), timer(socket.get_executor()) {}
 
   void Start(const char* limit) {
+    Log(LogLevel::kDebug, "tcp connection refused", {{"peer", PeerOf(socket)}, {"reason", limit}});
     Reply reply(0);
     auto busy = reply.root.initBusy();
     busy.setLimit(limit);
-    busy.setMessage("too many connections");
+    busy.setMessage(std::string_view(limit) == "connections_per_address_max"
+                        ? "too many connections from this client address; retry later"
+                        : "too many connections; retry later");
     frame = Seal(std::move(reply.message), 0);
     AddBuffers(frame, buffers);
     timer.expires_after(kTcpDrainTimeout);

@@ -589,9 +589,15 @@ TEST(TcpServerTest, NoOrBadTokenRefusesHelloAndEveryRequestPipelinedAfterIt) {
       EXPECT_EQ(after.error().code, "io");
     }
   }
+  // Each refusal is in the log with the peer who tried (a security officer's question).
+  ::testing::internal::CaptureStderr();
   auto refused = Client::Connect(kHost, harness.port(), "not-a-token");
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, "unauthenticated");
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("\"msg\":\"tcp connection refused\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"peer\":\"127.0.0.1:"), std::string::npos) << log;
+  EXPECT_NE(log.find("\"code\":\"unauthenticated\""), std::string::npos) << log;
   EXPECT_EQ(harness.ledger().Head(), 0u);
 }
 
