@@ -169,6 +169,16 @@ void SlaCollector::AddSlaFamilies(const SlaHealth& health,
   }
   out.push_back(std::move(clocks));
 
+  auto unloaded = NewFamily("gridledger_sla_open_clock_deadlines_in_unloaded_year",
+                            "Open stage clocks whose deadline falls in a calendar year that is not "
+                            "loaded, by that year: their state is known, their deadline is not "
+                            "until that year's holiday notice is loaded",
+                            MetricType::Gauge);
+  for (const auto& [year, count] : health.deadlines_in_unloaded_year) {
+    AddSample(unloaded, {{"year", std::to_string(year)}}, static_cast<double>(count));
+  }
+  out.push_back(std::move(unloaded));
+
   auto overdue_clocks = NewFamily("gridledger_sla_overdue_clocks",
                                   "Overdue stage clocks now by clock and escalation level (what "
                                   "ledgerctl overdue lists)",

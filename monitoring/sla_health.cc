@@ -192,6 +192,9 @@ void SlaHealthBuilder::AddClocks(const projections::ApplicationState& state, Sla
       std::optional<OpenClockState> open_state = OpenStateOf(view.state);
       if (!open_state) continue;  // no limit for this class
       ++health_.open_clocks[{org, clock.name, customer_class, *open_state}];
+      if (view.deadline_missing_year != 0) {
+        ++health_.deadlines_in_unloaded_year[view.deadline_missing_year];
+      }
       *app_state = std::min(*app_state, AppStateOf(*open_state));
       if (view.state == ClockState::kOverdue) {
         ++health_.overdue_clocks[{org, clock.name, view.escalation_level}];

@@ -265,6 +265,24 @@ TEST(SlaHealthOneApplicationTest, StatesAndLevelsFollowTheWorkingDays) {
   }
 }
 
+// A 45-working-day clock started on 2026-11-02 ends in 2027 (20 working days left in November, 23
+// in December), which the calendar does not hold: its state is known (on track), its deadline is
+// not, and the figure says which year is missing — weeks before any clock turns calendar_missing.
+TEST(SlaHealthOneApplicationTest, DeadlinesInAnUnloadedYearAreCountedByYear) {
+  DemoLedger ledger(0, 0, domain::Date());
+  std::string accepted = kAccepted;
+  accepted.replace(accepted.find("residential"), std::string("residential").size(), "hv_dual");
+  ASSERT_TRUE(
+      ledger.Append(Event("ApplicationAccepted", -1, "2026-11-02T09:00:00+08:00", accepted)));
+  ledger.CatchUp();
+  const SlaHealth in_november = EvaluateOne(ledger, "2026-11-03T12:00:00+08:00");
+  ASSERT_EQ(in_november.deadlines_in_unloaded_year.size(), 1u);
+  EXPECT_EQ(in_november.deadlines_in_unloaded_year.begin()->first, 2027);
+  EXPECT_EQ(in_november.deadlines_in_unloaded_year.begin()->second, 1u);
+  ASSERT_EQ(in_november.open_clocks.size(), 1u);
+  EXPECT_EQ(std::get<3>(in_november.open_clocks.begin()->first), OpenClockState::kOnTrack);
+}
+
 TEST(SlaHealthOneApplicationTest, ClosedClocksGiveDurationsAndMetMissed) {
   DemoLedger ledger(0, 0, domain::Date());
   ASSERT_TRUE(

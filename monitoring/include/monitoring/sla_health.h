@@ -91,6 +91,9 @@ struct SlaHealth {
   std::map<std::tuple<Org, Clock, Class, OpenClockState>, uint64_t> open_clocks;
   // (org, clock, level) → overdue clocks
   std::map<std::tuple<Org, Clock, int>, uint64_t> overdue_clocks;
+  // year → open clocks whose deadline falls in that year, which the calendar does not hold: their
+  // state is still exact, their deadline unknown (ClockView::deadline_missing_year)
+  std::map<int, uint64_t> deadlines_in_unloaded_year;
   // (clock, class) → durations of closed clocks, over the whole log
   std::map<std::tuple<Clock, Class>, DurationHistogram> durations;
   // (org, clock, met?, period) → closed clocks that ended in the current / previous month
