@@ -132,14 +132,6 @@ domain::PrerequisiteDates DatesOf(const ApplicationState& state) {
           date(state.contract_signed)};
 }
 
-// Where no scheme is replied (three_zero: domain.md "only accept → connect"), the connection
-// clock runs from the acceptance, whatever else precedes the connection: such a job is watched,
-// and listed overdue, from its start. A customer's delay (e.g. in signing the contract) is a
-// pause, as elsewhere. The contract and fees are still prerequisites (violations).
-bool ConnectionRunsFromAcceptance(const domain::WorkflowFacts& facts) {
-  return !domain::IsChange(facts) && !domain::SchemeReplyApplies(facts);
-}
-
 // The applicable connection prerequisites that happened, and whether all of them did.
 struct Prerequisites {
   std::optional<Date> latest;
@@ -213,11 +205,10 @@ void OnMeterConnected(ApplicationState& state, Date date, uint64_t position) {
 // all of them happened by then: from the latest, named by its event. Connected before one of them
 // (a violation): from the latest that had happened by then, or the acceptance, as a clock opened
 // by the connection itself (start_position = end_position: it did not run before, ClockAsOf). A
-// prerequisite entered late, or a second one dated earlier, measures it again. (A three_zero
-// job's clock runs from its acceptance: nothing to measure.)
+// prerequisite entered late, or a second one dated earlier, measures it again.
 void MeasureConnection(ApplicationState& state) {
   Clock* clock = state.LatestClock(SlaClock::kConnection);
-  if (clock == nullptr || clock->stopped_by || ConnectionRunsFromAcceptance(state.facts)) return;
+  if (clock == nullptr || clock->stopped_by) return;
   const Prerequisites by = ConnectionPrerequisites(state, clock->end);
   if (by.all && by.latest) {
     clock->start = *by.latest;
@@ -242,9 +233,6 @@ void OnAccepted(ApplicationState& state, const EventRecord& event, Date date) {
   OpenClock(state, SlaClock::kTotal, date, event.position);
   if (domain::SchemeReplyApplies(state.facts)) {
     OpenClock(state, SlaClock::kSchemeReply, date, event.position);
-  }
-  if (ConnectionRunsFromAcceptance(state.facts)) {
-    OpenClock(state, SlaClock::kConnection, date, event.position);
   }
 }
 

@@ -28,10 +28,9 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // flagged (twelfth); 8: a violation whose missing fact is recorded later, dated on or before its
 // event, is settled (thirteenth); 9: a contract dated before a scheme reply recorded earlier is
 // flagged, and a scheme reply entered late but dated before the one recorded ends the
-// scheme_reply clock on its date (fourteenth); 10: a three_zero job's connection clock runs from
-// its acceptance (fifteenth).
+// scheme_reply clock on its date (fourteenth).
 // Stored under kFoldVersionKey; absent counts as 1.
-constexpr uint64_t kFoldVersion = 10;
+constexpr uint64_t kFoldVersion = 9;
 constexpr char kFoldVersionKey[] = "fold_version";
 
 std::string EncodeU64(uint64_t value) {

@@ -445,38 +445,6 @@ TEST_F(ApplicationTest, ConnectionBeforePrerequisitesIsAViolationWithAMeasuredCl
   EXPECT_EQ(doc["stage"], "connected");
 }
 
-// A three_zero job has no scheme reply (domain.md: "only accept → connect"): its connection clock
-// runs from the acceptance, so it is watched from the start, and a contract signed later does not
-// restart it (a customer's delay is a pause). Residential limit 3; accepted Mon 03-02: deadline
-// Thu 03-05; on Fri 03-06 4 days elapsed, overdue by 1 (level 1); connected Tue 03-10 after a
-// contract on Mon 03-09: (03-02, 03-10] = 6 working days, missed, and no violation.
-TEST_F(ApplicationTest, AThreeZeroJobsConnectionClockRunsFromItsAcceptance) {
-  const uint64_t accepted =
-      Accept("2026-03-02",
-             {{"customer_class", "residential"}, {"voltage_kv", 0.22}, {"three_zero", true}});
-  json open = Json(FoldAll(), "2026-03-06")["clocks"];
-  EXPECT_FALSE(open.contains("scheme_reply"));
-  ASSERT_TRUE(open.contains("connection")) << open.dump();
-  EXPECT_EQ(open["connection"]["start"], "2026-03-02");
-  EXPECT_EQ(open["connection"]["deadline"], "2026-03-05");
-  EXPECT_EQ(open["connection"]["elapsed_working_days"], 4);
-  EXPECT_EQ(open["connection"]["state"], "overdue");
-  EXPECT_EQ(open["connection"]["escalation_level"], 1);
-
-  Append("ContractSigned", "2026-03-09");
-  Append("MeterConnected", "2026-03-10");
-  const ApplicationState state = FoldAll();
-  const Clock* clock = state.LatestClock(SlaClock::kConnection);
-  ASSERT_NE(clock, nullptr);
-  EXPECT_EQ(clock->start_position, accepted);  // it ran from there (ClockAsOf: listed overdue then)
-  const json closed = Json(state, "2026-03-10")["clocks"]["connection"];
-  EXPECT_EQ(closed["start"], "2026-03-02");
-  EXPECT_EQ(closed["end"], "2026-03-10");
-  EXPECT_EQ(closed["elapsed_working_days"], 6);
-  EXPECT_EQ(closed["state"], "missed");
-  EXPECT_TRUE(state.violations.empty());
-}
-
 // A connection measured from a past date (the prerequisites that had happened by a premature
 // connection) waited through the customer's pauses since that date like every open clock: they
 // are its paused days, and a pause before that date is not.

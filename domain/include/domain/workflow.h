@@ -82,11 +82,10 @@
 // - Design review and mid inspection are required for important HV (hv_single / hv_dual)
 //   customers; optional otherwise.
 // - A contract is always required before connection, three_zero included (KPI 4 counts every
-//   connection).
-// - A three_zero job's connection clock runs from its acceptance (domain.md: "only accept →
-//   connect"; it has no scheme reply to start from), not from the latest prerequisite: it is
-//   watched from the start, and a customer's delay (in signing, say) is a pause. Three_zero is
-//   for low-voltage classes only (event_json.cc refuses it on hv_single / hv_dual).
+//   connection). A three_zero job's connection clock starts, as domain.md's table says, at the
+//   latest prerequisite that applies (the contract; fees where they apply): until the contract is
+//   signed no clock runs, as between a scheme reply and the contract elsewhere. Three_zero is for
+//   low-voltage classes only (event_json.cc refuses it on hv_single / hv_dual).
 // - A failed review or inspection (result fail) closes the request; the customer resubmits with a
 //   new request event (a new stage clock starts there). "passed" means "has passed at least once";
 //   a later resubmission does not take it back.
