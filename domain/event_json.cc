@@ -891,30 +891,6 @@ Check CheckDataRules(capnp::StructSchema schema, const json& data) {
       return Fail("data.satisfaction", "missing_field",
                   "is required when the customer was reached (result reached)");
     }
-  } else if (type == "ApplicationAccepted") {
-    // A change is one of the change kinds, and only a change has one (a new install's kind would
-    // be silently meaningless). Three_zero is a low-voltage service: an HV job marked so would
-    // run no scheme-reply clock and skip its inspections. Every connection has a voltage.
-    const std::string business = data.value("business", "");
-    const bool has_kind = data.contains("change_kind") && !data["change_kind"].is_null();
-    if (business == "change" && !has_kind) {
-      return Fail("data.change_kind", "missing_field",
-                  "is required for business change (the kind of change, e.g. rename)");
-    }
-    if (business != "change" && has_kind) {
-      return Fail("data.change_kind", "bad_value",
-                  "is given only for business change, not for " + business);
-    }
-    const std::string customer_class = data.value("customer_class", "");
-    if (data.value("three_zero", false) &&
-        (customer_class == "hv_single" || customer_class == "hv_dual")) {
-      return Fail(
-          "data.three_zero", "bad_value",
-          "is a low-voltage service; customer_class " + customer_class + " is high voltage");
-    }
-    if (data.value("voltage_kv", 0.0) <= 0) {
-      return Fail("data.voltage_kv", "bad_value", "must be more than 0");
-    }
   }
   return std::nullopt;
 }
@@ -980,6 +956,9 @@ Decoded<ClientEvent> DecodeEnvelope(const json& event) {
   if (auto error = DecodeActor(event, &out.actor)) return *error;
   if (auto error = DecodeImport(event, &out)) return *error;
   if (auto error = EncodePayload(plan->schema, event, &out)) return *error;
+  if (out.type == "ApplicationAccepted") {
+    if (auto error = CheckAcceptanceRules(event.at("data"))) return *error;
+  }
   return out;
 }
 
@@ -1113,6 +1092,32 @@ Decoded<json> ParseEventText(std::string_view text) {
 }
 
 }  // namespace
+
+std::optional<DecodeError> CheckAcceptanceRules(const json& data) {
+  // A change is one of the change kinds, and only a change has one (a new install's kind would
+  // be silently meaningless). Three_zero is a low-voltage service: an HV job marked so would
+  // run no scheme-reply clock and skip its inspections. Every connection has a voltage.
+  const std::string business = data.value("business", "");
+  const bool has_kind = data.contains("change_kind") && !data["change_kind"].is_null();
+  if (business == "change" && !has_kind) {
+    return Fail("data.change_kind", "missing_field",
+                "is required for business change (the kind of change, e.g. rename)");
+  }
+  if (business != "change" && has_kind) {
+    return Fail("data.change_kind", "bad_value",
+                "is given only for business change, not for " + business);
+  }
+  const std::string customer_class = data.value("customer_class", "");
+  if (data.value("three_zero", false) &&
+      (customer_class == "hv_single" || customer_class == "hv_dual")) {
+    return Fail("data.three_zero", "bad_value",
+                "is a low-voltage service; customer_class " + customer_class + " is high voltage");
+  }
+  if (data.value("voltage_kv", 0.0) <= 0) {
+    return Fail("data.voltage_kv", "bad_value", "must be more than 0");
+  }
+  return std::nullopt;
+}
 
 Decoded<json> ParseClientJson(std::string_view text, int depth_max) {
   ParseGuard guard;

@@ -65,6 +65,30 @@ std::optional<domain::RuleBreach> JudgeCorrection(const std::vector<ledger::Stor
   if (auto refused = applied.refused.find(candidate); refused != applied.refused.end()) {
     return refused->second;
   }
+  // An acceptance as corrected keeps the front door's rules for a new one (the folds apply a
+  // stored correction without them: see domain::CheckAcceptanceRules).
+  const std::optional<domain::CorrectionRequest> request = domain::ReadCorrection(event.payload);
+  const auto target = std::find_if(events.begin(), events.end(), [&](const auto& stored_event) {
+    return request && stored_event.position == request->corrects_position;
+  });
+  const auto corrected =
+      request ? applied.values.find(request->corrects_position) : applied.values.end();
+  if (target != events.end() && target->type == "ApplicationAccepted" &&
+      corrected != applied.values.end()) {
+    const domain::Decoded<nlohmann::json> data =
+        domain::PayloadToJson(target->type, corrected->second.payload);
+    if (const auto* fields = std::get_if<nlohmann::json>(&data)) {
+      if (std::optional<domain::DecodeError> error = domain::CheckAcceptanceRules(*fields)) {
+        std::string field = error->field;
+        if (field.starts_with("data")) field.replace(0, 4, "Corrected.fields");
+        return domain::RuleBreach{"correction_value",
+                                  field + ": " +
+                                      error->message.substr(error->message.find(": ") + 2) +
+                                      " (as corrected, the ApplicationAccepted at position " +
+                                      std::to_string(target->position) + " would not be valid)"};
+      }
+    }
+  }
   return std::nullopt;
 }
 

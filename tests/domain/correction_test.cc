@@ -125,6 +125,21 @@ TEST_F(CorrectionTest, LaterCorrectionsApplyOnTopOfEarlierOnes) {
   EXPECT_EQ(applied.refused.at(5).rule, "correction_target");
 }
 
+// The front door's rules between an acceptance's fields (CheckAcceptanceRules) came after
+// corrections were stored: a stored correction to business change without a change kind still
+// applies as it did, so what the folds make of stored events does not change. (A new one is
+// refused by the ingestor.)
+TEST_F(CorrectionTest, ACorrectionStoredBeforeTheAcceptanceRulesStillApplies) {
+  const std::string to_change = Correction(1, {{"business", "change"}});
+  const AppliedCorrections applied = ApplyCorrections({
+      Accepted(),
+      {2, "Corrected", to_change, kOccurredUs, kRecordedUs},
+  });
+  EXPECT_TRUE(applied.refused.empty()) << applied.refused.begin()->second.message;
+  EXPECT_EQ(applied.applied, 1u);
+  EXPECT_EQ(DataOf("ApplicationAccepted", applied.values.at(1).payload)["business"], "change");
+}
+
 // Judged where every reader applies corrections, not only at the front door: a correction stored
 // before the rule (or past a bypassed door) that breaks the application is not applied.
 TEST_F(CorrectionTest, ACorrectionThatMakesAnEarlierEventInvalidIsNotApplied) {

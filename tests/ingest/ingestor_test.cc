@@ -400,6 +400,13 @@ TEST_F(IngestorTest, JudgementsUseTheCorrectedFacts) {
   ASSERT_TRUE(std::holds_alternative<IngestError>(before));
   EXPECT_EQ(std::get<IngestError>(before).rule->rule, "step_not_in_business");
 
+  // A change names its kind: the acceptance as corrected would not pass the front door.
+  auto kindless = Ingest(Json("c0", "Corrected",
+                              R"({"corrects_position":1,"reason":"entered as new install",)"
+                              R"("fields":{"business":"change"}})"));
+  ASSERT_TRUE(std::holds_alternative<IngestError>(kindless));
+  EXPECT_EQ(std::get<IngestError>(kindless).rule->rule, "correction_value");
+  EXPECT_EQ(ledger_->Head(), 1u);
   auto corrected = Ingest(Json("c", "Corrected",
                                R"({"corrects_position":1,"reason":"entered as new install",)"
                                R"("fields":{"business":"change","change_kind":"rename"}})"));
@@ -424,8 +431,6 @@ TEST_F(IngestorTest, ACorrectionThatBreaksTheApplicationIsRefused) {
   };
   // SchemeReplied does not belong to a change.
   EXPECT_EQ(rule_of("c1", R"({"business":"change","change_kind":"rename"})"), "correction_invalid");
-  // A change names its kind: the corrected acceptance would not be valid.
-  EXPECT_EQ(rule_of("c0", R"({"business":"change"})"), "correction_value");
   EXPECT_EQ(rule_of("c2", R"({"meter_id":"M1"})"), "correction_field");
   EXPECT_EQ(rule_of("c3", R"({"customer_class":"villa"})"), "correction_value");
   auto of_correction = Ingest(

@@ -112,6 +112,13 @@ Decoded<nlohmann::json> PayloadToJson(std::string_view type, std::string_view pa
 // event's `data` (errors name "data.<key>"), into the same deterministic bytes.
 Decoded<std::string> PayloadFromJson(std::string_view type, const nlohmann::json& data);
 
+// Rules between the fields of an ApplicationAccepted's `data` that the front door applies to a
+// new acceptance, and to an acceptance as a new correction would leave it (the ingestor): a
+// change_kind exactly for business change, three_zero only for a low-voltage class, voltage_kv
+// above 0. Not part of PayloadFromJson: a correction stored before these rules still applies as
+// it did (what the folds make of stored events does not change). Errors name "data.<key>".
+std::optional<DecodeError> CheckAcceptanceRules(const nlohmann::json& data);
+
 // True when `type` is one of the event types of domain.md.
 bool IsKnownType(std::string_view type);
 
