@@ -258,6 +258,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void Read() {
     request_ = {};  // the previous request's body, answered
+    header_checked_ = false;
+    header_principal_.reset();
     ReleaseInput();
     if (closing_) return;
     parser_.emplace();
@@ -280,8 +282,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // connection closes): unknown clients cannot make the server hold bodies of up to
     // http_body_bytes_max each (a body's room is taken when its reading starts).
     const bool body_follows = parser_->chunked() || parser_->content_length().value_or(0) > 0;
-    const std::string_view target(header.target().data(), header.target().size());
-    const bool unknown = body_follows && target.starts_with("/v1/") && !BearerPrincipal(header);
+    // Every body needs a known token (only /v1/ takes bodies): without one the request is answered
+    // from its headers alone (401 for /v1/, else 404 / 405), its body is never read, and it takes
+    // no room from input_bytes_max.
+    if (body_follows) {
+      header_principal_ = BearerPrincipal(header);
+      header_checked_ = true;
+    }
+    const bool unknown = body_follows && !header_principal_;
     // Bodies being read hold their room from the start (their Content-Length; a chunked one may
     // grow to http_body_bytes_max): together they stay under input_bytes_max.
     const size_t body_bytes = !body_follows ? 0
@@ -299,7 +307,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       version_ = header.version();
       busy_ = true;
       if (unknown) {
-        Authenticated();  // answers why
+        Route();  // answers why, from the headers
       } else {
         Fail(BusyLimit("input_bytes_max",
                        "the request bodies being received on all connections reached "
@@ -492,12 +500,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   std::optional<ingest::Principal> Authenticated() {
+    // A request with a body had its token looked up by OnHeader (not again: each lookup of an
+    // unknown token counts as a refusal).
+    if (header_checked_ && header_principal_) {
+      principal_id_ = header_principal_->id;
+      return header_principal_;
+    }
     if (request_.find(http::field::authorization) == request_.end()) {
       Fail(MakeError(ErrorKind::kUnauthenticated, "unauthenticated",
                      "missing Authorization: Bearer <token>"));
       return std::nullopt;
     }
-    std::optional<ingest::Principal> principal = BearerPrincipal(request_.base());
+    std::optional<ingest::Principal> principal =
+        header_checked_ ? std::nullopt : BearerPrincipal(request_.base());
     if (principal) principal_id_ = principal->id;
     if (!principal) {
       Fail(MakeError(ErrorKind::kUnauthenticated, "unauthenticated", "unknown bearer token"));
@@ -1113,6 +1128,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool linger_ = false;                   // Close: read and drop the unread body first
   std::unique_ptr<char[]> linger_bytes_;  // where it is dropped
   size_t input_reserved_ = 0;             // of the server's input_bytes_, this request's body
+  // The bearer token's principal as OnHeader looked it up (for a request with a body).
+  bool header_checked_ = false;
+  std::optional<ingest::Principal> header_principal_;
   std::optional<http::request_parser<http::string_body>> parser_;
   Request request_;
   Target target_;
