@@ -378,8 +378,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
   size_t InCapacity() const { return in_.size() * kWordBytes; }
 
   // Makes room after in_end_ for at least `frame_bytes` from in_begin_ (frames start on words).
-  // Room beyond kReceiveBufferBytes comes from the door's input_bytes_max: false, and nothing
-  // changed, when that is used up.
+  // Room beyond kReceiveBufferBytes comes from the door's input_bytes_max: false when that is used
+  // up (the buffer then holds what it held, moved to its start).
   bool ReserveReceive(size_t frame_bytes) {
     if (in_begin_ > 0 && (in_end_ == InCapacity() || in_begin_ + frame_bytes > InCapacity())) {
       std::memmove(InBytes(), InBytes() + in_begin_, in_end_ - in_begin_);
@@ -471,6 +471,16 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
           protocol::ParseFramePrefix(InBytes() + in_begin_, in_end_ - in_begin_,
                                      limits_.frame_bytes_max, kTcpFrameSegmentsMax);
       if (prefix.state == FramePrefix::State::kIncomplete) {
+        if (!principal_ && prefix.bytes > kReceiveBufferBytes) {
+          // A hello is small: a larger first frame would take room from input_bytes_max for
+          // someone who has not said who they are.
+          SendError(0, "unauthenticated",
+                    "the first frame must be a hello (at most " +
+                        std::to_string(kReceiveBufferBytes) + " bytes), not a frame of " +
+                        std::to_string(prefix.bytes) + " bytes");
+          Drain();
+          return;
+        }
         if (prefix.bytes > InCapacity() - in_begin_ && !ReserveReceive(prefix.bytes)) {
           RefuseInput();
           return;

@@ -1218,6 +1218,15 @@ TEST(TcpServerTest, FramesBeingReceivedStayUnderInputBytesMax) {
   const uint32_t header[2] = {0, (200 << 10) / 8};  // one segment of 200 KiB
   std::string start(reinterpret_cast<const char*>(header), sizeof(header));
   start += std::string(100 << 10, '\0');  // half of it
+  // Before hello nothing larger than a hello is taken in.
+  auto stranger = harness.ConnectWithoutHello();
+  ASSERT_NE(stranger, nullptr);
+  ASSERT_FALSE(stranger->SendBytes(start));
+  auto told = stranger->ReceiveFrame(std::nullopt, kDeadline);
+  ASSERT_TRUE(told.ok()) << told.error().ToString();
+  EXPECT_EQ(Read(*told).code, "unauthenticated");
+  EXPECT_EQ(harness.server().Stats().input_bytes_peak, 0u);
+
   auto first = harness.Connect(kClerkToken);
   ASSERT_NE(first, nullptr);
   ASSERT_FALSE(first->SendBytes(start));
@@ -1256,6 +1265,10 @@ TEST(TcpServerTest, AnIdleConnectionIsClosedButAWaitingSubscriberIsNot) {
   ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
   auto caught_up = (*subscription)->Next();  // the event, and the record of this read
   ASSERT_TRUE(caught_up.ok()) << caught_up.error().ToString();
+  // Connected after the subscriber's last frame: once it is closed as idle, the subscriber's own
+  // deadline would have passed too, had it been idle.
+  auto later = harness.Connect(kClerkToken);
+  ASSERT_NE(later, nullptr);
 
   auto said = clerk->ReceiveFrame(std::nullopt, milliseconds(15000));
   ASSERT_TRUE(said.ok()) << said.error().ToString();
