@@ -1,4 +1,5 @@
 // ledgerctl: the command line of GridLedger. See cli/README.md.
+#include <sys/stat.h>
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -14,6 +15,9 @@
 #include "token_command.h"
 
 int main(int argc, char** argv) {
+  // Data directories, backups and imports hold customers' personal data: what ledgerctl creates
+  // is its user's alone (0700 directories, 0600 files), whatever the shell's umask.
+  ::umask(077);
   using namespace gridledger::cli;
   CLI::App app{"ledgerctl — GridLedger's command line: append, read, verify and replay history"};
   app.require_subcommand(1);

@@ -10,6 +10,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -485,6 +486,19 @@ Result<TokenStore> TokenStore::Load(const std::string& path) {
   if (::flock(fd.get(), LOCK_SH) != 0) {
     return Status(Code::kIoError, "cannot lock tokens file " + path + ": " + ErrnoText());
   }
+  // A token's hash is all that stands for it: a file others may write lets them add one, an
+  // admin's say. Refused, as ssh refuses such a key file.
+  struct stat file {};
+  if (::fstat(fd.get(), &file) != 0) {
+    return Status(Code::kIoError, "cannot stat tokens file " + path + ": " + ErrnoText());
+  }
+  if ((file.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(file.st_mode & 07777));
+    return Status(Code::kInvalid,
+                  "tokens file " + path + " is writable by others than its owner (mode " + mode +
+                      "): anyone who can write it can add a token; chmod go-w " + path);
+  }
   auto content = ReadWhole(fd.get(), path);
   if (!content.ok()) return content.status();
   return ParseTokensFile(*content, path);
@@ -546,6 +560,14 @@ Result<int> OpenForAppend(const std::string& path) {
   }
   if (errno == EEXIST) fd = ::open(path.c_str(), kFlags);
   if (fd < 0) return Status(Code::kIoError, "cannot open tokens file " + path + ": " + ErrnoText());
+  // An existing file others may write is closed to them (see Load).
+  struct stat file {};
+  if (::fstat(fd, &file) == 0 && (file.st_mode & (S_IWGRP | S_IWOTH)) != 0 &&
+      ::fchmod(fd, file.st_mode & 07777 & ~(S_IWGRP | S_IWOTH)) != 0) {
+    const std::string why = ErrnoText();
+    ::close(fd);
+    return Status(Code::kIoError, "cannot take write access from others on " + path + ": " + why);
+  }
   return fd;
 }
 
@@ -663,7 +685,7 @@ Status TokenStore::Remove(const std::string& given_path, const std::string& id) 
   }
   Status written = Status::Ok();
   if (::fchown(out.get(), old_file.st_uid, old_file.st_gid) != 0 ||
-      ::fchmod(out.get(), old_file.st_mode & 07777) != 0) {
+      ::fchmod(out.get(), old_file.st_mode & 07777 & ~(S_IWGRP | S_IWOTH)) != 0) {
     written = Status(Code::kIoError, "cannot give the new " + path +
                                          " the owner and mode of the old one (run this as its "
                                          "owner or as root): " +

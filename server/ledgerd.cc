@@ -5,6 +5,7 @@
 // SIGTERM/SIGINT: stop accepting, answer every append in flight, stop the relay and the
 // projections, sync the WAL, exit 0. A restart resumes where it stopped: the ledger, the
 // projections' checkpoint and the relay's checkpoint are all in the data directory.
+#include <sys/stat.h>
 #include <CLI/CLI.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -270,6 +271,9 @@ int Fail(const std::string& message, nlohmann::ordered_json fields = {}) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The data directory, backups and logs of reads hold customers' personal data: what ledgerd
+  // creates is its user's alone (0700 directories, 0600 files), whatever the shell's umask.
+  ::umask(077);
   // SIGHUP reloads the tokens once serving (below); until then its default action would kill a
   // ledgerd that is still opening or rebuilding.
   std::signal(SIGHUP, SIG_IGN);

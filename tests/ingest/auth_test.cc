@@ -459,6 +459,33 @@ TEST(TokenFileTest, FileHoldsOnlyHashesAndIsCreatedWithMode0600) {
   }
 }
 
+// A tokens file others may write lets them add a token (an admin's, say): it is not loaded,
+// with the reason and the fix; adding or removing a token takes that write access away.
+TEST(TokenFileTest, AFileOthersMayWriteIsRefusedAndClosedToThemOnChange) {
+  testing::TempDir dir;
+  const std::string path = dir.str() + "/tokens.jsonl";
+  ASSERT_TRUE(TokenStore::Add(path, Who(Role::kClerk, "S1"), TokenStore::Sha256Hex("t1")).ok());
+  for (const mode_t mode : {mode_t{0666}, mode_t{0620}}) {
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+    auto refused = TokenStore::Load(path);
+    ASSERT_FALSE(refused.ok()) << std::oct << mode;
+    EXPECT_NE(refused.status().message().find("writable by others"), std::string::npos)
+        << refused.status().ToString();
+    EXPECT_NE(refused.status().message().find("chmod go-w"), std::string::npos);
+  }
+  ASSERT_TRUE(TokenStore::Add(path, Who(Role::kClerk, "S2"), TokenStore::Sha256Hex("t2")).ok());
+  struct stat info {};
+  ASSERT_EQ(::stat(path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600u);  // 0620 less the group's write
+  ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
+  ASSERT_TRUE(TokenStore::Remove(path, "S2").ok());
+  ASSERT_EQ(::stat(path.c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0644u);
+  auto loaded = TokenStore::Load(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->size(), 1u);
+}
+
 TEST(TokenFileTest, DuplicateIdOrHashIsRefusedAndTheFileUnchanged) {
   testing::TempDir dir;
   const std::string path = dir.str() + "/tokens.jsonl";
