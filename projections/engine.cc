@@ -95,7 +95,8 @@ void PrefetchApplicationEntry(const ApplicationEntry& entry) {
 
 ledger::Status RebuildInterrupted() {
   return {ledger::Code::kCorruption,
-          "a rebuild of the projections did not finish; Rebuild() starts it again"};
+          "a rebuild of the projections did not finish: ledgerctl rebuild starts it again "
+          "(ledgerd does so itself when it starts)"};
 }
 
 ledger::Status Undecodable(std::string_view key) {

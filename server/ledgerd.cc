@@ -448,7 +448,11 @@ int main(int argc, char** argv) {
       if (reloaded.ok()) {
         const size_t count = reloaded->size();
         service.ReplaceTokens(std::move(reloaded).value());
-        Log(LogLevel::kInfo, "tokens reloaded", {{"tokens", config.tokens_file}, {"count", count}});
+        // Said, since an administrator who just added next year's calendar may expect more.
+        Log(LogLevel::kInfo, "tokens reloaded",
+            {{"tokens", config.tokens_file},
+             {"count", count},
+             {"note", "only the tokens: the calendar and the SLA profile are read at start"}});
       } else {
         Log(LogLevel::kError, "tokens not reloaded: the tokens held stay in force",
             {{"tokens", config.tokens_file}, {"error", reloaded.status().message()}});
