@@ -393,12 +393,26 @@ Ledger::~Ledger() = default;
 // ---------------------------------------------------------------------------------------------
 // Reads
 
+namespace {
+
+// An event the head or a stream's index says is there, but the events family lacks: the store
+// was damaged (a lost file, an edit by hand), not a request for something that never was.
+Status MissingEvent(uint64_t position) {
+  return Status(Code::kCorruption, "position " + std::to_string(position) +
+                                       " is missing from the store although the ledger holds "
+                                       "it: the data directory was damaged (ledgerctl verify)")
+      .WithPosition(position);
+}
+
+}  // namespace
+
 Result<StoredEvent> Ledger::Impl::Get(uint64_t position) const {
   if (position == 0 || position > head()) {
     return Status(Code::kNotFound, "no event at position " + std::to_string(position));
   }
   rocksdb::PinnableSlice value;
   rocksdb::Status status = db_->Get({}, events_, format::EventKey(position), &value);
+  if (status.IsNotFound()) return MissingEvent(position);
   if (!status.ok()) return FromRocks(status, "reading position " + std::to_string(position));
   try {
     StoredValue stored(ToView(value));
@@ -460,6 +474,7 @@ Status Ledger::Impl::ScanStream(const std::string& stream, uint64_t from_version
     const uint64_t position = format::GetBigEndian64(ToView(it->value()));
     rocksdb::PinnableSlice value;
     rocksdb::Status read = db_->Get({}, events_, format::EventKey(position), &value);
+    if (read.IsNotFound()) return MissingEvent(position);
     if (!read.ok()) return FromRocks(read, "reading position " + std::to_string(position));
     try {
       StoredValue stored(ToView(value));

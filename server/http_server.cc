@@ -544,10 +544,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     const http::verb verb = request_.method();
     if (path == "/healthz") {
       if (verb != http::verb::get) return MethodNotAllowed("GET");
-      return Respond(http::status::ok, ordered_json{{"ok", true},
-                                                    {"head", service_.ledger().Head()},
-                                                    {"projections", service_.engine().checkpoint()},
-                                                    {"draining", service_.draining()}});
+      // Not ok once a verification of the hash chain failed: the store was damaged, and what
+      // it serves cannot be trusted until an administrator has looked.
+      const std::optional<Service::ChainCheck> chain = service_.chain_check();
+      ordered_json health = {{"ok", !chain || chain->ok},
+                             {"head", service_.ledger().Head()},
+                             {"projections", service_.engine().checkpoint()},
+                             {"draining", service_.draining()}};
+      if (chain) {
+        health["chain"] = chain->ok ? ordered_json{{"verified", true}, {"head", chain->head}}
+                                    : ordered_json{{"verified", false}, {"error", chain->error}};
+      }
+      return Respond(chain && !chain->ok ? http::status::service_unavailable : http::status::ok,
+                     health);
     }
     if (!path.starts_with("/v1/")) return NotFound();
     auto principal = Authenticated();

@@ -72,8 +72,10 @@ struct Config {
 // the ledger's probe; failures are logged. A stop cuts a verification short.
 class BackgroundVerifier {
  public:
-  BackgroundVerifier(const ledger::Ledger& ledger, std::chrono::duration<double> every)
-      : ledger_(ledger), every_(every) {
+  using Report = std::function<void(server::Service::ChainCheck)>;
+  BackgroundVerifier(const ledger::Ledger& ledger, std::chrono::duration<double> every,
+                     Report report)
+      : ledger_(ledger), every_(every), report_(std::move(report)) {
     if (every_.count() > 0) thread_ = std::thread([this] { Run(); });
   }
   ~BackgroundVerifier() { Stop(); }
@@ -94,9 +96,11 @@ class BackgroundVerifier {
       if (verified.ok()) {
         Log(LogLevel::kInfo, "hash chain verified",
             {{"head", verified->position}, {"hash", verified->hash_hex}});
+        report_({true, verified->position, ""});
       } else {
         Log(LogLevel::kError, "hash chain verification failed",
             {{"error", verified.status().message()}});
+        report_({false, 0, verified.status().message()});
       }
       std::unique_lock lock(mutex_);
       if (cv_.wait_for(lock, every_, [&] { return stop_.load(); })) return;
@@ -105,6 +109,7 @@ class BackgroundVerifier {
 
   const ledger::Ledger& ledger_;
   const std::chrono::duration<double> every_;
+  const Report report_;
   std::mutex mutex_;
   std::condition_variable cv_;
   std::atomic<bool> stop_{false};
@@ -365,9 +370,6 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - catch_up_started)
             .count()}});
   engine.StartBackground();
-  BackgroundVerifier verifier(*ledger,
-                              std::chrono::duration<double>(config.verify_every_hours * 3600.0));
-
   server::Service service({*ledger,
                            engine,
                            std::get<domain::WorkingCalendar>(calendar),
@@ -376,6 +378,9 @@ int main(int argc, char** argv) {
                            config.limits,
                            {},
                            config.backup_dir});
+  BackgroundVerifier verifier(
+      *ledger, std::chrono::duration<double>(config.verify_every_hours * 3600.0),
+      [&service](server::Service::ChainCheck check) { service.SetChainCheck(std::move(check)); });
 
   net::io_context io(config.io_threads);
   server::HttpServer http(io, service, *http_endpoint);

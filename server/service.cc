@@ -467,6 +467,16 @@ void Service::RemoveSubscriber(const std::string& address) {
 
 void Service::BeginDrain() { draining_.store(true); }
 
+void Service::SetChainCheck(ChainCheck check) {
+  std::lock_guard lock(chain_mutex_);
+  chain_check_ = std::move(check);
+}
+
+std::optional<Service::ChainCheck> Service::chain_check() const {
+  std::lock_guard lock(chain_mutex_);
+  return chain_check_;
+}
+
 void Service::WaitIdle() {
   std::unique_lock lock(idle_mutex_);
   idle_cv_.wait(lock, [&] { return appends_inflight_.load() == 0; });

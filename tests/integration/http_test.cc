@@ -1,5 +1,6 @@
 // ledgerd's HTTP/JSON front door, against a real ledgerd process on loopback.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
 
 #include <chrono>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include <tuple>
 
 #include "domain/event_json.h"
+#include "format.h"
 #include "support/http_client.h"
 #include "support/ledgerd.h"
 #include "support/loopback.h"
@@ -1066,6 +1068,54 @@ TEST(HttpInputTest, BodiesBeingReceivedStayUnderInputBytesMax) {
     admitted = answer(third).result_int() != 503;
   }
   EXPECT_TRUE(admitted);
+}
+
+// A store damaged behind ledgerd's back (an event deleted by hand) is not served as if whole:
+// /healthz turns 503 once the verification at start has failed, and a read that needs the lost
+// event answers 500 naming the damage, not 404 as if the application never was.
+TEST(HttpDamageTest, ADamagedStoreIsSaidByHealthzAndReadsAreNotNotFound) {
+  Ledgerd server;
+  {
+    HttpClient client("127.0.0.1", server.http_port());
+    for (const json& event : SampleEvents()) {
+      ASSERT_EQ(client.Post("/v1/events", server.token(PrincipalOf(event)), event.dump()).status,
+                200);
+    }
+  }
+  ASSERT_EQ(server.Stop(), std::optional<int>(0));
+  {
+    std::vector<std::string> names;
+    ASSERT_TRUE(
+        rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), server.data_dir(), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const std::string& name : names)
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::Open(rocksdb::DBOptions(), server.data_dir(), families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    const size_t events =
+        std::find(names.begin(), names.end(), ledger::format::kEventsFamily) - names.begin();
+    ASSERT_LT(events, names.size());
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    EXPECT_TRUE(db->Delete(sync, handles[events], ledger::format::EventKey(2)).ok());
+    for (auto* handle : handles) db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+  }
+  server.Start();
+  HttpClient client("127.0.0.1", server.http_port());
+  HttpResponse health;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  do {
+    health = client.Get("/healthz");
+  } while (health.status != 503 && std::chrono::steady_clock::now() < until);
+  ASSERT_EQ(health.status, 503) << health.body;
+  EXPECT_EQ(Body(health)["ok"], false);
+  EXPECT_EQ(Body(health)["chain"]["verified"], false) << health.body;
+  HttpResponse app = client.Get("/v1/apps/XS-2026-000123", server.token("auditor"));
+  EXPECT_EQ(app.status, 500) << app.body;
+  EXPECT_NE(app.body.find("missing"), std::string::npos) << app.body;
 }
 
 // The JSON checks of every other door hold over HTTP too: a key twice (the first "actor" naming

@@ -102,6 +102,33 @@ TEST(RecoveryTest, FlippedStoredByteIsNamedByVerify) {
   EXPECT_EQ(verified.status().position(), kTampered) << verified.status().ToString();
 }
 
+// An event deleted from the store (not the head: that refuses to open) is damage, not "no such
+// event": reads by position and by stream say corruption, naming the position.
+TEST(RecoveryTest, ADeletedEventReadsAsCorruptionNotAsAbsent) {
+  testing::TempDir dir;
+  {
+    auto ledger = std::move(Ledger::Open(dir.str())).value();
+    AppendN(*ledger, 0, 10);
+  }
+  constexpr uint64_t kDeleted = 4;
+  {
+    RawDb raw(dir.str());
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    ASSERT_TRUE(raw.db->Delete(sync, raw.handles[1], format::EventKey(kDeleted)).ok());
+  }
+  auto ledger = std::move(Ledger::Open(dir.str())).value();
+  auto one = ledger->ReadOne(kDeleted);
+  ASSERT_FALSE(one.ok());
+  EXPECT_EQ(one.status().code(), Code::kCorruption) << one.status().ToString();
+  EXPECT_EQ(one.status().position(), kDeleted);
+  const std::string stream = "app/" + std::to_string((kDeleted - 1) % 3);  // AppendN's streams
+  auto history = ledger->ReadStream(stream);
+  ASSERT_FALSE(history.ok());
+  EXPECT_EQ(history.status().code(), Code::kCorruption) << history.status().ToString();
+  EXPECT_TRUE(ledger->ReadOne(kDeleted + 1).ok());
+}
+
 TEST(RecoveryTest, EveryTamperedByteOfAnEventIsDetected) {
   testing::TempDir dir;
   {

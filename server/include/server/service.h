@@ -190,6 +190,17 @@ class Service {
   // append is in flight.
   void BeginDrain();
   bool draining() const { return draining_.load(); }
+
+  // The last verification of the hash chain (ledgerd verifies at start and every
+  // --verify-every-hours): nullopt before the first ends, else whether it passed and, if not,
+  // why. /healthz reports it and is not ok once one failed.
+  struct ChainCheck {
+    bool ok = false;
+    uint64_t head = 0;  // verified up to (when ok)
+    std::string error;
+  };
+  void SetChainCheck(ChainCheck check);
+  std::optional<ChainCheck> chain_check() const;
   void WaitIdle();
   size_t appends_inflight() const { return appends_inflight_.load(); }
 
@@ -242,6 +253,8 @@ class Service {
   std::unordered_map<std::string, size_t> connections_by_address_;  // guarded by addresses_mutex_
   std::unordered_map<std::string, size_t> subscribers_by_address_;  // guarded by addresses_mutex_
   std::atomic<size_t> subscribers_{0};
+  mutable std::mutex chain_mutex_;
+  std::optional<ChainCheck> chain_check_;  // guarded by chain_mutex_
   std::mutex idle_mutex_;
   std::condition_variable idle_cv_;
   std::atomic<ServerProbe*> probe_{nullptr};
