@@ -252,6 +252,15 @@ void PrintKpiTable(const json& table, std::ostream& out) {
         << table.at("as_of_position").dump() << ")";
   }
   out << "\n";
+  // What the figures were judged by (another profile or calendar gives other figures).
+  if (const auto basis = table.find("basis"); basis != table.end() && basis->is_object()) {
+    const json profile = basis->value("sla_profile", json::object());
+    const json calendar = basis->value("calendar", json::object());
+    out << "judged by SLA profile " << profile.value("name", "?") << " ("
+        << profile.value("source", "?") << "), working-day calendar "
+        << calendar.value("first_year", json()).dump() << "–"
+        << calendar.value("last_year", json()).dump() << "\n";
+  }
   out << Column("id", 24) << Column("numerator", 12) << Column("denominator", 14)
       << Column("value", 9) << Column("target", 9) << Column("met", 5) << "name\n";
   for (const json& kpi : table.at("kpis")) {

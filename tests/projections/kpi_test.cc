@@ -262,6 +262,17 @@ TEST_F(KpiTest, TimelinessCountsArchivedAppsWithEveryClockMet) {
   EXPECT_DOUBLE_EQ(kpi.at("target").get<double>(), 1.0);
 }
 
+// A table names what it was judged by: the same events give other figures under another SLA
+// profile or calendar, and an auditor reproducing a reported table needs both.
+TEST_F(KpiTest, ATableNamesTheProfileAndCalendarItWasJudgedBy) {
+  const json basis = Table("2026-03").at("basis");
+  EXPECT_EQ(basis.at("sla_profile").at("name"), profile_.name());
+  EXPECT_EQ(basis.at("sla_profile").at("source"), profile_.source());
+  EXPECT_FALSE(profile_.source().empty());
+  EXPECT_EQ(basis.at("calendar").at("first_year"), *calendar_.FirstLoadedYear());
+  EXPECT_EQ(basis.at("calendar").at("last_year"), *calendar_.LastLoadedYear());
+}
+
 // domain.md counts violations against the KPIs: an application connected before its fees were
 // settled met every clock it had, and still did not meet its time limits.
 TEST_F(KpiTest, AViolationFlaggedOnAnArchivedAppFailsItsTimeliness) {
