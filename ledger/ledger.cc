@@ -532,15 +532,29 @@ Status Ledger::Impl::ScanValues(
   for (it->Seek(format::EventKey(from_position)); it->Valid(); it->Next(), ++expected) {
     try {
       StoredValue stored(ToView(it->value()), &scratch);
-      if (format::GetBigEndian64(ToView(it->key())) != expected || !stored.well_formed() ||
-          stored.envelope().getPosition() != expected) {
-        return Status(Code::kCorruption, "bad event at position " + std::to_string(expected))
+      // Each check says what it found, so that whoever looks at a damaged store knows what to
+      // look for (an event lost, one moved or copied, bytes cut short).
+      auto bad = [expected](const std::string& what) {
+        return Status(Code::kCorruption, "position " + std::to_string(expected) + ": " + what)
             .WithPosition(expected);
+      };
+      const uint64_t key = format::GetBigEndian64(ToView(it->key()));
+      if (key != expected) {
+        return bad("missing: the next event stored is at position " + std::to_string(key));
+      }
+      if (!stored.well_formed()) {
+        return bad("the stored value is not a whole number of 8-byte words (cut short or damaged)");
+      }
+      if (stored.envelope().getPosition() != expected) {
+        return bad("holds the event of position " +
+                   std::to_string(stored.envelope().getPosition()) + " (moved or copied here)");
       }
       if (!visit(expected, stored)) return Status::Ok();
     } catch (const kj::Exception& e) {
-      return Status(Code::kCorruption,
-                    "position " + std::to_string(expected) + ": " + e.getDescription().cStr())
+      return Status(Code::kCorruption, "position " + std::to_string(expected) +
+                                           ": the stored envelope does not decode (damaged "
+                                           "bytes): " +
+                                           e.getDescription().cStr())
           .WithPosition(expected);
     }
   }

@@ -127,6 +127,36 @@ TEST(RecoveryTest, ADeletedEventReadsAsCorruptionNotAsAbsent) {
   ASSERT_FALSE(history.ok());
   EXPECT_EQ(history.status().code(), Code::kCorruption) << history.status().ToString();
   EXPECT_TRUE(ledger->ReadOne(kDeleted + 1).ok());
+  // Verify says what it found, not only where.
+  auto verified = ledger->Verify();
+  ASSERT_FALSE(verified.ok());
+  EXPECT_EQ(verified.status().position(), kDeleted);
+  EXPECT_NE(verified.status().message().find("missing: the next event stored is at position 5"),
+            std::string::npos)
+      << verified.status().ToString();
+}
+
+// An event copied over another is named as such by Verify.
+TEST(RecoveryTest, AnEventCopiedOverAnotherIsNamedByVerify) {
+  testing::TempDir dir;
+  {
+    auto ledger = std::move(Ledger::Open(dir.str())).value();
+    AppendN(*ledger, 0, 10);
+  }
+  {
+    RawDb raw(dir.str());
+    std::string sixth;
+    ASSERT_TRUE(raw.db->Get({}, raw.handles[1], format::EventKey(6), &sixth).ok());
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    ASSERT_TRUE(raw.db->Put(sync, raw.handles[1], format::EventKey(7), sixth).ok());
+  }
+  auto ledger = std::move(Ledger::Open(dir.str())).value();
+  auto verified = ledger->Verify();
+  ASSERT_FALSE(verified.ok());
+  EXPECT_EQ(verified.status().position(), 7u);
+  EXPECT_NE(verified.status().message().find("holds the event of position 6"), std::string::npos)
+      << verified.status().ToString();
 }
 
 TEST(RecoveryTest, EveryTamperedByteOfAnEventIsDetected) {
