@@ -953,6 +953,9 @@ TEST(TcpServerTest, AConnectionWhoseSocketTakesNoWriteIsClosed) {
     AppendAll(*clerk, events);
   }
   const int fd = StalledReader(harness.port(), 160);  // 10 MiB: more than the kernel buffers hold
+  // (connect() returns before the server has taken the connection: until it has, "one
+  // connection" below would be true at once.)
+  ASSERT_TRUE(WaitFor([&] { return harness.server().Stats().connections == 2; }));
   ASSERT_TRUE(WaitFor([&] { return harness.server().Stats().output_bytes > 0; }));
   ASSERT_TRUE(
       WaitFor([&] { return harness.server().Stats().connections == 1; }, milliseconds(15000)));
