@@ -413,57 +413,45 @@ std::string Service::AddressKey(const boost::asio::ip::address& address) {
   return boost::asio::ip::address_v6(bytes).to_string() + "/64";
 }
 
-const char* Service::TryAddConnection(const std::string& address) {
-  if (connections_.fetch_add(1) >= limits_.connections_max) {
-    connections_.fetch_sub(1);
-    return "connections_max";
+const char* Service::Admission::TryAdd(const std::string& address, size_t max,
+                                       size_t per_address_max, const char* limit,
+                                       const char* per_address_limit) {
+  if (total.fetch_add(1) >= max) {
+    total.fetch_sub(1);
+    return limit;
   }
-  std::lock_guard lock(addresses_mutex_);
-  size_t& from_address = connections_by_address_[address];
-  if (from_address >= limits_.connections_per_address_max) {  // (never 0: the limit is >= 1)
-    connections_.fetch_sub(1);
-    return "connections_per_address_max";
+  std::lock_guard lock(mutex);
+  size_t& from_address = by_address[address];
+  if (from_address >= per_address_max) {  // (never 0: the limit is >= 1)
+    total.fetch_sub(1);
+    return per_address_limit;
   }
   ++from_address;
   return nullptr;
 }
 
-void Service::RemoveConnection(const std::string& address) {
+void Service::Admission::Remove(const std::string& address) {
   {
-    std::lock_guard lock(addresses_mutex_);
-    auto it = connections_by_address_.find(address);
-    if (it != connections_by_address_.end() && --it->second == 0) {
-      connections_by_address_.erase(it);
-    }
+    std::lock_guard lock(mutex);
+    auto it = by_address.find(address);
+    if (it != by_address.end() && --it->second == 0) by_address.erase(it);
   }
-  connections_.fetch_sub(1);
+  total.fetch_sub(1);
 }
+
+const char* Service::TryAddConnection(const std::string& address) {
+  return connections_.TryAdd(address, limits_.connections_max, limits_.connections_per_address_max,
+                             "connections_max", "connections_per_address_max");
+}
+
+void Service::RemoveConnection(const std::string& address) { connections_.Remove(address); }
 
 const char* Service::TryAddSubscriber(const std::string& address) {
-  if (subscribers_.fetch_add(1) >= limits_.subscribers_max) {
-    subscribers_.fetch_sub(1);
-    return "subscribers_max";
-  }
-  std::lock_guard lock(addresses_mutex_);
-  size_t& from_address = subscribers_by_address_[address];
-  if (from_address >= limits_.subscribers_per_address_max) {  // (never 0: the limit is >= 1)
-    subscribers_.fetch_sub(1);
-    return "subscribers_per_address_max";
-  }
-  ++from_address;
-  return nullptr;
+  return subscribers_.TryAdd(address, limits_.subscribers_max, limits_.subscribers_per_address_max,
+                             "subscribers_max", "subscribers_per_address_max");
 }
 
-void Service::RemoveSubscriber(const std::string& address) {
-  {
-    std::lock_guard lock(addresses_mutex_);
-    auto it = subscribers_by_address_.find(address);
-    if (it != subscribers_by_address_.end() && --it->second == 0) {
-      subscribers_by_address_.erase(it);
-    }
-  }
-  subscribers_.fetch_sub(1);
-}
+void Service::RemoveSubscriber(const std::string& address) { subscribers_.Remove(address); }
 
 void Service::BeginDrain() { draining_.store(true); }
 

@@ -248,11 +248,20 @@ class Service {
   std::atomic<bool> draining_{false};
   std::atomic<bool> replaying_{false};  // a KpiTableAsOf is running
   std::atomic<size_t> appends_inflight_{0};
-  std::atomic<size_t> connections_{0};
-  std::mutex addresses_mutex_;
-  std::unordered_map<std::string, size_t> connections_by_address_;  // guarded by addresses_mutex_
-  std::unordered_map<std::string, size_t> subscribers_by_address_;  // guarded by addresses_mutex_
-  std::atomic<size_t> subscribers_{0};
+  // Admitted connections, or subscriptions: in all, and by client address (AddressKey).
+  struct Admission {
+    // nullptr, or the limit that refuses one more from `address` (`limit` over `max` in all,
+    // `per_address_limit` over `per_address_max` from it).
+    const char* TryAdd(const std::string& address, size_t max, size_t per_address_max,
+                       const char* limit, const char* per_address_limit);
+    void Remove(const std::string& address);
+
+    std::atomic<size_t> total{0};
+    std::mutex mutex;
+    std::unordered_map<std::string, size_t> by_address;  // guarded by mutex
+  };
+  Admission connections_;
+  Admission subscribers_;
   mutable std::mutex chain_mutex_;
   std::optional<ChainCheck> chain_check_;  // guarded by chain_mutex_
   std::mutex idle_mutex_;
