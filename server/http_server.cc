@@ -278,9 +278,6 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // this answer when none comes. A body over http_body_bytes_max never gets here: its
     // Content-Length fails the header (413).
     const auto& header = parser_->get();
-    // A body for /v1/ without a known token is refused before it is read (401, and the
-    // connection closes): unknown clients cannot make the server hold bodies of up to
-    // http_body_bytes_max each (a body's room is taken when its reading starts).
     const bool body_follows = parser_->chunked() || parser_->content_length().value_or(0) > 0;
     // Every body needs a known token (only /v1/ takes bodies): without one the request is answered
     // from its headers alone (401 for /v1/, else 404 / 405), its body is never read, and it takes
