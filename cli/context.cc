@@ -22,8 +22,9 @@ std::string DefaultProfilePath() {
 }
 
 namespace {
+// The message names the file (and the line, when known) itself.
 void Report(std::ostream& err, const domain::DataFileError& error) {
-  err << "ledgerctl: " << error.file << ":" << error.line << ": " << error.message << "\n";
+  err << "ledgerctl: " << error.message << "\n";
 }
 }  // namespace
 

@@ -38,7 +38,7 @@ void ReportRejected(Tally& tally, const std::string& why, const std::string& lin
 int DemoCommand(const DataOptions& options, uint64_t apps, uint64_t seed, std::ostream& out) {
   auto calendar = domain::WorkingCalendar::Load(options.calendar_dir);
   if (auto* error = std::get_if<domain::DataFileError>(&calendar)) {
-    std::cerr << "ledgerctl: " << error->file << ": " << error->message << "\n";
+    std::cerr << "ledgerctl: " << error->message << "\n";  // (it names the file)
     return kExitFailure;
   }
   // A bulk load of history: appends are not synced one by one; one WAL sync at the end makes the
