@@ -1589,8 +1589,10 @@ TEST(LedgerdLogTest, EveryAnswerIsLoggedAtDebugLevel) {
 // Limits that cannot work together stop ledgerd with the reason, before it touches the data.
 TEST(LedgerdConfigTest, LimitsThatCannotWorkTogetherAreRefused) {
   TempDir dir;
-  for (const std::string& limits : {std::string("--batch-events-max 50 --appends-inflight-max 2"),
-                                    std::string("--connections-max 0")}) {
+  // (A backup directory inside the data directory, where every backup would be refused, too.)
+  for (const std::string& limits :
+       {std::string("--batch-events-max 50 --appends-inflight-max 2"),
+        std::string("--connections-max 0"), "--backup-dir " + dir.str() + "/data/backups"}) {
     auto [status, output] =
         RunCommand(std::string(LEDGERD_PATH) + " " + limits + " --http 127.0.0.1:0 --data " +
                    dir.str() + "/data --tokens " + dir.str() + "/none 2>&1");
