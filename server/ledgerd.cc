@@ -373,8 +373,14 @@ int main(int argc, char** argv) {
     // Derived data: the log holds everything they are made of.
     Log(LogLevel::kWarning, "projections cannot be caught up on: rebuilding them",
         {{"why", engine.CatchUp().message()}});
+    const auto rebuild_started = std::chrono::steady_clock::now();
     ledger::Status rebuilt = engine.Rebuild();
     if (!rebuilt.ok()) return Fail("projections cannot be rebuilt", {{"error", rebuilt.message()}});
+    Log(LogLevel::kInfo, "projections rebuilt",
+        {{"checkpoint", engine.checkpoint()},
+         {"seconds",
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - rebuild_started)
+              .count()}});
   }
   auto catch_up_started = std::chrono::steady_clock::now();
   ledger::Status caught_up = engine.CatchUp();
