@@ -37,8 +37,8 @@ before="$(TZ=Asia/Shanghai date +%Y-%m-%dT%H:%M:%S.%6N%:z)"
 echo "$before" > "$data/before-correction.txt"
 ctl append examples/sample-correction.jsonl
 echo "-- KM.XS 2026-Q2 timeliness as it could be reported at $before, then as corrected:"
-ctl kpi --period 2026-Q2 --org KM.XS --as-of "$before" | sed -n 3p
-ctl kpi --period 2026-Q2 --org KM.XS | sed -n 3p
+ctl kpi --period 2026-Q2 --org KM.XS --as-of "$before" | grep "^timeliness "
+ctl kpi --period 2026-Q2 --org KM.XS | grep "^timeliness "
 echo "== verify"
 ctl verify
 
@@ -47,11 +47,13 @@ token() { build/cli/ledgerctl token add --tokens "$tokens" --id "$1" --role "$2"
 clerk=$(token S1001 clerk KM.XS)
 director=$(token D0001 director KM.XS)
 auditor=$(token A0001 auditor KM)
-cat > "$data/tokens.txt" <<TOKENS
+# The tokens themselves: readable by this user alone, like everything ledgerd writes.
+(umask 077 && cat > "$data/tokens.txt" <<TOKENS
 clerk S1001 KM.XS     $clerk
 director D0001 KM.XS  $director
 auditor A0001 KM      $auditor
 TOKENS
+)
 cat <<HOW
 
 == ledgerd is starting on $data/ledger (tokens in $data/tokens.txt)
