@@ -38,6 +38,15 @@ std::optional<CorrectionRequest> ReadCorrection(std::string_view payload) {
   return request;
 }
 
+RuleBreach CorrectedValueBreach(const DecodeError& error, std::string_view type,
+                                uint64_t position) {
+  std::string field = error.field;
+  if (field.starts_with("data")) field.replace(0, 4, "Corrected.fields");
+  return Breach("correction_value", field + ": " + error.message + " (as corrected, the " +
+                                        std::string(type) + " at position " +
+                                        std::to_string(position) + " would not be valid)");
+}
+
 std::variant<CorrectedValues, RuleBreach> ApplyCorrection(const CorrectableEvent& target,
                                                           std::string_view fields) {
   const std::string at = "position " + std::to_string(target.position);
@@ -90,11 +99,7 @@ std::variant<CorrectedValues, RuleBreach> ApplyCorrection(const CorrectableEvent
   }
   Decoded<std::string> payload = PayloadFromJson(target.type, data);
   if (auto* error = std::get_if<DecodeError>(&payload)) {
-    std::string field = error->field;
-    if (field.starts_with("data")) field.replace(0, 4, "Corrected.fields");
-    return Breach("correction_value", field + ": " + error->message + " (as corrected, the " +
-                                          std::string(target.type) + " at " + at +
-                                          " would not be valid)");
+    return CorrectedValueBreach(*error, target.type, target.position);
   }
   out.payload = std::move(std::get<std::string>(payload));
   return out;

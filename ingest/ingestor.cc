@@ -79,13 +79,7 @@ std::optional<domain::RuleBreach> JudgeCorrection(const std::vector<ledger::Stor
         domain::PayloadToJson(target->type, corrected->second.payload);
     if (const auto* fields = std::get_if<nlohmann::json>(&data)) {
       if (std::optional<domain::DecodeError> error = domain::CheckAcceptanceRules(*fields)) {
-        std::string field = error->field;
-        if (field.starts_with("data")) field.replace(0, 4, "Corrected.fields");
-        return domain::RuleBreach{"correction_value",
-                                  field + ": " +
-                                      error->message.substr(error->message.find(": ") + 2) +
-                                      " (as corrected, the ApplicationAccepted at position " +
-                                      std::to_string(target->position) + " would not be valid)"};
+        return domain::CorrectedValueBreach(*error, target->type, target->position);
       }
     }
   }

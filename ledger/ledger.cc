@@ -529,15 +529,15 @@ Status Ledger::Impl::ScanValues(
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, events_));
   uint64_t expected = from_position;
   kj::Array<capnp::word> scratch;  // reused for values RocksDB hands out unaligned
+  // Each check says what it found, so that whoever looks at a damaged store knows what to look
+  // for (an event lost, one moved or copied, bytes cut short or damaged).
+  auto bad = [&expected](const std::string& what) {
+    return Status(Code::kCorruption, "position " + std::to_string(expected) + ": " + what)
+        .WithPosition(expected);
+  };
   for (it->Seek(format::EventKey(from_position)); it->Valid(); it->Next(), ++expected) {
     try {
       StoredValue stored(ToView(it->value()), &scratch);
-      // Each check says what it found, so that whoever looks at a damaged store knows what to
-      // look for (an event lost, one moved or copied, bytes cut short).
-      auto bad = [expected](const std::string& what) {
-        return Status(Code::kCorruption, "position " + std::to_string(expected) + ": " + what)
-            .WithPosition(expected);
-      };
       const uint64_t key = format::GetBigEndian64(ToView(it->key()));
       if (key != expected) {
         return bad("missing: the next event stored is at position " + std::to_string(key));
@@ -551,11 +551,8 @@ Status Ledger::Impl::ScanValues(
       }
       if (!visit(expected, stored)) return Status::Ok();
     } catch (const kj::Exception& e) {
-      return Status(Code::kCorruption, "position " + std::to_string(expected) +
-                                           ": the stored envelope does not decode (damaged "
-                                           "bytes): " +
-                                           e.getDescription().cStr())
-          .WithPosition(expected);
+      return bad(std::string("the stored envelope does not decode (damaged bytes): ") +
+                 e.getDescription().cStr());
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scanning events");
@@ -958,6 +955,15 @@ Status Ledger::Impl::Compact() {
   return Status::Ok();
 }
 
+bool PathWithin(const std::string& path, const std::string& dir) {
+  std::error_code error;
+  const std::filesystem::path outer = std::filesystem::weakly_canonical(dir, error);
+  if (error) return false;
+  const std::filesystem::path inner = std::filesystem::weakly_canonical(path, error);
+  return !error &&
+         std::mismatch(outer.begin(), outer.end(), inner.begin(), inner.end()).first == outer.end();
+}
+
 Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
   namespace fs = std::filesystem;
   // "/backups/b1/" names b1 too (its parent is /backups, not the backup itself).
@@ -980,10 +986,7 @@ Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
     return Status(Code::kInvalid, "backup directory " + dest.string() +
                                       " already exists: a backup goes to a new directory");
   }
-  const fs::path data = fs::weakly_canonical(dir_, error);
-  const fs::path target = fs::weakly_canonical(dest, error);
-  if (!error &&
-      std::mismatch(data.begin(), data.end(), target.begin(), target.end()).first == data.end()) {
+  if (PathWithin(dest.string(), dir_)) {
     return Status(Code::kInvalid,
                   "backup directory " + dest.string() + " lies inside the data directory " + dir_);
   }

@@ -18,7 +18,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -295,16 +294,9 @@ int main(int argc, char** argv) {
   if (auto wrong = CheckLimits(config.limits)) return Fail(*wrong);
   // Backups go beside the data, never inside it (the ledger refuses each one there): said at
   // start rather than at every backup.
-  if (!config.backup_dir.empty()) {
-    std::error_code error;
-    const std::filesystem::path data = std::filesystem::weakly_canonical(config.data_dir, error);
-    const std::filesystem::path backups =
-        std::filesystem::weakly_canonical(config.backup_dir, error);
-    if (!error && std::mismatch(data.begin(), data.end(), backups.begin(), backups.end()).first ==
-                      data.end()) {
-      return Fail("--backup-dir lies inside --data: backups go to a directory of their own",
-                  {{"backup_dir", config.backup_dir}, {"data", config.data_dir}});
-    }
+  if (!config.backup_dir.empty() && ledger::PathWithin(config.backup_dir, config.data_dir)) {
+    return Fail("--backup-dir lies inside --data: backups go to a directory of their own",
+                {{"backup_dir", config.backup_dir}, {"data", config.data_dir}});
   }
 
   auto http_endpoint = ParseEndpoint(config.http);

@@ -34,6 +34,7 @@
 #include <variant>
 #include <vector>
 
+#include "domain/event_json.h"
 #include "domain/workflow.h"
 
 namespace gridledger::domain {
@@ -67,6 +68,10 @@ struct CorrectionRequest {
 };
 // nullopt when `payload` is not a readable Corrected.
 std::optional<CorrectionRequest> ReadCorrection(std::string_view payload);
+
+// The refusal (correction_value) of a correction that would leave the `type` event at `position`
+// not valid, as `error` (naming "data.<key>") says: said of Corrected.fields.<key>.
+RuleBreach CorrectedValueBreach(const DecodeError& error, std::string_view type, uint64_t position);
 
 // Applies `fields` (a JSON object as text) to `target` as it stands (after earlier corrections).
 // Errors: correction_of_correction, correction_field, correction_value.

@@ -92,6 +92,11 @@ struct StorageStats {
 // event's position must be the event's — `ledgerctl verify --events`.)
 Result<StoredEvent> CheckEnvelope(std::string_view canonical_bytes);
 
+// Whether `path` is `dir` or lies below it, both resolved as far as they exist (symlinks, "..");
+// false when either cannot be resolved. A backup may not lie inside the data directory
+// (Ledger::Backup; ledgerd checks its --backup-dir with it at start).
+bool PathWithin(const std::string& path, const std::string& dir);
+
 class Ledger {
  public:
   // Opens (or creates) the ledger in `dir`. Checks the format version, recovers head position and
