@@ -89,8 +89,9 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
   std::vector<uint64_t> line_numbers;
   // The first line of the request during which the connection failed (0 while it holds).
   uint64_t lost_at = 0;
-  auto flush = [&]() -> bool {
-    if (lines.empty()) return true;
+  // Sends the lines gathered and prints their results; a lost connection sets lost_at.
+  auto flush = [&] {
+    if (lines.empty()) return;
     auto results = connection->Append(lines);
     if (!results.ok()) {
       // The whole request was refused (or the connection failed): report every line with it.
@@ -104,7 +105,7 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
       }
       lines.clear();
       line_numbers.clear();
-      return lost_at == 0;
+      return;
     }
     for (size_t i = 0; i < results->size(); ++i) {
       const client::AppendResult& result = (*results)[i];
@@ -143,7 +144,6 @@ int RemoteAppend(const RemoteOptions& remote, const std::string& file, std::ostr
     }
     lines.clear();
     line_numbers.clear();
-    return true;
   };
   const uint32_t server_max = connection->welcome().batch_events_max;
   const size_t lines_per_request =

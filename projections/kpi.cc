@@ -1149,20 +1149,23 @@ json KpiTable(const std::vector<KpiState>& states, std::string_view period,
                       KpiDetail::kFiguresOnly);
     });
   }
-  // What the figures were judged by: the same events give other figures under another profile
-  // or calendar, so a reported table names them (an auditor reproducing it needs both).
-  const std::optional<int> first_year = calendar.FirstLoadedYear();
-  const std::optional<int> last_year = calendar.LastLoadedYear();
-  json basis = {{"sla_profile", {{"name", profile.name()}, {"source", profile.source()}}},
-                {"calendar",
-                 {{"first_year", first_year ? json(*first_year) : json(nullptr)},
-                  {"last_year", last_year ? json(*last_year) : json(nullptr)}}}};
-  return {{"period", period},
-          {"org", org ? json(*org) : json(nullptr)},
-          {"months", *months},
-          {"kpis", std::move(kpis)},
-          {"supporting", Supporting(sorted, scope, calendar, profile)},
-          {"basis", std::move(basis)}};
+  json table = {{"period", period},
+                {"org", org ? json(*org) : json(nullptr)},
+                {"months", *months},
+                {"kpis", std::move(kpis)},
+                {"supporting", Supporting(sorted, scope, calendar, profile)}};
+  if (detail == KpiDetail::kFull) {
+    // What the figures were judged by: the same events give other figures under another profile
+    // or calendar, so a reported table names them (an auditor reproducing it needs both). Not in
+    // the per-month tables made for by_month, nor monitoring's, which keep only figures.
+    const std::optional<int> first_year = calendar.FirstLoadedYear();
+    const std::optional<int> last_year = calendar.LastLoadedYear();
+    table["basis"] = {{"sla_profile", {{"name", profile.name()}, {"source", profile.source()}}},
+                      {"calendar",
+                       {{"first_year", first_year ? json(*first_year) : json(nullptr)},
+                        {"last_year", last_year ? json(*last_year) : json(nullptr)}}}};
+  }
+  return table;
 }
 
 }  // namespace gridledger::projections

@@ -5,6 +5,7 @@
 #include <future>
 
 #include "domain/event_json.h"
+#include "domain/payload.h"
 #include "ingest/event_codec.h"
 #include "projections/queries.h"
 #include "server/probe.h"
@@ -174,18 +175,20 @@ void Service::AppendAsync(const ingest::Principal& principal, domain::ClientEven
       return done(std::move(*refused));
     }
   } else if (event.type == "SensitiveDataAccessed") {
-    // An approval is its approver's word: one a reader writes into its own record (ledgerd's own
-    // records of reads were judged so already) is judged as a read's X-Approved-By is, so an
-    // audit of 4.3.4 cannot be padded with approvals nobody gave. (A bulk import declares
-    // history under the importer's word: not judged.)
-    const domain::Decoded<nlohmann::json> data = domain::PayloadToJson(event.type, event.payload);
-    if (const auto* fields = std::get_if<nlohmann::json>(&data)) {
-      const auto approved = fields->find("approved_by");
-      if (approved != fields->end() && approved->is_string()) {
-        if (auto refused = CheckApprover(principal, approved->get<std::string>())) {
-          refused->error["field"] = "data.approved_by";
-          return done(std::move(*refused));
-        }
+    // An approval is its approver's word: one a reader writes into its own record is judged as a
+    // read's X-Approved-By is (RecordPersonalDataReadAsync, which submits ledgerd's own records
+    // of reads), so an audit of 4.3.4 cannot be padded with approvals nobody gave. (A bulk import
+    // declares history under the importer's word: not judged.)
+    std::optional<std::string> approved_by;
+    domain::ReadPayload<domain::events::SensitiveDataAccessed>(
+        event.payload, [&](domain::events::SensitiveDataAccessed::Reader root) {
+          if (root.hasApprovedBy()) approved_by = domain::TextOf(root.getApprovedBy());
+          return true;
+        });
+    if (approved_by) {
+      if (auto refused = CheckApprover(principal, *approved_by)) {
+        refused->error["field"] = "data.approved_by";
+        return done(std::move(*refused));
       }
     }
   }
@@ -358,12 +361,12 @@ void Service::RecordPersonalDataReadAsync(const ingest::Principal& principal, st
     done(FromDecodeError(*error));
     return;
   }
-  AppendAsync(
-      principal, std::get<domain::ClientEvent>(std::move(decoded)),
-      [done = std::move(done)](AppendAnswer answer) {
-        auto* error = std::get_if<ServiceError>(&answer);
-        done(error != nullptr ? std::optional<ServiceError>(std::move(*error)) : std::nullopt);
-      });
+  // Its approver was judged above, and it declares no import: straight to the ingestor.
+  Submit(principal, std::get<domain::ClientEvent>(std::move(decoded)),
+         [done = std::move(done)](AppendAnswer answer) {
+           auto* error = std::get_if<ServiceError>(&answer);
+           done(error != nullptr ? std::optional<ServiceError>(std::move(*error)) : std::nullopt);
+         });
 }
 
 bool Service::HoldsPersonalData(std::string_view stream) { return stream.starts_with("app/"); }

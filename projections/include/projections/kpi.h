@@ -381,8 +381,9 @@ struct KpiOrgUnits {
 KpiOrgUnits KpiOrgUnitsOf(const std::vector<KpiState>& states, std::string_view period,
                           const std::string& org);
 
-// kFiguresOnly: numerators, denominators and values only — `met` is the pooled period's and no
-// `by_month` is made (which costs a table per month): for monitoring, which exports the figures.
+// kFiguresOnly: numerators, denominators and values only — `met` is the pooled period's, no
+// `by_month` is made (which costs a table per month) and no `basis`: for monitoring, which
+// exports the figures.
 enum class KpiDetail { kFull, kFiguresOnly };
 nlohmann::json KpiTable(const std::vector<KpiState>& states, std::string_view period,
                         const std::optional<std::string>& org,

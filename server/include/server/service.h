@@ -221,7 +221,8 @@ class Service {
   void SetProbe(ServerProbe* probe) { probe_.store(probe, std::memory_order_release); }
 
  private:
-  // AppendAsync without the check of the import flag (AppendImported checked the importer).
+  // AppendAsync without its checks of the import flag and of a SensitiveDataAccessed's approver
+  // (AppendImported checked the importer; RecordPersonalDataReadAsync, the approver).
   void Submit(const ingest::Principal& principal, domain::ClientEvent event,
               std::function<void(AppendAnswer)> done, bool admitted = false);
   // Frees one slot of appends_inflight_max; wakes WaitIdle when none is left.
