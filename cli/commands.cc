@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -24,6 +25,7 @@
 #include "ingest/import.h"
 #include "ingest/ingestor.h"
 #include "ledger/ledger.h"
+#include "projections/check.h"
 #include "projections/engine.h"
 
 namespace gridledger::cli {
@@ -369,8 +371,68 @@ std::optional<ledger::Digest> ParseDigestArgument(const std::string& digest) {
   return ledger::Digest{position, hash};
 }
 
+namespace {
+
+// A new empty directory beside the data directory (the same file system, so the copy's table
+// files are hard links), for CheckProjections' copy; "" and why on stderr when none can be made.
+std::string ScratchBeside(const std::string& data_dir) {
+  std::error_code error;
+  std::filesystem::path data = std::filesystem::absolute(data_dir, error).lexically_normal();
+  if (!data.has_filename()) data = data.parent_path();  // "dir/" names dir
+  std::string pattern = (data.parent_path() / ".gridledger-verify-XXXXXX").string();
+  if (error || mkdtemp(pattern.data()) == nullptr) {
+    std::cerr << "ledgerctl: cannot make a scratch directory beside " << data.string()
+              << " for the fresh fold: " << std::strerror(errno) << "\n";
+    return "";
+  }
+  return pattern;
+}
+
+// Adds the projections' verdict to `answer`; false when the check could not be made (why, on
+// stderr and in answer["error"]).
+bool AddProjectionsVerdict(ledger::Ledger& ledger, const std::string& data_dir, json& answer) {
+  const std::string scratch = ScratchBeside(data_dir);
+  if (scratch.empty()) return false;
+  ProgressBar bar("folding afresh");
+  auto checked = projections::CheckProjections(
+      ledger, scratch + "/copy", [&](uint64_t done, uint64_t head) { bar.Update(done, head); });
+  bar.Finish();
+  std::error_code ignored;  // the copy inside is gone already; an empty directory may stay
+  std::filesystem::remove_all(scratch, ignored);
+  if (!checked.ok()) {
+    std::cerr << "ledgerctl: the projections could not be compared: "
+              << checked.status().message() << "\n";
+    answer["ok"] = false;
+    answer["error"] = ingest::ErrorJson(checked.status());
+    return false;
+  }
+  json first = json::array();
+  for (const projections::ProjectionDifference& difference : checked->first) {
+    first.push_back({{"family", difference.family},
+                     {"key", difference.key},
+                     {"difference", projections::StateDifferenceName(difference.difference)}});
+  }
+  answer["ok"] = checked->ok();
+  answer["projections"] = {{"ok", checked->ok()},
+                           {"checkpoint", checked->checkpoint},
+                           {"states", checked->states},
+                           {"differences", checked->differences},
+                           {"first", std::move(first)}};
+  if (!checked->ok()) {
+    const projections::ProjectionDifference& shown = checked->first.front();
+    std::cerr << "ledgerctl: " << checked->differences << " of " << checked->states
+              << " stored projection states are not what a fresh fold of the log up to position "
+              << checked->checkpoint << " gives (first: " << shown.family << " " << shown.key
+              << ", " << projections::StateDifferenceName(shown.difference)
+              << "); `ledgerctl rebuild` replaces them with the fold\n";
+  }
+  return true;
+}
+
+}  // namespace
+
 int Verify(const std::string& data_dir, const std::string& digest, std::ostream& out,
-           const std::string& events_file) {
+           const std::string& events_file, bool projections) {
   std::optional<ledger::Digest> handed_out;
   if (!digest.empty()) {
     handed_out = ParseDigestArgument(digest);
@@ -387,6 +449,11 @@ int Verify(const std::string& data_dir, const std::string& digest, std::ostream&
     return kExitFailure;
   }
   json answer = {{"ok", true}, {"head", verified->position}, {"hash", verified->hash_hex}};
+  if (projections) {
+    const bool compared = AddProjectionsVerdict(*ledger, data_dir, answer);
+    out << answer.dump() << "\n";
+    return compared && answer["ok"].get<bool>() ? kExitOk : kExitFailure;
+  }
   if (!events_file.empty()) {
     return PrintEventsVerdict(
         answer, events_file,

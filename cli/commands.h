@@ -63,9 +63,12 @@ void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEve
 int History(const std::string& data_dir, const std::string& stream, std::ostream& out);
 // Recomputes the chain; with `digest` ("POSITION:HASH", as `digest` prints them joined), also
 // checks that the verified hash at POSITION is HASH: history up to it is what it was when the
-// digest was handed out.
+// digest was handed out. With `projections`, also compares the stored projections with a fresh
+// fold of the log (projections::CheckProjections, in a scratch copy beside the data directory)
+// and adds "projections" {ok, checkpoint, states, differences, first} to the answer; exit 1 when
+// a state differs.
 int Verify(const std::string& data_dir, const std::string& digest, std::ostream& out,
-           const std::string& events_file = "");
+           const std::string& events_file = "", bool projections = false);
 // After a verified chain: whether each event of `events_file` (lines of `read --envelopes`, e.g.
 // handed out for a dispute) passes `check` — its fields and envelope are what its hash stands
 // for — and has the hash this ledger holds at its position: then each is in its history,

@@ -75,11 +75,22 @@ int main(int argc, char** argv) {
                          "FILE of events as `read --envelopes` prints them (e.g. handed out for "
                          "a dispute): also prove that each is in this ledger's history, "
                          "unchanged (each line is held to its own hash first, as by `check`)");
+  auto* digest_option =
+      verify
+          ->add_option("--digest", verify_digest,
+                       "POSITION:HASH handed out earlier (ledgerctl digest): also prove that "
+                       "history up to POSITION is unchanged since")
+          ->excludes(events_option);
+  bool verify_projections = false;
   verify
-      ->add_option("--digest", verify_digest,
-                   "POSITION:HASH handed out earlier (ledgerctl digest): also prove that "
-                   "history up to POSITION is unchanged since")
-      ->excludes(events_option);
+      ->add_flag("--projections", verify_projections,
+                 "also compare every stored projection state (what app, kpi, evidence and staff "
+                 "answer from) with a fresh fold of the log, made in a copy that is removed "
+                 "afterwards (.gridledger-verify-* beside the data directory: hard links, plus "
+                 "room for the folded states); --data only — for a running ledgerd, verify a "
+                 "backup of it")
+      ->excludes(events_option)
+      ->excludes(digest_option);
 
   std::string check_file;
   auto* check = app.add_subcommand(
@@ -279,6 +290,12 @@ int main(int argc, char** argv) {
     }
     if (*evidence) return HttpEvidence(remote, evidence_id, std::cout);
     if (*staff) return HttpStaff(remote, staff_id, std::cout);
+    if (*verify && verify_projections) {
+      std::cerr << "ledgerctl: verify --projections works on a data directory (--data): take a "
+                   "backup of the running ledgerd (ledgerctl --http HOST:PORT backup NAME) and "
+                   "verify that, with --data BACKUP_DIR/NAME\n";
+      return kExitFailure;
+    }
     if (*verify) return HttpVerify(remote, verify_digest, std::cout, verify_events);
     if (*digest) return HttpDigest(remote, digest_at, std::cout);
     if (*backup) return HttpBackup(remote, backup_dest, std::cout);
@@ -307,7 +324,9 @@ int main(int argc, char** argv) {
     return Read(data_dir, read_options, std::cout);
   }
   if (*history) return History(data_dir, history_stream, std::cout);
-  if (*verify) return Verify(data_dir, verify_digest, std::cout, verify_events);
+  if (*verify) {
+    return Verify(data_dir, verify_digest, std::cout, verify_events, verify_projections);
+  }
   if (*backup) return BackupCommand(data_dir, backup_dest, std::cout);
   if (*digest) return DigestCommand(data_dir, digest_at, std::cout);
   if (*application) return AppCommand(data, app_id, app_at, app_as_of, std::cout);

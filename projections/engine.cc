@@ -228,6 +228,11 @@ bool Engine::NeedsRebuild() const {
   return !open_status_.ok();
 }
 
+ledger::Status Engine::StoredStatus() const {
+  std::lock_guard lock(mutex_);
+  return open_status_;
+}
+
 uint64_t Engine::checkpoint() const {
   std::lock_guard lock(mutex_);
   return written_checkpoint_;
@@ -574,7 +579,12 @@ ledger::Status Engine::CatchUp(const Progress& progress) {
 }
 
 ledger::Status Engine::Rebuild(const Progress& progress) {
+  return RebuildTo(ledger_.Head(), progress);
+}
+
+ledger::Status Engine::RebuildTo(uint64_t last, const Progress& progress) {
   std::lock_guard lock(mutex_);
+  last = std::min(last, ledger_.Head());
   LEDGER_ASSERT(!attached_);
   // From here to the end the store says "rebuilding" (the checkpoint is the only key of the meta
   // family), so a crash midway leaves states that no catch-up builds on: first while the old
@@ -592,7 +602,7 @@ ledger::Status Engine::Rebuild(const Progress& progress) {
   inline_failure_ = ledger::Status::Ok();
   StartEmptyLocked();
   rebuilding_ = true;
-  rebuilt = CatchUpLocked(ledger_.Head(), progress);
+  rebuilt = CatchUpLocked(last, progress);
   rebuilding_ = false;
   // The states went to memtables only: make them durable before the checkpoint says they exist.
   if (rebuilt.ok()) rebuilt = ledger_.FlushSide();

@@ -84,6 +84,8 @@ class Engine : public ledger::AppendObserver {
   // unreadable, a rebuild did not finish, or another version folded them (CatchUp and Attach
   // say which).
   bool NeedsRebuild() const;
+  // Ok, or why the stored states can only be rebuilt (what CatchUp and Attach would return).
+  ledger::Status StoredStatus() const;
 
   // Folds events from checkpoint + 1 to the head as of the call, writing as it goes.
   ledger::Status CatchUp(const Progress& progress = {});
@@ -92,6 +94,9 @@ class Engine : public ledger::AppendObserver {
   // unfinished, so after a crash midway CatchUp and Attach report kCorruption until Rebuild() is
   // called again.
   ledger::Status Rebuild(const Progress& progress = {});
+  // The same up to position `last` (at most the head): the states the store would hold had
+  // folding stopped there (CheckProjections compares stored states to them).
+  ledger::Status RebuildTo(uint64_t last, const Progress& progress = {});
 
   // Catches up, then installs this engine as the ledger's observer (inline mode) until
   // destruction or Detach(). If events arrive that it has not folded (appended before it was

@@ -1,0 +1,128 @@
+#include "projections/check.h"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <filesystem>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+namespace gridledger::projections {
+
+namespace {
+
+using StateDigest = std::array<unsigned char, 32>;
+
+// SHA-256: the states compared are what disputes are settled with, so a stored state must not
+// pass for another by a chosen collision, as it could with a fast hash.
+StateDigest DigestOf(std::string_view bytes) {
+  StateDigest digest{};
+  unsigned int length = 0;
+  const bool ok = EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(),
+                             nullptr) == 1;
+  LEDGER_ASSERT(ok && length == digest.size());
+  return digest;
+}
+
+// Removes the scratch copy however the check ends.
+class ScratchCopy {
+ public:
+  explicit ScratchCopy(std::string path) : path_(std::move(path)) {}
+  ScratchCopy(const ScratchCopy&) = delete;
+  ScratchCopy& operator=(const ScratchCopy&) = delete;
+  ~ScratchCopy() {
+    std::error_code ignored;  // nothing left to report to; the path is in the caller's hands
+    std::filesystem::remove_all(path_, ignored);
+  }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+const char* StateDifferenceName(StateDifference difference) {
+  switch (difference) {
+    case StateDifference::kDiffers:
+      return "differs";
+    case StateDifference::kNotFolded:
+      return "not_folded";
+    case StateDifference::kNotStored:
+      return "not_stored";
+  }
+  return "differs";
+}
+
+ledger::Result<ProjectionCheck> CheckProjections(ledger::Ledger& ledger,
+                                                 const std::string& scratch,
+                                                 const Progress& progress) {
+  auto copied = ledger.Backup(scratch);
+  if (!copied.ok()) return copied.status();
+  ScratchCopy removed_at_end(scratch);
+  ledger::Options options;
+  options.side_families = SideFamilies();
+  options.sync = false;  // the copy is thrown away
+  auto opened = ledger::Ledger::Open(scratch, options);
+  if (!opened.ok()) return opened.status();
+  std::unique_ptr<ledger::Ledger> copy = std::move(opened).value();
+
+  ProjectionCheck check;
+  Engine fresh(*copy);  // reads the stored checkpoint: the copy holds the stored states as they are
+  ledger::Status stored_status = fresh.StoredStatus();
+  if (!stored_status.ok()) return stored_status;
+  check.checkpoint = fresh.checkpoint();
+
+  // Every family but the first, proj.meta: its checkpoint and fold version were read and
+  // accepted by the engine above, and a store that never folded anything lacks them.
+  const std::vector<std::string> families = SideFamilies();
+  // The stored states, in key order with a digest of each, before the copy's are rebuilt.
+  std::vector<std::vector<std::pair<std::string, StateDigest>>> stored(families.size());
+  for (ledger::SideFamily family = 1; family < families.size(); ++family) {
+    ledger::Status scanned =
+        copy->ScanSide(family, "", [&](std::string_view key, std::string_view value) {
+          stored[family].emplace_back(std::string(key), DigestOf(value));
+          return true;
+        });
+    if (!scanned.ok()) return scanned;
+  }
+  ledger::Status rebuilt = fresh.RebuildTo(check.checkpoint, progress);
+  if (!rebuilt.ok()) return rebuilt;
+
+  // The fresh states, merged in key order against the stored ones.
+  auto note = [&](const std::string& family, std::string_view key, StateDifference difference) {
+    ++check.differences;
+    if (check.first.size() < kProjectionDifferencesShownMax) {
+      check.first.push_back({family, std::string(key), difference});
+    }
+  };
+  for (ledger::SideFamily family = 1; family < families.size(); ++family) {
+    const auto& before = stored[family];
+    size_t next = 0;
+    ledger::Status scanned =
+        copy->ScanSide(family, "", [&](std::string_view key, std::string_view value) {
+          for (; next < before.size() && before[next].first < key; ++next) {
+            ++check.states;
+            note(families[family], before[next].first, StateDifference::kNotFolded);
+          }
+          ++check.states;
+          if (next < before.size() && before[next].first == key) {
+            if (before[next].second != DigestOf(value)) {
+              note(families[family], key, StateDifference::kDiffers);
+            }
+            ++next;
+          } else {
+            note(families[family], key, StateDifference::kNotStored);
+          }
+          return true;
+        });
+    if (!scanned.ok()) return scanned;
+    for (; next < before.size(); ++next) {
+      ++check.states;
+      note(families[family], before[next].first, StateDifference::kNotFolded);
+    }
+  }
+  return check;
+}
+
+}  // namespace gridledger::projections
