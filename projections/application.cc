@@ -539,7 +539,7 @@ nlohmann::json RecordsJson(const ApplicationState& state, const domain::WorkingC
 // Day counts the calendar could not give are unknown (null), not 0: a calendar_missing clock's
 // elapsed days, and its paused days when a pause runs into the unloaded year.
 nlohmann::json ElapsedJson(const ClockView& view) {
-  if (view.state == ClockState::kCalendarMissing) return nullptr;
+  if (!view.elapsed_known || view.state == ClockState::kCalendarMissing) return nullptr;
   return view.elapsed_working_days;
 }
 
@@ -782,6 +782,22 @@ std::string_view ClockStateName(ClockState state) {
   return "unknown";
 }
 
+namespace {
+
+// January 1 of `year`: a deadline that the calendar places in that unloaded year is no earlier.
+Date NotBefore(int year) {
+  return Date::FromCivil(year, 1, 1).value_or(Date::FromDaysSinceEpoch(0));
+}
+
+// December 31 of the last loaded year (or 1970-01-01 for an empty calendar, which answers every
+// count as missing anyway).
+Date LastLoadedDay(const domain::WorkingCalendar& calendar) {
+  const std::optional<int> year = calendar.LastLoadedYear();
+  return year ? Date::FromCivil(*year, 12, 31).value_or(Date()) : Date();
+}
+
+}  // namespace
+
 ClockDeadline DeadlineOf(const Clock& clock, const domain::WorkingCalendar& calendar,
                          int32_t limit_days, std::optional<Date> until) {
   using Answer = domain::CalendarAnswer<Date>;
@@ -789,18 +805,28 @@ ClockDeadline DeadlineOf(const Clock& clock, const domain::WorkingCalendar& cale
   bool moving = false;
   for (const PauseInterval& pause : clock.pauses) {  // in date order, merged
     const Answer so_far = domain::Deadline(calendar, clock.start, limit_days, paused);
-    if (!so_far.ok()) return {so_far};
+    if (!so_far.ok()) return {so_far, false, NotBefore(so_far.missing_year)};
     const auto late_by = calendar.WorkingDaysIn(*so_far.value, pause.from);
-    if (!late_by.ok()) return {Answer::Missing(late_by.missing_year)};
+    if (!late_by.ok()) {
+      // The pause begins in a year not loaded. A working day after the deadline in the loaded
+      // years shows it was late already; otherwise the deadline is that date or a later one.
+      const auto late_in_loaded = calendar.WorkingDaysIn(*so_far.value, LastLoadedDay(calendar));
+      if (late_in_loaded.ok() && *late_in_loaded.value > 0) break;
+      return {Answer::Missing(late_by.missing_year), false, *so_far.value};
+    }
     if (*late_by.value > 0) break;  // already late when this pause began
     if (!pause.to) moving = true;
     if (!pause.to && !until) break;
     const Date to = pause.to && (!until || *pause.to < *until) ? *pause.to : *until;
     const auto days = calendar.WorkingDaysIn(pause.from, to);
-    if (!days.ok()) return {Answer::Missing(days.missing_year)};
+    // A counted pause into a year not loaded moves the deadline past the loaded years.
+    if (!days.ok()) return {Answer::Missing(days.missing_year), false, NotBefore(days.missing_year)};
     paused += *days.value;
   }
-  return {domain::Deadline(calendar, clock.start, limit_days, paused), moving};
+  Answer deadline = domain::Deadline(calendar, clock.start, limit_days, paused);
+  const std::optional<Date> not_before =
+      deadline.ok() ? std::nullopt : std::optional<Date>(NotBefore(deadline.missing_year));
+  return {std::move(deadline), moving, not_before};
 }
 
 ClockView Evaluate(const Clock& clock, const domain::WorkingCalendar& calendar,
@@ -816,9 +842,12 @@ ClockView Evaluate(const Clock& clock, const domain::WorkingCalendar& calendar,
   const auto paused = PausedDays(clock, calendar, until);
   const auto raw = calendar.WorkingDaysIn(clock.start, until);
   if (!paused.ok() || !raw.ok()) {
-    // Nothing to judge without a limit: not_applicable, whatever the calendar lacks.
-    view.state = !view.limit_days && !clock.stopped_by ? ClockState::kNotApplicable
-                                                       : ClockState::kCalendarMissing;
+    // Nothing to judge without a limit: not_applicable, whatever the calendar lacks; a clock
+    // stopped by a withdrawal or an archive never counts as met, whatever its days (kStopped).
+    view.state = clock.stopped_by   ? ClockState::kStopped
+                 : !view.limit_days ? ClockState::kNotApplicable
+                                    : ClockState::kCalendarMissing;
+    view.elapsed_known = false;
     view.missing_year = !raw.ok() ? raw.missing_year : paused.missing_year;
     // Elapsed days are unknown, but when every paused day is known and the deadline lies in a
     // loaded year, the deadline is exact: shown, never guessed.

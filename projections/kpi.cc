@@ -625,13 +625,16 @@ using nlohmann::json;
 struct Scope {
   std::set<std::string> months;
   std::optional<std::string> org;
-  int last_year = 0;  // of the period's months
 
   bool OrgMatches(const KpiState& state) const { return !org || state.org == *org; }
   bool InPeriod(const KpiState& state) const {
     return OrgMatches(state) && months.count(state.month) > 0;
   }
   bool InPeriod(domain::Date date) const { return months.count(MonthOf(date)) > 0; }
+  // Whether the period's last month is `date`'s month or later.
+  bool Reaches(domain::Date date) const {
+    return !months.empty() && *months.rbegin() >= MonthOf(date);
+  }
 };
 
 struct Ratio {
@@ -785,8 +788,9 @@ void JudgeChange(const KpiChange& change, const Scope& scope,
   if (due.moving) return;
   const domain::CalendarAnswer<domain::Date>& deadline = due.deadline;
   if (!deadline.ok()) {
-    // The deadline may lie in the period only when the period reaches the unloaded year.
-    if (deadline.missing_year <= scope.last_year) ratio.AddUndetermined(change.app);
+    // The deadline may lie in the period only when the period reaches the earliest date it can
+    // have (a pause begun in an unloaded year may leave it in the last loaded month).
+    if (scope.Reaches(*due.not_before)) ratio.AddUndetermined(change.app);
     return;
   }
   if (!scope.InPeriod(*deadline.value)) return;
@@ -1121,7 +1125,6 @@ json KpiTable(const std::vector<KpiState>& states, std::string_view period,
   Scope scope;
   scope.months.insert(months->begin(), months->end());
   scope.org = org;
-  scope.last_year = std::stoi(months->back().substr(0, 4));
   std::vector<const KpiState*> sorted = SortedByKey(states);
   std::deque<KpiState> corrected_copies;
   KeepLatestRevisions(sorted, corrected_copies);

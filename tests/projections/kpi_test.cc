@@ -8,6 +8,7 @@
 // (residential: scheme_reply 3, connection 3; change_completion 5), not by calling the code.
 #include "projections/kpi.h"
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <string>
@@ -469,6 +470,56 @@ TEST_F(KpiTest, ItemsTheCalendarCannotJudgeAreInNeitherTermAndMayLeaveMetOpen) {
   ExpectRatio(kpi, {"app/U2"}, {"app/U2", "app/U3"});
   EXPECT_EQ(kpi.at("undetermined_ids"), json({"app/U1"})) << kpi.dump();
   EXPECT_EQ(kpi.at("met"), false) << kpi.dump();
+}
+
+// A clock stopped by the archive never counts as met, whatever its days: the application fails
+// KPI 1 even when counting those days needs a year the calendar lacks (it was left undetermined).
+TEST_F(KpiTest, AClockStoppedByTheArchiveFailsEvenWhenItsDaysNeedAnUnloadedYear) {
+  json accepted = Accepted();
+  accepted["customer_class"] = "lv_nonresidential";
+  m_.Add("app/S1", "ApplicationAccepted", "12-01", accepted);
+  m_.Add("app/S1", "SchemeReplied", "12-03", {{"scheme", "s"}, {"customer_works", false}});
+  m_.Add("app/S1", "FeesSettled", "12-04", {{"amount_cny", 100}});
+  m_.Add("app/S1", "ContractSigned", "12-07", {{"contract_id", "HT-S1"}});
+  m_.Add("app/S1", "DesignSubmitted", "12-08");
+  m_.Add("app/S1", "MeterConnected", "12-08", {{"meter_id", "M-S1"}});
+  m_.Add("app/S1", "Archived", "2027-01-05");  // stops the design review opened 12-08
+  const json kpi = Kpi(Table("2027-01"), "timeliness");
+  ExpectRatio(kpi, {}, {"app/S1"});
+  EXPECT_FALSE(kpi.contains("undetermined_ids")) << kpi.dump();
+  EXPECT_EQ(kpi.at("met"), false) << kpi.dump();
+
+  const ApplicationState& app = m_.app("app/S1");
+  auto stopped = std::find_if(app.clocks.begin(), app.clocks.end(), [](const Clock& clock) {
+    return clock.name == domain::SlaClock::kDesignReview;
+  });
+  ASSERT_NE(stopped, app.clocks.end());
+  const ClockView view =
+      Evaluate(*stopped, calendar_, profile_, domain::SlaCustomerClass::kLvNonResidential, 0);
+  EXPECT_EQ(view.state, ClockState::kStopped);
+  EXPECT_TRUE(ElapsedJson(view).is_null());  // its days are not known, only that it failed
+  EXPECT_EQ(view.missing_year, 2027);
+}
+
+// A change still open, paused in a year the calendar lacks: when a working day of the loaded
+// years already lay past its deadline, it was late before the pause and counts as missed in its
+// deadline's month; when none did, it may be due in the last loaded month and is undetermined
+// there. Either way it no longer drops out of change_completion.
+TEST_F(KpiTest, AChangePausedInAnUnloadedYearStaysInChangeCompletion) {
+  // C17: accepted 12-15, deadline 12-22 (5 working days); paused 2027-01-05, still open.
+  m_.Add("app/C17", "ApplicationAccepted", "12-15", Accepted("change"));
+  m_.Add("app/C17", "ClockPaused", "2027-01-05", {{"reason", "customer_request"}, {"note", "n"}});
+  // C18: accepted 12-24, deadline 12-31 (12-25, 12-28 .. 12-31); paused 2027-01-04, still open.
+  m_.Add("app/C18", "ApplicationAccepted", "12-24", Accepted("change"));
+  m_.Add("app/C18", "ClockPaused", "2027-01-04", {{"reason", "customer_request"}, {"note", "n"}});
+  const json december = Kpi(Table("2026-12"), "change_completion");
+  ExpectRatio(december, {}, {"app/C17"});
+  EXPECT_EQ(december.at("undetermined_ids"), json({"app/C18"})) << december.dump();
+  EXPECT_EQ(december.at("met"), false) << december.dump();
+  // Neither can be due before its deadline as it stood before the pause.
+  const json november = Kpi(Table("2026-11"), "change_completion");
+  EXPECT_EQ(november.at("denominator"), 0) << november.dump();
+  EXPECT_FALSE(november.contains("undetermined_ids")) << november.dump();
 }
 
 TEST_F(KpiTest, SupportingFigures) {

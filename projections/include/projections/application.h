@@ -292,10 +292,13 @@ ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,
 // late. A pause begun once a working day past that date had gone by moves nothing (elapsed had
 // already passed the limit: a date missed stays missed), nor do later ones. An open pause that
 // counts moves it by its days up to `until` (none without `until`) and sets `moving`: the
-// deadline moves on while it lasts. `deadline.missing_year` when the calendar cannot say.
+// deadline moves on while it lasts. `deadline.missing_year` when the calendar cannot say; then
+// `not_before` is a date the deadline cannot precede (January 1 of that year, or — for a pause
+// that begins in it — the deadline before that pause, which lies at the end of the loaded years).
 struct ClockDeadline {
   domain::CalendarAnswer<domain::Date> deadline;
   bool moving = false;
+  std::optional<domain::Date> not_before;  // set exactly when !deadline.ok()
 };
 ClockDeadline DeadlineOf(const Clock& clock, const domain::WorkingCalendar& calendar,
                          int32_t limit_days, std::optional<domain::Date> until);
@@ -324,6 +327,7 @@ struct ClockView {
   std::optional<domain::Date> end;
   std::optional<int32_t> limit_days;  // nullopt: not applicable
   int32_t elapsed_working_days = 0;   // working days in (start, end or T] minus paused days
+  bool elapsed_known = true;  // false when that needs a year the calendar lacks
   int32_t paused_working_days = 0;
   bool paused_known = true;  // false when a pause runs into a year the calendar lacks
   // The date elapsed reaches the limit, moved later by paused days. nullopt when not applicable,
@@ -335,11 +339,12 @@ struct ClockView {
   ClockState state = ClockState::kOnTrack;
   int32_t overdue_days = 0;  // elapsed − limit when overdue or missed
   int escalation_level = 0;  // 1..3 when overdue
-  int missing_year = 0;      // when calendar_missing: the first unloaded year needed
+  int missing_year = 0;      // when a day count needs unloaded years: the first of them
 };
 
-// A clock's day counts in JSON: null when the calendar could not give them — a calendar_missing
-// clock's elapsed days, and its paused days when a pause runs into the unloaded year — not 0.
+// A clock's day counts in JSON: null when the calendar could not give them — the elapsed days of
+// a calendar_missing clock (or a stopped one) counted into the unloaded year, and its paused days
+// when a pause runs into it — not 0.
 nlohmann::json ElapsedJson(const ClockView& view);
 nlohmann::json PausedJson(const ClockView& view);
 

@@ -325,8 +325,9 @@ struct KpiTargets {
 //                        on it (connected_*: a prerequisite, review or inspection skipped;
 //                        domain.md counts violations against the KPIs) and every clock instance is
 //                        met or has no limit for its class (a clock stopped by Archived is not
-//                        met). A clock whose days need an unloaded calendar year is neither: the
-//                        app is in neither numerator nor denominator but listed in undetermined_ids
+//                        met, even when its days need an unloaded calendar year). Another clock
+//                        whose days need an unloaded year is neither met nor missed: the app is
+//                        in neither numerator nor denominator but listed in undetermined_ids
 //                        (see `met`).
 //  change_completion     changes executed in the period (met when the clock is met), plus changes
 //                        not executed (open, or archived without execution) whose deadline falls in
@@ -335,8 +336,10 @@ struct KpiTargets {
 //                        not due, nor paused ones while the pause moves the deadline: a pause
 //                        begun after a working day past the deadline moves nothing. A late change
 //                        is counted in its deadline month while open and moves to its execution
-//                        month once executed (the literal domain.md rule). Deadlines in unloaded
-//                        years: undetermined_ids.
+//                        month once executed (the literal domain.md rule). A deadline the
+//                        calendar cannot place (in an unloaded year, or a pause begun in one
+//                        without a loaded working day past it first) is undetermined_ids in the
+//                        periods from the earliest month it could fall in (ClockDeadline).
 //  callback_satisfaction reached callbacks in the period (one entry per callback, so an app may
 //                        appear twice); satisfied or basically_satisfied ones in the numerator. A
 //                        reached callback without satisfaction counts as not satisfied, and so
