@@ -239,8 +239,7 @@ void AddTableFigures(const nlohmann::json& table, const std::string& org, Period
   if (kpis == table.end() || !kpis->is_array()) return;
   for (const nlohmann::json& kpi : *kpis) {
     const std::string id = kpi.value("id", "");
-    const bool quarterly = id == "contract_signing";
-    if (quarterly != quarter) continue;
+    if ((kpi.value("assessed_per", "") == "quarter") != quarter) continue;
     auto known = std::find(kKpiIds.begin(), kKpiIds.end(), id);
     if (known == kKpiIds.end()) continue;
     KpiFigure figure;

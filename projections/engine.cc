@@ -586,9 +586,10 @@ ledger::Status Engine::RebuildTo(uint64_t last, const Progress& progress) {
   std::lock_guard lock(mutex_);
   last = std::min(last, ledger_.Head());
   LEDGER_ASSERT(!attached_);
-  // From here to the end the store says "rebuilding" (the checkpoint is the only key of the meta
-  // family), so a crash midway leaves states that no catch-up builds on: first while the old
-  // states are deleted, then while new ones are written without the write-ahead log.
+  // From here to the end the store says "rebuilding" (the checkpoint, kept with the old
+  // fold_version in the meta family, which the rebuild does not clear), so a crash midway leaves
+  // states that no catch-up builds on: first while the old states are deleted, then while new
+  // ones are written without the write-ahead log. The fold version is stamped at the end.
   open_status_ = RebuildInterrupted();
   auto marker = ledger_.NewSideBatch();
   marker->Put(kMetaFamily, kCheckpointKey, EncodeU64(kRebuildingCheckpoint));

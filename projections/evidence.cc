@@ -108,6 +108,9 @@ std::optional<EvidenceRecord> RecordOfEvidence(const EventRecord& event,
   return record;
 }
 
+// Reads the payloads of DocumentReviewed, SiteInspected and CallbackMade, whose corrections
+// domain::ChangesFacts refolds whatever they change; reading another type's payload here would need
+// it added there.
 void FoldAppEvent(EvidenceState& state, const EventRecord& event, std::string_view actor_id,
                   const ApplicationState* app_after) {
   if (app_after != nullptr) {
@@ -345,10 +348,6 @@ void Fold(EvidenceState& state, const EventRecord& event, std::string_view actor
     return;
   }
   state.last_position = event.position;
-}
-
-void Fold(EvidenceState& state, const EventRecord& event, const ApplicationState* app_after) {
-  Fold(state, event, std::string_view(), app_after);
 }
 
 void Fold(EvidenceState& state, const ledger::StoredEvent& event,

@@ -194,6 +194,10 @@ void FoldArchived(KpiState& state, const EventRecord& event, const ApplicationSt
   state.archived.push_back(std::move(archived));
 }
 
+// The workflow rules (callback_before_*) that flag a callback made before the connection or
+// change execution it should follow; one test for the fold and for settlements.
+bool IsPrematureCallbackRule(std::string_view rule) { return rule.starts_with("callback_before_"); }
+
 void FoldCallback(KpiState& state, const EventRecord& event, const ApplicationState& app) {
   KpiCallback callback;
   callback.app = app.stream;
@@ -202,7 +206,7 @@ void FoldCallback(KpiState& state, const EventRecord& event, const ApplicationSt
   // Workflow rules flag a callback made before the connection (change execution) it follows.
   callback.premature =
       std::any_of(app.violations.begin(), app.violations.end(), [&](const ViolationRecord& v) {
-        return v.position == event.position && v.rule.starts_with("callback_before_");
+        return v.position == event.position && IsPrematureCallbackRule(v.rule);
       });
   const bool read =
       domain::ReadPayload<ev::CallbackMade>(event.payload, [&](ev::CallbackMade::Reader root) {
@@ -215,7 +219,9 @@ void FoldCallback(KpiState& state, const EventRecord& event, const ApplicationSt
 }
 
 // DocumentReviewed and SiteInspected: whether the check passed; nullopt when the payload does
-// not read.
+// not read. (A fold that reads another payload field of an app event must have
+// domain::ChangesFacts see a correction of it too: otherwise such a Corrected is recorded and
+// nothing is folded again.)
 template <typename Check>
 std::optional<bool> CheckPassed(const EventRecord& event) {
   std::optional<bool> passed;
@@ -1069,9 +1075,13 @@ void ApplySettlements(std::vector<const KpiState*>& states, std::deque<KpiState>
   const auto contract = [&is](const KpiConnection& c) {
     return !c.contract_before && is(c.app, c.position, "connected_without_contract");
   };
-  const auto callback = [&is](const KpiCallback& c) {
-    return c.premature && (is(c.app, c.position, "callback_before_connection") ||
-                           is(c.app, c.position, "callback_before_change_executed"));
+  const auto callback = [&settled](const KpiCallback& c) {
+    if (!c.premature) return false;
+    for (auto it = settled.lower_bound({c.app, c.position, std::string_view()});
+         it != settled.end() && std::get<0>(*it) == c.app && std::get<1>(*it) == c.position; ++it) {
+      if (IsPrematureCallbackRule(std::get<2>(*it))) return true;
+    }
+    return false;
   };
   const auto violation = [&is](const KpiViolation& v) { return is(v.app, v.position, v.rule); };
   for (const KpiState*& state : states) {

@@ -165,6 +165,18 @@ TEST_F(SlaHealthTest, KpiFiguresEqualTheKpiTableOverEveryBucket) {
   EXPECT_GT(with_value, 20u);
 }
 
+// /metrics exports the KPIs under the ids of kKpiIds: a KPI the table gains or renames must be
+// added there too, or it would be left out of the metrics without a word.
+TEST_F(SlaHealthTest, EveryKpiOfTheTableIsExported) {
+  auto states = demo_->engine().KpiStates();
+  ASSERT_TRUE(states.ok());
+  const nlohmann::json table = projections::KpiTable(*states, "2026-Q2", std::nullopt,
+                                                     demo_->calendar(), demo_->profile());
+  std::vector<std::string> ids;
+  for (const auto& kpi : table.at("kpis")) ids.push_back(kpi.at("id").get<std::string>());
+  EXPECT_EQ(ids, std::vector<std::string>(kKpiIds.begin(), kKpiIds.end()));
+}
+
 TEST_F(SlaHealthTest, CallbackAndUrgeCountsAgreeWithTheKpiTable) {
   auto states = demo_->engine().KpiStates();
   ASSERT_TRUE(states.ok());

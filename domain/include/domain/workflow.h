@@ -183,6 +183,8 @@ std::variant<WorkflowEvent, RuleBreach> DecodeWorkflowEvent(std::string_view typ
                                                             std::string_view payload);
 
 // The compact facts about one application needed to judge its next event. Built only by Apply().
+// Stored in every application state: a new field is encoded in projections/application_codec.cc
+// (PutFacts / GetFacts; a static_assert there counts the fields) and raises kFoldVersion.
 struct WorkflowFacts {
   bool accepted = false;
   Business business = Business::kNewInstall;

@@ -130,7 +130,7 @@ ledger::Result<SlaHealth> ComputeSlaHealth(const projections::Engine& engine,
 
 // ---- KPIs ----
 
-// The KPI ids of domain.md, in table order.
+// The KPI ids of domain.md, in the order of projections::KpiTable (a test holds them to it).
 inline constexpr std::array<std::string_view, 6> kKpiIds = {
     "timeliness",       "change_completion", "callback_satisfaction",
     "contract_signing", "report_on_time",    "report_accuracy"};

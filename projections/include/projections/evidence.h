@@ -32,7 +32,7 @@ struct EvidenceRecord {
   std::string type;
   uint64_t position = 0;
   int64_t occurred_at_us = 0;
-  std::string actor_id;  // "" when folded from an EventRecord alone (it carries no actor id)
+  std::string actor_id;
   std::string actor_org;
   std::string by;            // data.reviewer / data.inspector / data.agent
   std::string conclusion;    // pass | fail; for callbacks the result: reached | no_answer | …
@@ -104,9 +104,8 @@ std::string KeyOf(const EvidenceState& state);
 
 // Folds one event. `app_after` is the application state after this event for app/ streams (else
 // nullptr); events it rejected as invalid are skipped, and org / connection / archive dates come
-// from it. Pure and deterministic; events must come in position order.
-void Fold(EvidenceState& state, const EventRecord& event, const ApplicationState* app_after);
-// Same, also recording the actor id, which EventRecord does not carry.
+// from it. Pure and deterministic; events must come in position order. `actor_id` is recorded on
+// the items (the Engine passes record.actor_id).
 void Fold(EvidenceState& state, const EventRecord& event, std::string_view actor_id,
           const ApplicationState* app_after);
 void Fold(EvidenceState& state, const ledger::StoredEvent& event,

@@ -7,8 +7,8 @@
 // the actor, and to every attendee, once per person); urges issued (Urged they appended).
 //
 // KEY: staff-audit/<staff id> (StaffAuditKey). One event touches the actor's state and, for
-// TrainingHeld, each attendee's (StaffAuditKeysOf). EventRecord carries no actor id, so every fold
-// takes it beside the record; the ledger::StoredEvent / EventView overloads read it themselves.
+// TrainingHeld, each attendee's (StaffAuditKeysOf). Folds take the actor id beside the record (the
+// Engine passes record.actor_id); the ledger::StoredEvent / EventView overloads read it themselves.
 // The Engine stores a state split into a head and list items under the key (split_state.h).
 //
 // Thread-safety: values only; nothing here does I/O or reads a clock. Nothing throws.
