@@ -312,6 +312,13 @@ int main(int argc, char** argv) {
     std::cerr << "ledgerctl: subscribe needs --server HOST:PORT of a running ledgerd\n";
     return kExitFailure;
   }
+  if (!remote.approved_by.empty()) {
+    // Not dropped in silence: the auditor would take the read for an approved one.
+    std::cerr << "ledgerctl: --approved-by is judged by a running ledgerd (--server / --http); on "
+                 "a data directory no token stands behind it, and reads of personal data are "
+                 "recorded as local:<user> without an approver\n";
+    return kExitRejected;
+  }
   if (data_dir.empty()) {
     std::cerr << "ledgerctl: --data DIR (or GRIDLEDGER_DATA) is required for this command\n";
     return kExitFailure;

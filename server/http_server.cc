@@ -10,6 +10,7 @@
 #include <chrono>
 #include <ctime>
 #include <map>
+#include <limits>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -263,7 +264,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     ReleaseInput();
     if (closing_) return;
     parser_.emplace();
-    parser_->body_limit(service_.limits().http_body_bytes_max);
+    // The body's limit is set once its headers are judged (OnHeader): a Content-Length over it
+    // would otherwise fail the header before the token is looked at. (Not boost::none: Beast
+    // 1.74 compares a Content-Length with an empty limit as over it.)
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     parser_->header_limit(kHttpHeaderBytesMax);
     stream_.expires_after(kHeaderTimeout);
     http::async_read_header(
@@ -275,8 +279,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (error) return OnRead(error);
     stream_.expires_after(kIdleTimeout);
     // curl and libcurl ask before sending a body over 1 MiB (an import) and wait a second for
-    // this answer when none comes. A body over http_body_bytes_max never gets here: its
-    // Content-Length fails the header (413).
+    // this answer when none comes.
     const auto& header = parser_->get();
     const bool body_follows = parser_->chunked() || parser_->content_length().value_or(0) > 0;
     // Every body needs a known token (only /v1/ takes bodies): without one the request is answered
@@ -287,14 +290,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       header_checked_ = true;
     }
     const bool unknown = body_follows && !header_principal_;
+    // Then the size: a Content-Length over http_body_bytes_max is refused from the headers (a
+    // chunked body is held to it as it is read).
+    const size_t body_max = service_.limits().http_body_bytes_max;
+    const bool too_large = !unknown && !parser_->chunked() &&
+                           parser_->content_length().value_or(0) > body_max;
     // Bodies being read hold their room from the start (their Content-Length; a chunked one may
     // grow to http_body_bytes_max): together they stay under input_bytes_max.
     const size_t body_bytes = !body_follows ? 0
                               : parser_->chunked()
-                                  ? service_.limits().http_body_bytes_max
+                                  ? body_max
                                   : static_cast<size_t>(parser_->content_length().value_or(0));
-    const bool room = unknown || server_.TryAddInput(body_bytes);
-    if (unknown || !room) {
+    const bool room = unknown || too_large || server_.TryAddInput(body_bytes);
+    if (unknown || too_large || !room) {
       request_started_ = std::chrono::steady_clock::now();
       request_ = parser_->release();
       target_ = Target{};
@@ -305,6 +313,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       busy_ = true;
       if (unknown) {
         Route();  // answers why, from the headers
+      } else if (too_large) {
+        Respond(http::status::payload_too_large, BodyTooLarge());
       } else {
         Fail(BusyLimit("input_bytes_max",
                        "the request bodies being received on all connections reached "
@@ -313,6 +323,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return;
     }
     input_reserved_ = body_bytes;
+    parser_->body_limit(body_max);
     if (header.version() == 11 && beast::iequals(header[http::field::expect], "100-continue")) {
       // Asked before the body (curl does for an import): with a known token, "go on".
       auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
@@ -325,6 +336,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return;
     }
     ReadBody();
+  }
+
+  ordered_json BodyTooLarge() const {
+    return ErrorBody(InvalidField("body", "http_body_bytes_max",
+                                  "request body larger than " +
+                                      std::to_string(service_.limits().http_body_bytes_max) +
+                                      " bytes (ledgerd --http-body-bytes-max)"));
   }
 
   void ReadBody() {
@@ -349,13 +367,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       busy_ = true;
       // Named like every refusal of input: the part of the request at fault and the limit or
       // rule it broke.
-      if (error == http::error::body_limit) {
-        return Respond(
-            http::status::payload_too_large,
-            ErrorBody(InvalidField("body", "http_body_bytes_max",
-                                   "request body larger than " +
-                                       std::to_string(service_.limits().http_body_bytes_max) +
-                                       " bytes (ledgerd --http-body-bytes-max)")));
+      if (error == http::error::body_limit) {  // a chunked body grew past it
+        return Respond(http::status::payload_too_large, BodyTooLarge());
       }
       if (error == http::error::header_limit) {
         return Respond(http::status::request_header_fields_too_large,

@@ -162,7 +162,8 @@ void AddOptions(CLI::App& app, Config& config) {
       ->capture_default_str();
   app.add_option(
       "--ready-file", config.ready_file,
-      "write {\"http\":…,\"tcp\":…} here once listening, removed at exit (for scripts and tests)");
+      "write {\"http\":…,\"tcp\":…,\"metrics\":…,\"nats\":…,\"pid\":…} here once listening (what is "
+      "off is left out), removed at exit (for scripts and tests)");
   app.add_option("--backup-dir", config.backup_dir,
                  "where POST /v1/backup (role admin) writes verified copies of the ledger, each "
                  "in a new directory (empty = off); best on another disk");

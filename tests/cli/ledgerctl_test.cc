@@ -537,6 +537,17 @@ TEST_F(LedgerctlTest, VerifyProjectionsNamesAStateTheLogDoesNotGive) {
   EXPECT_EQ(Ledgerctl("--http 127.0.0.1:1 verify --projections").exit_code, 1);
 }
 
+// --approved-by is judged by ledgerd; on a data directory it would be dropped, and the read
+// recorded as unapproved while the caller believed otherwise: refused, and nothing is recorded.
+TEST_F(LedgerctlTest, ApprovedByIsRefusedOnADataDirectory) {
+  ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
+  const json head = Ledgerctl(Data() + " digest").lines().at(0);
+  EXPECT_EQ(Ledgerctl(Data() + " --approved-by D0001 app XS-2026-000123").exit_code, 2);
+  EXPECT_EQ(Ledgerctl(Data() + " digest").lines().at(0), head);
+  EXPECT_EQ(Ledgerctl(Data() + " app XS-2026-000123").exit_code, 0);  // recorded, unapproved
+  EXPECT_NE(Ledgerctl(Data() + " digest").lines().at(0), head);
+}
+
 TEST_F(LedgerctlTest, VerifyNamesTheFirstTamperedPosition) {
   ASSERT_EQ(Ledgerctl(Data() + " append " SAMPLE_APPLICATION).exit_code, 0);
   {

@@ -897,6 +897,36 @@ TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
   EXPECT_EQ(other.Get("/healthz").status, 200);
   EXPECT_EQ(Head(), 0u);
 
+  // Without a known token the answer is 401 whatever the length: a stranger learns no limit.
+  auto answer_to = [&](const std::string& head, const std::string& body = "") {
+    boost::asio::ip::tcp::socket raw(io);
+    raw.connect({boost::asio::ip::make_address("127.0.0.1"), server_.http_port()});
+    boost::asio::write(raw, boost::asio::buffer(head + body));
+    boost::beast::flat_buffer raw_buffer;
+    http::response<http::string_body> raw_response;
+    boost::beast::error_code raw_error;
+    http::read(raw, raw_buffer, raw_response, raw_error);
+    EXPECT_FALSE(raw_error) << raw_error.message();
+    return raw_response;
+  };
+  EXPECT_EQ(answer_to("POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer bad\r\n"
+                      "Content-Length: " +
+                      std::to_string(9 << 20) + "\r\n\r\n")
+                .result_int(),
+            401u);
+  // A chunked body is held to the limit as it comes: 413 once it passes it.
+  const std::string chunk = std::string(1 << 20, 'x');
+  std::string chunks;
+  for (int i = 0; i < 9; ++i) chunks += "100000\r\n" + chunk + "\r\n";
+  const auto chunked = answer_to("POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " +
+                                     server_.token("clerk") +
+                                     "\r\nTransfer-Encoding: chunked\r\n\r\n",
+                                 chunks + "0\r\n\r\n");
+  EXPECT_EQ(chunked.result_int(), 413u) << chunked.body();
+  EXPECT_EQ(json::parse(chunked.body())["error"]["rule"], "http_body_bytes_max");
+  EXPECT_EQ(other.Get("/healthz").status, 200);
+  EXPECT_EQ(Head(), 0u);
+
   // Headers past their bound: 431, naming them.
   boost::asio::ip::tcp::socket headers(io);
   headers.connect({boost::asio::ip::make_address("127.0.0.1"), server_.http_port()});
@@ -1864,7 +1894,12 @@ TEST_F(HttpTest, TheServerAnswersAsItsOpenApiDocumentSays) {
       ASSERT_TRUE(operation["responses"].contains(status))
           << method << " " << target << " answered " << status
           << ", not documented: " << response.body;
-      const json& schema = operation["responses"][status]["content"]["application/json"]["schema"];
+      const json* documented = &operation["responses"][status];
+      if (documented->contains("$ref")) {  // "#/components/responses/NAME", shared by many
+        const std::string ref = (*documented)["$ref"].get<std::string>();
+        documented = &document["components"]["responses"][ref.substr(ref.rfind('/') + 1)];
+      }
+      const json& schema = (*documented)["content"]["application/json"]["schema"];
       ASSERT_TRUE(schema.is_object()) << method << " " << path << " " << status;
       EXPECT_EQ(Conforms(Body(response), schema, document, method + " " + path), "");
       // Each /v1 operation also answers 401 without a token, as documented.
