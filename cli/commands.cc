@@ -1,10 +1,12 @@
 #include "commands.h"
 
 #include <pwd.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <filesystem>
@@ -373,13 +375,35 @@ std::optional<ledger::Digest> ParseDigestArgument(const std::string& digest) {
 
 namespace {
 
+constexpr std::string_view kScratchPrefix = ".gridledger-verify-";
+
+// Removes what an earlier check beside `parent` left when it was killed (.gridledger-verify-PID-*
+// of a process that is gone): hard links that keep deleted table files on the disk.
+void RemoveLeftScratch(const std::filesystem::path& parent) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(parent, error)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(kScratchPrefix)) continue;
+    const std::string_view rest = std::string_view(name).substr(kScratchPrefix.size());
+    pid_t pid = 0;
+    const auto [end, parsed] = std::from_chars(rest.data(), rest.data() + rest.size(), pid);
+    if (parsed != std::errc() || end == rest.data() || *end != '-' || pid <= 0) continue;
+    if (::kill(pid, 0) == 0 || errno != ESRCH) continue;  // still running (or not ours to judge)
+    std::error_code ignored;
+    std::filesystem::remove_all(entry.path(), ignored);
+  }
+}
+
 // A new empty directory beside the data directory (the same file system, so the copy's table
 // files are hard links), for CheckProjections' copy; "" and why on stderr when none can be made.
 std::string ScratchBeside(const std::string& data_dir) {
   std::error_code error;
   std::filesystem::path data = std::filesystem::absolute(data_dir, error).lexically_normal();
   if (!data.has_filename()) data = data.parent_path();  // "dir/" names dir
-  std::string pattern = (data.parent_path() / ".gridledger-verify-XXXXXX").string();
+  RemoveLeftScratch(data.parent_path());
+  std::string pattern = (data.parent_path() / (std::string(kScratchPrefix) +
+                                               std::to_string(::getpid()) + "-XXXXXX"))
+                            .string();
   if (error || mkdtemp(pattern.data()) == nullptr) {
     std::cerr << "ledgerctl: cannot make a scratch directory beside " << data.string()
               << " for the fresh fold: " << std::strerror(errno) << "\n";
@@ -392,7 +416,13 @@ std::string ScratchBeside(const std::string& data_dir) {
 // stderr and in answer["error"]).
 bool AddProjectionsVerdict(ledger::Ledger& ledger, const std::string& data_dir, json& answer) {
   const std::string scratch = ScratchBeside(data_dir);
-  if (scratch.empty()) return false;
+  if (scratch.empty()) {
+    answer["ok"] = false;
+    answer["error"] = {{"code", "io_error"},
+                       {"message", "no scratch directory beside the data directory for the fresh "
+                                   "fold: the projections were not compared"}};
+    return false;
+  }
   ProgressBar bar("folding afresh");
   auto checked = projections::CheckProjections(
       ledger, scratch + "/copy", [&](uint64_t done, uint64_t head) { bar.Update(done, head); });

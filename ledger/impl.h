@@ -113,7 +113,8 @@ class Ledger::Impl {
   Status WriteSideUnloggedInBackground(std::unique_ptr<SideBatch> batch);
   Status FlushSide();
   Result<std::optional<std::string>> GetSide(SideFamily family, std::string_view key) const;
-  Status ScanSide(SideFamily family, std::string_view prefix,
+  // Keys starting with `prefix`, from the first >= `from`.
+  Status ScanSide(SideFamily family, std::string_view prefix, std::string_view from,
                   const std::function<bool(std::string_view, std::string_view)>& visit) const;
   Status ClearSide(SideFamily family);
   Status SyncWal();

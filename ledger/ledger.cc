@@ -1113,14 +1113,16 @@ Result<std::optional<std::string>> Ledger::Impl::GetSide(SideFamily family,
 }
 
 Status Ledger::Impl::ScanSide(
-    SideFamily family, std::string_view prefix,
+    SideFamily family, std::string_view prefix, std::string_view from,
     const std::function<bool(std::string_view, std::string_view)>& visit) const {
   // After the background write, but without holding up other side writes (a relay checkpoint)
   // for the whole scan.
   if (Status before = AfterBackgroundSideWrite(); !before.ok()) return before;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator({}, SideHandle(family)));
   rocksdb::Slice prefix_slice(prefix.data(), prefix.size());
-  for (it->Seek(prefix_slice); it->Valid() && it->key().starts_with(prefix_slice); it->Next()) {
+  const std::string_view start = std::max(prefix, from);
+  for (it->Seek(rocksdb::Slice(start.data(), start.size()));
+       it->Valid() && it->key().starts_with(prefix_slice); it->Next()) {
     if (!visit(ToView(it->key()), ToView(it->value()))) break;
   }
   return FromRocks(it->status(), "scanning side family");
@@ -1227,7 +1229,12 @@ Result<std::optional<std::string>> Ledger::GetSide(SideFamily family, std::strin
 Status Ledger::ScanSide(
     SideFamily family, std::string_view prefix,
     const std::function<bool(std::string_view key, std::string_view value)>& visit) const {
-  return impl_->ScanSide(family, prefix, visit);
+  return impl_->ScanSide(family, prefix, prefix, visit);
+}
+Status Ledger::ScanSideFrom(
+    SideFamily family, std::string_view from,
+    const std::function<bool(std::string_view key, std::string_view value)>& visit) const {
+  return impl_->ScanSide(family, "", from, visit);
 }
 Status Ledger::ClearSide(SideFamily family) { return impl_->ClearSide(family); }
 void Ledger::SetAppendObserver(AppendObserver* observer) { impl_->SetAppendObserver(observer); }

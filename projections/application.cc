@@ -805,22 +805,30 @@ ClockDeadline DeadlineOf(const Clock& clock, const domain::WorkingCalendar& cale
   bool moving = false;
   for (const PauseInterval& pause : clock.pauses) {  // in date order, merged
     const Answer so_far = domain::Deadline(calendar, clock.start, limit_days, paused);
-    if (!so_far.ok()) return {so_far, false, NotBefore(so_far.missing_year)};
+    if (!so_far.ok()) return {so_far, moving, NotBefore(so_far.missing_year)};
     const auto late_by = calendar.WorkingDaysIn(*so_far.value, pause.from);
     if (!late_by.ok()) {
       // The pause begins in a year not loaded. A working day after the deadline in the loaded
       // years shows it was late already; otherwise the deadline is that date or a later one.
       const auto late_in_loaded = calendar.WorkingDaysIn(*so_far.value, LastLoadedDay(calendar));
       if (late_in_loaded.ok() && *late_in_loaded.value > 0) break;
-      return {Answer::Missing(late_by.missing_year), false, *so_far.value};
+      return {Answer::Missing(late_by.missing_year), moving, *so_far.value};
     }
     if (*late_by.value > 0) break;  // already late when this pause began
     if (!pause.to) moving = true;
     if (!pause.to && !until) break;
     const Date to = pause.to && (!until || *pause.to < *until) ? *pause.to : *until;
     const auto days = calendar.WorkingDaysIn(pause.from, to);
-    // A counted pause into a year not loaded moves the deadline past the loaded years.
-    if (!days.ok()) return {Answer::Missing(days.missing_year), false, NotBefore(days.missing_year)};
+    if (!days.ok()) {
+      // A counted pause into a year not loaded moves the deadline at least by its working days
+      // in the loaded years (those after them may be none).
+      const auto loaded = calendar.WorkingDaysIn(pause.from, LastLoadedDay(calendar));
+      const Answer earliest =
+          loaded.ok() ? domain::Deadline(calendar, clock.start, limit_days, paused + *loaded.value)
+                      : Answer::Missing(loaded.missing_year);
+      return {Answer::Missing(days.missing_year), moving,
+              earliest.ok() ? *earliest.value : NotBefore(earliest.missing_year)};
+    }
     paused += *days.value;
   }
   Answer deadline = domain::Deadline(calendar, clock.start, limit_days, paused);

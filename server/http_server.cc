@@ -368,6 +368,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       // Named like every refusal of input: the part of the request at fault and the limit or
       // rule it broke.
       if (error == http::error::body_limit) {  // a chunked body grew past it
+        linger_ = true;  // the rest of it is dropped for a while, so the client reads the answer
         return Respond(http::status::payload_too_large, BodyTooLarge());
       }
       if (error == http::error::header_limit) {
@@ -390,6 +391,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void Close() {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    ReleaseInput();  // what is still read is dropped, not held
     if (!linger_) return;
     linger_ = false;
     buffer_.clear();

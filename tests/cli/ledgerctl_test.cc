@@ -528,7 +528,19 @@ TEST_F(LedgerctlTest, VerifyProjectionsNamesAStateTheLogDoesNotGive) {
   EXPECT_EQ(Ledgerctl(Data() + " verify").exit_code, 0);  // the chain itself is intact
 
   ASSERT_EQ(Ledgerctl(Data() + " rebuild").exit_code, 0);
+  // What a killed check left (named by its process id) goes; a running one's stays.
+  const pid_t gone = fork();
+  if (gone == 0) _exit(0);
+  ASSERT_GT(gone, 0);
+  ASSERT_EQ(waitpid(gone, nullptr, 0), gone);
+  const auto left = dir_.path() / (".gridledger-verify-" + std::to_string(gone) + "-x1y2z3");
+  const auto running = dir_.path() / (".gridledger-verify-" + std::to_string(getpid()) + "-a1");
+  std::filesystem::create_directories(left / "copy");
+  std::filesystem::create_directories(running);
   EXPECT_EQ(Ledgerctl(Data() + " verify --projections").exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(left));
+  EXPECT_TRUE(std::filesystem::exists(running));
+  std::filesystem::remove(running);
   for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
     EXPECT_FALSE(entry.path().filename().string().starts_with(".gridledger-verify"))
         << entry.path();

@@ -504,7 +504,9 @@ TEST_F(KpiTest, AClockStoppedByTheArchiveFailsEvenWhenItsDaysNeedAnUnloadedYear)
 // A change still open, paused in a year the calendar lacks: when a working day of the loaded
 // years already lay past its deadline, it was late before the pause and counts as missed in its
 // deadline's month; when none did, it may be due in the last loaded month and is undetermined
-// there. Either way it no longer drops out of change_completion.
+// there. A pause that runs into such a year moves the deadline at least by its days in the loaded
+// years, so the change may still be due in the last loaded month: undetermined there too. None
+// drops out of change_completion.
 TEST_F(KpiTest, AChangePausedInAnUnloadedYearStaysInChangeCompletion) {
   // C17: accepted 12-15, deadline 12-22 (5 working days); paused 2027-01-05, still open.
   m_.Add("app/C17", "ApplicationAccepted", "12-15", Accepted("change"));
@@ -512,9 +514,15 @@ TEST_F(KpiTest, AChangePausedInAnUnloadedYearStaysInChangeCompletion) {
   // C18: accepted 12-24, deadline 12-31 (12-25, 12-28 .. 12-31); paused 2027-01-04, still open.
   m_.Add("app/C18", "ApplicationAccepted", "12-24", Accepted("change"));
   m_.Add("app/C18", "ClockPaused", "2027-01-04", {{"reason", "customer_request"}, {"note", "n"}});
+  // C19: accepted 12-22, deadline 12-29; paused 12-29 (counts: not late yet) to 2027-01-01. Its
+  // pause moves the deadline by 12-30 and 12-31 at least (to 12-31), and by 01-01 if that is a
+  // working day, which only 2027's calendar can say.
+  m_.Add("app/C19", "ApplicationAccepted", "12-22", Accepted("change"));
+  m_.Add("app/C19", "ClockPaused", "12-29", {{"reason", "customer_request"}, {"note", "n"}});
+  m_.Add("app/C19", "ClockResumed", "2027-01-01");
   const json december = Kpi(Table("2026-12"), "change_completion");
   ExpectRatio(december, {}, {"app/C17"});
-  EXPECT_EQ(december.at("undetermined_ids"), json({"app/C18"})) << december.dump();
+  EXPECT_EQ(december.at("undetermined_ids"), json({"app/C18", "app/C19"})) << december.dump();
   EXPECT_EQ(december.at("met"), false) << december.dump();
   // Neither can be due before its deadline as it stood before the pause.
   const json november = Kpi(Table("2026-11"), "change_completion");

@@ -216,6 +216,11 @@ class Ledger {
   Status ScanSide(
       SideFamily family, std::string_view prefix,
       const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
+  // The same for every key >= `from`, in key order: a long scan taken in parts, each resuming
+  // after the last key of the one before (that key + '\0').
+  Status ScanSideFrom(
+      SideFamily family, std::string_view from,
+      const std::function<bool(std::string_view key, std::string_view value)>& visit) const;
   // Deletes every key of the family (a rebuild starts from nothing).
   Status ClearSide(SideFamily family);
 

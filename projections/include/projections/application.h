@@ -293,8 +293,10 @@ ApplicationState FoldStream(const std::vector<ledger::StoredEvent>& events,
 // already passed the limit: a date missed stays missed), nor do later ones. An open pause that
 // counts moves it by its days up to `until` (none without `until`) and sets `moving`: the
 // deadline moves on while it lasts. `deadline.missing_year` when the calendar cannot say; then
-// `not_before` is a date the deadline cannot precede (January 1 of that year, or — for a pause
-// that begins in it — the deadline before that pause, which lies at the end of the loaded years).
+// `not_before` is a date the deadline cannot precede: January 1 of that year when the count
+// itself runs into it; for a pause that begins in it, the deadline before that pause (at the end
+// of the loaded years); for a pause that runs into it, the deadline moved by the pause's working
+// days in the loaded years.
 struct ClockDeadline {
   domain::CalendarAnswer<domain::Date> deadline;
   bool moving = false;

@@ -39,11 +39,12 @@ struct ProjectionCheck {
 };
 
 // Copies `ledger` to `scratch` (Ledger::Backup: hard links where it can; `scratch` must not
-// exist; appends may go on meanwhile), takes the copy's stored states, rebuilds the copy's
-// projections up to their checkpoint, compares every key of every projection family byte for
-// byte, and removes `scratch` (also on failure). Stored states are deterministic (incremental =
-// rebuilt, tests/projections/property_test.cc), so a difference is a state the log does not
-// give. Writes nothing to `ledger`.
+// exist), rebuilds the copy's projections up to the stored checkpoint, compares every key of
+// every projection family with the stored one byte for byte (in parts: memory is bounded), and
+// removes `scratch` (also on failure). Stored states are deterministic (incremental = rebuilt,
+// tests/projections/property_test.cc), so a difference is a state the log does not give. Writes
+// nothing to `ledger`. REQUIRES: nothing writes to `ledger` meanwhile (ledgerctl holds its data
+// directory; a running ledgerd's is checked in a backup).
 // Errors: Backup's and Rebuild's; the stored states' own (Engine::StoredStatus: a rebuild did
 // not finish, or another fold version made them) — those can only be rebuilt, not compared.
 // `progress` reports the fresh fold.
