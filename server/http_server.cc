@@ -34,11 +34,6 @@ using nlohmann::ordered_json;
 
 namespace {
 
-// Slow-loris protection: a request's line and headers must arrive within kHeaderTimeout of the
-// connection (or of the previous answer, on a kept-alive one), its body within kIdleTimeout more;
-// else the connection is closed.
-constexpr std::chrono::seconds kHeaderTimeout{10};
-constexpr std::chrono::seconds kIdleTimeout{60};
 // After a refusal sent before the request's body was read, the body still arriving is read and
 // dropped for at most this long before the connection closes: closing with unread input resets
 // the connection, and the client could lose the answer that says why.
@@ -269,7 +264,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     // 1.74 compares a Content-Length with an empty limit as over it.)
     parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     parser_->header_limit(kHttpHeaderBytesMax);
-    stream_.expires_after(kHeaderTimeout);
+    // Slow-loris protection (Limits): the line and headers within http_header_timeout_seconds,
+    // the body within http_body_timeout_seconds more; else the connection is closed.
+    stream_.expires_after(std::chrono::seconds(service_.limits().http_header_timeout_seconds));
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code error, size_t) { self->OnHeader(error); });
@@ -277,7 +274,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void OnHeader(beast::error_code error) {
     if (error) return OnRead(error);
-    stream_.expires_after(kIdleTimeout);
+    stream_.expires_after(std::chrono::seconds(service_.limits().http_body_timeout_seconds));
     // curl and libcurl ask before sending a body over 1 MiB (an import) and wait a second for
     // this answer when none comes.
     const auto& header = parser_->get();

@@ -214,6 +214,16 @@ void AddOptions(CLI::App& app, Config& config) {
   app.add_option("--tcp-idle-timeout", limits.tcp_idle_timeout_seconds,
                  "seconds a TCP connection with nothing in flight may send no request")
       ->capture_default_str();
+  app.add_option("--tcp-hello-timeout", limits.tcp_hello_timeout_seconds,
+                 "seconds a new TCP connection has to say hello")
+      ->capture_default_str();
+  app.add_option("--http-header-timeout", limits.http_header_timeout_seconds,
+                 "seconds an HTTP request's line and headers may take (also how long a kept-alive "
+                 "connection may wait for its next request)")
+      ->capture_default_str();
+  app.add_option("--http-body-timeout", limits.http_body_timeout_seconds,
+                 "seconds an HTTP request's body may take after its headers")
+      ->capture_default_str();
   app.add_option("--subscription-credit-max", limits.subscription_credit_max,
                  "events a subscriber may grant in credit at once")
       ->capture_default_str();
@@ -242,6 +252,9 @@ std::optional<std::string> CheckLimits(const server::Limits& limits) {
       {"--input-bytes-max", limits.input_bytes_max},
       {"--tcp-write-timeout", limits.tcp_write_timeout_seconds},
       {"--tcp-idle-timeout", limits.tcp_idle_timeout_seconds},
+      {"--tcp-hello-timeout", limits.tcp_hello_timeout_seconds},
+      {"--http-header-timeout", limits.http_header_timeout_seconds},
+      {"--http-body-timeout", limits.http_body_timeout_seconds},
       {"--subscription-credit-max", limits.subscription_credit_max},
       {"--subscription-frame-events-max", limits.subscription_frame_events_max},
       {"--subscription-checkpoint-every", limits.subscription_checkpoint_every}};

@@ -325,9 +325,13 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
 
   void Start() {
     asio::post(executor_, [self = shared_from_this()] {
-      self->ArmTimer(kTcpHelloTimeout, [](TcpSession& session) {
+      self->ArmTimer(std::chrono::seconds(self->limits_.tcp_hello_timeout_seconds),
+                     [](TcpSession& session) {
         if (session.principal_) return;
-        session.SendError(0, "unauthenticated", "no hello within the hello timeout");
+        session.SendError(0, "unauthenticated",
+                          "no hello within " +
+                              std::to_string(session.limits_.tcp_hello_timeout_seconds) +
+                              " s (tcp_hello_timeout_seconds)");
         session.Drain();
       });
       self->ReadMore();

@@ -942,6 +942,32 @@ TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
   EXPECT_EQ(other.Get("/healthz").status, 200);
 }
 
+// http_header_timeout_seconds and http_body_timeout_seconds: a connection that sends no request,
+// and one whose body stops coming, are closed when their time is up — here 1 s, not the defaults
+// of 10 and 60.
+TEST(HttpTimeoutTest, SilentConnectionsAndStalledBodiesAreClosedAfterTheirTimeouts) {
+  testing::Ledgerd server({"--http-header-timeout", "1", "--http-body-timeout", "1"});
+  auto closed_within = [&](const std::string& sent, std::chrono::seconds limit) {
+    boost::asio::io_context io;
+    boost::asio::ip::tcp::socket socket(io);
+    socket.connect({boost::asio::ip::make_address("127.0.0.1"), server.http_port()});
+    if (!sent.empty()) boost::asio::write(socket, boost::asio::buffer(sent));
+    const timeval timeout{static_cast<time_t>(limit.count()), 0};
+    EXPECT_EQ(setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout),
+              0);
+    char byte = 0;
+    // The server closes: end of stream (no answer is owed), not the receive timeout.
+    const ssize_t got = ::recv(socket.native_handle(), &byte, 1, 0);
+    return got == 0;
+  };
+  EXPECT_TRUE(closed_within("", std::chrono::seconds(5)));
+  EXPECT_TRUE(closed_within("POST /v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " +
+                                server.token("clerk") + "\r\nContent-Length: 100\r\n\r\n{",
+                            std::chrono::seconds(5)));
+  HttpClient client("127.0.0.1", server.http_port());
+  EXPECT_EQ(client.Get("/healthz").status, 200);
+}
+
 // A client that asks before sending its body (Expect: 100-continue, as curl does past 1 MiB) is
 // told to go on, instead of waiting for a timeout of its own; the request is then answered.
 TEST_F(HttpTest, ExpectContinueIsAnsweredBeforeTheBody) {

@@ -225,12 +225,13 @@ struct Answer {
   uint64_t id = 0;
   std::string kind;  // "welcome", "appended", "events", "checkpoint", "error", "busy", ...
   std::string code;  // error code, or busy limit
+  std::string message;  // of an error or busy frame
 };
 
 Answer Read(const kj::Array<capnp::word>& frame) {
   capnp::FlatArrayMessageReader reader(frame.asPtr());
   auto response = reader.getRoot<protocol::Response>();
-  Answer answer{response.getId(), "", ""};
+  Answer answer{response.getId(), "", "", ""};
   switch (response.which()) {
     case protocol::Response::WELCOME:
       answer.kind = "welcome";
@@ -247,10 +248,12 @@ Answer Read(const kj::Array<capnp::word>& frame) {
     case protocol::Response::ERROR:
       answer.kind = "error";
       answer.code = response.getError().getCode();
+      answer.message = response.getError().getMessage();
       break;
     case protocol::Response::BUSY:
       answer.kind = "busy";
       answer.code = response.getBusy().getLimit();
+      answer.message = response.getBusy().getMessage();
       break;
     case protocol::Response::SUBSCRIBED:
       answer.kind = "subscribed";
@@ -1291,6 +1294,23 @@ TEST(TcpServerTest, AnIdleConnectionIsClosedButAWaitingSubscriberIsNot) {
     auto frame = (*subscription)->Next();
     ASSERT_TRUE(frame.ok()) << frame.error().ToString();
   }
+}
+
+// tcp_hello_timeout_seconds: a connection that says nothing is told so (an error about the
+// connection, naming the limit) and closed when that time is up — here 1 s, not the default 10.
+TEST(TcpServerTest, AConnectionWithoutHelloIsClosedAfterTheHelloTimeout) {
+  Limits limits = TestLimits();
+  limits.tcp_hello_timeout_seconds = 1;
+  Harness harness(limits);
+  auto silent = harness.ConnectWithoutHello();
+  ASSERT_NE(silent, nullptr);
+  auto told = silent->ReceiveFrame(std::nullopt, milliseconds(5000));
+  ASSERT_TRUE(told.ok()) << told.error().ToString();
+  const Answer answer = Read(*told);
+  EXPECT_EQ(answer.id, 0u);
+  EXPECT_EQ(answer.code, "unauthenticated");
+  EXPECT_NE(answer.message.find("tcp_hello_timeout_seconds"), std::string::npos) << answer.message;
+  EXPECT_TRUE(WaitFor([&] { return harness.server().Stats().connections == 0; }));
 }
 
 TEST(TcpServerTest, SparseFilterSendsCheckpointFrames) {

@@ -57,6 +57,15 @@ struct Limits {
   // before it is closed with a busy frame naming this limit: a forgotten or stuck client does not
   // hold its connection slot for ever. A subscription waiting for new events is not idle.
   uint32_t tcp_idle_timeout_seconds = 300;
+  // Seconds a TCP connection has to send its hello; then it is closed with an error frame (id 0).
+  uint32_t tcp_hello_timeout_seconds = 10;
+  // Seconds an HTTP request's line and headers may take to arrive, from the connection or from
+  // the previous answer (so also how long a kept-alive connection may wait for its next request);
+  // then the connection is closed. Slow-loris protection.
+  uint32_t http_header_timeout_seconds = 10;
+  // Seconds an HTTP request's body may take after its headers; then the connection is closed.
+  // An 8 MiB import needs 140 KB/s to arrive within the default.
+  uint32_t http_body_timeout_seconds = 60;
 };
 
 }  // namespace gridledger::server

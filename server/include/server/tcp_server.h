@@ -30,8 +30,6 @@
 
 namespace gridledger::server {
 
-// How long a new connection may take to send hello before it is closed.
-inline constexpr std::chrono::seconds kTcpHelloTimeout{10};
 // How long a closing connection (Stop(), or after a fatal error frame) may take to drain its last
 // answers to a client that does not read them before it is closed anyway.
 inline constexpr std::chrono::seconds kTcpDrainTimeout{5};
