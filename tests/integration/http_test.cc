@@ -49,6 +49,26 @@ json Body(const HttpResponse& response) {
   return body;
 }
 
+// One answer read from a socket of our own.
+http::response<http::string_body> ReadAnswer(boost::asio::ip::tcp::socket& socket) {
+  boost::beast::flat_buffer buffer;
+  http::response<http::string_body> response;
+  boost::beast::error_code error;
+  http::read(socket, buffer, response, error);
+  EXPECT_FALSE(error) << error.message();
+  return response;
+}
+
+// Sends `bytes` as they are on a new connection and reads one answer: for requests HttpClient
+// would not make (declared lengths without their bodies, chunked bodies, bad tokens).
+http::response<http::string_body> RawExchange(uint16_t port, const std::string& bytes) {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket(io);
+  socket.connect({boost::asio::ip::make_address("127.0.0.1"), port});
+  boost::asio::write(socket, boost::asio::buffer(bytes));
+  return ReadAnswer(socket);
+}
+
 // Archiving the application `accepted` accepts, the next day: stored, with the violation
 // archived_before_connection (it was never connected).
 json ArchivedRightAway(const json& accepted, const std::string& event_id) {
@@ -877,18 +897,10 @@ TEST_F(HttpTest, TokensAreReloadedOnSighup) {
 
 TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
   // Only the header is sent: the server refuses on the declared length, before reading the body.
-  boost::asio::io_context io;
-  boost::asio::ip::tcp::socket socket(io);
-  socket.connect({boost::asio::ip::make_address("127.0.0.1"), server_.http_port()});
-  const std::string request = "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " +
-                              server_.token("clerk") +
-                              "\r\nContent-Length: " + std::to_string(9 << 20) + "\r\n\r\n";
-  boost::asio::write(socket, boost::asio::buffer(request));
-  boost::beast::flat_buffer buffer;
-  http::response<http::string_body> response;
-  boost::beast::error_code error;
-  http::read(socket, buffer, response, error);
-  ASSERT_FALSE(error) << error.message();
+  const auto response = RawExchange(
+      server_.http_port(), "POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer " +
+                               server_.token("clerk") + "\r\nContent-Length: " +
+                               std::to_string(9 << 20) + "\r\n\r\n");
   EXPECT_EQ(response.result_int(), 413u);
   EXPECT_EQ(json::parse(response.body())["error"]["code"], "invalid");
   EXPECT_EQ(json::parse(response.body())["error"]["field"], "body") << response.body();
@@ -899,15 +911,7 @@ TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
 
   // Without a known token the answer is 401 whatever the length: a stranger learns no limit.
   auto answer_to = [&](const std::string& head, const std::string& body = "") {
-    boost::asio::ip::tcp::socket raw(io);
-    raw.connect({boost::asio::ip::make_address("127.0.0.1"), server_.http_port()});
-    boost::asio::write(raw, boost::asio::buffer(head + body));
-    boost::beast::flat_buffer raw_buffer;
-    http::response<http::string_body> raw_response;
-    boost::beast::error_code raw_error;
-    http::read(raw, raw_buffer, raw_response, raw_error);
-    EXPECT_FALSE(raw_error) << raw_error.message();
-    return raw_response;
+    return RawExchange(server_.http_port(), head + body);
   };
   EXPECT_EQ(answer_to("POST /v1/events HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer bad\r\n"
                       "Content-Length: " +
@@ -928,14 +932,9 @@ TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
   EXPECT_EQ(Head(), 0u);
 
   // Headers past their bound: 431, naming them.
-  boost::asio::ip::tcp::socket headers(io);
-  headers.connect({boost::asio::ip::make_address("127.0.0.1"), server_.http_port()});
-  boost::asio::write(headers, boost::asio::buffer("GET /healthz HTTP/1.1\r\nHost: test\r\nX-Pad: " +
-                                                  std::string(32 * 1024, 'x') + "\r\n\r\n"));
-  boost::beast::flat_buffer header_buffer;
-  http::response<http::string_body> header_response;
-  http::read(headers, header_buffer, header_response, error);
-  ASSERT_FALSE(error) << error.message();
+  const auto header_response =
+      RawExchange(server_.http_port(), "GET /healthz HTTP/1.1\r\nHost: test\r\nX-Pad: " +
+                                           std::string(32 * 1024, 'x') + "\r\n\r\n");
   EXPECT_EQ(header_response.result_int(), 431u);
   EXPECT_EQ(json::parse(header_response.body())["error"]["field"], "headers")
       << header_response.body();
@@ -1088,14 +1087,7 @@ TEST(HttpInputTest, BodiesBeingReceivedStayUnderInputBytesMax) {
     socket.connect({boost::asio::ip::make_address("127.0.0.1"), server.http_port()});
     boost::asio::write(socket, boost::asio::buffer(header + std::string(1000, ' ')));
   };
-  auto answer = [](boost::asio::ip::tcp::socket& socket) {
-    boost::beast::flat_buffer buffer;
-    http::response<http::string_body> response;
-    boost::beast::error_code error;
-    http::read(socket, buffer, response, error);
-    EXPECT_FALSE(error) << error.message();
-    return response;
-  };
+  auto answer = [](boost::asio::ip::tcp::socket& socket) { return ReadAnswer(socket); };
   // The first asks before its body: "go on" says its room is taken.
   auto first = std::make_unique<boost::asio::ip::tcp::socket>(io);
   first->connect({boost::asio::ip::make_address("127.0.0.1"), server.http_port()});

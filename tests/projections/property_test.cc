@@ -87,22 +87,35 @@ void ExpectQueriesEqual(const Engine& engine, const InMemory& folded) {
   }
 }
 
+domain::WorkingCalendar SourceCalendar() {
+  auto calendar =
+      domain::WorkingCalendar::Load(std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/calendar");
+  EXPECT_TRUE(std::holds_alternative<domain::WorkingCalendar>(calendar));
+  return std::holds_alternative<domain::WorkingCalendar>(calendar)
+             ? std::get<domain::WorkingCalendar>(std::move(calendar))
+             : domain::WorkingCalendar();
+}
+
+// After the workload's last day (2026-12-31), so no event lies in the future.
+constexpr int64_t kAfterTheWorkloadUs = 1'798'800'000'000'000;
+
+// A ledger for the projections, not synced: the properties are about folding, not durability.
+std::unique_ptr<ledger::Ledger> OpenUnsynced(const testing::TempDir& dir) {
+  ledger::Options options;
+  options.side_families = SideFamilies();
+  options.sync = false;
+  options.now_us = [] { return kAfterTheWorkloadUs; };
+  return std::move(ledger::Ledger::Open(dir.str(), options)).value();
+}
+
 class ProjectionPropertyTest : public ::testing::TestWithParam<uint64_t> {};
 
 TEST_P(ProjectionPropertyTest, IncrementalEqualsRebuiltAndRebuildsAreIdentical) {
   const uint64_t seed = GetParam();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  auto calendar =
-      domain::WorkingCalendar::Load(std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/calendar");
-  ASSERT_TRUE(std::holds_alternative<domain::WorkingCalendar>(calendar));
-
+  const domain::WorkingCalendar calendar = SourceCalendar();
   testing::TempDir dir;
-  ledger::Options options;
-  options.side_families = SideFamilies();
-  options.sync = false;  // the property is about folding, not durability
-  // After the workload's last day (2026-12-31), so no event lies in the future.
-  options.now_us = [] { return int64_t{1'798'800'000'000'000}; };
-  auto ledger = std::move(ledger::Ledger::Open(dir.str(), options)).value();
+  auto ledger = OpenUnsynced(dir);
 
   Dump incremental;
   {
@@ -112,8 +125,8 @@ TEST_P(ProjectionPropertyTest, IncrementalEqualsRebuiltAndRebuildsAreIdentical) 
     demo.seed = seed;
     demo.apps = 120 + seed % 80;
     demo.correction_rate = 0.25;  // corrections refold applications and their KPI items
-    ingest::DemoWorkload workload(demo, std::get<domain::WorkingCalendar>(calendar));
-    ingest::Ingestor ingestor(*ledger, [] { return int64_t{1'798'800'000'000'000}; });
+    ingest::DemoWorkload workload(demo, calendar);
+    ingest::Ingestor ingestor(*ledger, [] { return kAfterTheWorkloadUs; });
     uint64_t rejected = 0;
     for (std::string line; workload.Next(&line);) {
       auto decoded = domain::DecodeClientEvent(line);
@@ -166,22 +179,16 @@ INSTANTIATE_TEST_SUITE_P(Seeds, ProjectionPropertyTest, ::testing::Values(1, 7, 
 TEST_P(ProjectionPropertyTest, AppendsAreAnsweredWithTheViolationsTheProjectionStores) {
   const uint64_t seed = GetParam();
   SCOPED_TRACE("seed " + std::to_string(seed));
-  auto calendar =
-      domain::WorkingCalendar::Load(std::string(GRIDLEDGER_SOURCE_DATA_DIR) + "/calendar");
-  ASSERT_TRUE(std::holds_alternative<domain::WorkingCalendar>(calendar));
+  const domain::WorkingCalendar calendar = SourceCalendar();
   testing::TempDir dir;
-  ledger::Options options;
-  options.side_families = SideFamilies();
-  options.sync = false;
-  options.now_us = [] { return int64_t{1'798'800'000'000'000}; };
-  auto ledger = std::move(ledger::Ledger::Open(dir.str(), options)).value();
+  auto ledger = OpenUnsynced(dir);
   Engine engine(*ledger);
   ASSERT_TRUE(engine.Attach().ok());
   ingest::DemoOptions demo;
   demo.seed = seed;
   demo.apps = 200;
   demo.correction_rate = 0;  // a correction refolds what earlier answers said
-  ingest::DemoWorkload workload(demo, std::get<domain::WorkingCalendar>(calendar));
+  ingest::DemoWorkload workload(demo, calendar);
   // The workload enters facts in date order. Some pairs of consecutive events of one application
   // swap places (the second is entered late: dated before a fact recorded ahead of it), others
   // swap dates (the first happened after the second, though recorded before it); what the rules
@@ -212,7 +219,7 @@ TEST_P(ProjectionPropertyTest, AppendsAreAnsweredWithTheViolationsTheProjectionS
     before.push_back(lines.size() - 1);
     if (before.size() > 3) before.erase(before.begin());
   }
-  ingest::Ingestor ingestor(*ledger, [] { return int64_t{1'798'800'000'000'000}; });
+  ingest::Ingestor ingestor(*ledger, [] { return kAfterTheWorkloadUs; });
   using Flags = std::set<std::pair<uint64_t, std::string>>;  // (position, rule)
   std::map<std::string, Flags> standing;
   std::map<std::string, Flags> settled;
