@@ -213,6 +213,13 @@ int main(int argc, char** argv) {
       "remove", "revoke the token of a principal; a running ledgerd drops it on SIGHUP");
   token_remove->add_option("--tokens", tokens_file, "tokens file of ledgerd")->required();
   token_remove->add_option("--id", token_id, "principal id whose token is revoked")->required();
+  auto* token_rotate = token->add_subcommand(
+      "rotate", "replace the token of a principal by a new one (same role and org); prints it once");
+  token_rotate->add_option("--tokens", tokens_file, "tokens file of ledgerd")->required();
+  token_rotate->add_option("--id", token_id, "principal id whose token is replaced")->required();
+  token_rotate->footer(
+      "The old token stops and the new one starts working when a running ledgerd reloads the "
+      "file: kill -HUP <ledgerd pid>.");
   token_add->footer(
       "A running ledgerd takes the new token once it reloads the file: kill -HUP <ledgerd pid>.");
 
@@ -257,7 +264,7 @@ int main(int argc, char** argv) {
     remote.http.clear();
   }
   // A malformed address is a bad command line (2), like any other.
-  if (!*token_add && !*token_remove &&
+  if (!*token_add && !*token_remove && !*token_rotate &&
       ((!remote.server.empty() && !SplitHostPort(remote.server, "--server")) ||
        (!remote.http.empty() && !SplitHostPort(remote.http, "--http")))) {
     return kExitRejected;
@@ -266,6 +273,7 @@ int main(int argc, char** argv) {
     return TokenAddCommand(tokens_file, token_id, token_role, token_org, std::cout, std::cerr);
   }
   if (*token_remove) return TokenRemoveCommand(tokens_file, token_id, std::cerr);
+  if (*token_rotate) return TokenRotateCommand(tokens_file, token_id, std::cout, std::cerr);
   if (*check) return CheckCommand(check_file, std::cout);
   // A running ledgerd: the TCP door carries appends, reads and subscriptions; the HTTP door the
   // projections' reads, verify, digest and import.

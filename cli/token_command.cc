@@ -47,4 +47,21 @@ int TokenRemoveCommand(const std::string& tokens_file, const std::string& id, st
   return kExitOk;
 }
 
+int TokenRotateCommand(const std::string& tokens_file, const std::string& id, std::ostream& out,
+                       std::ostream& err) {
+  const std::string token = ingest::TokenStore::NewToken();
+  const ledger::Status rotated =
+      ingest::TokenStore::Rotate(tokens_file, id, ingest::TokenStore::Sha256Hex(token));
+  if (!rotated.ok()) {
+    err << "ledgerctl: " << rotated.message() << "\n";
+    return rotated.code() == ledger::Code::kNotFound ? kExitRejected : kExitFailure;
+  }
+  out << token << "\n";
+  err << "ledgerctl: replaced the token of " << id << " in " << tokens_file
+      << " (role and org kept); only its hash is stored, so this is the only time it is shown; "
+         "a running ledgerd takes the new one and refuses the old one once it reloads the file "
+         "(kill -HUP <pid>)\n";
+  return kExitOk;
+}
+
 }  // namespace gridledger::cli

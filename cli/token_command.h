@@ -1,4 +1,4 @@
-// ledgerctl token add / remove: issues a bearer token for a principal (ingest/auth.h). The token is
+// ledgerctl token add / remove / rotate: issues a bearer token for a principal (ingest/auth.h). The token is
 // shown once and never stored; the tokens file keeps only its SHA-256, so a leaked file grants
 // nothing.
 #pragma once
@@ -18,5 +18,9 @@ int TokenAddCommand(const std::string& tokens_file, const std::string& id, const
 // a running ledgerd drops it. kExitOk; kExitRejected when `id` has no token there; kExitFailure
 // when the file cannot be read, parsed or written.
 int TokenRemoveCommand(const std::string& tokens_file, const std::string& id, std::ostream& err);
+// Replaces the token of `id` by a new random one (TokenStore::Rotate: role and org kept) and
+// prints it alone on `out`, as TokenAddCommand does. Exit codes as TokenRemoveCommand's.
+int TokenRotateCommand(const std::string& tokens_file, const std::string& id, std::ostream& out,
+                       std::ostream& err);
 
 }  // namespace gridledger::cli

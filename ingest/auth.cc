@@ -633,7 +633,20 @@ Status TokenStore::Add(const std::string& path, const Principal& principal,
   return WriteWhole(fd.get(), bytes, path);
 }
 
-Status TokenStore::Remove(const std::string& given_path, const std::string& id) {
+Status TokenStore::Remove(const std::string& path, const std::string& id) {
+  return Rewrite(path, id, std::nullopt);
+}
+
+Status TokenStore::Rotate(const std::string& path, const std::string& id,
+                          const std::string& token_sha256_hex) {
+  if (!IsLowerHex(token_sha256_hex, kSha256HexChars)) {
+    return Status(Code::kInvalid, "cannot rotate a token: the hash must be 64 lower-case hex");
+  }
+  return Rewrite(path, id, token_sha256_hex);
+}
+
+Status TokenStore::Rewrite(const std::string& given_path, const std::string& id,
+                           const std::optional<std::string>& new_sha256_hex) {
   // The file itself, not a symlink to it: the symlink stays and points at the new file.
   std::error_code resolve_error;
   const std::filesystem::path resolved = std::filesystem::canonical(given_path, resolve_error);
@@ -648,8 +661,13 @@ Status TokenStore::Remove(const std::string& given_path, const std::string& id) 
   FileDescriptor fd(*opened);
   auto content = ReadWhole(fd.get(), path);
   if (!content.ok()) return content.status();
-  if (auto valid = ParseTokensFile(*content, path); !valid.ok()) return valid.status();
-  // Every line but the token of `id` (ids are unique), comments and blank lines kept.
+  auto valid = ParseTokensFile(*content, path);
+  if (!valid.ok()) return valid.status();
+  if (new_sha256_hex && valid->by_hash_.contains(*new_sha256_hex)) {
+    return Status(Code::kInvalid, "that token hash is already in " + path);
+  }
+  // Every line but the token of `id` (ids are unique; rotated: its line with the new hash),
+  // comments and blank lines kept.
   std::string kept;
   bool removed = false;
   for (std::string_view rest = *content; !rest.empty();) {
@@ -663,6 +681,14 @@ Status TokenStore::Remove(const std::string& given_path, const std::string& id) 
       const auto& [hash, principal] = std::get<std::pair<std::string, Principal>>(parsed);
       if (principal.id == id) {
         removed = true;
+        if (new_sha256_hex) {
+          kept += nlohmann::ordered_json{{"sha256", *new_sha256_hex},
+                                         {"id", principal.id},
+                                         {"role", RoleName(principal.role)},
+                                         {"org", principal.org}}
+                      .dump() +
+                  "\n";
+        }
         continue;
       }
     }

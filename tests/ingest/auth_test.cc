@@ -578,6 +578,35 @@ TEST(TokenFileTest, MalformedLineFailsLoadNamingItsLineNumber) {
   }
 }
 
+// Rotate: the principal's new token works and its old one does not, with role and org kept;
+// the other tokens and the comments stay. An unknown id, a bad hash or one already in the file
+// change nothing.
+TEST(TokenFileTest, RotateReplacesOneTokenKeepingRoleAndOrg) {
+  testing::TempDir dir;
+  const std::string path = dir.str() + "/tokens.jsonl";
+  WriteFile(path, "# issued by the service center\n");
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  ASSERT_TRUE(TokenStore::Add(path, Who(Role::kClerk, "S1"), TokenStore::Sha256Hex("t1")).ok());
+  ASSERT_TRUE(TokenStore::Add(path, Who(Role::kAdmin, "ADM"), TokenStore::Sha256Hex("t3")).ok());
+
+  ASSERT_TRUE(TokenStore::Rotate(path, "S1", TokenStore::Sha256Hex("t1-new")).ok());
+  auto store = TokenStore::Load(path);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(store->size(), 2u);
+  EXPECT_FALSE(store->Authenticate("t1").has_value());
+  EXPECT_EQ(store->Authenticate("t1-new"), Who(Role::kClerk, "S1"));
+  EXPECT_EQ(store->Authenticate("t3"), Who(Role::kAdmin, "ADM"));
+  EXPECT_EQ(ReadFile(path).rfind("# issued by the service center\n", 0), 0u) << ReadFile(path);
+
+  const std::string before = ReadFile(path);
+  EXPECT_EQ(TokenStore::Rotate(path, "S9", TokenStore::Sha256Hex("t9")).code(),
+            ledger::Code::kNotFound);
+  EXPECT_EQ(TokenStore::Rotate(path, "S1", "not-a-hash").code(), ledger::Code::kInvalid);
+  EXPECT_EQ(TokenStore::Rotate(path, "S1", TokenStore::Sha256Hex("t3")).code(),
+            ledger::Code::kInvalid);
+  EXPECT_EQ(ReadFile(path), before);
+}
+
 TEST(TokenFileTest, RemoveRevokesOneTokenAndKeepsTheRestOfTheFile) {
   testing::TempDir dir;
   const std::string path = dir.str() + "/tokens.jsonl";

@@ -862,8 +862,8 @@ TEST_F(HttpTest, ImportIsIdempotentReportsRejectedLinesAndRecordsTheImporter) {
   EXPECT_EQ(Head(), before + 1);
 }
 
-// A token added or revoked with ledgerctl takes effect in a running ledgerd on SIGHUP, without a
-// restart; a tokens file that does not load then changes nothing.
+// A token added, rotated or revoked with ledgerctl takes effect in a running ledgerd on SIGHUP,
+// without a restart; a tokens file that does not load then changes nothing.
 TEST_F(HttpTest, TokensAreReloadedOnSighup) {
   const std::string report = "/v1/kpi?period=2026-Q1&org=KM.XS";
   auto status_with = [&](const std::string& token) { return client_.Get(report, token).status; };
@@ -878,6 +878,18 @@ TEST_F(HttpTest, TokensAreReloadedOnSighup) {
   server_.ReloadTokens();
   EXPECT_TRUE(WaitUntil([&] { return status_with(token) == 200; }, std::chrono::seconds(10)))
       << server_.Log();
+
+  // Rotated: the new token, with the same role and org, replaces the old one at the next reload.
+  auto [rotated_status, rotated] = ledgerctl_token("rotate --id D0002");
+  ASSERT_EQ(rotated_status, 0);
+  rotated.erase(rotated.find_last_not_of('\n') + 1);
+  ASSERT_NE(rotated, token);
+  server_.ReloadTokens();
+  EXPECT_TRUE(WaitUntil([&] { return status_with(rotated) == 200; }, std::chrono::seconds(10)))
+      << server_.Log();
+  EXPECT_EQ(status_with(token), 401);
+  EXPECT_EQ(ledgerctl_token("rotate --id D0009").first, 2);  // nobody of that id
+  token = rotated;
 
   ASSERT_EQ(ledgerctl_token("remove --id D0002").first, 0);
   EXPECT_EQ(ledgerctl_token("remove --id D0002").first, 2);  // no such token any more

@@ -112,8 +112,17 @@ class TokenStore {
   // the token once it reloads the file (SIGHUP). Errors: kNotFound (no such file, or no token of
   // `id` in it), kCorruption (the file does not Load), kIoError.
   static ledger::Status Remove(const std::string& path, const std::string& id);
+  // Replaces the token of `id` by the token whose hash is given, keeping its role and org, in one
+  // rewrite as Remove's: the old token stops and the new one starts working at the same reload.
+  // Errors: as Remove's; kInvalid for a bad hash or one already in the file.
+  static ledger::Status Rotate(const std::string& path, const std::string& id,
+                               const std::string& token_sha256_hex);
 
  private:
+  // Remove (no new hash) and Rotate.
+  static ledger::Status Rewrite(const std::string& path, const std::string& id,
+                                const std::optional<std::string>& new_sha256_hex);
+
   std::unordered_map<std::string, Principal> by_hash_;
   std::unordered_map<std::string, std::string> hash_by_id_;
 };
