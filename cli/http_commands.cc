@@ -75,7 +75,12 @@ Answer Ask(const RemoteOptions& remote, http::verb verb, const std::string& targ
   if (connection == nullptr) connection = &fresh.emplace(endpoint->first, endpoint->second);
   client::HttpResponse response = connection->Request(verb, target, remote.token, body, sent);
   if (response.status == 0) {
-    std::cerr << "ledgerctl: no answer from ledgerd's HTTP door at " << remote.http << "\n";
+    std::cerr << "ledgerctl: no answer from ledgerd's HTTP door at " << remote.http
+              << (body.empty() ? std::string()
+                               : " (a body that takes longer to send than ledgerd's "
+                                 "--http-body-timeout is cut: its log then says \"http request "
+                                 "timed out\")")
+              << "\n";
     return {};
   }
   return {response.status, json::parse(response.body, nullptr, /*allow_exceptions=*/false)};

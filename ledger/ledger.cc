@@ -279,6 +279,14 @@ Status Ledger::Impl::OpenDatabase() {
   }
   rocksdb::DB* db = nullptr;
   rocksdb::Status status = rocksdb::DB::Open(db_options, dir_, families, &handles_, &db);
+  if (status.IsIOError() && status.ToString().find("Permission denied") != std::string::npos) {
+    // Not "held by another process": RocksDB words a lock file it may not create like a lock.
+    return {Code::kIoError, "data directory " + dir_ +
+                                " cannot be opened by this user, even to read (the ledger takes a "
+                                "lock file and writes its own log there; read a copy you may "
+                                "write): " +
+                                status.ToString()};
+  }
   if (IsLockError(status)) {
     return {Code::kLocked,
             "data directory " + dir_ +

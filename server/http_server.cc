@@ -353,6 +353,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     request_ = {};
     target_ = Target{};
     principal_id_.clear();
+    if (error == beast::error::timeout && parser_ && parser_->got_some()) {
+      // A request under way ran out of time (the stream has closed the socket, so no answer can
+      // be sent): said here, so that a slow link is told from a crash. A connection kept alive
+      // that simply sent nothing more is not worth a line.
+      const bool body = parser_->is_header_done();
+      Log(LogLevel::kInfo, "http request timed out",
+          {{"address", address_},  // the socket, and with it the port, is gone
+           {"waiting_for", body ? "body" : "headers"},
+           {"limit", body ? "http_body_timeout_seconds" : "http_header_timeout_seconds"},
+           {"seconds", body ? service_.limits().http_body_timeout_seconds
+                            : service_.limits().http_header_timeout_seconds}});
+    }
     if (error == http::error::end_of_stream || error == net::error::operation_aborted ||
         error == beast::error::timeout || error == net::error::eof) {
       return Close();

@@ -955,9 +955,11 @@ TEST_F(HttpTest, OversizedBodyIsRefusedAndTheServerKeepsServing) {
 
 // http_header_timeout_seconds and http_body_timeout_seconds: a connection that sends no request,
 // and one whose body stops coming, are closed when their time is up — here 1 s, not the defaults
-// of 10 and 60.
+// of 10 and 60. A request cut so is logged (no answer can be sent: the socket is closed), with
+// what it was waiting for; a silent connection is not.
 TEST(HttpTimeoutTest, SilentConnectionsAndStalledBodiesAreClosedAfterTheirTimeouts) {
-  testing::Ledgerd server({"--http-header-timeout", "1", "--http-body-timeout", "1"});
+  testing::Ledgerd server(
+      {"--http-header-timeout", "1", "--http-body-timeout", "1", "--log-level", "info"});
   auto closed_within = [&](const std::string& sent, std::chrono::seconds limit) {
     boost::asio::io_context io;
     boost::asio::ip::tcp::socket socket(io);
@@ -972,9 +974,17 @@ TEST(HttpTimeoutTest, SilentConnectionsAndStalledBodiesAreClosedAfterTheirTimeou
     return got == 0;
   };
   EXPECT_TRUE(closed_within("", std::chrono::seconds(5)));
+  EXPECT_EQ(server.Log().find("http request timed out"), std::string::npos) << server.Log();
   EXPECT_TRUE(closed_within("POST /v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " +
                                 server.token("clerk") + "\r\nContent-Length: 100\r\n\r\n{",
                             std::chrono::seconds(5)));
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        return server.Log().find("\"waiting_for\":\"body\",\"limit\":\"http_body_timeout_"
+                                 "seconds\"") != std::string::npos;
+      },
+      std::chrono::seconds(5)))
+      << server.Log();
   HttpClient client("127.0.0.1", server.http_port());
   EXPECT_EQ(client.Get("/healthz").status, 200);
 }
