@@ -203,7 +203,10 @@ void SlaHealthBuilder::AddClocks(const projections::ApplicationState& state, Sla
       continue;
     }
     if (view.state != ClockState::kMet && view.state != ClockState::kMissed) continue;
-    health_.durations[{clock.name, customer_class}].Observe(view.elapsed_working_days);
+    // A clock missed for certain but counted into a year not loaded has no known duration.
+    if (view.elapsed_known) {
+      health_.durations[{clock.name, customer_class}].Observe(view.elapsed_working_days);
+    }
     const std::string month = projections::MonthOf(*clock.end);
     const bool met = view.state == ClockState::kMet;
     if (month == health_.current_month) {

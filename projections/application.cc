@@ -433,7 +433,9 @@ nlohmann::json ClockJson(const Clock& clock, const ClockView& view) {
       {"end_position", clock.end ? nlohmann::json(clock.end_position) : nlohmann::json(nullptr)},
   };
   if (view.state == ClockState::kOverdue || view.state == ClockState::kMissed) {
-    out["overdue_days"] = view.overdue_days;
+    // Certainly late, counted into a year not loaded: how late is known only from below.
+    out["overdue_days"] = view.elapsed_known ? nlohmann::json(view.overdue_days) : nullptr;
+    if (!view.elapsed_known) out["overdue_days_at_least"] = view.overdue_days;
   }
   if (view.state == ClockState::kOverdue) out["escalation_level"] = view.escalation_level;
   if (view.missing_year != 0) out["missing_year"] = view.missing_year;
@@ -796,6 +798,17 @@ Date LastLoadedDay(const domain::WorkingCalendar& calendar) {
   return year ? Date::FromCivil(*year, 12, 31).value_or(Date()) : Date();
 }
 
+// The working days a clock counted before the end of the loaded years: its elapsed days are no
+// fewer (pauses take only working days of the clock's own). nullopt when it started outside them.
+std::optional<int32_t> ElapsedAtLeast(const Clock& clock, const domain::WorkingCalendar& calendar,
+                                      Date until) {
+  const Date last = std::min(until, LastLoadedDay(calendar));
+  const auto raw = calendar.WorkingDaysIn(clock.start, last);
+  const auto paused = PausedDays(clock, calendar, last);
+  if (!raw.ok() || !paused.ok()) return std::nullopt;
+  return *raw.value - *paused.value;
+}
+
 }  // namespace
 
 ClockDeadline DeadlineOf(const Clock& clock, const domain::WorkingCalendar& calendar,
@@ -864,6 +877,22 @@ ClockView Evaluate(const Clock& clock, const domain::WorkingCalendar& calendar,
     if (paused.ok() && view.limit_days) {
       const auto deadline = DeadlineOf(clock, calendar, *view.limit_days, until).deadline;
       if (deadline.ok()) view.deadline = deadline.value;
+    }
+    // Certainly late all the same when the working days of the loaded years alone pass the limit
+    // (a year not loaded can only add to them): missed, or overdue by at least so many days at
+    // an escalation level at least so high — a fact, not a guess. Paused stays calendar_missing.
+    if (view.state == ClockState::kCalendarMissing && view.limit_days) {
+      const std::optional<int32_t> least = ElapsedAtLeast(clock, calendar, until);
+      if (least && *least > *view.limit_days) {
+        const domain::SlaStatus status = profile.Classify(
+            domain::ClockReading{*view.limit_days, *least, clock.paused(), !clock.open()});
+        if (status.state == domain::SlaState::kMissed ||
+            status.state == domain::SlaState::kOverdue) {
+          view.state = FromSla(status.state);
+          view.overdue_days = status.overdue_days;  // at least (elapsed_known is false)
+          view.escalation_level = status.escalation_level;
+        }
+      }
     }
     return view;
   }

@@ -188,6 +188,10 @@ json OverdueJson(const OverdueRow& row) {
   if (row.view.state == ClockState::kCalendarMissing) {
     out["overdue_days"] = nullptr;
     out["escalation_level"] = nullptr;
+  } else if (!row.view.elapsed_known) {
+    // Overdue for certain, counted into a year not loaded: known from below (the level too).
+    out["overdue_days"] = nullptr;
+    out["overdue_days_at_least"] = row.view.overdue_days;
   }
   if (row.view.missing_year != 0) out["missing_year"] = row.view.missing_year;
   return out;

@@ -530,6 +530,39 @@ TEST_F(KpiTest, AChangePausedInAnUnloadedYearStaysInChangeCompletion) {
   EXPECT_FALSE(november.contains("undetermined_ids")) << november.dump();
 }
 
+// Certainly late though counted into a year not loaded: the working days of the loaded years alone
+// pass the limit, and those of 2027 can only add to them. The KPIs count such items as failed (not
+// undetermined), and the clocks say missed / overdue, how late known only from below.
+TEST_F(KpiTest, ItemsCertainlyLateCountEvenWhenTheirDaysNeedAnUnloadedYear) {
+  // C20: accepted 12-18 (deadline 12-25), executed 2027-01-05: 9 working days by 12-31 (> 5).
+  m_.Add("app/C20", "ApplicationAccepted", "12-18", Accepted("change"));
+  m_.Add("app/C20", "ChangeExecuted", "2027-01-05", {{"summary", "renamed"}});
+  // C21: accepted 12-18 too, still open on 2027-01-05.
+  m_.Add("app/C21", "ApplicationAccepted", "12-18", Accepted("change"));
+  // L1: scheme reply 12-14 → 2027-01-04: 13 working days by 12-31 (> 3); archived 2027-01-06.
+  Residential(m_, "app/L1", "12-14", "2027-01-04", "2027-01-05", "2027-01-06");
+  const json january = Table("2027-01");
+  const json change = Kpi(january, "change_completion");
+  ExpectRatio(change, {}, {"app/C20"});
+  EXPECT_FALSE(change.contains("undetermined_ids")) << change.dump();
+  EXPECT_EQ(change.at("met"), false);
+  const json timeliness = Kpi(january, "timeliness");
+  ExpectRatio(timeliness, {}, {"app/L1"});
+  EXPECT_FALSE(timeliness.contains("undetermined_ids")) << timeliness.dump();
+
+  const int64_t at = domain::ParseTimestamp("2027-01-05T18:00:00+08:00")->unix_us;
+  const json scheme = ToJson(m_.app("app/L1"), calendar_, profile_, at)["clocks"]["scheme_reply"];
+  EXPECT_EQ(scheme.at("state"), "missed") << scheme.dump();
+  EXPECT_TRUE(scheme.at("elapsed_working_days").is_null());
+  EXPECT_TRUE(scheme.at("overdue_days").is_null());
+  EXPECT_EQ(scheme.at("overdue_days_at_least"), 13 - 3);
+  const json open = ToJson(m_.app("app/C21"), calendar_, profile_, at)["clocks"]["change_completion"];
+  EXPECT_EQ(open.at("state"), "overdue") << open.dump();
+  EXPECT_EQ(open.at("overdue_days_at_least"), 9 - 5);
+  EXPECT_GE(open.at("escalation_level").get<int>(), 1);
+  // A clock not late by the loaded years' days alone stays calendar_missing (U1 above).
+}
+
 TEST_F(KpiTest, SupportingFigures) {
   const json supporting = Table("2026-03").at("supporting");
   // Connected in March: A1, A2, A3, A4; reached callbacks: A1, A2; site inspected: A1.

@@ -326,7 +326,8 @@ struct KpiTargets {
 //                        domain.md counts violations against the KPIs) and every clock instance is
 //                        met or has no limit for its class (a clock stopped by Archived is not
 //                        met, even when its days need an unloaded calendar year). Another clock
-//                        whose days need an unloaded year is neither met nor missed: the app is
+//                        whose days need an unloaded year is neither met nor missed — unless the
+//                        loaded years' days alone pass its limit (missed for certain): the app is
 //                        in neither numerator nor denominator but listed in undetermined_ids
 //                        (see `met`).
 //  change_completion     changes executed in the period (met when the clock is met), plus changes
