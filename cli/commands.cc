@@ -443,17 +443,23 @@ bool AddProjectionsVerdict(ledger::Ledger& ledger, const std::string& data_dir, 
                      {"difference", projections::StateDifferenceName(difference.difference)}});
   }
   answer["ok"] = checked->ok();
+  const uint64_t head = answer["head"].get<uint64_t>();
   answer["projections"] = {{"ok", checked->ok()},
                            {"checkpoint", checked->checkpoint},
+                           // Events not folded yet (not checked): the next catch-up folds them.
+                           {"behind", head - std::min(head, checked->checkpoint)},
                            {"states", checked->states},
                            {"differences", checked->differences},
                            {"first", std::move(first)}};
   if (!checked->ok()) {
     const projections::ProjectionDifference& shown = checked->first.front();
-    std::cerr << "ledgerctl: " << checked->differences << " of " << checked->states
-              << " stored projection states are not what a fresh fold of the log up to position "
-              << checked->checkpoint << " gives (first: " << shown.family << " " << shown.key
-              << ", " << projections::StateDifferenceName(shown.difference)
+    // Keys of split states hold bytes that are not text: shown escaped, as in the JSON.
+    std::cerr << "ledgerctl: " << checked->differences << " of the " << checked->states
+              << " projection states compared (stored or folded) are not what a fresh fold of the "
+                 "log up to position "
+              << checked->checkpoint << " gives (first: " << shown.family << " "
+              << json(shown.key).dump() << ", "
+              << projections::StateDifferenceName(shown.difference)
               << "); `ledgerctl rebuild` replaces them with the fold\n";
   }
   return true;

@@ -506,6 +506,7 @@ TEST_F(LedgerctlTest, VerifyProjectionsNamesAStateTheLogDoesNotGive) {
   json verdict = intact.lines().at(0);
   EXPECT_TRUE(verdict["ok"].get<bool>());
   EXPECT_EQ(verdict["projections"]["checkpoint"], verdict["head"]);
+  EXPECT_EQ(verdict["projections"]["behind"], 0);
   EXPECT_GT(verdict["projections"]["states"].get<int>(), 3);
   EXPECT_EQ(verdict["projections"]["differences"], 0);
 
@@ -545,6 +546,11 @@ TEST_F(LedgerctlTest, VerifyProjectionsNamesAStateTheLogDoesNotGive) {
     EXPECT_FALSE(entry.path().filename().string().starts_with(".gridledger-verify"))
         << entry.path();
   }
+  // A read on the data directory is recorded without being folded: one event behind, unchecked.
+  ASSERT_EQ(Ledgerctl(Data() + " app XS-2026-000123").exit_code, 0);
+  const json behind = Ledgerctl(Data() + " verify --projections").lines().at(0);
+  EXPECT_TRUE(behind["ok"].get<bool>()) << behind;
+  EXPECT_EQ(behind["projections"]["behind"], 1) << behind;
   // A running ledgerd's projections are verified in a backup: said, not attempted.
   EXPECT_EQ(Ledgerctl("--http 127.0.0.1:1 verify --projections").exit_code, 1);
 }
