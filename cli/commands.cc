@@ -412,6 +412,27 @@ std::string ScratchBeside(const std::string& data_dir) {
   return pattern;
 }
 
+// A state key as text: split states' item keys end in a binary index (split_state.h), whose bytes
+// are neither text nor UTF-8 (JSON could not even hold them). Printable ASCII stays, a backslash
+// and every other byte become \\ and \xNN.
+std::string KeyText(std::string_view key) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string text;
+  for (const char c : key) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte == '\\') {
+      text += "\\\\";
+    } else if (byte >= 0x20 && byte < 0x7f) {
+      text += c;
+    } else {
+      text += "\\x";
+      text += kHex[byte >> 4];
+      text += kHex[byte & 0xf];
+    }
+  }
+  return text;
+}
+
 // Adds the projections' verdict to `answer`; false when the check could not be made (why, on
 // stderr and in answer["error"]).
 bool AddProjectionsVerdict(ledger::Ledger& ledger, const std::string& data_dir, json& answer) {
@@ -439,7 +460,7 @@ bool AddProjectionsVerdict(ledger::Ledger& ledger, const std::string& data_dir, 
   json first = json::array();
   for (const projections::ProjectionDifference& difference : checked->first) {
     first.push_back({{"family", difference.family},
-                     {"key", difference.key},
+                     {"key", KeyText(difference.key)},
                      {"difference", projections::StateDifferenceName(difference.difference)}});
   }
   answer["ok"] = checked->ok();
@@ -453,12 +474,11 @@ bool AddProjectionsVerdict(ledger::Ledger& ledger, const std::string& data_dir, 
                            {"first", std::move(first)}};
   if (!checked->ok()) {
     const projections::ProjectionDifference& shown = checked->first.front();
-    // Keys of split states hold bytes that are not text: shown escaped, as in the JSON.
     std::cerr << "ledgerctl: " << checked->differences << " of the " << checked->states
               << " projection states compared (stored or folded) are not what a fresh fold of the "
                  "log up to position "
               << checked->checkpoint << " gives (first: " << shown.family << " "
-              << json(shown.key).dump() << ", "
+              << KeyText(shown.key) << ", "
               << projections::StateDifferenceName(shown.difference)
               << "); `ledgerctl rebuild` replaces them with the fold\n";
   }

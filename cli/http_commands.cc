@@ -77,8 +77,8 @@ Answer Ask(const RemoteOptions& remote, http::verb verb, const std::string& targ
   if (response.status == 0) {
     std::cerr << "ledgerctl: no answer from ledgerd's HTTP door at " << remote.http
               << (body.empty() ? std::string()
-                               : " (a body that takes longer to send than ledgerd's "
-                                 "--http-body-timeout is cut: its log then says \"http request "
+                               : " (if it runs: a body that takes longer to send than its "
+                                 "--http-body-timeout is cut, and its log says \"http request "
                                  "timed out\")")
               << "\n";
     return {};

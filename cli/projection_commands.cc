@@ -58,6 +58,7 @@ void PrintOverdueTable(const json& rows, const json& missing, std::string_view a
         << (row.contains("overdue_days_at_least")  // a year not loaded: known from below
                 ? ">=" + row.at("overdue_days_at_least").dump()
                 : row.at("overdue_days").dump())
+        << (row.contains("overdue_days_at_least") ? ">=" : "")
         << row.at("escalation_level").dump() << "\n";
   }
   if (missing.empty()) return;

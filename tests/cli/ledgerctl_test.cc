@@ -527,6 +527,19 @@ TEST_F(LedgerctlTest, VerifyProjectionsNamesAStateTheLogDoesNotGive) {
                   {"key", "app/XS-2026-000123"},
                   {"difference", "differs"}}));
   EXPECT_EQ(Ledgerctl(Data() + " verify").exit_code, 0);  // the chain itself is intact
+  // A key with bytes that are not text (as split states' item keys end) is shown escaped, in
+  // JSON that parses.
+  Tamper(dir_.str() + "/data", "proj.kpi", [](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* f) {
+    ASSERT_TRUE(db.Put({}, f, std::string("kpi/forged\0\x80\\", 13), "x").ok());
+  });
+  CommandRun binary_key = Ledgerctl(Data() + " verify --projections");
+  EXPECT_EQ(binary_key.exit_code, 1) << binary_key.out;
+  const json second = binary_key.lines().at(0);
+  EXPECT_EQ(second["projections"]["differences"], 2);
+  EXPECT_EQ(second["projections"]["first"].at(1),
+            (json{{"family", "proj.kpi"},
+                  {"key", "kpi/forged\\x00\\x80\\\\"},
+                  {"difference", "not_folded"}}));
 
   ASSERT_EQ(Ledgerctl(Data() + " rebuild").exit_code, 0);
   // What a killed check left (named by its process id) goes; a running one's stays.

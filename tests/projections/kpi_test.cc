@@ -559,7 +559,15 @@ TEST_F(KpiTest, ItemsCertainlyLateCountEvenWhenTheirDaysNeedAnUnloadedYear) {
   const json open = ToJson(m_.app("app/C21"), calendar_, profile_, at)["clocks"]["change_completion"];
   EXPECT_EQ(open.at("state"), "overdue") << open.dump();
   EXPECT_EQ(open.at("overdue_days_at_least"), 9 - 5);
-  EXPECT_GE(open.at("escalation_level").get<int>(), 1);
+  EXPECT_EQ(open.at("escalation_level"), 2);  // 4 days over: level 2 at least
+  // C22: accepted 12-14, paused 12-21 to 12-28: 13 working days by 12-31 less 5 paused = 8 (> 5).
+  m_.Add("app/C22", "ApplicationAccepted", "12-14", Accepted("change"));
+  m_.Add("app/C22", "ClockPaused", "12-21", {{"reason", "customer_request"}, {"note", "n"}});
+  m_.Add("app/C22", "ClockResumed", "12-28");
+  const json paused_before =
+      ToJson(m_.app("app/C22"), calendar_, profile_, at)["clocks"]["change_completion"];
+  EXPECT_EQ(paused_before.at("state"), "overdue") << paused_before.dump();
+  EXPECT_EQ(paused_before.at("overdue_days_at_least"), 8 - 5);
   // A clock not late by the loaded years' days alone stays calendar_missing (U1 above).
 }
 
