@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <filesystem>
 #include <string_view>
@@ -56,7 +57,8 @@ const char* StateDifferenceName(StateDifference difference) {
 
 ledger::Result<ProjectionCheck> CheckProjections(ledger::Ledger& ledger,
                                                  const std::string& scratch,
-                                                 const Progress& progress) {
+                                                 const Progress& progress, size_t part_states) {
+  part_states = std::max<size_t>(1, part_states);
   auto copied = ledger.Backup(scratch);
   if (!copied.ok()) return copied.status();
   ScratchCopy removed_at_end(scratch);
@@ -89,10 +91,9 @@ ledger::Result<ProjectionCheck> CheckProjections(ledger::Ledger& ledger,
   // accepted by the engine above, and a store that never folded anything lacks them.
   const std::vector<std::string> families = SideFamilies();
   for (ledger::SideFamily family = 1; family < families.size(); ++family) {
-    // Both sides in key order, merged a part at a time: up to kPartStates stored states (key and
+    // Both sides in key order, merged a part at a time: up to part_states stored states (key and
     // digest) are held, then the fresh ones up to the last of them are merged against them.
     // Memory stays bounded however many states there are (6.8M at 10M events).
-    constexpr size_t kPartStates = 65536;
     std::vector<std::pair<std::string, StateDigest>> part;
     std::string stored_from;
     std::string fresh_from;
@@ -101,7 +102,7 @@ ledger::Result<ProjectionCheck> CheckProjections(ledger::Ledger& ledger,
       more = false;
       ledger::Status scanned = ledger.ScanSideFrom(
           family, stored_from, [&](std::string_view key, std::string_view value) {
-            if (part.size() == kPartStates) {
+            if (part.size() == part_states) {
               more = true;  // this key starts the next part
               return false;
             }

@@ -47,9 +47,12 @@ struct ProjectionCheck {
 // directory; a running ledgerd's is checked in a backup).
 // Errors: Backup's and Rebuild's; the stored states' own (Engine::StoredStatus: a rebuild did
 // not finish, or another fold version made them) — those can only be rebuilt, not compared.
-// `progress` reports the fresh fold.
+// `progress` reports the fresh fold. `part_states`: stored states held at once (tests make it
+// small to cross many parts).
+inline constexpr size_t kProjectionPartStates = 65536;
 ledger::Result<ProjectionCheck> CheckProjections(ledger::Ledger& ledger,
                                                  const std::string& scratch,
-                                                 const Progress& progress = {});
+                                                 const Progress& progress = {},
+                                                 size_t part_states = kProjectionPartStates);
 
 }  // namespace gridledger::projections
