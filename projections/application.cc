@@ -799,7 +799,8 @@ Date LastLoadedDay(const domain::WorkingCalendar& calendar) {
 }
 
 // The working days a clock counted before the end of the loaded years: its elapsed days are no
-// fewer (pauses take only working days of the clock's own). nullopt when it started outside them.
+// fewer (pauses take only working days of the clock's own). nullopt when it started before the
+// first loaded year; 0 when after the last.
 std::optional<int32_t> ElapsedAtLeast(const Clock& clock, const domain::WorkingCalendar& calendar,
                                       Date until) {
   const Date last = std::min(until, LastLoadedDay(calendar));
