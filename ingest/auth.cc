@@ -595,6 +595,15 @@ Result<int> OpenLocked(const std::string& path, Opener open) {
   }
 }
 
+// One line of a tokens file (without its newline), as ParseTokenLine reads it.
+std::string TokenLine(const std::string& token_sha256_hex, const Principal& principal) {
+  return nlohmann::ordered_json{{"sha256", token_sha256_hex},
+                                {"id", principal.id},
+                                {"role", RoleName(principal.role)},
+                                {"org", principal.org}}
+      .dump();
+}
+
 }  // namespace
 
 Status TokenStore::Add(const std::string& path, const Principal& principal,
@@ -622,13 +631,9 @@ Status TokenStore::Add(const std::string& path, const Principal& principal,
       return Status(Code::kInvalid, "that token hash is already in " + path);
     }
   }
-  nlohmann::ordered_json line = {{"sha256", token_sha256_hex},
-                                 {"id", principal.id},
-                                 {"role", RoleName(principal.role)},
-                                 {"org", principal.org}};
   // A hand-edited file may lack its last newline; the new line must not join it.
   std::string bytes = !content->empty() && content->back() != '\n' ? "\n" : "";
-  bytes += line.dump() + "\n";
+  bytes += TokenLine(token_sha256_hex, principal) + "\n";
   LEDGER_ASSERT(bytes.size() <= kTokenLineBytesMax + 2);  // and two newlines
   return WriteWhole(fd.get(), bytes, path);
 }
@@ -682,12 +687,7 @@ Status TokenStore::Rewrite(const std::string& given_path, const std::string& id,
       if (principal.id == id) {
         removed = true;
         if (new_sha256_hex) {
-          kept += nlohmann::ordered_json{{"sha256", *new_sha256_hex},
-                                         {"id", principal.id},
-                                         {"role", RoleName(principal.role)},
-                                         {"org", principal.org}}
-                      .dump() +
-                  "\n";
+          kept += TokenLine(*new_sha256_hex, principal) + "\n";
         }
         continue;
       }

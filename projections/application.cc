@@ -788,7 +788,7 @@ namespace {
 
 // January 1 of `year`: a deadline that the calendar places in that unloaded year is no earlier.
 Date NotBefore(int year) {
-  return Date::FromCivil(year, 1, 1).value_or(Date::FromDaysSinceEpoch(0));
+  return Date::FromCivil(year, 1, 1).value_or(Date());
 }
 
 // December 31 of the last loaded year (or 1970-01-01 for an empty calendar, which answers every
