@@ -1020,7 +1020,10 @@ Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
   auto fail = [&](Status failure) {
     std::error_code ignored;
     fs::remove_all(staging, ignored);
-    return Status(failure.code(), failure.message() + " (this backup left nothing behind)");
+    Status answer(failure.code(), failure.message() + " (this backup left nothing behind)");
+    // A copy that does not verify names where its chain breaks, as Verify does.
+    if (failure.position()) answer.WithPosition(*failure.position());
+    return answer;
   };
   const fs::path copy = staging / "copy";
   // The rebuild's batch being written in the background reaches the memtable first.
@@ -1048,8 +1051,10 @@ Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
     verified = (*opened)->Verify();
   }
   if (!verified.ok()) {
-    return fail(Status(verified.status().code(),
-                       "the backup does not verify: " + verified.status().message()));
+    Status failure(verified.status().code(),
+                   "the backup does not verify: " + verified.status().message());
+    if (verified.status().position()) failure.WithPosition(*verified.status().position());
+    return fail(failure);
   }
   // RENAME_NOREPLACE: `dest` made by someone else meanwhile is not replaced (a file system without
   // it: checked just before instead).

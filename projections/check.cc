@@ -70,6 +70,7 @@ ledger::Result<ProjectionCheck> CheckProjections(ledger::Ledger& ledger,
   std::unique_ptr<ledger::Ledger> copy = std::move(opened).value();
 
   ProjectionCheck check;
+  check.head = *copied;
   {
     // Reads the stored checkpoint (the copy holds the stored states as they are), then folds
     // afresh up to it; `ledger` itself is never opened by an engine, so nothing is written to it.

@@ -610,6 +610,14 @@ TEST_F(LedgerctlTest, VerifyNamesTheFirstTamperedPosition) {
   json verdict = verified.lines().at(0);
   EXPECT_FALSE(verdict["ok"].get<bool>());
   EXPECT_EQ(verdict["position"], 5);
+  // --projections verifies the chain in the copy it folds (Ledger::Backup): the broken chain is
+  // named as plain verify names it, and no projection verdict is given on it.
+  CommandRun with_projections = Ledgerctl(Data() + " verify --projections");
+  EXPECT_EQ(with_projections.exit_code, 1);
+  verdict = with_projections.lines().at(0);
+  EXPECT_FALSE(verdict["ok"].get<bool>());
+  EXPECT_EQ(verdict["position"], 5) << verdict;
+  EXPECT_FALSE(verdict.contains("projections")) << verdict;
 }
 
 TEST_F(LedgerctlTest, UnknownStreamAndBadPositionAreClearErrors) {

@@ -100,6 +100,12 @@ TEST(RecoveryTest, FlippedStoredByteIsNamedByVerify) {
   ASSERT_FALSE(verified.ok());
   EXPECT_EQ(verified.status().code(), Code::kCorruption);
   EXPECT_EQ(verified.status().position(), kTampered) << verified.status().ToString();
+  // A backup verifies its copy and refuses it, naming the same position.
+  testing::TempDir elsewhere;
+  auto backup = ledger->Backup((elsewhere.path() / "backup").string());
+  ASSERT_FALSE(backup.ok());
+  EXPECT_EQ(backup.status().code(), Code::kCorruption);
+  EXPECT_EQ(backup.status().position(), kTampered) << backup.status().ToString();
 }
 
 // An event deleted from the store (not the head: that refuses to open) is damage, not "no such

@@ -136,7 +136,7 @@ class Ledger {
   // digest. On the same file system the table files are hard links (a snapshot: no protection
   // against losing the disk); elsewhere they are copied. The copy is a data directory: open it
   // to restore. Errors: kInvalid when something is at `dest`; kBusy while another backup runs;
-  // kIoError; kCorruption when the copy does not verify.
+  // kIoError; kCorruption when the copy does not verify (with Verify's position).
   Result<Digest> Backup(const std::string& dest);
 
   // Events of `stream` with version >= from_version, at most `limit` of them.

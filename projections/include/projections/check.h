@@ -30,6 +30,9 @@ struct ProjectionDifference {
 inline constexpr size_t kProjectionDifferencesShownMax = 100;
 
 struct ProjectionCheck {
+  // The copy's head, its hash chain and indexes verified by Ledger::Backup: the log's own when
+  // nothing was appended meanwhile (a caller holding the ledger need not verify it again).
+  ledger::Digest head;
   uint64_t checkpoint = 0;   // the stored states' position; the fresh fold stopped there too
   uint64_t states = 0;       // keys compared: every key stored or folded, each once
   uint64_t differences = 0;  // of them, those that differ, are not folded or not stored
