@@ -95,7 +95,10 @@ constexpr std::array kAppendRules = {
     AppendRule{"Urged", kDirector, "chasing late steps is the director's duty"},
     AppendRule{"Reassigned", kClerk | kDirector, kWorkOrder},
     AppendRule{"Withdrawn", kClerk | kDirector, kWorkOrder},
-    AppendRule{"Corrected", kClerk | kDirector, kWorkOrder},
+    // Who may correct an event is who may record its type (CheckAppend's corrected_type): a
+    // clerk corrects a step of the work order, not the inspection or callback that judged it.
+    AppendRule{"Corrected", kClerk | kInspector | kCallbackAgent | kDirector,
+               "a correction is made by a role that records the events of applications"},
     AppendRule{"DocumentReviewed", kInspector | kDirector, kAssessment},
     AppendRule{"SiteInspected", kInspector | kDirector, kAssessment},
     AppendRule{"CallbackMade", kCallbackAgent | kDirector, kCallback},
@@ -264,7 +267,8 @@ std::optional<std::string> CheckAccess(const Principal& principal, Access access
 }
 
 std::optional<std::string> CheckAppend(const Principal& principal, const domain::ClientEvent& event,
-                                       std::string_view stream_org) {
+                                       std::string_view stream_org,
+                                       std::string_view corrected_type) {
   if (auto mismatch = CheckActor(principal, event.actor)) return mismatch;
   const std::string role(RoleName(principal.role));
   const std::string_view kind = domain::StreamKindOfType(event.type);
@@ -286,6 +290,14 @@ std::optional<std::string> CheckAppend(const Principal& principal, const domain:
   if ((rule->roles & Bit(principal.role)) == 0) {
     return "role " + role + " may not append " + event.type + ": it is reserved to " +
            JoinRoles(rule->roles) + ", since " + std::string(rule->why_reserved) + ".";
+  }
+  if (event.type == "Corrected" && !corrected_type.empty()) {
+    const AppendRule* corrected = FindAppendRule(corrected_type);
+    if (corrected != nullptr && (corrected->roles & Bit(principal.role)) == 0) {
+      return "role " + role + " may not correct a " + std::string(corrected_type) +
+             ": correcting it is reserved to " + JoinRoles(corrected->roles) +
+             ", who record it, since " + std::string(corrected->why_reserved) + ".";
+    }
   }
   // An empty stream_org is a new stream, which then belongs to its first actor's org, that is the
   // principal's; the workflow rules refuse any other type on an application never accepted.

@@ -86,6 +86,19 @@ std::optional<domain::RuleBreach> JudgeCorrection(const std::vector<ledger::Stor
   return std::nullopt;
 }
 
+// The type of the event a Corrected names in its stream, which decides who may correct it
+// (CheckAppend); "" for another type, or when it names no event of the stream.
+std::string_view CorrectedType(const std::vector<ledger::StoredEvent>& stored,
+                               const domain::ClientEvent& event) {
+  if (event.type != "Corrected") return {};
+  const std::optional<domain::CorrectionRequest> request = domain::ReadCorrection(event.payload);
+  if (!request) return {};
+  for (const ledger::StoredEvent& earlier : stored) {
+    if (earlier.position == request->corrects_position) return earlier.type;
+  }
+  return {};
+}
+
 }  // namespace
 
 Ingestor::Ingestor(ledger::Ledger& ledger, std::function<int64_t()> now_us)
@@ -349,7 +362,8 @@ void Ingestor::Judge(std::shared_ptr<Attempt> attempt) {
   auto stored = ReadFacts(event.stream);
   if (!stored.ok()) return attempt->done(FromStatus(stored.status()));
   if (attempt->principal) {
-    if (auto refusal = CheckAppend(*attempt->principal, event, stored->org)) {
+    if (auto refusal = CheckAppend(*attempt->principal, event, stored->org,
+                                   CorrectedType(stored->events, event))) {
       return attempt->done(Forbidden(std::move(*refusal)));
     }
   }

@@ -126,6 +126,7 @@ const std::vector<AppendCase> kAppendCases = {
     {Role::kInspector, "MidInspected", kOwn, true},
     {Role::kInspector, "CompletionInspected", kOwn, true},
     {Role::kInspector, "SiteSurveyed", kOwn, true},
+    {Role::kInspector, "Corrected", kOwn, true},  // of what it records (CorrectionTest)
     {Role::kInspector, "CompletionInspected", kOther, false},
     {Role::kInspector, "DocumentReviewed", kOther, false},
     {Role::kInspector, "ApplicationAccepted", "", false},
@@ -138,6 +139,8 @@ const std::vector<AppendCase> kAppendCases = {
     // callback_agent: callbacks of its own org.
     {Role::kCallbackAgent, "CallbackMade", kOwn, true},
     {Role::kCallbackAgent, "CallbackMade", kOther, false},
+    {Role::kCallbackAgent, "Corrected", kOwn, true},
+    {Role::kCallbackAgent, "Corrected", kOther, false},
     {Role::kCallbackAgent, "SchemeReplied", kOwn, false},
     {Role::kCallbackAgent, "DocumentReviewed", kOwn, false},
     {Role::kCallbackAgent, "ThirdPartySurveyRecorded", "", false},
@@ -160,6 +163,8 @@ const std::vector<AppendCase> kAppendCases = {
     // auditor, reader, admin: no business appends.
     {Role::kAuditor, "SchemeReplied", kOwn, false},
     {Role::kAuditor, "ApplicationAccepted", "", false},
+    {Role::kAuditor, "Corrected", kOwn, false},
+    {Role::kReader, "Corrected", kOwn, false},
     {Role::kAuditor, "ReportCorrected", "", false},
     {Role::kReader, "ApplicationAccepted", "", false},
     {Role::kReader, "TrainingHeld", "", false},
@@ -207,6 +212,27 @@ TEST(CheckAppendTest, UrgedIsReservedToTheDirector) {
   const auto refusal = CheckAppend(clerk, EventBy(clerk, "Urged", "app/A1"), kOrg);
   ASSERT_TRUE(refusal.has_value());
   EXPECT_NE(refusal->find("reserved to director,"), std::string::npos) << *refusal;
+}
+
+// A correction is judged by the type it corrects: whoever may record that type, and only they.
+TEST(CheckAppendTest, ACorrectionNeedsTheRightToRecordWhatItCorrects) {
+  for (const std::string& corrected : domain::KnownTypes()) {
+    if (domain::StreamKindOfType(corrected) != "app" || corrected == "SensitiveDataAccessed") {
+      continue;
+    }
+    for (Role role : {Role::kClerk, Role::kInspector, Role::kCallbackAgent, Role::kDirector}) {
+      const Principal principal = Who(role);
+      const bool records = !CheckAppend(principal, EventBy(principal, corrected, "app/A1"), kOrg);
+      const auto refusal =
+          CheckAppend(principal, EventBy(principal, "Corrected", "app/A1"), kOrg, corrected);
+      EXPECT_EQ(!refusal.has_value(), records)
+          << RoleName(role) << " correcting " << corrected << ": " << refusal.value_or("allowed");
+      if (refusal) {
+        EXPECT_NE(refusal->find("may not correct a " + corrected + ":"), std::string::npos)
+            << *refusal;
+      }
+    }
+  }
 }
 
 TEST(CheckAppendTest, DirectorMayAppendEveryKnownTypeOfItsOwnOrg) {

@@ -244,6 +244,54 @@ TEST_F(IngestorTest, StaleExpectedVersionIsAConflictBeforeAnyJudgement) {
   EXPECT_EQ(std::get<IngestError>(result).status.current_version(), 0);
 }
 
+// Who may record an event decides who may correct it: a clerk cannot turn the inspection that
+// judged her work, or the director's urge, into another by a Corrected (ingest/auth.cc); the roles
+// that record them can, and a clerk corrects her own steps.
+TEST_F(IngestorTest, OnlyARoleThatMayRecordAnEventCorrectsIt) {
+  const Principal clerk{"S1", Role::kClerk, "KM.XS"};
+  const Principal inspector{"I1", Role::kInspector, "KM.XS"};
+  const Principal director{"D1", Role::kDirector, "KM.XS"};
+  Ingestor ingestor(*ledger_);
+  auto append = [&](const Principal& by, std::string json) {
+    const std::string written = R"("id":"S1","role":"clerk","org":"KM.XS")";
+    json.replace(json.find(written), written.size(),
+                 R"("id":")" + by.id + R"(","role":")" + std::string(RoleName(by.role)) +
+                     R"(","org":")" + by.org + R"(")");
+    return ingestor.Append(Decode(json), &by);
+  };
+  auto correction = [](const std::string& id, int position, const std::string& fields) {
+    return Json(id, "Corrected",
+                R"({"corrects_position":)" + std::to_string(position) +
+                    R"(,"reason":"entered wrongly","fields":)" + fields + "}");
+  };
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      append(clerk, Json("a", "ApplicationAccepted", kAccepted))));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      append(clerk, Json("r", "CompletionReported", "{}"))));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      append(inspector, Json("i", "CompletionInspected", R"({"result":"fail"})"))));
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
+      append(director, Json("u", "Urged",
+                            R"({"level":1,"to_org":"KM.XS","to_person":"S1","channel":"phone"})"))));
+  for (const auto& [position, fields] : {std::pair{3, R"({"result":"pass"})"},
+                                         std::pair{4, R"({"to_person":"S2"})"}}) {
+    auto refused = append(clerk, correction("c" + std::to_string(position), position, fields));
+    ASSERT_TRUE(std::holds_alternative<IngestError>(refused)) << position;
+    EXPECT_TRUE(std::get<IngestError>(refused).forbidden) << position;
+    EXPECT_NE(std::get<IngestError>(refused).status.message().find("may not correct a "),
+              std::string::npos)
+        << std::get<IngestError>(refused).status.message();
+  }
+  EXPECT_EQ(ledger_->Head(), 4u);
+  EXPECT_TRUE(std::holds_alternative<IngestOutcome>(
+      append(inspector, correction("i3", 3, R"({"defects":["meter seal"]})"))));
+  EXPECT_TRUE(std::holds_alternative<IngestOutcome>(
+      append(director, correction("d4", 4, R"({"note":"by phone at 10:00"})"))));
+  EXPECT_TRUE(std::holds_alternative<IngestOutcome>(
+      append(clerk, correction("c2", 2, R"({"occurred_at":"2026-03-02T10:00:00+08:00"})"))));
+  EXPECT_EQ(ledger_->Head(), 7u);
+}
+
 // An event with expected_version -1 is appended without reading its stream first; whatever the
 // stored stream or event ids make of it must still be the ordinary answer.
 class OpeningEventTest : public IngestorTest {

@@ -71,9 +71,12 @@ bool IsSuperior(const Principal& approver, const Principal& reader);
 // role and org); the role must be allowed the event's type; org-bound roles write only their own
 // org's applications and reports. `stream_org`: the org the stream belongs to — the actor org of
 // its first event (an application's ApplicationAccepted, a report's ReportDue) — "" for a new
-// stream or one no org owns (survey/, staff/).
+// stream or one no org owns (survey/, staff/). `corrected_type`: for a Corrected, the type of the
+// event it corrects, which the role must be allowed to append too ("" when that event is not
+// found: the workflow rules refuse such a correction).
 std::optional<std::string> CheckAppend(const Principal& principal, const domain::ClientEvent& event,
-                                       std::string_view stream_org);
+                                       std::string_view stream_org,
+                                       std::string_view corrected_type = {});
 
 // Bearer tokens → principals. The file is JSON Lines, one token per line:
 //   {"sha256":"<64 hex>","id":"S1001","role":"clerk","org":"KM.XS"}
