@@ -485,6 +485,7 @@ class CsvMapping {
                "text)";
       }
       if (spec->column == Column::kType) mapping.type_index_ = i;
+      if (spec->column == Column::kStream) mapping.stream_index_ = i;
       mapping.columns_.push_back(std::move(*spec));
     }
     for (const ColumnName& column : kEnvelopeColumns) {
@@ -502,6 +503,11 @@ class CsvMapping {
   }
 
   size_t columns() const { return columns_.size(); }
+  // The stream cell of a record of columns() cells (the header requires the column).
+  const std::string& Stream(const std::vector<std::string>& cells) const {
+    LEDGER_ASSERT(cells.size() == columns_.size());
+    return cells[stream_index_];
+  }
 
   // The JSON text of the event contract for one record of columns() cells. An empty cell is an
   // absent key (an empty data is {}), so DecodeClientEvent reports missing fields as such.
@@ -649,6 +655,7 @@ class CsvMapping {
   DataFieldKinds kinds_;
   std::vector<ColumnSpec> columns_;
   size_t type_index_ = 0;
+  size_t stream_index_ = 0;
 };
 
 // ---- Rows ----
@@ -657,7 +664,18 @@ struct SourceRow {
   uint64_t line = 0;
   uint64_t end_offset = 0;  // input bytes up to the end of this row
   domain::Decoded<domain::ClientEvent> event = domain::DecodeError{};
+  // A row that did not decode: the stream it names when that much can be read, else "". Its
+  // stream's later rows are held back (Pipeline).
+  std::string stream;
 };
+
+// The "stream" string of a JSON object line that did not decode as an event, or "".
+std::string StreamNamed(std::string_view line) {
+  const json object = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!object.is_object()) return "";
+  const auto stream = object.find("stream");
+  return stream != object.end() && stream->is_string() ? stream->get<std::string>() : "";
+}
 
 class RowSource {
  public:
@@ -699,6 +717,8 @@ class JsonlSource final : public RowSource {
             "the line is longer than " + std::to_string(kImportRowBytesMax) + " bytes"};
       } else {
         row->event = domain::DecodeClientEvent(std::string_view(line_));
+        row->stream.clear();
+        if (std::holds_alternative<domain::DecodeError>(row->event)) row->stream = StreamNamed(line_);
       }
       return true;
     }
@@ -724,6 +744,11 @@ class CsvSource final : public RowSource {
       row->line = record_.line;
       row->end_offset = reader_.offset();
       row->event = Decode();
+      row->stream.clear();
+      if (std::holds_alternative<domain::DecodeError>(row->event) && !record_.error &&
+          record_.fields.size() == mapping_->columns()) {
+        row->stream = mapping_->Stream(record_.fields);
+      }
       return true;
     }
     return End(record_.line);
@@ -876,6 +901,7 @@ class Pipeline {
     if (auto* error = std::get_if<domain::DecodeError>(&source.event)) {
       slot.outcome.rejection = std::move(*error);
       slot.done = true;
+      if (!source.stream.empty()) Hold(source.stream, sequence, source.line);
       return;
     }
     PendingRow row{sequence, std::get<domain::ClientEvent>(std::move(source.event)), false};
@@ -936,10 +962,15 @@ class Pipeline {
       PendingRow row = std::move(queue.rows.front());
       queue.rows.pop_front();
       queue.busy = true;
+      std::optional<IngestError> held_back = HeldBack(row);
       lock.unlock();
       AppendOutcome outcome;
       try {
-        outcome = AppendRow(row);
+        if (held_back) {
+          outcome = *std::move(held_back);
+        } else {
+          outcome = AppendRow(row);
+        }
       } catch (...) {
         // Not handled here: Run's caller gets it once every worker stopped.
         lock.lock();
@@ -960,6 +991,27 @@ class Pipeline {
     }
   }
 
+  // REQUIRES: mutex_ held. Rows of `stream` after the row `sequence` (at `line`) are not appended.
+  void Hold(const std::string& stream, uint64_t sequence, uint64_t line) {
+    auto [held, inserted] = held_.try_emplace(stream, Held{sequence, line});
+    if (!inserted && sequence < held->second.sequence) held->second = Held{sequence, line};
+  }
+
+  // REQUIRES: mutex_ held. Why `row` is not appended (an earlier row of its stream was rejected:
+  // it would be judged without that row, stored with violations it does not have, and the
+  // corrected row could then come too late — after an Archived, say — to be stored at all), or
+  // nullopt when it may be.
+  std::optional<IngestError> HeldBack(const PendingRow& row) const {
+    const auto held = held_.find(row.event.stream);
+    if (held == held_.end() || held->second.sequence > row.sequence) return std::nullopt;
+    std::string message = "not appended: line " + std::to_string(held->second.line) + " of " +
+                          row.event.stream +
+                          ", before it, was rejected, and the stream's later rows wait for it; "
+                          "fix that row and import the file again (stored rows are skipped)";
+    return IngestError{ledger::Status(ledger::Code::kInvalid, message),
+                       domain::RuleBreach{"held_back", message}, false};
+  }
+
   // REQUIRES: mutex_ held.
   void Complete(uint64_t sequence, AppendOutcome outcome) {
     LEDGER_ASSERT(sequence >= window_first_ && sequence - window_first_ < window_.size());
@@ -969,6 +1021,7 @@ class Pipeline {
       slot.outcome.stored = std::move(*stored);
     } else {
       slot.outcome.rejection = std::get<IngestError>(std::move(outcome));
+      Hold(slot.outcome.stream, sequence, slot.outcome.line);
     }
     slot.done = true;
     if (sequence == window_first_) done_cv_.notify_one();
@@ -1034,6 +1087,11 @@ class Pipeline {
   uint64_t window_first_ = 0;        // the sequence number of window_.front()
   std::unordered_map<std::string, StreamRows> streams_;  // streams with rows not yet appended
   std::deque<std::string> ready_;  // streams with rows and no worker, in the order they got ready
+  struct Held {
+    uint64_t sequence = 0;  // of the stream's first rejected row
+    uint64_t line = 0;      // its line
+  };
+  std::unordered_map<std::string, Held> held_;  // streams with a rejected row
   bool stopping_ = false;
   std::exception_ptr worker_error_;
   std::vector<std::thread> workers_;

@@ -256,25 +256,32 @@ TEST_F(LedgerImportTest, RejectedRowsAreReportedByLineAndOtherStreamsAreStored) 
       Event("app/A", "ApplicationAccepted", "a1", at, Accepted("CA"), -1),  // 1 ok
       Event("app/B", "ApplicationAccepted", "b1", at, Accepted("CB"), -1),  // 2 ok
       R"({"stream":"app/A",)",                                              // 3 malformed
-      unknown_field.dump(),                                                 // 4 decode error
+      unknown_field.dump(),                                                 // 4 decode error (E)
       Event("app/C", "SchemeReplied", "c1", at, {{"scheme", "s"}}),         // 5 workflow rule
       "   ",                                                                // 6 blank
       Event("app/B", "SiteSurveyed", "b2", at, {{"findings", "ok"}}, 0),    // 7 ok
       Event("app/A", "SiteSurveyed", "a3", at, {{"findings", "ok"}}, 5),    // 8 stale version
       Event("app/B", "ApplicationAccepted", "b1", at, Accepted("XX")),      // 9 b1 changed
-      Event("app/A", "SchemeReplied", "a4", "2030-01-01T00:00:00+08:00", {{"scheme", "s"}}),
+      Event("app/F", "SchemeReplied", "f1", "2030-01-01T00:00:00+08:00", {{"scheme", "s"}}),
+      // Rows after a rejected row of their stream wait for it (held_back), valid or not.
+      Event("app/A", "SiteSurveyed", "a5", at, {{"findings", "ok"}}),       // 11 after line 8
+      Event("app/E", "SchemeReplied", "e2", at, {{"scheme", "s"}}),         // 12 after line 4
+      Event("app/B", "SchemeReplied", "b3", at, {{"scheme", "s"}}),         // 13 after line 9
   };
+  unknown_field["stream"] = "app/E";
   std::string text;
-  for (const std::string& line : lines) text += line + "\n";
+  for (const std::string& line : lines) {
+    text += (line == lines[3] ? unknown_field.dump() : line) + "\n";
+  }
   Imported imported = RunImport(target_->append, text, ImportFormat::kJsonl);
 
-  EXPECT_EQ(imported.summary.rows, 9u);
+  EXPECT_EQ(imported.summary.rows, 12u);
   EXPECT_EQ(imported.summary.accepted, 3u);
-  EXPECT_EQ(imported.summary.rejected, 6u);
+  EXPECT_EQ(imported.summary.rejected, 9u);
   EXPECT_FALSE(imported.summary.ok());
   std::map<uint64_t, const ImportRowOutcome*> by_line;
   for (const ImportRowOutcome& row : imported.rows) by_line[row.line] = &row;
-  ASSERT_EQ(by_line.size(), 9u);
+  ASSERT_EQ(by_line.size(), 12u);
   EXPECT_FALSE(by_line.contains(6)) << "blank lines are not rows";
   EXPECT_TRUE(by_line[1]->stored && by_line[2]->stored && by_line[7]->stored);
   EXPECT_EQ(RuleOf(*by_line[3]), "malformed_json");
@@ -286,6 +293,13 @@ TEST_F(LedgerImportTest, RejectedRowsAreReportedByLineAndOtherStreamsAreStored) 
   EXPECT_EQ(RuleOf(*by_line[8]), "version_conflict");
   EXPECT_EQ(RuleOf(*by_line[9]), "duplicate_mismatch");
   EXPECT_EQ(RuleOf(*by_line[10]), "occurred_in_future");
+  for (const auto& [line, rejected_line] : {std::pair{11, 8}, std::pair{12, 4}, std::pair{13, 9}}) {
+    EXPECT_EQ(RuleOf(*by_line[line]), "held_back") << line;
+    const std::string message = RejectionJson(*by_line[line]->rejection)["message"];
+    EXPECT_NE(message.find("line " + std::to_string(rejected_line) + " of app/"),
+              std::string::npos)
+        << message;
+  }
 
   const json body = RejectionJson(*by_line[4]->rejection);
   EXPECT_EQ(body["code"], "invalid");
@@ -301,6 +315,83 @@ TEST_F(LedgerImportTest, RejectedRowsAreReportedByLineAndOtherStreamsAreStored) 
   EXPECT_EQ(StreamEvents(*target_->ledger, "app/A").size(), 1u);
   EXPECT_EQ(StreamEvents(*target_->ledger, "app/B").size(), 2u);
   EXPECT_TRUE(StreamEvents(*target_->ledger, "app/C").empty());
+}
+
+// A row rejected in a migration is fixed and the file imported again. Had the stream's later rows
+// been stored without it — a connection with a violation for the fees it lacked, then the archive
+// — the fixed row could not follow (nothing but evidence goes after an archive), and the file
+// would never converge. They wait instead: the second import stores exactly what a clean one does.
+TEST_F(LedgerImportTest, AFixedRowAndTheRowsHeldBehindItConvergeOnACleanImport) {
+  auto rows = [](const std::string& fees_at) {
+    return std::vector<std::string>{
+        Event("app/A", "ApplicationAccepted", "a1", "2026-03-02T09:00:00+08:00", Accepted("CA")),
+        Event("app/A", "SchemeReplied", "a2", "2026-03-09T09:00:00+08:00", {{"scheme", "s"}}),
+        Event("app/A", "FeesSettled", "a3", fees_at, {{"amount_cny", 100}}),
+        Event("app/A", "ContractSigned", "a4", "2026-03-11T09:00:00+08:00", {{"contract_id", "K"}}),
+        Event("app/A", "MeterConnected", "a5", "2026-03-12T09:00:00+08:00", {{"meter_id", "M"}}),
+        Event("app/A", "Archived", "a6", "2026-03-13T09:00:00+08:00", json::object()),
+        Event("app/B", "ApplicationAccepted", "b1", "2026-03-02T09:00:00+08:00", Accepted("CB")),
+    };
+  };
+  auto file = [](const std::vector<std::string>& lines) {
+    std::string text;
+    for (const std::string& line : lines) text += line + "\n";
+    return text;
+  };
+  const std::string fixed = file(rows("2026-03-10T09:00:00+08:00"));
+  const std::string broken = file(rows("2026-03-10 09:00:00"));  // no offset: bad_timestamp
+
+  Imported first = RunImport(target_->append, broken, ImportFormat::kJsonl);
+  EXPECT_EQ(first.summary.accepted, 3u);  // a1, a2, b1
+  EXPECT_EQ(first.summary.rejected, 4u);
+  EXPECT_EQ(first.summary.with_violations, 0u);
+  EXPECT_EQ(RuleOf(first.rows.at(2)), "bad_timestamp");
+  for (size_t row = 3; row < 6; ++row) EXPECT_EQ(RuleOf(first.rows.at(row)), "held_back") << row;
+  EXPECT_EQ(StreamEvents(*target_->ledger, "app/A").size(), 2u);
+
+  Imported second = RunImport(target_->append, fixed, ImportFormat::kJsonl);
+  EXPECT_TRUE(second.summary.ok());
+  EXPECT_EQ(second.summary.accepted, 4u);
+  EXPECT_EQ(second.summary.duplicates, 3u);
+
+  auto clean = NewTarget();
+  Imported at_once = RunImport(clean->append, fixed, ImportFormat::kJsonl);
+  ASSERT_TRUE(at_once.summary.ok());
+  EXPECT_EQ(StreamEvents(*target_->ledger, "app/A"), StreamEvents(*clean->ledger, "app/A"));
+  // With the same violations (the connection's missing inspection), and not the fees' it would
+  // have had if stored before them.
+  auto rules = [](const Imported& run) {
+    std::vector<std::vector<std::string>> per_row;
+    for (const ImportRowOutcome& row : run.rows) {
+      per_row.emplace_back();
+      for (const auto& violation : row.stored->violations) {
+        per_row.back().push_back(violation.rule);
+      }
+    }
+    return per_row;
+  };
+  EXPECT_EQ(rules(second), rules(at_once));
+  EXPECT_EQ(rules(second).at(4), std::vector<std::string>{"connected_before_completion_passed"});
+
+  // A CSV row that does not decode holds its stream back too, by its stream cell.
+  auto csv_target = NewTarget();
+  const std::string csv = "stream,type,event_id,occurred_at,actor_id,actor_role,actor_org,data\n"
+                          "app/C,ApplicationAccepted,c1,2026-03-02T09:00:00+08:00,S1,clerk,KM.XS,\"" +
+                          [] {
+                            std::string data = Accepted("CC").dump();
+                            std::string quoted;
+                            for (char c : data) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+                            return quoted;
+                          }() +
+                          "\"\n"
+                          "app/C,SchemeReplied,c2,yesterday,S1,clerk,KM.XS,{}\n"
+                          "app/C,FeesSettled,c3,2026-03-10T09:00:00+08:00,S1,clerk,KM.XS,"
+                          "\"{\"\"amount_cny\"\":100}\"\n";
+  Imported from_csv = RunImport(csv_target->append, csv, ImportFormat::kCsv);
+  ASSERT_EQ(from_csv.rows.size(), 3u);
+  EXPECT_TRUE(from_csv.rows[0].stored.has_value()) << RuleOf(from_csv.rows[0]);
+  EXPECT_EQ(RuleOf(from_csv.rows[1]), "bad_timestamp");
+  EXPECT_EQ(RuleOf(from_csv.rows[2]), "held_back");
 }
 
 // ---- CSV ----
@@ -442,7 +533,7 @@ TEST_F(LedgerImportTest, MalformedCsvRowsAreRejectedWithTheirLines) {
       header + "app/M-1,ApplicationAccepted,m1,2026-03-02T09:00:00+08:00,S1,clerk,KM.XS," +
       accepted + "\n" +                                                                // 2 ok
       "app/M-2,Archived,m2,2026-03-02T09:00:00+08:00,S1,clerk\n" +                     // 3 fields
-      "app/M-1,SchemeReplied,m3,2026-03-02T09:00:00+08:00,S1,clerk,KM.XS,{oops\n" +    // 4 data
+      "app/M-4,SchemeReplied,m3,2026-03-02T09:00:00+08:00,S1,clerk,KM.XS,{oops\n" +    // 4 data
       "app/M-1,SchemeReplied,m4,2026-03-02T09:00:00+08:00,S1,clerk,KM.XS,\"{}\"x\n" +  // 5
       "app/M-1,SiteSurveyed,m5,2026-03-02T09:00:00+08:00,S1,clerk,KM.XS,\"{\"\"findings\"\":"
       "\"\"a\"\"}\"\n" +                                                       // 6 ok

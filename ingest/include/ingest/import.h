@@ -13,8 +13,9 @@
 //                               are not flagged as backdated); see IMPORT.md for why and what else
 //
 // A rejected row (undecodable, or refused by the append) is reported with its line number and
-// reason; nothing of it is stored, and the import goes on. Later rows of the same stream that
-// depended on it are usually refused by the workflow rules as well, and reported the same way.
+// reason; nothing of it is stored, and the import goes on. The later rows of its stream are held
+// back (rule held_back), not appended: judged without it they could be stored with violations
+// they do not have, or refused once an Archived got in, so that the fixed file never converged.
 //
 // Global positions follow file order only with streams_in_flight_max = 1: concurrent streams
 // interleave in the ledger in whatever order their appends complete.
