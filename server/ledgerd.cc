@@ -438,7 +438,7 @@ int main(int argc, char** argv) {
   nlohmann::ordered_json listening = {
       {"http", EndpointText(*http_endpoint, std::get<uint16_t>(http_port))}};
   if (tcp_port) listening["tcp"] = EndpointText(*tcp_endpoint, *tcp_port);
-  if (relay) listening["nats"] = config.nats_url;
+  if (relay) listening["nats"] = server::UrlWithoutSecrets(config.nats_url);
 
   // ---- Metrics, part 2: the scrape endpoint, after everything it reads (so it stops first).
   std::unique_ptr<monitoring::MetricsEndpoint> metrics_endpoint;

@@ -217,6 +217,29 @@ ledger::Result<std::unique_ptr<Relay::Session>> Relay::Session::Connect(
   return session;
 }
 
+std::string UrlWithoutSecrets(std::string_view url) {
+  std::string shown;
+  for (size_t begin = 0; begin <= url.size();) {
+    const size_t comma = std::min(url.find(',', begin), url.size());
+    std::string_view one = url.substr(begin, comma - begin);
+    const size_t scheme = one.find("://");
+    const size_t authority = scheme == std::string_view::npos ? 0 : scheme + 3;
+    const size_t at = one.substr(0, one.find('/', authority)).rfind('@');
+    if (at != std::string_view::npos && at >= authority) {
+      const std::string_view user_info = one.substr(authority, at - authority);
+      const size_t colon = user_info.find(':');
+      shown.append(one.substr(0, authority));
+      if (colon != std::string_view::npos) shown.append(user_info.substr(0, colon + 1));
+      shown.append("***").append(one.substr(at));
+    } else {
+      shown.append(one);
+    }
+    if (comma < url.size()) shown += ',';
+    begin = comma + 1;
+  }
+  return shown;
+}
+
 Status Relay::Session::Open() {
   natsOptions* nats_options = nullptr;
   natsStatus s = natsOptions_Create(&nats_options);
@@ -240,7 +263,7 @@ Status Relay::Session::Open() {
     if (s == NATS_NOT_YET_CONNECTED) s = NATS_OK;
   }
   natsOptions_Destroy(nats_options);
-  if (s != NATS_OK) return BrokerError(NatsError("connecting to " + options_.url, s));
+  if (s != NATS_OK) return BrokerError(NatsError("connecting to " + UrlWithoutSecrets(options_.url), s));
 
   jsOptions js_options;
   jsOptions_Init(&js_options);
@@ -569,7 +592,7 @@ void Relay::Run() {
       // check for the reconnect stays at poll_interval, so relaying resumes without a backoff's
       // delay.
       if (const auto now = std::chrono::steady_clock::now(); now >= unreachable_count_due) {
-        CountError("NATS " + options_.url + " unreachable; the client keeps reconnecting");
+        CountError("NATS " + UrlWithoutSecrets(options_.url) + " unreachable; the client keeps reconnecting");
         unreachable_count_due = now + backoff;
         backoff = std::min(backoff * 2, options_.retry_backoff_max);
       }
@@ -721,10 +744,10 @@ bool Relay::SetConnected(bool connected) {
   }
   if (reported_connected_ != connected) {
     std::string message =
-        connected ? "relay connected to NATS " + options_.url
+        connected ? "relay connected to NATS " + UrlWithoutSecrets(options_.url)
                   : (reported_connected_.value_or(false) ? "relay lost its connection to NATS "
                                                          : "relay cannot reach NATS ") +
-                        options_.url + "; it keeps trying and resumes where it stopped";
+                        UrlWithoutSecrets(options_.url) + "; it keeps trying and resumes where it stopped";
     Report(!connected, message);
     reported_connected_ = connected;
   }

@@ -253,6 +253,18 @@ TEST(RelaySubjectTest, KindIsTheStreamIdBeforeTheFirstSlash) {
   EXPECT_EQ(SubjectOf("gl", "staff/E1001", "TrainingHeld"), "gl.staff.TrainingHeld");
 }
 
+// A broker's password (or token) in --nats must not reach the logs or the ready file.
+TEST(RelayUrlTest, SecretsOfTheUrlAreNotShown) {
+  EXPECT_EQ(UrlWithoutSecrets("nats://alice:s3cret@127.0.0.1:4222"),
+            "nats://alice:***@127.0.0.1:4222");
+  EXPECT_EQ(UrlWithoutSecrets("nats://t0ken@h:4222"), "nats://***@h:4222");
+  EXPECT_EQ(UrlWithoutSecrets("tls://a:p@x@h:4222/path@x"), "tls://a:***@h:4222/path@x");
+  EXPECT_EQ(UrlWithoutSecrets("nats://a:b@h1:4222,nats://h2:4222,c:d@h3"),
+            "nats://a:***@h1:4222,nats://h2:4222,c:***@h3");
+  EXPECT_EQ(UrlWithoutSecrets("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+  EXPECT_EQ(UrlWithoutSecrets(""), "");
+}
+
 TEST(RelaySubjectTest, CharactersNatsReservesBecomeUnderscores) {
   EXPECT_EQ(SubjectOf("gridledger", "noslash", "T"), "gridledger.noslash.T");
   EXPECT_EQ(SubjectOf("gridledger", "a.b*>/x", "Ty pe.>"), "gridledger.a_b__.Ty_pe__");

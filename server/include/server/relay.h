@@ -130,6 +130,11 @@ struct RelayStatus {
 // an empty token becomes "_".
 std::string SubjectOf(std::string_view prefix, std::string_view stream, std::string_view type);
 
+// `url` (one NATS URL or a comma-separated list) as it may be shown in logs and answers: the
+// password of each URL's user info, or a token standing alone there, becomes "***"
+// ("nats://alice:***@host:4222", "nats://***@host:4222"). Anything else is kept.
+std::string UrlWithoutSecrets(std::string_view url);
+
 class Relay {
  public:
   // REQUIRES: `ledger` outlives the relay and was opened with options.checkpoint_family among its
