@@ -770,6 +770,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (!parsed || *parsed == 0) return Fail(BadParameter("from", kPositionText));
       from = *parsed;
     }
+    if (auto beyond = CheckFromPosition(from, service_.ledger().Head(), "from")) {
+      return Fail(std::move(*beyond));
+    }
     // A page holds at most read_events_max events, as over TCP: a larger limit is clamped (not
     // refused), and `next` tells where to go on.
     const uint64_t max = service_.limits().read_events_max;

@@ -29,6 +29,19 @@ ServiceError InvalidField(std::string field, std::string rule, std::string messa
   return error;
 }
 
+std::optional<ServiceError> CheckFromPosition(uint64_t from, uint64_t head, std::string field) {
+  if (from <= head + 1) return std::nullopt;
+  std::string message = field + " " + std::to_string(from) + " lies past the head " +
+                        std::to_string(head) + " + 1: this ledger never handed out position " +
+                        std::to_string(from - 1) +
+                        ", so the events up to it came from another history (this ledger before "
+                        "it was restored from an older backup, or another ledger). Check "
+                        "the events you hold against this ledger's (their hashes tell which are "
+                        "its own) before going on from position " +
+                        std::to_string(head + 1) + " at most";
+  return InvalidField(std::move(field), "beyond_head", std::move(message));
+}
+
 ServiceError NotAppendedWithBadBatch(size_t undecodable_index) {
   return MakeError(ErrorKind::kInvalid, "invalid",
                    "not appended: the event at index " + std::to_string(undecodable_index) +

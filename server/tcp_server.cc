@@ -815,6 +815,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
 
   void ReadLog(uint64_t id, uint64_t from_position, size_t limit, const std::string& approved_by) {
     const uint64_t from = std::max<uint64_t>(from_position, 1);
+    if (auto beyond = CheckFromPosition(from, service_.ledger().Head(), "fromPosition")) {
+      SendError(id, FromServiceError(*beyond));
+      return;
+    }
     uint64_t next = from;
     bool personal = false;
     EventsFrame frame(limits_.frame_bytes_max, limit);
@@ -915,6 +919,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     Subscription subscription;
     subscription.id = id;
     subscription.next = std::max<uint64_t>(request.getFromPosition(), 1);
+    if (auto beyond =
+            CheckFromPosition(subscription.next, service_.ledger().Head(), "fromPosition")) {
+      SendError(id, FromServiceError(*beyond));
+      return;
+    }
     subscription.credit = std::min(request.getCredit(), limits_.subscription_credit_max);
     subscription.stream_prefix = request.getStreamPrefix();
     if (subscription.stream_prefix.size() > ledger::kStreamIdBytesMax) {

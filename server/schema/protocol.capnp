@@ -53,7 +53,8 @@ struct Append {
 struct Read {
   union {
     log :group {
-      # Stored events by global position: positions >= fromPosition (0 counts as 1).
+      # Stored events by global position: positions >= fromPosition (0 counts as 1; past the
+      # head + 1 refused, rule beyond_head).
       fromPosition @0 :UInt64;
       limit @1 :UInt32;  # 0 = the server's page size (readEventsMax); larger is clamped
     }
@@ -73,7 +74,7 @@ struct Read {
 struct Subscribe {
   # Catch-up subscription: every stored event with position >= fromPosition that passes the filter,
   # in position order, then new events as they are committed. Events are only sent against credit.
-  fromPosition @0 :UInt64;   # 0 counts as 1
+  fromPosition @0 :UInt64;   # 0 counts as 1; past the head + 1 refused (rule beyond_head)
   streamPrefix @1 :Text;     # only streams starting with this ("" = every stream)
   types @2 :List(Text);      # only these event types (empty = every type)
   credit @3 :UInt32;         # initial credit, in events (at most the server's creditMax)

@@ -462,6 +462,14 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
     EXPECT_EQ(Body(stream)["events"].size(), SampleEvents().size()) << principal;
     EXPECT_EQ(Head(), before + 1) << principal;
   }
+  // A position past head + 1 was never handed out by this ledger: refused, not an empty page.
+  HttpResponse past = client_.Get("/v1/events?from=" + std::to_string(Head() + 2), auditor);
+  ASSERT_EQ(past.status, 400) << past.body;
+  EXPECT_EQ(Body(past)["error"]["rule"], "beyond_head") << past.body;
+  EXPECT_EQ(Body(past)["error"]["field"], "from") << past.body;
+  HttpResponse at_head = client_.Get("/v1/events?from=" + std::to_string(Head() + 1), auditor);
+  ASSERT_EQ(at_head.status, 200) << at_head.body;
+  EXPECT_TRUE(Body(at_head)["events"].empty());
   HttpResponse events = client_.Get("/v1/events?from=2&limit=3", auditor);
   ASSERT_EQ(events.status, 200) << events.body;
   ASSERT_EQ(Body(events)["events"].size(), 3u);

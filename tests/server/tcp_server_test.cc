@@ -1454,6 +1454,45 @@ TEST(TcpServerTest, CreditBoundsWhatTheServerSendsAndBuffers) {
   EXPECT_LE(harness.server().Stats().subscription_output_bytes_peak, TestLimits().frame_bytes_max);
 }
 
+// A position past head + 1 was never handed out by this ledger (it is one restored from an older
+// backup, or another ledger): reads and subscriptions from it are refused, not answered with
+// nothing and then with the other events this ledger puts there.
+TEST(TcpServerTest, ReadsAndSubscriptionsPastTheHeadAreRefused) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  ASSERT_TRUE(clerk->Append({Accepted("KM-1")}).ok());
+  ASSERT_EQ(harness.ledger().Head(), 1u);
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  auto at_head = reader->Read(2);
+  ASSERT_TRUE(at_head.ok()) << at_head.error().ToString();
+  EXPECT_TRUE(at_head->events.empty());
+  EXPECT_EQ(at_head->next, 2u);
+  auto past = reader->Read(3);
+  ASSERT_FALSE(past.ok());
+  EXPECT_EQ(past.error().code, "invalid");
+  EXPECT_EQ(past.error().rule, "beyond_head");
+  EXPECT_EQ(past.error().field, "fromPosition");
+  EXPECT_NE(past.error().message.find("the head 1 + 1"), std::string::npos)
+      << past.error().message;
+
+  client::SubscribeOptions next;
+  next.from_position = 2;
+  auto following = reader->Subscribe(next);
+  ASSERT_TRUE(following.ok()) << following.error().ToString();
+  EXPECT_FALSE((*following)->Cancel().has_value());
+  // (The subscription's record of its read moved the head.)
+  client::SubscribeOptions beyond;
+  beyond.from_position = harness.ledger().Head() + 2;
+  auto refused = reader->Subscribe(beyond);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().rule, "beyond_head");
+  EXPECT_EQ(harness.server().Stats().subscriptions, 0u);
+  // The connection goes on serving.
+  EXPECT_TRUE(reader->Read(1).ok());
+}
+
 TEST(TcpServerTest, CancelEndsTheSubscription) {
   Harness harness;
   auto reader = harness.Connect(kReaderToken);

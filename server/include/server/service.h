@@ -54,6 +54,12 @@ struct ServiceError {
 ServiceError MakeError(ErrorKind kind, std::string code, std::string message);
 // Rejected input (400, code "invalid") naming the field at fault and the rule it broke.
 ServiceError InvalidField(std::string field, std::string rule, std::string message);
+// nullopt when a read or subscription may start at position `from` (`field` names it) of a log
+// whose head is `head`; else a refusal (400, rule beyond_head). No client of this ledger can have
+// been given a position past head + 1, so such a position comes from another history — the same
+// ledger before it was restored from an older backup, say — and answered, the client would go on
+// at positions this ledger fills with other events, its copy forked without a word.
+std::optional<ServiceError> CheckFromPosition(uint64_t from, uint64_t head, std::string field);
 // A 503 / busy refusal by the limit of server/limits.h named `limit` (the body's "limit").
 ServiceError BusyLimit(std::string limit, std::string message);
 ServiceError FromStatus(const ledger::Status& status);
