@@ -340,7 +340,7 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::get, "/v1/staff/S1001", "", 401, ""},
       {http::verb::get, "/v1/staff/S1001", "bad", 401, ""},
       {http::verb::get, "/v1/staff/S1001", "director", 403, ""},  // an audit task
-      {http::verb::get, "/v1/staff/S1001", "clerk", 403, ""},
+      {http::verb::get, "/v1/staff/S2040", "clerk", 403, ""},  // another's (hers: below)
       {http::verb::get, "/v1/staff/S1001", "admin", 403, ""},  // tokens and profiles, not audits
       {http::verb::get, "/v1/staff/S1%00X", "auditor", 400, ""},
       // Not opened yet: not found at once for an org-bound reader (it may be another org's next).
@@ -382,6 +382,11 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
   // The other org's director may read its own org's (empty) reports.
   EXPECT_EQ(client_.Get("/v1/kpi?period=2026-Q1&org=KM.GD", server_.token("other_director")).status,
             200);
+  // A staff member reads her own audit (what she did), as an auditor sees it.
+  HttpResponse own = client_.Get("/v1/staff/S1001", server_.token("clerk"));
+  ASSERT_EQ(own.status, 200) << own.body;
+  EXPECT_EQ(Body(own), Body(client_.Get("/v1/staff/S1001", server_.token("auditor"))));
+  EXPECT_EQ(Body(own)["staff_id"], "S1001");
 }
 
 TEST_F(HttpTest, ReadsOfPersonalDataAreRecorded) {
