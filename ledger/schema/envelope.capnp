@@ -23,7 +23,7 @@ struct Envelope {
   occurredAtOffsetMinutes @6 :Int32;  # the UTC offset the client wrote, kept for display
   recordedAtUs @7 :Int64;       # ledger time; non-decreasing with position
   actor @8 :Actor;
-  payload @9 :Data;             # opaque to the ledger
+  payload @9 :Data;             # opaque to the ledger (domain: one message, standard framing)
   prevHash @10 :Data;           # hash of position - 1 (32 zero bytes before position 1)
   hash @11 :Data;               # SHA-256(prevHash || position as big-endian u64 || canonical envelope with hash unset)
   imported @12 :Bool;           # the appender declared it a bulk import of a historical record
