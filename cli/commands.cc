@@ -60,11 +60,10 @@ json AppendLine(ingest::Ingestor& ingestor, const domain::Actor& writer, const s
   }
   std::get<domain::ClientEvent>(decoded).recorded_by = writer;
   std::string stream = std::get<domain::ClientEvent>(decoded).stream;
-  auto outcome = ingestor.Append(std::move(std::get<domain::ClientEvent>(decoded)));
+  auto outcome = ingestor.AppendAsItsActor(std::move(std::get<domain::ClientEvent>(decoded)));
   if (auto* error = std::get_if<ingest::IngestError>(&outcome)) {
-    json body = error->rule ? ingest::ErrorJson(error->status, *error->rule)
-                            : ingest::ErrorJson(error->status);
-    return {{"ok", false}, {"line", line_number}, {"error", std::move(body)}};
+    // As import prints a rejected row (and ledgerd answers): a refusal by role says forbidden.
+    return {{"ok", false}, {"line", line_number}, {"error", ingest::RejectionJson(*error)}};
   }
   return ingest::AppendedJson(stream, std::get<ingest::IngestOutcome>(outcome));
 }

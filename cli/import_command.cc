@@ -133,7 +133,7 @@ int ImportCommand(const DataOptions& data, const std::string& file, const std::s
   ingest::Importer importer(
       [&ingestor, &importer_id](domain::ClientEvent event) {
         event.recorded_by = importer_id;
-        return ingestor.Append(std::move(event));
+        return ingestor.AppendAsItsActor(std::move(event));
       },
       import_options);
   ProgressBar bar("importing");

@@ -169,6 +169,16 @@ IngestAnswer Ingestor::Append(domain::ClientEvent event, const Principal* princi
   return result.get();
 }
 
+IngestAnswer Ingestor::AppendAsItsActor(domain::ClientEvent event) {
+  const std::optional<Role> role = ParseRole(event.actor.role);
+  if (!role) {
+    return Forbidden("actor role " + event.actor.role + " is not a role of domain.md (" +
+                     "clerk, inspector, callback_agent, director, auditor, reader or admin)");
+  }
+  const Principal actor{event.actor.id, *role, event.actor.org};
+  return Append(std::move(event), &actor);
+}
+
 void Ingestor::AppendAsync(domain::ClientEvent event, std::optional<Principal> principal,
                            std::function<void(IngestAnswer)> done) {
   if (event.occurred_at_us > now_us_() + kFutureToleranceUs) {

@@ -174,6 +174,43 @@ TEST_F(LedgerctlTest, WritesOnADataDirectoryRecordTheLocalUserAsWhoRecordedThem)
       << history.out;
 }
 
+// No token stands behind a write to a data directory, but each row is still judged as its own
+// actor's, as ledgerd judges an imported row: the same file stores the same events either way.
+TEST_F(LedgerctlTest, ADataDirectoryWriteIsJudgedAsItsActorsAsLedgerdJudgesIt) {
+  auto by = [](std::string event, const std::string& actor) {
+    event.replace(event.find(R"({"id":"S1","role":"clerk","org":"KM.XS"})"), 40, actor);
+    return event;
+  };
+  const std::string accepted = Event("a", "ApplicationAccepted", kAccepted);
+  const std::string refused[] = {
+      // a clerk may not record the site survey, an inspector's field work
+      Event("s", "SiteSurveyed", R"({"findings":"ok"})"),
+      // a clerk of another org may not write to KM.XS's application
+      by(Event("r", "Reassigned", R"({"to":"S9"})"), R"({"id":"S9","role":"clerk","org":"KM.WH"})"),
+  };
+  const std::string said[] = {"SiteSurveyed", "KM.WH"};
+  const std::string file = dir_.str() + "/roles.jsonl";
+  std::ofstream(file) << accepted << "\n" << refused[0] << "\n";
+  CommandRun imported = Ledgerctl(Data() + " import " + file);
+  EXPECT_EQ(imported.exit_code, 2) << imported.out;
+  ASSERT_EQ(imported.lines().size(), 2u) << imported.out;  // the rejected row and the summary
+  EXPECT_EQ(imported.lines()[0]["line"], 2) << imported.out;
+  EXPECT_EQ(imported.lines()[0]["error"]["code"], "forbidden") << imported.out;
+  EXPECT_EQ(imported.lines()[1]["accepted"], 1) << imported.out;
+  for (size_t i = 0; i < std::size(refused); ++i) {
+    CommandRun appended = Ledgerctl(Data() + " append", refused[i] + "\n");
+    EXPECT_EQ(appended.exit_code, 2) << appended.out;
+    ASSERT_FALSE(appended.lines().empty()) << appended.out;
+    EXPECT_EQ(appended.lines()[0]["error"]["code"], "forbidden") << appended.out;
+    EXPECT_NE(appended.out.find(said[i]), std::string::npos) << appended.out;
+  }
+  // The inspector's own survey goes in.
+  CommandRun surveyed = Ledgerctl(
+      Data() + " append", by(refused[0], R"({"id":"I1","role":"inspector","org":"KM.XS"})") + "\n");
+  EXPECT_EQ(surveyed.exit_code, 0) << surveyed.out;
+  EXPECT_EQ(Ledgerctl(Data() + " read --from 1").lines().size(), 2u);
+}
+
 // What a dispute reads must not mislead: a page of `read` says when more follows; `history` shows
 // times in Asia/Shanghai (the clocks' dates) whatever offset the client wrote, marks imports, and
 // cuts long data at a character boundary; a bad command line exits 2 as the README says.

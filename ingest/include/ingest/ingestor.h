@@ -73,6 +73,11 @@ class Ingestor {
   // (ingest/auth.h CheckAppend, judged on the application's org as stored); refusals by role
   // come back with `forbidden` set and change nothing.
   IngestAnswer Append(domain::ClientEvent event, const Principal* principal = nullptr);
+  // Appends one event judged as its own actor's (Append with the principal its actor names), as
+  // ledgerd judges an imported row: the actor's role must be one of domain.md's, allowed the
+  // event's type, and of the org whose application it is. For writes no token stands behind
+  // (ledgerctl on a data directory), so that a file stores what ledgerd would store of it.
+  IngestAnswer AppendAsItsActor(domain::ClientEvent event);
 
   // The same without waiting for the commit: `done` is called exactly once, on the calling
   // thread when the event is refused before reaching the ledger, otherwise on the ledger's
