@@ -198,7 +198,10 @@ int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ost
   uint64_t remaining = options.limit;
   uint64_t next = options.stream ? options.from_version : options.from_position.value_or(1);
   while (remaining > 0) {
-    const uint32_t page = static_cast<uint32_t>(std::min<uint64_t>(remaining, 1000));
+    // The last page asks for one event more than is shown: when it comes, more follow, and that
+    // is said as on a data directory (a page is not taken for the whole log).
+    const uint64_t wanted = std::min<uint64_t>(remaining, 1000);
+    const auto page = static_cast<uint32_t>(wanted == remaining ? wanted + 1 : wanted);
     auto read = options.stream
                     ? connection->ReadStream(*options.stream, next, page, remote.approved_by)
                     : connection->Read(next, page, remote.approved_by);
@@ -206,9 +209,20 @@ int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ost
       std::cerr << "ledgerctl: " << read.error().ToString() << "\n";
       return ExitOf(read.error());
     }
-    for (const auto& event : read->events) out << ReadLine(event, options.envelopes).dump() << "\n";
+    const size_t shown = std::min<size_t>(read->events.size(), wanted);
+    for (size_t i = 0; i < shown; ++i) {
+      out << ReadLine(read->events[i], options.envelopes).dump() << "\n";
+    }
+    if (read->events.size() > wanted) {
+      const client::Event& following = read->events[wanted];
+      std::cerr << "ledgerctl: " << options.limit << " events shown (--limit); more follow: "
+                << (options.stream ? "--from-version " + std::to_string(following.version)
+                                   : "--from " + std::to_string(following.position))
+                << "\n";
+      break;
+    }
     if (read->events.empty()) break;
-    remaining -= std::min<uint64_t>(remaining, read->events.size());
+    remaining -= shown;
     next = read->next;
   }
   return kExitOk;

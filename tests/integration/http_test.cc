@@ -1460,6 +1460,13 @@ TEST_F(HttpTest, LedgerctlAsksTheRunningServerOverHttp) {
       std::string(LEDGERCTL_PATH) + " --server 127.0.0.1:" + std::to_string(server_.tcp_port()) +
       " --token " + auditor + " read --from 1 --limit 3 --envelopes 2>/dev/null");
   ASSERT_EQ(export_status, 0) << exported;
+  // A page through the server says that more follow, as on a data directory.
+  auto [page_status, page_err] = RunCommand(
+      std::string(LEDGERCTL_PATH) + " --server 127.0.0.1:" + std::to_string(server_.tcp_port()) +
+      " --token " + auditor + " read --from 1 --limit 3 2>&1 >/dev/null");
+  EXPECT_EQ(page_status, 0) << page_err;
+  EXPECT_NE(page_err.find("3 events shown (--limit); more follow: --from 4"), std::string::npos)
+      << page_err;
   std::ofstream(events_file) << exported;
   auto [events_status, events_out] = ledgerctl(auditor, "verify --events " + events_file);
   EXPECT_EQ(events_status, 0) << events_out;
