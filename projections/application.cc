@@ -352,7 +352,7 @@ void RecordSideFacts(ApplicationState& state, const EventRecord& event,
   if (decoded.type == AppEventType::kUrged) {
     state.urges.push_back(UrgeRecord{event.position, decoded.urge_level, decoded.to_org,
                                      decoded.to_person, decoded.channel, decoded.committed_date,
-                                     event.occurred_at_us});
+                                     event.occurred_at_us, std::string(event.actor_id)});
   } else if (decoded.type == AppEventType::kCorrected) {
     std::optional<domain::CorrectionRequest> request = domain::ReadCorrection(event.payload);
     state.corrections.push_back(CorrectionRecord{event.position, decoded.corrects_position,
@@ -519,7 +519,8 @@ nlohmann::json RecordsJson(const ApplicationState& state, const domain::WorkingC
                             {"channel", u.channel},
                             {"committed_date", u.committed_date ? nlohmann::json(*u.committed_date)
                                                                 : nlohmann::json(nullptr)},
-                            {"occurred_at", TimeText(u.occurred_at_us)}});
+                            {"occurred_at", TimeText(u.occurred_at_us)},
+                            {"by", u.by}});
   }
   for (const CorrectionRecord& c : state.corrections) {
     nlohmann::json fields = nlohmann::json::parse(c.fields, nullptr, /*allow_exceptions=*/false);

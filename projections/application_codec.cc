@@ -144,6 +144,7 @@ void PutRecords(Writer& w, const ApplicationState& s) {
     w.String(u.channel);
     w.OptionalString(u.committed_date);
     w.Signed(u.occurred_at_us);
+    w.String(u.by);
   });
   PutList(w, s.corrections, [](Writer& w, const CorrectionRecord& c) {
     w.Varint(c.position);
@@ -178,6 +179,7 @@ void GetRecords(Reader& r, ApplicationState& s) {
     u.channel = r.String();
     u.committed_date = r.OptionalString();
     u.occurred_at_us = r.Signed();
+    u.by = r.String();
     return u;
   });
   GetList(r, s.corrections, [](Reader& r) {

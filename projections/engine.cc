@@ -28,9 +28,10 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // flagged (twelfth); 8: a violation whose missing fact is recorded later, dated on or before its
 // event, is settled (thirteenth); 9: a contract dated before a scheme reply recorded earlier is
 // flagged, and a scheme reply entered late but dated before the one recorded ends the
-// scheme_reply clock on its date (fourteenth).
+// scheme_reply clock on its date (fourteenth); 10: an urge keeps who urged, and its correction
+// reaches that person's staff audit (seventeenth).
 // Stored under kFoldVersionKey; absent counts as 1.
-constexpr uint64_t kFoldVersion = 9;
+constexpr uint64_t kFoldVersion = 10;
 constexpr char kFoldVersionKey[] = "fold_version";
 
 std::string EncodeU64(uint64_t value) {
@@ -356,7 +357,7 @@ ledger::Status Engine::FoldKpi(const EventRecord& record, const ApplicationState
 }
 
 ledger::Status Engine::FoldStaffAudit(const EventRecord& record, const ApplicationState* app) {
-  StaffAuditKeysOf(record, record.actor_id, staff_keys_);
+  StaffAuditKeysOf(record, record.actor_id, staff_keys_, app);
   for (const std::string& key : staff_keys_) {
     auto head = staff_audits_.Mutable(key);
     if (!head.ok()) return head.status();

@@ -12,7 +12,8 @@ using codec::Writer;
 
 constexpr uint8_t kKpiHeadVersion =
     0x6e;  // 'n' ('m' before settled violations, 'l' before violations, 'k' before revisions)
-constexpr uint8_t kStaffHeadVersion = 0x73;  // 's'; a whole StaffAuditState starts with 'S'
+constexpr uint8_t kStaffHeadVersion = 0x74;  // 't' ('s' before urge corrections); a whole
+                                             // StaffAuditState starts with 'T'
 constexpr std::string_view kStaffKeyPrefix = "staff-audit/";
 constexpr size_t kIndexBytes = 4;
 
@@ -172,6 +173,7 @@ void WriteStaffAuditHead(ledger::SideFamily family, std::string_view key, StaffA
   put(StaffList::kAccesses, s.accesses, &PutSensitiveAccess);
   put(StaffList::kTrainings, s.trainings, &PutTrainingRecord);
   put(StaffList::kUrges, s.urges, &PutUrgeIssued);
+  put(StaffList::kUrgeCorrections, s.urge_corrections, &PutUrgeCorrection);
   Writer w(kept);
   w.U8(kStaffHeadVersion);
   PutStaffAuditCounters(w, s);
@@ -319,6 +321,9 @@ ledger::Status StaffAuditAssembler::Add(std::string_view key, std::string_view v
     case StaffList::kUrges:
       ok = GetItem(s.urges, index, value, &GetUrgeIssued);
       break;
+    case StaffList::kUrgeCorrections:
+      ok = GetItem(s.urge_corrections, index, value, &GetUrgeCorrection);
+      break;
   }
   return ok ? ledger::Status::Ok() : Corrupt(key, "item does not decode or is out of order");
 }
@@ -328,7 +333,7 @@ ledger::Status StaffAuditAssembler::Close() {
   open_ = false;
   const StaffAuditState& s = states_.back();
   if (s.accesses.size() != expected_[0] || s.trainings.size() != expected_[1] ||
-      s.urges.size() != expected_[2]) {
+      s.urges.size() != expected_[2] || s.urge_corrections.size() != expected_[3]) {
     return Corrupt(head_key_, "list misses items");
   }
   return ledger::Status::Ok();

@@ -148,7 +148,18 @@ json TrainingJson(const TrainingRecord& t) {
       {"organizer", t.organizer}};
 }
 
-json UrgeJson(const UrgeIssued& u) {
+// An urge as its corrections leave it, and which corrected it.
+json UrgeJson(const UrgeIssued& issued, const std::vector<UrgeCorrection>& corrections) {
+  UrgeIssued u = issued;
+  json corrected_by = json::array();
+  for (const UrgeCorrection& c : corrections) {
+    if (c.corrects_position != u.position) continue;
+    u.occurred_at_us = c.occurred_at_us;
+    u.level = c.level;
+    u.to_org = c.to_org;
+    u.to_person = c.to_person;
+    corrected_by.push_back({{"position", c.position}, {"by", c.corrected_by}});
+  }
   return {
       {"position", u.position},
       {"occurred_at", domain::FormatTimestamp(u.occurred_at_us, domain::kShanghaiUtcOffsetMinutes)},
@@ -156,7 +167,23 @@ json UrgeJson(const UrgeIssued& u) {
       {"app", u.app},
       {"level", u.level},
       {"to_org", u.to_org},
-      {"to_person", u.to_person}};
+      {"to_person", u.to_person},
+      {"corrections", std::move(corrected_by)}};
+}
+
+// The urge that the Corrected `event` corrected, as the application stands after it; nullptr for
+// another type, without the application, or when it was refused (it is then no correction) or
+// corrects another event.
+const UrgeRecord* CorrectedUrge(const EventRecord& event, const ApplicationState* app_after) {
+  if (event.type != "Corrected" || app_after == nullptr) return nullptr;
+  const auto applied = std::find_if(
+      app_after->corrections.begin(), app_after->corrections.end(),
+      [&](const CorrectionRecord& correction) { return correction.position == event.position; });
+  if (applied == app_after->corrections.end()) return nullptr;
+  const auto urge = std::find_if(
+      app_after->urges.begin(), app_after->urges.end(),
+      [&](const UrgeRecord& u) { return u.position == applied->corrects_position; });
+  return urge == app_after->urges.end() ? nullptr : &*urge;
 }
 
 // ---- Binary form (grammar in byte_codec.h): version:u8 staff_id:string last_position:varint
@@ -164,9 +191,10 @@ json UrgeJson(const UrgeIssued& u) {
 // accesses: count × (position:varint occurred_at_us:svarint stream what approved_by:optional);
 // trainings: count × (position occurred_at_us topic hours:double organizer:u8);
 // training_hours:double; urges: count × (position occurred_at_us app level:svarint to_org
-// to_person).
+// to_person); urge_corrections: count × (position corrects_position corrected_by occurred_at_us
+// level to_org to_person).
 
-constexpr uint8_t kStaffCodecVersion = 0x53;  // 'S'
+constexpr uint8_t kStaffCodecVersion = 0x54;  // 'T' ('S' before urge_corrections)
 
 }  // namespace
 
@@ -176,16 +204,21 @@ std::string StaffAuditKey(std::string_view staff_id) {
 
 std::string KeyOf(const StaffAuditState& state) { return StaffAuditKey(state.staff_id); }
 
-std::vector<std::string> StaffAuditKeysOf(const EventRecord& event, std::string_view actor_id) {
+std::vector<std::string> StaffAuditKeysOf(const EventRecord& event, std::string_view actor_id,
+                                          const ApplicationState* app_after) {
   std::vector<std::string> keys;
-  StaffAuditKeysOf(event, actor_id, keys);
+  StaffAuditKeysOf(event, actor_id, keys, app_after);
   return keys;
 }
 
 void StaffAuditKeysOf(const EventRecord& event, std::string_view actor_id,
-                      std::vector<std::string>& keys) {
+                      std::vector<std::string>& keys, const ApplicationState* app_after) {
   keys.clear();
   if (!actor_id.empty()) keys.push_back(StaffAuditKey(actor_id));
+  if (const UrgeRecord* urge = CorrectedUrge(event, app_after);
+      urge != nullptr && !urge->by.empty() && urge->by != actor_id) {
+    keys.push_back(StaffAuditKey(urge->by));
+  }
   if (event.type != "TrainingHeld") return;
   const std::optional<StaffPayload> data = PayloadOf(event);
   if (!data) return;
@@ -198,11 +231,13 @@ void StaffAuditKeysOf(const EventRecord& event, std::string_view actor_id,
 }
 
 void Fold(StaffAuditState& state, const EventRecord& event, std::string_view actor_id,
-          const ApplicationState* /*app_after*/) {
+          const ApplicationState* app_after) {
   if (state.staff_id.empty()) return;  // a caller bug: the state must name its staff member
   const bool own = actor_id == state.staff_id;
   const bool training = event.type == "TrainingHeld";
-  if (!own && !training) return;
+  const UrgeRecord* urge = CorrectedUrge(event, app_after);
+  const bool urged = urge != nullptr && urge->by == state.staff_id;
+  if (!own && !training && !urged) return;
   const std::optional<StaffPayload> data = PayloadOf(event);
   const StaffPayload* payload = data ? &*data : nullptr;
   bool touched = false;
@@ -218,6 +253,12 @@ void Fold(StaffAuditState& state, const EventRecord& event, std::string_view act
       FoldTraining(state, event, *payload, own);  // once per person, organizer or attendee
       touched = true;
     }
+  }
+  if (urged) {
+    state.urge_corrections.push_back(UrgeCorrection{event.position, urge->position,
+                                                    std::string(actor_id), urge->occurred_at_us,
+                                                    urge->level, urge->to_org, urge->to_person});
+    touched = true;
   }
   if (touched) state.last_position = event.position;
 }
@@ -247,7 +288,8 @@ json ToJson(const StaffAuditState& state) {
           {"unapproved_accesses", unapproved},
           {"trainings", ArrayOf(state.trainings, TrainingJson)},
           {"training_hours", state.training_hours},
-          {"urges", ArrayOf(state.urges, UrgeJson)},
+          {"urges", ArrayOf(state.urges,
+                            [&](const UrgeIssued& u) { return UrgeJson(u, state.urge_corrections); })},
           {"urges_issued", state.urges.size()}};
 }
 
@@ -307,6 +349,28 @@ UrgeIssued GetUrgeIssued(codec::Reader& r) {
   return u;
 }
 
+void PutUrgeCorrection(codec::Writer& w, const UrgeCorrection& c) {
+  w.Varint(c.position);
+  w.Varint(c.corrects_position);
+  w.String(c.corrected_by);
+  w.Signed(c.occurred_at_us);
+  w.Signed(c.level);
+  w.String(c.to_org);
+  w.String(c.to_person);
+}
+
+UrgeCorrection GetUrgeCorrection(codec::Reader& r) {
+  UrgeCorrection c;
+  c.position = r.Varint();
+  c.corrects_position = r.Varint();
+  c.corrected_by = r.String();
+  c.occurred_at_us = r.Signed();
+  c.level = r.Int32();
+  c.to_org = r.String();
+  c.to_person = r.String();
+  return c;
+}
+
 void PutStaffAuditCounters(codec::Writer& w, const StaffAuditState& state) {
   w.String(state.staff_id);
   w.Varint(state.last_position);
@@ -342,6 +406,8 @@ std::string Encode(const StaffAuditState& state) {
   w.Double(state.training_hours);
   w.Varint(state.urges.size());
   for (const UrgeIssued& u : state.urges) PutUrgeIssued(w, u);
+  w.Varint(state.urge_corrections.size());
+  for (const UrgeCorrection& c : state.urge_corrections) PutUrgeCorrection(w, c);
   return out;
 }
 
@@ -359,6 +425,10 @@ std::optional<StaffAuditState> DecodeStaffAuditState(std::string_view bytes) {
   state.training_hours = r.Double();
   const size_t urges = r.Count();
   for (size_t i = 0; i < urges && r.ok(); ++i) state.urges.push_back(GetUrgeIssued(r));
+  const size_t corrections = r.Count();
+  for (size_t i = 0; i < corrections && r.ok(); ++i) {
+    state.urge_corrections.push_back(GetUrgeCorrection(r));
+  }
   if (!r.Done()) return std::nullopt;
   return state;
 }

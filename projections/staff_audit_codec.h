@@ -16,6 +16,10 @@ TrainingRecord GetTrainingRecord(codec::Reader& r);
 // position:varint occurred_at_us:svarint app:string level:svarint to_org:string to_person:string
 void PutUrgeIssued(codec::Writer& w, const UrgeIssued& item);
 UrgeIssued GetUrgeIssued(codec::Reader& r);
+// position:varint corrects_position:varint corrected_by:string occurred_at_us:svarint
+// level:svarint to_org:string to_person:string
+void PutUrgeCorrection(codec::Writer& w, const UrgeCorrection& item);
+UrgeCorrection GetUrgeCorrection(codec::Reader& r);
 // staff_id:string last_position:varint actions_total:varint
 // actions_by_type: count × (type:string count:varint), in key order
 void PutStaffAuditCounters(codec::Writer& w, const StaffAuditState& state);

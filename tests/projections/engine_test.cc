@@ -347,6 +347,68 @@ TEST(EngineTest, UnfinishedRebuildIsReportedUntilItEnds) {
 // States folded by another version of the folds (here: stored before fold versions existed, so no
 // fold_version key) are not caught up on — two rule sets would mix — until a rebuild, which
 // stamps them with this version.
+// An urge corrected (to another person, level or date) by another director is shown corrected in
+// the staff audit of the director who urged — as the application shows it — with who corrected
+// it; the correction is the corrector's action. Inline folding and a rebuild agree.
+TEST(EngineTest, ACorrectedUrgeIsShownCorrectedInTheUrgersStaffAudit) {
+  testing::TempDir dir;
+  auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();
+  Engine engine(*ledger);
+  ASSERT_TRUE(engine.Attach().ok());
+  // The sample's first event opens an application that stays open.
+  std::string opening = SampleLines().front();
+  for (size_t at; (at = opening.find("000123")) != std::string::npos;) {
+    opening.replace(at, 6, "900001");
+  }
+  auto opened = domain::DecodeClientEvent(opening);
+  ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(opened));
+  ASSERT_TRUE(
+      ledger->Append(ingest::ToAppendRequest(std::get<domain::ClientEvent>(std::move(opened))))
+          .ok());
+  const uint64_t urged_at = ledger->Head() + 1;
+  auto append = [&](const std::string& id, const std::string& type, const std::string& actor,
+                    const std::string& data) {
+    const std::string line = R"({"stream":"app/XS-2026-900001","type":")" + type +
+                             R"(","event_id":")" + id +
+                             R"(","occurred_at":"2026-03-20T10:00:00+08:00","actor":{"id":")" +
+                             actor + R"(","role":"director","org":"KM.XS"},"data":)" + data + "}";
+    auto decoded = domain::DecodeClientEvent(line);
+    ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(decoded)) << line;
+    ASSERT_TRUE(ledger
+                    ->Append(ingest::ToAppendRequest(
+                        std::get<domain::ClientEvent>(std::move(decoded))))
+                    .ok());
+  };
+  append("u1", "Urged", "D1",
+         R"({"level":1,"to_org":"KM.XS","to_person":"S1001","channel":"phone"})");
+  append("c1", "Corrected", "D2",
+         R"({"corrects_position":)" + std::to_string(urged_at) +
+             R"(,"reason":"wrong person","fields":{"to_person":"S1002","level":2}})");
+  ASSERT_EQ(engine.checkpoint(), ledger->Head());
+
+  auto urger = engine.StaffAudit("D1");
+  ASSERT_TRUE(urger.ok() && urger->has_value());
+  const nlohmann::json shown = ToJson(**urger);
+  ASSERT_EQ(shown["urges"].size(), 1u) << shown;
+  EXPECT_EQ(shown["urges"][0]["to_person"], "S1002") << shown;
+  EXPECT_EQ(shown["urges"][0]["level"], 2) << shown;
+  EXPECT_EQ(shown["urges"][0]["corrections"],
+            (nlohmann::json::array({{{"position", ledger->Head()}, {"by", "D2"}}})))
+      << shown;
+  EXPECT_EQ(shown["urges_issued"], 1);
+  EXPECT_EQ(shown["actions_total"], 1);  // the urge; the correction is not D1's action
+  auto corrector = engine.StaffAudit("D2");
+  ASSERT_TRUE(corrector.ok() && corrector->has_value());
+  EXPECT_EQ((*corrector)->actions_by_type.at("Corrected"), 1u);
+  EXPECT_TRUE((*corrector)->urges.empty());
+  EXPECT_TRUE((*corrector)->urge_corrections.empty());
+
+  const auto inline_bytes = testing::DumpSideFamilies(*ledger);
+  engine.Detach();
+  ASSERT_TRUE(engine.Rebuild().ok());
+  ExpectSameBytes(testing::DumpSideFamilies(*ledger), inline_bytes);
+}
+
 TEST(EngineTest, StatesOfAnotherFoldVersionNeedARebuild) {
   testing::TempDir dir;
   auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();

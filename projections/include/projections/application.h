@@ -140,6 +140,7 @@ struct UrgeRecord {
   std::string channel;
   std::optional<std::string> committed_date;  // "YYYY-MM-DD"; never moves a deadline
   int64_t occurred_at_us = 0;
+  std::string by;  // the actor id of the Urged: whose staff audit lists it as issued
 };
 
 // A Corrected applied to this application (domain/correction.h).

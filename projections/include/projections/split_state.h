@@ -52,8 +52,8 @@ inline constexpr uint8_t kChangeIndexList = 0x20;
 static_assert(static_cast<size_t>(KpiList::kSettled) == kKpiListCount);
 static_assert(kChangeIndexList > kKpiListCount);
 
-enum class StaffList : uint8_t { kAccesses = 1, kTrainings, kUrges };
-inline constexpr size_t kStaffListCount = 3;
+enum class StaffList : uint8_t { kAccesses = 1, kTrainings, kUrges, kUrgeCorrections };
+inline constexpr size_t kStaffListCount = 4;
 
 // A KPI bucket as cached: `pending` holds the scalars and only the items folded since the last
 // write; `stored[list - 1]` counts the items already written (for changes: indexes assigned).
