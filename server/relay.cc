@@ -224,7 +224,9 @@ std::string UrlWithoutSecrets(std::string_view url) {
     std::string_view one = url.substr(begin, comma - begin);
     const size_t scheme = one.find("://");
     const size_t authority = scheme == std::string_view::npos ? 0 : scheme + 3;
-    const size_t at = one.substr(0, one.find('/', authority)).rfind('@');
+    // As the NATS client reads it: the user info runs to the last '@' (a password or token may
+    // hold '/' — base64 does — and '@').
+    const size_t at = one.rfind('@');
     if (at != std::string_view::npos && at >= authority) {
       const std::string_view user_info = one.substr(authority, at - authority);
       const size_t colon = user_info.find(':');

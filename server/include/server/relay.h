@@ -132,7 +132,8 @@ std::string SubjectOf(std::string_view prefix, std::string_view stream, std::str
 
 // `url` (one NATS URL or a comma-separated list) as it may be shown in logs and answers: the
 // password of each URL's user info, or a token standing alone there, becomes "***"
-// ("nats://alice:***@host:4222", "nats://***@host:4222"). Anything else is kept.
+// ("nats://alice:***@host:4222", "nats://***@host:4222"). The user info runs to the URL's last
+// '@', as the NATS client reads it. Anything else is kept.
 std::string UrlWithoutSecrets(std::string_view url);
 
 class Relay {
