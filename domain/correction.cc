@@ -7,6 +7,7 @@
 
 #include "domain/event_json.h"
 #include "domain/payload.h"
+#include "domain/roles.h"
 
 namespace gridledger::domain {
 namespace {
@@ -182,6 +183,17 @@ AppliedCorrections ApplyCorrections(const std::vector<CorrectableEvent>& events)
                                      });
     if (target == events.begin() + static_cast<ptrdiff_t>(i)) {
       result.refused[event.position] = CorrectionTargetBreach(request->corrects_position);
+      continue;
+    }
+    if (const RecordingRule* rule = RecordingRuleOf(target->type);
+        !event.actor_role.empty() && rule != nullptr &&
+        !RoleRecords(event.actor_role, target->type)) {
+      result.refused[event.position] =
+          Breach("correction_role", "a " + std::string(event.actor_role) + " may not correct the " +
+                                        std::string(target->type) + " at position " +
+                                        std::to_string(target->position) + ": only " +
+                                        RoleList(rule->roles) + " record it, since " +
+                                        std::string(rule->why_reserved));
       continue;
     }
     CorrectableEvent current = *target;

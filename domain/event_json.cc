@@ -12,6 +12,7 @@
 // nlohmann exceptions are caught only at the public entry points.
 #include "domain/event_json.h"
 #include "domain/payload.h"
+#include "domain/roles.h"
 
 #include "domain/calendar.h"
 
@@ -60,8 +61,7 @@ constexpr int kOffsetMinutesMax = 23 * 60 + 59;
 constexpr std::array<std::string_view, 8> kEnvelopeKeys = {
     "stream", "type", "event_id", "expected_version", "occurred_at", "actor", "data", "import"};
 constexpr std::array<std::string_view, 3> kActorKeys = {"id", "role", "org"};
-constexpr std::array<std::string_view, 7> kRoles = {
-    "clerk", "inspector", "callback_agent", "director", "auditor", "reader", "admin"};
+constexpr const std::array<std::string_view, 7>& kRoles = kRoleNames;  // domain/roles.h
 
 // ---- Errors and paths ----
 

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "domain/roles.h"
 #include "ledger/assert.h"
 
 namespace gridledger::ingest {
@@ -35,9 +36,9 @@ constexpr size_t kAccessCount = 8;
 static_assert(static_cast<size_t>(Role::kAdmin) + 1 == kRoleCount);
 static_assert(static_cast<size_t>(Access::kAdmin) + 1 == kAccessCount);
 
-// Same order as enum Role; these are also the role names an event's actor may carry.
-constexpr std::array<std::string_view, kRoleCount> kRoleNames = {
-    "clerk", "inspector", "callback_agent", "director", "auditor", "reader", "admin"};
+// Same order as enum Role: the role names an event's actor may carry, whose bits the recording
+// rules use (domain/roles.h).
+constexpr const std::array<std::string_view, kRoleCount>& kRoleNames = domain::kRoleNames;
 
 // The whole tokens file is read at once; this bounds it even if it is full of comment lines.
 constexpr size_t kTokensFileBytesMax = 64 << 20;
@@ -47,67 +48,14 @@ constexpr size_t kPrincipalFieldBytesMax = domain::kIdBytesMax;
 
 // ---- The role matrix (domain.md "Roles"; documented in ../README.md) ----
 
-using RoleSet = uint8_t;
+using RoleSet = domain::RoleBits;  // bit i: kRoleNames[i]
 static_assert(kRoleCount <= 8 * sizeof(RoleSet));
 constexpr RoleSet Bit(Role role) { return static_cast<RoleSet>(1u << static_cast<int>(role)); }
-constexpr RoleSet kClerk = Bit(Role::kClerk);
-constexpr RoleSet kInspector = Bit(Role::kInspector);
-constexpr RoleSet kCallbackAgent = Bit(Role::kCallbackAgent);
-constexpr RoleSet kDirector = Bit(Role::kDirector);
 
-// Who may append each type. Every writer of an app/* type is bound to its own org's applications
-// (see CheckAppend); report/, survey/ and staff/ streams carry no org. Review and inspection
-// results and callbacks (the evidence of section 7.2) are reserved to the roles that assess, so
-// the clerks whose work they judge cannot record them. SensitiveDataAccessed is not here: every
-// role may record its own reads, and only its own (see CheckSensitiveDataAccess).
-struct AppendRule {
-  std::string_view type;
-  RoleSet roles;
-  std::string_view why_reserved;  // said when a role outside `roles` tries
-};
-constexpr std::string_view kWorkOrder = "it is a step of the work order the clerks handle";
-constexpr std::string_view kAssessment =
-    "reviews and inspections judge the clerks' work, so inspectors and directors record them";
-constexpr std::string_view kCallback =
-    "callbacks assess the service, so only callback agents and directors record them";
-constexpr std::string_view kFieldWork = "site surveys are field work, done by inspectors";
-constexpr std::string_view kDirectorOnly = "it is the director's duty";
-constexpr std::array kAppendRules = {
-    AppendRule{"ApplicationAccepted", kClerk | kDirector, kWorkOrder},
-    AppendRule{"SurveyDispatched", kClerk | kDirector, kWorkOrder},
-    AppendRule{"SiteSurveyed", kInspector | kDirector, kFieldWork},
-    AppendRule{"SchemeReplied", kClerk | kDirector, kWorkOrder},
-    AppendRule{"FeesSettled", kClerk | kDirector, kWorkOrder},
-    AppendRule{"DesignSubmitted", kClerk | kDirector, kWorkOrder},
-    AppendRule{"DesignReviewed", kInspector | kDirector, kAssessment},
-    AppendRule{"MidInspectionRequested", kClerk | kDirector, kWorkOrder},
-    AppendRule{"MidInspected", kInspector | kDirector, kAssessment},
-    AppendRule{"CompletionReported", kClerk | kDirector, kWorkOrder},
-    AppendRule{"CompletionInspected", kInspector | kDirector, kAssessment},
-    AppendRule{"ContractSigned", kClerk | kDirector, kWorkOrder},
-    // Connecting a meter and executing a change on site are field work (the demo workload and the
-    // center have inspectors do them), recorded by whoever did the work.
-    AppendRule{"MeterConnected", kClerk | kInspector | kDirector, kWorkOrder},
-    AppendRule{"ChangeExecuted", kClerk | kInspector | kDirector, kWorkOrder},
-    AppendRule{"Archived", kClerk | kDirector, kWorkOrder},
-    AppendRule{"ClockPaused", kClerk | kDirector, kWorkOrder},
-    AppendRule{"ClockResumed", kClerk | kDirector, kWorkOrder},
-    AppendRule{"Urged", kDirector, "chasing late steps is the director's duty"},
-    AppendRule{"Reassigned", kClerk | kDirector, kWorkOrder},
-    AppendRule{"Withdrawn", kClerk | kDirector, kWorkOrder},
-    // Who may correct an event is who may record its type (CheckAppend's corrected_type): a
-    // clerk corrects a step of the work order, not the inspection or callback that judged it.
-    AppendRule{"Corrected", kClerk | kInspector | kCallbackAgent | kDirector,
-               "a correction is made by a role that records the events of applications"},
-    AppendRule{"DocumentReviewed", kInspector | kDirector, kAssessment},
-    AppendRule{"SiteInspected", kInspector | kDirector, kAssessment},
-    AppendRule{"CallbackMade", kCallbackAgent | kDirector, kCallback},
-    AppendRule{"ReportDue", kDirector, kDirectorOnly},
-    AppendRule{"ReportSubmitted", kDirector, kDirectorOnly},
-    AppendRule{"ReportCorrected", kDirector, kDirectorOnly},
-    AppendRule{"ThirdPartySurveyRecorded", kDirector, kDirectorOnly},
-    AppendRule{"TrainingHeld", kDirector, kDirectorOnly},
-};
+// Who may append each type is domain::RecordingRuleOf's (domain/roles.h). Every writer of an app/*
+// type is bound to its own org's applications (see CheckAppend); report/, survey/ and staff/
+// streams carry no org. SensitiveDataAccessed has no rule: every role may record its own reads,
+// and only its own (see CheckSensitiveDataAccess).
 constexpr std::string_view kSensitiveDataAccessed = "SensitiveDataAccessed";
 
 // What each role may do besides appending. kOwnOrg: only with the request's org equal to the
@@ -161,18 +109,7 @@ Scope ScopeOf(Role role, Access access) {
 }
 
 // "auditor and reader", "clerk, inspector and director".
-std::string JoinRoles(RoleSet roles) {
-  std::vector<std::string_view> names;
-  for (size_t role = 0; role < kRoleCount; ++role) {
-    if (roles & (1u << role)) names.push_back(kRoleNames[role]);
-  }
-  std::string joined;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (i > 0) joined += i + 1 == names.size() ? " and " : ", ";
-    joined += names[i];
-  }
-  return joined.empty() ? "no role" : joined;
-}
+std::string JoinRoles(RoleSet roles) { return domain::RoleList(roles); }
 
 RoleSet RolesWith(Access access) {
   RoleSet roles = 0;
@@ -180,13 +117,6 @@ RoleSet RolesWith(Access access) {
     if (ScopeOf(static_cast<Role>(role), access) != Scope::kNo) roles |= 1u << role;
   }
   return roles;
-}
-
-const AppendRule* FindAppendRule(std::string_view type) {
-  for (const AppendRule& rule : kAppendRules) {
-    if (rule.type == type) return &rule;
-  }
-  return nullptr;
 }
 
 std::string Describe(std::string_view id, std::string_view role, std::string_view org) {
@@ -285,14 +215,14 @@ std::optional<std::string> CheckAppend(const Principal& principal, const domain:
   }
   if (event.type == kSensitiveDataAccessed) return CheckSensitiveDataAccess(principal, event);
 
-  const AppendRule* rule = FindAppendRule(event.type);
+  const domain::RecordingRule* rule = domain::RecordingRuleOf(event.type);
   LEDGER_ASSERT(rule != nullptr);  // every known type but SensitiveDataAccessed has a row
   if ((rule->roles & Bit(principal.role)) == 0) {
     return "role " + role + " may not append " + event.type + ": it is reserved to " +
            JoinRoles(rule->roles) + ", since " + std::string(rule->why_reserved) + ".";
   }
   if (event.type == "Corrected" && !corrected_type.empty()) {
-    const AppendRule* corrected = FindAppendRule(corrected_type);
+    const domain::RecordingRule* corrected = domain::RecordingRuleOf(corrected_type);
     if (corrected != nullptr && (corrected->roles & Bit(principal.role)) == 0) {
       return "role " + role + " may not correct a " + std::string(corrected_type) +
              ": correcting it is reserved to " + JoinRoles(corrected->roles) +

@@ -129,7 +129,8 @@ std::vector<domain::CorrectableEvent> Correctable(const std::vector<ledger::Stor
   std::vector<domain::CorrectableEvent> out;
   out.reserve(events.size() + 1);
   for (const ledger::StoredEvent& e : events) {
-    out.push_back({e.position, e.type, e.payload, e.occurred_at_us, e.recorded_at_us});
+    out.push_back(
+        {e.position, e.type, e.payload, e.occurred_at_us, e.recorded_at_us, e.actor.role});
   }
   return out;
 }

@@ -718,7 +718,9 @@ class JsonlSource final : public RowSource {
       } else {
         row->event = domain::DecodeClientEvent(std::string_view(line_));
         row->stream.clear();
-        if (std::holds_alternative<domain::DecodeError>(row->event)) row->stream = StreamNamed(line_);
+        if (std::holds_alternative<domain::DecodeError>(row->event)) {
+          row->stream = StreamNamed(line_);
+        }
       }
       return true;
     }

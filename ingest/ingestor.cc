@@ -60,7 +60,8 @@ std::optional<domain::RuleBreach> JudgeCorrection(const std::vector<ledger::Stor
   std::vector<domain::CorrectableEvent> events = Correctable(stored);
   // Not yet stored, so it has no position: any above the stream's last one orders it last.
   const uint64_t candidate = (stored.empty() ? 0 : stored.back().position) + 1;
-  events.push_back({candidate, event.type, event.payload, event.occurred_at_us, now_us});
+  events.push_back(
+      {candidate, event.type, event.payload, event.occurred_at_us, now_us, event.actor.role});
   const domain::AppliedCorrections applied = domain::ApplyCorrections(events);
   if (auto refused = applied.refused.find(candidate); refused != applied.refused.end()) {
     return refused->second;

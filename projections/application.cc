@@ -6,6 +6,7 @@
 #include <variant>
 
 #include "domain/event_json.h"
+#include "domain/roles.h"
 
 namespace gridledger::projections {
 namespace {
@@ -562,13 +563,14 @@ EventRecord RecordOf(const ledger::EventView& event) {
                      envelope.getRecordedAtUs(),
                      event.payload(),
                      envelope.getImported(),
-                     event.version() == 0};
+                     event.version() == 0,
+                     AsView(envelope.getActor().getRole())};
 }
 
 EventRecord RecordOf(const ledger::StoredEvent& event) {
   return EventRecord{event.position,  event.stream,         event.type,           event.actor.id,
                      event.actor.org, event.occurred_at_us, event.recorded_at_us, event.payload,
-                     event.imported,  event.version == 0};
+                     event.imported,  event.version == 0,   event.actor.role};
 }
 
 const Clock* ApplicationState::LatestClock(domain::SlaClock name) const {
@@ -635,7 +637,8 @@ CorrectedStream::CorrectedStream(std::vector<EventRecord> records) : records_(st
   std::vector<domain::CorrectableEvent> correctable;
   correctable.reserve(records_.size());
   for (const EventRecord& r : records_) {
-    correctable.push_back({r.position, r.type, r.payload, r.occurred_at_us, r.recorded_at_us});
+    correctable.push_back(
+        {r.position, r.type, r.payload, r.occurred_at_us, r.recorded_at_us, r.actor_role});
   }
   corrections_ = domain::ApplyCorrections(correctable);
   for (EventRecord& r : records_) {
@@ -684,17 +687,23 @@ CorrectionCheck CheckCorrection(
   if (!target.ok()) return CorrectionCheck::kUnknown;  // not stored yet, or a read error
   if (target->stream != record.stream) return CorrectionCheck::kNotItsEvent;
   if (target->type == "Corrected") return CorrectionCheck::kUnknown;
+  // Refused by ApplyCorrections (correction_role), which the full fold runs.
+  if (!record.actor_role.empty() && !domain::RoleRecords(record.actor_role, target->type)) {
+    return CorrectionCheck::kUnknown;
+  }
   domain::CorrectedValues current{target->payload, target->occurred_at_us};
   for (const CorrectionRecord& earlier : app.corrections) {
     if (earlier.corrects_position != target->position) continue;
-    auto again = domain::ApplyCorrection({target->position, target->type, current.payload,
-                                          current.occurred_at_us, target->recorded_at_us},
-                                         earlier.fields);
+    auto again = domain::ApplyCorrection(
+        {target->position, target->type, current.payload, current.occurred_at_us,
+         target->recorded_at_us, target->actor.role},
+        earlier.fields);
     if (!std::holds_alternative<domain::CorrectedValues>(again)) return CorrectionCheck::kUnknown;
     current = std::move(std::get<domain::CorrectedValues>(again));
   }
-  const domain::CorrectableEvent before{target->position, target->type, current.payload,
-                                        current.occurred_at_us, target->recorded_at_us};
+  const domain::CorrectableEvent before{target->position,       target->type,
+                                        current.payload,        current.occurred_at_us,
+                                        target->recorded_at_us, target->actor.role};
   auto after = domain::ApplyCorrection(before, request->fields);
   const bool no_fact = std::holds_alternative<domain::CorrectedValues>(after) &&
                        !domain::ChangesFacts(before, std::get<domain::CorrectedValues>(after));

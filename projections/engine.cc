@@ -29,9 +29,10 @@ constexpr uint64_t kRebuildingCheckpoint = UINT64_MAX;
 // event, is settled (thirteenth); 9: a contract dated before a scheme reply recorded earlier is
 // flagged, and a scheme reply entered late but dated before the one recorded ends the
 // scheme_reply clock on its date (fourteenth); 10: an urge keeps who urged, and its correction
-// reaches that person's staff audit (seventeenth).
+// reaches that person's staff audit; 11: a correction by a role that may not record the corrected
+// type is refused (correction_role) (seventeenth).
 // Stored under kFoldVersionKey; absent counts as 1.
-constexpr uint64_t kFoldVersion = 10;
+constexpr uint64_t kFoldVersion = 11;
 constexpr char kFoldVersionKey[] = "fold_version";
 
 std::string EncodeU64(uint64_t value) {

@@ -38,6 +38,8 @@ void ScanBatch::Add(const EventRecord& record) {
   event.type = Copy(record.type, 1);
   event.actor_id = Copy(record.actor_id, 1);
   event.actor_org = Copy(record.actor_org, 1);
+  // Read only of a Corrected (who may correct what, domain/roles.h); other events skip the copy.
+  if (record.type == "Corrected") event.actor_role = Copy(record.actor_role, 1);
   LEDGER_ASSERT(bytes_.size() < (uint64_t{1} << 32));
   events_.push_back(event);
 }
@@ -47,7 +49,7 @@ EventRecord ScanBatch::At(size_t index) const {
   return EventRecord{event.position,       View(event.stream),    View(event.type),
                      View(event.actor_id), View(event.actor_org), event.occurred_at_us,
                      event.recorded_at_us, View(event.payload),   event.imported,
-                     event.opens_stream};
+                     event.opens_stream,   View(event.actor_role)};
 }
 
 void ScanBatch::Prefetch(size_t index) const {

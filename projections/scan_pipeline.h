@@ -51,6 +51,7 @@ class ScanBatch {
     int64_t occurred_at_us = 0;
     int64_t recorded_at_us = 0;
     Text stream, type, actor_id, actor_org, payload;
+    Text actor_role;  // of a Corrected only: only corrections are judged by it
     bool imported = false;
     bool opens_stream = false;
   };

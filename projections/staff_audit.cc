@@ -180,9 +180,9 @@ const UrgeRecord* CorrectedUrge(const EventRecord& event, const ApplicationState
       app_after->corrections.begin(), app_after->corrections.end(),
       [&](const CorrectionRecord& correction) { return correction.position == event.position; });
   if (applied == app_after->corrections.end()) return nullptr;
-  const auto urge = std::find_if(
-      app_after->urges.begin(), app_after->urges.end(),
-      [&](const UrgeRecord& u) { return u.position == applied->corrects_position; });
+  const auto urge =
+      std::find_if(app_after->urges.begin(), app_after->urges.end(),
+                   [&](const UrgeRecord& u) { return u.position == applied->corrects_position; });
   return urge == app_after->urges.end() ? nullptr : &*urge;
 }
 
@@ -278,19 +278,20 @@ json ToJson(const StaffAuditState& state) {
   const auto unapproved = std::count_if(
       state.accesses.begin(), state.accesses.end(),
       [&](const SensitiveAccess& access) { return !Approved(access, state.staff_id); });
-  return {{"staff_id", state.staff_id},
-          {"last_position", state.last_position},
-          {"actions_total", state.actions_total},
-          {"actions_by_type", state.actions_by_type},
-          {"accesses",
-           ArrayOf(state.accesses,
-                   [&](const SensitiveAccess& a) { return AccessJson(a, state.staff_id); })},
-          {"unapproved_accesses", unapproved},
-          {"trainings", ArrayOf(state.trainings, TrainingJson)},
-          {"training_hours", state.training_hours},
-          {"urges", ArrayOf(state.urges,
-                            [&](const UrgeIssued& u) { return UrgeJson(u, state.urge_corrections); })},
-          {"urges_issued", state.urges.size()}};
+  return {
+      {"staff_id", state.staff_id},
+      {"last_position", state.last_position},
+      {"actions_total", state.actions_total},
+      {"actions_by_type", state.actions_by_type},
+      {"accesses",
+       ArrayOf(state.accesses,
+               [&](const SensitiveAccess& a) { return AccessJson(a, state.staff_id); })},
+      {"unapproved_accesses", unapproved},
+      {"trainings", ArrayOf(state.trainings, TrainingJson)},
+      {"training_hours", state.training_hours},
+      {"urges", ArrayOf(state.urges,
+                        [&](const UrgeIssued& u) { return UrgeJson(u, state.urge_corrections); })},
+      {"urges_issued", state.urges.size()}};
 }
 
 void PutSensitiveAccess(codec::Writer& w, const SensitiveAccess& a) {

@@ -265,7 +265,9 @@ Status Relay::Session::Open() {
     if (s == NATS_NOT_YET_CONNECTED) s = NATS_OK;
   }
   natsOptions_Destroy(nats_options);
-  if (s != NATS_OK) return BrokerError(NatsError("connecting to " + UrlWithoutSecrets(options_.url), s));
+  if (s != NATS_OK) {
+    return BrokerError(NatsError("connecting to " + UrlWithoutSecrets(options_.url), s));
+  }
 
   jsOptions js_options;
   jsOptions_Init(&js_options);
@@ -594,7 +596,8 @@ void Relay::Run() {
       // check for the reconnect stays at poll_interval, so relaying resumes without a backoff's
       // delay.
       if (const auto now = std::chrono::steady_clock::now(); now >= unreachable_count_due) {
-        CountError("NATS " + UrlWithoutSecrets(options_.url) + " unreachable; the client keeps reconnecting");
+        CountError("NATS " + UrlWithoutSecrets(options_.url) +
+                   " unreachable; the client keeps reconnecting");
         unreachable_count_due = now + backoff;
         backoff = std::min(backoff * 2, options_.retry_backoff_max);
       }
@@ -749,7 +752,8 @@ bool Relay::SetConnected(bool connected) {
         connected ? "relay connected to NATS " + UrlWithoutSecrets(options_.url)
                   : (reported_connected_.value_or(false) ? "relay lost its connection to NATS "
                                                          : "relay cannot reach NATS ") +
-                        UrlWithoutSecrets(options_.url) + "; it keeps trying and resumes where it stopped";
+                        UrlWithoutSecrets(options_.url) +
+                        "; it keeps trying and resumes where it stopped";
     Report(!connected, message);
     reported_connected_ = connected;
   }

@@ -42,7 +42,7 @@ json DataOf(std::string_view type, const std::string& payload) {
 class CorrectionTest : public ::testing::Test {
  protected:
   CorrectableEvent Accepted() const {
-    return {1, "ApplicationAccepted", accepted_, kOccurredUs, kRecordedUs};
+    return {1, "ApplicationAccepted", accepted_, kOccurredUs, kRecordedUs, "clerk"};
   }
   std::variant<CorrectedValues, RuleBreach> Apply(const json& fields) const {
     return ApplyCorrection(Accepted(), fields.dump());
@@ -93,8 +93,8 @@ TEST_F(CorrectionTest, RefusesWhatItCannotCorrect) {
       << std::get<RuleBreach>(refused).message;
 
   const std::string correction = Correction(1, {{"capacity_kva", 9}});
-  auto of_correction =
-      ApplyCorrection({2, "Corrected", correction, kOccurredUs, kRecordedUs}, R"({"reason":"x"})");
+  auto of_correction = ApplyCorrection(
+      {2, "Corrected", correction, kOccurredUs, kRecordedUs, "clerk"}, R"({"reason":"x"})");
   ASSERT_TRUE(std::holds_alternative<RuleBreach>(of_correction));
   EXPECT_EQ(std::get<RuleBreach>(of_correction).rule, "correction_of_correction");
 }
@@ -107,11 +107,11 @@ TEST_F(CorrectionTest, LaterCorrectionsApplyOnTopOfEarlierOnes) {
   const std::string scheme = Payload("SchemeReplied", {{"scheme", "s"}});
   const std::vector<CorrectableEvent> events = {
       Accepted(),
-      {2, "Corrected", first, kOccurredUs, kRecordedUs},
-      {3, "Corrected", stray, kOccurredUs, kRecordedUs},
-      {4, "Corrected", second, kOccurredUs, kRecordedUs},
-      {5, "Corrected", early, kOccurredUs, kRecordedUs},
-      {9, "SchemeReplied", scheme, kOccurredUs, kRecordedUs},
+      {2, "Corrected", first, kOccurredUs, kRecordedUs, "clerk"},
+      {3, "Corrected", stray, kOccurredUs, kRecordedUs, "clerk"},
+      {4, "Corrected", second, kOccurredUs, kRecordedUs, "clerk"},
+      {5, "Corrected", early, kOccurredUs, kRecordedUs, "clerk"},
+      {9, "SchemeReplied", scheme, kOccurredUs, kRecordedUs, "clerk"},
   };
   const AppliedCorrections applied = ApplyCorrections(events);
   EXPECT_EQ(applied.applied, 2u);
@@ -133,7 +133,7 @@ TEST_F(CorrectionTest, ACorrectionStoredBeforeTheAcceptanceRulesStillApplies) {
   const std::string to_change = Correction(1, {{"business", "change"}});
   const AppliedCorrections applied = ApplyCorrections({
       Accepted(),
-      {2, "Corrected", to_change, kOccurredUs, kRecordedUs},
+      {2, "Corrected", to_change, kOccurredUs, kRecordedUs, "clerk"},
   });
   EXPECT_TRUE(applied.refused.empty()) << applied.refused.begin()->second.message;
   EXPECT_EQ(applied.applied, 1u);
@@ -148,9 +148,10 @@ TEST_F(CorrectionTest, ACorrectionThatMakesAnEarlierEventInvalidIsNotApplied) {
   const std::string capacity = Correction(1, {{"capacity_kva", 9}});
   const AppliedCorrections applied = ApplyCorrections({
       Accepted(),
-      {2, "SchemeReplied", scheme, kOccurredUs, kRecordedUs},
-      {3, "Corrected", to_change, kOccurredUs, kRecordedUs},  // SchemeReplied is not a change's
-      {4, "Corrected", capacity, kOccurredUs, kRecordedUs},
+      {2, "SchemeReplied", scheme, kOccurredUs, kRecordedUs, "clerk"},
+      {3, "Corrected", to_change, kOccurredUs, kRecordedUs,
+       "clerk"},  // SchemeReplied is not a change's
+      {4, "Corrected", capacity, kOccurredUs, kRecordedUs, "clerk"},
   });
   ASSERT_EQ(applied.refused.size(), 1u);
   EXPECT_EQ(applied.refused.at(3).rule, "correction_invalid");
@@ -170,17 +171,17 @@ TEST_F(CorrectionTest, ACorrectionThatBreaksADateRuleIsNotApplied) {
   const std::string inspected = Payload("CompletionInspected", {{"result", "pass"}});
   const AppliedCorrections applied = ApplyCorrections({
       Accepted(),
-      {2, "ClockPaused", paused, kOccurredUs + 2 * day, recorded},
-      {3, "ClockResumed", empty, kOccurredUs + 8 * day, recorded},
+      {2, "ClockPaused", paused, kOccurredUs + 2 * day, recorded, "clerk"},
+      {3, "ClockResumed", empty, kOccurredUs + 8 * day, recorded, "clerk"},
       {4, "CompletionReported", Payload("CompletionReported", json::object()),
-       kOccurredUs + 10 * day, recorded},
-      {5, "CompletionInspected", inspected, kOccurredUs + 11 * day, recorded},
+       kOccurredUs + 10 * day, recorded, "clerk"},
+      {5, "CompletionInspected", inspected, kOccurredUs + 11 * day, recorded, "inspector"},
       {6, "Corrected", Correction(3, {{"occurred_at", "2026-03-03T10:00:00+08:00"}}), recorded,
-       recorded},  // resumed 03-03, the pause began 03-04
+       recorded, "director"},  // resumed 03-03, the pause began 03-04
       {7, "Corrected", Correction(5, {{"occurred_at", "2026-03-11T10:00:00+08:00"}}), recorded,
-       recorded},  // inspected 03-11, reported 03-12
+       recorded, "director"},  // inspected 03-11, reported 03-12
       {8, "Corrected", Correction(5, {{"occurred_at", "2026-03-12T15:00:00+08:00"}}), recorded,
-       recorded},  // the same day as the report: fine
+       recorded, "director"},  // the same day as the report: fine
   });
   ASSERT_EQ(applied.refused.size(), 2u);
   EXPECT_EQ(applied.refused.at(6).rule, "correction_invalid");
@@ -209,7 +210,8 @@ TEST_F(CorrectionTest, OnlySomeCorrectionsChangeFacts) {
                                                         {"satisfaction", "satisfied"},
                                                         {"complaints", json::array()},
                                                         {"comment", "ok"}});
-  const CorrectableEvent made{5, "CallbackMade", callback, kOccurredUs, kRecordedUs};
+  const CorrectableEvent made{5,           "CallbackMade", callback,
+                              kOccurredUs, kRecordedUs,    "callback_agent"};
   auto comment = ApplyCorrection(made, R"({"comment":"fine"})");
   ASSERT_TRUE(std::holds_alternative<CorrectedValues>(comment));
   EXPECT_TRUE(ChangesFacts(made, std::get<CorrectedValues>(comment)));  // evidence shows it
@@ -218,10 +220,40 @@ TEST_F(CorrectionTest, OnlySomeCorrectionsChangeFacts) {
   const std::string cls = Correction(1, {{"customer_class", "hv_dual"}});
   const AppliedCorrections applied =
       ApplyCorrections({Accepted(),
-                        {2, "Corrected", name, kOccurredUs, kRecordedUs},
-                        {3, "Corrected", cls, kOccurredUs, kRecordedUs}});
+                        {2, "Corrected", name, kOccurredUs, kRecordedUs, "clerk"},
+                        {3, "Corrected", cls, kOccurredUs, kRecordedUs, "clerk"}});
   EXPECT_EQ(applied.applied, 2u);
   EXPECT_EQ(applied.changing_facts, std::set<uint64_t>{3});
+}
+
+// Who may correct what is who may record it (domain/roles.h): a clerk's correction of the
+// inspection that judged her work is refused, also when stored past a front door without the
+// rule; the inspector's own, and a director's, apply; a caller that does not know the role
+// ("") is not judged by it.
+TEST_F(CorrectionTest, OnlyARoleThatRecordsAnEventCorrectsIt) {
+  const std::string failed = Payload("CompletionInspected", {{"result", "fail"}});
+  const std::string to_pass = Correction(3, {{"result", "pass"}});
+  for (const auto& [role, applies] :
+       std::vector<std::pair<std::string, bool>>{{"clerk", false},
+                                                 {"callback_agent", false},
+                                                 {"inspector", true},
+                                                 {"director", true},
+                                                 {"", true}}) {
+    const AppliedCorrections applied = ApplyCorrections({
+        Accepted(),
+        {2, "CompletionReported", Payload("CompletionReported", json::object()), kOccurredUs,
+         kRecordedUs, "clerk"},
+        {3, "CompletionInspected", failed, kOccurredUs, kRecordedUs, "inspector"},
+        {4, "Corrected", to_pass, kOccurredUs, kRecordedUs, role},
+    });
+    EXPECT_EQ(applied.applied, applies ? 1u : 0u) << role;
+    if (applies) continue;
+    ASSERT_TRUE(applied.refused.contains(4)) << role;
+    EXPECT_EQ(applied.refused.at(4).rule, "correction_role") << role;
+    EXPECT_NE(applied.refused.at(4).message.find("inspector and director"), std::string::npos)
+        << applied.refused.at(4).message;
+    EXPECT_FALSE(applied.values.contains(3)) << role;
+  }
 }
 
 }  // namespace

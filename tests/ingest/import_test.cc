@@ -264,9 +264,9 @@ TEST_F(LedgerImportTest, RejectedRowsAreReportedByLineAndOtherStreamsAreStored) 
       Event("app/B", "ApplicationAccepted", "b1", at, Accepted("XX")),      // 9 b1 changed
       Event("app/F", "SchemeReplied", "f1", "2030-01-01T00:00:00+08:00", {{"scheme", "s"}}),
       // Rows after a rejected row of their stream wait for it (held_back), valid or not.
-      Event("app/A", "SiteSurveyed", "a5", at, {{"findings", "ok"}}),       // 11 after line 8
-      Event("app/E", "SchemeReplied", "e2", at, {{"scheme", "s"}}),         // 12 after line 4
-      Event("app/B", "SchemeReplied", "b3", at, {{"scheme", "s"}}),         // 13 after line 9
+      Event("app/A", "SiteSurveyed", "a5", at, {{"findings", "ok"}}),  // 11 after line 8
+      Event("app/E", "SchemeReplied", "e2", at, {{"scheme", "s"}}),    // 12 after line 4
+      Event("app/B", "SchemeReplied", "b3", at, {{"scheme", "s"}}),    // 13 after line 9
   };
   unknown_field["stream"] = "app/E";
   std::string text;
@@ -296,8 +296,7 @@ TEST_F(LedgerImportTest, RejectedRowsAreReportedByLineAndOtherStreamsAreStored) 
   for (const auto& [line, rejected_line] : {std::pair{11, 8}, std::pair{12, 4}, std::pair{13, 9}}) {
     EXPECT_EQ(RuleOf(*by_line[line]), "held_back") << line;
     const std::string message = RejectionJson(*by_line[line]->rejection)["message"];
-    EXPECT_NE(message.find("line " + std::to_string(rejected_line) + " of app/"),
-              std::string::npos)
+    EXPECT_NE(message.find("line " + std::to_string(rejected_line) + " of app/"), std::string::npos)
         << message;
   }
 
@@ -375,18 +374,19 @@ TEST_F(LedgerImportTest, AFixedRowAndTheRowsHeldBehindItConvergeOnACleanImport) 
 
   // A CSV row that does not decode holds its stream back too, by its stream cell.
   auto csv_target = NewTarget();
-  const std::string csv = "stream,type,event_id,occurred_at,actor_id,actor_role,actor_org,data\n"
-                          "app/C,ApplicationAccepted,c1,2026-03-02T09:00:00+08:00,S1,clerk,KM.XS,\"" +
-                          [] {
-                            std::string data = Accepted("CC").dump();
-                            std::string quoted;
-                            for (char c : data) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
-                            return quoted;
-                          }() +
-                          "\"\n"
-                          "app/C,SchemeReplied,c2,yesterday,S1,clerk,KM.XS,{}\n"
-                          "app/C,FeesSettled,c3,2026-03-10T09:00:00+08:00,S1,clerk,KM.XS,"
-                          "\"{\"\"amount_cny\"\":100}\"\n";
+  const std::string csv =
+      "stream,type,event_id,occurred_at,actor_id,actor_role,actor_org,data\n"
+      "app/C,ApplicationAccepted,c1,2026-03-02T09:00:00+08:00,S1,clerk,KM.XS,\"" +
+      [] {
+        std::string data = Accepted("CC").dump();
+        std::string quoted;
+        for (char c : data) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+        return quoted;
+      }() +
+      "\"\n"
+      "app/C,SchemeReplied,c2,yesterday,S1,clerk,KM.XS,{}\n"
+      "app/C,FeesSettled,c3,2026-03-10T09:00:00+08:00,S1,clerk,KM.XS,"
+      "\"{\"\"amount_cny\"\":100}\"\n";
   Imported from_csv = RunImport(csv_target->append, csv, ImportFormat::kCsv);
   ASSERT_EQ(from_csv.rows.size(), 3u);
   EXPECT_TRUE(from_csv.rows[0].stored.has_value()) << RuleOf(from_csv.rows[0]);

@@ -266,15 +266,15 @@ TEST_F(IngestorTest, OnlyARoleThatMayRecordAnEventCorrectsIt) {
   };
   ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
       append(clerk, Json("a", "ApplicationAccepted", kAccepted))));
-  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
-      append(clerk, Json("r", "CompletionReported", "{}"))));
+  ASSERT_TRUE(
+      std::holds_alternative<IngestOutcome>(append(clerk, Json("r", "CompletionReported", "{}"))));
   ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
       append(inspector, Json("i", "CompletionInspected", R"({"result":"fail"})"))));
-  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(
-      append(director, Json("u", "Urged",
-                            R"({"level":1,"to_org":"KM.XS","to_person":"S1","channel":"phone"})"))));
-  for (const auto& [position, fields] : {std::pair{3, R"({"result":"pass"})"},
-                                         std::pair{4, R"({"to_person":"S2"})"}}) {
+  ASSERT_TRUE(std::holds_alternative<IngestOutcome>(append(
+      director,
+      Json("u", "Urged", R"({"level":1,"to_org":"KM.XS","to_person":"S1","channel":"phone"})"))));
+  for (const auto& [position, fields] :
+       {std::pair{3, R"({"result":"pass"})"}, std::pair{4, R"({"to_person":"S2"})"}}) {
     auto refused = append(clerk, correction("c" + std::to_string(position), position, fields));
     ASSERT_TRUE(std::holds_alternative<IngestError>(refused)) << position;
     EXPECT_TRUE(std::get<IngestError>(refused).forbidden) << position;

@@ -340,8 +340,8 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::get, "/v1/staff/S1001", "", 401, ""},
       {http::verb::get, "/v1/staff/S1001", "bad", 401, ""},
       {http::verb::get, "/v1/staff/S1001", "director", 403, ""},  // an audit task
-      {http::verb::get, "/v1/staff/S2040", "clerk", 403, ""},  // another's (hers: below)
-      {http::verb::get, "/v1/staff/S1001", "admin", 403, ""},  // tokens and profiles, not audits
+      {http::verb::get, "/v1/staff/S2040", "clerk", 403, ""},     // another's (hers: below)
+      {http::verb::get, "/v1/staff/S1001", "admin", 403, ""},     // tokens and profiles, not audits
       {http::verb::get, "/v1/staff/S1%00X", "auditor", 400, ""},
       // Not opened yet: not found at once for an org-bound reader (it may be another org's next).
       {http::verb::get, "/v1/streams/app/XS-2026-NOSUCH", "director", 404, ""},

@@ -374,10 +374,9 @@ TEST(EngineTest, ACorrectedUrgeIsShownCorrectedInTheUrgersStaffAudit) {
                              actor + R"(","role":"director","org":"KM.XS"},"data":)" + data + "}";
     auto decoded = domain::DecodeClientEvent(line);
     ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(decoded)) << line;
-    ASSERT_TRUE(ledger
-                    ->Append(ingest::ToAppendRequest(
-                        std::get<domain::ClientEvent>(std::move(decoded))))
-                    .ok());
+    ASSERT_TRUE(
+        ledger->Append(ingest::ToAppendRequest(std::get<domain::ClientEvent>(std::move(decoded))))
+            .ok());
   };
   append("u1", "Urged", "D1",
          R"({"level":1,"to_org":"KM.XS","to_person":"S1001","channel":"phone"})");
@@ -402,6 +401,57 @@ TEST(EngineTest, ACorrectedUrgeIsShownCorrectedInTheUrgersStaffAudit) {
   EXPECT_EQ((*corrector)->actions_by_type.at("Corrected"), 1u);
   EXPECT_TRUE((*corrector)->urges.empty());
   EXPECT_TRUE((*corrector)->urge_corrections.empty());
+
+  const auto inline_bytes = testing::DumpSideFamilies(*ledger);
+  engine.Detach();
+  ASSERT_TRUE(engine.Rebuild().ok());
+  ExpectSameBytes(testing::DumpSideFamilies(*ledger), inline_bytes);
+}
+
+// A correction by a role that may not record the corrected type — a clerk's of the inspection
+// that failed her work, stored past a front door without the rule — is refused by the fold
+// itself (correction_role), whether it would change a fact or not; the inspector's own applies.
+TEST(EngineTest, ACorrectionByARoleThatMayNotRecordItsTargetIsRefusedByTheFold) {
+  testing::TempDir dir;
+  auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();
+  Engine engine(*ledger);
+  ASSERT_TRUE(engine.Attach().ok());
+  std::string opening = SampleLines().front();
+  for (size_t at; (at = opening.find("000123")) != std::string::npos;) {
+    opening.replace(at, 6, "900002");
+  }
+  auto append = [&](std::string line) {
+    auto decoded = domain::DecodeClientEvent(line);
+    ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(decoded)) << line;
+    ASSERT_TRUE(
+        ledger->Append(ingest::ToAppendRequest(std::get<domain::ClientEvent>(std::move(decoded))))
+            .ok());
+  };
+  auto event = [](const std::string& id, const std::string& type, const std::string& role,
+                  const std::string& data) {
+    return R"({"stream":"app/XS-2026-900002","type":")" + type + R"(","event_id":")" + id +
+           R"(","occurred_at":"2026-03-20T10:00:00+08:00","actor":{"id":"X-)" + role +
+           R"(","role":")" + role + R"(","org":"KM.XS"},"data":)" + data + "}";
+  };
+  append(opening);                                                                 // 1
+  append(event("r", "CompletionReported", "clerk", "{}"));                         // 2
+  append(event("i", "CompletionInspected", "inspector", R"({"result":"fail"})"));  // 3
+  append(event("c1", "Corrected", "clerk",
+               R"({"corrects_position":3,"reason":"r","fields":{"result":"pass"}})"));  // 4
+  append(event("c2", "Corrected", "clerk",
+               R"({"corrects_position":3,"reason":"r","fields":{"defects":["seal"]}})"));  // 5
+  append(event("c3", "Corrected", "inspector",
+               R"({"corrects_position":3,"reason":"r","fields":{"defects":["meter"]}})"));  // 6
+  ASSERT_EQ(engine.checkpoint(), 6u);
+  auto app = engine.Application("app/XS-2026-900002");
+  ASSERT_TRUE(app.ok() && app->has_value());
+  std::map<uint64_t, std::string> rejected;
+  for (const RejectedRecord& r : (*app)->rejected) rejected[r.position] = r.rule;
+  EXPECT_EQ(rejected,
+            (std::map<uint64_t, std::string>{{4, "correction_role"}, {5, "correction_role"}}));
+  ASSERT_EQ((*app)->corrections.size(), 1u);
+  EXPECT_EQ((*app)->corrections[0].position, 6u);
+  EXPECT_FALSE((*app)->facts.completion_passed);
 
   const auto inline_bytes = testing::DumpSideFamilies(*ledger);
   engine.Detach();

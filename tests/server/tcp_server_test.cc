@@ -1474,8 +1474,7 @@ TEST(TcpServerTest, ReadsAndSubscriptionsPastTheHeadAreRefused) {
   EXPECT_EQ(past.error().code, "invalid");
   EXPECT_EQ(past.error().rule, "beyond_head");
   EXPECT_EQ(past.error().field, "fromPosition");
-  EXPECT_NE(past.error().message.find("the head 1 + 1"), std::string::npos)
-      << past.error().message;
+  EXPECT_NE(past.error().message.find("the head 1 + 1"), std::string::npos) << past.error().message;
 
   client::SubscribeOptions next;
   next.from_position = 2;

@@ -16,6 +16,10 @@
 //   correction_of_correction). Later corrections of one event apply on top of earlier ones.
 // - The corrected event must be an earlier event of the same application (rule correction_target,
 //   judged by the ingestor, which knows the stream's positions).
+// - Only a role that may record the corrected event's type may correct it (domain/roles.h; rule
+//   correction_role): a clerk cannot turn the inspection or callback that judged her work, or a
+//   director's urge, into another. Judged by ApplyCorrections too, so a correction stored past a
+//   front door without the rule (before it existed, or by a tool without a token) does not count.
 // - The application's events before it, with the correction applied, must still be valid by the
 //   workflow rules (rule correction_invalid, e.g. business new_install → change after a
 //   SchemeReplied). Violations may appear or go: they are facts about the corrected data. Judged
@@ -51,6 +55,7 @@ struct CorrectableEvent {
   std::string_view payload;
   int64_t occurred_at_us = 0;
   int64_t recorded_at_us = 0;
+  std::string_view actor_role = {};  // "" when not known: correction_role is not judged
 };
 
 // What a correction leaves of an event: its payload and occurred_at as corrected.
@@ -93,7 +98,8 @@ struct AppliedCorrections {
   // The final values of each corrected event, by its position.
   std::map<uint64_t, CorrectedValues> values;
   // Corrected events that could not be applied (a bypassed front door, an old import), by their
-  // position, with the rule: correction_target, correction_invalid, or one of ApplyCorrection's.
+  // position, with the rule: correction_target, correction_role, correction_invalid, or one of
+  // ApplyCorrection's.
   std::map<uint64_t, RuleBreach> refused;
   uint32_t applied = 0;  // Corrected events applied
   // The applied ones that change facts (ChangesFacts); the others only fix what no fold reads.

@@ -76,6 +76,7 @@ struct EventRecord {
   std::string_view payload;
   bool imported = false;      // declared a bulk import of a historical record: never backdated
   bool opens_stream = false;  // known to be its stream's first event (version 0)
+  std::string_view actor_role = {};  // who may correct what goes by it (domain/roles.h)
 };
 EventRecord RecordOf(const ledger::EventView& event);
 EventRecord RecordOf(const ledger::StoredEvent& event);

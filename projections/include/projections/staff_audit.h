@@ -8,9 +8,10 @@
 // corrected (a Corrected of one reaches the audit of the person who urged).
 //
 // KEY: staff-audit/<staff id> (StaffAuditKey). One event touches the actor's state and, for
-// TrainingHeld, each attendee's, and for a Corrected of an urge, the urger's (StaffAuditKeysOf). Folds take the actor id beside the record (the
-// Engine passes record.actor_id); the ledger::StoredEvent / EventView overloads read it themselves.
-// The Engine stores a state split into a head and list items under the key (split_state.h).
+// TrainingHeld, each attendee's, and for a Corrected of an urge, the urger's (StaffAuditKeysOf).
+// Folds take the actor id beside the record (the Engine passes record.actor_id); the
+// ledger::StoredEvent / EventView overloads read it themselves. The Engine stores a state split
+// into a head and list items under the key (split_state.h).
 //
 // Thread-safety: values only; nothing here does I/O or reads a clock. Nothing throws.
 #pragma once
@@ -103,8 +104,7 @@ std::vector<std::string> StaffAuditKeysOf(const EventRecord& event, std::string_
                                           const ApplicationState* app_after = nullptr);
 // The same into `keys` (cleared first), reusing its memory.
 void StaffAuditKeysOf(const EventRecord& event, std::string_view actor_id,
-                      std::vector<std::string>& keys,
-                      const ApplicationState* app_after = nullptr);
+                      std::vector<std::string>& keys, const ApplicationState* app_after = nullptr);
 
 // Folds the part of `event` (appended by `actor_id`) that concerns state.staff_id, which must be
 // set (REQUIRES: !state.staff_id.empty()). `app_after`: the application with `event` folded, as
