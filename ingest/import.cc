@@ -715,6 +715,7 @@ class JsonlSource final : public RowSource {
         row->event = domain::DecodeError{
             "", "malformed_json",
             "the line is longer than " + std::to_string(kImportRowBytesMax) + " bytes"};
+        row->stream.clear();  // not read: it holds nothing back
       } else {
         row->event = domain::DecodeClientEvent(std::string_view(line_));
         row->stream.clear();

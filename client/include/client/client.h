@@ -37,7 +37,8 @@ namespace gridledger::client {
 
 // Why a call failed. `code` is the server's error code ("unauthenticated", "forbidden", "invalid",
 // "version_conflict", "duplicate_mismatch", "busy", "not_found", "shutdown" — ledgerd is stopping:
-// reconnect to the restarted one —, or a storage failure: "io_error", "corruption") or one
+// reconnect to the restarted one —, a storage failure: "io_error", "corruption", or "internal"
+// for an error the server could not name) or one
 // of the client's own: "io" (cannot connect, connection lost), "timeout", "protocol" (the server
 // sent something this client does not understand). After "io" and "protocol" errors, and
 // "timeout" errors of writes, the connection is closed and every later call fails with "io".
