@@ -347,6 +347,38 @@ TEST(EngineTest, UnfinishedRebuildIsReportedUntilItEnds) {
 // States folded by another version of the folds (here: stored before fold versions existed, so no
 // fold_version key) are not caught up on — two rule sets would mix — until a rebuild, which
 // stamps them with this version.
+// Appends one event of the contract's JSON straight to the ledger (no front door judges it).
+void AppendLine(ledger::Ledger& ledger, const std::string& line) {
+  auto decoded = domain::DecodeClientEvent(line);
+  ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(decoded)) << line;
+  ASSERT_TRUE(
+      ledger.Append(ingest::ToAppendRequest(std::get<domain::ClientEvent>(std::move(decoded))))
+          .ok());
+}
+
+// An event of app/XS-2026-<id> on 2026-03-20, by `actor_id` in `role` of KM.XS; the sample's
+// opening event of that application when `type` is "".
+std::string AppEvent(const std::string& id, const std::string& event_id, const std::string& type,
+                     const std::string& actor_id, const std::string& role,
+                     const std::string& data) {
+  if (type.empty()) {
+    std::string opening = SampleLines().front();
+    for (size_t at; (at = opening.find("000123")) != std::string::npos;) opening.replace(at, 6, id);
+    return opening;
+  }
+  return R"({"stream":"app/XS-2026-)" + id + R"(","type":")" + type + R"(","event_id":")" +
+         event_id + R"(","occurred_at":"2026-03-20T10:00:00+08:00","actor":{"id":")" + actor_id +
+         R"(","role":")" + role + R"(","org":"KM.XS"},"data":)" + data + "}";
+}
+
+// What `engine` stored inline is what a rebuild stores.
+void ExpectRebuildStoresTheSame(Engine& engine, ledger::Ledger& ledger) {
+  const auto inline_bytes = testing::DumpSideFamilies(ledger);
+  engine.Detach();
+  ASSERT_TRUE(engine.Rebuild().ok());
+  ExpectSameBytes(testing::DumpSideFamilies(ledger), inline_bytes);
+}
+
 // An urge corrected (to another person, level or date) by another director is shown corrected in
 // the staff audit of the director who urged — as the application shows it — with who corrected
 // it; the correction is the corrector's action. Inline folding and a rebuild agree.
@@ -355,34 +387,15 @@ TEST(EngineTest, ACorrectedUrgeIsShownCorrectedInTheUrgersStaffAudit) {
   auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();
   Engine engine(*ledger);
   ASSERT_TRUE(engine.Attach().ok());
-  // The sample's first event opens an application that stays open.
-  std::string opening = SampleLines().front();
-  for (size_t at; (at = opening.find("000123")) != std::string::npos;) {
-    opening.replace(at, 6, "900001");
-  }
-  auto opened = domain::DecodeClientEvent(opening);
-  ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(opened));
-  ASSERT_TRUE(
-      ledger->Append(ingest::ToAppendRequest(std::get<domain::ClientEvent>(std::move(opened))))
-          .ok());
+  AppendLine(*ledger, AppEvent("900001", "", "", "", "", ""));  // opened, and stays open
   const uint64_t urged_at = ledger->Head() + 1;
-  auto append = [&](const std::string& id, const std::string& type, const std::string& actor,
-                    const std::string& data) {
-    const std::string line = R"({"stream":"app/XS-2026-900001","type":")" + type +
-                             R"(","event_id":")" + id +
-                             R"(","occurred_at":"2026-03-20T10:00:00+08:00","actor":{"id":")" +
-                             actor + R"(","role":"director","org":"KM.XS"},"data":)" + data + "}";
-    auto decoded = domain::DecodeClientEvent(line);
-    ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(decoded)) << line;
-    ASSERT_TRUE(
-        ledger->Append(ingest::ToAppendRequest(std::get<domain::ClientEvent>(std::move(decoded))))
-            .ok());
-  };
-  append("u1", "Urged", "D1",
-         R"({"level":1,"to_org":"KM.XS","to_person":"S1001","channel":"phone"})");
-  append("c1", "Corrected", "D2",
-         R"({"corrects_position":)" + std::to_string(urged_at) +
-             R"(,"reason":"wrong person","fields":{"to_person":"S1002","level":2}})");
+  AppendLine(*ledger, AppEvent("900001", "u1", "Urged", "D1", "director",
+                               R"({"level":1,"to_org":"KM.XS","to_person":"S1001",)"
+                               R"("channel":"phone"})"));
+  AppendLine(*ledger,
+             AppEvent("900001", "c1", "Corrected", "D2", "director",
+                      R"({"corrects_position":)" + std::to_string(urged_at) +
+                          R"(,"reason":"wrong person","fields":{"to_person":"S1002","level":2}})"));
   ASSERT_EQ(engine.checkpoint(), ledger->Head());
 
   auto urger = engine.StaffAudit("D1");
@@ -402,10 +415,7 @@ TEST(EngineTest, ACorrectedUrgeIsShownCorrectedInTheUrgersStaffAudit) {
   EXPECT_TRUE((*corrector)->urges.empty());
   EXPECT_TRUE((*corrector)->urge_corrections.empty());
 
-  const auto inline_bytes = testing::DumpSideFamilies(*ledger);
-  engine.Detach();
-  ASSERT_TRUE(engine.Rebuild().ok());
-  ExpectSameBytes(testing::DumpSideFamilies(*ledger), inline_bytes);
+  ExpectRebuildStoresTheSame(engine, *ledger);
 }
 
 // A correction by a role that may not record the corrected type — a clerk's of the inspection
@@ -416,32 +426,19 @@ TEST(EngineTest, ACorrectionByARoleThatMayNotRecordItsTargetIsRefusedByTheFold) 
   auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();
   Engine engine(*ledger);
   ASSERT_TRUE(engine.Attach().ok());
-  std::string opening = SampleLines().front();
-  for (size_t at; (at = opening.find("000123")) != std::string::npos;) {
-    opening.replace(at, 6, "900002");
-  }
-  auto append = [&](std::string line) {
-    auto decoded = domain::DecodeClientEvent(line);
-    ASSERT_TRUE(std::holds_alternative<domain::ClientEvent>(decoded)) << line;
-    ASSERT_TRUE(
-        ledger->Append(ingest::ToAppendRequest(std::get<domain::ClientEvent>(std::move(decoded))))
-            .ok());
+  auto append = [&](const std::string& event_id, const std::string& type, const std::string& role,
+                    const std::string& data) {
+    AppendLine(*ledger, AppEvent("900002", event_id, type, "X-" + role, role, data));
   };
-  auto event = [](const std::string& id, const std::string& type, const std::string& role,
-                  const std::string& data) {
-    return R"({"stream":"app/XS-2026-900002","type":")" + type + R"(","event_id":")" + id +
-           R"(","occurred_at":"2026-03-20T10:00:00+08:00","actor":{"id":"X-)" + role +
-           R"(","role":")" + role + R"(","org":"KM.XS"},"data":)" + data + "}";
-  };
-  append(opening);                                                                 // 1
-  append(event("r", "CompletionReported", "clerk", "{}"));                         // 2
-  append(event("i", "CompletionInspected", "inspector", R"({"result":"fail"})"));  // 3
-  append(event("c1", "Corrected", "clerk",
-               R"({"corrects_position":3,"reason":"r","fields":{"result":"pass"}})"));  // 4
-  append(event("c2", "Corrected", "clerk",
-               R"({"corrects_position":3,"reason":"r","fields":{"defects":["seal"]}})"));  // 5
-  append(event("c3", "Corrected", "inspector",
-               R"({"corrects_position":3,"reason":"r","fields":{"defects":["meter"]}})"));  // 6
+  AppendLine(*ledger, AppEvent("900002", "", "", "", "", ""));              // 1
+  append("r", "CompletionReported", "clerk", "{}");                         // 2
+  append("i", "CompletionInspected", "inspector", R"({"result":"fail"})");  // 3
+  append("c1", "Corrected", "clerk",
+         R"({"corrects_position":3,"reason":"r","fields":{"result":"pass"}})");  // 4
+  append("c2", "Corrected", "clerk",
+         R"({"corrects_position":3,"reason":"r","fields":{"defects":["seal"]}})");  // 5
+  append("c3", "Corrected", "inspector",
+         R"({"corrects_position":3,"reason":"r","fields":{"defects":["meter"]}})");  // 6
   ASSERT_EQ(engine.checkpoint(), 6u);
   auto app = engine.Application("app/XS-2026-900002");
   ASSERT_TRUE(app.ok() && app->has_value());
@@ -453,10 +450,7 @@ TEST(EngineTest, ACorrectionByARoleThatMayNotRecordItsTargetIsRefusedByTheFold) 
   EXPECT_EQ((*app)->corrections[0].position, 6u);
   EXPECT_FALSE((*app)->facts.completion_passed);
 
-  const auto inline_bytes = testing::DumpSideFamilies(*ledger);
-  engine.Detach();
-  ASSERT_TRUE(engine.Rebuild().ok());
-  ExpectSameBytes(testing::DumpSideFamilies(*ledger), inline_bytes);
+  ExpectRebuildStoresTheSame(engine, *ledger);
 }
 
 TEST(EngineTest, StatesOfAnotherFoldVersionNeedARebuild) {
