@@ -945,11 +945,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   // The staff audit: what the staff/ streams and every application's events say of one staff
-  // member, so it is read as they are, by the log's readers (auditor, reader) — and by that staff
-  // member: one's own record holds one's own actions, and a clerk disputing her assessment needs
-  // to see it.
+  // member, so it is read as they are, by the log's readers (auditor, reader) — by that staff
+  // member (one's own record holds one's own actions, and a clerk disputing her assessment needs
+  // to see it) and by the directors who head them (domain.md: a director sees all of its org;
+  // job standard 4.2.1: it gives the assessment opinions).
   void GetStaff(const ingest::Principal& principal, const std::string& staff_id) {
-    if (principal.id != staff_id && !Allowed(principal, ingest::Access::kReadLog)) return;
+    if (principal.id != staff_id && !service_.HeadsStaff(principal, staff_id) &&
+        !Allowed(principal, ingest::Access::kReadLog)) {
+      return;
+    }
     if (!domain::IsActorId(staff_id)) {
       return Fail(BadParameter("id", "a staff id: 1 to 64 of [A-Za-z0-9._:-]"));
     }

@@ -121,6 +121,11 @@ std::shared_ptr<const ingest::TokenStore> Service::Tokens() const {
   return tokens_;
 }
 
+bool Service::HeadsStaff(const ingest::Principal& principal, std::string_view staff_id) const {
+  const std::optional<ingest::Principal> staff = Tokens()->FindById(staff_id);
+  return staff && ingest::IsSuperior(principal, *staff);
+}
+
 void Service::ReplaceTokens(ingest::TokenStore tokens) {
   auto replacement = std::make_shared<const ingest::TokenStore>(std::move(tokens));
   std::lock_guard lock(tokens_mutex_);

@@ -339,9 +339,9 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::get, "/v1/kpi?period=2026-Q1&org=KM.XS", "other_clerk", 403, ""},
       {http::verb::get, "/v1/staff/S1001", "", 401, ""},
       {http::verb::get, "/v1/staff/S1001", "bad", 401, ""},
-      {http::verb::get, "/v1/staff/S1001", "director", 403, ""},  // an audit task
-      {http::verb::get, "/v1/staff/S2040", "clerk", 403, ""},     // another's (hers: below)
-      {http::verb::get, "/v1/staff/S1001", "admin", 403, ""},     // tokens and profiles, not audits
+      {http::verb::get, "/v1/staff/S1001", "other_director", 403, ""},  // not its org's
+      {http::verb::get, "/v1/staff/S2040", "clerk", 403, ""},           // another's (hers: below)
+      {http::verb::get, "/v1/staff/S1001", "admin", 403, ""},  // tokens and profiles, not audits
       {http::verb::get, "/v1/staff/S1%00X", "auditor", 400, ""},
       // Not opened yet: not found at once for an org-bound reader (it may be another org's next).
       {http::verb::get, "/v1/streams/app/XS-2026-NOSUCH", "director", 404, ""},
@@ -387,6 +387,10 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
   ASSERT_EQ(own.status, 200) << own.body;
   EXPECT_EQ(Body(own), Body(client_.Get("/v1/staff/S1001", server_.token("auditor"))));
   EXPECT_EQ(Body(own)["staff_id"], "S1001");
+  // And her director, who heads her org.
+  HttpResponse headed = client_.Get("/v1/staff/S1001", server_.token("director"));
+  ASSERT_EQ(headed.status, 200) << headed.body;
+  EXPECT_EQ(Body(headed), Body(own));
 }
 
 TEST_F(HttpTest, ReadsOfPersonalDataAreRecorded) {

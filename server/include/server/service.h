@@ -218,6 +218,11 @@ class Service {
   int64_t NowUs() const { return now_us_(); }
   const std::string& backup_dir() const { return backup_dir_; }
 
+  // Whether `principal` heads staff member `staff_id`: a director of the org the tokens file
+  // gives them, or of one above it (ingest::IsSuperior, as for approving reads). Staff without a
+  // token here (legacy actors) are nobody's: their audits stay the log readers'.
+  bool HeadsStaff(const ingest::Principal& principal, std::string_view staff_id) const;
+
   // A front door refused input before it reached the Service (an event that did not decode):
   // counted by the probe like the Service's own refusals.
   void ReportRejectedInput(const domain::DecodeError& error);
