@@ -281,13 +281,16 @@ int Read(const std::string& data_dir, const ReadOptions& options, std::ostream& 
       more = version.ok() && *version > static_cast<int64_t>(last.version);
     }
     if (more) {
-      std::cerr << "ledgerctl: " << events->size() << " events shown (--limit); more follow: "
-                << (options.stream ? "--from-version " + std::to_string(last.version + 1)
-                                   : "--from " + std::to_string(last.position + 1))
-                << "\n";
+      SayMoreFollow(std::cerr, events->size(), options,
+                    options.stream ? last.version + 1 : last.position + 1);
     }
   }
   return kExitOk;
+}
+
+void SayMoreFollow(std::ostream& err, uint64_t shown, const ReadOptions& options, uint64_t next) {
+  err << "ledgerctl: " << shown << " events shown (--limit); more follow: "
+      << (options.stream ? "--from-version " : "--from ") << next << "\n";
 }
 
 void PrintHistory(const std::string& stream, const std::vector<ledger::StoredEvent>& events,

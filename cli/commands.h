@@ -35,6 +35,11 @@ struct ReadOptions {
 // `envelope`.
 nlohmann::ordered_json ReadLine(const ledger::StoredEvent& event, bool envelope);
 
+// Says on `err` that a page of `shown` events (--limit) is not all there is, and where the next
+// one starts: `next` is a version for a stream read, else a position. A page is not to be taken
+// for the whole log, on a data directory or through ledgerd.
+void SayMoreFollow(std::ostream& err, uint64_t shown, const ReadOptions& options, uint64_t next);
+
 // `ledgerctl check FILE`: lines printed by `read --envelopes` (from whatever ledger), checked
 // without a ledger: each envelope hashes to its hash, and the line says what the envelope holds.
 // Prints one verdict per line and a summary; exit 0 when all hold, 1 when one does not, 2 when a

@@ -215,10 +215,8 @@ int RemoteRead(const RemoteOptions& remote, const ReadOptions& options, std::ost
     }
     if (read->events.size() > wanted) {
       const client::Event& following = read->events[wanted];
-      std::cerr << "ledgerctl: " << options.limit << " events shown (--limit); more follow: "
-                << (options.stream ? "--from-version " + std::to_string(following.version)
-                                   : "--from " + std::to_string(following.position))
-                << "\n";
+      SayMoreFollow(std::cerr, options.limit, options,
+                    options.stream ? following.version : following.position);
       break;
     }
     if (read->events.empty()) break;

@@ -1017,12 +1017,14 @@ Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
       return Status(Code::kIoError, "creating " + candidate.string() + ": " + error.message());
     }
   }
-  auto fail = [&](Status failure) {
+  // The cause with its code and, for a copy that does not verify, the position where its chain
+  // breaks (as Verify names it), after `what` went wrong.
+  auto fail = [&](const Status& cause, std::string_view what = "") {
     std::error_code ignored;
     fs::remove_all(staging, ignored);
-    Status answer(failure.code(), failure.message() + " (this backup left nothing behind)");
-    // A copy that does not verify names where its chain breaks, as Verify does.
-    if (failure.position()) answer.WithPosition(*failure.position());
+    Status answer(cause.code(),
+                  std::string(what) + cause.message() + " (this backup left nothing behind)");
+    if (cause.position()) answer.WithPosition(*cause.position());
     return answer;
   };
   const fs::path copy = staging / "copy";
@@ -1044,18 +1046,10 @@ Result<Digest> Ledger::Impl::Backup(const std::string& dest_text) {
     Options copy_options;
     copy_options.create_if_missing = false;
     auto opened = Ledger::Open(copy.string(), copy_options);
-    if (!opened.ok()) {
-      return fail(
-          Status(opened.status().code(), "the backup does not open: " + opened.status().message()));
-    }
+    if (!opened.ok()) return fail(opened.status(), "the backup does not open: ");
     verified = (*opened)->Verify();
   }
-  if (!verified.ok()) {
-    Status failure(verified.status().code(),
-                   "the backup does not verify: " + verified.status().message());
-    if (verified.status().position()) failure.WithPosition(*verified.status().position());
-    return fail(failure);
-  }
+  if (!verified.ok()) return fail(verified.status(), "the backup does not verify: ");
   // RENAME_NOREPLACE: `dest` made by someone else meanwhile is not replaced (a file system without
   // it: checked just before instead).
   int renamed = ::renameat2(AT_FDCWD, copy.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE);

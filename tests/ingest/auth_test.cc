@@ -233,6 +233,26 @@ TEST(CheckAppendTest, ACorrectionNeedsTheRightToRecordWhatItCorrects) {
       }
     }
   }
+  // And by hand, the cases the rule is for (the loop holds corrections to the append rights,
+  // which kAppendCases pins by hand).
+  struct ByHand {
+    Role role;
+    std::string corrected;
+    bool allowed;
+  };
+  for (const ByHand& c : std::vector<ByHand>{{Role::kClerk, "CompletionInspected", false},
+                                             {Role::kClerk, "CallbackMade", false},
+                                             {Role::kClerk, "Urged", false},
+                                             {Role::kClerk, "SchemeReplied", true},
+                                             {Role::kInspector, "CompletionInspected", true},
+                                             {Role::kInspector, "Urged", false},
+                                             {Role::kCallbackAgent, "CallbackMade", true},
+                                             {Role::kDirector, "Urged", true}}) {
+    const Principal principal = Who(c.role);
+    EXPECT_EQ(!CheckAppend(principal, EventBy(principal, "Corrected", "app/A1"), kOrg, c.corrected),
+              c.allowed)
+        << RoleName(c.role) << " correcting " << c.corrected;
+  }
 }
 
 TEST(CheckAppendTest, DirectorMayAppendEveryKnownTypeOfItsOwnOrg) {
