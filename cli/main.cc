@@ -228,14 +228,18 @@ int main(int argc, char** argv) {
       app.add_subcommand("subscribe", "events from a position as JSON lines (needs --server)");
   subscribe->add_option("--from", subscribe_options.from_position, "first position")
       ->capture_default_str();
+  subscribe->add_option("--after-hash", subscribe_options.after_hash,
+                        "hash of the event at --from - 1 as you hold it (a checkpoint line's "
+                        "hash): refused (rule forked) when the server's event there differs");
   subscribe->add_option("--prefix", subscribe_options.stream_prefix,
                         "only streams with this prefix");
   subscribe->add_option("--type", subscribe_options.types, "only these event types (repeatable)");
   subscribe->add_flag("--follow", subscribe_options.follow,
                       "keep following new events (default: stop at the head)");
   subscribe->add_flag("--checkpoints", subscribe_options.checkpoints,
-                      "also print {\"checkpoint\":N} lines: positions below N were examined "
-                      "(resume with --from N), also where the filter matched nothing");
+                      "also print {\"checkpoint\":N,\"hash\":H} lines: positions below N were "
+                      "examined (resume with --from N --after-hash H), also where the filter "
+                      "matched nothing");
 
   try {
     app.parse(argc, argv);

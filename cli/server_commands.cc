@@ -257,6 +257,15 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
   if (!connection) return refused;
   client::SubscribeOptions subscribe;
   subscribe.from_position = options.from_position;
+  if (!options.after_hash.empty()) {
+    std::optional<std::string> hash = ledger::FromHex(options.after_hash);
+    if (!hash || hash->size() != ledger::kHashBytes) {
+      std::cerr << "ledgerctl: --after-hash takes the 64 hex digits of an event's hash, not "
+                << options.after_hash << "\n";
+      return kExitRejected;
+    }
+    subscribe.after_hash = std::move(*hash);
+  }
   subscribe.stream_prefix = options.stream_prefix;
   subscribe.types = options.types;
   subscribe.approved_by = remote.approved_by;
@@ -267,10 +276,21 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
   }
   const uint64_t stop_after = (*subscription)->head_at_start();
   uint64_t checkpoint_shown = 0;  // never printed lower than an earlier one
-  auto checkpoint = [&](uint64_t next) {
+  // Every position below `next` was examined and what matched printed; `hash`: the raw hash of
+  // the event at next - 1, to resume with.
+  auto checkpoint = [&](uint64_t next, const std::string& hash) {
     if (!options.checkpoints || next <= checkpoint_shown) return;
     checkpoint_shown = next;
-    out << json{{"checkpoint", next}}.dump() << "\n";
+    json line{{"checkpoint", next}};
+    if (!hash.empty()) line["hash"] = ledger::ToHex(hash);  // unknown: at --from, none given
+    out << line.dump() << "\n";
+  };
+  auto resume_with = [&] {
+    return " (resume with --from " + std::to_string((*subscription)->next_position()) +
+           ((*subscription)->last_hash().empty()
+                ? std::string()
+                : " --after-hash " + ledger::ToHex((*subscription)->last_hash())) +
+           ")";
   };
   for (;;) {
     if (!options.follow && (*subscription)->next_position() > stop_after) break;
@@ -278,8 +298,7 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
     if (!frame.ok()) {
       if (frame.error().code == "timeout") continue;
       // Every event before next_position() was printed: that is where to resume.
-      std::cerr << "ledgerctl: " << frame.error().ToString() << " (resume with --from "
-                << (*subscription)->next_position() << ")\n";
+      std::cerr << "ledgerctl: " << frame.error().ToString() << resume_with() << "\n";
       return ExitOf(frame.error());  // a revoked token: 2; the server stopping or gone: 1
     }
     for (size_t i = 0; i < frame->events.size(); ++i) {
@@ -289,18 +308,19 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
         return kExitFailure;
       }
       if (!options.follow && event->position > stop_after) {
-        checkpoint(stop_after + 1);
+        // Not shown: every position before it was examined.
+        checkpoint(event->position, event->prev_hash);
         return kExitOk;
       }
       out << ingest::StoredEventToJson(*event).dump() << "\n";
     }
     if (frame->kind == client::SubscriptionFrame::Kind::kCheckpoint) {
-      checkpoint(frame->next_position);
+      checkpoint(frame->next_position, frame->last_hash);
     }
     out.flush();
   }
-  // Stopped at the head of the start: the filter has examined everything up to it.
-  checkpoint(stop_after + 1);
+  // Past the head of the start: everything received was shown.
+  checkpoint((*subscription)->next_position(), (*subscription)->last_hash());
   return kExitOk;
 }
 

@@ -34,11 +34,15 @@ int RemoteHistory(const RemoteOptions& remote, const std::string& stream, std::o
 
 struct SubscribeCommandOptions {
   uint64_t from_position = 1;
+  // The hash (hex) of the event at from_position - 1 as the reader holds it: the server refuses
+  // the subscription (rule forked) when its own event there differs. "" = not checked.
+  std::string after_hash;
   std::string stream_prefix;
   std::vector<std::string> types;
   bool follow = false;  // keep following live events after catching up (until interrupted)
-  // Also print {"checkpoint":N} lines: every position below N was examined (N is where to resume
-  // from), for a sparse filter's reader that must save its place between matching events.
+  // Also print {"checkpoint":N,"hash":H} lines: every position below N was examined (resume with
+  // --from N --after-hash H), for a sparse filter's reader that must save its place between
+  // matching events.
   bool checkpoints = false;
 };
 // Prints matching events as JSON lines from a position: up to the head at the start, or live.

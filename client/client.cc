@@ -83,6 +83,10 @@ std::string Error::ToString() const {
 
 namespace {
 
+capnp::Data::Reader AsData(const std::string& bytes) {
+  return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
+}
+
 // Calls read(envelope) on bytes that are a canonical Envelope message; copies misaligned bytes.
 template <typename T>
 Result<T> WithEnvelope(std::string_view bytes,
@@ -539,7 +543,8 @@ Result<std::vector<AppendResult>> Client::Append(const std::vector<std::string>&
   return ReceiveAppend(*id);
 }
 
-Result<uint64_t> Client::TakeEvents(kj::Array<capnp::word> frame, EventBatch& batch) {
+Result<uint64_t> Client::TakeEvents(kj::Array<capnp::word> frame, EventBatch& batch,
+                                    std::string& last_hash) {
   batch.envelopes_.clear();
   Result<uint64_t> next =
       WithResponse<uint64_t>(frame, [&](protocol::Response::Reader response) -> Result<uint64_t> {
@@ -549,6 +554,8 @@ Result<uint64_t> Client::TakeEvents(kj::Array<capnp::word> frame, EventBatch& ba
         for (capnp::Data::Reader data : events.getEnvelopes()) {
           batch.envelopes_.emplace_back(reinterpret_cast<const char*>(data.begin()), data.size());
         }
+        capnp::Data::Reader hash = events.getLastHash();
+        last_hash.assign(reinterpret_cast<const char*>(hash.begin()), hash.size());
         return events.getNext();
       });
   batch.frame_ = kj::mv(frame);  // the heap array does not move: the views stay valid
@@ -561,15 +568,16 @@ Result<ReadPage> Client::AwaitPage(uint64_t id) {
   held_.erase(id);
   if (!frame.ok()) return frame.error();
   EventBatch batch;
-  Result<uint64_t> next = TakeEvents(std::move(frame).value(), batch);
+  std::string last_hash;
+  Result<uint64_t> next = TakeEvents(std::move(frame).value(), batch, last_hash);
   if (!next.ok()) return next.error();
   Result<std::vector<Event>> events = batch.DecodeAll();
   if (!events.ok()) return events.error();
-  return ReadPage{std::move(events).value(), *next};
+  return ReadPage{std::move(events).value(), *next, std::move(last_hash)};
 }
 
 Result<ReadPage> Client::Read(uint64_t from_position, uint32_t limit,
-                              const std::string& approved_by) {
+                              const std::string& approved_by, const std::string& after_hash) {
   const uint64_t id = NewRequestId();
   capnp::MallocMessageBuilder message;
   auto request = message.initRoot<protocol::Request>();
@@ -579,6 +587,7 @@ Result<ReadPage> Client::Read(uint64_t from_position, uint32_t limit,
   auto log = read.initLog();
   log.setFromPosition(from_position);
   log.setLimit(limit);
+  log.setAfterHash(AsData(after_hash));
   if (MaybeError error = SendRequest(message)) return *error;
   return AwaitPage(id);
 }
@@ -611,6 +620,7 @@ Result<std::unique_ptr<Subscription>> Client::Subscribe(SubscribeOptions options
   request.setId(id);
   auto subscribe = request.initSubscribe();
   subscribe.setFromPosition(options.from_position);
+  subscribe.setAfterHash(AsData(options.after_hash));
   subscribe.setStreamPrefix(options.stream_prefix);
   subscribe.setApprovedBy(options.approved_by);
   auto types = subscribe.initTypes(static_cast<unsigned>(options.types.size()));
@@ -644,6 +654,7 @@ Subscription::Subscription(Client& client, uint64_t id, SubscribeOptions options
       options_(std::move(options)),
       head_at_start_(head),
       next_position_(std::max<uint64_t>(options_.from_position, 1)),
+      last_hash_(options_.after_hash),
       outstanding_credit_(options_.credit) {}
 
 Subscription::~Subscription() {
@@ -680,20 +691,24 @@ Result<SubscriptionFrame> Subscription::Next(std::optional<std::chrono::millisec
     if (frame.error().code != "timeout") ended_ = true;
     return frame.error();
   }
+  SubscriptionFrame result;
   Result<std::optional<uint64_t>> checkpoint = WithResponse<std::optional<uint64_t>>(
-      *frame, [](protocol::Response::Reader response) -> Result<std::optional<uint64_t>> {
-        if (response.isCheckpoint()) return std::optional(response.getCheckpoint().getPosition());
-        return std::optional<uint64_t>();
+      *frame, [&result](protocol::Response::Reader response) -> Result<std::optional<uint64_t>> {
+        if (!response.isCheckpoint()) return std::optional<uint64_t>();
+        capnp::Data::Reader hash = response.getCheckpoint().getHash();
+        result.last_hash.assign(reinterpret_cast<const char*>(hash.begin()), hash.size());
+        return std::optional(response.getCheckpoint().getPosition());
       });
   if (!checkpoint.ok()) return checkpoint.error();
-  SubscriptionFrame result;
   if (checkpoint->has_value()) {
     result.kind = SubscriptionFrame::Kind::kCheckpoint;
     next_position_ = **checkpoint + 1;
     result.next_position = next_position_;
+    last_hash_ = result.last_hash;
     return result;
   }
-  Result<uint64_t> next = Client::TakeEvents(std::move(frame).value(), result.events);
+  Result<uint64_t> next =
+      Client::TakeEvents(std::move(frame).value(), result.events, result.last_hash);
   if (!next.ok()) {
     // An error frame ends the subscription on the server.
     ended_ = true;
@@ -702,6 +717,7 @@ Result<SubscriptionFrame> Subscription::Next(std::optional<std::chrono::millisec
   }
   next_position_ = *next;
   result.next_position = *next;
+  last_hash_ = result.last_hash;
   outstanding_credit_ -= std::min<uint64_t>(outstanding_credit_, result.events.size());
   if (options_.auto_credit && outstanding_credit_ <= options_.credit / 2) {
     // A connection that broke here fails the next call; this frame is still delivered.

@@ -770,8 +770,17 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (!parsed || *parsed == 0) return Fail(BadParameter("from", kPositionText));
       from = *parsed;
     }
-    if (auto beyond = CheckFromPosition(from, service_.ledger().Head(), "from")) {
-      return Fail(std::move(*beyond));
+    std::string after_hash;
+    if (auto it = target_.query.find("after_hash"); it != target_.query.end()) {
+      std::optional<std::string> bytes = ledger::FromHex(it->second);
+      if (!bytes || bytes->size() != ledger::kHashBytes) {
+        return Fail(BadParameter("after_hash", "the 64 hex digits of an event's hash"));
+      }
+      after_hash = std::move(*bytes);
+    }
+    if (auto refused = CheckResumePoint(service_.ledger(), from, after_hash,
+                                        {.from = "from", .after_hash = "after_hash"})) {
+      return Fail(std::move(*refused));
     }
     // A page holds at most read_events_max events, as over TCP: a larger limit is clamped (not
     // refused), and `next` tells where to go on.

@@ -29,17 +29,44 @@ ServiceError InvalidField(std::string field, std::string rule, std::string messa
   return error;
 }
 
-std::optional<ServiceError> CheckFromPosition(uint64_t from, uint64_t head, std::string field) {
-  if (from <= head + 1) return std::nullopt;
-  std::string message = field + " " + std::to_string(from) + " lies past the head " +
-                        std::to_string(head) + " + 1: this ledger never handed out position " +
-                        std::to_string(from - 1) +
-                        ", so the events up to it came from another history (this ledger before "
-                        "it was restored from an older backup, or another ledger). Check "
-                        "the events you hold against this ledger's (their hashes tell which are "
-                        "its own) before going on from position " +
-                        std::to_string(head + 1) + " at most";
-  return InvalidField(std::move(field), "beyond_head", std::move(message));
+std::optional<ServiceError> CheckResumePoint(const ledger::Ledger& ledger, uint64_t from,
+                                             std::string_view after_hash,
+                                             const ResumeFields& fields) {
+  const uint64_t head = ledger.Head();
+  if (from > head + 1) {
+    std::string message = fields.from + " " + std::to_string(from) + " lies past the head " +
+                          std::to_string(head) + " + 1: this ledger never handed out position " +
+                          std::to_string(from - 1) +
+                          ", so the events up to it came from another history (this ledger "
+                          "before it was restored from an older backup, or another ledger). "
+                          "Check the events you hold against this ledger's (their hashes tell "
+                          "which are its own) before going on from position " +
+                          std::to_string(head + 1) + " at most";
+    return InvalidField(fields.from, "beyond_head", std::move(message));
+  }
+  if (after_hash.empty()) return std::nullopt;
+  if (after_hash.size() != ledger::kHashBytes) {
+    return InvalidField(fields.after_hash, "bad_value",
+                        fields.after_hash + " is the SHA-256 hash of an event: " +
+                            std::to_string(ledger::kHashBytes) + " bytes, not " +
+                            std::to_string(after_hash.size()));
+  }
+  if (from <= 1) {
+    return InvalidField(fields.after_hash, "bad_value",
+                        fields.after_hash + " names the event before " + fields.from +
+                            ", and nothing comes before position 1: leave it out");
+  }
+  auto digest = ledger.DigestAt(from - 1);
+  if (!digest.ok()) return FromStatus(digest.status());
+  const std::string held = ledger::ToHex(after_hash);
+  if (held == digest->hash_hex) return std::nullopt;
+  return InvalidField(
+      fields.after_hash, "forked",
+      "the event you hold at position " + std::to_string(from - 1) + " has hash " + held +
+          ", this ledger's has " + digest->hash_hex +
+          ": your copy of the log parted from this one at or before that position (this ledger "
+          "was restored from an older backup, or it is another ledger). Find the last position "
+          "whose hash agrees with this ledger's and go on from the one after it");
 }
 
 ServiceError NotAppendedWithBadBatch(size_t undecodable_index) {

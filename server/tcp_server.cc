@@ -97,6 +97,15 @@ void FillError(protocol::Error::Builder builder, const WireError& error) {
 }
 
 std::string_view View(capnp::Text::Reader text) { return {text.begin(), text.size()}; }
+std::string_view View(capnp::Data::Reader data) {
+  return {reinterpret_cast<const char*>(data.begin()), data.size()};
+}
+capnp::Data::Reader AsData(std::string_view bytes) {
+  return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
+}
+
+// The fields of a resume point as this protocol names them (protocol.capnp).
+const ResumeFields kResumeFields{"fromPosition", "afterHash"};
 
 // The stored bytes of an envelope read in place. The ledger stores envelopes canonically
 // (ledger/FORMAT.md): one segment, the root pointer at word 0, the struct right after it and every
@@ -145,7 +154,9 @@ class EventsFrame {
   bool full() const { return envelopes_.size() >= events_max_; }
   size_t count() const { return envelopes_.size(); }
 
-  std::unique_ptr<capnp::MallocMessageBuilder> Finish(uint64_t id, uint64_t next) {
+  // `last_hash`: the raw hash of the event at next - 1 (log reads and subscriptions), or "".
+  std::unique_ptr<capnp::MallocMessageBuilder> Finish(uint64_t id, uint64_t next,
+                                                      std::string_view last_hash = {}) {
     auto response = message_->initRoot<protocol::Response>();
     response.setId(id);
     auto events = response.initEvents();
@@ -154,6 +165,7 @@ class EventsFrame {
       list.adopt(static_cast<unsigned>(i), kj::mv(envelopes_[i]));
     }
     events.setNext(next);
+    if (!last_hash.empty()) events.setLastHash(AsData(last_hash));
     envelopes_.clear();
     return std::move(message_);
   }
@@ -352,6 +364,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     std::string stream_prefix;
     std::vector<std::string> types;
     uint64_t skipped = 0;       // examined and filtered out since the last frame
+    std::string last_hash;      // raw hash of the event at next - 1 ("" before any was examined)
     bool frame_queued = false;  // a frame of it is not yet on the socket
     bool waiting_head = false;
     bool without_credit = false;                        // counted in subscriptions_without_credit
@@ -804,8 +817,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     }
     const std::string approved_by = read.getApprovedBy();
     if (read.which() == protocol::Read::LOG) {
-      ReadLog(id, read.getLog().getFromPosition(), page_size(read.getLog().getLimit()),
-              approved_by);
+      ReadLog(id, read.getLog().getFromPosition(), View(read.getLog().getAfterHash()),
+              page_size(read.getLog().getLimit()), approved_by);
       return;
     }
     auto stream = read.getStream();
@@ -813,31 +826,45 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
                approved_by);
   }
 
-  void ReadLog(uint64_t id, uint64_t from_position, size_t limit, const std::string& approved_by) {
+  // The raw hash of the stored event at `position`.
+  ledger::Status HashAt(uint64_t position, std::string& hash) const {
+    auto event = service_.ledger().ReadOne(position);
+    if (!event.ok()) return event.status();
+    hash = std::move(event->hash);
+    return ledger::Status::Ok();
+  }
+
+  void ReadLog(uint64_t id, uint64_t from_position, std::string_view after_hash, size_t limit,
+               const std::string& approved_by) {
     const uint64_t from = std::max<uint64_t>(from_position, 1);
-    if (auto beyond = CheckFromPosition(from, service_.ledger().Head(), "fromPosition")) {
-      SendError(id, FromServiceError(*beyond));
+    if (auto refused = CheckResumePoint(service_.ledger(), from, after_hash, kResumeFields)) {
+      SendError(id, FromServiceError(*refused));
       return;
     }
     uint64_t next = from;
     bool personal = false;
+    // The hash at next - 1: the client's, checked above, until an event is read.
+    std::string last_hash(after_hash);
     EventsFrame frame(limits_.frame_bytes_max, limit);
     kj::Array<capnp::word> fallback;
     ledger::Status status = service_.ledger().Scan(next, [&](const ledger::EventView& view) {
       if (!frame.Add(StoredEnvelopeWords(view.envelope(), fallback))) return false;
       personal = personal || Service::HoldsPersonalData(view.stream());
       next = view.position() + 1;
+      last_hash.assign(View(view.envelope().getHash()));
       return !frame.full();
     });
+    if (status.ok() && last_hash.empty() && next > 1) status = HashAt(next - 1, last_hash);
     if (!status.ok()) {
       SendError(id, FromServiceError(FromStatus(status)));
       return;
     }
     if (!personal) {
-      Send(frame.Finish(id, next));
+      Send(frame.Finish(id, next, last_hash));
       return;
     }
-    SendOnceRecorded(id, Service::LogReadWhat(from, next - 1), approved_by, frame.Finish(id, next));
+    SendOnceRecorded(id, Service::LogReadWhat(from, next - 1), approved_by,
+                     frame.Finish(id, next, last_hash));
   }
 
   void ReadStream(uint64_t id, const std::string& stream, uint64_t from_version, size_t limit,
@@ -919,9 +946,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     Subscription subscription;
     subscription.id = id;
     subscription.next = std::max<uint64_t>(request.getFromPosition(), 1);
-    if (auto beyond =
-            CheckFromPosition(subscription.next, service_.ledger().Head(), "fromPosition")) {
-      SendError(id, FromServiceError(*beyond));
+    if (auto refused = CheckResumePoint(service_.ledger(), subscription.next,
+                                        View(request.getAfterHash()), kResumeFields)) {
+      SendError(id, FromServiceError(*refused));
       return;
     }
     subscription.credit = std::min(request.getCredit(), limits_.subscription_credit_max);
@@ -1105,9 +1132,11 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
           if (Matches(subscription, view)) {
             if (!frame.Add(StoredEnvelopeWords(view.envelope(), fallback))) return false;
             examined = view.position();
+            subscription.last_hash.assign(View(view.envelope().getHash()));
             return !frame.full();
           }
           examined = view.position();
+          subscription.last_hash.assign(View(view.envelope().getHash()));
           return ++subscription.skipped < limits_.subscription_checkpoint_every;
         });
     if (!status.ok()) {
@@ -1126,7 +1155,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       subscription.skipped = 0;
       subscription.frame_queued = true;
       shared_->subscription_events_sent.fetch_add(frame.count(), std::memory_order_relaxed);
-      Send(frame.Finish(subscription.id, subscription.next), subscription.id);
+      Send(frame.Finish(subscription.id, subscription.next, subscription.last_hash),
+           subscription.id);
       return;
     }
     // After subscription_checkpoint_every skipped events, and when the scan reached the head
@@ -1137,7 +1167,9 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       subscription.frame_queued = true;
       shared_->checkpoints_sent.fetch_add(1, std::memory_order_relaxed);
       Reply reply(subscription.id);
-      reply.root.initCheckpoint().setPosition(subscription.next - 1);
+      auto checkpoint = reply.root.initCheckpoint();
+      checkpoint.setPosition(subscription.next - 1);
+      checkpoint.setHash(AsData(subscription.last_hash));
       Send(std::move(reply.message), subscription.id);
       return;
     }

@@ -57,6 +57,10 @@ struct Read {
       # head + 1 refused, rule beyond_head).
       fromPosition @0 :UInt64;
       limit @1 :UInt32;  # 0 = the server's page size (readEventsMax); larger is clamped
+      afterHash @6 :Data;
+      # Optional: the hash (32 bytes) of the event at fromPosition - 1 as the client holds it. The
+      # server compares it with its own and refuses the read (field afterHash, rule forked) when
+      # they differ: the client's events up to there came from another history. "" = not checked.
     }
     stream :group {
       # Events of one stream with version >= fromVersion.
@@ -75,6 +79,10 @@ struct Subscribe {
   # Catch-up subscription: every stored event with position >= fromPosition that passes the filter,
   # in position order, then new events as they are committed. Events are only sent against credit.
   fromPosition @0 :UInt64;   # 0 counts as 1; past the head + 1 refused (rule beyond_head)
+  afterHash @5 :Data;
+  # As Read.log.afterHash: the hash of the event at fromPosition - 1 as the client holds it (from
+  # the last frame it received: Events.lastHash or Checkpoint.hash); refused with rule forked when
+  # this ledger's differs. "" = not checked.
   streamPrefix @1 :Text;     # only streams starting with this ("" = every stream)
   types @2 :List(Text);      # only these event types (empty = every type)
   credit @3 :UInt32;         # initial credit, in events (at most the server's creditMax)
@@ -161,10 +169,14 @@ struct Events {
   next @1 :UInt64;
   # Where to continue. Log reads and subscriptions: a position — every position below it was
   # examined (a subscription resumes from here after a reconnect). Stream reads: a version.
+  lastHash @2 :Data;
+  # Log reads and subscriptions: the hash of the event at next - 1 (whether or not it passed the
+  # filter), to send as afterHash with next when resuming; "" when next is 1. Stream reads: "".
 }
 
 struct Checkpoint {
   position @0 :UInt64;  # every position up to and including this one was examined by the filter
+  hash @1 :Data;        # the hash of the event at `position` (afterHash when resuming after it)
 }
 
 struct Error {

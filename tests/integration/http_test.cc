@@ -479,6 +479,28 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
   HttpResponse at_head = client_.Get("/v1/events?from=" + std::to_string(Head() + 1), auditor);
   ASSERT_EQ(at_head.status, 200) << at_head.body;
   EXPECT_TRUE(Body(at_head)["events"].empty());
+  // Resuming after an event the reader holds: answered when this ledger's event there has the
+  // same hash, refused (rule forked) when it has another — the reader's copy is of another history.
+  HttpResponse first = client_.Get("/v1/events?from=1&limit=2", auditor);
+  ASSERT_EQ(first.status, 200) << first.body;
+  const std::string held = Body(first)["events"][1]["hash"];
+  HttpResponse resumed = client_.Get("/v1/events?from=3&limit=1&after_hash=" + held, auditor);
+  ASSERT_EQ(resumed.status, 200) << resumed.body;
+  EXPECT_EQ(Body(resumed)["events"][0]["prev_hash"], held);
+  std::string other = held;
+  other[0] = other[0] == '0' ? '1' : '0';
+  const uint64_t before_forked = Head();
+  HttpResponse forked = client_.Get("/v1/events?from=3&after_hash=" + other, auditor);
+  ASSERT_EQ(forked.status, 400) << forked.body;
+  EXPECT_EQ(Body(forked)["error"]["rule"], "forked") << forked.body;
+  EXPECT_EQ(Body(forked)["error"]["field"], "after_hash") << forked.body;
+  EXPECT_EQ(Head(), before_forked) << "a refused read was recorded";
+  for (const std::string& bad : {std::string("xyz"), held.substr(2), held + "00"}) {
+    HttpResponse malformed = client_.Get("/v1/events?from=3&after_hash=" + bad, auditor);
+    ASSERT_EQ(malformed.status, 400) << bad << ": " << malformed.body;
+    EXPECT_EQ(Body(malformed)["error"]["rule"], "bad_value") << malformed.body;
+    EXPECT_EQ(Body(malformed)["error"]["field"], "after_hash") << malformed.body;
+  }
   HttpResponse events = client_.Get("/v1/events?from=2&limit=3", auditor);
   ASSERT_EQ(events.status, 200) << events.body;
   ASSERT_EQ(Body(events)["events"].size(), 3u);

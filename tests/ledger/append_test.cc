@@ -85,6 +85,11 @@ TEST_F(AppendTest, ChainLinksEachEventToThePreviousOne) {
   ASSERT_TRUE(verified.ok()) << verified.status().ToString();
   EXPECT_EQ(verified->position, 5u);
   EXPECT_EQ(verified->hash_hex, ledger_->HeadDigest().hash_hex);
+  // Hashes go out as hex and come back from clients as hex (resume points, digests).
+  for (const StoredEvent& event : *all) EXPECT_EQ(FromHex(ToHex(event.hash)), event.hash);
+  EXPECT_EQ(FromHex("00ffAb"), std::string("\x00\xff\xab", 3));
+  EXPECT_EQ(FromHex(""), std::string());
+  for (const char* bad : {"0", "0g", "zz", "a b ", "ab:cd"}) EXPECT_EQ(FromHex(bad), std::nullopt);
 }
 
 // A background verification gives up when told to stop (a shutdown does not wait for a scan of

@@ -1343,6 +1343,11 @@ TEST(TcpServerTest, SparseFilterSendsCheckpointFrames) {
     ASSERT_TRUE(frame.ok()) << frame.error().ToString();
     if (frame->kind == client::SubscriptionFrame::Kind::kCheckpoint) {
       checkpoints.push_back(frame->next_position - 1);
+      // The hash to resume with: that of the last event examined, which the reader never saw.
+      auto examined = harness.ledger().ReadOne(frame->next_position - 1);
+      ASSERT_TRUE(examined.ok());
+      EXPECT_EQ(frame->last_hash, examined->hash);
+      EXPECT_EQ((*subscription)->last_hash(), examined->hash);
       continue;
     }
     auto events = frame->events.DecodeAll();
@@ -1490,6 +1495,87 @@ TEST(TcpServerTest, ReadsAndSubscriptionsPastTheHeadAreRefused) {
   EXPECT_EQ(harness.server().Stats().subscriptions, 0u);
   // The connection goes on serving.
   EXPECT_TRUE(reader->Read(1).ok());
+}
+
+// A position at most head + 1 may still be one of another history, once a ledger restored from
+// an older backup has refilled the gap (or the reader moved to another ledger): the hash of the
+// last event the reader holds tells. Here the reader read ledger A and resumes on ledger B, whose
+// first events differ.
+TEST(TcpServerTest, ResumingAfterAnEventThisLedgerDoesNotHoldIsRefused) {
+  Harness a;
+  Harness b;
+  auto clerk_a = a.Connect(kClerkToken);
+  auto clerk_b = b.Connect(kClerkToken);
+  ASSERT_NE(clerk_a, nullptr);
+  ASSERT_NE(clerk_b, nullptr);
+  AppendAccepted(*clerk_a, "KM-A", 0, 3);  // positions 1..3
+  AppendAccepted(*clerk_b, "KM-B", 0, 3);
+  auto reader_a = a.Connect(kReaderToken);
+  auto reader_b = b.Connect(kReaderToken);
+  ASSERT_NE(reader_a, nullptr);
+  ASSERT_NE(reader_b, nullptr);
+  auto page = reader_a->Read(1, 2);
+  ASSERT_TRUE(page.ok()) << page.error().ToString();
+  ASSERT_EQ(page->events.size(), 2u);
+  EXPECT_EQ(page->next, 3u);
+  EXPECT_EQ(page->last_hash, page->events.back().hash);
+  // Going on where it stopped, on the ledger it read: answered, with the hash to go on from.
+  auto rest = reader_a->Read(page->next, 0, "", page->last_hash);
+  ASSERT_TRUE(rest.ok()) << rest.error().ToString();
+  ASSERT_FALSE(rest->events.empty());
+  EXPECT_EQ(rest->events.front().position, 3u);
+  EXPECT_EQ(rest->last_hash, rest->events.back().hash);
+  // A page at the head is empty; its hash is still the one to go on from. (The head has moved
+  // on from `rest`: each read of applications was recorded.)
+  auto head_event = a.ledger().ReadOne(a.ledger().Head());
+  ASSERT_TRUE(head_event.ok());
+  auto at_head = reader_a->Read(head_event->position + 1, 0, "", head_event->hash);
+  ASSERT_TRUE(at_head.ok()) << at_head.error().ToString();
+  EXPECT_TRUE(at_head->events.empty());
+  EXPECT_EQ(at_head->last_hash, head_event->hash);
+
+  // The same resume point on B: position 3 is within B's head, but B's event 2 is not the one
+  // read. Refused, and nothing recorded (the read is not answered).
+  const uint64_t head_b = b.ledger().Head();
+  auto forked = reader_b->Read(page->next, 0, "", page->last_hash);
+  ASSERT_FALSE(forked.ok());
+  EXPECT_EQ(forked.error().code, "invalid");
+  EXPECT_EQ(forked.error().rule, "forked");
+  EXPECT_EQ(forked.error().field, "afterHash");
+  EXPECT_NE(forked.error().message.find("position 2 has hash " + ledger::ToHex(page->last_hash)),
+            std::string::npos)
+      << forked.error().message;
+  client::SubscribeOptions resume;
+  resume.from_position = page->next;
+  resume.after_hash = page->last_hash;
+  auto refused = reader_b->Subscribe(resume);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().rule, "forked");
+  EXPECT_EQ(b.server().Stats().subscriptions, 0u);
+  EXPECT_EQ(b.ledger().Head(), head_b);
+
+  // On A the subscription starts, and its frames carry the hash to resume with.
+  auto following = reader_a->Subscribe(resume);
+  ASSERT_TRUE(following.ok()) << following.error().ToString();
+  EXPECT_EQ((*following)->last_hash(), page->last_hash);
+  auto frame = (*following)->Next();
+  ASSERT_TRUE(frame.ok()) << frame.error().ToString();
+  auto last = a.ledger().ReadOne(frame->next_position - 1);
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(frame->last_hash, last->hash);
+  EXPECT_EQ((*following)->last_hash(), last->hash);
+  EXPECT_FALSE((*following)->Cancel().has_value());
+
+  // A hash that is not one, or one with nothing before the position, is refused as a bad value.
+  auto short_hash = reader_a->Read(3, 0, "", "abc");
+  ASSERT_FALSE(short_hash.ok());
+  EXPECT_EQ(short_hash.error().rule, "bad_value");
+  EXPECT_EQ(short_hash.error().field, "afterHash");
+  auto before_first = reader_a->Read(1, 0, "", page->last_hash);
+  ASSERT_FALSE(before_first.ok());
+  EXPECT_EQ(before_first.error().rule, "bad_value");
+  // The connection goes on serving.
+  EXPECT_TRUE(reader_b->Read(1).ok());
 }
 
 TEST(TcpServerTest, CancelEndsTheSubscription) {

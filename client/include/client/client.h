@@ -138,6 +138,9 @@ Result<Event> DecodeEnvelope(std::string_view bytes);
 struct ReadPage {
   std::vector<Event> events;
   uint64_t next = 0;  // log reads: the position to continue from; stream reads: the version
+  // Log reads: the raw hash of the event at next - 1, to pass as after_hash with next ("" when next
+  // is 1). Stream reads: "".
+  std::string last_hash;
 };
 
 // Events of one frame, kept as the server sent them (stored envelopes); decode what you need.
@@ -170,6 +173,9 @@ struct SubscribeOptions {
   bool auto_credit = true;
   // As Client::Read's: a subscription that can match `app/` streams is recorded when it starts.
   std::string approved_by;
+  // As Client::Read's: the raw hash of the event at from_position - 1 as this client holds it
+  // (Subscription::last_hash() of the subscription resumed); "" = not checked.
+  std::string after_hash;
 };
 
 struct SubscriptionFrame {
@@ -182,6 +188,8 @@ struct SubscriptionFrame {
   EventBatch events;
   // Every position below this was examined: resume a subscription from here.
   uint64_t next_position = 0;
+  // The raw hash of the event at next_position - 1: the after_hash of that resumption.
+  std::string last_hash;
 };
 
 class Client;
@@ -204,8 +212,10 @@ class Subscription {
 
   uint64_t id() const { return id_; }
   uint64_t head_at_start() const { return head_at_start_; }
-  // Where a new subscription would resume after everything received so far.
+  // Where a new subscription would resume after everything received so far, and the hash to
+  // resume with (SubscribeOptions::after_hash; the one it started with until a frame came).
   uint64_t next_position() const { return next_position_; }
+  const std::string& last_hash() const { return last_hash_; }
 
  private:
   friend class Client;
@@ -216,6 +226,7 @@ class Subscription {
   const SubscribeOptions options_;
   uint64_t head_at_start_ = 0;
   uint64_t next_position_ = 0;
+  std::string last_hash_;
   uint64_t outstanding_credit_ = 0;  // granted and not yet used
   bool ended_ = false;
 };
@@ -250,8 +261,12 @@ class Client {
   // `approved_by`: who approved the read, when it shows personal data (events of `app/` streams):
   // the server records such a read as a SensitiveDataAccessed event of this client's principal
   // first, and refuses the read when it cannot (protocol.capnp, Read.approvedBy).
+  // `after_hash`: the raw hash of the event at from_position - 1 as this client holds it (the
+  // last_hash of the page before); the server refuses the read ("invalid", rule "forked") when
+  // its own event there has another hash — the client's copy came from another history, e.g. this
+  // ledger before it was restored from an older backup. "" = not checked.
   Result<ReadPage> Read(uint64_t from_position, uint32_t limit = 0,
-                        const std::string& approved_by = "");
+                        const std::string& approved_by = "", const std::string& after_hash = "");
   // Events of `stream` with version >= from_version; `approved_by` as for Read.
   Result<ReadPage> ReadStream(const std::string& stream, uint64_t from_version = 0,
                               uint32_t limit = 0, const std::string& approved_by = "");
@@ -295,8 +310,10 @@ class Client {
   template <typename Buffers>
   MaybeError Write(const Buffers& buffers);
   Error Broken(std::string code, std::string message);
-  // Moves a received events frame into `batch`; returns the frame's `next`.
-  static Result<uint64_t> TakeEvents(kj::Array<capnp::word> frame, EventBatch& batch);
+  // Moves a received events frame into `batch`; returns the frame's `next` (and its lastHash in
+  // `last_hash`).
+  static Result<uint64_t> TakeEvents(kj::Array<capnp::word> frame, EventBatch& batch,
+                                     std::string& last_hash);
   Result<ReadPage> AwaitPage(uint64_t id);
 
   const Options options_;

@@ -101,6 +101,8 @@ class EventView {
 
 // Lower-case hex of raw bytes (hashes in JSON and digests).
 std::string ToHex(std::string_view bytes);
+// The bytes of hex text (either case), or nullopt when it is not pairs of hex digits.
+std::optional<std::string> FromHex(std::string_view hex);
 
 // (position, hash): a commitment that history up to `position` is what it is. Hex-encoded hash.
 struct Digest {

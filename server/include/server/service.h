@@ -54,12 +54,24 @@ struct ServiceError {
 ServiceError MakeError(ErrorKind kind, std::string code, std::string message);
 // Rejected input (400, code "invalid") naming the field at fault and the rule it broke.
 ServiceError InvalidField(std::string field, std::string rule, std::string message);
-// nullopt when a read or subscription may start at position `from` (`field` names it) of a log
-// whose head is `head`; else a refusal (400, rule beyond_head). No client of this ledger can have
-// been given a position past head + 1, so such a position comes from another history — the same
-// ledger before it was restored from an older backup, say — and answered, the client would go on
-// at positions this ledger fills with other events, its copy forked without a word.
-std::optional<ServiceError> CheckFromPosition(uint64_t from, uint64_t head, std::string field);
+// Field names of a resume point in one front door's words ("fromPosition"/"afterHash" over TCP,
+// "from"/"after_hash" over HTTP).
+struct ResumeFields {
+  std::string from;
+  std::string after_hash;
+};
+// nullopt when a read or subscription may start at position `from` of `ledger`; else a refusal
+// (400). No client of this ledger can have been given a position past head + 1 (rule
+// beyond_head): such a position comes from another history — the same ledger before it was
+// restored from an older backup, say — and answered, the client would go on at positions this
+// ledger fills with other events, its copy forked without a word. A position at most head + 1
+// may still be one of another history once the ledger has refilled the gap: `after_hash`, the raw
+// hash of the event at from - 1 as the client holds it ("" = not given), tells, and when this
+// ledger's event there has another hash the start is refused too (rule forked). A hash that is
+// not 32 bytes, or one given with from 1 (nothing comes before it), is refused as bad_value.
+std::optional<ServiceError> CheckResumePoint(const ledger::Ledger& ledger, uint64_t from,
+                                             std::string_view after_hash,
+                                             const ResumeFields& fields);
 // A 503 / busy refusal by the limit of server/limits.h named `limit` (the body's "limit").
 ServiceError BusyLimit(std::string limit, std::string message);
 ServiceError FromStatus(const ledger::Status& status);
