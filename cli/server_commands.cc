@@ -257,11 +257,12 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
   if (!connection) return refused;
   client::SubscribeOptions subscribe;
   subscribe.from_position = options.from_position;
-  if (!options.after_hash.empty()) {
-    std::optional<std::string> hash = ledger::FromHex(options.after_hash);
+  if (options.after_hash) {
+    // Also when empty: an unset shell variable must not switch the check off.
+    std::optional<std::string> hash = ledger::FromHex(*options.after_hash);
     if (!hash || hash->size() != ledger::kHashBytes) {
-      std::cerr << "ledgerctl: --after-hash takes the 64 hex digits of an event's hash, not "
-                << options.after_hash << "\n";
+      std::cerr << "ledgerctl: --after-hash takes the 64 hex digits of an event's hash, not \""
+                << *options.after_hash << "\"\n";
       return kExitRejected;
     }
     subscribe.after_hash = std::move(*hash);
@@ -282,7 +283,7 @@ int RemoteSubscribe(const RemoteOptions& remote, const SubscribeCommandOptions& 
     if (!options.checkpoints || next <= checkpoint_shown) return;
     checkpoint_shown = next;
     json line{{"checkpoint", next}};
-    if (!hash.empty()) line["hash"] = ledger::ToHex(hash);  // unknown: at --from, none given
+    if (!hash.empty()) line["hash"] = ledger::ToHex(hash);  // none before position 1
     out << line.dump() << "\n";
   };
   auto resume_with = [&] {

@@ -35,8 +35,8 @@ int RemoteHistory(const RemoteOptions& remote, const std::string& stream, std::o
 struct SubscribeCommandOptions {
   uint64_t from_position = 1;
   // The hash (hex) of the event at from_position - 1 as the reader holds it: the server refuses
-  // the subscription (rule forked) when its own event there differs. "" = not checked.
-  std::string after_hash;
+  // the subscription (rule forked) when its own event there differs. nullopt = not checked.
+  std::optional<std::string> after_hash;
   std::string stream_prefix;
   std::vector<std::string> types;
   bool follow = false;  // keep following live events after catching up (until interrupted)

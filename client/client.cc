@@ -593,7 +593,8 @@ Result<ReadPage> Client::Read(uint64_t from_position, uint32_t limit,
 }
 
 Result<ReadPage> Client::ReadStream(const std::string& stream, uint64_t from_version,
-                                    uint32_t limit, const std::string& approved_by) {
+                                    uint32_t limit, const std::string& approved_by,
+                                    const std::string& after_hash) {
   const uint64_t id = NewRequestId();
   capnp::MallocMessageBuilder message;
   auto request = message.initRoot<protocol::Request>();
@@ -604,6 +605,7 @@ Result<ReadPage> Client::ReadStream(const std::string& stream, uint64_t from_ver
   read.setStream(stream);
   read.setFromVersion(from_version);
   read.setLimit(limit);
+  read.setAfterHash(AsData(after_hash));
   if (MaybeError error = SendRequest(message)) return *error;
   return AwaitPage(id);
 }
@@ -635,17 +637,23 @@ Result<std::unique_ptr<Subscription>> Client::Subscribe(SubscribeOptions options
     held_.erase(id);
     return frame.error();
   }
-  Result<uint64_t> head =
-      WithResponse<uint64_t>(*frame, [](protocol::Response::Reader response) -> Result<uint64_t> {
+  std::string last_hash;
+  Result<uint64_t> head = WithResponse<uint64_t>(
+      *frame, [&last_hash](protocol::Response::Reader response) -> Result<uint64_t> {
         if (auto refused = Refusal(response)) return *refused;
         if (!response.isSubscribed()) return ProtocolError("subscribe was not answered");
+        capnp::Data::Reader hash = response.getSubscribed().getLastHash();
+        last_hash.assign(reinterpret_cast<const char*>(hash.begin()), hash.size());
         return response.getSubscribed().getHead();
       });
   if (!head.ok()) {
     held_.erase(id);
     return head.error();
   }
-  return std::unique_ptr<Subscription>(new Subscription(*this, id, std::move(options), *head));
+  auto subscription =
+      std::unique_ptr<Subscription>(new Subscription(*this, id, std::move(options), *head));
+  subscription->last_hash_ = std::move(last_hash);
+  return subscription;
 }
 
 Subscription::Subscription(Client& client, uint64_t id, SubscribeOptions options, uint64_t head)
@@ -654,7 +662,6 @@ Subscription::Subscription(Client& client, uint64_t id, SubscribeOptions options
       options_(std::move(options)),
       head_at_start_(head),
       next_position_(std::max<uint64_t>(options_.from_position, 1)),
-      last_hash_(options_.after_hash),
       outstanding_credit_(options_.credit) {}
 
 Subscription::~Subscription() {

@@ -770,15 +770,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       if (!parsed || *parsed == 0) return Fail(BadParameter("from", kPositionText));
       from = *parsed;
     }
-    std::string after_hash;
-    if (auto it = target_.query.find("after_hash"); it != target_.query.end()) {
-      std::optional<std::string> bytes = ledger::FromHex(it->second);
-      if (!bytes || bytes->size() != ledger::kHashBytes) {
-        return Fail(BadParameter("after_hash", "the 64 hex digits of an event's hash"));
-      }
-      after_hash = std::move(*bytes);
-    }
-    if (auto refused = CheckResumePoint(service_.ledger(), from, after_hash,
+    std::optional<std::string> after_hash = AfterHashParameter();
+    if (!after_hash) return;
+    if (auto refused = CheckResumePoint(service_.ledger(), from, *after_hash,
                                         {.from = "from", .after_hash = "after_hash"})) {
       return Fail(std::move(*refused));
     }
@@ -833,6 +827,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     ledger::StoredEvent last;  // the last event added
   };
 
+  // The raw bytes of the after_hash parameter ("" when absent), or nullopt with the refusal sent.
+  std::optional<std::string> AfterHashParameter() {
+    auto it = target_.query.find("after_hash");
+    if (it == target_.query.end()) return std::string();
+    std::optional<std::string> bytes = ledger::FromHex(it->second);
+    if (!bytes || bytes->size() != ledger::kHashBytes) {
+      Fail(BadParameter("after_hash", "the 64 hex digits of an event's hash"));
+      return std::nullopt;
+    }
+    return bytes;
+  }
+
   void GetStream(const ingest::Principal& principal, std::string stream) {
     if (auto refused = service_.CheckStreamRead(principal, stream)) return Fail(*refused);
     uint64_t from_version = 0;
@@ -846,6 +852,13 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       auto parsed = ParseCount(it->second);
       if (!parsed || *parsed == 0) return Fail(BadParameter("limit", "a whole number from 1"));
       limit = std::min(*parsed, limit);  // clamped to read_events_max, as GET /v1/events
+    }
+    std::optional<std::string> after_hash = AfterHashParameter();
+    if (!after_hash) return;
+    if (auto refused =
+            CheckStreamResumePoint(service_.ledger(), stream, from_version, *after_hash,
+                                   {.from = "from_version", .after_hash = "after_hash"})) {
+      return Fail(std::move(*refused));
     }
     Page page(service_.limits().frame_bytes_max, limit);
     ledger::Status scanned = service_.ledger().ScanStream(
@@ -1094,7 +1107,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void GetDigest(const ingest::Principal& principal) {
-    if (!Allowed(principal, ingest::Access::kVerify)) return;
+    // A reader of the log may read every event's hash anyway (and needs them to find where its
+    // copy parted from a restored ledger): the right to read the log is enough for a digest.
+    if (service_.CheckAccess(principal, ingest::Access::kReadLog) &&
+        !Allowed(principal, ingest::Access::kVerify)) {
+      return;
+    }
     ledger::Digest digest = service_.ledger().HeadDigest();
     if (auto it = target_.query.find("at"); it != target_.query.end()) {
       auto position = ParseCount(it->second);

@@ -29,6 +29,43 @@ ServiceError InvalidField(std::string field, std::string rule, std::string messa
   return error;
 }
 
+namespace {
+
+// The refusal of an after hash that is not a hash, or that names nothing (`first`: the first
+// position or version, which nothing comes before).
+std::optional<ServiceError> MalformedAfterHash(std::string_view after_hash, uint64_t from,
+                                               uint64_t first, const ResumeFields& fields) {
+  if (after_hash.size() != ledger::kHashBytes) {
+    return InvalidField(fields.after_hash, "bad_value",
+                        fields.after_hash + " is the SHA-256 hash of an event: " +
+                            std::to_string(ledger::kHashBytes) + " bytes, not " +
+                            std::to_string(after_hash.size()));
+  }
+  if (from <= first) {
+    return InvalidField(fields.after_hash, "bad_value",
+                        fields.after_hash + " names the event before " + fields.from + " " +
+                            std::to_string(from) + ", and nothing comes before " +
+                            std::to_string(first) + ": leave it out");
+  }
+  return std::nullopt;
+}
+
+// The refusal of a resume point whose event `where` ("position 93", "version 9 of app/X") has
+// another hash here than the one the reader sent.
+ServiceError Forked(const ResumeFields& fields, const std::string& where, std::string_view sent,
+                    const std::string& ours, const std::string& how_to_find) {
+  return InvalidField(
+      fields.after_hash, "forked",
+      "the hash you sent for " + where + " (the event before " + fields.from + ") is " +
+          ledger::ToHex(sent) + ", this ledger's event there has " + ours +
+          ": your copy parted from this ledger at or before it (this ledger was restored from an "
+          "older backup, or it is another ledger), and what you hold from there on is not its "
+          "history. " +
+          how_to_find);
+}
+
+}  // namespace
+
 std::optional<ServiceError> CheckResumePoint(const ledger::Ledger& ledger, uint64_t from,
                                              std::string_view after_hash,
                                              const ResumeFields& fields) {
@@ -45,28 +82,53 @@ std::optional<ServiceError> CheckResumePoint(const ledger::Ledger& ledger, uint6
     return InvalidField(fields.from, "beyond_head", std::move(message));
   }
   if (after_hash.empty()) return std::nullopt;
-  if (after_hash.size() != ledger::kHashBytes) {
-    return InvalidField(fields.after_hash, "bad_value",
-                        fields.after_hash + " is the SHA-256 hash of an event: " +
-                            std::to_string(ledger::kHashBytes) + " bytes, not " +
-                            std::to_string(after_hash.size()));
-  }
-  if (from <= 1) {
-    return InvalidField(fields.after_hash, "bad_value",
-                        fields.after_hash + " names the event before " + fields.from +
-                            ", and nothing comes before position 1: leave it out");
-  }
+  if (auto malformed = MalformedAfterHash(after_hash, from, 1, fields)) return malformed;
   auto digest = ledger.DigestAt(from - 1);
   if (!digest.ok()) return FromStatus(digest.status());
-  const std::string held = ledger::ToHex(after_hash);
-  if (held == digest->hash_hex) return std::nullopt;
-  return InvalidField(
-      fields.after_hash, "forked",
-      "the event you hold at position " + std::to_string(from - 1) + " has hash " + held +
-          ", this ledger's has " + digest->hash_hex +
-          ": your copy of the log parted from this one at or before that position (this ledger "
-          "was restored from an older backup, or it is another ledger). Find the last position "
-          "whose hash agrees with this ledger's and go on from the one after it");
+  if (ledger::ToHex(after_hash) == digest->hash_hex) return std::nullopt;
+  return Forked(fields, "position " + std::to_string(from - 1), after_hash, digest->hash_hex,
+                "Find the last position P whose hash agrees with this ledger's (GET "
+                "/v1/digest?at=P answers it; hashes chain, so every position before an "
+                "agreeing one agrees too), drop what you hold after P and go on from P + 1. The "
+                "head is " +
+                    std::to_string(head));
+}
+
+std::optional<ServiceError> CheckStreamResumePoint(const ledger::Ledger& ledger,
+                                                   const std::string& stream, uint64_t from_version,
+                                                   std::string_view after_hash,
+                                                   const ResumeFields& fields) {
+  auto last = ledger.StreamVersion(stream);
+  if (!last.ok()) return FromStatus(last.status());
+  // Versions count from 0: a reader may hold versions 0 .. last, and ask from last + 1 at most.
+  const uint64_t next = static_cast<uint64_t>(*last + 1);
+  if (from_version > next) {
+    std::string message =
+        fields.from + " " + std::to_string(from_version) + " lies past " + stream +
+        (*last == ledger::kNoStream ? std::string(", which has no events here")
+                                    : "'s last version " + std::to_string(*last) + " + 1") +
+        ": this ledger never stored version " + std::to_string(from_version - 1) +
+        " of it, so the events up to it came from another history (this ledger before it was "
+        "restored from an older backup, or another ledger). Check the events you hold against "
+        "this ledger's (their hashes tell which are its own) before going on from version " +
+        std::to_string(next) + " at most";
+    return InvalidField(fields.from, "beyond_head", std::move(message));
+  }
+  if (after_hash.empty()) return std::nullopt;
+  if (auto malformed = MalformedAfterHash(after_hash, from_version, 0, fields)) return malformed;
+  auto before = ledger.ReadStream(stream, from_version - 1, 1);
+  if (!before.ok()) return FromStatus(before.status());
+  if (before->empty()) {
+    return MakeError(ErrorKind::kInternal, "internal",
+                     "version " + std::to_string(from_version - 1) + " of " + stream +
+                         " is missing from the stream's index");
+  }
+  if (before->front().hash == after_hash) return std::nullopt;
+  return Forked(fields, "version " + std::to_string(from_version - 1) + " of " + stream, after_hash,
+                ledger::ToHex(before->front().hash),
+                "Find the last version whose hash agrees with this ledger's, drop what you hold "
+                "after it and go on from the one after it. The stream's last version is " +
+                    std::to_string(*last));
 }
 
 ServiceError NotAppendedWithBadBatch(size_t undecodable_index) {

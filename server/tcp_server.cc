@@ -822,8 +822,8 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       return;
     }
     auto stream = read.getStream();
-    ReadStream(id, stream.getStream(), stream.getFromVersion(), page_size(stream.getLimit()),
-               approved_by);
+    ReadStream(id, stream.getStream(), stream.getFromVersion(), View(stream.getAfterHash()),
+               page_size(stream.getLimit()), approved_by);
   }
 
   // The raw hash of the stored event at `position`.
@@ -867,9 +867,15 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
                      frame.Finish(id, next, last_hash));
   }
 
-  void ReadStream(uint64_t id, const std::string& stream, uint64_t from_version, size_t limit,
-                  const std::string& approved_by) {
+  void ReadStream(uint64_t id, const std::string& stream, uint64_t from_version,
+                  std::string_view after_hash, size_t limit, const std::string& approved_by) {
+    if (auto refused = CheckStreamResumePoint(service_.ledger(), stream, from_version, after_hash,
+                                              {"fromVersion", "afterHash"})) {
+      SendError(id, FromServiceError(*refused));
+      return;
+    }
     uint64_t next = from_version;
+    std::string last_hash(after_hash);  // of version next - 1, as for read.log
     EventsFrame frame(limits_.frame_bytes_max, limit);
     kj::Array<capnp::word> fallback;
     // The stored envelopes as they are, like read.log (re-encoding them could drop a field).
@@ -877,17 +883,23 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
         stream, from_version, limit, [&](const ledger::EventView& view) {
           if (!frame.Add(StoredEnvelopeWords(view.envelope(), fallback))) return false;
           next = view.version() + 1;
+          last_hash.assign(View(view.envelope().getHash()));
           return true;
         });
+    if (status.ok() && last_hash.empty() && next > 0) {
+      auto before = service_.ledger().ReadStream(stream, next - 1, 1);
+      status = before.status();
+      if (before.ok() && !before->empty()) last_hash = std::move(before->front().hash);
+    }
     if (!status.ok()) {
       SendError(id, FromServiceError(FromStatus(status)));
       return;
     }
     if (next > from_version && Service::HoldsPersonalData(stream)) {
-      SendOnceRecorded(id, stream, approved_by, frame.Finish(id, next));
+      SendOnceRecorded(id, stream, approved_by, frame.Finish(id, next, last_hash));
       return;
     }
-    Send(frame.Finish(id, next));
+    Send(frame.Finish(id, next, last_hash));
   }
 
   // A read of personal data is answered only once it is recorded (a durable append), and refused
@@ -951,6 +963,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       SendError(id, FromServiceError(*refused));
       return;
     }
+    subscription.last_hash = View(request.getAfterHash());
     subscription.credit = std::min(request.getCredit(), limits_.subscription_credit_max);
     subscription.stream_prefix = request.getStreamPrefix();
     if (subscription.stream_prefix.size() > ledger::kStreamIdBytesMax) {
@@ -1036,9 +1049,22 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       std::lock_guard lock(shared_->cursors_mutex);
       shared_->cursors.emplace(subscription.cursor.get(), subscription.cursor);
     }
-    subscriptions_.emplace(id, std::move(subscription));
     Reply reply(id);
-    reply.root.initSubscribed().setHead(service_.ledger().Head());
+    auto subscribed = reply.root.initSubscribed();
+    subscribed.setHead(service_.ledger().Head());
+    // Its hash to resume with until a frame says otherwise: the client's, checked, or read here.
+    if (subscription.last_hash.empty() && subscription.next > 1) {
+      ledger::Status read = HashAt(subscription.next - 1, subscription.last_hash);
+      if (!read.ok()) {
+        // The subscription is counted and its cursor registered: end it as a failed scan would.
+        subscriptions_.emplace(id, std::move(subscription));
+        SendError(id, FromServiceError(FromStatus(read)));
+        EndSubscription(id);
+        return;
+      }
+    }
+    subscribed.setLastHash(AsData(subscription.last_hash));
+    subscriptions_.emplace(id, std::move(subscription));
     Send(std::move(reply.message));
     Pump(id);
   }

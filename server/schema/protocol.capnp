@@ -65,8 +65,10 @@ struct Read {
     stream :group {
       # Events of one stream with version >= fromVersion.
       stream @2 :Text;
-      fromVersion @3 :UInt64;
+      fromVersion @3 :UInt64;  # past the stream's last version + 1 refused (rule beyond_head)
       limit @4 :UInt32;  # as `log.limit` above
+      afterHash @7 :Data;
+      # As `log.afterHash`, for the event at version fromVersion - 1 of the stream (rule forked).
     }
   }
   approvedBy @5 :Text;
@@ -171,7 +173,8 @@ struct Events {
   # examined (a subscription resumes from here after a reconnect). Stream reads: a version.
   lastHash @2 :Data;
   # Log reads and subscriptions: the hash of the event at next - 1 (whether or not it passed the
-  # filter), to send as afterHash with next when resuming; "" when next is 1. Stream reads: "".
+  # filter), to send as afterHash with next when resuming; "" when next is 1. Stream reads: the
+  # hash of the stream's event at version next - 1 ("" when next is 0).
 }
 
 struct Checkpoint {
@@ -197,4 +200,7 @@ struct Busy {
 
 struct Subscribed {
   head @0 :UInt64;  # the log's head when the subscription started
+  lastHash @1 :Data;
+  # The hash of the event at fromPosition - 1 ("" when that is 0): what to resume with should no
+  # frame come before the connection ends.
 }

@@ -350,7 +350,7 @@ TEST_F(HttpTest, EveryEndpointRefusesWithoutTheRightToken) {
       {http::verb::get, "/v1/verify", "clerk", 403, ""},
       {http::verb::get, "/v1/digest", "", 401, ""},
       {http::verb::get, "/v1/digest", "bad", 401, ""},
-      {http::verb::get, "/v1/digest", "reader", 403, ""},
+      {http::verb::get, "/v1/digest", "clerk", 403, ""},  // readers of the log may: below
       {http::verb::post, "/v1/backup?name=refused", "", 401, ""},
       {http::verb::post, "/v1/backup?name=refused", "bad", 401, ""},
       {http::verb::post, "/v1/backup?name=refused", "auditor", 403, ""},  // administration's
@@ -501,6 +501,27 @@ TEST_F(HttpTest, ReadsAndProjectionsAnswer) {
     EXPECT_EQ(Body(malformed)["error"]["rule"], "bad_value") << malformed.body;
     EXPECT_EQ(Body(malformed)["error"]["field"], "after_hash") << malformed.body;
   }
+  // A reader finds where its copy parted by this ledger's hashes, which it may ask for.
+  HttpResponse digest_2 = client_.Get("/v1/digest?at=2", server_.token("reader"));
+  ASSERT_EQ(digest_2.status, 200) << digest_2.body;
+  EXPECT_EQ(Body(digest_2)["hash"], held);
+  // One stream by version: past its last version + 1 refused, and a hash checked as for the log.
+  const std::string app = "/v1/streams/app/XS-2026-000123";
+  HttpResponse first_version = client_.Get(app + "?limit=1", auditor);
+  ASSERT_EQ(first_version.status, 200) << first_version.body;
+  const std::string version_0 = Body(first_version)["events"][0]["hash"];
+  HttpResponse next_version =
+      client_.Get(app + "?from_version=1&limit=1&after_hash=" + version_0, auditor);
+  ASSERT_EQ(next_version.status, 200) << next_version.body;
+  EXPECT_EQ(Body(next_version)["events"][0]["version"], 1) << next_version.body;
+  HttpResponse stream_forked = client_.Get(app + "?from_version=1&after_hash=" + held, auditor);
+  ASSERT_EQ(stream_forked.status, 400) << stream_forked.body;
+  EXPECT_EQ(Body(stream_forked)["error"]["rule"], "forked") << stream_forked.body;
+  HttpResponse past_stream =
+      client_.Get(app + "?from_version=" + std::to_string(SampleEvents().size() + 1), auditor);
+  ASSERT_EQ(past_stream.status, 400) << past_stream.body;
+  EXPECT_EQ(Body(past_stream)["error"]["rule"], "beyond_head") << past_stream.body;
+  EXPECT_EQ(Body(past_stream)["error"]["field"], "from_version") << past_stream.body;
   HttpResponse events = client_.Get("/v1/events?from=2&limit=3", auditor);
   ASSERT_EQ(events.status, 200) << events.body;
   ASSERT_EQ(Body(events)["events"].size(), 3u);

@@ -250,6 +250,19 @@ TEST(LedgerctlServerTest, SubscribeWithCheckpointsSaysWhereToResume) {
   other[0] = other[0] == '0' ? '1' : '0';
   auto [forked_status, forked] = resume(other);
   EXPECT_EQ(forked_status, 2) << forked;
+  // An empty hash (an unset shell variable, say) is refused, not taken for no check.
+  auto [empty_status, empty] = resume("''");
+  EXPECT_EQ(empty_status, 2) << empty;
+  // From the head + 1 nothing is examined, and the checkpoint still says the hash to resume with:
+  // the same as a subscription from 1 ends with.
+  const json to_head = json::parse(subscribe("--prefix survey/ --checkpoints").second);
+  auto [at_head_status, at_head] = RunCommand(
+      std::string(LEDGERCTL_PATH) + " --server 127.0.0.1:" + std::to_string(server.tcp_port()) +
+      " --token " + server.token("reader") + " subscribe --checkpoints --prefix survey/ --from " +
+      to_head["checkpoint"].dump() + " 2>/dev/null");
+  EXPECT_EQ(at_head_status, 0) << at_head;
+  EXPECT_EQ(json::parse(at_head), to_head);
+  EXPECT_TRUE(to_head.contains("hash")) << to_head;
   EXPECT_NE(forked.find("forked"), std::string::npos) << forked;
 }
 

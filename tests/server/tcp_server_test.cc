@@ -1542,9 +1542,12 @@ TEST(TcpServerTest, ResumingAfterAnEventThisLedgerDoesNotHoldIsRefused) {
   EXPECT_EQ(forked.error().code, "invalid");
   EXPECT_EQ(forked.error().rule, "forked");
   EXPECT_EQ(forked.error().field, "afterHash");
-  EXPECT_NE(forked.error().message.find("position 2 has hash " + ledger::ToHex(page->last_hash)),
+  EXPECT_NE(forked.error().message.find("for position 2 (the event before fromPosition) is " +
+                                        ledger::ToHex(page->last_hash)),
             std::string::npos)
       << forked.error().message;
+  // How to find where the copies parted: by this ledger's hashes, which a reader may ask for.
+  EXPECT_NE(forked.error().message.find("GET /v1/digest?at=P"), std::string::npos);
   client::SubscribeOptions resume;
   resume.from_position = page->next;
   resume.after_hash = page->last_hash;
@@ -1576,6 +1579,81 @@ TEST(TcpServerTest, ResumingAfterAnEventThisLedgerDoesNotHoldIsRefused) {
   EXPECT_EQ(before_first.error().rule, "bad_value");
   // The connection goes on serving.
   EXPECT_TRUE(reader_b->Read(1).ok());
+}
+
+// The same for a reader following one stream by version: a version past the stream's last + 1
+// was never stored here, and the hash of the version before the resume point tells a refilled one.
+TEST(TcpServerTest, ResumingAStreamAfterAnEventThisLedgerDoesNotHoldIsRefused) {
+  Harness a;
+  Harness b;
+  auto clerk_a = a.Connect(kClerkToken);
+  auto clerk_b = b.Connect(kClerkToken);
+  ASSERT_NE(clerk_a, nullptr);
+  ASSERT_NE(clerk_b, nullptr);
+  AppendAccepted(*clerk_b, "KM-B", 0, 2);  // so that app/KM-S's events sit at other positions
+  for (Client* clerk : {clerk_a.get(), clerk_b.get()}) {
+    AppendAll(*clerk, {Accepted("KM-S"), Dispatched("KM-S", 0)});  // versions 0, 1
+  }
+  auto auditor_a = a.Connect(kAuditorToken);
+  auto auditor_b = b.Connect(kAuditorToken);
+  ASSERT_NE(auditor_a, nullptr);
+  ASSERT_NE(auditor_b, nullptr);
+  auto first = auditor_a->ReadStream("app/KM-S", 0, 1);
+  ASSERT_TRUE(first.ok()) << first.error().ToString();
+  ASSERT_EQ(first->events.size(), 1u);
+  EXPECT_EQ(first->next, 1u);
+  EXPECT_EQ(first->last_hash, first->events.front().hash);
+  auto rest = auditor_a->ReadStream("app/KM-S", 1, 0, "", first->last_hash);
+  ASSERT_TRUE(rest.ok()) << rest.error().ToString();
+  ASSERT_EQ(rest->events.size(), 1u);
+  EXPECT_EQ(rest->events.front().type, "SurveyDispatched");
+  // Caught up: an empty page still says the hash to go on with.
+  auto caught_up = auditor_a->ReadStream("app/KM-S", 2, 0, "", rest->last_hash);
+  ASSERT_TRUE(caught_up.ok()) << caught_up.error().ToString();
+  EXPECT_TRUE(caught_up->events.empty());
+  EXPECT_EQ(caught_up->last_hash, rest->events.front().hash);
+
+  auto forked = auditor_b->ReadStream("app/KM-S", 1, 0, "", first->last_hash);
+  ASSERT_FALSE(forked.ok());
+  EXPECT_EQ(forked.error().rule, "forked");
+  EXPECT_EQ(forked.error().field, "afterHash");
+  EXPECT_NE(forked.error().message.find("version 0 of app/KM-S"), std::string::npos)
+      << forked.error().message;
+  auto beyond = auditor_a->ReadStream("app/KM-S", 3);
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_EQ(beyond.error().rule, "beyond_head");
+  EXPECT_EQ(beyond.error().field, "fromVersion");
+  auto never = auditor_a->ReadStream("app/KM-none", 1);
+  ASSERT_FALSE(never.ok());
+  EXPECT_EQ(never.error().rule, "beyond_head");
+  auto before_first = auditor_a->ReadStream("app/KM-S", 0, 0, "", first->last_hash);
+  ASSERT_FALSE(before_first.ok());
+  EXPECT_EQ(before_first.error().rule, "bad_value");
+}
+
+// A subscription knows the hash to resume with from its start, before any frame comes: from the
+// head + 1, a reader that stops before the next commit can still resume with a hash.
+TEST(TcpServerTest, ASubscriptionStartsWithTheHashBeforeIt) {
+  Harness harness;
+  auto clerk = harness.Connect(kClerkToken);
+  ASSERT_NE(clerk, nullptr);
+  AppendAccepted(*clerk, "KM-A", 0, 3);
+  auto reader = harness.Connect(kReaderToken);
+  ASSERT_NE(reader, nullptr);
+  client::SubscribeOptions at_head;
+  at_head.from_position = harness.ledger().Head() + 1;
+  at_head.stream_prefix = "survey/";  // not recorded as a read: the head stays
+  auto subscription = reader->Subscribe(at_head);
+  ASSERT_TRUE(subscription.ok()) << subscription.error().ToString();
+  auto head_event = harness.ledger().ReadOne(harness.ledger().Head());
+  ASSERT_TRUE(head_event.ok());
+  EXPECT_EQ((*subscription)->last_hash(), head_event->hash);
+  EXPECT_FALSE((*subscription)->Cancel().has_value());
+  client::SubscribeOptions from_start;
+  from_start.stream_prefix = "survey/";
+  auto from_one = reader->Subscribe(from_start);
+  ASSERT_TRUE(from_one.ok()) << from_one.error().ToString();
+  EXPECT_EQ((*from_one)->last_hash(), "");  // nothing comes before position 1
 }
 
 TEST(TcpServerTest, CancelEndsTheSubscription) {

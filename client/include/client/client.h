@@ -138,8 +138,8 @@ Result<Event> DecodeEnvelope(std::string_view bytes);
 struct ReadPage {
   std::vector<Event> events;
   uint64_t next = 0;  // log reads: the position to continue from; stream reads: the version
-  // Log reads: the raw hash of the event at next - 1, to pass as after_hash with next ("" when next
-  // is 1). Stream reads: "".
+  // The raw hash of the event before `next` (log reads: at position next - 1, "" when next is 1;
+  // stream reads: at version next - 1, "" when next is 0), to pass as after_hash with next.
   std::string last_hash;
 };
 
@@ -213,7 +213,7 @@ class Subscription {
   uint64_t id() const { return id_; }
   uint64_t head_at_start() const { return head_at_start_; }
   // Where a new subscription would resume after everything received so far, and the hash to
-  // resume with (SubscribeOptions::after_hash; the one it started with until a frame came).
+  // resume with (SubscribeOptions::after_hash): of the event at next_position() - 1, "" at 1.
   uint64_t next_position() const { return next_position_; }
   const std::string& last_hash() const { return last_hash_; }
 
@@ -267,9 +267,12 @@ class Client {
   // ledger before it was restored from an older backup. "" = not checked.
   Result<ReadPage> Read(uint64_t from_position, uint32_t limit = 0,
                         const std::string& approved_by = "", const std::string& after_hash = "");
-  // Events of `stream` with version >= from_version; `approved_by` as for Read.
+  // Events of `stream` with version >= from_version; `approved_by` as for Read. A from_version
+  // past the stream's last version + 1 is refused ("invalid", rule "beyond_head"); `after_hash`,
+  // the raw hash of version from_version - 1 as this client holds it, as for Read.
   Result<ReadPage> ReadStream(const std::string& stream, uint64_t from_version = 0,
-                              uint32_t limit = 0, const std::string& approved_by = "");
+                              uint32_t limit = 0, const std::string& approved_by = "",
+                              const std::string& after_hash = "");
 
   // Starts a subscription and waits for the server to accept it. Errors: "forbidden", "busy",
   // "invalid", transport errors.

@@ -72,6 +72,13 @@ struct ResumeFields {
 std::optional<ServiceError> CheckResumePoint(const ledger::Ledger& ledger, uint64_t from,
                                              std::string_view after_hash,
                                              const ResumeFields& fields);
+// The same for a read of `stream` from version `from_version`: past the stream's last version + 1
+// (or past 0 for a stream with no events) is refused (beyond_head), and `after_hash` is checked
+// against the event at version from_version - 1 (forked; bad_value with from_version 0).
+std::optional<ServiceError> CheckStreamResumePoint(const ledger::Ledger& ledger,
+                                                   const std::string& stream, uint64_t from_version,
+                                                   std::string_view after_hash,
+                                                   const ResumeFields& fields);
 // A 503 / busy refusal by the limit of server/limits.h named `limit` (the body's "limit").
 ServiceError BusyLimit(std::string limit, std::string message);
 ServiceError FromStatus(const ledger::Status& status);
