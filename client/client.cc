@@ -87,6 +87,9 @@ capnp::Data::Reader AsData(const std::string& bytes) {
   return {reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()};
 }
 
+// The protocol version from which servers check afterHash (protocol.capnp).
+constexpr uint32_t kAfterHashProtocolVersion = 2;
+
 // Calls read(envelope) on bytes that are a canonical Envelope message; copies misaligned bytes.
 template <typename T>
 Result<T> WithEnvelope(std::string_view bytes,
@@ -576,6 +579,21 @@ Result<ReadPage> Client::AwaitPage(uint64_t id) {
   return ReadPage{std::move(events).value(), *next, std::move(last_hash)};
 }
 
+MaybeError Client::RefuseUncheckedHash(const std::string& after_hash) const {
+  if (after_hash.empty() || welcome_.protocol_version >= kAfterHashProtocolVersion) {
+    return std::nullopt;
+  }
+  // An older server would ignore it: the check the caller asked for would not be made.
+  return Error{"unsupported",
+               "this server speaks protocol " + std::to_string(welcome_.protocol_version) +
+                   ", which does not check after_hash (from protocol " +
+                   std::to_string(kAfterHashProtocolVersion) + "): upgrade ledgerd",
+               "",
+               "",
+               std::nullopt,
+               ""};
+}
+
 Result<ReadPage> Client::Read(uint64_t from_position, uint32_t limit,
                               const std::string& approved_by, const std::string& after_hash) {
   const uint64_t id = NewRequestId();
@@ -587,6 +605,7 @@ Result<ReadPage> Client::Read(uint64_t from_position, uint32_t limit,
   auto log = read.initLog();
   log.setFromPosition(from_position);
   log.setLimit(limit);
+  if (MaybeError unchecked = RefuseUncheckedHash(after_hash)) return *unchecked;
   log.setAfterHash(AsData(after_hash));
   if (MaybeError error = SendRequest(message)) return *error;
   return AwaitPage(id);
@@ -605,6 +624,7 @@ Result<ReadPage> Client::ReadStream(const std::string& stream, uint64_t from_ver
   read.setStream(stream);
   read.setFromVersion(from_version);
   read.setLimit(limit);
+  if (MaybeError unchecked = RefuseUncheckedHash(after_hash)) return *unchecked;
   read.setAfterHash(AsData(after_hash));
   if (MaybeError error = SendRequest(message)) return *error;
   return AwaitPage(id);
@@ -622,6 +642,7 @@ Result<std::unique_ptr<Subscription>> Client::Subscribe(SubscribeOptions options
   request.setId(id);
   auto subscribe = request.initSubscribe();
   subscribe.setFromPosition(options.from_position);
+  if (MaybeError unchecked = RefuseUncheckedHash(options.after_hash)) return *unchecked;
   subscribe.setAfterHash(AsData(options.after_hash));
   subscribe.setStreamPrefix(options.stream_prefix);
   subscribe.setApprovedBy(options.approved_by);

@@ -32,7 +32,7 @@ using ledger::Result;
 using ledger::Status;
 
 constexpr size_t kRoleCount = 7;
-constexpr size_t kAccessCount = 8;
+constexpr size_t kAccessCount = 9;
 static_assert(static_cast<size_t>(Role::kAdmin) + 1 == kRoleCount);
 static_assert(static_cast<size_t>(Access::kAdmin) + 1 == kAccessCount);
 
@@ -70,14 +70,14 @@ constexpr Scope T = Scope::kOrgTree;
 constexpr Scope A = Scope::kAnyOrg;
 // clang-format off
 constexpr std::array<std::array<Scope, kAccessCount>, kRoleCount> kAccessMatrix = {{
-    //                     ReadLog Subscribe ReadApplication ReadReports Verify Import Backup Admin
-    /* clerk */          {{N,      N,        O,              O,          N,     N,     N,     N}},
-    /* inspector */      {{N,      N,        O,              O,          N,     N,     N,     N}},
-    /* callback_agent */ {{N,      N,        O,              O,          N,     N,     N,     N}},
-    /* director */       {{N,      N,        T,              T,          N,     O,     N,     N}},
-    /* auditor */        {{A,      A,        A,              A,          A,     N,     N,     N}},
-    /* reader */         {{A,      A,        N,              N,          N,     N,     N,     N}},
-    /* admin */          {{N,      N,        N,              N,          A,     A,     A,     A}},
+    //                     ReadLog Subscribe ReadApplication ReadReports Verify Digest Import Backup Admin
+    /* clerk */          {{N,      N,        O,              O,          N,     N,     N,     N,     N}},
+    /* inspector */      {{N,      N,        O,              O,          N,     N,     N,     N,     N}},
+    /* callback_agent */ {{N,      N,        O,              O,          N,     N,     N,     N,     N}},
+    /* director */       {{N,      N,        T,              T,          N,     N,     O,     N,     N}},
+    /* auditor */        {{A,      A,        A,              A,          A,     A,     N,     N,     N}},
+    /* reader */         {{A,      A,        N,              N,          N,     A,     N,     N,     N}},
+    /* admin */          {{N,      N,        N,              N,          A,     A,     A,     A,     A}},
 }};
 // clang-format on
 // Import loads history recorded elsewhere (the legacy marketing system), so its rows keep their
@@ -96,6 +96,8 @@ constexpr std::array<AccessInfo, kAccessCount> kAccessInfo = {{
     {"read applications", "an application holds a customer's personal data"},
     {"read reports", "overdue lists and KPI tables assess the staff of an org"},
     {"verify the ledger", "verification is an audit and administration task"},
+    {"read the ledger's digests",
+     "a digest commits to every org's events; the log's readers see every hash anyway"},
     {"import events", "imported rows are appends of work-order and management events"},
     {"back up the ledger",
      "a backup is a copy of every org's events and customers' personal data, kept by the "

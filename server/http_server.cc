@@ -772,10 +772,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     std::optional<std::string> after_hash = AfterHashParameter();
     if (!after_hash) return;
-    if (auto refused = CheckResumePoint(service_.ledger(), from, *after_hash,
-                                        {.from = "from", .after_hash = "after_hash"})) {
-      return Fail(std::move(*refused));
-    }
+    auto resume = CheckResumePoint(service_.ledger(), from, *after_hash,
+                                   {.from = "from", .after_hash = "after_hash"});
+    if (auto* refused = std::get_if<ServiceError>(&resume)) return Fail(std::move(*refused));
     // A page holds at most read_events_max events, as over TCP: a larger limit is clamped (not
     // refused), and `next` tells where to go on.
     const uint64_t max = service_.limits().read_events_max;
@@ -855,11 +854,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     }
     std::optional<std::string> after_hash = AfterHashParameter();
     if (!after_hash) return;
-    if (auto refused =
-            CheckStreamResumePoint(service_.ledger(), stream, from_version, *after_hash,
-                                   {.from = "from_version", .after_hash = "after_hash"})) {
-      return Fail(std::move(*refused));
-    }
+    auto resume = CheckStreamResumePoint(service_.ledger(), stream, from_version, *after_hash,
+                                         {.from = "from_version", .after_hash = "after_hash"});
+    if (auto* refused = std::get_if<ServiceError>(&resume)) return Fail(std::move(*refused));
     Page page(service_.limits().frame_bytes_max, limit);
     ledger::Status scanned = service_.ledger().ScanStream(
         stream, from_version, limit,
@@ -1107,12 +1104,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void GetDigest(const ingest::Principal& principal) {
-    // A reader of the log may read every event's hash anyway (and needs them to find where its
-    // copy parted from a restored ledger): the right to read the log is enough for a digest.
-    if (service_.CheckAccess(principal, ingest::Access::kReadLog) &&
-        !Allowed(principal, ingest::Access::kVerify)) {
-      return;
-    }
+    // Also the log's readers': they see every event's hash anyway, and find by digests where
+    // their copy parted from a restored ledger (ingest/auth.h).
+    if (!Allowed(principal, ingest::Access::kDigest)) return;
     ledger::Digest digest = service_.ledger().HeadDigest();
     if (auto it = target_.query.find("at"); it != target_.query.end()) {
       auto position = ParseCount(it->second);

@@ -64,29 +64,39 @@ ServiceError Forked(const ResumeFields& fields, const std::string& where, std::s
           how_to_find);
 }
 
+// Refused: `from` (a position, or a version of `stream`) lies past `next`, where the next event
+// would be stored.
+ServiceError BeyondHead(const ResumeFields& fields, uint64_t from, uint64_t next,
+                        const std::string& last_said, const std::string& unit) {
+  return InvalidField(
+      fields.from, "beyond_head",
+      fields.from + " " + std::to_string(from) + " lies past " + last_said +
+          ": this ledger never stored " + unit + " " + std::to_string(from - 1) +
+          ", so the events up to it came from another history (this ledger before it was "
+          "restored from an older backup, or another ledger). Check the events you hold against "
+          "this ledger's (their hashes tell which are its own) before going on from " +
+          unit + " " + std::to_string(next) + " at most");
+}
+
 }  // namespace
 
-std::optional<ServiceError> CheckResumePoint(const ledger::Ledger& ledger, uint64_t from,
-                                             std::string_view after_hash,
-                                             const ResumeFields& fields) {
+std::variant<std::string, ServiceError> CheckResumePoint(const ledger::Ledger& ledger,
+                                                         uint64_t from, std::string_view after_hash,
+                                                         const ResumeFields& fields) {
   const uint64_t head = ledger.Head();
   if (from > head + 1) {
-    std::string message = fields.from + " " + std::to_string(from) + " lies past the head " +
-                          std::to_string(head) + " + 1: this ledger never handed out position " +
-                          std::to_string(from - 1) +
-                          ", so the events up to it came from another history (this ledger "
-                          "before it was restored from an older backup, or another ledger). "
-                          "Check the events you hold against this ledger's (their hashes tell "
-                          "which are its own) before going on from position " +
-                          std::to_string(head + 1) + " at most";
-    return InvalidField(fields.from, "beyond_head", std::move(message));
+    return BeyondHead(fields, from, head + 1, "the head " + std::to_string(head) + " + 1",
+                      "position");
   }
-  if (after_hash.empty()) return std::nullopt;
-  if (auto malformed = MalformedAfterHash(after_hash, from, 1, fields)) return malformed;
-  auto digest = ledger.DigestAt(from - 1);
-  if (!digest.ok()) return FromStatus(digest.status());
-  if (ledger::ToHex(after_hash) == digest->hash_hex) return std::nullopt;
-  return Forked(fields, "position " + std::to_string(from - 1), after_hash, digest->hash_hex,
+  if (!after_hash.empty()) {
+    if (auto malformed = MalformedAfterHash(after_hash, from, 1, fields)) return *malformed;
+  }
+  if (from <= 1) return std::string();
+  auto before = ledger.ReadOne(from - 1);
+  if (!before.ok()) return FromStatus(before.status());
+  if (after_hash.empty() || before->hash == after_hash) return std::move(before->hash);
+  return Forked(fields, "position " + std::to_string(from - 1), after_hash,
+                ledger::ToHex(before->hash),
                 "Find the last position P whose hash agrees with this ledger's (GET "
                 "/v1/digest?at=P answers it; hashes chain, so every position before an "
                 "agreeing one agrees too), drop what you hold after P and go on from P + 1. The "
@@ -94,28 +104,28 @@ std::optional<ServiceError> CheckResumePoint(const ledger::Ledger& ledger, uint6
                     std::to_string(head));
 }
 
-std::optional<ServiceError> CheckStreamResumePoint(const ledger::Ledger& ledger,
-                                                   const std::string& stream, uint64_t from_version,
-                                                   std::string_view after_hash,
-                                                   const ResumeFields& fields) {
+std::variant<std::string, ServiceError> CheckStreamResumePoint(const ledger::Ledger& ledger,
+                                                               const std::string& stream,
+                                                               uint64_t from_version,
+                                                               std::string_view after_hash,
+                                                               const ResumeFields& fields) {
+  if (!after_hash.empty()) {
+    if (auto malformed = MalformedAfterHash(after_hash, from_version, 0, fields)) {
+      return *malformed;
+    }
+  }
+  if (from_version == 0) return std::string();  // nothing comes before it, nor past it
   auto last = ledger.StreamVersion(stream);
   if (!last.ok()) return FromStatus(last.status());
   // Versions count from 0: a reader may hold versions 0 .. last, and ask from last + 1 at most.
   const uint64_t next = static_cast<uint64_t>(*last + 1);
   if (from_version > next) {
-    std::string message =
-        fields.from + " " + std::to_string(from_version) + " lies past " + stream +
-        (*last == ledger::kNoStream ? std::string(", which has no events here")
-                                    : "'s last version " + std::to_string(*last) + " + 1") +
-        ": this ledger never stored version " + std::to_string(from_version - 1) +
-        " of it, so the events up to it came from another history (this ledger before it was "
-        "restored from an older backup, or another ledger). Check the events you hold against "
-        "this ledger's (their hashes tell which are its own) before going on from version " +
-        std::to_string(next) + " at most";
-    return InvalidField(fields.from, "beyond_head", std::move(message));
+    return BeyondHead(fields, from_version, next,
+                      *last == ledger::kNoStream
+                          ? stream + " (it has no events here)"
+                          : stream + "'s last version " + std::to_string(*last) + " + 1",
+                      "version");
   }
-  if (after_hash.empty()) return std::nullopt;
-  if (auto malformed = MalformedAfterHash(after_hash, from_version, 0, fields)) return malformed;
   auto before = ledger.ReadStream(stream, from_version - 1, 1);
   if (!before.ok()) return FromStatus(before.status());
   if (before->empty()) {
@@ -123,9 +133,10 @@ std::optional<ServiceError> CheckStreamResumePoint(const ledger::Ledger& ledger,
                      "version " + std::to_string(from_version - 1) + " of " + stream +
                          " is missing from the stream's index");
   }
-  if (before->front().hash == after_hash) return std::nullopt;
+  std::string& hash = before->front().hash;
+  if (after_hash.empty() || hash == after_hash) return std::move(hash);
   return Forked(fields, "version " + std::to_string(from_version - 1) + " of " + stream, after_hash,
-                ledger::ToHex(before->front().hash),
+                ledger::ToHex(hash),
                 "Find the last version whose hash agrees with this ledger's, drop what you hold "
                 "after it and go on from the one after it. The stream's last version is " +
                     std::to_string(*last));

@@ -105,7 +105,8 @@ capnp::Data::Reader AsData(std::string_view bytes) {
 }
 
 // The fields of a resume point as this protocol names them (protocol.capnp).
-const ResumeFields kResumeFields{"fromPosition", "afterHash"};
+const ResumeFields kLogResumeFields{"fromPosition", "afterHash"};
+const ResumeFields kStreamResumeFields{"fromVersion", "afterHash"};
 
 // The stored bytes of an envelope read in place. The ledger stores envelopes canonically
 // (ledger/FORMAT.md): one segment, the root pointer at word 0, the struct right after it and every
@@ -826,25 +827,17 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
                page_size(stream.getLimit()), approved_by);
   }
 
-  // The raw hash of the stored event at `position`.
-  ledger::Status HashAt(uint64_t position, std::string& hash) const {
-    auto event = service_.ledger().ReadOne(position);
-    if (!event.ok()) return event.status();
-    hash = std::move(event->hash);
-    return ledger::Status::Ok();
-  }
-
   void ReadLog(uint64_t id, uint64_t from_position, std::string_view after_hash, size_t limit,
                const std::string& approved_by) {
     const uint64_t from = std::max<uint64_t>(from_position, 1);
-    if (auto refused = CheckResumePoint(service_.ledger(), from, after_hash, kResumeFields)) {
+    auto resume = CheckResumePoint(service_.ledger(), from, after_hash, kLogResumeFields);
+    if (auto* refused = std::get_if<ServiceError>(&resume)) {
       SendError(id, FromServiceError(*refused));
       return;
     }
     uint64_t next = from;
     bool personal = false;
-    // The hash at next - 1: the client's, checked above, until an event is read.
-    std::string last_hash(after_hash);
+    std::string last_hash = std::get<std::string>(std::move(resume));  // at next - 1
     EventsFrame frame(limits_.frame_bytes_max, limit);
     kj::Array<capnp::word> fallback;
     ledger::Status status = service_.ledger().Scan(next, [&](const ledger::EventView& view) {
@@ -854,7 +847,6 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
       last_hash.assign(View(view.envelope().getHash()));
       return !frame.full();
     });
-    if (status.ok() && last_hash.empty() && next > 1) status = HashAt(next - 1, last_hash);
     if (!status.ok()) {
       SendError(id, FromServiceError(FromStatus(status)));
       return;
@@ -869,13 +861,14 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
 
   void ReadStream(uint64_t id, const std::string& stream, uint64_t from_version,
                   std::string_view after_hash, size_t limit, const std::string& approved_by) {
-    if (auto refused = CheckStreamResumePoint(service_.ledger(), stream, from_version, after_hash,
-                                              {"fromVersion", "afterHash"})) {
+    auto resume = CheckStreamResumePoint(service_.ledger(), stream, from_version, after_hash,
+                                         kStreamResumeFields);
+    if (auto* refused = std::get_if<ServiceError>(&resume)) {
       SendError(id, FromServiceError(*refused));
       return;
     }
     uint64_t next = from_version;
-    std::string last_hash(after_hash);  // of version next - 1, as for read.log
+    std::string last_hash = std::get<std::string>(std::move(resume));  // of version next - 1
     EventsFrame frame(limits_.frame_bytes_max, limit);
     kj::Array<capnp::word> fallback;
     // The stored envelopes as they are, like read.log (re-encoding them could drop a field).
@@ -886,11 +879,6 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
           last_hash.assign(View(view.envelope().getHash()));
           return true;
         });
-    if (status.ok() && last_hash.empty() && next > 0) {
-      auto before = service_.ledger().ReadStream(stream, next - 1, 1);
-      status = before.status();
-      if (before.ok() && !before->empty()) last_hash = std::move(before->front().hash);
-    }
     if (!status.ok()) {
       SendError(id, FromServiceError(FromStatus(status)));
       return;
@@ -958,12 +946,13 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     Subscription subscription;
     subscription.id = id;
     subscription.next = std::max<uint64_t>(request.getFromPosition(), 1);
-    if (auto refused = CheckResumePoint(service_.ledger(), subscription.next,
-                                        View(request.getAfterHash()), kResumeFields)) {
+    auto resume = CheckResumePoint(service_.ledger(), subscription.next,
+                                   View(request.getAfterHash()), kLogResumeFields);
+    if (auto* refused = std::get_if<ServiceError>(&resume)) {
       SendError(id, FromServiceError(*refused));
       return;
     }
-    subscription.last_hash = View(request.getAfterHash());
+    subscription.last_hash = std::get<std::string>(std::move(resume));
     subscription.credit = std::min(request.getCredit(), limits_.subscription_credit_max);
     subscription.stream_prefix = request.getStreamPrefix();
     if (subscription.stream_prefix.size() > ledger::kStreamIdBytesMax) {
@@ -1052,18 +1041,7 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     Reply reply(id);
     auto subscribed = reply.root.initSubscribed();
     subscribed.setHead(service_.ledger().Head());
-    // Its hash to resume with until a frame says otherwise: the client's, checked, or read here.
-    if (subscription.last_hash.empty() && subscription.next > 1) {
-      ledger::Status read = HashAt(subscription.next - 1, subscription.last_hash);
-      if (!read.ok()) {
-        // The subscription is counted and its cursor registered: end it as a failed scan would.
-        subscriptions_.emplace(id, std::move(subscription));
-        SendError(id, FromServiceError(FromStatus(read)));
-        EndSubscription(id);
-        return;
-      }
-    }
-    subscribed.setLastHash(AsData(subscription.last_hash));
+    subscribed.setLastHash(AsData(subscription.last_hash));  // to resume with until a frame
     subscriptions_.emplace(id, std::move(subscription));
     Send(std::move(reply.message));
     Pump(id);
@@ -1394,7 +1372,10 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     // and where to pick up.
     while (!subscriptions_.empty()) {
       const auto& [id, subscription] = *subscriptions_.begin();
-      const std::string from = std::to_string(subscription.next);
+      const std::string from = std::to_string(subscription.next) +
+                               (subscription.last_hash.empty()
+                                    ? std::string()
+                                    : " (afterHash " + ledger::ToHex(subscription.last_hash) + ")");
       switch (reason) {
         case kServerStopping:
           SendError(id, "shutdown",

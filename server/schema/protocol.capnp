@@ -12,7 +12,10 @@
 
 $import "/capnp/c++.capnp".namespace("gridledger::protocol");
 
-const protocolVersion :UInt32 = 1;
+const protocolVersion :UInt32 = 2;
+# 2: resume points carry hashes (Read afterHash, Subscribe afterHash, Events lastHash, Checkpoint
+# hash, Subscribed lastHash). A version 1 server ignores afterHash: clients must not rely on it.
+# Compatible both ways otherwise.
 
 # ---------------------------------------------------------------------------------------------
 # Client -> server

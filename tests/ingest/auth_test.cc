@@ -338,7 +338,7 @@ TEST(CheckAppendTest, UnknownTypeAndWrongStreamAreRefused) {
 // ---- Other access ----
 
 // The expected scope of each role for each Access, in enum order:
-// ReadLog, Subscribe, ReadApplication, ReadReports, Verify, Import, Backup, Admin.
+// ReadLog, Subscribe, ReadApplication, ReadReports, Verify, Digest, Import, Backup, Admin.
 // 'A' = any org (and all orgs), 'O' = own org only, 'T' = own org and the orgs below it,
 // '-' = never.
 struct AccessRow {
@@ -346,17 +346,18 @@ struct AccessRow {
   std::string_view scopes;
 };
 constexpr std::array<AccessRow, 7> kExpectedAccess = {{
-    {Role::kClerk, "--OO----"},
-    {Role::kInspector, "--OO----"},
-    {Role::kCallbackAgent, "--OO----"},
-    {Role::kDirector, "--TT-O--"},
-    {Role::kAuditor, "AAAAA---"},
-    {Role::kReader, "AA------"},
-    {Role::kAdmin, "----AAAA"},
+    {Role::kClerk, "--OO-----"},
+    {Role::kInspector, "--OO-----"},
+    {Role::kCallbackAgent, "--OO-----"},
+    {Role::kDirector, "--TT--O--"},
+    {Role::kAuditor, "AAAAAA---"},
+    {Role::kReader, "AA---A---"},
+    {Role::kAdmin, "----AAAAA"},
 }};
-constexpr std::array<Access, 8> kAllAccess = {
-    Access::kReadLog, Access::kSubscribe, Access::kReadApplication, Access::kReadReports,
-    Access::kVerify,  Access::kImport,    Access::kBackup,          Access::kAdmin};
+constexpr std::array<Access, 9> kAllAccess = {
+    Access::kReadLog,     Access::kSubscribe, Access::kReadApplication,
+    Access::kReadReports, Access::kVerify,    Access::kDigest,
+    Access::kImport,      Access::kBackup,    Access::kAdmin};
 
 TEST(CheckAccessTest, FollowsTheRoleMatrixForOwnOtherAndAllOrgs) {
   for (const AccessRow& row : kExpectedAccess) {

@@ -253,6 +253,7 @@ TEST(LedgerctlServerTest, SubscribeWithCheckpointsSaysWhereToResume) {
   // An empty hash (an unset shell variable, say) is refused, not taken for no check.
   auto [empty_status, empty] = resume("''");
   EXPECT_EQ(empty_status, 2) << empty;
+  EXPECT_NE(empty.find("--after-hash takes the 64 hex digits"), std::string::npos) << empty;
   // From the head + 1 nothing is examined, and the checkpoint still says the hash to resume with:
   // the same as a subscription from 1 ends with.
   const json to_head = json::parse(subscribe("--prefix survey/ --checkpoints").second);

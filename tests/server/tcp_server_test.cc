@@ -9,6 +9,7 @@
 // two threads, exercised through the client library over 127.0.0.1. Waits are on conditions with
 // deadlines, never sleeps.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1533,6 +1534,13 @@ TEST(TcpServerTest, ResumingAfterAnEventThisLedgerDoesNotHoldIsRefused) {
   ASSERT_TRUE(at_head.ok()) << at_head.error().ToString();
   EXPECT_TRUE(at_head->events.empty());
   EXPECT_EQ(at_head->last_hash, head_event->hash);
+  // Without a hash sent, the server says its own.
+  auto at_head_unchecked = reader_a->Read(head_event->position + 1);
+  ASSERT_TRUE(at_head_unchecked.ok()) << at_head_unchecked.error().ToString();
+  EXPECT_EQ(at_head_unchecked->last_hash, head_event->hash);
+  auto middle = reader_a->Read(3, 1);
+  ASSERT_TRUE(middle.ok()) << middle.error().ToString();
+  EXPECT_EQ(middle->last_hash, a.ledger().ReadOne(3)->hash);
 
   // The same resume point on B: position 3 is within B's head, but B's event 2 is not the one
   // read. Refused, and nothing recorded (the read is not answered).
@@ -1612,6 +1620,9 @@ TEST(TcpServerTest, ResumingAStreamAfterAnEventThisLedgerDoesNotHoldIsRefused) {
   ASSERT_TRUE(caught_up.ok()) << caught_up.error().ToString();
   EXPECT_TRUE(caught_up->events.empty());
   EXPECT_EQ(caught_up->last_hash, rest->events.front().hash);
+  auto caught_up_unchecked = auditor_a->ReadStream("app/KM-S", 2);
+  ASSERT_TRUE(caught_up_unchecked.ok()) << caught_up_unchecked.error().ToString();
+  EXPECT_EQ(caught_up_unchecked->last_hash, rest->events.front().hash);
 
   auto forked = auditor_b->ReadStream("app/KM-S", 1, 0, "", first->last_hash);
   ASSERT_FALSE(forked.ok());
@@ -1654,6 +1665,65 @@ TEST(TcpServerTest, ASubscriptionStartsWithTheHashBeforeIt) {
   auto from_one = reader->Subscribe(from_start);
   ASSERT_TRUE(from_one.ok()) << from_one.error().ToString();
   EXPECT_EQ((*from_one)->last_hash(), "");  // nothing comes before position 1
+}
+
+// A server of protocol 1 ignores afterHash: a client asked to have a hash checked does not send
+// the request to one, since the check would silently not be made.
+TEST(TcpServerTest, AHashIsNotSentToAServerThatWouldNotCheckIt) {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), length), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  std::atomic<int> requests_after_hello{0};
+  std::thread old_server([&] {
+    const int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return;
+    try {
+      capnp::StreamFdMessageReader hello(fd);
+      capnp::MallocMessageBuilder answer;
+      auto response = answer.initRoot<protocol::Response>();
+      response.setId(hello.getRoot<protocol::Request>().getId());
+      auto welcome = response.initWelcome();
+      welcome.setProtocolVersion(1);
+      welcome.setFrameBytesMax(1 << 20);
+      welcome.setCreditMax(1000);
+      capnp::writeMessageToFd(fd, answer);
+      // Whatever comes next (nothing, until the client closes) is counted.
+      while (true) {
+        capnp::StreamFdMessageReader next(fd);
+        ++requests_after_hello;
+      }
+    } catch (const kj::Exception&) {
+      // The client closed the connection.
+    }
+    ::close(fd);
+  });
+  {
+    auto client = Client::Connect("127.0.0.1", ntohs(address.sin_port), kReaderToken);
+    ASSERT_TRUE(client.ok()) << client.error().ToString();
+    EXPECT_EQ((*client)->welcome().protocol_version, 1u);
+    const std::string hash(ledger::kHashBytes, 'x');
+    auto read = (*client)->Read(2, 0, "", hash);
+    ASSERT_FALSE(read.ok());
+    EXPECT_EQ(read.error().code, "unsupported");
+    auto stream = (*client)->ReadStream("app/KM-1", 1, 0, "", hash);
+    ASSERT_FALSE(stream.ok());
+    EXPECT_EQ(stream.error().code, "unsupported");
+    client::SubscribeOptions options;
+    options.from_position = 2;
+    options.after_hash = hash;
+    auto subscription = (*client)->Subscribe(options);
+    ASSERT_FALSE(subscription.ok());
+    EXPECT_EQ(subscription.error().code, "unsupported");
+  }
+  old_server.join();
+  ::close(listener);
+  EXPECT_EQ(requests_after_hello.load(), 0);
 }
 
 TEST(TcpServerTest, CancelEndsTheSubscription) {

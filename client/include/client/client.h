@@ -40,7 +40,8 @@ namespace gridledger::client {
 // reconnect to the restarted one —, a storage failure: "io_error", "corruption", or "internal"
 // for an error the server could not name) or one
 // of the client's own: "io" (cannot connect, connection lost), "timeout", "protocol" (the server
-// sent something this client does not understand). After "io" and "protocol" errors, and
+// sent something this client does not understand), "unsupported" (an after_hash given to a server
+// too old to check it; nothing was sent). After "io" and "protocol" errors, and
 // "timeout" errors of writes, the connection is closed and every later call fails with "io".
 struct Error {
   std::string code;
@@ -313,6 +314,8 @@ class Client {
   template <typename Buffers>
   MaybeError Write(const Buffers& buffers);
   Error Broken(std::string code, std::string message);
+  // An "unsupported" error when `after_hash` is given and the server would not check it.
+  MaybeError RefuseUncheckedHash(const std::string& after_hash) const;
   // Moves a received events frame into `batch`; returns the frame's `next` (and its lastHash in
   // `last_hash`).
   static Result<uint64_t> TakeEvents(kj::Array<capnp::word> frame, EventBatch& batch,

@@ -44,7 +44,8 @@ enum class Access {
   kReadApplication,  // one application's state, evidence or events (personal data: the read is
                      // recorded)
   kReadReports,      // overdue lists and KPI tables
-  kVerify,           // verify, digest
+  kVerify,           // verify: recompute the chain (a long scan)
+  kDigest,           // digests (the hash at a position): no more than the log's readers see
   kImport,           // bulk import (each row is still checked as an append)
   kBackup,           // a copy of the whole ledger (POST /v1/backup)
   kAdmin,            // tokens, profiles, calendar

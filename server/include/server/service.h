@@ -60,8 +60,9 @@ struct ResumeFields {
   std::string from;
   std::string after_hash;
 };
-// nullopt when a read or subscription may start at position `from` of `ledger`; else a refusal
-// (400). No client of this ledger can have been given a position past head + 1 (rule
+// Whether a read or subscription may start at position `from` of `ledger`: the raw hash of the
+// event at from - 1 ("" when from is 1), the hash to resume with until an event is sent; else a
+// refusal (400). No client of this ledger can have been given a position past head + 1 (rule
 // beyond_head): such a position comes from another history — the same ledger before it was
 // restored from an older backup, say — and answered, the client would go on at positions this
 // ledger fills with other events, its copy forked without a word. A position at most head + 1
@@ -69,16 +70,17 @@ struct ResumeFields {
 // hash of the event at from - 1 as the client holds it ("" = not given), tells, and when this
 // ledger's event there has another hash the start is refused too (rule forked). A hash that is
 // not 32 bytes, or one given with from 1 (nothing comes before it), is refused as bad_value.
-std::optional<ServiceError> CheckResumePoint(const ledger::Ledger& ledger, uint64_t from,
-                                             std::string_view after_hash,
-                                             const ResumeFields& fields);
-// The same for a read of `stream` from version `from_version`: past the stream's last version + 1
-// (or past 0 for a stream with no events) is refused (beyond_head), and `after_hash` is checked
-// against the event at version from_version - 1 (forked; bad_value with from_version 0).
-std::optional<ServiceError> CheckStreamResumePoint(const ledger::Ledger& ledger,
-                                                   const std::string& stream, uint64_t from_version,
-                                                   std::string_view after_hash,
-                                                   const ResumeFields& fields);
+std::variant<std::string, ServiceError> CheckResumePoint(const ledger::Ledger& ledger,
+                                                         uint64_t from, std::string_view after_hash,
+                                                         const ResumeFields& fields);
+// The same for a read of `stream` from version `from_version`, by the event at version
+// from_version - 1: past the stream's last version + 1 (past 0 for a stream with no events) is
+// refused (beyond_head); bad_value for a hash with from_version 0.
+std::variant<std::string, ServiceError> CheckStreamResumePoint(const ledger::Ledger& ledger,
+                                                               const std::string& stream,
+                                                               uint64_t from_version,
+                                                               std::string_view after_hash,
+                                                               const ResumeFields& fields);
 // A 503 / busy refusal by the limit of server/limits.h named `limit` (the body's "limit").
 ServiceError BusyLimit(std::string limit, std::string message);
 ServiceError FromStatus(const ledger::Status& status);
