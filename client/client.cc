@@ -29,6 +29,9 @@ constexpr size_t kFrameSegmentsMax = 512;
 using protocol::FramePrefix;
 
 std::string Text(capnp::Text::Reader text) { return {text.begin(), text.size()}; }
+std::string Bytes(capnp::Data::Reader data) {
+  return {reinterpret_cast<const char*>(data.begin()), data.size()};
+}
 
 Error FromWire(protocol::Error::Reader error) {
   Error result{Text(error.getCode()),  Text(error.getMessage()),
@@ -557,8 +560,7 @@ Result<uint64_t> Client::TakeEvents(kj::Array<capnp::word> frame, EventBatch& ba
         for (capnp::Data::Reader data : events.getEnvelopes()) {
           batch.envelopes_.emplace_back(reinterpret_cast<const char*>(data.begin()), data.size());
         }
-        capnp::Data::Reader hash = events.getLastHash();
-        last_hash.assign(reinterpret_cast<const char*>(hash.begin()), hash.size());
+        last_hash = Bytes(events.getLastHash());
         return events.getNext();
       });
   batch.frame_ = kj::mv(frame);  // the heap array does not move: the views stay valid
@@ -663,8 +665,7 @@ Result<std::unique_ptr<Subscription>> Client::Subscribe(SubscribeOptions options
       *frame, [&last_hash](protocol::Response::Reader response) -> Result<uint64_t> {
         if (auto refused = Refusal(response)) return *refused;
         if (!response.isSubscribed()) return ProtocolError("subscribe was not answered");
-        capnp::Data::Reader hash = response.getSubscribed().getLastHash();
-        last_hash.assign(reinterpret_cast<const char*>(hash.begin()), hash.size());
+        last_hash = Bytes(response.getSubscribed().getLastHash());
         return response.getSubscribed().getHead();
       });
   if (!head.ok()) {
@@ -723,8 +724,7 @@ Result<SubscriptionFrame> Subscription::Next(std::optional<std::chrono::millisec
   Result<std::optional<uint64_t>> checkpoint = WithResponse<std::optional<uint64_t>>(
       *frame, [&result](protocol::Response::Reader response) -> Result<std::optional<uint64_t>> {
         if (!response.isCheckpoint()) return std::optional<uint64_t>();
-        capnp::Data::Reader hash = response.getCheckpoint().getHash();
-        result.last_hash.assign(reinterpret_cast<const char*>(hash.begin()), hash.size());
+        result.last_hash = Bytes(response.getCheckpoint().getHash());
         return std::optional(response.getCheckpoint().getPosition());
       });
   if (!checkpoint.ok()) return checkpoint.error();

@@ -185,9 +185,8 @@ AppliedCorrections ApplyCorrections(const std::vector<CorrectableEvent>& events)
       result.refused[event.position] = CorrectionTargetBreach(request->corrects_position);
       continue;
     }
-    if (const RecordingRule* rule = RecordingRuleOf(target->type);
-        !event.actor_role.empty() && rule != nullptr &&
-        !RoleRecords(event.actor_role, target->type)) {
+    if (!MayCorrect(event.actor_role, target->type)) {
+      const RecordingRule* rule = RecordingRuleOf(target->type);  // there is one: refused by it
       result.refused[event.position] =
           Breach("correction_role", "a " + std::string(event.actor_role) + " may not correct the " +
                                         std::string(target->type) + " at position " +

@@ -89,4 +89,9 @@ bool RoleRecords(std::string_view role, std::string_view type) {
   return rule != nullptr && (rule->roles & RoleBit(role)) != 0;
 }
 
+bool MayCorrect(std::string_view role, std::string_view type) {
+  const RecordingRule* rule = RecordingRuleOf(type);
+  return role.empty() || rule == nullptr || (rule->roles & RoleBit(role)) != 0;
+}
+
 }  // namespace gridledger::domain

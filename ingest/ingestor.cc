@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "domain/correction.h"
+#include "domain/roles.h"
 #include "projections/application.h"
 
 namespace gridledger::ingest {
@@ -173,8 +174,8 @@ IngestAnswer Ingestor::Append(domain::ClientEvent event, const Principal* princi
 IngestAnswer Ingestor::AppendAsItsActor(domain::ClientEvent event) {
   const std::optional<Role> role = ParseRole(event.actor.role);
   if (!role) {
-    return Forbidden("actor role " + event.actor.role + " is not a role of domain.md (" +
-                     "clerk, inspector, callback_agent, director, auditor, reader or admin)");
+    return Forbidden("actor role " + event.actor.role + " is not a role of domain.md (they are " +
+                     domain::RoleList(domain::kAllRoles) + ")");
   }
   const Principal actor{event.actor.id, *role, event.actor.org};
   return Append(std::move(event), &actor);

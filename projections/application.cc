@@ -688,9 +688,7 @@ CorrectionCheck CheckCorrection(
   if (target->stream != record.stream) return CorrectionCheck::kNotItsEvent;
   if (target->type == "Corrected") return CorrectionCheck::kUnknown;
   // Refused by ApplyCorrections (correction_role), which the full fold runs.
-  if (!record.actor_role.empty() && !domain::RoleRecords(record.actor_role, target->type)) {
-    return CorrectionCheck::kUnknown;
-  }
+  if (!domain::MayCorrect(record.actor_role, target->type)) return CorrectionCheck::kUnknown;
   domain::CorrectedValues current{target->payload, target->occurred_at_us};
   for (const CorrectionRecord& earlier : app.corrections) {
     if (earlier.corrects_position != target->position) continue;

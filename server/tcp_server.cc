@@ -1133,15 +1133,12 @@ class TcpSession : public std::enable_shared_from_this<TcpSession> {
     kj::Array<capnp::word> fallback;
     ledger::Status status =
         service_.ledger().Scan(subscription.next, [&](const ledger::EventView& view) {
-          if (Matches(subscription, view)) {
-            if (!frame.Add(StoredEnvelopeWords(view.envelope(), fallback))) return false;
-            examined = view.position();
-            subscription.last_hash.assign(View(view.envelope().getHash()));
-            return !frame.full();
-          }
+          const bool matched = Matches(subscription, view);
+          if (matched && !frame.Add(StoredEnvelopeWords(view.envelope(), fallback))) return false;
           examined = view.position();
           subscription.last_hash.assign(View(view.envelope().getHash()));
-          return ++subscription.skipped < limits_.subscription_checkpoint_every;
+          return matched ? !frame.full()
+                         : ++subscription.skipped < limits_.subscription_checkpoint_every;
         });
     if (!status.ok()) {
       SendError(id, FromServiceError(FromStatus(status)));

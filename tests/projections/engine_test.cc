@@ -344,9 +344,6 @@ TEST(EngineTest, UnfinishedRebuildIsReportedUntilItEnds) {
   EXPECT_TRUE(after.Application("app/XS-2026-000121").value().has_value());
 }
 
-// States folded by another version of the folds (here: stored before fold versions existed, so no
-// fold_version key) are not caught up on — two rule sets would mix — until a rebuild, which
-// stamps them with this version.
 // Appends one event of the contract's JSON straight to the ledger (no front door judges it).
 void AppendLine(ledger::Ledger& ledger, const std::string& line) {
   auto decoded = domain::DecodeClientEvent(line);
@@ -453,6 +450,9 @@ TEST(EngineTest, ACorrectionByARoleThatMayNotRecordItsTargetIsRefusedByTheFold) 
   ExpectRebuildStoresTheSame(engine, *ledger);
 }
 
+// States folded by another version of the folds (here: stored before fold versions existed, so no
+// fold_version key) are not caught up on — two rule sets would mix — until a rebuild, which
+// stamps them with this version.
 TEST(EngineTest, StatesOfAnotherFoldVersionNeedARebuild) {
   testing::TempDir dir;
   auto ledger = std::move(ledger::Ledger::Open(dir.str(), LedgerOptions())).value();

@@ -17,6 +17,7 @@ namespace gridledger::domain {
 inline constexpr std::array<std::string_view, 7> kRoleNames = {
     "clerk", "inspector", "callback_agent", "director", "auditor", "reader", "admin"};
 using RoleBits = uint8_t;
+inline constexpr RoleBits kAllRoles = (1u << kRoleNames.size()) - 1;
 // The bit of `role`; 0 for a name that is not a role.
 RoleBits RoleBit(std::string_view role);
 // "inspector and director", "clerk, inspector and director"; "no role" for 0.
@@ -32,5 +33,8 @@ struct RecordingRule {
 const RecordingRule* RecordingRuleOf(std::string_view type);
 // Whether `role` may record events of `type` by its rule (false without one).
 bool RoleRecords(std::string_view role, std::string_view type);
+// Whether `role` may correct an event of `type` (domain/correction.h, rule correction_role): it
+// records that type, or the type has no rule, or the role is not known ("": not judged).
+bool MayCorrect(std::string_view role, std::string_view type);
 
 }  // namespace gridledger::domain
